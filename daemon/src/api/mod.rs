@@ -1,0 +1,292 @@
+//! The local API: HTTPS and WSS on one port, on loopback addresses only.
+//!
+//! Every request passes the `Host` check (DNS rebinding); `/ws` also needs an allowed `Origin`.
+//! A plain-HTTP request on the same port gets only `/ping`, which lets the shim tell "daemon
+//! running but certificate not trusted" apart from "daemon not running".
+
+mod assets;
+mod request;
+mod rate;
+mod session;
+
+pub use request::percent_decode;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::origins::{Origin, OriginPolicy, Verdict};
+use crate::phone::driver::{PhoneHandle, Resume};
+use request::{HeadError, RequestHead, read_head};
+
+/// A page cannot hold more connections than this open at once (each tab needs one).
+const MAX_CONNECTIONS: usize = 256;
+/// Time allowed for the TLS handshake plus the request head.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS records start with this byte (handshake content type).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub actions_per_second: u32,
+    pub action_burst: u32,
+}
+
+/// Everything a connection needs; shared read-only by all of them.
+pub struct ApiContext {
+    pub phone: PhoneHandle,
+    pub policy: OriginPolicy,
+    pub port: u16,
+    pub limits: Limits,
+    pub tls: TlsAcceptor,
+}
+
+pub struct Listeners {
+    pub port: u16,
+    listeners: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `127.0.0.1:port` and `[::1]:port` (the same port; 0 picks a free one). A machine
+    /// without IPv6 loopback gets a warning and IPv4 only.
+    pub async fn bind(port: u16) -> std::io::Result<Self> {
+        let v4 = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+        let port = v4.local_addr()?.port();
+        let mut listeners = vec![v4];
+        match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
+            Ok(v6) => listeners.push(v6),
+            Err(e) => tracing::warn!("not listening on [::1]:{port}: {e}"),
+        }
+        Ok(Self { port, listeners })
+    }
+
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+}
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners.listeners {
+        let context = Arc::clone(&context);
+        let permits = Arc::clone(&permits);
+        accepting.spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    tracing::warn!(%peer, "too many connections; refusing one");
+                    continue;
+                };
+                let context = Arc::clone(&context);
+                tokio::spawn(async move {
+                    handle_connection(stream, context).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+    while accepting.join_next().await.is_some() {}
+}
+
+async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
+    let _ = stream.set_nodelay(true);
+    let mut first = [0u8; 1];
+    let is_tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+        _ => return,
+    };
+    if !is_tls {
+        serve_plain_http(stream, context.port).await;
+        return;
+    }
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, context.tls.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let head = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut tls)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(e @ (HeadError::Malformed(_) | HeadError::TooLarge))) => {
+            let _ = Response::from(e).write_to(&mut tls, false).await;
+            return;
+        }
+        _ => return,
+    };
+    if let Err(e) = route(tls, head, &context).await {
+        tracing::debug!("request failed: {e}");
+    }
+}
+
+/// Plain HTTP answers nothing but `/ping`, and only for a local `Host`.
+async fn serve_plain_http(mut stream: TcpStream, port: u16) {
+    let Ok(Ok(head)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut stream)).await else {
+        return;
+    };
+    let response = if !head.host_is_local(port) {
+        Response::text(403, "Host must be localhost, 127.0.0.1 or [::1] with this port")
+    } else if head.path == "/ping" {
+        Response::empty(204).cors_any()
+    } else {
+        Response::text(400, "use https:// on this port")
+    };
+    let _ = response.write_to(&mut stream, head.method == "HEAD").await;
+}
+
+async fn route<S>(mut stream: S, head: RequestHead, context: &ApiContext) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let head_only = head.method == "HEAD";
+    let response = if !head.host_is_local(context.port) {
+        tracing::warn!(host = head.header("host").unwrap_or(""), "refused a request with a foreign Host");
+        Response::text(403, "Host must be localhost, 127.0.0.1 or [::1] with this port")
+    } else if head.method == "OPTIONS" {
+        // Preflight for the shim's cross-origin GETs (Private Network Access asks for it).
+        Response::empty(204).cors_any().header("Access-Control-Allow-Private-Network", "true")
+    } else if head.method != "GET" && !head_only {
+        Response::text(405, "only GET is served here")
+    } else if head.path == "/ws" {
+        return session::upgrade(stream, head, context).await;
+    } else {
+        static_response(&head, context)
+    };
+    response.write_to(&mut stream, head_only).await
+}
+
+fn static_response(head: &RequestHead, context: &ApiContext) -> Response {
+    const JS: &str = "text/javascript; charset=utf-8";
+    const HTML: &str = "text/html; charset=utf-8";
+    match head.path.as_str() {
+        "/" => Response::empty(302).header("Location", "/demo"),
+        "/shim.js" => Response::body(200, JS, assets::SHIM_JS.as_bytes().to_vec()).cors_any(),
+        "/shim.mjs" => Response::body(200, JS, assets::shim_module().into_bytes()).cors_any(),
+        "/shim.d.ts" => Response::body(200, "text/plain; charset=utf-8", assets::SHIM_DTS.as_bytes().to_vec()).cors_any(),
+        "/bridge.js" => Response::body(200, JS, assets::BRIDGE_JS.as_bytes().to_vec()),
+        "/bridge.html" => Response::body(200, HTML, assets::BRIDGE_HTML.as_bytes().to_vec())
+            .header("Content-Security-Policy", &page_csp(context.port, "'self'")),
+        "/demo" => Response::body(200, HTML, assets::DEMO_HTML.as_bytes().to_vec())
+            .header("Content-Security-Policy", &page_csp(context.port, "'self' 'unsafe-inline'"))
+            .header("X-Frame-Options", "DENY"),
+        "/origin" => origin_status(head, context),
+        "/ping" => Response::empty(204).cors_any(),
+        _ => Response::text(404, "not found"),
+    }
+}
+
+/// Tells a page whether its own origin may connect, so the shim can explain a refusal.
+/// Only the asking origin's status is revealed, never the lists.
+fn origin_status(head: &RequestHead, context: &ApiContext) -> Response {
+    let Some(raw) = head.header("origin") else {
+        return Response::text(400, "send an Origin header");
+    };
+    let verdict = match Origin::parse(raw) {
+        Ok(origin) => match context.policy.check(&origin) {
+            Verdict::Allowed => "allowed",
+            Verdict::Pending => "pending",
+            Verdict::Denied => "denied",
+        },
+        Err(_) => "invalid",
+    };
+    let body = serde_json::json!({ "origin": raw, "status": verdict }).to_string();
+    Response::body(200, "application/json", body.into_bytes())
+        .header("Access-Control-Allow-Origin", raw)
+        .header("Vary", "Origin")
+}
+
+fn page_csp(port: u16, scripts: &str) -> String {
+    format!(
+        "default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; \
+         connect-src 'self' wss://localhost:{port} wss://127.0.0.1:{port} wss://[::1]:{port}; \
+         img-src 'self' data:; base-uri 'none'; form-action 'none'"
+    )
+}
+
+/// A complete HTTP/1.1 response; every connection closes after one.
+pub(crate) struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn body(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Self { status, headers: vec![("Content-Type".into(), content_type.into())], body }
+    }
+    pub(crate) fn text(status: u16, text: &str) -> Self {
+        Self::body(status, "text/plain; charset=utf-8", format!("{text}\n").into_bytes())
+    }
+    fn empty(status: u16) -> Self {
+        Self { status, headers: Vec::new(), body: Vec::new() }
+    }
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Public, secret-free resources (the shim, its types, `/ping`) may be read from any page.
+    fn cors_any(self) -> Self {
+        self.header("Access-Control-Allow-Origin", "*")
+    }
+
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W, head_only: bool) -> std::io::Result<()> {
+        let reason = match self.status {
+            200 => "OK",
+            204 => "No Content",
+            302 => "Found",
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            426 => "Upgrade Required",
+            431 => "Request Header Fields Too Large",
+            _ => "Error",
+        };
+        let mut text = format!("HTTP/1.1 {} {reason}\r\n", self.status);
+        for (name, value) in &self.headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str(&format!(
+            "Content-Length: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+             Referrer-Policy: no-referrer\r\nConnection: close\r\n\r\n",
+            self.body.len()
+        ));
+        out.write_all(text.as_bytes()).await?;
+        if !head_only {
+            out.write_all(&self.body).await?;
+        }
+        out.flush().await?;
+        out.shutdown().await
+    }
+}
+
+impl From<HeadError> for Response {
+    fn from(e: HeadError) -> Self {
+        match e {
+            HeadError::TooLarge => Response::text(431, "request head too large"),
+            other => Response::text(400, &other.to_string()),
+        }
+    }
+}
+
+/// Parses `?since=SEQ&instance=ID` into a resume request.
+fn resume_from(head: &RequestHead) -> Option<Resume> {
+    let since = head.query.get("since")?.parse().ok()?;
+    let instance = head.query.get("instance").cloned().unwrap_or_default();
+    Some(Resume { instance, since })
+}

@@ -1,0 +1,176 @@
+use std::path::PathBuf;
+
+use super::{CertsCommand, Command, ConfigCommand, OriginsCommand, RunArgs};
+use crate::certs::{self, CertPaths, trust};
+use crate::config::{self, ConfigError, Sources};
+use crate::origins::{ApprovalStore, StoreError};
+use crate::run::{DaemonInfo, RunError, RunOptions};
+
+/// Every way a command can fail, wrapped once for `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Certs(#[from] certs::CertError),
+    #[error(transparent)]
+    Trust(#[from] trust::TrustError),
+    #[error(transparent)]
+    Origins(#[from] StoreError),
+    #[error("{0}")]
+    Status(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::Origins(StoreError::BadOrigin(..)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
+    match command {
+        Command::Run(args) => run(args, data_dir),
+        Command::Certs { command } => certs_command(command, &data_dir),
+        Command::Origins { command } => origins_command(command, &data_dir),
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            config::parse_file(&file)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Config { command: ConfigCommand::Show { config } } => {
+            let (config, used) = config::load(&Sources::standard(config))?;
+            for path in used {
+                println!("# from {}", path.display());
+            }
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::Status => status(&data_dir),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(CliError::Runtime)
+}
+
+fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
+    let mut sources = Sources::standard(args.config);
+    let mut api = toml::Table::new();
+    if let Some(port) = args.port {
+        api.insert("port".into(), toml::Value::Integer(i64::from(port)));
+    }
+    if !args.allow_origins.is_empty() {
+        let origins = args.allow_origins.into_iter().map(toml::Value::String).collect();
+        api.insert("allowed_origins".into(), toml::Value::Array(origins));
+    }
+    if !api.is_empty() {
+        sources.overrides.insert("api".into(), toml::Value::Table(api));
+    }
+    if let Some(level) = args.log_level {
+        let mut log = toml::Table::new();
+        log.insert("level".into(), toml::Value::String(level));
+        sources.overrides.insert("log".into(), toml::Value::Table(log));
+    }
+    let (config, used) = config::load(&sources)?;
+    let level = if config.log.debug_console { "debug".to_owned() } else { config.log.level.clone() };
+    crate::logging::init(&level, Some(&data_dir.join("logs")));
+    for path in &used {
+        tracing::info!("config: {}", path.display());
+    }
+    let options = RunOptions { config, data_dir, headless: args.headless };
+    runtime()?.block_on(crate::run::run(options))?;
+    Ok(())
+}
+
+fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<(), CliError> {
+    let paths = CertPaths::in_data_dir(data_dir);
+    match command {
+        CertsCommand::Show => {
+            let certs = certs::ensure(&paths)?;
+            println!("CA certificate: {}", paths.ca.display());
+            println!("SHA-256:        {}", certs.ca_sha256());
+            if let Some(about) = std::fs::read_to_string(&paths.about).ok().and_then(|t| serde_json::from_str::<certs::About>(&t).ok()) {
+                let until = time::OffsetDateTime::from_unix_timestamp(about.leaf_not_after_unix).map(|t| t.date().to_string()).unwrap_or_default();
+                println!("Valid until:    {until} (localhost certificate)");
+            }
+            println!("Names allowed:  localhost, 127.0.0.1, ::1 (X.509 name constraints); the CA key was discarded");
+            Ok(())
+        }
+        CertsCommand::Install { system } => {
+            let certs = certs::ensure(&paths)?;
+            let report = trust::install(&certs.paths.ca, system)?;
+            print_report("trusted in", &report);
+            Ok(())
+        }
+        CertsCommand::Uninstall { system } => {
+            let report = trust::uninstall(system)?;
+            print_report("removed from", &report);
+            Ok(())
+        }
+        CertsCommand::Renew => {
+            certs::generate(&paths)?;
+            println!("new CA at {}; restart the daemon and run `softphone-bridge certs install`", paths.ca.display());
+            Ok(())
+        }
+    }
+}
+
+fn print_report(verb: &str, report: &trust::Report) {
+    for store in &report.done {
+        println!("{verb}: {store}");
+    }
+    for store in &report.skipped {
+        println!("skipped: {store}");
+    }
+}
+
+fn origins_command(command: OriginsCommand, data_dir: &std::path::Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Write { path: data_dir.to_owned(), source })?;
+    let mut store = ApprovalStore::open(&data_dir.join("origins.json"))?;
+    match command {
+        OriginsCommand::List => {
+            let origins = store.origins();
+            for (label, list) in [("approved", &origins.approved), ("denied", &origins.denied), ("pending", &origins.pending)] {
+                for origin in list {
+                    println!("{label}\t{origin}");
+                }
+            }
+        }
+        OriginsCommand::Approve { origin } => println!("approved {}", store.approve(&origin)?),
+        OriginsCommand::Deny { origin } => println!("denied {}", store.deny(&origin)?),
+        OriginsCommand::Forget { origin } => println!("forgot {}", store.forget(&origin)?),
+    }
+    Ok(())
+}
+
+fn status(data_dir: &std::path::Path) -> Result<(), CliError> {
+    use futures_util::StreamExt;
+    let Some(info) = DaemonInfo::read(data_dir) else {
+        return Err(CliError::Status(format!("not running (no {})", DaemonInfo::path(data_dir).display())));
+    };
+    let certs = certs::load(&CertPaths::in_data_dir(data_dir))?;
+    let origin = format!("https://localhost:{}", info.port);
+    let target = crate::client::Target::new(info.port, Some(&origin));
+    let hello = runtime()?.block_on(async {
+        let mut ws = crate::client::connect(&target, &certs.ca).await.map_err(|e| CliError::Status(format!("daemon pid {} not reachable: {e}", info.pid)))?;
+        match ws.next().await {
+            Some(Ok(frame)) => Ok(frame.into_text().map(|t| t.to_string()).unwrap_or_default()),
+            _ => Err(CliError::Status("no hello from the daemon".into())),
+        }
+    })?;
+    println!("running: pid {}, wss://localhost:{}/ws", info.pid, info.port);
+    let value: serde_json::Value = serde_json::from_str(&hello).unwrap_or_default();
+    let state = &value["payload"]["state"];
+    println!("line:     {}", state["line"]["state"].as_str().unwrap_or("?"));
+    println!("presence: {}", state["presence"]["name"].as_str().unwrap_or("?"));
+    println!("calls:    {}", state["calls"].as_array().map_or(0, Vec::len));
+    Ok(())
+}

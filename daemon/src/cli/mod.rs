@@ -1,0 +1,122 @@
+//! Command-line surface: parses arguments, loads config, runs one command, maps the outcome to
+//! an exit code (0 success, 1 failure at run time, 2 bad usage or bad config).
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "softphone-bridge", version, about = "The agent's phone line, driven by CRM pages over a secure localhost WebSocket")]
+pub struct Cli {
+    /// Where certificates, approvals, state and logs live (default: the per-user data folder).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (tray icon unless --headless).
+    Run(RunArgs),
+    /// Manage the local certificate authority and browser trust.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// List, approve or deny web origins that asked to use the phone.
+    Origins {
+        #[command(subcommand)]
+        command: OriginsCommand,
+    },
+    /// Check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Show whether the daemon runs, and its state.
+    Status,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// An extra config file, applied over the system-wide and per-user files.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run without a tray icon.
+    #[arg(long)]
+    pub headless: bool,
+    /// Port for https/wss on localhost (0 picks a free one; see DATA_DIR/daemon.json).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Allow an origin without approval (repeatable), e.g. https://crm.example.com.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+    /// Log level or filter (error, warn, info, debug, trace).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Print the CA's path, fingerprint and validity.
+    Show,
+    /// Trust the local CA in this user's browsers (and, with --system, the system store).
+    Install {
+        #[arg(long)]
+        system: bool,
+    },
+    /// Remove the local CA from the stores `install` wrote to.
+    Uninstall {
+        #[arg(long)]
+        system: bool,
+    },
+    /// Make a new CA and certificate (then run `certs install` again).
+    Renew,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OriginsCommand {
+    /// Show approved, denied and pending origins.
+    List,
+    Approve { origin: String },
+    Deny { origin: String },
+    /// Forget an origin: it will be pending again on its next attempt.
+    Forget { origin: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse FILE strictly and report the first problem.
+    Check { file: PathBuf },
+    /// Print the merged configuration the daemon would use (secrets redacted).
+    Show {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let data_dir = match cli.data_dir.clone().or_else(default_data_dir) {
+        Some(dir) => dir,
+        None => {
+            eprintln!("error: no home directory; pass --data-dir DIR");
+            return ExitCode::from(2);
+        }
+    };
+    match commands::dispatch(cli.command, data_dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "softphone-bridge").map(|d| d.data_dir().to_owned())
+}

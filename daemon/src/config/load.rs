@@ -1,0 +1,192 @@
+//! Reading and layering config files, with errors that name the file, the key and what was
+//! expected there.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::Config;
+use crate::origins::Origin;
+
+/// Environment variables that move the IT-wide and per-user files (tests and packagers use
+/// them; an empty value means "no such file").
+pub const SYSTEM_CONFIG_ENV: &str = "SOFTPHONE_BRIDGE_SYSTEM_CONFIG";
+pub const USER_CONFIG_ENV: &str = "SOFTPHONE_BRIDGE_USER_CONFIG";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}:{line}:{column}: key `{key}`: {message}")]
+    Key { path: PathBuf, key: String, line: usize, column: usize, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// The files (and flag overrides) a configuration is built from, lowest precedence first.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// IT's machine-wide file; skipped when missing.
+    pub system: Option<PathBuf>,
+    /// The agent's own file; skipped when missing.
+    pub user: Option<PathBuf>,
+    /// `--config FILE`; must exist.
+    pub explicit: Option<PathBuf>,
+    /// Values from command-line flags, as a TOML table (e.g. `api.port`).
+    pub overrides: toml::Table,
+}
+
+impl Sources {
+    /// The standard locations for this OS, with `explicit` from `--config`.
+    pub fn standard(explicit: Option<PathBuf>) -> Self {
+        Self {
+            system: from_env_or(SYSTEM_CONFIG_ENV, system_config_path()),
+            user: from_env_or(USER_CONFIG_ENV, user_config_path()),
+            explicit,
+            overrides: toml::Table::new(),
+        }
+    }
+}
+
+fn from_env_or(var: &str, default: Option<PathBuf>) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => default,
+    }
+}
+
+fn system_config_path() -> Option<PathBuf> {
+    if cfg!(target_os = "windows") {
+        let base = std::env::var_os("ProgramData")?;
+        Some(Path::new(&base).join("softphone-bridge").join("config.toml"))
+    } else if cfg!(target_os = "macos") {
+        Some(PathBuf::from("/Library/Application Support/softphone-bridge/config.toml"))
+    } else {
+        Some(PathBuf::from("/etc/softphone-bridge/config.toml"))
+    }
+}
+
+fn user_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "softphone-bridge")
+        .map(|dirs| dirs.config_dir().join("config.toml"))
+}
+
+/// Loads and merges every source; returns the config and the files that were read.
+pub fn load(sources: &Sources) -> Result<(Config, Vec<PathBuf>), ConfigError> {
+    let mut merged = toml::Table::new();
+    let mut used = Vec::new();
+    let optional = [&sources.system, &sources.user];
+    for path in optional.into_iter().flatten() {
+        if path.exists() {
+            merge(&mut merged, parse_file(path)?.1);
+            used.push(path.clone());
+        }
+    }
+    if let Some(path) = &sources.explicit {
+        merge(&mut merged, parse_file(path)?.1);
+        used.push(path.clone());
+    }
+    merge(&mut merged, sources.overrides.clone());
+    let config = Config::deserialize(merged).map_err(|e| ConfigError::Invalid {
+        key: "(command-line flags)".into(),
+        message: e.message().to_owned(),
+    })?;
+    validate(&config)?;
+    Ok((config, used))
+}
+
+/// Parses one file strictly (unknown keys and wrong types are errors) and also returns its raw
+/// table for layering. This is what `softphone-bridge config check FILE` runs.
+pub fn parse_file(path: &Path) -> Result<(Config, toml::Table), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse_str(path, &text)
+}
+
+fn parse_str(path: &Path, text: &str) -> Result<(Config, toml::Table), ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let (line, column) = position(text, e.span());
+        ConfigError::Syntax { path: path.to_owned(), line, column, message: e.message().to_owned() }
+    })?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        let (line, column) = position(text, e.span());
+        ConfigError::Syntax { path: path.to_owned(), line, column, message: e.message().to_owned() }
+    })?;
+    let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = position(text, inner.span());
+        ConfigError::Key { path: path.to_owned(), key, line, column, message: inner.message().to_owned() }
+    })?;
+    validate(&config)?;
+    Ok((config, table))
+}
+
+/// 1-based line and column of a byte span's start.
+fn position(text: &str, span: Option<std::ops::Range<usize>>) -> (usize, usize) {
+    let Some(span) = span else { return (0, 0) };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Tables merge key by key; any other value (arrays included) is replaced by the later layer.
+fn merge(base: &mut toml::Table, layer: toml::Table) {
+    for (key, value) in layer {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
+                merge(existing, incoming)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Checks that need more than types: origins parse, statuses are unique, references resolve.
+fn validate(config: &Config) -> Result<(), ConfigError> {
+    for (i, origin) in config.api.allowed_origins.iter().enumerate() {
+        Origin::parse(origin).map_err(|e| ConfigError::Invalid {
+            key: format!("api.allowed_origins[{i}]"),
+            message: format!("{origin:?}: {e}"),
+        })?;
+    }
+    if config.api.actions_per_second == 0 {
+        return Err(ConfigError::Invalid {
+            key: "api.actions_per_second".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, status) in config.presence.status.iter().enumerate() {
+        if status.softphone_id.trim().is_empty() || status.name.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: format!("presence.status[{i}]"),
+                message: "softphoneId and name must not be empty".into(),
+            });
+        }
+        if !seen.insert(status.softphone_id.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: format!("presence.status[{i}].softphoneId"),
+                message: format!("duplicate softphoneId {:?}", status.softphone_id),
+            });
+        }
+    }
+    if let Some(initial) = &config.presence.initial {
+        if !config.statuses().iter().any(|s| &s.softphone_id == initial) {
+            return Err(ConfigError::Invalid {
+                key: "presence.initial".into(),
+                message: format!("{initial:?} is not a configured status"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! Configuration: TOML, layered from the IT-wide file to the per-user file to `--config FILE`
+//! to command-line flags (later wins). See `docs/deploy.md` for every key.
+
+mod load;
+mod secret;
+
+pub use load::{ConfigError, Sources, load, parse_file};
+pub use secret::Secret;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::protocol::PresenceStatus;
+
+/// The port pages connect to unless IT picks another.
+pub const DEFAULT_PORT: u16 = 48443;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub account: Option<AccountConfig>,
+    pub audio: AudioConfig,
+    pub media: MediaConfig,
+    pub log: LogConfig,
+    pub presence: PresenceConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// 0 picks a free port; the daemon writes the one it got to `DATA_DIR/daemon.json`.
+    pub port: u16,
+    /// Origins (`scheme://host[:port]`) allowed without the agent's approval.
+    pub allowed_origins: Vec<String>,
+    /// Sustained actions per second allowed on one connection.
+    pub actions_per_second: u32,
+    /// Actions a connection may send in a burst before the rate applies.
+    pub action_burst: u32,
+    /// Events kept for `?since=` resumption.
+    pub replay_events: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            port: DEFAULT_PORT,
+            allowed_origins: Vec::new(),
+            actions_per_second: 20,
+            action_burst: 40,
+            replay_events: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+/// The agent's line, in the seed platform's provisioning names.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountConfig {
+    pub server: String,
+    pub transport: Transport,
+    pub username: String,
+    pub password: Secret,
+    pub auth_key: Option<Secret>,
+    pub customer_id: Option<u64>,
+    pub user_id: Option<u64>,
+    pub turn_port: Option<u16>,
+    pub expire_date: Option<String>,
+    /// CA bundle to verify the SIP server's certificate (TLS, WSS) instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioBackend {
+    #[default]
+    Cpal,
+    File,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    pub backend: AudioBackend,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub ringer: Option<String>,
+    pub input_file: Option<PathBuf>,
+    pub output_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Preference order for negotiation.
+    pub codecs: Vec<String>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self { codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()] }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter directive.
+    pub level: String,
+    /// The seed's `debug_console`: raise verbosity to debug.
+    pub debug_console: bool,
+    /// The seed's `debug_html`: stream log lines to pages.
+    pub debug_html: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), debug_console: false, debug_html: false }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// `softphoneId` to start in; the first status when unset.
+    pub initial: Option<String>,
+    pub status: Vec<StatusEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusEntry {
+    #[serde(rename = "softphoneId")]
+    pub softphone_id: String,
+    pub name: String,
+}
+
+/// Statuses offered when IT configures none.
+pub fn default_statuses() -> Vec<PresenceStatus> {
+    [("available", "Available"), ("busy", "Busy"), ("break", "On break"), ("offline", "Offline")]
+        .into_iter()
+        .map(|(id, name)| PresenceStatus { softphone_id: id.into(), name: name.into() })
+        .collect()
+}
+
+impl Config {
+    pub fn statuses(&self) -> Vec<PresenceStatus> {
+        if self.presence.status.is_empty() {
+            return default_statuses();
+        }
+        self.presence
+            .status
+            .iter()
+            .map(|s| PresenceStatus { softphone_id: s.softphone_id.clone(), name: s.name.clone() })
+            .collect()
+    }
+}

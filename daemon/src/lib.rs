@@ -1,0 +1,14 @@
+//! softphone-bridge: a tray daemon that owns the agent's phone line and lets CRM pages drive
+//! it through a secure localhost WebSocket. See `ARCHITECTURE.md` for the map.
+
+pub mod api;
+pub mod certs;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod logging;
+pub mod origins;
+pub mod phone;
+pub mod protocol;
+pub mod run;
+pub mod tray;

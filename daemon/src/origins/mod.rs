@@ -1,0 +1,138 @@
+//! Which web origins may drive the phone: those IT allows in config, the daemon's own pages,
+//! and those the agent approved. Everything else is refused and listed as pending approval.
+
+mod store;
+
+pub use store::{ApprovalStore, StoreError, StoredOrigins};
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+/// A web origin, normalized: lower-case scheme and host, default port left out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin(String);
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OriginError {
+    #[error("the opaque origin `null` cannot be allowed")]
+    Null,
+    #[error("expected scheme://host[:port]")]
+    Shape,
+    #[error("an origin has no path, query or user info")]
+    Extra,
+    #[error("invalid port")]
+    Port,
+    #[error("invalid host")]
+    Host,
+}
+
+impl Origin {
+    pub fn parse(text: &str) -> Result<Self, OriginError> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("null") {
+            return Err(OriginError::Null);
+        }
+        let (scheme, rest) = text.split_once("://").ok_or(OriginError::Shape)?;
+        let scheme = scheme.to_ascii_lowercase();
+        let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !scheme_ok {
+            return Err(OriginError::Shape);
+        }
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(OriginError::Extra);
+        }
+        let (host, port) = split_host_port(rest)?;
+        let host = host.to_ascii_lowercase();
+        let host_ok = !host.is_empty()
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+        if !host_ok {
+            return Err(OriginError::Host);
+        }
+        let default_port = match scheme.as_str() {
+            "https" | "wss" => Some(443),
+            "http" | "ws" => Some(80),
+            _ => None,
+        };
+        Ok(match port {
+            Some(p) if Some(p) != default_port => Self(format!("{scheme}://{host}:{p}")),
+            _ => Self(format!("{scheme}://{host}")),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn split_host_port(rest: &str) -> Result<(&str, Option<u16>), OriginError> {
+    // IPv6 literal: [::1]:port
+    if rest.starts_with('[') {
+        let end = rest.find(']').ok_or(OriginError::Host)?;
+        let (host, after) = rest.split_at(end + 1);
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((host, Some(p.parse().map_err(|_| OriginError::Port)?))),
+            None if after.is_empty() => Ok((host, None)),
+            None => Err(OriginError::Host),
+        };
+    }
+    match rest.rsplit_once(':') {
+        Some((host, p)) => Ok((host, Some(p.parse().map_err(|_| OriginError::Port)?))),
+        None => Ok((rest, None)),
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The answer for one origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Not (yet) approved; now listed for the agent to decide.
+    Pending,
+    Denied,
+}
+
+/// The origin rules of a running daemon. Cheap to clone; the approval store behind it is
+/// shared with the tray.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    configured: Arc<Vec<Origin>>,
+    own: Arc<Vec<Origin>>,
+    store: Arc<Mutex<ApprovalStore>>,
+}
+
+impl OriginPolicy {
+    pub fn new(configured: Vec<Origin>, port: u16, store: ApprovalStore) -> Self {
+        let own = ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .map(|host| Origin(format!("https://{host}:{port}")))
+            .collect();
+        Self { configured: Arc::new(configured), own: Arc::new(own), store: Arc::new(Mutex::new(store)) }
+    }
+
+    /// True for the daemon's own pages (`/demo`, `/bridge.html`).
+    pub fn is_own(&self, origin: &Origin) -> bool {
+        self.own.contains(origin)
+    }
+
+    /// Decides, and records an unknown origin as pending.
+    pub fn check(&self, origin: &Origin) -> Verdict {
+        if self.is_own(origin) || self.configured.contains(origin) {
+            return Verdict::Allowed;
+        }
+        let Ok(mut store) = self.store.lock() else { return Verdict::Denied };
+        store.check_and_record(origin)
+    }
+
+    pub fn store(&self) -> &Arc<Mutex<ApprovalStore>> {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests;

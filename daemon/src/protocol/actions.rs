@@ -1,0 +1,258 @@
+//! Requests a page (or the tray, or the CLI) can make of the phone.
+//!
+//! Field names follow the Softphone contract (`004_…`: `dialTo`, `partnerId`, …) and the Porthole
+//! proxy (`003_…`: `destination`, `campaign`, `callerid`). Unknown fields are rejected so a typo such
+//! as `dialto` gets `invalid_params` instead of being silently ignored.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ErrorBody, ErrorCode};
+
+/// One action, parsed and typed. This is also the phone's command interface: every surface
+/// (WebSocket, tray, CLI) drives the phone with these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Reply with the full state snapshot.
+    GetState,
+    /// Contract `update_presence`: change the agent's status.
+    UpdatePresence(UpdatePresence),
+    /// Contract `disposition`: the list of disposition codes, an array of strings.
+    Disposition(Vec<String>),
+    /// Contract `partner_config`: enables independent outbound calls from the dialpad.
+    PartnerConfig(PartnerConfig),
+    /// Contract `start_call`: place an outbound call.
+    StartCall(StartCall),
+    /// Porthole `call`: place a call; replies with its `guid`.
+    Call(PortholeCall),
+    /// Porthole `callWithPhone`: place a call with the agent's phone; replies with its `guid`.
+    CallWithPhone(PortholeCall),
+    Answer(CallRef),
+    Reject(CallRef),
+    Hangup(CallRef),
+    Hold(CallRef),
+    Unhold(CallRef),
+    Mute(CallRef),
+    Unmute(CallRef),
+    Dtmf(Dtmf),
+    /// The agent's disposition and notes for a call (emits `callNotesSubmitted`).
+    SubmitNotes(NotesSubmission),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePresence {
+    pub softphone_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartnerConfig {
+    pub partner_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_segment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_origin_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartCall {
+    pub dial_to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_segment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_origin_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_type: Option<String>,
+}
+
+/// Porthole-style call request (`003_…`); field names are uContact's, lower case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortholeCall {
+    pub destination: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callerid: Option<String>,
+}
+
+/// Names a call; without one the action applies to the current call.
+/// `guid` is accepted as the Porthole spelling of the same thing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallRef {
+    #[serde(default, alias = "guid", skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dtmf {
+    /// Digits to send: `0-9`, `*`, `#`, `A-D`.
+    pub digits: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotesSubmission {
+    pub conversation_id: String,
+    pub disposition: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+impl Action {
+    /// Every action name of protocol v1, as spelled on the wire.
+    pub const NAMES: [&'static str; 16] = [
+        "get_state",
+        "update_presence",
+        "disposition",
+        "partner_config",
+        "start_call",
+        "call",
+        "callWithPhone",
+        "answer",
+        "reject",
+        "hangup",
+        "hold",
+        "unhold",
+        "mute",
+        "unmute",
+        "dtmf",
+        "submit_notes",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::GetState => "get_state",
+            Self::UpdatePresence(_) => "update_presence",
+            Self::Disposition(_) => "disposition",
+            Self::PartnerConfig(_) => "partner_config",
+            Self::StartCall(_) => "start_call",
+            Self::Call(_) => "call",
+            Self::CallWithPhone(_) => "callWithPhone",
+            Self::Answer(_) => "answer",
+            Self::Reject(_) => "reject",
+            Self::Hangup(_) => "hangup",
+            Self::Hold(_) => "hold",
+            Self::Unhold(_) => "unhold",
+            Self::Mute(_) => "mute",
+            Self::Unmute(_) => "unmute",
+            Self::Dtmf(_) => "dtmf",
+            Self::SubmitNotes(_) => "submit_notes",
+        }
+    }
+
+    /// Builds an action from its wire name and `params` (`Value::Null` when absent).
+    pub fn from_parts(name: &str, params: Value) -> Result<Self, ErrorBody> {
+        Ok(match name {
+            "get_state" => {
+                no_params(name, &params)?;
+                Self::GetState
+            }
+            "update_presence" => Self::UpdatePresence(typed(name, params)?),
+            "disposition" => Self::Disposition(typed(name, params)?),
+            "partner_config" => Self::PartnerConfig(typed(name, params)?),
+            "start_call" => Self::StartCall(typed(name, params)?),
+            "call" => Self::Call(typed(name, params)?),
+            "callWithPhone" => Self::CallWithPhone(typed(name, params)?),
+            "answer" => Self::Answer(call_ref(name, params)?),
+            "reject" => Self::Reject(call_ref(name, params)?),
+            "hangup" => Self::Hangup(call_ref(name, params)?),
+            "hold" => Self::Hold(call_ref(name, params)?),
+            "unhold" => Self::Unhold(call_ref(name, params)?),
+            "mute" => Self::Mute(call_ref(name, params)?),
+            "unmute" => Self::Unmute(call_ref(name, params)?),
+            "dtmf" => Self::Dtmf(typed(name, params)?),
+            "submit_notes" => Self::SubmitNotes(typed(name, params)?),
+            _ => {
+                return Err(ErrorBody::new(
+                    ErrorCode::UnknownAction,
+                    format!("unknown action `{}`", truncate(name, 64)),
+                ));
+            }
+        })
+    }
+
+    /// The wire form of this action's `params` (for tests, the CLI and examples).
+    pub fn params(&self) -> Value {
+        let value = match self {
+            Self::GetState => Ok(Value::Object(Default::default())),
+            Self::UpdatePresence(p) => serde_json::to_value(p),
+            Self::Disposition(p) => serde_json::to_value(p),
+            Self::PartnerConfig(p) => serde_json::to_value(p),
+            Self::StartCall(p) => serde_json::to_value(p),
+            Self::Call(p) | Self::CallWithPhone(p) => serde_json::to_value(p),
+            Self::Answer(p)
+            | Self::Reject(p)
+            | Self::Hangup(p)
+            | Self::Hold(p)
+            | Self::Unhold(p)
+            | Self::Mute(p)
+            | Self::Unmute(p) => serde_json::to_value(p),
+            Self::Dtmf(p) => serde_json::to_value(p),
+            Self::SubmitNotes(p) => serde_json::to_value(p),
+        };
+        value.unwrap_or(Value::Null)
+    }
+
+    /// True for actions that need a phone line.
+    pub fn needs_line(&self) -> bool {
+        !matches!(
+            self,
+            Self::GetState
+                | Self::UpdatePresence(_)
+                | Self::Disposition(_)
+                | Self::PartnerConfig(_)
+                | Self::SubmitNotes(_)
+        )
+    }
+}
+
+fn typed<T: DeserializeOwned>(name: &str, params: Value) -> Result<T, ErrorBody> {
+    if params.is_null() {
+        return Err(ErrorBody::new(
+            ErrorCode::InvalidParams,
+            format!("`{name}` needs params"),
+        ));
+    }
+    serde_json::from_value(params).map_err(|e| {
+        ErrorBody::new(ErrorCode::InvalidParams, format!("invalid params for `{name}`: {e}"))
+    })
+}
+
+/// Call-control actions may omit params entirely to mean "the current call".
+fn call_ref(name: &str, params: Value) -> Result<CallRef, ErrorBody> {
+    if params.is_null() {
+        return Ok(CallRef::default());
+    }
+    typed(name, params)
+}
+
+fn no_params(name: &str, params: &Value) -> Result<(), ErrorBody> {
+    match params {
+        Value::Null => Ok(()),
+        Value::Object(map) if map.is_empty() => Ok(()),
+        _ => Err(ErrorBody::new(
+            ErrorCode::InvalidParams,
+            format!("`{name}` takes no params"),
+        )),
+    }
+}
+
+/// Keeps an echoed, page-supplied string short enough for an error message.
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}

@@ -1,0 +1,177 @@
+//! Events the daemon pushes to every connected page. Names and fields are the Softphone
+//! contract's (`004_…`) where it has them, plus our own (`hello`, `registrationChanged`,
+//! `callRinging`, `dispositionsChanged`, `partnerConfigChanged`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{PartnerConfig, Snapshot};
+
+/// An event with its sequence number, as framed on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventMessage {
+    #[serde(flatten)]
+    pub event: Event,
+    /// Increases by one per event within one daemon `instance`; `hello` is always 0.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "payload", rename_all = "camelCase")]
+pub enum Event {
+    Hello(Hello),
+    StatusChanged(StatusChanged),
+    DispositionsChanged(DispositionsChanged),
+    PartnerConfigChanged(PartnerConfig),
+    RegistrationChanged(RegistrationChanged),
+    OutboundCallInitiated(OutboundCallInitiated),
+    CallRinging(CallRinging),
+    IncomingCall(IncomingCall),
+    CallAccepted(CallAccepted),
+    CallRejected(CallRejected),
+    CallEnded(CallEnded),
+    CallNotesSubmitted(CallNotesSubmitted),
+}
+
+impl Event {
+    /// Every event name of protocol v1, as spelled on the wire.
+    pub const NAMES: [&'static str; 12] = [
+        "hello",
+        "statusChanged",
+        "dispositionsChanged",
+        "partnerConfigChanged",
+        "registrationChanged",
+        "outboundCallInitiated",
+        "callRinging",
+        "incomingCall",
+        "callAccepted",
+        "callRejected",
+        "callEnded",
+        "callNotesSubmitted",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "hello",
+            Self::StatusChanged(_) => "statusChanged",
+            Self::DispositionsChanged(_) => "dispositionsChanged",
+            Self::PartnerConfigChanged(_) => "partnerConfigChanged",
+            Self::RegistrationChanged(_) => "registrationChanged",
+            Self::OutboundCallInitiated(_) => "outboundCallInitiated",
+            Self::CallRinging(_) => "callRinging",
+            Self::IncomingCall(_) => "incomingCall",
+            Self::CallAccepted(_) => "callAccepted",
+            Self::CallRejected(_) => "callRejected",
+            Self::CallEnded(_) => "callEnded",
+            Self::CallNotesSubmitted(_) => "callNotesSubmitted",
+        }
+    }
+}
+
+/// First frame on every connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hello {
+    pub version: u32,
+    /// Random per daemon start; a client resumes only with the same instance.
+    pub instance: String,
+    /// True when the client asked to resume (`?since=`) and the missed events follow this frame.
+    pub resumed: bool,
+    /// The seq of the newest event so far; resume later with `?since=` this or a later seq.
+    pub last_seq: u64,
+    pub state: Snapshot,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusChanged {
+    pub softphone_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DispositionsChanged {
+    pub codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistrationChanged {
+    pub state: super::LineState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutboundCallInitiated {
+    pub partner_id: Option<String>,
+    pub conversation_id: String,
+    pub dialled_to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallRinging {
+    pub conversation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IncomingCall {
+    pub partner_id: Option<String>,
+    pub conversation_id: String,
+    #[serde(rename = "callerANI")]
+    pub caller_ani: String,
+    pub language: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallAccepted {
+    pub partner_id: Option<String>,
+    pub conversation_id: String,
+    #[serde(rename = "callerANI")]
+    pub caller_ani: String,
+    pub language: String,
+    pub ivr_exit_path: Option<String>,
+    pub channel_name: Option<String>,
+    pub reservation_start_date: Option<String>,
+    pub special_event: Option<String>,
+    pub escalation_type: Option<String>,
+    /// `ON` or `OFF`.
+    pub recording_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallRejected {
+    pub partner_id: Option<String>,
+    pub conversation_id: String,
+    /// `active` (the agent rejected) or `passive` (not answered in time, or the caller gave up).
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallEnded {
+    pub partner_id: Option<String>,
+    pub conversation_id: String,
+    /// Whole seconds from answer to hang-up.
+    pub duration: u64,
+    pub disposition: Option<String>,
+    pub notes: Option<String>,
+    /// `inbound` or `outbound`.
+    pub call_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallNotesSubmitted {
+    pub partner_id: Option<String>,
+    pub conversation_id: String,
+    pub disposition: String,
+    pub notes: String,
+}

@@ -1,0 +1,212 @@
+//! Protocol v1: every message on `wss://localhost:PORT/ws`, defined once.
+//!
+//! `docs/protocol.md`, the shim's TypeScript declarations (`js-shim/softphone-bridge.d.ts`) and
+//! `examples/messages/*.json` follow this module; `daemon/tests/protocol_sync.rs` keeps them in step.
+//!
+//! Wire shapes (JSON text frames):
+//! - client request `{"id": ID, "action": "NAME", "params": {…}}` (ID is a string or a number);
+//! - reply `{"id": ID, "ok": true, "result": {…}}` or `{"id": ID, "ok": false, "error": {"code", "message"}}`;
+//! - event `{"event": "NAME", "seq": N, "payload": {…}}`; the first frame is always `hello` with `seq` 0.
+
+mod actions;
+mod events;
+mod snapshot;
+
+pub use actions::{
+    Action, CallRef, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, StartCall, UpdatePresence,
+};
+pub use events::{
+    CallAccepted, CallEnded, CallNotesSubmitted, CallRejected, CallRinging, DispositionsChanged, Event,
+    EventMessage,
+    Hello, IncomingCall, OutboundCallInitiated, RegistrationChanged, StatusChanged,
+};
+pub use snapshot::{CallInfo, LineInfo, LineState, PresenceStatus, Snapshot};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Protocol version announced in `hello`. Bumped only for incompatible changes.
+pub const VERSION: u32 = 1;
+
+/// A request's `id`, echoed in its reply. Pages use numbers or strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+/// A parsed, well-formed request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: RequestId,
+    pub action: Action,
+}
+
+/// Stable, snake_case error codes carried on the wire. Pages switch on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON (or is a binary frame).
+    InvalidJson,
+    /// JSON, but not a request object with a string/number `id` and a string `action`.
+    InvalidRequest,
+    /// `action` names no action of this protocol version.
+    UnknownAction,
+    /// `params` are missing, of the wrong type, or carry unknown fields.
+    InvalidParams,
+    /// The connection sent more actions than its rate allows.
+    RateLimited,
+    /// A call action arrived but no phone line is configured or registered.
+    NoLine,
+    /// `update_presence` named a `softphoneId` that is not configured.
+    UnknownStatus,
+    /// No call has that `conversationId`.
+    UnknownCall,
+    /// A destination number fails the dialling policy.
+    InvalidNumber,
+    /// The daemon could not complete the action; the message says why.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnknownAction => "unknown_action",
+            Self::InvalidParams => "invalid_params",
+            Self::RateLimited => "rate_limited",
+            Self::NoLine => "no_line",
+            Self::UnknownStatus => "unknown_status",
+            Self::UnknownCall => "unknown_call",
+            Self::InvalidNumber => "invalid_number",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub const ALL: [ErrorCode; 10] = [
+        Self::InvalidJson,
+        Self::InvalidRequest,
+        Self::UnknownAction,
+        Self::InvalidParams,
+        Self::RateLimited,
+        Self::NoLine,
+        Self::UnknownStatus,
+        Self::UnknownCall,
+        Self::InvalidNumber,
+        Self::Internal,
+    ];
+}
+
+/// The `error` object of a failed reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// A reply to one request. `id` is absent only when the request was too broken to carry one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Ok { id: RequestId, ok: True, result: Value },
+    Err { id: Option<RequestId>, ok: False, error: ErrorBody },
+}
+
+impl Reply {
+    pub fn ok(id: RequestId, result: Value) -> Self {
+        Self::Ok { id, ok: True, result }
+    }
+    pub fn err(id: Option<RequestId>, error: ErrorBody) -> Self {
+        Self::Err { id, ok: False, error }
+    }
+    pub fn to_json(&self) -> String {
+        // Serializing these plain data types cannot fail (no maps with non-string keys).
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// `true` as a type, so `ok` can only be true in a success reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct True;
+/// `false` as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct False;
+
+macro_rules! bool_literal {
+    ($ty:ident, $value:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bool($value)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if bool::deserialize(d)? == $value {
+                    Ok($ty)
+                } else {
+                    Err(serde::de::Error::custom(concat!("expected ", stringify!($value))))
+                }
+            }
+        }
+    };
+}
+bool_literal!(True, true);
+bool_literal!(False, false);
+
+/// Everything the daemon sends: an event (including `hello`) or a reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerMessage {
+    Event(EventMessage),
+    Reply(Reply),
+}
+
+/// Parses one text frame into a request, or the error reply to send back.
+///
+/// The checks run from the outside in so each failure gets the most specific code:
+/// not JSON → `invalid_json`; not a request object → `invalid_request`; unknown name →
+/// `unknown_action`; bad params → `invalid_params`.
+pub fn parse_request(text: &str) -> Result<Request, Reply> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        Reply::err(None, ErrorBody::new(ErrorCode::InvalidJson, format!("not valid JSON: {e}")))
+    })?;
+    let Value::Object(mut object) = value else {
+        return Err(invalid_request(None, "a request must be a JSON object with id, action and params"));
+    };
+    let id = match object.remove("id") {
+        Some(Value::String(s)) => RequestId::Text(s),
+        Some(Value::Number(n)) => RequestId::Number(n),
+        Some(_) => return Err(invalid_request(None, "`id` must be a string or a number")),
+        None => return Err(invalid_request(None, "missing `id` (a string or a number)")),
+    };
+    let name = match object.remove("action") {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(invalid_request(Some(id), "`action` must be a string")),
+        None => return Err(invalid_request(Some(id), "missing `action`")),
+    };
+    let params = object.remove("params").unwrap_or(Value::Null);
+    if let Some(extra) = object.keys().next() {
+        let message = format!("unknown field `{extra}`; a request has only id, action and params");
+        return Err(invalid_request(Some(id), &message));
+    }
+    match Action::from_parts(&name, params) {
+        Ok(action) => Ok(Request { id, action }),
+        Err(error) => Err(Reply::err(Some(id), error)),
+    }
+}
+
+fn invalid_request(id: Option<RequestId>, message: &str) -> Reply {
+    Reply::err(id, ErrorBody::new(ErrorCode::InvalidRequest, message))
+}
+
+#[cfg(test)]
+mod tests;

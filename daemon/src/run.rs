@@ -1,0 +1,143 @@
+//! `softphone-bridge run`: wires the phone, the API server and the tray together and waits for
+//! a signal (or the tray's Quit).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{self, ApiContext, Limits, Listeners};
+use crate::certs::{self, CertPaths};
+use crate::config::Config;
+use crate::origins::{ApprovalStore, Origin, OriginPolicy};
+use crate::phone::{Phone, PhoneSettings, driver};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Certs(#[from] certs::CertError),
+    #[error("cannot listen on port {port}: {source} (is another softphone-bridge running? see `softphone-bridge status`)")]
+    Listen { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Origins(#[from] crate::origins::StoreError),
+}
+
+/// Written to `DATA_DIR/daemon.json` while the daemon runs, so the CLI and tests find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub port: u16,
+    pub instance: String,
+}
+
+impl DaemonInfo {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("daemon.json")
+    }
+    pub fn read(data_dir: &Path) -> Option<Self> {
+        serde_json::from_str(&std::fs::read_to_string(Self::path(data_dir)).ok()?).ok()
+    }
+}
+
+pub struct RunOptions {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    pub headless: bool,
+}
+
+pub async fn run(options: RunOptions) -> Result<(), RunError> {
+    let RunOptions { config, data_dir, headless } = options;
+    std::fs::create_dir_all(&data_dir).map_err(|source| RunError::DataDir { path: data_dir.clone(), source })?;
+
+    let certs = certs::ensure(&CertPaths::in_data_dir(&data_dir))?;
+    if certs.created {
+        tracing::warn!(
+            "new local CA at {}; run `softphone-bridge certs install` so browsers trust https://localhost",
+            certs.paths.ca.display()
+        );
+    }
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs.server_config()?));
+    let listeners = Listeners::bind(config.api.port)
+        .await
+        .map_err(|source| RunError::Listen { port: config.api.port, source })?;
+    let port = listeners.port;
+
+    // Config validation already parsed these; a failure here cannot happen, so skip silently.
+    let configured = config.api.allowed_origins.iter().filter_map(|o| Origin::parse(o).ok()).collect();
+    let store = ApprovalStore::open(&data_dir.join("origins.json"))?;
+    let policy = OriginPolicy::new(configured, port, store);
+
+    let instance = random_hex(8);
+    let phone = Phone::new(PhoneSettings { statuses: config.statuses(), initial_status: config.presence.initial.clone() });
+    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events);
+
+    let info = DaemonInfo { pid: std::process::id(), port, instance };
+    let info_path = DaemonInfo::path(&data_dir);
+    if let Err(e) = std::fs::write(&info_path, serde_json::to_string_pretty(&info).unwrap_or_default()) {
+        tracing::warn!("cannot write {}: {e}", info_path.display());
+    }
+    for address in listeners.addresses() {
+        tracing::info!("listening on https://{address} (wss://localhost:{port}/ws)");
+    }
+
+    let context = Arc::new(ApiContext {
+        phone: phone.clone(),
+        policy: policy.clone(),
+        port,
+        limits: Limits { actions_per_second: config.api.actions_per_second, action_burst: config.api.action_burst },
+        tls,
+    });
+    let server = tokio::spawn(api::serve(listeners, context));
+
+    let (quit_tx, mut quit_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let _tray = if headless {
+        None
+    } else {
+        crate::tray::start(crate::tray::TrayContext { phone, policy, port, data_dir: data_dir.clone(), quit: quit_tx })
+    };
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down on signal"),
+        Some(()) = quit_rx.recv() => tracing::info!("shutting down from the tray"),
+    }
+    server.abort();
+    let _ = std::fs::remove_file(&info_path);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Random hex string from the OS generator (instance ids, later conversation ids).
+pub fn random_hex(bytes: usize) -> String {
+    use ring::rand::SecureRandom;
+    let mut buf = vec![0u8; bytes];
+    // The OS generator failing is not recoverable in any useful way; fall back to time+pid so
+    // the id is at least unique per start.
+    if ring::rand::SystemRandom::new().fill(&mut buf).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        return format!("{nanos:x}{:x}", std::process::id());
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}

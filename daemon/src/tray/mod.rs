@@ -1,0 +1,87 @@
+//! The tray menu: line state, presence, pending origin approvals, demo page, logs, quit.
+//!
+//! An adapter over the phone's command/event interface like the WebSocket API. The tray library
+//! delivers clicks through a process-global receiver; this module is the one place that reads
+//! it. On Linux the pure-Rust `ksni` backend talks D-Bus (no GTK); with no desktop session the
+//! daemon logs a warning and runs on without a tray.
+
+use std::path::PathBuf;
+
+use crate::origins::OriginPolicy;
+use crate::phone::driver::PhoneHandle;
+
+pub struct TrayContext {
+    pub phone: PhoneHandle,
+    pub policy: OriginPolicy,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub quit: tokio::sync::mpsc::Sender<()>,
+}
+
+/// Keeps the tray alive; dropping it ends the tray thread.
+pub struct TrayGuard {
+    _stop: std::sync::mpsc::Sender<Update>,
+}
+
+/// What the tray thread is told.
+#[derive(Debug)]
+enum Update {
+    State(crate::protocol::Snapshot),
+}
+
+#[cfg(feature = "tray")]
+mod menu;
+
+#[cfg(feature = "tray")]
+pub fn start(context: TrayContext) -> Option<TrayGuard> {
+    let (updates, inbox) = std::sync::mpsc::channel();
+    // Feed phone state changes to the tray thread.
+    let phone = context.phone.clone();
+    let feed = updates.clone();
+    tokio::spawn(async move {
+        let Ok(mut subscription) = phone.subscribe(None).await else { return };
+        if feed.send(Update::State(subscription.hello.state)).is_err() {
+            return;
+        }
+        loop {
+            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = subscription.events.recv().await {
+                return;
+            }
+            let Ok(Ok(state)) = phone.act(crate::protocol::Action::GetState).await else { return };
+            let Some(snapshot) = state.get("state").cloned().and_then(|s| serde_json::from_value(s).ok()) else {
+                continue;
+            };
+            if feed.send(Update::State(snapshot)).is_err() {
+                return;
+            }
+        }
+    });
+    let spawned = std::thread::Builder::new().name("tray".into()).spawn(move || menu::run(context, inbox));
+    match spawned {
+        Ok(_) => Some(TrayGuard { _stop: updates }),
+        Err(e) => {
+            tracing::warn!("cannot start the tray thread: {e}; running without a tray");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "tray"))]
+pub fn start(_context: TrayContext) -> Option<TrayGuard> {
+    tracing::info!("built without the `tray` feature; running without a tray");
+    None
+}
+
+/// Opens a URL or folder with the desktop's default handler.
+pub fn open_with_desktop(target: &str) {
+    let result = if cfg!(target_os = "windows") {
+        std::process::Command::new("cmd").args(["/C", "start", "", target]).spawn()
+    } else if cfg!(target_os = "macos") {
+        std::process::Command::new("open").arg(target).spawn()
+    } else {
+        std::process::Command::new("xdg-open").arg(target).spawn()
+    };
+    if let Err(e) = result {
+        tracing::warn!("cannot open {target}: {e}");
+    }
+}
