@@ -1,1 +1,317 @@
-// placeholder
+// Type declarations for the softphone-bridge shim and protocol v1.
+// They mirror daemon/src/protocol/; daemon/tests/protocol_sync.rs and js-shim/test/types.test.mjs
+// keep the two (and examples/messages/) in step.
+
+declare namespace SoftphoneBridge {
+  // ------------------------------------------------------------------ wire: shared
+
+  type RequestId = number | string;
+
+  type ErrorCode =
+    | 'invalid_json'
+    | 'invalid_request'
+    | 'unknown_action'
+    | 'invalid_params'
+    | 'rate_limited'
+    | 'no_line'
+    | 'unknown_status'
+    | 'unknown_call'
+    | 'invalid_number'
+    | 'internal';
+
+  /** Codes the shim itself raises (connection trouble, timeouts). */
+  type ShimErrorCode =
+    | 'not_connected'
+    | 'disconnected'
+    | 'timeout'
+    | 'certificate_not_trusted'
+    | 'origin_not_approved'
+    | 'origin_denied'
+    | 'local_network_blocked'
+    | 'daemon_not_running'
+    | 'bridge_unavailable';
+
+  interface ErrorBody {
+    code: ErrorCode;
+    message: string;
+  }
+
+  // ------------------------------------------------------------------ actions (requests)
+
+  interface UpdatePresenceParams {
+    softphoneId: string;
+  }
+  type DispositionParams = string[];
+  interface PartnerConfigParams {
+    partnerId: string;
+    businessSegmentId?: string;
+    channelOriginId?: string;
+  }
+  interface StartCallParams {
+    dialTo: string;
+    dialFrom?: string;
+    partnerId?: string;
+    businessSegmentId?: string;
+    channelOriginId?: string;
+    participantType?: string;
+  }
+  interface PortholeCallParams {
+    destination: string;
+    campaign?: string;
+    callerid?: string;
+  }
+  interface CallRefParams {
+    conversationId?: string;
+    /** Porthole spelling of conversationId. */
+    guid?: string;
+  }
+  interface DtmfParams {
+    digits: string;
+    conversationId?: string;
+  }
+  interface SubmitNotesParams {
+    conversationId: string;
+    disposition: string;
+    notes?: string;
+  }
+
+  /** Every action and its params. */
+  interface ActionParams {
+    get_state: Record<string, never> | undefined;
+    update_presence: UpdatePresenceParams;
+    disposition: DispositionParams;
+    partner_config: PartnerConfigParams;
+    start_call: StartCallParams;
+    call: PortholeCallParams;
+    callWithPhone: PortholeCallParams;
+    answer: CallRefParams | undefined;
+    reject: CallRefParams | undefined;
+    hangup: CallRefParams | undefined;
+    hold: CallRefParams | undefined;
+    unhold: CallRefParams | undefined;
+    mute: CallRefParams | undefined;
+    unmute: CallRefParams | undefined;
+    dtmf: DtmfParams;
+    submit_notes: SubmitNotesParams;
+  }
+  type ActionName = keyof ActionParams;
+
+  type Request = {
+    [A in ActionName]: undefined extends ActionParams[A]
+      ? { id: RequestId; action: A; params?: Exclude<ActionParams[A], undefined> }
+      : { id: RequestId; action: A; params: ActionParams[A] };
+  }[ActionName];
+
+  // ------------------------------------------------------------------ state snapshot
+
+  type LineState = 'none' | 'registering' | 'registered' | 'unregistered' | 'failed';
+
+  interface PresenceStatus {
+    softphoneId: string;
+    name: string;
+  }
+  interface LineInfo {
+    state: LineState;
+    extension: string | null;
+  }
+  interface CallInfo {
+    conversationId: string;
+    partnerId: string | null;
+    callType: 'inbound' | 'outbound';
+    state: 'ringing' | 'active' | 'held';
+    remote: string;
+    muted: boolean;
+  }
+  interface Snapshot {
+    line: LineInfo;
+    presence: PresenceStatus;
+    statuses: PresenceStatus[];
+    dispositions: string[];
+    partnerConfig: PartnerConfigParams | null;
+    calls: CallInfo[];
+  }
+
+  // ------------------------------------------------------------------ events
+
+  interface Hello {
+    version: 1;
+    instance: string;
+    resumed: boolean;
+    lastSeq: number;
+    state: Snapshot;
+  }
+  interface StatusChanged {
+    softphoneId: string;
+    name: string;
+  }
+  interface DispositionsChanged {
+    codes: string[];
+  }
+  interface RegistrationChanged {
+    state: LineState;
+    extension?: string;
+    reason?: string;
+  }
+  interface OutboundCallInitiated {
+    partnerId: string | null;
+    conversationId: string;
+    dialledTo: string;
+  }
+  interface CallRinging {
+    conversationId: string;
+  }
+  interface IncomingCall {
+    partnerId: string | null;
+    conversationId: string;
+    callerANI: string;
+    language: string;
+  }
+  interface CallAccepted {
+    partnerId: string | null;
+    conversationId: string;
+    callerANI: string;
+    language: string;
+    ivrExitPath: string | null;
+    channelName: string | null;
+    reservationStartDate: string | null;
+    specialEvent: string | null;
+    escalationType: string | null;
+    recordingStatus: 'ON' | 'OFF';
+  }
+  interface CallRejected {
+    partnerId: string | null;
+    conversationId: string;
+    reason: 'active' | 'passive';
+  }
+  interface CallEnded {
+    partnerId: string | null;
+    conversationId: string;
+    duration: number;
+    disposition: string | null;
+    notes: string | null;
+    callType: 'inbound' | 'outbound';
+  }
+  interface CallNotesSubmitted {
+    partnerId: string | null;
+    conversationId: string;
+    disposition: string;
+    notes: string;
+  }
+
+  /** Every event and its payload. */
+  interface EventPayloads {
+    hello: Hello;
+    statusChanged: StatusChanged;
+    dispositionsChanged: DispositionsChanged;
+    partnerConfigChanged: PartnerConfigParams;
+    registrationChanged: RegistrationChanged;
+    outboundCallInitiated: OutboundCallInitiated;
+    callRinging: CallRinging;
+    incomingCall: IncomingCall;
+    callAccepted: CallAccepted;
+    callRejected: CallRejected;
+    callEnded: CallEnded;
+    callNotesSubmitted: CallNotesSubmitted;
+  }
+  type EventName = keyof EventPayloads;
+
+  type EventMessage = {
+    [E in EventName]: { event: E; seq: number; payload: EventPayloads[E] };
+  }[EventName];
+
+  type Reply =
+    | { id: RequestId; ok: true; result: Record<string, unknown> }
+    | { id: RequestId | null; ok: false; error: ErrorBody };
+
+  type ServerMessage = EventMessage | Reply;
+
+  // ------------------------------------------------------------------ the shim's API
+
+  interface ConnectOptions {
+    /** Default 48443. */
+    port?: number;
+    /** 'localhost' (default), '127.0.0.1' or '::1'. */
+    host?: string;
+    /** 'direct' (default) or 'iframe' (through https://localhost:PORT/bridge.html). */
+    mode?: 'direct' | 'iframe';
+    minRetryMs?: number;
+    maxRetryMs?: number;
+    bridgeTimeoutMs?: number;
+  }
+
+  class BridgeError extends Error {
+    code: ErrorCode | ShimErrorCode;
+    details?: unknown;
+  }
+
+  interface ShimEvents extends EventPayloads {
+    state: Snapshot;
+    connected: { resumed: boolean; restarted: boolean };
+    disconnected: { code: number; reason: string; willRetry: boolean };
+  }
+
+  class Phone {
+    readonly state: Snapshot | null;
+    readonly connected: boolean;
+    readonly instance: string | null;
+    readonly lastSeq: number | null;
+    on<E extends keyof ShimEvents>(event: E, fn: (payload: ShimEvents[E], message?: EventMessage) => void): () => void;
+    on(event: '*', fn: (event: string, payload: unknown, message?: EventMessage) => void): () => void;
+    off(event: string, fn: (...args: any[]) => void): void;
+    request<A extends ActionName>(action: A, params?: ActionParams[A]): Promise<Record<string, unknown>>;
+    getState(): Promise<Snapshot>;
+    updatePresence(params: UpdatePresenceParams): Promise<StatusChanged>;
+    setDispositions(codes: DispositionParams): Promise<Record<string, never>>;
+    setPartnerConfig(params: PartnerConfigParams): Promise<Record<string, never>>;
+    startCall(params: StartCallParams): Promise<{ conversationId: string }>;
+    call(params: PortholeCallParams): Promise<{ guid: string }>;
+    callWithPhone(params: PortholeCallParams): Promise<{ guid: string }>;
+    answer(params?: CallRefParams): Promise<Record<string, unknown>>;
+    reject(params?: CallRefParams): Promise<Record<string, unknown>>;
+    hangup(params?: CallRefParams): Promise<Record<string, unknown>>;
+    hold(params?: CallRefParams): Promise<Record<string, unknown>>;
+    unhold(params?: CallRefParams): Promise<Record<string, unknown>>;
+    mute(params?: CallRefParams): Promise<Record<string, unknown>>;
+    unmute(params?: CallRefParams): Promise<Record<string, unknown>>;
+    dtmf(params: DtmfParams): Promise<Record<string, unknown>>;
+    submitNotes(params: SubmitNotesParams): Promise<Record<string, unknown>>;
+    close(): void;
+  }
+
+  function connect(options?: ConnectOptions): Promise<Phone>;
+  function diagnose(options?: ConnectOptions): Promise<BridgeError>;
+
+  /** Porthole-style proxy (uContact 003_…). */
+  interface ProxyMessageEvent {
+    data: { guid?: string; action?: string; event?: string; ok?: boolean; error?: ErrorBody; [key: string]: unknown };
+  }
+  class WindowProxy {
+    constructor(options?: ConnectOptions);
+    constructor(url: string, options?: ConnectOptions);
+    readonly ready: Promise<Phone>;
+    post(message: { action: ActionName; [param: string]: unknown }): void;
+    addEventListener(fn: (event: ProxyMessageEvent) => void): void;
+    removeEventListener(fn: (event: ProxyMessageEvent) => void): void;
+  }
+
+  /** The Softphone contract (004_…) a CRM wrapper library implements. */
+  type ContractCallbackEvent = 'disposition' | 'partner_config' | 'update_presence' | 'start_call';
+  interface Wrapper {
+    load(callback: <E extends ContractCallbackEvent>(eventType: E, payload: ActionParams[E]) => Promise<unknown>): void;
+    incomingCall?(payload: IncomingCall): void;
+    callAccepted?(payload: CallAccepted): void;
+    callRejected?(payload: CallRejected): void;
+    callEnded?(payload: CallEnded): void;
+    callNotesSubmitted?(payload: CallNotesSubmitted): void;
+    outboundCallInitiated?(payload: OutboundCallInitiated): void;
+    statusChanged?(payload: StatusChanged): void;
+    onError?(error: BridgeError, eventType: string): void;
+  }
+  function useWrapper(wrapper: Wrapper, options?: ConnectOptions): Promise<Phone>;
+
+  const version: 1;
+  const DEFAULT_PORT: number;
+}
+
+export = SoftphoneBridge;
+export as namespace SoftphoneBridge;

@@ -1,1 +1,493 @@
-// placeholder
+/*!
+ * softphone-bridge shim — lets a CRM page drive the agent's softphone daemon.
+ *
+ * One dependency-free file. As a classic <script> it defines the global `SoftphoneBridge`;
+ * the daemon also serves it as an ES module at /shim.mjs (same code plus named exports).
+ *
+ *   const phone = await SoftphoneBridge.connect({ port: 48443 });
+ *   phone.on('incomingCall', (call) => showPopup(call.callerANI));
+ *   await phone.startCall({ dialTo: '+18883973342' });
+ *
+ * Three styles, one connection underneath:
+ *   - promise API: connect() → phone.startCall(), phone.on(event, fn), …
+ *   - Porthole style (uContact): new SoftphoneBridge.WindowProxy().post({action:'call', …})
+ *   - wrapper contract: SoftphoneBridge.useWrapper(wrapper) calls wrapper.load(callback) and then
+ *     wrapper.incomingCall(…), wrapper.callAccepted(…), … as events arrive.
+ *
+ * The wire protocol is documented in docs/protocol.md.
+ */
+(function (global) {
+  'use strict';
+
+  var DEFAULT_PORT = 48443;
+  var REQUEST_TIMEOUT_MS = 15000;
+  var CLOSE_LAGGED = 4000;
+  /** Contract events handed to a wrapper (004_…), in the contract's own names. */
+  var WRAPPER_EVENTS = [
+    'incomingCall', 'callAccepted', 'callRejected', 'callEnded',
+    'callNotesSubmitted', 'outboundCallInitiated', 'statusChanged'
+  ];
+  var CALL_EVENTS = ['outboundCallInitiated', 'callRinging', 'incomingCall', 'callAccepted',
+    'callRejected', 'callEnded'];
+
+  /** An error with a stable `code` (the daemon's codes, plus the shim's own below). */
+  class BridgeError extends Error {
+    constructor(code, message, details) {
+      super(message);
+      this.name = 'BridgeError';
+      this.code = code;
+      if (details !== undefined) this.details = details;
+    }
+  }
+
+  /** The shim's own codes for a connection that could not be made, each with its fix. */
+  var BLOCKED = {
+    certificate_not_trusted: 'The softphone daemon is running but this browser does not trust its certificate. ' +
+      'Run `softphone-bridge certs install` (or ask IT to deploy the CA), then reload.',
+    origin_not_approved: 'This page is waiting for the agent to allow it: choose "Allow" in the softphone tray menu ' +
+      '(or run `softphone-bridge origins approve ORIGIN`), or ask IT to add it to [api] allowed_origins.',
+    origin_denied: 'The agent denied this page access to the softphone. Run `softphone-bridge origins forget ORIGIN` to ask again.',
+    local_network_blocked: 'The browser blocked this page from reaching localhost (Local Network Access). Allow it in the ' +
+      'site settings, or ask IT to set the LocalNetworkAccessAllowedForUrls policy (see docs/deploy.md).',
+    daemon_not_running: 'The softphone daemon is not running on this computer (or listens on another port). ' +
+      'Start softphone-bridge and reload.',
+    bridge_unavailable: 'The softphone bridge frame did not load. Check that the daemon runs and its certificate is trusted.'
+  };
+
+  function blocked(code, extra) {
+    return new BridgeError(code, BLOCKED[code] + (extra ? ' (' + extra + ')' : ''));
+  }
+
+  function hostFor(options) {
+    var host = options.host || 'localhost';
+    return host.indexOf(':') >= 0 && host.charAt(0) !== '[' ? '[' + host + ']' : host;
+  }
+
+  /**
+   * Works out why a connection failed. Uses only what a page is allowed to see:
+   *  1. https://…/origin answers → daemon reachable and trusted → this origin's approval state;
+   *  2. http://…/ping answers → daemon running, certificate not trusted;
+   *  3. the Local Network Access permission says denied → blocked by the browser;
+   *  4. otherwise → not running.
+   */
+  async function diagnose(options) {
+    options = options || {};
+    var port = options.port || DEFAULT_PORT;
+    var host = hostFor(options);
+    var fetchFn = global.fetch;
+    if (typeof fetchFn !== 'function') return blocked('daemon_not_running');
+    try {
+      var response = await fetchFn('https://' + host + ':' + port + '/origin', { cache: 'no-store' });
+      var body = await response.json();
+      if (body.status === 'pending') return blocked('origin_not_approved', body.origin);
+      if (body.status === 'denied') return blocked('origin_denied', body.origin);
+      if (body.status === 'allowed') return new BridgeError('disconnected', 'The connection to the softphone closed.');
+      return blocked('origin_denied', 'origin not acceptable: ' + body.origin);
+    } catch (e) { /* not reachable over https: keep looking */ }
+    try {
+      await fetchFn('http://' + host + ':' + port + '/ping', { cache: 'no-store', mode: 'no-cors' });
+      return blocked('certificate_not_trusted');
+    } catch (e) { /* not reachable at all */ }
+    var permissions = global.navigator && global.navigator.permissions;
+    if (permissions && permissions.query) {
+      var names = ['local-network-access', 'loopback-network'];
+      for (var i = 0; i < names.length; i++) {
+        try {
+          var status = await permissions.query({ name: names[i] });
+          if (status.state === 'denied') return blocked('local_network_blocked');
+        } catch (e) { /* this browser does not know that permission */ }
+      }
+    }
+    return blocked('daemon_not_running');
+  }
+
+  /* ------------------------------------------------------------------ transports */
+
+  /** Direct transport: a WebSocket to wss://localhost:PORT/ws. */
+  function directSocket(options, query) {
+    var url = 'wss://' + hostFor(options) + ':' + (options.port || DEFAULT_PORT) + '/ws' + query;
+    return new global.WebSocket(url);
+  }
+
+  /**
+   * Iframe transport, for pages whose CSP forbids connecting to localhost: the daemon's
+   * /bridge.html runs in a hidden frame and relays frames over a MessageChannel. The frame learns
+   * this page's origin from the browser (event.origin), and the daemon checks that origin.
+   */
+  class IframeHost {
+    constructor(options) {
+      this.origin = 'https://' + hostFor(options) + ':' + (options.port || DEFAULT_PORT);
+      this.ready = null;
+      this.frame = null;
+      this.options = options;
+    }
+
+    load() {
+      if (this.ready) return this.ready;
+      var self = this;
+      this.ready = new Promise(function (resolve, reject) {
+        var doc = global.document;
+        var frame = doc.createElement('iframe');
+        frame.src = self.origin + '/bridge.html';
+        frame.setAttribute('allow', 'loopback-network; local-network-access');
+        frame.setAttribute('title', 'softphone bridge');
+        frame.style.display = 'none';
+        var timer = setTimeout(function () {
+          global.removeEventListener('message', onMessage);
+          self.ready = null;
+          frame.remove();
+          reject(blocked('bridge_unavailable'));
+        }, self.options.bridgeTimeoutMs || 8000);
+        function onMessage(event) {
+          if (event.source !== frame.contentWindow || event.origin !== self.origin) return;
+          if (!event.data || event.data.type !== 'softphone-bridge:ready') return;
+          clearTimeout(timer);
+          global.removeEventListener('message', onMessage);
+          resolve(frame);
+        }
+        global.addEventListener('message', onMessage);
+        (doc.body || doc.documentElement).appendChild(frame);
+        self.frame = frame;
+      });
+      return this.ready;
+    }
+
+    /** A WebSocket-like object relayed through the frame. */
+    socket(query) {
+      var self = this;
+      var channel = new global.MessageChannel();
+      var sock = {
+        readyState: 0,
+        onopen: null, onmessage: null, onclose: null, onerror: null,
+        send: function (text) { channel.port1.postMessage({ type: 'send', data: text }); },
+        close: function (code, reason) {
+          channel.port1.postMessage({ type: 'close', code: code, reason: reason });
+        }
+      };
+      channel.port1.onmessage = function (event) {
+        var msg = event.data || {};
+        if (msg.type === 'open') { sock.readyState = 1; if (sock.onopen) sock.onopen({}); }
+        else if (msg.type === 'frame') { if (sock.onmessage) sock.onmessage({ data: msg.data }); }
+        else if (msg.type === 'close') {
+          sock.readyState = 3;
+          channel.port1.close();
+          if (sock.onclose) sock.onclose({ code: msg.code || 1006, reason: msg.reason || '' });
+        }
+      };
+      this.load().then(function (frame) {
+        frame.contentWindow.postMessage({ type: 'softphone-bridge:connect', query: query }, self.origin, [channel.port2]);
+      }, function () {
+        sock.readyState = 3;
+        if (sock.onclose) sock.onclose({ code: 1006, reason: 'bridge unavailable' });
+      });
+      return sock;
+    }
+
+    remove() {
+      if (this.frame) this.frame.remove();
+      this.frame = null;
+      this.ready = null;
+    }
+  }
+
+  /* ------------------------------------------------------------------ the phone */
+
+  /**
+   * A live connection to the daemon. Keeps itself connected (backoff with jitter), resumes from
+   * the last event seq it saw, and rejects requests still pending when the connection drops.
+   */
+  class Phone {
+    constructor(options) {
+      this.options = Object.assign({ port: DEFAULT_PORT, minRetryMs: 250, maxRetryMs: 10000 }, options || {});
+      this.state = null;
+      this.instance = null;
+      this.lastSeq = null;
+      this.connected = false;
+      this._listeners = new Map();
+      this._pending = new Map();
+      this._nextId = 1;
+      this._socket = null;
+      this._closed = false;
+      this._retryMs = this.options.minRetryMs;
+      this._retryTimer = null;
+      this._iframe = this.options.mode === 'iframe' ? new IframeHost(this.options) : null;
+    }
+
+    /** Subscribe to an event (protocol event names, plus 'hello', 'state', 'connected',
+     *  'disconnected', and '*' for everything). Returns an unsubscribe function. */
+    on(event, fn) {
+      if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+      this._listeners.get(event).add(fn);
+      var self = this;
+      return function () { self.off(event, fn); };
+    }
+
+    off(event, fn) {
+      var set = this._listeners.get(event);
+      if (set) set.delete(fn);
+    }
+
+    _emit(event, payload, message) {
+      var deliver = function (fn, args) {
+        try { fn.apply(null, args); } catch (e) { setTimeout(function () { throw e; }); }
+      };
+      (this._listeners.get(event) || []).forEach(function (fn) { deliver(fn, [payload, message]); });
+      (this._listeners.get('*') || []).forEach(function (fn) { deliver(fn, [event, payload, message]); });
+    }
+
+    /** Sends one action; resolves with its result or rejects with a BridgeError. */
+    request(action, params) {
+      if (!this.connected || !this._socket) {
+        return Promise.reject(new BridgeError('not_connected', 'not connected to the softphone daemon'));
+      }
+      var id = this._nextId++;
+      var self = this;
+      return new Promise(function (resolve, reject) {
+        var timer = setTimeout(function () {
+          self._pending.delete(id);
+          reject(new BridgeError('timeout', 'no reply to `' + action + '` within ' + REQUEST_TIMEOUT_MS + ' ms'));
+        }, REQUEST_TIMEOUT_MS);
+        self._pending.set(id, { resolve: resolve, reject: reject, timer: timer });
+        var frame = { id: id, action: action };
+        if (params !== undefined) frame.params = params;
+        self._socket.send(JSON.stringify(frame));
+      });
+    }
+
+    getState() { return this.request('get_state').then(function (r) { return r.state; }); }
+    updatePresence(params) { return this.request('update_presence', params); }
+    setDispositions(codes) { return this.request('disposition', codes); }
+    setPartnerConfig(params) { return this.request('partner_config', params); }
+    startCall(params) { return this.request('start_call', params); }
+    call(params) { return this.request('call', params); }
+    callWithPhone(params) { return this.request('callWithPhone', params); }
+    answer(params) { return this.request('answer', params); }
+    reject(params) { return this.request('reject', params); }
+    hangup(params) { return this.request('hangup', params); }
+    hold(params) { return this.request('hold', params); }
+    unhold(params) { return this.request('unhold', params); }
+    mute(params) { return this.request('mute', params); }
+    unmute(params) { return this.request('unmute', params); }
+    dtmf(params) { return this.request('dtmf', params); }
+    submitNotes(params) { return this.request('submit_notes', params); }
+
+    /** Stops reconnecting and closes the connection. */
+    close() {
+      this._closed = true;
+      clearTimeout(this._retryTimer);
+      if (this._socket) this._socket.close(1000, 'closed by page');
+      if (this._iframe) this._iframe.remove();
+    }
+
+    /** Opens the connection; resolves on the first `hello`. */
+    _open() {
+      var self = this;
+      var query = this.lastSeq !== null && this.instance
+        ? '?since=' + this.lastSeq + '&instance=' + encodeURIComponent(this.instance) : '';
+      return new Promise(function (resolve, reject) {
+        var socket = self._iframe ? self._iframe.socket(query) : directSocket(self.options, query);
+        var greeted = false;
+        self._socket = socket;
+        socket.onmessage = function (event) {
+          var message;
+          try { message = JSON.parse(event.data); } catch (e) { return; }
+          if (message.event === 'hello') {
+            greeted = true;
+            self._onHello(message.payload);
+            resolve(self);
+          } else {
+            self._onMessage(message);
+          }
+        };
+        socket.onclose = function (event) {
+          if (self._socket !== socket) return;
+          self._socket = null;
+          var wasConnected = self.connected;
+          self.connected = false;
+          self._failPending();
+          if (!greeted) { reject(event); }
+          if (wasConnected) {
+            self._emit('disconnected', { code: event.code, reason: event.reason, willRetry: !self._closed });
+          }
+          if (greeted || wasConnected) self._scheduleReconnect(event.code === CLOSE_LAGGED ? 0 : undefined);
+        };
+        socket.onerror = function () { /* onclose follows with the details the browser allows */ };
+      });
+    }
+
+    _onHello(hello) {
+      var sameDaemon = this.instance === hello.instance;
+      this.instance = hello.instance;
+      this.lastSeq = hello.lastSeq;
+      this.state = hello.state;
+      this.connected = true;
+      this._retryMs = this.options.minRetryMs;
+      this._emit('hello', hello);
+      this._emit('connected', { resumed: hello.resumed, restarted: !sameDaemon });
+      this._emit('state', this.state);
+    }
+
+    _onMessage(message) {
+      if (message.event) {
+        if (typeof message.seq === 'number') this.lastSeq = message.seq;
+        this._apply(message.event, message.payload);
+        this._emit(message.event, message.payload, message);
+        return;
+      }
+      var pending = this._pending.get(message.id);
+      if (!pending) return;
+      this._pending.delete(message.id);
+      clearTimeout(pending.timer);
+      if (message.ok) pending.resolve(message.result);
+      else pending.reject(new BridgeError(message.error.code, message.error.message));
+    }
+
+    /** Keeps `phone.state` current so a page can redraw from it at any time. */
+    _apply(event, payload) {
+      var state = this.state;
+      if (!state) return;
+      if (event === 'statusChanged') state.presence = { softphoneId: payload.softphoneId, name: payload.name };
+      else if (event === 'dispositionsChanged') state.dispositions = payload.codes;
+      else if (event === 'partnerConfigChanged') state.partnerConfig = payload;
+      else if (event === 'registrationChanged') state.line = { state: payload.state, extension: payload.extension || null };
+      if (CALL_EVENTS.indexOf(event) >= 0) {
+        var self = this;
+        this.getState().then(function (fresh) { self.state = fresh; self._emit('state', fresh); }, function () {});
+      }
+    }
+
+    _failPending() {
+      var pending = this._pending;
+      this._pending = new Map();
+      pending.forEach(function (p) {
+        clearTimeout(p.timer);
+        p.reject(new BridgeError('disconnected', 'the connection to the softphone daemon closed'));
+      });
+    }
+
+    _scheduleReconnect(delay) {
+      if (this._closed) return;
+      var self = this;
+      var wait = delay !== undefined ? delay : this._retryMs * (0.75 + Math.random() / 2);
+      this._retryMs = Math.min(this._retryMs * 2, this.options.maxRetryMs);
+      clearTimeout(this._retryTimer);
+      this._retryTimer = setTimeout(function () {
+        self._open().catch(function () { self._scheduleReconnect(); });
+      }, wait);
+    }
+  }
+
+  /**
+   * Connects to the daemon. Resolves with a Phone once `hello` arrives; rejects with a
+   * BridgeError that says why the connection is blocked and how to fix it.
+   * Options: port (48443), host ('localhost'), mode ('direct' | 'iframe').
+   */
+  async function connect(options) {
+    var phone = new Phone(options);
+    try {
+      return await phone._open();
+    } catch (event) {
+      phone.close();
+      throw await diagnose(phone.options);
+    }
+  }
+
+  /* ------------------------------------------------------------------ Porthole style */
+
+  /**
+   * uContact's Porthole proxy, same calls: `new WindowProxy()` then `.post({action, …})` and
+   * `.addEventListener(fn)`. Listeners receive `{data: {…}}`: replies carry `action`, `ok` and the
+   * result (`guid` for call actions); events carry `event`, the payload and `guid`.
+   * A URL first argument (as Porthole takes) is accepted and ignored.
+   */
+  class WindowProxy {
+    constructor(urlOrOptions, maybeOptions) {
+      var options = typeof urlOrOptions === 'object' && urlOrOptions !== null ? urlOrOptions : (maybeOptions || {});
+      this._listeners = [];
+      this._queue = [];
+      this._phone = null;
+      var self = this;
+      this.ready = connect(options).then(function (phone) {
+        self._phone = phone;
+        phone.on('*', function (event, payload) {
+          if (event === 'hello' || event === 'state' || event === 'connected' || event === 'disconnected') return;
+          var data = Object.assign({ event: event }, payload);
+          if (payload && payload.conversationId) data.guid = payload.conversationId;
+          self._dispatch(data);
+        });
+        var queued = self._queue;
+        self._queue = [];
+        queued.forEach(function (m) { self.post(m); });
+        return phone;
+      }, function (error) {
+        self._dispatch({ ok: false, error: { code: error.code, message: error.message } });
+        throw error;
+      });
+      this.ready.catch(function () {});
+    }
+
+    post(message) {
+      if (!this._phone) { this._queue.push(message); return; }
+      var params = Object.assign({}, message);
+      var action = params.action;
+      delete params.action;
+      var self = this;
+      this._phone.request(action, Object.keys(params).length ? params : undefined).then(function (result) {
+        var data = Object.assign({ action: action, ok: true }, result);
+        if (result && result.conversationId && !data.guid) data.guid = result.conversationId;
+        self._dispatch(data);
+      }, function (error) {
+        self._dispatch({ action: action, ok: false, error: { code: error.code, message: error.message } });
+      });
+    }
+
+    addEventListener(fn) { this._listeners.push(fn); }
+    removeEventListener(fn) { this._listeners = this._listeners.filter(function (f) { return f !== fn; }); }
+    _dispatch(data) {
+      this._listeners.slice().forEach(function (fn) {
+        try { fn({ data: data }); } catch (e) { setTimeout(function () { throw e; }); }
+      });
+    }
+  }
+
+  /* ------------------------------------------------------------------ wrapper contract */
+
+  /**
+   * The Softphone contract (004_…): calls `wrapper.load(callback)`; `callback(eventType, payload)`
+   * becomes the action of the same name (`disposition`, `partner_config`, `update_presence`,
+   * `start_call`) and returns its promise; contract events call the wrapper's method of that
+   * name with the payload. Resolves with the Phone.
+   */
+  async function useWrapper(wrapper, options) {
+    var phone = await connect(options);
+    WRAPPER_EVENTS.forEach(function (name) {
+      phone.on(name, function (payload) {
+        if (typeof wrapper[name] === 'function') wrapper[name](payload);
+      });
+    });
+    var callback = function (eventType, payload) {
+      var result = phone.request(eventType, payload);
+      result.catch(function (error) {
+        if (typeof wrapper.onError === 'function') wrapper.onError(error, eventType);
+        else if (global.console) global.console.warn('softphone-bridge:', eventType, error.code, error.message);
+      });
+      return result;
+    };
+    if (typeof wrapper.load === 'function') wrapper.load(callback);
+    return phone;
+  }
+
+  var SoftphoneBridge = {
+    version: 1,
+    DEFAULT_PORT: DEFAULT_PORT,
+    connect: connect,
+    diagnose: diagnose,
+    useWrapper: useWrapper,
+    WindowProxy: WindowProxy,
+    Phone: Phone,
+    BridgeError: BridgeError
+  };
+
+  if (typeof module === 'object' && module && module.exports) module.exports = SoftphoneBridge;
+  global.SoftphoneBridge = SoftphoneBridge;
+})(typeof globalThis !== 'undefined' ? globalThis : this);

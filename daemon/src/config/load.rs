@@ -187,6 +187,3 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

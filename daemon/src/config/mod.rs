@@ -167,3 +167,6 @@ impl Config {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+use std::io::Write;
+
+use super::*;
+use crate::config::{AudioBackend, Transport};
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(text.as_bytes()).expect("write");
+    f
+}
+
+fn sources(files: &[&tempfile::NamedTempFile]) -> Sources {
+    Sources {
+        system: files.first().map(|f| f.path().to_owned()),
+        user: files.get(1).map(|f| f.path().to_owned()),
+        explicit: files.get(2).map(|f| f.path().to_owned()),
+        overrides: toml::Table::new(),
+    }
+}
+
+#[test]
+fn full_example_parses() {
+    let f = file(
+        r#"
+[api]
+port = 9443
+allowed_origins = ["https://crm.example.com"]
+
+[account]
+server = "pbx.example.com"
+transport = "tls"
+username = "1001"
+password = "s3cret"
+turn_port = 3478
+
+[audio]
+backend = "file"
+input_file = "tone.wav"
+
+[log]
+debug_console = true
+
+[[presence.status]]
+softphoneId = "d6afeaa7-39be-4935-981f-2670215fd887"
+name = "Ready"
+"#,
+    );
+    let (config, _) = parse_file(f.path()).expect("valid");
+    assert_eq!(config.api.port, 9443);
+    let account = config.account.expect("account");
+    assert_eq!(account.transport, Transport::Tls);
+    assert_eq!(account.password.expose(), "s3cret");
+    assert_eq!(format!("{:?}", account.password), "***", "secrets never print");
+    assert_eq!(config.audio.backend, AudioBackend::File);
+    assert_eq!(config.presence.status[0].name, "Ready");
+}
+
+#[test]
+fn unknown_key_names_file_key_and_line() {
+    let f = file("[api]\nport = 1\nprot = 2\n");
+    let err = parse_file(f.path()).expect_err("unknown key").to_string();
+    assert!(err.contains(&f.path().display().to_string()), "{err}");
+    assert!(err.contains("prot"), "{err}");
+    assert!(err.contains(":3:"), "line 3: {err}");
+}
+
+#[test]
+fn wrong_type_names_key_and_expected_type() {
+    let f = file("[api]\nport = \"abc\"\n");
+    let err = parse_file(f.path()).expect_err("wrong type").to_string();
+    assert!(err.contains("api.port"), "{err}");
+    assert!(err.contains("u16"), "{err}");
+}
+
+#[test]
+fn bad_origin_and_duplicate_status_are_errors() {
+    let f = file("[api]\nallowed_origins = [\"https://ok.example\", \"crm.example.com\"]\n");
+    let err = parse_file(f.path()).expect_err("bad origin").to_string();
+    assert!(err.contains("api.allowed_origins[1]"), "{err}");
+    let f = file("[[presence.status]]\nsoftphoneId = \"a\"\nname = \"A\"\n[[presence.status]]\nsoftphoneId = \"a\"\nname = \"B\"\n");
+    assert!(parse_file(f.path()).expect_err("dup").to_string().contains("duplicate"));
+    let f = file("[presence]\ninitial = \"nope\"\n");
+    assert!(parse_file(f.path()).expect_err("initial").to_string().contains("presence.initial"));
+}
+
+#[test]
+fn layers_override_key_by_key() {
+    let system = file("[api]\nport = 1000\nallowed_origins = [\"https://it.example\"]\n[log]\nlevel = \"warn\"\n");
+    let user = file("[api]\nport = 2000\n");
+    let explicit = file("[log]\nlevel = \"debug\"\n");
+    let mut s = sources(&[&system, &user, &explicit]);
+    let (config, used) = load(&s).expect("loads");
+    assert_eq!(used.len(), 3);
+    assert_eq!(config.api.port, 2000, "user beats system");
+    assert_eq!(config.api.allowed_origins, ["https://it.example"], "untouched keys survive");
+    assert_eq!(config.log.level, "debug", "--config beats both");
+    let mut api = toml::Table::new();
+    api.insert("port".into(), toml::Value::Integer(3000));
+    s.overrides.insert("api".into(), toml::Value::Table(api));
+    assert_eq!(load(&s).expect("loads").0.api.port, 3000, "flags beat files");
+}
+
+#[test]
+fn missing_optional_files_are_skipped_but_explicit_must_exist() {
+    let s = Sources { system: Some("/nonexistent/a.toml".into()), user: None, explicit: None, overrides: toml::Table::new() };
+    assert_eq!(load(&s).expect("defaults").0, Config::default());
+    let s = Sources { explicit: Some("/nonexistent/b.toml".into()), ..Sources::default() };
+    assert!(matches!(load(&s), Err(ConfigError::Read { .. })));
+}
+
+#[test]
+fn every_example_config_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/config exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            parse_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            count += 1;
+        }
+    }
+    assert!(count >= 2, "examples/config has examples");
+}

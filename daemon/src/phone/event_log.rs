@@ -69,3 +69,45 @@ impl EventLog {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::StatusChanged;
+
+    fn event(n: u32) -> Event {
+        Event::StatusChanged(StatusChanged { softphone_id: n.to_string(), name: n.to_string() })
+    }
+
+    fn seqs(replay: Replay) -> Option<Vec<u64>> {
+        match replay {
+            Replay::Events(events) => Some(events.iter().map(|p| p.message.seq).collect()),
+            Replay::Gap => None,
+        }
+    }
+
+    #[test]
+    fn numbers_from_one_and_replays_after_since() {
+        let mut log = EventLog::new(3);
+        assert_eq!(seqs(log.since(0)), Some(vec![]), "nothing happened yet");
+        for n in 1..=3 {
+            assert_eq!(log.push(event(n)).message.seq, u64::from(n));
+        }
+        assert_eq!(seqs(log.since(0)), Some(vec![1, 2, 3]));
+        assert_eq!(seqs(log.since(2)), Some(vec![3]));
+        assert_eq!(seqs(log.since(3)), Some(vec![]));
+        assert_eq!(seqs(log.since(4)), None, "a seq from the future is a different history");
+    }
+
+    #[test]
+    fn gap_when_the_buffer_no_longer_holds_the_next_event() {
+        let mut log = EventLog::new(3);
+        for n in 1..=5 {
+            log.push(event(n));
+        }
+        // Kept: 3, 4, 5.
+        assert_eq!(seqs(log.since(1)), None, "event 2 is gone");
+        assert_eq!(seqs(log.since(2)), Some(vec![3, 4, 5]));
+        assert!(log.push(event(6)).json.contains(r#""seq":6"#));
+    }
+}

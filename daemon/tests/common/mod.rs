@@ -1,0 +1,192 @@
+//! Harness for end-to-end tests: starts the real `softphone-bridge` binary on a free loopback
+//! port with its own data directory and config, and speaks WSS to it trusting only its CA.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde_json::{Value, json};
+use softphone_bridge::client::{self, ClientStream, Target};
+use tokio_tungstenite::tungstenite::Message;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_softphone-bridge");
+pub const CRM: &str = "https://crm.example.com";
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub ca: CertificateDer<'static>,
+    child: Child,
+}
+
+impl Daemon {
+    /// Starts a daemon allowing `CRM`, with `extra` appended to its config file.
+    pub fn start(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Self {
+        let config = dir.path().join("config.toml");
+        if !config.exists() {
+            std::fs::write(&config, format!("[api]\nport = 0\nallowed_origins = [\"{CRM}\"]\n{extra}")).expect("config");
+        }
+        let child = command(dir.path())
+            .args(["run", "--headless", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("daemon starts");
+        let info = dir.path().join("daemon.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let parsed = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            if let Some(port) = parsed.and_then(|v| v["port"].as_u64()) {
+                break u16::try_from(port).expect("port");
+            }
+            assert!(Instant::now() < deadline, "daemon did not start; log:\n{}", log(dir.path()));
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let ca = CertificateDer::from_pem_file(dir.path().join("certs/ca.pem")).expect("ca.pem");
+        Daemon { dir, port, ca, child }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn target(&self, origin: Option<&str>) -> Target {
+        Target::new(self.port, origin)
+    }
+
+    pub async fn connect(&self, origin: &str) -> Client {
+        self.connect_to(self.target(Some(origin))).await
+    }
+
+    pub async fn connect_to(&self, target: Target) -> Client {
+        let ws = client::connect(&target, &self.ca).await.unwrap_or_else(|e| panic!("connect {target:?}: {e}"));
+        let mut client = Client { ws, next_id: 1, hello: None };
+        let hello = client.next_message().await;
+        assert_eq!(hello["event"], "hello", "first frame is hello: {hello}");
+        client.hello = Some(hello);
+        client
+    }
+
+    /// Runs the CLI against this daemon's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        command(self.dir.path()).args(args).output().expect("cli runs")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log(&self) -> String {
+        log(self.dir.path())
+    }
+
+    /// Stops the daemon and hands back its data directory (for restart tests).
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CLI command isolated from the machine's real config files.
+pub fn command(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env("SOFTPHONE_BRIDGE_SYSTEM_CONFIG", "")
+        .env("SOFTPHONE_BRIDGE_USER_CONFIG", "")
+        .env_remove("RUST_LOG")
+        .arg("--data-dir")
+        .arg(data_dir);
+    command
+}
+
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("logs/softphone-bridge.log")).unwrap_or_default()
+}
+
+pub struct Client {
+    pub ws: ClientStream,
+    next_id: u64,
+    pub hello: Option<Value>,
+}
+
+impl Client {
+    pub fn hello(&self) -> &Value {
+        self.hello.as_ref().expect("hello")
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_owned())).await.expect("send");
+    }
+
+    /// The next JSON frame; fails the test after 5 s.
+    pub async fn next_message(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(READ_TIMEOUT, self.ws.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("connection open")
+                .expect("frame reads");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Sends an action and returns its reply, collecting any events that arrive first.
+    pub async fn request(&mut self, action: &str, params: Value) -> (Value, Vec<Value>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut frame = json!({ "id": id, "action": action });
+        if !params.is_null() {
+            frame["params"] = params;
+        }
+        self.send_text(&frame.to_string()).await;
+        let mut events = Vec::new();
+        loop {
+            let message = self.next_message().await;
+            if message.get("event").is_some() {
+                events.push(message);
+            } else {
+                assert_eq!(message["id"], json!(id), "reply to our request");
+                return (message, events);
+            }
+        }
+    }
+
+    /// The next event named `name`, skipping others.
+    pub async fn event(&mut self, name: &str) -> Value {
+        loop {
+            let message = self.next_message().await;
+            if message["event"] == name {
+                return message;
+            }
+        }
+    }
+}
+
+pub fn data_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
