@@ -29,7 +29,8 @@ declare namespace SoftphoneBridge {
     | 'origin_denied'
     | 'local_network_blocked'
     | 'daemon_not_running'
-    | 'bridge_unavailable';
+    | 'bridge_unavailable'
+    | 'csp_blocked';
 
   interface ErrorBody {
     code: ErrorCode;

@@ -51,7 +51,9 @@
       'site settings, or ask IT to set the LocalNetworkAccessAllowedForUrls policy (see docs/deploy.md).',
     daemon_not_running: 'The softphone daemon is not running on this computer (or listens on another port). ' +
       'Start softphone-bridge and reload.',
-    bridge_unavailable: 'The softphone bridge frame did not load. Check that the daemon runs and its certificate is trusted.'
+    bridge_unavailable: 'The softphone bridge frame did not load. Check that the daemon runs and its certificate is trusted.',
+    csp_blocked: "This page's Content-Security-Policy forbids connecting to localhost. Use " +
+      "SoftphoneBridge.connect({mode: 'iframe'}) (allow frame-src https://localhost:PORT), or add wss://localhost:PORT to connect-src."
   };
 
   function blocked(code, extra) {
@@ -285,33 +287,54 @@
       var query = this.lastSeq !== null && this.instance
         ? '?since=' + this.lastSeq + '&instance=' + encodeURIComponent(this.instance) : '';
       return new Promise(function (resolve, reject) {
-        var socket = self._iframe ? self._iframe.socket(query) : directSocket(self.options, query);
+        var socket;
+        try {
+          socket = self._iframe ? self._iframe.socket(query) : directSocket(self.options, query);
+        } catch (e) {
+          reject({ code: 1006, reason: String(e) });
+          return;
+        }
         var greeted = false;
+        var finished = false;
         self._socket = socket;
+        // A socket that never says hello (or a browser that reports an error without a close,
+        // as Chrome does for a CSP-blocked WebSocket) must not hang the page.
+        var helloTimer = setTimeout(function () {
+          finish({ code: 1006, reason: 'no hello from the daemon' });
+          try { socket.close(); } catch (e) { /* already closed */ }
+        }, self.options.helloTimeoutMs || 10000);
         socket.onmessage = function (event) {
           var message;
           try { message = JSON.parse(event.data); } catch (e) { return; }
           if (message.event === 'hello') {
             greeted = true;
+            clearTimeout(helloTimer);
             self._onHello(message.payload);
             resolve(self);
           } else {
             self._onMessage(message);
           }
         };
-        socket.onclose = function (event) {
+        function finish(event) {
+          if (finished) return;
+          finished = true;
+          clearTimeout(helloTimer);
           if (self._socket !== socket) return;
           self._socket = null;
           var wasConnected = self.connected;
           self.connected = false;
           self._failPending();
-          if (!greeted) { reject(event); }
+          if (!greeted) reject(event);
           if (wasConnected) {
             self._emit('disconnected', { code: event.code, reason: event.reason, willRetry: !self._closed });
           }
-          if (greeted || wasConnected) self._scheduleReconnect(event.code === CLOSE_LAGGED ? 0 : undefined);
+          if (greeted) self._scheduleReconnect(event.code === CLOSE_LAGGED ? 0 : undefined);
+        }
+        socket.onclose = function (event) { finish(event); };
+        socket.onerror = function () {
+          // Before hello an error is a failed attempt; after it, onclose follows with details.
+          if (!greeted) finish({ code: 1006, reason: 'connection failed' });
         };
-        socket.onerror = function () { /* onclose follows with the details the browser allows */ };
       });
     }
 
@@ -384,11 +407,22 @@
    */
   async function connect(options) {
     var phone = new Phone(options);
+    var cspBlocked = false;
+    var doc = global.document;
+    var port = String(phone.options.port);
+    var onViolation = function (event) {
+      var uri = String(event.blockedURI || '');
+      if (uri.indexOf(':' + port) >= 0 && /^wss?:/.test(uri)) cspBlocked = true;
+    };
+    if (doc && doc.addEventListener) doc.addEventListener('securitypolicyviolation', onViolation);
     try {
       return await phone._open();
     } catch (event) {
       phone.close();
+      if (cspBlocked) throw blocked('csp_blocked');
       throw await diagnose(phone.options);
+    } finally {
+      if (doc && doc.removeEventListener) doc.removeEventListener('securitypolicyviolation', onViolation);
     }
   }
 

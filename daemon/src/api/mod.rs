@@ -213,7 +213,7 @@ fn origin_status(head: &RequestHead, context: &ApiContext) -> Response {
 fn page_csp(port: u16, scripts: &str) -> String {
     format!(
         "default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; \
-         connect-src 'self' wss://localhost:{port} wss://127.0.0.1:{port} wss://[::1]:{port}; \
+         connect-src 'self' wss://localhost:{port} wss://127.0.0.1:{port}; \
          img-src 'self' data:; base-uri 'none'; form-action 'none'"
     )
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -113,30 +113,57 @@ where
                         break;
                     }
                 };
-                if sink.send(Message::text(reply.to_json())).await.is_err() {
+                // Events an action caused go out before its reply, so a page that awaits the
+                // reply already sees the new state.
+                let mut flushed = Ok(());
+                loop {
+                    let outcome = match events.try_recv() {
+                        Ok(published) => Ok(published),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    };
+                    flushed = forward(&mut sink, outcome, &mut sent_seq).await;
+                    if flushed.is_err() {
+                        break;
+                    }
+                }
+                if flushed.is_err() || sink.send(Message::text(reply.to_json())).await.is_err() {
                     break;
                 }
             }
-            event = events.recv() => match event {
-                Ok(published) => {
-                    // Replayed events may overlap the live feed by a few; send each seq once.
-                    if published.message.seq <= sent_seq { continue; }
-                    sent_seq = published.message.seq;
-                    if sink.send(Message::text(published.json.clone())).await.is_err() { break; }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "a client fell behind; asking it to resume");
-                    let _ = sink.send(close(CloseCode::Library(CLOSE_LAGGED), "lagged; reconnect with ?since=")).await;
-                    break;
-                }
-                Err(RecvError::Closed) => break,
-            },
+            event = events.recv() => {
+                if forward(&mut sink, event, &mut sent_seq).await.is_err() { break; }
+            }
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
             }
         }
     }
     let _ = sink.close().await;
+}
+
+/// Sends one event from the live feed; `Err` ends the session.
+async fn forward<K>(sink: &mut K, event: Result<std::sync::Arc<crate::phone::event_log::Published>, RecvError>, sent_seq: &mut u64) -> Result<(), ()>
+where
+    K: futures_util::Sink<Message> + Unpin,
+{
+    match event {
+        Ok(published) => {
+            // Replayed events may overlap the live feed by a few; send each seq once.
+            if published.message.seq <= *sent_seq {
+                return Ok(());
+            }
+            *sent_seq = published.message.seq;
+            sink.send(Message::text(published.json.clone())).await.map_err(|_| ())
+        }
+        Err(RecvError::Lagged(missed)) => {
+            tracing::warn!(missed, "a client fell behind; asking it to resume");
+            let _ = sink.send(close(CloseCode::Library(CLOSE_LAGGED), "lagged; reconnect with ?since=")).await;
+            Err(())
+        }
+        Err(RecvError::Closed) => Err(()),
+    }
 }
 
 fn close(code: CloseCode, reason: &str) -> Message {
