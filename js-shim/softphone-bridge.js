@@ -365,14 +365,18 @@
       else pending.reject(new BridgeError(message.error.code, message.error.message));
     }
 
-    /** Keeps `phone.state` current so a page can redraw from it at any time. */
+    /** Keeps `phone.state` current so a page can redraw from it at any time; emits `state`
+     *  after every change. Call events refresh the whole snapshot (calls change shape). */
     _apply(event, payload) {
       var state = this.state;
       if (!state) return;
+      var changed = true;
       if (event === 'statusChanged') state.presence = { softphoneId: payload.softphoneId, name: payload.name };
       else if (event === 'dispositionsChanged') state.dispositions = payload.codes;
       else if (event === 'partnerConfigChanged') state.partnerConfig = payload;
       else if (event === 'registrationChanged') state.line = { state: payload.state, extension: payload.extension || null };
+      else changed = false;
+      if (changed) this._emit('state', state);
       if (CALL_EVENTS.indexOf(event) >= 0) {
         var self = this;
         this.getState().then(function (fresh) { self.state = fresh; self._emit('state', fresh); }, function () {});

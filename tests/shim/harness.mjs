@@ -87,6 +87,13 @@ export async function startPages(daemonPortOf) {
         `default-src 'self'; connect-src 'self'; script-src 'self' 'unsafe-inline' https://localhost:${daemonPort()}; ` +
         `frame-src https://localhost:${daemonPort()}`;
     }
+    const example = url.pathname.match(/^\/examples\/([\w-]+\.(html|js))$/);
+    if (example) {
+      const type = example[2] === 'js' ? 'text/javascript' : 'text/html';
+      res.writeHead(200, { ...headers, 'content-type': `${type}; charset=utf-8` });
+      res.end(readFileSync(join(ROOT, 'examples', example[1])));
+      return;
+    }
     res.writeHead(url.pathname === '/page' ? 200 : 404, headers);
     res.end('<!doctype html><html><head><title>crm</title></head><body><h1>CRM</h1></body></html>');
   });

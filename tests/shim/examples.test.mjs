@@ -1,0 +1,98 @@
+// The examples in examples/ work against the real daemon in Chromium: the demo CRM page (as the
+// daemon serves it at /demo), the Salesforce-style wrapper, and the Porthole-style page.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDaemon, startPages, trustingHome, launchBrowser, openWithShim, cleanup } from './harness.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+let daemon, pages, home, browser;
+
+before(async () => {
+  pages = await startPages(() => daemon.port);
+  daemon = await startDaemon({ allowedOrigins: [pages.allowed] });
+  home = trustingHome(daemon);
+  browser = await launchBrowser(home);
+});
+
+after(async () => {
+  await browser?.close();
+  await daemon?.stop();
+  await pages?.close();
+  cleanup(home, daemon?.dataDir);
+});
+
+/** Polls `predicate` in the page with evaluate (waitForFunction needs eval, which the demo's CSP forbids). */
+async function until(page, predicate, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await page.evaluate(predicate))) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${predicate}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('demo CRM page at /demo: presence, dial, dispositions', async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`https://localhost:${daemon.port}/demo`);
+  await until(page, () => document.getElementById('status').textContent === 'connected');
+  await page.selectOption('#presence', 'busy');
+  await until(page, () => document.getElementById('log').textContent.includes('statusChanged'));
+  await page.click('#dial');
+  await until(page, () => document.getElementById('dial-result').textContent.startsWith('no_line'));
+  await page.click('#set-codes');
+  await until(page, () => document.getElementById('disposition').options.length === 3);
+  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('wrapper-contract.js drives the contract end to end', async () => {
+  const page = await openWithShim(browser, `${pages.allowed}/page`, daemon.port);
+  await page.evaluate((port) => { window.SOFTPHONE_BRIDGE_PORT = port; }, daemon.port);
+  await page.addScriptTag({ url: `${pages.allowed}/examples/wrapper-contract.js` });
+  const result = await page.evaluate(async () => {
+    const phone = await crmWrapper.ready;
+    await crmWrapper.setPresence('break');
+    let dial;
+    try { await crmWrapper.clickToDial('+18883973342'); dial = 'resolved!'; } catch (e) { dial = e.code; }
+    const state = await phone.getState();
+    return { dial, names: crm.events.map((e) => e.name), dispositions: state.dispositions, partner: state.partnerConfig };
+  });
+  assert.equal(result.dial, 'no_line');
+  assert.equal(result.names[0], 'load');
+  assert.ok(result.names.includes('statusChanged'), result.names.join());
+  assert.ok(result.names.includes('error'), 'the CRM hears about the failed dial');
+  assert.deepEqual(result.dispositions, ['Sale', 'No answer', 'Call back', 'Wrong number']);
+  assert.equal(result.partner.channelOriginId, '57053e21-0440-4689-a27a-513d7dceebde');
+  await page.close();
+});
+
+test('porthole-style.html posts actions and hears replies', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${pages.allowed}/examples/porthole-style.html?port=${daemon.port}`);
+  await page.waitForFunction(() => !document.getElementById('call').disabled);
+  await page.evaluate(() => window.windowProxy.ready);
+  await page.click('#call');
+  await page.waitForFunction(() => document.getElementById('out').textContent.includes('no_line'));
+  const out = await page.textContent('#out');
+  assert.match(out, /"action":"call","ok":false/);
+  await page.close();
+});
+
+test('the served demo is the file in examples/', async () => {
+  const served = await (await fetchInsecure(`https://localhost:${daemon.port}/demo`));
+  assert.equal(served, readFileSync(join(ROOT, 'examples', 'crm-demo.html'), 'utf8'));
+});
+
+async function fetchInsecure(url) {
+  const page = await browser.newPage();
+  const response = await page.goto(url);
+  const text = await response.text();
+  await page.close();
+  return text;
+}
