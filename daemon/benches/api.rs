@@ -1,0 +1,164 @@
+//! API benchmark (not a test: it prints figures and asserts nothing about speed).
+//!
+//!     cargo bench -p softphone-bridge --bench api      (or ./dev bench)
+//!
+//! Starts the release binary on a free loopback port and reports:
+//! - idle RSS with 3 clients connected (target ≤ 10 MB);
+//! - connect-to-hello time over fresh TLS + WebSocket connections (target p50 ≤ 5 ms);
+//! - event fan-out to 10 clients (target ≥ 10,000 events/s delivered).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use softphone_bridge::client::{self, ClientStream, Target};
+use tokio_tungstenite::tungstenite::Message;
+
+const ORIGIN: &str = "https://bench.example";
+const CONNECTS: usize = 300;
+const FANOUT_CLIENTS: usize = 10;
+const FANOUT_EVENTS: usize = 3000;
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    ca: CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Daemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nport = 0\nallowed_origins = [\"{ORIGIN}\"]\nactions_per_second = 1000000\naction_burst = 1000000\nreplay_events = 8192\n[log]\nlevel = \"warn\"\n"
+        ),
+    )
+    .expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_softphone-bridge"))
+        .env("SOFTPHONE_BRIDGE_SYSTEM_CONFIG", "")
+        .env("SOFTPHONE_BRIDGE_USER_CONFIG", "")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", "--headless", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let info = dir.path().join("daemon.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        let parsed = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        if let Some(port) = parsed.and_then(|v| v["port"].as_u64()) {
+            break u16::try_from(port).expect("port");
+        }
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ca = CertificateDer::from_pem_file(dir.path().join("certs/ca.pem")).expect("ca");
+    Daemon { child, port, ca, _dir: dir }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn connect(daemon: &Daemon) -> ClientStream {
+    let mut ws = client::connect(&Target::new(daemon.port, Some(ORIGIN)), &daemon.ca).await.expect("connect");
+    let hello = ws.next().await.expect("frame").expect("ok");
+    assert!(hello.to_text().unwrap_or("").contains("\"hello\""));
+    ws
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let daemon = start();
+    let pid = daemon.child.id();
+
+    // 1. Idle RSS with 3 clients.
+    let idle: Vec<ClientStream> = futures_util::future::join_all((0..3).map(|_| connect(&daemon))).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_kib(pid);
+    drop(idle);
+
+    // 2. Connect-to-hello: TCP + TLS + upgrade + first frame, sequentially.
+    let mut times = Vec::with_capacity(CONNECTS);
+    for _ in 0..CONNECTS {
+        let started = Instant::now();
+        let ws = connect(&daemon).await;
+        times.push(started.elapsed());
+        drop(ws);
+    }
+    times.sort();
+
+    // 3. Fan-out: one page changes presence FANOUT_EVENTS times; 10 pages each receive all.
+    let receivers: Vec<ClientStream> = futures_util::future::join_all((0..FANOUT_CLIENTS).map(|_| connect(&daemon))).await;
+    let mut sender = connect(&daemon).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = receivers
+        .into_iter()
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                let mut seen = 0;
+                while seen < FANOUT_EVENTS {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) if t.contains("\"statusChanged\"") => seen += 1,
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let statuses = ["available", "busy", "break", "offline"];
+    for i in 0..FANOUT_EVENTS {
+        let frame = format!(r#"{{"id":{i},"action":"update_presence","params":{{"softphoneId":"{}"}}}}"#, statuses[i % 4]);
+        sender.feed(Message::text(frame)).await.expect("send");
+    }
+    sender.flush().await.expect("flush");
+    let mut delivered = 0;
+    for task in tasks {
+        delivered += task.await.unwrap_or(0);
+    }
+    let elapsed = started.elapsed();
+    let busy_rss = rss_kib(pid);
+
+    println!("softphone-bridge API benchmark (release build, loopback, {} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!("| measure | result | target |");
+    println!("|---|---|---|");
+    println!("| idle RSS, 3 clients connected | {:.1} MB | ≤ 10 MB |", idle_rss as f64 / 1024.0);
+    println!(
+        "| connect-to-hello ({CONNECTS} fresh TLS+WS connections) | p50 {:.2} ms, p99 {:.2} ms | p50 ≤ 5 ms |",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "| fan-out, {FANOUT_EVENTS} events × {FANOUT_CLIENTS} clients | {:.0} events/s delivered ({delivered} in {:.3} s) | ≥ 10,000/s |",
+        delivered as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!("| RSS after fan-out, 11 clients | {:.1} MB | — |", busy_rss as f64 / 1024.0);
+}
