@@ -177,13 +177,13 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             });
         }
     }
-    if let Some(initial) = &config.presence.initial {
-        if !config.statuses().iter().any(|s| &s.softphone_id == initial) {
-            return Err(ConfigError::Invalid {
-                key: "presence.initial".into(),
-                message: format!("{initial:?} is not a configured status"),
-            });
-        }
+    if let Some(initial) = &config.presence.initial
+        && !config.statuses().iter().any(|s| &s.softphone_id == initial)
+    {
+        return Err(ConfigError::Invalid {
+            key: "presence.initial".into(),
+            message: format!("{initial:?} is not a configured status"),
+        });
     }
     Ok(())
 }

@@ -166,7 +166,7 @@ bool_literal!(False, false);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ServerMessage {
-    Event(EventMessage),
+    Event(Box<EventMessage>),
     Reply(Reply),
 }
 

@@ -46,10 +46,8 @@ pub(super) fn run(context: TrayContext, inbox: Receiver<Update>) {
                 dirty = true;
             }
         }
-        if dirty {
-            if let Some(snapshot) = &state {
-                rebuild(&tray, snapshot, &pending);
-            }
+        if dirty && let Some(snapshot) = &state {
+            rebuild(&tray, snapshot, &pending);
         }
     }
 }
