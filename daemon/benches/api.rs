@@ -7,68 +7,24 @@
 //! - connect-to-hello time over fresh TLS + WebSocket connections (target p50 ≤ 5 ms);
 //! - event fan-out to 10 clients (target ≥ 10,000 events/s delivered).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{CRM as ORIGIN, Daemon};
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-use softphone_bridge::client::{self, ClientStream, Target};
+use softphone_bridge::client::ClientStream;
 use tokio_tungstenite::tungstenite::Message;
 
-const ORIGIN: &str = "https://bench.example";
 const CONNECTS: usize = 300;
 const FANOUT_CLIENTS: usize = 10;
 const FANOUT_EVENTS: usize = 3000;
 
-struct Daemon {
-    child: Child,
-    port: u16,
-    ca: CertificateDer<'static>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start() -> Daemon {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[api]\nport = 0\nallowed_origins = [\"{ORIGIN}\"]\nactions_per_second = 1000000\naction_burst = 1000000\nreplay_events = 8192\n[log]\nlevel = \"warn\"\n"
-        ),
-    )
-    .expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_softphone-bridge"))
-        .env("SOFTPHONE_BRIDGE_SYSTEM_CONFIG", "")
-        .env("SOFTPHONE_BRIDGE_USER_CONFIG", "")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["run", "--headless", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon");
-    let info = dir.path().join("daemon.json");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let port = loop {
-        let parsed = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-        if let Some(port) = parsed.and_then(|v| v["port"].as_u64()) {
-            break u16::try_from(port).expect("port");
-        }
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let ca = CertificateDer::from_pem_file(dir.path().join("certs/ca.pem")).expect("ca");
-    Daemon { child, port, ca, _dir: dir }
+    // Limits out of the way: this measures the daemon, not its rate limiter.
+    Daemon::start("actions_per_second = 1000000\naction_burst = 1000000\nreplay_events = 8192\n[log]\nlevel = \"warn\"\n")
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -81,10 +37,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn connect(daemon: &Daemon) -> ClientStream {
-    let mut ws = client::connect(&Target::new(daemon.port, Some(ORIGIN)), &daemon.ca).await.expect("connect");
-    let hello = ws.next().await.expect("frame").expect("ok");
-    assert!(hello.to_text().unwrap_or("").contains("\"hello\""));
-    ws
+    daemon.connect(ORIGIN).await.ws
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -95,7 +48,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let daemon = start();
-    let pid = daemon.child.id();
+    let pid = daemon.pid();
 
     // 1. Idle RSS with 3 clients.
     let idle: Vec<ClientStream> = futures_util::future::join_all((0..3).map(|_| connect(&daemon))).await;

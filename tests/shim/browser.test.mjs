@@ -9,24 +9,20 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDaemon, startPages, trustingHome, launchBrowser, openWithShim, cleanup } from './harness.mjs';
+import { startDaemon, startLab, launchBrowser, openWithShim, cleanup } from './harness.mjs';
 
 const SHIM = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../js-shim/softphone-bridge.js'), 'utf8');
 
-let daemon, pages, home, browser;
+let lab, daemon, pages, browser;
 
 before(async () => {
-  pages = await startPages(() => daemon.port);
-  daemon = await startDaemon({ allowedOrigins: [pages.allowed] });
-  home = trustingHome(daemon);
-  browser = await launchBrowser(home);
+  lab = await startLab();
+  ({ daemon, pages, browser } = lab);
 });
 
 after(async () => {
-  await browser?.close();
-  await daemon?.stop();
-  await pages?.close();
-  cleanup(home, daemon?.dataDir);
+  lab.daemon = daemon;
+  await lab?.close();
 });
 
 test('promise API: hello state, presence, typed errors', async () => {

@@ -6,23 +6,19 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDaemon, startPages, trustingHome, launchBrowser, openWithShim, cleanup } from './harness.mjs';
+import { startLab, openWithShim } from './harness.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-let daemon, pages, home, browser;
+let lab, daemon, pages, browser;
 
 before(async () => {
-  pages = await startPages(() => daemon.port);
-  daemon = await startDaemon({ allowedOrigins: [pages.allowed] });
-  home = trustingHome(daemon);
-  browser = await launchBrowser(home);
+  lab = await startLab();
+  ({ daemon, pages, browser } = lab);
 });
 
 after(async () => {
-  await browser?.close();
-  await daemon?.stop();
-  await pages?.close();
-  cleanup(home, daemon?.dataDir);
+  lab.daemon = daemon;
+  await lab?.close();
 });
 
 /** Polls `predicate` in the page with evaluate (waitForFunction needs eval, which the demo's CSP forbids). */

@@ -133,3 +133,22 @@ export async function openWithShim(browser, url, daemonPort) {
 export function cleanup(...dirs) {
   for (const dir of dirs) if (dir) rmSync(dir, { recursive: true, force: true });
 }
+
+/**
+ * The usual lab: fixture pages, a daemon allowing the pages' first origin, a HOME that trusts the
+ * daemon's CA, and Chromium. `lab.daemon` may be replaced (restart tests); `close()` tears down all.
+ */
+export async function startLab() {
+  const lab = {};
+  lab.pages = await startPages(() => lab.daemon.port);
+  lab.daemon = await startDaemon({ allowedOrigins: [lab.pages.allowed] });
+  lab.home = trustingHome(lab.daemon);
+  lab.browser = await launchBrowser(lab.home);
+  lab.close = async () => {
+    await lab.browser?.close();
+    await lab.daemon?.stop();
+    await lab.pages?.close();
+    cleanup(lab.home, lab.daemon?.dataDir);
+  };
+  return lab;
+}

@@ -58,6 +58,10 @@ impl Daemon {
         Daemon { dir, port, ca, child }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
