@@ -92,11 +92,9 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let server = tokio::spawn(api::serve(listeners, context));
 
     let (quit_tx, mut quit_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let _tray = if headless {
-        None
-    } else {
-        crate::tray::start(crate::tray::TrayContext { phone, policy, port, data_dir: data_dir.clone(), quit: quit_tx })
-    };
+    if !headless {
+        crate::tray::start(crate::tray::TrayContext { phone, policy, port, data_dir: data_dir.clone(), quit: quit_tx });
+    }
 
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down on signal"),

@@ -1,7 +1,7 @@
 //! The tray thread: builds the menu from the phone snapshot and the pending origins, and turns
 //! clicks into phone actions and approval decisions.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use tray_icon::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};
@@ -10,10 +10,9 @@ use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 use super::{TrayContext, Update, open_with_desktop};
 use crate::protocol::{Action, LineState, Snapshot, UpdatePresence};
 
-const TICK: Duration = Duration::from_millis(200);
-const ORIGIN_REFRESH: Duration = Duration::from_secs(2);
+const ORIGIN_REFRESH: Duration = Duration::from_secs(1);
 
-pub(super) fn run(context: TrayContext, inbox: Receiver<Update>) {
+pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver<Update>) {
     let tray = match TrayIconBuilder::new().with_tooltip("softphone-bridge").with_icon(icon(false)).build() {
         Ok(tray) => tray,
         Err(e) => {
@@ -21,25 +20,32 @@ pub(super) fn run(context: TrayContext, inbox: Receiver<Update>) {
             return;
         }
     };
+    // The tray library reports clicks through a process-global hook; this is the one place that
+    // reads it, and it only forwards into this thread's inbox.
+    MenuEvent::set_event_handler(Some(move |event: MenuEvent| {
+        let _ = updates.send(Update::Click(event.id.0));
+    }));
     let mut state: Option<Snapshot> = None;
     let mut pending: Vec<String> = Vec::new();
-    let mut last_refresh = Instant::now() - ORIGIN_REFRESH;
+    let mut next_refresh = Instant::now();
     loop {
         let mut dirty = false;
-        match inbox.recv_timeout(TICK) {
+        match inbox.recv_timeout(next_refresh.saturating_duration_since(Instant::now())) {
             Ok(Update::State(snapshot)) => {
                 state = Some(snapshot);
                 dirty = true;
             }
+            Ok(Update::Click(id)) => {
+                handle_click(&id, &context);
+                dirty = true;
+            }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        while let Ok(event) = MenuEvent::receiver().try_recv() {
-            handle_click(event.id.0.as_str(), &context);
-            dirty = true;
-        }
-        if last_refresh.elapsed() >= ORIGIN_REFRESH {
-            last_refresh = Instant::now();
+        // Pending origins are recorded by connection tasks (and the CLI edits the file), so the
+        // tray looks at them on a timer rather than being told.
+        if Instant::now() >= next_refresh {
+            next_refresh = Instant::now() + ORIGIN_REFRESH;
             let now = context.policy.store().lock().map(|s| s.origins().pending.clone()).unwrap_or_default();
             if now != pending {
                 pending = now;
@@ -50,6 +56,7 @@ pub(super) fn run(context: TrayContext, inbox: Receiver<Update>) {
             rebuild(&tray, snapshot, &pending);
         }
     }
+    MenuEvent::set_event_handler(None::<fn(MenuEvent)>);
 }
 
 fn handle_click(id: &str, context: &TrayContext) {

@@ -18,22 +18,22 @@ pub struct TrayContext {
     pub quit: tokio::sync::mpsc::Sender<()>,
 }
 
-/// Keeps the tray alive; dropping it ends the tray thread.
-pub struct TrayGuard {
-    _stop: std::sync::mpsc::Sender<Update>,
-}
-
 /// What the tray thread is told.
+#[cfg(feature = "tray")]
 #[derive(Debug)]
 enum Update {
     State(crate::protocol::Snapshot),
+    /// A menu item was clicked (its id).
+    Click(String),
 }
 
 #[cfg(feature = "tray")]
 mod menu;
 
 #[cfg(feature = "tray")]
-pub fn start(context: TrayContext) -> Option<TrayGuard> {
+/// Starts the tray on its own thread. It lives as long as the process; without a desktop
+/// session it logs a warning and ends, and the daemon runs on.
+pub fn start(context: TrayContext) {
     let (updates, inbox) = std::sync::mpsc::channel();
     // Feed phone state changes to the tray thread.
     let phone = context.phone.clone();
@@ -56,20 +56,15 @@ pub fn start(context: TrayContext) -> Option<TrayGuard> {
             }
         }
     });
-    let spawned = std::thread::Builder::new().name("tray".into()).spawn(move || menu::run(context, inbox));
-    match spawned {
-        Ok(_) => Some(TrayGuard { _stop: updates }),
-        Err(e) => {
-            tracing::warn!("cannot start the tray thread: {e}; running without a tray");
-            None
-        }
+    let spawned = std::thread::Builder::new().name("tray".into()).spawn(move || menu::run(context, updates, inbox));
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the tray thread: {e}; running without a tray");
     }
 }
 
 #[cfg(not(feature = "tray"))]
-pub fn start(_context: TrayContext) -> Option<TrayGuard> {
+pub fn start(_context: TrayContext) {
     tracing::info!("built without the `tray` feature; running without a tray");
-    None
 }
 
 /// Opens a URL or folder with the desktop's default handler.

@@ -33,12 +33,22 @@ impl Daemon {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Self {
+        Self::launch(dir, extra, &[], true)
+    }
+
+    /// Starts with extra environment variables; `headless: false` lets it try to show a tray.
+    pub fn launch(dir: tempfile::TempDir, extra: &str, env: &[(&str, &str)], headless: bool) -> Self {
         let config = dir.path().join("config.toml");
         if !config.exists() {
             std::fs::write(&config, format!("[api]\nport = 0\nallowed_origins = [\"{CRM}\"]\n{extra}")).expect("config");
         }
-        let child = command(dir.path())
-            .args(["run", "--headless", "--config"])
+        let mut run = command(dir.path());
+        run.envs(env.iter().copied()).arg("run");
+        if headless {
+            run.arg("--headless");
+        }
+        let child = run
+            .arg("--config")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -90,6 +100,18 @@ impl Daemon {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for the daemon to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn log(&self) -> String {
