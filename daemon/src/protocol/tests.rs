@@ -83,3 +83,55 @@ fn replies_serialize_with_literal_ok() {
         assert_eq!(serde_json::to_value(code).ok(), Some(json!(code.as_str())));
     }
 }
+
+/// Mutates every example request byte by byte (deterministic xorshift), and checks each result
+/// is a request or an error reply with a code — never a panic.
+#[test]
+fn mutated_examples_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/messages");
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("examples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("request.")))
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect();
+    assert!(seeds.len() >= 16);
+    seeds.push(b"{}".to_vec());
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let interesting: &[&[u8]] = &[b"\"", b"{", b"}", b"[", b"]", b":", b",", b"null", b"1e999", b"-", b"\\u0000", b"\xff", b"\"id\"", b"\"params\""];
+    let mut outcomes = [0usize; 2];
+    for _ in 0..20_000 {
+        let seed = &seeds[(next() % seeds.len() as u64) as usize];
+        let mut bytes = seed.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % (bytes.len() as u64 + 1)) as usize;
+            match next() % 3 {
+                0 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                1 => {
+                    let piece = interesting[(next() % interesting.len() as u64) as usize];
+                    bytes.splice(at..at, piece.iter().copied());
+                }
+                _ if at < bytes.len() => bytes[at] = next() as u8,
+                _ => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        match parse_request(&text) {
+            Ok(_) => outcomes[0] += 1,
+            Err(Reply::Err { error, .. }) => {
+                assert!(!error.message.is_empty());
+                outcomes[1] += 1;
+            }
+            Err(other) => panic!("an error must be an error reply: {other:?}"),
+        }
+    }
+    assert!(outcomes[0] > 100 && outcomes[1] > 1000, "both outcomes exercised: {outcomes:?}");
+}
