@@ -1,0 +1,18 @@
+//! Sans-IO SIP (RFC 3261): message parsing and serialization, digest authentication (RFC 8760),
+//! client transactions with their timers, and a registration state machine.
+//!
+//! # The run-loop contract
+//!
+//! Nothing here reads a clock or touches a socket. A state machine (a transaction, a
+//! registration) takes inputs — `handle_message(msg, now)`, `handle_timeout(now)`, commands — and
+//! the driver drains its outputs with `poll_transmit()` (bytes to send), `poll_event()` (what
+//! happened) and `poll_timeout()` (when to call `handle_timeout` next), repeating until all are
+//! empty. `now` is whatever `Instant` the driver passes: the real clock in the daemon, a virtual
+//! one in tests, so every timer is tested without sleeping.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod message;
+
+pub use message::{Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, Via};
