@@ -14,5 +14,6 @@
 
 pub mod auth;
 pub mod message;
+pub mod transaction;
 
 pub use message::{Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, Via};
