@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod message;
+pub mod registration;
 pub mod transaction;
 
 pub use message::{Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, Via};
