@@ -6,6 +6,7 @@ pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod line;
 pub mod logging;
 pub mod origins;
 pub mod phone;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{self, ApiContext, Limits, Listeners};
 use crate::certs::{self, CertPaths};
 use crate::config::Config;
+use crate::line::LineConfig;
 use crate::origins::{ApprovalStore, Origin, OriginPolicy};
 use crate::phone::{Phone, PhoneSettings, driver};
 
@@ -22,6 +23,8 @@ pub enum RunError {
     Listen { port: u16, source: std::io::Error },
     #[error(transparent)]
     Origins(#[from] crate::origins::StoreError),
+    #[error(transparent)]
+    Line(crate::line::LineConfigError),
 }
 
 /// Written to `DATA_DIR/daemon.json` while the daemon runs, so the CLI and tests find it.
@@ -70,8 +73,16 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let policy = OriginPolicy::new(configured, port, store);
 
     let instance = random_hex(8);
-    let phone = Phone::new(PhoneSettings { statuses: config.statuses(), initial_status: config.presence.initial.clone() });
-    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events);
+    let line = match &config.account {
+        Some(account) => Some(LineConfig::from_account(account).map_err(RunError::Line)?),
+        None => None,
+    };
+    let phone = Phone::new(PhoneSettings {
+        statuses: config.statuses(),
+        initial_status: config.presence.initial.clone(),
+        line_configured: line.is_some(),
+    });
+    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, line);
 
     let info = DaemonInfo { pid: std::process::id(), port, instance };
     let info_path = DaemonInfo::path(&data_dir);
@@ -93,7 +104,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
 
     let (quit_tx, mut quit_rx) = tokio::sync::mpsc::channel::<()>(1);
     if !headless {
-        crate::tray::start(crate::tray::TrayContext { phone, policy, port, data_dir: data_dir.clone(), quit: quit_tx });
+        crate::tray::start(crate::tray::TrayContext { phone: phone.clone(), policy, port, data_dir: data_dir.clone(), quit: quit_tx });
     }
 
     tokio::select! {
@@ -101,6 +112,8 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         Some(()) = quit_rx.recv() => tracing::info!("shutting down from the tray"),
     }
     server.abort();
+    // Unregister before the process ends, as a desk phone does when switched off.
+    phone.shutdown().await;
     let _ = std::fs::remove_file(&info_path);
     Ok(())
 }

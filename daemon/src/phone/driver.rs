@@ -2,12 +2,16 @@
 //! [`PhoneHandle`]; the task is the only owner of phone state, so no lock guards it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::event_log::{EventLog, Published, Replay};
 use super::{Phone, PhoneError};
+use crate::line::LineConfig;
+use crate::line::runtime::LineRuntime;
+use crate::line::transport::{Inbound, TransportError};
 use crate::protocol::{Action, Event, Hello, VERSION};
 
 /// Where a reconnecting client left off.
@@ -32,7 +36,12 @@ pub struct PhoneStopped;
 enum Request {
     Act { action: Action, reply: oneshot::Sender<Result<Value, PhoneError>> },
     Subscribe { resume: Option<Resume>, reply: oneshot::Sender<Subscription> },
+    /// Unregister (waiting at most `UNREGISTER_WAIT`), then stop.
+    Shutdown { reply: oneshot::Sender<()> },
 }
+
+/// How long shutdown waits for the registrar to confirm the unregistration.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
 
 /// A cheap, cloneable way to drive the phone.
 #[derive(Debug, Clone)]
@@ -54,6 +63,14 @@ impl PhoneHandle {
         answer.blocking_recv().map_err(|_| PhoneStopped)
     }
 
+    /// Unregisters the line and stops the phone task.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.requests.send(Request::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
     pub async fn subscribe(&self, resume: Option<Resume>) -> Result<Subscription, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
         self.requests.send(Request::Subscribe { resume, reply }).await.map_err(|_| PhoneStopped)?;
@@ -61,13 +78,15 @@ impl PhoneHandle {
     }
 }
 
-/// Starts the phone task. It ends when every handle is dropped.
-pub fn spawn(phone: Phone, instance: String, replay_capacity: usize) -> PhoneHandle {
+/// Starts the phone task, with its line when one is configured. It ends when every handle is
+/// dropped or on [`PhoneHandle::shutdown`].
+pub fn spawn(phone: Phone, instance: String, replay_capacity: usize, line: Option<LineConfig>) -> PhoneHandle {
     let (requests, inbox) = mpsc::channel(256);
     // The broadcast buffer only has to absorb bursts; a client that falls further behind is
     // told to reconnect and resumes from the replay log instead.
     let (feed, _) = broadcast::channel(replay_capacity.max(16));
-    let driver = Driver { phone, instance, log: EventLog::new(replay_capacity), feed };
+    let line = line.map(|config| LineRuntime::new(config, Instant::now()));
+    let driver = Driver { phone, instance, log: EventLog::new(replay_capacity), feed, line, shutdown: None };
     tokio::spawn(driver.run(inbox));
     PhoneHandle { requests }
 }
@@ -77,23 +96,93 @@ struct Driver {
     instance: String,
     log: EventLog,
     feed: broadcast::Sender<Arc<Published>>,
+    line: Option<LineRuntime>,
+    /// Set while shutting down: when to give up waiting, and whom to tell.
+    shutdown: Option<(Instant, oneshot::Sender<()>)>,
+}
+
+/// What woke the loop.
+enum Wake {
+    Request(Option<Request>),
+    Sip(Result<Inbound, TransportError>),
+    Timer,
 }
 
 impl Driver {
+    /// The one loop: page/tray requests, SIP bytes and timers, one at a time, so phone state
+    /// needs no lock.
     async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
-        while let Some(request) = inbox.recv().await {
-            match request {
-                Request::Act { action, reply } => {
-                    let result = self.phone.handle_action(action);
-                    self.publish_events();
-                    // The requester may have gone away; the action still took effect.
-                    let _ = reply.send(result);
+        loop {
+            let deadline = [self.line.as_ref().and_then(LineRuntime::next_wake), self.shutdown.as_ref().map(|(at, _)| *at)]
+                .into_iter()
+                .flatten()
+                .min();
+            let wake = tokio::select! {
+                request = inbox.recv(), if self.shutdown.is_none() => Wake::Request(request),
+                inbound = recv_line(&mut self.line) => Wake::Sip(inbound),
+                _ = sleep_until(deadline) => Wake::Timer,
+            };
+            let now = Instant::now();
+            match wake {
+                Wake::Request(None) => break,
+                Wake::Request(Some(request)) => self.handle_request(request, now).await,
+                Wake::Sip(inbound) => {
+                    if let Some(line) = &mut self.line {
+                        line.on_inbound(inbound, now).await;
+                    }
                 }
-                Request::Subscribe { resume, reply } => {
-                    let _ = reply.send(self.subscription(resume));
+                Wake::Timer => {
+                    if let Some(line) = &mut self.line {
+                        line.on_timer(now).await;
+                    }
                 }
             }
+            self.drain_line();
+            self.publish_events();
+            if self.finish_shutdown(now) {
+                break;
+            }
         }
+    }
+
+    async fn handle_request(&mut self, request: Request, now: Instant) {
+        match request {
+            Request::Act { action, reply } => {
+                let result = self.phone.handle_action(action);
+                self.publish_events();
+                // The requester may have gone away; the action still took effect.
+                let _ = reply.send(result);
+            }
+            Request::Subscribe { resume, reply } => {
+                let _ = reply.send(self.subscription(resume));
+            }
+            Request::Shutdown { reply } => {
+                if let Some(line) = &mut self.line {
+                    line.stop(now).await;
+                }
+                self.shutdown = Some((now + UNREGISTER_WAIT, reply));
+            }
+        }
+    }
+
+    fn drain_line(&mut self) {
+        let Some(line) = &mut self.line else { return };
+        while let Some(event) = line.poll_event() {
+            self.phone.handle_line_event(event);
+        }
+    }
+
+    /// True when a requested shutdown is complete (unregistered, or waited long enough).
+    fn finish_shutdown(&mut self, now: Instant) -> bool {
+        let done = match (&self.shutdown, &self.line) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some((deadline, _)), Some(line)) => line.is_stopped() || now >= *deadline,
+        };
+        if done && let Some((_, reply)) = self.shutdown.take() {
+            let _ = reply.send(());
+        }
+        done
     }
 
     fn publish_events(&mut self) {
@@ -125,6 +214,20 @@ impl Driver {
             replay,
             events: self.feed.subscribe(),
         }
+    }
+}
+
+async fn recv_line(line: &mut Option<LineRuntime>) -> Result<Inbound, TransportError> {
+    match line {
+        Some(line) => line.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -12,9 +12,10 @@ use std::collections::VecDeque;
 
 use serde_json::{Value, json};
 
+use crate::line::LineEvent;
 use crate::protocol::{
-    Action, ErrorCode, Event, LineInfo, LineState, PartnerConfig, PresenceStatus, Snapshot,
-    StatusChanged, DispositionsChanged,
+    Action, DispositionsChanged, ErrorCode, Event, LineInfo, LineState, PartnerConfig, PresenceStatus,
+    RegistrationChanged, Snapshot, StatusChanged,
 };
 
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
@@ -28,12 +29,18 @@ pub struct PhoneSettings {
     pub statuses: Vec<PresenceStatus>,
     /// `softphoneId` of the status to start in; the first status when `None`.
     pub initial_status: Option<String>,
+    /// An `[account]` is configured: the line starts out registering.
+    pub line_configured: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PhoneError {
     #[error("`{action}` needs a phone line, and none is configured yet")]
     NoLine { action: &'static str },
+    #[error("`{action}` needs a registered line; the line is {state}")]
+    LineDown { action: &'static str, state: &'static str },
+    #[error("`{action}`: this build registers the line but cannot place or take calls yet")]
+    CallsUnsupported { action: &'static str },
     #[error("unknown softphoneId `{0}`; configured statuses are listed in the snapshot")]
     UnknownStatus(String),
     #[error("no call with conversationId `{0}`")]
@@ -45,7 +52,7 @@ pub enum PhoneError {
 impl PhoneError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NoLine { .. } => ErrorCode::NoLine,
+            Self::NoLine { .. } | Self::LineDown { .. } | Self::CallsUnsupported { .. } => ErrorCode::NoLine,
             Self::UnknownStatus(_) => ErrorCode::UnknownStatus,
             Self::UnknownCall(_) => ErrorCode::UnknownCall,
             Self::InvalidParams(_) => ErrorCode::InvalidParams,
@@ -60,6 +67,7 @@ pub struct Phone {
     presence: usize,
     dispositions: Vec<String>,
     partner_config: Option<PartnerConfig>,
+    line: LineInfo,
     events: VecDeque<Event>,
 }
 
@@ -78,6 +86,10 @@ impl Phone {
             presence,
             dispositions: Vec::new(),
             partner_config: None,
+            line: LineInfo {
+                state: if settings.line_configured { LineState::Registering } else { LineState::None },
+                extension: None,
+            },
             events: VecDeque::new(),
         }
     }
@@ -85,7 +97,12 @@ impl Phone {
     /// Carries out one action. On success returns the reply's `result`.
     pub fn handle_action(&mut self, action: Action) -> Result<Value, PhoneError> {
         if action.needs_line() {
-            return Err(PhoneError::NoLine { action: action.name() });
+            let action = action.name();
+            return Err(match self.line.state {
+                LineState::None => PhoneError::NoLine { action },
+                LineState::Registered => PhoneError::CallsUnsupported { action },
+                state => PhoneError::LineDown { action, state: line_state_name(state) },
+            });
         }
         match action {
             Action::GetState => Ok(json!({ "state": self.snapshot() })),
@@ -110,12 +127,27 @@ impl Phone {
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            line: LineInfo { state: LineState::None, extension: None },
+            line: self.line.clone(),
             presence: self.statuses[self.presence].clone(),
             statuses: self.statuses.clone(),
             dispositions: self.dispositions.clone(),
             partner_config: self.partner_config.clone(),
             calls: Vec::new(),
+        }
+    }
+
+    /// What the line driver reports.
+    pub fn handle_line_event(&mut self, event: LineEvent) {
+        let (state, extension, reason) = match event {
+            LineEvent::Registered { extension } => (LineState::Registered, Some(extension), None),
+            LineEvent::Failed { reason } => (LineState::Failed, None, Some(reason)),
+            LineEvent::Unregistered => (LineState::Unregistered, None, None),
+        };
+        let changed = self.line.state != state || self.line.extension != extension;
+        self.line = LineInfo { state, extension: extension.clone() };
+        // Refreshes that change nothing are not news; failures always are (the reason may differ).
+        if changed || reason.is_some() {
+            self.events.push_back(Event::RegistrationChanged(RegistrationChanged { state, extension, reason }));
         }
     }
 
@@ -162,6 +194,16 @@ fn check_text(what: &str, text: &str) -> Result<(), PhoneError> {
         )));
     }
     Ok(())
+}
+
+fn line_state_name(state: LineState) -> &'static str {
+    match state {
+        LineState::None => "not configured",
+        LineState::Registering => "registering",
+        LineState::Registered => "registered",
+        LineState::Unregistered => "unregistered",
+        LineState::Failed => "failing to register",
+    }
 }
 
 fn shorten(s: &str) -> String {

@@ -2,7 +2,7 @@ use super::*;
 use crate::protocol::{PortholeCall, StartCall, UpdatePresence};
 
 fn phone() -> Phone {
-    Phone::new(PhoneSettings { statuses: crate::config::default_statuses(), initial_status: None })
+    Phone::new(PhoneSettings { statuses: crate::config::default_statuses(), initial_status: None, line_configured: false })
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn unknown_status_is_refused_and_changes_nothing() {
 
 #[test]
 fn initial_status_is_honoured() {
-    let phone = Phone::new(PhoneSettings { statuses: crate::config::default_statuses(), initial_status: Some("offline".into()) });
+    let phone = Phone::new(PhoneSettings { statuses: crate::config::default_statuses(), initial_status: Some("offline".into()), line_configured: false });
     assert_eq!(phone.snapshot().presence.name, "Offline");
 }
 
