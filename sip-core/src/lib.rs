@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod message;
 pub mod registration;
+pub mod sdp;
 pub mod transaction;
 
 pub use message::{Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, Via};
