@@ -140,7 +140,9 @@ fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
         if line.starts_with([' ', '\t']) {
             // Folded continuation of the previous header (RFC 3261 §7.3.1).
             let (_, value) = current.as_mut().ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
-            value.push(' ');
+            if !value.is_empty() {
+                value.push(' ');
+            }
             value.push_str(line.trim());
             continue;
         }
@@ -165,6 +167,8 @@ fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
         Some(v) => Some(v.trim().parse::<usize>().map_err(|_| ParseError::ContentLength)?),
         None => None,
     };
+    // Framing, not content: serialization derives it from the body.
+    headers.remove("Content-Length");
     let message = parse_start(start, headers)?;
     check_required(&message)?;
     Ok((message, content_length))
