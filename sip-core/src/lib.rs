@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod call;
 pub mod message;
 pub mod registration;
 pub mod sdp;

@@ -1,0 +1,633 @@
+//! One call: an INVITE dialog (RFC 3261 §12–15) in either direction, sans-IO.
+//!
+//! Outgoing: [`Call::outgoing`] sends the INVITE, answers a 401/407 challenge once, reports
+//! ringing, ACKs the 2xx (re-ACKing retransmissions), or reports the failure; [`Call::hangup`]
+//! cancels an unanswered call or sends BYE. Incoming: [`Call::incoming`] answers 100 and 180;
+//! [`Call::answer`] sends 200 with our SDP and retransmits it until the ACK (Timers G/H);
+//! [`Call::reject`] sends 486/603. Either side's BYE ends it; a re-INVITE gets our current SDP.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::auth::{Challenge, DigestRequest};
+use crate::message::{Headers, Message, Method, NameAddr, Request, Response, Uri};
+use crate::registration::Entropy;
+use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
+
+/// Who we are on this line.
+#[derive(Debug, Clone)]
+pub struct LocalParty {
+    pub aor: Uri,
+    pub contact: Uri,
+    /// Via transport token and sent-by.
+    pub transport: String,
+    pub sent_by: String,
+    pub reliable: bool,
+    pub username: String,
+    pub password: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// We hung up (or cancelled).
+    Local,
+    /// They hung up.
+    Remote,
+    /// The callee refused: 486 busy, 603 decline, 404, …
+    Rejected { status: u16, reason: String },
+    /// We declined an incoming call.
+    Declined,
+    /// The caller gave up before we answered.
+    Cancelled,
+    /// No answer, no ACK, or a transport failure.
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// 180/183 from the callee.
+    Ringing,
+    /// The call is up; `remote_sdp` is their offer (incoming) or answer (outgoing).
+    Established { remote_sdp: String },
+    /// A re-INVITE changed their media description.
+    RemoteSdpChanged { remote_sdp: String },
+    Ended(EndReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Outgoing, no response yet.
+    Calling,
+    /// Outgoing, the callee rings.
+    Ringing,
+    /// Incoming, waiting for the agent to answer or reject.
+    Offered,
+    /// Incoming, 200 sent, waiting for the ACK.
+    AwaitingAck,
+    Established,
+    /// BYE or CANCEL sent, waiting for it to complete.
+    Ending,
+    Ended,
+}
+
+/// Dialog identifiers and routing (§12).
+#[derive(Debug, Clone)]
+struct Dialog {
+    local: NameAddr,
+    remote: NameAddr,
+    remote_target: Uri,
+    route_set: Vec<String>,
+    local_seq: u32,
+}
+
+#[derive(Debug)]
+pub struct Call {
+    party: LocalParty,
+    timers: Timers,
+    state: CallState,
+    call_id: String,
+    dialog: Dialog,
+    local_sdp: String,
+    remote_sdp: Option<String>,
+    /// The INVITE we sent (outgoing) or received (incoming).
+    invite: Request,
+    invite_transaction: Option<ClientTransaction>,
+    other_transaction: Option<ClientTransaction>,
+    authenticated: bool,
+    /// Credentials to put on the next INVITE after a challenge.
+    pending_credentials: Option<(&'static str, String)>,
+    /// Our final response to their INVITE, retransmitted on UDP until the ACK (Timer G).
+    final_response: Option<(Vec<u8>, Instant, Duration)>,
+    /// Timer H: give up waiting for the ACK.
+    ack_deadline: Option<Instant>,
+    /// Our ACK for their 2xx, resent for each retransmitted 2xx.
+    ack: Option<Vec<u8>>,
+    /// Responses we sent per (CSeq, method), for retransmitted requests.
+    answered: Vec<(u32, Method, Vec<u8>)>,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<CallEvent>,
+}
+
+impl Call {
+    /// Starts an outgoing call to `target` with our SDP offer.
+    pub fn outgoing(party: LocalParty, target: Uri, offer: String, timers: Timers, now: Instant, entropy: &mut dyn Entropy) -> Self {
+        let local = NameAddr { display: None, uri: party.aor.clone(), params: vec![("tag".into(), Some(entropy.token()))] };
+        let remote = NameAddr { display: None, uri: target.clone(), params: Vec::new() };
+        let dialog = Dialog { local, remote, remote_target: target, route_set: Vec::new(), local_seq: 0 };
+        let mut call = Self::new(party, timers, entropy.token(), dialog, offer, Request::placeholder(), CallState::Calling);
+        call.send_invite(now, entropy);
+        call
+    }
+
+    /// Takes an incoming INVITE: answers 100 Trying and 180 Ringing.
+    pub fn incoming(party: LocalParty, invite: Request, timers: Timers, entropy: &mut dyn Entropy) -> Result<Self, Vec<u8>> {
+        let message = Message::Request(invite.clone());
+        let (Some(from), Some(to)) = (message.from(), message.to()) else {
+            return Err(Message::Response(Response::to_request(&invite, 400, None)).to_bytes());
+        };
+        let remote_target = invite.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok()).map(|c| c.uri);
+        let Some(remote_target) = remote_target else {
+            return Err(Message::Response(Response::to_request(&invite, 400, None)).to_bytes());
+        };
+        let mut local = to;
+        local.params.retain(|(n, _)| n != "tag");
+        local.params.push(("tag".into(), Some(entropy.token())));
+        let dialog = Dialog {
+            local,
+            remote: from,
+            remote_target,
+            route_set: invite.headers.all("Record-Route").into_iter().map(str::to_owned).collect(),
+            local_seq: 0,
+        };
+        let call_id = message.call_id().to_owned();
+        let remote_sdp = (!invite.body.is_empty()).then(|| String::from_utf8_lossy(&invite.body).into_owned());
+        let mut call = Self::new(party, timers, call_id, dialog, String::new(), invite, CallState::Offered);
+        call.remote_sdp = remote_sdp;
+        call.respond_to_invite(100, None);
+        call.respond_to_invite(180, None);
+        Ok(call)
+    }
+
+    fn new(party: LocalParty, timers: Timers, call_id: String, dialog: Dialog, local_sdp: String, invite: Request, state: CallState) -> Self {
+        Self {
+            party,
+            timers,
+            state,
+            call_id,
+            dialog,
+            local_sdp,
+            remote_sdp: None,
+            invite,
+            invite_transaction: None,
+            other_transaction: None,
+            authenticated: false,
+            pending_credentials: None,
+            final_response: None,
+            ack_deadline: None,
+            ack: None,
+            answered: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub fn state(&self) -> CallState {
+        self.state
+    }
+
+    /// Their offer (incoming) or answer (outgoing), once known.
+    pub fn remote_sdp(&self) -> Option<&str> {
+        self.remote_sdp.as_deref()
+    }
+
+    /// The other party's identity: From of an incoming call, the target of an outgoing one.
+    pub fn remote(&self) -> &NameAddr {
+        &self.dialog.remote
+    }
+
+    pub fn invite(&self) -> &Request {
+        &self.invite
+    }
+
+    /// Answers an incoming call with our SDP.
+    pub fn answer(&mut self, sdp: String, now: Instant) {
+        if self.state != CallState::Offered {
+            return;
+        }
+        self.local_sdp = sdp;
+        self.respond_to_invite(200, Some(now));
+        self.state = CallState::AwaitingAck;
+        self.ack_deadline = Some(now + 64 * self.timers.t1);
+    }
+
+    /// Declines an incoming call (486 Busy Here or 603 Decline).
+    pub fn reject(&mut self, status: u16, now: Instant) {
+        if self.state != CallState::Offered {
+            return;
+        }
+        self.respond_to_invite(status, Some(now));
+        self.ack_deadline = Some(now + 64 * self.timers.t1);
+        self.end(EndReason::Declined);
+    }
+
+    /// Hangs up: CANCEL while an outgoing call rings, BYE once established.
+    pub fn hangup(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        match self.state {
+            CallState::Calling | CallState::Ringing => {
+                let cancel = self.cancel_for_invite();
+                self.start_other(cancel, now);
+                self.state = CallState::Ending;
+            }
+            CallState::Offered => self.reject(486, now),
+            CallState::AwaitingAck | CallState::Established => {
+                let bye = self.in_dialog_request(Method::Bye, entropy);
+                self.start_other(bye, now);
+                self.state = CallState::Ending;
+            }
+            CallState::Ending | CallState::Ended => {}
+        }
+    }
+
+    /// True when `message` belongs to this call.
+    pub fn matches(&self, message: &Message) -> bool {
+        message.call_id() == self.call_id
+    }
+
+    pub fn handle_message(&mut self, message: Message, now: Instant, entropy: &mut dyn Entropy) {
+        match message {
+            Message::Response(response) => self.handle_response(response, now, entropy),
+            Message::Request(request) => self.handle_request(request, now),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        for transaction in [&mut self.invite_transaction, &mut self.other_transaction].into_iter().flatten() {
+            transaction.handle_timeout(now);
+        }
+        if let Some((bytes, at, interval)) = &mut self.final_response
+            && now >= *at
+        {
+            self.transmits.push_back(bytes.clone());
+            *interval = (*interval * 2).min(self.timers.t2);
+            *at = now + *interval;
+        }
+        if self.ack_deadline.is_some_and(|at| now >= at) {
+            self.ack_deadline = None;
+            self.final_response = None;
+            if self.state == CallState::AwaitingAck {
+                // No ACK for our 200 (Timer H): the dialog is dead; say so and hang up (§13.3.1.4).
+                let bye = self.in_dialog_request(Method::Bye, entropy);
+                self.start_other(bye, now);
+                self.end(EndReason::Failed { reason: "no ACK for our answer".into() });
+            }
+        }
+        self.drain_transactions(now, entropy);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let transactions = [&self.invite_transaction, &self.other_transaction].into_iter().flatten().filter_map(ClientTransaction::poll_timeout);
+        let retransmit = self.final_response.as_ref().filter(|_| !self.party.reliable).map(|(_, at, _)| *at);
+        transactions.chain(retransmit).chain(self.ack_deadline).min()
+    }
+
+    /// Ended and nothing left to send or wait for: the owner may drop it.
+    pub fn is_finished(&self) -> bool {
+        self.state == CallState::Ended && self.poll_timeout().is_none() && self.transmits.is_empty()
+    }
+
+    // ---------------------------------------------------------------- outgoing
+
+    fn send_invite(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        self.dialog.local_seq += 1;
+        let mut headers = self.base_headers(Method::Invite, entropy);
+        headers.push("Contact", format!("<{}>", self.party.contact));
+        headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+        headers.push("User-Agent", self.party.user_agent.clone());
+        headers.push("Content-Type", "application/sdp");
+        let mut request = Request { method: Method::Invite, uri: self.dialog.remote_target.clone(), headers, body: self.local_sdp.clone().into_bytes() };
+        if let Some(credentials) = self.pending_credentials.take() {
+            request.headers.push(credentials.0, credentials.1);
+        }
+        self.invite = request.clone();
+        self.invite_transaction = Some(ClientTransaction::start(request, self.party.reliable, self.timers, now));
+        self.drain_transactions(now, entropy);
+    }
+
+    fn handle_response(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
+        let is_invite = Message::Response(response.clone()).cseq().is_some_and(|c| c.method == Method::Invite);
+        if is_invite && response.status >= 200 && response.status < 300 && self.ack.is_some() {
+            // A retransmitted 2xx: the ACK was lost.
+            if let Some(ack) = &self.ack {
+                self.transmits.push_back(ack.clone());
+            }
+            return;
+        }
+        for transaction in [&mut self.invite_transaction, &mut self.other_transaction].into_iter().flatten() {
+            if transaction.matches(&response) {
+                transaction.handle_response(response, now);
+                break;
+            }
+        }
+        self.drain_transactions(now, entropy);
+    }
+
+    fn drain_transactions(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        let mut invite_events = Vec::new();
+        if let Some(t) = &mut self.invite_transaction {
+            while let Some(bytes) = t.poll_transmit() {
+                self.transmits.push_back(bytes);
+            }
+            while let Some(event) = t.poll_event() {
+                invite_events.push(event);
+            }
+            if t.is_terminated() {
+                self.invite_transaction = None;
+            }
+        }
+        let mut other_events = Vec::new();
+        let other_is_bye = self.other_transaction.as_ref().is_some_and(|t| t.request().method == Method::Bye);
+        if let Some(t) = &mut self.other_transaction {
+            while let Some(bytes) = t.poll_transmit() {
+                self.transmits.push_back(bytes);
+            }
+            while let Some(event) = t.poll_event() {
+                other_events.push(event);
+            }
+            if t.is_terminated() {
+                self.other_transaction = None;
+            }
+        }
+        for event in invite_events {
+            self.on_invite_event(event, now, entropy);
+        }
+        for event in other_events {
+            // A BYE's outcome, whatever it is, ends the call for us. A CANCEL's does not: the
+            // INVITE's 487 (or a late 2xx, then BYE) does.
+            if other_is_bye && matches!(event, TransactionEvent::Final(_) | TransactionEvent::Timeout | TransactionEvent::TransportError) {
+                self.end(EndReason::Local);
+            }
+        }
+    }
+
+    fn on_invite_event(&mut self, event: TransactionEvent, now: Instant, entropy: &mut dyn Entropy) {
+        match event {
+            TransactionEvent::Provisional(response) if matches!(response.status, 180 | 183) => {
+                if self.state == CallState::Calling {
+                    self.state = CallState::Ringing;
+                    self.events.push_back(CallEvent::Ringing);
+                }
+            }
+            TransactionEvent::Provisional(_) => {}
+            TransactionEvent::Final(response) if response.status < 300 => self.on_answered(response, now, entropy),
+            TransactionEvent::Final(response) if matches!(response.status, 401 | 407) && !self.authenticated && self.state != CallState::Ending => {
+                self.authenticated = true;
+                let proxy = response.status == 407;
+                let header = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+                match Challenge::pick(response.headers.iter().filter(|(n, _)| *n == header).map(|(_, v)| v)) {
+                    Ok(challenge) => {
+                        let uri = self.dialog.remote_target.to_string();
+                        let digest = DigestRequest { username: &self.party.username, password: &self.party.password, method: "INVITE", uri: &uri, body: b"" };
+                        let value = challenge.answer(&digest, &entropy.token(), 1);
+                        self.pending_credentials = Some((if proxy { "Proxy-Authorization" } else { "Authorization" }, value));
+                        self.invite_transaction = None;
+                        self.send_invite(now, entropy);
+                    }
+                    Err(e) => self.end(EndReason::Failed { reason: format!("cannot answer the challenge: {e}") }),
+                }
+            }
+            TransactionEvent::Final(response) => {
+                if self.state == CallState::Ending && response.status == 487 {
+                    self.end(EndReason::Local);
+                } else {
+                    self.end(EndReason::Rejected { status: response.status, reason: response.reason });
+                }
+            }
+            TransactionEvent::Timeout => self.end(EndReason::Failed { reason: "no answer from the network".into() }),
+            TransactionEvent::TransportError => self.end(EndReason::Failed { reason: "transport error".into() }),
+        }
+    }
+
+    fn on_answered(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
+        let message = Message::Response(response.clone());
+        if let Some(to) = message.to() {
+            self.dialog.remote = to;
+        }
+        if let Some(contact) = response.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok()) {
+            self.dialog.remote_target = contact.uri;
+        }
+        // The UAC's route set is the Record-Route list reversed (§12.1.2).
+        self.dialog.route_set = response.headers.all("Record-Route").into_iter().rev().map(str::to_owned).collect();
+        let seq = message.cseq().map_or(self.dialog.local_seq, |c| c.seq);
+        let mut headers = Headers::new();
+        headers.push("Via", format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", self.party.transport, self.party.sent_by, entropy.token()));
+        headers.push("Max-Forwards", "70");
+        for route in &self.dialog.route_set {
+            headers.push("Route", route.clone());
+        }
+        headers.push("From", self.dialog.local.to_string());
+        headers.push("To", self.dialog.remote.to_string());
+        headers.push("Call-ID", self.call_id.clone());
+        headers.push("CSeq", format!("{seq} ACK"));
+        let ack = Message::Request(Request { method: Method::Ack, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }).to_bytes();
+        self.transmits.push_back(ack.clone());
+        self.ack = Some(ack);
+        if self.state == CallState::Ending {
+            // Answered while we were cancelling: hang up properly.
+            let bye = self.in_dialog_request(Method::Bye, entropy);
+            self.start_other(bye, now);
+            return;
+        }
+        self.state = CallState::Established;
+        let sdp = String::from_utf8_lossy(&response.body).into_owned();
+        self.remote_sdp = Some(sdp.clone());
+        self.events.push_back(CallEvent::Established { remote_sdp: sdp });
+    }
+
+    fn cancel_for_invite(&self) -> Request {
+        // CANCEL copies the INVITE's Request-URI, top Via (same branch), From, To, Call-ID and
+        // CSeq number, and its Route set (§9.1).
+        let mut headers = Headers::new();
+        if let Some(via) = self.invite.headers.all("Via").first() {
+            headers.push("Via", *via);
+        }
+        headers.push("Max-Forwards", "70");
+        for name in ["From", "To", "Call-ID"] {
+            if let Some(v) = self.invite.headers.get(name) {
+                headers.push(name, v);
+            }
+        }
+        let seq = Message::Request(self.invite.clone()).cseq().map_or(1, |c| c.seq);
+        headers.push("CSeq", format!("{seq} CANCEL"));
+        for route in self.invite.headers.all("Route") {
+            headers.push("Route", route);
+        }
+        Request { method: Method::Cancel, uri: self.invite.uri.clone(), headers, body: Vec::new() }
+    }
+
+    // ---------------------------------------------------------------- incoming
+
+    fn handle_request(&mut self, request: Request, now: Instant) {
+        let message = Message::Request(request.clone());
+        let Some(cseq) = message.cseq() else { return };
+        // A retransmitted request gets the same answer again.
+        if let Some((_, _, bytes)) = self.answered.iter().find(|(seq, method, _)| *seq == cseq.seq && *method == request.method && request.method != Method::Invite) {
+            self.transmits.push_back(bytes.clone());
+            return;
+        }
+        match request.method {
+            Method::Invite if self.state == CallState::Offered && cseq.seq == self.invite_cseq() => {
+                // Retransmitted initial INVITE: repeat 180.
+                self.respond_to_invite(180, None);
+            }
+            Method::Invite if matches!(self.state, CallState::AwaitingAck) && cseq.seq == self.invite_cseq() => {
+                if let Some((bytes, _, _)) = &self.final_response {
+                    self.transmits.push_back(bytes.clone());
+                }
+            }
+            Method::Invite => self.handle_reinvite(request, now),
+            Method::Ack => {
+                self.final_response = None;
+                self.ack_deadline = None;
+                if self.state == CallState::AwaitingAck {
+                    self.state = CallState::Established;
+                    let sdp = self.remote_sdp.clone().unwrap_or_default();
+                    self.events.push_back(CallEvent::Established { remote_sdp: sdp });
+                }
+            }
+            Method::Bye => {
+                self.respond(&request, 200, None);
+                if self.state != CallState::Ended {
+                    self.end(EndReason::Remote);
+                }
+            }
+            Method::Cancel => {
+                self.respond(&request, 200, None);
+                if self.state == CallState::Offered {
+                    self.respond_to_invite(487, Some(now));
+                    self.ack_deadline = Some(now + 64 * self.timers.t1);
+                    self.end(EndReason::Cancelled);
+                }
+            }
+            Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => self.respond(&request, 200, None),
+            _ => self.respond(&request, 405, None),
+        }
+    }
+
+    fn handle_reinvite(&mut self, request: Request, now: Instant) {
+        if self.state != CallState::Established {
+            self.respond(&request, 491, None);
+            return;
+        }
+        if !request.body.is_empty() {
+            let sdp = String::from_utf8_lossy(&request.body).into_owned();
+            if self.remote_sdp.as_deref() != Some(sdp.as_str()) {
+                self.remote_sdp = Some(sdp.clone());
+                self.events.push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
+            }
+        }
+        // Same media, new version is the owner's business; we answer with what we have.
+        let mut response = self.dialog_response(&request, 200);
+        response.headers.push("Content-Type", "application/sdp");
+        response.body = self.local_sdp.clone().into_bytes();
+        let bytes = Message::Response(response).to_bytes();
+        self.transmits.push_back(bytes.clone());
+        if !self.party.reliable {
+            self.final_response = Some((bytes, now + self.timers.t1, self.timers.t1));
+        }
+        self.ack_deadline = Some(now + 64 * self.timers.t1);
+    }
+
+    fn invite_cseq(&self) -> u32 {
+        Message::Request(self.invite.clone()).cseq().map_or(0, |c| c.seq)
+    }
+
+    /// Responds to the INVITE that created an incoming call; `now` arms retransmission of finals.
+    fn respond_to_invite(&mut self, status: u16, now: Option<Instant>) {
+        let invite = self.invite.clone();
+        let mut response = self.dialog_response(&invite, status);
+        if status == 200 {
+            response.headers.push("Content-Type", "application/sdp");
+            response.body = self.local_sdp.clone().into_bytes();
+        }
+        let bytes = Message::Response(response).to_bytes();
+        self.transmits.push_back(bytes.clone());
+        if let Some(now) = now
+            && status >= 200
+            && !self.party.reliable
+        {
+            self.final_response = Some((bytes, now + self.timers.t1, self.timers.t1));
+        }
+    }
+
+    /// A response carrying our dialog identity (To tag, Contact, Record-Route).
+    fn dialog_response(&self, request: &Request, status: u16) -> Response {
+        let mut response = Response::to_request(request, status, self.dialog.local.tag());
+        if status > 100 && status < 300 {
+            for rr in request.headers.all("Record-Route") {
+                response.headers.push("Record-Route", rr);
+            }
+            response.headers.push("Contact", format!("<{}>", self.party.contact));
+        }
+        response
+    }
+
+    fn respond(&mut self, request: &Request, status: u16, body: Option<String>) {
+        let mut response = Response::to_request(request, status, self.dialog.local.tag());
+        if let Some(body) = body {
+            response.body = body.into_bytes();
+        }
+        let bytes = Message::Response(response).to_bytes();
+        if let Some(cseq) = Message::Request(request.clone()).cseq() {
+            self.answered.push((cseq.seq, request.method.clone(), bytes.clone()));
+            if self.answered.len() > 16 {
+                self.answered.remove(0);
+            }
+        }
+        self.transmits.push_back(bytes);
+    }
+
+    // ---------------------------------------------------------------- shared
+
+    fn base_headers(&self, method: Method, entropy: &mut dyn Entropy) -> Headers {
+        let mut headers = Headers::new();
+        headers.push("Via", format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", self.party.transport, self.party.sent_by, entropy.token()));
+        headers.push("Max-Forwards", "70");
+        for route in &self.dialog.route_set {
+            headers.push("Route", route.clone());
+        }
+        headers.push("From", self.dialog.local.to_string());
+        headers.push("To", self.dialog.remote.to_string());
+        headers.push("Call-ID", self.call_id.clone());
+        headers.push("CSeq", format!("{} {method}", self.dialog.local_seq));
+        headers
+    }
+
+    fn in_dialog_request(&mut self, method: Method, entropy: &mut dyn Entropy) -> Request {
+        self.dialog.local_seq += 1;
+        let headers = self.base_headers(method.clone(), entropy);
+        Request { method, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }
+    }
+
+    fn start_other(&mut self, request: Request, now: Instant) {
+        let mut transaction = ClientTransaction::start(request, self.party.reliable, self.timers, now);
+        while let Some(bytes) = transaction.poll_transmit() {
+            self.transmits.push_back(bytes);
+        }
+        self.other_transaction = Some(transaction);
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        if self.state != CallState::Ended {
+            self.state = CallState::Ended;
+            self.events.push_back(CallEvent::Ended(reason));
+        }
+    }
+}
+
+impl Request {
+    /// An empty request standing in until the real INVITE is built.
+    fn placeholder() -> Self {
+        Request {
+            method: Method::Invite,
+            uri: Uri { scheme: "sip".into(), user: None, host: "invalid".into(), port: None, params: Vec::new() },
+            headers: Headers::new(),
+            body: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! Two sans-IO calls talking to each other over a simulated UDP network on a virtual clock.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::message::parse_datagram;
+
+struct Counter(u32);
+impl Entropy for Counter {
+    fn token(&mut self) -> String {
+        self.0 += 1;
+        format!("t{}", self.0)
+    }
+}
+
+fn party(user: &str, port: u16) -> LocalParty {
+    LocalParty {
+        aor: Uri::parse(&format!("sip:{user}@127.0.0.1")).expect("aor"),
+        contact: Uri::parse(&format!("sip:{user}@127.0.0.1:{port}")).expect("contact"),
+        transport: "UDP".into(),
+        sent_by: format!("127.0.0.1:{port}"),
+        reliable: false,
+        username: user.into(),
+        password: format!("secret{user}"),
+        user_agent: "test".into(),
+    }
+}
+
+fn drain(call: &mut Call) -> Vec<Message> {
+    std::iter::from_fn(|| call.poll_transmit()).map(|b| parse_datagram(&b).expect("we send valid SIP")).collect()
+}
+
+fn events(call: &mut Call) -> Vec<CallEvent> {
+    std::iter::from_fn(|| call.poll_event()).collect()
+}
+
+fn statuses(messages: &[Message]) -> Vec<u16> {
+    messages.iter().filter_map(|m| if let Message::Response(r) = m { Some(r.status) } else { None }).collect()
+}
+
+/// Alice calls Bob; returns both with Bob ringing.
+fn ringing(e: &mut Counter, now: Instant) -> (Call, Call) {
+    let target = Uri::parse("sip:1002@127.0.0.1:5062").expect("target");
+    let mut alice = Call::outgoing(party("1001", 5061), target, "v=0 alice".into(), Timers::default(), now, e);
+    let invite = drain(&mut alice).remove(0);
+    let Message::Request(invite) = invite else { panic!("INVITE") };
+    assert_eq!(invite.method, Method::Invite);
+    let mut bob = Call::incoming(party("1002", 5062), invite, Timers::default(), e).expect("valid INVITE");
+    assert_eq!(bob.remote_sdp(), Some("v=0 alice"));
+    let provisional = drain(&mut bob);
+    assert_eq!(statuses(&provisional), [100, 180]);
+    for message in provisional {
+        alice.handle_message(message, now, e);
+    }
+    assert_eq!(events(&mut alice), [CallEvent::Ringing]);
+    assert_eq!(alice.state(), CallState::Ringing);
+    (alice, bob)
+}
+
+#[test]
+fn answered_call_then_caller_hangs_up() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = ringing(&mut e, now);
+    bob.answer("v=0 bob".into(), now);
+    let ok = drain(&mut bob);
+    assert_eq!(statuses(&ok), [200]);
+    for m in ok {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut alice), [CallEvent::Established { remote_sdp: "v=0 bob".into() }]);
+    let ack = drain(&mut alice);
+    assert!(matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack && r.uri.port == Some(5062)), "ACK to Bob's Contact");
+    for m in ack {
+        bob.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut bob), [CallEvent::Established { remote_sdp: "v=0 alice".into() }]);
+    assert_eq!(bob.poll_timeout(), None, "no more 200 retransmissions once ACKed");
+
+    alice.hangup(now, &mut e);
+    let bye = drain(&mut alice);
+    let Message::Request(b) = &bye[0] else { panic!("BYE") };
+    assert_eq!(b.method, Method::Bye);
+    assert_eq!(Message::Request(b.clone()).cseq().map(|c| c.seq), Some(2));
+    for m in bye {
+        bob.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Remote)]);
+    for m in drain(&mut bob) {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut alice), [CallEvent::Ended(EndReason::Local)]);
+}
+
+#[test]
+fn lost_ack_is_recovered_by_retransmitting_the_200() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = ringing(&mut e, now);
+    bob.answer("v=0 bob".into(), now);
+    for m in drain(&mut bob) {
+        alice.handle_message(m, now, &mut e);
+    }
+    drop(drain(&mut alice)); // the ACK is lost
+    assert_eq!(bob.poll_timeout(), Some(now + Duration::from_millis(500)), "Timer G = T1");
+    bob.handle_timeout(now + Duration::from_millis(500), &mut e);
+    let again = drain(&mut bob);
+    assert_eq!(statuses(&again), [200]);
+    for m in again {
+        alice.handle_message(m, now + Duration::from_millis(500), &mut e);
+    }
+    let ack = drain(&mut alice);
+    assert_eq!(ack.len(), 1, "Alice re-ACKs the retransmitted 200");
+    assert_eq!(events(&mut alice).len(), 1, "but reports the call only once");
+    for m in ack {
+        bob.handle_message(m, now + Duration::from_millis(500), &mut e);
+    }
+    assert!(matches!(events(&mut bob)[..], [CallEvent::Established { .. }]));
+}
+
+#[test]
+fn no_ack_at_all_ends_the_call_after_timer_h() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (_alice, mut bob) = ringing(&mut e, now);
+    bob.answer("v=0 bob".into(), now);
+    let mut sent_200 = 0;
+    while let Some(at) = bob.poll_timeout() {
+        sent_200 += statuses(&drain(&mut bob)).iter().filter(|s| **s == 200).count();
+        if at > now + Duration::from_secs(40) {
+            break;
+        }
+        bob.handle_timeout(at, &mut e);
+        if bob.state() == CallState::Ended {
+            break;
+        }
+    }
+    assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Failed { reason: "no ACK for our answer".into() })]);
+    assert!(sent_200 >= 9, "retransmitted with backoff capped at T2: {sent_200}");
+    assert!(drain(&mut bob).iter().any(|m| matches!(m, Message::Request(r) if r.method == Method::Bye)));
+}
+
+#[test]
+fn busy_callee_rejects() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = ringing(&mut e, now);
+    bob.reject(486, now);
+    assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Declined)]);
+    for m in drain(&mut bob) {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut alice), [CallEvent::Ended(EndReason::Rejected { status: 486, reason: "Busy Here".into() })]);
+    let ack = drain(&mut alice);
+    assert!(matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack), "the transaction ACKs the 486");
+    for m in ack {
+        bob.handle_message(m, now, &mut e);
+    }
+    assert_eq!(bob.poll_transmit(), None);
+}
+
+#[test]
+fn caller_cancels_before_answer() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = ringing(&mut e, now);
+    alice.hangup(now, &mut e);
+    let cancel = drain(&mut alice);
+    assert!(matches!(&cancel[..], [Message::Request(r)] if r.method == Method::Cancel));
+    for m in cancel {
+        bob.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Cancelled)]);
+    let answers = drain(&mut bob);
+    assert_eq!(statuses(&answers), [200, 487], "200 for the CANCEL, 487 for the INVITE");
+    for m in answers {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut alice), [CallEvent::Ended(EndReason::Local)]);
+}
+
+#[test]
+fn proxy_challenge_is_answered_once() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let target = Uri::parse("sip:1002@127.0.0.1:5060").expect("target");
+    let mut alice = Call::outgoing(party("1001", 5061), target, "v=0".into(), Timers::default(), now, &mut e);
+    let Message::Request(invite) = drain(&mut alice).remove(0) else { panic!() };
+    let mut challenge = Response::to_request(&invite, 407, Some("proxy"));
+    challenge.headers.push("Proxy-Authenticate", r#"Digest realm="127.0.0.1", nonce="n", qop="auth", algorithm=SHA-256"#);
+    alice.handle_message(Message::Response(challenge.clone()), now, &mut e);
+    let sent = drain(&mut alice);
+    assert!(matches!(&sent[0], Message::Request(r) if r.method == Method::Ack), "the 407 is ACKed");
+    let Message::Request(second) = &sent[1] else { panic!("second INVITE") };
+    assert!(second.headers.get("Proxy-Authorization").is_some_and(|a| a.contains("algorithm=SHA-256")));
+    assert_eq!(Message::Request(second.clone()).cseq().map(|c| c.seq), Some(2));
+    let mut again = Response::to_request(second, 407, Some("proxy"));
+    again.headers.push("Proxy-Authenticate", r#"Digest realm="127.0.0.1", nonce="n2""#);
+    alice.handle_message(Message::Response(again), now, &mut e);
+    assert_eq!(events(&mut alice), [CallEvent::Ended(EndReason::Rejected { status: 407, reason: "Proxy Authentication Required".into() })]);
+}
+
+#[test]
+fn retransmitted_bye_gets_the_same_answer_and_reinvite_gets_our_sdp() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = ringing(&mut e, now);
+    bob.answer("v=0 bob".into(), now);
+    for m in drain(&mut bob) {
+        alice.handle_message(m, now, &mut e);
+    }
+    for m in drain(&mut alice) {
+        bob.handle_message(m, now, &mut e);
+    }
+    events(&mut alice);
+    events(&mut bob);
+    // A re-INVITE from Alice (e.g. hold) is answered with Bob's SDP.
+    let mut reinvite = alice.in_dialog_request(Method::Invite, &mut e);
+    reinvite.body = b"v=0 alice on hold".to_vec();
+    bob.handle_message(Message::Request(reinvite), now, &mut e);
+    assert_eq!(events(&mut bob), [CallEvent::RemoteSdpChanged { remote_sdp: "v=0 alice on hold".into() }]);
+    let answer = drain(&mut bob);
+    assert!(matches!(&answer[..], [Message::Response(r)] if r.status == 200 && r.body == b"v=0 bob"));
+    let bye = alice.in_dialog_request(Method::Bye, &mut e);
+    bob.handle_message(Message::Request(bye.clone()), now, &mut e);
+    let first = drain(&mut bob);
+    bob.handle_message(Message::Request(bye), now, &mut e);
+    assert_eq!(drain(&mut bob), first, "same 200 for the retransmitted BYE");
+    assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Remote)]);
+}
