@@ -17,6 +17,7 @@ declare namespace SoftphoneBridge {
     | 'unknown_status'
     | 'unknown_call'
     | 'invalid_number'
+    | 'not_supported'
     | 'internal';
 
   /** Codes the shim itself raises (connection trouble, timeouts). */
@@ -119,7 +120,7 @@ declare namespace SoftphoneBridge {
     conversationId: string;
     partnerId: string | null;
     callType: 'inbound' | 'outbound';
-    state: 'ringing' | 'active' | 'held';
+    state: 'dialing' | 'ringing' | 'active' | 'held';
     remote: string;
     muted: boolean;
   }

@@ -2,12 +2,14 @@
 //! it through a secure localhost WebSocket. See `ARCHITECTURE.md` for the map.
 
 pub mod api;
+pub mod audio;
 pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod line;
 pub mod logging;
+pub mod media;
 pub mod origins;
 pub mod phone;
 pub mod protocol;

@@ -10,6 +10,7 @@ use crate::api::{self, ApiContext, Limits, Listeners};
 use crate::certs::{self, CertPaths};
 use crate::config::Config;
 use crate::line::LineConfig;
+use crate::line::runtime::MediaSettings;
 use crate::origins::{ApprovalStore, Origin, OriginPolicy};
 use crate::phone::{Phone, PhoneSettings, driver};
 
@@ -80,9 +81,11 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let phone = Phone::new(PhoneSettings {
         statuses: config.statuses(),
         initial_status: config.presence.initial.clone(),
-        line_configured: line.is_some(),
+        line_domain: line.as_ref().map(|l| l.domain.clone()),
+        ids: Box::new(crate::line::OsEntropy),
     });
-    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, line);
+    let media = MediaSettings::from_config(&config.audio, &config.media.codecs);
+    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, line.map(|l| (l, media)));
 
     let info = DaemonInfo { pid: std::process::id(), port, instance };
     let info_path = DaemonInfo::path(&data_dir);

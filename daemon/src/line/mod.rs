@@ -10,7 +10,8 @@ pub mod transport;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_core::message::{Message, Response, Uri};
+use sip_core::call::{Call, CallEvent, EndReason, LocalParty};
+use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
 use sip_core::transaction::Timers;
 
@@ -86,13 +87,47 @@ pub enum LineEvent {
     Registered { extension: String },
     Failed { reason: String },
     Unregistered,
+    /// The callee's phone rings.
+    CallRinging { conversation: String },
+    /// Someone calls the agent. `headers` are the INVITE's, for the contract's header map.
+    CallIncoming { conversation: String, caller: String, headers: Vec<(String, String)> },
+    CallEstablished { conversation: String },
+    CallEnded { conversation: String, reason: EndReason },
 }
 
-/// The sans-IO line: registration now, calls next.
+/// What the phone asks of the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineCommand {
+    Dial { conversation: String, target: Uri },
+    Answer { conversation: String },
+    Reject { conversation: String, status: u16 },
+    Hangup { conversation: String },
+    Mute { conversation: String, muted: bool },
+    Dtmf { conversation: String, digits: String },
+}
+
+/// What the sans-IO line tells its runtime, which owns sockets and media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipEvent {
+    Line(LineEvent),
+    /// Media can flow: `remote_sdp` is their answer (outgoing) or offer (incoming).
+    MediaReady { conversation: String, remote_sdp: String },
+    /// A re-INVITE changed their media.
+    MediaChanged { conversation: String, remote_sdp: String },
+}
+
+/// The sans-IO line: the registration and every call, routed by Call-ID.
 #[derive(Debug)]
 pub struct SipLine {
     registration: Registration,
     extension: String,
+    party: LocalParty,
+    domain: String,
+    /// conversation id → call.
+    calls: Vec<(String, Call)>,
+    /// Calls we reported established (so a later end is "ended", not "rejected").
+    events: std::collections::VecDeque<SipEvent>,
+    transmits: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl SipLine {
@@ -110,24 +145,111 @@ impl SipLine {
         let uri = |text: String| Uri::parse(&text).unwrap_or_else(|_| Uri { scheme: "sip".into(), user: None, host: server.clone(), port: None, params: Vec::new() });
         let sent_by = format!("{}:{}", host(local.ip()), local.port());
         let transport_param = transport_token.to_ascii_lowercase();
+        let aor = uri(format!("sip:{}@{server}", config.username));
+        let contact = uri(format!("sip:{}@{sent_by};transport={transport_param}", config.username));
+        let user_agent = concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")).to_owned();
+        let party = LocalParty {
+            aor: aor.clone(),
+            contact: contact.clone(),
+            transport: transport_token.to_owned(),
+            sent_by: sent_by.clone(),
+            reliable,
+            username: config.username.clone(),
+            password: config.password.expose().to_owned(),
+            user_agent: user_agent.clone(),
+        };
         let registration = Registration::new(
             RegistrationConfig {
                 registrar: uri(format!("sip:{server}:{}", config.port)),
-                aor: uri(format!("sip:{}@{server}", config.username)),
-                contact: uri(format!("sip:{}@{sent_by};transport={transport_param}", config.username)),
+                aor,
+                contact,
                 username: config.username.clone(),
                 password: config.password.expose().to_owned(),
                 expires: DEFAULT_EXPIRES,
                 transport: transport_token.to_owned(),
                 sent_by,
                 reliable,
-                user_agent: concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")).to_owned(),
+                user_agent,
                 outbound_proxy: None,
             },
             Timers::default(),
             entropy,
         );
-        Self { registration, extension: config.username.clone() }
+        Self {
+            registration,
+            extension: config.username.clone(),
+            party,
+            domain: server,
+            calls: Vec::new(),
+            events: Default::default(),
+            transmits: Default::default(),
+        }
+    }
+
+    /// The SIP domain, for turning a dialled number into a URI.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub fn dial(&mut self, conversation: String, target: Uri, offer: String, now: Instant, entropy: &mut dyn Entropy) {
+        let call = Call::outgoing(self.party.clone(), target, offer, Timers::default(), now, entropy);
+        self.calls.push((conversation, call));
+        self.collect();
+    }
+
+    pub fn answer(&mut self, conversation: &str, sdp: String, now: Instant) -> bool {
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+        call.answer(sdp, now);
+        self.collect();
+        true
+    }
+
+    pub fn reject(&mut self, conversation: &str, status: u16, now: Instant) -> bool {
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+        call.reject(status, now);
+        self.collect();
+        true
+    }
+
+    pub fn hangup(&mut self, conversation: &str, now: Instant, entropy: &mut dyn Entropy) -> bool {
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+        call.hangup(now, entropy);
+        self.collect();
+        true
+    }
+
+    /// Their SDP offer for an incoming call.
+    pub fn remote_sdp(&self, conversation: &str) -> Option<String> {
+        self.calls.iter().find(|(c, _)| c == conversation).and_then(|(_, call)| call.remote_sdp().map(str::to_owned))
+    }
+
+    pub fn poll_sip_event(&mut self) -> Option<SipEvent> {
+        while let Some(event) = self.registration_event() {
+            self.events.push_back(SipEvent::Line(event));
+        }
+        self.events.pop_front()
+    }
+
+    /// Moves the calls' output into the line's queues and forgets finished calls.
+    fn collect(&mut self) {
+        for (conversation, call) in &mut self.calls {
+            while let Some(bytes) = call.poll_transmit() {
+                self.transmits.push_back(bytes);
+            }
+            while let Some(event) = call.poll_event() {
+                let conversation = conversation.clone();
+                match event {
+                    CallEvent::Ringing => self.events.push_back(SipEvent::Line(LineEvent::CallRinging { conversation })),
+                    CallEvent::Established { remote_sdp } => {
+                        self.events.push_back(SipEvent::MediaReady { conversation: conversation.clone(), remote_sdp });
+                        self.events.push_back(SipEvent::Line(LineEvent::CallEstablished { conversation }));
+                    }
+                    CallEvent::RemoteSdpChanged { remote_sdp } => self.events.push_back(SipEvent::MediaChanged { conversation, remote_sdp }),
+                    CallEvent::Ended(reason) => self.events.push_back(SipEvent::Line(LineEvent::CallEnded { conversation, reason })),
+                }
+            }
+        }
+        self.calls.retain(|(_, call)| !call.is_finished());
     }
 
     pub fn start(&mut self, now: Instant, entropy: &mut dyn Entropy) {
@@ -138,42 +260,69 @@ impl SipLine {
         self.registration.unregister(now, entropy);
     }
 
-    pub fn handle_message(&mut self, message: Message, now: Instant, entropy: &mut dyn Entropy) -> Option<Vec<u8>> {
-        match message {
-            Message::Response(response) if self.registration.matches(&response) => {
+    pub fn handle_message(&mut self, message: Message, now: Instant, entropy: &mut dyn Entropy) {
+        if let Message::Response(response) = &message
+            && self.registration.matches(response)
+        {
+            if let Message::Response(response) = message {
                 self.registration.handle_response(response, now, entropy);
-                None
             }
-            Message::Response(_) => None,
-            // Requests to the line (OPTIONS pings, INVITEs) get a stateless answer until calls land.
-            Message::Request(request) => {
-                let status = match request.method {
-                    sip_core::Method::Options => 200,
-                    sip_core::Method::Ack => return None,
-                    _ => 480,
-                };
-                let mut response = Response::to_request(&request, status, Some("sb"));
-                if status == 200 {
-                    response.headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS");
-                }
-                Some(Message::Response(response).to_bytes())
+            return;
+        }
+        if let Some((_, call)) = self.calls.iter_mut().find(|(_, call)| call.matches(&message)) {
+            call.handle_message(message, now, entropy);
+            self.collect();
+            return;
+        }
+        let Message::Request(request) = message else { return };
+        match request.method {
+            Method::Invite if Message::Request(request.clone()).to().is_some_and(|to| to.tag().is_none()) => {
+                self.incoming(request, entropy);
             }
+            Method::Options => {
+                let mut response = Response::to_request(&request, 200, Some(&entropy.token()));
+                response.headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+                self.transmits.push_back(Message::Response(response).to_bytes());
+            }
+            Method::Ack => {}
+            // An in-dialog request for a call we do not know (RFC 3261 §12.2.2).
+            _ => self.transmits.push_back(Message::Response(Response::to_request(&request, 481, Some(&entropy.token()))).to_bytes()),
+        }
+    }
+
+    fn incoming(&mut self, invite: Request, entropy: &mut dyn Entropy) {
+        let message = Message::Request(invite.clone());
+        let caller = caller_id(&message);
+        let headers: Vec<(String, String)> = invite.headers.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+        match Call::incoming(self.party.clone(), invite, Timers::default(), entropy) {
+            Ok(call) => {
+                let conversation = conversation_id(entropy);
+                self.events.push_back(SipEvent::Line(LineEvent::CallIncoming { conversation: conversation.clone(), caller, headers }));
+                self.calls.push((conversation, call));
+                self.collect();
+            }
+            Err(response) => self.transmits.push_back(response),
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         self.registration.handle_timeout(now, entropy);
+        for (_, call) in &mut self.calls {
+            call.handle_timeout(now, entropy);
+        }
+        self.collect();
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.registration.poll_transmit()
+        self.registration.poll_transmit().or_else(|| self.transmits.pop_front())
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.registration.poll_timeout()
+        let calls = self.calls.iter().filter_map(|(_, call)| call.poll_timeout());
+        calls.chain(self.registration.poll_timeout()).min()
     }
 
-    pub fn poll_event(&mut self) -> Option<LineEvent> {
+    fn registration_event(&mut self) -> Option<LineEvent> {
         Some(match self.registration.poll_event()? {
             RegistrationEvent::Registered { .. } => LineEvent::Registered { extension: self.extension.clone() },
             RegistrationEvent::Failed { status, reason, retry_in } => LineEvent::Failed {
@@ -185,6 +334,25 @@ impl SipLine {
             RegistrationEvent::Unregistered => LineEvent::Unregistered,
         })
     }
+}
+
+/// The caller's number: P-Asserted-Identity's user part if present (the network vouches for it),
+/// else From's user part, else its display name.
+fn caller_id(invite: &Message) -> String {
+    let asserted = invite.headers().get("P-Asserted-Identity").and_then(|v| sip_core::NameAddr::parse(v).ok());
+    let from = invite.from();
+    asserted
+        .and_then(|a| a.uri.user)
+        .or_else(|| from.as_ref().and_then(|f| f.uri.user.clone()))
+        .or_else(|| from.and_then(|f| f.display))
+        .unwrap_or_else(|| "anonymous".into())
+}
+
+/// A conversation id shaped like the contract's GUIDs (random, version-4 layout).
+pub fn conversation_id(entropy: &mut dyn Entropy) -> String {
+    let hex: String = (0..4).map(|_| entropy.token()).collect::<String>().chars().filter(char::is_ascii_hexdigit).collect();
+    let hex = format!("{hex:0<32}");
+    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
 
 /// Random tokens from the OS generator.

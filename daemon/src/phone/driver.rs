@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::event_log::{EventLog, Published, Replay};
 use super::{Phone, PhoneError};
 use crate::line::LineConfig;
-use crate::line::runtime::LineRuntime;
+use crate::line::runtime::{LineRuntime, MediaSettings};
 use crate::line::transport::{Inbound, TransportError};
 use crate::protocol::{Action, Event, Hello, VERSION};
 
@@ -80,12 +80,12 @@ impl PhoneHandle {
 
 /// Starts the phone task, with its line when one is configured. It ends when every handle is
 /// dropped or on [`PhoneHandle::shutdown`].
-pub fn spawn(phone: Phone, instance: String, replay_capacity: usize, line: Option<LineConfig>) -> PhoneHandle {
+pub fn spawn(phone: Phone, instance: String, replay_capacity: usize, line: Option<(LineConfig, MediaSettings)>) -> PhoneHandle {
     let (requests, inbox) = mpsc::channel(256);
     // The broadcast buffer only has to absorb bursts; a client that falls further behind is
     // told to reconnect and resumes from the replay log instead.
     let (feed, _) = broadcast::channel(replay_capacity.max(16));
-    let line = line.map(|config| LineRuntime::new(config, Instant::now()));
+    let line = line.map(|(config, media)| LineRuntime::new(config, media, Instant::now()));
     let driver = Driver { phone, instance, log: EventLog::new(replay_capacity), feed, line, shutdown: None };
     tokio::spawn(driver.run(inbox));
     PhoneHandle { requests }
@@ -152,6 +152,11 @@ impl Driver {
                 self.publish_events();
                 // The requester may have gone away; the action still took effect.
                 let _ = reply.send(result);
+                while let Some(command) = self.phone.poll_command() {
+                    if let Some(line) = &mut self.line {
+                        line.command(command, now).await;
+                    }
+                }
             }
             Request::Subscribe { resume, reply } => {
                 let _ = reply.send(self.subscription(resume));
@@ -168,7 +173,7 @@ impl Driver {
     fn drain_line(&mut self) {
         let Some(line) = &mut self.line else { return };
         while let Some(event) = line.poll_event() {
-            self.phone.handle_line_event(event);
+            self.phone.handle_line_event(event, Instant::now());
         }
     }
 

@@ -5,17 +5,22 @@
 //! it is tested directly. [`driver`] runs it in one tokio task that owns it (no mutex around
 //! phone state) and numbers and fans out its events.
 
+mod calls;
 pub mod driver;
 pub mod event_log;
 
 use std::collections::VecDeque;
+use std::time::Instant;
+
+use calls::{CallState, Direction, PhoneCall};
+use sip_core::registration::Entropy;
 
 use serde_json::{Value, json};
 
-use crate::line::LineEvent;
+use crate::line::{LineCommand, LineEvent};
 use crate::protocol::{
-    Action, DispositionsChanged, ErrorCode, Event, LineInfo, LineState, PartnerConfig, PresenceStatus,
-    RegistrationChanged, Snapshot, StatusChanged,
+    Action, CallNotesSubmitted, CallRinging, DispositionsChanged, ErrorCode, Event, LineInfo, LineState,
+    OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged, Snapshot, StatusChanged,
 };
 
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
@@ -23,14 +28,15 @@ const MAX_DISPOSITIONS: usize = 200;
 const MAX_TEXT_CHARS: usize = 200;
 
 /// What the phone is set up with at start.
-#[derive(Debug, Clone)]
 pub struct PhoneSettings {
     /// Non-empty; the config layer supplies defaults.
     pub statuses: Vec<PresenceStatus>,
     /// `softphoneId` of the status to start in; the first status when `None`.
     pub initial_status: Option<String>,
-    /// An `[account]` is configured: the line starts out registering.
-    pub line_configured: bool,
+    /// The line's SIP domain when an `[account]` is configured (numbers are dialled in it).
+    pub line_domain: Option<String>,
+    /// Makes conversation ids (the OS generator in the daemon, a counter in tests).
+    pub ids: Box<dyn Entropy + Send>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -39,28 +45,34 @@ pub enum PhoneError {
     NoLine { action: &'static str },
     #[error("`{action}` needs a registered line; the line is {state}")]
     LineDown { action: &'static str, state: &'static str },
-    #[error("`{action}`: this build registers the line but cannot place or take calls yet")]
-    CallsUnsupported { action: &'static str },
     #[error("unknown softphoneId `{0}`; configured statuses are listed in the snapshot")]
     UnknownStatus(String),
-    #[error("no call with conversationId `{0}`")]
+    #[error("{0}")]
     UnknownCall(String),
     #[error("{0}")]
     InvalidParams(String),
+    #[error("{0}")]
+    InvalidNumber(String),
+    #[error("`{0}` is not supported by this line yet")]
+    NotSupported(&'static str),
 }
 
 impl PhoneError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::NoLine { .. } | Self::LineDown { .. } | Self::CallsUnsupported { .. } => ErrorCode::NoLine,
+            Self::NoLine { .. } | Self::LineDown { .. } => ErrorCode::NoLine,
             Self::UnknownStatus(_) => ErrorCode::UnknownStatus,
             Self::UnknownCall(_) => ErrorCode::UnknownCall,
             Self::InvalidParams(_) => ErrorCode::InvalidParams,
+            Self::InvalidNumber(_) => ErrorCode::InvalidNumber,
+            Self::NotSupported(_) => ErrorCode::NotSupported,
         }
     }
 }
 
-#[derive(Debug)]
+/// Ended calls kept for `submit_notes`.
+const RECENT_CALLS: usize = 20;
+
 pub struct Phone {
     statuses: Vec<PresenceStatus>,
     /// Index into `statuses`; always in range because `statuses` never shrinks.
@@ -68,6 +80,11 @@ pub struct Phone {
     dispositions: Vec<String>,
     partner_config: Option<PartnerConfig>,
     line: LineInfo,
+    line_domain: Option<String>,
+    calls: Vec<PhoneCall>,
+    ended: VecDeque<PhoneCall>,
+    ids: Box<dyn Entropy + Send>,
+    commands: VecDeque<LineCommand>,
     events: VecDeque<Event>,
 }
 
@@ -87,9 +104,14 @@ impl Phone {
             dispositions: Vec::new(),
             partner_config: None,
             line: LineInfo {
-                state: if settings.line_configured { LineState::Registering } else { LineState::None },
+                state: if settings.line_domain.is_some() { LineState::Registering } else { LineState::None },
                 extension: None,
             },
+            line_domain: settings.line_domain,
+            calls: Vec::new(),
+            ended: VecDeque::new(),
+            ids: settings.ids,
+            commands: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
@@ -97,12 +119,12 @@ impl Phone {
     /// Carries out one action. On success returns the reply's `result`.
     pub fn handle_action(&mut self, action: Action) -> Result<Value, PhoneError> {
         if action.needs_line() {
-            let action = action.name();
-            return Err(match self.line.state {
-                LineState::None => PhoneError::NoLine { action },
-                LineState::Registered => PhoneError::CallsUnsupported { action },
-                state => PhoneError::LineDown { action, state: line_state_name(state) },
-            });
+            let name = action.name();
+            match (&self.line.state, &self.line_domain) {
+                (_, None) => return Err(PhoneError::NoLine { action: name }),
+                (LineState::Registered, Some(_)) => {}
+                (state, Some(_)) => return Err(PhoneError::LineDown { action: name, state: line_state_name(*state) }),
+            }
         }
         match action {
             Action::GetState => Ok(json!({ "state": self.snapshot() })),
@@ -114,10 +136,116 @@ impl Phone {
                 self.events.push_back(Event::PartnerConfigChanged(config));
                 Ok(json!({}))
             }
-            // Notes belong to a call; with no line there has been no call to annotate.
-            Action::SubmitNotes(n) => Err(PhoneError::UnknownCall(n.conversation_id)),
-            other => Err(PhoneError::NoLine { action: other.name() }),
+            Action::StartCall(call) => {
+                let partner = call.partner_id.or_else(|| self.partner_config.as_ref().map(|c| c.partner_id.clone()));
+                let id = self.dial(&call.dial_to, partner)?;
+                Ok(json!({ "conversationId": id }))
+            }
+            Action::Call(call) | Action::CallWithPhone(call) => {
+                let id = self.dial(&call.destination, None)?;
+                Ok(json!({ "guid": id, "conversationId": id }))
+            }
+            Action::Answer(r) => {
+                let id = self.pick(r.conversation_id.as_deref(), |c| c.direction == Direction::Inbound && c.state == CallState::Ringing, "ringing incoming")?;
+                self.commands.push_back(LineCommand::Answer { conversation: id.clone() });
+                Ok(json!({ "conversationId": id }))
+            }
+            Action::Reject(r) => {
+                let id = self.pick(r.conversation_id.as_deref(), |c| c.direction == Direction::Inbound && c.state == CallState::Ringing, "ringing incoming")?;
+                self.commands.push_back(LineCommand::Reject { conversation: id.clone(), status: 603 });
+                Ok(json!({ "conversationId": id }))
+            }
+            Action::Hangup(r) => {
+                let id = self.pick(r.conversation_id.as_deref(), |_| true, "")?;
+                self.commands.push_back(LineCommand::Hangup { conversation: id.clone() });
+                Ok(json!({ "conversationId": id }))
+            }
+            Action::Mute(r) => self.set_muted(r.conversation_id.as_deref(), true),
+            Action::Unmute(r) => self.set_muted(r.conversation_id.as_deref(), false),
+            Action::Hold(_) => Err(PhoneError::NotSupported("hold")),
+            Action::Unhold(_) => Err(PhoneError::NotSupported("unhold")),
+            Action::Dtmf(d) => {
+                if d.digits.is_empty() || d.digits.len() > 32 || !d.digits.chars().all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c)) {
+                    return Err(PhoneError::InvalidParams("digits must be 1 to 32 of 0-9 * # A-D".into()));
+                }
+                let id = self.pick(d.conversation_id.as_deref(), |c| c.state == CallState::Active, "active")?;
+                self.commands.push_back(LineCommand::Dtmf { conversation: id.clone(), digits: d.digits });
+                Ok(json!({ "conversationId": id }))
+            }
+            Action::SubmitNotes(n) => self.submit_notes(n),
         }
+    }
+
+    /// The next command for the line, oldest first.
+    pub fn poll_command(&mut self) -> Option<LineCommand> {
+        self.commands.pop_front()
+    }
+
+    fn dial(&mut self, dial: &str, partner_id: Option<String>) -> Result<String, PhoneError> {
+        let domain = self.line_domain.clone().unwrap_or_default();
+        let (target, shown) = calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
+        let id = crate::line::conversation_id(self.ids.as_mut());
+        let fields = calls::ContractFields { partner_id: partner_id.clone(), ..Default::default() };
+        self.calls.push(PhoneCall {
+            conversation_id: id.clone(),
+            direction: Direction::Outbound,
+            state: CallState::Dialing,
+            remote: shown.clone(),
+            muted: false,
+            answered_at: None,
+            fields,
+        });
+        self.commands.push_back(LineCommand::Dial { conversation: id.clone(), target });
+        self.events.push_back(Event::OutboundCallInitiated(OutboundCallInitiated { partner_id, conversation_id: id.clone(), dialled_to: shown }));
+        Ok(id)
+    }
+
+    /// The call an action applies to: the one named, else the only one that fits.
+    fn pick(&self, id: Option<&str>, fits: impl Fn(&PhoneCall) -> bool, what: &str) -> Result<String, PhoneError> {
+        let what = if what.is_empty() { String::new() } else { format!("{what} ") };
+        match id {
+            Some(id) => match self.calls.iter().find(|c| c.conversation_id == id) {
+                Some(call) if fits(call) => Ok(call.conversation_id.clone()),
+                Some(_) => Err(PhoneError::UnknownCall(format!("call `{}` is not a {what}call", shorten(id)))),
+                None => Err(PhoneError::UnknownCall(format!("no call with conversationId `{}`", shorten(id)))),
+            },
+            None => self
+                .calls
+                .iter()
+                .rev()
+                .find(|c| fits(c))
+                .map(|c| c.conversation_id.clone())
+                .ok_or_else(|| PhoneError::UnknownCall(format!("there is no {what}call"))),
+        }
+    }
+
+    fn set_muted(&mut self, id: Option<&str>, muted: bool) -> Result<Value, PhoneError> {
+        let id = self.pick(id, |c| c.state == CallState::Active, "active")?;
+        if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == id) {
+            call.muted = muted;
+        }
+        self.commands.push_back(LineCommand::Mute { conversation: id.clone(), muted });
+        Ok(json!({ "conversationId": id, "muted": muted }))
+    }
+
+    fn submit_notes(&mut self, notes: crate::protocol::NotesSubmission) -> Result<Value, PhoneError> {
+        check_text("disposition", &notes.disposition)?;
+        if notes.notes.chars().count() > 10_000 {
+            return Err(PhoneError::InvalidParams("notes are longer than 10000 characters".into()));
+        }
+        let call = self
+            .ended
+            .iter()
+            .chain(self.calls.iter())
+            .find(|c| c.conversation_id == notes.conversation_id)
+            .ok_or_else(|| PhoneError::UnknownCall(format!("no call with conversationId `{}`", shorten(&notes.conversation_id))))?;
+        self.events.push_back(Event::CallNotesSubmitted(CallNotesSubmitted {
+            partner_id: call.fields.partner_id.clone(),
+            conversation_id: notes.conversation_id,
+            disposition: notes.disposition,
+            notes: notes.notes,
+        }));
+        Ok(json!({}))
     }
 
     /// The next event to publish, oldest first.
@@ -132,16 +260,59 @@ impl Phone {
             statuses: self.statuses.clone(),
             dispositions: self.dispositions.clone(),
             partner_config: self.partner_config.clone(),
-            calls: Vec::new(),
+            calls: self.calls.iter().map(PhoneCall::info).collect(),
         }
     }
 
-    /// What the line driver reports.
-    pub fn handle_line_event(&mut self, event: LineEvent) {
+    /// What the line driver reports; `now` times the calls.
+    pub fn handle_line_event(&mut self, event: LineEvent, now: Instant) {
         let (state, extension, reason) = match event {
             LineEvent::Registered { extension } => (LineState::Registered, Some(extension), None),
             LineEvent::Failed { reason } => (LineState::Failed, None, Some(reason)),
             LineEvent::Unregistered => (LineState::Unregistered, None, None),
+            LineEvent::CallRinging { conversation } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
+                    call.state = CallState::Ringing;
+                    self.events.push_back(Event::CallRinging(CallRinging { conversation_id: conversation }));
+                }
+                return;
+            }
+            LineEvent::CallIncoming { conversation, caller, headers } => {
+                let call = PhoneCall {
+                    conversation_id: conversation,
+                    direction: Direction::Inbound,
+                    state: CallState::Ringing,
+                    remote: caller,
+                    muted: false,
+                    answered_at: None,
+                    fields: calls::ContractFields::from_headers(&headers),
+                };
+                self.events.push_back(Event::IncomingCall(call.incoming_event()));
+                self.calls.push(call);
+                return;
+            }
+            LineEvent::CallEstablished { conversation } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
+                    call.state = CallState::Active;
+                    call.answered_at = Some(now);
+                    self.events.push_back(Event::CallAccepted(call.accepted_event()));
+                }
+                return;
+            }
+            LineEvent::CallEnded { conversation, reason } => {
+                if let Some(index) = self.calls.iter().position(|c| c.conversation_id == conversation) {
+                    let call = self.calls.remove(index);
+                    self.events.push_back(match call.end_event(&reason, now) {
+                        Ok(ended) => Event::CallEnded(ended),
+                        Err(rejected) => Event::CallRejected(rejected),
+                    });
+                    self.ended.push_back(call);
+                    if self.ended.len() > RECENT_CALLS {
+                        self.ended.pop_front();
+                    }
+                }
+                return;
+            }
         };
         let changed = self.line.state != state || self.line.extension != extension;
         self.line = LineInfo { state, extension: extension.clone() };

@@ -1,8 +1,48 @@
+use std::time::Duration;
+
+use sip_core::call::EndReason;
+
 use super::*;
-use crate::protocol::{PortholeCall, StartCall, UpdatePresence};
+use crate::protocol::{CallRef, NotesSubmission, PortholeCall, StartCall, UpdatePresence};
+
+struct Counter(u32);
+impl Entropy for Counter {
+    fn token(&mut self) -> String {
+        self.0 += 1;
+        format!("{:016x}", self.0)
+    }
+}
+
+fn settings(line_domain: Option<&str>) -> PhoneSettings {
+    PhoneSettings {
+        statuses: crate::config::default_statuses(),
+        initial_status: None,
+        line_domain: line_domain.map(str::to_owned),
+        ids: Box::new(Counter(0)),
+    }
+}
 
 fn phone() -> Phone {
-    Phone::new(PhoneSettings { statuses: crate::config::default_statuses(), initial_status: None, line_configured: false })
+    Phone::new(settings(None))
+}
+
+/// A phone whose line is registered.
+fn registered() -> Phone {
+    let mut phone = Phone::new(settings(Some("127.0.0.1")));
+    phone.handle_line_event(LineEvent::Registered { extension: "1001".into() }, Instant::now());
+    phone.poll_event();
+    phone
+}
+
+fn start_call(dial: &str) -> Action {
+    Action::StartCall(StartCall {
+        dial_to: dial.into(),
+        dial_from: None,
+        partner_id: Some("p1".into()),
+        business_segment_id: None,
+        channel_origin_id: None,
+        participant_type: None,
+    })
 }
 
 #[test]
@@ -27,7 +67,7 @@ fn unknown_status_is_refused_and_changes_nothing() {
 
 #[test]
 fn initial_status_is_honoured() {
-    let phone = Phone::new(PhoneSettings { statuses: crate::config::default_statuses(), initial_status: Some("offline".into()), line_configured: false });
+    let phone = Phone::new(PhoneSettings { initial_status: Some("offline".into()), ..settings(None) });
     assert_eq!(phone.snapshot().presence.name, "Offline");
 }
 
@@ -56,18 +96,73 @@ fn bad_dispositions_are_refused() {
 #[test]
 fn call_actions_say_no_line_instead_of_pretending() {
     let mut phone = phone();
-    let start = Action::StartCall(StartCall {
-        dial_to: "+18883973342".into(),
-        dial_from: None,
-        partner_id: None,
-        business_segment_id: None,
-        channel_origin_id: None,
-        participant_type: None,
-    });
+    let start = start_call("+18883973342");
     let call = Action::Call(PortholeCall { destination: "1".into(), campaign: None, callerid: None });
     for action in [start, call, Action::Hangup(Default::default()), Action::Answer(Default::default())] {
         let name = action.name();
         assert_eq!(phone.handle_action(action), Err(PhoneError::NoLine { action: name }));
     }
     assert_eq!(phone.poll_event(), None);
+}
+
+#[test]
+fn outbound_call_from_dial_to_end_with_duration() {
+    let mut phone = registered();
+    let start = Instant::now();
+    let id = phone.handle_action(start_call("+1 888 397 3342")).expect("dials")["conversationId"].as_str().map(str::to_owned).expect("id");
+    assert!(matches!(phone.poll_command(), Some(LineCommand::Dial { conversation, target }) if conversation == id && target.to_string() == "sip:+18883973342@127.0.0.1"));
+    assert!(matches!(phone.poll_event(), Some(Event::OutboundCallInitiated(e)) if e.dialled_to == "+18883973342" && e.partner_id.as_deref() == Some("p1")));
+    assert_eq!(phone.snapshot().calls[0].state, "dialing");
+
+    phone.handle_line_event(LineEvent::CallRinging { conversation: id.clone() }, start);
+    assert!(matches!(phone.poll_event(), Some(Event::CallRinging(_))));
+    phone.handle_line_event(LineEvent::CallEstablished { conversation: id.clone() }, start);
+    assert!(matches!(phone.poll_event(), Some(Event::CallAccepted(a)) if a.conversation_id == id));
+    assert_eq!(phone.handle_action(Action::Mute(CallRef::default())).ok().map(|v| v["muted"].clone()), Some(serde_json::json!(true)));
+    assert!(phone.snapshot().calls[0].muted);
+    phone.poll_command();
+    phone.handle_action(Action::Hangup(CallRef::default())).expect("hangs up");
+    assert!(matches!(phone.poll_command(), Some(LineCommand::Hangup { conversation }) if conversation == id));
+    phone.handle_line_event(LineEvent::CallEnded { conversation: id.clone(), reason: EndReason::Local }, start + Duration::from_millis(12_400));
+    assert!(matches!(phone.poll_event(), Some(Event::CallEnded(e)) if e.duration == 12 && e.call_type == "outbound"));
+    assert!(phone.snapshot().calls.is_empty());
+
+    let notes = NotesSubmission { conversation_id: id.clone(), disposition: "Sale".into(), notes: "booked".into() };
+    phone.handle_action(Action::SubmitNotes(notes)).expect("notes for an ended call");
+    assert!(matches!(phone.poll_event(), Some(Event::CallNotesSubmitted(n)) if n.partner_id.as_deref() == Some("p1")));
+}
+
+#[test]
+fn inbound_call_answer_and_decline() {
+    let mut phone = registered();
+    let now = Instant::now();
+    let headers = vec![("X-Partner-Id".to_owned(), "p9".to_owned())];
+    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c1".into(), caller: "+15550100".into(), headers }, now);
+    assert!(matches!(phone.poll_event(), Some(Event::IncomingCall(e)) if e.caller_ani == "+15550100" && e.language == "en_US" && e.partner_id.as_deref() == Some("p9")));
+    phone.handle_action(Action::Answer(CallRef::default())).expect("answers the ringing call");
+    assert!(matches!(phone.poll_command(), Some(LineCommand::Answer { conversation }) if conversation == "c1"));
+
+    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c2".into(), caller: "1002".into(), headers: Vec::new() }, now);
+    phone.poll_event();
+    phone.handle_action(Action::Reject(CallRef { conversation_id: Some("c2".into()) })).expect("declines");
+    assert!(matches!(phone.poll_command(), Some(LineCommand::Reject { status: 603, .. })));
+    phone.handle_line_event(LineEvent::CallEnded { conversation: "c2".into(), reason: EndReason::Declined }, now);
+    assert!(matches!(phone.poll_event(), Some(Event::CallRejected(r)) if r.reason == "active"));
+    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c3".into(), caller: "1003".into(), headers: Vec::new() }, now);
+    phone.poll_event();
+    phone.handle_line_event(LineEvent::CallEnded { conversation: "c3".into(), reason: EndReason::Cancelled }, now);
+    assert!(matches!(phone.poll_event(), Some(Event::CallRejected(r)) if r.reason == "passive"));
+}
+
+#[test]
+fn call_actions_check_their_target_and_the_number() {
+    let mut phone = registered();
+    assert_eq!(phone.handle_action(start_call("call me")).err().map(|e| e.code()), Some(ErrorCode::InvalidNumber));
+    assert_eq!(phone.handle_action(Action::Answer(CallRef::default())).err().map(|e| e.code()), Some(ErrorCode::UnknownCall));
+    assert_eq!(phone.handle_action(Action::Hold(CallRef::default())).err().map(|e| e.code()), Some(ErrorCode::NotSupported));
+    let dtmf = Action::Dtmf(crate::protocol::Dtmf { digits: "12x".into(), conversation_id: None });
+    assert_eq!(phone.handle_action(dtmf).err().map(|e| e.code()), Some(ErrorCode::InvalidParams));
+    assert_eq!(phone.poll_command(), None, "nothing reached the line");
+    let mut down = Phone::new(settings(Some("127.0.0.1")));
+    assert!(matches!(down.handle_action(start_call("1002")), Err(PhoneError::LineDown { state: "registering", .. })));
 }

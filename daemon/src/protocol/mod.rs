@@ -65,6 +65,8 @@ pub enum ErrorCode {
     UnknownCall,
     /// A destination number fails the dialling policy.
     InvalidNumber,
+    /// The action is valid but this line cannot do it yet (e.g. hold).
+    NotSupported,
     /// The daemon could not complete the action; the message says why.
     Internal,
 }
@@ -81,11 +83,12 @@ impl ErrorCode {
             Self::UnknownStatus => "unknown_status",
             Self::UnknownCall => "unknown_call",
             Self::InvalidNumber => "invalid_number",
+            Self::NotSupported => "not_supported",
             Self::Internal => "internal",
         }
     }
 
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         Self::InvalidJson,
         Self::InvalidRequest,
         Self::UnknownAction,
@@ -95,6 +98,7 @@ impl ErrorCode {
         Self::UnknownStatus,
         Self::UnknownCall,
         Self::InvalidNumber,
+        Self::NotSupported,
         Self::Internal,
     ];
 }

@@ -1,0 +1,133 @@
+//! The `file` audio backend: WAV in, WAV out.
+
+use std::path::{Path, PathBuf};
+
+use super::{AudioError, AudioSink, AudioSource};
+
+/// A WAV file played in a loop, mixed to mono and resampled (linear) to the call's rate.
+pub struct WavSource {
+    samples: Vec<i16>,
+    position: usize,
+}
+
+impl WavSource {
+    pub fn open(path: &Path, rate: u32) -> Result<Self, AudioError> {
+        let error = |message: String| AudioError::File { path: path.to_owned(), message };
+        let mut reader = hound::WavReader::open(path).map_err(|e| error(e.to_string()))?;
+        let spec = reader.spec();
+        let channels = usize::from(spec.channels.max(1));
+        let interleaved: Vec<f32> = match spec.sample_format {
+            hound::SampleFormat::Int => {
+                let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
+                reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>().map_err(|e| error(e.to_string()))?
+            }
+            hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>().map_err(|e| error(e.to_string()))?,
+        };
+        let mono: Vec<f32> = interleaved.chunks(channels).map(|frame| frame.iter().sum::<f32>() / frame.len() as f32).collect();
+        if mono.is_empty() {
+            return Err(error("has no samples".into()));
+        }
+        let samples = resample(&mono, spec.sample_rate, rate).into_iter().map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16).collect();
+        Ok(Self { samples, position: 0 })
+    }
+}
+
+impl AudioSource for WavSource {
+    fn read(&mut self, frame: &mut [i16]) {
+        for sample in frame {
+            *sample = self.samples[self.position];
+            self.position = (self.position + 1) % self.samples.len();
+        }
+    }
+}
+
+/// Linear interpolation; good enough for test tones and prompts (rubato for devices).
+fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
+    if from == to || from == 0 {
+        return input.to_vec();
+    }
+    let out_len = (input.len() as u64 * u64::from(to) / u64::from(from)).max(1) as usize;
+    let step = f64::from(from) / f64::from(to);
+    (0..out_len)
+        .map(|i| {
+            let position = i as f64 * step;
+            let index = position.floor() as usize;
+            let fraction = (position - index as f64) as f32;
+            let a = input[index.min(input.len() - 1)];
+            let b = input[(index + 1).min(input.len() - 1)];
+            a + (b - a) * fraction
+        })
+        .collect()
+}
+
+/// Records what the agent hears as 16-bit mono WAV.
+pub struct WavSink {
+    path: PathBuf,
+    writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl WavSink {
+    pub fn create(path: &Path, rate: u32) -> Result<Self, AudioError> {
+        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let writer = hound::WavWriter::create(path, spec).map_err(|e| AudioError::File { path: path.to_owned(), message: e.to_string() })?;
+        Ok(Self { path: path.to_owned(), writer })
+    }
+}
+
+impl AudioSink for WavSink {
+    fn write(&mut self, samples: &[i16]) {
+        for sample in samples {
+            if let Err(e) = self.writer.write_sample(*sample) {
+                tracing::warn!("recording to {}: {e}", self.path.display());
+                return;
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) {
+        if let Err(e) = self.writer.finalize() {
+            tracing::warn!("closing recording {}: {e}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_48k_stereo_file_plays_as_8k_mono_in_a_loop_and_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.wav");
+        let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let mut writer = hound::WavWriter::create(&input, spec).expect("create");
+        for n in 0..4800 {
+            let v = (10000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 48000.0).sin()) as i16;
+            writer.write_sample(v).expect("left");
+            writer.write_sample(v).expect("right");
+        }
+        writer.finalize().expect("finalize");
+        let mut source = WavSource::open(&input, 8000).expect("opens");
+        let mut frame = vec![0i16; 160];
+        source.read(&mut frame);
+        // 1 kHz at 8 kHz: 8 samples per period, peak ~10000.
+        assert!(frame.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0) > 9000);
+        assert_eq!(frame[0], frame[8], "periodic");
+        let mut more = vec![0i16; 800];
+        source.read(&mut more);
+        assert!(more[700..].iter().any(|s| *s != 0), "loops past the end (800 samples at 8 kHz)");
+
+        let output = dir.path().join("out.wav");
+        let mut sink: Box<dyn AudioSink> = Box::new(WavSink::create(&output, 8000).expect("create"));
+        sink.write(&frame);
+        sink.finish();
+        let reader = hound::WavReader::open(&output).expect("recorded");
+        assert_eq!((reader.spec().sample_rate, reader.len()), (8000, 160));
+    }
+
+    #[test]
+    fn a_missing_file_is_a_clear_error() {
+        let err = WavSource::open(Path::new("/nonexistent/tone.wav"), 8000).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("/nonexistent/tone.wav"), "{err}");
+    }
+}

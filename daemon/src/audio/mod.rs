@@ -1,0 +1,67 @@
+//! Audio for calls: a source (the agent's microphone) and a sink (what the agent hears), at the
+//! codec's sample rate, mono 16-bit.
+//!
+//! Backends: `file` (a WAV looped as the microphone, a WAV recording of the far end — tests and
+//! headless use). The `cpal` device backend is the next step; until then a `cpal` config gets
+//! silence and a warning, never a pretended device.
+
+mod file;
+
+pub use file::{WavSink, WavSource};
+
+use std::path::PathBuf;
+
+use crate::config::{AudioBackend, AudioConfig};
+
+pub trait AudioSource: Send {
+    /// Fills `frame` with the next samples.
+    fn read(&mut self, frame: &mut [i16]);
+}
+
+pub trait AudioSink: Send {
+    fn write(&mut self, samples: &[i16]);
+    /// Flushes and closes (a WAV header is rewritten with the final length).
+    fn finish(self: Box<Self>);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// Opens a source and a sink for one call at `rate` Hz.
+pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<(Box<dyn AudioSource>, Box<dyn AudioSink>), AudioError> {
+    match config.backend {
+        AudioBackend::File => {
+            let source: Box<dyn AudioSource> = match &config.input_file {
+                Some(path) => Box::new(WavSource::open(path, rate)?),
+                None => Box::new(Silence),
+            };
+            let sink: Box<dyn AudioSink> = match &config.output_file {
+                Some(path) => Box::new(WavSink::create(path, rate)?),
+                None => Box::new(Discard),
+            };
+            Ok((source, sink))
+        }
+        AudioBackend::Cpal => {
+            tracing::warn!("audio devices (cpal) are not supported by this build yet; the call has no audio");
+            Ok((Box::new(Silence), Box::new(Discard)))
+        }
+    }
+}
+
+pub struct Silence;
+
+impl AudioSource for Silence {
+    fn read(&mut self, frame: &mut [i16]) {
+        frame.fill(0);
+    }
+}
+
+pub struct Discard;
+
+impl AudioSink for Discard {
+    fn write(&mut self, _samples: &[i16]) {}
+    fn finish(self: Box<Self>) {}
+}

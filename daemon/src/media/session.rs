@@ -1,0 +1,190 @@
+//! One call's media as a task: every 20 ms a frame from the audio source goes out as RTP;
+//! received RTP is decoded into the audio sink in sequence order. Symmetric RTP (RFC 4961):
+//! once the far end sends, we send back to where its packets come from.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::g711;
+use super::rtp::{RtpPacket, dtmf_code, telephone_event};
+use crate::audio::{AudioSink, AudioSource};
+
+const FRAME: Duration = Duration::from_millis(20);
+/// Longest gap filled with silence when packets go missing (1 s at 20 ms frames).
+const MAX_FILL_FRAMES: u16 = 50;
+
+/// The negotiated audio codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    Pcmu,
+    Pcma,
+}
+
+impl AudioCodec {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(Self::Pcmu),
+            "PCMA" => Some(Self::Pcma),
+            _ => None,
+        }
+    }
+    pub fn clock_rate(self) -> u32 {
+        8000
+    }
+    fn samples_per_frame(self) -> usize {
+        160
+    }
+    fn encode(self, pcm: &[i16], out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Self::Pcmu => out.extend(pcm.iter().map(|s| g711::ulaw_encode(*s))),
+            Self::Pcma => out.extend(pcm.iter().map(|s| g711::alaw_encode(*s))),
+        }
+    }
+    fn decode(self, payload: &[u8], out: &mut Vec<i16>) {
+        out.clear();
+        match self {
+            Self::Pcmu => out.extend(payload.iter().map(|b| g711::ulaw_decode(*b))),
+            Self::Pcma => out.extend(payload.iter().map(|b| g711::alaw_decode(*b))),
+        }
+    }
+}
+
+pub struct MediaParams {
+    pub socket: UdpSocket,
+    pub remote: SocketAddr,
+    pub codec: AudioCodec,
+    pub payload_type: u8,
+    pub telephone_event: Option<u8>,
+}
+
+/// A running media task; stop it to close the recording.
+pub struct MediaSession {
+    stop: Option<oneshot::Sender<()>>,
+    muted: watch::Sender<bool>,
+    dtmf: mpsc::UnboundedSender<char>,
+    task: JoinHandle<()>,
+}
+
+impl MediaSession {
+    pub fn start(params: MediaParams, source: Box<dyn AudioSource>, sink: Box<dyn AudioSink>) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        let (muted, muted_rx) = watch::channel(false);
+        let (dtmf, dtmf_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(params, source, sink, stopped, muted_rx, dtmf_rx));
+        Self { stop: Some(stop), muted, dtmf, task }
+    }
+
+    pub fn set_muted(&self, muted: bool) {
+        let _ = self.muted.send(muted);
+    }
+
+    pub fn send_dtmf(&self, digits: &str) {
+        for digit in digits.chars() {
+            let _ = self.dtmf.send(digit);
+        }
+    }
+
+    /// Stops sending and finishes the recording.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+async fn run(
+    params: MediaParams,
+    mut source: Box<dyn AudioSource>,
+    mut sink: Box<dyn AudioSink>,
+    mut stopped: oneshot::Receiver<()>,
+    muted: watch::Receiver<bool>,
+    mut dtmf: mpsc::UnboundedReceiver<char>,
+) {
+    let MediaParams { socket, mut remote, codec, payload_type, telephone_event: event_pt } = params;
+    let ssrc = u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0x5350_4252);
+    let mut sequence: u16 = u16::from_str_radix(&crate::run::random_hex(2), 16).unwrap_or(1);
+    let mut timestamp: u32 = 0;
+    let mut first = true;
+    let mut latched = false;
+    let mut pcm = vec![0i16; codec.samples_per_frame()];
+    let (mut encoded, mut decoded, mut packet_bytes) = (Vec::new(), Vec::new(), Vec::with_capacity(200));
+    let mut expected_seq: Option<u16> = None;
+    let mut buffer = vec![0u8; 2048];
+    let mut tick = tokio::time::interval(FRAME);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A digit in progress: (event code, frames sent so far).
+    let mut digit: Option<(u8, u16)> = None;
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = tick.tick() => {
+                if digit.is_none() && let (Some(_), Ok(next)) = (event_pt, dtmf.try_recv()) {
+                    digit = dtmf_code(next).map(|code| (code, 0));
+                }
+                if let (Some(pt), Some((code, frames))) = (event_pt, digit.as_mut()) {
+                    // 100 ms tone; the end packet is sent three times (RFC 4733 §2.5.1.4).
+                    *frames += 1;
+                    let duration = *frames * codec.samples_per_frame() as u16;
+                    let end = *frames >= 5;
+                    let payload = telephone_event(*code, end, 10, duration);
+                    for _ in 0..if end { 3 } else { 1 } {
+                        let packet = RtpPacket { marker: *frames == 1, payload_type: pt, sequence, timestamp, ssrc, payload: &payload };
+                        packet.write(&mut packet_bytes);
+                        sequence = sequence.wrapping_add(1);
+                        let _ = socket.send_to(&packet_bytes, remote).await;
+                    }
+                    if end {
+                        timestamp = timestamp.wrapping_add(duration.into());
+                        digit = None;
+                    }
+                    continue;
+                }
+                source.read(&mut pcm);
+                if *muted.borrow() {
+                    pcm.fill(0);
+                }
+                codec.encode(&pcm, &mut encoded);
+                let packet = RtpPacket { marker: first, payload_type, sequence, timestamp, ssrc, payload: &encoded };
+                packet.write(&mut packet_bytes);
+                first = false;
+                sequence = sequence.wrapping_add(1);
+                timestamp = timestamp.wrapping_add(codec.samples_per_frame() as u32);
+                if let Err(e) = socket.send_to(&packet_bytes, remote).await {
+                    tracing::debug!("RTP send to {remote}: {e}");
+                }
+            }
+            received = socket.recv_from(&mut buffer) => {
+                let Ok((n, from)) = received else { continue };
+                let Ok(packet) = RtpPacket::parse(&buffer[..n]) else { continue };
+                if packet.payload_type != payload_type {
+                    continue;
+                }
+                if !latched && from != remote {
+                    tracing::debug!(%from, "symmetric RTP: sending to where the far end sends from");
+                    remote = from;
+                }
+                latched = true;
+                if let Some(expected) = expected_seq {
+                    let ahead = packet.sequence.wrapping_sub(expected);
+                    if ahead > u16::MAX / 2 {
+                        continue; // late or duplicate
+                    }
+                    // Lost packets become silence, so the recording keeps its timing.
+                    for _ in 0..ahead.min(MAX_FILL_FRAMES) {
+                        sink.write(&vec![0; codec.samples_per_frame()]);
+                    }
+                }
+                expected_seq = Some(packet.sequence.wrapping_add(1));
+                codec.decode(packet.payload, &mut decoded);
+                sink.write(&decoded);
+            }
+        }
+    }
+    sink.finish();
+}

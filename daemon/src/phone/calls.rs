@@ -1,0 +1,215 @@
+//! Calls as the agent and the CRM see them: contract events from line events, and the policy for
+//! what may be dialled. Part of the sans-IO phone (time comes in as `now`).
+
+use std::time::Instant;
+
+use sip_core::Uri;
+use sip_core::call::EndReason;
+
+use crate::protocol::{CallAccepted, CallEnded, CallInfo, CallRejected, IncomingCall};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Outbound, sent, no ringing yet.
+    Dialing,
+    Ringing,
+    Active,
+}
+
+/// Contract fields filled from SIP headers of an incoming INVITE (defaults documented in
+/// docs/protocol.md): `X-Partner-Id`, `X-Language`, `X-IVR-Exit-Path`, `X-Channel-Name`,
+/// `X-Reservation-Start-Date`, `X-Special-Event`, `X-Escalation-Type`, `X-Recording-Status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContractFields {
+    pub partner_id: Option<String>,
+    pub language: Option<String>,
+    pub ivr_exit_path: Option<String>,
+    pub channel_name: Option<String>,
+    pub reservation_start_date: Option<String>,
+    pub special_event: Option<String>,
+    pub escalation_type: Option<String>,
+    pub recording_status: Option<String>,
+}
+
+impl ContractFields {
+    pub fn from_headers(headers: &[(String, String)]) -> Self {
+        let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().chars().take(200).collect::<String>());
+        Self {
+            partner_id: get("X-Partner-Id"),
+            language: get("X-Language"),
+            ivr_exit_path: get("X-IVR-Exit-Path"),
+            channel_name: get("X-Channel-Name"),
+            reservation_start_date: get("X-Reservation-Start-Date"),
+            special_event: get("X-Special-Event"),
+            escalation_type: get("X-Escalation-Type"),
+            recording_status: get("X-Recording-Status"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PhoneCall {
+    pub conversation_id: String,
+    pub direction: Direction,
+    pub state: CallState,
+    /// The number dialled, or the caller's number.
+    pub remote: String,
+    pub muted: bool,
+    pub answered_at: Option<Instant>,
+    pub fields: ContractFields,
+}
+
+impl PhoneCall {
+    pub fn info(&self) -> CallInfo {
+        CallInfo {
+            conversation_id: self.conversation_id.clone(),
+            partner_id: self.fields.partner_id.clone(),
+            call_type: self.call_type().into(),
+            state: match self.state {
+                CallState::Dialing => "dialing",
+                CallState::Ringing => "ringing",
+                CallState::Active => "active",
+            }
+            .into(),
+            remote: self.remote.clone(),
+            muted: self.muted,
+        }
+    }
+
+    pub fn call_type(&self) -> &'static str {
+        match self.direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    fn language(&self) -> String {
+        self.fields.language.clone().unwrap_or_else(|| "en_US".into())
+    }
+
+    pub fn incoming_event(&self) -> IncomingCall {
+        IncomingCall {
+            partner_id: self.fields.partner_id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            caller_ani: self.remote.clone(),
+            language: self.language(),
+        }
+    }
+
+    pub fn accepted_event(&self) -> CallAccepted {
+        let f = &self.fields;
+        CallAccepted {
+            partner_id: f.partner_id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            caller_ani: self.remote.clone(),
+            language: self.language(),
+            ivr_exit_path: f.ivr_exit_path.clone(),
+            channel_name: f.channel_name.clone(),
+            reservation_start_date: f.reservation_start_date.clone(),
+            special_event: f.special_event.clone(),
+            escalation_type: f.escalation_type.clone(),
+            recording_status: match f.recording_status.as_deref() {
+                Some(s) if s.eq_ignore_ascii_case("on") => "ON".into(),
+                _ => "OFF".into(),
+            },
+        }
+    }
+
+    /// The contract event for this call's end: `callEnded` once it was up; for an inbound call
+    /// that never was, `callRejected` (`active` when the agent declined, `passive` otherwise).
+    pub fn end_event(&self, reason: &EndReason, now: Instant) -> Result<CallEnded, CallRejected> {
+        if self.answered_at.is_none() && self.direction == Direction::Inbound {
+            return Err(CallRejected {
+                partner_id: self.fields.partner_id.clone(),
+                conversation_id: self.conversation_id.clone(),
+                reason: if *reason == EndReason::Declined { "active" } else { "passive" }.into(),
+            });
+        }
+        Ok(CallEnded {
+            partner_id: self.fields.partner_id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            duration: self.answered_at.map_or(0, |at| now.saturating_duration_since(at).as_secs()),
+            disposition: None,
+            notes: None,
+            call_type: self.call_type().into(),
+        })
+    }
+}
+
+/// The dialling policy: a phone number (`+`, digits, `*`, `#`; spaces, dashes, dots and
+/// parentheses are ignored), a user name such as `1002` or `echo`, or a full `sip:`/`sips:`/`tel:`
+/// URI. Anything else is refused with the reason.
+pub fn target_uri(dial: &str, domain: &str) -> Result<(Uri, String), String> {
+    let dial = dial.trim();
+    if dial.is_empty() {
+        return Err("the number is empty".into());
+    }
+    if dial.len() > 256 {
+        return Err("the number is longer than 256 characters".into());
+    }
+    let lower = dial.to_ascii_lowercase();
+    if lower.starts_with("sip:") || lower.starts_with("sips:") || lower.starts_with("tel:") {
+        let uri = Uri::parse(dial).map_err(|_| format!("{dial:?} is not a valid SIP URI"))?;
+        let shown = uri.user.clone().unwrap_or_else(|| uri.host.clone());
+        return Ok((uri, shown));
+    }
+    let digits: String = dial.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let is_number = !digits.is_empty()
+        && digits.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '*' || c == '#' || (c == '+' && i == 0))
+        && digits.chars().any(|c| c.is_ascii_digit());
+    let user = if is_number {
+        if digits.len() > 32 {
+            return Err("a phone number has at most 32 digits".into());
+        }
+        digits
+    } else if dial.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        dial.to_owned()
+    } else {
+        return Err(format!("{dial:?} is not a phone number, user or SIP URI"));
+    };
+    let uri = Uri::parse(&format!("sip:{user}@{domain}")).map_err(|_| format!("{dial:?} cannot be dialled on {domain}"))?;
+    Ok((uri, user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialling_policy() {
+        let ok = |d: &str| target_uri(d, "127.0.0.1").map(|(u, shown)| (u.to_string(), shown));
+        assert_eq!(ok("+1 (888) 397-3342"), Ok(("sip:+18883973342@127.0.0.1".into(), "+18883973342".into())));
+        assert_eq!(ok("1002"), Ok(("sip:1002@127.0.0.1".into(), "1002".into())));
+        assert_eq!(ok("echo"), Ok(("sip:echo@127.0.0.1".into(), "echo".into())));
+        assert_eq!(ok("*97#").map(|(u, _)| u), Ok("sip:*97#@127.0.0.1".into()));
+        assert_eq!(ok("sip:bob@example.com:5070").map(|(_, s)| s), Ok("bob".into()));
+        for bad in ["", "call me", "1+2", "12345678901234567890123456789012345", "<script>", "sip:", "+"] {
+            assert!(ok(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn contract_fields_from_headers() {
+        let headers = vec![("X-Partner-Id".to_owned(), "p1".to_owned()), ("x-language".to_owned(), "es_MX".to_owned()), ("X-Recording-Status".to_owned(), "on".to_owned())];
+        let call = PhoneCall {
+            conversation_id: "c".into(),
+            direction: Direction::Inbound,
+            state: CallState::Ringing,
+            remote: "+1555".into(),
+            muted: false,
+            answered_at: None,
+            fields: ContractFields::from_headers(&headers),
+        };
+        let accepted = call.accepted_event();
+        assert_eq!((accepted.partner_id.as_deref(), accepted.language.as_str(), accepted.recording_status.as_str()), (Some("p1"), "es_MX", "ON"));
+        let now = Instant::now();
+        assert_eq!(call.end_event(&EndReason::Declined, now).err().map(|r| r.reason), Some("active".into()));
+        assert_eq!(call.end_event(&EndReason::Cancelled, now).err().map(|r| r.reason), Some("passive".into()));
+    }
+}
