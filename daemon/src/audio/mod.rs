@@ -30,8 +30,14 @@ pub enum AudioError {
     File { path: PathBuf, message: String },
 }
 
+/// One call's audio ends.
+pub struct CallAudio {
+    pub source: Box<dyn AudioSource>,
+    pub sink: Box<dyn AudioSink>,
+}
+
 /// Opens a source and a sink for one call at `rate` Hz.
-pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<(Box<dyn AudioSource>, Box<dyn AudioSink>), AudioError> {
+pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
     match config.backend {
         AudioBackend::File => {
             let source: Box<dyn AudioSource> = match &config.input_file {
@@ -42,11 +48,11 @@ pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<(Box<dyn AudioSo
                 Some(path) => Box::new(WavSink::create(path, rate)?),
                 None => Box::new(Discard),
             };
-            Ok((source, sink))
+            Ok(CallAudio { source, sink })
         }
         AudioBackend::Cpal => {
             tracing::warn!("audio devices (cpal) are not supported by this build yet; the call has no audio");
-            Ok((Box::new(Silence), Box::new(Discard)))
+            Ok(CallAudio { source: Box::new(Silence), sink: Box::new(Discard) })
         }
     }
 }

@@ -129,6 +129,7 @@ impl LineRuntime {
     pub async fn on_inbound(&mut self, inbound: Result<Inbound, TransportError>, now: Instant) {
         match inbound {
             Ok(Inbound::Message(message)) => {
+                tracing::debug!(message = %summary(&message), "SIP in");
                 if let Some(sip) = &mut self.sip {
                     sip.handle_message(message, now, &mut self.entropy);
                 }
@@ -293,8 +294,8 @@ impl LineRuntime {
         let Ok(address) = remote.audio.address.trim_matches(['[', ']']).parse::<IpAddr>() else {
             return tracing::warn!(%conversation, "remote media address {:?} is not an IP address", remote.audio.address);
         };
-        let (source, sink) = match audio::open_for_call(&self.media_settings.audio, codec.clock_rate()) {
-            Ok(pair) => pair,
+        let audio::CallAudio { source, sink } = match audio::open_for_call(&self.media_settings.audio, codec.clock_rate()) {
+            Ok(audio) => audio,
             Err(e) => return tracing::warn!(%conversation, "audio: {e}; the call has no audio"),
         };
         let params = MediaParams {
@@ -359,6 +360,8 @@ impl LineRuntime {
     async fn flush(&mut self, now: Instant) {
         let (Some(sip), Some(transport)) = (&mut self.sip, &mut self.transport) else { return };
         while let Some(bytes) = sip.poll_transmit() {
+            let start_line = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
+            tracing::debug!(message = %String::from_utf8_lossy(start_line), "SIP out");
             if let Err(e) = transport.send(&bytes).await {
                 self.lost(&e, now);
                 return;
@@ -369,4 +372,13 @@ impl LineRuntime {
 
 fn session_id() -> u64 {
     u64::from_str_radix(&crate::run::random_hex(6), 16).unwrap_or(1)
+}
+
+/// The start line and CSeq only: enough to follow a flow, without credentials or numbers.
+fn summary(message: &sip_core::Message) -> String {
+    let cseq = message.headers().get("CSeq").unwrap_or_default();
+    match message {
+        sip_core::Message::Request(r) => format!("{} ({cseq})", r.method),
+        sip_core::Message::Response(r) => format!("{} {} ({cseq})", r.status, r.reason),
+    }
 }

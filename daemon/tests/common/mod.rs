@@ -86,7 +86,7 @@ impl Daemon {
 
     pub async fn connect_to(&self, target: Target) -> Client {
         let ws = client::connect(&target, &self.ca).await.unwrap_or_else(|e| panic!("connect {target:?}: {e}"));
-        let mut client = Client { ws, next_id: 1, hello: None };
+        let mut client = Client { ws, next_id: 1, hello: None, pending: Default::default() };
         let hello = client.next_message().await;
         assert_eq!(hello["event"], "hello", "first frame is hello: {hello}");
         client.hello = Some(hello);
@@ -159,6 +159,8 @@ pub struct Client {
     pub ws: ClientStream,
     next_id: u64,
     pub hello: Option<Value>,
+    /// Events that arrived while waiting for a reply, kept for [`Client::event`].
+    pending: std::collections::VecDeque<Value>,
 }
 
 impl Client {
@@ -199,6 +201,7 @@ impl Client {
         loop {
             let message = self.next_message().await;
             if message.get("event").is_some() {
+                self.pending.push_back(message.clone());
                 events.push(message);
             } else {
                 assert_eq!(message["id"], json!(id), "reply to our request");
@@ -207,8 +210,13 @@ impl Client {
         }
     }
 
-    /// The next event named `name`, skipping others.
+    /// The next event named `name` (including ones that arrived during a request), skipping others.
     pub async fn event(&mut self, name: &str) -> Value {
+        while let Some(message) = self.pending.pop_front() {
+            if message["event"] == name {
+                return message;
+            }
+        }
         loop {
             let message = self.next_message().await;
             if message["event"] == name {

@@ -118,3 +118,168 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// baresip as the far-end phone: registers as `user` (password `secret{user}`) with Kamailio,
+/// answers automatically, plays `tone_hz` from a WAV, records what it hears (`sndfile`), and
+/// takes commands over `ctrl_tcp`.
+pub struct Baresip {
+    dir: tempfile::TempDir,
+    ctrl_port: u16,
+    child: Child,
+}
+
+impl Baresip {
+    /// `codec`: the one codec it offers/accepts (`PCMU`, `PCMA`).
+    pub fn start(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tone = dir.path().join("tone.wav");
+        // Longer than any call: baresip hangs up when its source file ends.
+        write_tone(&tone, 8000, tone_hz, 0.5, 120.0);
+        let recordings = dir.path().join("rec");
+        std::fs::create_dir_all(&recordings).expect("rec dir");
+        let conf = dir.path().join("conf");
+        std::fs::create_dir_all(&conf).expect("conf dir");
+        let (sip_port, ctrl_port) = (free_port(), free_port());
+        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/baresip.conf")).expect("baresip.conf");
+        let config = template
+            .replace("@SIP@", &sip_port.to_string())
+            .replace("@CTRL@", &ctrl_port.to_string())
+            .replace("@TONE@", &tone.to_string_lossy())
+            .replace("@REC@", &recordings.to_string_lossy());
+        std::fs::write(conf.join("config"), config).expect("config");
+        std::fs::write(
+            conf.join("accounts"),
+            format!("<sip:{user}@127.0.0.1:{}>;auth_pass=secret{user};answermode=auto;audio_codecs={codec}\n", kamailio.port),
+        )
+        .expect("accounts");
+        let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(&conf)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("baresip is installed (./dev setup)");
+        let phone = Self { dir, ctrl_port, child };
+        eventually("baresip to register", Duration::from_secs(15), || (!kamailio.contacts(user).is_empty()).then_some(()));
+        phone
+    }
+
+    /// Sends a ctrl_tcp command (JSON in a netstring) and waits for baresip's response to it.
+    pub fn command(&self, command: &str, params: &str) {
+        use std::io::{Read, Write};
+        let body = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.ctrl_port)).expect("ctrl_tcp");
+        stream.write_all(format!("{}:{body},", body.len()).as_bytes()).expect("send");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 2048];
+        while !String::from_utf8_lossy(&seen).contains(r#""response":true"#) {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => panic!("baresip did not answer `{command}`:\n{}", self.log()),
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Samples baresip received and decoded, once a call's recording is closed.
+    pub fn recording(&self) -> Option<(u32, Vec<i16>)> {
+        let entries = std::fs::read_dir(self.dir.path().join("rec")).ok()?;
+        let path = entries.filter_map(|e| e.ok().map(|e| e.path())).find(|p| p.to_string_lossy().ends_with("-dec.wav"))?;
+        read_wav(&path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a mono 16-bit sine tone.
+pub fn write_tone(path: &std::path::Path, rate: u32, hz: f64, amplitude: f64, seconds: f64) {
+    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer = hound::WavWriter::create(path, spec).expect("tone file");
+    for n in 0..(f64::from(rate) * seconds) as u32 {
+        let v = amplitude * 32767.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / f64::from(rate)).sin();
+        writer.write_sample(v as i16).expect("sample");
+    }
+    writer.finalize().expect("finalize");
+}
+
+/// Reads a 16-bit PCM WAV (first channel) with its rate; `None` if unreadable or empty.
+/// baresip 1.0's `sndfile` never finalizes its header (the data length stays 0), so a zero or
+/// oversized data length means "to the end of the file".
+pub fn read_wav(path: &std::path::Path) -> Option<(u32, Vec<i16>)> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.get(0..4)? != b"RIFF" || bytes.get(8..12)? != b"WAVE" {
+        return None;
+    }
+    let (mut at, mut rate, mut channels) = (12usize, 0u32, 1usize);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        let body = at + 8;
+        if id == b"fmt " {
+            let fmt = bytes.get(body..body + 16)?;
+            let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+            if u16::from_le_bytes([fmt[0], fmt[1]]) != 1 || bits != 16 {
+                return None;
+            }
+            channels = usize::from(u16::from_le_bytes([fmt[2], fmt[3]]).max(1));
+            rate = u32::from_le_bytes(fmt[4..8].try_into().ok()?);
+        } else if id == b"data" {
+            let end = if size == 0 || body + size > bytes.len() { bytes.len() } else { body + size };
+            let samples: Vec<i16> =
+                bytes[body..end].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).step_by(channels).collect();
+            return (rate > 0 && !samples.is_empty()).then_some((rate, samples));
+        }
+        at = body + size + (size & 1);
+    }
+    None
+}
+
+/// What a recording sounds like: the strongest of the probed frequencies and the level.
+#[derive(Debug)]
+pub struct ToneReport {
+    /// (frequency, power relative to the total) for each probe, strongest first.
+    pub peaks: Vec<(f64, f64)>,
+    /// RMS level in dBFS of the analysed middle part.
+    pub level_dbfs: f64,
+    pub seconds: f64,
+}
+
+/// Goertzel power at each probe frequency over the middle of the recording (skipping start-up
+/// and hang-up), relative to the signal's total power.
+pub fn analyse(rate: u32, samples: &[i16], probes: &[f64]) -> ToneReport {
+    let seconds = samples.len() as f64 / f64::from(rate);
+    let skip = samples.len() / 5;
+    let middle: Vec<f64> = samples[skip..samples.len() - skip].iter().map(|s| f64::from(*s) / 32768.0).collect();
+    let energy: f64 = middle.iter().map(|x| x * x).sum();
+    let rms = (energy / middle.len().max(1) as f64).sqrt();
+    let mut peaks: Vec<(f64, f64)> = probes
+        .iter()
+        .map(|&hz| {
+            let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+            let coefficient = 2.0 * w.cos();
+            let (mut s1, mut s2) = (0.0, 0.0);
+            for x in &middle {
+                let s0 = x + coefficient * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            let power = s1 * s1 + s2 * s2 - coefficient * s1 * s2;
+            // A pure sine of energy E gives Goertzel power N·E/2; normalise to a 0..1 share.
+            (hz, 2.0 * power / (middle.len() as f64 * energy.max(f64::EPSILON)))
+        })
+        .collect();
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ToneReport { peaks, level_dbfs: 20.0 * rms.max(1e-9).log10(), seconds }
+}

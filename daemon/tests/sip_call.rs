@@ -1,0 +1,152 @@
+//! Calls with audio against real peers: Kamailio as proxy, baresip as the far-end phone. Each
+//! side plays its own tone; each side's recording must contain the other's tone (frequency and
+//! level), for PCMU and PCMA, in both directions.
+
+mod common;
+mod lab;
+
+use std::time::Duration;
+
+use common::{CRM, Daemon};
+use lab::{Baresip, Kamailio, analyse, eventually, read_wav, write_tone};
+use serde_json::json;
+
+/// The agent's microphone tone and the far end's.
+const AGENT_HZ: f64 = 1000.0;
+const FAR_HZ: f64 = 441.0;
+/// Enough audio to judge: wait until the agent has heard this much.
+const HEARD_SECONDS: f64 = 3.0;
+
+struct Lab {
+    kamailio: Kamailio,
+    baresip: Baresip,
+    daemon: Daemon,
+    dir: tempfile::TempDir,
+}
+
+fn lab(codec: &str) -> Lab {
+    // baresip 1.0 (libre) answers MD5 challenges only.
+    let kamailio = Kamailio::start("MD5");
+    let baresip = Baresip::start(&kamailio, "1002", FAR_HZ, codec);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tone = dir.path().join("agent.wav");
+    write_tone(&tone, 48000, AGENT_HZ, 0.5, 10.0);
+    let heard = dir.path().join("heard.wav");
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+         [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        kamailio.port,
+        codec.to_ascii_lowercase(),
+        tone.display(),
+        heard.display()
+    ));
+    Lab { kamailio, baresip, daemon, dir }
+}
+
+impl Lab {
+    fn heard_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("heard.wav")
+    }
+
+    /// Waits until the agent's recording holds `HEARD_SECONDS` of audio (it grows while the call runs).
+    fn wait_for_audio(&self) {
+        let bytes = (HEARD_SECONDS * 8000.0 * 2.0) as u64 + 44;
+        eventually("audio from the far end", Duration::from_secs(20), || {
+            (std::fs::metadata(self.heard_path()).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(())
+        });
+    }
+
+    /// Both recordings contain the other side's tone, clearly and at a sane level.
+    fn assert_tones_both_ways(&self) {
+        let (rate, heard) = read_wav(&self.heard_path()).expect("the agent's recording");
+        let agent = analyse(rate, &heard, &[FAR_HZ, AGENT_HZ, 1500.0]);
+        assert_eq!(agent.peaks[0].0, FAR_HZ, "the agent hears the far end's tone: {agent:?}");
+        assert!(agent.peaks[0].1 > 0.8, "and little else: {agent:?}");
+        assert!(agent.level_dbfs > -15.0 && agent.level_dbfs < -3.0, "at about the sent level (-9 dBFS): {agent:?}");
+        assert!(agent.seconds >= HEARD_SECONDS, "{agent:?}");
+
+        let (rate, far) = eventually("baresip's recording", Duration::from_secs(10), || self.baresip.recording());
+        let far = analyse(rate, &far, &[AGENT_HZ, FAR_HZ, 1500.0]);
+        assert_eq!(far.peaks[0].0, AGENT_HZ, "the far end hears the agent's tone: {far:?}");
+        assert!(far.peaks[0].1 > 0.8, "and little else: {far:?}");
+        assert!(far.level_dbfs > -15.0 && far.level_dbfs < -3.0, "{far:?}");
+    }
+}
+
+async fn registered(page: &mut common::Client) {
+    if page.hello()["payload"]["state"]["line"]["state"] != "registered" {
+        loop {
+            if page.event("registrationChanged").await["payload"]["state"] == "registered" {
+                break;
+            }
+        }
+    }
+}
+
+async fn outbound(codec: &str) {
+    let lab = lab(codec);
+    let mut page = lab.daemon.connect(CRM).await;
+    registered(&mut page).await;
+    let (reply, events) = page.request("start_call", json!({"dialTo": "1002", "partnerId": "215fd887"})).await;
+    let id = reply["result"]["conversationId"].as_str().expect("conversationId").to_owned();
+    assert_eq!(events[0]["event"], "outboundCallInitiated");
+    assert_eq!(events[0]["payload"]["dialledTo"], "1002");
+    let accepted = page.event("callAccepted").await;
+    assert_eq!(accepted["payload"]["conversationId"], id.as_str());
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(state["result"]["state"]["calls"][0]["state"], "active");
+    lab.wait_for_audio();
+    page.request("hangup", json!({"conversationId": id})).await;
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["callType"], "outbound");
+    assert!(ended["payload"]["duration"].as_u64().unwrap_or(0) >= HEARD_SECONDS as u64 - 1, "{ended}");
+    lab.assert_tones_both_ways();
+    assert!(lab.kamailio.contacts("1001").len() == 1, "still registered after the call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_pcmu_call_carries_audio_both_ways() {
+    outbound("PCMU").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_pcma_call_carries_audio_both_ways() {
+    outbound("PCMA").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_call_is_answered_from_the_page_and_the_far_end_hangs_up() {
+    let lab = lab("PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    registered(&mut page).await;
+    lab.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", lab.kamailio.port));
+    let incoming = page.event("incomingCall").await;
+    assert_eq!(incoming["payload"]["callerANI"], "1002");
+    assert_eq!(incoming["payload"]["language"], "en_US");
+    let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
+    let (reply, _) = page.request("answer", json!({"conversationId": id})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let accepted = page.event("callAccepted").await;
+    assert_eq!(accepted["payload"]["callerANI"], "1002");
+    lab.wait_for_audio();
+    lab.baresip.command("hangup", "");
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["callType"], "inbound");
+    assert_eq!(ended["payload"]["conversationId"], id.as_str());
+    lab.assert_tones_both_ways();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_call_rejected_from_the_page() {
+    let lab = lab("PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    registered(&mut page).await;
+    lab.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", lab.kamailio.port));
+    let incoming = page.event("incomingCall").await;
+    let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
+    page.request("reject", json!({"conversationId": id})).await;
+    let rejected = page.event("callRejected").await;
+    assert_eq!(rejected["payload"]["reason"], "active");
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(state["result"]["state"]["calls"], json!([]));
+}
