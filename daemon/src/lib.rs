@@ -7,6 +7,7 @@ pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod line;
 pub mod logging;
 pub mod media;

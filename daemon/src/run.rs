@@ -26,6 +26,8 @@ pub enum RunError {
     Origins(#[from] crate::origins::StoreError),
     #[error(transparent)]
     Line(crate::line::LineConfigError),
+    #[error("cannot start the demo line: {source}")]
+    Demo { source: std::io::Error },
 }
 
 /// Written to `DATA_DIR/daemon.json` while the daemon runs, so the CLI and tests find it.
@@ -76,6 +78,10 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let instance = random_hex(8);
     let line = match &config.account {
         Some(account) => Some(LineConfig::from_account(account).map_err(RunError::Line)?),
+        None if config.demo.line => {
+            let (address, _service) = crate::demo::start().await.map_err(|source| RunError::Demo { source })?;
+            Some(LineConfig::demo(address))
+        }
         None => None,
     };
     let phone = Phone::new(PhoneSettings {

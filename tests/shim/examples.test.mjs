@@ -1,5 +1,6 @@
-// The examples in examples/ work against the real daemon in Chromium: the demo CRM page (as the
-// daemon serves it at /demo), the Salesforce-style wrapper, and the Porthole-style page.
+// The examples in examples/ work against the real daemon in Chromium, on its built-in demo line:
+// the demo CRM page (as the daemon serves it at /demo) calls `echo`, the Salesforce-style wrapper
+// and the Porthole-style page place calls and hear how they end.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let lab, daemon, pages, browser;
 
 before(async () => {
-  lab = await startLab();
+  lab = await startLab({ demoLine: true });
   ({ daemon, pages, browser } = lab);
 });
 
@@ -30,7 +31,7 @@ async function until(page, predicate, timeoutMs = 10000) {
   }
 }
 
-test('demo CRM page at /demo: presence, dial, dispositions', async () => {
+test('demo CRM page at /demo: presence, a call to echo, dispositions', async () => {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -38,8 +39,13 @@ test('demo CRM page at /demo: presence, dial, dispositions', async () => {
   await until(page, () => document.getElementById('status').textContent === 'connected');
   await page.selectOption('#presence', 'busy');
   await until(page, () => document.getElementById('log').textContent.includes('statusChanged'));
+  await until(page, () => document.getElementById('line').textContent.startsWith('registered'));
   await page.click('#dial');
-  await until(page, () => document.getElementById('dial-result').textContent.startsWith('no_line'));
+  await until(page, () => document.getElementById('dial-result').textContent.includes('conversationId'));
+  await until(page, () => document.getElementById('log').textContent.includes('callAccepted'));
+  await until(page, () => document.getElementById('calls').textContent.includes('echo — active'));
+  await page.click('[data-action="hangup"]');
+  await until(page, () => document.getElementById('log').textContent.includes('callEnded'));
   await page.click('#set-codes');
   await until(page, () => document.getElementById('disposition').options.length === 3);
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
@@ -55,14 +61,19 @@ test('wrapper-contract.js drives the contract end to end', async () => {
     const phone = await crmWrapper.ready;
     await crmWrapper.setPresence('break');
     let dial;
-    try { await crmWrapper.clickToDial('+18883973342'); dial = 'resolved!'; } catch (e) { dial = e.code; }
+    try { dial = (await crmWrapper.clickToDial('+18883973342')).conversationId; } catch (e) { dial = e.code; }
+    // Nobody answers that number on the demo line: the call ends unanswered.
+    await new Promise((resolve) => phone.on('callEnded', resolve));
+    await crmWrapper.notify('start_call', { dialTo: 'not a number!' }).catch(() => {});
     const state = await phone.getState();
     return { dial, names: crm.events.map((e) => e.name), dispositions: state.dispositions, partner: state.partnerConfig };
   });
-  assert.equal(result.dial, 'no_line');
+  assert.match(result.dial, /^[0-9a-f-]{36}$/, 'a conversation id');
   assert.equal(result.names[0], 'load');
   assert.ok(result.names.includes('statusChanged'), result.names.join());
-  assert.ok(result.names.includes('error'), 'the CRM hears about the failed dial');
+  assert.ok(result.names.includes('outboundCallInitiated'), result.names.join());
+  assert.ok(result.names.includes('callEnded'), result.names.join());
+  assert.ok(result.names.includes('error'), 'the CRM hears about a refused dial (invalid_number)');
   assert.deepEqual(result.dispositions, ['Sale', 'No answer', 'Call back', 'Wrong number']);
   assert.equal(result.partner.channelOriginId, '57053e21-0440-4689-a27a-513d7dceebde');
   await page.close();
@@ -74,9 +85,10 @@ test('porthole-style.html posts actions and hears replies', async () => {
   await page.waitForFunction(() => !document.getElementById('call').disabled);
   await page.evaluate(() => window.windowProxy.ready);
   await page.click('#call');
-  await page.waitForFunction(() => document.getElementById('out').textContent.includes('no_line'));
+  await page.waitForFunction(() => document.getElementById('out').textContent.includes('"event":"callEnded"'));
   const out = await page.textContent('#out');
-  assert.match(out, /"action":"call","ok":false/);
+  assert.match(out, /"action":"call","ok":true,.*"guid":"[0-9a-f-]{36}"/, out);
+  assert.match(out, /"event":"outboundCallInitiated".*"guid":"[0-9a-f-]{36}"/, out);
   await page.close();
 });
 

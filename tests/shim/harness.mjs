@@ -32,10 +32,10 @@ async function waitFor(what, check, timeoutMs = 20000) {
 }
 
 /** Runs the daemon; resolves once it has written DATA_DIR/daemon.json. */
-export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-data-')), port = 0, allowedOrigins = [] } = {}) {
+export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-data-')), port = 0, allowedOrigins = [], demoLine = false } = {}) {
   const config = join(dataDir, 'config.toml');
   const origins = allowedOrigins.map((o) => JSON.stringify(o)).join(', ');
-  writeFileSync(config, `[api]\nport = ${port}\nallowed_origins = [${origins}]\n`);
+  writeFileSync(config, `[demo]\nline = ${demoLine}\n[api]\nport = ${port}\nallowed_origins = [${origins}]\n`);
   const child = spawn(BIN, ['--data-dir', dataDir, 'run', '--headless', '--config', config], {
     env: isolatedEnv(), stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -138,10 +138,10 @@ export function cleanup(...dirs) {
  * The usual lab: fixture pages, a daemon allowing the pages' first origin, a HOME that trusts the
  * daemon's CA, and Chromium. `lab.daemon` may be replaced (restart tests); `close()` tears down all.
  */
-export async function startLab() {
+export async function startLab({ demoLine = false } = {}) {
   const lab = {};
   lab.pages = await startPages(() => lab.daemon.port);
-  lab.daemon = await startDaemon({ allowedOrigins: [lab.pages.allowed] });
+  lab.daemon = await startDaemon({ allowedOrigins: [lab.pages.allowed], demoLine });
   lab.home = trustingHome(lab.daemon);
   lab.browser = await launchBrowser(lab.home);
   lab.close = async () => {

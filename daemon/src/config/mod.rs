@@ -25,6 +25,20 @@ pub struct Config {
     pub media: MediaConfig,
     pub log: LogConfig,
     pub presence: PresenceConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// With no `[account]`, run the built-in demo line (call `echo`). Ignored when an account is set.
+    pub line: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { line: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -67,6 +67,17 @@ impl LineConfig {
         })
     }
 
+    /// The built-in demo line's service (see `crate::demo`).
+    pub fn demo(address: SocketAddr) -> Self {
+        Self {
+            kind: Kind::Udp,
+            domain: address.ip().to_string(),
+            port: address.port(),
+            username: crate::demo::AGENT.into(),
+            password: crate::config::Secret::default(),
+        }
+    }
+
     /// The server's socket address. IP literals skip the resolver; names use the system resolver
     /// (A/AAAA; SRV lookup comes with the TLS transport).
     pub async fn resolve(&self) -> std::io::Result<SocketAddr> {

@@ -1,0 +1,46 @@
+//! The built-in demo line: with no `[account]`, the line registers with the daemon's own
+//! loopback service, and calling `echo` sends the agent's voice back — asserted on the tone.
+
+mod common;
+mod lab;
+
+use std::time::Duration;
+
+use common::{CRM, Daemon};
+use lab::{analyse, eventually, read_wav, write_tone};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tone, heard) = (dir.path().join("mic.wav"), dir.path().join("heard.wav"));
+    write_tone(&tone, 16000, 1000.0, 0.5, 10.0);
+    let daemon = Daemon::start(&format!(
+        "[demo]\nline = true\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        tone.display(),
+        heard.display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    if page.hello()["payload"]["state"]["line"]["state"] != "registered" {
+        let registered = page.event("registrationChanged").await;
+        assert_eq!(registered["payload"]["state"], "registered", "{registered}");
+        assert_eq!(registered["payload"]["extension"], "agent");
+    }
+    let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
+    let id = reply["result"]["conversationId"].as_str().expect("conversationId").to_owned();
+    page.event("callAccepted").await;
+    eventually("two seconds of echo", Duration::from_secs(15), || {
+        (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) > 2 * 8000 * 2 + 44).then_some(())
+    });
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    let (rate, samples) = read_wav(&heard).expect("recording");
+    let report = analyse(rate, &samples, &[1000.0, 441.0]);
+    assert_eq!(report.peaks[0].0, 1000.0, "the agent hears their own tone back: {report:?}");
+    assert!(report.peaks[0].1 > 0.8 && report.level_dbfs > -15.0, "{report:?}");
+
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1234"})).await;
+    assert_eq!(reply["ok"], true);
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["duration"], 0, "only echo answers on the demo line");
+}
