@@ -44,3 +44,27 @@ async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
     let ended = page.event("callEnded").await;
     assert_eq!(ended["payload"]["duration"], 0, "only echo answers on the demo line");
 }
+
+/// The default `cpal` backend opens real devices for a call. On a machine without a sound card
+/// ALSA's null device stands in (a throw-away HOME with `.asoundrc`), so this checks the device
+/// path end to end — streams open, the call runs, no fallback to silence — though not the sound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_the_device_backend_opens_the_devices() {
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(home.path().join(".asoundrc"), "pcm.!default { type plug slave.pcm \"null\" }\n").expect("asoundrc");
+    let home_path = home.path().to_string_lossy().into_owned();
+    let daemon = Daemon::launch(tempfile::tempdir().expect("dir"), "[demo]\nline = true\n", &[("HOME", &home_path)], true);
+    let mut page = daemon.connect(CRM).await;
+    if page.hello()["payload"]["state"]["line"]["state"] != "registered" {
+        page.event("registrationChanged").await;
+    }
+    let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
+    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    page.event("callAccepted").await;
+    eventually("the devices to open", Duration::from_secs(10), || daemon.log().contains("audio devices open").then_some(()));
+    let (reply, _) = page.request("mute", json!({"conversationId": id})).await;
+    assert_eq!(reply["result"]["muted"], true, "{reply}");
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    assert!(!daemon.log().contains("has no audio"), "{}", daemon.log());
+}

@@ -1,10 +1,12 @@
 //! Audio for calls: a source (the agent's microphone) and a sink (what the agent hears), at the
 //! codec's sample rate, mono 16-bit.
 //!
-//! Backends: `file` (a WAV looped as the microphone, a WAV recording of the far end — tests and
-//! headless use). The `cpal` device backend is the next step; until then a `cpal` config gets
-//! silence and a warning, never a pretended device.
+//! Backends: `cpal` (the agent's devices, `device.rs`; feature `devices`, on by default) and
+//! `file` (a WAV looped as the microphone, a WAV recording of the far end — tests and headless
+//! use). When no device can be opened the call still goes through, silent, with a warning.
 
+#[cfg(feature = "devices")]
+pub mod device;
 mod file;
 
 pub use file::{WavSink, WavSource};
@@ -28,6 +30,8 @@ pub trait AudioSink: Send {
 pub enum AudioError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("audio device: {0}")]
+    Device(String),
 }
 
 /// One call's audio ends.
@@ -50,8 +54,17 @@ pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, Audio
             };
             Ok(CallAudio { source, sink })
         }
+        #[cfg(feature = "devices")]
+        AudioBackend::Cpal => match device::open(config, rate) {
+            Ok(audio) => Ok(audio),
+            Err(e) => {
+                tracing::warn!("{e}; this call has no audio (see `softphone-bridge devices`)");
+                Ok(CallAudio { source: Box::new(Silence), sink: Box::new(Discard) })
+            }
+        },
+        #[cfg(not(feature = "devices"))]
         AudioBackend::Cpal => {
-            tracing::warn!("audio devices (cpal) are not supported by this build yet; the call has no audio");
+            tracing::warn!("built without the `devices` feature; this call has no audio (use [audio] backend = \"file\")");
             Ok(CallAudio { source: Box::new(Silence), sink: Box::new(Discard) })
         }
     }

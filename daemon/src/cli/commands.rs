@@ -54,6 +54,10 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
             Ok(())
         }
         Command::Status => status(&data_dir),
+        Command::Devices => {
+            devices();
+            Ok(())
+        }
     }
 }
 
@@ -173,4 +177,26 @@ fn status(data_dir: &std::path::Path) -> Result<(), CliError> {
     println!("presence: {}", state["presence"]["name"].as_str().unwrap_or("?"));
     println!("calls:    {}", state["calls"].as_array().map_or(0, Vec::len));
     Ok(())
+}
+
+#[cfg(feature = "devices")]
+fn devices() {
+    let list = crate::audio::device::list();
+    let mark = |name: &String, default: &Option<String>| if default.as_ref() == Some(name) { " (default)" } else { "" };
+    println!("input devices:");
+    for name in &list.inputs {
+        println!("  {name}{}", mark(name, &list.default_input));
+    }
+    println!("output devices:");
+    for name in &list.outputs {
+        println!("  {name}{}", mark(name, &list.default_output));
+    }
+    if list.inputs.is_empty() && list.outputs.is_empty() {
+        println!("  (none found; calls use [audio] backend = \"file\" or have no audio)");
+    }
+}
+
+#[cfg(not(feature = "devices"))]
+fn devices() {
+    println!("built without the `devices` feature: no audio devices");
 }

@@ -39,6 +39,8 @@ pub enum Command {
     },
     /// Show whether the daemon runs, and its state.
     Status,
+    /// List audio devices (names for [audio] input, output, ringer).
+    Devices,
 }
 
 #[derive(Debug, clap::Args)]
