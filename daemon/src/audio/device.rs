@@ -119,7 +119,7 @@ where
     let limit = (config.sample_rate as f32 * MAX_BUFFER_SECONDS) as usize;
     device
         .build_input_stream::<T, _, _>(
-            config.clone(),
+            *config,
             move |data: &[T], _| {
                 let Ok(mut buffer) = buffer.lock() else { return };
                 for frame in data.chunks(channels) {
@@ -142,7 +142,7 @@ where
     let channels = usize::from(config.channels.max(1));
     device
         .build_output_stream::<T, _, _>(
-            config.clone(),
+            *config,
             move |data: &mut [T], _| {
                 let mut buffer = buffer.lock().ok();
                 for frame in data.chunks_mut(channels) {
