@@ -150,3 +150,59 @@ async fn inbound_call_rejected_from_the_page() {
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
     assert_eq!(state["result"]["state"]["calls"], json!([]));
 }
+
+/// TLS to the proxy (certificate checked against `ca_file`), then a call to a baresip phone on
+/// UDP with audio both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_and_calls_over_tls() {
+    let kamailio = Kamailio::start_with_tls("MD5");
+    let baresip = Baresip::start(&kamailio, "1002", FAR_HZ, "PCMU");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tone = dir.path().join("agent.wav");
+    write_tone(&tone, 8000, AGENT_HZ, 0.5, 10.0);
+    let heard = dir.path().join("heard.wav");
+    let tls_port = kamailio.tls_port.expect("tls port");
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{tls_port}\"\ntransport = \"tls\"\nusername = \"1001\"\npassword = \"secret1001\"\nca_file = \"{}\"\n\
+         [audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        kamailio.ca_file().display(),
+        tone.display(),
+        heard.display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    registered(&mut page).await;
+    let contacts = kamailio.contacts("1001");
+    assert!(contacts.iter().any(|c| c.ends_with(";transport=tls")), "{contacts:?}");
+    let lab = Lab { kamailio, baresip, daemon, dir };
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    lab.assert_tones_both_ways();
+}
+
+/// A server certificate the line does not trust is refused, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_an_untrusted_server_is_refused() {
+    let kamailio = Kamailio::start_with_tls("MD5");
+    let other_ca = tempfile::NamedTempFile::new().expect("file");
+    let stranger = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    std::fs::write(other_ca.path(), stranger.cert.pem()).expect("write");
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"tls\"\nusername = \"1001\"\npassword = \"secret1001\"\nca_file = \"{}\"\n",
+        kamailio.tls_port.expect("tls"),
+        other_ca.path().display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    let failed = loop {
+        let event = page.event("registrationChanged").await;
+        if event["payload"]["state"] == "failed" {
+            break event;
+        }
+    };
+    let reason = failed["payload"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("TLS") && reason.to_lowercase().contains("certificate"), "{reason}");
+    assert!(kamailio.contacts("1001").is_empty());
+}

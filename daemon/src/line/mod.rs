@@ -39,6 +39,8 @@ pub struct LineConfig {
     pub port: u16,
     pub username: String,
     pub password: crate::config::Secret,
+    /// CA bundle for TLS instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl LineConfig {
@@ -64,6 +66,7 @@ impl LineConfig {
             port: uri.port.unwrap_or(default_port),
             username: account.username.trim().to_owned(),
             password: account.password.clone(),
+            ca_file: account.ca_file.clone(),
         })
     }
 
@@ -75,6 +78,7 @@ impl LineConfig {
             port: address.port(),
             username: crate::demo::AGENT.into(),
             password: crate::config::Secret::default(),
+            ca_file: None,
         }
     }
 

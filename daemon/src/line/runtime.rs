@@ -318,7 +318,7 @@ impl LineRuntime {
     async fn connect(&mut self, now: Instant) {
         let connected = async {
             let peer = self.config.resolve().await.map_err(TransportError::Io)?;
-            Transport::connect(self.config.kind, peer).await
+            Transport::connect(self.config.kind, peer, &self.config.domain, self.config.ca_file.as_deref()).await
         }
         .await;
         match connected {

@@ -1,11 +1,19 @@
-//! SIP transports for the line: UDP (one connected socket) and TCP (one stream, framed by
-//! Content-Length, RFC 5626 CRLF keepalives). TLS and WebSocket come next.
+//! SIP transports for the line: UDP (one connected socket), TCP and TLS (one stream each, framed
+//! by Content-Length, RFC 5626 CRLF keepalives). TLS verifies the server against the system roots,
+//! or only against `[account] ca_file` when set, by the configured host name or IP. WebSocket
+//! comes with the WebRTC line.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use sip_core::message::{Message, ParseError, Parsed, parse_datagram, parse_stream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use crate::config::Transport as Kind;
 
@@ -23,6 +31,7 @@ pub enum Inbound {
 pub enum Transport {
     Udp { socket: UdpSocket },
     Tcp { stream: TcpStream, buffer: Vec<u8> },
+    Tls { stream: Box<TlsStream<TcpStream>>, buffer: Vec<u8> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +40,8 @@ pub enum TransportError {
     Connect { peer: SocketAddr, source: std::io::Error },
     #[error("{0} is not supported by this build yet")]
     Unsupported(&'static str),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("connection closed by the server")]
     Closed,
     #[error("network error: {0}")]
@@ -38,7 +49,9 @@ pub enum TransportError {
 }
 
 impl Transport {
-    pub async fn connect(kind: Kind, peer: SocketAddr) -> Result<Self, TransportError> {
+    /// Connects to `peer`; for TLS, `server_name` is what the certificate must name and
+    /// `ca_file` replaces the system roots.
+    pub async fn connect(kind: Kind, peer: SocketAddr, server_name: &str, ca_file: Option<&Path>) -> Result<Self, TransportError> {
         let connect_err = |source| TransportError::Connect { peer, source };
         match kind {
             Kind::Udp => {
@@ -53,7 +66,18 @@ impl Transport {
                 stream.set_nodelay(true).map_err(connect_err)?;
                 Ok(Self::Tcp { stream, buffer: Vec::with_capacity(4096) })
             }
-            Kind::Tls => Err(TransportError::Unsupported("transport \"tls\"")),
+            Kind::Tls => {
+                let config = tls_config(ca_file)?;
+                let name = ServerName::try_from(server_name.trim_matches(['[', ']']).to_owned())
+                    .map_err(|e| TransportError::Tls(format!("{server_name:?} is not a valid server name: {e}")))?;
+                let tcp = TcpStream::connect(peer).await.map_err(connect_err)?;
+                tcp.set_nodelay(true).map_err(connect_err)?;
+                let stream = TlsConnector::from(Arc::new(config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| TransportError::Tls(format!("handshake with {server_name}: {e}")))?;
+                Ok(Self::Tls { stream: Box::new(stream), buffer: Vec::with_capacity(4096) })
+            }
             Kind::Ws | Kind::Wss => Err(TransportError::Unsupported("transport \"ws\"/\"wss\"")),
         }
     }
@@ -67,6 +91,7 @@ impl Transport {
         match self {
             Self::Udp { .. } => "UDP",
             Self::Tcp { .. } => "TCP",
+            Self::Tls { .. } => "TLS",
         }
     }
 
@@ -74,6 +99,7 @@ impl Transport {
         match self {
             Self::Udp { socket } => socket.local_addr(),
             Self::Tcp { stream, .. } => stream.local_addr(),
+            Self::Tls { stream, .. } => stream.get_ref().0.local_addr(),
         }
     }
 
@@ -83,6 +109,10 @@ impl Transport {
                 socket.send(bytes).await?;
             }
             Self::Tcp { stream, .. } => stream.write_all(bytes).await?,
+            Self::Tls { stream, .. } => {
+                stream.write_all(bytes).await?;
+                stream.flush().await?;
+            }
         }
         Ok(())
     }
@@ -91,7 +121,7 @@ impl Transport {
     pub async fn keepalive(&mut self) -> Result<(), TransportError> {
         match self {
             Self::Udp { .. } => self.send(b"\r\n").await,
-            Self::Tcp { .. } => self.send(b"\r\n\r\n").await,
+            Self::Tcp { .. } | Self::Tls { .. } => self.send(b"\r\n\r\n").await,
         }
     }
 
@@ -111,33 +141,70 @@ impl Transport {
                     Err(e) => Inbound::Garbage(e),
                 })
             }
-            Self::Tcp { stream, buffer } => loop {
-                match parse_stream(buffer) {
-                    Ok(Some((parsed, used))) => {
-                        buffer.drain(..used);
-                        return Ok(match parsed {
-                            Parsed::Message(message) => Inbound::Message(message),
-                            Parsed::Ping => {
-                                stream.write_all(b"\r\n").await?;
-                                Inbound::KeepAlive
-                            }
-                            Parsed::Pong => Inbound::KeepAlive,
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        // A stream cannot resynchronize after a framing error: drop what we have.
-                        buffer.clear();
-                        return Ok(Inbound::Garbage(e));
-                    }
-                }
-                let mut chunk = [0u8; 4096];
-                let n = stream.read(&mut chunk).await?;
-                if n == 0 {
-                    return Err(TransportError::Closed);
-                }
-                buffer.extend_from_slice(&chunk[..n]);
-            },
+            Self::Tcp { stream, buffer } => recv_stream(stream, buffer).await,
+            Self::Tls { stream, buffer } => recv_stream(stream.as_mut(), buffer).await,
         }
     }
+}
+
+/// Reads until the buffer holds a whole frame. Cancel-safe: a partial read stays in `buffer`.
+async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> Result<Inbound, TransportError> {
+    loop {
+        match parse_stream(buffer) {
+            Ok(Some((parsed, used))) => {
+                buffer.drain(..used);
+                return Ok(match parsed {
+                    Parsed::Message(message) => Inbound::Message(message),
+                    Parsed::Ping => {
+                        stream.write_all(b"\r\n").await?;
+                        Inbound::KeepAlive
+                    }
+                    Parsed::Pong => Inbound::KeepAlive,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // A stream cannot resynchronize after a framing error: drop what we have.
+                buffer.clear();
+                return Ok(Inbound::Garbage(e));
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(TransportError::Closed);
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// TLS client settings: `ca_file` alone when given (a private PBX CA), else the system roots.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(TransportError::Tls("no trusted CA certificates (set [account] ca_file)".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }

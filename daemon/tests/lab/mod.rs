@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 /// Kamailio as registrar/proxy: users 1001..1003, passwords secret1001..secret1003.
 pub struct Kamailio {
     pub port: u16,
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
     child: Child,
 }
@@ -21,13 +22,41 @@ impl Kamailio {
     }
 
     pub fn start_on(port: u16, algorithm: &str) -> Self {
+        Self::launch(port, None, algorithm)
+    }
+
+    /// Also listens for TLS on `tls_port` with a certificate for 127.0.0.1 and localhost;
+    /// `ca_file()` is what clients must trust.
+    pub fn start_with_tls(algorithm: &str) -> Self {
+        Self::launch(free_port(), Some(free_port()), algorithm)
+    }
+
+    /// The self-signed certificate Kamailio serves over TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    fn launch(port: u16, tls_port: Option<u16>, algorithm: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/kamailio.cfg")).expect("kamailio.cfg");
-        let config = template
+        let mut config = template
             .replace("@DIR@", &dir.path().to_string_lossy())
             .replace("@UDP@", &port.to_string())
             .replace("@TCP@", &port.to_string())
+            .replace("@TLS@", &tls_port.unwrap_or(0).to_string())
             .replace("@ALGORITHM@", algorithm);
+        if tls_port.is_some() {
+            let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
+            std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("cert");
+            std::fs::write(dir.path().join("key.pem"), certified.signing_key.serialize_pem()).expect("key");
+            let tls = format!(
+                "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {0}/key.pem\ncertificate = {0}/cert.pem\n",
+                dir.path().display()
+            );
+            std::fs::write(dir.path().join("tls.cfg"), tls).expect("tls.cfg");
+            config = config.replacen("#!KAMAILIO\n", "#!KAMAILIO\n#!define WITH_TLS\n", 1);
+        }
         let path = dir.path().join("kamailio.cfg");
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("kamailio.log")).expect("log");
@@ -42,7 +71,7 @@ impl Kamailio {
             .stderr(log)
             .spawn()
             .expect("kamailio is installed (./dev setup)");
-        let kamailio = Self { port, dir, child };
+        let kamailio = Self { port, tls_port, dir, child };
         let deadline = Instant::now() + Duration::from_secs(15);
         while !kamailio.rpc("core.version").contains("kamailio") {
             assert!(Instant::now() < deadline, "kamailio did not start:\n{}", kamailio.log());
