@@ -22,8 +22,11 @@ struct Lab {
     baresip: Baresip,
     daemon: Daemon,
     dir: tempfile::TempDir,
+    /// The agent's recording rate (the codec's clock rate).
+    rate: u32,
 }
 
+/// `codec` is baresip's name for it (`PCMU`, `PCMA`, `opus/48000/2`).
 fn lab(codec: &str) -> Lab {
     // baresip 1.0 (libre) answers MD5 challenges only.
     let kamailio = Kamailio::start("MD5");
@@ -36,11 +39,12 @@ fn lab(codec: &str) -> Lab {
         "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
          [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
         kamailio.port,
-        codec.to_ascii_lowercase(),
+        codec.split('/').next().unwrap_or(codec).to_ascii_lowercase(),
         tone.display(),
         heard.display()
     ));
-    Lab { kamailio, baresip, daemon, dir }
+    let rate = if codec.starts_with("opus") { 48000 } else { 8000 };
+    Lab { kamailio, baresip, daemon, dir, rate }
 }
 
 impl Lab {
@@ -50,7 +54,7 @@ impl Lab {
 
     /// Waits until the agent's recording holds `HEARD_SECONDS` of audio (it grows while the call runs).
     fn wait_for_audio(&self) {
-        let bytes = (HEARD_SECONDS * 8000.0 * 2.0) as u64 + 44;
+        let bytes = (HEARD_SECONDS * f64::from(self.rate) * 2.0) as u64 + 44;
         eventually("audio from the far end", Duration::from_secs(20), || {
             (std::fs::metadata(self.heard_path()).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(())
         });
@@ -115,6 +119,11 @@ async fn outbound_pcma_call_carries_audio_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_opus_call_carries_audio_both_ways() {
+    outbound("opus/48000/2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_call_is_answered_from_the_page_and_the_far_end_hangs_up() {
     let lab = lab("PCMU");
     let mut page = lab.daemon.connect(CRM).await;
@@ -173,7 +182,7 @@ async fn registers_and_calls_over_tls() {
     registered(&mut page).await;
     let contacts = kamailio.contacts("1001");
     assert!(contacts.iter().any(|c| c.ends_with(";transport=tls")), "{contacts:?}");
-    let lab = Lab { kamailio, baresip, daemon, dir };
+    let lab = Lab { kamailio, baresip, daemon, dir, rate: 8000 };
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
     let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
     page.event("callAccepted").await;

@@ -1,4 +1,5 @@
-//! One call's media as a task: every 20 ms a frame from the audio source goes out as RTP;
+//! One call's media as a task: every 20 ms a frame from the audio source goes out as RTP (G.711 or
+//! Opus);
 //! received RTP is decoded into the audio sink in sequence order. Symmetric RTP (RFC 4961):
 //! once the far end sends, we send back to where its packets come from.
 
@@ -22,6 +23,8 @@ const MAX_FILL_FRAMES: u16 = 50;
 pub enum AudioCodec {
     Pcmu,
     Pcma,
+    /// 48 kHz, sent mono (SDP still says `opus/48000/2`, RFC 7587).
+    Opus,
 }
 
 impl AudioCodec {
@@ -29,27 +32,77 @@ impl AudioCodec {
         match name.to_ascii_uppercase().as_str() {
             "PCMU" => Some(Self::Pcmu),
             "PCMA" => Some(Self::Pcma),
+            "OPUS" => Some(Self::Opus),
             _ => None,
         }
     }
     pub fn clock_rate(self) -> u32 {
-        8000
-    }
-    fn samples_per_frame(self) -> usize {
-        160
-    }
-    fn encode(self, pcm: &[i16], out: &mut Vec<u8>) {
-        out.clear();
         match self {
-            Self::Pcmu => out.extend(pcm.iter().map(|s| g711::ulaw_encode(*s))),
-            Self::Pcma => out.extend(pcm.iter().map(|s| g711::alaw_encode(*s))),
+            Self::Pcmu | Self::Pcma => 8000,
+            Self::Opus => 48000,
         }
     }
-    fn decode(self, payload: &[u8], out: &mut Vec<i16>) {
+    /// Samples in one 20 ms frame.
+    fn samples_per_frame(self) -> usize {
+        self.clock_rate() as usize / 50
+    }
+}
+
+/// A codec with whatever state it keeps between frames.
+enum CodecState {
+    G711(AudioCodec),
+    Opus { encoder: Box<opus2::Encoder>, decoder: Box<opus2::Decoder> },
+}
+
+impl CodecState {
+    fn new(codec: AudioCodec) -> Result<Self, String> {
+        match codec {
+            AudioCodec::Opus => {
+                let mut encoder = opus2::Encoder::new(48000, opus2::Channels::Mono, opus2::Application::Voip).map_err(|e| e.to_string())?;
+                // Speech at a telephony-friendly rate; in-band FEC helps over lossy links.
+                let _ = encoder.set_bitrate(opus2::Bitrate::Bits(32_000));
+                let _ = encoder.set_inband_fec(true);
+                let decoder = opus2::Decoder::new(48000, opus2::Channels::Mono).map_err(|e| e.to_string())?;
+                Ok(Self::Opus { encoder: Box::new(encoder), decoder: Box::new(decoder) })
+            }
+            g711 => Ok(Self::G711(g711)),
+        }
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
         out.clear();
         match self {
-            Self::Pcmu => out.extend(payload.iter().map(|b| g711::ulaw_decode(*b))),
-            Self::Pcma => out.extend(payload.iter().map(|b| g711::alaw_decode(*b))),
+            Self::G711(AudioCodec::Pcma) => out.extend(pcm.iter().map(|s| g711::alaw_encode(*s))),
+            Self::G711(_) => out.extend(pcm.iter().map(|s| g711::ulaw_encode(*s))),
+            Self::Opus { encoder, .. } => {
+                out.resize(1500, 0);
+                match encoder.encode(pcm, out) {
+                    Ok(n) => out.truncate(n),
+                    Err(e) => {
+                        tracing::debug!("opus encode: {e}");
+                        out.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
+        out.clear();
+        match self {
+            Self::G711(AudioCodec::Pcma) => out.extend(payload.iter().map(|b| g711::alaw_decode(*b))),
+            Self::G711(_) => out.extend(payload.iter().map(|b| g711::ulaw_decode(*b))),
+            Self::Opus { decoder, .. } => {
+                // Up to 120 ms per packet at 48 kHz.
+                out.resize(5760, 0);
+                match decoder.decode(payload, out, false) {
+                    Ok(n) => out.truncate(n),
+                    Err(e) => {
+                        tracing::debug!("opus decode: {e}");
+                        out.clear();
+                    }
+                }
+            }
         }
     }
 }
@@ -107,6 +160,14 @@ async fn run(
     mut dtmf: mpsc::UnboundedReceiver<char>,
 ) {
     let MediaParams { socket, mut remote, codec, payload_type, telephone_event: event_pt } = params;
+    let mut state = match CodecState::new(codec) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!("cannot start the {codec:?} codec: {e}; the call has no audio");
+            sink.finish();
+            return;
+        }
+    };
     let ssrc = u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0x5350_4252);
     let mut sequence: u16 = u16::from_str_radix(&crate::run::random_hex(2), 16).unwrap_or(1);
     let mut timestamp: u32 = 0;
@@ -149,7 +210,7 @@ async fn run(
                 if *muted.borrow() {
                     pcm.fill(0);
                 }
-                codec.encode(&pcm, &mut encoded);
+                state.encode(&pcm, &mut encoded);
                 let packet = RtpPacket { marker: first, payload_type, sequence, timestamp, ssrc, payload: &encoded };
                 packet.write(&mut packet_bytes);
                 first = false;
@@ -181,7 +242,7 @@ async fn run(
                     }
                 }
                 expected_seq = Some(packet.sequence.wrapping_add(1));
-                codec.decode(packet.payload, &mut decoded);
+                state.decode(packet.payload, &mut decoded);
                 sink.write(&decoded);
             }
         }

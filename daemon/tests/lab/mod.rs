@@ -162,8 +162,10 @@ impl Baresip {
     pub fn start(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tone = dir.path().join("tone.wav");
-        // Longer than any call: baresip hangs up when its source file ends.
-        write_tone(&tone, 8000, tone_hz, 0.5, 120.0);
+        // Longer than any call: baresip hangs up when its source file ends. Its aufile source
+        // must match the codec's rate.
+        let (rate, channels) = if codec.to_ascii_lowercase().starts_with("opus") { (48000, 2) } else { (8000, 1) };
+        write_tone_channels(&tone, rate, channels, tone_hz, 0.5, 120.0);
         let recordings = dir.path().join("rec");
         std::fs::create_dir_all(&recordings).expect("rec dir");
         let conf = dir.path().join("conf");
@@ -234,11 +236,18 @@ impl Drop for Baresip {
 
 /// Writes a mono 16-bit sine tone.
 pub fn write_tone(path: &std::path::Path, rate: u32, hz: f64, amplitude: f64, seconds: f64) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    write_tone_channels(path, rate, 1, hz, amplitude, seconds);
+}
+
+/// Writes a 16-bit sine tone, the same in every channel.
+pub fn write_tone_channels(path: &std::path::Path, rate: u32, channels: u16, hz: f64, amplitude: f64, seconds: f64) {
+    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut writer = hound::WavWriter::create(path, spec).expect("tone file");
     for n in 0..(f64::from(rate) * seconds) as u32 {
         let v = amplitude * 32767.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / f64::from(rate)).sin();
-        writer.write_sample(v as i16).expect("sample");
+        for _ in 0..channels {
+            writer.write_sample(v as i16).expect("sample");
+        }
     }
     writer.finalize().expect("finalize");
 }
