@@ -113,12 +113,18 @@ async fn handle(
             Some(Message::Response(ok).to_bytes())
         }
         Method::Invite if request.uri.user.as_deref() == Some(ECHO) => {
-            let offer = SessionDescription::parse(&String::from_utf8_lossy(&request.body)).ok()?;
-            let rtp = UdpSocket::bind(("127.0.0.1", 0)).await.ok()?;
-            let port = rtp.local_addr().ok()?.port();
+            let refuse = |status| Some(Message::Response(Response::to_request(&request, status, Some(&tag))).to_bytes());
+            let Ok(offer) = SessionDescription::parse(&String::from_utf8_lossy(&request.body)) else { return refuse(488) };
+            let Ok(rtp) = UdpSocket::bind(("127.0.0.1", 0)).await else { return refuse(500) };
+            let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
             // The echo sends back whatever arrives, so any codec the caller offers works.
-            let (answer, _) = SessionDescription::answer(&offer, 1, "127.0.0.1", port, &offer.audio.codecs).ok()?;
-            let mut call = Call::incoming(party.clone(), request, Timers::default(), entropy).ok()?;
+            let Ok((answer, _)) = SessionDescription::answer(&offer, 1, "127.0.0.1", port, &offer.audio.codecs) else {
+                return refuse(488);
+            };
+            let mut call = match Call::incoming(party.clone(), request.clone(), Timers::default(), entropy) {
+                Ok(call) => call,
+                Err(response) => return Some(response),
+            };
             call.answer(answer.to_string(), now);
             let echo = tokio::spawn(async move {
                 let mut packet = [0u8; 2048];

@@ -128,7 +128,7 @@ fn parse_str(path: &Path, text: &str) -> Result<(Config, toml::Table), ConfigErr
 /// 1-based line and column of a byte span's start.
 fn position(text: &str, span: Option<std::ops::Range<usize>>) -> (usize, usize) {
     let Some(span) = span else { return (0, 0) };
-    let before = &text[..span.start.min(text.len())];
+    let before = text.get(..span.start.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
