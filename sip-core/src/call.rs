@@ -325,31 +325,9 @@ impl Call {
     }
 
     fn drain_transactions(&mut self, now: Instant, entropy: &mut dyn Entropy) {
-        let mut invite_events = Vec::new();
-        if let Some(t) = &mut self.invite_transaction {
-            while let Some(bytes) = t.poll_transmit() {
-                self.transmits.push_back(bytes);
-            }
-            while let Some(event) = t.poll_event() {
-                invite_events.push(event);
-            }
-            if t.is_terminated() {
-                self.invite_transaction = None;
-            }
-        }
-        let mut other_events = Vec::new();
+        let invite_events = drain(&mut self.invite_transaction, &mut self.transmits);
         let other_is_bye = self.other_transaction.as_ref().is_some_and(|t| t.request().method == Method::Bye);
-        if let Some(t) = &mut self.other_transaction {
-            while let Some(bytes) = t.poll_transmit() {
-                self.transmits.push_back(bytes);
-            }
-            while let Some(event) = t.poll_event() {
-                other_events.push(event);
-            }
-            if t.is_terminated() {
-                self.other_transaction = None;
-            }
-        }
+        let other_events = drain(&mut self.other_transaction, &mut self.transmits);
         for event in invite_events {
             self.on_invite_event(event, now, entropy);
         }
@@ -615,6 +593,18 @@ impl Call {
             self.events.push_back(CallEvent::Ended(reason));
         }
     }
+}
+
+/// Moves a transaction's output into the call's queue and returns its events; forgets it once
+/// terminated.
+fn drain(slot: &mut Option<ClientTransaction>, transmits: &mut VecDeque<Vec<u8>>) -> Vec<TransactionEvent> {
+    let Some(transaction) = slot else { return Vec::new() };
+    transmits.extend(std::iter::from_fn(|| transaction.poll_transmit()));
+    let events = std::iter::from_fn(|| transaction.poll_event()).collect();
+    if transaction.is_terminated() {
+        *slot = None;
+    }
+    events
 }
 
 impl Request {
