@@ -137,13 +137,20 @@ fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
     let mut current: Option<(String, String)> = None;
     let mut count = 0;
     for line in lines {
+        if line.contains('\r') {
+            // A bare CR inside the header section: not SIP (RFC 3261 §7.3.1 allows CRLF only).
+            return Err(ParseError::Header(line.chars().take(80).collect()));
+        }
         if line.starts_with([' ', '\t']) {
             // Folded continuation of the previous header (RFC 3261 §7.3.1).
             let (_, value) = current.as_mut().ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
-            if !value.is_empty() {
-                value.push(' ');
+            let more = line.trim();
+            if !more.is_empty() {
+                if !value.is_empty() {
+                    value.push(' ');
+                }
+                value.push_str(more);
             }
-            value.push_str(line.trim());
             continue;
         }
         if let Some((name, value)) = current.take() {

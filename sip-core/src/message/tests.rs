@@ -100,3 +100,17 @@ fn responses_copy_the_dialog_headers() {
     assert_eq!(parsed.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref(), Some("z9hG4bK776asdhds"));
     assert_eq!(parsed.cseq().map(|c| c.method), Some(Method::Invite));
 }
+
+/// Regression (found by the `sip_message` fuzz target): a folded continuation line holding only
+/// whitespace added a trailing space, so the message no longer round-tripped; and bare CRs inside
+/// the header section were accepted. Whitespace-only continuations now add nothing, and bare CRs
+/// are a header error.
+#[test]
+fn whitespace_only_folding_and_bare_cr() {
+    let folded = INVITE.replace("Max-Forwards: 70\r\n", "Max-Forwards: 70\r\n \t\r\n");
+    let message = parse_datagram(folded.as_bytes()).expect("valid");
+    assert_eq!(message.headers().get("Max-Forwards"), Some("70"));
+    assert_eq!(parse_datagram(&message.to_bytes()).as_ref(), Ok(&message));
+    let bare_cr = INVITE.replace("Max-Forwards: 70", "Max-Forwards: 7\r0");
+    assert!(matches!(parse_datagram(bare_cr.as_bytes()), Err(ParseError::Header(_))));
+}
