@@ -115,13 +115,19 @@ impl Kamailio {
 }
 
 impl Drop for Kamailio {
+    /// SIGTERM, not SIGKILL: Kamailio forks workers, and only its main process stopping cleanly
+    /// takes them down too (a killed main process leaves them running).
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Kamailio forks workers; they exit when the main process goes, but make sure.
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("kamailio.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
     }
 }
 
