@@ -215,3 +215,36 @@ async fn tls_to_an_untrusted_server_is_refused() {
     assert!(reason.contains("TLS") && reason.to_lowercase().contains("certificate"), "{reason}");
     assert!(kamailio.contacts("1001").is_empty());
 }
+
+/// The far end refuses our call (baresip answers `hangup` on a ringing call with 486), and we
+/// cancel another before it is answered (CANCEL, 487). Both end unanswered: `callEnded`, duration 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn far_end_rejects_and_we_cancel_before_answer() {
+    let kamailio = Kamailio::start("MD5");
+    let baresip = Baresip::start_with(&kamailio, "1002", FAR_HZ, "PCMU", "manual");
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n[log]\nlevel = \"debug\"\n",
+        kamailio.port
+    ));
+    let mut page = daemon.connect(CRM).await;
+    registered(&mut page).await;
+
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    let first = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    assert_eq!(page.event("callRinging").await["payload"]["conversationId"], first.as_str());
+    baresip.command("hangup", "");
+    let ended = page.event("callEnded").await;
+    assert_eq!((ended["payload"]["conversationId"].as_str(), ended["payload"]["duration"].as_u64()), (Some(first.as_str()), Some(0)));
+    eventually("the 486 in the log", Duration::from_secs(5), || daemon.log().contains("SIP in 486").then_some(()));
+
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    let second = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    page.event("callRinging").await;
+    page.request("hangup", json!({"conversationId": second})).await;
+    let ended = page.event("callEnded").await;
+    assert_eq!((ended["payload"]["conversationId"].as_str(), ended["payload"]["duration"].as_u64()), (Some(second.as_str()), Some(0)));
+    let log = daemon.log();
+    assert!(log.contains("SIP out CANCEL") && log.contains("SIP in 487"), "CANCEL answered with 487:\n{log}");
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(state["result"]["state"]["calls"], json!([]));
+}

@@ -164,8 +164,13 @@ pub struct Baresip {
 }
 
 impl Baresip {
-    /// `codec`: the one codec it offers/accepts (`PCMU`, `PCMA`).
+    /// `codec`: the one codec it offers/accepts (`PCMU`, `PCMA`, `opus/48000/2`). Answers at once.
     pub fn start(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str) -> Self {
+        Self::start_with(kamailio, user, tone_hz, codec, "auto")
+    }
+
+    /// `answermode`: `auto`, or `manual` to let calls ring until a `hangup` (486) or `accept`.
+    pub fn start_with(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str, answermode: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tone = dir.path().join("tone.wav");
         // Longer than any call: baresip hangs up when its source file ends. Its aufile source
@@ -186,7 +191,7 @@ impl Baresip {
         std::fs::write(conf.join("config"), config).expect("config");
         std::fs::write(
             conf.join("accounts"),
-            format!("<sip:{user}@127.0.0.1:{}>;auth_pass=secret{user};answermode=auto;audio_codecs={codec}\n", kamailio.port),
+            format!("<sip:{user}@127.0.0.1:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}\n", kamailio.port),
         )
         .expect("accounts");
         let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
