@@ -122,14 +122,11 @@ impl Call {
 
     /// Takes an incoming INVITE: answers 100 Trying and 180 Ringing.
     pub fn incoming(party: LocalParty, invite: Request, timers: Timers, entropy: &mut dyn Entropy) -> Result<Self, Vec<u8>> {
-        let message = Message::Request(invite.clone());
-        let (Some(from), Some(to)) = (message.from(), message.to()) else {
-            return Err(Message::Response(Response::to_request(&invite, 400, None)).to_bytes());
+        let contact = invite.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok());
+        let (Some(from), Some(to), Some(contact)) = (invite.headers.from(), invite.headers.to(), contact) else {
+            return Err(Response::to_request(&invite, 400, None).to_bytes());
         };
-        let remote_target = invite.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok()).map(|c| c.uri);
-        let Some(remote_target) = remote_target else {
-            return Err(Message::Response(Response::to_request(&invite, 400, None)).to_bytes());
-        };
+        let remote_target = contact.uri;
         let mut local = to;
         local.params.retain(|(n, _)| n != "tag");
         local.params.push(("tag".into(), Some(entropy.token())));
@@ -140,7 +137,7 @@ impl Call {
             route_set: invite.headers.all("Record-Route").into_iter().map(str::to_owned).collect(),
             local_seq: 0,
         };
-        let call_id = message.call_id().to_owned();
+        let call_id = invite.headers.call_id().to_owned();
         let remote_sdp = (!invite.body.is_empty()).then(|| String::from_utf8_lossy(&invite.body).into_owned());
         let mut call = Self::new(party, timers, call_id, dialog, String::new(), invite, CallState::Offered);
         call.remote_sdp = remote_sdp;
@@ -183,15 +180,6 @@ impl Call {
     /// Their offer (incoming) or answer (outgoing), once known.
     pub fn remote_sdp(&self) -> Option<&str> {
         self.remote_sdp.as_deref()
-    }
-
-    /// The other party's identity: From of an incoming call, the target of an outgoing one.
-    pub fn remote(&self) -> &NameAddr {
-        &self.dialog.remote
-    }
-
-    pub fn invite(&self) -> &Request {
-        &self.invite
     }
 
     /// Answers an incoming call with our SDP.
@@ -292,7 +280,7 @@ impl Call {
 
     fn send_invite(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         self.dialog.local_seq += 1;
-        let mut headers = self.base_headers(Method::Invite, entropy);
+        let mut headers = self.dialog_headers(Method::Invite, self.dialog.local_seq, entropy);
         headers.push("Contact", format!("<{}>", self.party.contact));
         headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
         headers.push("User-Agent", self.party.user_agent.clone());
@@ -307,7 +295,7 @@ impl Call {
     }
 
     fn handle_response(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
-        let is_invite = Message::Response(response.clone()).cseq().is_some_and(|c| c.method == Method::Invite);
+        let is_invite = response.headers.cseq().is_some_and(|c| c.method == Method::Invite);
         if is_invite && response.status >= 200 && response.status < 300 && self.ack.is_some() {
             // A retransmitted 2xx: the ACK was lost.
             if let Some(ack) = &self.ack {
@@ -379,8 +367,7 @@ impl Call {
     }
 
     fn on_answered(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
-        let message = Message::Response(response.clone());
-        if let Some(to) = message.to() {
+        if let Some(to) = response.headers.to() {
             self.dialog.remote = to;
         }
         if let Some(contact) = response.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok()) {
@@ -388,18 +375,10 @@ impl Call {
         }
         // The UAC's route set is the Record-Route list reversed (§12.1.2).
         self.dialog.route_set = response.headers.all("Record-Route").into_iter().rev().map(str::to_owned).collect();
-        let seq = message.cseq().map_or(self.dialog.local_seq, |c| c.seq);
-        let mut headers = Headers::new();
-        headers.push("Via", format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", self.party.transport, self.party.sent_by, entropy.token()));
-        headers.push("Max-Forwards", "70");
-        for route in &self.dialog.route_set {
-            headers.push("Route", route.clone());
-        }
-        headers.push("From", self.dialog.local.to_string());
-        headers.push("To", self.dialog.remote.to_string());
-        headers.push("Call-ID", self.call_id.clone());
-        headers.push("CSeq", format!("{seq} ACK"));
-        let ack = Message::Request(Request { method: Method::Ack, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }).to_bytes();
+        // The ACK for a 2xx is a new in-dialog request carrying the INVITE's CSeq number (§13.2.2.4).
+        let seq = response.headers.cseq().map_or(self.dialog.local_seq, |c| c.seq);
+        let headers = self.dialog_headers(Method::Ack, seq, entropy);
+        let ack = Request { method: Method::Ack, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }.to_bytes();
         self.transmits.push_back(ack.clone());
         self.ack = Some(ack);
         if self.state == CallState::Ending {
@@ -427,7 +406,7 @@ impl Call {
                 headers.push(name, v);
             }
         }
-        let seq = Message::Request(self.invite.clone()).cseq().map_or(1, |c| c.seq);
+        let seq = self.invite.headers.cseq().map_or(1, |c| c.seq);
         headers.push("CSeq", format!("{seq} CANCEL"));
         for route in self.invite.headers.all("Route") {
             headers.push("Route", route);
@@ -438,8 +417,7 @@ impl Call {
     // ---------------------------------------------------------------- incoming
 
     fn handle_request(&mut self, request: Request, now: Instant) {
-        let message = Message::Request(request.clone());
-        let Some(cseq) = message.cseq() else { return };
+        let Some(cseq) = request.headers.cseq() else { return };
         // A retransmitted request gets the same answer again.
         if let Some((_, _, bytes)) = self.answered.iter().find(|(seq, method, _)| *seq == cseq.seq && *method == request.method && request.method != Method::Invite) {
             self.transmits.push_back(bytes.clone());
@@ -466,27 +444,27 @@ impl Call {
                 }
             }
             Method::Bye => {
-                self.respond(&request, 200, None);
+                self.respond(&request, 200);
                 if self.state != CallState::Ended {
                     self.end(EndReason::Remote);
                 }
             }
             Method::Cancel => {
-                self.respond(&request, 200, None);
+                self.respond(&request, 200);
                 if self.state == CallState::Offered {
                     self.respond_to_invite(487, Some(now));
                     self.ack_deadline = Some(now + 64 * self.timers.t1);
                     self.end(EndReason::Cancelled);
                 }
             }
-            Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => self.respond(&request, 200, None),
-            _ => self.respond(&request, 405, None),
+            Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => self.respond(&request, 200),
+            _ => self.respond(&request, 405),
         }
     }
 
     fn handle_reinvite(&mut self, request: Request, now: Instant) {
         if self.state != CallState::Established {
-            self.respond(&request, 491, None);
+            self.respond(&request, 491);
             return;
         }
         if !request.body.is_empty() {
@@ -500,7 +478,7 @@ impl Call {
         let mut response = self.dialog_response(&request, 200);
         response.headers.push("Content-Type", "application/sdp");
         response.body = self.local_sdp.clone().into_bytes();
-        let bytes = Message::Response(response).to_bytes();
+        let bytes = response.to_bytes();
         self.transmits.push_back(bytes.clone());
         if !self.party.reliable {
             self.final_response = Some((bytes, now + self.timers.t1, self.timers.t1));
@@ -509,7 +487,7 @@ impl Call {
     }
 
     fn invite_cseq(&self) -> u32 {
-        Message::Request(self.invite.clone()).cseq().map_or(0, |c| c.seq)
+        self.invite.headers.cseq().map_or(0, |c| c.seq)
     }
 
     /// Responds to the INVITE that created an incoming call; `now` arms retransmission of finals.
@@ -520,7 +498,7 @@ impl Call {
             response.headers.push("Content-Type", "application/sdp");
             response.body = self.local_sdp.clone().into_bytes();
         }
-        let bytes = Message::Response(response).to_bytes();
+        let bytes = response.to_bytes();
         self.transmits.push_back(bytes.clone());
         if let Some(now) = now
             && status >= 200
@@ -542,13 +520,9 @@ impl Call {
         response
     }
 
-    fn respond(&mut self, request: &Request, status: u16, body: Option<String>) {
-        let mut response = Response::to_request(request, status, self.dialog.local.tag());
-        if let Some(body) = body {
-            response.body = body.into_bytes();
-        }
-        let bytes = Message::Response(response).to_bytes();
-        if let Some(cseq) = Message::Request(request.clone()).cseq() {
+    fn respond(&mut self, request: &Request, status: u16) {
+        let bytes = Response::to_request(request, status, self.dialog.local.tag()).to_bytes();
+        if let Some(cseq) = request.headers.cseq() {
             self.answered.push((cseq.seq, request.method.clone(), bytes.clone()));
             if self.answered.len() > 16 {
                 self.answered.remove(0);
@@ -559,7 +533,9 @@ impl Call {
 
     // ---------------------------------------------------------------- shared
 
-    fn base_headers(&self, method: Method, entropy: &mut dyn Entropy) -> Headers {
+    /// Via (new branch), Max-Forwards, the route set, From, To, Call-ID and CSeq of a request
+    /// in this dialog.
+    fn dialog_headers(&self, method: Method, seq: u32, entropy: &mut dyn Entropy) -> Headers {
         let mut headers = Headers::new();
         headers.push("Via", format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", self.party.transport, self.party.sent_by, entropy.token()));
         headers.push("Max-Forwards", "70");
@@ -569,13 +545,13 @@ impl Call {
         headers.push("From", self.dialog.local.to_string());
         headers.push("To", self.dialog.remote.to_string());
         headers.push("Call-ID", self.call_id.clone());
-        headers.push("CSeq", format!("{} {method}", self.dialog.local_seq));
+        headers.push("CSeq", format!("{seq} {method}"));
         headers
     }
 
     fn in_dialog_request(&mut self, method: Method, entropy: &mut dyn Entropy) -> Request {
         self.dialog.local_seq += 1;
-        let headers = self.base_headers(method.clone(), entropy);
+        let headers = self.dialog_headers(method.clone(), self.dialog.local_seq, entropy);
         Request { method, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }
     }
 

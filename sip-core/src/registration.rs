@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::{Challenge, DigestRequest};
-use crate::message::{Headers, Message, Method, NameAddr, Request, Response, Uri};
+use crate::message::{Headers, Method, NameAddr, Request, Response, Uri};
 use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
 
 /// Random tokens for Call-ID, tags, branches and cnonces. The daemon uses the OS generator;
@@ -284,14 +284,6 @@ fn refresh_after(expires: u32) -> Duration {
     let expires = Duration::from_secs(u64::from(expires));
     let early = expires.mul_f64(0.85);
     early.min(expires.saturating_sub(Duration::from_secs(5))).max(Duration::from_secs(1))
-}
-
-/// Parses a wire REGISTER back (tests and logging).
-pub fn parse_request(bytes: &[u8]) -> Option<Request> {
-    match crate::message::parse_datagram(bytes) {
-        Ok(Message::Request(r)) => Some(r),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::message::{Headers, Message, Method, Request, Response};
+use crate::message::{Headers, Method, Request, Response};
 
 /// RFC 3261 timer values (§17.1.1.1): T1 is the RTT estimate, T2 the cap on non-INVITE
 /// retransmission intervals, T4 how long the network holds a message.
@@ -75,7 +75,7 @@ impl ClientTransaction {
     /// Starts the transaction: the request is queued for sending at once. The request must carry
     /// a top Via with a `z9hG4bK` branch (the transaction's identity).
     pub fn start(request: Request, reliable: bool, timers: Timers, now: Instant) -> Self {
-        let wire = Message::Request(request.clone()).to_bytes();
+        let wire = request.to_bytes();
         let give_up = Some(now + 64 * timers.t1);
         let retransmit = (!reliable).then_some((now + timers.t1, timers.t1));
         let mut transaction = Self {
@@ -109,14 +109,13 @@ impl ClientTransaction {
 
     /// The branch parameter of our top Via.
     pub fn branch(&self) -> Option<String> {
-        Message::Request(self.request.clone()).top_via().and_then(|v| v.branch().map(str::to_owned))
+        self.request.headers.top_via().and_then(|v| v.branch().map(str::to_owned))
     }
 
     /// RFC 3261 §17.1.3: same top-Via branch and the same CSeq method.
     pub fn matches(&self, response: &Response) -> bool {
-        let message = Message::Response(response.clone());
-        let branch = message.top_via().and_then(|v| v.branch().map(str::to_owned));
-        let method = message.cseq().map(|c| c.method);
+        let branch = response.headers.top_via().and_then(|v| v.branch().map(str::to_owned));
+        let method = response.headers.cseq().map(|c| c.method);
         branch.is_some() && branch == self.branch() && method.as_ref() == Some(&self.request.method)
     }
 
@@ -143,7 +142,7 @@ impl ClientTransaction {
                 self.state = State::Completed;
                 self.stop_timers();
                 if self.is_invite() {
-                    let ack = Message::Request(ack_for(&self.request, &response)).to_bytes();
+                    let ack = ack_for(&self.request, &response).to_bytes();
                     self.transmits.push_back(ack.clone());
                     self.ack = Some(ack);
                     self.linger = Some(now + if self.reliable { Duration::ZERO } else { Duration::from_secs(32) });
@@ -240,7 +239,7 @@ fn ack_for(invite: &Request, response: &Response) -> Request {
     if let Some(to) = response.headers.get("To").or_else(|| invite.headers.get("To")) {
         headers.push("To", to);
     }
-    let seq = Message::Request(invite.clone()).cseq().map_or(1, |c| c.seq);
+    let seq = invite.headers.cseq().map_or(1, |c| c.seq);
     headers.push("CSeq", format!("{seq} ACK"));
     for route in invite.headers.all("Route") {
         headers.push("Route", route);

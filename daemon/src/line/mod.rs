@@ -291,7 +291,7 @@ impl SipLine {
         }
         let Message::Request(request) = message else { return };
         match request.method {
-            Method::Invite if Message::Request(request.clone()).to().is_some_and(|to| to.tag().is_none()) => {
+            Method::Invite if request.headers.to().is_some_and(|to| to.tag().is_none()) => {
                 self.incoming(request, entropy);
             }
             Method::Options => {

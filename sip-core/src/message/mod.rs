@@ -175,6 +175,31 @@ pub struct CSeq {
     pub method: Method,
 }
 
+impl Headers {
+    pub fn call_id(&self) -> &str {
+        self.get("Call-ID").unwrap_or_default()
+    }
+
+    /// Present and valid in every parsed message (checked by the parser).
+    pub fn cseq(&self) -> Option<CSeq> {
+        let value = self.get("CSeq")?;
+        let (seq, method) = value.trim().split_once(char::is_whitespace)?;
+        Some(CSeq { seq: seq.parse().ok()?, method: Method::parse(method.trim()) })
+    }
+
+    pub fn top_via(&self) -> Option<Via> {
+        Via::parse(self.all("Via").first()?).ok()
+    }
+
+    pub fn from(&self) -> Option<NameAddr> {
+        NameAddr::parse(self.get("From")?).ok()
+    }
+
+    pub fn to(&self) -> Option<NameAddr> {
+        NameAddr::parse(self.get("To")?).ok()
+    }
+}
+
 impl Message {
     pub fn headers(&self) -> &Headers {
         match self {
@@ -191,45 +216,59 @@ impl Message {
     }
 
     pub fn call_id(&self) -> &str {
-        self.headers().get("Call-ID").unwrap_or_default()
+        self.headers().call_id()
     }
 
-    /// Present and valid in every parsed message (checked by the parser).
     pub fn cseq(&self) -> Option<CSeq> {
-        let value = self.headers().get("CSeq")?;
-        let (seq, method) = value.trim().split_once(char::is_whitespace)?;
-        Some(CSeq { seq: seq.parse().ok()?, method: Method::parse(method.trim()) })
+        self.headers().cseq()
     }
 
     pub fn top_via(&self) -> Option<Via> {
-        Via::parse(self.headers().all("Via").first()?).ok()
+        self.headers().top_via()
     }
 
     pub fn from(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.headers().get("From")?).ok()
+        self.headers().from()
     }
 
     pub fn to(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.headers().get("To")?).ok()
+        self.headers().to()
     }
 
     /// Serializes with a correct `Content-Length`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = String::new();
         match self {
-            Self::Request(r) => out.push_str(&format!("{} {} SIP/2.0\r\n", r.method, r.uri)),
-            Self::Response(r) => out.push_str(&format!("SIP/2.0 {} {}\r\n", r.status, r.reason)),
+            Self::Request(r) => r.to_bytes(),
+            Self::Response(r) => r.to_bytes(),
         }
-        for (name, value) in self.headers().iter() {
-            if name != "Content-Length" {
-                out.push_str(&format!("{name}: {value}\r\n"));
-            }
-        }
-        out.push_str(&format!("Content-Length: {}\r\n\r\n", self.body().len()));
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(self.body());
-        bytes
     }
+}
+
+impl Request {
+    /// Serializes with a correct `Content-Length`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serialize(&format!("{} {} SIP/2.0", self.method, self.uri), &self.headers, &self.body)
+    }
+}
+
+impl Response {
+    /// Serializes with a correct `Content-Length`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serialize(&format!("SIP/2.0 {} {}", self.status, self.reason), &self.headers, &self.body)
+    }
+}
+
+fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{start_line}\r\n");
+    for (name, value) in headers.iter() {
+        if name != "Content-Length" {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 impl From<Request> for Message {

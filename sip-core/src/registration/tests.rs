@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::message::Message;
 use crate::auth::Challenge;
 
 struct Counter(u32);
@@ -26,6 +27,13 @@ fn config() -> RegistrationConfig {
         reliable: false,
         user_agent: "softphone-bridge test".into(),
         outbound_proxy: None,
+    }
+}
+
+fn parse_request(bytes: &[u8]) -> Option<Request> {
+    match crate::message::parse_datagram(bytes) {
+        Ok(Message::Request(r)) => Some(r),
+        _ => None,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::message::{Uri, parse_datagram};
+use crate::message::{Message, Uri, parse_datagram};
 
 fn request(method: &str) -> Request {
     let text = format!(
