@@ -17,6 +17,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::line::OsEntropy;
+use crate::timer::sleep_until;
 
 /// The user name the demo line registers as, and the number that echoes.
 pub const AGENT: &str = "agent";
@@ -147,11 +148,4 @@ async fn handle(
 
 fn uri(text: &str) -> Uri {
     Uri::parse(text).unwrap_or_else(|_| Uri { scheme: "sip".into(), user: None, host: "127.0.0.1".into(), port: None, params: Vec::new() })
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }

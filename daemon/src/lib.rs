@@ -15,4 +15,5 @@ pub mod origins;
 pub mod phone;
 pub mod protocol;
 pub mod run;
+pub mod timer;
 pub mod tray;

@@ -2,8 +2,9 @@
 //!
 //! cpal streams are not `Send` on every platform, so they live on their own thread. The data
 //! callbacks and the call's media task meet in two small buffers (at most 200 ms each, so
-//! latency cannot pile up), and samples are resampled between the device rate and the codec
-//! rate (linear; adequate for narrowband telephony).
+//! latency cannot pile up). Rates are converted simply: the microphone is decimated by taking
+//! the nearest sample (no low-pass filter, so some aliasing), playback is interpolated linearly.
+//! A band-limited resampler (rubato) is the planned upgrade.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;

@@ -137,10 +137,8 @@ pub struct SipLine {
     registration: Registration,
     extension: String,
     party: LocalParty,
-    domain: String,
     /// conversation id → call.
     calls: Vec<(String, Call)>,
-    /// Calls we reported established (so a later end is "ended", not "rejected").
     events: std::collections::VecDeque<SipEvent>,
     transmits: std::collections::VecDeque<Vec<u8>>,
 }
@@ -194,16 +192,10 @@ impl SipLine {
             registration,
             extension: config.username.clone(),
             party,
-            domain: server,
             calls: Vec::new(),
             events: Default::default(),
             transmits: Default::default(),
         }
-    }
-
-    /// The SIP domain, for turning a dialled number into a URI.
-    pub fn domain(&self) -> &str {
-        &self.domain
     }
 
     pub fn dial(&mut self, conversation: String, target: Uri, offer: String, now: Instant, entropy: &mut dyn Entropy) {

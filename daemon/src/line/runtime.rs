@@ -102,11 +102,6 @@ impl LineRuntime {
         [sip, self.connect_at, self.keepalive_at].into_iter().flatten().min()
     }
 
-    /// The SIP domain, for turning a dialled number into a URI.
-    pub fn domain(&self) -> &str {
-        &self.config.domain
-    }
-
     pub async fn on_timer(&mut self, now: Instant) {
         if self.connect_at.is_some_and(|at| now >= at) {
             self.connect_at = None;

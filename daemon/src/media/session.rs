@@ -185,8 +185,11 @@ async fn run(
         tokio::select! {
             _ = &mut stopped => break,
             _ = tick.tick() => {
-                if digit.is_none() && let (Some(_), Ok(next)) = (event_pt, dtmf.try_recv()) {
-                    digit = dtmf_code(next).map(|code| (code, 0));
+                if digit.is_none() && let Ok(next) = dtmf.try_recv() {
+                    match event_pt {
+                        Some(_) => digit = dtmf_code(next).map(|code| (code, 0)),
+                        None => tracing::warn!("DTMF {next:?} not sent: the far end did not offer telephone-event"),
+                    }
                 }
                 if let (Some(pt), Some((code, frames))) = (event_pt, digit.as_mut()) {
                     // 100 ms tone; the end packet is sent three times (RFC 4733 §2.5.1.4).

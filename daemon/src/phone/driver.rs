@@ -12,7 +12,8 @@ use super::{Phone, PhoneError};
 use crate::line::LineConfig;
 use crate::line::runtime::{LineRuntime, MediaSettings};
 use crate::line::transport::{Inbound, TransportError};
-use crate::protocol::{Action, Event, Hello, VERSION};
+use crate::protocol::{Action, Event, Hello, Snapshot, VERSION};
+use crate::timer::sleep_until;
 
 /// Where a reconnecting client left off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,7 @@ pub struct PhoneStopped;
 enum Request {
     Act { action: Action, reply: oneshot::Sender<Result<Value, PhoneError>> },
     Subscribe { resume: Option<Resume>, reply: oneshot::Sender<Subscription> },
+    Snapshot { reply: oneshot::Sender<Snapshot> },
     /// Unregister (waiting at most `UNREGISTER_WAIT`), then stop.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -69,6 +71,13 @@ impl PhoneHandle {
         if self.requests.send(Request::Shutdown { reply }).await.is_ok() {
             let _ = done.await;
         }
+    }
+
+    /// The current state, typed (the tray's view; pages get it as `get_state`).
+    pub async fn snapshot(&self) -> Result<Snapshot, PhoneStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request::Snapshot { reply }).await.map_err(|_| PhoneStopped)?;
+        answer.await.map_err(|_| PhoneStopped)
     }
 
     pub async fn subscribe(&self, resume: Option<Resume>) -> Result<Subscription, PhoneStopped> {
@@ -161,6 +170,9 @@ impl Driver {
             Request::Subscribe { resume, reply } => {
                 let _ = reply.send(self.subscription(resume));
             }
+            Request::Snapshot { reply } => {
+                let _ = reply.send(self.phone.snapshot());
+            }
             Request::Shutdown { reply } => {
                 if let Some(line) = &mut self.line {
                     line.stop(now).await;
@@ -229,12 +241,6 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> Result<Inbound, TransportE
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
 
 /// The `hello` frame as sent on the wire (always `seq` 0).
 pub fn hello_json(hello: Hello) -> String {

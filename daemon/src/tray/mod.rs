@@ -47,10 +47,7 @@ pub fn start(context: TrayContext) {
             if let Err(tokio::sync::broadcast::error::RecvError::Closed) = subscription.events.recv().await {
                 return;
             }
-            let Ok(Ok(state)) = phone.act(crate::protocol::Action::GetState).await else { return };
-            let Some(snapshot) = state.get("state").cloned().and_then(|s| serde_json::from_value(s).ok()) else {
-                continue;
-            };
+            let Ok(snapshot) = phone.snapshot().await else { return };
             if feed.send(Update::State(snapshot)).is_err() {
                 return;
             }
