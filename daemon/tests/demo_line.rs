@@ -6,8 +6,8 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{CRM, Daemon};
-use lab::{analyse, eventually, read_wav, write_tone};
+use common::{CRM, Daemon, eventually};
+use lab::{analyse, read_wav, write_tone};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,9 +55,7 @@ async fn a_call_on_the_device_backend_opens_the_devices() {
     let home_path = home.path().to_string_lossy().into_owned();
     let daemon = Daemon::launch(tempfile::tempdir().expect("dir"), "[demo]\nline = true\n", &[("HOME", &home_path)], true);
     let mut page = daemon.connect(CRM).await;
-    if page.hello()["payload"]["state"]["line"]["state"] != "registered" {
-        page.event("registrationChanged").await;
-    }
+    page.registered().await;
     let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
     let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
     page.event("callAccepted").await;

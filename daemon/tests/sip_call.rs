@@ -7,8 +7,8 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{CRM, Daemon};
-use lab::{Baresip, Kamailio, analyse, eventually, read_wav, write_tone};
+use common::{CRM, Daemon, eventually};
+use lab::{Baresip, Kamailio, analyse, read_wav, write_tone};
 use serde_json::json;
 
 /// The agent's microphone tone and the far end's.
@@ -77,20 +77,10 @@ impl Lab {
     }
 }
 
-async fn registered(page: &mut common::Client) {
-    if page.hello()["payload"]["state"]["line"]["state"] != "registered" {
-        loop {
-            if page.event("registrationChanged").await["payload"]["state"] == "registered" {
-                break;
-            }
-        }
-    }
-}
-
 async fn outbound(codec: &str) {
     let lab = lab(codec);
     let mut page = lab.daemon.connect(CRM).await;
-    registered(&mut page).await;
+    page.registered().await;
     let (reply, events) = page.request("start_call", json!({"dialTo": "1002", "partnerId": "215fd887"})).await;
     let id = reply["result"]["conversationId"].as_str().expect("conversationId").to_owned();
     assert_eq!(events[0]["event"], "outboundCallInitiated");
@@ -127,7 +117,7 @@ async fn outbound_opus_call_carries_audio_both_ways() {
 async fn inbound_call_is_answered_from_the_page_and_the_far_end_hangs_up() {
     let lab = lab("PCMU");
     let mut page = lab.daemon.connect(CRM).await;
-    registered(&mut page).await;
+    page.registered().await;
     lab.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", lab.kamailio.port));
     let incoming = page.event("incomingCall").await;
     assert_eq!(incoming["payload"]["callerANI"], "1002");
@@ -149,7 +139,7 @@ async fn inbound_call_is_answered_from_the_page_and_the_far_end_hangs_up() {
 async fn inbound_call_rejected_from_the_page() {
     let lab = lab("PCMU");
     let mut page = lab.daemon.connect(CRM).await;
-    registered(&mut page).await;
+    page.registered().await;
     lab.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", lab.kamailio.port));
     let incoming = page.event("incomingCall").await;
     let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
@@ -179,7 +169,7 @@ async fn registers_and_calls_over_tls() {
         heard.display()
     ));
     let mut page = daemon.connect(CRM).await;
-    registered(&mut page).await;
+    page.registered().await;
     let contacts = kamailio.contacts("1001");
     assert!(contacts.iter().any(|c| c.ends_with(";transport=tls")), "{contacts:?}");
     let lab = Lab { kamailio, baresip, daemon, dir, rate: 8000 };
@@ -205,13 +195,8 @@ async fn tls_to_an_untrusted_server_is_refused() {
         other_ca.path().display()
     ));
     let mut page = daemon.connect(CRM).await;
-    let failed = loop {
-        let event = page.event("registrationChanged").await;
-        if event["payload"]["state"] == "failed" {
-            break event;
-        }
-    };
-    let reason = failed["payload"]["reason"].as_str().unwrap_or_default();
+    let failed = page.registration("failed").await;
+    let reason = failed["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("TLS") && reason.to_lowercase().contains("certificate"), "{reason}");
     assert!(kamailio.contacts("1001").is_empty());
 }
@@ -227,7 +212,7 @@ async fn far_end_rejects_and_we_cancel_before_answer() {
         kamailio.port
     ));
     let mut page = daemon.connect(CRM).await;
-    registered(&mut page).await;
+    page.registered().await;
 
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
     let first = reply["result"]["conversationId"].as_str().expect("id").to_owned();

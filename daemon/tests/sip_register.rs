@@ -7,22 +7,11 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{CRM, Daemon};
-use lab::{Kamailio, eventually};
-use serde_json::Value;
+use common::{CRM, Daemon, eventually};
+use lab::Kamailio;
 
 fn account(kamailio: &Kamailio, transport: &str, user: &str, password: &str) -> String {
     format!("[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"{transport}\"\nusername = \"{user}\"\npassword = \"{password}\"\n", kamailio.port)
-}
-
-/// The next `registrationChanged` whose state is `state`.
-async fn registration(client: &mut common::Client, state: &str) -> Value {
-    loop {
-        let event = client.event("registrationChanged").await;
-        if event["payload"]["state"] == state {
-            return event["payload"].clone();
-        }
-    }
 }
 
 async fn registers_and_unregisters(transport: &str, algorithm: &str) {
@@ -30,7 +19,7 @@ async fn registers_and_unregisters(transport: &str, algorithm: &str) {
     let mut daemon = Daemon::start(&account(&kamailio, transport, "1001", "secret1001"));
     let mut page = daemon.connect(CRM).await;
     if page.hello()["payload"]["state"]["line"]["state"] != "registered" {
-        let payload = registration(&mut page, "registered").await;
+        let payload = page.registration("registered").await;
         assert_eq!(payload["extension"], "1001");
     }
     let contacts = eventually("the contact in Kamailio's location table", Duration::from_secs(5), || {
@@ -67,7 +56,7 @@ async fn wrong_password_is_reported_not_retried_in_a_loop() {
     let kamailio = Kamailio::start("SHA-256");
     let daemon = Daemon::start(&account(&kamailio, "udp", "1001", "not-the-password"));
     let mut page = daemon.connect(CRM).await;
-    let payload = registration(&mut page, "failed").await;
+    let payload = page.registration("failed").await;
     let reason = payload["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("401") && reason.contains("credentials rejected"), "{reason}");
     assert!(!page.hello().to_string().contains("not-the-password"));
@@ -83,10 +72,10 @@ async fn registrar_that_appears_late_is_found_by_reconnecting() {
         "[account]\nserver = \"127.0.0.1:{port}\"\ntransport = \"tcp\"\nusername = \"1002\"\npassword = \"secret1002\"\n"
     ));
     let mut page = daemon.connect(CRM).await;
-    let payload = registration(&mut page, "failed").await;
+    let payload = page.registration("failed").await;
     assert!(payload["reason"].as_str().unwrap_or_default().contains("reconnecting"), "{payload}");
     let kamailio = Kamailio::start_on(port, "SHA-256");
-    let payload = registration(&mut page, "registered").await;
+    let payload = page.registration("registered").await;
     assert_eq!(payload["extension"], "1002");
     assert_eq!(kamailio.contacts("1002").len(), 1);
 }

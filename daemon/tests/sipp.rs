@@ -8,7 +8,7 @@ mod lab;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{CRM, Daemon};
+use common::{CRM, Daemon, eventually};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,6 +47,6 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
     assert!(daemon.log().contains("dropped a malformed SIP message"), "the junk was seen and dropped");
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
     assert_eq!(state["result"]["state"]["line"]["state"], "registered", "the line is intact");
-    let status = lab::eventually("sipp to finish", Duration::from_secs(20), || sipp.try_wait().ok().flatten());
+    let status = eventually("sipp to finish", Duration::from_secs(20), || sipp.try_wait().ok().flatten());
     assert!(status.success(), "sipp's scenario failed (exit {status:?}); see {}", dir.path().display());
 }

@@ -6,9 +6,9 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{CRM, Daemon};
+use common::{CRM, Daemon, eventually};
 use serde_json::Value;
 
 struct SessionBus {
@@ -42,7 +42,7 @@ impl SessionBus {
 
     /// The bus name of the daemon's StatusNotifierItem, once it has registered.
     fn tray_name(&self) -> String {
-        wait_for("the tray on the bus", || {
+        eventually("the tray on the bus", Duration::from_secs(15), || {
             let list = self.busctl(&["list"])?;
             list.as_array()?.iter().filter_map(|e| e["name"].as_str()).find(|n| n.starts_with("org.kde.StatusNotifierItem-")).map(str::to_owned)
         })
@@ -64,7 +64,7 @@ impl SessionBus {
     }
 
     fn send_click(&self, tray: &str, label: &str) -> std::process::Output {
-        let id = wait_for(&format!("menu item {label:?}"), || {
+        let id = eventually(&format!("menu item {label:?}"), Duration::from_secs(15), || {
             self.menu(tray).into_iter().find(|(_, l)| l == label).map(|(id, _)| id)
         });
         let id = id.to_string();
@@ -92,16 +92,6 @@ fn flatten(node: &Value, items: &mut Vec<(i64, String)>) {
     }
 }
 
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn daemon_with_tray(bus: &SessionBus) -> Daemon {
     Daemon::launch(tempfile::tempdir().expect("tempdir"), "", &[("DBUS_SESSION_BUS_ADDRESS", &bus.address)], false)
@@ -112,7 +102,7 @@ async fn tray_shows_state_and_changes_presence() {
     let bus = SessionBus::start();
     let daemon = daemon_with_tray(&bus);
     let tray = bus.tray_name();
-    let labels: Vec<String> = wait_for("the full menu", || {
+    let labels: Vec<String> = eventually("the full menu", Duration::from_secs(15), || {
         let labels: Vec<String> = bus.menu(&tray).into_iter().map(|(_, l)| l).collect();
         labels.iter().any(|l| l == "Quit").then_some(labels)
     });
@@ -125,7 +115,7 @@ async fn tray_shows_state_and_changes_presence() {
     bus.click(&tray, "Busy");
     let event = page.event("statusChanged").await;
     assert_eq!(event["payload"]["softphoneId"], "busy", "the tray acts through the phone, like a page");
-    wait_for("the menu to show the new status", || bus.menu(&tray).iter().any(|(_, l)| l == "Status: Busy").then_some(()));
+    eventually("the menu to show the new status", Duration::from_secs(15), || bus.menu(&tray).iter().any(|(_, l)| l == "Status: Busy").then_some(()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,9 +127,9 @@ async fn tray_approves_a_pending_origin_and_quits() {
     let refused = softphone_bridge::client::connect(&daemon.target(Some(page)), &daemon.ca).await;
     assert!(refused.is_err(), "unknown origin refused first");
 
-    wait_for("the pending origin in the menu", || bus.menu(&tray).iter().any(|(_, l)| l == page).then_some(()));
+    eventually("the pending origin in the menu", Duration::from_secs(15), || bus.menu(&tray).iter().any(|(_, l)| l == page).then_some(()));
     bus.click(&tray, "Allow");
-    wait_for("the approval", || {
+    eventually("the approval", Duration::from_secs(15), || {
         let list = daemon.cli(&["origins", "list"]);
         String::from_utf8_lossy(&list.stdout).contains("approved").then_some(())
     });

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -212,6 +212,23 @@ impl Client {
         }
     }
 
+    /// The payload of the next `registrationChanged` whose state is `state`.
+    pub async fn registration(&mut self, state: &str) -> Value {
+        loop {
+            let event = self.event("registrationChanged").await;
+            if event["payload"]["state"] == state {
+                return event["payload"].clone();
+            }
+        }
+    }
+
+    /// Returns once the line is registered: already in `hello`, or by a later event.
+    pub async fn registered(&mut self) {
+        if self.hello()["payload"]["state"]["line"]["state"] != "registered" {
+            self.registration("registered").await;
+        }
+    }
+
     /// The next event named `name` (including ones that arrived during a request), skipping others.
     pub async fn event(&mut self, name: &str) -> Value {
         while let Some(message) = self.pending.pop_front() {
@@ -228,6 +245,15 @@ impl Client {
     }
 }
 
-pub fn data_file(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
+/// Polls `check` until it holds, for at most `timeout`: waits on observable state, never a
+/// fixed sleep.
+pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

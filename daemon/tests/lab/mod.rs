@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::eventually;
+
 /// Kamailio as registrar/proxy: users 1001..1003, passwords secret1001..secret1003.
 pub struct Kamailio {
     pub port: u16,
@@ -142,17 +144,6 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Polls `check` until it holds, for at most `timeout`.
-pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// baresip as the far-end phone: registers as `user` (password `secret{user}`) with Kamailio,
 /// answers automatically, plays `tone_hz` from a WAV, records what it hears (`sndfile`), and
