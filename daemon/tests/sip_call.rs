@@ -60,6 +60,14 @@ impl Lab {
         });
     }
 
+    /// baresip calls the agent; returns the conversation id and the `incomingCall` payload.
+    async fn call_the_agent(&self, page: &mut common::Client) -> (String, serde_json::Value) {
+        self.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", self.kamailio.port));
+        let incoming = page.event("incomingCall").await["payload"].clone();
+        let id = incoming["conversationId"].as_str().expect("conversationId").to_owned();
+        (id, incoming)
+    }
+
     /// Both recordings contain the other side's tone, clearly and at a sane level.
     fn assert_tones_both_ways(&self) {
         let (rate, heard) = read_wav(&self.heard_path()).expect("the agent's recording");
@@ -118,11 +126,9 @@ async fn inbound_call_is_answered_from_the_page_and_the_far_end_hangs_up() {
     let lab = lab("PCMU");
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    lab.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", lab.kamailio.port));
-    let incoming = page.event("incomingCall").await;
-    assert_eq!(incoming["payload"]["callerANI"], "1002");
-    assert_eq!(incoming["payload"]["language"], "en_US");
-    let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
+    let (id, incoming) = lab.call_the_agent(&mut page).await;
+    assert_eq!(incoming["callerANI"], "1002");
+    assert_eq!(incoming["language"], "en_US");
     let (reply, _) = page.request("answer", json!({"conversationId": id})).await;
     assert_eq!(reply["ok"], true, "{reply}");
     let accepted = page.event("callAccepted").await;
@@ -140,9 +146,7 @@ async fn inbound_call_rejected_from_the_page() {
     let lab = lab("PCMU");
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    lab.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", lab.kamailio.port));
-    let incoming = page.event("incomingCall").await;
-    let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
+    let (id, _) = lab.call_the_agent(&mut page).await;
     page.request("reject", json!({"conversationId": id})).await;
     let rejected = page.event("callRejected").await;
     assert_eq!(rejected["payload"]["reason"], "active");

@@ -42,6 +42,15 @@ fn sent(reg: &mut Registration) -> Request {
     parse_request(&bytes).expect("parses")
 }
 
+/// A registration that has just sent its first REGISTER.
+fn registering() -> (Instant, Counter, Registration, Request) {
+    let (start, mut e) = (Instant::now(), Counter(0));
+    let mut reg = Registration::new(config(), Timers::default(), &mut e);
+    reg.register(start, &mut e);
+    let first = sent(&mut reg);
+    (start, e, reg, first)
+}
+
 fn reply(request: &Request, status: u16, extra: &[(&str, &str)]) -> Response {
     let mut response = Response::to_request(request, status, Some("reg"));
     for (name, value) in extra {
@@ -54,10 +63,7 @@ const CHALLENGE: &str = r#"Digest realm="127.0.0.1", nonce="n1", algorithm=SHA-2
 
 #[test]
 fn challenge_then_register_then_refresh_with_the_same_nonce() {
-    let (start, mut e) = (Instant::now(), Counter(0));
-    let mut reg = Registration::new(config(), Timers::default(), &mut e);
-    reg.register(start, &mut e);
-    let first = sent(&mut reg);
+    let (start, mut e, mut reg, first) = registering();
     assert!(first.headers.get("Authorization").is_none());
     assert_eq!(first.headers.get("Contact"), Some("<sip:1001@127.0.0.1:5070;transport=udp>;expires=60"));
 
@@ -90,10 +96,7 @@ fn challenge_then_register_then_refresh_with_the_same_nonce() {
 
 #[test]
 fn rejected_credentials_fail_and_retry_with_backoff() {
-    let (start, mut e) = (Instant::now(), Counter(0));
-    let mut reg = Registration::new(config(), Timers::default(), &mut e);
-    reg.register(start, &mut e);
-    let first = sent(&mut reg);
+    let (start, mut e, mut reg, first) = registering();
     reg.handle_response(reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]), start, &mut e);
     let second = sent(&mut reg);
     reg.handle_response(reply(&second, 401, &[("WWW-Authenticate", CHALLENGE)]), start, &mut e);
@@ -109,10 +112,7 @@ fn rejected_credentials_fail_and_retry_with_backoff() {
 
 #[test]
 fn stale_nonce_is_retried_silently() {
-    let (start, mut e) = (Instant::now(), Counter(0));
-    let mut reg = Registration::new(config(), Timers::default(), &mut e);
-    reg.register(start, &mut e);
-    let first = sent(&mut reg);
+    let (start, mut e, mut reg, first) = registering();
     reg.handle_response(reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]), start, &mut e);
     let second = sent(&mut reg);
     let stale = r#"Digest realm="127.0.0.1", nonce="n2", algorithm=SHA-256, qop="auth", stale=true"#;
@@ -124,10 +124,7 @@ fn stale_nonce_is_retried_silently() {
 
 #[test]
 fn proxy_challenge_uses_proxy_authorization() {
-    let (start, mut e) = (Instant::now(), Counter(0));
-    let mut reg = Registration::new(config(), Timers::default(), &mut e);
-    reg.register(start, &mut e);
-    let first = sent(&mut reg);
+    let (start, mut e, mut reg, first) = registering();
     reg.handle_response(reply(&first, 407, &[("Proxy-Authenticate", r#"Digest realm="p", nonce="x""#)]), start, &mut e);
     let second = sent(&mut reg);
     assert!(second.headers.get("Proxy-Authorization").is_some_and(|a| a.contains("algorithm=MD5")));
@@ -136,10 +133,7 @@ fn proxy_challenge_uses_proxy_authorization() {
 
 #[test]
 fn interval_too_brief_raises_expires() {
-    let (start, mut e) = (Instant::now(), Counter(0));
-    let mut reg = Registration::new(config(), Timers::default(), &mut e);
-    reg.register(start, &mut e);
-    let first = sent(&mut reg);
+    let (start, mut e, mut reg, first) = registering();
     reg.handle_response(reply(&first, 423, &[("Min-Expires", "120")]), start, &mut e);
     let second = sent(&mut reg);
     assert_eq!(second.headers.get("Expires"), Some("120"));
@@ -173,10 +167,7 @@ fn no_answer_times_out_after_64_t1_then_retries() {
 
 #[test]
 fn unregister_sends_expires_zero() {
-    let (start, mut e) = (Instant::now(), Counter(0));
-    let mut reg = Registration::new(config(), Timers::default(), &mut e);
-    reg.register(start, &mut e);
-    let first = sent(&mut reg);
+    let (start, mut e, mut reg, first) = registering();
     reg.handle_response(reply(&first, 200, &[("Expires", "60")]), start, &mut e);
     reg.poll_event();
     reg.unregister(start + Duration::from_secs(1), &mut e);
