@@ -237,3 +237,25 @@ async fn far_end_rejects_and_we_cancel_before_answer() {
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
     assert_eq!(state["result"]["state"]["calls"], json!([]));
 }
+
+/// Regression: the line used its media table as its list of calls, so a call still ringing in
+/// (no media yet) was neither rejected on shutdown nor reported ended when the connection to
+/// the proxy dropped — it stayed in every page's snapshot. Now every call the line holds ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ringing_call_ends_when_the_proxy_connection_drops() {
+    let kamailio = Kamailio::start("MD5");
+    let baresip = Baresip::start(&kamailio, "1002", FAR_HZ, "PCMU");
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"tcp\"\nusername = \"1001\"\npassword = \"secret1001\"\n",
+        kamailio.port
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", kamailio.port));
+    let id = page.event("incomingCall").await["payload"]["conversationId"].as_str().expect("id").to_owned();
+    drop(kamailio);
+    let rejected = page.event("callRejected").await;
+    assert_eq!((rejected["payload"]["conversationId"].as_str(), rejected["payload"]["reason"].as_str()), (Some(id.as_str()), Some("passive")));
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(state["result"]["state"]["calls"], json!([]));
+}

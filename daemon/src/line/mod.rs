@@ -225,6 +225,11 @@ impl SipLine {
         true
     }
 
+    /// Every call the line holds, ringing or up.
+    pub fn conversations(&self) -> Vec<String> {
+        self.calls.iter().map(|(conversation, _)| conversation.clone()).collect()
+    }
+
     /// Their SDP offer for an incoming call.
     pub fn remote_sdp(&self, conversation: &str) -> Option<String> {
         self.calls.iter().find(|(c, _)| c == conversation).and_then(|(_, call)| call.remote_sdp().map(str::to_owned))

@@ -223,9 +223,9 @@ impl LineRuntime {
     pub async fn stop(&mut self, now: Instant) {
         self.stopping = true;
         self.connect_at = None;
-        let conversations: Vec<String> = self.media.keys().cloned().collect();
-        for conversation in conversations {
-            if let Some(sip) = &mut self.sip {
+        // Every call, including one still ringing in (it has no media yet): reject or hang up.
+        if let Some(sip) = &mut self.sip {
+            for conversation in sip.conversations() {
                 sip.hangup(&conversation, now, &mut self.entropy);
             }
         }
@@ -338,9 +338,11 @@ impl LineRuntime {
     fn lost(&mut self, error: &TransportError, now: Instant) {
         tracing::warn!("SIP transport: {error}");
         self.transport = None;
-        self.sip = None;
         self.keepalive_at = None;
-        for (conversation, _) in self.media.drain() {
+        // Every call the line held ends with it, ringing or up; their media stops with the task.
+        let calls = self.sip.take().map(|sip| sip.conversations()).unwrap_or_default();
+        self.media.clear();
+        for conversation in calls {
             let reason = EndReason::Failed { reason: format!("the line dropped: {error}") };
             self.events.push_back(LineEvent::CallEnded { conversation, reason });
         }
