@@ -266,17 +266,19 @@ declare namespace SoftphoneBridge {
     setDispositions(codes: DispositionParams): Promise<Record<string, never>>;
     setPartnerConfig(params: PartnerConfigParams): Promise<Record<string, never>>;
     startCall(params: StartCallParams): Promise<{ conversationId: string }>;
-    call(params: PortholeCallParams): Promise<{ guid: string }>;
-    callWithPhone(params: PortholeCallParams): Promise<{ guid: string }>;
-    answer(params?: CallRefParams): Promise<Record<string, unknown>>;
-    reject(params?: CallRefParams): Promise<Record<string, unknown>>;
-    hangup(params?: CallRefParams): Promise<Record<string, unknown>>;
+    /** `guid` is the conversation id (Porthole naming). */
+    call(params: PortholeCallParams): Promise<{ guid: string; conversationId: string }>;
+    callWithPhone(params: PortholeCallParams): Promise<{ guid: string; conversationId: string }>;
+    answer(params?: CallRefParams): Promise<{ conversationId: string }>;
+    reject(params?: CallRefParams): Promise<{ conversationId: string }>;
+    hangup(params?: CallRefParams): Promise<{ conversationId: string }>;
+    /** Rejects with `not_supported` until hold lands. */
     hold(params?: CallRefParams): Promise<Record<string, unknown>>;
     unhold(params?: CallRefParams): Promise<Record<string, unknown>>;
-    mute(params?: CallRefParams): Promise<Record<string, unknown>>;
-    unmute(params?: CallRefParams): Promise<Record<string, unknown>>;
-    dtmf(params: DtmfParams): Promise<Record<string, unknown>>;
-    submitNotes(params: SubmitNotesParams): Promise<Record<string, unknown>>;
+    mute(params?: CallRefParams): Promise<{ conversationId: string; muted: boolean }>;
+    unmute(params?: CallRefParams): Promise<{ conversationId: string; muted: boolean }>;
+    dtmf(params: DtmfParams): Promise<{ conversationId: string }>;
+    submitNotes(params: SubmitNotesParams): Promise<Record<string, never>>;
     close(): void;
   }
 
