@@ -90,7 +90,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         line_domain: line.as_ref().map(|l| l.domain.clone()),
         ids: Box::new(crate::line::OsEntropy),
     });
-    let media = MediaSettings::from_config(&config.audio, &config.media.codecs);
+    let media = MediaSettings::from_config(&config.audio, &config.media);
     let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, line.map(|l| (l, media)));
 
     let info = DaemonInfo { pid: std::process::id(), port, instance };

@@ -4,7 +4,8 @@
 //! ringing, ACKs the 2xx (re-ACKing retransmissions), or reports the failure; [`Call::hangup`]
 //! cancels an unanswered call or sends BYE. Incoming: [`Call::incoming`] answers 100 and 180;
 //! [`Call::answer`] sends 200 with our SDP and retransmits it until the ACK (Timers G/H);
-//! [`Call::reject`] sends 486/603. Either side's BYE ends it; a re-INVITE gets our current SDP.
+//! [`Call::reject`] sends 486/603. Either side's BYE ends it. Their re-INVITE gets our SDP with
+//! the direction mirrored; [`Call::reoffer`] sends ours (hold and resume).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::auth::{Challenge, DigestRequest};
 use crate::message::{Headers, Message, Method, NameAddr, Request, Response, Uri};
 use crate::registration::Entropy;
+use crate::sdp::SessionDescription;
 use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
 
 /// Who we are on this line.
@@ -52,6 +54,10 @@ pub enum CallEvent {
     Established { remote_sdp: String },
     /// A re-INVITE changed their media description.
     RemoteSdpChanged { remote_sdp: String },
+    /// The far end accepted our re-INVITE (hold, resume) with this answer.
+    ReofferAnswered { remote_sdp: String },
+    /// The far end refused our re-INVITE; the call goes on as it was.
+    ReofferFailed { status: u16 },
     Ended(EndReason),
 }
 
@@ -101,8 +107,8 @@ pub struct Call {
     final_response: Option<(Vec<u8>, Instant, Duration)>,
     /// Timer H: give up waiting for the ACK.
     ack_deadline: Option<Instant>,
-    /// Our ACK for their 2xx, resent for each retransmitted 2xx.
-    ack: Option<Vec<u8>>,
+    /// Our ACK for their 2xx (with its CSeq number), resent for each retransmitted 2xx.
+    ack: Option<(u32, Vec<u8>)>,
     /// Responses we sent per (CSeq, method), for retransmitted requests.
     answered: Vec<(u32, Method, Vec<u8>)>,
     transmits: VecDeque<Vec<u8>>,
@@ -203,6 +209,22 @@ impl Call {
         self.end(EndReason::Declined);
     }
 
+    /// Sends a re-INVITE with a new offer (hold, resume). False when the call is not established
+    /// or another INVITE is still in progress (RFC 3261 §14.1: one at a time).
+    pub fn reoffer(&mut self, sdp: String, now: Instant, entropy: &mut dyn Entropy) -> bool {
+        if self.state != CallState::Established || self.invite_transaction.is_some() {
+            return false;
+        }
+        self.local_sdp = sdp;
+        let mut request = self.in_dialog_request(Method::Invite, entropy);
+        request.headers.push("Contact", format!("<{}>", self.party.contact));
+        request.headers.push("Content-Type", "application/sdp");
+        request.body = self.local_sdp.clone().into_bytes();
+        self.invite_transaction = Some(ClientTransaction::start(request, self.party.reliable, self.timers, now));
+        self.drain_transactions(now, entropy);
+        true
+    }
+
     /// Hangs up: CANCEL while an outgoing call rings, BYE once established.
     pub fn hangup(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         match self.state {
@@ -295,12 +317,15 @@ impl Call {
     }
 
     fn handle_response(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
-        let is_invite = response.headers.cseq().is_some_and(|c| c.method == Method::Invite);
-        if is_invite && response.status >= 200 && response.status < 300 && self.ack.is_some() {
+        let cseq = response.headers.cseq();
+        let is_invite = cseq.as_ref().is_some_and(|c| c.method == Method::Invite);
+        if is_invite
+            && (200..300).contains(&response.status)
+            && let Some((seq, ack)) = &self.ack
+            && cseq.as_ref().is_some_and(|c| c.seq == *seq)
+        {
             // A retransmitted 2xx: the ACK was lost.
-            if let Some(ack) = &self.ack {
-                self.transmits.push_back(ack.clone());
-            }
+            self.transmits.push_back(ack.clone());
             return;
         }
         for transaction in [&mut self.invite_transaction, &mut self.other_transaction].into_iter().flatten() {
@@ -329,6 +354,9 @@ impl Call {
     }
 
     fn on_invite_event(&mut self, event: TransactionEvent, now: Instant, entropy: &mut dyn Entropy) {
+        if self.state == CallState::Established {
+            return self.on_reinvite_event(event, entropy);
+        }
         match event {
             TransactionEvent::Provisional(response) if matches!(response.status, 180 | 183) => {
                 if self.state == CallState::Calling {
@@ -366,6 +394,30 @@ impl Call {
         }
     }
 
+    /// The outcome of our re-INVITE in an established call.
+    fn on_reinvite_event(&mut self, event: TransactionEvent, entropy: &mut dyn Entropy) {
+        match event {
+            TransactionEvent::Provisional(_) => {}
+            TransactionEvent::Final(response) if response.status < 300 => {
+                let seq = response.headers.cseq().map_or(self.dialog.local_seq, |c| c.seq);
+                let ack = self.ack_for(seq, entropy);
+                self.transmits.push_back(ack.clone());
+                self.ack = Some((seq, ack));
+                self.invite_transaction = None;
+                let sdp = String::from_utf8_lossy(&response.body).into_owned();
+                self.remote_sdp = Some(sdp.clone());
+                self.events.push_back(CallEvent::ReofferAnswered { remote_sdp: sdp });
+            }
+            TransactionEvent::Final(response) => self.events.push_back(CallEvent::ReofferFailed { status: response.status }),
+            TransactionEvent::Timeout | TransactionEvent::TransportError => self.events.push_back(CallEvent::ReofferFailed { status: 408 }),
+        }
+    }
+
+    fn ack_for(&self, seq: u32, entropy: &mut dyn Entropy) -> Vec<u8> {
+        let headers = self.dialog_headers(Method::Ack, seq, entropy);
+        Request { method: Method::Ack, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }.to_bytes()
+    }
+
     fn on_answered(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
         if let Some(to) = response.headers.to() {
             self.dialog.remote = to;
@@ -377,10 +429,12 @@ impl Call {
         self.dialog.route_set = response.headers.all("Record-Route").into_iter().rev().map(str::to_owned).collect();
         // The ACK for a 2xx is a new in-dialog request carrying the INVITE's CSeq number (§13.2.2.4).
         let seq = response.headers.cseq().map_or(self.dialog.local_seq, |c| c.seq);
-        let headers = self.dialog_headers(Method::Ack, seq, entropy);
-        let ack = Request { method: Method::Ack, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }.to_bytes();
+        let ack = self.ack_for(seq, entropy);
         self.transmits.push_back(ack.clone());
-        self.ack = Some(ack);
+        self.ack = Some((seq, ack));
+        // 2xx retransmissions are answered from `ack` above; the transaction would only block a
+        // re-INVITE for 32 s (Timer M).
+        self.invite_transaction = None;
         if self.state == CallState::Ending {
             // Answered while we were cancelling: hang up properly.
             let bye = self.in_dialog_request(Method::Bye, entropy);
@@ -470,11 +524,20 @@ impl Call {
         if !request.body.is_empty() {
             let sdp = String::from_utf8_lossy(&request.body).into_owned();
             if self.remote_sdp.as_deref() != Some(sdp.as_str()) {
+                // Our answer keeps our address, port and codec and mirrors their direction
+                // (sendonly from them, i.e. we are held, is answered recvonly; RFC 3264 §8.4).
+                if let (Ok(theirs), Ok(mut ours)) = (SessionDescription::parse(&sdp), SessionDescription::parse(&self.local_sdp)) {
+                    let direction = theirs.audio.direction.answer();
+                    if ours.audio.direction != direction {
+                        ours.audio.direction = direction;
+                        ours.version += 1;
+                        self.local_sdp = ours.to_string();
+                    }
+                }
                 self.remote_sdp = Some(sdp.clone());
                 self.events.push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
             }
         }
-        // Same media, new version is the owner's business; we answer with what we have.
         let mut response = self.dialog_response(&request, 200);
         response.headers.push("Content-Type", "application/sdp");
         response.body = self.local_sdp.clone().into_bytes();

@@ -96,6 +96,33 @@ pub struct Audio {
     pub telephone_event: Option<u8>,
     pub direction: Direction,
     pub ptime: Option<u32>,
+    /// RTP and RTCP share the port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// SDES-SRTP keys (RFC 4568), for `RTP/SAVP`.
+    pub crypto: Vec<Crypto>,
+}
+
+/// One `a=crypto` line: `tag suite key-params`, e.g. `1 AES_CM_128_HMAC_SHA1_80 inline:…`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Crypto {
+    pub tag: u32,
+    pub suite: String,
+    pub key_params: String,
+}
+
+impl fmt::Debug for Crypto {
+    // The key is a secret: never in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Crypto({} {} inline:…)", self.tag, self.suite)
+    }
+}
+
+impl Crypto {
+    /// The base64 master key and salt of the first `inline:` key, without lifetime or MKI.
+    pub fn inline_key(&self) -> Option<&str> {
+        let inline = self.key_params.split(';').next()?.strip_prefix("inline:")?;
+        inline.split('|').next()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +187,8 @@ impl SessionDescription {
                             telephone_event: None,
                             direction: Direction::SendRecv,
                             ptime: None,
+                            rtcp_mux: false,
+                            crypto: Vec::new(),
                         };
                         audio = Some((audio_section, formats, true));
                     } else {
@@ -193,6 +222,15 @@ impl SessionDescription {
                         "recvonly" => a.direction = Direction::RecvOnly,
                         "inactive" => a.direction = Direction::Inactive,
                         "ptime" => a.ptime = argument.trim().parse().ok(),
+                        "rtcp-mux" => a.rtcp_mux = true,
+                        "crypto" => {
+                            let mut fields = argument.split_whitespace();
+                            let (Some(tag), Some(suite), Some(key_params)) = (fields.next(), fields.next(), fields.next()) else {
+                                return Err(bad("a=crypto needs a tag, a suite and key parameters"));
+                            };
+                            let tag = tag.parse().map_err(|_| bad("bad a=crypto tag"))?;
+                            a.crypto.push(Crypto { tag, suite: suite.to_owned(), key_params: key_params.to_owned() });
+                        }
                         _ => {}
                     }
                 }
@@ -234,6 +272,8 @@ impl SessionDescription {
                 telephone_event: Some(Codec::telephone_event().payload_type),
                 direction: Direction::SendRecv,
                 ptime: Some(20),
+                rtcp_mux: false,
+                crypto: Vec::new(),
             },
         }
     }
@@ -261,6 +301,8 @@ impl SessionDescription {
                 telephone_event: offer.audio.telephone_event,
                 direction: offer.audio.direction.answer(),
                 ptime: offer.audio.ptime.or(Some(20)),
+                rtcp_mux: offer.audio.rtcp_mux,
+                crypto: Vec::new(),
             },
         };
         Ok((answer, chosen))
@@ -301,6 +343,12 @@ impl fmt::Display for SessionDescription {
         }
         if let Some(ptime) = a.ptime {
             let _ = write!(out, "a=ptime:{ptime}\r\n");
+        }
+        if a.rtcp_mux {
+            out.push_str("a=rtcp-mux\r\n");
+        }
+        for crypto in &a.crypto {
+            let _ = write!(out, "a=crypto:{} {} {}\r\n", crypto.tag, crypto.suite, crypto.key_params);
         }
         let _ = write!(out, "a={}\r\n", a.direction.as_str());
         f.write_str(&out)
@@ -354,6 +402,24 @@ a=label:1\r\na=ssrc:1392331127 cname:x\r\na=rtcp-rsize\r\na=ptime:20\r\n";
         let hold = SessionDescription::parse(&BARESIP_OFFER.replace("a=sendrecv", "a=sendonly")).expect("valid");
         let (answer, _) = SessionDescription::answer(&hold, 1, "127.0.0.1", 1, &[Codec::pcmu()]).expect("answer");
         assert_eq!(answer.audio.direction, Direction::RecvOnly, "held by them: we only receive");
+    }
+
+    #[test]
+    fn sdes_crypto_and_rtcp_mux() {
+        let offer = BARESIP_OFFER.replace("RTP/AVP", "RTP/SAVP")
+            + "a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n\
+               a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n";
+        let sdp = SessionDescription::parse(&offer).expect("valid");
+        assert!(sdp.audio.rtcp_mux);
+        assert_eq!(sdp.audio.crypto.len(), 2);
+        assert_eq!(sdp.audio.crypto[0].suite, "AES_CM_128_HMAC_SHA1_80");
+        assert_eq!(sdp.audio.crypto[0].inline_key(), Some("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"));
+        assert!(!format!("{:?}", sdp.audio.crypto[0]).contains("WVNf"), "keys stay out of Debug output");
+        let (mut answer, _) = SessionDescription::answer(&sdp, 1, "127.0.0.1", 1, &[Codec::pcmu()]).expect("answer");
+        assert_eq!((answer.audio.protocol.as_str(), answer.audio.rtcp_mux), ("RTP/SAVP", true));
+        answer.audio.crypto.push(sdp.audio.crypto[1].clone());
+        assert_eq!(SessionDescription::parse(&answer.to_string()).expect("reparse"), answer);
+        assert!(SessionDescription::parse(&offer.replace("a=crypto:1 AES", "a=crypto:x AES")).is_err());
     }
 
     #[test]

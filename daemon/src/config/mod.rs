@@ -113,6 +113,8 @@ pub struct AudioConfig {
     pub ringer: Option<String>,
     pub input_file: Option<PathBuf>,
     pub output_file: Option<PathBuf>,
+    /// File backend: where the ring tone for incoming calls is written (what the ringer plays).
+    pub ringer_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -120,11 +122,22 @@ pub struct AudioConfig {
 pub struct MediaConfig {
     /// Preference order for negotiation.
     pub codecs: Vec<String>,
+    /// SDES-SRTP (RFC 4568): `off`, `optional` (accept it when offered; offer keys in plain
+    /// RTP/AVP) or `required` (offer RTP/SAVP only, refuse unencrypted offers with 488).
+    pub srtp: SrtpPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    Off,
+    Optional,
+    Required,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self { codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()] }
+        Self { codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()], srtp: SrtpPolicy::Optional }
     }
 }
 

@@ -4,6 +4,7 @@
 //! Today the line registers, refreshes, recovers and unregisters. Calls (INVITE dialogs, SDP,
 //! RTP media and audio) are the next step; until then call actions say so.
 
+mod call_media;
 pub mod runtime;
 pub mod transport;
 
@@ -16,6 +17,7 @@ use sip_core::registration::{Entropy, Registration, RegistrationConfig, Registra
 use sip_core::transaction::Timers;
 
 use crate::config::{AccountConfig, Transport as Kind};
+use crate::media::session::MediaStats;
 
 /// Registration lifetime asked of the registrar.
 pub const DEFAULT_EXPIRES: u32 = 600;
@@ -97,7 +99,7 @@ impl LineConfig {
 }
 
 /// What the line reports to the phone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LineEvent {
     Registered { extension: String },
     Failed { reason: String },
@@ -108,6 +110,10 @@ pub enum LineEvent {
     CallIncoming { conversation: String, caller: String, headers: Vec<(String, String)> },
     CallEstablished { conversation: String },
     CallEnded { conversation: String, reason: EndReason },
+    /// Hold changed: by our re-INVITE (confirmed) or by theirs (`by_remote`).
+    CallHold { conversation: String, held: bool, by_remote: bool },
+    DtmfReceived { conversation: String, digit: char },
+    CallQuality { conversation: String, stats: MediaStats },
 }
 
 /// What the phone asks of the line.
@@ -119,16 +125,20 @@ pub enum LineCommand {
     Hangup { conversation: String },
     Mute { conversation: String, muted: bool },
     Dtmf { conversation: String, digits: String },
+    Hold { conversation: String, held: bool },
 }
 
 /// What the sans-IO line tells its runtime, which owns sockets and media.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SipEvent {
     Line(LineEvent),
     /// Media can flow: `remote_sdp` is their answer (outgoing) or offer (incoming).
     MediaReady { conversation: String, remote_sdp: String },
     /// A re-INVITE changed their media.
     MediaChanged { conversation: String, remote_sdp: String },
+    /// Our re-INVITE was answered, or refused.
+    ReofferAnswered { conversation: String, remote_sdp: String },
+    ReofferFailed { conversation: String, status: u16 },
 }
 
 /// The sans-IO line: the registration and every call, routed by Call-ID.
@@ -225,6 +235,14 @@ impl SipLine {
         true
     }
 
+    /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
+    pub fn reoffer(&mut self, conversation: &str, sdp: String, now: Instant, entropy: &mut dyn Entropy) -> bool {
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+        let sent = call.reoffer(sdp, now, entropy);
+        self.collect();
+        sent
+    }
+
     /// Every call the line holds, ringing or up.
     pub fn conversations(&self) -> Vec<String> {
         self.calls.iter().map(|(conversation, _)| conversation.clone()).collect()
@@ -257,6 +275,8 @@ impl SipLine {
                         self.events.push_back(SipEvent::Line(LineEvent::CallEstablished { conversation }));
                     }
                     CallEvent::RemoteSdpChanged { remote_sdp } => self.events.push_back(SipEvent::MediaChanged { conversation, remote_sdp }),
+                    CallEvent::ReofferAnswered { remote_sdp } => self.events.push_back(SipEvent::ReofferAnswered { conversation, remote_sdp }),
+                    CallEvent::ReofferFailed { status } => self.events.push_back(SipEvent::ReofferFailed { conversation, status }),
                     CallEvent::Ended(reason) => self.events.push_back(SipEvent::Line(LineEvent::CallEnded { conversation, reason })),
                 }
             }

@@ -1,21 +1,22 @@
-//! The I/O half of the line: owns the transport, the sans-IO [`SipLine`], and each call's RTP
-//! socket and media task. Connects and reconnects with back-off, sends keepalives, negotiates
-//! SDP, and turns bytes and timers into line events. The phone task polls it in its one loop.
+//! The I/O half of the line: owns the transport, the sans-IO [`SipLine`], and each call's media
+//! ([`CallMedia`]). Connects and reconnects with back-off, sends keepalives, and turns bytes,
+//! media reports and timers into line events. The phone task polls it in its one loop.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::pending;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sip_core::call::EndReason;
 use sip_core::sdp::{Codec, SessionDescription};
-use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
+use super::call_media::CallMedia;
 use super::transport::{Inbound, Transport, TransportError};
 use super::{LineCommand, LineConfig, LineEvent, OsEntropy, SipEvent, SipLine};
-use crate::audio;
-use crate::config::AudioConfig;
-use crate::media::session::{AudioCodec, MediaParams, MediaSession};
+use crate::config::{AudioConfig, SrtpPolicy};
+use crate::media::codec::AudioCodec;
+use crate::media::session::MediaReport;
 
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(25);
 const FIRST_RECONNECT: Duration = Duration::from_secs(1);
@@ -27,10 +28,12 @@ pub struct MediaSettings {
     pub audio: AudioConfig,
     /// Our codecs in preference order (`[media] codecs`, those this build supports).
     pub codecs: Vec<Codec>,
+    pub srtp: SrtpPolicy,
 }
 
 impl MediaSettings {
-    pub fn from_config(audio: &AudioConfig, names: &[String]) -> Self {
+    pub fn from_config(audio: &AudioConfig, media: &crate::config::MediaConfig) -> Self {
+        let names = &media.codecs;
         let codecs: Vec<Codec> = names
             .iter()
             .filter_map(|name| match Codec::by_name(name) {
@@ -46,16 +49,8 @@ impl MediaSettings {
             })
             .collect();
         let codecs = if codecs.is_empty() { vec![Codec::pcmu(), Codec::pcma()] } else { codecs };
-        Self { audio: audio.clone(), codecs }
+        Self { audio: audio.clone(), codecs, srtp: media.srtp }
     }
-}
-
-/// One call's media: its RTP socket until media starts, then the running session.
-#[derive(Default)]
-struct CallMedia {
-    socket: Option<UdpSocket>,
-    session: Option<MediaSession>,
-    muted: bool,
 }
 
 pub struct LineRuntime {
@@ -69,7 +64,15 @@ pub struct LineRuntime {
     keepalive_at: Option<Instant>,
     stopping: bool,
     media: HashMap<String, CallMedia>,
+    /// Media tasks report DTMF and statistics here.
+    reports: (mpsc::UnboundedSender<(String, MediaReport)>, mpsc::UnboundedReceiver<(String, MediaReport)>),
     events: VecDeque<LineEvent>,
+}
+
+/// What woke the line: the SIP transport, or a call's media task.
+pub enum LineInput {
+    Sip(Result<Inbound, TransportError>),
+    Media(String, MediaReport),
 }
 
 impl LineRuntime {
@@ -85,15 +88,22 @@ impl LineRuntime {
             keepalive_at: None,
             stopping: false,
             media: HashMap::new(),
+            reports: mpsc::unbounded_channel(),
             events: VecDeque::new(),
         }
     }
 
-    /// Waits for the next inbound item; never resolves while there is no transport.
-    pub async fn recv(&mut self) -> Result<Inbound, TransportError> {
-        match &mut self.transport {
-            Some(transport) => transport.recv().await,
-            None => pending().await,
+    /// Waits for the next inbound SIP item or media report.
+    pub async fn recv(&mut self) -> LineInput {
+        let sip = async {
+            match &mut self.transport {
+                Some(transport) => transport.recv().await,
+                None => pending().await,
+            }
+        };
+        tokio::select! {
+            inbound = sip => LineInput::Sip(inbound),
+            Some((conversation, report)) = self.reports.1.recv() => LineInput::Media(conversation, report),
         }
     }
 
@@ -121,7 +131,17 @@ impl LineRuntime {
         self.process(now).await;
     }
 
-    pub async fn on_inbound(&mut self, inbound: Result<Inbound, TransportError>, now: Instant) {
+    pub async fn on_input(&mut self, input: LineInput, now: Instant) {
+        let inbound = match input {
+            LineInput::Sip(inbound) => inbound,
+            LineInput::Media(conversation, report) => {
+                self.events.push_back(match report {
+                    MediaReport::Dtmf(digit) => LineEvent::DtmfReceived { conversation, digit },
+                    MediaReport::Stats(stats) => LineEvent::CallQuality { conversation, stats },
+                });
+                return;
+            }
+        };
         match inbound {
             Ok(Inbound::Message(message)) => {
                 tracing::debug!(message = %summary(&message), "SIP in");
@@ -153,15 +173,24 @@ impl LineRuntime {
             }
             LineCommand::Mute { conversation, muted } => {
                 if let Some(media) = self.media.get_mut(&conversation) {
-                    media.muted = muted;
-                    if let Some(session) = &media.session {
-                        session.set_muted(muted);
-                    }
+                    media.set_muted(muted);
                 }
             }
             LineCommand::Dtmf { conversation, digits } => {
-                if let Some(session) = self.media.get(&conversation).and_then(|m| m.session.as_ref()) {
-                    session.send_dtmf(&digits);
+                if let Some(media) = self.media.get(&conversation) {
+                    media.send_dtmf(&digits);
+                }
+            }
+            LineCommand::Hold { conversation, held } => {
+                let (Some(media), Some(sip)) = (self.media.get_mut(&conversation), &mut self.sip) else { return };
+                if media.held == held {
+                    self.events.push_back(LineEvent::CallHold { conversation, held, by_remote: false });
+                } else {
+                    let offer = media.hold_offer(held);
+                    if !sip.reoffer(&conversation, offer, now, &mut self.entropy) {
+                        tracing::warn!(%conversation, "cannot change hold now: another re-INVITE is in progress or the call is not up");
+                        media.reoffer_failed();
+                    }
                 }
             }
         }
@@ -169,24 +198,18 @@ impl LineRuntime {
     }
 
     async fn dial(&mut self, conversation: String, target: sip_core::Uri, now: Instant) {
-        let Some(ip) = self.local_ip() else {
-            let reason = EndReason::Failed { reason: "the line is not connected".into() };
-            self.events.push_back(LineEvent::CallEnded { conversation, reason });
-            return;
+        let media = match self.local_ip() {
+            Some(ip) => CallMedia::for_offer(ip, &self.media_settings).await,
+            None => Err("the line is not connected".into()),
         };
-        let socket = match UdpSocket::bind((ip, 0)).await {
-            Ok(socket) => socket,
-            Err(e) => {
-                let reason = EndReason::Failed { reason: format!("no RTP port: {e}") };
-                self.events.push_back(LineEvent::CallEnded { conversation, reason });
-                return;
-            }
+        let media = match media {
+            Ok(media) => media,
+            Err(reason) => return self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } }),
         };
-        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let offer = SessionDescription::offer(session_id(), &ip.to_string(), port, &self.media_settings.codecs);
-        self.media.insert(conversation.clone(), CallMedia { socket: Some(socket), ..CallMedia::default() });
+        let offer = media.sdp();
+        self.media.insert(conversation.clone(), media);
         if let Some(sip) = &mut self.sip {
-            sip.dial(conversation, target, offer.to_string(), now, &mut self.entropy);
+            sip.dial(conversation, target, offer, now, &mut self.entropy);
         }
     }
 
@@ -198,23 +221,17 @@ impl LineRuntime {
             sip.reject(conversation, 488, now);
             return;
         };
-        let socket = match UdpSocket::bind((ip, 0)).await {
-            Ok(socket) => socket,
-            Err(e) => {
-                tracing::warn!("no RTP port for an incoming call: {e}");
-                sip.reject(conversation, 500, now);
-                return;
+        match CallMedia::for_answer(ip, &self.media_settings, &offer).await {
+            Ok(media) => {
+                sip.answer(conversation, media.sdp(), now);
+                if media.remote_hold {
+                    self.events.push_back(LineEvent::CallHold { conversation: conversation.to_owned(), held: true, by_remote: true });
+                }
+                self.media.insert(conversation.to_owned(), media);
             }
-        };
-        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        match SessionDescription::answer(&offer, session_id(), &ip.to_string(), port, &self.media_settings.codecs) {
-            Ok((answer, _)) => {
-                self.media.insert(conversation.to_owned(), CallMedia { socket: Some(socket), ..CallMedia::default() });
-                sip.answer(conversation, answer.to_string(), now);
-            }
-            Err(e) => {
-                tracing::warn!("cannot answer: {e}");
-                sip.reject(conversation, 488, now);
+            Err(refusal) => {
+                tracing::warn!(%conversation, "cannot answer: {}", refusal.reason);
+                sip.reject(conversation, refusal.status, now);
             }
         }
     }
@@ -250,15 +267,33 @@ impl LineRuntime {
             self.flush(now).await;
             let Some(event) = self.sip.as_mut().and_then(SipLine::poll_sip_event) else { break };
             match event {
-                SipEvent::MediaReady { conversation, remote_sdp } => self.start_media(&conversation, &remote_sdp),
-                SipEvent::MediaChanged { conversation, .. } => {
-                    tracing::info!(%conversation, "the far end changed its media; keeping the current stream");
+                SipEvent::MediaReady { conversation, remote_sdp } => {
+                    let Some(media) = self.media.get_mut(&conversation) else { continue };
+                    if let Err(e) = media.start(&conversation, &remote_sdp, &self.media_settings, self.reports.0.clone()) {
+                        tracing::warn!(%conversation, "{e}; the call has no audio");
+                    }
+                }
+                SipEvent::MediaChanged { conversation, remote_sdp } => {
+                    let Some(media) = self.media.get_mut(&conversation) else { continue };
+                    if let Some(held) = media.remote_changed(&remote_sdp) {
+                        self.events.push_back(LineEvent::CallHold { conversation, held, by_remote: true });
+                    }
+                }
+                SipEvent::ReofferAnswered { conversation, remote_sdp } => {
+                    let Some(media) = self.media.get_mut(&conversation) else { continue };
+                    if let Some(held) = media.reoffer_answered(&remote_sdp) {
+                        self.events.push_back(LineEvent::CallHold { conversation, held, by_remote: false });
+                    }
+                }
+                SipEvent::ReofferFailed { conversation, status } => {
+                    tracing::warn!(%conversation, status, "the far end refused our re-INVITE; hold unchanged");
+                    if let Some(media) = self.media.get_mut(&conversation) {
+                        media.reoffer_failed();
+                    }
                 }
                 SipEvent::Line(LineEvent::CallEnded { conversation, reason }) => {
-                    if let Some(media) = self.media.remove(&conversation)
-                        && let Some(session) = media.session
-                    {
-                        session.stop().await;
+                    if let Some(media) = self.media.remove(&conversation) {
+                        media.stop().await;
                     }
                     self.events.push_back(LineEvent::CallEnded { conversation, reason });
                 }
@@ -269,41 +304,6 @@ impl LineRuntime {
                 SipEvent::Line(event) => self.events.push_back(event),
             }
         }
-    }
-
-    fn start_media(&mut self, conversation: &str, remote_sdp: &str) {
-        let Some(media) = self.media.get_mut(conversation) else { return };
-        let Some(socket) = media.socket.take() else { return };
-        let remote = match SessionDescription::parse(remote_sdp) {
-            Ok(sdp) => sdp,
-            Err(e) => return tracing::warn!(%conversation, "unusable remote SDP ({e}); the call has no audio"),
-        };
-        // Their answer lists the chosen codec first; for their offer we answered with our first
-        // preference they had, found the same way.
-        let chosen = self.media_settings.codecs.iter().find_map(|ours| {
-            remote.audio.codecs.iter().find(|theirs| theirs.name.eq_ignore_ascii_case(&ours.name) && theirs.clock_rate == ours.clock_rate)
-        });
-        let Some((codec, chosen)) = chosen.and_then(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone()))) else {
-            return tracing::warn!(%conversation, "no common audio codec in the remote SDP; the call has no audio");
-        };
-        let Ok(address) = remote.audio.address.trim_matches(['[', ']']).parse::<IpAddr>() else {
-            return tracing::warn!(%conversation, "remote media address {:?} is not an IP address", remote.audio.address);
-        };
-        let audio::CallAudio { source, sink } = match audio::open_for_call(&self.media_settings.audio, codec.clock_rate()) {
-            Ok(audio) => audio,
-            Err(e) => return tracing::warn!(%conversation, "audio: {e}; the call has no audio"),
-        };
-        let params = MediaParams {
-            socket,
-            remote: SocketAddr::new(address, remote.audio.port),
-            codec,
-            payload_type: chosen.payload_type,
-            telephone_event: remote.audio.telephone_event,
-        };
-        tracing::info!(%conversation, codec = %chosen.name, remote = %params.remote, "media started");
-        let session = MediaSession::start(params, source, sink);
-        session.set_muted(media.muted);
-        media.session = Some(session);
     }
 
     fn local_ip(&self) -> Option<IpAddr> {
@@ -365,10 +365,6 @@ impl LineRuntime {
             }
         }
     }
-}
-
-fn session_id() -> u64 {
-    u64::from_str_radix(&crate::run::random_hex(6), 16).unwrap_or(1)
 }
 
 /// The start line and CSeq only: enough to follow a flow, without credentials or numbers.

@@ -1,6 +1,11 @@
-//! Call media: RTP (RFC 3550) carrying G.711 audio, RFC 4733 DTMF. Pure packet and codec code
-//! here; the per-call I/O task is in `session.rs`.
+//! Call media: RTP and RTCP (RFC 3550) carrying G.711 or Opus, RFC 4733 DTMF both ways, an
+//! adaptive jitter buffer, SDES-SRTP. Pure packet, codec and buffer code here; the per-call I/O
+//! task is in `session.rs`.
 
+pub mod codec;
 pub mod g711;
+pub mod jitter;
+pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod srtp;

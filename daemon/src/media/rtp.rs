@@ -83,6 +83,29 @@ pub fn dtmf_code(digit: char) -> Option<u8> {
     }
 }
 
+/// The digit of an RFC 4733 event code (0–15).
+pub fn dtmf_digit(code: u8) -> Option<char> {
+    b"0123456789*#ABCD".get(usize::from(code)).map(|b| char::from(*b))
+}
+
+/// Turns received telephone-event packets into digits: one per event, however many packets
+/// (updates, the thrice-sent end) carry it. An event is identified by its RTP timestamp.
+#[derive(Debug, Default)]
+pub struct DtmfReceiver {
+    current: Option<u32>,
+}
+
+impl DtmfReceiver {
+    pub fn on_packet(&mut self, timestamp: u32, payload: &[u8]) -> Option<char> {
+        let code = *payload.first()?;
+        if payload.len() < 4 || self.current == Some(timestamp) {
+            return None;
+        }
+        self.current = Some(timestamp);
+        dtmf_digit(code)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +132,20 @@ mod tests {
         assert_eq!("0159*#AD".chars().map(dtmf_code).collect::<Option<Vec<_>>>(), Some(vec![0, 1, 5, 9, 10, 11, 12, 15]));
         assert_eq!(dtmf_code('x'), None);
         assert_eq!(telephone_event(5, true, 10, 800), [5, 0x8A, 0x03, 0x20]);
+        assert_eq!((0..16).map(dtmf_digit).collect::<Option<String>>().as_deref(), Some("0123456789*#ABCD"));
+        assert_eq!(dtmf_digit(16), None);
+    }
+
+    #[test]
+    fn one_digit_per_event_however_many_packets() {
+        let mut receiver = DtmfReceiver::default();
+        let mut digits = String::new();
+        // '5' as start, two updates, three ends; then '#' at a new timestamp; junk is ignored.
+        for (ts, payload) in [(160, telephone_event(5, false, 10, 160)), (160, telephone_event(5, false, 10, 320)), (160, telephone_event(5, true, 10, 800)), (160, telephone_event(5, true, 10, 800)), (1600, telephone_event(11, false, 10, 160))] {
+            digits.extend(receiver.on_packet(ts, &payload));
+        }
+        assert_eq!(receiver.on_packet(3200, &[1]), None);
+        assert_eq!(receiver.on_packet(4800, &[99, 0, 0, 0]), None);
+        assert_eq!(digits, "5#");
     }
 }

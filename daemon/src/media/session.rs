@@ -1,139 +1,114 @@
-//! One call's media as a task: every 20 ms a frame from the audio source goes out as RTP (G.711 or
-//! Opus);
-//! received RTP is decoded into the audio sink in sequence order. Symmetric RTP (RFC 4961):
-//! once the far end sends, we send back to where its packets come from.
+//! One call's media as a task. Every 20 ms: a frame from the audio source goes out as RTP, and one
+//! frame from the jitter buffer (or its concealment) goes to the audio sink. RTCP reports go out
+//! every few seconds and the far end's come back as call statistics; received DTMF is reported.
+//! Symmetric RTP (RFC 4961): once the far end sends, we send back to where its packets come from.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::g711;
-use super::rtp::{RtpPacket, dtmf_code, telephone_event};
+use super::codec::{AudioCodec, CodecState};
+use super::jitter::{JitterBuffer, Playout};
+use super::rtcp::{self, Reception, SenderInfo};
+use super::rtp::{DtmfReceiver, RtpPacket, dtmf_code, telephone_event};
+use super::srtp::SrtpSession;
 use crate::audio::{AudioSink, AudioSource};
 
 const FRAME: Duration = Duration::from_millis(20);
-/// Longest gap filled with silence when packets go missing (1 s at 20 ms frames).
-const MAX_FILL_FRAMES: u16 = 50;
-
-/// The negotiated audio codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioCodec {
-    Pcmu,
-    Pcma,
-    /// 48 kHz, sent mono (SDP still says `opus/48000/2`, RFC 7587).
-    Opus,
-}
-
-impl AudioCodec {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.to_ascii_uppercase().as_str() {
-            "PCMU" => Some(Self::Pcmu),
-            "PCMA" => Some(Self::Pcma),
-            "OPUS" => Some(Self::Opus),
-            _ => None,
-        }
-    }
-    pub fn clock_rate(self) -> u32 {
-        match self {
-            Self::Pcmu | Self::Pcma => 8000,
-            Self::Opus => 48000,
-        }
-    }
-    /// Samples in one 20 ms frame.
-    fn samples_per_frame(self) -> usize {
-        self.clock_rate() as usize / 50
-    }
-}
-
-/// A codec with whatever state it keeps between frames.
-enum CodecState {
-    G711(AudioCodec),
-    Opus { encoder: Box<opus2::Encoder>, decoder: Box<opus2::Decoder> },
-}
-
-impl CodecState {
-    fn new(codec: AudioCodec) -> Result<Self, String> {
-        match codec {
-            AudioCodec::Opus => {
-                let mut encoder = opus2::Encoder::new(48000, opus2::Channels::Mono, opus2::Application::Voip).map_err(|e| e.to_string())?;
-                // Speech at a telephony-friendly rate; in-band FEC helps over lossy links.
-                let _ = encoder.set_bitrate(opus2::Bitrate::Bits(32_000));
-                let _ = encoder.set_inband_fec(true);
-                let decoder = opus2::Decoder::new(48000, opus2::Channels::Mono).map_err(|e| e.to_string())?;
-                Ok(Self::Opus { encoder: Box::new(encoder), decoder: Box::new(decoder) })
-            }
-            g711 => Ok(Self::G711(g711)),
-        }
-    }
-
-    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
-        out.clear();
-        match self {
-            Self::G711(AudioCodec::Pcma) => out.extend(pcm.iter().map(|s| g711::alaw_encode(*s))),
-            Self::G711(_) => out.extend(pcm.iter().map(|s| g711::ulaw_encode(*s))),
-            Self::Opus { encoder, .. } => {
-                out.resize(1500, 0);
-                match encoder.encode(pcm, out) {
-                    Ok(n) => out.truncate(n),
-                    Err(e) => {
-                        tracing::debug!("opus encode: {e}");
-                        out.clear();
-                    }
-                }
-            }
-        }
-    }
-
-    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
-        out.clear();
-        match self {
-            Self::G711(AudioCodec::Pcma) => out.extend(payload.iter().map(|b| g711::alaw_decode(*b))),
-            Self::G711(_) => out.extend(payload.iter().map(|b| g711::ulaw_decode(*b))),
-            Self::Opus { decoder, .. } => {
-                // Up to 120 ms per packet at 48 kHz.
-                out.resize(5760, 0);
-                match decoder.decode(payload, out, false) {
-                    Ok(n) => out.truncate(n),
-                    Err(e) => {
-                        tracing::debug!("opus decode: {e}");
-                        out.clear();
-                    }
-                }
-            }
-        }
-    }
-}
+const FIRST_REPORT: Duration = Duration::from_secs(1);
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 pub struct MediaParams {
     pub socket: UdpSocket,
+    /// A separate RTCP socket (RTP port + 1), or None when RTCP is muxed on the RTP port.
+    pub rtcp_socket: Option<UdpSocket>,
     pub remote: SocketAddr,
+    pub remote_rtcp: SocketAddr,
     pub codec: AudioCodec,
     pub payload_type: u8,
     pub telephone_event: Option<u8>,
+    pub srtp: Option<SrtpSession>,
+    pub cname: String,
+    /// Names the call in reports.
+    pub conversation: String,
+}
+
+/// Where a media task sends its reports: (conversation, report).
+pub type ReportSender = mpsc::UnboundedSender<(String, MediaReport)>;
+
+/// Which ways audio flows: both, one (hold), or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub send: bool,
+    pub receive: bool,
+}
+
+impl Flow {
+    pub const BOTH: Self = Self { send: true, receive: true };
+}
+
+/// Call quality as RTCP sees it, both ways.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaStats {
+    pub codec: &'static str,
+    pub srtp: bool,
+    pub packets_sent: u32,
+    pub packets_received: u32,
+    pub packets_lost: i64,
+    pub jitter_ms: f64,
+    pub concealed_frames: u64,
+    pub late_packets: u64,
+    pub jitter_buffer_ms: u32,
+    /// From the far end's reports about what we send.
+    pub remote_packets_lost: Option<i32>,
+    pub remote_jitter_ms: Option<f64>,
+    pub round_trip_ms: Option<f64>,
+}
+
+/// What the media task tells the line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaReport {
+    Dtmf(char),
+    Stats(MediaStats),
 }
 
 /// A running media task; stop it to close the recording.
 pub struct MediaSession {
     stop: Option<oneshot::Sender<()>>,
     muted: watch::Sender<bool>,
+    flow: watch::Sender<Flow>,
     dtmf: mpsc::UnboundedSender<char>,
     task: JoinHandle<()>,
 }
 
+struct Controls {
+    stopped: oneshot::Receiver<()>,
+    muted: watch::Receiver<bool>,
+    flow: watch::Receiver<Flow>,
+    dtmf: mpsc::UnboundedReceiver<char>,
+    reports: ReportSender,
+}
+
 impl MediaSession {
-    pub fn start(params: MediaParams, source: Box<dyn AudioSource>, sink: Box<dyn AudioSink>) -> Self {
+    pub fn start(params: MediaParams, source: Box<dyn AudioSource>, sink: Box<dyn AudioSink>, reports: ReportSender) -> Self {
         let (stop, stopped) = oneshot::channel();
         let (muted, muted_rx) = watch::channel(false);
+        let (flow, flow_rx) = watch::channel(Flow::BOTH);
         let (dtmf, dtmf_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(params, source, sink, stopped, muted_rx, dtmf_rx));
-        Self { stop: Some(stop), muted, dtmf, task }
+        let controls = Controls { stopped, muted: muted_rx, flow: flow_rx, dtmf: dtmf_rx, reports };
+        let task = tokio::spawn(run(params, source, sink, controls));
+        Self { stop: Some(stop), muted, flow, dtmf, task }
     }
 
     pub fn set_muted(&self, muted: bool) {
         let _ = self.muted.send(muted);
+    }
+
+    pub fn set_flow(&self, flow: Flow) {
+        let _ = self.flow.send(flow);
     }
 
     pub fn send_dtmf(&self, digits: &str) {
@@ -151,15 +126,19 @@ impl MediaSession {
     }
 }
 
-async fn run(
-    params: MediaParams,
-    mut source: Box<dyn AudioSource>,
-    mut sink: Box<dyn AudioSink>,
-    mut stopped: oneshot::Receiver<()>,
-    muted: watch::Receiver<bool>,
-    mut dtmf: mpsc::UnboundedReceiver<char>,
-) {
-    let MediaParams { socket, mut remote, codec, payload_type, telephone_event: event_pt } = params;
+/// The sending half's counters and identity.
+struct Sender {
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    packets: u32,
+    octets: u32,
+    first: bool,
+}
+
+async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Box<dyn AudioSink>, mut controls: Controls) {
+    let MediaParams { socket, rtcp_socket, mut remote, mut remote_rtcp, codec, payload_type, telephone_event: event_pt, mut srtp, cname, conversation } = params;
+    let report = |r: MediaReport| controls.reports.send((conversation.clone(), r));
     let mut state = match CodecState::new(codec) {
         Ok(state) => state,
         Err(e) => {
@@ -168,24 +147,65 @@ async fn run(
             return;
         }
     };
-    let ssrc = u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0x5350_4252);
-    let mut sequence: u16 = u16::from_str_radix(&crate::run::random_hex(2), 16).unwrap_or(1);
-    let mut timestamp: u32 = 0;
-    let mut first = true;
+    let frame_samples = codec.samples_per_frame();
+    let mut sender = Sender {
+        ssrc: u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0x5350_4252),
+        sequence: u16::from_str_radix(&crate::run::random_hex(2), 16).unwrap_or(1),
+        timestamp: 0,
+        packets: 0,
+        octets: 0,
+        first: true,
+    };
+    let started = Instant::now();
+    let rate_per_ms = f64::from(codec.clock_rate()) / 1000.0;
+    let mut jitter = JitterBuffer::new(20);
+    let mut reception = Reception::default();
+    let mut dtmf_in = DtmfReceiver::default();
+    let mut stats = MediaStats { codec: codec.name(), srtp: srtp.is_some(), ..MediaStats::default() };
     let mut latched = false;
-    let mut pcm = vec![0i16; codec.samples_per_frame()];
-    let (mut encoded, mut decoded, mut packet_bytes) = (Vec::new(), Vec::new(), Vec::with_capacity(200));
-    let mut expected_seq: Option<u16> = None;
-    let mut buffer = vec![0u8; 2048];
+    let mut pcm = vec![0i16; frame_samples];
+    let (mut encoded, mut decoded, mut packet_bytes) = (Vec::new(), Vec::new(), Vec::with_capacity(256));
+    let (mut buffer, mut rtcp_buffer) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut report_at = tokio::time::Instant::now() + FIRST_REPORT;
     // A digit in progress: (event code, frames sent so far).
     let mut digit: Option<(u8, u16)> = None;
     loop {
         tokio::select! {
-            _ = &mut stopped => break,
+            _ = &mut controls.stopped => break,
+            _ = tokio::time::sleep_until(report_at) => {
+                report_at += REPORT_EVERY;
+                let now_ntp = rtcp::ntp_time(SystemTime::now());
+                let sent = (sender.packets > 0).then_some(SenderInfo { rtp_timestamp: sender.timestamp, packets: sender.packets, octets: sender.octets });
+                rtcp::compound(sender.ssrc, now_ntp, sent, reception.report_block(now_ntp), &cname, &mut packet_bytes);
+                let bytes = match &mut srtp {
+                    Some(srtp) => srtp.protect_rtcp(&packet_bytes),
+                    None => Some(packet_bytes.clone()),
+                };
+                if let Some(bytes) = bytes {
+                    let socket = rtcp_socket.as_ref().unwrap_or(&socket);
+                    let _ = socket.send_to(&bytes, remote_rtcp).await;
+                }
+                fill_stats(&mut stats, &sender, &reception, &jitter, codec);
+                let _ = report(MediaReport::Stats(stats.clone()));
+            }
             _ = tick.tick() => {
-                if digit.is_none() && let Ok(next) = dtmf.try_recv() {
+                let flow = *controls.flow.borrow();
+                // Playout first: one frame to the sink per tick, whatever the network did.
+                match (flow.receive, jitter.pop()) {
+                    (true, Playout::Frame(payload)) => state.decode(&payload, &mut decoded),
+                    (true, Playout::Lost { next }) => state.conceal(frame_samples, next.as_deref(), &mut decoded),
+                    _ => {
+                        decoded.clear();
+                        decoded.resize(frame_samples, 0);
+                    }
+                }
+                sink.write(&decoded);
+                if !flow.send {
+                    continue;
+                }
+                if digit.is_none() && let Ok(next) = controls.dtmf.try_recv() {
                     match event_pt {
                         Some(_) => digit = dtmf_code(next).map(|code| (code, 0)),
                         None => tracing::warn!("DTMF {next:?} not sent: the far end did not offer telephone-event"),
@@ -194,61 +214,145 @@ async fn run(
                 if let (Some(pt), Some((code, frames))) = (event_pt, digit.as_mut()) {
                     // 100 ms tone; the end packet is sent three times (RFC 4733 §2.5.1.4).
                     *frames += 1;
-                    let duration = *frames * codec.samples_per_frame() as u16;
+                    let duration = *frames * frame_samples as u16;
                     let end = *frames >= 5;
                     let payload = telephone_event(*code, end, 10, duration);
                     for _ in 0..if end { 3 } else { 1 } {
-                        let packet = RtpPacket { marker: *frames == 1, payload_type: pt, sequence, timestamp, ssrc, payload: &payload };
-                        packet.write(&mut packet_bytes);
-                        sequence = sequence.wrapping_add(1);
-                        let _ = socket.send_to(&packet_bytes, remote).await;
+                        send_rtp(&socket, remote, &mut srtp, &mut sender, pt, *frames == 1, &payload, &mut packet_bytes).await;
                     }
                     if end {
-                        timestamp = timestamp.wrapping_add(duration.into());
+                        sender.timestamp = sender.timestamp.wrapping_add(duration.into());
                         digit = None;
                     }
                     continue;
                 }
                 source.read(&mut pcm);
-                if *muted.borrow() {
+                if *controls.muted.borrow() {
                     pcm.fill(0);
                 }
                 state.encode(&pcm, &mut encoded);
-                let packet = RtpPacket { marker: first, payload_type, sequence, timestamp, ssrc, payload: &encoded };
-                packet.write(&mut packet_bytes);
-                first = false;
-                sequence = sequence.wrapping_add(1);
-                timestamp = timestamp.wrapping_add(codec.samples_per_frame() as u32);
-                if let Err(e) = socket.send_to(&packet_bytes, remote).await {
-                    tracing::debug!("RTP send to {remote}: {e}");
-                }
+                let marker = sender.first;
+                sender.first = false;
+                send_rtp(&socket, remote, &mut srtp, &mut sender, payload_type, marker, &encoded, &mut packet_bytes).await;
+                sender.timestamp = sender.timestamp.wrapping_add(frame_samples as u32);
             }
             received = socket.recv_from(&mut buffer) => {
                 let Ok((n, from)) = received else { continue };
-                let Ok(packet) = RtpPacket::parse(&buffer[..n]) else { continue };
+                let bytes = &buffer[..n];
+                if rtcp::is_rtcp(bytes) {
+                    on_rtcp(bytes, &mut srtp, &mut reception, &mut stats, sender.ssrc);
+                    continue;
+                }
+                let plain;
+                let bytes = match &mut srtp {
+                    Some(srtp) => match srtp.unprotect_rtp(bytes) {
+                        Some(p) => { plain = p; &plain[..] }
+                        None => continue,
+                    },
+                    None => bytes,
+                };
+                let Ok(packet) = RtpPacket::parse(bytes) else { continue };
+                if Some(packet.payload_type) == event_pt {
+                    if let Some(digit) = dtmf_in.on_packet(packet.timestamp, packet.payload) {
+                        tracing::info!("DTMF received");
+                        let _ = report(MediaReport::Dtmf(digit));
+                    }
+                    continue;
+                }
                 if packet.payload_type != payload_type {
                     continue;
                 }
                 if !latched && from != remote {
                     tracing::debug!(%from, "symmetric RTP: sending to where the far end sends from");
                     remote = from;
+                    if rtcp_socket.is_none() {
+                        remote_rtcp = from;
+                    }
                 }
                 latched = true;
-                if let Some(expected) = expected_seq {
-                    let ahead = packet.sequence.wrapping_sub(expected);
-                    if ahead > u16::MAX / 2 {
-                        continue; // late or duplicate
-                    }
-                    // Lost packets become silence, so the recording keeps its timing.
-                    for _ in 0..ahead.min(MAX_FILL_FRAMES) {
-                        sink.write(&vec![0; codec.samples_per_frame()]);
-                    }
+                let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
+                reception.on_packet(packet.ssrc, packet.sequence, packet.timestamp, (arrival_ms * rate_per_ms) as u32);
+                jitter.push(packet.sequence, f64::from(packet.timestamp) / rate_per_ms, arrival_ms, packet.payload);
+            }
+            received = recv_rtcp(rtcp_socket.as_ref(), &mut rtcp_buffer) => {
+                if let Ok((n, from)) = received {
+                    remote_rtcp = from;
+                    on_rtcp(&rtcp_buffer[..n], &mut srtp, &mut reception, &mut stats, sender.ssrc);
                 }
-                expected_seq = Some(packet.sequence.wrapping_add(1));
-                state.decode(packet.payload, &mut decoded);
-                sink.write(&decoded);
             }
         }
     }
+    fill_stats(&mut stats, &sender, &reception, &jitter, codec);
+    let _ = report(MediaReport::Stats(stats));
     sink.finish();
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_rtp(socket: &UdpSocket, remote: SocketAddr, srtp: &mut Option<SrtpSession>, sender: &mut Sender, payload_type: u8, marker: bool, payload: &[u8], out: &mut Vec<u8>) {
+    RtpPacket { marker, payload_type, sequence: sender.sequence, timestamp: sender.timestamp, ssrc: sender.ssrc, payload }.write(out);
+    sender.sequence = sender.sequence.wrapping_add(1);
+    sender.packets = sender.packets.wrapping_add(1);
+    sender.octets = sender.octets.wrapping_add(payload.len() as u32);
+    let protected;
+    let bytes = match srtp {
+        Some(srtp) => match srtp.protect_rtp(out) {
+            Some(p) => {
+                protected = p;
+                &protected[..]
+            }
+            None => return,
+        },
+        None => &out[..],
+    };
+    if let Err(e) = socket.send_to(bytes, remote).await {
+        tracing::debug!("RTP send to {remote}: {e}");
+    }
+}
+
+fn on_rtcp(bytes: &[u8], srtp: &mut Option<SrtpSession>, reception: &mut Reception, stats: &mut MediaStats, our_ssrc: u32) {
+    let plain;
+    let bytes = match srtp {
+        Some(srtp) => match srtp.unprotect_rtcp(bytes) {
+            Some(p) => {
+                plain = p;
+                &plain[..]
+            }
+            None => return,
+        },
+        None => bytes,
+    };
+    let now_ntp = rtcp::ntp_time(SystemTime::now());
+    let received = rtcp::parse(bytes, our_ssrc);
+    if let Some((_, ntp)) = received.sender_report {
+        reception.on_sender_report(ntp, now_ntp);
+    }
+    if let Some(block) = received.about_us {
+        stats.remote_packets_lost = Some(block.cumulative_lost);
+        stats.remote_jitter_ms = Some(f64::from(block.jitter) * 1000.0 / f64::from(stats_rate(stats.codec)));
+        if let Some(rtt) = block.round_trip(now_ntp) {
+            stats.round_trip_ms = Some(rtt * 1000.0);
+        }
+    }
+}
+
+fn stats_rate(codec: &str) -> u32 {
+    AudioCodec::from_name(codec).map_or(8000, AudioCodec::clock_rate)
+}
+
+fn fill_stats(stats: &mut MediaStats, sender: &Sender, reception: &Reception, jitter: &JitterBuffer, codec: AudioCodec) {
+    let buffer = jitter.stats();
+    stats.packets_sent = sender.packets;
+    stats.packets_received = reception.received();
+    stats.packets_lost = reception.lost().max(0);
+    stats.jitter_ms = f64::from(reception.jitter()) * 1000.0 / f64::from(codec.clock_rate());
+    stats.concealed_frames = buffer.concealed;
+    stats.late_packets = buffer.late;
+    stats.jitter_buffer_ms = buffer.target_frames as u32 * 20;
+}
+
+async fn recv_rtcp(socket: Option<&UdpSocket>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buffer).await,
+        None => std::future::pending().await,
+    }
 }

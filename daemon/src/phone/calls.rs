@@ -6,7 +6,7 @@ use std::time::Instant;
 use sip_core::Uri;
 use sip_core::call::EndReason;
 
-use crate::protocol::{CallAccepted, CallEnded, CallInfo, CallRejected, IncomingCall};
+use crate::protocol::{CallAccepted, CallEnded, CallInfo, CallQuality, CallRejected, IncomingCall};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -61,11 +61,19 @@ pub struct PhoneCall {
     /// The number dialled, or the caller's number.
     pub remote: String,
     pub muted: bool,
+    /// The agent put it on hold (confirmed by the far end).
+    pub held: bool,
+    pub remote_hold: bool,
+    pub quality: Option<CallQuality>,
     pub answered_at: Option<Instant>,
     pub fields: ContractFields,
 }
 
 impl PhoneCall {
+    pub fn new(conversation_id: String, direction: Direction, state: CallState, remote: String, fields: ContractFields) -> Self {
+        Self { conversation_id, direction, state, remote, muted: false, held: false, remote_hold: false, quality: None, answered_at: None, fields }
+    }
+
     pub fn info(&self) -> CallInfo {
         CallInfo {
             conversation_id: self.conversation_id.clone(),
@@ -74,11 +82,14 @@ impl PhoneCall {
             state: match self.state {
                 CallState::Dialing => "dialing",
                 CallState::Ringing => "ringing",
+                CallState::Active if self.held => "held",
                 CallState::Active => "active",
             }
             .into(),
             remote: self.remote.clone(),
             muted: self.muted,
+            remote_hold: self.remote_hold,
+            quality: self.quality.clone(),
         }
     }
 
@@ -197,15 +208,7 @@ mod tests {
     #[test]
     fn contract_fields_from_headers() {
         let headers = vec![("X-Partner-Id".to_owned(), "p1".to_owned()), ("x-language".to_owned(), "es_MX".to_owned()), ("X-Recording-Status".to_owned(), "on".to_owned())];
-        let call = PhoneCall {
-            conversation_id: "c".into(),
-            direction: Direction::Inbound,
-            state: CallState::Ringing,
-            remote: "+1555".into(),
-            muted: false,
-            answered_at: None,
-            fields: ContractFields::from_headers(&headers),
-        };
+        let call = PhoneCall::new("c".into(), Direction::Inbound, CallState::Ringing, "+1555".into(), ContractFields::from_headers(&headers));
         let accepted = call.accepted_event();
         assert_eq!((accepted.partner_id.as_deref(), accepted.language.as_str(), accepted.recording_status.as_str()), (Some("p1"), "es_MX", "ON"));
         let now = Instant::now();

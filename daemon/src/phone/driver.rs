@@ -10,8 +10,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::event_log::{EventLog, Published, Replay};
 use super::{Phone, PhoneError};
 use crate::line::LineConfig;
-use crate::line::runtime::{LineRuntime, MediaSettings};
-use crate::line::transport::{Inbound, TransportError};
+use crate::line::runtime::{LineInput, LineRuntime, MediaSettings};
 use crate::protocol::{Action, Event, Hello, Snapshot, VERSION};
 use crate::timer::sleep_until;
 
@@ -113,7 +112,7 @@ struct Driver {
 /// What woke the loop.
 enum Wake {
     Request(Option<Request>),
-    Sip(Result<Inbound, TransportError>),
+    Line(LineInput),
     Timer,
 }
 
@@ -128,16 +127,16 @@ impl Driver {
                 .min();
             let wake = tokio::select! {
                 request = inbox.recv(), if self.shutdown.is_none() => Wake::Request(request),
-                inbound = recv_line(&mut self.line) => Wake::Sip(inbound),
+                inbound = recv_line(&mut self.line) => Wake::Line(inbound),
                 _ = sleep_until(deadline) => Wake::Timer,
             };
             let now = Instant::now();
             match wake {
                 Wake::Request(None) => break,
                 Wake::Request(Some(request)) => self.handle_request(request, now).await,
-                Wake::Sip(inbound) => {
+                Wake::Line(inbound) => {
                     if let Some(line) = &mut self.line {
-                        line.on_inbound(inbound, now).await;
+                        line.on_input(inbound, now).await;
                     }
                 }
                 Wake::Timer => {
@@ -234,7 +233,7 @@ impl Driver {
     }
 }
 
-async fn recv_line(line: &mut Option<LineRuntime>) -> Result<Inbound, TransportError> {
+async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
     match line {
         Some(line) => line.recv().await,
         None => std::future::pending().await,

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::line::{LineCommand, LineEvent};
 use crate::protocol::{
-    Action, CallNotesSubmitted, CallRinging, DispositionsChanged, ErrorCode, Event, LineInfo, LineState,
+    Action, CallHoldChanged, CallNotesSubmitted, CallQuality, CallRinging, DtmfReceived, DispositionsChanged, ErrorCode, Event, LineInfo, LineState,
     OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged, Snapshot, StatusChanged,
 };
 
@@ -162,8 +162,8 @@ impl Phone {
             }
             Action::Mute(r) => self.set_muted(r.conversation_id.as_deref(), true),
             Action::Unmute(r) => self.set_muted(r.conversation_id.as_deref(), false),
-            Action::Hold(_) => Err(PhoneError::NotSupported("hold")),
-            Action::Unhold(_) => Err(PhoneError::NotSupported("unhold")),
+            Action::Hold(r) => self.set_held(r.conversation_id.as_deref(), true),
+            Action::Unhold(r) => self.set_held(r.conversation_id.as_deref(), false),
             Action::Dtmf(d) => {
                 if d.digits.is_empty() || d.digits.len() > 32 || !d.digits.chars().all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c)) {
                     return Err(PhoneError::InvalidParams("digits must be 1 to 32 of 0-9 * # A-D".into()));
@@ -186,15 +186,7 @@ impl Phone {
         let (target, shown) = calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
         let id = crate::line::conversation_id(self.ids.as_mut());
         let fields = calls::ContractFields { partner_id: partner_id.clone(), ..Default::default() };
-        self.calls.push(PhoneCall {
-            conversation_id: id.clone(),
-            direction: Direction::Outbound,
-            state: CallState::Dialing,
-            remote: shown.clone(),
-            muted: false,
-            answered_at: None,
-            fields,
-        });
+        self.calls.push(PhoneCall::new(id.clone(), Direction::Outbound, CallState::Dialing, shown.clone(), fields));
         self.commands.push_back(LineCommand::Dial { conversation: id.clone(), target });
         self.events.push_back(Event::OutboundCallInitiated(OutboundCallInitiated { partner_id, conversation_id: id.clone(), dialled_to: shown }));
         Ok(id)
@@ -226,6 +218,17 @@ impl Phone {
         }
         self.commands.push_back(LineCommand::Mute { conversation: id.clone(), muted });
         Ok(json!({ "conversationId": id, "muted": muted }))
+    }
+
+    /// Asks the line to hold or resume; `callHoldChanged` follows once the far end agrees.
+    fn set_held(&mut self, id: Option<&str>, held: bool) -> Result<Value, PhoneError> {
+        let what = if held { "active" } else { "held" };
+        let id = self.pick(id, |c| c.state == CallState::Active && c.held != held, what).or_else(|e| {
+            // Already in the asked-for state: nothing to do, and not an error.
+            self.pick(id, |c| c.state == CallState::Active, "active").map_err(|_| e)
+        })?;
+        self.commands.push_back(LineCommand::Hold { conversation: id.clone(), held });
+        Ok(json!({ "conversationId": id, "held": held }))
     }
 
     fn submit_notes(&mut self, notes: crate::protocol::NotesSubmission) -> Result<Value, PhoneError> {
@@ -278,15 +281,8 @@ impl Phone {
                 return;
             }
             LineEvent::CallIncoming { conversation, caller, headers } => {
-                let call = PhoneCall {
-                    conversation_id: conversation,
-                    direction: Direction::Inbound,
-                    state: CallState::Ringing,
-                    remote: caller,
-                    muted: false,
-                    answered_at: None,
-                    fields: calls::ContractFields::from_headers(&headers),
-                };
+                let fields = calls::ContractFields::from_headers(&headers);
+                let call = PhoneCall::new(conversation, Direction::Inbound, CallState::Ringing, caller, fields);
                 self.events.push_back(Event::IncomingCall(call.incoming_event()));
                 self.calls.push(call);
                 return;
@@ -296,6 +292,41 @@ impl Phone {
                     call.state = CallState::Active;
                     call.answered_at = Some(now);
                     self.events.push_back(Event::CallAccepted(call.accepted_event()));
+                }
+                return;
+            }
+            LineEvent::CallHold { conversation, held, by_remote } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
+                    let field = if by_remote { &mut call.remote_hold } else { &mut call.held };
+                    if *field != held {
+                        *field = held;
+                        let by = if by_remote { "remote" } else { "agent" }.to_owned();
+                        self.events.push_back(Event::CallHoldChanged(CallHoldChanged { conversation_id: conversation, held, by }));
+                    }
+                }
+                return;
+            }
+            LineEvent::DtmfReceived { conversation, digit } => {
+                if self.calls.iter().any(|c| c.conversation_id == conversation) {
+                    self.events.push_back(Event::DtmfReceived(DtmfReceived { conversation_id: conversation, digit: digit.to_string() }));
+                }
+                return;
+            }
+            LineEvent::CallQuality { conversation, stats } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
+                    call.quality = Some(CallQuality {
+                        codec: stats.codec.to_owned(),
+                        srtp: stats.srtp,
+                        packets_sent: stats.packets_sent,
+                        packets_received: stats.packets_received,
+                        packets_lost: stats.packets_lost,
+                        jitter_ms: round(stats.jitter_ms),
+                        concealed_frames: stats.concealed_frames,
+                        jitter_buffer_ms: stats.jitter_buffer_ms,
+                        remote_packets_lost: stats.remote_packets_lost,
+                        remote_jitter_ms: stats.remote_jitter_ms.map(round),
+                        round_trip_ms: stats.round_trip_ms.map(round),
+                    });
                 }
                 return;
             }
@@ -375,6 +406,11 @@ fn line_state_name(state: LineState) -> &'static str {
         LineState::Unregistered => "unregistered",
         LineState::Failed => "failing to register",
     }
+}
+
+/// Two decimals are plenty for milliseconds on a page.
+fn round(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
 }
 
 fn shorten(s: &str) -> String {

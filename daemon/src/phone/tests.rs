@@ -159,10 +159,38 @@ fn call_actions_check_their_target_and_the_number() {
     let mut phone = registered();
     assert_eq!(phone.handle_action(start_call("call me")).err().map(|e| e.code()), Some(ErrorCode::InvalidNumber));
     assert_eq!(phone.handle_action(Action::Answer(CallRef::default())).err().map(|e| e.code()), Some(ErrorCode::UnknownCall));
-    assert_eq!(phone.handle_action(Action::Hold(CallRef::default())).err().map(|e| e.code()), Some(ErrorCode::NotSupported));
+    assert_eq!(phone.handle_action(Action::Hold(CallRef::default())).err().map(|e| e.code()), Some(ErrorCode::UnknownCall));
     let dtmf = Action::Dtmf(crate::protocol::Dtmf { digits: "12x".into(), conversation_id: None });
     assert_eq!(phone.handle_action(dtmf).err().map(|e| e.code()), Some(ErrorCode::InvalidParams));
     assert_eq!(phone.poll_command(), None, "nothing reached the line");
     let mut down = Phone::new(settings(Some("127.0.0.1")));
     assert!(matches!(down.handle_action(start_call("1002")), Err(PhoneError::LineDown { state: "registering", .. })));
+}
+
+#[test]
+fn hold_dtmf_and_quality_follow_the_line() {
+    let mut phone = registered();
+    let now = Instant::now();
+    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c1".into(), caller: "1002".into(), headers: Vec::new() }, now);
+    phone.handle_line_event(LineEvent::CallEstablished { conversation: "c1".into() }, now);
+    while phone.poll_event().is_some() {}
+    phone.handle_action(Action::Hold(CallRef::default())).expect("holds the active call");
+    assert_eq!(phone.poll_command(), Some(LineCommand::Hold { conversation: "c1".into(), held: true }));
+    assert_eq!(phone.snapshot().calls[0].state, "active", "held only once the far end agrees");
+    phone.handle_line_event(LineEvent::CallHold { conversation: "c1".into(), held: true, by_remote: false }, now);
+    assert!(matches!(phone.poll_event(), Some(Event::CallHoldChanged(e)) if e.held && e.by == "agent"));
+    assert_eq!(phone.snapshot().calls[0].state, "held");
+    // Holding a held call is not an error; unhold needs a held call.
+    phone.handle_action(Action::Hold(CallRef::default())).expect("idempotent");
+    phone.handle_action(Action::Unhold(CallRef { conversation_id: Some("c1".into()) })).expect("resumes");
+    phone.handle_line_event(LineEvent::CallHold { conversation: "c1".into(), held: true, by_remote: true }, now);
+    assert!(matches!(phone.poll_event(), Some(Event::CallHoldChanged(e)) if e.held && e.by == "remote"));
+    assert!(phone.snapshot().calls[0].remote_hold);
+    phone.handle_line_event(LineEvent::DtmfReceived { conversation: "c1".into(), digit: '#' }, now);
+    assert!(matches!(phone.poll_event(), Some(Event::DtmfReceived(e)) if e.digit == "#"));
+    let stats = crate::media::session::MediaStats { codec: "PCMU", packets_sent: 250, round_trip_ms: Some(0.123_456), ..Default::default() };
+    phone.handle_line_event(LineEvent::CallQuality { conversation: "c1".into(), stats }, now);
+    let quality = phone.snapshot().calls[0].quality.clone().expect("quality in the snapshot");
+    assert_eq!((quality.codec.as_str(), quality.packets_sent, quality.round_trip_ms), ("PCMU", 250, Some(0.12)));
+    assert_eq!(phone.poll_event(), None, "statistics are state, not events");
 }

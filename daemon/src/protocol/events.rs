@@ -30,11 +30,13 @@ pub enum Event {
     CallRejected(CallRejected),
     CallEnded(CallEnded),
     CallNotesSubmitted(CallNotesSubmitted),
+    CallHoldChanged(CallHoldChanged),
+    DtmfReceived(DtmfReceived),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 14] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -47,6 +49,8 @@ impl Event {
         "callRejected",
         "callEnded",
         "callNotesSubmitted",
+        "callHoldChanged",
+        "dtmfReceived",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -63,6 +67,8 @@ impl Event {
             Self::CallRejected(_) => "callRejected",
             Self::CallEnded(_) => "callEnded",
             Self::CallNotesSubmitted(_) => "callNotesSubmitted",
+            Self::CallHoldChanged(_) => "callHoldChanged",
+            Self::DtmfReceived(_) => "dtmfReceived",
         }
     }
 }
@@ -116,6 +122,25 @@ pub struct OutboundCallInitiated {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CallRinging {
     pub conversation_id: String,
+}
+
+/// A call went on hold or came off it, by the agent (`hold`/`unhold`, confirmed by the far end)
+/// or by the far end (its re-INVITE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallHoldChanged {
+    pub conversation_id: String,
+    pub held: bool,
+    /// `agent` or `remote`.
+    pub by: String,
+}
+
+/// The far end sent a DTMF digit (RFC 4733).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DtmfReceived {
+    pub conversation_id: String,
+    pub digit: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

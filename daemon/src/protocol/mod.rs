@@ -16,11 +16,11 @@ pub use actions::{
     Action, CallRef, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, StartCall, UpdatePresence,
 };
 pub use events::{
-    CallAccepted, CallEnded, CallNotesSubmitted, CallRejected, CallRinging, DispositionsChanged, Event,
+    CallAccepted, CallEnded, CallHoldChanged, CallNotesSubmitted, CallRejected, CallRinging, DispositionsChanged, DtmfReceived, Event,
     EventMessage,
     Hello, IncomingCall, OutboundCallInitiated, RegistrationChanged, StatusChanged,
 };
-pub use snapshot::{CallInfo, LineInfo, LineState, PresenceStatus, Snapshot};
+pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -55,4 +55,28 @@ pub struct CallInfo {
     pub state: String,
     pub remote: String,
     pub muted: bool,
+    /// The far end put the call on hold.
+    #[serde(default)]
+    pub remote_hold: bool,
+    /// Media statistics from RTP/RTCP, refreshed every few seconds while media flows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<CallQuality>,
+}
+
+/// Call quality both ways: what we receive (loss, jitter, concealment) and what the far end's
+/// RTCP reports say about what we send, with the round trip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallQuality {
+    pub codec: String,
+    pub srtp: bool,
+    pub packets_sent: u32,
+    pub packets_received: u32,
+    pub packets_lost: i64,
+    pub jitter_ms: f64,
+    pub concealed_frames: u64,
+    pub jitter_buffer_ms: u32,
+    pub remote_packets_lost: Option<i32>,
+    pub remote_jitter_ms: Option<f64>,
+    pub round_trip_ms: Option<f64>,
 }

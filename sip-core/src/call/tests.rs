@@ -221,3 +221,66 @@ fn retransmitted_bye_gets_the_same_answer_and_reinvite_gets_our_sdp() {
     assert_eq!(drain(&mut bob), first, "same 200 for the retransmitted BYE");
     assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Remote)]);
 }
+
+#[test]
+fn hold_and_resume_by_reoffer_with_mirrored_directions() {
+    use crate::sdp::{Codec, Direction, SessionDescription};
+    let (mut now, mut e) = (Instant::now(), Counter(0));
+    let sdp = |port, direction| {
+        let mut s = SessionDescription::offer(1, "127.0.0.1", port, &[Codec::pcmu()]);
+        s.audio.direction = direction;
+        s.to_string()
+    };
+    let target = Uri::parse("sip:1002@127.0.0.1:5062").expect("target");
+    let mut alice = Call::outgoing(party("1001", 5061), target, sdp(4000, Direction::SendRecv), Timers::default(), now, &mut e);
+    let Message::Request(invite) = drain(&mut alice).remove(0) else { panic!("INVITE") };
+    let mut bob = Call::incoming(party("1002", 5062), invite, Timers::default(), &mut e).expect("incoming");
+    drain(&mut bob);
+    bob.answer(sdp(5000, Direction::SendRecv), now);
+    for m in drain(&mut bob) {
+        alice.handle_message(m, now, &mut e);
+    }
+    for m in drain(&mut alice) {
+        bob.handle_message(m, now, &mut e);
+    }
+    events(&mut alice);
+    events(&mut bob);
+    // Right after setup (the INVITE transaction would linger 32 s in Timer M): hold works.
+    now += Duration::from_millis(500);
+    assert!(alice.reoffer(sdp(4000, Direction::SendOnly), now, &mut e));
+    assert!(!alice.reoffer(sdp(4000, Direction::SendRecv), now, &mut e), "one re-INVITE at a time");
+    let reinvite = drain(&mut alice);
+    assert!(matches!(&reinvite[..], [Message::Request(r)] if r.method == Method::Invite && r.headers.cseq().map(|c| c.seq) == Some(2)));
+    for m in reinvite {
+        bob.handle_message(m, now, &mut e);
+    }
+    assert!(matches!(&events(&mut bob)[..], [CallEvent::RemoteSdpChanged { .. }]));
+    let ok = drain(&mut bob);
+    let Message::Response(ok_response) = &ok[0] else { panic!("200") };
+    let answer = SessionDescription::parse(&String::from_utf8_lossy(&ok_response.body)).expect("sdp");
+    assert_eq!(answer.audio.direction, Direction::RecvOnly, "held: Bob only receives");
+    assert_eq!(answer.version, 2, "a changed answer bumps the version");
+    for m in ok.clone() {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert!(matches!(&events(&mut alice)[..], [CallEvent::ReofferAnswered { remote_sdp }] if remote_sdp.contains("a=recvonly")));
+    let ack = drain(&mut alice);
+    assert!(matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack && r.headers.cseq().map(|c| c.seq) == Some(2)));
+    // Bob's 200 retransmitted: the same ACK again, no new event.
+    for m in ok {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert_eq!(drain(&mut alice), ack);
+    assert!(events(&mut alice).is_empty());
+    for m in ack {
+        bob.handle_message(m, now, &mut e);
+    }
+    // Resume; Bob refuses this one (491): the call goes on.
+    assert!(alice.reoffer(sdp(4000, Direction::SendRecv), now, &mut e));
+    let Message::Request(resume) = drain(&mut alice).remove(0) else { panic!("INVITE") };
+    let refusal = Response::to_request(&resume, 491, Some("bobtag"));
+    alice.handle_message(Message::Response(refusal), now, &mut e);
+    assert_eq!(events(&mut alice), [CallEvent::ReofferFailed { status: 491 }]);
+    assert_eq!(alice.state(), CallState::Established);
+    assert!(matches!(&drain(&mut alice)[..], [Message::Request(r)] if r.method == Method::Ack), "non-2xx is ACKed by the transaction");
+}

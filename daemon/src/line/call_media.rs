@@ -1,0 +1,253 @@
+//! One call's media on a SIP line: its RTP/RTCP ports, the SDP we offer or answer (codecs, SDES
+//! keys, direction for hold), and the media task once both sides agree.
+
+use std::net::{IpAddr, SocketAddr};
+
+use sip_core::sdp::{Crypto, Direction, SessionDescription};
+use tokio::net::UdpSocket;
+
+use super::runtime::MediaSettings;
+use crate::audio;
+use crate::config::SrtpPolicy;
+use crate::media::codec::AudioCodec;
+use crate::media::session::{Flow, MediaParams, MediaSession, ReportSender};
+use crate::media::srtp::{self, SrtpSession};
+
+type Key = [u8; 30];
+
+/// Why we cannot answer an offer: the SIP status to send and why.
+#[derive(Debug)]
+pub struct Unacceptable {
+    pub status: u16,
+    pub reason: String,
+}
+
+pub struct CallMedia {
+    sockets: Option<(UdpSocket, UdpSocket)>,
+    /// Our SDES keys: every one we offered, or the one we answered with.
+    keys: Vec<(Crypto, Key)>,
+    local: SessionDescription,
+    session: Option<MediaSession>,
+    muted: bool,
+    /// We put the call on hold.
+    pub held: bool,
+    /// The far end put the call on hold.
+    pub remote_hold: bool,
+    remote_direction: Direction,
+    /// The hold state our outstanding re-INVITE asks for.
+    requested_hold: Option<bool>,
+}
+
+impl CallMedia {
+    /// Ports and our offer for an outgoing call.
+    pub async fn for_offer(ip: IpAddr, settings: &MediaSettings) -> Result<Self, String> {
+        let (rtp, rtcp) = bind_pair(ip).await?;
+        let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
+        let mut local = SessionDescription::offer(session_id(), &ip.to_string(), port, &settings.codecs);
+        let keys = match settings.srtp {
+            SrtpPolicy::Off => Vec::new(),
+            policy => {
+                // Best-effort SRTP offers the keys in plain RTP/AVP (as baresip's `srtp` mode
+                // does); `required` offers RTP/SAVP, which a plain-RTP PBX refuses.
+                if policy == SrtpPolicy::Required {
+                    local.audio.protocol = "RTP/SAVP".into();
+                }
+                srtp::offer().map_err(|e| e.to_string())?
+            }
+        };
+        local.audio.crypto = keys.iter().map(|(crypto, _)| crypto.clone()).collect();
+        Ok(Self::new(rtp, rtcp, keys, local))
+    }
+
+    /// Ports and our answer for an incoming call's offer.
+    pub async fn for_answer(ip: IpAddr, settings: &MediaSettings, offer: &SessionDescription) -> Result<Self, Unacceptable> {
+        let secure_profile = offer.audio.protocol.contains("SAVP");
+        let offered = offer.audio.crypto.iter().find(|c| srtp::SUITES.contains(&c.suite.as_str()));
+        let use_srtp = match (settings.srtp, offered) {
+            (SrtpPolicy::Off, _) if secure_profile => return Err(not_acceptable("the offer requires SRTP and [media] srtp = \"off\"")),
+            (SrtpPolicy::Off, _) => None,
+            (_, Some(theirs)) => Some(theirs),
+            (_, None) if secure_profile => return Err(not_acceptable("none of the offered SRTP suites is supported")),
+            (SrtpPolicy::Required, None) => return Err(not_acceptable("the offer has no SRTP and [media] srtp = \"required\"")),
+            (SrtpPolicy::Optional, None) => None,
+        };
+        let (rtp, rtcp) = bind_pair(ip).await.map_err(|reason| Unacceptable { status: 500, reason })?;
+        let port = rtp.local_addr().map_err(|e| Unacceptable { status: 500, reason: e.to_string() })?.port();
+        let (mut local, _) = SessionDescription::answer(offer, session_id(), &ip.to_string(), port, &settings.codecs)
+            .map_err(|e| not_acceptable(&e.to_string()))?;
+        let mut keys = Vec::new();
+        if let Some(theirs) = use_srtp {
+            let (crypto, key) = srtp::local_crypto(theirs.tag, &theirs.suite).map_err(|e| Unacceptable { status: 500, reason: e.to_string() })?;
+            local.audio.crypto = vec![crypto.clone()];
+            keys.push((crypto, key));
+        }
+        let mut media = Self::new(rtp, rtcp, keys, local);
+        media.remote_direction = offer.audio.direction;
+        media.remote_hold = is_hold(offer.audio.direction);
+        Ok(media)
+    }
+
+    fn new(rtp: UdpSocket, rtcp: UdpSocket, keys: Vec<(Crypto, Key)>, local: SessionDescription) -> Self {
+        Self { sockets: Some((rtp, rtcp)), keys, local, session: None, muted: false, held: false, remote_hold: false, remote_direction: Direction::SendRecv, requested_hold: None }
+    }
+
+    pub fn sdp(&self) -> String {
+        self.local.to_string()
+    }
+
+    /// A new offer putting the call on hold (`sendonly`) or taking it off (`sendrecv`).
+    pub fn hold_offer(&mut self, held: bool) -> String {
+        self.set_direction(held);
+        self.requested_hold = Some(held);
+        self.sdp()
+    }
+
+    fn set_direction(&mut self, held: bool) {
+        self.local.audio.direction = if held { Direction::SendOnly } else { Direction::SendRecv };
+        self.local.version += 1;
+    }
+
+    /// Their answer to our re-INVITE arrived: the hold it asked for takes effect.
+    pub fn reoffer_answered(&mut self, remote_sdp: &str) -> Option<bool> {
+        let held = self.requested_hold.take()?;
+        self.held = held;
+        if let Ok(remote) = SessionDescription::parse(remote_sdp) {
+            self.remote_direction = remote.audio.direction;
+        }
+        self.apply_flow();
+        Some(held)
+    }
+
+    /// They refused it (or it could not be sent): our SDP goes back to what it was.
+    pub fn reoffer_failed(&mut self) {
+        if self.requested_hold.take().is_some() {
+            self.set_direction(self.held);
+        }
+    }
+
+    /// Their re-INVITE changed their media; returns the new remote-hold state when it changed.
+    pub fn remote_changed(&mut self, remote_sdp: &str) -> Option<bool> {
+        let remote = SessionDescription::parse(remote_sdp).ok()?;
+        self.remote_direction = remote.audio.direction;
+        self.apply_flow();
+        let hold = is_hold(remote.audio.direction);
+        (hold != self.remote_hold).then(|| {
+            self.remote_hold = hold;
+            hold
+        })
+    }
+
+    fn flow(&self) -> Flow {
+        if self.held {
+            return Flow { send: false, receive: false };
+        }
+        match self.remote_direction {
+            Direction::SendRecv => Flow::BOTH,
+            // They only send: we listen. They only receive: we only send.
+            Direction::SendOnly => Flow { send: false, receive: true },
+            Direction::RecvOnly => Flow { send: true, receive: false },
+            Direction::Inactive => Flow { send: false, receive: false },
+        }
+    }
+
+    fn apply_flow(&self) {
+        if let Some(session) = &self.session {
+            session.set_flow(self.flow());
+        }
+    }
+
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+        if let Some(session) = &self.session {
+            session.set_muted(muted);
+        }
+    }
+
+    pub fn send_dtmf(&self, digits: &str) {
+        if let Some(session) = &self.session {
+            session.send_dtmf(digits);
+        }
+    }
+
+    /// Starts media once the SDP exchange is complete. Returns why not, when it cannot.
+    pub fn start(&mut self, conversation: &str, remote_sdp: &str, settings: &MediaSettings, reports: ReportSender) -> Result<(), String> {
+        let Some((rtp, rtcp)) = self.sockets.take() else { return Ok(()) };
+        let remote = SessionDescription::parse(remote_sdp).map_err(|e| format!("unusable remote SDP ({e})"))?;
+        // Their answer lists the chosen codec first; for their offer we answered with our first
+        // preference they had, found the same way.
+        let chosen = settings.codecs.iter().find_map(|ours| {
+            remote.audio.codecs.iter().find(|theirs| theirs.name.eq_ignore_ascii_case(&ours.name) && theirs.clock_rate == ours.clock_rate)
+        });
+        let (codec, chosen) = chosen.and_then(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone()))).ok_or("no common audio codec in the remote SDP")?;
+        let address: IpAddr = remote.audio.address.trim_matches(['[', ']']).parse().map_err(|_| format!("remote media address {:?} is not an IP address", remote.audio.address))?;
+        let srtp = self.srtp_for(&remote, settings.srtp)?;
+        let audio::CallAudio { source, sink } = audio::open_for_call(&settings.audio, codec.clock_rate()).map_err(|e| format!("audio: {e}"))?;
+        let mux = remote.audio.rtcp_mux && self.local.audio.rtcp_mux;
+        let rtp_remote = SocketAddr::new(address, remote.audio.port);
+        let params = MediaParams {
+            socket: rtp,
+            rtcp_socket: (!mux).then_some(rtcp),
+            remote: rtp_remote,
+            remote_rtcp: if mux { rtp_remote } else { SocketAddr::new(address, remote.audio.port.saturating_add(1)) },
+            codec,
+            payload_type: chosen.payload_type,
+            telephone_event: remote.audio.telephone_event,
+            srtp,
+            cname: format!("{}@softphone-bridge", &conversation[..conversation.len().min(8)]),
+            conversation: conversation.to_owned(),
+        };
+        tracing::info!(%conversation, codec = %chosen.name, remote = %params.remote, srtp = params.srtp.is_some(), "media started");
+        self.remote_direction = remote.audio.direction;
+        let session = MediaSession::start(params, source, sink, reports);
+        session.set_muted(self.muted);
+        session.set_flow(self.flow());
+        self.session = Some(session);
+        Ok(())
+    }
+
+    fn srtp_for(&self, remote: &SessionDescription, policy: SrtpPolicy) -> Result<Option<SrtpSession>, String> {
+        // Their line whose tag matches one of our keys: for an answer, the one they chose; for
+        // their offer, the one we answered.
+        let pair = remote.audio.crypto.iter().find_map(|theirs| self.keys.iter().find(|(ours, _)| ours.tag == theirs.tag && ours.suite == theirs.suite).map(|(_, key)| (theirs, key)));
+        match pair {
+            Some((theirs, key)) => SrtpSession::new(&theirs.suite, key, theirs).map(Some).map_err(|e| e.to_string()),
+            None if policy == SrtpPolicy::Required => Err("the far end did not agree to SRTP and [media] srtp = \"required\"".into()),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn stop(self) {
+        if let Some(session) = self.session {
+            session.stop().await;
+        }
+    }
+}
+
+fn is_hold(direction: Direction) -> bool {
+    matches!(direction, Direction::SendOnly | Direction::Inactive)
+}
+
+fn not_acceptable(reason: &str) -> Unacceptable {
+    Unacceptable { status: 488, reason: reason.to_owned() }
+}
+
+/// An even RTP port and the odd RTCP port above it (RFC 3550 §11).
+async fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
+    let mut last_error = String::from("no free even port");
+    for _ in 0..32 {
+        let rtp = UdpSocket::bind((ip, 0)).await.map_err(|e| format!("no RTP port: {e}"))?;
+        let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        match UdpSocket::bind((ip, port + 1)).await {
+            Ok(rtcp) => return Ok((rtp, rtcp)),
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(format!("no RTP/RTCP port pair: {last_error}"))
+}
+
+fn session_id() -> u64 {
+    u64::from_str_radix(&crate::run::random_hex(6), 16).unwrap_or(1)
+}

@@ -1,0 +1,251 @@
+//! An adaptive jitter buffer, sans-IO: packets go in as they arrive, one frame comes out per
+//! playout tick. It holds back a few frames (more when arrival times scatter, RFC 3550 jitter),
+//! stretches playout with concealment when the network stalls, and drops a frame to catch up when
+//! it holds more than it needs. The caller conceals what [`Playout::Lost`] reports.
+
+use std::collections::BTreeMap;
+
+/// Frames held before playout starts, and the bounds of the adaptive target (20 ms frames).
+const MIN_TARGET: usize = 2;
+const MAX_TARGET: usize = 10;
+/// More than this many frames behind the target: drop one per tick to cut latency.
+const SLACK: usize = 2;
+/// Underrun ticks before we stop and rebuffer (the far end paused or went on hold).
+const MAX_UNDERRUN: u32 = 5;
+/// A sequence jump this large is a new stream (far end restarted), not loss.
+const RESET_GAP: u64 = 100;
+const CAPACITY: usize = 64;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Playout {
+    /// The next frame's payload, in order.
+    Frame(Vec<u8>),
+    /// The frame is missing: conceal it. `next` is the following payload when it is already
+    /// here (Opus can rebuild the lost frame from its in-band FEC).
+    Lost { next: Option<Vec<u8>> },
+    /// Not playing (filling up, or nothing received): play silence.
+    Silence,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct JitterStats {
+    pub late: u64,
+    pub concealed: u64,
+    pub dropped: u64,
+    /// Interarrival jitter, RFC 3550 §6.4.1, in milliseconds.
+    pub jitter_ms: f64,
+    pub target_frames: usize,
+}
+
+#[derive(Debug)]
+pub struct JitterBuffer {
+    frame_ms: f64,
+    packets: BTreeMap<u64, Vec<u8>>,
+    /// Highest extended sequence number seen (RFC 3550 A.1 style unwrapping).
+    highest: Option<u64>,
+    next: Option<u64>,
+    playing: bool,
+    underruns: u32,
+    /// Relative transit time of the previous packet, for the jitter estimate.
+    last_transit: Option<f64>,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    pub fn new(frame_ms: u32) -> Self {
+        Self {
+            frame_ms: f64::from(frame_ms),
+            packets: BTreeMap::new(),
+            highest: None,
+            next: None,
+            playing: false,
+            underruns: 0,
+            last_transit: None,
+            stats: JitterStats { target_frames: MIN_TARGET, ..JitterStats::default() },
+        }
+    }
+
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// A packet arrived `arrival_ms` after some fixed origin; `rtp_ms` is its timestamp in ms.
+    pub fn push(&mut self, sequence: u16, rtp_ms: f64, arrival_ms: f64, payload: &[u8]) {
+        let extended = self.extend(sequence);
+        let transit = arrival_ms - rtp_ms;
+        if let Some(last) = self.last_transit {
+            self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
+        }
+        self.last_transit = Some(transit);
+        let wanted = ((2.0 * self.stats.jitter_ms + self.frame_ms / 2.0) / self.frame_ms).ceil() as usize;
+        self.stats.target_frames = wanted.clamp(MIN_TARGET, MAX_TARGET);
+
+        if let Some(next) = self.next {
+            if extended.abs_diff(next) > RESET_GAP {
+                self.packets.clear();
+                self.next = None;
+                self.playing = false;
+                self.highest = Some(extended);
+            } else if extended < next {
+                self.stats.late += 1;
+                return;
+            }
+        }
+        if self.packets.len() >= CAPACITY {
+            self.packets.pop_first();
+            self.stats.dropped += 1;
+        }
+        self.packets.entry(extended).or_insert_with(|| payload.to_vec());
+    }
+
+    /// The frame for this playout tick.
+    pub fn pop(&mut self) -> Playout {
+        if !self.playing {
+            if self.packets.len() < self.stats.target_frames {
+                return Playout::Silence;
+            }
+            self.playing = true;
+            self.underruns = 0;
+            self.next = self.packets.keys().next().copied();
+        }
+        while self.packets.len() > self.stats.target_frames + SLACK {
+            // Too much delay built up: skip the oldest frame.
+            self.packets.pop_first();
+            self.stats.dropped += 1;
+            self.next = self.packets.keys().next().copied();
+        }
+        let Some(next) = self.next else { return Playout::Silence };
+        if let Some(payload) = self.packets.remove(&next) {
+            self.next = Some(next + 1);
+            self.underruns = 0;
+            return Playout::Frame(payload);
+        }
+        self.stats.concealed += 1;
+        if self.packets.is_empty() {
+            // Nothing later is here: stall (the frame may still come) rather than skip ahead.
+            self.underruns += 1;
+            if self.underruns > MAX_UNDERRUN {
+                self.playing = false;
+                self.next = None;
+                return Playout::Silence;
+            }
+            return Playout::Lost { next: None };
+        }
+        // A later frame is here, so this one is lost: conceal it and move on.
+        self.next = Some(next + 1);
+        Playout::Lost { next: self.packets.get(&(next + 1)).cloned() }
+    }
+
+    fn extend(&mut self, sequence: u16) -> u64 {
+        let Some(highest) = self.highest else {
+            // Start far from zero so unwrapping backwards never underflows.
+            let first = (1u64 << 32) + u64::from(sequence);
+            self.highest = Some(first);
+            return first;
+        };
+        let low = highest as u16;
+        let delta = sequence.wrapping_sub(low);
+        let extended = if delta < u16::MAX / 2 { highest + u64::from(delta) } else { highest - u64::from(low.wrapping_sub(sequence)) };
+        if extended > highest {
+            self.highest = Some(extended);
+        }
+        extended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds packets `seqs` arriving at the given ms, exactly on their media clock.
+    fn buffer_with(seqs: &[(u16, f64)]) -> JitterBuffer {
+        let mut buffer = JitterBuffer::new(20);
+        for (seq, at) in seqs {
+            buffer.push(*seq, *at, *at, &[*seq as u8]);
+        }
+        buffer
+    }
+
+    fn frame(seq: u16) -> Playout {
+        Playout::Frame(vec![seq as u8])
+    }
+
+    #[test]
+    fn holds_back_then_plays_in_order_despite_reordering() {
+        let mut buffer = JitterBuffer::new(20);
+        buffer.push(11, 220.0, 0.0, &[11]);
+        assert_eq!(buffer.pop(), Playout::Silence, "one frame is not enough to start");
+        buffer.push(10, 200.0, 1.0, &[10]);
+        assert_eq!(buffer.pop(), frame(10));
+        assert_eq!(buffer.pop(), frame(11));
+    }
+
+    #[test]
+    fn a_gap_is_concealed_with_the_next_frame_for_fec() {
+        let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0), (4, 80.0), (5, 100.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
+        assert_eq!(buffer.pop(), Playout::Lost { next: Some(vec![4]) });
+        assert_eq!(buffer.pop(), frame(4));
+        assert_eq!(buffer.stats().concealed, 1);
+        // 3 arrives after its slot passed: late, dropped.
+        buffer.push(3, 60.0, 130.0, &[3]);
+        assert_eq!(buffer.stats().late, 1);
+        assert_eq!(buffer.pop(), frame(5));
+    }
+
+    #[test]
+    fn a_stall_stretches_playout_and_then_rebuffers() {
+        let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
+        // The network stalls: conceal without skipping, so frame 3 still plays when it comes.
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        buffer.push(3, 60.0, 100.0, &[3]);
+        assert_eq!(buffer.pop(), frame(3));
+        for _ in 0..MAX_UNDERRUN {
+            assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        }
+        assert_eq!(buffer.pop(), Playout::Silence, "a long silence stops playout until it refills");
+    }
+
+    #[test]
+    fn scattered_arrivals_raise_the_target_and_excess_delay_is_dropped() {
+        let mut buffer = JitterBuffer::new(20);
+        // Arrival times wobble by ±40 ms around the media clock.
+        for seq in 0..200u16 {
+            let wobble = if seq % 2 == 0 { 40.0 } else { -40.0 };
+            buffer.push(seq, f64::from(seq) * 20.0, f64::from(seq) * 20.0 + wobble, &[0]);
+            let _ = buffer.pop();
+        }
+        let stats = buffer.stats();
+        assert!(stats.jitter_ms > 40.0, "jitter estimate {}", stats.jitter_ms);
+        assert!(stats.target_frames >= 5, "target {}", stats.target_frames);
+        // A burst of 20 frames at once: the buffer trims itself back towards the target.
+        let mut buffer = JitterBuffer::new(20);
+        for seq in 0..20u16 {
+            buffer.push(seq, f64::from(seq) * 20.0, 0.0, &[seq as u8]);
+        }
+        let _ = buffer.pop();
+        assert!(buffer.stats().dropped > 0);
+        assert!(buffer.packets.len() <= buffer.stats().target_frames + SLACK);
+    }
+
+    #[test]
+    fn sequence_wrap_and_stream_restart() {
+        let mut buffer = buffer_with(&[(65534, 0.0), (65535, 20.0), (0, 40.0), (1, 60.0)]);
+        assert_eq!(buffer.pop(), Playout::Frame(vec![254]));
+        assert_eq!(buffer.pop(), Playout::Frame(vec![255]));
+        assert_eq!(buffer.pop(), frame(0));
+        // The far end restarts at a random sequence number: a new stream, not 30000 lost frames.
+        buffer.push(30000, 0.0, 100.0, &[7]);
+        buffer.push(30001, 20.0, 120.0, &[8]);
+        assert_eq!(buffer.pop(), Playout::Frame(vec![7]));
+        assert_eq!(buffer.stats().concealed, 0);
+        // ... or at a lower one: still a new stream, not thousands of late packets.
+        buffer.push(500, 0.0, 200.0, &[9]);
+        buffer.push(501, 20.0, 220.0, &[10]);
+        assert_eq!(buffer.pop(), Playout::Frame(vec![9]));
+        assert_eq!(buffer.stats().late, 0);
+    }
+}
