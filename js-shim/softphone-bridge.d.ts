@@ -123,6 +123,23 @@ declare namespace SoftphoneBridge {
     state: 'dialing' | 'ringing' | 'active' | 'held';
     remote: string;
     muted: boolean;
+    /** The far end put the call on hold. */
+    remoteHold: boolean;
+    /** RTP/RTCP statistics, once media flows; refreshed every RTCP report. */
+    quality?: CallQuality;
+  }
+  interface CallQuality {
+    codec: string;
+    srtp: boolean;
+    packetsSent: number;
+    packetsReceived: number;
+    packetsLost: number;
+    jitterMs: number;
+    concealedFrames: number;
+    jitterBufferMs: number;
+    remotePacketsLost: number | null;
+    remoteJitterMs: number | null;
+    roundTripMs: number | null;
   }
   interface Snapshot {
     line: LineInfo;
@@ -193,6 +210,15 @@ declare namespace SoftphoneBridge {
     notes: string | null;
     callType: 'inbound' | 'outbound';
   }
+  interface CallHoldChanged {
+    conversationId: string;
+    held: boolean;
+    by: 'agent' | 'remote';
+  }
+  interface DtmfReceived {
+    conversationId: string;
+    digit: string;
+  }
   interface CallNotesSubmitted {
     partnerId: string | null;
     conversationId: string;
@@ -214,6 +240,8 @@ declare namespace SoftphoneBridge {
     callRejected: CallRejected;
     callEnded: CallEnded;
     callNotesSubmitted: CallNotesSubmitted;
+    callHoldChanged: CallHoldChanged;
+    dtmfReceived: DtmfReceived;
   }
   type EventName = keyof EventPayloads;
 
@@ -272,9 +300,9 @@ declare namespace SoftphoneBridge {
     answer(params?: CallRefParams): Promise<{ conversationId: string }>;
     reject(params?: CallRefParams): Promise<{ conversationId: string }>;
     hangup(params?: CallRefParams): Promise<{ conversationId: string }>;
-    /** Rejects with `not_supported` until hold lands. */
-    hold(params?: CallRefParams): Promise<Record<string, unknown>>;
-    unhold(params?: CallRefParams): Promise<Record<string, unknown>>;
+    /** Resolves once the re-INVITE is sent; `callHoldChanged` follows when the far end agrees. */
+    hold(params?: CallRefParams): Promise<{ conversationId: string; held: boolean }>;
+    unhold(params?: CallRefParams): Promise<{ conversationId: string; held: boolean }>;
     mute(params?: CallRefParams): Promise<{ conversationId: string; muted: boolean }>;
     unmute(params?: CallRefParams): Promise<{ conversationId: string; muted: boolean }>;
     dtmf(params: DtmfParams): Promise<{ conversationId: string }>;

@@ -2,88 +2,16 @@
 //! side plays its own tone; each side's recording must contain the other's tone (frequency and
 //! level), for PCMU and PCMA, in both directions.
 
+mod call_lab;
 mod common;
 mod lab;
 
 use std::time::Duration;
 
+use call_lab::{AGENT_HZ, FAR_HZ, HEARD_SECONDS, Lab, lab};
 use common::{CRM, Daemon, eventually};
-use lab::{Baresip, Kamailio, analyse, read_wav, write_tone};
+use lab::{Baresip, Kamailio, write_tone};
 use serde_json::json;
-
-/// The agent's microphone tone and the far end's.
-const AGENT_HZ: f64 = 1000.0;
-const FAR_HZ: f64 = 441.0;
-/// Enough audio to judge: wait until the agent has heard this much.
-const HEARD_SECONDS: f64 = 3.0;
-
-struct Lab {
-    kamailio: Kamailio,
-    baresip: Baresip,
-    daemon: Daemon,
-    dir: tempfile::TempDir,
-    /// The agent's recording rate (the codec's clock rate).
-    rate: u32,
-}
-
-/// `codec` is baresip's name for it (`PCMU`, `PCMA`, `opus/48000/2`).
-fn lab(codec: &str) -> Lab {
-    // baresip 1.0 (libre) answers MD5 challenges only.
-    let kamailio = Kamailio::start("MD5");
-    let baresip = Baresip::start(&kamailio, "1002", FAR_HZ, codec);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tone = dir.path().join("agent.wav");
-    write_tone(&tone, 48000, AGENT_HZ, 0.5, 10.0);
-    let heard = dir.path().join("heard.wav");
-    let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
-         [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
-        kamailio.port,
-        codec.split('/').next().unwrap_or(codec).to_ascii_lowercase(),
-        tone.display(),
-        heard.display()
-    ));
-    let rate = if codec.starts_with("opus") { 48000 } else { 8000 };
-    Lab { kamailio, baresip, daemon, dir, rate }
-}
-
-impl Lab {
-    fn heard_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("heard.wav")
-    }
-
-    /// Waits until the agent's recording holds `HEARD_SECONDS` of audio (it grows while the call runs).
-    fn wait_for_audio(&self) {
-        let bytes = (HEARD_SECONDS * f64::from(self.rate) * 2.0) as u64 + 44;
-        eventually("audio from the far end", Duration::from_secs(20), || {
-            (std::fs::metadata(self.heard_path()).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(())
-        });
-    }
-
-    /// baresip calls the agent; returns the conversation id and the `incomingCall` payload.
-    async fn call_the_agent(&self, page: &mut common::Client) -> (String, serde_json::Value) {
-        self.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", self.kamailio.port));
-        let incoming = page.event("incomingCall").await["payload"].clone();
-        let id = incoming["conversationId"].as_str().expect("conversationId").to_owned();
-        (id, incoming)
-    }
-
-    /// Both recordings contain the other side's tone, clearly and at a sane level.
-    fn assert_tones_both_ways(&self) {
-        let (rate, heard) = read_wav(&self.heard_path()).expect("the agent's recording");
-        let agent = analyse(rate, &heard, &[FAR_HZ, AGENT_HZ, 1500.0]);
-        assert_eq!(agent.peaks[0].0, FAR_HZ, "the agent hears the far end's tone: {agent:?}");
-        assert!(agent.peaks[0].1 > 0.8, "and little else: {agent:?}");
-        assert!(agent.level_dbfs > -15.0 && agent.level_dbfs < -3.0, "at about the sent level (-9 dBFS): {agent:?}");
-        assert!(agent.seconds >= HEARD_SECONDS, "{agent:?}");
-
-        let (rate, far) = eventually("baresip's recording", Duration::from_secs(10), || self.baresip.recording());
-        let far = analyse(rate, &far, &[AGENT_HZ, FAR_HZ, 1500.0]);
-        assert_eq!(far.peaks[0].0, AGENT_HZ, "the far end hears the agent's tone: {far:?}");
-        assert!(far.peaks[0].1 > 0.8, "and little else: {far:?}");
-        assert!(far.level_dbfs > -15.0 && far.level_dbfs < -3.0, "{far:?}");
-    }
-}
 
 async fn outbound(codec: &str) {
     let lab = lab(codec);

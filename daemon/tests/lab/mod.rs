@@ -162,6 +162,11 @@ impl Baresip {
 
     /// `answermode`: `auto`, or `manual` to let calls ring until a `hangup` (486) or `accept`.
     pub fn start_with(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str, answermode: &str) -> Self {
+        Self::start_with_params(kamailio, user, tone_hz, codec, answermode, "")
+    }
+
+    /// `params`: more account parameters, such as `;mediaenc=srtp-mand`.
+    pub fn start_with_params(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str, answermode: &str, params: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tone = dir.path().join("tone.wav");
         // Longer than any call: baresip hangs up when its source file ends. Its aufile source
@@ -182,7 +187,7 @@ impl Baresip {
         std::fs::write(conf.join("config"), config).expect("config");
         std::fs::write(
             conf.join("accounts"),
-            format!("<sip:{user}@127.0.0.1:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}\n", kamailio.port),
+            format!("<sip:{user}@127.0.0.1:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}{params}\n", kamailio.port),
         )
         .expect("accounts");
         let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");

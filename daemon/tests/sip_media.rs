@@ -1,0 +1,139 @@
+//! Media features against baresip through Kamailio: SDES-SRTP both ways, RTCP call quality,
+//! RFC 4733 DTMF both ways, hold and resume (ours and the far end's).
+
+mod call_lab;
+mod common;
+mod lab;
+
+use std::time::Duration;
+
+use call_lab::{AGENT_HZ, FAR_HZ, lab, lab_with};
+use common::{CRM, Client, eventually};
+use lab::{analyse, read_wav};
+use serde_json::{Value, json};
+
+async fn call_state(page: &mut Client) -> Value {
+    let (state, _) = page.request("get_state", Value::Null).await;
+    state["result"]["state"]["calls"][0].clone()
+}
+
+/// Polls the snapshot until `quality` has a round trip (the far end answered one of our SRs).
+async fn quality_with_round_trip(page: &mut Client) -> Value {
+    for _ in 0..60 {
+        let call = call_state(page).await;
+        if call["quality"]["roundTripMs"].is_number() {
+            return call["quality"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("no RTCP round trip after 15 s: {}", call_state(page).await);
+}
+
+/// `[media] srtp = "required"`: we offer RTP/SAVP; baresip (`srtp-mand`) accepts; the tones
+/// cross encrypted, and RTCP (SRTCP) reports come back with a round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_call_carries_audio_both_ways_and_rtcp_reports_quality() {
+    let lab = lab_with("PCMU", ";mediaenc=srtp-mand", "srtp = \"required\"");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+    let quality = quality_with_round_trip(&mut page).await;
+    assert_eq!((quality["codec"].as_str(), quality["srtp"].as_bool()), (Some("PCMU"), Some(true)), "{quality}");
+    assert!(quality["packetsReceived"].as_u64().unwrap_or(0) > 100, "{quality}");
+    assert_eq!(quality["packetsLost"], 0, "loopback loses nothing: {quality}");
+    assert_eq!(quality["remotePacketsLost"], 0, "baresip's report about our stream: {quality}");
+    let rtt = quality["roundTripMs"].as_f64().unwrap_or(f64::MAX);
+    assert!((0.0..50.0).contains(&rtt), "round trip on loopback: {quality}");
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    lab.assert_tones_both_ways();
+    assert!(lab.daemon.log().contains("srtp=true"), "media started with SRTP");
+}
+
+/// baresip calls us offering RTP/SAVP; the default policy (`optional`) answers with SRTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srtp_offer_is_answered_with_srtp() {
+    let lab = lab_with("PCMA", ";mediaenc=srtp-mand", "");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    lab.assert_tones_both_ways();
+    assert!(lab.daemon.log().contains("srtp=true"), "media started with SRTP");
+}
+
+/// With `srtp = "off"`, an RTP/SAVP offer is refused with 488 rather than answered in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srtp_offer_is_refused_when_srtp_is_off() {
+    let lab = lab_with("PCMU", ";mediaenc=srtp-mand", "srtp = \"off\"");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    page.request("answer", json!({"conversationId": id})).await;
+    let rejected = page.event("callRejected").await;
+    assert_eq!(rejected["payload"]["conversationId"], id.as_str());
+    assert!(lab.daemon.log().contains("requires SRTP"), "the log says why");
+}
+
+/// DTMF both ways (RFC 4733), our hold and resume (re-INVITE sendonly/sendrecv, confirmed by
+/// baresip), then baresip's hold and resume of us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_both_ways_and_hold_both_ways() {
+    let lab = lab("PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+
+    lab.baresip.command("sndcode", "7");
+    let dtmf = page.event("dtmfReceived").await;
+    assert_eq!((dtmf["payload"]["conversationId"].as_str(), dtmf["payload"]["digit"].as_str()), (Some(id.as_str()), Some("7")));
+    page.request("dtmf", json!({"digits": "5#"})).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(lab.baresip.log().contains("received event: '5' (end=1)") && lab.baresip.log().contains("received event: '#' (end=1)")) {
+        assert!(std::time::Instant::now() < deadline, "baresip did not log our DTMF:\n{}", lab.baresip.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (reply, _) = page.request("hold", json!({"conversationId": id})).await;
+    assert_eq!(reply["result"]["held"], true, "{reply}");
+    let held = page.event("callHoldChanged").await;
+    assert_eq!((held["payload"]["held"].as_bool(), held["payload"]["by"].as_str()), (Some(true), Some("agent")));
+    assert_eq!(call_state(&mut page).await["state"], "held");
+    let held_for = Duration::from_secs(2);
+    tokio::time::sleep(held_for).await;
+    page.request("unhold", json!({})).await;
+    let resumed = page.event("callHoldChanged").await;
+    assert_eq!(resumed["payload"]["held"], false);
+    assert_eq!(call_state(&mut page).await["state"], "active");
+
+    lab.baresip.command("hold", "");
+    let remote = page.event("callHoldChanged").await;
+    assert_eq!((remote["payload"]["held"].as_bool(), remote["payload"]["by"].as_str()), (Some(true), Some("remote")));
+    assert_eq!(call_state(&mut page).await["remoteHold"], true);
+    lab.baresip.command("resume", "");
+    let remote = page.event("callHoldChanged").await;
+    assert_eq!((remote["payload"]["held"].as_bool(), remote["payload"]["by"].as_str()), (Some(false), Some("remote")));
+    // Audio flows again after both holds: a second of tone reaches the agent.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+
+    let (rate, heard) = read_wav(&lab.heard_path()).expect("the agent's recording");
+    let tail = &heard[heard.len().saturating_sub(rate as usize)..];
+    let report = analyse(rate, tail, &[FAR_HZ, AGENT_HZ, 1500.0]);
+    assert_eq!(report.peaks[0].0, FAR_HZ, "the far end's tone after resume: {report:?}");
+    // While we held, we sent nothing: baresip decoded about `held_for` less audio than the agent heard.
+    let (far_rate, far) = eventually("baresip's recording", Duration::from_secs(10), || lab.baresip.recording());
+    let (agent_s, far_s) = (heard.len() as f64 / f64::from(rate), far.len() as f64 / f64::from(far_rate));
+    assert!(far_s < agent_s - 1.0, "agent heard {agent_s:.1} s, baresip {far_s:.1} s: our hold stopped our audio");
+}
