@@ -69,6 +69,27 @@ async fn an_srtp_offer_is_answered_with_srtp() {
     assert!(lab.daemon.log().contains("srtp=true"), "media started with SRTP");
 }
 
+/// An incoming call rings the ringer (here the file backend's `ringer_file`) until answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incoming_call_rings_until_answered() {
+    let lab = lab("PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    let ringer = lab.dir.path().join("ringer.wav");
+    // Let it ring for a second and a half (the file grows 8000 samples a second).
+    eventually("the ringer to ring", Duration::from_secs(10), || (std::fs::metadata(&ringer).map(|m| m.len()).unwrap_or(0) > 24_000).then_some(()));
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    let (rate, ring) = eventually("the ringer to stop", Duration::from_secs(5), || read_wav(&ringer).filter(|(_, s)| !s.is_empty()));
+    let report = analyse(rate, &ring, &[440.0, 480.0, 1000.0]);
+    assert!(report.peaks[0].1 + report.peaks[1].1 > 0.9, "440 + 480 Hz ring: {report:?}");
+    assert!(report.peaks[2].1 < 0.05, "{report:?}");
+    let len = ring.len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(read_wav(&ringer).map(|(_, s)| s.len()), Some(len), "no more ringing once answered");
+}
+
 /// With `srtp = "off"`, an RTP/SAVP offer is refused with 488 rather than answered in the clear.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srtp_offer_is_refused_when_srtp_is_off() {

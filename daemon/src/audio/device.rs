@@ -2,9 +2,8 @@
 //!
 //! cpal streams are not `Send` on every platform, so they live on their own thread. The data
 //! callbacks and the call's media task meet in two small buffers (at most 200 ms each, so
-//! latency cannot pile up). Rates are converted simply: the microphone is decimated by taking
-//! the nearest sample (no low-pass filter, so some aliasing), playback is interpolated linearly.
-//! A band-limited resampler (rubato) is the planned upgrade.
+//! latency cannot pile up). Rates are converted between the device's and the codec's with a
+//! band-limited resampler ([`super::resample`]).
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -13,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, Sample, SizedSample};
 
+use super::resample::StreamResampler;
 use super::{AudioError, AudioSink, AudioSource, CallAudio};
 use crate::config::AudioConfig;
 
@@ -67,9 +67,51 @@ pub fn open(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
     let (input_rate, output_rate) = ready_rx.recv().map_err(|e| AudioError::Device(e.to_string()))??;
     let stop = Arc::new(stop_tx);
     Ok(CallAudio {
-        source: Box::new(DeviceSource { buffer: capture, device_rate: input_rate, rate, _stop: Arc::clone(&stop) }),
-        sink: Box::new(DeviceSink { buffer: playback, device_rate: output_rate, rate, _stop: stop }),
+        source: Box::new(DeviceSource { buffer: capture, resampler: StreamResampler::new(input_rate, rate)?, captured: Vec::new(), _stop: Arc::clone(&stop) }),
+        sink: Box::new(DeviceSink { buffer: playback, resampler: StreamResampler::new(rate, output_rate)?, device_rate: output_rate, scratch: Vec::new(), _stop: stop }),
     })
+}
+
+/// Opens an output device alone (the ringer): `name`, else the default output.
+pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, AudioError> {
+    let playback: Buffer = Arc::default();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let name = name.map(str::to_owned);
+    let buffer = Arc::clone(&playback);
+    std::thread::Builder::new()
+        .name("ringer".into())
+        .spawn(move || {
+            let opened = (|| {
+                let host = cpal::default_host();
+                let device = match &name {
+                    Some(name) => find(host.output_devices(), name).ok_or_else(|| AudioError::Device(format!("no output device named {name:?}")))?,
+                    None => host.default_output_device().ok_or_else(|| AudioError::Device("no default output device".into()))?,
+                };
+                let config = device.default_output_config().map_err(|e| AudioError::Device(e.to_string()))?;
+                let stream = match config.sample_format() {
+                    cpal::SampleFormat::F32 => playback_stream::<f32>(&device, &config.config(), buffer),
+                    cpal::SampleFormat::I16 => playback_stream::<i16>(&device, &config.config(), buffer),
+                    cpal::SampleFormat::I32 => playback_stream::<i32>(&device, &config.config(), buffer),
+                    other => return Err(AudioError::Device(format!("unsupported output sample format {other:?}"))),
+                }?;
+                stream.play().map_err(|e| AudioError::Device(e.to_string()))?;
+                Ok((stream, config.sample_rate()))
+            })();
+            match opened {
+                Ok((stream, device_rate)) => {
+                    let _ = ready_tx.send(Ok(device_rate));
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| AudioError::Device(e.to_string()))?;
+    let device_rate = ready_rx.recv().map_err(|e| AudioError::Device(e.to_string()))??;
+    Ok(Box::new(DeviceSink { buffer: playback, resampler: StreamResampler::new(rate, device_rate)?, device_rate, scratch: Vec::new(), _stop: Arc::new(stop_tx) }))
 }
 
 fn find(devices: Result<impl Iterator<Item = cpal::Device>, cpal::Error>, name: &str) -> Option<cpal::Device> {
@@ -159,25 +201,25 @@ where
 
 struct DeviceSource {
     buffer: Buffer,
-    device_rate: u32,
-    rate: u32,
+    resampler: StreamResampler,
+    captured: Vec<f32>,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
 impl AudioSource for DeviceSource {
     fn read(&mut self, frame: &mut [i16]) {
-        let needed = (frame.len() as u64 * u64::from(self.device_rate) / u64::from(self.rate.max(1))) as usize;
-        let captured: Vec<f32> = match self.buffer.lock() {
-            Ok(mut buffer) => {
-                let take = needed.min(buffer.len());
-                buffer.drain(..take).collect()
-            }
-            Err(_) => Vec::new(),
-        };
+        self.captured.clear();
+        if let Ok(mut buffer) = self.buffer.lock() {
+            self.captured.extend(buffer.drain(..));
+        }
+        self.resampler.push(&self.captured);
+        // Keep at most a few frames converted: a device that delivers faster than we send must
+        // not build latency.
+        self.resampler.trim(frame.len() * 3);
+        let mut converted = vec![0.0; frame.len()];
         // Too little captured (start-up, a slow device): the rest of the frame is silence.
-        for (i, sample) in frame.iter_mut().enumerate() {
-            let position = i as f64 * f64::from(self.device_rate) / f64::from(self.rate.max(1));
-            let value = captured.get(position as usize).copied().unwrap_or(0.0);
+        let got = self.resampler.pull(&mut converted);
+        for (sample, value) in frame.iter_mut().zip(converted[..got].iter().chain(std::iter::repeat(&0.0))) {
             *sample = (value.clamp(-1.0, 1.0) * 32767.0) as i16;
         }
     }
@@ -185,28 +227,22 @@ impl AudioSource for DeviceSource {
 
 struct DeviceSink {
     buffer: Buffer,
+    resampler: StreamResampler,
     device_rate: u32,
-    rate: u32,
+    scratch: Vec<f32>,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
 impl AudioSink for DeviceSink {
     fn write(&mut self, samples: &[i16]) {
-        if samples.is_empty() {
-            return;
-        }
-        let out_len = samples.len() * self.device_rate as usize / self.rate.max(1) as usize;
-        let step = f64::from(self.rate) / f64::from(self.device_rate.max(1));
+        self.scratch.clear();
+        self.scratch.extend(samples.iter().map(|s| f32::from(*s) / 32768.0));
+        self.resampler.push(&self.scratch);
+        self.scratch.resize(self.resampler.available(), 0.0);
+        let n = self.resampler.pull(&mut self.scratch);
         let limit = (self.device_rate as f32 * MAX_BUFFER_SECONDS) as usize;
         let Ok(mut buffer) = self.buffer.lock() else { return };
-        for i in 0..out_len {
-            let position = i as f64 * step;
-            let index = position as usize;
-            let fraction = (position - index as f64) as f32;
-            let a = f32::from(samples[index.min(samples.len() - 1)]) / 32768.0;
-            let b = f32::from(samples[(index + 1).min(samples.len() - 1)]) / 32768.0;
-            buffer.push_back(a + (b - a) * fraction);
-        }
+        buffer.extend(&self.scratch[..n]);
         let excess = buffer.len().saturating_sub(limit);
         buffer.drain(..excess);
     }

@@ -7,7 +7,10 @@
 
 #[cfg(feature = "devices")]
 pub mod device;
+#[cfg(feature = "devices")]
+mod resample;
 mod file;
+pub mod ringer;
 
 pub use file::{WavSink, WavSource};
 

@@ -2,7 +2,7 @@
 //! ([`CallMedia`]). Connects and reconnects with back-off, sends keepalives, and turns bytes,
 //! media reports and timers into line events. The phone task polls it in its one loop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::pending;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 use super::call_media::CallMedia;
 use super::transport::{Inbound, Transport, TransportError};
 use super::{LineCommand, LineConfig, LineEvent, OsEntropy, SipEvent, SipLine};
+use crate::audio::ringer::Ringer;
 use crate::config::{AudioConfig, SrtpPolicy};
 use crate::media::codec::AudioCodec;
-use crate::media::session::MediaReport;
+use crate::media::session::{MediaReport, ReportReceiver, ReportSender};
 
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(25);
 const FIRST_RECONNECT: Duration = Duration::from_secs(1);
@@ -64,8 +65,11 @@ pub struct LineRuntime {
     keepalive_at: Option<Instant>,
     stopping: bool,
     media: HashMap<String, CallMedia>,
+    /// Incoming calls still ringing, and the ring tone while there are any.
+    ringing: HashSet<String>,
+    ringer: Option<Ringer>,
     /// Media tasks report DTMF and statistics here.
-    reports: (mpsc::UnboundedSender<(String, MediaReport)>, mpsc::UnboundedReceiver<(String, MediaReport)>),
+    reports: (ReportSender, ReportReceiver),
     events: VecDeque<LineEvent>,
 }
 
@@ -88,6 +92,8 @@ impl LineRuntime {
             keepalive_at: None,
             stopping: false,
             media: HashMap::new(),
+            ringing: HashSet::new(),
+            ringer: None,
             reports: mpsc::unbounded_channel(),
             events: VecDeque::new(),
         }
@@ -292,10 +298,24 @@ impl LineRuntime {
                     }
                 }
                 SipEvent::Line(LineEvent::CallEnded { conversation, reason }) => {
+                    self.stop_ringing(&conversation).await;
                     if let Some(media) = self.media.remove(&conversation) {
                         media.stop().await;
                     }
                     self.events.push_back(LineEvent::CallEnded { conversation, reason });
+                }
+                SipEvent::Line(event @ LineEvent::CallIncoming { .. }) => {
+                    if let LineEvent::CallIncoming { conversation, .. } = &event {
+                        self.ringing.insert(conversation.clone());
+                        if self.ringer.is_none() {
+                            self.ringer = Ringer::start(&self.media_settings.audio);
+                        }
+                    }
+                    self.events.push_back(event);
+                }
+                SipEvent::Line(LineEvent::CallEstablished { conversation }) => {
+                    self.stop_ringing(&conversation).await;
+                    self.events.push_back(LineEvent::CallEstablished { conversation });
                 }
                 SipEvent::Line(LineEvent::Unregistered) if self.stopping => {
                     self.events.push_back(LineEvent::Unregistered);
@@ -303,6 +323,16 @@ impl LineRuntime {
                 }
                 SipEvent::Line(event) => self.events.push_back(event),
             }
+        }
+    }
+
+    /// This call no longer rings; the ring tone stops with the last ringing call.
+    async fn stop_ringing(&mut self, conversation: &str) {
+        self.ringing.remove(conversation);
+        if self.ringing.is_empty()
+            && let Some(ringer) = self.ringer.take()
+        {
+            ringer.stop().await;
         }
     }
 
@@ -342,6 +372,9 @@ impl LineRuntime {
         // Every call the line held ends with it, ringing or up; their media stops with the task.
         let calls = self.sip.take().map(|sip| sip.conversations()).unwrap_or_default();
         self.media.clear();
+        // Dropping the ringer stops it (its task sees the stop channel close).
+        self.ringing.clear();
+        self.ringer = None;
         for conversation in calls {
             let reason = EndReason::Failed { reason: format!("the line dropped: {error}") };
             self.events.push_back(LineEvent::CallEnded { conversation, reason });

@@ -38,6 +38,7 @@ pub struct MediaParams {
 
 /// Where a media task sends its reports: (conversation, report).
 pub type ReportSender = mpsc::UnboundedSender<(String, MediaReport)>;
+pub type ReportReceiver = mpsc::UnboundedReceiver<(String, MediaReport)>;
 
 /// Which ways audio flows: both, one (hold), or neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +139,8 @@ struct Sender {
 
 async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Box<dyn AudioSink>, mut controls: Controls) {
     let MediaParams { socket, rtcp_socket, mut remote, mut remote_rtcp, codec, payload_type, telephone_event: event_pt, mut srtp, cname, conversation } = params;
-    let report = |r: MediaReport| controls.reports.send((conversation.clone(), r));
+    // A closed channel only means the line is gone; the call ends with it.
+    let report = |r: MediaReport| drop(controls.reports.send((conversation.clone(), r)));
     let mut state = match CodecState::new(codec) {
         Ok(state) => state,
         Err(e) => {
@@ -188,7 +190,7 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
                     let _ = socket.send_to(&bytes, remote_rtcp).await;
                 }
                 fill_stats(&mut stats, &sender, &reception, &jitter, codec);
-                let _ = report(MediaReport::Stats(stats.clone()));
+                report(MediaReport::Stats(stats.clone()));
             }
             _ = tick.tick() => {
                 let flow = *controls.flow.borrow();
@@ -255,7 +257,7 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
                 if Some(packet.payload_type) == event_pt {
                     if let Some(digit) = dtmf_in.on_packet(packet.timestamp, packet.payload) {
                         tracing::info!("DTMF received");
-                        let _ = report(MediaReport::Dtmf(digit));
+                        report(MediaReport::Dtmf(digit));
                     }
                     continue;
                 }
@@ -283,7 +285,7 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
         }
     }
     fill_stats(&mut stats, &sender, &reception, &jitter, codec);
-    let _ = report(MediaReport::Stats(stats));
+    report(MediaReport::Stats(stats));
     sink.finish();
 }
 

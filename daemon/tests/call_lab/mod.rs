@@ -37,11 +37,12 @@ pub fn lab_with(codec: &str, baresip_params: &str, media: &str) -> Lab {
     let heard = dir.path().join("heard.wav");
     let daemon = Daemon::start(&format!(
         "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
-         [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n{media}\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+         [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n{media}\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\nringer_file = \"{}\"\n",
         kamailio.port,
         codec.split('/').next().unwrap_or(codec).to_ascii_lowercase(),
         tone.display(),
-        heard.display()
+        heard.display(),
+        dir.path().join("ringer.wav").display()
     ));
     let rate = if codec.starts_with("opus") { 48000 } else { 8000 };
     Lab { kamailio, baresip, daemon, dir, rate }

@@ -1,0 +1,140 @@
+//! Sample-rate conversion between an audio device and a codec (e.g. 48 kHz ↔ 8 kHz), band-limited
+//! with rubato's FFT resampler so the microphone does not alias into the narrowband call. A
+//! stream interface: push any number of samples in, pull what is ready.
+
+use std::collections::VecDeque;
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler as _};
+
+use super::AudioError;
+
+pub struct StreamResampler {
+    /// None when the rates are equal.
+    fft: Option<Fft<f32>>,
+    pending: Vec<f32>,
+    ready: VecDeque<f32>,
+    scratch: Vec<f32>,
+}
+
+impl StreamResampler {
+    pub fn new(from: u32, to: u32) -> Result<Self, AudioError> {
+        let fft = if from == to {
+            None
+        } else {
+            // 20 ms chunks of input: the call's frame size, so latency stays one frame.
+            let chunk = (from / 50).max(1) as usize;
+            let fft = Fft::<f32>::new(from as usize, to as usize, chunk, 1, FixedSync::Input)
+                .map_err(|e| AudioError::Device(format!("resampler {from} → {to} Hz: {e}")))?;
+            Some(fft)
+        };
+        let scratch = vec![0.0; fft.as_ref().map_or(0, |f| f.output_frames_max())];
+        Ok(Self { fft, pending: Vec::new(), ready: VecDeque::new(), scratch })
+    }
+
+    pub fn push(&mut self, samples: &[f32]) {
+        let Some(fft) = &mut self.fft else {
+            self.ready.extend(samples);
+            return;
+        };
+        self.pending.extend_from_slice(samples);
+        loop {
+            let needed = fft.input_frames_next();
+            if self.pending.len() < needed {
+                break;
+            }
+            let capacity = self.scratch.len();
+            let (Ok(input), Ok(mut output)) = (InterleavedSlice::new(&self.pending[..needed], 1, needed), InterleavedSlice::new_mut(&mut self.scratch, 1, capacity)) else {
+                break;
+            };
+            match fft.process_into_buffer(&input, &mut output, None) {
+                Ok((_, written)) => self.ready.extend(&self.scratch[..written]),
+                Err(e) => tracing::debug!("resampler: {e}"),
+            }
+            self.pending.drain(..needed);
+        }
+    }
+
+    pub fn available(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Fills `out` from what is ready; returns how many samples that was.
+    pub fn pull(&mut self, out: &mut [f32]) -> usize {
+        let n = out.len().min(self.ready.len());
+        for (slot, sample) in out.iter_mut().zip(self.ready.drain(..n)) {
+            *slot = sample;
+        }
+        n
+    }
+
+    /// Drops what is ready beyond `keep` samples (the device fell behind).
+    pub fn trim(&mut self, keep: usize) {
+        let excess = self.ready.len().saturating_sub(keep);
+        self.ready.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(rate: u32, hz: f32, seconds: f32) -> Vec<f32> {
+        (0..(rate as f32 * seconds) as usize).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * hz / rate as f32).sin() * 0.5).collect()
+    }
+
+    /// Goertzel power of `hz` in `samples`, normalised to the signal's length.
+    fn power(samples: &[f32], rate: u32, hz: f32) -> f32 {
+        let w = 2.0 * std::f32::consts::PI * hz / rate as f32;
+        let (mut s1, mut s2) = (0.0f32, 0.0f32);
+        for x in samples {
+            let s = x + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (samples.len() as f32).powi(2)
+    }
+
+    fn resample(from: u32, to: u32, input: &[f32]) -> Vec<f32> {
+        let mut resampler = StreamResampler::new(from, to).expect("resampler");
+        // Pushed in uneven pieces, as a device callback delivers them.
+        for piece in input.chunks(441) {
+            resampler.push(piece);
+        }
+        let mut out = vec![0.0; resampler.available()];
+        resampler.pull(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_tone_keeps_its_pitch_and_level_both_ways() {
+        let down = resample(48000, 8000, &tone(48000, 1000.0, 1.0));
+        assert!((7500..=8000).contains(&down.len()), "about one second out: {}", down.len());
+        let steady = &down[800..];
+        let level = power(steady, 8000, 1000.0);
+        assert!(level > 0.05, "1 kHz survives: {level}");
+        let up = resample(8000, 48000, &tone(8000, 1000.0, 1.0));
+        assert!((45000..=48000).contains(&up.len()), "{}", up.len());
+        let steady = &up[4800..];
+        let wanted = power(steady, 48000, 1000.0);
+        // Naive upsampling leaves an image at 8000 - 1000 Hz; a band-limited one does not.
+        let image = power(steady, 48000, 7000.0);
+        assert!(wanted > 0.05 && image < wanted / 1000.0, "tone {wanted}, image {image}");
+    }
+
+    #[test]
+    fn content_above_the_new_nyquist_is_filtered_not_aliased() {
+        // 5 kHz at 48 kHz would alias to 3 kHz at 8 kHz if decimated naively.
+        let down = resample(48000, 8000, &tone(48000, 5000.0, 1.0));
+        let steady = &down[800..];
+        let alias = power(steady, 8000, 3000.0);
+        let reference = power(&resample(48000, 8000, &tone(48000, 1000.0, 1.0))[800..], 8000, 1000.0);
+        assert!(alias < reference / 1000.0, "alias {alias} vs tone {reference}");
+    }
+
+    #[test]
+    fn equal_rates_pass_through() {
+        let input = tone(8000, 440.0, 0.1);
+        assert_eq!(resample(8000, 8000, &input), input);
+    }
+}
