@@ -1,6 +1,7 @@
 //! Scripted flows with sipp playing the PBX: an incoming call with the contract's SIP headers,
 //! malformed and oversized messages in the middle of it (the call must survive), a hold
-//! re-INVITE, and BYE.
+//! re-INVITE, and BYE; a 401 challenge whose answer sipp verifies, a retransmitted INVITE and a
+//! REGISTER flood during a call; a 407 on our INVITE.
 
 mod common;
 mod lab;
@@ -11,26 +12,70 @@ use std::time::Duration;
 use common::{CRM, Daemon, eventually};
 use serde_json::json;
 
+/// sipp running `scenario` (from tests/lab, with `@KEY@` replaced) as a UAS on a free port.
+struct Sipp {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sipp {
+    /// `calls`: how many sipp calls (distinct Call-IDs) the scenario takes before sipp exits.
+    fn start(scenario: &str, calls: u32, replacements: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = std::fs::read_to_string(format!("{}/../tests/lab/{scenario}", env!("CARGO_MANIFEST_DIR"))).expect("scenario");
+        for (key, value) in replacements {
+            text = text.replace(key, value);
+        }
+        let path = dir.path().join(scenario);
+        std::fs::write(&path, text).expect("write");
+        let port = lab::free_port();
+        let child = Command::new("sipp")
+            .args(["-sf"])
+            .arg(&path)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", &calls.to_string(), "-timeout", "60", "-nostdin", "-trace_err"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp (package sip-tester) is installed");
+        Self { child, port, dir }
+    }
+
+    fn daemon(&self) -> Daemon {
+        Daemon::start(&format!(
+            "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n[log]\nlevel = \"debug\"\n",
+            self.port
+        ))
+    }
+
+    /// sipp's error log (`-trace_err`), for failure messages.
+    fn errors(&self) -> String {
+        let entries = std::fs::read_dir(self.dir.path()).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+        entries.iter().filter(|p| p.to_string_lossy().ends_with("_errors.log")).map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
+    }
+
+    fn finished(&mut self) {
+        let status = eventually("sipp to finish", Duration::from_secs(30), || self.child.try_wait().ok().flatten());
+        assert!(status.success(), "sipp's scenario failed (exit {status:?}):\n{}", self.errors());
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("sipp errors:\n{}", self.errors());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/sipp-pbx.xml")).expect("scenario");
     // A ~60 KB header value in a malformed message: rejected by the parser, never fatal.
-    let scenario = dir.path().join("pbx.xml");
-    std::fs::write(&scenario, template.replace("@JUNK@", &"x".repeat(60_000))).expect("write");
-    let port = lab::free_port();
-    let mut sipp = Command::new("sipp")
-        .args(["-sf"])
-        .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-timeout", "60", "-nostdin"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp (package sip-tester) is installed");
-    let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"127.0.0.1:{port}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n"
-    ));
+    let mut sipp = Sipp::start("sipp-pbx.xml", 1, &[("@JUNK@", "x".repeat(60_000))]);
+    let daemon = sipp.daemon();
     let mut page = daemon.connect(CRM).await;
     let incoming = page.event("incomingCall").await;
     let payload = &incoming["payload"];
@@ -47,6 +92,59 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
     assert!(daemon.log().contains("dropped a malformed SIP message"), "the junk was seen and dropped");
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
     assert_eq!(state["result"]["state"]["line"]["state"], "registered", "the line is intact");
-    let status = eventually("sipp to finish", Duration::from_secs(20), || sipp.try_wait().ok().flatten());
-    assert!(status.success(), "sipp's scenario failed (exit {status:?}); see {}", dir.path().display());
+    sipp.finished();
+}
+
+/// 401 then 200 (sipp verifies our digest), an INVITE retransmitted (one call, 180 again), and
+/// 2000 REGISTERs of fresh Call-IDs during the call: each gets 405, the call and the API stay
+/// up, an in-dialog OPTIONS is still answered, and sipp's BYE ends the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmitted_invite_and_a_register_flood_leave_the_call_intact() {
+    let mut sipp = Sipp::start("sipp-flood.xml", 1, &[("@FLOOD@", "2000".into())]);
+    let mut daemon = sipp.daemon();
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let incoming = page.event("incomingCall").await;
+    let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    // Through the flood the API answers and the call is listed; the next call event is its end.
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(state["result"]["state"]["calls"][0]["conversationId"], id.as_str());
+    // sipp floods (a few seconds: it paces its sends), asks OPTIONS, and hangs up.
+    sipp.finished();
+    loop {
+        let message = page.next_message().await;
+        assert_ne!(message["event"], "incomingCall", "a retransmission is not a second call: {message}");
+        if message["event"] == "callEnded" {
+            assert_eq!(message["payload"]["conversationId"], id.as_str());
+            break;
+        }
+    }
+    let log = daemon.log();
+    assert!(log.matches("SIP in INVITE").count() >= 2, "the INVITE arrived twice");
+    // sipp resends its INVITE whenever it sees our (identical) 180 again, so they ping-pong
+    // until the page answers: several 180s, still one call.
+    assert!(log.matches("SIP out SIP/2.0 180").count() >= 2, "each copy got 180");
+    let floods = log.matches("SIP in REGISTER").count();
+    assert!(floods >= 1900, "the flood reached the line ({floods} logged)");
+    assert!(daemon.is_running(), "the daemon survived");
+}
+
+/// Our INVITE gets 407; the second carries Proxy-Authorization that sipp verifies; the call
+/// is answered, then we hang up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_407_on_our_invite_is_answered_with_credentials() {
+    let mut sipp = Sipp::start("sipp-proxy-auth.xml", 2, &[]);
+    let daemon = sipp.daemon();
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    let accepted = page.event("callAccepted").await;
+    assert_eq!(accepted["payload"]["conversationId"], id.as_str());
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    sipp.finished();
+    assert!(daemon.log().contains("SIP in 407"));
 }

@@ -98,6 +98,8 @@ impl LineConfig {
     }
 }
 
+const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+
 /// What the line reports to the phone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineEvent {
@@ -313,12 +315,21 @@ impl SipLine {
             }
             Method::Options => {
                 let mut response = Response::to_request(&request, 200, Some(&entropy.token()));
-                response.headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+                response.headers.push("Allow", ALLOWED_METHODS);
                 self.transmits.push_back(Message::Response(response).to_bytes());
             }
             Method::Ack => {}
             // An in-dialog request for a call we do not know (RFC 3261 §12.2.2).
-            _ => self.transmits.push_back(Message::Response(Response::to_request(&request, 481, Some(&entropy.token()))).to_bytes()),
+            _ if request.headers.to().is_some_and(|to| to.tag().is_some()) => {
+                self.transmits.push_back(Message::Response(Response::to_request(&request, 481, Some(&entropy.token()))).to_bytes());
+            }
+            // A phone is no registrar (REGISTER), nor does it take other new requests: 405 with
+            // what we do allow (§8.2.1).
+            _ => {
+                let mut response = Response::to_request(&request, 405, Some(&entropy.token()));
+                response.headers.push("Allow", ALLOWED_METHODS);
+                self.transmits.push_back(Message::Response(response).to_bytes());
+            }
         }
     }
 

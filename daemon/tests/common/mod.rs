@@ -214,11 +214,13 @@ impl Client {
 
     /// The payload of the next `registrationChanged` whose state is `state`.
     pub async fn registration(&mut self, state: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
         loop {
             let event = self.event("registrationChanged").await;
             if event["payload"]["state"] == state {
                 return event["payload"].clone();
             }
+            assert!(tokio::time::Instant::now() < deadline, "no registration `{state}` within {EVENT_DEADLINE:?}; last: {event}");
         }
     }
 
@@ -236,14 +238,20 @@ impl Client {
                 return message;
             }
         }
+        // Other events (a line failing over and over) must not keep us waiting forever.
+        let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
         loop {
             let message = self.next_message().await;
             if message["event"] == name {
                 return message;
             }
+            assert!(tokio::time::Instant::now() < deadline, "no `{name}` within {EVENT_DEADLINE:?}; last: {message}");
         }
     }
 }
+
+/// Longest wait for one named event while others keep arriving.
+const EVENT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Polls `check` until it holds, for at most `timeout`: waits on observable state, never a
 /// fixed sleep.
