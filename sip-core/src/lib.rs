@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod call;
+pub mod dns;
 pub mod message;
 pub mod registration;
 pub mod sdp;

@@ -41,7 +41,11 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
         Command::Certs { command } => certs_command(command, &data_dir),
         Command::Origins { command } => origins_command(command, &data_dir),
         Command::Config { command: ConfigCommand::Check { file } } => {
-            config::parse_file(&file)?;
+            let (config, _) = config::parse_file(&file)?;
+            // What only makes sense as a whole: the account's server, its DNS server.
+            if let Some(account) = &config.account {
+                crate::line::LineConfig::from_account(account).map_err(|e| CliError::Status(format!("{}: {e}", file.display())))?;
+            }
             println!("{}: ok", file.display());
             Ok(())
         }

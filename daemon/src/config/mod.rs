@@ -94,6 +94,8 @@ pub struct AccountConfig {
     pub expire_date: Option<String>,
     /// CA bundle to verify the SIP server's certificate (TLS, WSS) instead of the system roots.
     pub ca_file: Option<PathBuf>,
+    /// `ip:port` of a DNS server for SRV/A/AAAA lookups of `server`, instead of the system's.
+    pub dns_server: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

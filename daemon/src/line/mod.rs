@@ -5,6 +5,7 @@
 //! RTP media and audio) are the next step; until then call actions say so.
 
 mod call_media;
+mod resolve;
 pub mod runtime;
 pub mod transport;
 
@@ -30,6 +31,8 @@ pub enum LineConfigError {
     NoUsername,
     #[error("[account] server {0:?} is not host[:port]")]
     BadServer(String),
+    #[error("[account] dns_server {0:?} is not ip:port")]
+    BadDnsServer(String),
 }
 
 /// Where and how to register, resolved from `[account]`.
@@ -39,6 +42,10 @@ pub struct LineConfig {
     /// `host` part of the server, used as the SIP domain.
     pub domain: String,
     pub port: u16,
+    /// The port was given: no SRV lookup (RFC 3263 §4.2).
+    pub explicit_port: bool,
+    /// A DNS server to ask instead of the system's (SRV, A, AAAA).
+    pub dns_server: Option<SocketAddr>,
     pub username: String,
     pub password: crate::config::Secret,
     /// CA bundle for TLS instead of the system roots.
@@ -62,10 +69,16 @@ impl LineConfig {
         if uri.user.is_some() || !uri.params.is_empty() {
             return Err(LineConfigError::BadServer(server.to_owned()));
         }
+        let dns_server = match account.dns_server.as_deref().map(str::trim) {
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| LineConfigError::BadDnsServer(text.to_owned()))?),
+            None => None,
+        };
         Ok(Self {
             kind: account.transport,
             domain: uri.host.clone(),
             port: uri.port.unwrap_or(default_port),
+            explicit_port: uri.port.is_some(),
+            dns_server,
             username: account.username.trim().to_owned(),
             password: account.password.clone(),
             ca_file: account.ca_file.clone(),
@@ -78,23 +91,17 @@ impl LineConfig {
             kind: Kind::Udp,
             domain: address.ip().to_string(),
             port: address.port(),
+            explicit_port: true,
+            dns_server: None,
             username: crate::demo::AGENT.into(),
             password: crate::config::Secret::default(),
             ca_file: None,
         }
     }
 
-    /// The server's socket address. IP literals skip the resolver; names use the system resolver
-    /// (A/AAAA; SRV lookup comes with the TLS transport).
-    pub async fn resolve(&self) -> std::io::Result<SocketAddr> {
-        let host = self.domain.trim_matches(['[', ']']);
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            return Ok(SocketAddr::new(ip, self.port));
-        }
-        tokio::net::lookup_host((host, self.port))
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address")))
+    /// Every address of the server to try, best first (see [`resolve`]).
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        resolve::server_addresses(self).await
     }
 }
 

@@ -342,8 +342,17 @@ impl LineRuntime {
 
     async fn connect(&mut self, now: Instant) {
         let connected = async {
-            let peer = self.config.resolve().await.map_err(TransportError::Io)?;
-            Transport::connect(self.config.kind, peer, &self.config.domain, self.config.ca_file.as_deref()).await
+            let mut last = None;
+            for peer in self.config.resolve().await.map_err(TransportError::Io)? {
+                match Transport::connect(self.config.kind, peer, &self.config.domain, self.config.ca_file.as_deref()).await {
+                    Ok(transport) => return Ok(transport),
+                    Err(e) => {
+                        tracing::info!(%peer, "{e}; trying the next address");
+                        last = Some(e);
+                    }
+                }
+            }
+            Err(last.unwrap_or_else(|| TransportError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no server address"))))
         }
         .await;
         match connected {
