@@ -89,6 +89,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         initial_status: config.presence.initial.clone(),
         line_domain: line.as_ref().map(|l| l.domain.clone()),
         ids: Box::new(crate::line::OsEntropy),
+        auto_answer: config.account.as_ref().is_some_and(|a| a.auto_answer),
     });
     let media = MediaSettings::from_config(&config.audio, &config.media);
     let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, line.map(|l| (l, media)));

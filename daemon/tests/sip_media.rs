@@ -90,6 +90,21 @@ async fn an_incoming_call_rings_until_answered() {
     assert_eq!(read_wav(&ringer).map(|(_, s)| s.len()), Some(len), "no more ringing once answered");
 }
 
+/// `[account] auto_answer`: a call is answered without the page, which still sees it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_answer_takes_calls_without_the_page() {
+    let lab = call_lab::lab_with_account("PCMU", "auto_answer = true");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    let accepted = page.event("callAccepted").await;
+    assert_eq!(accepted["payload"]["conversationId"], id.as_str());
+    lab.wait_for_audio();
+    lab.baresip.command("hangup", "");
+    page.event("callEnded").await;
+    lab.assert_tones_both_ways();
+}
+
 /// With `srtp = "off"`, an RTP/SAVP offer is refused with 488 rather than answered in the clear.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srtp_offer_is_refused_when_srtp_is_off() {

@@ -96,6 +96,8 @@ pub struct AccountConfig {
     pub ca_file: Option<PathBuf>,
     /// `ip:port` of a DNS server for SRV/A/AAAA lookups of `server`, instead of the system's.
     pub dns_server: Option<String>,
+    /// Answer incoming calls at once (dialler campaigns, intercom-style lines).
+    pub auto_answer: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

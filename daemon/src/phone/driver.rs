@@ -145,7 +145,7 @@ impl Driver {
                     }
                 }
             }
-            self.drain_line();
+            self.drain_line().await;
             self.publish_events();
             if self.finish_shutdown(now) {
                 break;
@@ -181,10 +181,22 @@ impl Driver {
         }
     }
 
-    fn drain_line(&mut self) {
+    /// Line events into the phone, and what the phone decides on its own (auto-answer) back to
+    /// the line, until both are quiet.
+    async fn drain_line(&mut self) {
         let Some(line) = &mut self.line else { return };
-        while let Some(event) = line.poll_event() {
-            self.phone.handle_line_event(event, Instant::now());
+        loop {
+            while let Some(event) = line.poll_event() {
+                self.phone.handle_line_event(event, Instant::now());
+            }
+            let mut commanded = false;
+            while let Some(command) = self.phone.poll_command() {
+                commanded = true;
+                line.command(command, Instant::now()).await;
+            }
+            if !commanded {
+                break;
+            }
         }
     }
 

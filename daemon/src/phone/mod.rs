@@ -37,6 +37,8 @@ pub struct PhoneSettings {
     pub line_domain: Option<String>,
     /// Makes conversation ids (the OS generator in the daemon, a counter in tests).
     pub ids: Box<dyn Entropy + Send>,
+    /// `[account] auto_answer`: incoming calls are answered without a page.
+    pub auto_answer: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -84,6 +86,7 @@ pub struct Phone {
     calls: Vec<PhoneCall>,
     ended: VecDeque<PhoneCall>,
     ids: Box<dyn Entropy + Send>,
+    auto_answer: bool,
     commands: VecDeque<LineCommand>,
     events: VecDeque<Event>,
 }
@@ -111,6 +114,7 @@ impl Phone {
             calls: Vec::new(),
             ended: VecDeque::new(),
             ids: settings.ids,
+            auto_answer: settings.auto_answer,
             commands: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -284,6 +288,9 @@ impl Phone {
                 let fields = calls::ContractFields::from_headers(&headers);
                 let call = PhoneCall::new(conversation, Direction::Inbound, CallState::Ringing, caller, fields);
                 self.events.push_back(Event::IncomingCall(call.incoming_event()));
+                if self.auto_answer {
+                    self.commands.push_back(LineCommand::Answer { conversation: call.conversation_id.clone() });
+                }
                 self.calls.push(call);
                 return;
             }

@@ -19,6 +19,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         initial_status: None,
         line_domain: line_domain.map(str::to_owned),
         ids: Box::new(Counter(0)),
+        auto_answer: false,
     }
 }
 
@@ -193,4 +194,12 @@ fn hold_dtmf_and_quality_follow_the_line() {
     let quality = phone.snapshot().calls[0].quality.clone().expect("quality in the snapshot");
     assert_eq!((quality.codec.as_str(), quality.packets_sent, quality.round_trip_ms), ("PCMU", 250, Some(0.12)));
     assert_eq!(phone.poll_event(), None, "statistics are state, not events");
+}
+
+#[test]
+fn auto_answer_answers_incoming_calls_without_a_page() {
+    let mut phone = Phone::new(PhoneSettings { auto_answer: true, ..settings(Some("127.0.0.1")) });
+    phone.handle_line_event(LineEvent::Registered { extension: "1001".into() }, Instant::now());
+    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c1".into(), caller: "1002".into(), headers: Vec::new() }, Instant::now());
+    assert_eq!(phone.poll_command(), Some(LineCommand::Answer { conversation: "c1".into() }));
 }

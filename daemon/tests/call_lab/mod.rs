@@ -28,6 +28,15 @@ pub fn lab(codec: &str) -> Lab {
 
 /// With extra baresip account parameters (`;mediaenc=srtp-mand`) and extra `[media]` settings.
 pub fn lab_with(codec: &str, baresip_params: &str, media: &str) -> Lab {
+    lab_full(codec, baresip_params, media, "")
+}
+
+/// With extra `[account]` settings.
+pub fn lab_with_account(codec: &str, account: &str) -> Lab {
+    lab_full(codec, "", "", account)
+}
+
+fn lab_full(codec: &str, baresip_params: &str, media: &str, account: &str) -> Lab {
     // baresip 1.0 (libre) answers MD5 challenges only.
     let kamailio = Kamailio::start("MD5");
     let baresip = Baresip::start_with_params(&kamailio, "1002", FAR_HZ, codec, "auto", baresip_params);
@@ -36,7 +45,7 @@ pub fn lab_with(codec: &str, baresip_params: &str, media: &str) -> Lab {
     write_tone(&tone, 48000, AGENT_HZ, 0.5, 10.0);
     let heard = dir.path().join("heard.wav");
     let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n{account}\n\
          [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n{media}\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\nringer_file = \"{}\"\n",
         kamailio.port,
         codec.split('/').next().unwrap_or(codec).to_ascii_lowercase(),

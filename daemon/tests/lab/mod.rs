@@ -151,6 +151,8 @@ pub fn free_port() -> u16 {
 pub struct Baresip {
     dir: tempfile::TempDir,
     ctrl_port: u16,
+    /// Where it listens for SIP (it also takes calls sent straight to it).
+    pub sip_port: u16,
     child: Child,
 }
 
@@ -200,9 +202,13 @@ impl Baresip {
             .stderr(log)
             .spawn()
             .expect("baresip is installed (./dev setup)");
-        let phone = Self { dir, ctrl_port, child };
+        let phone = Self { dir, ctrl_port, sip_port, child };
         eventually("baresip to register", Duration::from_secs(15), || (!kamailio.contacts(user).is_empty()).then_some(()));
         phone
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends a ctrl_tcp command (JSON in a netstring) and waits for baresip's response to it.
