@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 /// Frames held before playout starts, and the bounds of the adaptive target (20 ms frames).
 const MIN_TARGET: usize = 2;
 const MAX_TARGET: usize = 10;
-/// More than this many frames behind the target: drop one per tick to cut latency.
+/// More than this many frames above the target for `TRIM_AFTER` ticks in a row: drop one frame to
+/// cut latency. Slowly, because every drop is a click: a burst after a hiccup drains by itself.
 const SLACK: usize = 2;
+const TRIM_AFTER: u32 = 25;
 /// Underrun ticks before we stop and rebuffer (the far end paused or went on hold).
 const MAX_UNDERRUN: u32 = 5;
 /// A sequence jump this large is a new stream (far end restarted), not loss.
@@ -46,6 +48,8 @@ pub struct JitterBuffer {
     next: Option<u64>,
     playing: bool,
     underruns: u32,
+    /// Ticks in a row with more than target + SLACK frames held.
+    over: u32,
     /// Relative transit time of the previous packet, for the jitter estimate.
     last_transit: Option<f64>,
     stats: JitterStats,
@@ -60,6 +64,7 @@ impl JitterBuffer {
             next: None,
             playing: false,
             underruns: 0,
+            over: 0,
             last_transit: None,
             stats: JitterStats { target_frames: MIN_TARGET, ..JitterStats::default() },
         }
@@ -108,11 +113,17 @@ impl JitterBuffer {
             self.underruns = 0;
             self.next = self.packets.keys().next().copied();
         }
-        while self.packets.len() > self.stats.target_frames + SLACK {
-            // Too much delay built up: skip the oldest frame.
-            self.packets.pop_first();
-            self.stats.dropped += 1;
-            self.next = self.packets.keys().next().copied();
+        if self.packets.len() > self.stats.target_frames + SLACK {
+            self.over += 1;
+            if self.over >= TRIM_AFTER {
+                // Too much delay has stayed: skip the oldest frame.
+                self.over = 0;
+                self.packets.pop_first();
+                self.stats.dropped += 1;
+                self.next = self.packets.keys().next().copied();
+            }
+        } else {
+            self.over = 0;
         }
         let Some(next) = self.next else { return Playout::Silence };
         if let Some(payload) = self.packets.remove(&next) {
@@ -221,14 +232,18 @@ mod tests {
         let stats = buffer.stats();
         assert!(stats.jitter_ms > 40.0, "jitter estimate {}", stats.jitter_ms);
         assert!(stats.target_frames >= 5, "target {}", stats.target_frames);
-        // A burst of 20 frames at once: the buffer trims itself back towards the target.
+        // Delay that stays (40 frames held while the target is 2): trimmed, one frame at a time,
+        // only after it has lasted; a short burst is left to drain by itself.
         let mut buffer = JitterBuffer::new(20);
-        for seq in 0..20u16 {
+        for seq in 0..40u16 {
             buffer.push(seq, f64::from(seq) * 20.0, 0.0, &[seq as u8]);
         }
+        for _ in 0..TRIM_AFTER - 1 {
+            let _ = buffer.pop();
+        }
+        assert_eq!(buffer.stats().dropped, 0, "not at once");
         let _ = buffer.pop();
-        assert!(buffer.stats().dropped > 0);
-        assert!(buffer.packets.len() <= buffer.stats().target_frames + SLACK);
+        assert_eq!(buffer.stats().dropped, 1);
     }
 
     #[test]

@@ -169,7 +169,9 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
     let (mut encoded, mut decoded, mut packet_bytes) = (Vec::new(), Vec::new(), Vec::with_capacity(256));
     let (mut buffer, mut rtcp_buffer) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut tick = tokio::time::interval(FRAME);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Burst: a late tick is caught up, so playout and sending keep 50 frames a second on average
+    // (Delay would lose a frame per hiccup, and the jitter buffer would have to drop one).
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut report_at = tokio::time::Instant::now() + FIRST_REPORT;
     // A digit in progress: (event code, frames sent so far).
     let mut digit: Option<(u8, u16)> = None;

@@ -315,20 +315,30 @@ pub fn analyse(rate: u32, samples: &[i16], probes: &[f64]) -> ToneReport {
     let middle: Vec<f64> = samples[skip..samples.len() - skip].iter().map(|s| f64::from(*s) / 32768.0).collect();
     let energy: f64 = middle.iter().map(|x| x * x).sum();
     let rms = (energy / middle.len().max(1) as f64).sqrt();
+    // Goertzel over 100 ms blocks, summed: a receiver that drops or repeats a frame now and then
+    // (clock drift between two phones, which a jitter buffer must absorb) shifts the tone's phase,
+    // and one Goertzel over seconds would count that as "something else". Per block it does not.
+    let block = (rate as usize / 10).max(1);
     let mut peaks: Vec<(f64, f64)> = probes
         .iter()
         .map(|&hz| {
             let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
             let coefficient = 2.0 * w.cos();
-            let (mut s1, mut s2) = (0.0, 0.0);
-            for x in &middle {
-                let s0 = x + coefficient * s1 - s2;
-                s2 = s1;
-                s1 = s0;
-            }
-            let power = s1 * s1 + s2 * s2 - coefficient * s1 * s2;
-            // A pure sine of energy E gives Goertzel power N·E/2; normalise to a 0..1 share.
-            (hz, 2.0 * power / (middle.len() as f64 * energy.max(f64::EPSILON)))
+            let power: f64 = middle
+                .chunks_exact(block)
+                .map(|chunk| {
+                    let (mut s1, mut s2) = (0.0, 0.0);
+                    for x in chunk {
+                        let s0 = x + coefficient * s1 - s2;
+                        s2 = s1;
+                        s1 = s0;
+                    }
+                    // A pure sine of energy E gives Goertzel power N·E/2.
+                    2.0 * (s1 * s1 + s2 * s2 - coefficient * s1 * s2) / block as f64
+                })
+                .sum();
+            let blocks_energy: f64 = middle.chunks_exact(block).flatten().map(|x| x * x).sum();
+            (hz, power / blocks_energy.max(f64::EPSILON))
         })
         .collect();
     peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
