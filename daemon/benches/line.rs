@@ -8,6 +8,7 @@
 //! - RSS and CPU seconds during a 20 s PCMU call and a 20 s Opus call (the daemon calls baresip;
 //!   both ends are measured over the same call, each encoding its tone and decoding the other's);
 //! - INVITE → 200 when auto-answering (a bare UDP peer sends the INVITE straight to each);
+//!
 //! and for the daemon alone, with the bench as its SIP server and a page on the WebSocket:
 //! - `start_call` sent → INVITE on the wire, and SIP 200 sent → `callAccepted` on the WebSocket.
 

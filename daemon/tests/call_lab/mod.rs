@@ -1,6 +1,8 @@
 //! A call lab: Kamailio as proxy, baresip as the far-end phone playing one tone, the daemon
 //! playing another from a WAV and recording what it hears. Shared by the call tests.
 
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use crate::common::{self, Daemon, eventually};
