@@ -33,18 +33,21 @@ const ACTIONS: usize = 200;
 #[derive(Clone, Copy)]
 struct Usage {
     rss_kib: u64,
+    /// Private (anonymous) memory: RSS without the mapped pages of the binary and its libraries.
+    anon_kib: u64,
     cpu_ticks: u64,
 }
 
 fn usage(pid: u32) -> Usage {
     let proc = Path::new("/proc").join(pid.to_string());
     let status = std::fs::read_to_string(proc.join("status")).unwrap_or_default();
-    let rss_kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0);
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0);
+    let (rss_kib, anon_kib) = (field("VmRSS:"), field("RssAnon:"));
     // utime and stime are fields 14 and 15, counted after the parenthesised command name.
     let stat = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    Usage { rss_kib, cpu_ticks: ticks(11) + ticks(12) }
+    Usage { rss_kib, anon_kib, cpu_ticks: ticks(11) + ticks(12) }
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -87,7 +90,7 @@ async fn measured_call(kamailio: &Kamailio, codec: &str, baresip_codec: &str) ->
     let (d1, b1) = (usage(daemon.pid()), usage(baresip.pid()));
     page.request("hangup", serde_json::Value::Null).await;
     page.event("callEnded").await;
-    let delta = |a: Usage, b: Usage| Usage { rss_kib: b.rss_kib, cpu_ticks: b.cpu_ticks - a.cpu_ticks };
+    let delta = |a: Usage, b: Usage| Usage { rss_kib: b.rss_kib, anon_kib: b.anon_kib, cpu_ticks: b.cpu_ticks - a.cpu_ticks };
     ((delta(d0, d1), d1), (delta(b0, b1), b1))
 }
 
@@ -112,10 +115,9 @@ impl Peer {
         loop {
             let received = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut self.buffer)).await;
             let (n, from) = received.unwrap_or_else(|_| panic!("no {waiting_for} within 10 s")).expect("recv");
-            match parse_datagram(&self.buffer[..n]) {
-                Ok(message) => return (message, from),
-                // Keepalives (CRLF) and anything else unparsable.
-                Err(_) => {}
+            // Keepalives (CRLF) and anything else unparsable are skipped.
+            if let Ok(message) = parse_datagram(&self.buffer[..n]) {
+                return (message, from);
             }
         }
     }
@@ -277,6 +279,7 @@ async fn main() {
     println!("| measure | softphone-bridge | baresip | target |");
     println!("|---|---|---|---|");
     println!("| idle RSS, registered | {} | {} | ≤ baresip |", mb(idle_daemon.rss_kib), mb(idle_baresip.rss_kib));
+    println!("| of which private (anonymous) | {} | {} | — |", mb(idle_daemon.anon_kib), mb(idle_baresip.anon_kib));
     println!("| RSS in a 20 s PCMU call | {} | {} | ≤ baresip |", mb(pcmu_daemon_peak.rss_kib), mb(pcmu_baresip_peak.rss_kib));
     println!("| CPU for a 20 s PCMU call | {} | {} | ≤ baresip |", cpu(pcmu_daemon), cpu(pcmu_baresip));
     println!("| RSS in a 20 s Opus call | {} | {} | ≤ baresip |", mb(opus_daemon_peak.rss_kib), mb(opus_baresip_peak.rss_kib));
