@@ -526,12 +526,13 @@ impl Call {
             if self.remote_sdp.as_deref() != Some(sdp.as_str()) {
                 // Our answer keeps our address, port and codec and mirrors their direction
                 // (sendonly from them, i.e. we are held, is answered recvonly; RFC 3264 §8.4).
-                if let (Ok(theirs), Ok(mut ours)) = (SessionDescription::parse(&sdp), SessionDescription::parse(&self.local_sdp)) {
+                // Edited as text, so what we do not model (ICE, DTLS) stays as it was.
+                if let (Ok(theirs), Ok(ours)) = (SessionDescription::parse(&sdp), SessionDescription::parse(&self.local_sdp)) {
                     let direction = theirs.audio.direction.answer();
-                    if ours.audio.direction != direction {
-                        ours.audio.direction = direction;
-                        ours.version += 1;
-                        self.local_sdp = ours.to_string();
+                    if ours.audio.direction != direction
+                        && let Some(edited) = crate::sdp::with_direction(&self.local_sdp, direction)
+                    {
+                        self.local_sdp = edited;
                     }
                 }
                 self.remote_sdp = Some(sdp.clone());

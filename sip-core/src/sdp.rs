@@ -83,6 +83,51 @@ impl Direction {
     }
 }
 
+/// `sdp` with the audio stream's direction set to `direction` and the origin's version bumped,
+/// every other line kept as it was (ICE, DTLS and anything else we do not model survive). A
+/// session-level direction is dropped in favour of the media-level one. None when there is no
+/// `m=audio` section or no parsable `o=` line.
+pub fn with_direction(sdp: &str, direction: Direction) -> Option<String> {
+    let mut out: Vec<String> = Vec::new();
+    let (mut in_audio, mut seen_audio, mut placed, mut bumped) = (false, false, false, false);
+    let is_direction = |line: &str| matches!(line, "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive");
+    for line in sdp.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("o=") {
+            let mut fields: Vec<String> = rest.split(' ').map(str::to_owned).collect();
+            let version = fields.get(2).and_then(|v| v.parse::<u64>().ok())?;
+            fields[2] = (version + 1).to_string();
+            out.push(format!("o={}", fields.join(" ")));
+            bumped = true;
+            continue;
+        }
+        if line.starts_with("m=") {
+            if in_audio && !placed {
+                out.push(format!("a={}", direction.as_str()));
+                placed = true;
+            }
+            in_audio = line.starts_with("m=audio") && !seen_audio;
+            seen_audio |= in_audio;
+        }
+        if is_direction(line) {
+            if in_audio && !placed {
+                out.push(format!("a={}", direction.as_str()));
+                placed = true;
+            }
+            // Other streams keep theirs; the session-level one gives way to ours.
+            if !in_audio && seen_audio {
+                out.push(line.to_owned());
+            }
+            continue;
+        }
+        out.push(line.to_owned());
+    }
+    if in_audio && !placed {
+        out.push(format!("a={}", direction.as_str()));
+        placed = true;
+    }
+    (placed && bumped).then(|| out.join("\r\n") + "\r\n")
+}
+
 /// One `m=audio` section with what we use of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audio {
@@ -357,6 +402,29 @@ impl fmt::Display for SessionDescription {
 
 #[cfg(test)]
 mod tests {
+
+    const WEBRTC: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=sendrecv\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=fingerprint:sha-256 AA:BB\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n\
+        a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n";
+
+    #[test]
+    fn direction_edit_keeps_what_we_do_not_model() {
+        let held = with_direction(WEBRTC, Direction::SendOnly).expect("edited");
+        let parsed = SessionDescription::parse(&held).expect("parses");
+        assert_eq!(parsed.audio.direction, Direction::SendOnly);
+        assert_eq!(parsed.version, 3);
+        for kept in ["a=ice-ufrag:abcd", "a=fingerprint:sha-256 AA:BB", "a=candidate:1 1 udp", "a=group:BUNDLE 0", "a=rtcp-mux"] {
+            assert!(held.contains(kept), "{kept} lost in {held}");
+        }
+        assert_eq!(held.matches("a=sendonly").count(), 1, "{held}");
+        assert!(!held.contains("a=sendrecv"), "{held}");
+        // With no direction line at all, one is added to the audio section.
+        let bare = WEBRTC.replace("a=sendrecv\r\n", "");
+        let resumed = with_direction(&bare, Direction::RecvOnly).expect("edited");
+        assert_eq!(SessionDescription::parse(&resumed).map(|d| d.audio.direction), Ok(Direction::RecvOnly));
+        assert_eq!(with_direction("v=0\r\n", Direction::SendOnly), None);
+    }
     use super::*;
 
     /// An offer as baresip 1.0 sends it (opus first, then G.711, telephone-event).

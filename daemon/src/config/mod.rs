@@ -98,6 +98,22 @@ pub struct AccountConfig {
     pub dns_server: Option<String>,
     /// Answer incoming calls at once (dialler campaigns, intercom-style lines).
     pub auto_answer: bool,
+    /// Media for calls: `auto` (WebRTC on `ws`/`wss`, RTP otherwise), `rtp` or `webrtc`.
+    pub media: AccountMedia,
+    /// WebRTC: send media only through the TURN relay (`turn_port`).
+    pub force_relay: bool,
+    /// The seed's `debug_console` and `debug_html` may also come with the account.
+    pub debug_console: Option<bool>,
+    pub debug_html: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountMedia {
+    #[default]
+    Auto,
+    Rtp,
+    Webrtc,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -1,5 +1,6 @@
-//! One call's media on a SIP line: its RTP/RTCP ports, the SDP we offer or answer (codecs, SDES
-//! keys, direction for hold), and the media task once both sides agree.
+//! One call's media on a SIP line: plain RTP (its RTP/RTCP ports, SDES keys) or WebRTC (a peer
+//! connection), the SDP we offer or answer (codecs, direction for hold), and the media task once
+//! both sides agree. Hold, mute and DTMF work the same for both.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -7,10 +8,11 @@ use sip_core::sdp::{Crypto, Direction, SessionDescription};
 use tokio::net::UdpSocket;
 
 use super::runtime::MediaSettings;
+use super::webrtc_media::{WebRtcMedia, WebRtcSettings};
 use crate::audio;
 use crate::config::SrtpPolicy;
 use crate::media::codec::AudioCodec;
-use crate::media::session::{Flow, MediaParams, MediaSession, ReportSender};
+use crate::media::session::{Flow, MediaParams, MediaSession, ReportSender, Wire};
 use crate::media::srtp::{self, SrtpSession};
 
 type Key = [u8; 30];
@@ -22,11 +24,21 @@ pub struct Unacceptable {
     pub reason: String,
 }
 
+/// How the call's RTP travels.
+enum Path {
+    Rtp {
+        sockets: Option<(UdpSocket, UdpSocket)>,
+        /// Our SDES keys: every one we offered, or the one we answered with.
+        keys: Vec<(Crypto, Key)>,
+        local: SessionDescription,
+    },
+    WebRtc(Box<WebRtcMedia>),
+}
+
 pub struct CallMedia {
-    sockets: Option<(UdpSocket, UdpSocket)>,
-    /// Our SDES keys: every one we offered, or the one we answered with.
-    keys: Vec<(Crypto, Key)>,
-    local: SessionDescription,
+    path: Path,
+    /// We sent the offer (their SDP at start is an answer).
+    we_offered: bool,
     session: Option<MediaSession>,
     muted: bool,
     /// We put the call on hold.
@@ -56,7 +68,26 @@ impl CallMedia {
             }
         };
         local.audio.crypto = keys.iter().map(|(crypto, _)| crypto.clone()).collect();
-        Ok(Self::new(rtp, rtcp, keys, local))
+        let mut media = Self::new(Path::Rtp { sockets: Some((rtp, rtcp)), keys, local });
+        media.we_offered = true;
+        Ok(media)
+    }
+
+    /// A WebRTC peer connection and our offer for an outgoing call.
+    pub async fn for_webrtc_offer(settings: &MediaSettings, webrtc: &WebRtcSettings) -> Result<Self, String> {
+        let mut media = Self::new(Path::WebRtc(Box::new(WebRtcMedia::for_offer(settings, webrtc).await?)));
+        media.we_offered = true;
+        Ok(media)
+    }
+
+    /// A WebRTC peer connection answering an incoming call's offer.
+    pub async fn for_webrtc_answer(settings: &MediaSettings, webrtc: &WebRtcSettings, offer: &str) -> Result<Self, Unacceptable> {
+        let direction = SessionDescription::parse(offer).map(|o| o.audio.direction).unwrap_or(Direction::SendRecv);
+        let webrtc = WebRtcMedia::for_answer(settings, webrtc, offer).await.map_err(|reason| not_acceptable(&reason))?;
+        let mut media = Self::new(Path::WebRtc(Box::new(webrtc)));
+        media.remote_direction = direction;
+        media.remote_hold = is_hold(direction);
+        Ok(media)
     }
 
     /// Ports and our answer for an incoming call's offer.
@@ -81,18 +112,21 @@ impl CallMedia {
             local.audio.crypto = vec![crypto.clone()];
             keys.push((crypto, key));
         }
-        let mut media = Self::new(rtp, rtcp, keys, local);
+        let mut media = Self::new(Path::Rtp { sockets: Some((rtp, rtcp)), keys, local });
         media.remote_direction = offer.audio.direction;
         media.remote_hold = is_hold(offer.audio.direction);
         Ok(media)
     }
 
-    fn new(rtp: UdpSocket, rtcp: UdpSocket, keys: Vec<(Crypto, Key)>, local: SessionDescription) -> Self {
-        Self { sockets: Some((rtp, rtcp)), keys, local, session: None, muted: false, held: false, remote_hold: false, remote_direction: Direction::SendRecv, requested_hold: None }
+    fn new(path: Path) -> Self {
+        Self { path, we_offered: false, session: None, muted: false, held: false, remote_hold: false, remote_direction: Direction::SendRecv, requested_hold: None }
     }
 
     pub fn sdp(&self) -> String {
-        self.local.to_string()
+        match &self.path {
+            Path::Rtp { local, .. } => local.to_string(),
+            Path::WebRtc(webrtc) => webrtc.sdp().to_owned(),
+        }
     }
 
     /// A new offer putting the call on hold (`sendonly`) or taking it off (`sendrecv`).
@@ -103,8 +137,16 @@ impl CallMedia {
     }
 
     fn set_direction(&mut self, held: bool) {
-        self.local.audio.direction = if held { Direction::SendOnly } else { Direction::SendRecv };
-        self.local.version += 1;
+        let direction = if held { Direction::SendOnly } else { Direction::SendRecv };
+        match &mut self.path {
+            Path::Rtp { local, .. } => {
+                local.audio.direction = direction;
+                local.version += 1;
+            }
+            // The same ICE and DTLS parameters with another direction: no renegotiation of
+            // the transport, which the browser at the far end would take as an ICE restart.
+            Path::WebRtc(webrtc) => drop(webrtc.redirected(direction)),
+        }
     }
 
     /// Their answer to our re-INVITE arrived: the hold it asked for takes effect.
@@ -170,8 +212,26 @@ impl CallMedia {
     }
 
     /// Starts media once the SDP exchange is complete. Returns why not, when it cannot.
-    pub fn start(&mut self, conversation: &str, remote_sdp: &str, settings: &MediaSettings, reports: ReportSender) -> Result<(), String> {
-        let Some((rtp, rtcp)) = self.sockets.take() else { return Ok(()) };
+    pub async fn start(&mut self, conversation: &str, remote_sdp: &str, settings: &MediaSettings, reports: ReportSender) -> Result<(), String> {
+        if self.session.is_some() {
+            return Ok(());
+        }
+        let session = match &mut self.path {
+            Path::WebRtc(webrtc) => webrtc.start(conversation, remote_sdp, self.we_offered, settings, reports).await?,
+            Path::Rtp { .. } => self.start_rtp(conversation, remote_sdp, settings, reports)?,
+        };
+        if let Ok(remote) = SessionDescription::parse(remote_sdp) {
+            self.remote_direction = remote.audio.direction;
+        }
+        session.set_muted(self.muted);
+        session.set_flow(self.flow());
+        self.session = Some(session);
+        Ok(())
+    }
+
+    fn start_rtp(&mut self, conversation: &str, remote_sdp: &str, settings: &MediaSettings, reports: ReportSender) -> Result<MediaSession, String> {
+        let Path::Rtp { sockets, keys, local } = &mut self.path else { return Err("not an RTP call".into()) };
+        let Some((rtp, rtcp)) = sockets.take() else { return Err("media already started".into()) };
         let remote = SessionDescription::parse(remote_sdp).map_err(|e| format!("unusable remote SDP ({e})"))?;
         // Their answer lists the chosen codec first; for their offer we answered with our first
         // preference they had, found the same way.
@@ -180,46 +240,46 @@ impl CallMedia {
         });
         let (codec, chosen) = chosen.and_then(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone()))).ok_or("no common audio codec in the remote SDP")?;
         let address: IpAddr = remote.audio.address.trim_matches(['[', ']']).parse().map_err(|_| format!("remote media address {:?} is not an IP address", remote.audio.address))?;
-        let srtp = self.srtp_for(&remote, settings.srtp)?;
+        let srtp = srtp_for(keys, &remote, settings.srtp)?;
         let audio::CallAudio { source, sink } = audio::open_for_call(&settings.audio, codec.clock_rate()).map_err(|e| format!("audio: {e}"))?;
-        let mux = remote.audio.rtcp_mux && self.local.audio.rtcp_mux;
+        let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
         let rtp_remote = SocketAddr::new(address, remote.audio.port);
+        tracing::info!(%conversation, codec = %chosen.name, remote = %rtp_remote, srtp = srtp.is_some(), "media started");
         let params = MediaParams {
-            socket: rtp,
-            rtcp_socket: (!mux).then_some(rtcp),
-            remote: rtp_remote,
-            remote_rtcp: if mux { rtp_remote } else { SocketAddr::new(address, remote.audio.port.saturating_add(1)) },
+            wire: Wire::Udp {
+                socket: rtp,
+                rtcp_socket: (!mux).then_some(rtcp),
+                remote: rtp_remote,
+                remote_rtcp: if mux { rtp_remote } else { SocketAddr::new(address, remote.audio.port.saturating_add(1)) },
+                srtp,
+            },
             codec,
             payload_type: chosen.payload_type,
             telephone_event: remote.audio.telephone_event,
-            srtp,
             cname: format!("{}@softphone-bridge", &conversation[..conversation.len().min(8)]),
             conversation: conversation.to_owned(),
         };
-        tracing::info!(%conversation, codec = %chosen.name, remote = %params.remote, srtp = params.srtp.is_some(), "media started");
-        self.remote_direction = remote.audio.direction;
-        let session = MediaSession::start(params, source, sink, reports);
-        session.set_muted(self.muted);
-        session.set_flow(self.flow());
-        self.session = Some(session);
-        Ok(())
-    }
-
-    fn srtp_for(&self, remote: &SessionDescription, policy: SrtpPolicy) -> Result<Option<SrtpSession>, String> {
-        // Their line whose tag matches one of our keys: for an answer, the one they chose; for
-        // their offer, the one we answered.
-        let pair = remote.audio.crypto.iter().find_map(|theirs| self.keys.iter().find(|(ours, _)| ours.tag == theirs.tag && ours.suite == theirs.suite).map(|(_, key)| (theirs, key)));
-        match pair {
-            Some((theirs, key)) => SrtpSession::new(&theirs.suite, key, theirs).map(Some).map_err(|e| e.to_string()),
-            None if policy == SrtpPolicy::Required => Err("the far end did not agree to SRTP and [media] srtp = \"required\"".into()),
-            None => Ok(None),
-        }
+        Ok(MediaSession::start(params, source, sink, reports))
     }
 
     pub async fn stop(self) {
         if let Some(session) = self.session {
             session.stop().await;
         }
+        if let Path::WebRtc(webrtc) = self.path {
+            webrtc.stop().await;
+        }
+    }
+}
+
+fn srtp_for(keys: &[(Crypto, Key)], remote: &SessionDescription, policy: SrtpPolicy) -> Result<Option<SrtpSession>, String> {
+    // Their line whose tag matches one of our keys: for an answer, the one they chose; for
+    // their offer, the one we answered.
+    let pair = remote.audio.crypto.iter().find_map(|theirs| keys.iter().find(|(ours, _)| ours.tag == theirs.tag && ours.suite == theirs.suite).map(|(_, key)| (theirs, key)));
+    match pair {
+        Some((theirs, key)) => SrtpSession::new(&theirs.suite, key, theirs).map(Some).map_err(|e| e.to_string()),
+        None if policy == SrtpPolicy::Required => Err("the far end did not agree to SRTP and [media] srtp = \"required\"".into()),
+        None => Ok(None),
     }
 }
 

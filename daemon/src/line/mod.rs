@@ -5,6 +5,7 @@
 //! RTP media and audio) are the next step; until then call actions say so.
 
 mod call_media;
+mod webrtc_media;
 mod resolve;
 pub mod runtime;
 pub mod transport;
@@ -33,6 +34,8 @@ pub enum LineConfigError {
     BadServer(String),
     #[error("[account] dns_server {0:?} is not ip:port")]
     BadDnsServer(String),
+    #[error("[account] server {server:?} says {scheme} but transport is {transport:?}")]
+    SchemeMismatch { server: String, scheme: String, transport: Kind },
 }
 
 /// Where and how to register, resolved from `[account]`.
@@ -50,6 +53,28 @@ pub struct LineConfig {
     pub password: crate::config::Secret,
     /// CA bundle for TLS instead of the system roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The HTTP path of the SIP WebSocket (`ws`, `wss`): `/` unless `server` is a URL with one.
+    pub ws_path: String,
+    /// Media for calls: WebRTC (ICE, DTLS-SRTP) or plain RTP/SDES.
+    pub media: MediaKind,
+    /// TURN relay for WebRTC media (the seed's `server` + `turn_port`, with the line's credentials).
+    pub turn: Option<TurnServer>,
+    /// Send WebRTC media only through the TURN relay.
+    pub force_relay: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Rtp,
+    WebRtc,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnServer {
+    /// `turn:host:port?transport=udp`
+    pub url: String,
+    pub username: String,
+    pub credential: crate::config::Secret,
 }
 
 impl LineConfig {
@@ -61,8 +86,26 @@ impl LineConfig {
         if account.username.trim().is_empty() {
             return Err(LineConfigError::NoUsername);
         }
-        let default_port = match account.transport {
-            Kind::Tls | Kind::Wss => 5061,
+        // The seed's webphone takes `server` as a WebSocket URL; so do we (`wss://host[:port][/path]`).
+        let (kind, server, ws_path) = match server.split_once("://") {
+            Some((scheme, rest)) => {
+                let kind = match scheme.to_ascii_lowercase().as_str() {
+                    "ws" => Kind::Ws,
+                    "wss" => Kind::Wss,
+                    _ => return Err(LineConfigError::BadServer(server.to_owned())),
+                };
+                if account.transport != kind && account.transport != Kind::Udp {
+                    return Err(LineConfigError::SchemeMismatch { server: server.to_owned(), scheme: scheme.to_owned(), transport: account.transport });
+                }
+                let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+                (kind, host, path)
+            }
+            None => (account.transport, server, "/".to_owned()),
+        };
+        let default_port = match kind {
+            Kind::Tls => 5061,
+            Kind::Ws => 80,
+            Kind::Wss => 443,
             _ => 5060,
         };
         let uri = Uri::parse(&format!("sip:{server}")).map_err(|_| LineConfigError::BadServer(server.to_owned()))?;
@@ -73,15 +116,32 @@ impl LineConfig {
             Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| LineConfigError::BadDnsServer(text.to_owned()))?),
             None => None,
         };
+        let media = match account.media {
+            crate::config::AccountMedia::Rtp => MediaKind::Rtp,
+            crate::config::AccountMedia::Webrtc => MediaKind::WebRtc,
+            crate::config::AccountMedia::Auto if matches!(kind, Kind::Ws | Kind::Wss) => MediaKind::WebRtc,
+            crate::config::AccountMedia::Auto => MediaKind::Rtp,
+        };
+        let username = account.username.trim().to_owned();
+        let turn = account.turn_port.map(|port| TurnServer {
+            url: format!("turn:{}:{port}?transport=udp", uri.host),
+            username: username.clone(),
+            credential: account.password.clone(),
+        });
         Ok(Self {
-            kind: account.transport,
+            kind,
             domain: uri.host.clone(),
             port: uri.port.unwrap_or(default_port),
-            explicit_port: uri.port.is_some(),
+            // WebSocket servers have no SRV records of their own (RFC 7118 §6).
+            explicit_port: uri.port.is_some() || matches!(kind, Kind::Ws | Kind::Wss),
             dns_server,
-            username: account.username.trim().to_owned(),
+            username,
             password: account.password.clone(),
             ca_file: account.ca_file.clone(),
+            ws_path,
+            media,
+            turn,
+            force_relay: account.force_relay,
         })
     }
 
@@ -96,6 +156,10 @@ impl LineConfig {
             username: crate::demo::AGENT.into(),
             password: crate::config::Secret::default(),
             ca_file: None,
+            ws_path: "/".into(),
+            media: MediaKind::Rtp,
+            turn: None,
+            force_relay: false,
         }
     }
 

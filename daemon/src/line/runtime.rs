@@ -12,8 +12,9 @@ use sip_core::sdp::{Codec, SessionDescription};
 use tokio::sync::mpsc;
 
 use super::call_media::CallMedia;
-use super::transport::{Inbound, Transport, TransportError};
-use super::{LineCommand, LineConfig, LineEvent, OsEntropy, SipEvent, SipLine};
+use super::transport::{Inbound, Target, Transport, TransportError};
+use super::webrtc_media::WebRtcSettings;
+use super::{LineCommand, LineConfig, LineEvent, MediaKind, OsEntropy, SipEvent, SipLine};
 use crate::audio::ringer::Ringer;
 use crate::config::{AudioConfig, SrtpPolicy};
 use crate::media::codec::AudioCodec;
@@ -204,9 +205,10 @@ impl LineRuntime {
     }
 
     async fn dial(&mut self, conversation: String, target: sip_core::Uri, now: Instant) {
-        let media = match self.local_ip() {
-            Some(ip) => CallMedia::for_offer(ip, &self.media_settings).await,
-            None => Err("the line is not connected".into()),
+        let media = match (self.local_ip(), self.config.media) {
+            (Some(ip), MediaKind::Rtp) => CallMedia::for_offer(ip, &self.media_settings).await,
+            (Some(ip), MediaKind::WebRtc) => CallMedia::for_webrtc_offer(&self.media_settings, &self.webrtc_settings(ip)).await,
+            (None, _) => Err("the line is not connected".into()),
         };
         let media = match media {
             Ok(media) => media,
@@ -220,14 +222,23 @@ impl LineRuntime {
     }
 
     async fn answer(&mut self, conversation: &str, now: Instant) {
-        let (Some(ip), Some(sip)) = (self.local_ip(), &mut self.sip) else { return };
-        let offer = sip.remote_sdp(conversation).and_then(|text| SessionDescription::parse(&text).ok());
-        let Some(offer) = offer else {
+        let Some(ip) = self.local_ip() else { return };
+        let webrtc = self.webrtc_settings(ip);
+        let Some(sip) = &mut self.sip else { return };
+        let text = sip.remote_sdp(conversation);
+        let Some((text, offer)) = text.and_then(|text| SessionDescription::parse(&text).ok().map(|offer| (text, offer))) else {
             // No usable offer (offerless INVITE is not supported yet): refuse honestly.
             sip.reject(conversation, 488, now);
             return;
         };
-        match CallMedia::for_answer(ip, &self.media_settings, &offer).await {
+        // The offer's profile decides, so a WebRTC line still takes a plain-RTP call from a PBX.
+        let media = if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
+            CallMedia::for_webrtc_answer(&self.media_settings, &webrtc, &text).await
+        } else {
+            CallMedia::for_answer(ip, &self.media_settings, &offer).await
+        };
+        let Some(sip) = &mut self.sip else { return };
+        match media {
             Ok(media) => {
                 sip.answer(conversation, media.sdp(), now);
                 if media.remote_hold {
@@ -275,7 +286,7 @@ impl LineRuntime {
             match event {
                 SipEvent::MediaReady { conversation, remote_sdp } => {
                     let Some(media) = self.media.get_mut(&conversation) else { continue };
-                    if let Err(e) = media.start(&conversation, &remote_sdp, &self.media_settings, self.reports.0.clone()) {
+                    if let Err(e) = media.start(&conversation, &remote_sdp, &self.media_settings, self.reports.0.clone()).await {
                         tracing::warn!(%conversation, "{e}; the call has no audio");
                     }
                 }
@@ -336,6 +347,10 @@ impl LineRuntime {
         }
     }
 
+    fn webrtc_settings(&self, local: IpAddr) -> WebRtcSettings {
+        WebRtcSettings { turn: self.config.turn.clone(), force_relay: self.config.force_relay, loopback: local.is_loopback() }
+    }
+
     fn local_ip(&self) -> Option<IpAddr> {
         self.transport.as_ref().and_then(|t| t.local_addr().ok()).map(|a| a.ip())
     }
@@ -344,7 +359,8 @@ impl LineRuntime {
         let connected = async {
             let mut last = None;
             for peer in self.config.resolve().await.map_err(TransportError::Io)? {
-                match Transport::connect(self.config.kind, peer, &self.config.domain, self.config.ca_file.as_deref()).await {
+                let target = Target { peer, server_name: &self.config.domain, ws_path: &self.config.ws_path, ca_file: self.config.ca_file.as_deref() };
+                match Transport::connect(self.config.kind, target).await {
                     Ok(transport) => return Ok(transport),
                     Err(e) => {
                         tracing::info!(%peer, "{e}; trying the next address");

@@ -1,7 +1,8 @@
 //! SIP transports for the line: UDP (one connected socket), TCP and TLS (one stream each, framed
-//! by Content-Length, RFC 5626 CRLF keepalives). TLS verifies the server against the system roots,
-//! or only against `[account] ca_file` when set, by the configured host name or IP. WebSocket
-//! comes with the WebRTC line.
+//! by Content-Length, RFC 5626 CRLF keepalives), TLS, and WebSocket (RFC 7118: `ws`/`wss`,
+//! subprotocol `sip`, one SIP message per frame, WebSocket pings as keepalives). TLS and WSS verify
+//! the server against the system roots, or only against `[account] ca_file` when set, by the
+//! configured host name or IP.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,8 +13,13 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use sip_core::message::{Message, ParseError, Parsed, parse_datagram, parse_stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use futures_util::{SinkExt, StreamExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::config::Transport as Kind;
 
@@ -27,11 +33,26 @@ pub enum Inbound {
     KeepAlive,
 }
 
+/// A plain or TLS stream under a WebSocket.
+pub trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> StreamIo for T {}
+
 #[derive(Debug)]
 pub enum Transport {
     Udp { socket: UdpSocket },
     Tcp { stream: TcpStream, buffer: Vec<u8> },
     Tls { stream: Box<TlsStream<TcpStream>>, buffer: Vec<u8> },
+    Ws { stream: Box<WebSocketStream<Box<dyn StreamIo>>>, secure: bool, local: SocketAddr },
+}
+
+/// Where to connect: the address, the name the server's certificate (and the WebSocket `Host`)
+/// must carry, the WebSocket path, and a private CA.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub peer: SocketAddr,
+    pub server_name: &'a str,
+    pub ws_path: &'a str,
+    pub ca_file: Option<&'a Path>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +65,17 @@ pub enum TransportError {
     Tls(String),
     #[error("connection closed by the server")]
     Closed,
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     #[error("network error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 impl Transport {
-    /// Connects to `peer`; for TLS, `server_name` is what the certificate must name and
-    /// `ca_file` replaces the system roots.
-    pub async fn connect(kind: Kind, peer: SocketAddr, server_name: &str, ca_file: Option<&Path>) -> Result<Self, TransportError> {
+    /// Connects to `target.peer`; for TLS and WSS, `server_name` is what the certificate must
+    /// name and `ca_file` replaces the system roots.
+    pub async fn connect(kind: Kind, target: Target<'_>) -> Result<Self, TransportError> {
+        let Target { peer, server_name, ws_path, ca_file } = target;
         let connect_err = |source| TransportError::Connect { peer, source };
         match kind {
             Kind::Udp => {
@@ -67,18 +91,34 @@ impl Transport {
                 Ok(Self::Tcp { stream, buffer: Vec::with_capacity(4096) })
             }
             Kind::Tls => {
-                let config = tls_config(ca_file)?;
-                let name = ServerName::try_from(server_name.trim_matches(['[', ']']).to_owned())
-                    .map_err(|e| TransportError::Tls(format!("{server_name:?} is not a valid server name: {e}")))?;
-                let tcp = TcpStream::connect(peer).await.map_err(connect_err)?;
-                tcp.set_nodelay(true).map_err(connect_err)?;
-                let stream = TlsConnector::from(Arc::new(config))
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| TransportError::Tls(format!("handshake with {server_name}: {e}")))?;
+                let stream = tls_connect(peer, server_name, ca_file).await?;
                 Ok(Self::Tls { stream: Box::new(stream), buffer: Vec::with_capacity(4096) })
             }
-            Kind::Ws | Kind::Wss => Err(TransportError::Unsupported("transport \"ws\"/\"wss\"")),
+            Kind::Ws | Kind::Wss => {
+                let secure = kind == Kind::Wss;
+                let (io, local): (Box<dyn StreamIo>, SocketAddr) = if secure {
+                    let stream = tls_connect(peer, server_name, ca_file).await?;
+                    let local = stream.get_ref().0.local_addr()?;
+                    (Box::new(stream), local)
+                } else {
+                    let stream = TcpStream::connect(peer).await.map_err(connect_err)?;
+                    stream.set_nodelay(true).map_err(connect_err)?;
+                    let local = stream.local_addr()?;
+                    (Box::new(stream), local)
+                };
+                let host = if server_name.contains(':') && !server_name.starts_with('[') { format!("[{server_name}]") } else { server_name.to_owned() };
+                let scheme = if secure { "wss" } else { "ws" };
+                let url = format!("{scheme}://{host}:{}{ws_path}", peer.port());
+                let mut request = url.as_str().into_client_request().map_err(|e| TransportError::WebSocket(format!("{url}: {e}")))?;
+                request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+                let (stream, response) = tokio_tungstenite::client_async(request, io).await.map_err(|e| TransportError::WebSocket(format!("handshake with {url}: {e}")))?;
+                // RFC 7118 §4.1: the server must agree to speak SIP.
+                let agreed = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("sip"));
+                if !agreed {
+                    return Err(TransportError::WebSocket(format!("{url} did not accept the \"sip\" subprotocol")));
+                }
+                Ok(Self::Ws { stream: Box::new(stream), secure, local })
+            }
         }
     }
 
@@ -92,6 +132,8 @@ impl Transport {
             Self::Udp { .. } => "UDP",
             Self::Tcp { .. } => "TCP",
             Self::Tls { .. } => "TLS",
+            Self::Ws { secure: false, .. } => "WS",
+            Self::Ws { secure: true, .. } => "WSS",
         }
     }
 
@@ -100,6 +142,7 @@ impl Transport {
             Self::Udp { socket } => socket.local_addr(),
             Self::Tcp { stream, .. } => stream.local_addr(),
             Self::Tls { stream, .. } => stream.get_ref().0.local_addr(),
+            Self::Ws { local, .. } => Ok(*local),
         }
     }
 
@@ -113,6 +156,11 @@ impl Transport {
                 stream.write_all(bytes).await?;
                 stream.flush().await?;
             }
+            // SIP is text; a frame per message (RFC 7118 §5.2).
+            Self::Ws { stream, .. } => {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                stream.send(WsMessage::text(text)).await.map_err(ws_error)?;
+            }
         }
         Ok(())
     }
@@ -122,6 +170,7 @@ impl Transport {
         match self {
             Self::Udp { .. } => self.send(b"\r\n").await,
             Self::Tcp { .. } | Self::Tls { .. } => self.send(b"\r\n\r\n").await,
+            Self::Ws { stream, .. } => stream.send(WsMessage::Ping(Default::default())).await.map_err(ws_error),
         }
     }
 
@@ -143,8 +192,49 @@ impl Transport {
             }
             Self::Tcp { stream, buffer } => recv_stream(stream, buffer).await,
             Self::Tls { stream, buffer } => recv_stream(stream.as_mut(), buffer).await,
+            Self::Ws { stream, .. } => loop {
+                let frame = stream.next().await.ok_or(TransportError::Closed)?.map_err(ws_error)?;
+                let bytes = match &frame {
+                    WsMessage::Text(text) => text.as_bytes(),
+                    WsMessage::Binary(bytes) => &bytes[..],
+                    // Pongs are queued by tungstenite; flushing sends them now.
+                    WsMessage::Ping(_) => {
+                        stream.flush().await.map_err(ws_error)?;
+                        return Ok(Inbound::KeepAlive);
+                    }
+                    WsMessage::Pong(_) => return Ok(Inbound::KeepAlive),
+                    WsMessage::Close(_) => return Err(TransportError::Closed),
+                    WsMessage::Frame(_) => continue,
+                };
+                return Ok(match parse_datagram(bytes) {
+                    Ok(message) => Inbound::Message(message),
+                    Err(e) => Inbound::Garbage(e),
+                });
+            },
         }
     }
+}
+
+fn ws_error(error: tokio_tungstenite::tungstenite::Error) -> TransportError {
+    use tokio_tungstenite::tungstenite::Error;
+    match error {
+        Error::ConnectionClosed | Error::AlreadyClosed => TransportError::Closed,
+        Error::Io(e) => TransportError::Io(e),
+        other => TransportError::WebSocket(other.to_string()),
+    }
+}
+
+async fn tls_connect(peer: SocketAddr, server_name: &str, ca_file: Option<&Path>) -> Result<TlsStream<TcpStream>, TransportError> {
+    let config = tls_config(ca_file)?;
+    let name = ServerName::try_from(server_name.trim_matches(['[', ']']).to_owned())
+        .map_err(|e| TransportError::Tls(format!("{server_name:?} is not a valid server name: {e}")))?;
+    let tcp = TcpStream::connect(peer).await.map_err(|source| TransportError::Connect { peer, source })?;
+    // Two small writes (ACK, then a re-INVITE) must not wait on Nagle + delayed ACK.
+    tcp.set_nodelay(true).map_err(|source| TransportError::Connect { peer, source })?;
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| TransportError::Tls(format!("handshake with {server_name}: {e}")))
 }
 
 /// Reads until the buffer holds a whole frame. Cancel-safe: a partial read stays in `buffer`.

@@ -22,18 +22,29 @@ const FIRST_REPORT: Duration = Duration::from_secs(1);
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 pub struct MediaParams {
-    pub socket: UdpSocket,
-    /// A separate RTCP socket (RTP port + 1), or None when RTCP is muxed on the RTP port.
-    pub rtcp_socket: Option<UdpSocket>,
-    pub remote: SocketAddr,
-    pub remote_rtcp: SocketAddr,
+    pub wire: Wire,
     pub codec: AudioCodec,
     pub payload_type: u8,
     pub telephone_event: Option<u8>,
-    pub srtp: Option<SrtpSession>,
     pub cname: String,
     /// Names the call in reports.
     pub conversation: String,
+}
+
+/// How RTP leaves and arrives.
+pub enum Wire {
+    /// Our own sockets: RTP, RTCP reports and SDES-SRTP are ours to do.
+    Udp {
+        socket: UdpSocket,
+        /// A separate RTCP socket (RTP port + 1), or None when RTCP is muxed on the RTP port.
+        rtcp_socket: Option<UdpSocket>,
+        remote: SocketAddr,
+        remote_rtcp: SocketAddr,
+        srtp: Option<SrtpSession>,
+    },
+    /// Plain RTP packets handed to and taken from a WebRTC peer connection, which does ICE,
+    /// DTLS-SRTP and RTCP itself.
+    Packets { out: mpsc::Sender<Vec<u8>>, inbound: mpsc::Receiver<Vec<u8>> },
 }
 
 /// Where a media task sends its reports: (conversation, report).
@@ -138,7 +149,12 @@ struct Sender {
 }
 
 async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Box<dyn AudioSink>, mut controls: Controls) {
-    let MediaParams { socket, rtcp_socket, mut remote, mut remote_rtcp, codec, payload_type, telephone_event: event_pt, mut srtp, cname, conversation } = params;
+    let MediaParams { wire, codec, payload_type, telephone_event: event_pt, cname, conversation } = params;
+    let (socket, rtcp_socket, mut remote, mut remote_rtcp, mut srtp, packets_out, mut packets_in) = match wire {
+        Wire::Udp { socket, rtcp_socket, remote, remote_rtcp, srtp } => (Some(socket), rtcp_socket, Some(remote), Some(remote_rtcp), srtp, None, None),
+        Wire::Packets { out, inbound } => (None, None, None, None, None, Some(out), Some(inbound)),
+    };
+    let out = Out { socket: socket.as_ref(), packets: packets_out.as_ref() };
     // A closed channel only means the line is gone; the call ends with it.
     let report = |r: MediaReport| drop(controls.reports.send((conversation.clone(), r)));
     let mut state = match CodecState::new(codec) {
@@ -158,12 +174,16 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
         octets: 0,
         first: true,
     };
-    let started = Instant::now();
-    let rate_per_ms = f64::from(codec.clock_rate()) / 1000.0;
+    let mut receiving = Receiving {
+        started: Instant::now(),
+        rate_per_ms: f64::from(codec.clock_rate()) / 1000.0,
+        payload_type,
+        event_pt,
+        dtmf: DtmfReceiver::default(),
+    };
     let mut jitter = JitterBuffer::new(20);
     let mut reception = Reception::default();
-    let mut dtmf_in = DtmfReceiver::default();
-    let mut stats = MediaStats { codec: codec.name(), srtp: srtp.is_some(), ..MediaStats::default() };
+    let mut stats = MediaStats { codec: codec.name(), srtp: srtp.is_some() || packets_out.is_some(), ..MediaStats::default() };
     let mut latched = false;
     let mut pcm = vec![0i16; frame_samples];
     let (mut encoded, mut decoded, mut packet_bytes) = (Vec::new(), Vec::new(), Vec::with_capacity(256));
@@ -187,9 +207,9 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
                     Some(srtp) => srtp.protect_rtcp(&packet_bytes),
                     None => Some(packet_bytes.clone()),
                 };
-                if let Some(bytes) = bytes {
-                    let socket = rtcp_socket.as_ref().unwrap_or(&socket);
-                    let _ = socket.send_to(&bytes, remote_rtcp).await;
+                // Over WebRTC the peer connection sends its own reports.
+                if let (Some(bytes), Some(socket), Some(to)) = (bytes, rtcp_socket.as_ref().or(socket.as_ref()), remote_rtcp) {
+                    let _ = socket.send_to(&bytes, to).await;
                 }
                 fill_stats(&mut stats, &sender, &reception, &jitter, codec);
                 report(MediaReport::Stats(stats.clone()));
@@ -222,7 +242,7 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
                     let end = *frames >= 5;
                     let payload = telephone_event(*code, end, 10, duration);
                     for _ in 0..if end { 3 } else { 1 } {
-                        send_rtp(&socket, remote, &mut srtp, &mut sender, pt, *frames == 1, &payload, &mut packet_bytes).await;
+                        send_rtp(&out, remote, &mut srtp, &mut sender, pt, *frames == 1, &payload, &mut packet_bytes).await;
                     }
                     if end {
                         sender.timestamp = sender.timestamp.wrapping_add(duration.into());
@@ -237,10 +257,10 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
                 state.encode(&pcm, &mut encoded);
                 let marker = sender.first;
                 sender.first = false;
-                send_rtp(&socket, remote, &mut srtp, &mut sender, payload_type, marker, &encoded, &mut packet_bytes).await;
+                send_rtp(&out, remote, &mut srtp, &mut sender, payload_type, marker, &encoded, &mut packet_bytes).await;
                 sender.timestamp = sender.timestamp.wrapping_add(frame_samples as u32);
             }
-            received = socket.recv_from(&mut buffer) => {
+            received = recv_udp(socket.as_ref(), &mut buffer) => {
                 let Ok((n, from)) = received else { continue };
                 let bytes = &buffer[..n];
                 if rtcp::is_rtcp(bytes) {
@@ -255,32 +275,24 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
                     },
                     None => bytes,
                 };
-                let Ok(packet) = RtpPacket::parse(bytes) else { continue };
-                if Some(packet.payload_type) == event_pt {
-                    if let Some(digit) = dtmf_in.on_packet(packet.timestamp, packet.payload) {
-                        tracing::info!("DTMF received");
-                        report(MediaReport::Dtmf(digit));
-                    }
+                if !receiving.on_rtp(bytes, &mut jitter, &mut reception, &report) {
                     continue;
                 }
-                if packet.payload_type != payload_type {
-                    continue;
-                }
-                if !latched && from != remote {
+                if !latched && Some(from) != remote {
                     tracing::debug!(%from, "symmetric RTP: sending to where the far end sends from");
-                    remote = from;
+                    remote = Some(from);
                     if rtcp_socket.is_none() {
-                        remote_rtcp = from;
+                        remote_rtcp = Some(from);
                     }
                 }
                 latched = true;
-                let arrival_ms = started.elapsed().as_secs_f64() * 1000.0;
-                reception.on_packet(packet.ssrc, packet.sequence, packet.timestamp, (arrival_ms * rate_per_ms) as u32);
-                jitter.push(packet.sequence, f64::from(packet.timestamp) / rate_per_ms, arrival_ms, packet.payload);
+            }
+            Some(packet) = recv_packet(packets_in.as_mut()) => {
+                receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
             }
             received = recv_rtcp(rtcp_socket.as_ref(), &mut rtcp_buffer) => {
                 if let Ok((n, from)) = received {
-                    remote_rtcp = from;
+                    remote_rtcp = Some(from);
                     on_rtcp(&rtcp_buffer[..n], &mut srtp, &mut reception, &mut stats, sender.ssrc);
                 }
             }
@@ -291,8 +303,45 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
     sink.finish();
 }
 
+/// What a received RTP packet is checked against, and the state it feeds.
+struct Receiving {
+    started: Instant,
+    rate_per_ms: f64,
+    payload_type: u8,
+    event_pt: Option<u8>,
+    dtmf: DtmfReceiver,
+}
+
+impl Receiving {
+    /// Takes one plain RTP packet: audio to the jitter buffer, telephone-events to DTMF. False
+    /// when it is neither (unparsable, or a payload type we did not agree on).
+    fn on_rtp(&mut self, bytes: &[u8], jitter: &mut JitterBuffer, reception: &mut Reception, report: &impl Fn(MediaReport)) -> bool {
+        let Ok(packet) = RtpPacket::parse(bytes) else { return false };
+        if Some(packet.payload_type) == self.event_pt {
+            if let Some(digit) = self.dtmf.on_packet(packet.timestamp, packet.payload) {
+                tracing::info!("DTMF received");
+                report(MediaReport::Dtmf(digit));
+            }
+            return true;
+        }
+        if packet.payload_type != self.payload_type {
+            return false;
+        }
+        let arrival_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        reception.on_packet(packet.ssrc, packet.sequence, packet.timestamp, (arrival_ms * self.rate_per_ms) as u32);
+        jitter.push(packet.sequence, f64::from(packet.timestamp) / self.rate_per_ms, arrival_ms, packet.payload);
+        true
+    }
+}
+
+/// Where sent RTP goes: our socket, or the peer connection.
+struct Out<'a> {
+    socket: Option<&'a UdpSocket>,
+    packets: Option<&'a mpsc::Sender<Vec<u8>>>,
+}
+
 #[allow(clippy::too_many_arguments)]
-async fn send_rtp(socket: &UdpSocket, remote: SocketAddr, srtp: &mut Option<SrtpSession>, sender: &mut Sender, payload_type: u8, marker: bool, payload: &[u8], out: &mut Vec<u8>) {
+async fn send_rtp(out_to: &Out<'_>, remote: Option<SocketAddr>, srtp: &mut Option<SrtpSession>, sender: &mut Sender, payload_type: u8, marker: bool, payload: &[u8], out: &mut Vec<u8>) {
     RtpPacket { marker, payload_type, sequence: sender.sequence, timestamp: sender.timestamp, ssrc: sender.ssrc, payload }.write(out);
     sender.sequence = sender.sequence.wrapping_add(1);
     sender.packets = sender.packets.wrapping_add(1);
@@ -308,8 +357,15 @@ async fn send_rtp(socket: &UdpSocket, remote: SocketAddr, srtp: &mut Option<Srtp
         },
         None => &out[..],
     };
-    if let Err(e) = socket.send_to(bytes, remote).await {
-        tracing::debug!("RTP send to {remote}: {e}");
+    match (out_to.socket, remote, out_to.packets) {
+        (Some(socket), Some(remote), _) => {
+            if let Err(e) = socket.send_to(bytes, remote).await {
+                tracing::debug!("RTP send to {remote}: {e}");
+            }
+        }
+        // A full queue means the peer connection is stalled: drop the frame rather than the clock.
+        (_, _, Some(packets)) => drop(packets.try_send(bytes.to_vec())),
+        _ => {}
     }
 }
 
@@ -352,6 +408,20 @@ fn fill_stats(stats: &mut MediaStats, sender: &Sender, reception: &Reception, ji
     stats.concealed_frames = buffer.concealed;
     stats.late_packets = buffer.late;
     stats.jitter_buffer_ms = buffer.target_frames as u32 * 20;
+}
+
+async fn recv_udp(socket: Option<&UdpSocket>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buffer).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_packet(inbound: Option<&mut mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+    match inbound {
+        Some(inbound) => inbound.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_rtcp(socket: Option<&UdpSocket>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {

@@ -1,5 +1,6 @@
 //! The SIP lab: independent SIP software started on loopback by the tests, with configs the
 //! tests write, stopped by pid on drop. See `../shared/lab-notes.md` for what was verified here.
+//! The WebRTC parts (coturn, a browser phone, the network namespace) are in [`webrtc`].
 
 #![allow(dead_code)]
 
@@ -9,10 +10,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::eventually;
 
+pub mod webrtc;
+
 /// Kamailio as registrar/proxy: users 1001..1003, passwords secret1001..secret1003.
 pub struct Kamailio {
     pub port: u16,
     pub tls_port: Option<u16>,
+    /// SIP over WebSocket: (ws, wss) ports.
+    pub ws_ports: Option<(u16, u16)>,
     dir: tempfile::TempDir,
     child: Child,
 }
@@ -24,13 +29,18 @@ impl Kamailio {
     }
 
     pub fn start_on(port: u16, algorithm: &str) -> Self {
-        Self::launch(port, None, algorithm)
+        Self::launch(port, None, None, algorithm)
+    }
+
+    /// Also listens for SIP over WebSocket (ws and wss, RFC 7118) and TLS.
+    pub fn start_with_ws(algorithm: &str) -> Self {
+        Self::launch(free_port(), Some(free_port()), Some((free_port(), free_port())), algorithm)
     }
 
     /// Also listens for TLS on `tls_port` with a certificate for 127.0.0.1 and localhost;
     /// `ca_file()` is what clients must trust.
     pub fn start_with_tls(algorithm: &str) -> Self {
-        Self::launch(free_port(), Some(free_port()), algorithm)
+        Self::launch(free_port(), Some(free_port()), None, algorithm)
     }
 
     /// The self-signed certificate Kamailio serves over TLS.
@@ -38,7 +48,7 @@ impl Kamailio {
         self.dir.path().join("cert.pem")
     }
 
-    fn launch(port: u16, tls_port: Option<u16>, algorithm: &str) -> Self {
+    fn launch(port: u16, tls_port: Option<u16>, ws_ports: Option<(u16, u16)>, algorithm: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/kamailio.cfg")).expect("kamailio.cfg");
         let mut config = template
@@ -46,7 +56,12 @@ impl Kamailio {
             .replace("@UDP@", &port.to_string())
             .replace("@TCP@", &port.to_string())
             .replace("@TLS@", &tls_port.unwrap_or(0).to_string())
+            .replace("@WS@", &ws_ports.map_or(0, |p| p.0).to_string())
+            .replace("@WSS@", &ws_ports.map_or(0, |p| p.1).to_string())
             .replace("@ALGORITHM@", algorithm);
+        if ws_ports.is_some() {
+            config = config.replacen("#!KAMAILIO\n", "#!KAMAILIO\n#!define WITH_WS\n", 1);
+        }
         if tls_port.is_some() {
             let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
             let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
@@ -73,7 +88,7 @@ impl Kamailio {
             .stderr(log)
             .spawn()
             .expect("kamailio is installed (./dev setup)");
-        let kamailio = Self { port, tls_port, dir, child };
+        let kamailio = Self { port, tls_port, ws_ports, dir, child };
         let deadline = Instant::now() + Duration::from_secs(15);
         while !kamailio.rpc("core.version").contains("kamailio") {
             assert!(Instant::now() < deadline, "kamailio did not start:\n{}", kamailio.log());

@@ -1,0 +1,286 @@
+//! One call's media on a WebRTC line (the seed platform's agents): a peer connection (ICE with
+//! host, server-reflexive and TURN relay candidates, DTLS-SRTP, rtcp-mux, BUNDLE) carries the RTP
+//! that our own media task encodes and decodes, so a call is a call whatever its line. SIP does
+//! not trickle: the offer or answer goes out once candidate gathering is complete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::shared::marshal::{Marshal, Unmarshal};
+use sip_core::sdp::{Codec, Direction, SessionDescription};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+};
+
+use super::TurnServer;
+use super::runtime::MediaSettings;
+use crate::audio;
+use crate::media::codec::AudioCodec;
+use crate::media::session::{MediaParams, MediaSession, ReportSender, Wire};
+
+/// How long candidate gathering (a TURN allocation included) may take before we send what we have.
+const GATHERING: Duration = Duration::from_secs(5);
+/// RTP packets queued towards or from the peer connection: a second of audio each way.
+const QUEUE: usize = 50;
+
+/// What WebRTC media needs from the line.
+#[derive(Debug, Clone)]
+pub struct WebRtcSettings {
+    pub turn: Option<TurnServer>,
+    pub force_relay: bool,
+    /// Offer loopback candidates (a server on 127.0.0.1: the lab, or a PBX on this machine).
+    pub loopback: bool,
+}
+
+pub struct WebRtcMedia {
+    pc: Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    local_sdp: String,
+    inbound: Option<mpsc::Receiver<Vec<u8>>>,
+    gathered: watch::Receiver<bool>,
+}
+
+struct Events {
+    gathered: watch::Sender<bool>,
+    inbound: mpsc::Sender<Vec<u8>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::info!(%state, "WebRTC connection");
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let inbound = self.inbound.clone();
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                match event {
+                    TrackRemoteEvent::OnRtpPacket(packet) => {
+                        if let Ok(bytes) = packet.marshal() {
+                            // Full: the media task is behind; it conceals the gap.
+                            let _ = inbound.try_send(bytes.to_vec());
+                        }
+                    }
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+impl WebRtcMedia {
+    /// A peer connection with our offer (outgoing call).
+    pub async fn for_offer(settings: &MediaSettings, webrtc: &WebRtcSettings) -> Result<Self, String> {
+        let mut media = Self::build(settings, webrtc).await?;
+        tracing::debug!("WebRTC peer connection built");
+        let offer = media.pc.create_offer(None).await.map_err(|e| format!("WebRTC offer: {e}"))?;
+        tracing::debug!("WebRTC offer created");
+        media.pc.set_local_description(offer).await.map_err(|e| format!("WebRTC offer: {e}"))?;
+        media.local_sdp = media.gathered_sdp().await?;
+        Ok(media)
+    }
+
+    /// A peer connection answering their offer (incoming call).
+    pub async fn for_answer(settings: &MediaSettings, webrtc: &WebRtcSettings, offer: &str) -> Result<Self, String> {
+        let mut media = Self::build(settings, webrtc).await?;
+        let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| format!("their offer: {e}"))?;
+        media.pc.set_remote_description(offer).await.map_err(|e| format!("their offer: {e}"))?;
+        let answer = media.pc.create_answer(None).await.map_err(|e| format!("WebRTC answer: {e}"))?;
+        media.pc.set_local_description(answer).await.map_err(|e| format!("WebRTC answer: {e}"))?;
+        media.local_sdp = media.gathered_sdp().await?;
+        Ok(media)
+    }
+
+    async fn build(settings: &MediaSettings, webrtc: &WebRtcSettings) -> Result<Self, String> {
+        let mut engine = MediaEngine::default();
+        let mut preferences = Vec::new();
+        let mut register = |engine: &mut MediaEngine, codec: &Codec, mime: &str| {
+            let parameters = RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: mime.to_owned(),
+                    clock_rate: codec.clock_rate,
+                    channels: if codec.name.eq_ignore_ascii_case("opus") { 2 } else { 0 },
+                    sdp_fmtp_line: codec.fmtp.clone().unwrap_or_default(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: codec.payload_type,
+            };
+            preferences.push(parameters.clone());
+            engine.register_codec(parameters, RtpCodecKind::Audio).map_err(|e| format!("codec {}: {e}", codec.name))
+        };
+        // Our preference order, then RFC 4733 events. Only the 8 kHz ones: this engine offers the
+        // first telephone-event it knows for every one registered.
+        for codec in &settings.codecs {
+            register(&mut engine, codec, &format!("audio/{}", codec.name))?;
+        }
+        register(&mut engine, &Codec::telephone_event(), "audio/telephone-event")?;
+
+        let mut configuration = RTCConfigurationBuilder::new();
+        if let Some(turn) = &webrtc.turn {
+            configuration = configuration.with_ice_servers(vec![RTCIceServer {
+                urls: vec![turn.url.clone()],
+                username: turn.username.clone(),
+                credential: turn.credential.expose().to_owned(),
+            }]);
+        }
+        if webrtc.force_relay {
+            configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+        }
+        // mDNS needs a multicast-capable interface: on loopback (the lab, or a PBX on this
+        // machine) there is none and the peer connection would not build.
+        let mdns = if webrtc.loopback { MulticastDnsMode::Disabled } else { MulticastDnsMode::QueryOnly };
+        let setting_engine = SettingEngineBuilder::new().with_include_loopback_candidate(webrtc.loopback).with_multicast_dns_mode(mdns).build();
+        let (gathered, _) = watch::channel(false);
+        let (inbound_tx, inbound) = mpsc::channel(QUEUE);
+        let events = Arc::new(Events { gathered, inbound: inbound_tx });
+        let bind = if webrtc.loopback { "127.0.0.1:0" } else { "0.0.0.0:0" };
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(configuration.build())
+            .with_media_engine(engine)
+            .with_setting_engine(setting_engine)
+            .with_handler(events.clone())
+            .with_udp_addrs(vec![bind])
+            .build()
+            .await
+            .map_err(|e| format!("WebRTC: {e}"))?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let first = settings.codecs.first().cloned().unwrap_or_else(Codec::pcmu);
+        let ssrc = u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0x5350_4252);
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "softphone-bridge".into(),
+            "audio".into(),
+            "audio".into(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: RTCRtpCodec {
+                    mime_type: format!("audio/{}", first.name),
+                    clock_rate: first.clock_rate,
+                    channels: if first.name.eq_ignore_ascii_case("opus") { 2 } else { 0 },
+                    sdp_fmtp_line: first.fmtp.clone().unwrap_or_default(),
+                    rtcp_feedback: vec![],
+                },
+                ..Default::default()
+            }],
+        )));
+        pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(|e| format!("WebRTC track: {e}"))?;
+        // A track offers only its own codec unless told otherwise: offer all of ours, and DTMF.
+        for transceiver in pc.get_transceivers().await {
+            transceiver.set_codec_preferences(preferences.clone()).await.map_err(|e| format!("WebRTC codecs: {e}"))?;
+        }
+        let gathered = events.gathered.subscribe();
+        Ok(Self { pc, track, ssrc, local_sdp: String::new(), inbound: Some(inbound), gathered })
+    }
+
+    /// Our description once candidates are gathered (or the wait is over).
+    async fn gathered_sdp(&mut self) -> Result<String, String> {
+        tracing::debug!("WebRTC gathering candidates");
+        if tokio::time::timeout(GATHERING, self.gathered.wait_for(|done| *done)).await.is_err() {
+            tracing::warn!("ICE gathering took over {} s; offering the candidates we have", GATHERING.as_secs());
+        }
+        let description = self.pc.local_description().await.ok_or("WebRTC: no local description")?;
+        Ok(description.sdp)
+    }
+
+    pub fn sdp(&self) -> &str {
+        &self.local_sdp
+    }
+
+    /// Starts media: `remote_sdp` is their answer (set on the peer connection now) or the offer
+    /// we answered (set already).
+    pub async fn start(&mut self, conversation: &str, remote_sdp: &str, we_offered: bool, settings: &MediaSettings, reports: ReportSender) -> Result<MediaSession, String> {
+        if we_offered {
+            let answer = RTCSessionDescription::answer(remote_sdp.to_owned()).map_err(|e| format!("their answer: {e}"))?;
+            self.pc.set_remote_description(answer).await.map_err(|e| format!("their answer: {e}"))?;
+        }
+        // The answer decides: its first codec we support, and its telephone-event.
+        let answer = if we_offered { remote_sdp } else { self.local_sdp.as_str() };
+        let answer = SessionDescription::parse(answer).map_err(|e| format!("unusable SDP answer ({e})"))?;
+        let (codec, chosen) = answer
+            .audio
+            .codecs
+            .iter()
+            .find_map(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone())))
+            .ok_or("no common audio codec")?;
+        let telephone_event = telephone_event_for(remote_sdp, codec.clock_rate()).or(answer.audio.telephone_event);
+        let inbound = self.inbound.take().ok_or("media already started")?;
+        let (out, mut outgoing) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let (track, ssrc) = (self.track.clone(), self.ssrc);
+        // Our media task writes plain RTP; the peer connection protects and sends it.
+        tokio::spawn(async move {
+            while let Some(bytes) = outgoing.recv().await {
+                let Ok(mut packet) = rtp::Packet::unmarshal(&mut &bytes[..]) else { continue };
+                packet.header.ssrc = ssrc;
+                if let Err(e) = track.write_rtp(packet).await {
+                    tracing::trace!("WebRTC RTP not sent: {e}");
+                }
+            }
+        });
+        let audio::CallAudio { source, sink } = audio::open_for_call(&settings.audio, codec.clock_rate()).map_err(|e| format!("audio: {e}"))?;
+        tracing::info!(%conversation, codec = %chosen.name, "WebRTC media started");
+        let params = MediaParams {
+            wire: Wire::Packets { out, inbound },
+            codec,
+            payload_type: chosen.payload_type,
+            telephone_event,
+            cname: format!("{}@softphone-bridge", &conversation[..conversation.len().min(8)]),
+            conversation: conversation.to_owned(),
+        };
+        Ok(MediaSession::start(params, source, sink, reports))
+    }
+
+    /// Our current description with another direction (hold, resume, or answering theirs).
+    pub fn redirected(&mut self, direction: Direction) -> String {
+        if let Some(edited) = sip_core::sdp::with_direction(&self.local_sdp, direction) {
+            self.local_sdp = edited;
+        }
+        self.local_sdp.clone()
+    }
+
+    pub async fn stop(self) {
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("WebRTC close: {e}");
+        }
+    }
+}
+
+/// The telephone-event payload type at `rate` in an SDP (Opus calls use the 48 kHz one).
+fn telephone_event_for(sdp: &str, rate: u32) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let (pt, encoding) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        let (name, clock) = encoding.split_once('/')?;
+        let clock: u32 = clock.split('/').next()?.parse().ok()?;
+        (name.eq_ignore_ascii_case("telephone-event") && clock == rate).then(|| pt.parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_offer_on_loopback() {
+        let settings = MediaSettings::from_config(&Default::default(), &Default::default());
+        let webrtc = WebRtcSettings { turn: None, force_relay: false, loopback: true };
+        let media = tokio::time::timeout(Duration::from_secs(10), WebRtcMedia::for_offer(&settings, &webrtc)).await.expect("in time").expect("an offer");
+        eprintln!("{}", media.sdp());
+    }
+}

@@ -1,0 +1,187 @@
+//! The WebRTC lab: coturn as the TURN relay, a JsSIP browser phone in headless Chromium, and the
+//! network namespace every WebRTC test runs in. ICE gathers candidates on every interface and
+//! checks them all, so a test outside a namespace with only `lo` would send packets to this
+//! machine's own network address; inside one, loopback is all there is.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::free_port;
+
+const IN_NAMESPACE: &str = "SOFTPHONE_TEST_NETNS";
+
+/// True when this process may run a WebRTC test: inside the private namespace. Otherwise runs
+/// this one test (`name`, as libtest knows it) again in a fresh network namespace with only
+/// `lo`, asserts it passed there, and returns false so the caller returns at once.
+pub fn in_loopback_namespace(name: &str) -> bool {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let status = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(IN_NAMESPACE, "1")
+        .status()
+        .expect("unshare (util-linux) runs; the tests run as root or with CAP_SYS_ADMIN");
+    assert!(status.success(), "{name} failed inside its network namespace (output above)");
+    false
+}
+
+/// coturn with one long-term credential per user (`1001:secret1001`, …), relaying on loopback.
+pub struct Coturn {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Coturn {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let relay = 40000 + (port % 1000) * 10;
+        let config = format!(
+            "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\nmin-port={relay}\nmax-port={}\n\
+             lt-cred-mech\nrealm=lab\nuser=1001:secret1001\nuser=1002:secret1002\nuser=1003:secret1003\n\
+             allow-loopback-peers\nno-tls\nno-dtls\nno-cli\nno-multicast-peers\nfingerprint\n\
+             log-file=stdout\nsimple-log\nverbose\npidfile={}/turnserver.pid\nuserdb={}/turndb\n",
+            relay + 9,
+            dir.path().display(),
+            dir.path().display()
+        );
+        let path = dir.path().join("turnserver.conf");
+        std::fs::write(&path, config).expect("turnserver.conf");
+        let log = std::fs::File::create(dir.path().join("turnserver.log")).expect("log");
+        let child = Command::new("turnserver")
+            .arg("-c")
+            .arg(&path)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("coturn is installed (./dev setup)");
+        let coturn = Self { port, dir, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "coturn did not start:\n{}", coturn.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        coturn
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("turnserver.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JsSIP phone in Chromium (tests/lab/browser-phone.mjs), registered over wss.
+pub struct BrowserPhone {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<Value>,
+    /// Events seen while waiting for others.
+    seen: Vec<Value>,
+}
+
+impl BrowserPhone {
+    /// Starts the phone for `user` (password `secret<user>`) with `tone` as its microphone.
+    pub fn start(wss_port: u16, user: &str, tone: &Path) -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/browser-phone.mjs");
+        let config = json!({
+            "wss": format!("wss://127.0.0.1:{wss_port}"),
+            "user": user,
+            "password": format!("secret{user}"),
+            "tone": tone,
+        });
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(config.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs (./dev setup installs the npm packages)");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(value) => {
+                        if sender.send(value).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("browser phone: {line}"),
+                }
+            }
+        });
+        let mut phone = Self { child, stdin, lines, seen: Vec::new() };
+        phone.wait("registered");
+        phone
+    }
+
+    pub fn send(&mut self, command: Value) {
+        writeln!(self.stdin, "{command}").expect("browser phone stdin");
+    }
+
+    /// Waits for `{"event": name}`, failing on page errors.
+    pub fn wait(&mut self, name: &str) -> Value {
+        if let Some(i) = self.seen.iter().position(|e| e["event"] == name) {
+            return self.seen.remove(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("browser phone: no {name:?} within 30 s (seen: {:?})", self.seen));
+            if line["event"] == name {
+                return line;
+            }
+            if let Some(error) = line.get("error") {
+                eprintln!("browser phone error: {error}");
+            }
+            self.seen.push(line);
+        }
+    }
+
+    /// The remote audio's peak frequency (Hz), level (dBFS), and level at each probe frequency.
+    pub fn measure(&mut self, probes: &[f64]) -> Value {
+        self.send(json!({ "cmd": "measure", "probes": probes }));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).expect("a measurement");
+            if line["reply"] == "measure" {
+                return line;
+            }
+            self.seen.push(line);
+        }
+    }
+}
+
+impl Drop for BrowserPhone {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({ "cmd": "quit" }));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
