@@ -11,7 +11,7 @@ use sip_core::call::EndReason;
 use sip_core::sdp::{Codec, SessionDescription};
 use tokio::sync::mpsc;
 
-use super::call_media::CallMedia;
+use super::call_media::{CallMedia, Unacceptable};
 use super::transport::{Inbound, Target, Transport, TransportError};
 use super::webrtc_media::WebRtcSettings;
 use super::{LineCommand, LineConfig, LineEvent, MediaKind, OsEntropy, SipEvent, SipLine};
@@ -71,13 +71,24 @@ pub struct LineRuntime {
     ringer: Option<Ringer>,
     /// Media tasks report DTMF and statistics here.
     reports: (ReportSender, ReportReceiver),
+    /// Media being prepared off the loop (WebRTC gathers candidates, which can take seconds with
+    /// a TURN server): the calls waiting for it, and where it arrives.
+    preparing: HashSet<String>,
+    prepared: (mpsc::UnboundedSender<Prepared>, mpsc::UnboundedReceiver<Prepared>),
     events: VecDeque<LineEvent>,
+}
+
+/// A call's media, ready (or not) for the SIP step that waits on it.
+pub enum Prepared {
+    Offer { conversation: String, target: sip_core::Uri, media: Result<CallMedia, String> },
+    Answer { conversation: String, media: Result<CallMedia, Unacceptable> },
 }
 
 /// What woke the line: the SIP transport, or a call's media task.
 pub enum LineInput {
     Sip(Result<Inbound, TransportError>),
     Media(String, MediaReport),
+    Prepared(Prepared),
 }
 
 impl LineRuntime {
@@ -96,6 +107,8 @@ impl LineRuntime {
             ringing: HashSet::new(),
             ringer: None,
             reports: mpsc::unbounded_channel(),
+            preparing: HashSet::new(),
+            prepared: mpsc::unbounded_channel(),
             events: VecDeque::new(),
         }
     }
@@ -111,6 +124,7 @@ impl LineRuntime {
         tokio::select! {
             inbound = sip => LineInput::Sip(inbound),
             Some((conversation, report)) = self.reports.1.recv() => LineInput::Media(conversation, report),
+            Some(prepared) = self.prepared.1.recv() => LineInput::Prepared(prepared),
         }
     }
 
@@ -141,6 +155,11 @@ impl LineRuntime {
     pub async fn on_input(&mut self, input: LineInput, now: Instant) {
         let inbound = match input {
             LineInput::Sip(inbound) => inbound,
+            LineInput::Prepared(prepared) => {
+                self.on_prepared(prepared, now).await;
+                self.process(now).await;
+                return;
+            }
             LineInput::Media(conversation, report) => {
                 self.events.push_back(match report {
                     MediaReport::Dtmf(digit) => LineEvent::DtmfReceived { conversation, digit },
@@ -174,7 +193,9 @@ impl LineRuntime {
             }
             LineCommand::Hangup { conversation } => {
                 let known = self.sip.as_mut().is_some_and(|sip| sip.hangup(&conversation, now, &mut self.entropy));
-                if !known {
+                // A call still waiting for its media ends here; the media is dropped on arrival.
+                let preparing = self.preparing.remove(&conversation);
+                if !known || preparing {
                     self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Local });
                 }
             }
@@ -205,25 +226,27 @@ impl LineRuntime {
     }
 
     async fn dial(&mut self, conversation: String, target: sip_core::Uri, now: Instant) {
-        let media = match (self.local_ip(), self.config.media) {
-            (Some(ip), MediaKind::Rtp) => CallMedia::for_offer(ip, &self.media_settings).await,
-            (Some(ip), MediaKind::WebRtc) => CallMedia::for_webrtc_offer(&self.media_settings, &self.webrtc_settings(ip)).await,
-            (None, _) => Err("the line is not connected".into()),
+        let Some(ip) = self.local_ip() else {
+            let reason = "the line is not connected".to_owned();
+            return self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } });
         };
-        let media = match media {
-            Ok(media) => media,
-            Err(reason) => return self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } }),
+        self.preparing.insert(conversation.clone());
+        let media = match self.config.media {
+            MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
+            MediaKind::WebRtc => {
+                let (settings, webrtc, done) = (self.media_settings.clone(), self.webrtc_settings(ip), self.prepared.0.clone());
+                tokio::spawn(async move {
+                    let media = CallMedia::for_webrtc_offer(&settings, &webrtc).await;
+                    let _ = done.send(Prepared::Offer { conversation, target, media });
+                });
+                return;
+            }
         };
-        let offer = media.sdp();
-        self.media.insert(conversation.clone(), media);
-        if let Some(sip) = &mut self.sip {
-            sip.dial(conversation, target, offer, now, &mut self.entropy);
-        }
+        self.on_prepared(Prepared::Offer { conversation, target, media }, now).await;
     }
 
     async fn answer(&mut self, conversation: &str, now: Instant) {
         let Some(ip) = self.local_ip() else { return };
-        let webrtc = self.webrtc_settings(ip);
         let Some(sip) = &mut self.sip else { return };
         let text = sip.remote_sdp(conversation);
         let Some((text, offer)) = text.and_then(|text| SessionDescription::parse(&text).ok().map(|offer| (text, offer))) else {
@@ -231,24 +254,71 @@ impl LineRuntime {
             sip.reject(conversation, 488, now);
             return;
         };
+        self.preparing.insert(conversation.to_owned());
         // The offer's profile decides, so a WebRTC line still takes a plain-RTP call from a PBX.
         let media = if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
-            CallMedia::for_webrtc_answer(&self.media_settings, &webrtc, &text).await
+            let (settings, webrtc, done) = (self.media_settings.clone(), self.webrtc_settings(ip), self.prepared.0.clone());
+            let conversation = conversation.to_owned();
+            tokio::spawn(async move {
+                let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
+                let _ = done.send(Prepared::Answer { conversation, media });
+            });
+            return;
         } else {
             CallMedia::for_answer(ip, &self.media_settings, &offer).await
         };
-        let Some(sip) = &mut self.sip else { return };
-        match media {
-            Ok(media) => {
-                sip.answer(conversation, media.sdp(), now);
-                if media.remote_hold {
-                    self.events.push_back(LineEvent::CallHold { conversation: conversation.to_owned(), held: true, by_remote: true });
-                }
-                self.media.insert(conversation.to_owned(), media);
+        self.on_prepared(Prepared::Answer { conversation: conversation.to_owned(), media }, now).await;
+    }
+
+    /// The media a call waited for is ready: send the INVITE or the 200, or give up on the call.
+    async fn on_prepared(&mut self, prepared: Prepared, now: Instant) {
+        let conversation = match &prepared {
+            Prepared::Offer { conversation, .. } | Prepared::Answer { conversation, .. } => conversation.clone(),
+        };
+        // Not waited for: hung up while gathering, or the line dropped meanwhile (both reported).
+        if !self.preparing.remove(&conversation) {
+            if let Prepared::Offer { media: Ok(media), .. } | Prepared::Answer { media: Ok(media), .. } = prepared {
+                media.stop().await;
             }
-            Err(refusal) => {
-                tracing::warn!(%conversation, "cannot answer: {}", refusal.reason);
-                sip.reject(conversation, refusal.status, now);
+            return;
+        }
+        match prepared {
+            Prepared::Offer { conversation, target, media } => match (media, &mut self.sip) {
+                (Ok(media), Some(sip)) => {
+                    let offer = media.sdp();
+                    sip.dial(conversation.clone(), target, offer, now, &mut self.entropy);
+                    self.media.insert(conversation, media);
+                }
+                (Ok(media), None) => {
+                    media.stop().await;
+                    let reason = "the line is not connected".to_owned();
+                    self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } });
+                }
+                (Err(reason), _) => self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } }),
+            },
+            Prepared::Answer { conversation, media } => {
+                let Some(sip) = &mut self.sip else {
+                    if let Ok(media) = media {
+                        media.stop().await;
+                    }
+                    return;
+                };
+                match media {
+                    Ok(media) => {
+                        if !sip.answer(&conversation, media.sdp(), now) {
+                            // The caller gave up while we prepared.
+                            return media.stop().await;
+                        }
+                        if media.remote_hold {
+                            self.events.push_back(LineEvent::CallHold { conversation: conversation.clone(), held: true, by_remote: true });
+                        }
+                        self.media.insert(conversation, media);
+                    }
+                    Err(refusal) => {
+                        tracing::warn!(%conversation, "cannot answer: {}", refusal.reason);
+                        sip.reject(&conversation, refusal.status, now);
+                    }
+                }
             }
         }
     }
@@ -257,6 +327,9 @@ impl LineRuntime {
     pub async fn stop(&mut self, now: Instant) {
         self.stopping = true;
         self.connect_at = None;
+        for conversation in self.preparing.drain() {
+            self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Local });
+        }
         // Every call, including one still ringing in (it has no media yet): reject or hang up.
         if let Some(sip) = &mut self.sip {
             for conversation in sip.conversations() {
@@ -395,7 +468,9 @@ impl LineRuntime {
         self.transport = None;
         self.keepalive_at = None;
         // Every call the line held ends with it, ringing or up; their media stops with the task.
-        let calls = self.sip.take().map(|sip| sip.conversations()).unwrap_or_default();
+        let mut calls = self.sip.take().map(|sip| sip.conversations()).unwrap_or_default();
+        // Calls still gathering candidates end too (an incoming one is in both lists).
+        calls.extend(self.preparing.drain().filter(|c| !calls.contains(c)).collect::<Vec<_>>());
         self.media.clear();
         // Dropping the ringer stops it (its task sees the stop channel close).
         self.ringing.clear();

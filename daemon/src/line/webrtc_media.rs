@@ -69,6 +69,7 @@ impl PeerConnectionEventHandler for Events {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let inbound = self.inbound.clone();
+        tracing::info!("WebRTC remote track");
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 match event {
@@ -79,6 +80,7 @@ impl PeerConnectionEventHandler for Events {
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,
+                    TrackRemoteEvent::OnOpen(_) => tracing::debug!("WebRTC remote track open"),
                     _ => {}
                 }
             }
@@ -147,7 +149,12 @@ impl WebRtcMedia {
         // mDNS needs a multicast-capable interface: on loopback (the lab, or a PBX on this
         // machine) there is none and the peer connection would not build.
         let mdns = if webrtc.loopback { MulticastDnsMode::Disabled } else { MulticastDnsMode::QueryOnly };
-        let setting_engine = SettingEngineBuilder::new().with_include_loopback_candidate(webrtc.loopback).with_multicast_dns_mode(mdns).build();
+        let mut setting_engine = SettingEngineBuilder::new().with_include_loopback_candidate(webrtc.loopback).with_multicast_dns_mode(mdns);
+        if webrtc.force_relay {
+            // ICE waits 2 s for a better pair before it accepts a relayed one; relay-only has none.
+            setting_engine = setting_engine.with_relay_acceptance_min_wait(Some(Duration::ZERO));
+        }
+        let setting_engine = setting_engine.build();
         let (gathered, _) = watch::channel(false);
         let (inbound_tx, inbound) = mpsc::channel(QUEUE);
         let events = Arc::new(Events { gathered, inbound: inbound_tx });
@@ -280,6 +287,15 @@ mod tests {
     async fn an_offer_on_loopback() {
         let settings = MediaSettings::from_config(&Default::default(), &Default::default());
         let webrtc = WebRtcSettings { turn: None, force_relay: false, loopback: true };
+        let media = tokio::time::timeout(Duration::from_secs(10), WebRtcMedia::for_offer(&settings, &webrtc)).await.expect("in time").expect("an offer");
+        eprintln!("{}", media.sdp());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relay_only_without_a_turn_server_still_offers() {
+        let settings = MediaSettings::from_config(&Default::default(), &Default::default());
+        let turn = TurnServer { url: "turn:127.0.0.1:9?transport=udp".into(), username: "u".into(), credential: crate::config::Secret::new("p") };
+        let webrtc = WebRtcSettings { turn: Some(turn), force_relay: true, loopback: true };
         let media = tokio::time::timeout(Duration::from_secs(10), WebRtcMedia::for_offer(&settings, &webrtc)).await.expect("in time").expect("an offer");
         eprintln!("{}", media.sdp());
     }
