@@ -12,10 +12,15 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// A log file larger than this is started afresh at the next daemon start.
 const MAX_LOG_BYTES: u64 = 10 * 1024 * 1024;
 
+const QUIET_WEBRTC: &str = "rtc=warn,rtc_dtls=error,rtc_sctp=warn,rtc_srtp=warn,rtc_interceptor=warn,rtc_ice=info,rtc_turn=info,webrtc=info";
+
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
 pub fn init(level: &str, log_dir: Option<&Path>) {
+    // The WebRTC stack logs every DTLS record and STUN transaction: keep it to what helps an
+    // IT person (connection states, TURN allocation) unless a full filter is given.
+    let directive = if level.contains('=') { level.to_owned() } else { format!("{level},{QUIET_WEBRTC}") };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        .or_else(|_| EnvFilter::try_new(directive))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
     let file = log_dir.and_then(|dir| {

@@ -90,9 +90,10 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         line_domain: line.as_ref().map(|l| l.domain.clone()),
         ids: Box::new(crate::line::OsEntropy),
         auto_answer: config.account.as_ref().is_some_and(|a| a.auto_answer),
+        provisioning: config.provisioning.clone(),
     });
     let media = MediaSettings::from_config(&config.audio, &config.media);
-    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, line.map(|l| (l, media)));
+    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, media, line);
 
     let info = DaemonInfo { pid: std::process::id(), port, instance };
     let info_path = DaemonInfo::path(&data_dir);

@@ -153,3 +153,88 @@ async fn webrtc_call_with_relay_forced_goes_through_coturn() {
     });
     eprintln!("relayed through coturn: {received} packets from the agent, {sent} to the agent");
 }
+
+/// The seed's parameters as a page sends them; `expire_date` in the seed's plain form (UTC).
+fn seed_params(wss: u16, turn: u16, expires: time::OffsetDateTime) -> serde_json::Value {
+    let plain = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    json!({
+        "auth_key": "k-7f3a", "server": format!("wss://127.0.0.1:{wss}"), "turn_port": turn, "customer_id": 77,
+        "user_id": 1001, "username": "1001", "password": "secret1001",
+        "expire_date": expires.format(&plain).expect("date"), "debug_console": false, "debug_html": "false"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_from_a_page_registers_over_wss_then_expires_on_time() {
+    let kamailio = Kamailio::start_with_ws("MD5");
+    let wss = kamailio.ws_ports.expect("ws").1;
+    let daemon = Daemon::start(&format!("[provisioning]\nca_file = \"{}\"\n[log]\nlevel = \"debug\"\n", kamailio.ca_file().display()));
+    let _log = LogOnPanic(&daemon);
+    let mut page = daemon.connect(CRM).await;
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+
+    // Each invalid parameter gets its own error, naming it; nothing is registered.
+    let mut bad = Vec::new();
+    for (key, value, expected) in [
+        ("turn_port", json!("3478"), "`turn_port` must be an integer"),
+        ("customer_id", json!("77"), "`customer_id` must be an integer"),
+        ("expire_date", json!("next friday"), "`expire_date` must be a date and time"),
+        ("expire_date", json!("2020-01-01 00:00:00"), "`expire_date` 2020-01-01 00:00:00 is already past"),
+        ("debug_html", json!("yes"), "`debug_html` must be true or false"),
+        ("server", json!(""), "`server` must be a non-empty string"),
+        ("server", json!("ftp://pbx"), "`server`"),
+    ] {
+        let mut params = seed_params(wss, 3478, later);
+        params[key] = value;
+        bad.push((params, expected));
+    }
+    let mut missing = seed_params(wss, 3478, later);
+    missing.as_object_mut().map(|m| m.remove("password"));
+    bad.push((missing, "`password` is required"));
+    for (params, expected) in bad {
+        let (reply, _) = page.request("provision", params.clone()).await;
+        assert_eq!(reply["error"]["code"], "invalid_provisioning", "{params} → {reply}");
+        let message = reply["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{params} → {message}");
+        assert!(!message.contains("secret1001") && !message.contains("k-7f3a"), "no secret echoed: {message}");
+    }
+    assert!(kamailio.contacts("1001").is_empty());
+
+    // A valid set registers over wss; the session ends at expire_date.
+    // Whole seconds (the seed's form), about 3 s ahead: under the test client's 5 s frame wait.
+    let expires = time::OffsetDateTime::now_utc().replace_millisecond(0).expect("ms") + time::Duration::seconds(4);
+    let (reply, _) = page.request("provision", seed_params(wss, 3478, expires)).await;
+    assert_eq!(reply["result"]["extension"], "1001", "{reply}");
+    let registered = page.registration("registered").await;
+    assert_eq!(registered["extension"], "1001");
+    let contacts = kamailio.contacts("1001");
+    assert!(contacts.len() == 1 && contacts[0].contains("transport=ws"), "{contacts:?}");
+    let ended = page.registration("unregistered").await;
+    let late = time::OffsetDateTime::now_utc() - expires;
+    eprintln!("session ended {:.3} s after expire_date (expire_date has whole seconds)", late.as_seconds_f64());
+    assert_eq!(ended["reason"], "expired", "{ended}");
+    assert!(late > time::Duration::seconds(-1) && late < time::Duration::seconds(2), "on time: {late}");
+    eventually("the registration gone from Kamailio", Duration::from_secs(5), || kamailio.contacts("1001").is_empty().then_some(()));
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    assert_eq!(reply["error"]["code"], "no_line", "an expired session places no calls: {reply}");
+
+    // Provisioned again, then the seed's logout step.
+    page.request("provision", seed_params(wss, 3478, later)).await;
+    page.registration("registered").await;
+    let (reply, _) = page.request("logout", serde_json::Value::Null).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let out = page.registration("unregistered").await;
+    assert_eq!(out["reason"], "logout");
+    eventually("the registration gone from Kamailio", Duration::from_secs(5), || kamailio.contacts("1001").is_empty().then_some(()));
+}
+
+/// Prints the daemon's log when the test fails.
+struct LogOnPanic<'a>(&'a Daemon);
+
+impl Drop for LogOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ---\n{}", self.0.log());
+        }
+    }
+}

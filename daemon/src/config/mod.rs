@@ -2,6 +2,7 @@
 //! to command-line flags (later wins). See `docs/deploy.md` for every key.
 
 mod load;
+pub mod provision;
 mod secret;
 
 pub use load::{ConfigError, Sources, load, parse_file};
@@ -26,6 +27,25 @@ pub struct Config {
     pub log: LogConfig,
     pub presence: PresenceConfig,
     pub demo: DemoConfig,
+    pub provisioning: ProvisioningConfig,
+}
+
+/// What IT decides about accounts that CRM pages provision with the seed's parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningConfig {
+    /// Whether approved pages may provision the line at all (`provision` action).
+    pub allowed: bool,
+    /// CA bundle for the provisioned server's certificate instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Send WebRTC media only through the provisioned TURN relay.
+    pub force_relay: bool,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        Self { allowed: true, ca_file: None, force_relay: false }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -34,6 +34,8 @@ pub enum LineConfigError {
     BadServer(String),
     #[error("[account] dns_server {0:?} is not ip:port")]
     BadDnsServer(String),
+    #[error("[account] expire_date {0:?} is not a date and time (2026-12-31T18:00:00Z or 2026-12-31 18:00:00)")]
+    BadExpireDate(String),
     #[error("[account] server {server:?} says {scheme} but transport is {transport:?}")]
     SchemeMismatch { server: String, scheme: String, transport: Kind },
 }
@@ -61,6 +63,8 @@ pub struct LineConfig {
     pub turn: Option<TurnServer>,
     /// Send WebRTC media only through the TURN relay.
     pub force_relay: bool,
+    /// The provisioned `expire_date`: the session ends then.
+    pub expires_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,8 +126,12 @@ impl LineConfig {
             crate::config::AccountMedia::Auto if matches!(kind, Kind::Ws | Kind::Wss) => MediaKind::WebRtc,
             crate::config::AccountMedia::Auto => MediaKind::Rtp,
         };
+        let expires_at = match account.expire_date.as_deref() {
+            Some(text) => Some(crate::config::provision::parse_date(text).map_err(|_| LineConfigError::BadExpireDate(text.to_owned()))?),
+            None => None,
+        };
         let username = account.username.trim().to_owned();
-        let turn = account.turn_port.map(|port| TurnServer {
+        let turn =  account.turn_port.map(|port| TurnServer {
             url: format!("turn:{}:{port}?transport=udp", uri.host),
             username: username.clone(),
             credential: account.password.clone(),
@@ -142,6 +150,7 @@ impl LineConfig {
             media,
             turn,
             force_relay: account.force_relay,
+            expires_at,
         })
     }
 
@@ -160,6 +169,7 @@ impl LineConfig {
             media: MediaKind::Rtp,
             turn: None,
             force_relay: false,
+            expires_at: None,
         }
     }
 
@@ -176,7 +186,9 @@ const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 pub enum LineEvent {
     Registered { extension: String },
     Failed { reason: String },
-    Unregistered,
+    /// No longer registered; `reason` says why when it was not the registrar's doing
+    /// (`expired`: the provisioned `expire_date` passed; `logout`; `shutdown`).
+    Unregistered { reason: Option<String> },
     /// The callee's phone rings.
     CallRinging { conversation: String },
     /// Someone calls the agent. `headers` are the INVITE's, for the contract's header map.
@@ -190,7 +202,7 @@ pub enum LineEvent {
 }
 
 /// What the phone asks of the line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LineCommand {
     Dial { conversation: String, target: Uri },
     Answer { conversation: String },
@@ -199,6 +211,10 @@ pub enum LineCommand {
     Mute { conversation: String, muted: bool },
     Dtmf { conversation: String, digits: String },
     Hold { conversation: String, held: bool },
+    /// Replace the line with this account (the driver does it; see `phone::driver`).
+    Provision(Box<AccountConfig>),
+    /// End the session: unregister and stay off until provisioned again.
+    Logout,
 }
 
 /// What the sans-IO line tells its runtime, which owns sockets and media.
@@ -445,7 +461,7 @@ impl SipLine {
                     None => format!("{reason}; retrying in {} s", retry_in.as_secs()),
                 },
             },
-            RegistrationEvent::Unregistered => LineEvent::Unregistered,
+            RegistrationEvent::Unregistered => LineEvent::Unregistered { reason: None },
         })
     }
 }

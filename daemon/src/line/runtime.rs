@@ -65,6 +65,10 @@ pub struct LineRuntime {
     backoff: Duration,
     keepalive_at: Option<Instant>,
     stopping: bool,
+    /// Why the line is stopping, for the `registrationChanged` that follows.
+    stop_reason: Option<String>,
+    /// When the provisioned session ends (`expire_date`).
+    expires_at: Option<Instant>,
     media: HashMap<String, CallMedia>,
     /// Incoming calls still ringing, and the ring tone while there are any.
     ringing: HashSet<String>,
@@ -93,6 +97,7 @@ pub enum LineInput {
 
 impl LineRuntime {
     pub fn new(config: LineConfig, media_settings: MediaSettings, now: Instant) -> Self {
+        let expires_at = config.expires_at.map(|at| now + Duration::try_from(at - time::OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO));
         Self {
             config,
             media_settings,
@@ -103,6 +108,8 @@ impl LineRuntime {
             backoff: FIRST_RECONNECT,
             keepalive_at: None,
             stopping: false,
+            stop_reason: None,
+            expires_at,
             media: HashMap::new(),
             ringing: HashSet::new(),
             ringer: None,
@@ -130,10 +137,16 @@ impl LineRuntime {
 
     pub fn next_wake(&self) -> Option<Instant> {
         let sip = self.sip.as_ref().and_then(SipLine::poll_timeout);
-        [sip, self.connect_at, self.keepalive_at].into_iter().flatten().min()
+        let expiry = self.expires_at.filter(|_| !self.stopping);
+        [sip, self.connect_at, self.keepalive_at, expiry].into_iter().flatten().min()
     }
 
     pub async fn on_timer(&mut self, now: Instant) {
+        if !self.stopping && self.expires_at.is_some_and(|at| now >= at) {
+            tracing::warn!("the provisioned session expired (expire_date); unregistering");
+            self.stop_with(now, "expired").await;
+            return;
+        }
         if self.connect_at.is_some_and(|at| now >= at) {
             self.connect_at = None;
             self.connect(now).await;
@@ -209,6 +222,8 @@ impl LineRuntime {
                     media.send_dtmf(&digits);
                 }
             }
+            // The phone's driver replaces or ends the line for these.
+            LineCommand::Provision(_) | LineCommand::Logout => {}
             LineCommand::Hold { conversation, held } => {
                 let (Some(media), Some(sip)) = (self.media.get_mut(&conversation), &mut self.sip) else { return };
                 if media.held == held {
@@ -323,6 +338,12 @@ impl LineRuntime {
         }
     }
 
+    /// Starts unregistering and hangs up every call, saying why; see [`Self::stop`].
+    pub async fn stop_with(&mut self, now: Instant, reason: &str) {
+        self.stop_reason = Some(reason.to_owned());
+        self.stop(now).await;
+    }
+
     /// Starts unregistering and hangs up every call; [`Self::is_stopped`] tells when done.
     pub async fn stop(&mut self, now: Instant) {
         self.stopping = true;
@@ -338,7 +359,10 @@ impl LineRuntime {
         }
         match &mut self.sip {
             Some(sip) if self.transport.is_some() => sip.stop(now, &mut self.entropy),
-            _ => self.sip = None,
+            _ => {
+                self.sip = None;
+                self.events.push_back(LineEvent::Unregistered { reason: self.stop_reason.clone() });
+            }
         }
         self.process(now).await;
     }
@@ -401,8 +425,8 @@ impl LineRuntime {
                     self.stop_ringing(&conversation).await;
                     self.events.push_back(LineEvent::CallEstablished { conversation });
                 }
-                SipEvent::Line(LineEvent::Unregistered) if self.stopping => {
-                    self.events.push_back(LineEvent::Unregistered);
+                SipEvent::Line(LineEvent::Unregistered { .. }) if self.stopping => {
+                    self.events.push_back(LineEvent::Unregistered { reason: self.stop_reason.clone() });
                     self.sip = None;
                 }
                 SipEvent::Line(event) => self.events.push_back(event),

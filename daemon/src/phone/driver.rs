@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::event_log::{EventLog, Published, Replay};
 use super::{Phone, PhoneError};
-use crate::line::LineConfig;
+use crate::line::{LineCommand, LineConfig};
 use crate::line::runtime::{LineInput, LineRuntime, MediaSettings};
 use crate::protocol::{Action, Event, Hello, Snapshot, VERSION};
 use crate::timer::sleep_until;
@@ -88,13 +88,13 @@ impl PhoneHandle {
 
 /// Starts the phone task, with its line when one is configured. It ends when every handle is
 /// dropped or on [`PhoneHandle::shutdown`].
-pub fn spawn(phone: Phone, instance: String, replay_capacity: usize, line: Option<(LineConfig, MediaSettings)>) -> PhoneHandle {
+pub fn spawn(phone: Phone, instance: String, replay_capacity: usize, media: MediaSettings, line: Option<LineConfig>) -> PhoneHandle {
     let (requests, inbox) = mpsc::channel(256);
     // The broadcast buffer only has to absorb bursts; a client that falls further behind is
     // told to reconnect and resumes from the replay log instead.
     let (feed, _) = broadcast::channel(replay_capacity.max(16));
-    let line = line.map(|(config, media)| LineRuntime::new(config, media, Instant::now()));
-    let driver = Driver { phone, instance, log: EventLog::new(replay_capacity), feed, line, shutdown: None };
+    let line = line.map(|config| LineRuntime::new(config, media.clone(), Instant::now()));
+    let driver = Driver { phone, instance, log: EventLog::new(replay_capacity), feed, line, media, shutdown: None };
     tokio::spawn(driver.run(inbox));
     PhoneHandle { requests }
 }
@@ -105,6 +105,8 @@ struct Driver {
     log: EventLog,
     feed: broadcast::Sender<Arc<Published>>,
     line: Option<LineRuntime>,
+    /// For lines provisioned later.
+    media: MediaSettings,
     /// Set while shutting down: when to give up waiting, and whom to tell.
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
 }
@@ -161,9 +163,7 @@ impl Driver {
                 // The requester may have gone away; the action still took effect.
                 let _ = reply.send(result);
                 while let Some(command) = self.phone.poll_command() {
-                    if let Some(line) = &mut self.line {
-                        line.command(command, now).await;
-                    }
+                    self.command(command, now).await;
                 }
             }
             Request::Subscribe { resume, reply } => {
@@ -184,18 +184,54 @@ impl Driver {
     /// Line events into the phone, and what the phone decides on its own (auto-answer) back to
     /// the line, until both are quiet.
     async fn drain_line(&mut self) {
-        let Some(line) = &mut self.line else { return };
         loop {
+            let Some(line) = &mut self.line else { return };
             while let Some(event) = line.poll_event() {
                 self.phone.handle_line_event(event, Instant::now());
+            }
+            // An ended session (logout, expiry) leaves no line behind until provisioned again.
+            if line.is_stopped() && self.shutdown.is_none() {
+                self.line = None;
             }
             let mut commanded = false;
             while let Some(command) = self.phone.poll_command() {
                 commanded = true;
-                line.command(command, Instant::now()).await;
+                self.command(command, Instant::now()).await;
             }
             if !commanded {
                 break;
+            }
+        }
+    }
+
+    /// A phone command: most go to the line; provisioning and logout replace or end it.
+    async fn command(&mut self, command: LineCommand, now: Instant) {
+        match command {
+            LineCommand::Provision(account) => {
+                if let Some(mut old) = self.line.take() {
+                    old.stop_with(now, "provisioned again").await;
+                    while let Some(event) = old.poll_event() {
+                        self.phone.handle_line_event(event, now);
+                    }
+                }
+                // The phone checked the account before asking.
+                match LineConfig::from_account(&account) {
+                    Ok(config) => {
+                        tracing::info!(server = %config.domain, transport = ?config.kind, "line provisioned by a page");
+                        self.line = Some(LineRuntime::new(config, self.media.clone(), now));
+                    }
+                    Err(e) => tracing::warn!("provisioning: {e}"),
+                }
+            }
+            LineCommand::Logout => {
+                if let Some(line) = &mut self.line {
+                    line.stop_with(now, "logout").await;
+                }
+            }
+            command => {
+                if let Some(line) = &mut self.line {
+                    line.command(command, now).await;
+                }
             }
         }
     }

@@ -39,6 +39,8 @@ pub struct PhoneSettings {
     pub ids: Box<dyn Entropy + Send>,
     /// `[account] auto_answer`: incoming calls are answered without a page.
     pub auto_answer: bool,
+    /// `[provisioning]`: whether pages may provision, and IT's settings for such accounts.
+    pub provisioning: crate::config::ProvisioningConfig,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -57,6 +59,10 @@ pub enum PhoneError {
     InvalidNumber(String),
     #[error("`{0}` is not supported by this line yet")]
     NotSupported(&'static str),
+    #[error("{0}")]
+    InvalidProvisioning(String),
+    #[error("{0}")]
+    CallInProgress(String),
 }
 
 impl PhoneError {
@@ -68,6 +74,8 @@ impl PhoneError {
             Self::InvalidParams(_) => ErrorCode::InvalidParams,
             Self::InvalidNumber(_) => ErrorCode::InvalidNumber,
             Self::NotSupported(_) => ErrorCode::NotSupported,
+            Self::InvalidProvisioning(_) => ErrorCode::InvalidProvisioning,
+            Self::CallInProgress(_) => ErrorCode::CallInProgress,
         }
     }
 }
@@ -87,6 +95,7 @@ pub struct Phone {
     ended: VecDeque<PhoneCall>,
     ids: Box<dyn Entropy + Send>,
     auto_answer: bool,
+    provisioning: crate::config::ProvisioningConfig,
     commands: VecDeque<LineCommand>,
     events: VecDeque<Event>,
 }
@@ -115,6 +124,7 @@ impl Phone {
             ended: VecDeque::new(),
             ids: settings.ids,
             auto_answer: settings.auto_answer,
+            provisioning: settings.provisioning,
             commands: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -163,6 +173,12 @@ impl Phone {
                 let id = self.pick(r.conversation_id.as_deref(), |_| true, "")?;
                 self.commands.push_back(LineCommand::Hangup { conversation: id.clone() });
                 Ok(json!({ "conversationId": id }))
+            }
+            Action::Provision(params) => self.provision(&params),
+            Action::Logout => {
+                self.line_domain = None;
+                self.commands.push_back(LineCommand::Logout);
+                Ok(json!({}))
             }
             Action::Mute(r) => self.set_muted(r.conversation_id.as_deref(), true),
             Action::Unmute(r) => self.set_muted(r.conversation_id.as_deref(), false),
@@ -260,6 +276,26 @@ impl Phone {
         self.events.pop_front()
     }
 
+    /// Checks the seed's parameters and asks for a line with that account. Refused during a call:
+    /// replacing the line would drop it.
+    fn provision(&mut self, params: &Value) -> Result<Value, PhoneError> {
+        if !self.provisioning.allowed {
+            return Err(PhoneError::InvalidProvisioning("IT has turned provisioning from pages off ([provisioning] allowed = false)".into()));
+        }
+        let mut provisioning = crate::config::provision::parse(params, time::OffsetDateTime::now_utc()).map_err(|e| PhoneError::InvalidProvisioning(e.to_string()))?;
+        provisioning.account.ca_file = self.provisioning.ca_file.clone();
+        provisioning.account.force_relay = self.provisioning.force_relay;
+        let line = crate::line::LineConfig::from_account(&provisioning.account).map_err(|e| PhoneError::InvalidProvisioning(format!("`server`: {e}")))?;
+        if !self.calls.is_empty() {
+            return Err(PhoneError::CallInProgress("a call is in progress; provision again after it ends".into()));
+        }
+        self.line_domain = Some(line.domain.clone());
+        let expires = provisioning.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let extension = provisioning.account.username.clone();
+        self.commands.push_back(LineCommand::Provision(Box::new(provisioning.account)));
+        Ok(json!({ "extension": extension, "expiresAt": expires }))
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             line: self.line.clone(),
@@ -276,7 +312,7 @@ impl Phone {
         let (state, extension, reason) = match event {
             LineEvent::Registered { extension } => (LineState::Registered, Some(extension), None),
             LineEvent::Failed { reason } => (LineState::Failed, None, Some(reason)),
-            LineEvent::Unregistered => (LineState::Unregistered, None, None),
+            LineEvent::Unregistered { reason } => (LineState::Unregistered, None, reason),
             LineEvent::CallRinging { conversation } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
                     call.state = CallState::Ringing;

@@ -15,6 +15,7 @@ impl Entropy for Counter {
 
 fn settings(line_domain: Option<&str>) -> PhoneSettings {
     PhoneSettings {
+        provisioning: Default::default(),
         statuses: crate::config::default_statuses(),
         initial_status: None,
         line_domain: line_domain.map(str::to_owned),

@@ -38,6 +38,11 @@ pub enum Action {
     Dtmf(Dtmf),
     /// The agent's disposition and notes for a call (emits `callNotesSubmitted`).
     SubmitNotes(NotesSubmission),
+    /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
+    /// replaces the line with this account. Checked in `config::provision`, parameter by parameter.
+    Provision(Value),
+    /// The seed's User Logout step: unregister and end the session.
+    Logout,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +154,8 @@ impl Action {
             Self::Unmute(_) => "unmute",
             Self::Dtmf(_) => "dtmf",
             Self::SubmitNotes(_) => "submit_notes",
+            Self::Provision(_) => "provision",
+            Self::Logout => "logout",
         }
     }
 
@@ -174,6 +181,11 @@ impl Action {
             "unmute" => Self::Unmute(call_ref(name, params)?),
             "dtmf" => Self::Dtmf(typed(name, params)?),
             "submit_notes" => Self::SubmitNotes(typed(name, params)?),
+            "provision" => Self::Provision(params),
+            "logout" => {
+                no_params(name, &params)?;
+                Self::Logout
+            }
             _ => {
                 return Err(ErrorBody::new(
                     ErrorCode::UnknownAction,
@@ -201,6 +213,8 @@ impl Action {
             | Self::Unmute(p) => serde_json::to_value(p),
             Self::Dtmf(p) => serde_json::to_value(p),
             Self::SubmitNotes(p) => serde_json::to_value(p),
+            Self::Provision(p) => Ok(p.clone()),
+            Self::Logout => Ok(Value::Object(Default::default())),
         };
         value.unwrap_or(Value::Null)
     }
@@ -214,6 +228,8 @@ impl Action {
                 | Self::Disposition(_)
                 | Self::PartnerConfig(_)
                 | Self::SubmitNotes(_)
+                | Self::Provision(_)
+                | Self::Logout
         )
     }
 }

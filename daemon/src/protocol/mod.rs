@@ -67,6 +67,10 @@ pub enum ErrorCode {
     InvalidNumber,
     /// The action is valid but this line cannot do it yet (e.g. hold).
     NotSupported,
+    /// `provision` parameters fail the seed's datatypes; the message names the parameter.
+    InvalidProvisioning,
+    /// The action would end a call in progress (`provision` while on a call).
+    CallInProgress,
     /// The daemon could not complete the action; the message says why.
     Internal,
 }
@@ -84,6 +88,8 @@ impl ErrorCode {
             Self::UnknownCall => "unknown_call",
             Self::InvalidNumber => "invalid_number",
             Self::NotSupported => "not_supported",
+            Self::InvalidProvisioning => "invalid_provisioning",
+            Self::CallInProgress => "call_in_progress",
             Self::Internal => "internal",
         }
     }
