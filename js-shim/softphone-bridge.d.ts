@@ -18,6 +18,8 @@ declare namespace SoftphoneBridge {
     | 'unknown_call'
     | 'invalid_number'
     | 'not_supported'
+    | 'invalid_provisioning'
+    | 'call_in_progress'
     | 'internal';
 
   /** Codes the shim itself raises (connection trouble, timeouts). */
@@ -77,6 +79,26 @@ declare namespace SoftphoneBridge {
     notes?: string;
   }
 
+  /** The seed platform's provisioning parameters, with its datatypes (integers without quotes). */
+  interface ProvisionParams {
+    auth_key: string;
+    /** `wss://host[:port][/path]` (or `ws://`), or `host[:port]` meaning wss. */
+    server: string;
+    turn_port: number;
+    customer_id: number;
+    user_id: number;
+    username: string;
+    password: string;
+    /** `2026-12-31T18:00:00Z` (RFC 3339) or `2026-12-31 18:00:00` (UTC); must be in the future. */
+    expire_date: string;
+    debug_console?: boolean | 'true' | 'false';
+    debug_html?: boolean | 'true' | 'false';
+  }
+  interface ProvisionResult {
+    extension: string;
+    expiresAt: string;
+  }
+
   /** Every action and its params. */
   interface ActionParams {
     get_state: Record<string, never> | undefined;
@@ -95,6 +117,8 @@ declare namespace SoftphoneBridge {
     unmute: CallRefParams | undefined;
     dtmf: DtmfParams;
     submit_notes: SubmitNotesParams;
+    provision: ProvisionParams;
+    logout: Record<string, never> | undefined;
   }
   type ActionName = keyof ActionParams;
 
@@ -307,6 +331,8 @@ declare namespace SoftphoneBridge {
     unmute(params?: CallRefParams): Promise<{ conversationId: string; muted: boolean }>;
     dtmf(params: DtmfParams): Promise<{ conversationId: string }>;
     submitNotes(params: SubmitNotesParams): Promise<Record<string, never>>;
+    provision(params: ProvisionParams): Promise<ProvisionResult>;
+    logout(): Promise<Record<string, never>>;
     close(): void;
   }
 

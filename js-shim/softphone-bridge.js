@@ -272,6 +272,9 @@
     unmute(params) { return this.request('unmute', params); }
     dtmf(params) { return this.request('dtmf', params); }
     submitNotes(params) { return this.request('submit_notes', params); }
+    /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
+    provision(params) { return this.request('provision', params); }
+    logout() { return this.request('logout'); }
 
     /** Stops reconnecting and closes the connection. */
     close() {

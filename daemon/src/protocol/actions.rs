@@ -117,7 +117,7 @@ pub struct NotesSubmission {
 
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 18] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -134,6 +134,8 @@ impl Action {
         "unmute",
         "dtmf",
         "submit_notes",
+        "provision",
+        "logout",
     ];
 
     pub fn name(&self) -> &'static str {

@@ -94,7 +94,7 @@ impl ErrorCode {
         }
     }
 
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 13] = [
         Self::InvalidJson,
         Self::InvalidRequest,
         Self::UnknownAction,
@@ -105,6 +105,8 @@ impl ErrorCode {
         Self::UnknownCall,
         Self::InvalidNumber,
         Self::NotSupported,
+        Self::InvalidProvisioning,
+        Self::CallInProgress,
         Self::Internal,
     ];
 }
