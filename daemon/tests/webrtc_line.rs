@@ -10,7 +10,7 @@ mod lab;
 
 use call_lab::{AGENT_HZ, FAR_HZ};
 use common::{CRM, Daemon, eventually};
-use lab::webrtc::{BrowserPhone, Coturn, in_loopback_namespace};
+use lab::webrtc::{BrowserPhone, Coturn, CrmPage, NodeScript, in_loopback_namespace};
 use lab::{Kamailio, analyse, read_wav, write_tone};
 use serde_json::json;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use std::time::Duration;
 struct WebRtcLab {
     kamailio: Kamailio,
     coturn: Coturn,
-    phone: BrowserPhone,
+    phone: NodeScript,
     daemon: Daemon,
     dir: tempfile::TempDir,
 }
@@ -237,4 +237,49 @@ impl Drop for LogOnPanic<'_> {
             eprintln!("--- daemon log ---\n{}", self.0.log());
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page() {
+    if !in_loopback_namespace("a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page") {
+        return;
+    }
+    let mut lab = lab("");
+    let mut watcher = lab.daemon.connect(CRM).await;
+    watcher.registered().await;
+    let port = lab.daemon.port;
+    let mut crm = CrmPage::open(&format!("https://localhost:{port}/demo"));
+    let connect = format!(
+        "for (let i = 0; i < 100 && !window.SoftphoneBridge; i++) await new Promise((r) => setTimeout(r, 50));\n\
+         window.phone = await SoftphoneBridge.connect({{ port: {port} }});"
+    );
+    let id = crm.eval(&format!("{connect}\nreturn (await phone.startCall({{ dialTo: '1002' }})).conversationId;"));
+    let id = id.as_str().expect("conversationId").to_owned();
+    lab.phone.wait("incoming");
+    lab.phone.send(json!({"cmd": "answer"}));
+    watcher.event("callAccepted").await;
+    lab.phone.wait("confirmed");
+
+    // The agent refreshes the CRM page mid-call: the webphone of the seed would drop the call here.
+    crm.reload();
+    let calls = crm.eval(&format!("{connect}\nreturn phone.state.calls;"));
+    assert_eq!(calls[0]["conversationId"], id.as_str(), "the reloaded page's hello has the call: {calls}");
+    assert_eq!(calls[0]["state"], "active", "{calls}");
+    lab.wait_for_audio(3.0);
+    lab.assert_tones_both_ways();
+
+    // …and controls it: mute, hold, resume, hang up.
+    let muted = crm.eval(&format!("{connect}\nreturn await phone.mute({{ conversationId: '{id}' }});"));
+    assert_eq!(muted["muted"], true, "{muted}");
+    crm.eval(&format!("{connect}\nreturn await phone.unmute({{ conversationId: '{id}' }});"));
+    crm.eval(&format!("{connect}\nreturn await phone.hold({{ conversationId: '{id}' }});"));
+    let held = watcher.event("callHoldChanged").await;
+    assert_eq!(held["payload"]["held"], true, "{held}");
+    lab.phone.wait("hold");
+    crm.eval(&format!("{connect}\nreturn await phone.unhold({{ conversationId: '{id}' }});"));
+    let resumed = watcher.event("callHoldChanged").await;
+    assert_eq!(resumed["payload"]["held"], false, "{resumed}");
+    crm.eval(&format!("{connect}\nreturn await phone.hangup({{ conversationId: '{id}' }});"));
+    watcher.event("callEnded").await;
+    lab.phone.wait("ended");
 }

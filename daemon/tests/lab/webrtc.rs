@@ -86,25 +86,49 @@ impl Drop for Coturn {
     }
 }
 
-/// A JsSIP phone in Chromium (tests/lab/browser-phone.mjs), registered over wss.
-pub struct BrowserPhone {
+/// A node script driving headless Chromium (`tests/lab/*.mjs`), spoken to in JSON lines: commands
+/// in, events (`{"event": …}`) and replies (`{"reply": …}`) out.
+pub struct NodeScript {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<Value>,
-    /// Events seen while waiting for others.
+    /// Lines seen while waiting for others.
     seen: Vec<Value>,
 }
 
+/// A JsSIP phone in Chromium (tests/lab/browser-phone.mjs), registered over wss.
+pub struct BrowserPhone;
+
 impl BrowserPhone {
     /// Starts the phone for `user` (password `secret<user>`) with `tone` as its microphone.
-    pub fn start(wss_port: u16, user: &str, tone: &Path) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/browser-phone.mjs");
+    pub fn start(wss_port: u16, user: &str, tone: &Path) -> NodeScript {
         let config = json!({
             "wss": format!("wss://127.0.0.1:{wss_port}"),
             "user": user,
             "password": format!("secret{user}"),
             "tone": tone,
         });
+        let mut phone = NodeScript::start("browser-phone.mjs", &config);
+        phone.wait("registered");
+        phone
+    }
+}
+
+/// A CRM page in Chromium (tests/lab/crm-page.mjs) that runs the shim: `eval` runs an async
+/// function body in the page, `reload` refreshes it as an agent would.
+pub struct CrmPage;
+
+impl CrmPage {
+    pub fn open(url: &str) -> NodeScript {
+        let mut page = NodeScript::start("crm-page.mjs", &json!({ "url": url }));
+        page.wait("loaded");
+        page
+    }
+}
+
+impl NodeScript {
+    pub fn start(script: &str, config: &Value) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lab").join(script);
         let mut child = Command::new("node")
             .arg(script)
             .arg(config.to_string())
@@ -124,33 +148,35 @@ impl BrowserPhone {
                             break;
                         }
                     }
-                    Err(_) => eprintln!("browser phone: {line}"),
+                    Err(_) => eprintln!("node: {line}"),
                 }
             }
         });
-        let mut phone = Self { child, stdin, lines, seen: Vec::new() };
-        phone.wait("registered");
-        phone
+        Self { child, stdin, lines, seen: Vec::new() }
     }
 
     pub fn send(&mut self, command: Value) {
-        writeln!(self.stdin, "{command}").expect("browser phone stdin");
+        writeln!(self.stdin, "{command}").expect("node script stdin");
     }
 
-    /// Waits for `{"event": name}`, failing on page errors.
+    /// Waits for `{"event": name}`, reporting page errors on the way.
     pub fn wait(&mut self, name: &str) -> Value {
-        if let Some(i) = self.seen.iter().position(|e| e["event"] == name) {
+        self.next_where("event", name)
+    }
+
+    fn next_where(&mut self, key: &str, name: &str) -> Value {
+        if let Some(i) = self.seen.iter().position(|e| e[key] == name) {
             return self.seen.remove(i);
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("browser phone: no {name:?} within 30 s (seen: {:?})", self.seen));
-            if line["event"] == name {
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no {key} {name:?} within 30 s (seen: {:?})", self.seen));
+            if line[key] == name {
                 return line;
             }
             if let Some(error) = line.get("error") {
-                eprintln!("browser phone error: {error}");
+                eprintln!("browser error: {error}");
             }
             self.seen.push(line);
         }
@@ -159,19 +185,24 @@ impl BrowserPhone {
     /// The remote audio's peak frequency (Hz), level (dBFS), and level at each probe frequency.
     pub fn measure(&mut self, probes: &[f64]) -> Value {
         self.send(json!({ "cmd": "measure", "probes": probes }));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).expect("a measurement");
-            if line["reply"] == "measure" {
-                return line;
-            }
-            self.seen.push(line);
-        }
+        self.next_where("reply", "measure")
+    }
+
+    /// Runs `body` (an async function body) in the page and returns what it returns.
+    pub fn eval(&mut self, body: &str) -> Value {
+        self.send(json!({ "cmd": "eval", "body": body }));
+        let reply = self.next_where("reply", "eval");
+        assert!(reply.get("error").is_none(), "in the page: {body}\n→ {reply}");
+        reply["value"].clone()
+    }
+
+    pub fn reload(&mut self) {
+        self.send(json!({ "cmd": "reload" }));
+        self.wait("loaded");
     }
 }
 
-impl Drop for BrowserPhone {
+impl Drop for NodeScript {
     fn drop(&mut self) {
         let _ = writeln!(self.stdin, "{}", json!({ "cmd": "quit" }));
         let deadline = Instant::now() + Duration::from_secs(5);
