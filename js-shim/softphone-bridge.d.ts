@@ -79,6 +79,12 @@ declare namespace SoftphoneBridge {
     notes?: string;
   }
 
+  /** A daemon log line, sent while the seed's `debug_html` is on. */
+  interface LogLine {
+    level: 'error' | 'warn' | 'info' | 'debug' | 'trace';
+    message: string;
+  }
+
   /** The seed platform's provisioning parameters, with its datatypes (integers without quotes). */
   interface ProvisionParams {
     auth_key: string;
@@ -266,6 +272,7 @@ declare namespace SoftphoneBridge {
     callNotesSubmitted: CallNotesSubmitted;
     callHoldChanged: CallHoldChanged;
     dtmfReceived: DtmfReceived;
+    log: LogLine;
   }
   type EventName = keyof EventPayloads;
 

@@ -24,11 +24,14 @@ const FANOUT_EVENTS: usize = 3000;
 
 fn start() -> Daemon {
     // Limits out of the way: this measures the daemon, not its rate limiter.
-    Daemon::start("actions_per_second = 1000000\naction_burst = 1000000\nreplay_events = 8192\n[log]\nlevel = \"warn\"\n")
+    Daemon::start(
+        "actions_per_second = 1000000\naction_burst = 1000000\nreplay_events = 8192\n[log]\nlevel = \"warn\"\n",
+    )
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).unwrap_or_default();
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
+        .unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -51,7 +54,8 @@ async fn main() {
     let pid = daemon.pid();
 
     // 1. Idle RSS with 3 clients.
-    let idle: Vec<ClientStream> = futures_util::future::join_all((0..3).map(|_| connect(&daemon))).await;
+    let idle: Vec<ClientStream> =
+        futures_util::future::join_all((0..3).map(|_| connect(&daemon))).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(pid);
     drop(idle);
@@ -67,7 +71,8 @@ async fn main() {
     times.sort();
 
     // 3. Fan-out: one page changes presence FANOUT_EVENTS times; 10 pages each receive all.
-    let receivers: Vec<ClientStream> = futures_util::future::join_all((0..FANOUT_CLIENTS).map(|_| connect(&daemon))).await;
+    let receivers: Vec<ClientStream> =
+        futures_util::future::join_all((0..FANOUT_CLIENTS).map(|_| connect(&daemon))).await;
     let mut sender = connect(&daemon).await;
     let started = Instant::now();
     let tasks: Vec<_> = receivers
@@ -88,7 +93,10 @@ async fn main() {
         .collect();
     let statuses = ["available", "busy", "break", "offline"];
     for i in 0..FANOUT_EVENTS {
-        let frame = format!(r#"{{"id":{i},"action":"update_presence","params":{{"softphoneId":"{}"}}}}"#, statuses[i % 4]);
+        let frame = format!(
+            r#"{{"id":{i},"action":"update_presence","params":{{"softphoneId":"{}"}}}}"#,
+            statuses[i % 4]
+        );
         sender.feed(Message::text(frame)).await.expect("send");
     }
     sender.flush().await.expect("flush");
@@ -99,10 +107,16 @@ async fn main() {
     let elapsed = started.elapsed();
     let busy_rss = rss_kib(pid);
 
-    println!("softphone-bridge API benchmark (release build, loopback, {} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "softphone-bridge API benchmark (release build, loopback, {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("| measure | result | target |");
     println!("|---|---|---|");
-    println!("| idle RSS, 3 clients connected | {:.1} MB | ≤ 10 MB |", idle_rss as f64 / 1024.0);
+    println!(
+        "| idle RSS, 3 clients connected | {:.1} MB | ≤ 10 MB |",
+        idle_rss as f64 / 1024.0
+    );
     println!(
         "| connect-to-hello ({CONNECTS} fresh TLS+WS connections) | p50 {:.2} ms, p99 {:.2} ms | p50 ≤ 5 ms |",
         percentile(&times, 0.5).as_secs_f64() * 1e3,
@@ -113,5 +127,8 @@ async fn main() {
         delivered as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
     );
-    println!("| RSS after fan-out, 11 clients | {:.1} MB | — |", busy_rss as f64 / 1024.0);
+    println!(
+        "| RSS after fan-out, 11 clients | {:.1} MB | — |",
+        busy_rss as f64 / 1024.0
+    );
 }

@@ -41,17 +41,40 @@ struct Usage {
 fn usage(pid: u32) -> Usage {
     let proc = Path::new("/proc").join(pid.to_string());
     let status = std::fs::read_to_string(proc.join("status")).unwrap_or_default();
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0);
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
     let (rss_kib, anon_kib) = (field("VmRSS:"), field("RssAnon:"));
     // utime and stime are fields 14 and 15, counted after the parenthesised command name.
     let stat = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    Usage { rss_kib, anon_kib, cpu_ticks: ticks(11) + ticks(12) }
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Usage {
+        rss_kib,
+        anon_kib,
+        cpu_ticks: ticks(11) + ticks(12),
+    }
 }
 
 fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 fn mb(kib: u64) -> String {
@@ -77,20 +100,29 @@ fn lab_daemon(kamailio: &Kamailio, dir: &Path, codec: &str, extra: &str) -> Daem
 }
 
 /// One 20 s call from the daemon to baresip; returns (daemon, baresip) usage deltas and peaks.
-async fn measured_call(kamailio: &Kamailio, codec: &str, baresip_codec: &str) -> ((Usage, Usage), (Usage, Usage)) {
+async fn measured_call(
+    kamailio: &Kamailio,
+    codec: &str,
+    baresip_codec: &str,
+) -> ((Usage, Usage), (Usage, Usage)) {
     let baresip = Baresip::start(kamailio, "1002", 441.0, baresip_codec);
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = lab_daemon(kamailio, dir.path(), codec, "");
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let (d0, b0) = (usage(daemon.pid()), usage(baresip.pid()));
-    page.request("start_call", serde_json::json!({"dialTo": "1002"})).await;
+    page.request("start_call", serde_json::json!({"dialTo": "1002"}))
+        .await;
     page.event("callAccepted").await;
     tokio::time::sleep(CALL).await;
     let (d1, b1) = (usage(daemon.pid()), usage(baresip.pid()));
     page.request("hangup", serde_json::Value::Null).await;
     page.event("callEnded").await;
-    let delta = |a: Usage, b: Usage| Usage { rss_kib: b.rss_kib, anon_kib: b.anon_kib, cpu_ticks: b.cpu_ticks - a.cpu_ticks };
+    let delta = |a: Usage, b: Usage| Usage {
+        rss_kib: b.rss_kib,
+        anon_kib: b.anon_kib,
+        cpu_ticks: b.cpu_ticks - a.cpu_ticks,
+    };
     ((delta(d0, d1), d1), (delta(b0, b1), b1))
 }
 
@@ -103,7 +135,11 @@ struct Peer {
 
 impl Peer {
     async fn new() -> Self {
-        Self { socket: UdpSocket::bind("127.0.0.1:0").await.expect("bind"), media: UdpSocket::bind("127.0.0.1:0").await.expect("bind"), buffer: vec![0; 65536] }
+        Self {
+            socket: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+            media: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+            buffer: vec![0; 65536],
+        }
     }
 
     fn addr(&self) -> SocketAddr {
@@ -111,10 +147,17 @@ impl Peer {
     }
 
     /// The next SIP message; keepalives (CRLF) and anything unparsable are skipped.
-    async fn recv(&mut self, deadline: tokio::time::Instant, waiting_for: &str) -> (Message, SocketAddr) {
+    async fn recv(
+        &mut self,
+        deadline: tokio::time::Instant,
+        waiting_for: &str,
+    ) -> (Message, SocketAddr) {
         loop {
-            let received = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut self.buffer)).await;
-            let (n, from) = received.unwrap_or_else(|_| panic!("no {waiting_for} within 10 s")).expect("recv");
+            let received =
+                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut self.buffer)).await;
+            let (n, from) = received
+                .unwrap_or_else(|_| panic!("no {waiting_for} within 10 s"))
+                .expect("recv");
             // Keepalives (CRLF) and anything else unparsable are skipped.
             if let Ok(message) = parse_datagram(&self.buffer[..n]) {
                 return (message, from);
@@ -138,7 +181,9 @@ impl Peer {
         loop {
             match self.recv(deadline, &status.to_string()).await {
                 (Message::Response(r), _) if r.status == status => return r,
-                (Message::Response(r), _) if r.status >= 300 => panic!("expected {status}, got {} {}", r.status, r.reason),
+                (Message::Response(r), _) if r.status >= 300 => {
+                    panic!("expected {status}, got {} {}", r.status, r.reason)
+                }
                 _ => {}
             }
         }
@@ -146,7 +191,9 @@ impl Peer {
 
     async fn respond(&self, request: &Request, status: u16, to: SocketAddr, sdp: bool) {
         let mut response = Response::to_request(request, status, Some("peer"));
-        response.headers.push("Contact", format!("<sip:peer@{}>", self.addr()));
+        response
+            .headers
+            .push("Contact", format!("<sip:peer@{}>", self.addr()));
         if request.method == Method::Register {
             response.headers.push("Expires", "600");
         }
@@ -154,26 +201,50 @@ impl Peer {
             response.headers.push("Content-Type", "application/sdp");
             response.body = self.sdp().into_bytes();
         }
-        self.socket.send_to(&Message::Response(response).to_bytes(), to).await.expect("send");
+        self.socket
+            .send_to(&Message::Response(response).to_bytes(), to)
+            .await
+            .expect("send");
     }
 
     fn sdp(&self) -> String {
         let port = self.media.local_addr().expect("addr").port();
-        format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
     }
 
     /// An in-dialog or initial request from us; `to_tag` once the dialog exists.
-    async fn send(&self, method: &str, uri: &str, call: &str, seq: u32, to_tag: Option<&str>, to: SocketAddr) {
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        call: &str,
+        seq: u32,
+        to_tag: Option<&str>,
+        to: SocketAddr,
+    ) {
         let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
-        let body = if method == "INVITE" { self.sdp() } else { String::new() };
-        let content_type = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+        let body = if method == "INVITE" {
+            self.sdp()
+        } else {
+            String::new()
+        };
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
         let text = format!(
             "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {addr};branch=z9hG4bK{call}{seq}{method}\r\nMax-Forwards: 70\r\nFrom: <sip:peer@{addr}>;tag=peer{call}\r\n\
              To: <{uri}>{to_tag}\r\nCall-ID: {call}\r\nCSeq: {seq} {method}\r\nContact: <sip:peer@{addr}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
             body.len(),
             addr = self.addr()
         );
-        self.socket.send_to(text.as_bytes(), to).await.expect("send");
+        self.socket
+            .send_to(text.as_bytes(), to)
+            .await
+            .expect("send");
     }
 
     /// INVITE → 200 (ms) for `INVITES` calls to the UA at `to`, each ACKed and hung up.
@@ -185,7 +256,11 @@ impl Peer {
             self.send("INVITE", uri, &call, 1, None, to).await;
             let ok = self.response(200).await;
             times.push(started.elapsed());
-            let tag = ok.headers.to().and_then(|t| t.tag().map(str::to_owned)).unwrap_or_default();
+            let tag = ok
+                .headers
+                .to()
+                .and_then(|t| t.tag().map(str::to_owned))
+                .unwrap_or_default();
             self.send("ACK", uri, &call, 1, Some(&tag), to).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             self.send("BYE", uri, &call, 2, Some(&tag), to).await;
@@ -227,15 +302,30 @@ async fn main() {
     let mut peer = Peer::new().await;
     let to_baresip = SocketAddr::from(([127, 0, 0, 1], baresip.sip_port));
     eprintln!("INVITEs to baresip at {to_baresip}");
-    let baresip_invite = match tokio::time::timeout(Duration::from_secs(20), peer.invite_to_ok(&format!("sip:1002@{to_baresip}"), to_baresip)).await {
+    let baresip_invite = match tokio::time::timeout(
+        Duration::from_secs(20),
+        peer.invite_to_ok(&format!("sip:1002@{to_baresip}"), to_baresip),
+    )
+    .await
+    {
         Ok(t) => t,
-        Err(_) => panic!("DBG {}", baresip.log().lines().filter(|l| !l.contains("audio=")).collect::<Vec<_>>().join("\n")),
+        Err(_) => panic!(
+            "DBG {}",
+            baresip
+                .log()
+                .lines()
+                .filter(|l| !l.contains("audio="))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     };
     drop((daemon, baresip));
     eprintln!("INVITEs to the daemon");
     let (auto, _page, daemon_addr) = daemon_on(&mut peer, true).await;
     eprintln!("  registered from {daemon_addr}");
-    let daemon_invite = peer.invite_to_ok(&format!("sip:1001@{daemon_addr}"), daemon_addr).await;
+    let daemon_invite = peer
+        .invite_to_ok(&format!("sip:1001@{daemon_addr}"), daemon_addr)
+        .await;
     drop(auto);
 
     // start_call → INVITE on the wire; SIP 200 → callAccepted on the WebSocket.
@@ -245,9 +335,17 @@ async fn main() {
     let (mut to_wire, mut to_event) = (Vec::with_capacity(ACTIONS), Vec::with_capacity(ACTIONS));
     for i in 0..ACTIONS {
         let started = Instant::now();
-        page.send_text(&format!(r#"{{"id":"b{i}","action":"start_call","params":{{"dialTo":"1002"}}}}"#)).await;
-        let Ok((invite, from)) = tokio::time::timeout(Duration::from_secs(5), peer.request(Method::Invite)).await else {
-            panic!("call {i}: no INVITE; the page got {}", page.next_message().await);
+        page.send_text(&format!(
+            r#"{{"id":"b{i}","action":"start_call","params":{{"dialTo":"1002"}}}}"#
+        ))
+        .await;
+        let Ok((invite, from)) =
+            tokio::time::timeout(Duration::from_secs(5), peer.request(Method::Invite)).await
+        else {
+            panic!(
+                "call {i}: no INVITE; the page got {}",
+                page.next_message().await
+            );
         };
         to_wire.push(started.elapsed());
         peer.respond(&invite, 200, from, true).await;
@@ -256,15 +354,27 @@ async fn main() {
         to_event.push(answered.elapsed());
         let (ack, _) = peer.request(Method::Ack).await;
         let call = ack.headers.call_id().to_owned();
-        let uri = invite.headers.get("Contact").and_then(|c| c.split(['<', '>']).nth(1)).unwrap_or("sip:1001@127.0.0.1").to_owned();
-        let from_tag = invite.headers.from().and_then(|f| f.tag().map(str::to_owned)).unwrap_or_default();
+        let uri = invite
+            .headers
+            .get("Contact")
+            .and_then(|c| c.split(['<', '>']).nth(1))
+            .unwrap_or("sip:1001@127.0.0.1")
+            .to_owned();
+        let from_tag = invite
+            .headers
+            .from()
+            .and_then(|f| f.tag().map(str::to_owned))
+            .unwrap_or_default();
         // Hang up from the peer: BYE in the daemon's dialog (their From tag is our To tag).
         let text = format!(
             "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKbye{i}\r\nMax-Forwards: 70\r\nFrom: <sip:1002@{addr}>;tag=peer\r\nTo: <sip:1001@{addr}>;tag={from_tag}\r\n\
              Call-ID: {call}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
             addr = peer.addr()
         );
-        peer.socket.send_to(text.as_bytes(), from).await.expect("send");
+        peer.socket
+            .send_to(text.as_bytes(), from)
+            .await
+            .expect("send");
         peer.response(200).await;
         page.event("callEnded").await;
     }
@@ -272,19 +382,58 @@ async fn main() {
 
     // 20 s calls.
     eprintln!("20 s calls");
-    let ((pcmu_daemon, pcmu_daemon_peak), (pcmu_baresip, pcmu_baresip_peak)) = measured_call(&kamailio, "pcmu", "PCMU").await;
-    let ((opus_daemon, opus_daemon_peak), (opus_baresip, opus_baresip_peak)) = measured_call(&kamailio, "opus", "opus/48000/2").await;
+    let ((pcmu_daemon, pcmu_daemon_peak), (pcmu_baresip, pcmu_baresip_peak)) =
+        measured_call(&kamailio, "pcmu", "PCMU").await;
+    let ((opus_daemon, opus_daemon_peak), (opus_baresip, opus_baresip_peak)) =
+        measured_call(&kamailio, "opus", "opus/48000/2").await;
 
-    println!("softphone-bridge line vs baresip 1.0 (release build, loopback, {} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "softphone-bridge line vs baresip 1.0 (release build, loopback, {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("| measure | softphone-bridge | baresip | target |");
     println!("|---|---|---|---|");
-    println!("| idle RSS, registered | {} | {} | ≤ baresip |", mb(idle_daemon.rss_kib), mb(idle_baresip.rss_kib));
-    println!("| of which private (anonymous) | {} | {} | — |", mb(idle_daemon.anon_kib), mb(idle_baresip.anon_kib));
-    println!("| RSS in a 20 s PCMU call | {} | {} | ≤ baresip |", mb(pcmu_daemon_peak.rss_kib), mb(pcmu_baresip_peak.rss_kib));
-    println!("| CPU for a 20 s PCMU call | {} | {} | ≤ baresip |", cpu(pcmu_daemon), cpu(pcmu_baresip));
-    println!("| RSS in a 20 s Opus call | {} | {} | ≤ baresip |", mb(opus_daemon_peak.rss_kib), mb(opus_baresip_peak.rss_kib));
-    println!("| CPU for a 20 s Opus call | {} | {} | ≤ baresip |", cpu(opus_daemon), cpu(opus_baresip));
-    println!("| INVITE → 200, auto-answer ({INVITES} calls) | {} | {} | — |", percentiles(daemon_invite), percentiles(baresip_invite));
-    println!("| `start_call` → INVITE on the wire ({ACTIONS}) | {} | — | p99 < 1 ms |", percentiles(to_wire));
-    println!("| SIP 200 → `callAccepted` on the WebSocket ({ACTIONS}) | {} | — | p99 < 1 ms |", percentiles(to_event));
+    println!(
+        "| idle RSS, registered | {} | {} | ≤ baresip |",
+        mb(idle_daemon.rss_kib),
+        mb(idle_baresip.rss_kib)
+    );
+    println!(
+        "| of which private (anonymous) | {} | {} | — |",
+        mb(idle_daemon.anon_kib),
+        mb(idle_baresip.anon_kib)
+    );
+    println!(
+        "| RSS in a 20 s PCMU call | {} | {} | ≤ baresip |",
+        mb(pcmu_daemon_peak.rss_kib),
+        mb(pcmu_baresip_peak.rss_kib)
+    );
+    println!(
+        "| CPU for a 20 s PCMU call | {} | {} | ≤ baresip |",
+        cpu(pcmu_daemon),
+        cpu(pcmu_baresip)
+    );
+    println!(
+        "| RSS in a 20 s Opus call | {} | {} | ≤ baresip |",
+        mb(opus_daemon_peak.rss_kib),
+        mb(opus_baresip_peak.rss_kib)
+    );
+    println!(
+        "| CPU for a 20 s Opus call | {} | {} | ≤ baresip |",
+        cpu(opus_daemon),
+        cpu(opus_baresip)
+    );
+    println!(
+        "| INVITE → 200, auto-answer ({INVITES} calls) | {} | {} | — |",
+        percentiles(daemon_invite),
+        percentiles(baresip_invite)
+    );
+    println!(
+        "| `start_call` → INVITE on the wire ({ACTIONS}) | {} | — | p99 < 1 ms |",
+        percentiles(to_wire)
+    );
+    println!(
+        "| SIP 200 → `callAccepted` on the WebSocket ({ACTIONS}) | {} | — | p99 < 1 ms |",
+        percentiles(to_event)
+    );
 }

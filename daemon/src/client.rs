@@ -42,7 +42,13 @@ pub struct Target {
 
 impl Target {
     pub fn new(port: u16, origin: Option<&str>) -> Self {
-        Self { host: "localhost".into(), port, path: "/ws".into(), origin: origin.map(str::to_owned), host_header: None }
+        Self {
+            host: "localhost".into(),
+            port,
+            path: "/ws".into(),
+            origin: origin.map(str::to_owned),
+            host_header: None,
+        }
     }
 
     fn address(&self) -> SocketAddr {
@@ -75,20 +81,32 @@ pub fn tls_config(ca: &CertificateDer<'static>) -> Result<rustls::ClientConfig, 
 }
 
 /// Opens a TLS connection (no HTTP yet).
-pub async fn connect_tls(target: &Target, ca: &CertificateDer<'static>) -> Result<TlsStream<TcpStream>, ClientError> {
+pub async fn connect_tls(
+    target: &Target,
+    ca: &CertificateDer<'static>,
+) -> Result<TlsStream<TcpStream>, ClientError> {
     let address = target.address();
-    let tcp = TcpStream::connect(address).await.map_err(|e| ClientError::Connect(address, e))?;
+    let tcp = TcpStream::connect(address)
+        .await
+        .map_err(|e| ClientError::Connect(address, e))?;
     let _ = tcp.set_nodelay(true);
     let config = tls_config(ca).map_err(|e| ClientError::Request(e.to_string()))?;
     let name = ServerName::try_from(target.host.trim_matches(['[', ']']).to_owned())
         .map_err(|e| ClientError::Request(e.to_string()))?;
-    TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(ClientError::Tls)
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(ClientError::Tls)
 }
 
 /// Connects and completes the WebSocket handshake. The first frame to read is `hello`.
-pub async fn connect(target: &Target, ca: &CertificateDer<'static>) -> Result<ClientStream, ClientError> {
+pub async fn connect(
+    target: &Target,
+    ca: &CertificateDer<'static>,
+) -> Result<ClientStream, ClientError> {
     let mut request = target.url().into_client_request()?;
-    let header = |v: &str| HeaderValue::from_str(v).map_err(|e| ClientError::Request(e.to_string()));
+    let header =
+        |v: &str| HeaderValue::from_str(v).map_err(|e| ClientError::Request(e.to_string()));
     if let Some(origin) = &target.origin {
         request.headers_mut().insert("Origin", header(origin)?);
     }

@@ -61,7 +61,9 @@ async fn serve(socket: UdpSocket, address: SocketAddr) {
         match received {
             Some(Ok((n, peer))) => match parse_datagram(&buffer[..n]) {
                 Ok(message) => {
-                    if let Some(reply) = handle(message, peer, now, &party, &mut calls, &mut entropy).await {
+                    if let Some(reply) =
+                        handle(message, peer, now, &party, &mut calls, &mut entropy).await
+                    {
                         let _ = socket.send_to(&reply, peer).await;
                     }
                 }
@@ -102,7 +104,9 @@ async fn handle(
         c.call.handle_message(message, now, entropy);
         return None;
     }
-    let Message::Request(request) = message else { return None };
+    let Message::Request(request) = message else {
+        return None;
+    };
     let tag = crate::run::random_hex(4);
     match request.method {
         Method::Register => {
@@ -110,22 +114,36 @@ async fn handle(
             if let Some(contact) = request.headers.get("Contact") {
                 ok.headers.push("Contact", contact);
             }
-            ok.headers.push("Expires", request.headers.get("Expires").unwrap_or("600"));
+            ok.headers
+                .push("Expires", request.headers.get("Expires").unwrap_or("600"));
             Some(Message::Response(ok).to_bytes())
         }
         Method::Invite if request.uri.user.as_deref() == Some(ECHO) => {
-            let refuse = |status| Some(Message::Response(Response::to_request(&request, status, Some(&tag))).to_bytes());
-            let Ok(offer) = SessionDescription::parse(&String::from_utf8_lossy(&request.body)) else { return refuse(488) };
-            let Ok(rtp) = UdpSocket::bind(("127.0.0.1", 0)).await else { return refuse(500) };
-            let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-            // The echo sends back whatever arrives, so any codec the caller offers works.
-            let Ok((answer, _)) = SessionDescription::answer(&offer, 1, "127.0.0.1", port, &offer.audio.codecs) else {
+            let refuse = |status| {
+                Some(
+                    Message::Response(Response::to_request(&request, status, Some(&tag)))
+                        .to_bytes(),
+                )
+            };
+            let Ok(offer) = SessionDescription::parse(&String::from_utf8_lossy(&request.body))
+            else {
                 return refuse(488);
             };
-            let mut call = match Call::incoming(party.clone(), request.clone(), Timers::default(), entropy) {
-                Ok(call) => call,
-                Err(response) => return Some(response),
+            let Ok(rtp) = UdpSocket::bind(("127.0.0.1", 0)).await else {
+                return refuse(500);
             };
+            let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+            // The echo sends back whatever arrives, so any codec the caller offers works.
+            let Ok((answer, _)) =
+                SessionDescription::answer(&offer, 1, "127.0.0.1", port, &offer.audio.codecs)
+            else {
+                return refuse(488);
+            };
+            let mut call =
+                match Call::incoming(party.clone(), request.clone(), Timers::default(), entropy) {
+                    Ok(call) => call,
+                    Err(response) => return Some(response),
+                };
             call.answer(answer.to_string(), now);
             let echo = tokio::spawn(async move {
                 let mut packet = [0u8; 2048];
@@ -133,19 +151,31 @@ async fn handle(
                     let _ = rtp.send_to(&packet[..n], from).await;
                 }
             });
-            calls.push(EchoCall { call, peer, echo: Some(echo) });
+            calls.push(EchoCall {
+                call,
+                peer,
+                echo: Some(echo),
+            });
             None
         }
         Method::Invite => {
             let not_found = Response::to_request(&request, 404, Some(&tag));
             Some(Message::Response(not_found).to_bytes())
         }
-        Method::Options => Some(Message::Response(Response::to_request(&request, 200, Some(&tag))).to_bytes()),
+        Method::Options => {
+            Some(Message::Response(Response::to_request(&request, 200, Some(&tag))).to_bytes())
+        }
         Method::Ack => None,
         _ => Some(Message::Response(Response::to_request(&request, 481, Some(&tag))).to_bytes()),
     }
 }
 
 fn uri(text: &str) -> Uri {
-    Uri::parse(text).unwrap_or_else(|_| Uri { scheme: "sip".into(), user: None, host: "127.0.0.1".into(), port: None, params: Vec::new() })
+    Uri::parse(text).unwrap_or_else(|_| Uri {
+        scheme: "sip".into(),
+        user: None,
+        host: "127.0.0.1".into(),
+        port: None,
+        params: Vec::new(),
+    })
 }

@@ -17,10 +17,15 @@ use crate::phone::{Phone, PhoneSettings, driver};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Certs(#[from] certs::CertError),
-    #[error("cannot listen on port {port}: {source} (is another softphone-bridge running? see `softphone-bridge status`)")]
+    #[error(
+        "cannot listen on port {port}: {source} (is another softphone-bridge running? see `softphone-bridge status`)"
+    )]
     Listen { port: u16, source: std::io::Error },
     #[error(transparent)]
     Origins(#[from] crate::origins::StoreError),
@@ -51,11 +56,24 @@ pub struct RunOptions {
     pub config: Config,
     pub data_dir: PathBuf,
     pub headless: bool,
+    /// Runtime log control and the lines for pages (`debug_console`, `debug_html`).
+    pub logs: Option<(
+        crate::logging::LogControl,
+        tokio::sync::mpsc::Receiver<crate::logging::LogLine>,
+    )>,
 }
 
 pub async fn run(options: RunOptions) -> Result<(), RunError> {
-    let RunOptions { config, data_dir, headless } = options;
-    std::fs::create_dir_all(&data_dir).map_err(|source| RunError::DataDir { path: data_dir.clone(), source })?;
+    let RunOptions {
+        config,
+        data_dir,
+        headless,
+        logs,
+    } = options;
+    std::fs::create_dir_all(&data_dir).map_err(|source| RunError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
 
     let certs = certs::ensure(&CertPaths::in_data_dir(&data_dir))?;
     if certs.created {
@@ -67,11 +85,19 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs.server_config()?));
     let listeners = Listeners::bind(config.api.port)
         .await
-        .map_err(|source| RunError::Listen { port: config.api.port, source })?;
+        .map_err(|source| RunError::Listen {
+            port: config.api.port,
+            source,
+        })?;
     let port = listeners.port;
 
     // Config validation already parsed these; a failure here cannot happen, so skip silently.
-    let configured = config.api.allowed_origins.iter().filter_map(|o| Origin::parse(o).ok()).collect();
+    let configured = config
+        .api
+        .allowed_origins
+        .iter()
+        .filter_map(|o| Origin::parse(o).ok())
+        .collect();
     let store = ApprovalStore::open(&data_dir.join("origins.json"))?;
     let policy = OriginPolicy::new(configured, port, store);
 
@@ -79,7 +105,9 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let line = match &config.account {
         Some(account) => Some(LineConfig::from_account(account).map_err(RunError::Line)?),
         None if config.demo.line => {
-            let (address, _service) = crate::demo::start().await.map_err(|source| RunError::Demo { source })?;
+            let (address, _service) = crate::demo::start()
+                .await
+                .map_err(|source| RunError::Demo { source })?;
             Some(LineConfig::demo(address))
         }
         None => None,
@@ -93,11 +121,34 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         provisioning: config.provisioning.clone(),
     });
     let media = MediaSettings::from_config(&config.audio, &config.media);
-    let phone = driver::spawn(phone, instance.clone(), config.api.replay_events, media, line);
+    let debug_html = config.log.debug_html
+        || config
+            .account
+            .as_ref()
+            .and_then(|a| a.debug_html)
+            .unwrap_or(false);
+    if let Some((control, _)) = &logs {
+        control.set_pages(debug_html);
+    }
+    let phone = driver::spawn(
+        phone,
+        instance.clone(),
+        config.api.replay_events,
+        media,
+        line,
+        logs,
+    );
 
-    let info = DaemonInfo { pid: std::process::id(), port, instance };
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        port,
+        instance,
+    };
     let info_path = DaemonInfo::path(&data_dir);
-    if let Err(e) = std::fs::write(&info_path, serde_json::to_string_pretty(&info).unwrap_or_default()) {
+    if let Err(e) = std::fs::write(
+        &info_path,
+        serde_json::to_string_pretty(&info).unwrap_or_default(),
+    ) {
         tracing::warn!("cannot write {}: {e}", info_path.display());
     }
     for address in listeners.addresses() {
@@ -108,14 +159,23 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         phone: phone.clone(),
         policy: policy.clone(),
         port,
-        limits: Limits { actions_per_second: config.api.actions_per_second, action_burst: config.api.action_burst },
+        limits: Limits {
+            actions_per_second: config.api.actions_per_second,
+            action_burst: config.api.action_burst,
+        },
         tls,
     });
     let server = tokio::spawn(api::serve(listeners, context));
 
     let (quit_tx, mut quit_rx) = tokio::sync::mpsc::channel::<()>(1);
     if !headless {
-        crate::tray::start(crate::tray::TrayContext { phone: phone.clone(), policy, port, data_dir: data_dir.clone(), quit: quit_tx });
+        crate::tray::start(crate::tray::TrayContext {
+            phone: phone.clone(),
+            policy,
+            port,
+            data_dir: data_dir.clone(),
+            quit: quit_tx,
+        });
     }
 
     tokio::select! {
@@ -158,7 +218,10 @@ pub fn random_hex(bytes: usize) -> String {
     // The OS generator failing is not recoverable in any useful way; fall back to time+pid so
     // the id is at least unique per start.
     if ring::rand::SystemRandom::new().fill(&mut buf).is_err() {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         return format!("{nanos:x}{:x}", std::process::id());
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()

@@ -12,22 +12,40 @@ use tokio_tungstenite::tungstenite;
 /// The HTTP status a refused WebSocket handshake got.
 async fn refused(daemon: &Daemon, target: Target) -> u16 {
     match client::connect(&target, &daemon.ca).await {
-        Err(ClientError::Handshake(tungstenite::Error::Http(response))) => response.status().as_u16(),
+        Err(ClientError::Handshake(tungstenite::Error::Http(response))) => {
+            response.status().as_u16()
+        }
         Ok(_) => panic!("{target:?} was let in"),
         Err(e) => panic!("{target:?} failed otherwise: {e}"),
     }
 }
 
 /// A raw HTTPS GET, returning the status line and the body.
-async fn https_get(daemon: &Daemon, host_header: &str, path: &str, origin: Option<&str>) -> (u16, String) {
-    let mut tls = client::connect_tls(&daemon.target(None), &daemon.ca).await.expect("tls");
-    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+async fn https_get(
+    daemon: &Daemon,
+    host_header: &str,
+    path: &str,
+    origin: Option<&str>,
+) -> (u16, String) {
+    let mut tls = client::connect_tls(&daemon.target(None), &daemon.ca)
+        .await
+        .expect("tls");
+    let origin = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
     let request = format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\n{origin}\r\n");
     tls.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     let _ = tls.read_to_string(&mut response).await;
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -35,13 +53,19 @@ async fn https_get(daemon: &Daemon, host_header: &str, path: &str, origin: Optio
 async fn hello_over_every_loopback_name() {
     let daemon = Daemon::start("");
     for host in ["localhost", "127.0.0.1", "::1"] {
-        let target = Target { host: host.into(), ..daemon.target(Some(CRM)) };
+        let target = Target {
+            host: host.into(),
+            ..daemon.target(Some(CRM))
+        };
         let client = daemon.connect_to(target).await;
         let hello = client.hello();
         assert_eq!(hello["seq"], 0);
         assert_eq!(hello["payload"]["version"], 1, "{host}");
         assert_eq!(hello["payload"]["resumed"], false);
-        assert_eq!(hello["payload"]["state"]["presence"]["softphoneId"], "available");
+        assert_eq!(
+            hello["payload"]["state"]["presence"]["softphoneId"],
+            "available"
+        );
         assert_eq!(hello["payload"]["state"]["line"]["state"], "none");
     }
 }
@@ -49,19 +73,39 @@ async fn hello_over_every_loopback_name() {
 #[tokio::test]
 async fn foreign_missing_and_null_origins_are_refused_and_can_do_nothing() {
     let daemon = Daemon::start("");
-    assert_eq!(refused(&daemon, daemon.target(Some("https://evil.example"))).await, 403);
+    assert_eq!(
+        refused(&daemon, daemon.target(Some("https://evil.example"))).await,
+        403
+    );
     assert_eq!(refused(&daemon, daemon.target(None)).await, 403);
     assert_eq!(refused(&daemon, daemon.target(Some("null"))).await, 403);
-    assert_eq!(refused(&daemon, daemon.target(Some("http://crm.example.com"))).await, 403, "scheme must match");
-    assert_eq!(refused(&daemon, daemon.target(Some("https://crm.example.com:8443"))).await, 403, "port must match");
+    assert_eq!(
+        refused(&daemon, daemon.target(Some("http://crm.example.com"))).await,
+        403,
+        "scheme must match"
+    );
+    assert_eq!(
+        refused(&daemon, daemon.target(Some("https://crm.example.com:8443"))).await,
+        403,
+        "port must match"
+    );
     // The iframe bridge's embedder cannot be used from a foreign origin to borrow an allowed one.
-    let smuggle = Target { path: format!("/ws?embedder={}", "https%3A%2F%2Fcrm.example.com"), ..daemon.target(Some("https://evil.example")) };
+    let smuggle = Target {
+        path: format!("/ws?embedder={}", "https%3A%2F%2Fcrm.example.com"),
+        ..daemon.target(Some("https://evil.example"))
+    };
     assert_eq!(refused(&daemon, smuggle).await, 403);
     // From our own origin the embedder decides: a foreign embedder is refused.
     let own = format!("https://localhost:{}", daemon.port);
-    let bridged = Target { path: "/ws?embedder=https%3A%2F%2Fevil.example".into(), ..daemon.target(Some(&own)) };
+    let bridged = Target {
+        path: "/ws?embedder=https%3A%2F%2Fevil.example".into(),
+        ..daemon.target(Some(&own))
+    };
     assert_eq!(refused(&daemon, bridged).await, 403);
-    let bridged = Target { path: "/ws?embedder=https%3A%2F%2Fcrm.example.com".into(), ..daemon.target(Some(&own)) };
+    let bridged = Target {
+        path: "/ws?embedder=https%3A%2F%2Fcrm.example.com".into(),
+        ..daemon.target(Some(&own))
+    };
     daemon.connect_to(bridged).await;
     // The daemon's own pages are allowed.
     daemon.connect(&own).await;
@@ -73,9 +117,22 @@ async fn unknown_origin_waits_for_approval_then_connects() {
     let page = "https://newcrm.example.org";
     assert_eq!(refused(&daemon, daemon.target(Some(page))).await, 403);
     let list = daemon.cli(&["origins", "list"]);
-    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), format!("pending\t{page}"));
-    let (status, body) = https_get(&daemon, &format!("localhost:{}", daemon.port), "/origin", Some(page)).await;
-    assert_eq!((status, body.contains("\"pending\"")), (200, true), "{body}");
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).trim(),
+        format!("pending\t{page}")
+    );
+    let (status, body) = https_get(
+        &daemon,
+        &format!("localhost:{}", daemon.port),
+        "/origin",
+        Some(page),
+    )
+    .await;
+    assert_eq!(
+        (status, body.contains("\"pending\"")),
+        (200, true),
+        "{body}"
+    );
 
     assert!(daemon.cli(&["origins", "approve", page]).status.success());
     daemon.connect(page).await;
@@ -90,18 +147,56 @@ async fn unknown_origin_waits_for_approval_then_connects() {
 #[tokio::test]
 async fn foreign_host_is_refused_everywhere() {
     let daemon = Daemon::start("");
-    let rebinding = Target { host_header: Some(format!("evil.example:{}", daemon.port)), ..daemon.target(Some(CRM)) };
+    let rebinding = Target {
+        host_header: Some(format!("evil.example:{}", daemon.port)),
+        ..daemon.target(Some(CRM))
+    };
     assert_eq!(refused(&daemon, rebinding).await, 403);
-    let wrong_port = Target { host_header: Some(format!("localhost:{}", daemon.port.wrapping_add(1))), ..daemon.target(Some(CRM)) };
+    let wrong_port = Target {
+        host_header: Some(format!("localhost:{}", daemon.port.wrapping_add(1))),
+        ..daemon.target(Some(CRM))
+    };
     assert_eq!(refused(&daemon, wrong_port).await, 403);
-    assert_eq!(https_get(&daemon, &format!("evil.example:{}", daemon.port), "/shim.js", None).await.0, 403);
-    let (status, body) = https_get(&daemon, &format!("127.0.0.1:{}", daemon.port), "/shim.js", None).await;
+    assert_eq!(
+        https_get(
+            &daemon,
+            &format!("evil.example:{}", daemon.port),
+            "/shim.js",
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, body) = https_get(
+        &daemon,
+        &format!("127.0.0.1:{}", daemon.port),
+        "/shim.js",
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("SoftphoneBridge"));
-    let (status, body) = https_get(&daemon, &format!("[::1]:{}", daemon.port), "/shim.mjs", None).await;
+    let (status, body) = https_get(
+        &daemon,
+        &format!("[::1]:{}", daemon.port),
+        "/shim.mjs",
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("export default SoftphoneBridge"));
-    assert_eq!(https_get(&daemon, &format!("localhost:{}", daemon.port), "/nope", None).await.0, 404);
+    assert_eq!(
+        https_get(
+            &daemon,
+            &format!("localhost:{}", daemon.port),
+            "/nope",
+            None
+        )
+        .await
+        .0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -114,10 +209,22 @@ async fn malformed_input_gets_specific_codes_and_the_connection_keeps_working() 
         (r#"{"action":"get_state"}"#, "invalid_request"),
         (r#"{"id":1,"action":"frobnicate"}"#, "unknown_action"),
         (r#"{"id":2,"action":"update_presence"}"#, "invalid_params"),
-        (r#"{"id":3,"action":"update_presence","params":{"softphoneId":7}}"#, "invalid_params"),
-        (r#"{"id":4,"action":"update_presence","params":{"softphoneId":"lunch"}}"#, "unknown_status"),
-        (r#"{"id":5,"action":"start_call","params":{"dialTo":"+18883973342"}}"#, "no_line"),
-        (r#"{"id":6,"action":"call","params":{"destination":"091000000","campaign":"Sale->"}}"#, "no_line"),
+        (
+            r#"{"id":3,"action":"update_presence","params":{"softphoneId":7}}"#,
+            "invalid_params",
+        ),
+        (
+            r#"{"id":4,"action":"update_presence","params":{"softphoneId":"lunch"}}"#,
+            "unknown_status",
+        ),
+        (
+            r#"{"id":5,"action":"start_call","params":{"dialTo":"+18883973342"}}"#,
+            "no_line",
+        ),
+        (
+            r#"{"id":6,"action":"call","params":{"destination":"091000000","campaign":"Sale->"}}"#,
+            "no_line",
+        ),
     ];
     for (text, code) in cases {
         client.send_text(text).await;
@@ -130,7 +237,10 @@ async fn malformed_input_gets_specific_codes_and_the_connection_keeps_working() 
     assert_eq!(client.next_message().await["error"]["code"], "invalid_json");
     let (reply, _) = client.request("get_state", Value::Null).await;
     assert_eq!(reply["ok"], true, "still serving after bad input: {reply}");
-    assert_eq!(reply["result"]["state"]["presence"]["softphoneId"], "available");
+    assert_eq!(
+        reply["result"]["state"]["presence"]["softphoneId"],
+        "available"
+    );
 }
 
 trait SendBinary {
@@ -139,7 +249,9 @@ trait SendBinary {
 impl SendBinary for softphone_bridge::client::ClientStream {
     async fn send_binary_frame(&mut self) {
         use futures_util::SinkExt;
-        self.send(tungstenite::Message::binary(vec![1u8, 2, 3])).await.expect("send");
+        self.send(tungstenite::Message::binary(vec![1u8, 2, 3]))
+            .await
+            .expect("send");
     }
 }
 
@@ -149,11 +261,20 @@ async fn oversized_messages_close_only_that_connection() {
     let mut big = daemon.connect(CRM).await;
     let mut other = daemon.connect(CRM).await;
     // The daemon may close while our client is still writing the frame; either way is fine here.
-    let oversized = format!(r#"{{"id":1,"action":"get_state","params":"{}"}}"#, "x".repeat(200_000));
+    let oversized = format!(
+        r#"{{"id":1,"action":"get_state","params":"{}"}}"#,
+        "x".repeat(200_000)
+    );
     let _ = futures_util::SinkExt::send(&mut big.ws, tungstenite::Message::text(oversized)).await;
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), futures_util::StreamExt::next(&mut big.ws)).await;
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        futures_util::StreamExt::next(&mut big.ws),
+    )
+    .await;
     match closed {
-        Ok(Some(Ok(tungstenite::Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 1009),
+        Ok(Some(Ok(tungstenite::Message::Close(Some(frame))))) => {
+            assert_eq!(u16::from(frame.code), 1009)
+        }
         Ok(Some(Err(_)) | None) => {}
         other => panic!("expected a close, got {other:?}"),
     }
@@ -186,64 +307,109 @@ async fn presence_change_reaches_every_client() {
     for _ in 0..3 {
         clients.push(daemon.connect(CRM).await);
     }
-    let (reply, before_reply) = clients[0].request("update_presence", json!({"softphoneId": "busy"})).await;
-    assert_eq!(reply["result"], json!({"softphoneId": "busy", "name": "Busy"}));
+    let (reply, before_reply) = clients[0]
+        .request("update_presence", json!({"softphoneId": "busy"}))
+        .await;
+    assert_eq!(
+        reply["result"],
+        json!({"softphoneId": "busy", "name": "Busy"})
+    );
     // The acting page gets the event before its reply, so its state is current when it resumes.
     assert_eq!(before_reply.len(), 1, "{before_reply:?}");
     assert_eq!(before_reply[0]["event"], "statusChanged");
     for client in &mut clients[1..] {
         let event = client.event("statusChanged").await;
-        assert_eq!(event["payload"], json!({"softphoneId": "busy", "name": "Busy"}));
+        assert_eq!(
+            event["payload"],
+            json!({"softphoneId": "busy", "name": "Busy"})
+        );
         assert!(event["seq"].as_u64().unwrap_or(0) >= 1);
     }
     // A new page sees the new state in its hello.
     let late = daemon.connect(CRM).await;
-    assert_eq!(late.hello()["payload"]["state"]["presence"]["softphoneId"], "busy");
+    assert_eq!(
+        late.hello()["payload"]["state"]["presence"]["softphoneId"],
+        "busy"
+    );
 }
 
 #[tokio::test]
 async fn dispositions_and_partner_config_are_shared_state() {
     let daemon = Daemon::start("");
     let mut agent = daemon.connect(CRM).await;
-    let (reply, _) = agent.request("disposition", json!(["Sale", "No answer"])).await;
+    let (reply, _) = agent
+        .request("disposition", json!(["Sale", "No answer"]))
+        .await;
     assert_eq!(reply["ok"], true, "{reply}");
-    let (reply, _) = agent.request("partner_config", json!({"partnerId": "215fd887-39be-4935-981f-2670d6afeaa7"})).await;
+    let (reply, _) = agent
+        .request(
+            "partner_config",
+            json!({"partnerId": "215fd887-39be-4935-981f-2670d6afeaa7"}),
+        )
+        .await;
     assert_eq!(reply["ok"], true, "{reply}");
     let later = daemon.connect(CRM).await;
     let state = &later.hello()["payload"]["state"];
     assert_eq!(state["dispositions"], json!(["Sale", "No answer"]));
-    assert_eq!(state["partnerConfig"]["partnerId"], "215fd887-39be-4935-981f-2670d6afeaa7");
+    assert_eq!(
+        state["partnerConfig"]["partnerId"],
+        "215fd887-39be-4935-981f-2670d6afeaa7"
+    );
 }
 
 #[tokio::test]
 async fn since_replays_missed_events_or_says_not_resumed() {
     let daemon = Daemon::start("replay_events = 4\n");
     let first = daemon.connect(CRM).await;
-    let instance = first.hello()["payload"]["instance"].as_str().expect("instance").to_owned();
-    let since = first.hello()["payload"]["lastSeq"].as_u64().expect("lastSeq");
+    let instance = first.hello()["payload"]["instance"]
+        .as_str()
+        .expect("instance")
+        .to_owned();
+    let since = first.hello()["payload"]["lastSeq"]
+        .as_u64()
+        .expect("lastSeq");
     drop(first);
 
     let mut other = daemon.connect(CRM).await;
     for status in ["busy", "break"] {
-        other.request("update_presence", json!({ "softphoneId": status })).await;
+        other
+            .request("update_presence", json!({ "softphoneId": status }))
+            .await;
     }
-    let resume = |since: u64, instance: &str| Target { path: format!("/ws?since={since}&instance={instance}"), ..daemon.target(Some(CRM)) };
+    let resume = |since: u64, instance: &str| Target {
+        path: format!("/ws?since={since}&instance={instance}"),
+        ..daemon.target(Some(CRM))
+    };
     let mut back = daemon.connect_to(resume(since, &instance)).await;
     assert_eq!(back.hello()["payload"]["resumed"], true);
     let replayed = [back.next_message().await, back.next_message().await];
     assert_eq!(replayed[0]["payload"]["softphoneId"], "busy");
     assert_eq!(replayed[1]["payload"]["softphoneId"], "break");
     assert_eq!(replayed[1]["seq"].as_u64(), Some(since + 2));
-    assert_eq!(back.hello()["payload"]["state"]["presence"]["softphoneId"], "break", "snapshot is current too");
+    assert_eq!(
+        back.hello()["payload"]["state"]["presence"]["softphoneId"],
+        "break",
+        "snapshot is current too"
+    );
 
     let stranger = daemon.connect_to(resume(since, "another-daemon")).await;
-    assert_eq!(stranger.hello()["payload"]["resumed"], false, "another daemon's seq means nothing here");
+    assert_eq!(
+        stranger.hello()["payload"]["resumed"],
+        false,
+        "another daemon's seq means nothing here"
+    );
 
     for status in ["available", "busy", "break", "offline", "available"] {
-        other.request("update_presence", json!({ "softphoneId": status })).await;
+        other
+            .request("update_presence", json!({ "softphoneId": status }))
+            .await;
     }
     let too_old = daemon.connect_to(resume(since, &instance)).await;
-    assert_eq!(too_old.hello()["payload"]["resumed"], false, "the buffer of 4 no longer covers the gap");
+    assert_eq!(
+        too_old.hello()["payload"]["resumed"],
+        false,
+        "the buffer of 4 no longer covers the gap"
+    );
 }
 
 #[tokio::test]
@@ -254,8 +420,12 @@ async fn listens_on_loopback_only() {
         let table = std::fs::read_to_string(file).unwrap_or_default();
         for line in table.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else { continue };
-            let Some((address, port)) = local.split_once(':') else { continue };
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let Some((address, port)) = local.split_once(':') else {
+                continue;
+            };
             if *state == "0A" && u16::from_str_radix(port, 16).ok() == Some(daemon.port) {
                 assert_eq!(address.len(), width);
                 listening.push(address.to_owned());
@@ -264,19 +434,43 @@ async fn listens_on_loopback_only() {
     }
     listening.sort();
     // /proc shows addresses in host byte order per 32-bit word: 127.0.0.1 is 0100007F, ::1 ends in 01000000.
-    assert_eq!(listening, ["00000000000000000000000001000000", "0100007F"], "only 127.0.0.1 and ::1");
+    assert_eq!(
+        listening,
+        ["00000000000000000000000001000000", "0100007F"],
+        "only 127.0.0.1 and ::1"
+    );
 }
 
 #[tokio::test]
 async fn plain_http_answers_only_ping() {
     let daemon = Daemon::start("");
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port)).await.expect("tcp");
-    tcp.write_all(format!("GET /ping HTTP/1.1\r\nHost: localhost:{}\r\n\r\n", daemon.port).as_bytes()).await.expect("write");
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+        .await
+        .expect("tcp");
+    tcp.write_all(
+        format!(
+            "GET /ping HTTP/1.1\r\nHost: localhost:{}\r\n\r\n",
+            daemon.port
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
     let mut response = String::new();
     let _ = tcp.read_to_string(&mut response).await;
     assert!(response.starts_with("HTTP/1.1 204"), "{response}");
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port)).await.expect("tcp");
-    tcp.write_all(format!("GET /shim.js HTTP/1.1\r\nHost: localhost:{}\r\n\r\n", daemon.port).as_bytes()).await.expect("write");
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+        .await
+        .expect("tcp");
+    tcp.write_all(
+        format!(
+            "GET /shim.js HTTP/1.1\r\nHost: localhost:{}\r\n\r\n",
+            daemon.port
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
     let mut response = String::new();
     let _ = tcp.read_to_string(&mut response).await;
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
@@ -286,13 +480,24 @@ async fn plain_http_answers_only_ping() {
 async fn garbage_on_the_socket_does_not_hurt_the_daemon() {
     let mut daemon = Daemon::start("");
     let mut client = daemon.connect(CRM).await;
-    let payloads: [&[u8]; 4] = [b"\x16\x03\x01\x00\x05hello", b"\x00\xff\xfe garbage\r\n\r\n", b"GET", &[0x16; 4096]];
+    let payloads: [&[u8]; 4] = [
+        b"\x16\x03\x01\x00\x05hello",
+        b"\x00\xff\xfe garbage\r\n\r\n",
+        b"GET",
+        &[0x16; 4096],
+    ];
     for bytes in payloads {
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port)).await.expect("tcp");
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+            .await
+            .expect("tcp");
         let _ = tcp.write_all(bytes).await;
         let _ = tcp.shutdown().await;
         let mut sink = Vec::new();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), tcp.read_to_end(&mut sink)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            tcp.read_to_end(&mut sink),
+        )
+        .await;
     }
     // A TLS client that sends a malformed HTTP head gets 400.
     let (status, _) = https_get(&daemon, "localhost\r\nbroken", "/", None).await;
@@ -311,7 +516,12 @@ async fn secrets_never_leave_the_daemon() {
     assert!(!client.hello().to_string().contains(secret));
     let (reply, _) = client.request("get_state", Value::Null).await;
     assert!(!reply.to_string().contains(secret));
-    let shown = daemon.cli(&["config", "show", "--config", &daemon.data_dir().join("config.toml").to_string_lossy()]);
+    let shown = daemon.cli(&[
+        "config",
+        "show",
+        "--config",
+        &daemon.data_dir().join("config.toml").to_string_lossy(),
+    ]);
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("***") && !shown.contains(secret), "{shown}");
     assert!(!daemon.log().contains(secret), "log leaks the secret");

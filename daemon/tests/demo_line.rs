@@ -27,7 +27,10 @@ async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
         assert_eq!(registered["payload"]["extension"], "agent");
     }
     let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("conversationId").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("conversationId")
+        .to_owned();
     page.event("callAccepted").await;
     eventually("two seconds of echo", Duration::from_secs(15), || {
         (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) > 2 * 8000 * 2 + 44).then_some(())
@@ -36,13 +39,22 @@ async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
     page.event("callEnded").await;
     let (rate, samples) = read_wav(&heard).expect("recording");
     let report = analyse(rate, &samples, &[1000.0, 441.0]);
-    assert_eq!(report.peaks[0].0, 1000.0, "the agent hears their own tone back: {report:?}");
-    assert!(report.peaks[0].1 > 0.8 && report.level_dbfs > -15.0, "{report:?}");
+    assert_eq!(
+        report.peaks[0].0, 1000.0,
+        "the agent hears their own tone back: {report:?}"
+    );
+    assert!(
+        report.peaks[0].1 > 0.8 && report.level_dbfs > -15.0,
+        "{report:?}"
+    );
 
     let (reply, _) = page.request("start_call", json!({"dialTo": "1234"})).await;
     assert_eq!(reply["ok"], true);
     let ended = page.event("callEnded").await;
-    assert_eq!(ended["payload"]["duration"], 0, "only echo answers on the demo line");
+    assert_eq!(
+        ended["payload"]["duration"], 0,
+        "only echo answers on the demo line"
+    );
 }
 
 /// The default `cpal` backend opens real devices for a call. On a machine without a sound card
@@ -51,15 +63,29 @@ async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_on_the_device_backend_opens_the_devices() {
     let home = tempfile::tempdir().expect("home");
-    std::fs::write(home.path().join(".asoundrc"), "pcm.!default { type plug slave.pcm \"null\" }\n").expect("asoundrc");
+    std::fs::write(
+        home.path().join(".asoundrc"),
+        "pcm.!default { type plug slave.pcm \"null\" }\n",
+    )
+    .expect("asoundrc");
     let home_path = home.path().to_string_lossy().into_owned();
-    let daemon = Daemon::launch(tempfile::tempdir().expect("dir"), "[demo]\nline = true\n", &[("HOME", &home_path)], true);
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("dir"),
+        "[demo]\nline = true\n",
+        &[("HOME", &home_path)],
+        true,
+    );
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     page.event("callAccepted").await;
-    eventually("the devices to open", Duration::from_secs(10), || daemon.log().contains("audio devices open").then_some(()));
+    eventually("the devices to open", Duration::from_secs(10), || {
+        daemon.log().contains("audio devices open").then_some(())
+    });
     let (reply, _) = page.request("mute", json!({"conversationId": id})).await;
     assert_eq!(reply["result"]["muted"], true, "{reply}");
     page.request("hangup", json!({"conversationId": id})).await;

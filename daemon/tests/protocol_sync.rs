@@ -15,7 +15,12 @@ fn examples() -> Vec<(String, String)> {
         .expect("examples/messages")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| (p.file_name().expect("name").to_string_lossy().into_owned(), std::fs::read_to_string(&p).expect("read")))
+        .map(|p| {
+            (
+                p.file_name().expect("name").to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).expect("read"),
+            )
+        })
         .collect();
     files.sort();
     files
@@ -33,22 +38,35 @@ fn every_example_parses_as_what_its_name_says() {
                 assert_eq!(request.action.name(), *action, "{name}");
             }
             ["event", event] => {
-                let message: ServerMessage = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-                let ServerMessage::Event(message) = message else { panic!("{name} is not an event") };
+                let message: ServerMessage =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let ServerMessage::Event(message) = message else {
+                    panic!("{name} is not an event")
+                };
                 assert_eq!(message.event.name(), *event, "{name}");
                 // Nothing in the example is lost or invented by the types.
                 let original: Value = serde_json::from_str(&text).expect("json");
-                assert_eq!(serde_json::to_value(&message).expect("serializes"), original, "{name} round-trips");
+                assert_eq!(
+                    serde_json::to_value(&message).expect("serializes"),
+                    original,
+                    "{name} round-trips"
+                );
             }
             ["reply", "ok", _] | ["reply", "error", _] => {
-                let message: ServerMessage = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert!(matches!(message, ServerMessage::Reply(_)), "{name} is a reply");
+                let message: ServerMessage =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(
+                    matches!(message, ServerMessage::Reply(_)),
+                    "{name} is a reply"
+                );
                 if let ["reply", "error", code] = parts.as_slice() {
                     let value: Value = serde_json::from_str(&text).expect("json");
                     assert_eq!(value["error"]["code"], *code, "{name}");
                 }
             }
-            _ => panic!("{name}: name it request.ACTION, event.EVENT, reply.ok.X or reply.error.CODE"),
+            _ => panic!(
+                "{name}: name it request.ACTION, event.EVENT, reply.ok.X or reply.error.CODE"
+            ),
         }
     }
 }
@@ -59,9 +77,18 @@ fn every_name_has_an_example_a_doc_entry_and_a_type() {
     let docs = std::fs::read_to_string(root().join("docs/protocol.md")).expect("docs/protocol.md");
     let dts = std::fs::read_to_string(root().join("js-shim/softphone-bridge.d.ts")).expect("d.ts");
     let check = |kind: &str, name: &str, dts_form: String| {
-        assert!(names.contains(&format!("{kind}.{name}.json")), "examples/messages/{kind}.{name}.json missing");
-        assert!(docs.contains(&format!("`{name}`")), "docs/protocol.md does not document `{name}`");
-        assert!(dts.contains(&dts_form), "softphone-bridge.d.ts lacks {dts_form}");
+        assert!(
+            names.contains(&format!("{kind}.{name}.json")),
+            "examples/messages/{kind}.{name}.json missing"
+        );
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "docs/protocol.md does not document `{name}`"
+        );
+        assert!(
+            dts.contains(&dts_form),
+            "softphone-bridge.d.ts lacks {dts_form}"
+        );
     };
     for action in Action::NAMES {
         check("request", action, format!("  {action}: "));
@@ -74,8 +101,15 @@ fn every_name_has_an_example_a_doc_entry_and_a_type() {
     }
     // Nothing in the d.ts that the daemon does not know.
     let block = |start: &str| -> Vec<String> {
-        let body = dts.split(start).nth(1).and_then(|s| s.split('}').next()).unwrap_or_default();
-        body.lines().filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.trim().to_owned())).filter(|k| !k.starts_with("//")).collect()
+        let body = dts
+            .split(start)
+            .nth(1)
+            .and_then(|s| s.split('}').next())
+            .unwrap_or_default();
+        body.lines()
+            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.trim().to_owned()))
+            .filter(|k| !k.starts_with("//"))
+            .collect()
     };
     assert_eq!(block("interface ActionParams {"), Action::NAMES.to_vec());
     assert_eq!(block("interface EventPayloads {"), Event::NAMES.to_vec());

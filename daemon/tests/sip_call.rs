@@ -17,8 +17,16 @@ async fn outbound(codec: &str) {
     let lab = lab(codec);
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    let (reply, events) = page.request("start_call", json!({"dialTo": "1002", "partnerId": "215fd887"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("conversationId").to_owned();
+    let (reply, events) = page
+        .request(
+            "start_call",
+            json!({"dialTo": "1002", "partnerId": "215fd887"}),
+        )
+        .await;
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("conversationId")
+        .to_owned();
     assert_eq!(events[0]["event"], "outboundCallInitiated");
     assert_eq!(events[0]["payload"]["dialledTo"], "1002");
     let accepted = page.event("callAccepted").await;
@@ -29,9 +37,15 @@ async fn outbound(codec: &str) {
     page.request("hangup", json!({"conversationId": id})).await;
     let ended = page.event("callEnded").await;
     assert_eq!(ended["payload"]["callType"], "outbound");
-    assert!(ended["payload"]["duration"].as_u64().unwrap_or(0) >= HEARD_SECONDS as u64 - 1, "{ended}");
+    assert!(
+        ended["payload"]["duration"].as_u64().unwrap_or(0) >= HEARD_SECONDS as u64 - 1,
+        "{ended}"
+    );
     lab.assert_tones_both_ways();
-    assert!(lab.kamailio.contacts("1001").len() == 1, "still registered after the call");
+    assert!(
+        lab.kamailio.contacts("1001").len() == 1,
+        "still registered after the call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,10 +117,22 @@ async fn registers_and_calls_over_tls() {
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let contacts = kamailio.contacts("1001");
-    assert!(contacts.iter().any(|c| c.ends_with(";transport=tls")), "{contacts:?}");
-    let lab = Lab { kamailio, baresip, daemon, dir, rate: 8000 };
+    assert!(
+        contacts.iter().any(|c| c.ends_with(";transport=tls")),
+        "{contacts:?}"
+    );
+    let lab = Lab {
+        kamailio,
+        baresip,
+        daemon,
+        dir,
+        rate: 8000,
+    };
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     page.event("callAccepted").await;
     lab.wait_for_audio();
     page.request("hangup", json!({"conversationId": id})).await;
@@ -129,7 +155,10 @@ async fn tls_to_an_untrusted_server_is_refused() {
     let mut page = daemon.connect(CRM).await;
     let failed = page.registration("failed").await;
     let reason = failed["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("TLS") && reason.to_lowercase().contains("certificate"), "{reason}");
+    assert!(
+        reason.contains("TLS") && reason.to_lowercase().contains("certificate"),
+        "{reason}"
+    );
     assert!(kamailio.contacts("1001").is_empty());
 }
 
@@ -147,21 +176,48 @@ async fn far_end_rejects_and_we_cancel_before_answer() {
     page.registered().await;
 
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let first = reply["result"]["conversationId"].as_str().expect("id").to_owned();
-    assert_eq!(page.event("callRinging").await["payload"]["conversationId"], first.as_str());
+    let first = reply["result"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        page.event("callRinging").await["payload"]["conversationId"],
+        first.as_str()
+    );
     baresip.command("hangup", "");
     let ended = page.event("callEnded").await;
-    assert_eq!((ended["payload"]["conversationId"].as_str(), ended["payload"]["duration"].as_u64()), (Some(first.as_str()), Some(0)));
-    eventually("the 486 in the log", Duration::from_secs(5), || daemon.log().contains("SIP in 486").then_some(()));
+    assert_eq!(
+        (
+            ended["payload"]["conversationId"].as_str(),
+            ended["payload"]["duration"].as_u64()
+        ),
+        (Some(first.as_str()), Some(0))
+    );
+    eventually("the 486 in the log", Duration::from_secs(5), || {
+        daemon.log().contains("SIP in 486").then_some(())
+    });
 
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let second = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    let second = reply["result"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     page.event("callRinging").await;
-    page.request("hangup", json!({"conversationId": second})).await;
+    page.request("hangup", json!({"conversationId": second}))
+        .await;
     let ended = page.event("callEnded").await;
-    assert_eq!((ended["payload"]["conversationId"].as_str(), ended["payload"]["duration"].as_u64()), (Some(second.as_str()), Some(0)));
+    assert_eq!(
+        (
+            ended["payload"]["conversationId"].as_str(),
+            ended["payload"]["duration"].as_u64()
+        ),
+        (Some(second.as_str()), Some(0))
+    );
     let log = daemon.log();
-    assert!(log.contains("SIP out CANCEL") && log.contains("SIP in 487"), "CANCEL answered with 487:\n{log}");
+    assert!(
+        log.contains("SIP out CANCEL") && log.contains("SIP in 487"),
+        "CANCEL answered with 487:\n{log}"
+    );
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
     assert_eq!(state["result"]["state"]["calls"], json!([]));
 }
@@ -180,10 +236,19 @@ async fn a_ringing_call_ends_when_the_proxy_connection_drops() {
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", kamailio.port));
-    let id = page.event("incomingCall").await["payload"]["conversationId"].as_str().expect("id").to_owned();
+    let id = page.event("incomingCall").await["payload"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     drop(kamailio);
     let rejected = page.event("callRejected").await;
-    assert_eq!((rejected["payload"]["conversationId"].as_str(), rejected["payload"]["reason"].as_str()), (Some(id.as_str()), Some("passive")));
+    assert_eq!(
+        (
+            rejected["payload"]["conversationId"].as_str(),
+            rejected["payload"]["reason"].as_str()
+        ),
+        (Some(id.as_str()), Some("passive"))
+    );
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
     assert_eq!(state["result"]["state"]["calls"], json!([]));
 }

@@ -21,15 +21,31 @@ impl Dnsmasq {
         let port = free_port();
         let mut command = Command::new("dnsmasq");
         // Foreground, loopback only, no upstream, no /etc/hosts: only what the test gives it.
-        command.args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces", "--listen-address=127.0.0.1", "--user=root", "--pid-file"]);
+        command.args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--user=root",
+            "--pid-file",
+        ]);
         command.arg(format!("--port={port}"));
         command.args(records);
-        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("dnsmasq (package dnsmasq-base) is installed");
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (package dnsmasq-base) is installed");
         // Ready when it answers on its port.
         eventually("dnsmasq to listen", Duration::from_secs(5), || {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
-            probe.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
-            let query = sip_core::dns::query(7, "kamailio.pbx.lab", sip_core::dns::RecordType::A).ok()?;
+            probe
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .ok()?;
+            let query =
+                sip_core::dns::query(7, "kamailio.pbx.lab", sip_core::dns::RecordType::A).ok()?;
             probe.send_to(&query, ("127.0.0.1", port)).ok()?;
             let mut buffer = [0u8; 512];
             probe.recv(&mut buffer).ok().map(|_| ())
@@ -50,7 +66,10 @@ async fn registers_with_the_server_found_by_srv() {
     let kamailio = Kamailio::start("MD5");
     let dns = Dnsmasq::start(&[
         // A decoy at a lower preference (higher priority number) that nothing listens on.
-        format!("--srv-host=_sip._udp.pbx.lab,kamailio.pbx.lab,{},10,50", kamailio.port),
+        format!(
+            "--srv-host=_sip._udp.pbx.lab,kamailio.pbx.lab,{},10,50",
+            kamailio.port
+        ),
         "--srv-host=_sip._udp.pbx.lab,decoy.pbx.lab,9,20,50".to_owned(),
         "--host-record=kamailio.pbx.lab,127.0.0.1".to_owned(),
         "--host-record=decoy.pbx.lab,127.0.0.2".to_owned(),
@@ -61,8 +80,16 @@ async fn registers_with_the_server_found_by_srv() {
     ));
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
-    assert_eq!(kamailio.contacts("1001").len(), 1, "registered with the Kamailio SRV pointed at");
-    assert!(daemon.log().contains("SIP server found by SRV"), "{}", daemon.log());
+    assert_eq!(
+        kamailio.contacts("1001").len(),
+        1,
+        "registered with the Kamailio SRV pointed at"
+    );
+    assert!(
+        daemon.log().contains("SIP server found by SRV"),
+        "{}",
+        daemon.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,8 +105,16 @@ async fn a_name_without_srv_falls_back_to_its_address_and_a_bad_dns_server_is_a_
     assert_eq!(kamailio.contacts("1001").len(), 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "[account]\nserver = \"pbx.lab\"\nusername = \"1001\"\ndns_server = \"localhost\"\n").expect("write");
+    std::fs::write(
+        &config,
+        "[account]\nserver = \"pbx.lab\"\nusername = \"1001\"\ndns_server = \"localhost\"\n",
+    )
+    .expect("write");
     let output = daemon.cli(&["config", "check", &config.to_string_lossy()]);
-    let text = String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success() && text.contains("dns_server"), "{text}");
+    let text = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success() && text.contains("dns_server"),
+        "{text}"
+    );
 }

@@ -37,20 +37,42 @@ async fn srtp_call_carries_audio_both_ways_and_rtcp_reports_quality() {
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     page.event("callAccepted").await;
     lab.wait_for_audio();
     let quality = quality_with_round_trip(&mut page).await;
-    assert_eq!((quality["codec"].as_str(), quality["srtp"].as_bool()), (Some("PCMU"), Some(true)), "{quality}");
-    assert!(quality["packetsReceived"].as_u64().unwrap_or(0) > 100, "{quality}");
-    assert_eq!(quality["packetsLost"], 0, "loopback loses nothing: {quality}");
-    assert_eq!(quality["remotePacketsLost"], 0, "baresip's report about our stream: {quality}");
+    assert_eq!(
+        (quality["codec"].as_str(), quality["srtp"].as_bool()),
+        (Some("PCMU"), Some(true)),
+        "{quality}"
+    );
+    assert!(
+        quality["packetsReceived"].as_u64().unwrap_or(0) > 100,
+        "{quality}"
+    );
+    assert_eq!(
+        quality["packetsLost"], 0,
+        "loopback loses nothing: {quality}"
+    );
+    assert_eq!(
+        quality["remotePacketsLost"], 0,
+        "baresip's report about our stream: {quality}"
+    );
     let rtt = quality["roundTripMs"].as_f64().unwrap_or(f64::MAX);
-    assert!((0.0..50.0).contains(&rtt), "round trip on loopback: {quality}");
+    assert!(
+        (0.0..50.0).contains(&rtt),
+        "round trip on loopback: {quality}"
+    );
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     lab.assert_tones_both_ways();
-    assert!(lab.daemon.log().contains("srtp=true"), "media started with SRTP");
+    assert!(
+        lab.daemon.log().contains("srtp=true"),
+        "media started with SRTP"
+    );
 }
 
 /// baresip calls us offering RTP/SAVP; the default policy (`optional`) answers with SRTP.
@@ -66,7 +88,10 @@ async fn an_srtp_offer_is_answered_with_srtp() {
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     lab.assert_tones_both_ways();
-    assert!(lab.daemon.log().contains("srtp=true"), "media started with SRTP");
+    assert!(
+        lab.daemon.log().contains("srtp=true"),
+        "media started with SRTP"
+    );
 }
 
 /// An incoming call rings the ringer (here the file backend's `ringer_file`) until answered.
@@ -78,16 +103,27 @@ async fn an_incoming_call_rings_until_answered() {
     let (id, _) = lab.call_the_agent(&mut page).await;
     let ringer = lab.dir.path().join("ringer.wav");
     // Let it ring for a second and a half (the file grows 8000 samples a second).
-    eventually("the ringer to ring", Duration::from_secs(10), || (std::fs::metadata(&ringer).map(|m| m.len()).unwrap_or(0) > 24_000).then_some(()));
+    eventually("the ringer to ring", Duration::from_secs(10), || {
+        (std::fs::metadata(&ringer).map(|m| m.len()).unwrap_or(0) > 24_000).then_some(())
+    });
     page.request("answer", json!({"conversationId": id})).await;
     page.event("callAccepted").await;
-    let (rate, ring) = eventually("the ringer to stop", Duration::from_secs(5), || read_wav(&ringer).filter(|(_, s)| !s.is_empty()));
+    let (rate, ring) = eventually("the ringer to stop", Duration::from_secs(5), || {
+        read_wav(&ringer).filter(|(_, s)| !s.is_empty())
+    });
     let report = analyse(rate, &ring, &[440.0, 480.0, 1000.0]);
-    assert!(report.peaks[0].1 + report.peaks[1].1 > 0.9, "440 + 480 Hz ring: {report:?}");
+    assert!(
+        report.peaks[0].1 + report.peaks[1].1 > 0.9,
+        "440 + 480 Hz ring: {report:?}"
+    );
     assert!(report.peaks[2].1 < 0.05, "{report:?}");
     let len = ring.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(read_wav(&ringer).map(|(_, s)| s.len()), Some(len), "no more ringing once answered");
+    assert_eq!(
+        read_wav(&ringer).map(|(_, s)| s.len()),
+        Some(len),
+        "no more ringing once answered"
+    );
 }
 
 /// `[account] auto_answer`: a call is answered without the page, which still sees it all.
@@ -115,7 +151,10 @@ async fn an_srtp_offer_is_refused_when_srtp_is_off() {
     page.request("answer", json!({"conversationId": id})).await;
     let rejected = page.event("callRejected").await;
     assert_eq!(rejected["payload"]["conversationId"], id.as_str());
-    assert!(lab.daemon.log().contains("requires SRTP"), "the log says why");
+    assert!(
+        lab.daemon.log().contains("requires SRTP"),
+        "the log says why"
+    );
 }
 
 /// DTMF both ways (RFC 4733), our hold and resume (re-INVITE sendonly/sendrecv, confirmed by
@@ -126,24 +165,45 @@ async fn dtmf_both_ways_and_hold_both_ways() {
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     page.event("callAccepted").await;
     lab.wait_for_audio();
 
     lab.baresip.command("sndcode", "7");
     let dtmf = page.event("dtmfReceived").await;
-    assert_eq!((dtmf["payload"]["conversationId"].as_str(), dtmf["payload"]["digit"].as_str()), (Some(id.as_str()), Some("7")));
+    assert_eq!(
+        (
+            dtmf["payload"]["conversationId"].as_str(),
+            dtmf["payload"]["digit"].as_str()
+        ),
+        (Some(id.as_str()), Some("7"))
+    );
     page.request("dtmf", json!({"digits": "5#"})).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !(lab.baresip.log().contains("received event: '5' (end=1)") && lab.baresip.log().contains("received event: '#' (end=1)")) {
-        assert!(std::time::Instant::now() < deadline, "baresip did not log our DTMF:\n{}", lab.baresip.log());
+    while !(lab.baresip.log().contains("received event: '5' (end=1)")
+        && lab.baresip.log().contains("received event: '#' (end=1)"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "baresip did not log our DTMF:\n{}",
+            lab.baresip.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let (reply, _) = page.request("hold", json!({"conversationId": id})).await;
     assert_eq!(reply["result"]["held"], true, "{reply}");
     let held = page.event("callHoldChanged").await;
-    assert_eq!((held["payload"]["held"].as_bool(), held["payload"]["by"].as_str()), (Some(true), Some("agent")));
+    assert_eq!(
+        (
+            held["payload"]["held"].as_bool(),
+            held["payload"]["by"].as_str()
+        ),
+        (Some(true), Some("agent"))
+    );
     assert_eq!(call_state(&mut page).await["state"], "held");
     let held_for = Duration::from_secs(2);
     tokio::time::sleep(held_for).await;
@@ -154,11 +214,23 @@ async fn dtmf_both_ways_and_hold_both_ways() {
 
     lab.baresip.command("hold", "");
     let remote = page.event("callHoldChanged").await;
-    assert_eq!((remote["payload"]["held"].as_bool(), remote["payload"]["by"].as_str()), (Some(true), Some("remote")));
+    assert_eq!(
+        (
+            remote["payload"]["held"].as_bool(),
+            remote["payload"]["by"].as_str()
+        ),
+        (Some(true), Some("remote"))
+    );
     assert_eq!(call_state(&mut page).await["remoteHold"], true);
     lab.baresip.command("resume", "");
     let remote = page.event("callHoldChanged").await;
-    assert_eq!((remote["payload"]["held"].as_bool(), remote["payload"]["by"].as_str()), (Some(false), Some("remote")));
+    assert_eq!(
+        (
+            remote["payload"]["held"].as_bool(),
+            remote["payload"]["by"].as_str()
+        ),
+        (Some(false), Some("remote"))
+    );
     // Audio flows again after both holds: a second of tone reaches the agent.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     page.request("hangup", json!({"conversationId": id})).await;
@@ -167,9 +239,20 @@ async fn dtmf_both_ways_and_hold_both_ways() {
     let (rate, heard) = read_wav(&lab.heard_path()).expect("the agent's recording");
     let tail = &heard[heard.len().saturating_sub(rate as usize)..];
     let report = analyse(rate, tail, &[FAR_HZ, AGENT_HZ, 1500.0]);
-    assert_eq!(report.peaks[0].0, FAR_HZ, "the far end's tone after resume: {report:?}");
+    assert_eq!(
+        report.peaks[0].0, FAR_HZ,
+        "the far end's tone after resume: {report:?}"
+    );
     // While we held, we sent nothing: baresip decoded about `held_for` less audio than the agent heard.
-    let (far_rate, far) = eventually("baresip's recording", Duration::from_secs(10), || lab.baresip.recording());
-    let (agent_s, far_s) = (heard.len() as f64 / f64::from(rate), far.len() as f64 / f64::from(far_rate));
-    assert!(far_s < agent_s - 1.0, "agent heard {agent_s:.1} s, baresip {far_s:.1} s: our hold stopped our audio");
+    let (far_rate, far) = eventually("baresip's recording", Duration::from_secs(10), || {
+        lab.baresip.recording()
+    });
+    let (agent_s, far_s) = (
+        heard.len() as f64 / f64::from(rate),
+        far.len() as f64 / f64::from(far_rate),
+    );
+    assert!(
+        far_s < agent_s - 1.0,
+        "agent heard {agent_s:.1} s, baresip {far_s:.1} s: our hold stopped our audio"
+    );
 }

@@ -11,7 +11,10 @@ use common::{CRM, Daemon, eventually};
 use lab::Kamailio;
 
 fn account(kamailio: &Kamailio, transport: &str, user: &str, password: &str) -> String {
-    format!("[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"{transport}\"\nusername = \"{user}\"\npassword = \"{password}\"\n", kamailio.port)
+    format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"{transport}\"\nusername = \"{user}\"\npassword = \"{password}\"\n",
+        kamailio.port
+    )
 }
 
 async fn registers_and_unregisters(transport: &str, algorithm: &str) {
@@ -22,15 +25,27 @@ async fn registers_and_unregisters(transport: &str, algorithm: &str) {
         let payload = page.registration("registered").await;
         assert_eq!(payload["extension"], "1001");
     }
-    let contacts = eventually("the contact in Kamailio's location table", Duration::from_secs(5), || {
-        let contacts = kamailio.contacts("1001");
-        (!contacts.is_empty()).then_some(contacts)
-    });
+    let contacts = eventually(
+        "the contact in Kamailio's location table",
+        Duration::from_secs(5),
+        || {
+            let contacts = kamailio.contacts("1001");
+            (!contacts.is_empty()).then_some(contacts)
+        },
+    );
     assert_eq!(contacts.len(), 1, "{contacts:?}");
-    assert!(contacts[0].ends_with(&format!(";transport={}", transport)), "{contacts:?}");
+    assert!(
+        contacts[0].ends_with(&format!(";transport={}", transport)),
+        "{contacts:?}"
+    );
     // Nobody is registered as 1003: Kamailio answers 404 and the call ends unanswered.
-    let (reply, _) = page.request("start_call", serde_json::json!({"dialTo": "1003"})).await;
-    let conversation = reply["result"]["conversationId"].as_str().unwrap_or_default().to_owned();
+    let (reply, _) = page
+        .request("start_call", serde_json::json!({"dialTo": "1003"}))
+        .await;
+    let conversation = reply["result"]["conversationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(!conversation.is_empty(), "{reply}");
     let ended = page.event("callEnded").await;
     assert_eq!(ended["payload"]["conversationId"], conversation.as_str());
@@ -38,7 +53,10 @@ async fn registers_and_unregisters(transport: &str, algorithm: &str) {
 
     daemon.terminate();
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
-    assert!(kamailio.contacts("1001").is_empty(), "unregistered on shutdown");
+    assert!(
+        kamailio.contacts("1001").is_empty(),
+        "unregistered on shutdown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,11 +76,22 @@ async fn wrong_password_is_reported_not_retried_in_a_loop() {
     let mut page = daemon.connect(CRM).await;
     let payload = page.registration("failed").await;
     let reason = payload["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("401") && reason.contains("credentials rejected"), "{reason}");
+    assert!(
+        reason.contains("401") && reason.contains("credentials rejected"),
+        "{reason}"
+    );
     assert!(!page.hello().to_string().contains("not-the-password"));
     assert!(kamailio.contacts("1001").is_empty());
-    let (reply, _) = page.request("start_call", serde_json::json!({"dialTo": "1002"})).await;
-    assert!(reply["error"]["message"].as_str().unwrap_or("").contains("failing to register"), "{reply}");
+    let (reply, _) = page
+        .request("start_call", serde_json::json!({"dialTo": "1002"}))
+        .await;
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("failing to register"),
+        "{reply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +102,13 @@ async fn registrar_that_appears_late_is_found_by_reconnecting() {
     ));
     let mut page = daemon.connect(CRM).await;
     let payload = page.registration("failed").await;
-    assert!(payload["reason"].as_str().unwrap_or_default().contains("reconnecting"), "{payload}");
+    assert!(
+        payload["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reconnecting"),
+        "{payload}"
+    );
     let kamailio = Kamailio::start_on(port, "SHA-256");
     let payload = page.registration("registered").await;
     assert_eq!(payload["extension"], "1002");

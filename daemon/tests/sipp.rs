@@ -23,7 +23,11 @@ impl Sipp {
     /// `calls`: how many sipp calls (distinct Call-IDs) the scenario takes before sipp exits.
     fn start(scenario: &str, calls: u32, replacements: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut text = std::fs::read_to_string(format!("{}/../tests/lab/{scenario}", env!("CARGO_MANIFEST_DIR"))).expect("scenario");
+        let mut text = std::fs::read_to_string(format!(
+            "{}/../tests/lab/{scenario}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("scenario");
         for (key, value) in replacements {
             text = text.replace(key, value);
         }
@@ -33,7 +37,18 @@ impl Sipp {
         let child = Command::new("sipp")
             .args(["-sf"])
             .arg(&path)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", &calls.to_string(), "-timeout", "60", "-nostdin", "-trace_err"])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-m",
+                &calls.to_string(),
+                "-timeout",
+                "60",
+                "-nostdin",
+                "-trace_err",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -51,13 +66,29 @@ impl Sipp {
 
     /// sipp's error log (`-trace_err`), for failure messages.
     fn errors(&self) -> String {
-        let entries = std::fs::read_dir(self.dir.path()).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
-        entries.iter().filter(|p| p.to_string_lossy().ends_with("_errors.log")).map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
+        let entries = std::fs::read_dir(self.dir.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        entries
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with("_errors.log"))
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 
     fn finished(&mut self) {
-        let status = eventually("sipp to finish", Duration::from_secs(30), || self.child.try_wait().ok().flatten());
-        assert!(status.success(), "sipp's scenario failed (exit {status:?}):\n{}", self.errors());
+        let status = eventually("sipp to finish", Duration::from_secs(30), || {
+            self.child.try_wait().ok().flatten()
+        });
+        assert!(
+            status.success(),
+            "sipp's scenario failed (exit {status:?}):\n{}",
+            self.errors()
+        );
     }
 }
 
@@ -79,7 +110,10 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
     let mut page = daemon.connect(CRM).await;
     let incoming = page.event("incomingCall").await;
     let payload = &incoming["payload"];
-    assert_eq!(payload["callerANI"], "+15557654321", "P-Asserted-Identity wins over From");
+    assert_eq!(
+        payload["callerANI"], "+15557654321",
+        "P-Asserted-Identity wins over From"
+    );
     assert_eq!(payload["partnerId"], "215fd887-39be-4935-981f-2670d6afeaa7");
     assert_eq!(payload["language"], "es_MX");
     let id = payload["conversationId"].as_str().expect("id").to_owned();
@@ -89,9 +123,15 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
     // The garbage and the re-INVITE come next; the call ends only with sipp's BYE.
     let ended = page.event("callEnded").await;
     assert_eq!(ended["payload"]["conversationId"], id.as_str());
-    assert!(daemon.log().contains("dropped a malformed SIP message"), "the junk was seen and dropped");
+    assert!(
+        daemon.log().contains("dropped a malformed SIP message"),
+        "the junk was seen and dropped"
+    );
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(state["result"]["state"]["line"]["state"], "registered", "the line is intact");
+    assert_eq!(
+        state["result"]["state"]["line"]["state"], "registered",
+        "the line is intact"
+    );
     sipp.finished();
 }
 
@@ -105,29 +145,47 @@ async fn retransmitted_invite_and_a_register_flood_leave_the_call_intact() {
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let incoming = page.event("incomingCall").await;
-    let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
+    let id = incoming["payload"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     page.request("answer", json!({"conversationId": id})).await;
     page.event("callAccepted").await;
     // Through the flood the API answers and the call is listed; the next call event is its end.
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(state["result"]["state"]["calls"][0]["conversationId"], id.as_str());
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["conversationId"],
+        id.as_str()
+    );
     // sipp floods (a few seconds: it paces its sends), asks OPTIONS, and hangs up.
     sipp.finished();
     loop {
         let message = page.next_message().await;
-        assert_ne!(message["event"], "incomingCall", "a retransmission is not a second call: {message}");
+        assert_ne!(
+            message["event"], "incomingCall",
+            "a retransmission is not a second call: {message}"
+        );
         if message["event"] == "callEnded" {
             assert_eq!(message["payload"]["conversationId"], id.as_str());
             break;
         }
     }
     let log = daemon.log();
-    assert!(log.matches("SIP in INVITE").count() >= 2, "the INVITE arrived twice");
+    assert!(
+        log.matches("SIP in INVITE").count() >= 2,
+        "the INVITE arrived twice"
+    );
     // sipp resends its INVITE whenever it sees our (identical) 180 again, so they ping-pong
     // until the page answers: several 180s, still one call.
-    assert!(log.matches("SIP out SIP/2.0 180").count() >= 2, "each copy got 180");
+    assert!(
+        log.matches("SIP out SIP/2.0 180").count() >= 2,
+        "each copy got 180"
+    );
     let floods = log.matches("SIP in REGISTER").count();
-    assert!(floods >= 1900, "the flood reached the line ({floods} logged)");
+    assert!(
+        floods >= 1900,
+        "the flood reached the line ({floods} logged)"
+    );
     assert!(daemon.is_running(), "the daemon survived");
 }
 
@@ -140,7 +198,10 @@ async fn a_407_on_our_invite_is_answered_with_credentials() {
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("id").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let accepted = page.event("callAccepted").await;
     assert_eq!(accepted["payload"]["conversationId"], id.as_str());
     page.request("hangup", json!({"conversationId": id})).await;

@@ -41,12 +41,20 @@ fn lab(extra_account: &str) -> WebRtcLab {
          [log]\nlevel = \"debug\"\n[audio]\nbackend = \"file\"\ninput_file = \"{input}\"\noutput_file = \"{output}\"\n",
         wss = kamailio.ws_ports.expect("ws").1,
         turn = coturn.port,
-        expires = expires.format(&time::format_description::well_known::Rfc3339).expect("date"),
+        expires = expires
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("date"),
         ca = kamailio.ca_file().display(),
         input = agent_tone.display(),
         output = dir.path().join("heard.wav").display(),
     ));
-    WebRtcLab { kamailio, coturn, phone, daemon, dir }
+    WebRtcLab {
+        kamailio,
+        coturn,
+        phone,
+        daemon,
+        dir,
+    }
 }
 
 impl WebRtcLab {
@@ -54,21 +62,35 @@ impl WebRtcLab {
     fn assert_tones_both_ways(&mut self) {
         let measured = self.phone.measure(&[AGENT_HZ, FAR_HZ]);
         let peak = measured["peakHz"].as_f64().unwrap_or(0.0);
-        assert!((peak - AGENT_HZ).abs() < 15.0, "the browser hears the agent's tone: {measured}");
+        assert!(
+            (peak - AGENT_HZ).abs() < 15.0,
+            "the browser hears the agent's tone: {measured}"
+        );
         let level = measured["levelDb"].as_f64().unwrap_or(-200.0);
-        assert!(level > -20.0 && level < -3.0, "at about the sent level (-9 dBFS): {measured}");
+        assert!(
+            level > -20.0 && level < -3.0,
+            "at about the sent level (-9 dBFS): {measured}"
+        );
         let heard = self.dir.path().join("heard.wav");
         let (rate, samples) = read_wav(&heard).expect("the agent's recording");
         let agent = analyse(rate, &samples, &[FAR_HZ, AGENT_HZ, 1500.0]);
-        assert_eq!(agent.peaks[0].0, FAR_HZ, "the agent hears the browser's tone: {agent:?}");
+        assert_eq!(
+            agent.peaks[0].0, FAR_HZ,
+            "the agent hears the browser's tone: {agent:?}"
+        );
         assert!(agent.peaks[0].1 > 0.8, "and little else: {agent:?}");
-        assert!(agent.level_dbfs > -20.0 && agent.level_dbfs < -3.0, "{agent:?}");
+        assert!(
+            agent.level_dbfs > -20.0 && agent.level_dbfs < -3.0,
+            "{agent:?}"
+        );
     }
 
     fn wait_for_audio(&self, seconds: f64) {
         let heard = self.dir.path().join("heard.wav");
         let bytes = (seconds * 48000.0 * 2.0) as u64 + 44;
-        eventually("audio from the browser", Duration::from_secs(20), || (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(()));
+        eventually("audio from the browser", Duration::from_secs(20), || {
+            (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(())
+        });
     }
 }
 
@@ -81,12 +103,22 @@ async fn webrtc_call_to_a_browser_phone_and_back() {
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(state["result"]["state"]["line"]["extension"], "1001", "{state}");
-    assert_eq!(lab.kamailio.contacts("1001").len(), 1, "Kamailio's location table has the agent");
+    assert_eq!(
+        state["result"]["state"]["line"]["extension"], "1001",
+        "{state}"
+    );
+    assert_eq!(
+        lab.kamailio.contacts("1001").len(),
+        1,
+        "Kamailio's location table has the agent"
+    );
 
     // The agent calls the browser phone.
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("conversationId").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("conversationId")
+        .to_owned();
     lab.phone.wait("incoming");
     lab.phone.send(json!({"cmd": "answer"}));
     page.event("callAccepted").await;
@@ -98,10 +130,14 @@ async fn webrtc_call_to_a_browser_phone_and_back() {
     lab.phone.wait("ended");
 
     // The browser phone calls the agent.
-    lab.phone.send(json!({"cmd": "call", "target": "sip:1001@127.0.0.1"}));
+    lab.phone
+        .send(json!({"cmd": "call", "target": "sip:1001@127.0.0.1"}));
     let incoming = page.event("incomingCall").await;
     assert_eq!(incoming["payload"]["callerANI"], "1002");
-    let id = incoming["payload"]["conversationId"].as_str().expect("id").to_owned();
+    let id = incoming["payload"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     page.request("answer", json!({"conversationId": id})).await;
     page.event("callAccepted").await;
     lab.phone.wait("confirmed");
@@ -118,7 +154,19 @@ impl Drop for WebRtcLab {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("--- daemon log ---\n{}", self.daemon.log());
-            eprintln!("--- coturn log (tail) ---\n{}", self.coturn.log().lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+            eprintln!(
+                "--- coturn log (tail) ---\n{}",
+                self.coturn
+                    .log()
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
     }
 }
@@ -132,7 +180,10 @@ async fn webrtc_call_with_relay_forced_goes_through_coturn() {
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"].as_str().expect("conversationId").to_owned();
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .expect("conversationId")
+        .to_owned();
     lab.phone.wait("incoming");
     lab.phone.send(json!({"cmd": "answer"}));
     page.event("callAccepted").await;
@@ -143,14 +194,26 @@ async fn webrtc_call_with_relay_forced_goes_through_coturn() {
     // coturn reports each allocation's traffic since its last report, now and then and when it
     // closes: the agent's (username 1001) must have carried the call (~50 packets a second each way,
     // over the seconds of audio both sides checked).
-    let count = |line: &str, key: &str| line.split(", ").find_map(|f| f.trim().strip_prefix(key)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let (received, sent) = eventually("coturn's usage reports for the agent's relayed call", Duration::from_secs(20), || {
-        let log = lab.coturn.log();
-        let reports: Vec<&str> = log.lines().filter(|l| l.contains(": usage: realm=<lab>, username=<1001>")).collect();
-        let received: u64 = reports.iter().map(|l| count(l, "rp=")).sum();
-        let sent: u64 = reports.iter().map(|l| count(l, "sp=")).sum();
-        (received > 100 && sent > 100).then_some((received, sent))
-    });
+    let count = |line: &str, key: &str| {
+        line.split(", ")
+            .find_map(|f| f.trim().strip_prefix(key))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (received, sent) = eventually(
+        "coturn's usage reports for the agent's relayed call",
+        Duration::from_secs(20),
+        || {
+            let log = lab.coturn.log();
+            let reports: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(": usage: realm=<lab>, username=<1001>"))
+                .collect();
+            let received: u64 = reports.iter().map(|l| count(l, "rp=")).sum();
+            let sent: u64 = reports.iter().map(|l| count(l, "sp=")).sum();
+            (received > 100 && sent > 100).then_some((received, sent))
+        },
+    );
     eprintln!("relayed through coturn: {received} packets from the agent, {sent} to the agent");
 }
 
@@ -168,7 +231,10 @@ fn seed_params(wss: u16, turn: u16, expires: time::OffsetDateTime) -> serde_json
 async fn provisioning_from_a_page_registers_over_wss_then_expires_on_time() {
     let kamailio = Kamailio::start_with_ws("MD5");
     let wss = kamailio.ws_ports.expect("ws").1;
-    let daemon = Daemon::start(&format!("[provisioning]\nca_file = \"{}\"\n[log]\nlevel = \"debug\"\n", kamailio.ca_file().display()));
+    let daemon = Daemon::start(&format!(
+        "[provisioning]\nca_file = \"{}\"\n[log]\nlevel = \"debug\"\n",
+        kamailio.ca_file().display()
+    ));
     let _log = LogOnPanic(&daemon);
     let mut page = daemon.connect(CRM).await;
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
@@ -177,10 +243,26 @@ async fn provisioning_from_a_page_registers_over_wss_then_expires_on_time() {
     let mut bad = Vec::new();
     for (key, value, expected) in [
         ("turn_port", json!("3478"), "`turn_port` must be an integer"),
-        ("customer_id", json!("77"), "`customer_id` must be an integer"),
-        ("expire_date", json!("next friday"), "`expire_date` must be a date and time"),
-        ("expire_date", json!("2020-01-01 00:00:00"), "`expire_date` 2020-01-01 00:00:00 is already past"),
-        ("debug_html", json!("yes"), "`debug_html` must be true or false"),
+        (
+            "customer_id",
+            json!("77"),
+            "`customer_id` must be an integer",
+        ),
+        (
+            "expire_date",
+            json!("next friday"),
+            "`expire_date` must be a date and time",
+        ),
+        (
+            "expire_date",
+            json!("2020-01-01 00:00:00"),
+            "`expire_date` 2020-01-01 00:00:00 is already past",
+        ),
+        (
+            "debug_html",
+            json!("yes"),
+            "`debug_html` must be true or false",
+        ),
         ("server", json!(""), "`server` must be a non-empty string"),
         ("server", json!("ftp://pbx"), "`server`"),
     ] {
@@ -193,39 +275,84 @@ async fn provisioning_from_a_page_registers_over_wss_then_expires_on_time() {
     bad.push((missing, "`password` is required"));
     for (params, expected) in bad {
         let (reply, _) = page.request("provision", params.clone()).await;
-        assert_eq!(reply["error"]["code"], "invalid_provisioning", "{params} → {reply}");
+        assert_eq!(
+            reply["error"]["code"], "invalid_provisioning",
+            "{params} → {reply}"
+        );
         let message = reply["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{params} → {message}");
-        assert!(!message.contains("secret1001") && !message.contains("k-7f3a"), "no secret echoed: {message}");
+        assert!(
+            !message.contains("secret1001") && !message.contains("k-7f3a"),
+            "no secret echoed: {message}"
+        );
     }
     assert!(kamailio.contacts("1001").is_empty());
 
     // A valid set registers over wss; the session ends at expire_date.
     // Whole seconds (the seed's form), about 3 s ahead: under the test client's 5 s frame wait.
-    let expires = time::OffsetDateTime::now_utc().replace_millisecond(0).expect("ms") + time::Duration::seconds(4);
-    let (reply, _) = page.request("provision", seed_params(wss, 3478, expires)).await;
+    let expires = time::OffsetDateTime::now_utc()
+        .replace_millisecond(0)
+        .expect("ms")
+        + time::Duration::seconds(4);
+    let (reply, _) = page
+        .request("provision", seed_params(wss, 3478, expires))
+        .await;
     assert_eq!(reply["result"]["extension"], "1001", "{reply}");
     let registered = page.registration("registered").await;
     assert_eq!(registered["extension"], "1001");
     let contacts = kamailio.contacts("1001");
-    assert!(contacts.len() == 1 && contacts[0].contains("transport=ws"), "{contacts:?}");
+    assert!(
+        contacts.len() == 1 && contacts[0].contains("transport=ws"),
+        "{contacts:?}"
+    );
     let ended = page.registration("unregistered").await;
     let late = time::OffsetDateTime::now_utc() - expires;
-    eprintln!("session ended {:.3} s after expire_date (expire_date has whole seconds)", late.as_seconds_f64());
+    eprintln!(
+        "session ended {:.3} s after expire_date (expire_date has whole seconds)",
+        late.as_seconds_f64()
+    );
     assert_eq!(ended["reason"], "expired", "{ended}");
-    assert!(late > time::Duration::seconds(-1) && late < time::Duration::seconds(2), "on time: {late}");
-    eventually("the registration gone from Kamailio", Duration::from_secs(5), || kamailio.contacts("1001").is_empty().then_some(()));
+    assert!(
+        late > time::Duration::seconds(-1) && late < time::Duration::seconds(2),
+        "on time: {late}"
+    );
+    eventually(
+        "the registration gone from Kamailio",
+        Duration::from_secs(5),
+        || kamailio.contacts("1001").is_empty().then_some(()),
+    );
     let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    assert_eq!(reply["error"]["code"], "no_line", "an expired session places no calls: {reply}");
+    assert_eq!(
+        reply["error"]["code"], "no_line",
+        "an expired session places no calls: {reply}"
+    );
 
-    // Provisioned again, then the seed's logout step.
-    page.request("provision", seed_params(wss, 3478, later)).await;
+    // Provisioned again, with debug_html: the page gets the daemon's log lines, never a secret.
+    let mut params = seed_params(wss, 3478, later);
+    params["debug_html"] = json!(true);
+    page.request("provision", params).await;
     page.registration("registered").await;
+    let line = page.event("log").await;
+    assert!(
+        ["info", "debug", "warn"].contains(&line["payload"]["level"].as_str().unwrap_or_default()),
+        "{line}"
+    );
+    // Then the seed's logout step.
     let (reply, _) = page.request("logout", serde_json::Value::Null).await;
     assert_eq!(reply["ok"], true, "{reply}");
     let out = page.registration("unregistered").await;
     assert_eq!(out["reason"], "logout");
-    eventually("the registration gone from Kamailio", Duration::from_secs(5), || kamailio.contacts("1001").is_empty().then_some(()));
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    let text = format!("{state}{:?}", page.pending_events());
+    assert!(
+        !text.contains("secret1001") && !text.contains("k-7f3a"),
+        "no secret reaches a page"
+    );
+    eventually(
+        "the registration gone from Kamailio",
+        Duration::from_secs(5),
+        || kamailio.contacts("1001").is_empty().then_some(()),
+    );
 }
 
 /// Prints the daemon's log when the test fails.
@@ -241,7 +368,9 @@ impl Drop for LogOnPanic<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page() {
-    if !in_loopback_namespace("a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page") {
+    if !in_loopback_namespace(
+        "a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page",
+    ) {
         return;
     }
     let mut lab = lab("");
@@ -253,7 +382,9 @@ async fn a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page
         "for (let i = 0; i < 100 && !window.SoftphoneBridge; i++) await new Promise((r) => setTimeout(r, 50));\n\
          window.phone = await SoftphoneBridge.connect({{ port: {port} }});"
     );
-    let id = crm.eval(&format!("{connect}\nreturn (await phone.startCall({{ dialTo: '1002' }})).conversationId;"));
+    let id = crm.eval(&format!(
+        "{connect}\nreturn (await phone.startCall({{ dialTo: '1002' }})).conversationId;"
+    ));
     let id = id.as_str().expect("conversationId").to_owned();
     lab.phone.wait("incoming");
     lab.phone.send(json!({"cmd": "answer"}));
@@ -263,23 +394,37 @@ async fn a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page
     // The agent refreshes the CRM page mid-call: the webphone of the seed would drop the call here.
     crm.reload();
     let calls = crm.eval(&format!("{connect}\nreturn phone.state.calls;"));
-    assert_eq!(calls[0]["conversationId"], id.as_str(), "the reloaded page's hello has the call: {calls}");
+    assert_eq!(
+        calls[0]["conversationId"],
+        id.as_str(),
+        "the reloaded page's hello has the call: {calls}"
+    );
     assert_eq!(calls[0]["state"], "active", "{calls}");
     lab.wait_for_audio(3.0);
     lab.assert_tones_both_ways();
 
     // …and controls it: mute, hold, resume, hang up.
-    let muted = crm.eval(&format!("{connect}\nreturn await phone.mute({{ conversationId: '{id}' }});"));
+    let muted = crm.eval(&format!(
+        "{connect}\nreturn await phone.mute({{ conversationId: '{id}' }});"
+    ));
     assert_eq!(muted["muted"], true, "{muted}");
-    crm.eval(&format!("{connect}\nreturn await phone.unmute({{ conversationId: '{id}' }});"));
-    crm.eval(&format!("{connect}\nreturn await phone.hold({{ conversationId: '{id}' }});"));
+    crm.eval(&format!(
+        "{connect}\nreturn await phone.unmute({{ conversationId: '{id}' }});"
+    ));
+    crm.eval(&format!(
+        "{connect}\nreturn await phone.hold({{ conversationId: '{id}' }});"
+    ));
     let held = watcher.event("callHoldChanged").await;
     assert_eq!(held["payload"]["held"], true, "{held}");
     lab.phone.wait("hold");
-    crm.eval(&format!("{connect}\nreturn await phone.unhold({{ conversationId: '{id}' }});"));
+    crm.eval(&format!(
+        "{connect}\nreturn await phone.unhold({{ conversationId: '{id}' }});"
+    ));
     let resumed = watcher.event("callHoldChanged").await;
     assert_eq!(resumed["payload"]["held"], false, "{resumed}");
-    crm.eval(&format!("{connect}\nreturn await phone.hangup({{ conversationId: '{id}' }});"));
+    crm.eval(&format!(
+        "{connect}\nreturn await phone.hangup({{ conversationId: '{id}' }});"
+    ));
     watcher.event("callEnded").await;
     lab.phone.wait("ended");
 }

@@ -51,13 +51,21 @@ pub enum CallEvent {
     /// 180/183 from the callee.
     Ringing,
     /// The call is up; `remote_sdp` is their offer (incoming) or answer (outgoing).
-    Established { remote_sdp: String },
+    Established {
+        remote_sdp: String,
+    },
     /// A re-INVITE changed their media description.
-    RemoteSdpChanged { remote_sdp: String },
+    RemoteSdpChanged {
+        remote_sdp: String,
+    },
     /// The far end accepted our re-INVITE (hold, resume) with this answer.
-    ReofferAnswered { remote_sdp: String },
+    ReofferAnswered {
+        remote_sdp: String,
+    },
     /// The far end refused our re-INVITE; the call goes on as it was.
-    ReofferFailed { status: u16 },
+    ReofferFailed {
+        status: u16,
+    },
     Ended(EndReason),
 }
 
@@ -117,19 +125,58 @@ pub struct Call {
 
 impl Call {
     /// Starts an outgoing call to `target` with our SDP offer.
-    pub fn outgoing(party: LocalParty, target: Uri, offer: String, timers: Timers, now: Instant, entropy: &mut dyn Entropy) -> Self {
-        let local = NameAddr { display: None, uri: party.aor.clone(), params: vec![("tag".into(), Some(entropy.token()))] };
-        let remote = NameAddr { display: None, uri: target.clone(), params: Vec::new() };
-        let dialog = Dialog { local, remote, remote_target: target, route_set: Vec::new(), local_seq: 0 };
-        let mut call = Self::new(party, timers, entropy.token(), dialog, offer, Request::placeholder(), CallState::Calling);
+    pub fn outgoing(
+        party: LocalParty,
+        target: Uri,
+        offer: String,
+        timers: Timers,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Self {
+        let local = NameAddr {
+            display: None,
+            uri: party.aor.clone(),
+            params: vec![("tag".into(), Some(entropy.token()))],
+        };
+        let remote = NameAddr {
+            display: None,
+            uri: target.clone(),
+            params: Vec::new(),
+        };
+        let dialog = Dialog {
+            local,
+            remote,
+            remote_target: target,
+            route_set: Vec::new(),
+            local_seq: 0,
+        };
+        let mut call = Self::new(
+            party,
+            timers,
+            entropy.token(),
+            dialog,
+            offer,
+            Request::placeholder(),
+            CallState::Calling,
+        );
         call.send_invite(now, entropy);
         call
     }
 
     /// Takes an incoming INVITE: answers 100 Trying and 180 Ringing.
-    pub fn incoming(party: LocalParty, invite: Request, timers: Timers, entropy: &mut dyn Entropy) -> Result<Self, Vec<u8>> {
-        let contact = invite.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok());
-        let (Some(from), Some(to), Some(contact)) = (invite.headers.from(), invite.headers.to(), contact) else {
+    pub fn incoming(
+        party: LocalParty,
+        invite: Request,
+        timers: Timers,
+        entropy: &mut dyn Entropy,
+    ) -> Result<Self, Vec<u8>> {
+        let contact = invite
+            .headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok());
+        let (Some(from), Some(to), Some(contact)) =
+            (invite.headers.from(), invite.headers.to(), contact)
+        else {
             return Err(Response::to_request(&invite, 400, None).to_bytes());
         };
         let remote_target = contact.uri;
@@ -140,19 +187,41 @@ impl Call {
             local,
             remote: from,
             remote_target,
-            route_set: invite.headers.all("Record-Route").into_iter().map(str::to_owned).collect(),
+            route_set: invite
+                .headers
+                .all("Record-Route")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             local_seq: 0,
         };
         let call_id = invite.headers.call_id().to_owned();
-        let remote_sdp = (!invite.body.is_empty()).then(|| String::from_utf8_lossy(&invite.body).into_owned());
-        let mut call = Self::new(party, timers, call_id, dialog, String::new(), invite, CallState::Offered);
+        let remote_sdp =
+            (!invite.body.is_empty()).then(|| String::from_utf8_lossy(&invite.body).into_owned());
+        let mut call = Self::new(
+            party,
+            timers,
+            call_id,
+            dialog,
+            String::new(),
+            invite,
+            CallState::Offered,
+        );
         call.remote_sdp = remote_sdp;
         call.respond_to_invite(100, None);
         call.respond_to_invite(180, None);
         Ok(call)
     }
 
-    fn new(party: LocalParty, timers: Timers, call_id: String, dialog: Dialog, local_sdp: String, invite: Request, state: CallState) -> Self {
+    fn new(
+        party: LocalParty,
+        timers: Timers,
+        call_id: String,
+        dialog: Dialog,
+        local_sdp: String,
+        invite: Request,
+        state: CallState,
+    ) -> Self {
         Self {
             party,
             timers,
@@ -217,10 +286,17 @@ impl Call {
         }
         self.local_sdp = sdp;
         let mut request = self.in_dialog_request(Method::Invite, entropy);
-        request.headers.push("Contact", format!("<{}>", self.party.contact));
+        request
+            .headers
+            .push("Contact", format!("<{}>", self.party.contact));
         request.headers.push("Content-Type", "application/sdp");
         request.body = self.local_sdp.clone().into_bytes();
-        self.invite_transaction = Some(ClientTransaction::start(request, self.party.reliable, self.timers, now));
+        self.invite_transaction = Some(ClientTransaction::start(
+            request,
+            self.party.reliable,
+            self.timers,
+            now,
+        ));
         self.drain_transactions(now, entropy);
         true
     }
@@ -256,7 +332,10 @@ impl Call {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, entropy: &mut dyn Entropy) {
-        for transaction in [&mut self.invite_transaction, &mut self.other_transaction].into_iter().flatten() {
+        for transaction in [&mut self.invite_transaction, &mut self.other_transaction]
+            .into_iter()
+            .flatten()
+        {
             transaction.handle_timeout(now);
         }
         if let Some((bytes, at, interval)) = &mut self.final_response
@@ -273,7 +352,9 @@ impl Call {
                 // No ACK for our 200 (Timer H): the dialog is dead; say so and hang up (§13.3.1.4).
                 let bye = self.in_dialog_request(Method::Bye, entropy);
                 self.start_other(bye, now);
-                self.end(EndReason::Failed { reason: "no ACK for our answer".into() });
+                self.end(EndReason::Failed {
+                    reason: "no ACK for our answer".into(),
+                });
             }
         }
         self.drain_transactions(now, entropy);
@@ -288,9 +369,19 @@ impl Call {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let transactions = [&self.invite_transaction, &self.other_transaction].into_iter().flatten().filter_map(ClientTransaction::poll_timeout);
-        let retransmit = self.final_response.as_ref().filter(|_| !self.party.reliable).map(|(_, at, _)| *at);
-        transactions.chain(retransmit).chain(self.ack_deadline).min()
+        let transactions = [&self.invite_transaction, &self.other_transaction]
+            .into_iter()
+            .flatten()
+            .filter_map(ClientTransaction::poll_timeout);
+        let retransmit = self
+            .final_response
+            .as_ref()
+            .filter(|_| !self.party.reliable)
+            .map(|(_, at, _)| *at);
+        transactions
+            .chain(retransmit)
+            .chain(self.ack_deadline)
+            .min()
     }
 
     /// Ended and nothing left to send or wait for: the owner may drop it.
@@ -307,12 +398,22 @@ impl Call {
         headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
         headers.push("User-Agent", self.party.user_agent.clone());
         headers.push("Content-Type", "application/sdp");
-        let mut request = Request { method: Method::Invite, uri: self.dialog.remote_target.clone(), headers, body: self.local_sdp.clone().into_bytes() };
+        let mut request = Request {
+            method: Method::Invite,
+            uri: self.dialog.remote_target.clone(),
+            headers,
+            body: self.local_sdp.clone().into_bytes(),
+        };
         if let Some(credentials) = self.pending_credentials.take() {
             request.headers.push(credentials.0, credentials.1);
         }
         self.invite = request.clone();
-        self.invite_transaction = Some(ClientTransaction::start(request, self.party.reliable, self.timers, now));
+        self.invite_transaction = Some(ClientTransaction::start(
+            request,
+            self.party.reliable,
+            self.timers,
+            now,
+        ));
         self.drain_transactions(now, entropy);
     }
 
@@ -328,7 +429,10 @@ impl Call {
             self.transmits.push_back(ack.clone());
             return;
         }
-        for transaction in [&mut self.invite_transaction, &mut self.other_transaction].into_iter().flatten() {
+        for transaction in [&mut self.invite_transaction, &mut self.other_transaction]
+            .into_iter()
+            .flatten()
+        {
             if transaction.matches(&response) {
                 transaction.handle_response(response, now);
                 break;
@@ -339,7 +443,10 @@ impl Call {
 
     fn drain_transactions(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         let invite_events = drain(&mut self.invite_transaction, &mut self.transmits);
-        let other_is_bye = self.other_transaction.as_ref().is_some_and(|t| t.request().method == Method::Bye);
+        let other_is_bye = self
+            .other_transaction
+            .as_ref()
+            .is_some_and(|t| t.request().method == Method::Bye);
         let other_events = drain(&mut self.other_transaction, &mut self.transmits);
         for event in invite_events {
             self.on_invite_event(event, now, entropy);
@@ -347,13 +454,25 @@ impl Call {
         for event in other_events {
             // A BYE's outcome, whatever it is, ends the call for us. A CANCEL's does not: the
             // INVITE's 487 (or a late 2xx, then BYE) does.
-            if other_is_bye && matches!(event, TransactionEvent::Final(_) | TransactionEvent::Timeout | TransactionEvent::TransportError) {
+            if other_is_bye
+                && matches!(
+                    event,
+                    TransactionEvent::Final(_)
+                        | TransactionEvent::Timeout
+                        | TransactionEvent::TransportError
+                )
+            {
                 self.end(EndReason::Local);
             }
         }
     }
 
-    fn on_invite_event(&mut self, event: TransactionEvent, now: Instant, entropy: &mut dyn Entropy) {
+    fn on_invite_event(
+        &mut self,
+        event: TransactionEvent,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
         if self.state == CallState::Established {
             return self.on_reinvite_event(event, entropy);
         }
@@ -365,32 +484,70 @@ impl Call {
                 }
             }
             TransactionEvent::Provisional(_) => {}
-            TransactionEvent::Final(response) if response.status < 300 => self.on_answered(response, now, entropy),
-            TransactionEvent::Final(response) if matches!(response.status, 401 | 407) && !self.authenticated && self.state != CallState::Ending => {
+            TransactionEvent::Final(response) if response.status < 300 => {
+                self.on_answered(response, now, entropy)
+            }
+            TransactionEvent::Final(response)
+                if matches!(response.status, 401 | 407)
+                    && !self.authenticated
+                    && self.state != CallState::Ending =>
+            {
                 self.authenticated = true;
                 let proxy = response.status == 407;
-                let header = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
-                match Challenge::pick(response.headers.iter().filter(|(n, _)| *n == header).map(|(_, v)| v)) {
+                let header = if proxy {
+                    "Proxy-Authenticate"
+                } else {
+                    "WWW-Authenticate"
+                };
+                match Challenge::pick(
+                    response
+                        .headers
+                        .iter()
+                        .filter(|(n, _)| *n == header)
+                        .map(|(_, v)| v),
+                ) {
                     Ok(challenge) => {
                         let uri = self.dialog.remote_target.to_string();
-                        let digest = DigestRequest { username: &self.party.username, password: &self.party.password, method: "INVITE", uri: &uri, body: b"" };
+                        let digest = DigestRequest {
+                            username: &self.party.username,
+                            password: &self.party.password,
+                            method: "INVITE",
+                            uri: &uri,
+                            body: b"",
+                        };
                         let value = challenge.answer(&digest, &entropy.token(), 1);
-                        self.pending_credentials = Some((if proxy { "Proxy-Authorization" } else { "Authorization" }, value));
+                        self.pending_credentials = Some((
+                            if proxy {
+                                "Proxy-Authorization"
+                            } else {
+                                "Authorization"
+                            },
+                            value,
+                        ));
                         self.invite_transaction = None;
                         self.send_invite(now, entropy);
                     }
-                    Err(e) => self.end(EndReason::Failed { reason: format!("cannot answer the challenge: {e}") }),
+                    Err(e) => self.end(EndReason::Failed {
+                        reason: format!("cannot answer the challenge: {e}"),
+                    }),
                 }
             }
             TransactionEvent::Final(response) => {
                 if self.state == CallState::Ending && response.status == 487 {
                     self.end(EndReason::Local);
                 } else {
-                    self.end(EndReason::Rejected { status: response.status, reason: response.reason });
+                    self.end(EndReason::Rejected {
+                        status: response.status,
+                        reason: response.reason,
+                    });
                 }
             }
-            TransactionEvent::Timeout => self.end(EndReason::Failed { reason: "no answer from the network".into() }),
-            TransactionEvent::TransportError => self.end(EndReason::Failed { reason: "transport error".into() }),
+            TransactionEvent::Timeout => self.end(EndReason::Failed {
+                reason: "no answer from the network".into(),
+            }),
+            TransactionEvent::TransportError => self.end(EndReason::Failed {
+                reason: "transport error".into(),
+            }),
         }
     }
 
@@ -399,36 +556,63 @@ impl Call {
         match event {
             TransactionEvent::Provisional(_) => {}
             TransactionEvent::Final(response) if response.status < 300 => {
-                let seq = response.headers.cseq().map_or(self.dialog.local_seq, |c| c.seq);
+                let seq = response
+                    .headers
+                    .cseq()
+                    .map_or(self.dialog.local_seq, |c| c.seq);
                 let ack = self.ack_for(seq, entropy);
                 self.transmits.push_back(ack.clone());
                 self.ack = Some((seq, ack));
                 self.invite_transaction = None;
                 let sdp = String::from_utf8_lossy(&response.body).into_owned();
                 self.remote_sdp = Some(sdp.clone());
-                self.events.push_back(CallEvent::ReofferAnswered { remote_sdp: sdp });
+                self.events
+                    .push_back(CallEvent::ReofferAnswered { remote_sdp: sdp });
             }
-            TransactionEvent::Final(response) => self.events.push_back(CallEvent::ReofferFailed { status: response.status }),
-            TransactionEvent::Timeout | TransactionEvent::TransportError => self.events.push_back(CallEvent::ReofferFailed { status: 408 }),
+            TransactionEvent::Final(response) => self.events.push_back(CallEvent::ReofferFailed {
+                status: response.status,
+            }),
+            TransactionEvent::Timeout | TransactionEvent::TransportError => self
+                .events
+                .push_back(CallEvent::ReofferFailed { status: 408 }),
         }
     }
 
     fn ack_for(&self, seq: u32, entropy: &mut dyn Entropy) -> Vec<u8> {
         let headers = self.dialog_headers(Method::Ack, seq, entropy);
-        Request { method: Method::Ack, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }.to_bytes()
+        Request {
+            method: Method::Ack,
+            uri: self.dialog.remote_target.clone(),
+            headers,
+            body: Vec::new(),
+        }
+        .to_bytes()
     }
 
     fn on_answered(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
         if let Some(to) = response.headers.to() {
             self.dialog.remote = to;
         }
-        if let Some(contact) = response.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok()) {
+        if let Some(contact) = response
+            .headers
+            .get("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+        {
             self.dialog.remote_target = contact.uri;
         }
         // The UAC's route set is the Record-Route list reversed (§12.1.2).
-        self.dialog.route_set = response.headers.all("Record-Route").into_iter().rev().map(str::to_owned).collect();
+        self.dialog.route_set = response
+            .headers
+            .all("Record-Route")
+            .into_iter()
+            .rev()
+            .map(str::to_owned)
+            .collect();
         // The ACK for a 2xx is a new in-dialog request carrying the INVITE's CSeq number (§13.2.2.4).
-        let seq = response.headers.cseq().map_or(self.dialog.local_seq, |c| c.seq);
+        let seq = response
+            .headers
+            .cseq()
+            .map_or(self.dialog.local_seq, |c| c.seq);
         let ack = self.ack_for(seq, entropy);
         self.transmits.push_back(ack.clone());
         self.ack = Some((seq, ack));
@@ -444,7 +628,8 @@ impl Call {
         self.state = CallState::Established;
         let sdp = String::from_utf8_lossy(&response.body).into_owned();
         self.remote_sdp = Some(sdp.clone());
-        self.events.push_back(CallEvent::Established { remote_sdp: sdp });
+        self.events
+            .push_back(CallEvent::Established { remote_sdp: sdp });
     }
 
     fn cancel_for_invite(&self) -> Request {
@@ -465,24 +650,38 @@ impl Call {
         for route in self.invite.headers.all("Route") {
             headers.push("Route", route);
         }
-        Request { method: Method::Cancel, uri: self.invite.uri.clone(), headers, body: Vec::new() }
+        Request {
+            method: Method::Cancel,
+            uri: self.invite.uri.clone(),
+            headers,
+            body: Vec::new(),
+        }
     }
 
     // ---------------------------------------------------------------- incoming
 
     fn handle_request(&mut self, request: Request, now: Instant) {
-        let Some(cseq) = request.headers.cseq() else { return };
+        let Some(cseq) = request.headers.cseq() else {
+            return;
+        };
         // A retransmitted request gets the same answer again.
-        if let Some((_, _, bytes)) = self.answered.iter().find(|(seq, method, _)| *seq == cseq.seq && *method == request.method && request.method != Method::Invite) {
+        if let Some((_, _, bytes)) = self.answered.iter().find(|(seq, method, _)| {
+            *seq == cseq.seq && *method == request.method && request.method != Method::Invite
+        }) {
             self.transmits.push_back(bytes.clone());
             return;
         }
         match request.method {
-            Method::Invite if self.state == CallState::Offered && cseq.seq == self.invite_cseq() => {
+            Method::Invite
+                if self.state == CallState::Offered && cseq.seq == self.invite_cseq() =>
+            {
                 // Retransmitted initial INVITE: repeat 180.
                 self.respond_to_invite(180, None);
             }
-            Method::Invite if matches!(self.state, CallState::AwaitingAck) && cseq.seq == self.invite_cseq() => {
+            Method::Invite
+                if matches!(self.state, CallState::AwaitingAck)
+                    && cseq.seq == self.invite_cseq() =>
+            {
                 if let Some((bytes, _, _)) = &self.final_response {
                     self.transmits.push_back(bytes.clone());
                 }
@@ -494,7 +693,8 @@ impl Call {
                 if self.state == CallState::AwaitingAck {
                     self.state = CallState::Established;
                     let sdp = self.remote_sdp.clone().unwrap_or_default();
-                    self.events.push_back(CallEvent::Established { remote_sdp: sdp });
+                    self.events
+                        .push_back(CallEvent::Established { remote_sdp: sdp });
                 }
             }
             Method::Bye => {
@@ -511,7 +711,9 @@ impl Call {
                     self.end(EndReason::Cancelled);
                 }
             }
-            Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => self.respond(&request, 200),
+            Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => {
+                self.respond(&request, 200)
+            }
             _ => self.respond(&request, 405),
         }
     }
@@ -527,7 +729,10 @@ impl Call {
                 // Our answer keeps our address, port and codec and mirrors their direction
                 // (sendonly from them, i.e. we are held, is answered recvonly; RFC 3264 §8.4).
                 // Edited as text, so what we do not model (ICE, DTLS) stays as it was.
-                if let (Ok(theirs), Ok(ours)) = (SessionDescription::parse(&sdp), SessionDescription::parse(&self.local_sdp)) {
+                if let (Ok(theirs), Ok(ours)) = (
+                    SessionDescription::parse(&sdp),
+                    SessionDescription::parse(&self.local_sdp),
+                ) {
                     let direction = theirs.audio.direction.answer();
                     if ours.audio.direction != direction
                         && let Some(edited) = crate::sdp::with_direction(&self.local_sdp, direction)
@@ -536,7 +741,8 @@ impl Call {
                     }
                 }
                 self.remote_sdp = Some(sdp.clone());
-                self.events.push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
+                self.events
+                    .push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
             }
         }
         let mut response = self.dialog_response(&request, 200);
@@ -579,7 +785,9 @@ impl Call {
             for rr in request.headers.all("Record-Route") {
                 response.headers.push("Record-Route", rr);
             }
-            response.headers.push("Contact", format!("<{}>", self.party.contact));
+            response
+                .headers
+                .push("Contact", format!("<{}>", self.party.contact));
         }
         response
     }
@@ -587,7 +795,8 @@ impl Call {
     fn respond(&mut self, request: &Request, status: u16) {
         let bytes = Response::to_request(request, status, self.dialog.local.tag()).to_bytes();
         if let Some(cseq) = request.headers.cseq() {
-            self.answered.push((cseq.seq, request.method.clone(), bytes.clone()));
+            self.answered
+                .push((cseq.seq, request.method.clone(), bytes.clone()));
             if self.answered.len() > 16 {
                 self.answered.remove(0);
             }
@@ -601,7 +810,15 @@ impl Call {
     /// in this dialog.
     fn dialog_headers(&self, method: Method, seq: u32, entropy: &mut dyn Entropy) -> Headers {
         let mut headers = Headers::new();
-        headers.push("Via", format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", self.party.transport, self.party.sent_by, entropy.token()));
+        headers.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch=z9hG4bK{};rport",
+                self.party.transport,
+                self.party.sent_by,
+                entropy.token()
+            ),
+        );
         headers.push("Max-Forwards", "70");
         for route in &self.dialog.route_set {
             headers.push("Route", route.clone());
@@ -616,11 +833,17 @@ impl Call {
     fn in_dialog_request(&mut self, method: Method, entropy: &mut dyn Entropy) -> Request {
         self.dialog.local_seq += 1;
         let headers = self.dialog_headers(method.clone(), self.dialog.local_seq, entropy);
-        Request { method, uri: self.dialog.remote_target.clone(), headers, body: Vec::new() }
+        Request {
+            method,
+            uri: self.dialog.remote_target.clone(),
+            headers,
+            body: Vec::new(),
+        }
     }
 
     fn start_other(&mut self, request: Request, now: Instant) {
-        let mut transaction = ClientTransaction::start(request, self.party.reliable, self.timers, now);
+        let mut transaction =
+            ClientTransaction::start(request, self.party.reliable, self.timers, now);
         while let Some(bytes) = transaction.poll_transmit() {
             self.transmits.push_back(bytes);
         }
@@ -637,8 +860,13 @@ impl Call {
 
 /// Moves a transaction's output into the call's queue and returns its events; forgets it once
 /// terminated.
-fn drain(slot: &mut Option<ClientTransaction>, transmits: &mut VecDeque<Vec<u8>>) -> Vec<TransactionEvent> {
-    let Some(transaction) = slot else { return Vec::new() };
+fn drain(
+    slot: &mut Option<ClientTransaction>,
+    transmits: &mut VecDeque<Vec<u8>>,
+) -> Vec<TransactionEvent> {
+    let Some(transaction) = slot else {
+        return Vec::new();
+    };
     transmits.extend(std::iter::from_fn(|| transaction.poll_transmit()));
     let events = std::iter::from_fn(|| transaction.poll_event()).collect();
     if transaction.is_terminated() {
@@ -652,7 +880,13 @@ impl Request {
     fn placeholder() -> Self {
         Request {
             method: Method::Invite,
-            uri: Uri { scheme: "sip".into(), user: None, host: "invalid".into(), port: None, params: Vec::new() },
+            uri: Uri {
+                scheme: "sip".into(),
+                user: None,
+                host: "invalid".into(),
+                port: None,
+                params: Vec::new(),
+            },
             headers: Headers::new(),
             body: Vec::new(),
         }

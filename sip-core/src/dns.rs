@@ -81,7 +81,9 @@ pub fn parse(bytes: &[u8]) -> Result<Response, DnsError> {
         let record_type = u16::from_be_bytes([fixed[0], fixed[1]]);
         let length = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
         let start = next + 10;
-        let data = bytes.get(start..start + length).ok_or(DnsError::Malformed)?;
+        let data = bytes
+            .get(start..start + length)
+            .ok_or(DnsError::Malformed)?;
         let record = match record_type {
             1 if length == 4 => Some(Record::A(Ipv4Addr::new(data[0], data[1], data[2], data[3]))),
             28 if length == 16 => {
@@ -92,14 +94,24 @@ pub fn parse(bytes: &[u8]) -> Result<Response, DnsError> {
             33 if length >= 7 => {
                 let field = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
                 let (target, _) = read_name(bytes, start + 6)?;
-                Some(Record::Srv(Srv { priority: field(0), weight: field(2), port: field(4), target }))
+                Some(Record::Srv(Srv {
+                    priority: field(0),
+                    weight: field(2),
+                    port: field(4),
+                    target,
+                }))
             }
             _ => None,
         };
         records.extend(record.map(|r| (owner, r)));
         at = start + length;
     }
-    Ok(Response { id, rcode: (flags & 0x000F) as u8, truncated: flags & 0x0200 != 0, records })
+    Ok(Response {
+        id,
+        rcode: (flags & 0x000F) as u8,
+        truncated: flags & 0x0200 != 0,
+        records,
+    })
 }
 
 /// Reads a possibly compressed name at `at`; returns it and the offset after it (in place).
@@ -118,7 +130,9 @@ fn read_name(bytes: &[u8], mut at: usize) -> Result<(String, usize), DnsError> {
                 at = (usize::from(l & 0x3F) << 8) | usize::from(low);
             }
             l if l & 0xC0 == 0 => {
-                let label = bytes.get(at + 1..at + 1 + usize::from(l)).ok_or(DnsError::Malformed)?;
+                let label = bytes
+                    .get(at + 1..at + 1 + usize::from(l))
+                    .ok_or(DnsError::Malformed)?;
                 if !name.is_empty() {
                     name.push('.');
                 }
@@ -143,7 +157,10 @@ pub fn order_srv(mut records: Vec<Srv>, mut random: impl FnMut() -> u32) -> Vec<
     let mut ordered = Vec::with_capacity(records.len());
     while !records.is_empty() {
         let priority = records[0].priority;
-        let same = records.iter().take_while(|r| r.priority == priority).count();
+        let same = records
+            .iter()
+            .take_while(|r| r.priority == priority)
+            .count();
         let mut group: Vec<Srv> = records.drain(..same).collect();
         while !group.is_empty() {
             let total: u32 = group.iter().map(|r| u32::from(r.weight)).sum();
@@ -151,16 +168,18 @@ pub fn order_srv(mut records: Vec<Srv>, mut random: impl FnMut() -> u32) -> Vec<
                 0
             } else {
                 let mut pick = random() % (total + 1);
-                group.iter().position(|r| {
-                    let w = u32::from(r.weight);
-                    if pick <= w && w > 0 {
-                        true
-                    } else {
-                        pick = pick.saturating_sub(w);
-                        false
-                    }
-                })
-                .unwrap_or(0)
+                group
+                    .iter()
+                    .position(|r| {
+                        let w = u32::from(r.weight);
+                        if pick <= w && w > 0 {
+                            true
+                        } else {
+                            pick = pick.saturating_sub(w);
+                            false
+                        }
+                    })
+                    .unwrap_or(0)
             };
             ordered.push(group.remove(index));
         }
@@ -188,7 +207,24 @@ mod tests {
         bytes.extend_from_slice(&[0, 10, 0, 5, 0x13, 0xC4]); // priority 10, weight 5, port 5060
         let target_at = bytes.len();
         bytes.extend_from_slice(target);
-        bytes.extend_from_slice(&[0xC0, target_at as u8, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 7]);
+        bytes.extend_from_slice(&[
+            0xC0,
+            target_at as u8,
+            0,
+            1,
+            0,
+            1,
+            0,
+            0,
+            0,
+            60,
+            0,
+            4,
+            127,
+            0,
+            0,
+            7,
+        ]);
         bytes
     }
 
@@ -205,12 +241,26 @@ mod tests {
     #[test]
     fn parses_srv_with_compression_and_additional_records() {
         let response = parse(&srv_response()).expect("valid");
-        assert_eq!((response.id, response.rcode, response.truncated), (0xBEEF, 0, false));
+        assert_eq!(
+            (response.id, response.rcode, response.truncated),
+            (0xBEEF, 0, false)
+        );
         assert_eq!(
             response.records,
             vec![
-                ("_sip._udp.pbx.lab".into(), Record::Srv(Srv { priority: 10, weight: 5, port: 5060, target: "kamailio.pbx.lab".into() })),
-                ("kamailio.pbx.lab".into(), Record::A(Ipv4Addr::new(127, 0, 0, 7))),
+                (
+                    "_sip._udp.pbx.lab".into(),
+                    Record::Srv(Srv {
+                        priority: 10,
+                        weight: 5,
+                        port: 5060,
+                        target: "kamailio.pbx.lab".into()
+                    })
+                ),
+                (
+                    "kamailio.pbx.lab".into(),
+                    Record::A(Ipv4Addr::new(127, 0, 0, 7))
+                ),
             ]
         );
     }
@@ -231,8 +281,18 @@ mod tests {
 
     #[test]
     fn srv_order_is_priority_then_weight() {
-        let srv = |priority, weight, target: &str| Srv { priority, weight, port: 5060, target: target.into() };
-        let records = vec![srv(20, 0, "backup"), srv(10, 0, "zero"), srv(10, 100, "heavy"), srv(30, 0, ".")];
+        let srv = |priority, weight, target: &str| Srv {
+            priority,
+            weight,
+            port: 5060,
+            target: target.into(),
+        };
+        let records = vec![
+            srv(20, 0, "backup"),
+            srv(10, 0, "zero"),
+            srv(10, 100, "heavy"),
+            srv(30, 0, "."),
+        ];
         let mut counts = std::collections::HashMap::new();
         let mut seed = 7u32;
         for _ in 0..200 {
@@ -244,6 +304,9 @@ mod tests {
             assert_eq!(ordered[2].target, "backup");
             *counts.entry(ordered[0].target.clone()).or_insert(0) += 1;
         }
-        assert!(counts["heavy"] > 180, "weight 100 beats weight 0 nearly always: {counts:?}");
+        assert!(
+            counts["heavy"] > 180,
+            "weight 100 beats weight 0 nearly always: {counts:?}"
+        );
     }
 }

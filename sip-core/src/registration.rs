@@ -40,9 +40,15 @@ pub struct RegistrationConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistrationEvent {
-    Registered { expires: u32 },
+    Registered {
+        expires: u32,
+    },
     /// `status` is `None` for a timeout or transport error; the registration retries after `retry_in`.
-    Failed { status: Option<u16>, reason: String, retry_in: Duration },
+    Failed {
+        status: Option<u16>,
+        reason: String,
+        retry_in: Duration,
+    },
     Unregistered,
 }
 
@@ -112,7 +118,9 @@ impl Registration {
 
     /// True when `response` belongs to this registration's current REGISTER.
     pub fn matches(&self, response: &Response) -> bool {
-        self.transaction.as_ref().is_some_and(|t| t.matches(response))
+        self.transaction
+            .as_ref()
+            .is_some_and(|t| t.matches(response))
     }
 
     pub fn handle_response(&mut self, response: Response, now: Instant, entropy: &mut dyn Entropy) {
@@ -142,14 +150,18 @@ impl Registration {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let transaction = self.transaction.as_ref().and_then(ClientTransaction::poll_timeout);
+        let transaction = self
+            .transaction
+            .as_ref()
+            .and_then(ClientTransaction::poll_timeout);
         [transaction, self.next_attempt].into_iter().flatten().min()
     }
 
     fn send(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         self.cseq += 1;
         let request = self.build_request(entropy);
-        let mut transaction = ClientTransaction::start(request, self.config.reliable, self.timers, now);
+        let mut transaction =
+            ClientTransaction::start(request, self.config.reliable, self.timers, now);
         while let Some(bytes) = transaction.poll_transmit() {
             self.transmits.push_back(bytes);
         }
@@ -158,9 +170,21 @@ impl Registration {
 
     fn build_request(&mut self, entropy: &mut dyn Entropy) -> Request {
         let config = &self.config;
-        let expires = if self.goal == Goal::Unregistered { 0 } else { self.expires };
+        let expires = if self.goal == Goal::Unregistered {
+            0
+        } else {
+            self.expires
+        };
         let mut headers = Headers::new();
-        headers.push("Via", format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", config.transport, config.sent_by, entropy.token()));
+        headers.push(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch=z9hG4bK{};rport",
+                config.transport,
+                config.sent_by,
+                entropy.token()
+            ),
+        );
         headers.push("Max-Forwards", "70");
         if let Some(proxy) = &config.outbound_proxy {
             headers.push("Route", format!("<{proxy};lr>"));
@@ -176,15 +200,35 @@ impl Registration {
         if let Some((challenge, proxy, uses)) = &mut self.challenge {
             *uses += 1;
             let uri = config.registrar.to_string();
-            let digest = DigestRequest { username: &config.username, password: &config.password, method: "REGISTER", uri: &uri, body: b"" };
+            let digest = DigestRequest {
+                username: &config.username,
+                password: &config.password,
+                method: "REGISTER",
+                uri: &uri,
+                body: b"",
+            };
             let value = challenge.answer(&digest, &entropy.token(), *uses);
-            headers.push(if *proxy { "Proxy-Authorization" } else { "Authorization" }, value);
+            headers.push(
+                if *proxy {
+                    "Proxy-Authorization"
+                } else {
+                    "Authorization"
+                },
+                value,
+            );
         }
-        Request { method: Method::Register, uri: config.registrar.clone(), headers, body: Vec::new() }
+        Request {
+            method: Method::Register,
+            uri: config.registrar.clone(),
+            headers,
+            body: Vec::new(),
+        }
     }
 
     fn drain_transaction(&mut self, now: Instant, entropy: &mut dyn Entropy) {
-        let Some(transaction) = &mut self.transaction else { return };
+        let Some(transaction) = &mut self.transaction else {
+            return;
+        };
         let mut outcome = None;
         while let Some(bytes) = transaction.poll_transmit() {
             self.transmits.push_back(bytes);
@@ -200,7 +244,9 @@ impl Registration {
         }
         match outcome {
             Some(TransactionEvent::Final(response)) => self.on_final(response, now, entropy),
-            Some(TransactionEvent::Timeout) => self.fail(None, "no response from the registrar", now),
+            Some(TransactionEvent::Timeout) => {
+                self.fail(None, "no response from the registrar", now)
+            }
             Some(TransactionEvent::TransportError) => self.fail(None, "transport error", now),
             _ => {}
         }
@@ -220,15 +266,32 @@ impl Registration {
                     self.fail(Some(response.status), "the registrar granted no time", now);
                     return;
                 }
-                self.events.push_back(RegistrationEvent::Registered { expires: granted });
+                self.events
+                    .push_back(RegistrationEvent::Registered { expires: granted });
                 self.next_attempt = Some(now + refresh_after(granted));
             }
             401 | 407 => {
                 let proxy = response.status == 407;
-                let header = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
-                let challenge = match Challenge::pick(response.headers.iter().filter(|(n, _)| *n == header).map(|(_, v)| v)) {
+                let header = if proxy {
+                    "Proxy-Authenticate"
+                } else {
+                    "WWW-Authenticate"
+                };
+                let challenge = match Challenge::pick(
+                    response
+                        .headers
+                        .iter()
+                        .filter(|(n, _)| *n == header)
+                        .map(|(_, v)| v),
+                ) {
                     Ok(challenge) => challenge,
-                    Err(e) => return self.fail(Some(response.status), &format!("cannot answer the challenge: {e}"), now),
+                    Err(e) => {
+                        return self.fail(
+                            Some(response.status),
+                            &format!("cannot answer the challenge: {e}"),
+                            now,
+                        );
+                    }
                 };
                 // A second rejection of answered credentials is final, unless the nonce was stale.
                 if self.answered && !challenge.stale {
@@ -241,17 +304,28 @@ impl Registration {
                 self.send(now, entropy);
             }
             423 => {
-                let min = response.headers.get("Min-Expires").and_then(|v| v.trim().parse::<u32>().ok());
+                let min = response
+                    .headers
+                    .get("Min-Expires")
+                    .and_then(|v| v.trim().parse::<u32>().ok());
                 match min {
                     Some(min) if min > self.expires => {
                         self.expires = min;
                         self.send(now, entropy);
                     }
-                    _ => self.fail(Some(423), "interval too brief and no usable Min-Expires", now),
+                    _ => self.fail(
+                        Some(423),
+                        "interval too brief and no usable Min-Expires",
+                        now,
+                    ),
                 }
             }
             status => {
-                let reason = if response.reason.is_empty() { format!("status {status}") } else { response.reason.clone() };
+                let reason = if response.reason.is_empty() {
+                    format!("status {status}")
+                } else {
+                    response.reason.clone()
+                };
                 self.fail(Some(status), &reason, now);
             }
         }
@@ -260,22 +334,40 @@ impl Registration {
     /// Our contact's `expires` parameter in the 200, else its `Expires` header.
     fn granted_expires(&self, response: &Response) -> Option<u32> {
         let ours = self.config.contact.to_string();
-        let contact = response.headers.all("Contact").into_iter().filter_map(|c| NameAddr::parse(c).ok()).find(|c| c.uri.to_string() == ours);
+        let contact = response
+            .headers
+            .all("Contact")
+            .into_iter()
+            .filter_map(|c| NameAddr::parse(c).ok())
+            .find(|c| c.uri.to_string() == ours);
         contact
             .and_then(|c| c.param("expires").and_then(|e| e.parse().ok()))
-            .or_else(|| response.headers.get("Expires").and_then(|e| e.trim().parse().ok()))
+            .or_else(|| {
+                response
+                    .headers
+                    .get("Expires")
+                    .and_then(|e| e.trim().parse().ok())
+            })
     }
 
     fn fail(&mut self, status: Option<u16>, reason: &str, now: Instant) {
         if self.goal == Goal::Unregistered {
             // Nothing to retry: report and stop.
-            self.events.push_back(RegistrationEvent::Failed { status, reason: reason.to_owned(), retry_in: Duration::ZERO });
+            self.events.push_back(RegistrationEvent::Failed {
+                status,
+                reason: reason.to_owned(),
+                retry_in: Duration::ZERO,
+            });
             return;
         }
         let retry_in = self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         self.next_attempt = Some(now + retry_in);
-        self.events.push_back(RegistrationEvent::Failed { status, reason: reason.to_owned(), retry_in });
+        self.events.push_back(RegistrationEvent::Failed {
+            status,
+            reason: reason.to_owned(),
+            retry_in,
+        });
     }
 }
 
@@ -283,7 +375,9 @@ impl Registration {
 fn refresh_after(expires: u32) -> Duration {
     let expires = Duration::from_secs(u64::from(expires));
     let early = expires.mul_f64(0.85);
-    early.min(expires.saturating_sub(Duration::from_secs(5))).max(Duration::from_secs(1))
+    early
+        .min(expires.saturating_sub(Duration::from_secs(5)))
+        .max(Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -27,17 +27,41 @@ pub struct Codec {
 
 impl Codec {
     pub fn pcmu() -> Self {
-        Self { payload_type: 0, name: "PCMU".into(), clock_rate: 8000, channels: 1, fmtp: None }
+        Self {
+            payload_type: 0,
+            name: "PCMU".into(),
+            clock_rate: 8000,
+            channels: 1,
+            fmtp: None,
+        }
     }
     pub fn pcma() -> Self {
-        Self { payload_type: 8, name: "PCMA".into(), clock_rate: 8000, channels: 1, fmtp: None }
+        Self {
+            payload_type: 8,
+            name: "PCMA".into(),
+            clock_rate: 8000,
+            channels: 1,
+            fmtp: None,
+        }
     }
     /// Opus is always described as 48 kHz stereo in SDP (RFC 7587), even when sent mono.
     pub fn opus() -> Self {
-        Self { payload_type: 111, name: "opus".into(), clock_rate: 48000, channels: 2, fmtp: Some("minptime=10;useinbandfec=1".into()) }
+        Self {
+            payload_type: 111,
+            name: "opus".into(),
+            clock_rate: 48000,
+            channels: 2,
+            fmtp: Some("minptime=10;useinbandfec=1".into()),
+        }
     }
     pub fn telephone_event() -> Self {
-        Self { payload_type: 101, name: "telephone-event".into(), clock_rate: 8000, channels: 1, fmtp: Some("0-16".into()) }
+        Self {
+            payload_type: 101,
+            name: "telephone-event".into(),
+            clock_rate: 8000,
+            channels: 1,
+            fmtp: Some("0-16".into()),
+        }
     }
 
     /// By configuration name (`[media] codecs`): `pcmu`, `pcma`, `opus`.
@@ -90,7 +114,12 @@ impl Direction {
 pub fn with_direction(sdp: &str, direction: Direction) -> Option<String> {
     let mut out: Vec<String> = Vec::new();
     let (mut in_audio, mut seen_audio, mut placed, mut bumped) = (false, false, false, false);
-    let is_direction = |line: &str| matches!(line, "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive");
+    let is_direction = |line: &str| {
+        matches!(
+            line,
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+        )
+    };
     for line in sdp.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix("o=") {
             let mut fields: Vec<String> = rest.split(' ').map(str::to_owned).collect();
@@ -192,8 +221,13 @@ impl SessionDescription {
             if raw.is_empty() {
                 continue;
             }
-            let bad = |problem: &str| SdpError::Line { line, problem: problem.to_owned() };
-            let (kind, value) = raw.split_once('=').ok_or_else(|| bad("expected type=value"))?;
+            let bad = |problem: &str| SdpError::Line {
+                line,
+                problem: problem.to_owned(),
+            };
+            let (kind, value) = raw
+                .split_once('=')
+                .ok_or_else(|| bad("expected type=value"))?;
             match kind {
                 "o" => {
                     let fields: Vec<&str> = value.split_whitespace().collect();
@@ -205,7 +239,10 @@ impl SessionDescription {
                     origin_address = fields[5].to_owned();
                 }
                 "c" => {
-                    let address = value.split_whitespace().nth(2).ok_or_else(|| bad("c= needs 3 fields"))?;
+                    let address = value
+                        .split_whitespace()
+                        .nth(2)
+                        .ok_or_else(|| bad("c= needs 3 fields"))?;
                     let address = address.split('/').next().unwrap_or(address).to_owned();
                     match &mut audio {
                         Some((a, _, true)) => a.address = address,
@@ -222,8 +259,16 @@ impl SessionDescription {
                         return Err(bad("m= needs media, port, protocol and formats"));
                     }
                     if fields[0] == "audio" && audio.is_none() {
-                        let port = fields[1].split('/').next().unwrap_or("").parse().map_err(|_| bad("bad port"))?;
-                        let formats = fields[3..].iter().map(|f| f.parse::<u8>().map_err(|_| bad("bad payload type"))).collect::<Result<Vec<_>, _>>()?;
+                        let port = fields[1]
+                            .split('/')
+                            .next()
+                            .unwrap_or("")
+                            .parse()
+                            .map_err(|_| bad("bad port"))?;
+                        let formats = fields[3..]
+                            .iter()
+                            .map(|f| f.parse::<u8>().map_err(|_| bad("bad payload type")))
+                            .collect::<Result<Vec<_>, _>>()?;
                         let audio_section = Audio {
                             address: session_address.clone().unwrap_or_default(),
                             port,
@@ -241,23 +286,36 @@ impl SessionDescription {
                     }
                 }
                 "a" => {
-                    let Some((a, _, true)) = &mut audio else { continue };
+                    let Some((a, _, true)) = &mut audio else {
+                        continue;
+                    };
                     let (name, argument) = value.split_once(':').unwrap_or((value, ""));
                     match name {
                         "rtpmap" => {
-                            let (pt, encoding) = argument.split_once(' ').ok_or_else(|| bad("bad rtpmap"))?;
+                            let (pt, encoding) =
+                                argument.split_once(' ').ok_or_else(|| bad("bad rtpmap"))?;
                             let pt: u8 = pt.parse().map_err(|_| bad("bad rtpmap payload type"))?;
                             let mut parts = encoding.split('/');
                             let codec_name = parts.next().unwrap_or("").to_owned();
-                            let clock_rate = parts.next().and_then(|r| r.parse().ok()).ok_or_else(|| bad("bad rtpmap clock rate"))?;
+                            let clock_rate = parts
+                                .next()
+                                .and_then(|r| r.parse().ok())
+                                .ok_or_else(|| bad("bad rtpmap clock rate"))?;
                             let channels = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
                             a.codecs.retain(|c| c.payload_type != pt);
-                            a.codecs.push(Codec { payload_type: pt, name: codec_name, clock_rate, channels, fmtp: None });
+                            a.codecs.push(Codec {
+                                payload_type: pt,
+                                name: codec_name,
+                                clock_rate,
+                                channels,
+                                fmtp: None,
+                            });
                         }
                         "fmtp" => {
                             if let Some((pt, params)) = argument.split_once(' ')
                                 && let Ok(pt) = pt.parse::<u8>()
-                                && let Some(codec) = a.codecs.iter_mut().find(|c| c.payload_type == pt)
+                                && let Some(codec) =
+                                    a.codecs.iter_mut().find(|c| c.payload_type == pt)
                             {
                                 codec.fmtp = Some(params.trim().to_owned());
                             }
@@ -270,11 +328,19 @@ impl SessionDescription {
                         "rtcp-mux" => a.rtcp_mux = true,
                         "crypto" => {
                             let mut fields = argument.split_whitespace();
-                            let (Some(tag), Some(suite), Some(key_params)) = (fields.next(), fields.next(), fields.next()) else {
-                                return Err(bad("a=crypto needs a tag, a suite and key parameters"));
+                            let (Some(tag), Some(suite), Some(key_params)) =
+                                (fields.next(), fields.next(), fields.next())
+                            else {
+                                return Err(bad(
+                                    "a=crypto needs a tag, a suite and key parameters",
+                                ));
                             };
                             let tag = tag.parse().map_err(|_| bad("bad a=crypto tag"))?;
-                            a.crypto.push(Crypto { tag, suite: suite.to_owned(), key_params: key_params.to_owned() });
+                            a.crypto.push(Crypto {
+                                tag,
+                                suite: suite.to_owned(),
+                                key_params: key_params.to_owned(),
+                            });
                         }
                         _ => {}
                     }
@@ -294,13 +360,27 @@ impl SessionDescription {
             }
         }
         // Keep the m= line's order (the offerer's preference) and only formats it lists.
-        audio.codecs = formats.iter().filter_map(|pt| audio.codecs.iter().find(|c| c.payload_type == *pt).cloned()).collect();
-        audio.telephone_event = audio.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("telephone-event")).map(|c| c.payload_type);
-        audio.codecs.retain(|c| !c.name.eq_ignore_ascii_case("telephone-event"));
+        audio.codecs = formats
+            .iter()
+            .filter_map(|pt| audio.codecs.iter().find(|c| c.payload_type == *pt).cloned())
+            .collect();
+        audio.telephone_event = audio
+            .codecs
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case("telephone-event"))
+            .map(|c| c.payload_type);
+        audio
+            .codecs
+            .retain(|c| !c.name.eq_ignore_ascii_case("telephone-event"));
         if audio.address.is_empty() {
             return Err(SdpError::Missing("c="));
         }
-        Ok(Self { session_id: session_id.ok_or(SdpError::Missing("o="))?, version, origin_address, audio })
+        Ok(Self {
+            session_id: session_id.ok_or(SdpError::Missing("o="))?,
+            version,
+            origin_address,
+            audio,
+        })
     }
 
     /// Our offer: every codec we support, in our order, plus telephone-event.
@@ -325,14 +405,36 @@ impl SessionDescription {
 
     /// Answers `offer` (RFC 3264 §6): the first codec in *our* preference order that the offer has,
     /// with the offerer's payload type; telephone-event if offered; the mirrored direction.
-    pub fn answer(offer: &Self, session_id: u64, address: &str, port: u16, preferences: &[Codec]) -> Result<(Self, Codec), SdpError> {
+    pub fn answer(
+        offer: &Self,
+        session_id: u64,
+        address: &str,
+        port: u16,
+        preferences: &[Codec],
+    ) -> Result<(Self, Codec), SdpError> {
         let chosen = preferences
             .iter()
-            .find_map(|ours| offer.audio.codecs.iter().find(|theirs| theirs.same_format(ours)))
+            .find_map(|ours| {
+                offer
+                    .audio
+                    .codecs
+                    .iter()
+                    .find(|theirs| theirs.same_format(ours))
+            })
             .cloned()
             .ok_or_else(|| SdpError::NoCommonCodec {
-                ours: preferences.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
-                theirs: offer.audio.codecs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                ours: preferences
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                theirs: offer
+                    .audio
+                    .codecs
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
         let answer = Self {
             session_id,
@@ -361,9 +463,17 @@ impl SessionDescription {
 
 impl fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ip = if self.audio.address.contains(':') { "IP6" } else { "IP4" };
+        let ip = if self.audio.address.contains(':') {
+            "IP6"
+        } else {
+            "IP4"
+        };
         let a = &self.audio;
-        let mut formats: Vec<String> = a.codecs.iter().map(|c| c.payload_type.to_string()).collect();
+        let mut formats: Vec<String> = a
+            .codecs
+            .iter()
+            .map(|c| c.payload_type.to_string())
+            .collect();
         if let Some(pt) = a.telephone_event {
             formats.push(pt.to_string());
         }
@@ -371,10 +481,20 @@ impl fmt::Display for SessionDescription {
         let _ = write!(
             out,
             "v=0\r\no=softphone-bridge {} {} IN {ip} {}\r\ns=-\r\nc=IN {ip} {}\r\nt=0 0\r\nm=audio {} {} {}\r\n",
-            self.session_id, self.version, self.origin_address, a.address, a.port, a.protocol, formats.join(" ")
+            self.session_id,
+            self.version,
+            self.origin_address,
+            a.address,
+            a.port,
+            a.protocol,
+            formats.join(" ")
         );
         for codec in &a.codecs {
-            let _ = write!(out, "a=rtpmap:{} {}/{}", codec.payload_type, codec.name, codec.clock_rate);
+            let _ = write!(
+                out,
+                "a=rtpmap:{} {}/{}",
+                codec.payload_type, codec.name, codec.clock_rate
+            );
             if codec.channels > 1 {
                 let _ = write!(out, "/{}", codec.channels);
             }
@@ -384,7 +504,10 @@ impl fmt::Display for SessionDescription {
             }
         }
         if let Some(pt) = a.telephone_event {
-            let _ = write!(out, "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-16\r\n");
+            let _ = write!(
+                out,
+                "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-16\r\n"
+            );
         }
         if let Some(ptime) = a.ptime {
             let _ = write!(out, "a=ptime:{ptime}\r\n");
@@ -393,7 +516,11 @@ impl fmt::Display for SessionDescription {
             out.push_str("a=rtcp-mux\r\n");
         }
         for crypto in &a.crypto {
-            let _ = write!(out, "a=crypto:{} {} {}\r\n", crypto.tag, crypto.suite, crypto.key_params);
+            let _ = write!(
+                out,
+                "a=crypto:{} {} {}\r\n",
+                crypto.tag, crypto.suite, crypto.key_params
+            );
         }
         let _ = write!(out, "a={}\r\n", a.direction.as_str());
         f.write_str(&out)
@@ -414,7 +541,13 @@ mod tests {
         let parsed = SessionDescription::parse(&held).expect("parses");
         assert_eq!(parsed.audio.direction, Direction::SendOnly);
         assert_eq!(parsed.version, 3);
-        for kept in ["a=ice-ufrag:abcd", "a=fingerprint:sha-256 AA:BB", "a=candidate:1 1 udp", "a=group:BUNDLE 0", "a=rtcp-mux"] {
+        for kept in [
+            "a=ice-ufrag:abcd",
+            "a=fingerprint:sha-256 AA:BB",
+            "a=candidate:1 1 udp",
+            "a=group:BUNDLE 0",
+            "a=rtcp-mux",
+        ] {
             assert!(held.contains(kept), "{kept} lost in {held}");
         }
         assert_eq!(held.matches("a=sendonly").count(), 1, "{held}");
@@ -422,7 +555,10 @@ mod tests {
         // With no direction line at all, one is added to the audio section.
         let bare = WEBRTC.replace("a=sendrecv\r\n", "");
         let resumed = with_direction(&bare, Direction::RecvOnly).expect("edited");
-        assert_eq!(SessionDescription::parse(&resumed).map(|d| d.audio.direction), Ok(Direction::RecvOnly));
+        assert_eq!(
+            SessionDescription::parse(&resumed).map(|d| d.audio.direction),
+            Ok(Direction::RecvOnly)
+        );
         assert_eq!(with_direction("v=0\r\n", Direction::SendOnly), None);
     }
     use super::*;
@@ -437,7 +573,10 @@ a=label:1\r\na=ssrc:1392331127 cname:x\r\na=rtcp-rsize\r\na=ptime:20\r\n";
     fn parses_a_real_offer() {
         let sdp = SessionDescription::parse(BARESIP_OFFER).expect("valid");
         let a = &sdp.audio;
-        assert_eq!((a.address.as_str(), a.port, a.protocol.as_str()), ("127.0.0.1", 10688, "RTP/AVP"));
+        assert_eq!(
+            (a.address.as_str(), a.port, a.protocol.as_str()),
+            ("127.0.0.1", 10688, "RTP/AVP")
+        );
         let names: Vec<&str> = a.codecs.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["opus", "PCMU", "PCMA"]);
         assert_eq!(a.codecs[0].fmtp.as_deref(), Some("stereo=1;sprop-stereo=1"));
@@ -448,28 +587,60 @@ a=label:1\r\na=ssrc:1392331127 cname:x\r\na=rtcp-rsize\r\na=ptime:20\r\n";
     #[test]
     fn answers_with_our_preference_and_their_payload_type() {
         let offer = SessionDescription::parse(BARESIP_OFFER).expect("valid");
-        let (answer, codec) = SessionDescription::answer(&offer, 7, "127.0.0.1", 40000, &[Codec::pcma(), Codec::pcmu()]).expect("common codec");
+        let (answer, codec) = SessionDescription::answer(
+            &offer,
+            7,
+            "127.0.0.1",
+            40000,
+            &[Codec::pcma(), Codec::pcmu()],
+        )
+        .expect("common codec");
         assert_eq!((codec.name.as_str(), codec.payload_type), ("PCMA", 8));
         let text = answer.to_string();
         assert!(text.contains("m=audio 40000 RTP/AVP 8 101\r\n"), "{text}");
         let reparsed = SessionDescription::parse(&text).expect("our answer parses");
-        assert_eq!(reparsed.chosen_codec().map(|c| c.name.as_str()), Some("PCMA"));
+        assert_eq!(
+            reparsed.chosen_codec().map(|c| c.name.as_str()),
+            Some("PCMA")
+        );
         assert_eq!(reparsed.audio.telephone_event, Some(101));
 
         let mut dynamic = offer.clone();
         dynamic.audio.codecs[0].payload_type = 96;
-        let (_, opus) = SessionDescription::answer(&dynamic, 7, "127.0.0.1", 40000, &[Codec::opus()]).expect("opus");
-        assert_eq!(opus.payload_type, 96, "the offerer's dynamic payload type is kept");
+        let (_, opus) =
+            SessionDescription::answer(&dynamic, 7, "127.0.0.1", 40000, &[Codec::opus()])
+                .expect("opus");
+        assert_eq!(
+            opus.payload_type, 96,
+            "the offerer's dynamic payload type is kept"
+        );
     }
 
     #[test]
     fn no_common_codec_and_direction_rules() {
-        let offer = SessionDescription::parse(&BARESIP_OFFER.replace("m=audio 10688 RTP/AVP 111 0 8 101", "m=audio 10688 RTP/AVP 111 101")).expect("valid");
-        let err = SessionDescription::answer(&offer, 1, "127.0.0.1", 1, &[Codec::pcmu()]).expect_err("no codec");
-        assert_eq!(err, SdpError::NoCommonCodec { ours: "PCMU".into(), theirs: "opus".into() });
-        let hold = SessionDescription::parse(&BARESIP_OFFER.replace("a=sendrecv", "a=sendonly")).expect("valid");
-        let (answer, _) = SessionDescription::answer(&hold, 1, "127.0.0.1", 1, &[Codec::pcmu()]).expect("answer");
-        assert_eq!(answer.audio.direction, Direction::RecvOnly, "held by them: we only receive");
+        let offer = SessionDescription::parse(&BARESIP_OFFER.replace(
+            "m=audio 10688 RTP/AVP 111 0 8 101",
+            "m=audio 10688 RTP/AVP 111 101",
+        ))
+        .expect("valid");
+        let err = SessionDescription::answer(&offer, 1, "127.0.0.1", 1, &[Codec::pcmu()])
+            .expect_err("no codec");
+        assert_eq!(
+            err,
+            SdpError::NoCommonCodec {
+                ours: "PCMU".into(),
+                theirs: "opus".into()
+            }
+        );
+        let hold = SessionDescription::parse(&BARESIP_OFFER.replace("a=sendrecv", "a=sendonly"))
+            .expect("valid");
+        let (answer, _) =
+            SessionDescription::answer(&hold, 1, "127.0.0.1", 1, &[Codec::pcmu()]).expect("answer");
+        assert_eq!(
+            answer.audio.direction,
+            Direction::RecvOnly,
+            "held by them: we only receive"
+        );
     }
 
     #[test]
@@ -481,13 +652,28 @@ a=label:1\r\na=ssrc:1392331127 cname:x\r\na=rtcp-rsize\r\na=ptime:20\r\n";
         assert!(sdp.audio.rtcp_mux);
         assert_eq!(sdp.audio.crypto.len(), 2);
         assert_eq!(sdp.audio.crypto[0].suite, "AES_CM_128_HMAC_SHA1_80");
-        assert_eq!(sdp.audio.crypto[0].inline_key(), Some("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"));
-        assert!(!format!("{:?}", sdp.audio.crypto[0]).contains("WVNf"), "keys stay out of Debug output");
-        let (mut answer, _) = SessionDescription::answer(&sdp, 1, "127.0.0.1", 1, &[Codec::pcmu()]).expect("answer");
-        assert_eq!((answer.audio.protocol.as_str(), answer.audio.rtcp_mux), ("RTP/SAVP", true));
+        assert_eq!(
+            sdp.audio.crypto[0].inline_key(),
+            Some("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz")
+        );
+        assert!(
+            !format!("{:?}", sdp.audio.crypto[0]).contains("WVNf"),
+            "keys stay out of Debug output"
+        );
+        let (mut answer, _) =
+            SessionDescription::answer(&sdp, 1, "127.0.0.1", 1, &[Codec::pcmu()]).expect("answer");
+        assert_eq!(
+            (answer.audio.protocol.as_str(), answer.audio.rtcp_mux),
+            ("RTP/SAVP", true)
+        );
         answer.audio.crypto.push(sdp.audio.crypto[1].clone());
-        assert_eq!(SessionDescription::parse(&answer.to_string()).expect("reparse"), answer);
-        assert!(SessionDescription::parse(&offer.replace("a=crypto:1 AES", "a=crypto:x AES")).is_err());
+        assert_eq!(
+            SessionDescription::parse(&answer.to_string()).expect("reparse"),
+            answer
+        );
+        assert!(
+            SessionDescription::parse(&offer.replace("a=crypto:1 AES", "a=crypto:x AES")).is_err()
+        );
     }
 
     #[test]
@@ -495,10 +681,27 @@ a=label:1\r\na=ssrc:1392331127 cname:x\r\na=rtcp-rsize\r\na=ptime:20\r\n";
         let minimal = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0 8\r\n";
         let sdp = SessionDescription::parse(minimal).expect("valid");
         assert_eq!(sdp.audio.codecs, vec![Codec::pcmu(), Codec::pcma()]);
-        assert_eq!(SessionDescription::parse(&minimal.replace("5004", "x")), Err(SdpError::Line { line: 6, problem: "bad port".into() }));
-        assert_eq!(SessionDescription::parse("v=0\r\nm=video 1 RTP/AVP 96\r\n"), Err(SdpError::NoAudio));
-        assert_eq!(SessionDescription::parse(&minimal.replace("c=IN IP4 127.0.0.1\r\n", "")), Err(SdpError::Missing("c=")));
-        let offer = SessionDescription::offer(42, "127.0.0.1", 4000, &[Codec::opus(), Codec::pcmu(), Codec::pcma()]);
+        assert_eq!(
+            SessionDescription::parse(&minimal.replace("5004", "x")),
+            Err(SdpError::Line {
+                line: 6,
+                problem: "bad port".into()
+            })
+        );
+        assert_eq!(
+            SessionDescription::parse("v=0\r\nm=video 1 RTP/AVP 96\r\n"),
+            Err(SdpError::NoAudio)
+        );
+        assert_eq!(
+            SessionDescription::parse(&minimal.replace("c=IN IP4 127.0.0.1\r\n", "")),
+            Err(SdpError::Missing("c="))
+        );
+        let offer = SessionDescription::offer(
+            42,
+            "127.0.0.1",
+            4000,
+            &[Codec::opus(), Codec::pcmu(), Codec::pcma()],
+        );
         let reparsed = SessionDescription::parse(&offer.to_string()).expect("our offer parses");
         assert_eq!(reparsed, offer);
     }

@@ -21,7 +21,11 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Self { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
 
@@ -109,12 +113,18 @@ impl ClientTransaction {
 
     /// The branch parameter of our top Via.
     pub fn branch(&self) -> Option<String> {
-        self.request.headers.top_via().and_then(|v| v.branch().map(str::to_owned))
+        self.request
+            .headers
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
     }
 
     /// RFC 3261 §17.1.3: same top-Via branch and the same CSeq method.
     pub fn matches(&self, response: &Response) -> bool {
-        let branch = response.headers.top_via().and_then(|v| v.branch().map(str::to_owned));
+        let branch = response
+            .headers
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned));
         let method = response.headers.cseq().map(|c| c.method);
         branch.is_some() && branch == self.branch() && method.as_ref() == Some(&self.request.method)
     }
@@ -130,7 +140,8 @@ impl ClientTransaction {
                 } else if let Some((at, _)) = self.retransmit {
                     self.retransmit = Some((at, self.timers.t2));
                 }
-                self.events.push_back(TransactionEvent::Provisional(response));
+                self.events
+                    .push_back(TransactionEvent::Provisional(response));
             }
             (State::AwaitingResponse | State::Proceeding, 200..=299) if self.is_invite() => {
                 self.state = State::Accepted;
@@ -145,13 +156,27 @@ impl ClientTransaction {
                     let ack = ack_for(&self.request, &response).to_bytes();
                     self.transmits.push_back(ack.clone());
                     self.ack = Some(ack);
-                    self.linger = Some(now + if self.reliable { Duration::ZERO } else { Duration::from_secs(32) });
+                    self.linger = Some(
+                        now + if self.reliable {
+                            Duration::ZERO
+                        } else {
+                            Duration::from_secs(32)
+                        },
+                    );
                 } else {
-                    self.linger = Some(now + if self.reliable { Duration::ZERO } else { self.timers.t4 });
+                    self.linger = Some(
+                        now + if self.reliable {
+                            Duration::ZERO
+                        } else {
+                            self.timers.t4
+                        },
+                    );
                 }
                 self.events.push_back(TransactionEvent::Final(response));
             }
-            (State::Accepted, 200..=299) => self.events.push_back(TransactionEvent::Final(response)),
+            (State::Accepted, 200..=299) => {
+                self.events.push_back(TransactionEvent::Final(response))
+            }
             (State::Completed, 300..=699) => {
                 if let Some(ack) = &self.ack {
                     self.transmits.push_back(ack.clone());
@@ -182,7 +207,11 @@ impl ClientTransaction {
             && now >= at
         {
             self.transmits.push_back(self.wire.clone());
-            let next = if self.is_invite() { interval * 2 } else { (interval * 2).min(self.timers.t2) };
+            let next = if self.is_invite() {
+                interval * 2
+            } else {
+                (interval * 2).min(self.timers.t2)
+            };
             self.retransmit = Some((now + next, next));
         }
     }
@@ -204,7 +233,10 @@ impl ClientTransaction {
 
     /// When to call [`Self::handle_timeout`] next; `None` once terminated.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit.map(|(at, _)| at), self.give_up, self.linger].into_iter().flatten().min()
+        [self.retransmit.map(|(at, _)| at), self.give_up, self.linger]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn is_terminated(&self) -> bool {
@@ -236,7 +268,11 @@ fn ack_for(invite: &Request, response: &Response) -> Request {
             headers.push(name, value);
         }
     }
-    if let Some(to) = response.headers.get("To").or_else(|| invite.headers.get("To")) {
+    if let Some(to) = response
+        .headers
+        .get("To")
+        .or_else(|| invite.headers.get("To"))
+    {
         headers.push("To", to);
     }
     let seq = invite.headers.cseq().map_or(1, |c| c.seq);
@@ -244,7 +280,12 @@ fn ack_for(invite: &Request, response: &Response) -> Request {
     for route in invite.headers.all("Route") {
         headers.push("Route", route);
     }
-    Request { method: Method::Ack, uri: invite.uri.clone(), headers, body: Vec::new() }
+    Request {
+        method: Method::Ack,
+        uri: invite.uri.clone(),
+        headers,
+        body: Vec::new(),
+    }
 }
 
 #[cfg(test)]

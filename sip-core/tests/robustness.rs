@@ -15,7 +15,26 @@ From: <sip:1001@127.0.0.1>;tag=2\r\nTo: <sip:1001@127.0.0.1>;tag=3\r\nCall-ID: c
 WWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"abc\", qop=\"auth\", algorithm=SHA-256\r\nContent-Length: 0\r\n\r\n",
 ];
 
-const PIECES: &[&[u8]] = &[b"\r\n", b":", b";", b"<", b">", b"\"", b"@", b"[", b"]", b"=", b",", b" ", b"\xff", b"\xc3", b"0", b"99999999999", b"SIP/2.0", b"\r\n\r\n"];
+const PIECES: &[&[u8]] = &[
+    b"\r\n",
+    b":",
+    b";",
+    b"<",
+    b">",
+    b"\"",
+    b"@",
+    b"[",
+    b"]",
+    b"=",
+    b",",
+    b" ",
+    b"\xff",
+    b"\xc3",
+    b"0",
+    b"99999999999",
+    b"SIP/2.0",
+    b"\r\n\r\n",
+];
 
 struct Rng(u64);
 impl Rng {
@@ -61,8 +80,18 @@ fn mutated_messages_never_panic() {
             Ok(message) => {
                 ok += 1;
                 // Whatever parsed must serialize and parse again to the same thing.
-                assert_eq!(parse_datagram(&message.to_bytes()).as_ref(), Ok(&message), "{:?}", String::from_utf8_lossy(&bytes));
-                let _ = (message.cseq(), message.top_via(), message.from(), message.to());
+                assert_eq!(
+                    parse_datagram(&message.to_bytes()).as_ref(),
+                    Ok(&message),
+                    "{:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
+                let _ = (
+                    message.cseq(),
+                    message.top_via(),
+                    message.from(),
+                    message.to(),
+                );
                 if let Ok(sdp) = std::str::from_utf8(message.body()) {
                     let _ = SessionDescription::parse(sdp);
                 }
@@ -73,8 +102,16 @@ fn mutated_messages_never_panic() {
         let text = String::from_utf8_lossy(&bytes);
         for line in text.lines() {
             let value = line.split_once(':').map_or(line, |(_, v)| v);
-            let _ = (Uri::parse(value), NameAddr::parse(value), Via::parse(value), Challenge::parse(value));
+            let _ = (
+                Uri::parse(value),
+                NameAddr::parse(value),
+                Via::parse(value),
+                Challenge::parse(value),
+            );
         }
     }
-    assert!(ok > 1_000 && err > 1_000, "both paths exercised: {ok} parsed, {err} rejected");
+    assert!(
+        ok > 1_000 && err > 1_000,
+        "both paths exercised: {ok} parsed, {err} rejected"
+    );
 }

@@ -5,8 +5,8 @@
 //! running but certificate not trusted" apart from "daemon not running".
 
 mod assets;
-mod request;
 mod rate;
+mod request;
 mod session;
 
 pub use request::percent_decode;
@@ -66,7 +66,10 @@ impl Listeners {
     }
 
     pub fn addresses(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 }
 
@@ -140,7 +143,10 @@ async fn serve_plain_http(mut stream: TcpStream, port: u16) {
         return;
     };
     let response = if !head.host_is_local(port) {
-        Response::text(403, "Host must be localhost, 127.0.0.1 or [::1] with this port")
+        Response::text(
+            403,
+            "Host must be localhost, 127.0.0.1 or [::1] with this port",
+        )
     } else if head.path == "/ping" {
         Response::empty(204).cors_any()
     } else {
@@ -155,11 +161,19 @@ where
 {
     let head_only = head.method == "HEAD";
     let response = if !head.host_is_local(context.port) {
-        tracing::warn!(host = head.header("host").unwrap_or(""), "refused a request with a foreign Host");
-        Response::text(403, "Host must be localhost, 127.0.0.1 or [::1] with this port")
+        tracing::warn!(
+            host = head.header("host").unwrap_or(""),
+            "refused a request with a foreign Host"
+        );
+        Response::text(
+            403,
+            "Host must be localhost, 127.0.0.1 or [::1] with this port",
+        )
     } else if head.method == "OPTIONS" {
         // Preflight for the shim's cross-origin GETs (Private Network Access asks for it).
-        Response::empty(204).cors_any().header("Access-Control-Allow-Private-Network", "true")
+        Response::empty(204)
+            .cors_any()
+            .header("Access-Control-Allow-Private-Network", "true")
     } else if head.method != "GET" && !head_only {
         Response::text(405, "only GET is served here")
     } else if head.path == "/ws" {
@@ -177,12 +191,20 @@ fn static_response(head: &RequestHead, context: &ApiContext) -> Response {
         "/" => Response::empty(302).header("Location", "/demo"),
         "/shim.js" => Response::body(200, JS, assets::SHIM_JS.as_bytes().to_vec()).cors_any(),
         "/shim.mjs" => Response::body(200, JS, assets::shim_module().into_bytes()).cors_any(),
-        "/shim.d.ts" => Response::body(200, "text/plain; charset=utf-8", assets::SHIM_DTS.as_bytes().to_vec()).cors_any(),
+        "/shim.d.ts" => Response::body(
+            200,
+            "text/plain; charset=utf-8",
+            assets::SHIM_DTS.as_bytes().to_vec(),
+        )
+        .cors_any(),
         "/bridge.js" => Response::body(200, JS, assets::BRIDGE_JS.as_bytes().to_vec()),
         "/bridge.html" => Response::body(200, HTML, assets::BRIDGE_HTML.as_bytes().to_vec())
             .header("Content-Security-Policy", &page_csp(context.port, "'self'")),
         "/demo" => Response::body(200, HTML, assets::DEMO_HTML.as_bytes().to_vec())
-            .header("Content-Security-Policy", &page_csp(context.port, "'self' 'unsafe-inline'"))
+            .header(
+                "Content-Security-Policy",
+                &page_csp(context.port, "'self' 'unsafe-inline'"),
+            )
             .header("X-Frame-Options", "DENY"),
         "/origin" => origin_status(head, context),
         "/ping" => Response::empty(204).cors_any(),
@@ -227,13 +249,25 @@ pub(crate) struct Response {
 
 impl Response {
     fn body(status: u16, content_type: &str, body: Vec<u8>) -> Self {
-        Self { status, headers: vec![("Content-Type".into(), content_type.into())], body }
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body,
+        }
     }
     pub(crate) fn text(status: u16, text: &str) -> Self {
-        Self::body(status, "text/plain; charset=utf-8", format!("{text}\n").into_bytes())
+        Self::body(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{text}\n").into_bytes(),
+        )
     }
     fn empty(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: Vec::new() }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
     fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -244,7 +278,11 @@ impl Response {
         self.header("Access-Control-Allow-Origin", "*")
     }
 
-    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W, head_only: bool) -> std::io::Result<()> {
+    pub(crate) async fn write_to<W: AsyncWrite + Unpin>(
+        &self,
+        out: &mut W,
+        head_only: bool,
+    ) -> std::io::Result<()> {
         let reason = match self.status {
             200 => "OK",
             204 => "No Content",

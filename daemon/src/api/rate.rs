@@ -13,7 +13,12 @@ pub struct TokenBucket {
 impl TokenBucket {
     pub fn new(per_second: u32, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
-        Self { per_second: f64::from(per_second.max(1)), burst, tokens: burst, updated: now }
+        Self {
+            per_second: f64::from(per_second.max(1)),
+            burst,
+            tokens: burst,
+            updated: now,
+        }
     }
 
     /// Takes one token if there is one.
@@ -48,8 +53,14 @@ mod tests {
         assert!(bucket.try_take(start));
         assert!(!bucket.try_take(start), "burst of 3 is spent");
         assert!(bucket.retry_after() <= Duration::from_millis(100));
-        assert!(!bucket.try_take(start + Duration::from_millis(50)), "half a token after 50 ms");
-        assert!(bucket.try_take(start + Duration::from_millis(100)), "a whole token after 100 ms");
+        assert!(
+            !bucket.try_take(start + Duration::from_millis(50)),
+            "half a token after 50 ms"
+        );
+        assert!(
+            bucket.try_take(start + Duration::from_millis(100)),
+            "a whole token after 100 ms"
+        );
         // A long pause refills only up to the burst.
         let later = start + Duration::from_secs(60);
         assert!((0..3).all(|_| bucket.try_take(later)));

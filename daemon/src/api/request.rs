@@ -43,7 +43,9 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHe
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => return Ok(head_from(&request, buf[len..].to_vec())),
+            Ok(httparse::Status::Complete(len)) => {
+                return Ok(head_from(&request, buf[len..].to_vec()));
+            }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => return Err(HeadError::TooLarge),
             Err(e) => return Err(HeadError::Malformed(e.to_string())),
@@ -57,7 +59,9 @@ fn head_from(request: &httparse::Request<'_, '_>, rest: Vec<u8>) -> RequestHead 
     let mut headers = HashMap::new();
     for header in request.headers.iter() {
         let value = String::from_utf8_lossy(header.value).trim().to_owned();
-        headers.entry(header.name.to_ascii_lowercase()).or_insert(value);
+        headers
+            .entry(header.name.to_ascii_lowercase())
+            .or_insert(value);
     }
     RequestHead {
         method: request.method.unwrap_or("").to_owned(),
@@ -120,9 +124,13 @@ impl RequestHead {
     /// True when `Host` names this daemon by a loopback name and the right port. Anything else
     /// is a DNS-rebinding attempt or a misdirected request.
     pub fn host_is_local(&self, port: u16) -> bool {
-        let Some(host) = self.header("host") else { return false };
+        let Some(host) = self.header("host") else {
+            return false;
+        };
         let host = host.to_ascii_lowercase();
-        ["localhost", "127.0.0.1", "[::1]"].iter().any(|name| host == format!("{name}:{port}"))
+        ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .any(|name| host == format!("{name}:{port}"))
     }
 
     pub fn is_websocket_upgrade(&self) -> bool {
@@ -140,7 +148,10 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode("https%3A%2F%2Fcrm.example.com"), "https://crm.example.com");
+        assert_eq!(
+            percent_decode("https%3A%2F%2Fcrm.example.com"),
+            "https://crm.example.com"
+        );
         assert_eq!(percent_decode("a+b"), "a b");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
@@ -160,9 +171,18 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_garbage_and_oversized_heads() {
-        assert!(matches!(read_head(&mut &b"\x00\x01\x02 nonsense\r\n\r\n"[..]).await, Err(HeadError::Malformed(_))));
+        assert!(matches!(
+            read_head(&mut &b"\x00\x01\x02 nonsense\r\n\r\n"[..]).await,
+            Err(HeadError::Malformed(_))
+        ));
         let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
-        assert!(matches!(read_head(&mut huge.as_bytes()).await, Err(HeadError::TooLarge)));
-        assert!(matches!(read_head(&mut &b"GET / HT"[..]).await, Err(HeadError::Closed)));
+        assert!(matches!(
+            read_head(&mut huge.as_bytes()).await,
+            Err(HeadError::TooLarge)
+        ));
+        assert!(matches!(
+            read_head(&mut &b"GET / HT"[..]).await,
+            Err(HeadError::Closed)
+        ));
     }
 }

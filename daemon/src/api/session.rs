@@ -44,24 +44,42 @@ fn refusal(head: &RequestHead, context: &ApiContext) -> Option<&'static str> {
     };
     match context.policy.check(&effective) {
         Verdict::Allowed => None,
-        Verdict::Pending => Some("this origin is waiting for the agent's approval (tray menu or `softphone-bridge origins approve`)"),
+        Verdict::Pending => Some(
+            "this origin is waiting for the agent's approval (tray menu or `softphone-bridge origins approve`)",
+        ),
         Verdict::Denied => Some("this origin was denied by the agent"),
     }
 }
 
-pub(super) async fn upgrade<S>(mut stream: S, head: RequestHead, context: &ApiContext) -> std::io::Result<()>
+pub(super) async fn upgrade<S>(
+    mut stream: S,
+    head: RequestHead,
+    context: &ApiContext,
+) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if !head.is_websocket_upgrade() {
-        return Response::text(426, "this endpoint speaks WebSocket only").write_to(&mut stream, false).await;
+        return Response::text(426, "this endpoint speaks WebSocket only")
+            .write_to(&mut stream, false)
+            .await;
     }
     if let Some(reason) = refusal(&head, context) {
-        tracing::warn!(origin = head.header("origin").unwrap_or("(none)"), "refused WebSocket: {reason}");
-        return Response::text(403, reason).write_to(&mut stream, false).await;
+        tracing::warn!(
+            origin = head.header("origin").unwrap_or("(none)"),
+            "refused WebSocket: {reason}"
+        );
+        return Response::text(403, reason)
+            .write_to(&mut stream, false)
+            .await;
     }
-    let (Some(key), Some("13")) = (head.header("sec-websocket-key"), head.header("sec-websocket-version")) else {
-        return Response::text(400, "needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13").write_to(&mut stream, false).await;
+    let (Some(key), Some("13")) = (
+        head.header("sec-websocket-key"),
+        head.header("sec-websocket-version"),
+    ) else {
+        return Response::text(400, "needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13")
+            .write_to(&mut stream, false)
+            .await;
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let response = format!(
@@ -73,24 +91,49 @@ where
         Ok(subscription) => subscription,
         Err(e) => return Err(std::io::Error::other(e)),
     };
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
-    let ws = WebSocketStream::from_partially_read(stream, head.rest, Role::Server, Some(config)).await;
-    run(ws, subscription, context.phone.clone(), TokenBucket::new(context.limits.actions_per_second, context.limits.action_burst, std::time::Instant::now())).await;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let ws =
+        WebSocketStream::from_partially_read(stream, head.rest, Role::Server, Some(config)).await;
+    run(
+        ws,
+        subscription,
+        context.phone.clone(),
+        TokenBucket::new(
+            context.limits.actions_per_second,
+            context.limits.action_burst,
+            std::time::Instant::now(),
+        ),
+    )
+    .await;
     Ok(())
 }
 
-async fn run<S>(ws: WebSocketStream<S>, subscription: Subscription, phone: PhoneHandle, mut bucket: TokenBucket)
-where
+async fn run<S>(
+    ws: WebSocketStream<S>,
+    subscription: Subscription,
+    phone: PhoneHandle,
+    mut bucket: TokenBucket,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut frames) = ws.split();
-    let Subscription { hello, replay, mut events } = subscription;
+    let Subscription {
+        hello,
+        replay,
+        mut events,
+    } = subscription;
     let mut sent_seq = hello.last_seq;
     if sink.send(Message::text(hello_json(hello))).await.is_err() {
         return;
     }
     for published in replay {
-        if sink.send(Message::text(published.json.clone())).await.is_err() {
+        if sink
+            .send(Message::text(published.json.clone()))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -144,7 +187,11 @@ where
 }
 
 /// Sends one event from the live feed; `Err` ends the session.
-async fn forward<K>(sink: &mut K, event: Result<std::sync::Arc<crate::phone::event_log::Published>, RecvError>, sent_seq: &mut u64) -> Result<(), ()>
+async fn forward<K>(
+    sink: &mut K,
+    event: Result<std::sync::Arc<crate::phone::event_log::Published>, RecvError>,
+    sent_seq: &mut u64,
+) -> Result<(), ()>
 where
     K: futures_util::Sink<Message> + Unpin,
 {
@@ -155,11 +202,18 @@ where
                 return Ok(());
             }
             *sent_seq = published.message.seq;
-            sink.send(Message::text(published.json.clone())).await.map_err(|_| ())
+            sink.send(Message::text(published.json.clone()))
+                .await
+                .map_err(|_| ())
         }
         Err(RecvError::Lagged(missed)) => {
             tracing::warn!(missed, "a client fell behind; asking it to resume");
-            let _ = sink.send(close(CloseCode::Library(CLOSE_LAGGED), "lagged; reconnect with ?since=")).await;
+            let _ = sink
+                .send(close(
+                    CloseCode::Library(CLOSE_LAGGED),
+                    "lagged; reconnect with ?since=",
+                ))
+                .await;
             Err(())
         }
         Err(RecvError::Closed) => Err(()),
@@ -167,7 +221,10 @@ where
 }
 
 fn close(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason.to_owned()) }))
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason.to_owned()),
+    }))
 }
 
 async fn handle_text(text: &str, phone: &PhoneHandle, bucket: &mut TokenBucket) -> Reply {
@@ -175,7 +232,13 @@ async fn handle_text(text: &str, phone: &PhoneHandle, bucket: &mut TokenBucket) 
     if !bucket.try_take(std::time::Instant::now()) {
         let id = parse_request(text).ok().map(|r| r.id);
         let wait = bucket.retry_after().as_millis().max(1);
-        return Reply::err(id, ErrorBody::new(ErrorCode::RateLimited, format!("too many actions; retry in {wait} ms")));
+        return Reply::err(
+            id,
+            ErrorBody::new(
+                ErrorCode::RateLimited,
+                format!("too many actions; retry in {wait} ms"),
+            ),
+        );
     }
     let Request { id, action } = match parse_request(text) {
         Ok(request) => request,

@@ -32,8 +32,14 @@ pub struct DeviceList {
 pub fn list() -> DeviceList {
     let host = cpal::default_host();
     DeviceList {
-        inputs: host.input_devices().map(|d| d.map(|d| d.to_string()).collect()).unwrap_or_default(),
-        outputs: host.output_devices().map(|d| d.map(|d| d.to_string()).collect()).unwrap_or_default(),
+        inputs: host
+            .input_devices()
+            .map(|d| d.map(|d| d.to_string()).collect())
+            .unwrap_or_default(),
+        outputs: host
+            .output_devices()
+            .map(|d| d.map(|d| d.to_string()).collect())
+            .unwrap_or_default(),
         default_input: host.default_input_device().map(|d| d.to_string()),
         default_output: host.default_output_device().map(|d| d.to_string()),
     }
@@ -50,7 +56,12 @@ pub fn open(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
     std::thread::Builder::new()
         .name("audio".into())
         .spawn(move || {
-            let opened = start_streams(input_name.as_deref(), output_name.as_deref(), capture_cb, playback_cb);
+            let opened = start_streams(
+                input_name.as_deref(),
+                output_name.as_deref(),
+                capture_cb,
+                playback_cb,
+            );
             match opened {
                 Ok((streams, rates)) => {
                     let _ = ready_tx.send(Ok(rates));
@@ -64,11 +75,24 @@ pub fn open(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
             }
         })
         .map_err(|e| AudioError::Device(e.to_string()))?;
-    let (input_rate, output_rate) = ready_rx.recv().map_err(|e| AudioError::Device(e.to_string()))??;
+    let (input_rate, output_rate) = ready_rx
+        .recv()
+        .map_err(|e| AudioError::Device(e.to_string()))??;
     let stop = Arc::new(stop_tx);
     Ok(CallAudio {
-        source: Box::new(DeviceSource { buffer: capture, resampler: StreamResampler::new(input_rate, rate)?, captured: Vec::new(), _stop: Arc::clone(&stop) }),
-        sink: Box::new(DeviceSink { buffer: playback, resampler: StreamResampler::new(rate, output_rate)?, device_rate: output_rate, scratch: Vec::new(), _stop: stop }),
+        source: Box::new(DeviceSource {
+            buffer: capture,
+            resampler: StreamResampler::new(input_rate, rate)?,
+            captured: Vec::new(),
+            _stop: Arc::clone(&stop),
+        }),
+        sink: Box::new(DeviceSink {
+            buffer: playback,
+            resampler: StreamResampler::new(rate, output_rate)?,
+            device_rate: output_rate,
+            scratch: Vec::new(),
+            _stop: stop,
+        }),
     })
 }
 
@@ -85,17 +109,35 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
             let opened = (|| {
                 let host = cpal::default_host();
                 let device = match &name {
-                    Some(name) => find(host.output_devices(), name).ok_or_else(|| AudioError::Device(format!("no output device named {name:?}")))?,
-                    None => host.default_output_device().ok_or_else(|| AudioError::Device("no default output device".into()))?,
+                    Some(name) => find(host.output_devices(), name).ok_or_else(|| {
+                        AudioError::Device(format!("no output device named {name:?}"))
+                    })?,
+                    None => host
+                        .default_output_device()
+                        .ok_or_else(|| AudioError::Device("no default output device".into()))?,
                 };
-                let config = device.default_output_config().map_err(|e| AudioError::Device(e.to_string()))?;
+                let config = device
+                    .default_output_config()
+                    .map_err(|e| AudioError::Device(e.to_string()))?;
                 let stream = match config.sample_format() {
-                    cpal::SampleFormat::F32 => playback_stream::<f32>(&device, &config.config(), buffer),
-                    cpal::SampleFormat::I16 => playback_stream::<i16>(&device, &config.config(), buffer),
-                    cpal::SampleFormat::I32 => playback_stream::<i32>(&device, &config.config(), buffer),
-                    other => return Err(AudioError::Device(format!("unsupported output sample format {other:?}"))),
+                    cpal::SampleFormat::F32 => {
+                        playback_stream::<f32>(&device, &config.config(), buffer)
+                    }
+                    cpal::SampleFormat::I16 => {
+                        playback_stream::<i16>(&device, &config.config(), buffer)
+                    }
+                    cpal::SampleFormat::I32 => {
+                        playback_stream::<i32>(&device, &config.config(), buffer)
+                    }
+                    other => {
+                        return Err(AudioError::Device(format!(
+                            "unsupported output sample format {other:?}"
+                        )));
+                    }
                 }?;
-                stream.play().map_err(|e| AudioError::Device(e.to_string()))?;
+                stream
+                    .play()
+                    .map_err(|e| AudioError::Device(e.to_string()))?;
                 Ok((stream, config.sample_rate()))
             })();
             match opened {
@@ -110,50 +152,102 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
             }
         })
         .map_err(|e| AudioError::Device(e.to_string()))?;
-    let device_rate = ready_rx.recv().map_err(|e| AudioError::Device(e.to_string()))??;
-    Ok(Box::new(DeviceSink { buffer: playback, resampler: StreamResampler::new(rate, device_rate)?, device_rate, scratch: Vec::new(), _stop: Arc::new(stop_tx) }))
+    let device_rate = ready_rx
+        .recv()
+        .map_err(|e| AudioError::Device(e.to_string()))??;
+    Ok(Box::new(DeviceSink {
+        buffer: playback,
+        resampler: StreamResampler::new(rate, device_rate)?,
+        device_rate,
+        scratch: Vec::new(),
+        _stop: Arc::new(stop_tx),
+    }))
 }
 
-fn find(devices: Result<impl Iterator<Item = cpal::Device>, cpal::Error>, name: &str) -> Option<cpal::Device> {
+fn find(
+    devices: Result<impl Iterator<Item = cpal::Device>, cpal::Error>,
+    name: &str,
+) -> Option<cpal::Device> {
     devices.ok()?.find(|d| d.to_string() == name)
 }
 
 type Streams = (cpal::Stream, cpal::Stream);
 
-fn start_streams(input: Option<&str>, output: Option<&str>, capture: Buffer, playback: Buffer) -> Result<(Streams, (u32, u32)), AudioError> {
+fn start_streams(
+    input: Option<&str>,
+    output: Option<&str>,
+    capture: Buffer,
+    playback: Buffer,
+) -> Result<(Streams, (u32, u32)), AudioError> {
     let host = cpal::default_host();
     let input_device = match input {
-        Some(name) => find(host.input_devices(), name).ok_or_else(|| AudioError::Device(format!("no input device named {name:?}")))?,
-        None => host.default_input_device().ok_or_else(|| AudioError::Device("no default input device".into()))?,
+        Some(name) => find(host.input_devices(), name)
+            .ok_or_else(|| AudioError::Device(format!("no input device named {name:?}")))?,
+        None => host
+            .default_input_device()
+            .ok_or_else(|| AudioError::Device("no default input device".into()))?,
     };
     let output_device = match output {
-        Some(name) => find(host.output_devices(), name).ok_or_else(|| AudioError::Device(format!("no output device named {name:?}")))?,
-        None => host.default_output_device().ok_or_else(|| AudioError::Device("no default output device".into()))?,
+        Some(name) => find(host.output_devices(), name)
+            .ok_or_else(|| AudioError::Device(format!("no output device named {name:?}")))?,
+        None => host
+            .default_output_device()
+            .ok_or_else(|| AudioError::Device("no default output device".into()))?,
     };
     let device_error = |e: cpal::Error| AudioError::Device(e.to_string());
     let input_config = input_device.default_input_config().map_err(device_error)?;
-    let output_config = output_device.default_output_config().map_err(device_error)?;
+    let output_config = output_device
+        .default_output_config()
+        .map_err(device_error)?;
     let input_rate = input_config.sample_rate();
     let output_rate = output_config.sample_rate();
     let input_stream = match input_config.sample_format() {
-        cpal::SampleFormat::F32 => capture_stream::<f32>(&input_device, &input_config.config(), capture),
-        cpal::SampleFormat::I16 => capture_stream::<i16>(&input_device, &input_config.config(), capture),
-        cpal::SampleFormat::I32 => capture_stream::<i32>(&input_device, &input_config.config(), capture),
-        other => return Err(AudioError::Device(format!("unsupported input sample format {other:?}"))),
+        cpal::SampleFormat::F32 => {
+            capture_stream::<f32>(&input_device, &input_config.config(), capture)
+        }
+        cpal::SampleFormat::I16 => {
+            capture_stream::<i16>(&input_device, &input_config.config(), capture)
+        }
+        cpal::SampleFormat::I32 => {
+            capture_stream::<i32>(&input_device, &input_config.config(), capture)
+        }
+        other => {
+            return Err(AudioError::Device(format!(
+                "unsupported input sample format {other:?}"
+            )));
+        }
     }?;
     let output_stream = match output_config.sample_format() {
-        cpal::SampleFormat::F32 => playback_stream::<f32>(&output_device, &output_config.config(), playback),
-        cpal::SampleFormat::I16 => playback_stream::<i16>(&output_device, &output_config.config(), playback),
-        cpal::SampleFormat::I32 => playback_stream::<i32>(&output_device, &output_config.config(), playback),
-        other => return Err(AudioError::Device(format!("unsupported output sample format {other:?}"))),
+        cpal::SampleFormat::F32 => {
+            playback_stream::<f32>(&output_device, &output_config.config(), playback)
+        }
+        cpal::SampleFormat::I16 => {
+            playback_stream::<i16>(&output_device, &output_config.config(), playback)
+        }
+        cpal::SampleFormat::I32 => {
+            playback_stream::<i32>(&output_device, &output_config.config(), playback)
+        }
+        other => {
+            return Err(AudioError::Device(format!(
+                "unsupported output sample format {other:?}"
+            )));
+        }
     }?;
-    input_stream.play().map_err(|e| AudioError::Device(e.to_string()))?;
-    output_stream.play().map_err(|e| AudioError::Device(e.to_string()))?;
+    input_stream
+        .play()
+        .map_err(|e| AudioError::Device(e.to_string()))?;
+    output_stream
+        .play()
+        .map_err(|e| AudioError::Device(e.to_string()))?;
     tracing::info!(input = %input_device, output = %output_device, input_rate, output_rate, "audio devices open");
     Ok(((input_stream, output_stream), (input_rate, output_rate)))
 }
 
-fn capture_stream<T>(device: &cpal::Device, config: &cpal::StreamConfig, buffer: Buffer) -> Result<cpal::Stream, AudioError>
+fn capture_stream<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    buffer: Buffer,
+) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample,
     f32: FromSample<T>,
@@ -164,9 +258,12 @@ where
         .build_input_stream::<T, _, _>(
             *config,
             move |data: &[T], _| {
-                let Ok(mut buffer) = buffer.lock() else { return };
+                let Ok(mut buffer) = buffer.lock() else {
+                    return;
+                };
                 for frame in data.chunks(channels) {
-                    let mono = frame.iter().map(|s| f32::from_sample(*s)).sum::<f32>() / frame.len() as f32;
+                    let mono = frame.iter().map(|s| f32::from_sample(*s)).sum::<f32>()
+                        / frame.len() as f32;
                     buffer.push_back(mono);
                 }
                 let excess = buffer.len().saturating_sub(limit);
@@ -178,7 +275,11 @@ where
         .map_err(|e| AudioError::Device(e.to_string()))
 }
 
-fn playback_stream<T>(device: &cpal::Device, config: &cpal::StreamConfig, buffer: Buffer) -> Result<cpal::Stream, AudioError>
+fn playback_stream<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    buffer: Buffer,
+) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample + FromSample<f32>,
 {
@@ -219,7 +320,10 @@ impl AudioSource for DeviceSource {
         let mut converted = vec![0.0; frame.len()];
         // Too little captured (start-up, a slow device): the rest of the frame is silence.
         let got = self.resampler.pull(&mut converted);
-        for (sample, value) in frame.iter_mut().zip(converted[..got].iter().chain(std::iter::repeat(&0.0))) {
+        for (sample, value) in frame
+            .iter_mut()
+            .zip(converted[..got].iter().chain(std::iter::repeat(&0.0)))
+        {
             *sample = (value.clamp(-1.0, 1.0) * 32767.0) as i16;
         }
     }
@@ -236,12 +340,15 @@ struct DeviceSink {
 impl AudioSink for DeviceSink {
     fn write(&mut self, samples: &[i16]) {
         self.scratch.clear();
-        self.scratch.extend(samples.iter().map(|s| f32::from(*s) / 32768.0));
+        self.scratch
+            .extend(samples.iter().map(|s| f32::from(*s) / 32768.0));
         self.resampler.push(&self.scratch);
         self.scratch.resize(self.resampler.available(), 0.0);
         let n = self.resampler.pull(&mut self.scratch);
         let limit = (self.device_rate as f32 * MAX_BUFFER_SECONDS) as usize;
-        let Ok(mut buffer) = self.buffer.lock() else { return };
+        let Ok(mut buffer) = self.buffer.lock() else {
+            return;
+        };
         buffer.extend(&self.scratch[..n]);
         let excess = buffer.len().saturating_sub(limit);
         buffer.drain(..excess);

@@ -12,23 +12,42 @@ pub struct WavSource {
 
 impl WavSource {
     pub fn open(path: &Path, rate: u32) -> Result<Self, AudioError> {
-        let error = |message: String| AudioError::File { path: path.to_owned(), message };
+        let error = |message: String| AudioError::File {
+            path: path.to_owned(),
+            message,
+        };
         let mut reader = hound::WavReader::open(path).map_err(|e| error(e.to_string()))?;
         let spec = reader.spec();
         let channels = usize::from(spec.channels.max(1));
         let interleaved: Vec<f32> = match spec.sample_format {
             hound::SampleFormat::Int => {
                 let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
-                reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>().map_err(|e| error(e.to_string()))?
+                reader
+                    .samples::<i32>()
+                    .map(|s| s.map(|v| v as f32 * scale))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| error(e.to_string()))?
             }
-            hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>().map_err(|e| error(e.to_string()))?,
+            hound::SampleFormat::Float => reader
+                .samples::<f32>()
+                .collect::<Result<_, _>>()
+                .map_err(|e| error(e.to_string()))?,
         };
-        let mono: Vec<f32> = interleaved.chunks(channels).map(|frame| frame.iter().sum::<f32>() / frame.len() as f32).collect();
+        let mono: Vec<f32> = interleaved
+            .chunks(channels)
+            .map(|frame| frame.iter().sum::<f32>() / frame.len() as f32)
+            .collect();
         if mono.is_empty() {
             return Err(error("has no samples".into()));
         }
-        let samples = resample(&mono, spec.sample_rate, rate).into_iter().map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16).collect();
-        Ok(Self { samples, position: 0 })
+        let samples = resample(&mono, spec.sample_rate, rate)
+            .into_iter()
+            .map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .collect();
+        Ok(Self {
+            samples,
+            position: 0,
+        })
     }
 }
 
@@ -68,9 +87,20 @@ pub struct WavSink {
 
 impl WavSink {
     pub fn create(path: &Path, rate: u32) -> Result<Self, AudioError> {
-        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-        let writer = hound::WavWriter::create(path, spec).map_err(|e| AudioError::File { path: path.to_owned(), message: e.to_string() })?;
-        Ok(Self { path: path.to_owned(), writer })
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer = hound::WavWriter::create(path, spec).map_err(|e| AudioError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer,
+        })
     }
 }
 
@@ -99,10 +129,16 @@ mod tests {
     fn a_48k_stereo_file_plays_as_8k_mono_in_a_loop_and_records() {
         let dir = tempfile::tempdir().expect("tempdir");
         let input = dir.path().join("in.wav");
-        let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 48000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut writer = hound::WavWriter::create(&input, spec).expect("create");
         for n in 0..4800 {
-            let v = (10000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 48000.0).sin()) as i16;
+            let v = (10000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 48000.0).sin())
+                as i16;
             writer.write_sample(v).expect("left");
             writer.write_sample(v).expect("right");
         }
@@ -115,10 +151,14 @@ mod tests {
         assert_eq!(frame[0], frame[8], "periodic");
         let mut more = vec![0i16; 800];
         source.read(&mut more);
-        assert!(more[700..].iter().any(|s| *s != 0), "loops past the end (800 samples at 8 kHz)");
+        assert!(
+            more[700..].iter().any(|s| *s != 0),
+            "loops past the end (800 samples at 8 kHz)"
+        );
 
         let output = dir.path().join("out.wav");
-        let mut sink: Box<dyn AudioSink> = Box::new(WavSink::create(&output, 8000).expect("create"));
+        let mut sink: Box<dyn AudioSink> =
+            Box::new(WavSink::create(&output, 8000).expect("create"));
         sink.write(&frame);
         sink.finish();
         let reader = hound::WavReader::open(&output).expect("recorded");
@@ -127,7 +167,10 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_a_clear_error() {
-        let err = WavSource::open(Path::new("/nonexistent/tone.wav"), 8000).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = WavSource::open(Path::new("/nonexistent/tone.wav"), 8000)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("/nonexistent/tone.wav"), "{err}");
     }
 }

@@ -7,9 +7,9 @@
 
 #[cfg(feature = "devices")]
 pub mod device;
+mod file;
 #[cfg(feature = "devices")]
 mod resample;
-mod file;
 pub mod ringer;
 
 pub use file::{WavSink, WavSource};
@@ -62,13 +62,21 @@ pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, Audio
             Ok(audio) => Ok(audio),
             Err(e) => {
                 tracing::warn!("{e}; this call has no audio (see `softphone-bridge devices`)");
-                Ok(CallAudio { source: Box::new(Silence), sink: Box::new(Discard) })
+                Ok(CallAudio {
+                    source: Box::new(Silence),
+                    sink: Box::new(Discard),
+                })
             }
         },
         #[cfg(not(feature = "devices"))]
         AudioBackend::Cpal => {
-            tracing::warn!("built without the `devices` feature; this call has no audio (use [audio] backend = \"file\")");
-            Ok(CallAudio { source: Box::new(Silence), sink: Box::new(Discard) })
+            tracing::warn!(
+                "built without the `devices` feature; this call has no audio (use [audio] backend = \"file\")"
+            );
+            Ok(CallAudio {
+                source: Box::new(Silence),
+                sink: Box::new(Discard),
+            })
         }
     }
 }

@@ -7,7 +7,10 @@
 use std::collections::VecDeque;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Async, FixedAsync, Resampler as _, SincInterpolationParameters, SincInterpolationType, WindowFunction};
+use rubato::{
+    Async, FixedAsync, Resampler as _, SincInterpolationParameters, SincInterpolationType,
+    WindowFunction,
+};
 
 use super::AudioError;
 
@@ -26,13 +29,26 @@ impl StreamResampler {
         } else {
             // 20 ms chunks of input: the call's frame size, so latency stays one frame.
             let chunk = (from / 50).max(1) as usize;
-            let parameters = SincInterpolationParameters::new(128, WindowFunction::BlackmanHarris2).interpolation(SincInterpolationType::Linear);
-            let sinc = Async::<f32>::new_sinc(f64::from(to) / f64::from(from), 1.0, &parameters, chunk, 1, FixedAsync::Input)
-                .map_err(|e| AudioError::Device(format!("resampler {from} → {to} Hz: {e}")))?;
+            let parameters = SincInterpolationParameters::new(128, WindowFunction::BlackmanHarris2)
+                .interpolation(SincInterpolationType::Linear);
+            let sinc = Async::<f32>::new_sinc(
+                f64::from(to) / f64::from(from),
+                1.0,
+                &parameters,
+                chunk,
+                1,
+                FixedAsync::Input,
+            )
+            .map_err(|e| AudioError::Device(format!("resampler {from} → {to} Hz: {e}")))?;
             Some(sinc)
         };
         let scratch = vec![0.0; sinc.as_ref().map_or(0, |f| f.output_frames_max())];
-        Ok(Self { sinc, pending: Vec::new(), ready: VecDeque::new(), scratch })
+        Ok(Self {
+            sinc,
+            pending: Vec::new(),
+            ready: VecDeque::new(),
+            scratch,
+        })
     }
 
     pub fn push(&mut self, samples: &[f32]) {
@@ -47,7 +63,10 @@ impl StreamResampler {
                 break;
             }
             let capacity = self.scratch.len();
-            let (Ok(input), Ok(mut output)) = (InterleavedSlice::new(&self.pending[..needed], 1, needed), InterleavedSlice::new_mut(&mut self.scratch, 1, capacity)) else {
+            let (Ok(input), Ok(mut output)) = (
+                InterleavedSlice::new(&self.pending[..needed], 1, needed),
+                InterleavedSlice::new_mut(&mut self.scratch, 1, capacity),
+            ) else {
                 break;
             };
             match sinc.process_into_buffer(&input, &mut output, None) {
@@ -83,7 +102,9 @@ mod tests {
     use super::*;
 
     fn tone(rate: u32, hz: f32, seconds: f32) -> Vec<f32> {
-        (0..(rate as f32 * seconds) as usize).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * hz / rate as f32).sin() * 0.5).collect()
+        (0..(rate as f32 * seconds) as usize)
+            .map(|i| (i as f32 * 2.0 * std::f32::consts::PI * hz / rate as f32).sin() * 0.5)
+            .collect()
     }
 
     /// Goertzel power of `hz` in `samples`, normalised to the signal's length.
@@ -112,7 +133,11 @@ mod tests {
     #[test]
     fn a_tone_keeps_its_pitch_and_level_both_ways() {
         let down = resample(48000, 8000, &tone(48000, 1000.0, 1.0));
-        assert!((7500..=8000).contains(&down.len()), "about one second out: {}", down.len());
+        assert!(
+            (7500..=8000).contains(&down.len()),
+            "about one second out: {}",
+            down.len()
+        );
         let steady = &down[800..];
         let level = power(steady, 8000, 1000.0);
         assert!(level > 0.05, "1 kHz survives: {level}");
@@ -122,7 +147,10 @@ mod tests {
         let wanted = power(steady, 48000, 1000.0);
         // Naive upsampling leaves an image at 8000 - 1000 Hz; a band-limited one does not.
         let image = power(steady, 48000, 7000.0);
-        assert!(wanted > 0.05 && image < wanted / 1000.0, "tone {wanted}, image {image}");
+        assert!(
+            wanted > 0.05 && image < wanted / 1000.0,
+            "tone {wanted}, image {image}"
+        );
     }
 
     #[test]
@@ -131,8 +159,15 @@ mod tests {
         let down = resample(48000, 8000, &tone(48000, 5000.0, 1.0));
         let steady = &down[800..];
         let alias = power(steady, 8000, 3000.0);
-        let reference = power(&resample(48000, 8000, &tone(48000, 1000.0, 1.0))[800..], 8000, 1000.0);
-        assert!(alias < reference / 1000.0, "alias {alias} vs tone {reference}");
+        let reference = power(
+            &resample(48000, 8000, &tone(48000, 1000.0, 1.0))[800..],
+            8000,
+            1000.0,
+        );
+        assert!(
+            alias < reference / 1000.0,
+            "alias {alias} vs tone {reference}"
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl Ringer {
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(ring(sink, stopped));
-        Some(Self { stop: Some(stop), task })
+        Some(Self {
+            stop: Some(stop),
+            task,
+        })
     }
 
     pub async fn stop(mut self) {
@@ -55,7 +58,10 @@ fn open_sink(config: &AudioConfig) -> Result<Option<Box<dyn AudioSink>>, super::
             None => Ok(None),
         },
         #[cfg(feature = "devices")]
-        AudioBackend::Cpal => super::device::open_output(config.ringer.as_deref().or(config.output.as_deref()), RATE).map(Some),
+        AudioBackend::Cpal => {
+            super::device::open_output(config.ringer.as_deref().or(config.output.as_deref()), RATE)
+                .map(Some)
+        }
         #[cfg(not(feature = "devices"))]
         AudioBackend::Cpal => Ok(None),
     }
@@ -84,7 +90,10 @@ fn ring_frame(position: usize, frame: &mut [i16]) {
         let n = (position + i) % CYCLE_SAMPLES;
         *sample = if n < ON_SAMPLES {
             let t = n as f32 / RATE as f32;
-            let value: f32 = TONES.iter().map(|hz| (2.0 * std::f32::consts::PI * hz * t).sin() * AMPLITUDE).sum();
+            let value: f32 = TONES
+                .iter()
+                .map(|hz| (2.0 * std::f32::consts::PI * hz * t).sin() * AMPLITUDE)
+                .sum();
             (value * 32767.0) as i16
         } else {
             0
@@ -100,12 +109,22 @@ mod tests {
     fn rings_two_seconds_then_pauses_four() {
         let mut frame = [0i16; FRAME];
         ring_frame(0, &mut frame);
-        assert!(frame.iter().any(|s| s.unsigned_abs() > 5000), "ringing at the start");
+        assert!(
+            frame.iter().any(|s| s.unsigned_abs() > 5000),
+            "ringing at the start"
+        );
         ring_frame(ON_SAMPLES, &mut frame);
         assert!(frame.iter().all(|s| *s == 0), "silent after two seconds");
         ring_frame(CYCLE_SAMPLES, &mut frame);
         assert!(frame.iter().any(|s| *s != 0), "rings again after six");
-        let peak = (0..ON_SAMPLES).step_by(FRAME).flat_map(|p| { ring_frame(p, &mut frame); frame }).map(i16::unsigned_abs).max();
+        let peak = (0..ON_SAMPLES)
+            .step_by(FRAME)
+            .flat_map(|p| {
+                ring_frame(p, &mut frame);
+                frame
+            })
+            .map(i16::unsigned_abs)
+            .max();
         assert!(peak.is_some_and(|p| p < 32767), "never clips");
     }
 }

@@ -38,7 +38,10 @@ pub enum CertError {
     #[error("cannot create certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} holds no usable PEM {what}")]
     Pem { path: PathBuf, what: &'static str },
     #[error("TLS setup failed: {0}")]
@@ -117,7 +120,10 @@ pub fn generate(paths: &CertPaths) -> Result<(), CertError> {
     let mut ca = CertificateParams::default();
     let mut ca_name = DistinguishedName::new();
     ca_name.push(DnType::CommonName, "softphone-bridge local CA");
-    ca_name.push(DnType::OrganizationName, "softphone-bridge (this computer only)");
+    ca_name.push(
+        DnType::OrganizationName,
+        "softphone-bridge (this computer only)",
+    );
     ca.distinguished_name = ca_name;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -125,7 +131,10 @@ pub fn generate(paths: &CertPaths) -> Result<(), CertError> {
         permitted_subtrees: vec![
             GeneralSubtree::DnsName("localhost".into()),
             GeneralSubtree::IpAddress(CidrSubnet::V4([127, 0, 0, 1], [255; 4])),
-            GeneralSubtree::IpAddress(CidrSubnet::V6(std::net::Ipv6Addr::LOCALHOST.octets(), [255; 16])),
+            GeneralSubtree::IpAddress(CidrSubnet::V6(
+                std::net::Ipv6Addr::LOCALHOST.octets(),
+                [255; 16],
+            )),
         ],
         excluded_subtrees: Vec::new(),
     });
@@ -136,8 +145,10 @@ pub fn generate(paths: &CertPaths) -> Result<(), CertError> {
 
     let leaf_key = KeyPair::generate()?;
     let mut leaf = CertificateParams::new(vec!["localhost".to_owned()])?;
-    leaf.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    leaf.subject_alt_names.push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
     let mut leaf_name = DistinguishedName::new();
     leaf_name.push(DnType::CommonName, "localhost");
     leaf.distinguished_name = leaf_name;
@@ -157,20 +168,36 @@ pub fn generate(paths: &CertPaths) -> Result<(), CertError> {
         leaf_not_after_unix: (now + time::Duration::days(LEAF_DAYS)).unix_timestamp(),
         ca_sha256: sha256_hex(ca_cert.der()),
     };
-    write_public(&paths.about, serde_json::to_string_pretty(&about).unwrap_or_default().as_bytes())?;
+    write_public(
+        &paths.about,
+        serde_json::to_string_pretty(&about)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     tracing::info!(ca = %paths.ca.display(), "created a new local CA and localhost certificate");
     Ok(())
 }
 
 pub fn load(paths: &CertPaths) -> Result<LocalCerts, CertError> {
     let read_cert = |path: &Path, what| {
-        CertificateDer::from_pem_file(path).map_err(|_| CertError::Pem { path: path.to_owned(), what })
+        CertificateDer::from_pem_file(path).map_err(|_| CertError::Pem {
+            path: path.to_owned(),
+            what,
+        })
     };
     let ca = read_cert(&paths.ca, "certificate")?;
     let leaf = read_cert(&paths.leaf, "certificate")?;
-    let key = PrivateKeyDer::from_pem_file(&paths.key)
-        .map_err(|_| CertError::Pem { path: paths.key.clone(), what: "private key" })?;
-    Ok(LocalCerts { paths: paths.clone(), ca, leaf, key, created: false })
+    let key = PrivateKeyDer::from_pem_file(&paths.key).map_err(|_| CertError::Pem {
+        path: paths.key.clone(),
+        what: "private key",
+    })?;
+    Ok(LocalCerts {
+        paths: paths.clone(),
+        ca,
+        leaf,
+        key,
+        created: false,
+    })
 }
 
 /// Checks the leaf chains to our CA and is valid for every local name at `when`.
@@ -178,13 +205,23 @@ pub fn verify_leaf(certs: &LocalCerts, when: SystemTime) -> Result<(), CertError
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certs.ca.clone())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-    let since_epoch = when.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let since_epoch = when
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     for name in LOCAL_NAMES {
-        let server_name = ServerName::try_from(name).map_err(|e| rustls::Error::General(e.to_string()))?;
-        verifier.verify_server_cert(&certs.leaf, &[], &server_name, &[], UnixTime::since_unix_epoch(since_epoch))?;
+        let server_name =
+            ServerName::try_from(name).map_err(|e| rustls::Error::General(e.to_string()))?;
+        verifier.verify_server_cert(
+            &certs.leaf,
+            &[],
+            &server_name,
+            &[],
+            UnixTime::since_unix_epoch(since_epoch),
+        )?;
     }
     Ok(())
 }
@@ -196,7 +233,10 @@ impl LocalCerts {
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(vec![self.leaf.clone(), self.ca.clone()], self.key.clone_key())?;
+            .with_single_cert(
+                vec![self.leaf.clone(), self.ca.clone()],
+                self.key.clone_key(),
+            )?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
@@ -208,11 +248,19 @@ impl LocalCerts {
 
 pub fn sha256_hex(der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CertError> {
-    let io = |source| CertError::Io { path: dir.to_owned(), source };
+    let io = |source| CertError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     #[cfg(unix)]
     {
@@ -223,14 +271,20 @@ fn create_private_dir(dir: &Path) -> Result<(), CertError> {
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
-    std::fs::write(path, bytes).map_err(|source| CertError::Io { path: path.to_owned(), source })
+    std::fs::write(path, bytes).map_err(|source| CertError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes a file only its owner can read, created with that mode so it is never readable by
 /// others, not even for a moment.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
     use std::io::Write;
-    let io = |source| CertError::Io { path: path.to_owned(), source };
+    let io = |source| CertError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let _ = std::fs::remove_file(path);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

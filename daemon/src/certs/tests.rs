@@ -9,7 +9,14 @@ fn generated_leaf_is_valid_for_local_names_only() {
     let certs = ensure(&paths).expect("created");
     assert!(certs.created);
     verify_leaf(&certs, SystemTime::now()).expect("valid now for localhost, 127.0.0.1 and ::1");
-    assert!(verify_leaf(&certs, SystemTime::now() + Duration::from_secs(900 * 24 * 3600)).is_err(), "expires");
+    assert!(
+        verify_leaf(
+            &certs,
+            SystemTime::now() + Duration::from_secs(900 * 24 * 3600)
+        )
+        .is_err(),
+        "expires"
+    );
     certs.server_config().expect("usable for TLS");
 
     // A second start reuses the same files.
@@ -28,11 +35,17 @@ fn ca_key_is_not_kept_and_leaf_key_is_private() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["about.json", "ca.pem", "localhost.key", "localhost.pem"]);
+    assert_eq!(
+        names,
+        ["about.json", "ca.pem", "localhost.key", "localhost.pem"]
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&paths.key).expect("key").permissions().mode();
+        let mode = std::fs::metadata(&paths.key)
+            .expect("key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "key readable by the owner only");
     }
 }
@@ -52,7 +65,11 @@ fn ca_cannot_vouch_for_other_names() {
     .build()
     .expect("verifier");
     let name = ServerName::try_from("example.com").expect("name");
-    assert!(verifier.verify_server_cert(&certs.leaf, &[], &name, &[], UnixTime::now()).is_err());
+    assert!(
+        verifier
+            .verify_server_cert(&certs.leaf, &[], &name, &[], UnixTime::now())
+            .is_err()
+    );
 }
 
 #[test]

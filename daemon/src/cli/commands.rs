@@ -40,16 +40,21 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
         Command::Run(args) => run(args, data_dir),
         Command::Certs { command } => certs_command(command, &data_dir),
         Command::Origins { command } => origins_command(command, &data_dir),
-        Command::Config { command: ConfigCommand::Check { file } } => {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
             let (config, _) = config::parse_file(&file)?;
             // What only makes sense as a whole: the account's server, its DNS server.
             if let Some(account) = &config.account {
-                crate::line::LineConfig::from_account(account).map_err(|e| CliError::Status(format!("{}: {e}", file.display())))?;
+                crate::line::LineConfig::from_account(account)
+                    .map_err(|e| CliError::Status(format!("{}: {e}", file.display())))?;
             }
             println!("{}: ok", file.display());
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Show { config } } => {
+        Command::Config {
+            command: ConfigCommand::Show { config },
+        } => {
             let (config, used) = config::load(&Sources::standard(config))?;
             for path in used {
                 println!("# from {}", path.display());
@@ -66,7 +71,11 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(CliError::Runtime)
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
 }
 
 fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
@@ -76,24 +85,49 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
         api.insert("port".into(), toml::Value::Integer(i64::from(port)));
     }
     if !args.allow_origins.is_empty() {
-        let origins = args.allow_origins.into_iter().map(toml::Value::String).collect();
+        let origins = args
+            .allow_origins
+            .into_iter()
+            .map(toml::Value::String)
+            .collect();
         api.insert("allowed_origins".into(), toml::Value::Array(origins));
     }
     if !api.is_empty() {
-        sources.overrides.insert("api".into(), toml::Value::Table(api));
+        sources
+            .overrides
+            .insert("api".into(), toml::Value::Table(api));
     }
     if let Some(level) = args.log_level {
         let mut log = toml::Table::new();
         log.insert("level".into(), toml::Value::String(level));
-        sources.overrides.insert("log".into(), toml::Value::Table(log));
+        sources
+            .overrides
+            .insert("log".into(), toml::Value::Table(log));
     }
     let (config, used) = config::load(&sources)?;
-    let level = if config.log.debug_console { "debug".to_owned() } else { config.log.level.clone() };
-    crate::logging::init(&level, Some(&data_dir.join("logs")));
+    let verbose = config.log.debug_console
+        || config
+            .account
+            .as_ref()
+            .and_then(|a| a.debug_console)
+            .unwrap_or(false);
+    let level = if verbose {
+        "debug".to_owned()
+    } else {
+        config.log.level.clone()
+    };
+    let logs = crate::logging::init(&config.log.level, Some(&data_dir.join("logs")));
+    logs.0.set_verbose(verbose);
+    let _ = level;
     for path in &used {
         tracing::info!("config: {}", path.display());
     }
-    let options = RunOptions { config, data_dir, headless: args.headless };
+    let options = RunOptions {
+        config,
+        data_dir,
+        headless: args.headless,
+        logs: Some(logs),
+    };
     runtime()?.block_on(crate::run::run(options))?;
     Ok(())
 }
@@ -105,11 +139,18 @@ fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<()
             let certs = certs::ensure(&paths)?;
             println!("CA certificate: {}", paths.ca.display());
             println!("SHA-256:        {}", certs.ca_sha256());
-            if let Some(about) = std::fs::read_to_string(&paths.about).ok().and_then(|t| serde_json::from_str::<certs::About>(&t).ok()) {
-                let until = time::OffsetDateTime::from_unix_timestamp(about.leaf_not_after_unix).map(|t| t.date().to_string()).unwrap_or_default();
+            if let Some(about) = std::fs::read_to_string(&paths.about)
+                .ok()
+                .and_then(|t| serde_json::from_str::<certs::About>(&t).ok())
+            {
+                let until = time::OffsetDateTime::from_unix_timestamp(about.leaf_not_after_unix)
+                    .map(|t| t.date().to_string())
+                    .unwrap_or_default();
                 println!("Valid until:    {until} (localhost certificate)");
             }
-            println!("Names allowed:  localhost, 127.0.0.1, ::1 (X.509 name constraints); the CA key was discarded");
+            println!(
+                "Names allowed:  localhost, 127.0.0.1, ::1 (X.509 name constraints); the CA key was discarded"
+            );
             Ok(())
         }
         CertsCommand::Install { system } => {
@@ -125,7 +166,10 @@ fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<()
         }
         CertsCommand::Renew => {
             certs::generate(&paths)?;
-            println!("new CA at {}; restart the daemon and run `softphone-bridge certs install`", paths.ca.display());
+            println!(
+                "new CA at {}; restart the daemon and run `softphone-bridge certs install`",
+                paths.ca.display()
+            );
             Ok(())
         }
     }
@@ -141,12 +185,19 @@ fn print_report(verb: &str, report: &trust::Report) {
 }
 
 fn origins_command(command: OriginsCommand, data_dir: &std::path::Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Write { path: data_dir.to_owned(), source })?;
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Write {
+        path: data_dir.to_owned(),
+        source,
+    })?;
     let mut store = ApprovalStore::open(&data_dir.join("origins.json"))?;
     match command {
         OriginsCommand::List => {
             let origins = store.origins();
-            for (label, list) in [("approved", &origins.approved), ("denied", &origins.denied), ("pending", &origins.pending)] {
+            for (label, list) in [
+                ("approved", &origins.approved),
+                ("denied", &origins.denied),
+                ("pending", &origins.pending),
+            ] {
                 for origin in list {
                     println!("{label}\t{origin}");
                 }
@@ -162,31 +213,54 @@ fn origins_command(command: OriginsCommand, data_dir: &std::path::Path) -> Resul
 fn status(data_dir: &std::path::Path) -> Result<(), CliError> {
     use futures_util::StreamExt;
     let Some(info) = DaemonInfo::read(data_dir) else {
-        return Err(CliError::Status(format!("not running (no {})", DaemonInfo::path(data_dir).display())));
+        return Err(CliError::Status(format!(
+            "not running (no {})",
+            DaemonInfo::path(data_dir).display()
+        )));
     };
     let certs = certs::load(&CertPaths::in_data_dir(data_dir))?;
     let origin = format!("https://localhost:{}", info.port);
     let target = crate::client::Target::new(info.port, Some(&origin));
     let hello = runtime()?.block_on(async {
-        let mut ws = crate::client::connect(&target, &certs.ca).await.map_err(|e| CliError::Status(format!("daemon pid {} not reachable: {e}", info.pid)))?;
+        let mut ws = crate::client::connect(&target, &certs.ca)
+            .await
+            .map_err(|e| CliError::Status(format!("daemon pid {} not reachable: {e}", info.pid)))?;
         match ws.next().await {
             Some(Ok(frame)) => Ok(frame.into_text().map(|t| t.to_string()).unwrap_or_default()),
             _ => Err(CliError::Status("no hello from the daemon".into())),
         }
     })?;
-    println!("running: pid {}, wss://localhost:{}/ws", info.pid, info.port);
+    println!(
+        "running: pid {}, wss://localhost:{}/ws",
+        info.pid, info.port
+    );
     let value: serde_json::Value = serde_json::from_str(&hello).unwrap_or_default();
     let state = &value["payload"]["state"];
-    println!("line:     {}", state["line"]["state"].as_str().unwrap_or("?"));
-    println!("presence: {}", state["presence"]["name"].as_str().unwrap_or("?"));
-    println!("calls:    {}", state["calls"].as_array().map_or(0, Vec::len));
+    println!(
+        "line:     {}",
+        state["line"]["state"].as_str().unwrap_or("?")
+    );
+    println!(
+        "presence: {}",
+        state["presence"]["name"].as_str().unwrap_or("?")
+    );
+    println!(
+        "calls:    {}",
+        state["calls"].as_array().map_or(0, Vec::len)
+    );
     Ok(())
 }
 
 #[cfg(feature = "devices")]
 fn devices() {
     let list = crate::audio::device::list();
-    let mark = |name: &String, default: &Option<String>| if default.as_ref() == Some(name) { " (default)" } else { "" };
+    let mark = |name: &String, default: &Option<String>| {
+        if default.as_ref() == Some(name) {
+            " (default)"
+        } else {
+            ""
+        }
+    };
     println!("input devices:");
     for name in &list.inputs {
         println!("  {name}{}", mark(name, &list.default_input));

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "softphone-bridge", version, about = "The agent's phone line, driven by CRM pages over a secure localhost WebSocket")]
+#[command(
+    name = "softphone-bridge",
+    version,
+    about = "The agent's phone line, driven by CRM pages over a secure localhost WebSocket"
+)]
 pub struct Cli {
     /// Where certificates, approvals, state and logs live (default: the per-user data folder).
     #[arg(long, global = true, value_name = "DIR")]
@@ -84,10 +88,16 @@ pub enum CertsCommand {
 pub enum OriginsCommand {
     /// Show approved, denied and pending origins.
     List,
-    Approve { origin: String },
-    Deny { origin: String },
+    Approve {
+        origin: String,
+    },
+    Deny {
+        origin: String,
+    },
     /// Forget an origin: it will be pending again on its next attempt.
-    Forget { origin: String },
+    Forget {
+        origin: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

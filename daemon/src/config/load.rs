@@ -16,11 +16,25 @@ pub const USER_CONFIG_ENV: &str = "SOFTPHONE_BRIDGE_USER_CONFIG";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}:{column}: {message}")]
-    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}:{line}:{column}: key `{key}`: {message}")]
-    Key { path: PathBuf, key: String, line: usize, column: usize, message: String },
+    Key {
+        path: PathBuf,
+        key: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
 }
@@ -61,9 +75,15 @@ fn from_env_or(var: &str, default: Option<PathBuf>) -> Option<PathBuf> {
 fn system_config_path() -> Option<PathBuf> {
     if cfg!(target_os = "windows") {
         let base = std::env::var_os("ProgramData")?;
-        Some(Path::new(&base).join("softphone-bridge").join("config.toml"))
+        Some(
+            Path::new(&base)
+                .join("softphone-bridge")
+                .join("config.toml"),
+        )
     } else if cfg!(target_os = "macos") {
-        Some(PathBuf::from("/Library/Application Support/softphone-bridge/config.toml"))
+        Some(PathBuf::from(
+            "/Library/Application Support/softphone-bridge/config.toml",
+        ))
     } else {
         Some(PathBuf::from("/etc/softphone-bridge/config.toml"))
     }
@@ -101,25 +121,43 @@ pub fn load(sources: &Sources) -> Result<(Config, Vec<PathBuf>), ConfigError> {
 /// Parses one file strictly (unknown keys and wrong types are errors) and also returns its raw
 /// table for layering. This is what `softphone-bridge config check FILE` runs.
 pub fn parse_file(path: &Path) -> Result<(Config, toml::Table), ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse_str(path, &text)
 }
 
 fn parse_str(path: &Path, text: &str) -> Result<(Config, toml::Table), ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, column) = position(text, e.span());
-        ConfigError::Syntax { path: path.to_owned(), line, column, message: e.message().to_owned() }
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            line,
+            column,
+            message: e.message().to_owned(),
+        }
     })?;
     let deserializer = toml::Deserializer::parse(text).map_err(|e| {
         let (line, column) = position(text, e.span());
-        ConfigError::Syntax { path: path.to_owned(), line, column, message: e.message().to_owned() }
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            line,
+            column,
+            message: e.message().to_owned(),
+        }
     })?;
     let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
         let (line, column) = position(text, inner.span());
-        ConfigError::Key { path: path.to_owned(), key, line, column, message: inner.message().to_owned() }
+        ConfigError::Key {
+            path: path.to_owned(),
+            key,
+            line,
+            column,
+            message: inner.message().to_owned(),
+        }
     })?;
     validate(&config)?;
     Ok((config, table))

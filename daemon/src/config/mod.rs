@@ -44,7 +44,11 @@ pub struct ProvisioningConfig {
 
 impl Default for ProvisioningConfig {
     fn default() -> Self {
-        Self { allowed: true, ca_file: None, force_relay: false }
+        Self {
+            allowed: true,
+            ca_file: None,
+            force_relay: false,
+        }
     }
 }
 
@@ -177,7 +181,10 @@ pub enum SrtpPolicy {
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self { codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()], srtp: SrtpPolicy::Optional }
+        Self {
+            codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()],
+            srtp: SrtpPolicy::Optional,
+        }
     }
 }
 
@@ -194,7 +201,11 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), debug_console: false, debug_html: false }
+        Self {
+            level: "info".into(),
+            debug_console: false,
+            debug_html: false,
+        }
     }
 }
 
@@ -216,10 +227,18 @@ pub struct StatusEntry {
 
 /// Statuses offered when IT configures none.
 pub fn default_statuses() -> Vec<PresenceStatus> {
-    [("available", "Available"), ("busy", "Busy"), ("break", "On break"), ("offline", "Offline")]
-        .into_iter()
-        .map(|(id, name)| PresenceStatus { softphone_id: id.into(), name: name.into() })
-        .collect()
+    [
+        ("available", "Available"),
+        ("busy", "Busy"),
+        ("break", "On break"),
+        ("offline", "Offline"),
+    ]
+    .into_iter()
+    .map(|(id, name)| PresenceStatus {
+        softphone_id: id.into(),
+        name: name.into(),
+    })
+    .collect()
 }
 
 impl Config {
@@ -230,7 +249,10 @@ impl Config {
         self.presence
             .status
             .iter()
-            .map(|s| PresenceStatus { softphone_id: s.softphone_id.clone(), name: s.name.clone() })
+            .map(|s| PresenceStatus {
+                softphone_id: s.softphone_id.clone(),
+                name: s.name.clone(),
+            })
             .collect()
     }
 }

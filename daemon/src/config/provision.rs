@@ -11,7 +11,18 @@ use time::macros::format_description;
 use super::{AccountConfig, Secret, Transport};
 
 /// Every parameter the seed defines; anything else is refused by name.
-pub const PARAMETERS: [&str; 10] = ["auth_key", "server", "turn_port", "customer_id", "user_id", "username", "password", "expire_date", "debug_console", "debug_html"];
+pub const PARAMETERS: [&str; 10] = [
+    "auth_key",
+    "server",
+    "turn_port",
+    "customer_id",
+    "user_id",
+    "username",
+    "password",
+    "expire_date",
+    "debug_console",
+    "debug_html",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProvisionError {
@@ -19,7 +30,9 @@ pub enum ProvisionError {
     NotAnObject,
     #[error("`{0}` is required")]
     Missing(&'static str),
-    #[error("`{0}` is not a provisioning parameter (expected one of: auth_key, server, turn_port, customer_id, user_id, username, password, expire_date, debug_console, debug_html)")]
+    #[error(
+        "`{0}` is not a provisioning parameter (expected one of: auth_key, server, turn_port, customer_id, user_id, username, password, expire_date, debug_console, debug_html)"
+    )]
     Unknown(String),
     #[error("`{0}` must be a non-empty string")]
     NotAString(&'static str),
@@ -29,7 +42,9 @@ pub enum ProvisionError {
     PortOutOfRange,
     #[error("`{0}` must be true or false")]
     NotABool(&'static str),
-    #[error("`expire_date` must be a date and time such as 2026-12-31T18:00:00Z or 2026-12-31 18:00:00 (UTC)")]
+    #[error(
+        "`expire_date` must be a date and time such as 2026-12-31T18:00:00Z or 2026-12-31 18:00:00 (UTC)"
+    )]
     NotADate,
     #[error("`expire_date` {0} is already past")]
     Expired(String),
@@ -54,7 +69,10 @@ pub fn parse(params: &Value, now: OffsetDateTime) -> Result<Provisioning, Provis
     let auth_key = string(map, "auth_key")?;
     let server = string(map, "server")?;
     let turn_port = integer(map, "turn_port")?;
-    let turn_port = u16::try_from(turn_port).ok().filter(|p| *p > 0).ok_or(ProvisionError::PortOutOfRange)?;
+    let turn_port = u16::try_from(turn_port)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(ProvisionError::PortOutOfRange)?;
     let customer_id = integer(map, "customer_id")?;
     let user_id = integer(map, "user_id")?;
     let username = string(map, "username")?;
@@ -66,7 +84,11 @@ pub fn parse(params: &Value, now: OffsetDateTime) -> Result<Provisioning, Provis
     }
     let debug_console = boolean(map, "debug_console")?;
     let debug_html = boolean(map, "debug_html")?;
-    let transport = if server.starts_with("ws://") { Transport::Ws } else { Transport::Wss };
+    let transport = if server.starts_with("ws://") {
+        Transport::Ws
+    } else {
+        Transport::Wss
+    };
     Ok(Provisioning {
         account: AccountConfig {
             server,
@@ -95,7 +117,9 @@ pub fn parse_date(text: &str) -> Result<OffsetDateTime, ProvisionError> {
         return Ok(date);
     }
     let plain = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::PrimitiveDateTime::parse(text, plain).map(|d| d.assume_utc()).map_err(|_| ProvisionError::NotADate)
+    time::PrimitiveDateTime::parse(text, plain)
+        .map(|d| d.assume_utc())
+        .map_err(|_| ProvisionError::NotADate)
 }
 
 fn string(map: &Map<String, Value>, name: &'static str) -> Result<String, ProvisionError> {
@@ -163,42 +187,106 @@ mod tests {
     fn the_seed_parameters_make_a_webrtc_account() {
         let p = parse(&valid(), now()).expect("valid");
         assert_eq!(p.account.transport, Transport::Wss);
-        assert_eq!((p.account.turn_port, p.account.customer_id, p.account.user_id), (Some(3478), Some(77), Some(1001)));
-        assert_eq!(p.expires_at, OffsetDateTime::parse("2026-11-22T17:00:00Z", &Rfc3339).expect("date"));
+        assert_eq!(
+            (
+                p.account.turn_port,
+                p.account.customer_id,
+                p.account.user_id
+            ),
+            (Some(3478), Some(77), Some(1001))
+        );
+        assert_eq!(
+            p.expires_at,
+            OffsetDateTime::parse("2026-11-22T17:00:00Z", &Rfc3339).expect("date")
+        );
         assert!(p.debug_console && !p.debug_html);
         // Secrets stay secret even in debug output.
         let shown = format!("{p:?}");
-        assert!(!shown.contains("secret1001") && !shown.contains("k-7f3a"), "{shown}");
+        assert!(
+            !shown.contains("secret1001") && !shown.contains("k-7f3a"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn each_bad_parameter_is_named() {
         let cases = [
-            (with("turn_port", json!("3478")), ProvisionError::NotAnInteger("turn_port")),
-            (with("turn_port", json!(70000)), ProvisionError::PortOutOfRange),
-            (with("turn_port", json!(34.5)), ProvisionError::NotAnInteger("turn_port")),
-            (with("customer_id", json!(-1)), ProvisionError::NotAnInteger("customer_id")),
-            (with("user_id", json!(true)), ProvisionError::NotAnInteger("user_id")),
-            (with("expire_date", json!("tomorrow")), ProvisionError::NotADate),
-            (with("expire_date", json!("2026-11-22T08:59:59Z")), ProvisionError::Expired("2026-11-22T08:59:59Z".into())),
-            (with("debug_html", json!("yes")), ProvisionError::NotABool("debug_html")),
-            (with("username", json!("  ")), ProvisionError::NotAString("username")),
-            (with("password", json!(1234)), ProvisionError::NotAString("password")),
-            (with("sip_proxy", json!("x")), ProvisionError::Unknown("sip_proxy".into())),
+            (
+                with("turn_port", json!("3478")),
+                ProvisionError::NotAnInteger("turn_port"),
+            ),
+            (
+                with("turn_port", json!(70000)),
+                ProvisionError::PortOutOfRange,
+            ),
+            (
+                with("turn_port", json!(34.5)),
+                ProvisionError::NotAnInteger("turn_port"),
+            ),
+            (
+                with("customer_id", json!(-1)),
+                ProvisionError::NotAnInteger("customer_id"),
+            ),
+            (
+                with("user_id", json!(true)),
+                ProvisionError::NotAnInteger("user_id"),
+            ),
+            (
+                with("expire_date", json!("tomorrow")),
+                ProvisionError::NotADate,
+            ),
+            (
+                with("expire_date", json!("2026-11-22T08:59:59Z")),
+                ProvisionError::Expired("2026-11-22T08:59:59Z".into()),
+            ),
+            (
+                with("debug_html", json!("yes")),
+                ProvisionError::NotABool("debug_html"),
+            ),
+            (
+                with("username", json!("  ")),
+                ProvisionError::NotAString("username"),
+            ),
+            (
+                with("password", json!(1234)),
+                ProvisionError::NotAString("password"),
+            ),
+            (
+                with("sip_proxy", json!("x")),
+                ProvisionError::Unknown("sip_proxy".into()),
+            ),
             (json!([1, 2]), ProvisionError::NotAnObject),
         ];
         for (params, expected) in cases {
             assert_eq!(parse(&params, now()), Err(expected), "{params}");
         }
-        for required in ["auth_key", "server", "turn_port", "customer_id", "user_id", "username", "password", "expire_date"] {
-            assert_eq!(parse(&without(required), now()), Err(ProvisionError::Missing(required)));
+        for required in [
+            "auth_key",
+            "server",
+            "turn_port",
+            "customer_id",
+            "user_id",
+            "username",
+            "password",
+            "expire_date",
+        ] {
+            assert_eq!(
+                parse(&without(required), now()),
+                Err(ProvisionError::Missing(required))
+            );
         }
-        assert!(parse(&without("debug_console"), now()).is_ok(), "debug flags are optional");
+        assert!(
+            parse(&without("debug_console"), now()).is_ok(),
+            "debug flags are optional"
+        );
     }
 
     #[test]
     fn errors_do_not_echo_secrets() {
-        let message = parse(&with("password", json!(1234)), now()).err().map(|e| e.to_string()).unwrap_or_default();
+        let message = parse(&with("password", json!(1234)), now())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(!message.contains("1234"), "{message}");
     }
 }

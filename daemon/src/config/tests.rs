@@ -50,7 +50,11 @@ name = "Ready"
     let account = config.account.expect("account");
     assert_eq!(account.transport, Transport::Tls);
     assert_eq!(account.password.expose(), "s3cret");
-    assert_eq!(format!("{:?}", account.password), "***", "secrets never print");
+    assert_eq!(
+        format!("{:?}", account.password),
+        "***",
+        "secrets never print"
+    );
     assert_eq!(config.audio.backend, AudioBackend::File);
     assert_eq!(config.presence.status[0].name, "Ready");
 }
@@ -77,34 +81,64 @@ fn bad_origin_and_duplicate_status_are_errors() {
     let f = file("[api]\nallowed_origins = [\"https://ok.example\", \"crm.example.com\"]\n");
     let err = parse_file(f.path()).expect_err("bad origin").to_string();
     assert!(err.contains("api.allowed_origins[1]"), "{err}");
-    let f = file("[[presence.status]]\nsoftphoneId = \"a\"\nname = \"A\"\n[[presence.status]]\nsoftphoneId = \"a\"\nname = \"B\"\n");
-    assert!(parse_file(f.path()).expect_err("dup").to_string().contains("duplicate"));
+    let f = file(
+        "[[presence.status]]\nsoftphoneId = \"a\"\nname = \"A\"\n[[presence.status]]\nsoftphoneId = \"a\"\nname = \"B\"\n",
+    );
+    assert!(
+        parse_file(f.path())
+            .expect_err("dup")
+            .to_string()
+            .contains("duplicate")
+    );
     let f = file("[presence]\ninitial = \"nope\"\n");
-    assert!(parse_file(f.path()).expect_err("initial").to_string().contains("presence.initial"));
+    assert!(
+        parse_file(f.path())
+            .expect_err("initial")
+            .to_string()
+            .contains("presence.initial")
+    );
 }
 
 #[test]
 fn layers_override_key_by_key() {
-    let system = file("[api]\nport = 1000\nallowed_origins = [\"https://it.example\"]\n[log]\nlevel = \"warn\"\n");
+    let system = file(
+        "[api]\nport = 1000\nallowed_origins = [\"https://it.example\"]\n[log]\nlevel = \"warn\"\n",
+    );
     let user = file("[api]\nport = 2000\n");
     let explicit = file("[log]\nlevel = \"debug\"\n");
     let mut s = sources(&[&system, &user, &explicit]);
     let (config, used) = load(&s).expect("loads");
     assert_eq!(used.len(), 3);
     assert_eq!(config.api.port, 2000, "user beats system");
-    assert_eq!(config.api.allowed_origins, ["https://it.example"], "untouched keys survive");
+    assert_eq!(
+        config.api.allowed_origins,
+        ["https://it.example"],
+        "untouched keys survive"
+    );
     assert_eq!(config.log.level, "debug", "--config beats both");
     let mut api = toml::Table::new();
     api.insert("port".into(), toml::Value::Integer(3000));
     s.overrides.insert("api".into(), toml::Value::Table(api));
-    assert_eq!(load(&s).expect("loads").0.api.port, 3000, "flags beat files");
+    assert_eq!(
+        load(&s).expect("loads").0.api.port,
+        3000,
+        "flags beat files"
+    );
 }
 
 #[test]
 fn missing_optional_files_are_skipped_but_explicit_must_exist() {
-    let s = Sources { system: Some("/nonexistent/a.toml".into()), user: None, explicit: None, overrides: toml::Table::new() };
+    let s = Sources {
+        system: Some("/nonexistent/a.toml".into()),
+        user: None,
+        explicit: None,
+        overrides: toml::Table::new(),
+    };
     assert_eq!(load(&s).expect("defaults").0, Config::default());
-    let s = Sources { explicit: Some("/nonexistent/b.toml".into()), ..Sources::default() };
+    let s = Sources {
+        explicit: Some("/nonexistent/b.toml".into()),
+        ..Sources::default()
+    };
     assert!(matches!(load(&s), Err(ConfigError::Read { .. })));
 }
 

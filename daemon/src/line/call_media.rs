@@ -24,7 +24,8 @@ pub struct Unacceptable {
     pub reason: String,
 }
 
-/// How the call's RTP travels.
+/// How the call's RTP travels. One per call, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Path {
     Rtp {
         sockets: Option<(UdpSocket, UdpSocket)>,
@@ -55,7 +56,8 @@ impl CallMedia {
     pub async fn for_offer(ip: IpAddr, settings: &MediaSettings) -> Result<Self, String> {
         let (rtp, rtcp) = bind_pair(ip).await?;
         let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
-        let mut local = SessionDescription::offer(session_id(), &ip.to_string(), port, &settings.codecs);
+        let mut local =
+            SessionDescription::offer(session_id(), &ip.to_string(), port, &settings.codecs);
         let keys = match settings.srtp {
             SrtpPolicy::Off => Vec::new(),
             policy => {
@@ -68,22 +70,39 @@ impl CallMedia {
             }
         };
         local.audio.crypto = keys.iter().map(|(crypto, _)| crypto.clone()).collect();
-        let mut media = Self::new(Path::Rtp { sockets: Some((rtp, rtcp)), keys, local });
+        let mut media = Self::new(Path::Rtp {
+            sockets: Some((rtp, rtcp)),
+            keys,
+            local,
+        });
         media.we_offered = true;
         Ok(media)
     }
 
     /// A WebRTC peer connection and our offer for an outgoing call.
-    pub async fn for_webrtc_offer(settings: &MediaSettings, webrtc: &WebRtcSettings) -> Result<Self, String> {
-        let mut media = Self::new(Path::WebRtc(Box::new(WebRtcMedia::for_offer(settings, webrtc).await?)));
+    pub async fn for_webrtc_offer(
+        settings: &MediaSettings,
+        webrtc: &WebRtcSettings,
+    ) -> Result<Self, String> {
+        let mut media = Self::new(Path::WebRtc(Box::new(
+            WebRtcMedia::for_offer(settings, webrtc).await?,
+        )));
         media.we_offered = true;
         Ok(media)
     }
 
     /// A WebRTC peer connection answering an incoming call's offer.
-    pub async fn for_webrtc_answer(settings: &MediaSettings, webrtc: &WebRtcSettings, offer: &str) -> Result<Self, Unacceptable> {
-        let direction = SessionDescription::parse(offer).map(|o| o.audio.direction).unwrap_or(Direction::SendRecv);
-        let webrtc = WebRtcMedia::for_answer(settings, webrtc, offer).await.map_err(|reason| not_acceptable(&reason))?;
+    pub async fn for_webrtc_answer(
+        settings: &MediaSettings,
+        webrtc: &WebRtcSettings,
+        offer: &str,
+    ) -> Result<Self, Unacceptable> {
+        let direction = SessionDescription::parse(offer)
+            .map(|o| o.audio.direction)
+            .unwrap_or(Direction::SendRecv);
+        let webrtc = WebRtcMedia::for_answer(settings, webrtc, offer)
+            .await
+            .map_err(|reason| not_acceptable(&reason))?;
         let mut media = Self::new(Path::WebRtc(Box::new(webrtc)));
         media.remote_direction = direction;
         media.remote_hold = is_hold(direction);
@@ -91,35 +110,87 @@ impl CallMedia {
     }
 
     /// Ports and our answer for an incoming call's offer.
-    pub async fn for_answer(ip: IpAddr, settings: &MediaSettings, offer: &SessionDescription) -> Result<Self, Unacceptable> {
+    pub async fn for_answer(
+        ip: IpAddr,
+        settings: &MediaSettings,
+        offer: &SessionDescription,
+    ) -> Result<Self, Unacceptable> {
         let secure_profile = offer.audio.protocol.contains("SAVP");
-        let offered = offer.audio.crypto.iter().find(|c| srtp::SUITES.contains(&c.suite.as_str()));
+        let offered = offer
+            .audio
+            .crypto
+            .iter()
+            .find(|c| srtp::SUITES.contains(&c.suite.as_str()));
         let use_srtp = match (settings.srtp, offered) {
-            (SrtpPolicy::Off, _) if secure_profile => return Err(not_acceptable("the offer requires SRTP and [media] srtp = \"off\"")),
+            (SrtpPolicy::Off, _) if secure_profile => {
+                return Err(not_acceptable(
+                    "the offer requires SRTP and [media] srtp = \"off\"",
+                ));
+            }
             (SrtpPolicy::Off, _) => None,
             (_, Some(theirs)) => Some(theirs),
-            (_, None) if secure_profile => return Err(not_acceptable("none of the offered SRTP suites is supported")),
-            (SrtpPolicy::Required, None) => return Err(not_acceptable("the offer has no SRTP and [media] srtp = \"required\"")),
+            (_, None) if secure_profile => {
+                return Err(not_acceptable(
+                    "none of the offered SRTP suites is supported",
+                ));
+            }
+            (SrtpPolicy::Required, None) => {
+                return Err(not_acceptable(
+                    "the offer has no SRTP and [media] srtp = \"required\"",
+                ));
+            }
             (SrtpPolicy::Optional, None) => None,
         };
-        let (rtp, rtcp) = bind_pair(ip).await.map_err(|reason| Unacceptable { status: 500, reason })?;
-        let port = rtp.local_addr().map_err(|e| Unacceptable { status: 500, reason: e.to_string() })?.port();
-        let (mut local, _) = SessionDescription::answer(offer, session_id(), &ip.to_string(), port, &settings.codecs)
-            .map_err(|e| not_acceptable(&e.to_string()))?;
+        let (rtp, rtcp) = bind_pair(ip).await.map_err(|reason| Unacceptable {
+            status: 500,
+            reason,
+        })?;
+        let port = rtp
+            .local_addr()
+            .map_err(|e| Unacceptable {
+                status: 500,
+                reason: e.to_string(),
+            })?
+            .port();
+        let (mut local, _) = SessionDescription::answer(
+            offer,
+            session_id(),
+            &ip.to_string(),
+            port,
+            &settings.codecs,
+        )
+        .map_err(|e| not_acceptable(&e.to_string()))?;
         let mut keys = Vec::new();
         if let Some(theirs) = use_srtp {
-            let (crypto, key) = srtp::local_crypto(theirs.tag, &theirs.suite).map_err(|e| Unacceptable { status: 500, reason: e.to_string() })?;
+            let (crypto, key) =
+                srtp::local_crypto(theirs.tag, &theirs.suite).map_err(|e| Unacceptable {
+                    status: 500,
+                    reason: e.to_string(),
+                })?;
             local.audio.crypto = vec![crypto.clone()];
             keys.push((crypto, key));
         }
-        let mut media = Self::new(Path::Rtp { sockets: Some((rtp, rtcp)), keys, local });
+        let mut media = Self::new(Path::Rtp {
+            sockets: Some((rtp, rtcp)),
+            keys,
+            local,
+        });
         media.remote_direction = offer.audio.direction;
         media.remote_hold = is_hold(offer.audio.direction);
         Ok(media)
     }
 
     fn new(path: Path) -> Self {
-        Self { path, we_offered: false, session: None, muted: false, held: false, remote_hold: false, remote_direction: Direction::SendRecv, requested_hold: None }
+        Self {
+            path,
+            we_offered: false,
+            session: None,
+            muted: false,
+            held: false,
+            remote_hold: false,
+            remote_direction: Direction::SendRecv,
+            requested_hold: None,
+        }
     }
 
     pub fn sdp(&self) -> String {
@@ -137,7 +208,11 @@ impl CallMedia {
     }
 
     fn set_direction(&mut self, held: bool) {
-        let direction = if held { Direction::SendOnly } else { Direction::SendRecv };
+        let direction = if held {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
         match &mut self.path {
             Path::Rtp { local, .. } => {
                 local.audio.direction = direction;
@@ -181,14 +256,26 @@ impl CallMedia {
 
     fn flow(&self) -> Flow {
         if self.held {
-            return Flow { send: false, receive: false };
+            return Flow {
+                send: false,
+                receive: false,
+            };
         }
         match self.remote_direction {
             Direction::SendRecv => Flow::BOTH,
             // They only send: we listen. They only receive: we only send.
-            Direction::SendOnly => Flow { send: false, receive: true },
-            Direction::RecvOnly => Flow { send: true, receive: false },
-            Direction::Inactive => Flow { send: false, receive: false },
+            Direction::SendOnly => Flow {
+                send: false,
+                receive: true,
+            },
+            Direction::RecvOnly => Flow {
+                send: true,
+                receive: false,
+            },
+            Direction::Inactive => Flow {
+                send: false,
+                receive: false,
+            },
         }
     }
 
@@ -212,12 +299,22 @@ impl CallMedia {
     }
 
     /// Starts media once the SDP exchange is complete. Returns why not, when it cannot.
-    pub async fn start(&mut self, conversation: &str, remote_sdp: &str, settings: &MediaSettings, reports: ReportSender) -> Result<(), String> {
+    pub async fn start(
+        &mut self,
+        conversation: &str,
+        remote_sdp: &str,
+        settings: &MediaSettings,
+        reports: ReportSender,
+    ) -> Result<(), String> {
         if self.session.is_some() {
             return Ok(());
         }
         let session = match &mut self.path {
-            Path::WebRtc(webrtc) => webrtc.start(conversation, remote_sdp, self.we_offered, settings, reports).await?,
+            Path::WebRtc(webrtc) => {
+                webrtc
+                    .start(conversation, remote_sdp, self.we_offered, settings, reports)
+                    .await?
+            }
             Path::Rtp { .. } => self.start_rtp(conversation, remote_sdp, settings, reports)?,
         };
         if let Ok(remote) = SessionDescription::parse(remote_sdp) {
@@ -229,19 +326,51 @@ impl CallMedia {
         Ok(())
     }
 
-    fn start_rtp(&mut self, conversation: &str, remote_sdp: &str, settings: &MediaSettings, reports: ReportSender) -> Result<MediaSession, String> {
-        let Path::Rtp { sockets, keys, local } = &mut self.path else { return Err("not an RTP call".into()) };
-        let Some((rtp, rtcp)) = sockets.take() else { return Err("media already started".into()) };
-        let remote = SessionDescription::parse(remote_sdp).map_err(|e| format!("unusable remote SDP ({e})"))?;
+    fn start_rtp(
+        &mut self,
+        conversation: &str,
+        remote_sdp: &str,
+        settings: &MediaSettings,
+        reports: ReportSender,
+    ) -> Result<MediaSession, String> {
+        let Path::Rtp {
+            sockets,
+            keys,
+            local,
+        } = &mut self.path
+        else {
+            return Err("not an RTP call".into());
+        };
+        let Some((rtp, rtcp)) = sockets.take() else {
+            return Err("media already started".into());
+        };
+        let remote = SessionDescription::parse(remote_sdp)
+            .map_err(|e| format!("unusable remote SDP ({e})"))?;
         // Their answer lists the chosen codec first; for their offer we answered with our first
         // preference they had, found the same way.
         let chosen = settings.codecs.iter().find_map(|ours| {
-            remote.audio.codecs.iter().find(|theirs| theirs.name.eq_ignore_ascii_case(&ours.name) && theirs.clock_rate == ours.clock_rate)
+            remote.audio.codecs.iter().find(|theirs| {
+                theirs.name.eq_ignore_ascii_case(&ours.name) && theirs.clock_rate == ours.clock_rate
+            })
         });
-        let (codec, chosen) = chosen.and_then(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone()))).ok_or("no common audio codec in the remote SDP")?;
-        let address: IpAddr = remote.audio.address.trim_matches(['[', ']']).parse().map_err(|_| format!("remote media address {:?} is not an IP address", remote.audio.address))?;
+        let (codec, chosen) = chosen
+            .and_then(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone())))
+            .ok_or("no common audio codec in the remote SDP")?;
+        let address: IpAddr = remote
+            .audio
+            .address
+            .trim_matches(['[', ']'])
+            .parse()
+            .map_err(|_| {
+                format!(
+                    "remote media address {:?} is not an IP address",
+                    remote.audio.address
+                )
+            })?;
         let srtp = srtp_for(keys, &remote, settings.srtp)?;
-        let audio::CallAudio { source, sink } = audio::open_for_call(&settings.audio, codec.clock_rate()).map_err(|e| format!("audio: {e}"))?;
+        let audio::CallAudio { source, sink } =
+            audio::open_for_call(&settings.audio, codec.clock_rate())
+                .map_err(|e| format!("audio: {e}"))?;
         let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
         let rtp_remote = SocketAddr::new(address, remote.audio.port);
         tracing::info!(%conversation, codec = %chosen.name, remote = %rtp_remote, srtp = srtp.is_some(), "media started");
@@ -250,13 +379,20 @@ impl CallMedia {
                 socket: rtp,
                 rtcp_socket: (!mux).then_some(rtcp),
                 remote: rtp_remote,
-                remote_rtcp: if mux { rtp_remote } else { SocketAddr::new(address, remote.audio.port.saturating_add(1)) },
+                remote_rtcp: if mux {
+                    rtp_remote
+                } else {
+                    SocketAddr::new(address, remote.audio.port.saturating_add(1))
+                },
                 srtp,
             },
             codec,
             payload_type: chosen.payload_type,
             telephone_event: remote.audio.telephone_event,
-            cname: format!("{}@softphone-bridge", &conversation[..conversation.len().min(8)]),
+            cname: format!(
+                "{}@softphone-bridge",
+                &conversation[..conversation.len().min(8)]
+            ),
             conversation: conversation.to_owned(),
         };
         Ok(MediaSession::start(params, source, sink, reports))
@@ -272,13 +408,25 @@ impl CallMedia {
     }
 }
 
-fn srtp_for(keys: &[(Crypto, Key)], remote: &SessionDescription, policy: SrtpPolicy) -> Result<Option<SrtpSession>, String> {
+fn srtp_for(
+    keys: &[(Crypto, Key)],
+    remote: &SessionDescription,
+    policy: SrtpPolicy,
+) -> Result<Option<SrtpSession>, String> {
     // Their line whose tag matches one of our keys: for an answer, the one they chose; for
     // their offer, the one we answered.
-    let pair = remote.audio.crypto.iter().find_map(|theirs| keys.iter().find(|(ours, _)| ours.tag == theirs.tag && ours.suite == theirs.suite).map(|(_, key)| (theirs, key)));
+    let pair = remote.audio.crypto.iter().find_map(|theirs| {
+        keys.iter()
+            .find(|(ours, _)| ours.tag == theirs.tag && ours.suite == theirs.suite)
+            .map(|(_, key)| (theirs, key))
+    });
     match pair {
-        Some((theirs, key)) => SrtpSession::new(&theirs.suite, key, theirs).map(Some).map_err(|e| e.to_string()),
-        None if policy == SrtpPolicy::Required => Err("the far end did not agree to SRTP and [media] srtp = \"required\"".into()),
+        Some((theirs, key)) => SrtpSession::new(&theirs.suite, key, theirs)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None if policy == SrtpPolicy::Required => {
+            Err("the far end did not agree to SRTP and [media] srtp = \"required\"".into())
+        }
         None => Ok(None),
     }
 }
@@ -288,14 +436,19 @@ fn is_hold(direction: Direction) -> bool {
 }
 
 fn not_acceptable(reason: &str) -> Unacceptable {
-    Unacceptable { status: 488, reason: reason.to_owned() }
+    Unacceptable {
+        status: 488,
+        reason: reason.to_owned(),
+    }
 }
 
 /// An even RTP port and the odd RTCP port above it (RFC 3550 §11).
 async fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
     let mut last_error = String::from("no free even port");
     for _ in 0..32 {
-        let rtp = UdpSocket::bind((ip, 0)).await.map_err(|e| format!("no RTP port: {e}"))?;
+        let rtp = UdpSocket::bind((ip, 0))
+            .await
+            .map_err(|e| format!("no RTP port: {e}"))?;
         let port = rtp.local_addr().map_err(|e| e.to_string())?.port();
         if port % 2 != 0 || port == u16::MAX {
             continue;

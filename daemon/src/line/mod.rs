@@ -5,10 +5,10 @@
 //! RTP media and audio) are the next step; until then call actions say so.
 
 mod call_media;
-mod webrtc_media;
 mod resolve;
 pub mod runtime;
 pub mod transport;
+mod webrtc_media;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -34,10 +34,16 @@ pub enum LineConfigError {
     BadServer(String),
     #[error("[account] dns_server {0:?} is not ip:port")]
     BadDnsServer(String),
-    #[error("[account] expire_date {0:?} is not a date and time (2026-12-31T18:00:00Z or 2026-12-31 18:00:00)")]
+    #[error(
+        "[account] expire_date {0:?} is not a date and time (2026-12-31T18:00:00Z or 2026-12-31 18:00:00)"
+    )]
     BadExpireDate(String),
     #[error("[account] server {server:?} says {scheme} but transport is {transport:?}")]
-    SchemeMismatch { server: String, scheme: String, transport: Kind },
+    SchemeMismatch {
+        server: String,
+        scheme: String,
+        transport: Kind,
+    },
 }
 
 /// Where and how to register, resolved from `[account]`.
@@ -99,9 +105,15 @@ impl LineConfig {
                     _ => return Err(LineConfigError::BadServer(server.to_owned())),
                 };
                 if account.transport != kind && account.transport != Kind::Udp {
-                    return Err(LineConfigError::SchemeMismatch { server: server.to_owned(), scheme: scheme.to_owned(), transport: account.transport });
+                    return Err(LineConfigError::SchemeMismatch {
+                        server: server.to_owned(),
+                        scheme: scheme.to_owned(),
+                        transport: account.transport,
+                    });
                 }
-                let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+                let (host, path) = rest
+                    .split_once('/')
+                    .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
                 (kind, host, path)
             }
             None => (account.transport, server, "/".to_owned()),
@@ -112,26 +124,35 @@ impl LineConfig {
             Kind::Wss => 443,
             _ => 5060,
         };
-        let uri = Uri::parse(&format!("sip:{server}")).map_err(|_| LineConfigError::BadServer(server.to_owned()))?;
+        let uri = Uri::parse(&format!("sip:{server}"))
+            .map_err(|_| LineConfigError::BadServer(server.to_owned()))?;
         if uri.user.is_some() || !uri.params.is_empty() {
             return Err(LineConfigError::BadServer(server.to_owned()));
         }
         let dns_server = match account.dns_server.as_deref().map(str::trim) {
-            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| LineConfigError::BadDnsServer(text.to_owned()))?),
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|_| LineConfigError::BadDnsServer(text.to_owned()))?,
+            ),
             None => None,
         };
         let media = match account.media {
             crate::config::AccountMedia::Rtp => MediaKind::Rtp,
             crate::config::AccountMedia::Webrtc => MediaKind::WebRtc,
-            crate::config::AccountMedia::Auto if matches!(kind, Kind::Ws | Kind::Wss) => MediaKind::WebRtc,
+            crate::config::AccountMedia::Auto if matches!(kind, Kind::Ws | Kind::Wss) => {
+                MediaKind::WebRtc
+            }
             crate::config::AccountMedia::Auto => MediaKind::Rtp,
         };
         let expires_at = match account.expire_date.as_deref() {
-            Some(text) => Some(crate::config::provision::parse_date(text).map_err(|_| LineConfigError::BadExpireDate(text.to_owned()))?),
+            Some(text) => Some(
+                crate::config::provision::parse_date(text)
+                    .map_err(|_| LineConfigError::BadExpireDate(text.to_owned()))?,
+            ),
             None => None,
         };
         let username = account.username.trim().to_owned();
-        let turn =  account.turn_port.map(|port| TurnServer {
+        let turn = account.turn_port.map(|port| TurnServer {
             url: format!("turn:{}:{port}?transport=udp", uri.host),
             username: username.clone(),
             credential: account.password.clone(),
@@ -184,33 +205,79 @@ const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 /// What the line reports to the phone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineEvent {
-    Registered { extension: String },
-    Failed { reason: String },
+    Registered {
+        extension: String,
+    },
+    Failed {
+        reason: String,
+    },
     /// No longer registered; `reason` says why when it was not the registrar's doing
     /// (`expired`: the provisioned `expire_date` passed; `logout`; `shutdown`).
-    Unregistered { reason: Option<String> },
+    Unregistered {
+        reason: Option<String>,
+    },
     /// The callee's phone rings.
-    CallRinging { conversation: String },
+    CallRinging {
+        conversation: String,
+    },
     /// Someone calls the agent. `headers` are the INVITE's, for the contract's header map.
-    CallIncoming { conversation: String, caller: String, headers: Vec<(String, String)> },
-    CallEstablished { conversation: String },
-    CallEnded { conversation: String, reason: EndReason },
+    CallIncoming {
+        conversation: String,
+        caller: String,
+        headers: Vec<(String, String)>,
+    },
+    CallEstablished {
+        conversation: String,
+    },
+    CallEnded {
+        conversation: String,
+        reason: EndReason,
+    },
     /// Hold changed: by our re-INVITE (confirmed) or by theirs (`by_remote`).
-    CallHold { conversation: String, held: bool, by_remote: bool },
-    DtmfReceived { conversation: String, digit: char },
-    CallQuality { conversation: String, stats: MediaStats },
+    CallHold {
+        conversation: String,
+        held: bool,
+        by_remote: bool,
+    },
+    DtmfReceived {
+        conversation: String,
+        digit: char,
+    },
+    CallQuality {
+        conversation: String,
+        stats: MediaStats,
+    },
 }
 
 /// What the phone asks of the line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineCommand {
-    Dial { conversation: String, target: Uri },
-    Answer { conversation: String },
-    Reject { conversation: String, status: u16 },
-    Hangup { conversation: String },
-    Mute { conversation: String, muted: bool },
-    Dtmf { conversation: String, digits: String },
-    Hold { conversation: String, held: bool },
+    Dial {
+        conversation: String,
+        target: Uri,
+    },
+    Answer {
+        conversation: String,
+    },
+    Reject {
+        conversation: String,
+        status: u16,
+    },
+    Hangup {
+        conversation: String,
+    },
+    Mute {
+        conversation: String,
+        muted: bool,
+    },
+    Dtmf {
+        conversation: String,
+        digits: String,
+    },
+    Hold {
+        conversation: String,
+        held: bool,
+    },
     /// Replace the line with this account (the driver does it; see `phone::driver`).
     Provision(Box<AccountConfig>),
     /// End the session: unregister and stay off until provisioned again.
@@ -222,12 +289,24 @@ pub enum LineCommand {
 pub enum SipEvent {
     Line(LineEvent),
     /// Media can flow: `remote_sdp` is their answer (outgoing) or offer (incoming).
-    MediaReady { conversation: String, remote_sdp: String },
+    MediaReady {
+        conversation: String,
+        remote_sdp: String,
+    },
     /// A re-INVITE changed their media.
-    MediaChanged { conversation: String, remote_sdp: String },
+    MediaChanged {
+        conversation: String,
+        remote_sdp: String,
+    },
     /// Our re-INVITE was answered, or refused.
-    ReofferAnswered { conversation: String, remote_sdp: String },
-    ReofferFailed { conversation: String, status: u16 },
+    ReofferAnswered {
+        conversation: String,
+        remote_sdp: String,
+    },
+    ReofferFailed {
+        conversation: String,
+        status: u16,
+    },
 }
 
 /// The sans-IO line: the registration and every call, routed by Call-ID.
@@ -244,7 +323,13 @@ pub struct SipLine {
 
 impl SipLine {
     /// Builds the line for a transport bound at `local`.
-    pub fn new(config: &LineConfig, local: SocketAddr, transport_token: &str, reliable: bool, entropy: &mut dyn Entropy) -> Self {
+    pub fn new(
+        config: &LineConfig,
+        local: SocketAddr,
+        transport_token: &str,
+        reliable: bool,
+        entropy: &mut dyn Entropy,
+    ) -> Self {
         let host = |ip: std::net::IpAddr| match ip {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
@@ -254,11 +339,22 @@ impl SipLine {
         } else {
             config.domain.clone()
         };
-        let uri = |text: String| Uri::parse(&text).unwrap_or_else(|_| Uri { scheme: "sip".into(), user: None, host: server.clone(), port: None, params: Vec::new() });
+        let uri = |text: String| {
+            Uri::parse(&text).unwrap_or_else(|_| Uri {
+                scheme: "sip".into(),
+                user: None,
+                host: server.clone(),
+                port: None,
+                params: Vec::new(),
+            })
+        };
         let sent_by = format!("{}:{}", host(local.ip()), local.port());
         let transport_param = transport_token.to_ascii_lowercase();
         let aor = uri(format!("sip:{}@{server}", config.username));
-        let contact = uri(format!("sip:{}@{sent_by};transport={transport_param}", config.username));
+        let contact = uri(format!(
+            "sip:{}@{sent_by};transport={transport_param}",
+            config.username
+        ));
         let user_agent = concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")).to_owned();
         let party = LocalParty {
             aor: aor.clone(),
@@ -297,36 +393,64 @@ impl SipLine {
         }
     }
 
-    pub fn dial(&mut self, conversation: String, target: Uri, offer: String, now: Instant, entropy: &mut dyn Entropy) {
-        let call = Call::outgoing(self.party.clone(), target, offer, Timers::default(), now, entropy);
+    pub fn dial(
+        &mut self,
+        conversation: String,
+        target: Uri,
+        offer: String,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        let call = Call::outgoing(
+            self.party.clone(),
+            target,
+            offer,
+            Timers::default(),
+            now,
+            entropy,
+        );
         self.calls.push((conversation, call));
         self.collect();
     }
 
     pub fn answer(&mut self, conversation: &str, sdp: String, now: Instant) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
+            return false;
+        };
         call.answer(sdp, now);
         self.collect();
         true
     }
 
     pub fn reject(&mut self, conversation: &str, status: u16, now: Instant) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
+            return false;
+        };
         call.reject(status, now);
         self.collect();
         true
     }
 
     pub fn hangup(&mut self, conversation: &str, now: Instant, entropy: &mut dyn Entropy) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
+            return false;
+        };
         call.hangup(now, entropy);
         self.collect();
         true
     }
 
     /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
-    pub fn reoffer(&mut self, conversation: &str, sdp: String, now: Instant, entropy: &mut dyn Entropy) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else { return false };
+    pub fn reoffer(
+        &mut self,
+        conversation: &str,
+        sdp: String,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
+            return false;
+        };
         let sent = call.reoffer(sdp, now, entropy);
         self.collect();
         sent
@@ -334,12 +458,18 @@ impl SipLine {
 
     /// Every call the line holds, ringing or up.
     pub fn conversations(&self) -> Vec<String> {
-        self.calls.iter().map(|(conversation, _)| conversation.clone()).collect()
+        self.calls
+            .iter()
+            .map(|(conversation, _)| conversation.clone())
+            .collect()
     }
 
     /// Their SDP offer for an incoming call.
     pub fn remote_sdp(&self, conversation: &str) -> Option<String> {
-        self.calls.iter().find(|(c, _)| c == conversation).and_then(|(_, call)| call.remote_sdp().map(str::to_owned))
+        self.calls
+            .iter()
+            .find(|(c, _)| c == conversation)
+            .and_then(|(_, call)| call.remote_sdp().map(str::to_owned))
     }
 
     pub fn poll_sip_event(&mut self) -> Option<SipEvent> {
@@ -358,15 +488,41 @@ impl SipLine {
             while let Some(event) = call.poll_event() {
                 let conversation = conversation.clone();
                 match event {
-                    CallEvent::Ringing => self.events.push_back(SipEvent::Line(LineEvent::CallRinging { conversation })),
+                    CallEvent::Ringing => self
+                        .events
+                        .push_back(SipEvent::Line(LineEvent::CallRinging { conversation })),
                     CallEvent::Established { remote_sdp } => {
-                        self.events.push_back(SipEvent::MediaReady { conversation: conversation.clone(), remote_sdp });
-                        self.events.push_back(SipEvent::Line(LineEvent::CallEstablished { conversation }));
+                        self.events.push_back(SipEvent::MediaReady {
+                            conversation: conversation.clone(),
+                            remote_sdp,
+                        });
+                        self.events
+                            .push_back(SipEvent::Line(LineEvent::CallEstablished { conversation }));
                     }
-                    CallEvent::RemoteSdpChanged { remote_sdp } => self.events.push_back(SipEvent::MediaChanged { conversation, remote_sdp }),
-                    CallEvent::ReofferAnswered { remote_sdp } => self.events.push_back(SipEvent::ReofferAnswered { conversation, remote_sdp }),
-                    CallEvent::ReofferFailed { status } => self.events.push_back(SipEvent::ReofferFailed { conversation, status }),
-                    CallEvent::Ended(reason) => self.events.push_back(SipEvent::Line(LineEvent::CallEnded { conversation, reason })),
+                    CallEvent::RemoteSdpChanged { remote_sdp } => {
+                        self.events.push_back(SipEvent::MediaChanged {
+                            conversation,
+                            remote_sdp,
+                        })
+                    }
+                    CallEvent::ReofferAnswered { remote_sdp } => {
+                        self.events.push_back(SipEvent::ReofferAnswered {
+                            conversation,
+                            remote_sdp,
+                        })
+                    }
+                    CallEvent::ReofferFailed { status } => {
+                        self.events.push_back(SipEvent::ReofferFailed {
+                            conversation,
+                            status,
+                        })
+                    }
+                    CallEvent::Ended(reason) => {
+                        self.events.push_back(SipEvent::Line(LineEvent::CallEnded {
+                            conversation,
+                            reason,
+                        }))
+                    }
                 }
             }
         }
@@ -390,12 +546,18 @@ impl SipLine {
             }
             return;
         }
-        if let Some((_, call)) = self.calls.iter_mut().find(|(_, call)| call.matches(&message)) {
+        if let Some((_, call)) = self
+            .calls
+            .iter_mut()
+            .find(|(_, call)| call.matches(&message))
+        {
             call.handle_message(message, now, entropy);
             self.collect();
             return;
         }
-        let Message::Request(request) = message else { return };
+        let Message::Request(request) = message else {
+            return;
+        };
         match request.method {
             Method::Invite if request.headers.to().is_some_and(|to| to.tag().is_none()) => {
                 self.incoming(request, entropy);
@@ -403,19 +565,24 @@ impl SipLine {
             Method::Options => {
                 let mut response = Response::to_request(&request, 200, Some(&entropy.token()));
                 response.headers.push("Allow", ALLOWED_METHODS);
-                self.transmits.push_back(Message::Response(response).to_bytes());
+                self.transmits
+                    .push_back(Message::Response(response).to_bytes());
             }
             Method::Ack => {}
             // An in-dialog request for a call we do not know (RFC 3261 §12.2.2).
             _ if request.headers.to().is_some_and(|to| to.tag().is_some()) => {
-                self.transmits.push_back(Message::Response(Response::to_request(&request, 481, Some(&entropy.token()))).to_bytes());
+                self.transmits.push_back(
+                    Message::Response(Response::to_request(&request, 481, Some(&entropy.token())))
+                        .to_bytes(),
+                );
             }
             // A phone is no registrar (REGISTER), nor does it take other new requests: 405 with
             // what we do allow (§8.2.1).
             _ => {
                 let mut response = Response::to_request(&request, 405, Some(&entropy.token()));
                 response.headers.push("Allow", ALLOWED_METHODS);
-                self.transmits.push_back(Message::Response(response).to_bytes());
+                self.transmits
+                    .push_back(Message::Response(response).to_bytes());
             }
         }
     }
@@ -423,11 +590,20 @@ impl SipLine {
     fn incoming(&mut self, invite: Request, entropy: &mut dyn Entropy) {
         let message = Message::Request(invite.clone());
         let caller = caller_id(&message);
-        let headers: Vec<(String, String)> = invite.headers.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+        let headers: Vec<(String, String)> = invite
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
         match Call::incoming(self.party.clone(), invite, Timers::default(), entropy) {
             Ok(call) => {
                 let conversation = conversation_id(entropy);
-                self.events.push_back(SipEvent::Line(LineEvent::CallIncoming { conversation: conversation.clone(), caller, headers }));
+                self.events
+                    .push_back(SipEvent::Line(LineEvent::CallIncoming {
+                        conversation: conversation.clone(),
+                        caller,
+                        headers,
+                    }));
                 self.calls.push((conversation, call));
                 self.collect();
             }
@@ -444,18 +620,29 @@ impl SipLine {
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.registration.poll_transmit().or_else(|| self.transmits.pop_front())
+        self.registration
+            .poll_transmit()
+            .or_else(|| self.transmits.pop_front())
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self.calls.iter().filter_map(|(_, call)| call.poll_timeout());
+        let calls = self
+            .calls
+            .iter()
+            .filter_map(|(_, call)| call.poll_timeout());
         calls.chain(self.registration.poll_timeout()).min()
     }
 
     fn registration_event(&mut self) -> Option<LineEvent> {
         Some(match self.registration.poll_event()? {
-            RegistrationEvent::Registered { .. } => LineEvent::Registered { extension: self.extension.clone() },
-            RegistrationEvent::Failed { status, reason, retry_in } => LineEvent::Failed {
+            RegistrationEvent::Registered { .. } => LineEvent::Registered {
+                extension: self.extension.clone(),
+            },
+            RegistrationEvent::Failed {
+                status,
+                reason,
+                retry_in,
+            } => LineEvent::Failed {
                 reason: match status {
                     Some(code) => format!("{code} {reason}; retrying in {} s", retry_in.as_secs()),
                     None => format!("{reason}; retrying in {} s", retry_in.as_secs()),
@@ -469,7 +656,10 @@ impl SipLine {
 /// The caller's number: P-Asserted-Identity's user part if present (the network vouches for it),
 /// else From's user part, else its display name.
 fn caller_id(invite: &Message) -> String {
-    let asserted = invite.headers().get("P-Asserted-Identity").and_then(|v| sip_core::NameAddr::parse(v).ok());
+    let asserted = invite
+        .headers()
+        .get("P-Asserted-Identity")
+        .and_then(|v| sip_core::NameAddr::parse(v).ok());
     let from = invite.from();
     asserted
         .and_then(|a| a.uri.user)
@@ -480,9 +670,21 @@ fn caller_id(invite: &Message) -> String {
 
 /// A conversation id shaped like the contract's GUIDs (random, version-4 layout).
 pub fn conversation_id(entropy: &mut dyn Entropy) -> String {
-    let hex: String = (0..4).map(|_| entropy.token()).collect::<String>().chars().filter(char::is_ascii_hexdigit).collect();
+    let hex: String = (0..4)
+        .map(|_| entropy.token())
+        .collect::<String>()
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect();
     let hex = format!("{hex:0<32}");
-    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 /// Random tokens from the OS generator.
@@ -499,7 +701,11 @@ mod tests {
     use super::*;
 
     fn account(server: &str) -> AccountConfig {
-        AccountConfig { server: server.into(), username: "1001".into(), ..AccountConfig::default() }
+        AccountConfig {
+            server: server.into(),
+            username: "1001".into(),
+            ..AccountConfig::default()
+        }
     }
 
     #[test]
@@ -508,10 +714,22 @@ mod tests {
         assert_eq!((c.domain.as_str(), c.port), ("127.0.0.1", 5070));
         let c = LineConfig::from_account(&account("pbx.example.com")).expect("valid");
         assert_eq!((c.domain.as_str(), c.port), ("pbx.example.com", 5060));
-        let tls = AccountConfig { transport: Kind::Tls, ..account("pbx.example.com") };
+        let tls = AccountConfig {
+            transport: Kind::Tls,
+            ..account("pbx.example.com")
+        };
         assert_eq!(LineConfig::from_account(&tls).map(|c| c.port), Ok(5061));
-        assert_eq!(LineConfig::from_account(&account("")).err(), Some(LineConfigError::NoServer));
-        assert!(matches!(LineConfig::from_account(&account("user@pbx")), Err(LineConfigError::BadServer(_))));
-        assert!(matches!(LineConfig::from_account(&account("pbx:port")), Err(LineConfigError::BadServer(_))));
+        assert_eq!(
+            LineConfig::from_account(&account("")).err(),
+            Some(LineConfigError::NoServer)
+        );
+        assert!(matches!(
+            LineConfig::from_account(&account("user@pbx")),
+            Err(LineConfigError::BadServer(_))
+        ));
+        assert!(matches!(
+            LineConfig::from_account(&account("pbx:port")),
+            Err(LineConfigError::BadServer(_))
+        ));
     }
 }

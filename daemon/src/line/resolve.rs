@@ -33,14 +33,28 @@ pub async fn server_addresses(config: &LineConfig) -> std::io::Result<Vec<Socket
         let name = format!("{service}.{host}");
         match lookup(nameserver, &name, RecordType::Srv).await {
             Ok(response) => {
-                let srv: Vec<_> = response.records.iter().filter_map(|(_, r)| if let Record::Srv(s) = r { Some(s.clone()) } else { None }).collect();
+                let srv: Vec<_> = response
+                    .records
+                    .iter()
+                    .filter_map(|(_, r)| {
+                        if let Record::Srv(s) = r {
+                            Some(s.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
                 let ordered = dns::order_srv(srv, random);
                 let mut addresses = Vec::new();
                 for target in ordered {
                     // The server usually sends the targets' addresses along (additional section).
                     let mut ips = addresses_in(&response.records, &target.target);
                     if ips.is_empty() {
-                        ips = host_addresses(config.dns_server, &target.target, target.port).await.into_iter().map(|a| a.ip()).collect();
+                        ips = host_addresses(config.dns_server, &target.target, target.port)
+                            .await
+                            .into_iter()
+                            .map(|a| a.ip())
+                            .collect();
                     }
                     addresses.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, target.port)));
                 }
@@ -54,7 +68,10 @@ pub async fn server_addresses(config: &LineConfig) -> std::io::Result<Vec<Socket
     }
     let addresses = host_addresses(config.dns_server, host, config.port).await;
     if addresses.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address (SRV, A, AAAA)")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} has no address (SRV, A, AAAA)"),
+        ));
     }
     Ok(addresses)
 }
@@ -81,7 +98,10 @@ async fn host_addresses(dns_server: Option<SocketAddr>, host: &str, port: u16) -
                 ips.extend(addresses_in(&response.records, host));
             }
         }
-        return ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+        return ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
     }
     match tokio::net::lookup_host((host, port)).await {
         Ok(addresses) => addresses.collect(),
@@ -92,27 +112,44 @@ async fn host_addresses(dns_server: Option<SocketAddr>, host: &str, port: u16) -
     }
 }
 
-async fn lookup(server: SocketAddr, name: &str, record_type: RecordType) -> std::io::Result<dns::Response> {
-    let invalid = |e: dns::DnsError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+async fn lookup(
+    server: SocketAddr,
+    name: &str,
+    record_type: RecordType,
+) -> std::io::Result<dns::Response> {
+    let invalid =
+        |e: dns::DnsError| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
     let id = random() as u16;
     let query = dns::query(id, name, record_type).map_err(invalid)?;
-    let local: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let local: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
     let socket = UdpSocket::bind(local).await?;
     socket.connect(server).await?;
     let mut buffer = vec![0u8; 4096];
     for _ in 0..ATTEMPTS {
         socket.send(&query).await?;
-        let Ok(received) = tokio::time::timeout(TIMEOUT, socket.recv(&mut buffer)).await else { continue };
+        let Ok(received) = tokio::time::timeout(TIMEOUT, socket.recv(&mut buffer)).await else {
+            continue;
+        };
         let response = dns::parse(&buffer[..received?]).map_err(invalid)?;
         if response.id != id {
             continue;
         }
         if response.rcode != 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{name}: DNS rcode {}", response.rcode)));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{name}: DNS rcode {}", response.rcode),
+            ));
         }
         return Ok(response);
     }
-    Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no DNS answer from {server} for {name}")))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no DNS answer from {server} for {name}"),
+    ))
 }
 
 /// The first `nameserver` of /etc/resolv.conf (Unix); elsewhere SRV needs `[account] dns_server`.

@@ -41,7 +41,9 @@ impl MediaSettings {
             .filter_map(|name| match Codec::by_name(name) {
                 Some(codec) if AudioCodec::from_name(&codec.name).is_some() => Some(codec),
                 Some(_) => {
-                    tracing::warn!("codec {name:?} is not supported by this build yet; skipping it");
+                    tracing::warn!(
+                        "codec {name:?} is not supported by this build yet; skipping it"
+                    );
                     None
                 }
                 None => {
@@ -50,8 +52,16 @@ impl MediaSettings {
                 }
             })
             .collect();
-        let codecs = if codecs.is_empty() { vec![Codec::pcmu(), Codec::pcma()] } else { codecs };
-        Self { audio: audio.clone(), codecs, srtp: media.srtp }
+        let codecs = if codecs.is_empty() {
+            vec![Codec::pcmu(), Codec::pcma()]
+        } else {
+            codecs
+        };
+        Self {
+            audio: audio.clone(),
+            codecs,
+            srtp: media.srtp,
+        }
     }
 }
 
@@ -78,26 +88,38 @@ pub struct LineRuntime {
     /// Media being prepared off the loop (WebRTC gathers candidates, which can take seconds with
     /// a TURN server): the calls waiting for it, and where it arrives.
     preparing: HashSet<String>,
-    prepared: (mpsc::UnboundedSender<Prepared>, mpsc::UnboundedReceiver<Prepared>),
+    prepared: (
+        mpsc::UnboundedSender<Prepared>,
+        mpsc::UnboundedReceiver<Prepared>,
+    ),
     events: VecDeque<LineEvent>,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
 pub enum Prepared {
-    Offer { conversation: String, target: sip_core::Uri, media: Result<CallMedia, String> },
-    Answer { conversation: String, media: Result<CallMedia, Unacceptable> },
+    Offer {
+        conversation: String,
+        target: sip_core::Uri,
+        media: Result<CallMedia, String>,
+    },
+    Answer {
+        conversation: String,
+        media: Result<CallMedia, Unacceptable>,
+    },
 }
 
 /// What woke the line: the SIP transport, or a call's media task.
 pub enum LineInput {
     Sip(Result<Inbound, TransportError>),
     Media(String, MediaReport),
-    Prepared(Prepared),
+    Prepared(Box<Prepared>),
 }
 
 impl LineRuntime {
     pub fn new(config: LineConfig, media_settings: MediaSettings, now: Instant) -> Self {
-        let expires_at = config.expires_at.map(|at| now + Duration::try_from(at - time::OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO));
+        let expires_at = config.expires_at.map(|at| {
+            now + Duration::try_from(at - time::OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
+        });
         Self {
             config,
             media_settings,
@@ -131,14 +153,17 @@ impl LineRuntime {
         tokio::select! {
             inbound = sip => LineInput::Sip(inbound),
             Some((conversation, report)) = self.reports.1.recv() => LineInput::Media(conversation, report),
-            Some(prepared) = self.prepared.1.recv() => LineInput::Prepared(prepared),
+            Some(prepared) = self.prepared.1.recv() => LineInput::Prepared(Box::new(prepared)),
         }
     }
 
     pub fn next_wake(&self) -> Option<Instant> {
         let sip = self.sip.as_ref().and_then(SipLine::poll_timeout);
         let expiry = self.expires_at.filter(|_| !self.stopping);
-        [sip, self.connect_at, self.keepalive_at, expiry].into_iter().flatten().min()
+        [sip, self.connect_at, self.keepalive_at, expiry]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub async fn on_timer(&mut self, now: Instant) {
@@ -169,14 +194,20 @@ impl LineRuntime {
         let inbound = match input {
             LineInput::Sip(inbound) => inbound,
             LineInput::Prepared(prepared) => {
-                self.on_prepared(prepared, now).await;
+                self.on_prepared(*prepared, now).await;
                 self.process(now).await;
                 return;
             }
             LineInput::Media(conversation, report) => {
                 self.events.push_back(match report {
-                    MediaReport::Dtmf(digit) => LineEvent::DtmfReceived { conversation, digit },
-                    MediaReport::Stats(stats) => LineEvent::CallQuality { conversation, stats },
+                    MediaReport::Dtmf(digit) => LineEvent::DtmfReceived {
+                        conversation,
+                        digit,
+                    },
+                    MediaReport::Stats(stats) => LineEvent::CallQuality {
+                        conversation,
+                        stats,
+                    },
                 });
                 return;
             }
@@ -197,27 +228,45 @@ impl LineRuntime {
 
     pub async fn command(&mut self, command: LineCommand, now: Instant) {
         match command {
-            LineCommand::Dial { conversation, target } => self.dial(conversation, target, now).await,
+            LineCommand::Dial {
+                conversation,
+                target,
+            } => self.dial(conversation, target, now).await,
             LineCommand::Answer { conversation } => self.answer(&conversation, now).await,
-            LineCommand::Reject { conversation, status } => {
+            LineCommand::Reject {
+                conversation,
+                status,
+            } => {
                 if let Some(sip) = &mut self.sip {
                     sip.reject(&conversation, status, now);
                 }
             }
             LineCommand::Hangup { conversation } => {
-                let known = self.sip.as_mut().is_some_and(|sip| sip.hangup(&conversation, now, &mut self.entropy));
+                let known = self
+                    .sip
+                    .as_mut()
+                    .is_some_and(|sip| sip.hangup(&conversation, now, &mut self.entropy));
                 // A call still waiting for its media ends here; the media is dropped on arrival.
                 let preparing = self.preparing.remove(&conversation);
                 if !known || preparing {
-                    self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Local });
+                    self.events.push_back(LineEvent::CallEnded {
+                        conversation,
+                        reason: EndReason::Local,
+                    });
                 }
             }
-            LineCommand::Mute { conversation, muted } => {
+            LineCommand::Mute {
+                conversation,
+                muted,
+            } => {
                 if let Some(media) = self.media.get_mut(&conversation) {
                     media.set_muted(muted);
                 }
             }
-            LineCommand::Dtmf { conversation, digits } => {
+            LineCommand::Dtmf {
+                conversation,
+                digits,
+            } => {
                 if let Some(media) = self.media.get(&conversation) {
                     media.send_dtmf(&digits);
                 }
@@ -225,9 +274,16 @@ impl LineRuntime {
             // The phone's driver replaces or ends the line for these.
             LineCommand::Provision(_) | LineCommand::Logout => {}
             LineCommand::Hold { conversation, held } => {
-                let (Some(media), Some(sip)) = (self.media.get_mut(&conversation), &mut self.sip) else { return };
+                let (Some(media), Some(sip)) = (self.media.get_mut(&conversation), &mut self.sip)
+                else {
+                    return;
+                };
                 if media.held == held {
-                    self.events.push_back(LineEvent::CallHold { conversation, held, by_remote: false });
+                    self.events.push_back(LineEvent::CallHold {
+                        conversation,
+                        held,
+                        by_remote: false,
+                    });
                 } else {
                     let offer = media.hold_offer(held);
                     if !sip.reoffer(&conversation, offer, now, &mut self.entropy) {
@@ -243,62 +299,112 @@ impl LineRuntime {
     async fn dial(&mut self, conversation: String, target: sip_core::Uri, now: Instant) {
         let Some(ip) = self.local_ip() else {
             let reason = "the line is not connected".to_owned();
-            return self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } });
+            return self.events.push_back(LineEvent::CallEnded {
+                conversation,
+                reason: EndReason::Failed { reason },
+            });
         };
         self.preparing.insert(conversation.clone());
         let media = match self.config.media {
             MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
             MediaKind::WebRtc => {
-                let (settings, webrtc, done) = (self.media_settings.clone(), self.webrtc_settings(ip), self.prepared.0.clone());
+                let (settings, webrtc, done) = (
+                    self.media_settings.clone(),
+                    self.webrtc_settings(ip),
+                    self.prepared.0.clone(),
+                );
                 tokio::spawn(async move {
                     let media = CallMedia::for_webrtc_offer(&settings, &webrtc).await;
-                    let _ = done.send(Prepared::Offer { conversation, target, media });
+                    let _ = done.send(Prepared::Offer {
+                        conversation,
+                        target,
+                        media,
+                    });
                 });
                 return;
             }
         };
-        self.on_prepared(Prepared::Offer { conversation, target, media }, now).await;
+        self.on_prepared(
+            Prepared::Offer {
+                conversation,
+                target,
+                media,
+            },
+            now,
+        )
+        .await;
     }
 
     async fn answer(&mut self, conversation: &str, now: Instant) {
         let Some(ip) = self.local_ip() else { return };
         let Some(sip) = &mut self.sip else { return };
         let text = sip.remote_sdp(conversation);
-        let Some((text, offer)) = text.and_then(|text| SessionDescription::parse(&text).ok().map(|offer| (text, offer))) else {
+        let Some((text, offer)) = text.and_then(|text| {
+            SessionDescription::parse(&text)
+                .ok()
+                .map(|offer| (text, offer))
+        }) else {
             // No usable offer (offerless INVITE is not supported yet): refuse honestly.
             sip.reject(conversation, 488, now);
             return;
         };
         self.preparing.insert(conversation.to_owned());
         // The offer's profile decides, so a WebRTC line still takes a plain-RTP call from a PBX.
-        let media = if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
-            let (settings, webrtc, done) = (self.media_settings.clone(), self.webrtc_settings(ip), self.prepared.0.clone());
-            let conversation = conversation.to_owned();
-            tokio::spawn(async move {
-                let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
-                let _ = done.send(Prepared::Answer { conversation, media });
-            });
-            return;
-        } else {
-            CallMedia::for_answer(ip, &self.media_settings, &offer).await
-        };
-        self.on_prepared(Prepared::Answer { conversation: conversation.to_owned(), media }, now).await;
+        let media =
+            if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
+                let (settings, webrtc, done) = (
+                    self.media_settings.clone(),
+                    self.webrtc_settings(ip),
+                    self.prepared.0.clone(),
+                );
+                let conversation = conversation.to_owned();
+                tokio::spawn(async move {
+                    let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
+                    let _ = done.send(Prepared::Answer {
+                        conversation,
+                        media,
+                    });
+                });
+                return;
+            } else {
+                CallMedia::for_answer(ip, &self.media_settings, &offer).await
+            };
+        self.on_prepared(
+            Prepared::Answer {
+                conversation: conversation.to_owned(),
+                media,
+            },
+            now,
+        )
+        .await;
     }
 
     /// The media a call waited for is ready: send the INVITE or the 200, or give up on the call.
     async fn on_prepared(&mut self, prepared: Prepared, now: Instant) {
         let conversation = match &prepared {
-            Prepared::Offer { conversation, .. } | Prepared::Answer { conversation, .. } => conversation.clone(),
+            Prepared::Offer { conversation, .. } | Prepared::Answer { conversation, .. } => {
+                conversation.clone()
+            }
         };
         // Not waited for: hung up while gathering, or the line dropped meanwhile (both reported).
         if !self.preparing.remove(&conversation) {
-            if let Prepared::Offer { media: Ok(media), .. } | Prepared::Answer { media: Ok(media), .. } = prepared {
+            if let Prepared::Offer {
+                media: Ok(media), ..
+            }
+            | Prepared::Answer {
+                media: Ok(media), ..
+            } = prepared
+            {
                 media.stop().await;
             }
             return;
         }
         match prepared {
-            Prepared::Offer { conversation, target, media } => match (media, &mut self.sip) {
+            Prepared::Offer {
+                conversation,
+                target,
+                media,
+            } => match (media, &mut self.sip) {
                 (Ok(media), Some(sip)) => {
                     let offer = media.sdp();
                     sip.dial(conversation.clone(), target, offer, now, &mut self.entropy);
@@ -307,11 +413,20 @@ impl LineRuntime {
                 (Ok(media), None) => {
                     media.stop().await;
                     let reason = "the line is not connected".to_owned();
-                    self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } });
+                    self.events.push_back(LineEvent::CallEnded {
+                        conversation,
+                        reason: EndReason::Failed { reason },
+                    });
                 }
-                (Err(reason), _) => self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Failed { reason } }),
+                (Err(reason), _) => self.events.push_back(LineEvent::CallEnded {
+                    conversation,
+                    reason: EndReason::Failed { reason },
+                }),
             },
-            Prepared::Answer { conversation, media } => {
+            Prepared::Answer {
+                conversation,
+                media,
+            } => {
                 let Some(sip) = &mut self.sip else {
                     if let Ok(media) = media {
                         media.stop().await;
@@ -325,7 +440,11 @@ impl LineRuntime {
                             return media.stop().await;
                         }
                         if media.remote_hold {
-                            self.events.push_back(LineEvent::CallHold { conversation: conversation.clone(), held: true, by_remote: true });
+                            self.events.push_back(LineEvent::CallHold {
+                                conversation: conversation.clone(),
+                                held: true,
+                                by_remote: true,
+                            });
                         }
                         self.media.insert(conversation, media);
                     }
@@ -349,7 +468,10 @@ impl LineRuntime {
         self.stopping = true;
         self.connect_at = None;
         for conversation in self.preparing.drain() {
-            self.events.push_back(LineEvent::CallEnded { conversation, reason: EndReason::Local });
+            self.events.push_back(LineEvent::CallEnded {
+                conversation,
+                reason: EndReason::Local,
+            });
         }
         // Every call, including one still ringing in (it has no media yet): reject or hang up.
         if let Some(sip) = &mut self.sip {
@@ -361,7 +483,9 @@ impl LineRuntime {
             Some(sip) if self.transport.is_some() => sip.stop(now, &mut self.entropy),
             _ => {
                 self.sip = None;
-                self.events.push_back(LineEvent::Unregistered { reason: self.stop_reason.clone() });
+                self.events.push_back(LineEvent::Unregistered {
+                    reason: self.stop_reason.clone(),
+                });
             }
         }
         self.process(now).await;
@@ -379,38 +503,80 @@ impl LineRuntime {
     async fn process(&mut self, now: Instant) {
         loop {
             self.flush(now).await;
-            let Some(event) = self.sip.as_mut().and_then(SipLine::poll_sip_event) else { break };
+            let Some(event) = self.sip.as_mut().and_then(SipLine::poll_sip_event) else {
+                break;
+            };
             match event {
-                SipEvent::MediaReady { conversation, remote_sdp } => {
-                    let Some(media) = self.media.get_mut(&conversation) else { continue };
-                    if let Err(e) = media.start(&conversation, &remote_sdp, &self.media_settings, self.reports.0.clone()).await {
+                SipEvent::MediaReady {
+                    conversation,
+                    remote_sdp,
+                } => {
+                    let Some(media) = self.media.get_mut(&conversation) else {
+                        continue;
+                    };
+                    if let Err(e) = media
+                        .start(
+                            &conversation,
+                            &remote_sdp,
+                            &self.media_settings,
+                            self.reports.0.clone(),
+                        )
+                        .await
+                    {
                         tracing::warn!(%conversation, "{e}; the call has no audio");
                     }
                 }
-                SipEvent::MediaChanged { conversation, remote_sdp } => {
-                    let Some(media) = self.media.get_mut(&conversation) else { continue };
+                SipEvent::MediaChanged {
+                    conversation,
+                    remote_sdp,
+                } => {
+                    let Some(media) = self.media.get_mut(&conversation) else {
+                        continue;
+                    };
                     if let Some(held) = media.remote_changed(&remote_sdp) {
-                        self.events.push_back(LineEvent::CallHold { conversation, held, by_remote: true });
+                        self.events.push_back(LineEvent::CallHold {
+                            conversation,
+                            held,
+                            by_remote: true,
+                        });
                     }
                 }
-                SipEvent::ReofferAnswered { conversation, remote_sdp } => {
-                    let Some(media) = self.media.get_mut(&conversation) else { continue };
+                SipEvent::ReofferAnswered {
+                    conversation,
+                    remote_sdp,
+                } => {
+                    let Some(media) = self.media.get_mut(&conversation) else {
+                        continue;
+                    };
                     if let Some(held) = media.reoffer_answered(&remote_sdp) {
-                        self.events.push_back(LineEvent::CallHold { conversation, held, by_remote: false });
+                        self.events.push_back(LineEvent::CallHold {
+                            conversation,
+                            held,
+                            by_remote: false,
+                        });
                     }
                 }
-                SipEvent::ReofferFailed { conversation, status } => {
+                SipEvent::ReofferFailed {
+                    conversation,
+                    status,
+                } => {
                     tracing::warn!(%conversation, status, "the far end refused our re-INVITE; hold unchanged");
                     if let Some(media) = self.media.get_mut(&conversation) {
                         media.reoffer_failed();
                     }
                 }
-                SipEvent::Line(LineEvent::CallEnded { conversation, reason }) => {
+                SipEvent::Line(LineEvent::CallEnded {
+                    conversation,
+                    reason,
+                }) => {
                     self.stop_ringing(&conversation).await;
                     if let Some(media) = self.media.remove(&conversation) {
                         media.stop().await;
                     }
-                    self.events.push_back(LineEvent::CallEnded { conversation, reason });
+                    self.events.push_back(LineEvent::CallEnded {
+                        conversation,
+                        reason,
+                    });
                 }
                 SipEvent::Line(event @ LineEvent::CallIncoming { .. }) => {
                     if let LineEvent::CallIncoming { conversation, .. } = &event {
@@ -423,10 +589,13 @@ impl LineRuntime {
                 }
                 SipEvent::Line(LineEvent::CallEstablished { conversation }) => {
                     self.stop_ringing(&conversation).await;
-                    self.events.push_back(LineEvent::CallEstablished { conversation });
+                    self.events
+                        .push_back(LineEvent::CallEstablished { conversation });
                 }
                 SipEvent::Line(LineEvent::Unregistered { .. }) if self.stopping => {
-                    self.events.push_back(LineEvent::Unregistered { reason: self.stop_reason.clone() });
+                    self.events.push_back(LineEvent::Unregistered {
+                        reason: self.stop_reason.clone(),
+                    });
                     self.sip = None;
                 }
                 SipEvent::Line(event) => self.events.push_back(event),
@@ -445,18 +614,30 @@ impl LineRuntime {
     }
 
     fn webrtc_settings(&self, local: IpAddr) -> WebRtcSettings {
-        WebRtcSettings { turn: self.config.turn.clone(), force_relay: self.config.force_relay, loopback: local.is_loopback() }
+        WebRtcSettings {
+            turn: self.config.turn.clone(),
+            force_relay: self.config.force_relay,
+            loopback: local.is_loopback(),
+        }
     }
 
     fn local_ip(&self) -> Option<IpAddr> {
-        self.transport.as_ref().and_then(|t| t.local_addr().ok()).map(|a| a.ip())
+        self.transport
+            .as_ref()
+            .and_then(|t| t.local_addr().ok())
+            .map(|a| a.ip())
     }
 
     async fn connect(&mut self, now: Instant) {
         let connected = async {
             let mut last = None;
             for peer in self.config.resolve().await.map_err(TransportError::Io)? {
-                let target = Target { peer, server_name: &self.config.domain, ws_path: &self.config.ws_path, ca_file: self.config.ca_file.as_deref() };
+                let target = Target {
+                    peer,
+                    server_name: &self.config.domain,
+                    ws_path: &self.config.ws_path,
+                    ca_file: self.config.ca_file.as_deref(),
+                };
                 match Transport::connect(self.config.kind, target).await {
                     Ok(transport) => return Ok(transport),
                     Err(e) => {
@@ -465,7 +646,12 @@ impl LineRuntime {
                     }
                 }
             }
-            Err(last.unwrap_or_else(|| TransportError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no server address"))))
+            Err(last.unwrap_or_else(|| {
+                TransportError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no server address",
+                ))
+            }))
         }
         .await;
         match connected {
@@ -475,7 +661,13 @@ impl LineRuntime {
                     Err(e) => return self.lost(&TransportError::Io(e), now),
                 };
                 tracing::info!(transport = transport.token(), %local, "SIP transport connected");
-                let mut sip = SipLine::new(&self.config, local, transport.token(), transport.is_reliable(), &mut self.entropy);
+                let mut sip = SipLine::new(
+                    &self.config,
+                    local,
+                    transport.token(),
+                    transport.is_reliable(),
+                    &mut self.entropy,
+                );
                 sip.start(now, &mut self.entropy);
                 self.sip = Some(sip);
                 self.transport = Some(transport);
@@ -492,27 +684,45 @@ impl LineRuntime {
         self.transport = None;
         self.keepalive_at = None;
         // Every call the line held ends with it, ringing or up; their media stops with the task.
-        let mut calls = self.sip.take().map(|sip| sip.conversations()).unwrap_or_default();
+        let mut calls = self
+            .sip
+            .take()
+            .map(|sip| sip.conversations())
+            .unwrap_or_default();
         // Calls still gathering candidates end too (an incoming one is in both lists).
-        calls.extend(self.preparing.drain().filter(|c| !calls.contains(c)).collect::<Vec<_>>());
+        calls.extend(
+            self.preparing
+                .drain()
+                .filter(|c| !calls.contains(c))
+                .collect::<Vec<_>>(),
+        );
         self.media.clear();
         // Dropping the ringer stops it (its task sees the stop channel close).
         self.ringing.clear();
         self.ringer = None;
         for conversation in calls {
-            let reason = EndReason::Failed { reason: format!("the line dropped: {error}") };
-            self.events.push_back(LineEvent::CallEnded { conversation, reason });
+            let reason = EndReason::Failed {
+                reason: format!("the line dropped: {error}"),
+            };
+            self.events.push_back(LineEvent::CallEnded {
+                conversation,
+                reason,
+            });
         }
         if self.stopping {
             return;
         }
-        self.events.push_back(LineEvent::Failed { reason: format!("{error}; reconnecting in {} s", self.backoff.as_secs()) });
+        self.events.push_back(LineEvent::Failed {
+            reason: format!("{error}; reconnecting in {} s", self.backoff.as_secs()),
+        });
         self.connect_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(MAX_RECONNECT);
     }
 
     async fn flush(&mut self, now: Instant) {
-        let (Some(sip), Some(transport)) = (&mut self.sip, &mut self.transport) else { return };
+        let (Some(sip), Some(transport)) = (&mut self.sip, &mut self.transport) else {
+            return;
+        };
         while let Some(bytes) = sip.poll_transmit() {
             let start_line = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
             tracing::debug!(message = %String::from_utf8_lossy(start_line), "SIP out");

@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use sip_core::message::{Message, ParseError, Parsed, parse_datagram, parse_stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use futures_util::{SinkExt, StreamExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
@@ -39,10 +39,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> StreamIo for T 
 
 #[derive(Debug)]
 pub enum Transport {
-    Udp { socket: UdpSocket },
-    Tcp { stream: TcpStream, buffer: Vec<u8> },
-    Tls { stream: Box<TlsStream<TcpStream>>, buffer: Vec<u8> },
-    Ws { stream: Box<WebSocketStream<Box<dyn StreamIo>>>, secure: bool, local: SocketAddr },
+    Udp {
+        socket: UdpSocket,
+    },
+    Tcp {
+        stream: TcpStream,
+        buffer: Vec<u8>,
+    },
+    Tls {
+        stream: Box<TlsStream<TcpStream>>,
+        buffer: Vec<u8>,
+    },
+    Ws {
+        stream: Box<WebSocketStream<Box<dyn StreamIo>>>,
+        secure: bool,
+        local: SocketAddr,
+    },
 }
 
 /// Where to connect: the address, the name the server's certificate (and the WebSocket `Host`)
@@ -58,7 +70,10 @@ pub struct Target<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot reach {peer}: {source}")]
-    Connect { peer: SocketAddr, source: std::io::Error },
+    Connect {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0} is not supported by this build yet")]
     Unsupported(&'static str),
     #[error("TLS: {0}")]
@@ -75,11 +90,22 @@ impl Transport {
     /// Connects to `target.peer`; for TLS and WSS, `server_name` is what the certificate must
     /// name and `ca_file` replaces the system roots.
     pub async fn connect(kind: Kind, target: Target<'_>) -> Result<Self, TransportError> {
-        let Target { peer, server_name, ws_path, ca_file } = target;
+        let Target {
+            peer,
+            server_name,
+            ws_path,
+            ca_file,
+        } = target;
         let connect_err = |source| TransportError::Connect { peer, source };
         match kind {
             Kind::Udp => {
-                let any: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| TransportError::Unsupported("this address family"))?;
+                let any: SocketAddr = if peer.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                }
+                .parse()
+                .map_err(|_| TransportError::Unsupported("this address family"))?;
                 let socket = UdpSocket::bind(any).await.map_err(connect_err)?;
                 socket.connect(peer).await.map_err(connect_err)?;
                 Ok(Self::Udp { socket })
@@ -88,11 +114,17 @@ impl Transport {
                 let stream = TcpStream::connect(peer).await.map_err(connect_err)?;
                 // Two small writes (ACK, then a re-INVITE) must not wait on Nagle + delayed ACK.
                 stream.set_nodelay(true).map_err(connect_err)?;
-                Ok(Self::Tcp { stream, buffer: Vec::with_capacity(4096) })
+                Ok(Self::Tcp {
+                    stream,
+                    buffer: Vec::with_capacity(4096),
+                })
             }
             Kind::Tls => {
                 let stream = tls_connect(peer, server_name, ca_file).await?;
-                Ok(Self::Tls { stream: Box::new(stream), buffer: Vec::with_capacity(4096) })
+                Ok(Self::Tls {
+                    stream: Box::new(stream),
+                    buffer: Vec::with_capacity(4096),
+                })
             }
             Kind::Ws | Kind::Wss => {
                 let secure = kind == Kind::Wss;
@@ -106,18 +138,39 @@ impl Transport {
                     let local = stream.local_addr()?;
                     (Box::new(stream), local)
                 };
-                let host = if server_name.contains(':') && !server_name.starts_with('[') { format!("[{server_name}]") } else { server_name.to_owned() };
+                let host = if server_name.contains(':') && !server_name.starts_with('[') {
+                    format!("[{server_name}]")
+                } else {
+                    server_name.to_owned()
+                };
                 let scheme = if secure { "wss" } else { "ws" };
                 let url = format!("{scheme}://{host}:{}{ws_path}", peer.port());
-                let mut request = url.as_str().into_client_request().map_err(|e| TransportError::WebSocket(format!("{url}: {e}")))?;
-                request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
-                let (stream, response) = tokio_tungstenite::client_async(request, io).await.map_err(|e| TransportError::WebSocket(format!("handshake with {url}: {e}")))?;
+                let mut request = url
+                    .as_str()
+                    .into_client_request()
+                    .map_err(|e| TransportError::WebSocket(format!("{url}: {e}")))?;
+                request
+                    .headers_mut()
+                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+                let (stream, response) = tokio_tungstenite::client_async(request, io)
+                    .await
+                    .map_err(|e| TransportError::WebSocket(format!("handshake with {url}: {e}")))?;
                 // RFC 7118 §4.1: the server must agree to speak SIP.
-                let agreed = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("sip"));
+                let agreed = response
+                    .headers()
+                    .get("Sec-WebSocket-Protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("sip"));
                 if !agreed {
-                    return Err(TransportError::WebSocket(format!("{url} did not accept the \"sip\" subprotocol")));
+                    return Err(TransportError::WebSocket(format!(
+                        "{url} did not accept the \"sip\" subprotocol"
+                    )));
                 }
-                Ok(Self::Ws { stream: Box::new(stream), secure, local })
+                Ok(Self::Ws {
+                    stream: Box::new(stream),
+                    secure,
+                    local,
+                })
             }
         }
     }
@@ -170,7 +223,10 @@ impl Transport {
         match self {
             Self::Udp { .. } => self.send(b"\r\n").await,
             Self::Tcp { .. } | Self::Tls { .. } => self.send(b"\r\n\r\n").await,
-            Self::Ws { stream, .. } => stream.send(WsMessage::Ping(Default::default())).await.map_err(ws_error),
+            Self::Ws { stream, .. } => stream
+                .send(WsMessage::Ping(Default::default()))
+                .await
+                .map_err(ws_error),
         }
     }
 
@@ -193,7 +249,11 @@ impl Transport {
             Self::Tcp { stream, buffer } => recv_stream(stream, buffer).await,
             Self::Tls { stream, buffer } => recv_stream(stream.as_mut(), buffer).await,
             Self::Ws { stream, .. } => loop {
-                let frame = stream.next().await.ok_or(TransportError::Closed)?.map_err(ws_error)?;
+                let frame = stream
+                    .next()
+                    .await
+                    .ok_or(TransportError::Closed)?
+                    .map_err(ws_error)?;
                 let bytes = match &frame {
                     WsMessage::Text(text) => text.as_bytes(),
                     WsMessage::Binary(bytes) => &bytes[..],
@@ -224,13 +284,22 @@ fn ws_error(error: tokio_tungstenite::tungstenite::Error) -> TransportError {
     }
 }
 
-async fn tls_connect(peer: SocketAddr, server_name: &str, ca_file: Option<&Path>) -> Result<TlsStream<TcpStream>, TransportError> {
+async fn tls_connect(
+    peer: SocketAddr,
+    server_name: &str,
+    ca_file: Option<&Path>,
+) -> Result<TlsStream<TcpStream>, TransportError> {
     let config = tls_config(ca_file)?;
-    let name = ServerName::try_from(server_name.trim_matches(['[', ']']).to_owned())
-        .map_err(|e| TransportError::Tls(format!("{server_name:?} is not a valid server name: {e}")))?;
-    let tcp = TcpStream::connect(peer).await.map_err(|source| TransportError::Connect { peer, source })?;
+    let name =
+        ServerName::try_from(server_name.trim_matches(['[', ']']).to_owned()).map_err(|e| {
+            TransportError::Tls(format!("{server_name:?} is not a valid server name: {e}"))
+        })?;
+    let tcp = TcpStream::connect(peer)
+        .await
+        .map_err(|source| TransportError::Connect { peer, source })?;
     // Two small writes (ACK, then a re-INVITE) must not wait on Nagle + delayed ACK.
-    tcp.set_nodelay(true).map_err(|source| TransportError::Connect { peer, source })?;
+    tcp.set_nodelay(true)
+        .map_err(|source| TransportError::Connect { peer, source })?;
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
@@ -238,7 +307,10 @@ async fn tls_connect(peer: SocketAddr, server_name: &str, ca_file: Option<&Path>
 }
 
 /// Reads until the buffer holds a whole frame. Cancel-safe: a partial read stays in `buffer`.
-async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> Result<Inbound, TransportError> {
+async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Result<Inbound, TransportError> {
     loop {
         match parse_stream(buffer) {
             Ok(Some((parsed, used))) => {
@@ -278,7 +350,9 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TransportE
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
             for cert in certs {
-                roots.add(cert).map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
             }
         }
         None => {
@@ -289,7 +363,9 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TransportE
         }
     }
     if roots.is_empty() {
-        return Err(TransportError::Tls("no trusted CA certificates (set [account] ca_file)".into()));
+        return Err(TransportError::Tls(
+            "no trusted CA certificates (set [account] ca_file)".into(),
+        ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)

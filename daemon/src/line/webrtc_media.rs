@@ -9,7 +9,10 @@ use std::time::Duration;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use sip_core::sdp::{Codec, Direction, SessionDescription};
 use tokio::sync::{mpsc, watch};
@@ -17,8 +20,9 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer,
-    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use super::TurnServer;
@@ -90,23 +94,51 @@ impl PeerConnectionEventHandler for Events {
 
 impl WebRtcMedia {
     /// A peer connection with our offer (outgoing call).
-    pub async fn for_offer(settings: &MediaSettings, webrtc: &WebRtcSettings) -> Result<Self, String> {
+    pub async fn for_offer(
+        settings: &MediaSettings,
+        webrtc: &WebRtcSettings,
+    ) -> Result<Self, String> {
         let mut media = Self::build(settings, webrtc).await?;
         tracing::debug!("WebRTC peer connection built");
-        let offer = media.pc.create_offer(None).await.map_err(|e| format!("WebRTC offer: {e}"))?;
+        let offer = media
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| format!("WebRTC offer: {e}"))?;
         tracing::debug!("WebRTC offer created");
-        media.pc.set_local_description(offer).await.map_err(|e| format!("WebRTC offer: {e}"))?;
+        media
+            .pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| format!("WebRTC offer: {e}"))?;
         media.local_sdp = media.gathered_sdp().await?;
         Ok(media)
     }
 
     /// A peer connection answering their offer (incoming call).
-    pub async fn for_answer(settings: &MediaSettings, webrtc: &WebRtcSettings, offer: &str) -> Result<Self, String> {
+    pub async fn for_answer(
+        settings: &MediaSettings,
+        webrtc: &WebRtcSettings,
+        offer: &str,
+    ) -> Result<Self, String> {
         let mut media = Self::build(settings, webrtc).await?;
-        let offer = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| format!("their offer: {e}"))?;
-        media.pc.set_remote_description(offer).await.map_err(|e| format!("their offer: {e}"))?;
-        let answer = media.pc.create_answer(None).await.map_err(|e| format!("WebRTC answer: {e}"))?;
-        media.pc.set_local_description(answer).await.map_err(|e| format!("WebRTC answer: {e}"))?;
+        let offer = RTCSessionDescription::offer(offer.to_owned())
+            .map_err(|e| format!("their offer: {e}"))?;
+        media
+            .pc
+            .set_remote_description(offer)
+            .await
+            .map_err(|e| format!("their offer: {e}"))?;
+        let answer = media
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| format!("WebRTC answer: {e}"))?;
+        media
+            .pc
+            .set_local_description(answer)
+            .await
+            .map_err(|e| format!("WebRTC answer: {e}"))?;
         media.local_sdp = media.gathered_sdp().await?;
         Ok(media)
     }
@@ -119,21 +151,31 @@ impl WebRtcMedia {
                 rtp_codec: RTCRtpCodec {
                     mime_type: mime.to_owned(),
                     clock_rate: codec.clock_rate,
-                    channels: if codec.name.eq_ignore_ascii_case("opus") { 2 } else { 0 },
+                    channels: if codec.name.eq_ignore_ascii_case("opus") {
+                        2
+                    } else {
+                        0
+                    },
                     sdp_fmtp_line: codec.fmtp.clone().unwrap_or_default(),
                     rtcp_feedback: vec![],
                 },
                 payload_type: codec.payload_type,
             };
             preferences.push(parameters.clone());
-            engine.register_codec(parameters, RtpCodecKind::Audio).map_err(|e| format!("codec {}: {e}", codec.name))
+            engine
+                .register_codec(parameters, RtpCodecKind::Audio)
+                .map_err(|e| format!("codec {}: {e}", codec.name))
         };
         // Our preference order, then RFC 4733 events. Only the 8 kHz ones: this engine offers the
         // first telephone-event it knows for every one registered.
         for codec in &settings.codecs {
             register(&mut engine, codec, &format!("audio/{}", codec.name))?;
         }
-        register(&mut engine, &Codec::telephone_event(), "audio/telephone-event")?;
+        register(
+            &mut engine,
+            &Codec::telephone_event(),
+            "audio/telephone-event",
+        )?;
 
         let mut configuration = RTCConfigurationBuilder::new();
         if let Some(turn) = &webrtc.turn {
@@ -148,8 +190,14 @@ impl WebRtcMedia {
         }
         // mDNS needs a multicast-capable interface: on loopback (the lab, or a PBX on this
         // machine) there is none and the peer connection would not build.
-        let mdns = if webrtc.loopback { MulticastDnsMode::Disabled } else { MulticastDnsMode::QueryOnly };
-        let mut setting_engine = SettingEngineBuilder::new().with_include_loopback_candidate(webrtc.loopback).with_multicast_dns_mode(mdns);
+        let mdns = if webrtc.loopback {
+            MulticastDnsMode::Disabled
+        } else {
+            MulticastDnsMode::QueryOnly
+        };
+        let mut setting_engine = SettingEngineBuilder::new()
+            .with_include_loopback_candidate(webrtc.loopback)
+            .with_multicast_dns_mode(mdns);
         if webrtc.force_relay {
             // ICE waits 2 s for a better pair before it accepts a relayed one; relay-only has none.
             setting_engine = setting_engine.with_relay_acceptance_min_wait(Some(Duration::ZERO));
@@ -157,8 +205,15 @@ impl WebRtcMedia {
         let setting_engine = setting_engine.build();
         let (gathered, _) = watch::channel(false);
         let (inbound_tx, inbound) = mpsc::channel(QUEUE);
-        let events = Arc::new(Events { gathered, inbound: inbound_tx });
-        let bind = if webrtc.loopback { "127.0.0.1:0" } else { "0.0.0.0:0" };
+        let events = Arc::new(Events {
+            gathered,
+            inbound: inbound_tx,
+        });
+        let bind = if webrtc.loopback {
+            "127.0.0.1:0"
+        } else {
+            "0.0.0.0:0"
+        };
         let pc = PeerConnectionBuilder::new()
             .with_configuration(configuration.build())
             .with_media_engine(engine)
@@ -177,33 +232,62 @@ impl WebRtcMedia {
             "audio".into(),
             RtpCodecKind::Audio,
             vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
                 codec: RTCRtpCodec {
                     mime_type: format!("audio/{}", first.name),
                     clock_rate: first.clock_rate,
-                    channels: if first.name.eq_ignore_ascii_case("opus") { 2 } else { 0 },
+                    channels: if first.name.eq_ignore_ascii_case("opus") {
+                        2
+                    } else {
+                        0
+                    },
                     sdp_fmtp_line: first.fmtp.clone().unwrap_or_default(),
                     rtcp_feedback: vec![],
                 },
                 ..Default::default()
             }],
         )));
-        pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(|e| format!("WebRTC track: {e}"))?;
+        pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await
+            .map_err(|e| format!("WebRTC track: {e}"))?;
         // A track offers only its own codec unless told otherwise: offer all of ours, and DTMF.
         for transceiver in pc.get_transceivers().await {
-            transceiver.set_codec_preferences(preferences.clone()).await.map_err(|e| format!("WebRTC codecs: {e}"))?;
+            transceiver
+                .set_codec_preferences(preferences.clone())
+                .await
+                .map_err(|e| format!("WebRTC codecs: {e}"))?;
         }
         let gathered = events.gathered.subscribe();
-        Ok(Self { pc, track, ssrc, local_sdp: String::new(), inbound: Some(inbound), gathered })
+        Ok(Self {
+            pc,
+            track,
+            ssrc,
+            local_sdp: String::new(),
+            inbound: Some(inbound),
+            gathered,
+        })
     }
 
     /// Our description once candidates are gathered (or the wait is over).
     async fn gathered_sdp(&mut self) -> Result<String, String> {
         tracing::debug!("WebRTC gathering candidates");
-        if tokio::time::timeout(GATHERING, self.gathered.wait_for(|done| *done)).await.is_err() {
-            tracing::warn!("ICE gathering took over {} s; offering the candidates we have", GATHERING.as_secs());
+        if tokio::time::timeout(GATHERING, self.gathered.wait_for(|done| *done))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "ICE gathering took over {} s; offering the candidates we have",
+                GATHERING.as_secs()
+            );
         }
-        let description = self.pc.local_description().await.ok_or("WebRTC: no local description")?;
+        let description = self
+            .pc
+            .local_description()
+            .await
+            .ok_or("WebRTC: no local description")?;
         Ok(description.sdp)
     }
 
@@ -213,42 +297,66 @@ impl WebRtcMedia {
 
     /// Starts media: `remote_sdp` is their answer (set on the peer connection now) or the offer
     /// we answered (set already).
-    pub async fn start(&mut self, conversation: &str, remote_sdp: &str, we_offered: bool, settings: &MediaSettings, reports: ReportSender) -> Result<MediaSession, String> {
+    pub async fn start(
+        &mut self,
+        conversation: &str,
+        remote_sdp: &str,
+        we_offered: bool,
+        settings: &MediaSettings,
+        reports: ReportSender,
+    ) -> Result<MediaSession, String> {
         if we_offered {
-            let answer = RTCSessionDescription::answer(remote_sdp.to_owned()).map_err(|e| format!("their answer: {e}"))?;
-            self.pc.set_remote_description(answer).await.map_err(|e| format!("their answer: {e}"))?;
+            let answer = RTCSessionDescription::answer(remote_sdp.to_owned())
+                .map_err(|e| format!("their answer: {e}"))?;
+            self.pc
+                .set_remote_description(answer)
+                .await
+                .map_err(|e| format!("their answer: {e}"))?;
         }
         // The answer decides: its first codec we support, and its telephone-event.
-        let answer = if we_offered { remote_sdp } else { self.local_sdp.as_str() };
-        let answer = SessionDescription::parse(answer).map_err(|e| format!("unusable SDP answer ({e})"))?;
+        let answer = if we_offered {
+            remote_sdp
+        } else {
+            self.local_sdp.as_str()
+        };
+        let answer =
+            SessionDescription::parse(answer).map_err(|e| format!("unusable SDP answer ({e})"))?;
         let (codec, chosen) = answer
             .audio
             .codecs
             .iter()
             .find_map(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone())))
             .ok_or("no common audio codec")?;
-        let telephone_event = telephone_event_for(remote_sdp, codec.clock_rate()).or(answer.audio.telephone_event);
+        let telephone_event =
+            telephone_event_for(remote_sdp, codec.clock_rate()).or(answer.audio.telephone_event);
         let inbound = self.inbound.take().ok_or("media already started")?;
         let (out, mut outgoing) = mpsc::channel::<Vec<u8>>(QUEUE);
         let (track, ssrc) = (self.track.clone(), self.ssrc);
         // Our media task writes plain RTP; the peer connection protects and sends it.
         tokio::spawn(async move {
             while let Some(bytes) = outgoing.recv().await {
-                let Ok(mut packet) = rtp::Packet::unmarshal(&mut &bytes[..]) else { continue };
+                let Ok(mut packet) = rtp::Packet::unmarshal(&mut &bytes[..]) else {
+                    continue;
+                };
                 packet.header.ssrc = ssrc;
                 if let Err(e) = track.write_rtp(packet).await {
                     tracing::trace!("WebRTC RTP not sent: {e}");
                 }
             }
         });
-        let audio::CallAudio { source, sink } = audio::open_for_call(&settings.audio, codec.clock_rate()).map_err(|e| format!("audio: {e}"))?;
+        let audio::CallAudio { source, sink } =
+            audio::open_for_call(&settings.audio, codec.clock_rate())
+                .map_err(|e| format!("audio: {e}"))?;
         tracing::info!(%conversation, codec = %chosen.name, "WebRTC media started");
         let params = MediaParams {
             wire: Wire::Packets { out, inbound },
             codec,
             payload_type: chosen.payload_type,
             telephone_event,
-            cname: format!("{}@softphone-bridge", &conversation[..conversation.len().min(8)]),
+            cname: format!(
+                "{}@softphone-bridge",
+                &conversation[..conversation.len().min(8)]
+            ),
             conversation: conversation.to_owned(),
         };
         Ok(MediaSession::start(params, source, sink, reports))
@@ -275,7 +383,9 @@ fn telephone_event_for(sdp: &str, rate: u32) -> Option<u8> {
         let (pt, encoding) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
         let (name, clock) = encoding.split_once('/')?;
         let clock: u32 = clock.split('/').next()?.parse().ok()?;
-        (name.eq_ignore_ascii_case("telephone-event") && clock == rate).then(|| pt.parse().ok()).flatten()
+        (name.eq_ignore_ascii_case("telephone-event") && clock == rate)
+            .then(|| pt.parse().ok())
+            .flatten()
     })
 }
 
@@ -286,17 +396,41 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_offer_on_loopback() {
         let settings = MediaSettings::from_config(&Default::default(), &Default::default());
-        let webrtc = WebRtcSettings { turn: None, force_relay: false, loopback: true };
-        let media = tokio::time::timeout(Duration::from_secs(10), WebRtcMedia::for_offer(&settings, &webrtc)).await.expect("in time").expect("an offer");
+        let webrtc = WebRtcSettings {
+            turn: None,
+            force_relay: false,
+            loopback: true,
+        };
+        let media = tokio::time::timeout(
+            Duration::from_secs(10),
+            WebRtcMedia::for_offer(&settings, &webrtc),
+        )
+        .await
+        .expect("in time")
+        .expect("an offer");
         eprintln!("{}", media.sdp());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn relay_only_without_a_turn_server_still_offers() {
         let settings = MediaSettings::from_config(&Default::default(), &Default::default());
-        let turn = TurnServer { url: "turn:127.0.0.1:9?transport=udp".into(), username: "u".into(), credential: crate::config::Secret::new("p") };
-        let webrtc = WebRtcSettings { turn: Some(turn), force_relay: true, loopback: true };
-        let media = tokio::time::timeout(Duration::from_secs(10), WebRtcMedia::for_offer(&settings, &webrtc)).await.expect("in time").expect("an offer");
+        let turn = TurnServer {
+            url: "turn:127.0.0.1:9?transport=udp".into(),
+            username: "u".into(),
+            credential: crate::config::Secret::new("p"),
+        };
+        let webrtc = WebRtcSettings {
+            turn: Some(turn),
+            force_relay: true,
+            loopback: true,
+        };
+        let media = tokio::time::timeout(
+            Duration::from_secs(10),
+            WebRtcMedia::for_offer(&settings, &webrtc),
+        )
+        .await
+        .expect("in time")
+        .expect("an offer");
         eprintln!("{}", media.sdp());
     }
 }

@@ -60,22 +60,35 @@ impl CodecState {
     pub fn new(codec: AudioCodec) -> Result<Self, String> {
         match codec {
             AudioCodec::Opus => {
-                let mut encoder = opus2::Encoder::new(48000, opus2::Channels::Mono, opus2::Application::Voip).map_err(|e| e.to_string())?;
+                let mut encoder =
+                    opus2::Encoder::new(48000, opus2::Channels::Mono, opus2::Application::Voip)
+                        .map_err(|e| e.to_string())?;
                 // Speech at a telephony-friendly rate; in-band FEC lets the far end rebuild a lost frame.
                 let _ = encoder.set_bitrate(opus2::Bitrate::Bits(32_000));
                 let _ = encoder.set_inband_fec(true);
                 let _ = encoder.set_packet_loss_perc(5);
-                let decoder = opus2::Decoder::new(48000, opus2::Channels::Mono).map_err(|e| e.to_string())?;
-                Ok(Self::Opus { encoder: Box::new(encoder), decoder: Box::new(decoder) })
+                let decoder =
+                    opus2::Decoder::new(48000, opus2::Channels::Mono).map_err(|e| e.to_string())?;
+                Ok(Self::Opus {
+                    encoder: Box::new(encoder),
+                    decoder: Box::new(decoder),
+                })
             }
-            codec => Ok(Self::G711 { codec, last: Vec::new(), concealed: 0 }),
+            codec => Ok(Self::G711 {
+                codec,
+                last: Vec::new(),
+                concealed: 0,
+            }),
         }
     }
 
     pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
         out.clear();
         match self {
-            Self::G711 { codec: AudioCodec::Pcma, .. } => out.extend(pcm.iter().map(|s| g711::alaw_encode(*s))),
+            Self::G711 {
+                codec: AudioCodec::Pcma,
+                ..
+            } => out.extend(pcm.iter().map(|s| g711::alaw_encode(*s))),
             Self::G711 { .. } => out.extend(pcm.iter().map(|s| g711::ulaw_encode(*s))),
             Self::Opus { encoder, .. } => {
                 out.resize(1500, 0);
@@ -93,7 +106,11 @@ impl CodecState {
     pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
         out.clear();
         match self {
-            Self::G711 { codec, last, concealed } => {
+            Self::G711 {
+                codec,
+                last,
+                concealed,
+            } => {
                 match codec {
                     AudioCodec::Pcma => out.extend(payload.iter().map(|b| g711::alaw_decode(*b))),
                     _ => out.extend(payload.iter().map(|b| g711::ulaw_decode(*b))),
@@ -120,7 +137,9 @@ impl CodecState {
     pub fn conceal(&mut self, samples: usize, next: Option<&[u8]>, out: &mut Vec<i16>) {
         out.clear();
         match self {
-            Self::G711 { last, concealed, .. } => {
+            Self::G711 {
+                last, concealed, ..
+            } => {
                 *concealed += 1;
                 if *concealed > G711_CONCEAL_FRAMES || last.len() != samples {
                     out.resize(samples, 0);
@@ -152,7 +171,9 @@ mod tests {
     use super::*;
 
     fn tone(samples: usize, rate: f32) -> Vec<i16> {
-        (0..samples).map(|i| ((i as f32 * 2.0 * std::f32::consts::PI * 440.0 / rate).sin() * 8000.0) as i16).collect()
+        (0..samples)
+            .map(|i| ((i as f32 * 2.0 * std::f32::consts::PI * 440.0 / rate).sin() * 8000.0) as i16)
+            .collect()
     }
 
     fn energy(samples: &[i16]) -> f64 {
@@ -172,7 +193,10 @@ mod tests {
             assert_eq!(decoded.len(), 160);
             levels.push(energy(&decoded));
         }
-        assert!(levels[0] > good / 5.0 && levels[0] < good, "first concealed frame is the last one, quieter");
+        assert!(
+            levels[0] > good / 5.0 && levels[0] < good,
+            "first concealed frame is the last one, quieter"
+        );
         assert!(levels[1] < levels[0] && levels[2] < levels[1]);
         assert_eq!(levels[3], 0.0, "then silence");
     }
@@ -196,7 +220,11 @@ mod tests {
         // Packet 5 is lost; 6 is here: FEC gives a frame with the tone's energy.
         receiver.conceal(960, Some(&packets[6]), &mut decoded);
         assert_eq!(decoded.len(), 960);
-        assert!(energy(&decoded) > 1_000_000.0, "fec frame energy {}", energy(&decoded));
+        assert!(
+            energy(&decoded) > 1_000_000.0,
+            "fec frame energy {}",
+            energy(&decoded)
+        );
         receiver.decode(&packets[6], &mut decoded);
         // Both 7 and 8 lost: plain PLC still produces a frame.
         receiver.conceal(960, None, &mut decoded);

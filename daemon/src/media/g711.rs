@@ -46,7 +46,11 @@ pub fn alaw_decode(byte: u8) -> i16 {
     let sign = byte & 0x80;
     let exponent = i32::from((byte >> 4) & 0x07);
     let mantissa = i32::from(byte & 0x0F);
-    let magnitude = if exponent == 0 { (mantissa << 4) + 8 } else { ((mantissa << 4) + 0x108) << (exponent - 1) };
+    let magnitude = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
     (if sign != 0 { magnitude } else { -magnitude }) as i16
 }
 
@@ -58,7 +62,9 @@ mod tests {
     fn snr_db(encode: fn(i16) -> u8, decode: fn(u8) -> i16, amplitude: f64) -> f64 {
         let (mut signal, mut noise) = (0.0, 0.0);
         for n in 0..8000 {
-            let x = (amplitude * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 8000.0).sin()).round();
+            let x = (amplitude
+                * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 8000.0).sin())
+            .round();
             let y = f64::from(decode(encode(x as i16)));
             signal += x * x;
             noise += (x - y) * (x - y);
@@ -70,8 +76,14 @@ mod tests {
     fn round_trip_quality_matches_g711() {
         // G.711 gives ~38 dB SNR over a wide range of levels.
         for amplitude in [1000.0, 8000.0, 30000.0] {
-            assert!(snr_db(ulaw_encode, ulaw_decode, amplitude) > 33.0, "μ-law at {amplitude}");
-            assert!(snr_db(alaw_encode, alaw_decode, amplitude) > 33.0, "A-law at {amplitude}");
+            assert!(
+                snr_db(ulaw_encode, ulaw_decode, amplitude) > 33.0,
+                "μ-law at {amplitude}"
+            );
+            assert!(
+                snr_db(alaw_encode, alaw_decode, amplitude) > 33.0,
+                "A-law at {amplitude}"
+            );
         }
     }
 
@@ -87,8 +99,16 @@ mod tests {
         for byte in 0..=255u8 {
             // 0x7F is μ-law's "negative zero"; it decodes to 0, which encodes as 0xFF.
             let expected = if byte == 0x7F { 0xFF } else { byte };
-            assert_eq!(ulaw_encode(ulaw_decode(byte)), expected, "μ-law code {byte:#x} is stable");
-            assert_eq!(alaw_encode(alaw_decode(byte)), byte, "A-law code {byte:#x} is stable");
+            assert_eq!(
+                ulaw_encode(ulaw_decode(byte)),
+                expected,
+                "μ-law code {byte:#x} is stable"
+            );
+            assert_eq!(
+                alaw_encode(alaw_decode(byte)),
+                byte,
+                "A-law code {byte:#x} is stable"
+            );
         }
     }
 }

@@ -66,7 +66,10 @@ impl JitterBuffer {
             underruns: 0,
             over: 0,
             last_transit: None,
-            stats: JitterStats { target_frames: MIN_TARGET, ..JitterStats::default() },
+            stats: JitterStats {
+                target_frames: MIN_TARGET,
+                ..JitterStats::default()
+            },
         }
     }
 
@@ -82,7 +85,8 @@ impl JitterBuffer {
             self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
         }
         self.last_transit = Some(transit);
-        let wanted = ((2.0 * self.stats.jitter_ms + self.frame_ms / 2.0) / self.frame_ms).ceil() as usize;
+        let wanted =
+            ((2.0 * self.stats.jitter_ms + self.frame_ms / 2.0) / self.frame_ms).ceil() as usize;
         self.stats.target_frames = wanted.clamp(MIN_TARGET, MAX_TARGET);
 
         if let Some(next) = self.next {
@@ -100,7 +104,9 @@ impl JitterBuffer {
             self.packets.pop_first();
             self.stats.dropped += 1;
         }
-        self.packets.entry(extended).or_insert_with(|| payload.to_vec());
+        self.packets
+            .entry(extended)
+            .or_insert_with(|| payload.to_vec());
     }
 
     /// The frame for this playout tick.
@@ -125,7 +131,9 @@ impl JitterBuffer {
         } else {
             self.over = 0;
         }
-        let Some(next) = self.next else { return Playout::Silence };
+        let Some(next) = self.next else {
+            return Playout::Silence;
+        };
         if let Some(payload) = self.packets.remove(&next) {
             self.next = Some(next + 1);
             self.underruns = 0;
@@ -144,7 +152,9 @@ impl JitterBuffer {
         }
         // A later frame is here, so this one is lost: conceal it and move on.
         self.next = Some(next + 1);
-        Playout::Lost { next: self.packets.get(&(next + 1)).cloned() }
+        Playout::Lost {
+            next: self.packets.get(&(next + 1)).cloned(),
+        }
     }
 
     fn extend(&mut self, sequence: u16) -> u64 {
@@ -156,7 +166,11 @@ impl JitterBuffer {
         };
         let low = highest as u16;
         let delta = sequence.wrapping_sub(low);
-        let extended = if delta < u16::MAX / 2 { highest + u64::from(delta) } else { highest - u64::from(low.wrapping_sub(sequence)) };
+        let extended = if delta < u16::MAX / 2 {
+            highest + u64::from(delta)
+        } else {
+            highest - u64::from(low.wrapping_sub(sequence))
+        };
         if extended > highest {
             self.highest = Some(extended);
         }
@@ -185,7 +199,11 @@ mod tests {
     fn holds_back_then_plays_in_order_despite_reordering() {
         let mut buffer = JitterBuffer::new(20);
         buffer.push(11, 220.0, 0.0, &[11]);
-        assert_eq!(buffer.pop(), Playout::Silence, "one frame is not enough to start");
+        assert_eq!(
+            buffer.pop(),
+            Playout::Silence,
+            "one frame is not enough to start"
+        );
         buffer.push(10, 200.0, 1.0, &[10]);
         assert_eq!(buffer.pop(), frame(10));
         assert_eq!(buffer.pop(), frame(11));
@@ -196,7 +214,12 @@ mod tests {
         let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0), (4, 80.0), (5, 100.0)]);
         assert_eq!(buffer.pop(), frame(1));
         assert_eq!(buffer.pop(), frame(2));
-        assert_eq!(buffer.pop(), Playout::Lost { next: Some(vec![4]) });
+        assert_eq!(
+            buffer.pop(),
+            Playout::Lost {
+                next: Some(vec![4])
+            }
+        );
         assert_eq!(buffer.pop(), frame(4));
         assert_eq!(buffer.stats().concealed, 1);
         // 3 arrives after its slot passed: late, dropped.
@@ -217,7 +240,11 @@ mod tests {
         for _ in 0..MAX_UNDERRUN {
             assert_eq!(buffer.pop(), Playout::Lost { next: None });
         }
-        assert_eq!(buffer.pop(), Playout::Silence, "a long silence stops playout until it refills");
+        assert_eq!(
+            buffer.pop(),
+            Playout::Silence,
+            "a long silence stops playout until it refills"
+        );
     }
 
     #[test]
@@ -226,11 +253,20 @@ mod tests {
         // Arrival times wobble by ±40 ms around the media clock.
         for seq in 0..200u16 {
             let wobble = if seq % 2 == 0 { 40.0 } else { -40.0 };
-            buffer.push(seq, f64::from(seq) * 20.0, f64::from(seq) * 20.0 + wobble, &[0]);
+            buffer.push(
+                seq,
+                f64::from(seq) * 20.0,
+                f64::from(seq) * 20.0 + wobble,
+                &[0],
+            );
             let _ = buffer.pop();
         }
         let stats = buffer.stats();
-        assert!(stats.jitter_ms > 40.0, "jitter estimate {}", stats.jitter_ms);
+        assert!(
+            stats.jitter_ms > 40.0,
+            "jitter estimate {}",
+            stats.jitter_ms
+        );
         assert!(stats.target_frames >= 5, "target {}", stats.target_frames);
         // Delay that stays (40 frames held while the target is 2): trimmed, one frame at a time,
         // only after it has lasted; a short burst is left to drain by itself.

@@ -23,7 +23,12 @@ impl Reception {
     /// A packet arrived; `arrival` is the arrival time in the stream's timestamp units.
     pub fn on_packet(&mut self, ssrc: u32, sequence: u16, timestamp: u32, arrival: u32) {
         if self.base.is_none() || ssrc != self.ssrc {
-            *self = Self { ssrc, base: Some(u32::from(sequence)), max: u32::from(sequence), ..Self::default() };
+            *self = Self {
+                ssrc,
+                base: Some(u32::from(sequence)),
+                max: u32::from(sequence),
+                ..Self::default()
+            };
         }
         let low = self.max as u16;
         let delta = sequence.wrapping_sub(low);
@@ -74,7 +79,11 @@ impl Reception {
         self.expected_prior = expected;
         self.received_prior = self.received;
         let lost_interval = i64::from(expected_interval) - i64::from(received_interval);
-        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 { 0 } else { ((lost_interval << 8) / i64::from(expected_interval)).min(255) as u8 };
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / i64::from(expected_interval)).min(255) as u8
+        };
         let (last_sr, delay) = match self.last_sr {
             Some((lsr, at)) => (lsr, ((now_ntp.saturating_sub(at)) >> 16) as u32),
             None => (0, 0),
@@ -107,13 +116,22 @@ impl ReportBlock {
         out.extend_from_slice(&self.ssrc.to_be_bytes());
         let lost = (self.cumulative_lost as u32) & 0x00FF_FFFF;
         out.extend_from_slice(&((u32::from(self.fraction_lost) << 24) | lost).to_be_bytes());
-        for word in [self.highest_sequence, self.jitter, self.last_sr, self.delay_since_last_sr] {
+        for word in [
+            self.highest_sequence,
+            self.jitter,
+            self.last_sr,
+            self.delay_since_last_sr,
+        ] {
             out.extend_from_slice(&word.to_be_bytes());
         }
     }
 
     fn parse(bytes: &[u8]) -> Option<Self> {
-        let word = |i: usize| bytes.get(i * 4..i * 4 + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        let word = |i: usize| {
+            bytes
+                .get(i * 4..i * 4 + 4)
+                .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+        };
         let loss = word(1)?;
         // Sign-extend the 24-bit cumulative count.
         let cumulative_lost = ((loss << 8) as i32) >> 8;
@@ -134,7 +152,9 @@ impl ReportBlock {
             return None;
         }
         let now = (now_ntp >> 16) as u32;
-        let rtt = now.wrapping_sub(self.last_sr).wrapping_sub(self.delay_since_last_sr);
+        let rtt = now
+            .wrapping_sub(self.last_sr)
+            .wrapping_sub(self.delay_since_last_sr);
         // A clock step or a bogus block gives a huge value: ignore it.
         (rtt < 10 << 16).then(|| f64::from(rtt) / 65536.0)
     }
@@ -149,7 +169,14 @@ pub struct SenderInfo {
 }
 
 /// Builds a compound packet: SR (when we sent media) or RR, then SDES with our CNAME.
-pub fn compound(ssrc: u32, now_ntp: u64, sent: Option<SenderInfo>, block: Option<ReportBlock>, cname: &str, out: &mut Vec<u8>) {
+pub fn compound(
+    ssrc: u32,
+    now_ntp: u64,
+    sent: Option<SenderInfo>,
+    block: Option<ReportBlock>,
+    cname: &str,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     let count = u8::from(block.is_some());
     match sent {
@@ -244,7 +271,9 @@ pub fn parse(bytes: &[u8], our_ssrc: u32) -> Received {
 /// NTP time (RFC 5905 64-bit format) for a wall-clock time.
 pub fn ntp_time(now: std::time::SystemTime) -> u64 {
     const UNIX_TO_NTP: u64 = 2_208_988_800;
-    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let seconds = since.as_secs() + UNIX_TO_NTP;
     let fraction = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
     (seconds << 32) | fraction
@@ -258,7 +287,9 @@ mod tests {
     fn loss_and_jitter_are_counted_across_a_sequence_wrap() {
         let mut reception = Reception::default();
         // 65530..65535, then 0..9 with 2 and 3 missing; arrival exactly on the media clock.
-        let seqs: Vec<u16> = (65530..=65535).chain((0..10).filter(|s| *s != 2 && *s != 3)).collect();
+        let seqs: Vec<u16> = (65530..=65535)
+            .chain((0..10).filter(|s| *s != 2 && *s != 3))
+            .collect();
         for seq in &seqs {
             let ts = u32::from(seq.wrapping_sub(65530)) * 160;
             reception.on_packet(7, *seq, ts, ts + 1000);
@@ -286,17 +317,33 @@ mod tests {
         assert_eq!(bytes.len() % 4, 0);
         assert!(is_rtcp(&bytes));
         let received = parse(&bytes, 0xAAAA);
-        let rtt = received.about_us.expect("block about us").round_trip(sent_at + (1 << 31)).expect("rtt");
+        let rtt = received
+            .about_us
+            .expect("block about us")
+            .round_trip(sent_at + (1 << 31))
+            .expect("rtt");
         assert!((rtt - 0.25).abs() < 0.001, "rtt {rtt}");
 
-        let info = SenderInfo { rtp_timestamp: 1600, packets: 10, octets: 1600 };
+        let info = SenderInfo {
+            rtp_timestamp: 1600,
+            packets: 10,
+            octets: 1600,
+        };
         compound(0xAAAA, sent_at, Some(info), None, "x", &mut bytes);
         assert_eq!(parse(&bytes, 0).sender_report, Some((0xAAAA, sent_at)));
     }
 
     #[test]
     fn malformed_compounds_are_survived() {
-        for bytes in [&[][..], &[0x80, 200, 0xFF, 0xFF][..], &[0x81, 201, 0, 1, 0, 0, 0, 1][..], &[0x9F, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]] {
+        for bytes in [
+            &[][..],
+            &[0x80, 200, 0xFF, 0xFF][..],
+            &[0x81, 201, 0, 1, 0, 0, 0, 1][..],
+            &[
+                0x9F, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0,
+            ][..],
+        ] {
             let _ = parse(bytes, 1);
         }
         let rtp = [0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];

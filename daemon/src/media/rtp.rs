@@ -85,7 +85,9 @@ pub fn dtmf_code(digit: char) -> Option<u8> {
 
 /// The digit of an RFC 4733 event code (0–15).
 pub fn dtmf_digit(code: u8) -> Option<char> {
-    b"0123456789*#ABCD".get(usize::from(code)).map(|b| char::from(*b))
+    b"0123456789*#ABCD"
+        .get(usize::from(code))
+        .map(|b| char::from(*b))
 }
 
 /// Turns received telephone-event packets into digits: one per event, however many packets
@@ -112,7 +114,14 @@ mod tests {
 
     #[test]
     fn round_trip_and_errors() {
-        let packet = RtpPacket { marker: true, payload_type: 0, sequence: 65535, timestamp: 160, ssrc: 0xDEADBEEF, payload: &[1, 2, 3] };
+        let packet = RtpPacket {
+            marker: true,
+            payload_type: 0,
+            sequence: 65535,
+            timestamp: 160,
+            ssrc: 0xDEADBEEF,
+            payload: &[1, 2, 3],
+        };
         let mut bytes = Vec::new();
         packet.write(&mut bytes);
         assert_eq!(bytes.len(), 15);
@@ -129,10 +138,22 @@ mod tests {
 
     #[test]
     fn dtmf_codes() {
-        assert_eq!("0159*#AD".chars().map(dtmf_code).collect::<Option<Vec<_>>>(), Some(vec![0, 1, 5, 9, 10, 11, 12, 15]));
+        assert_eq!(
+            "0159*#AD"
+                .chars()
+                .map(dtmf_code)
+                .collect::<Option<Vec<_>>>(),
+            Some(vec![0, 1, 5, 9, 10, 11, 12, 15])
+        );
         assert_eq!(dtmf_code('x'), None);
         assert_eq!(telephone_event(5, true, 10, 800), [5, 0x8A, 0x03, 0x20]);
-        assert_eq!((0..16).map(dtmf_digit).collect::<Option<String>>().as_deref(), Some("0123456789*#ABCD"));
+        assert_eq!(
+            (0..16)
+                .map(dtmf_digit)
+                .collect::<Option<String>>()
+                .as_deref(),
+            Some("0123456789*#ABCD")
+        );
         assert_eq!(dtmf_digit(16), None);
     }
 
@@ -141,7 +162,13 @@ mod tests {
         let mut receiver = DtmfReceiver::default();
         let mut digits = String::new();
         // '5' as start, two updates, three ends; then '#' at a new timestamp; junk is ignored.
-        for (ts, payload) in [(160, telephone_event(5, false, 10, 160)), (160, telephone_event(5, false, 10, 320)), (160, telephone_event(5, true, 10, 800)), (160, telephone_event(5, true, 10, 800)), (1600, telephone_event(11, false, 10, 160))] {
+        for (ts, payload) in [
+            (160, telephone_event(5, false, 10, 160)),
+            (160, telephone_event(5, false, 10, 320)),
+            (160, telephone_event(5, true, 10, 800)),
+            (160, telephone_event(5, true, 10, 800)),
+            (1600, telephone_event(11, false, 10, 160)),
+        ] {
             digits.extend(receiver.on_packet(ts, &payload));
         }
         assert_eq!(receiver.on_packet(3200, &[1]), None);

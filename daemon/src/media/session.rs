@@ -31,7 +31,8 @@ pub struct MediaParams {
     pub conversation: String,
 }
 
-/// How RTP leaves and arrives.
+/// How RTP leaves and arrives. One per call, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Wire {
     /// Our own sockets: RTP, RTCP reports and SDES-SRTP are ours to do.
     Udp {
@@ -44,7 +45,10 @@ pub enum Wire {
     },
     /// Plain RTP packets handed to and taken from a WebRTC peer connection, which does ICE,
     /// DTLS-SRTP and RTCP itself.
-    Packets { out: mpsc::Sender<Vec<u8>>, inbound: mpsc::Receiver<Vec<u8>> },
+    Packets {
+        out: mpsc::Sender<Vec<u8>>,
+        inbound: mpsc::Receiver<Vec<u8>>,
+    },
 }
 
 /// Where a media task sends its reports: (conversation, report).
@@ -59,7 +63,10 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub const BOTH: Self = Self { send: true, receive: true };
+    pub const BOTH: Self = Self {
+        send: true,
+        receive: true,
+    };
 }
 
 /// Call quality as RTCP sees it, both ways.
@@ -105,14 +112,31 @@ struct Controls {
 }
 
 impl MediaSession {
-    pub fn start(params: MediaParams, source: Box<dyn AudioSource>, sink: Box<dyn AudioSink>, reports: ReportSender) -> Self {
+    pub fn start(
+        params: MediaParams,
+        source: Box<dyn AudioSource>,
+        sink: Box<dyn AudioSink>,
+        reports: ReportSender,
+    ) -> Self {
         let (stop, stopped) = oneshot::channel();
         let (muted, muted_rx) = watch::channel(false);
         let (flow, flow_rx) = watch::channel(Flow::BOTH);
         let (dtmf, dtmf_rx) = mpsc::unbounded_channel();
-        let controls = Controls { stopped, muted: muted_rx, flow: flow_rx, dtmf: dtmf_rx, reports };
+        let controls = Controls {
+            stopped,
+            muted: muted_rx,
+            flow: flow_rx,
+            dtmf: dtmf_rx,
+            reports,
+        };
         let task = tokio::spawn(run(params, source, sink, controls));
-        Self { stop: Some(stop), muted, flow, dtmf, task }
+        Self {
+            stop: Some(stop),
+            muted,
+            flow,
+            dtmf,
+            task,
+        }
     }
 
     pub fn set_muted(&self, muted: bool) {
@@ -148,13 +172,45 @@ struct Sender {
     first: bool,
 }
 
-async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Box<dyn AudioSink>, mut controls: Controls) {
-    let MediaParams { wire, codec, payload_type, telephone_event: event_pt, cname, conversation } = params;
-    let (socket, rtcp_socket, mut remote, mut remote_rtcp, mut srtp, packets_out, mut packets_in) = match wire {
-        Wire::Udp { socket, rtcp_socket, remote, remote_rtcp, srtp } => (Some(socket), rtcp_socket, Some(remote), Some(remote_rtcp), srtp, None, None),
-        Wire::Packets { out, inbound } => (None, None, None, None, None, Some(out), Some(inbound)),
+async fn run(
+    params: MediaParams,
+    mut source: Box<dyn AudioSource>,
+    mut sink: Box<dyn AudioSink>,
+    mut controls: Controls,
+) {
+    let MediaParams {
+        wire,
+        codec,
+        payload_type,
+        telephone_event: event_pt,
+        cname,
+        conversation,
+    } = params;
+    let (socket, rtcp_socket, mut remote, mut remote_rtcp, mut srtp, packets_out, mut packets_in) =
+        match wire {
+            Wire::Udp {
+                socket,
+                rtcp_socket,
+                remote,
+                remote_rtcp,
+                srtp,
+            } => (
+                Some(socket),
+                rtcp_socket,
+                Some(remote),
+                Some(remote_rtcp),
+                srtp,
+                None,
+                None,
+            ),
+            Wire::Packets { out, inbound } => {
+                (None, None, None, None, None, Some(out), Some(inbound))
+            }
+        };
+    let out = Out {
+        socket: socket.as_ref(),
+        packets: packets_out.as_ref(),
     };
-    let out = Out { socket: socket.as_ref(), packets: packets_out.as_ref() };
     // A closed channel only means the line is gone; the call ends with it.
     let report = |r: MediaReport| drop(controls.reports.send((conversation.clone(), r)));
     let mut state = match CodecState::new(codec) {
@@ -183,10 +239,15 @@ async fn run(params: MediaParams, mut source: Box<dyn AudioSource>, mut sink: Bo
     };
     let mut jitter = JitterBuffer::new(20);
     let mut reception = Reception::default();
-    let mut stats = MediaStats { codec: codec.name(), srtp: srtp.is_some() || packets_out.is_some(), ..MediaStats::default() };
+    let mut stats = MediaStats {
+        codec: codec.name(),
+        srtp: srtp.is_some() || packets_out.is_some(),
+        ..MediaStats::default()
+    };
     let mut latched = false;
     let mut pcm = vec![0i16; frame_samples];
-    let (mut encoded, mut decoded, mut packet_bytes) = (Vec::new(), Vec::new(), Vec::with_capacity(256));
+    let (mut encoded, mut decoded, mut packet_bytes) =
+        (Vec::new(), Vec::new(), Vec::with_capacity(256));
     let (mut buffer, mut rtcp_buffer) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut tick = tokio::time::interval(FRAME);
     // Burst: a late tick is caught up, so playout and sending keep 50 frames a second on average
@@ -315,8 +376,16 @@ struct Receiving {
 impl Receiving {
     /// Takes one plain RTP packet: audio to the jitter buffer, telephone-events to DTMF. False
     /// when it is neither (unparsable, or a payload type we did not agree on).
-    fn on_rtp(&mut self, bytes: &[u8], jitter: &mut JitterBuffer, reception: &mut Reception, report: &impl Fn(MediaReport)) -> bool {
-        let Ok(packet) = RtpPacket::parse(bytes) else { return false };
+    fn on_rtp(
+        &mut self,
+        bytes: &[u8],
+        jitter: &mut JitterBuffer,
+        reception: &mut Reception,
+        report: &impl Fn(MediaReport),
+    ) -> bool {
+        let Ok(packet) = RtpPacket::parse(bytes) else {
+            return false;
+        };
         if Some(packet.payload_type) == self.event_pt {
             if let Some(digit) = self.dtmf.on_packet(packet.timestamp, packet.payload) {
                 tracing::info!("DTMF received");
@@ -328,8 +397,18 @@ impl Receiving {
             return false;
         }
         let arrival_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        reception.on_packet(packet.ssrc, packet.sequence, packet.timestamp, (arrival_ms * self.rate_per_ms) as u32);
-        jitter.push(packet.sequence, f64::from(packet.timestamp) / self.rate_per_ms, arrival_ms, packet.payload);
+        reception.on_packet(
+            packet.ssrc,
+            packet.sequence,
+            packet.timestamp,
+            (arrival_ms * self.rate_per_ms) as u32,
+        );
+        jitter.push(
+            packet.sequence,
+            f64::from(packet.timestamp) / self.rate_per_ms,
+            arrival_ms,
+            packet.payload,
+        );
         true
     }
 }
@@ -341,8 +420,25 @@ struct Out<'a> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn send_rtp(out_to: &Out<'_>, remote: Option<SocketAddr>, srtp: &mut Option<SrtpSession>, sender: &mut Sender, payload_type: u8, marker: bool, payload: &[u8], out: &mut Vec<u8>) {
-    RtpPacket { marker, payload_type, sequence: sender.sequence, timestamp: sender.timestamp, ssrc: sender.ssrc, payload }.write(out);
+async fn send_rtp(
+    out_to: &Out<'_>,
+    remote: Option<SocketAddr>,
+    srtp: &mut Option<SrtpSession>,
+    sender: &mut Sender,
+    payload_type: u8,
+    marker: bool,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
+    RtpPacket {
+        marker,
+        payload_type,
+        sequence: sender.sequence,
+        timestamp: sender.timestamp,
+        ssrc: sender.ssrc,
+        payload,
+    }
+    .write(out);
     sender.sequence = sender.sequence.wrapping_add(1);
     sender.packets = sender.packets.wrapping_add(1);
     sender.octets = sender.octets.wrapping_add(payload.len() as u32);
@@ -369,7 +465,13 @@ async fn send_rtp(out_to: &Out<'_>, remote: Option<SocketAddr>, srtp: &mut Optio
     }
 }
 
-fn on_rtcp(bytes: &[u8], srtp: &mut Option<SrtpSession>, reception: &mut Reception, stats: &mut MediaStats, our_ssrc: u32) {
+fn on_rtcp(
+    bytes: &[u8],
+    srtp: &mut Option<SrtpSession>,
+    reception: &mut Reception,
+    stats: &mut MediaStats,
+    our_ssrc: u32,
+) {
     let plain;
     let bytes = match srtp {
         Some(srtp) => match srtp.unprotect_rtcp(bytes) {
@@ -388,7 +490,8 @@ fn on_rtcp(bytes: &[u8], srtp: &mut Option<SrtpSession>, reception: &mut Recepti
     }
     if let Some(block) = received.about_us {
         stats.remote_packets_lost = Some(block.cumulative_lost);
-        stats.remote_jitter_ms = Some(f64::from(block.jitter) * 1000.0 / f64::from(stats_rate(stats.codec)));
+        stats.remote_jitter_ms =
+            Some(f64::from(block.jitter) * 1000.0 / f64::from(stats_rate(stats.codec)));
         if let Some(rtt) = block.round_trip(now_ntp) {
             stats.round_trip_ms = Some(rtt * 1000.0);
         }
@@ -399,7 +502,13 @@ fn stats_rate(codec: &str) -> u32 {
     AudioCodec::from_name(codec).map_or(8000, AudioCodec::clock_rate)
 }
 
-fn fill_stats(stats: &mut MediaStats, sender: &Sender, reception: &Reception, jitter: &JitterBuffer, codec: AudioCodec) {
+fn fill_stats(
+    stats: &mut MediaStats,
+    sender: &Sender,
+    reception: &Reception,
+    jitter: &JitterBuffer,
+    codec: AudioCodec,
+) {
     let buffer = jitter.stats();
     stats.packets_sent = sender.packets;
     stats.packets_received = reception.received();
@@ -410,7 +519,10 @@ fn fill_stats(stats: &mut MediaStats, sender: &Sender, reception: &Reception, ji
     stats.jitter_buffer_ms = buffer.target_frames as u32 * 20;
 }
 
-async fn recv_udp(socket: Option<&UdpSocket>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_udp(
+    socket: Option<&UdpSocket>,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
         Some(socket) => socket.recv_from(buffer).await,
         None => std::future::pending().await,
@@ -424,7 +536,10 @@ async fn recv_packet(inbound: Option<&mut mpsc::Receiver<Vec<u8>>>) -> Option<Ve
     }
 }
 
-async fn recv_rtcp(socket: Option<&UdpSocket>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_rtcp(
+    socket: Option<&UdpSocket>,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
         Some(socket) => socket.recv_from(buffer).await,
         None => std::future::pending().await,

@@ -34,8 +34,13 @@ impl Origin {
         }
         let (scheme, rest) = text.split_once("://").ok_or(OriginError::Shape)?;
         let scheme = scheme.to_ascii_lowercase();
-        let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        let scheme_ok = scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
         if !scheme_ok {
             return Err(OriginError::Shape);
         }
@@ -45,7 +50,9 @@ impl Origin {
         let (host, port) = split_host_port(rest)?;
         let host = host.to_ascii_lowercase();
         let host_ok = !host.is_empty()
-            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+            && host.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+            });
         if !host_ok {
             return Err(OriginError::Host);
         }
@@ -112,7 +119,11 @@ impl OriginPolicy {
             .iter()
             .map(|host| Origin(format!("https://{host}:{port}")))
             .collect();
-        Self { configured: Arc::new(configured), own: Arc::new(own), store: Arc::new(Mutex::new(store)) }
+        Self {
+            configured: Arc::new(configured),
+            own: Arc::new(own),
+            store: Arc::new(Mutex::new(store)),
+        }
     }
 
     /// True for the daemon's own pages (`/demo`, `/bridge.html`).
@@ -125,7 +136,9 @@ impl OriginPolicy {
         if self.is_own(origin) || self.configured.contains(origin) {
             return Verdict::Allowed;
         }
-        let Ok(mut store) = self.store.lock() else { return Verdict::Denied };
+        let Ok(mut store) = self.store.lock() else {
+            return Verdict::Denied;
+        };
         store.check_and_record(origin)
     }
 

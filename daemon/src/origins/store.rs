@@ -22,11 +22,20 @@ pub struct StoredOrigins {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid origins file: {source}")]
-    Format { path: PathBuf, source: serde_json::Error },
+    Format {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{0:?} is not an origin: {1}")]
     BadOrigin(String, super::OriginError),
 }
@@ -40,7 +49,11 @@ pub struct ApprovalStore {
 
 impl ApprovalStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut store = Self { path: path.to_owned(), stamp: None, origins: StoredOrigins::default() };
+        let mut store = Self {
+            path: path.to_owned(),
+            stamp: None,
+            origins: StoredOrigins::default(),
+        };
         store.reload_if_changed()?;
         Ok(store)
     }
@@ -84,7 +97,11 @@ impl ApprovalStore {
         let origin = Origin::parse(origin).map_err(|e| StoreError::BadOrigin(origin.into(), e))?;
         self.reload_if_changed()?;
         let name = origin.as_str();
-        for list in [&mut self.origins.approved, &mut self.origins.denied, &mut self.origins.pending] {
+        for list in [
+            &mut self.origins.approved,
+            &mut self.origins.denied,
+            &mut self.origins.pending,
+        ] {
             list.retain(|o| o != name);
         }
         self.save()?;
@@ -95,7 +112,11 @@ impl ApprovalStore {
         let origin = Origin::parse(origin).map_err(|e| StoreError::BadOrigin(origin.into(), e))?;
         self.reload_if_changed()?;
         let name = origin.as_str().to_owned();
-        for list in [&mut self.origins.approved, &mut self.origins.denied, &mut self.origins.pending] {
+        for list in [
+            &mut self.origins.approved,
+            &mut self.origins.denied,
+            &mut self.origins.pending,
+        ] {
             list.retain(|o| *o != name);
         }
         if approve {
@@ -111,29 +132,47 @@ impl ApprovalStore {
         let meta = match std::fs::metadata(&self.path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(StoreError::Read { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
         };
-        let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+        let stamp = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
         if self.stamp == Some(stamp) {
             return Ok(());
         }
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|source| StoreError::Read { path: self.path.clone(), source })?;
-        self.origins = serde_json::from_str(&text)
-            .map_err(|source| StoreError::Format { path: self.path.clone(), source })?;
+        let text = std::fs::read_to_string(&self.path).map_err(|source| StoreError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.origins = serde_json::from_str(&text).map_err(|source| StoreError::Format {
+            path: self.path.clone(),
+            source,
+        })?;
         self.stamp = Some(stamp);
         Ok(())
     }
 
     /// Writes atomically (temp file, then rename) so a reader never sees half a file.
     fn save(&mut self) -> Result<(), StoreError> {
-        let write_err = |source| StoreError::Write { path: self.path.clone(), source };
+        let write_err = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
         let text = serde_json::to_string_pretty(&self.origins).unwrap_or_default();
         let tmp = self.path.with_extension("json.tmp");
         std::fs::write(&tmp, text).map_err(write_err)?;
         std::fs::rename(&tmp, &self.path).map_err(write_err)?;
         let meta = std::fs::metadata(&self.path).map_err(write_err)?;
-        self.stamp = Some((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+        self.stamp = Some((
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        ));
         Ok(())
     }
 }

@@ -2,19 +2,49 @@ use super::*;
 
 #[test]
 fn origins_normalize() {
-    let same = ["https://CRM.example.com", "https://crm.example.com:443", " https://crm.example.com "];
+    let same = [
+        "https://CRM.example.com",
+        "https://crm.example.com:443",
+        " https://crm.example.com ",
+    ];
     for text in same {
-        assert_eq!(Origin::parse(text).map(|o| o.to_string()).as_deref(), Ok("https://crm.example.com"));
+        assert_eq!(
+            Origin::parse(text).map(|o| o.to_string()).as_deref(),
+            Ok("https://crm.example.com")
+        );
     }
-    assert_eq!(Origin::parse("http://localhost:8080").map(|o| o.to_string()).as_deref(), Ok("http://localhost:8080"));
-    assert_eq!(Origin::parse("https://[::1]:48443").map(|o| o.to_string()).as_deref(), Ok("https://[::1]:48443"));
+    assert_eq!(
+        Origin::parse("http://localhost:8080")
+            .map(|o| o.to_string())
+            .as_deref(),
+        Ok("http://localhost:8080")
+    );
+    assert_eq!(
+        Origin::parse("https://[::1]:48443")
+            .map(|o| o.to_string())
+            .as_deref(),
+        Ok("https://[::1]:48443")
+    );
     assert_eq!(Origin::parse("null"), Err(OriginError::Null));
     assert_eq!(Origin::parse("crm.example.com"), Err(OriginError::Shape));
-    assert_eq!(Origin::parse("https://crm.example.com/path"), Err(OriginError::Extra));
-    assert_eq!(Origin::parse("https://user@crm.example.com"), Err(OriginError::Extra));
-    assert_eq!(Origin::parse("https://crm.example.com:99999"), Err(OriginError::Port));
+    assert_eq!(
+        Origin::parse("https://crm.example.com/path"),
+        Err(OriginError::Extra)
+    );
+    assert_eq!(
+        Origin::parse("https://user@crm.example.com"),
+        Err(OriginError::Extra)
+    );
+    assert_eq!(
+        Origin::parse("https://crm.example.com:99999"),
+        Err(OriginError::Port)
+    );
     assert_eq!(Origin::parse("https://"), Err(OriginError::Host));
-    assert_ne!(Origin::parse("http://crm.example.com"), Origin::parse("https://crm.example.com"), "scheme matters");
+    assert_ne!(
+        Origin::parse("http://crm.example.com"),
+        Origin::parse("https://crm.example.com"),
+        "scheme matters"
+    );
 }
 
 #[test]
@@ -27,12 +57,19 @@ fn policy_allows_configured_and_own_and_records_pending() {
     assert_eq!(check("https://crm.example.com"), Verdict::Allowed);
     assert_eq!(check("https://localhost:4000"), Verdict::Allowed);
     assert_eq!(check("https://127.0.0.1:4000"), Verdict::Allowed);
-    assert_eq!(check("https://localhost:4001"), Verdict::Pending, "another port is another origin");
+    assert_eq!(
+        check("https://localhost:4001"),
+        Verdict::Pending,
+        "another port is another origin"
+    );
     assert_eq!(check("https://evil.example"), Verdict::Pending);
 
     // The CLI approves through its own store on the same file; the daemon sees it at once.
     let mut cli = ApprovalStore::open(&dir.path().join("origins.json")).expect("store");
-    assert_eq!(cli.origins().pending, ["https://localhost:4001", "https://evil.example"]);
+    assert_eq!(
+        cli.origins().pending,
+        ["https://localhost:4001", "https://evil.example"]
+    );
     cli.approve("https://EVIL.example:443").expect("approve");
     cli.deny("https://localhost:4001").expect("deny");
     assert_eq!(check("https://evil.example"), Verdict::Allowed);
@@ -56,5 +93,8 @@ fn corrupt_store_file_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("origins.json");
     std::fs::write(&path, "{ not json").expect("write");
-    assert!(matches!(ApprovalStore::open(&path), Err(StoreError::Format { .. })));
+    assert!(matches!(
+        ApprovalStore::open(&path),
+        Err(StoreError::Format { .. })
+    ));
 }

@@ -39,7 +39,12 @@ pub struct ContractFields {
 
 impl ContractFields {
     pub fn from_headers(headers: &[(String, String)]) -> Self {
-        let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().chars().take(200).collect::<String>());
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().chars().take(200).collect::<String>())
+        };
         Self {
             partner_id: get("X-Partner-Id"),
             language: get("X-Language"),
@@ -70,8 +75,25 @@ pub struct PhoneCall {
 }
 
 impl PhoneCall {
-    pub fn new(conversation_id: String, direction: Direction, state: CallState, remote: String, fields: ContractFields) -> Self {
-        Self { conversation_id, direction, state, remote, muted: false, held: false, remote_hold: false, quality: None, answered_at: None, fields }
+    pub fn new(
+        conversation_id: String,
+        direction: Direction,
+        state: CallState,
+        remote: String,
+        fields: ContractFields,
+    ) -> Self {
+        Self {
+            conversation_id,
+            direction,
+            state,
+            remote,
+            muted: false,
+            held: false,
+            remote_hold: false,
+            quality: None,
+            answered_at: None,
+            fields,
+        }
     }
 
     pub fn info(&self) -> CallInfo {
@@ -101,7 +123,10 @@ impl PhoneCall {
     }
 
     fn language(&self) -> String {
-        self.fields.language.clone().unwrap_or_else(|| "en_US".into())
+        self.fields
+            .language
+            .clone()
+            .unwrap_or_else(|| "en_US".into())
     }
 
     pub fn incoming_event(&self) -> IncomingCall {
@@ -139,13 +164,20 @@ impl PhoneCall {
             return Err(CallRejected {
                 partner_id: self.fields.partner_id.clone(),
                 conversation_id: self.conversation_id.clone(),
-                reason: if *reason == EndReason::Declined { "active" } else { "passive" }.into(),
+                reason: if *reason == EndReason::Declined {
+                    "active"
+                } else {
+                    "passive"
+                }
+                .into(),
             });
         }
         Ok(CallEnded {
             partner_id: self.fields.partner_id.clone(),
             conversation_id: self.conversation_id.clone(),
-            duration: self.answered_at.map_or(0, |at| now.saturating_duration_since(at).as_secs()),
+            duration: self
+                .answered_at
+                .map_or(0, |at| now.saturating_duration_since(at).as_secs()),
             disposition: None,
             notes: None,
             call_type: self.call_type().into(),
@@ -170,21 +202,31 @@ pub fn target_uri(dial: &str, domain: &str) -> Result<(Uri, String), String> {
         let shown = uri.user.clone().unwrap_or_else(|| uri.host.clone());
         return Ok((uri, shown));
     }
-    let digits: String = dial.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let digits: String = dial
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
     let is_number = !digits.is_empty()
-        && digits.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '*' || c == '#' || (c == '+' && i == 0))
+        && digits
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || c == '*' || c == '#' || (c == '+' && i == 0))
         && digits.chars().any(|c| c.is_ascii_digit());
     let user = if is_number {
         if digits.len() > 32 {
             return Err("a phone number has at most 32 digits".into());
         }
         digits
-    } else if dial.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    } else if dial
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
         dial.to_owned()
     } else {
         return Err(format!("{dial:?} is not a phone number, user or SIP URI"));
     };
-    let uri = Uri::parse(&format!("sip:{user}@{domain}")).map_err(|_| format!("{dial:?} cannot be dialled on {domain}"))?;
+    let uri = Uri::parse(&format!("sip:{user}@{domain}"))
+        .map_err(|_| format!("{dial:?} cannot be dialled on {domain}"))?;
     Ok((uri, user))
 }
 
@@ -195,24 +237,65 @@ mod tests {
     #[test]
     fn dialling_policy() {
         let ok = |d: &str| target_uri(d, "127.0.0.1").map(|(u, shown)| (u.to_string(), shown));
-        assert_eq!(ok("+1 (888) 397-3342"), Ok(("sip:+18883973342@127.0.0.1".into(), "+18883973342".into())));
+        assert_eq!(
+            ok("+1 (888) 397-3342"),
+            Ok(("sip:+18883973342@127.0.0.1".into(), "+18883973342".into()))
+        );
         assert_eq!(ok("1002"), Ok(("sip:1002@127.0.0.1".into(), "1002".into())));
         assert_eq!(ok("echo"), Ok(("sip:echo@127.0.0.1".into(), "echo".into())));
         assert_eq!(ok("*97#").map(|(u, _)| u), Ok("sip:*97#@127.0.0.1".into()));
-        assert_eq!(ok("sip:bob@example.com:5070").map(|(_, s)| s), Ok("bob".into()));
-        for bad in ["", "call me", "1+2", "12345678901234567890123456789012345", "<script>", "sip:", "+"] {
+        assert_eq!(
+            ok("sip:bob@example.com:5070").map(|(_, s)| s),
+            Ok("bob".into())
+        );
+        for bad in [
+            "",
+            "call me",
+            "1+2",
+            "12345678901234567890123456789012345",
+            "<script>",
+            "sip:",
+            "+",
+        ] {
             assert!(ok(bad).is_err(), "{bad:?} must be refused");
         }
     }
 
     #[test]
     fn contract_fields_from_headers() {
-        let headers = vec![("X-Partner-Id".to_owned(), "p1".to_owned()), ("x-language".to_owned(), "es_MX".to_owned()), ("X-Recording-Status".to_owned(), "on".to_owned())];
-        let call = PhoneCall::new("c".into(), Direction::Inbound, CallState::Ringing, "+1555".into(), ContractFields::from_headers(&headers));
+        let headers = vec![
+            ("X-Partner-Id".to_owned(), "p1".to_owned()),
+            ("x-language".to_owned(), "es_MX".to_owned()),
+            ("X-Recording-Status".to_owned(), "on".to_owned()),
+        ];
+        let call = PhoneCall::new(
+            "c".into(),
+            Direction::Inbound,
+            CallState::Ringing,
+            "+1555".into(),
+            ContractFields::from_headers(&headers),
+        );
         let accepted = call.accepted_event();
-        assert_eq!((accepted.partner_id.as_deref(), accepted.language.as_str(), accepted.recording_status.as_str()), (Some("p1"), "es_MX", "ON"));
+        assert_eq!(
+            (
+                accepted.partner_id.as_deref(),
+                accepted.language.as_str(),
+                accepted.recording_status.as_str()
+            ),
+            (Some("p1"), "es_MX", "ON")
+        );
         let now = Instant::now();
-        assert_eq!(call.end_event(&EndReason::Declined, now).err().map(|r| r.reason), Some("active".into()));
-        assert_eq!(call.end_event(&EndReason::Cancelled, now).err().map(|r| r.reason), Some("passive".into()));
+        assert_eq!(
+            call.end_event(&EndReason::Declined, now)
+                .err()
+                .map(|r| r.reason),
+            Some("active".into())
+        );
+        assert_eq!(
+            call.end_event(&EndReason::Cancelled, now)
+                .err()
+                .map(|r| r.reason),
+            Some("passive".into())
+        );
     }
 }

@@ -9,8 +9,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::event_log::{EventLog, Published, Replay};
 use super::{Phone, PhoneError};
-use crate::line::{LineCommand, LineConfig};
 use crate::line::runtime::{LineInput, LineRuntime, MediaSettings};
+use crate::line::{LineCommand, LineConfig};
+use crate::logging::{LogControl, LogLine};
 use crate::protocol::{Action, Event, Hello, Snapshot, VERSION};
 use crate::timer::sleep_until;
 
@@ -34,11 +35,21 @@ pub struct Subscription {
 pub struct PhoneStopped;
 
 enum Request {
-    Act { action: Action, reply: oneshot::Sender<Result<Value, PhoneError>> },
-    Subscribe { resume: Option<Resume>, reply: oneshot::Sender<Subscription> },
-    Snapshot { reply: oneshot::Sender<Snapshot> },
+    Act {
+        action: Action,
+        reply: oneshot::Sender<Result<Value, PhoneError>>,
+    },
+    Subscribe {
+        resume: Option<Resume>,
+        reply: oneshot::Sender<Subscription>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
     /// Unregister (waiting at most `UNREGISTER_WAIT`), then stop.
-    Shutdown { reply: oneshot::Sender<()> },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// How long shutdown waits for the registrar to confirm the unregistration.
@@ -53,21 +64,31 @@ pub struct PhoneHandle {
 impl PhoneHandle {
     pub async fn act(&self, action: Action) -> Result<Result<Value, PhoneError>, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Act { action, reply }).await.map_err(|_| PhoneStopped)?;
+        self.requests
+            .send(Request::Act { action, reply })
+            .await
+            .map_err(|_| PhoneStopped)?;
         answer.await.map_err(|_| PhoneStopped)
     }
 
     /// For surfaces that run on their own thread (the tray).
     pub fn blocking_act(&self, action: Action) -> Result<Result<Value, PhoneError>, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
-        self.requests.blocking_send(Request::Act { action, reply }).map_err(|_| PhoneStopped)?;
+        self.requests
+            .blocking_send(Request::Act { action, reply })
+            .map_err(|_| PhoneStopped)?;
         answer.blocking_recv().map_err(|_| PhoneStopped)
     }
 
     /// Unregisters the line and stops the phone task.
     pub async fn shutdown(&self) {
         let (reply, done) = oneshot::channel();
-        if self.requests.send(Request::Shutdown { reply }).await.is_ok() {
+        if self
+            .requests
+            .send(Request::Shutdown { reply })
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
     }
@@ -75,26 +96,50 @@ impl PhoneHandle {
     /// The current state, typed (the tray's view; pages get it as `get_state`).
     pub async fn snapshot(&self) -> Result<Snapshot, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Snapshot { reply }).await.map_err(|_| PhoneStopped)?;
+        self.requests
+            .send(Request::Snapshot { reply })
+            .await
+            .map_err(|_| PhoneStopped)?;
         answer.await.map_err(|_| PhoneStopped)
     }
 
     pub async fn subscribe(&self, resume: Option<Resume>) -> Result<Subscription, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Subscribe { resume, reply }).await.map_err(|_| PhoneStopped)?;
+        self.requests
+            .send(Request::Subscribe { resume, reply })
+            .await
+            .map_err(|_| PhoneStopped)?;
         answer.await.map_err(|_| PhoneStopped)
     }
 }
 
 /// Starts the phone task, with its line when one is configured. It ends when every handle is
 /// dropped or on [`PhoneHandle::shutdown`].
-pub fn spawn(phone: Phone, instance: String, replay_capacity: usize, media: MediaSettings, line: Option<LineConfig>) -> PhoneHandle {
+pub fn spawn(
+    phone: Phone,
+    instance: String,
+    replay_capacity: usize,
+    media: MediaSettings,
+    line: Option<LineConfig>,
+    logs: Option<(LogControl, mpsc::Receiver<LogLine>)>,
+) -> PhoneHandle {
     let (requests, inbox) = mpsc::channel(256);
     // The broadcast buffer only has to absorb bursts; a client that falls further behind is
     // told to reconnect and resumes from the replay log instead.
     let (feed, _) = broadcast::channel(replay_capacity.max(16));
     let line = line.map(|config| LineRuntime::new(config, media.clone(), Instant::now()));
-    let driver = Driver { phone, instance, log: EventLog::new(replay_capacity), feed, line, media, shutdown: None };
+    let (log_control, log_lines) = logs.unzip();
+    let driver = Driver {
+        phone,
+        instance,
+        log: EventLog::new(replay_capacity),
+        feed,
+        line,
+        media,
+        log_control,
+        log_lines,
+        shutdown: None,
+    };
     tokio::spawn(driver.run(inbox));
     PhoneHandle { requests }
 }
@@ -107,6 +152,9 @@ struct Driver {
     line: Option<LineRuntime>,
     /// For lines provisioned later.
     media: MediaSettings,
+    /// The seed's `debug_console`/`debug_html`, switched by provisioning; lines for pages.
+    log_control: Option<LogControl>,
+    log_lines: Option<mpsc::Receiver<LogLine>>,
     /// Set while shutting down: when to give up waiting, and whom to tell.
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
 }
@@ -115,6 +163,7 @@ struct Driver {
 enum Wake {
     Request(Option<Request>),
     Line(LineInput),
+    Log(LogLine),
     Timer,
 }
 
@@ -123,13 +172,17 @@ impl Driver {
     /// needs no lock.
     async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
         loop {
-            let deadline = [self.line.as_ref().and_then(LineRuntime::next_wake), self.shutdown.as_ref().map(|(at, _)| *at)]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                self.line.as_ref().and_then(LineRuntime::next_wake),
+                self.shutdown.as_ref().map(|(at, _)| *at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let wake = tokio::select! {
                 request = inbox.recv(), if self.shutdown.is_none() => Wake::Request(request),
                 inbound = recv_line(&mut self.line) => Wake::Line(inbound),
+                Some(line) = recv_log(&mut self.log_lines) => Wake::Log(line),
                 _ = sleep_until(deadline) => Wake::Timer,
             };
             let now = Instant::now();
@@ -140,6 +193,14 @@ impl Driver {
                     if let Some(line) = &mut self.line {
                         line.on_input(inbound, now).await;
                     }
+                }
+                Wake::Log(line) => {
+                    let event = Event::Log(crate::protocol::LogLine {
+                        level: line.level,
+                        message: line.message,
+                    });
+                    let published = self.log.push(event);
+                    let _ = self.feed.send(published);
                 }
                 Wake::Timer => {
                     if let Some(line) = &mut self.line {
@@ -214,6 +275,10 @@ impl Driver {
                         self.phone.handle_line_event(event, now);
                     }
                 }
+                if let Some(control) = &self.log_control {
+                    control.set_verbose(account.debug_console.unwrap_or(false));
+                    control.set_pages(account.debug_html.unwrap_or(false));
+                }
                 // The phone checked the account before asking.
                 match LineConfig::from_account(&account) {
                     Ok(config) => {
@@ -252,7 +317,11 @@ impl Driver {
     fn publish_events(&mut self) {
         while let Some(event) = self.phone.poll_event() {
             let published = self.log.push(event);
-            tracing::debug!(event = published.message.event.name(), seq = published.message.seq, "event");
+            tracing::debug!(
+                event = published.message.event.name(),
+                seq = published.message.seq,
+                "event"
+            );
             // No receivers is fine: nobody is connected.
             let _ = self.feed.send(published);
         }
@@ -281,6 +350,13 @@ impl Driver {
     }
 }
 
+async fn recv_log(lines: &mut Option<mpsc::Receiver<LogLine>>) -> Option<LogLine> {
+    match lines {
+        Some(lines) => lines.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
     match line {
         Some(line) => line.recv().await,
@@ -288,9 +364,11 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
     }
 }
 
-
 /// The `hello` frame as sent on the wire (always `seq` 0).
 pub fn hello_json(hello: Hello) -> String {
-    let message = crate::protocol::EventMessage { event: Event::Hello(hello), seq: 0 };
+    let message = crate::protocol::EventMessage {
+        event: Event::Hello(hello),
+        seq: 0,
+    };
     serde_json::to_string(&message).unwrap_or_default()
 }

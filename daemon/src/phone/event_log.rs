@@ -36,7 +36,11 @@ impl PartialEq for Published {
 
 impl EventLog {
     pub fn new(capacity: usize) -> Self {
-        Self { last_seq: 0, capacity: capacity.max(1), recent: VecDeque::new() }
+        Self {
+            last_seq: 0,
+            capacity: capacity.max(1),
+            recent: VecDeque::new(),
+        }
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -45,7 +49,10 @@ impl EventLog {
 
     pub fn push(&mut self, event: Event) -> Arc<Published> {
         self.last_seq += 1;
-        let message = EventMessage { event, seq: self.last_seq };
+        let message = EventMessage {
+            event,
+            seq: self.last_seq,
+        };
         let json = serde_json::to_string(&message).unwrap_or_default();
         let published = Arc::new(Published { message, json });
         if self.recent.len() == self.capacity {
@@ -59,13 +66,20 @@ impl EventLog {
         if since > self.last_seq {
             return Replay::Gap;
         }
-        let oldest_kept = self.recent.front().map_or(self.last_seq + 1, |p| p.message.seq);
+        let oldest_kept = self
+            .recent
+            .front()
+            .map_or(self.last_seq + 1, |p| p.message.seq);
         // Events since+1 .. oldest_kept-1 were dropped from the buffer.
         if since + 1 < oldest_kept {
             return Replay::Gap;
         }
         Replay::Events(
-            self.recent.iter().filter(|p| p.message.seq > since).cloned().collect(),
+            self.recent
+                .iter()
+                .filter(|p| p.message.seq > since)
+                .cloned()
+                .collect(),
         )
     }
 }
@@ -76,7 +90,10 @@ mod tests {
     use crate::protocol::StatusChanged;
 
     fn event(n: u32) -> Event {
-        Event::StatusChanged(StatusChanged { softphone_id: n.to_string(), name: n.to_string() })
+        Event::StatusChanged(StatusChanged {
+            softphone_id: n.to_string(),
+            name: n.to_string(),
+        })
     }
 
     fn seqs(replay: Replay) -> Option<Vec<u64>> {
@@ -96,7 +113,11 @@ mod tests {
         assert_eq!(seqs(log.since(0)), Some(vec![1, 2, 3]));
         assert_eq!(seqs(log.since(2)), Some(vec![3]));
         assert_eq!(seqs(log.since(3)), Some(vec![]));
-        assert_eq!(seqs(log.since(4)), None, "a seq from the future is a different history");
+        assert_eq!(
+            seqs(log.since(4)),
+            None,
+            "a seq from the future is a different history"
+        );
     }
 
     #[test]

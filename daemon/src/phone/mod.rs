@@ -19,8 +19,9 @@ use serde_json::{Value, json};
 
 use crate::line::{LineCommand, LineEvent};
 use crate::protocol::{
-    Action, CallHoldChanged, CallNotesSubmitted, CallQuality, CallRinging, DtmfReceived, DispositionsChanged, ErrorCode, Event, LineInfo, LineState,
-    OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged, Snapshot, StatusChanged,
+    Action, CallHoldChanged, CallNotesSubmitted, CallQuality, CallRinging, DispositionsChanged,
+    DtmfReceived, ErrorCode, Event, LineInfo, LineState, OutboundCallInitiated, PartnerConfig,
+    PresenceStatus, RegistrationChanged, Snapshot, StatusChanged,
 };
 
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
@@ -48,7 +49,10 @@ pub enum PhoneError {
     #[error("`{action}` needs a phone line, and none is configured yet")]
     NoLine { action: &'static str },
     #[error("`{action}` needs a registered line; the line is {state}")]
-    LineDown { action: &'static str, state: &'static str },
+    LineDown {
+        action: &'static str,
+        state: &'static str,
+    },
     #[error("unknown softphoneId `{0}`; configured statuses are listed in the snapshot")]
     UnknownStatus(String),
     #[error("{0}")]
@@ -116,7 +120,11 @@ impl Phone {
             dispositions: Vec::new(),
             partner_config: None,
             line: LineInfo {
-                state: if settings.line_domain.is_some() { LineState::Registering } else { LineState::None },
+                state: if settings.line_domain.is_some() {
+                    LineState::Registering
+                } else {
+                    LineState::None
+                },
                 extension: None,
             },
             line_domain: settings.line_domain,
@@ -137,7 +145,12 @@ impl Phone {
             match (&self.line.state, &self.line_domain) {
                 (_, None) => return Err(PhoneError::NoLine { action: name }),
                 (LineState::Registered, Some(_)) => {}
-                (state, Some(_)) => return Err(PhoneError::LineDown { action: name, state: line_state_name(*state) }),
+                (state, Some(_)) => {
+                    return Err(PhoneError::LineDown {
+                        action: name,
+                        state: line_state_name(*state),
+                    });
+                }
             }
         }
         match action {
@@ -151,7 +164,9 @@ impl Phone {
                 Ok(json!({}))
             }
             Action::StartCall(call) => {
-                let partner = call.partner_id.or_else(|| self.partner_config.as_ref().map(|c| c.partner_id.clone()));
+                let partner = call
+                    .partner_id
+                    .or_else(|| self.partner_config.as_ref().map(|c| c.partner_id.clone()));
                 let id = self.dial(&call.dial_to, partner)?;
                 Ok(json!({ "conversationId": id }))
             }
@@ -160,18 +175,33 @@ impl Phone {
                 Ok(json!({ "guid": id, "conversationId": id }))
             }
             Action::Answer(r) => {
-                let id = self.pick(r.conversation_id.as_deref(), |c| c.direction == Direction::Inbound && c.state == CallState::Ringing, "ringing incoming")?;
-                self.commands.push_back(LineCommand::Answer { conversation: id.clone() });
+                let id = self.pick(
+                    r.conversation_id.as_deref(),
+                    |c| c.direction == Direction::Inbound && c.state == CallState::Ringing,
+                    "ringing incoming",
+                )?;
+                self.commands.push_back(LineCommand::Answer {
+                    conversation: id.clone(),
+                });
                 Ok(json!({ "conversationId": id }))
             }
             Action::Reject(r) => {
-                let id = self.pick(r.conversation_id.as_deref(), |c| c.direction == Direction::Inbound && c.state == CallState::Ringing, "ringing incoming")?;
-                self.commands.push_back(LineCommand::Reject { conversation: id.clone(), status: 603 });
+                let id = self.pick(
+                    r.conversation_id.as_deref(),
+                    |c| c.direction == Direction::Inbound && c.state == CallState::Ringing,
+                    "ringing incoming",
+                )?;
+                self.commands.push_back(LineCommand::Reject {
+                    conversation: id.clone(),
+                    status: 603,
+                });
                 Ok(json!({ "conversationId": id }))
             }
             Action::Hangup(r) => {
                 let id = self.pick(r.conversation_id.as_deref(), |_| true, "")?;
-                self.commands.push_back(LineCommand::Hangup { conversation: id.clone() });
+                self.commands.push_back(LineCommand::Hangup {
+                    conversation: id.clone(),
+                });
                 Ok(json!({ "conversationId": id }))
             }
             Action::Provision(params) => self.provision(&params),
@@ -185,11 +215,26 @@ impl Phone {
             Action::Hold(r) => self.set_held(r.conversation_id.as_deref(), true),
             Action::Unhold(r) => self.set_held(r.conversation_id.as_deref(), false),
             Action::Dtmf(d) => {
-                if d.digits.is_empty() || d.digits.len() > 32 || !d.digits.chars().all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c)) {
-                    return Err(PhoneError::InvalidParams("digits must be 1 to 32 of 0-9 * # A-D".into()));
+                if d.digits.is_empty()
+                    || d.digits.len() > 32
+                    || !d
+                        .digits
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c))
+                {
+                    return Err(PhoneError::InvalidParams(
+                        "digits must be 1 to 32 of 0-9 * # A-D".into(),
+                    ));
                 }
-                let id = self.pick(d.conversation_id.as_deref(), |c| c.state == CallState::Active, "active")?;
-                self.commands.push_back(LineCommand::Dtmf { conversation: id.clone(), digits: d.digits });
+                let id = self.pick(
+                    d.conversation_id.as_deref(),
+                    |c| c.state == CallState::Active,
+                    "active",
+                )?;
+                self.commands.push_back(LineCommand::Dtmf {
+                    conversation: id.clone(),
+                    digits: d.digits,
+                });
                 Ok(json!({ "conversationId": id }))
             }
             Action::SubmitNotes(n) => self.submit_notes(n),
@@ -203,23 +248,56 @@ impl Phone {
 
     fn dial(&mut self, dial: &str, partner_id: Option<String>) -> Result<String, PhoneError> {
         let domain = self.line_domain.clone().unwrap_or_default();
-        let (target, shown) = calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
+        let (target, shown) =
+            calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
         let id = crate::line::conversation_id(self.ids.as_mut());
-        let fields = calls::ContractFields { partner_id: partner_id.clone(), ..Default::default() };
-        self.calls.push(PhoneCall::new(id.clone(), Direction::Outbound, CallState::Dialing, shown.clone(), fields));
-        self.commands.push_back(LineCommand::Dial { conversation: id.clone(), target });
-        self.events.push_back(Event::OutboundCallInitiated(OutboundCallInitiated { partner_id, conversation_id: id.clone(), dialled_to: shown }));
+        let fields = calls::ContractFields {
+            partner_id: partner_id.clone(),
+            ..Default::default()
+        };
+        self.calls.push(PhoneCall::new(
+            id.clone(),
+            Direction::Outbound,
+            CallState::Dialing,
+            shown.clone(),
+            fields,
+        ));
+        self.commands.push_back(LineCommand::Dial {
+            conversation: id.clone(),
+            target,
+        });
+        self.events
+            .push_back(Event::OutboundCallInitiated(OutboundCallInitiated {
+                partner_id,
+                conversation_id: id.clone(),
+                dialled_to: shown,
+            }));
         Ok(id)
     }
 
     /// The call an action applies to: the one named, else the only one that fits.
-    fn pick(&self, id: Option<&str>, fits: impl Fn(&PhoneCall) -> bool, what: &str) -> Result<String, PhoneError> {
-        let what = if what.is_empty() { String::new() } else { format!("{what} ") };
+    fn pick(
+        &self,
+        id: Option<&str>,
+        fits: impl Fn(&PhoneCall) -> bool,
+        what: &str,
+    ) -> Result<String, PhoneError> {
+        let what = if what.is_empty() {
+            String::new()
+        } else {
+            format!("{what} ")
+        };
         match id {
             Some(id) => match self.calls.iter().find(|c| c.conversation_id == id) {
                 Some(call) if fits(call) => Ok(call.conversation_id.clone()),
-                Some(_) => Err(PhoneError::UnknownCall(format!("call `{}` is not a {what}call", shorten(id)))),
-                None => Err(PhoneError::UnknownCall(format!("no call with conversationId `{}`", shorten(id)))),
+                Some(_) => Err(PhoneError::UnknownCall(format!(
+                    "call `{}` is not a {what}call",
+                    shorten(id)
+                ))),
+                None => Err(PhoneError::UnknownCall(format!(
+                    "no call with conversationId `{}`",
+                    shorten(id)
+                ))),
             },
             None => self
                 .calls
@@ -236,38 +314,58 @@ impl Phone {
         if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == id) {
             call.muted = muted;
         }
-        self.commands.push_back(LineCommand::Mute { conversation: id.clone(), muted });
+        self.commands.push_back(LineCommand::Mute {
+            conversation: id.clone(),
+            muted,
+        });
         Ok(json!({ "conversationId": id, "muted": muted }))
     }
 
     /// Asks the line to hold or resume; `callHoldChanged` follows once the far end agrees.
     fn set_held(&mut self, id: Option<&str>, held: bool) -> Result<Value, PhoneError> {
         let what = if held { "active" } else { "held" };
-        let id = self.pick(id, |c| c.state == CallState::Active && c.held != held, what).or_else(|e| {
-            // Already in the asked-for state: nothing to do, and not an error.
-            self.pick(id, |c| c.state == CallState::Active, "active").map_err(|_| e)
-        })?;
-        self.commands.push_back(LineCommand::Hold { conversation: id.clone(), held });
+        let id = self
+            .pick(id, |c| c.state == CallState::Active && c.held != held, what)
+            .or_else(|e| {
+                // Already in the asked-for state: nothing to do, and not an error.
+                self.pick(id, |c| c.state == CallState::Active, "active")
+                    .map_err(|_| e)
+            })?;
+        self.commands.push_back(LineCommand::Hold {
+            conversation: id.clone(),
+            held,
+        });
         Ok(json!({ "conversationId": id, "held": held }))
     }
 
-    fn submit_notes(&mut self, notes: crate::protocol::NotesSubmission) -> Result<Value, PhoneError> {
+    fn submit_notes(
+        &mut self,
+        notes: crate::protocol::NotesSubmission,
+    ) -> Result<Value, PhoneError> {
         check_text("disposition", &notes.disposition)?;
         if notes.notes.chars().count() > 10_000 {
-            return Err(PhoneError::InvalidParams("notes are longer than 10000 characters".into()));
+            return Err(PhoneError::InvalidParams(
+                "notes are longer than 10000 characters".into(),
+            ));
         }
         let call = self
             .ended
             .iter()
             .chain(self.calls.iter())
             .find(|c| c.conversation_id == notes.conversation_id)
-            .ok_or_else(|| PhoneError::UnknownCall(format!("no call with conversationId `{}`", shorten(&notes.conversation_id))))?;
-        self.events.push_back(Event::CallNotesSubmitted(CallNotesSubmitted {
-            partner_id: call.fields.partner_id.clone(),
-            conversation_id: notes.conversation_id,
-            disposition: notes.disposition,
-            notes: notes.notes,
-        }));
+            .ok_or_else(|| {
+                PhoneError::UnknownCall(format!(
+                    "no call with conversationId `{}`",
+                    shorten(&notes.conversation_id)
+                ))
+            })?;
+        self.events
+            .push_back(Event::CallNotesSubmitted(CallNotesSubmitted {
+                partner_id: call.fields.partner_id.clone(),
+                conversation_id: notes.conversation_id,
+                disposition: notes.disposition,
+                notes: notes.notes,
+            }));
         Ok(json!({}))
     }
 
@@ -280,19 +378,30 @@ impl Phone {
     /// replacing the line would drop it.
     fn provision(&mut self, params: &Value) -> Result<Value, PhoneError> {
         if !self.provisioning.allowed {
-            return Err(PhoneError::InvalidProvisioning("IT has turned provisioning from pages off ([provisioning] allowed = false)".into()));
+            return Err(PhoneError::InvalidProvisioning(
+                "IT has turned provisioning from pages off ([provisioning] allowed = false)".into(),
+            ));
         }
-        let mut provisioning = crate::config::provision::parse(params, time::OffsetDateTime::now_utc()).map_err(|e| PhoneError::InvalidProvisioning(e.to_string()))?;
+        let mut provisioning =
+            crate::config::provision::parse(params, time::OffsetDateTime::now_utc())
+                .map_err(|e| PhoneError::InvalidProvisioning(e.to_string()))?;
         provisioning.account.ca_file = self.provisioning.ca_file.clone();
         provisioning.account.force_relay = self.provisioning.force_relay;
-        let line = crate::line::LineConfig::from_account(&provisioning.account).map_err(|e| PhoneError::InvalidProvisioning(format!("`server`: {e}")))?;
+        let line = crate::line::LineConfig::from_account(&provisioning.account)
+            .map_err(|e| PhoneError::InvalidProvisioning(format!("`server`: {e}")))?;
         if !self.calls.is_empty() {
-            return Err(PhoneError::CallInProgress("a call is in progress; provision again after it ends".into()));
+            return Err(PhoneError::CallInProgress(
+                "a call is in progress; provision again after it ends".into(),
+            ));
         }
         self.line_domain = Some(line.domain.clone());
-        let expires = provisioning.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let expires = provisioning
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         let extension = provisioning.account.username.clone();
-        self.commands.push_back(LineCommand::Provision(Box::new(provisioning.account)));
+        self.commands
+            .push_back(LineCommand::Provision(Box::new(provisioning.account)));
         Ok(json!({ "extension": extension, "expiresAt": expires }))
     }
 
@@ -314,49 +423,103 @@ impl Phone {
             LineEvent::Failed { reason } => (LineState::Failed, None, Some(reason)),
             LineEvent::Unregistered { reason } => (LineState::Unregistered, None, reason),
             LineEvent::CallRinging { conversation } => {
-                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                {
                     call.state = CallState::Ringing;
-                    self.events.push_back(Event::CallRinging(CallRinging { conversation_id: conversation }));
+                    self.events.push_back(Event::CallRinging(CallRinging {
+                        conversation_id: conversation,
+                    }));
                 }
                 return;
             }
-            LineEvent::CallIncoming { conversation, caller, headers } => {
+            LineEvent::CallIncoming {
+                conversation,
+                caller,
+                headers,
+            } => {
                 let fields = calls::ContractFields::from_headers(&headers);
-                let call = PhoneCall::new(conversation, Direction::Inbound, CallState::Ringing, caller, fields);
-                self.events.push_back(Event::IncomingCall(call.incoming_event()));
+                let call = PhoneCall::new(
+                    conversation,
+                    Direction::Inbound,
+                    CallState::Ringing,
+                    caller,
+                    fields,
+                );
+                self.events
+                    .push_back(Event::IncomingCall(call.incoming_event()));
                 if self.auto_answer {
-                    self.commands.push_back(LineCommand::Answer { conversation: call.conversation_id.clone() });
+                    self.commands.push_back(LineCommand::Answer {
+                        conversation: call.conversation_id.clone(),
+                    });
                 }
                 self.calls.push(call);
                 return;
             }
             LineEvent::CallEstablished { conversation } => {
-                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                {
                     call.state = CallState::Active;
                     call.answered_at = Some(now);
-                    self.events.push_back(Event::CallAccepted(call.accepted_event()));
+                    self.events
+                        .push_back(Event::CallAccepted(call.accepted_event()));
                 }
                 return;
             }
-            LineEvent::CallHold { conversation, held, by_remote } => {
-                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
-                    let field = if by_remote { &mut call.remote_hold } else { &mut call.held };
+            LineEvent::CallHold {
+                conversation,
+                held,
+                by_remote,
+            } => {
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                {
+                    let field = if by_remote {
+                        &mut call.remote_hold
+                    } else {
+                        &mut call.held
+                    };
                     if *field != held {
                         *field = held;
                         let by = if by_remote { "remote" } else { "agent" }.to_owned();
-                        self.events.push_back(Event::CallHoldChanged(CallHoldChanged { conversation_id: conversation, held, by }));
+                        self.events
+                            .push_back(Event::CallHoldChanged(CallHoldChanged {
+                                conversation_id: conversation,
+                                held,
+                                by,
+                            }));
                     }
                 }
                 return;
             }
-            LineEvent::DtmfReceived { conversation, digit } => {
+            LineEvent::DtmfReceived {
+                conversation,
+                digit,
+            } => {
                 if self.calls.iter().any(|c| c.conversation_id == conversation) {
-                    self.events.push_back(Event::DtmfReceived(DtmfReceived { conversation_id: conversation, digit: digit.to_string() }));
+                    self.events.push_back(Event::DtmfReceived(DtmfReceived {
+                        conversation_id: conversation,
+                        digit: digit.to_string(),
+                    }));
                 }
                 return;
             }
-            LineEvent::CallQuality { conversation, stats } => {
-                if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == conversation) {
+            LineEvent::CallQuality {
+                conversation,
+                stats,
+            } => {
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                {
                     call.quality = Some(CallQuality {
                         codec: stats.codec.to_owned(),
                         srtp: stats.srtp,
@@ -373,8 +536,15 @@ impl Phone {
                 }
                 return;
             }
-            LineEvent::CallEnded { conversation, reason } => {
-                if let Some(index) = self.calls.iter().position(|c| c.conversation_id == conversation) {
+            LineEvent::CallEnded {
+                conversation,
+                reason,
+            } => {
+                if let Some(index) = self
+                    .calls
+                    .iter()
+                    .position(|c| c.conversation_id == conversation)
+                {
                     let call = self.calls.remove(index);
                     self.events.push_back(match call.end_event(&reason, now) {
                         Ok(ended) => Event::CallEnded(ended),
@@ -389,10 +559,18 @@ impl Phone {
             }
         };
         let changed = self.line.state != state || self.line.extension != extension;
-        self.line = LineInfo { state, extension: extension.clone() };
+        self.line = LineInfo {
+            state,
+            extension: extension.clone(),
+        };
         // Refreshes that change nothing are not news; failures always are (the reason may differ).
         if changed || reason.is_some() {
-            self.events.push_back(Event::RegistrationChanged(RegistrationChanged { state, extension, reason }));
+            self.events
+                .push_back(Event::RegistrationChanged(RegistrationChanged {
+                    state,
+                    extension,
+                    reason,
+                }));
         }
     }
 
@@ -424,14 +602,17 @@ impl Phone {
             check_text("disposition code", code)?;
         }
         self.dispositions = codes.clone();
-        self.events.push_back(Event::DispositionsChanged(DispositionsChanged { codes }));
+        self.events
+            .push_back(Event::DispositionsChanged(DispositionsChanged { codes }));
         Ok(json!({}))
     }
 }
 
 fn check_text(what: &str, text: &str) -> Result<(), PhoneError> {
     if text.trim().is_empty() {
-        return Err(PhoneError::InvalidParams(format!("{what} must not be empty")));
+        return Err(PhoneError::InvalidParams(format!(
+            "{what} must not be empty"
+        )));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(PhoneError::InvalidParams(format!(

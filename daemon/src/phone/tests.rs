@@ -31,7 +31,12 @@ fn phone() -> Phone {
 /// A phone whose line is registered.
 fn registered() -> Phone {
     let mut phone = Phone::new(settings(Some("127.0.0.1")));
-    phone.handle_line_event(LineEvent::Registered { extension: "1001".into() }, Instant::now());
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
     phone.poll_event();
     phone
 }
@@ -51,17 +56,29 @@ fn start_call(dial: &str) -> Action {
 fn presence_changes_emit_status_changed() {
     let mut phone = phone();
     assert_eq!(phone.snapshot().presence.softphone_id, "available");
-    let result = phone.handle_action(Action::UpdatePresence(UpdatePresence { softphone_id: "busy".into() }));
-    assert_eq!(result.ok().and_then(|v| v["name"].as_str().map(str::to_owned)).as_deref(), Some("Busy"));
+    let result = phone.handle_action(Action::UpdatePresence(UpdatePresence {
+        softphone_id: "busy".into(),
+    }));
+    assert_eq!(
+        result
+            .ok()
+            .and_then(|v| v["name"].as_str().map(str::to_owned))
+            .as_deref(),
+        Some("Busy")
+    );
     assert_eq!(phone.snapshot().presence.softphone_id, "busy");
-    assert!(matches!(phone.poll_event(), Some(Event::StatusChanged(s)) if s.softphone_id == "busy"));
+    assert!(
+        matches!(phone.poll_event(), Some(Event::StatusChanged(s)) if s.softphone_id == "busy")
+    );
     assert_eq!(phone.poll_event(), None);
 }
 
 #[test]
 fn unknown_status_is_refused_and_changes_nothing() {
     let mut phone = phone();
-    let err = phone.handle_action(Action::UpdatePresence(UpdatePresence { softphone_id: "lunch".into() }));
+    let err = phone.handle_action(Action::UpdatePresence(UpdatePresence {
+        softphone_id: "lunch".into(),
+    }));
     assert_eq!(err.err().map(|e| e.code()), Some(ErrorCode::UnknownStatus));
     assert_eq!(phone.snapshot().presence.softphone_id, "available");
     assert_eq!(phone.poll_event(), None);
@@ -69,29 +86,58 @@ fn unknown_status_is_refused_and_changes_nothing() {
 
 #[test]
 fn initial_status_is_honoured() {
-    let phone = Phone::new(PhoneSettings { initial_status: Some("offline".into()), ..settings(None) });
+    let phone = Phone::new(PhoneSettings {
+        initial_status: Some("offline".into()),
+        ..settings(None)
+    });
     assert_eq!(phone.snapshot().presence.name, "Offline");
 }
 
 #[test]
 fn dispositions_and_partner_config_are_stored_in_the_snapshot() {
     let mut phone = phone();
-    phone.handle_action(Action::Disposition(vec!["Sale".into(), "No answer".into()])).expect("stored");
-    let config = PartnerConfig { partner_id: "p1".into(), business_segment_id: None, channel_origin_id: Some("c".into()) };
-    phone.handle_action(Action::PartnerConfig(config.clone())).expect("stored");
+    phone
+        .handle_action(Action::Disposition(vec!["Sale".into(), "No answer".into()]))
+        .expect("stored");
+    let config = PartnerConfig {
+        partner_id: "p1".into(),
+        business_segment_id: None,
+        channel_origin_id: Some("c".into()),
+    };
+    phone
+        .handle_action(Action::PartnerConfig(config.clone()))
+        .expect("stored");
     let snapshot = phone.snapshot();
     assert_eq!(snapshot.dispositions, ["Sale", "No answer"]);
     assert_eq!(snapshot.partner_config, Some(config));
-    assert!(matches!(phone.poll_event(), Some(Event::DispositionsChanged(_))));
-    assert!(matches!(phone.poll_event(), Some(Event::PartnerConfigChanged(_))));
+    assert!(matches!(
+        phone.poll_event(),
+        Some(Event::DispositionsChanged(_))
+    ));
+    assert!(matches!(
+        phone.poll_event(),
+        Some(Event::PartnerConfigChanged(_))
+    ));
 }
 
 #[test]
 fn bad_dispositions_are_refused() {
     let mut phone = phone();
     let too_many = vec!["x".to_owned(); MAX_DISPOSITIONS + 1];
-    assert_eq!(phone.handle_action(Action::Disposition(too_many)).err().map(|e| e.code()), Some(ErrorCode::InvalidParams));
-    assert_eq!(phone.handle_action(Action::Disposition(vec![" ".into()])).err().map(|e| e.code()), Some(ErrorCode::InvalidParams));
+    assert_eq!(
+        phone
+            .handle_action(Action::Disposition(too_many))
+            .err()
+            .map(|e| e.code()),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        phone
+            .handle_action(Action::Disposition(vec![" ".into()]))
+            .err()
+            .map(|e| e.code()),
+        Some(ErrorCode::InvalidParams)
+    );
     assert!(phone.snapshot().dispositions.is_empty());
 }
 
@@ -99,10 +145,22 @@ fn bad_dispositions_are_refused() {
 fn call_actions_say_no_line_instead_of_pretending() {
     let mut phone = phone();
     let start = start_call("+18883973342");
-    let call = Action::Call(PortholeCall { destination: "1".into(), campaign: None, callerid: None });
-    for action in [start, call, Action::Hangup(Default::default()), Action::Answer(Default::default())] {
+    let call = Action::Call(PortholeCall {
+        destination: "1".into(),
+        campaign: None,
+        callerid: None,
+    });
+    for action in [
+        start,
+        call,
+        Action::Hangup(Default::default()),
+        Action::Answer(Default::default()),
+    ] {
         let name = action.name();
-        assert_eq!(phone.handle_action(action), Err(PhoneError::NoLine { action: name }));
+        assert_eq!(
+            phone.handle_action(action),
+            Err(PhoneError::NoLine { action: name })
+        );
     }
     assert_eq!(phone.poll_event(), None);
 }
@@ -111,27 +169,72 @@ fn call_actions_say_no_line_instead_of_pretending() {
 fn outbound_call_from_dial_to_end_with_duration() {
     let mut phone = registered();
     let start = Instant::now();
-    let id = phone.handle_action(start_call("+1 888 397 3342")).expect("dials")["conversationId"].as_str().map(str::to_owned).expect("id");
-    assert!(matches!(phone.poll_command(), Some(LineCommand::Dial { conversation, target }) if conversation == id && target.to_string() == "sip:+18883973342@127.0.0.1"));
-    assert!(matches!(phone.poll_event(), Some(Event::OutboundCallInitiated(e)) if e.dialled_to == "+18883973342" && e.partner_id.as_deref() == Some("p1")));
+    let id = phone
+        .handle_action(start_call("+1 888 397 3342"))
+        .expect("dials")["conversationId"]
+        .as_str()
+        .map(str::to_owned)
+        .expect("id");
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::Dial { conversation, target }) if conversation == id && target.to_string() == "sip:+18883973342@127.0.0.1")
+    );
+    assert!(
+        matches!(phone.poll_event(), Some(Event::OutboundCallInitiated(e)) if e.dialled_to == "+18883973342" && e.partner_id.as_deref() == Some("p1"))
+    );
     assert_eq!(phone.snapshot().calls[0].state, "dialing");
 
-    phone.handle_line_event(LineEvent::CallRinging { conversation: id.clone() }, start);
+    phone.handle_line_event(
+        LineEvent::CallRinging {
+            conversation: id.clone(),
+        },
+        start,
+    );
     assert!(matches!(phone.poll_event(), Some(Event::CallRinging(_))));
-    phone.handle_line_event(LineEvent::CallEstablished { conversation: id.clone() }, start);
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: id.clone(),
+        },
+        start,
+    );
     assert!(matches!(phone.poll_event(), Some(Event::CallAccepted(a)) if a.conversation_id == id));
-    assert_eq!(phone.handle_action(Action::Mute(CallRef::default())).ok().map(|v| v["muted"].clone()), Some(serde_json::json!(true)));
+    assert_eq!(
+        phone
+            .handle_action(Action::Mute(CallRef::default()))
+            .ok()
+            .map(|v| v["muted"].clone()),
+        Some(serde_json::json!(true))
+    );
     assert!(phone.snapshot().calls[0].muted);
     phone.poll_command();
-    phone.handle_action(Action::Hangup(CallRef::default())).expect("hangs up");
-    assert!(matches!(phone.poll_command(), Some(LineCommand::Hangup { conversation }) if conversation == id));
-    phone.handle_line_event(LineEvent::CallEnded { conversation: id.clone(), reason: EndReason::Local }, start + Duration::from_millis(12_400));
-    assert!(matches!(phone.poll_event(), Some(Event::CallEnded(e)) if e.duration == 12 && e.call_type == "outbound"));
+    phone
+        .handle_action(Action::Hangup(CallRef::default()))
+        .expect("hangs up");
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::Hangup { conversation }) if conversation == id)
+    );
+    phone.handle_line_event(
+        LineEvent::CallEnded {
+            conversation: id.clone(),
+            reason: EndReason::Local,
+        },
+        start + Duration::from_millis(12_400),
+    );
+    assert!(
+        matches!(phone.poll_event(), Some(Event::CallEnded(e)) if e.duration == 12 && e.call_type == "outbound")
+    );
     assert!(phone.snapshot().calls.is_empty());
 
-    let notes = NotesSubmission { conversation_id: id.clone(), disposition: "Sale".into(), notes: "booked".into() };
-    phone.handle_action(Action::SubmitNotes(notes)).expect("notes for an ended call");
-    assert!(matches!(phone.poll_event(), Some(Event::CallNotesSubmitted(n)) if n.partner_id.as_deref() == Some("p1")));
+    let notes = NotesSubmission {
+        conversation_id: id.clone(),
+        disposition: "Sale".into(),
+        notes: "booked".into(),
+    };
+    phone
+        .handle_action(Action::SubmitNotes(notes))
+        .expect("notes for an ended call");
+    assert!(
+        matches!(phone.poll_event(), Some(Event::CallNotesSubmitted(n)) if n.partner_id.as_deref() == Some("p1"))
+    );
 }
 
 #[test]
@@ -139,68 +242,239 @@ fn inbound_call_answer_and_decline() {
     let mut phone = registered();
     let now = Instant::now();
     let headers = vec![("X-Partner-Id".to_owned(), "p9".to_owned())];
-    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c1".into(), caller: "+15550100".into(), headers }, now);
-    assert!(matches!(phone.poll_event(), Some(Event::IncomingCall(e)) if e.caller_ani == "+15550100" && e.language == "en_US" && e.partner_id.as_deref() == Some("p9")));
-    phone.handle_action(Action::Answer(CallRef::default())).expect("answers the ringing call");
-    assert!(matches!(phone.poll_command(), Some(LineCommand::Answer { conversation }) if conversation == "c1"));
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "c1".into(),
+            caller: "+15550100".into(),
+            headers,
+        },
+        now,
+    );
+    assert!(
+        matches!(phone.poll_event(), Some(Event::IncomingCall(e)) if e.caller_ani == "+15550100" && e.language == "en_US" && e.partner_id.as_deref() == Some("p9"))
+    );
+    phone
+        .handle_action(Action::Answer(CallRef::default()))
+        .expect("answers the ringing call");
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::Answer { conversation }) if conversation == "c1")
+    );
 
-    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c2".into(), caller: "1002".into(), headers: Vec::new() }, now);
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "c2".into(),
+            caller: "1002".into(),
+            headers: Vec::new(),
+        },
+        now,
+    );
     phone.poll_event();
-    phone.handle_action(Action::Reject(CallRef { conversation_id: Some("c2".into()) })).expect("declines");
-    assert!(matches!(phone.poll_command(), Some(LineCommand::Reject { status: 603, .. })));
-    phone.handle_line_event(LineEvent::CallEnded { conversation: "c2".into(), reason: EndReason::Declined }, now);
+    phone
+        .handle_action(Action::Reject(CallRef {
+            conversation_id: Some("c2".into()),
+        }))
+        .expect("declines");
+    assert!(matches!(
+        phone.poll_command(),
+        Some(LineCommand::Reject { status: 603, .. })
+    ));
+    phone.handle_line_event(
+        LineEvent::CallEnded {
+            conversation: "c2".into(),
+            reason: EndReason::Declined,
+        },
+        now,
+    );
     assert!(matches!(phone.poll_event(), Some(Event::CallRejected(r)) if r.reason == "active"));
-    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c3".into(), caller: "1003".into(), headers: Vec::new() }, now);
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "c3".into(),
+            caller: "1003".into(),
+            headers: Vec::new(),
+        },
+        now,
+    );
     phone.poll_event();
-    phone.handle_line_event(LineEvent::CallEnded { conversation: "c3".into(), reason: EndReason::Cancelled }, now);
+    phone.handle_line_event(
+        LineEvent::CallEnded {
+            conversation: "c3".into(),
+            reason: EndReason::Cancelled,
+        },
+        now,
+    );
     assert!(matches!(phone.poll_event(), Some(Event::CallRejected(r)) if r.reason == "passive"));
 }
 
 #[test]
 fn call_actions_check_their_target_and_the_number() {
     let mut phone = registered();
-    assert_eq!(phone.handle_action(start_call("call me")).err().map(|e| e.code()), Some(ErrorCode::InvalidNumber));
-    assert_eq!(phone.handle_action(Action::Answer(CallRef::default())).err().map(|e| e.code()), Some(ErrorCode::UnknownCall));
-    assert_eq!(phone.handle_action(Action::Hold(CallRef::default())).err().map(|e| e.code()), Some(ErrorCode::UnknownCall));
-    let dtmf = Action::Dtmf(crate::protocol::Dtmf { digits: "12x".into(), conversation_id: None });
-    assert_eq!(phone.handle_action(dtmf).err().map(|e| e.code()), Some(ErrorCode::InvalidParams));
+    assert_eq!(
+        phone
+            .handle_action(start_call("call me"))
+            .err()
+            .map(|e| e.code()),
+        Some(ErrorCode::InvalidNumber)
+    );
+    assert_eq!(
+        phone
+            .handle_action(Action::Answer(CallRef::default()))
+            .err()
+            .map(|e| e.code()),
+        Some(ErrorCode::UnknownCall)
+    );
+    assert_eq!(
+        phone
+            .handle_action(Action::Hold(CallRef::default()))
+            .err()
+            .map(|e| e.code()),
+        Some(ErrorCode::UnknownCall)
+    );
+    let dtmf = Action::Dtmf(crate::protocol::Dtmf {
+        digits: "12x".into(),
+        conversation_id: None,
+    });
+    assert_eq!(
+        phone.handle_action(dtmf).err().map(|e| e.code()),
+        Some(ErrorCode::InvalidParams)
+    );
     assert_eq!(phone.poll_command(), None, "nothing reached the line");
     let mut down = Phone::new(settings(Some("127.0.0.1")));
-    assert!(matches!(down.handle_action(start_call("1002")), Err(PhoneError::LineDown { state: "registering", .. })));
+    assert!(matches!(
+        down.handle_action(start_call("1002")),
+        Err(PhoneError::LineDown {
+            state: "registering",
+            ..
+        })
+    ));
 }
 
 #[test]
 fn hold_dtmf_and_quality_follow_the_line() {
     let mut phone = registered();
     let now = Instant::now();
-    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c1".into(), caller: "1002".into(), headers: Vec::new() }, now);
-    phone.handle_line_event(LineEvent::CallEstablished { conversation: "c1".into() }, now);
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "c1".into(),
+            caller: "1002".into(),
+            headers: Vec::new(),
+        },
+        now,
+    );
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "c1".into(),
+        },
+        now,
+    );
     while phone.poll_event().is_some() {}
-    phone.handle_action(Action::Hold(CallRef::default())).expect("holds the active call");
-    assert_eq!(phone.poll_command(), Some(LineCommand::Hold { conversation: "c1".into(), held: true }));
-    assert_eq!(phone.snapshot().calls[0].state, "active", "held only once the far end agrees");
-    phone.handle_line_event(LineEvent::CallHold { conversation: "c1".into(), held: true, by_remote: false }, now);
-    assert!(matches!(phone.poll_event(), Some(Event::CallHoldChanged(e)) if e.held && e.by == "agent"));
+    phone
+        .handle_action(Action::Hold(CallRef::default()))
+        .expect("holds the active call");
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Hold {
+            conversation: "c1".into(),
+            held: true
+        })
+    );
+    assert_eq!(
+        phone.snapshot().calls[0].state,
+        "active",
+        "held only once the far end agrees"
+    );
+    phone.handle_line_event(
+        LineEvent::CallHold {
+            conversation: "c1".into(),
+            held: true,
+            by_remote: false,
+        },
+        now,
+    );
+    assert!(
+        matches!(phone.poll_event(), Some(Event::CallHoldChanged(e)) if e.held && e.by == "agent")
+    );
     assert_eq!(phone.snapshot().calls[0].state, "held");
     // Holding a held call is not an error; unhold needs a held call.
-    phone.handle_action(Action::Hold(CallRef::default())).expect("idempotent");
-    phone.handle_action(Action::Unhold(CallRef { conversation_id: Some("c1".into()) })).expect("resumes");
-    phone.handle_line_event(LineEvent::CallHold { conversation: "c1".into(), held: true, by_remote: true }, now);
-    assert!(matches!(phone.poll_event(), Some(Event::CallHoldChanged(e)) if e.held && e.by == "remote"));
+    phone
+        .handle_action(Action::Hold(CallRef::default()))
+        .expect("idempotent");
+    phone
+        .handle_action(Action::Unhold(CallRef {
+            conversation_id: Some("c1".into()),
+        }))
+        .expect("resumes");
+    phone.handle_line_event(
+        LineEvent::CallHold {
+            conversation: "c1".into(),
+            held: true,
+            by_remote: true,
+        },
+        now,
+    );
+    assert!(
+        matches!(phone.poll_event(), Some(Event::CallHoldChanged(e)) if e.held && e.by == "remote")
+    );
     assert!(phone.snapshot().calls[0].remote_hold);
-    phone.handle_line_event(LineEvent::DtmfReceived { conversation: "c1".into(), digit: '#' }, now);
+    phone.handle_line_event(
+        LineEvent::DtmfReceived {
+            conversation: "c1".into(),
+            digit: '#',
+        },
+        now,
+    );
     assert!(matches!(phone.poll_event(), Some(Event::DtmfReceived(e)) if e.digit == "#"));
-    let stats = crate::media::session::MediaStats { codec: "PCMU", packets_sent: 250, round_trip_ms: Some(0.123_456), ..Default::default() };
-    phone.handle_line_event(LineEvent::CallQuality { conversation: "c1".into(), stats }, now);
-    let quality = phone.snapshot().calls[0].quality.clone().expect("quality in the snapshot");
-    assert_eq!((quality.codec.as_str(), quality.packets_sent, quality.round_trip_ms), ("PCMU", 250, Some(0.12)));
+    let stats = crate::media::session::MediaStats {
+        codec: "PCMU",
+        packets_sent: 250,
+        round_trip_ms: Some(0.123_456),
+        ..Default::default()
+    };
+    phone.handle_line_event(
+        LineEvent::CallQuality {
+            conversation: "c1".into(),
+            stats,
+        },
+        now,
+    );
+    let quality = phone.snapshot().calls[0]
+        .quality
+        .clone()
+        .expect("quality in the snapshot");
+    assert_eq!(
+        (
+            quality.codec.as_str(),
+            quality.packets_sent,
+            quality.round_trip_ms
+        ),
+        ("PCMU", 250, Some(0.12))
+    );
     assert_eq!(phone.poll_event(), None, "statistics are state, not events");
 }
 
 #[test]
 fn auto_answer_answers_incoming_calls_without_a_page() {
-    let mut phone = Phone::new(PhoneSettings { auto_answer: true, ..settings(Some("127.0.0.1")) });
-    phone.handle_line_event(LineEvent::Registered { extension: "1001".into() }, Instant::now());
-    phone.handle_line_event(LineEvent::CallIncoming { conversation: "c1".into(), caller: "1002".into(), headers: Vec::new() }, Instant::now());
-    assert_eq!(phone.poll_command(), Some(LineCommand::Answer { conversation: "c1".into() }));
+    let mut phone = Phone::new(PhoneSettings {
+        auto_answer: true,
+        ..settings(Some("127.0.0.1"))
+    });
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "c1".into(),
+            caller: "1002".into(),
+            headers: Vec::new(),
+        },
+        Instant::now(),
+    );
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Answer {
+            conversation: "c1".into()
+        })
+    );
 }

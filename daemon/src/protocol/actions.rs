@@ -244,7 +244,10 @@ fn typed<T: DeserializeOwned>(name: &str, params: Value) -> Result<T, ErrorBody>
         ));
     }
     serde_json::from_value(params).map_err(|e| {
-        ErrorBody::new(ErrorCode::InvalidParams, format!("invalid params for `{name}`: {e}"))
+        ErrorBody::new(
+            ErrorCode::InvalidParams,
+            format!("invalid params for `{name}`: {e}"),
+        )
     })
 }
 

@@ -32,11 +32,12 @@ pub enum Event {
     CallNotesSubmitted(CallNotesSubmitted),
     CallHoldChanged(CallHoldChanged),
     DtmfReceived(DtmfReceived),
+    Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -51,6 +52,7 @@ impl Event {
         "callNotesSubmitted",
         "callHoldChanged",
         "dtmfReceived",
+        "log",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -69,6 +71,7 @@ impl Event {
             Self::CallNotesSubmitted(_) => "callNotesSubmitted",
             Self::CallHoldChanged(_) => "callHoldChanged",
             Self::DtmfReceived(_) => "dtmfReceived",
+            Self::Log(_) => "log",
         }
     }
 }
@@ -133,6 +136,15 @@ pub struct CallHoldChanged {
     pub held: bool,
     /// `agent` or `remote`.
     pub by: String,
+}
+
+/// A daemon log line, sent while the seed's `debug_html` is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogLine {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    pub message: String,
 }
 
 /// The far end sent a DTMF digit (RFC 4733).

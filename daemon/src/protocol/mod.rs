@@ -16,9 +16,9 @@ pub use actions::{
     Action, CallRef, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, StartCall, UpdatePresence,
 };
 pub use events::{
-    CallAccepted, CallEnded, CallHoldChanged, CallNotesSubmitted, CallRejected, CallRinging, DispositionsChanged, DtmfReceived, Event,
-    EventMessage,
-    Hello, IncomingCall, OutboundCallInitiated, RegistrationChanged, StatusChanged,
+    CallAccepted, CallEnded, CallHoldChanged, CallNotesSubmitted, CallRejected, CallRinging,
+    DispositionsChanged, DtmfReceived, Event, EventMessage, Hello, IncomingCall, LogLine,
+    OutboundCallInitiated, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};
 
@@ -121,7 +121,10 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -129,16 +132,32 @@ impl ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Ok { id: RequestId, ok: True, result: Value },
-    Err { id: Option<RequestId>, ok: False, error: ErrorBody },
+    Ok {
+        id: RequestId,
+        ok: True,
+        result: Value,
+    },
+    Err {
+        id: Option<RequestId>,
+        ok: False,
+        error: ErrorBody,
+    },
 }
 
 impl Reply {
     pub fn ok(id: RequestId, result: Value) -> Self {
-        Self::Ok { id, ok: True, result }
+        Self::Ok {
+            id,
+            ok: True,
+            result,
+        }
     }
     pub fn err(id: Option<RequestId>, error: ErrorBody) -> Self {
-        Self::Err { id, ok: False, error }
+        Self::Err {
+            id,
+            ok: False,
+            error,
+        }
     }
     pub fn to_json(&self) -> String {
         // Serializing these plain data types cannot fail (no maps with non-string keys).
@@ -165,7 +184,10 @@ macro_rules! bool_literal {
                 if bool::deserialize(d)? == $value {
                     Ok($ty)
                 } else {
-                    Err(serde::de::Error::custom(concat!("expected ", stringify!($value))))
+                    Err(serde::de::Error::custom(concat!(
+                        "expected ",
+                        stringify!($value)
+                    )))
                 }
             }
         }
@@ -189,10 +211,16 @@ pub enum ServerMessage {
 /// `unknown_action`; bad params → `invalid_params`.
 pub fn parse_request(text: &str) -> Result<Request, Reply> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        Reply::err(None, ErrorBody::new(ErrorCode::InvalidJson, format!("not valid JSON: {e}")))
+        Reply::err(
+            None,
+            ErrorBody::new(ErrorCode::InvalidJson, format!("not valid JSON: {e}")),
+        )
     })?;
     let Value::Object(mut object) = value else {
-        return Err(invalid_request(None, "a request must be a JSON object with id, action and params"));
+        return Err(invalid_request(
+            None,
+            "a request must be a JSON object with id, action and params",
+        ));
     };
     let id = match object.remove("id") {
         Some(Value::String(s)) => RequestId::Text(s),

@@ -11,10 +11,14 @@ fn error_code(text: &str) -> (Option<RequestId>, ErrorCode) {
 
 #[test]
 fn parses_a_contract_start_call() {
-    let request = parse_request(r#"{"id":1,"action":"start_call","params":{"dialTo":"+18883973342","partnerId":"p"}}"#)
-        .expect("valid request");
+    let request = parse_request(
+        r#"{"id":1,"action":"start_call","params":{"dialTo":"+18883973342","partnerId":"p"}}"#,
+    )
+    .expect("valid request");
     assert_eq!(request.id, RequestId::Number(1.into()));
-    let Action::StartCall(call) = request.action else { panic!("wrong action") };
+    let Action::StartCall(call) = request.action else {
+        panic!("wrong action")
+    };
     assert_eq!(call.dial_to, "+18883973342");
     assert_eq!(call.partner_id.as_deref(), Some("p"));
 }
@@ -23,32 +27,74 @@ fn parses_a_contract_start_call() {
 fn each_failure_gets_its_own_code() {
     assert_eq!(error_code("{not json"), (None, ErrorCode::InvalidJson));
     assert_eq!(error_code("[1,2]"), (None, ErrorCode::InvalidRequest));
-    assert_eq!(error_code(r#"{"action":"get_state"}"#), (None, ErrorCode::InvalidRequest));
-    assert_eq!(error_code(r#"{"id":{},"action":"get_state"}"#), (None, ErrorCode::InvalidRequest));
+    assert_eq!(
+        error_code(r#"{"action":"get_state"}"#),
+        (None, ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        error_code(r#"{"id":{},"action":"get_state"}"#),
+        (None, ErrorCode::InvalidRequest)
+    );
     let id = Some(RequestId::Text("a".into()));
-    assert_eq!(error_code(r#"{"id":"a","action":5}"#), (id.clone(), ErrorCode::InvalidRequest));
-    assert_eq!(error_code(r#"{"id":"a","action":"get_state","extra":1}"#), (id.clone(), ErrorCode::InvalidRequest));
-    assert_eq!(error_code(r#"{"id":"a","action":"dial"}"#), (id.clone(), ErrorCode::UnknownAction));
-    assert_eq!(error_code(r#"{"id":"a","action":"start_call"}"#), (id.clone(), ErrorCode::InvalidParams));
-    assert_eq!(error_code(r#"{"id":"a","action":"start_call","params":{"dialTo":5}}"#), (id.clone(), ErrorCode::InvalidParams));
-    assert_eq!(error_code(r#"{"id":"a","action":"start_call","params":{"dialto":"1"}}"#), (id.clone(), ErrorCode::InvalidParams));
-    assert_eq!(error_code(r#"{"id":"a","action":"disposition","params":"Sale"}"#), (id.clone(), ErrorCode::InvalidParams));
-    assert_eq!(error_code(r#"{"id":"a","action":"get_state","params":[1]}"#), (id, ErrorCode::InvalidParams));
+    assert_eq!(
+        error_code(r#"{"id":"a","action":5}"#),
+        (id.clone(), ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        error_code(r#"{"id":"a","action":"get_state","extra":1}"#),
+        (id.clone(), ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        error_code(r#"{"id":"a","action":"dial"}"#),
+        (id.clone(), ErrorCode::UnknownAction)
+    );
+    assert_eq!(
+        error_code(r#"{"id":"a","action":"start_call"}"#),
+        (id.clone(), ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        error_code(r#"{"id":"a","action":"start_call","params":{"dialTo":5}}"#),
+        (id.clone(), ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        error_code(r#"{"id":"a","action":"start_call","params":{"dialto":"1"}}"#),
+        (id.clone(), ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        error_code(r#"{"id":"a","action":"disposition","params":"Sale"}"#),
+        (id.clone(), ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        error_code(r#"{"id":"a","action":"get_state","params":[1]}"#),
+        (id, ErrorCode::InvalidParams)
+    );
 }
 
 #[test]
 fn unknown_action_names_are_truncated_in_messages() {
     let long = "x".repeat(10_000);
-    let Err(Reply::Err { error, .. }) = parse_request(&format!(r#"{{"id":1,"action":"{long}"}}"#)) else { panic!() };
-    assert!(error.message.len() < 200, "message echoes at most a short prefix");
+    let Err(Reply::Err { error, .. }) = parse_request(&format!(r#"{{"id":1,"action":"{long}"}}"#))
+    else {
+        panic!()
+    };
+    assert!(
+        error.message.len() < 200,
+        "message echoes at most a short prefix"
+    );
 }
 
 #[test]
 fn call_actions_accept_no_params_and_porthole_guid() {
     let request = parse_request(r#"{"id":1,"action":"hangup"}"#).expect("no params is fine");
     assert_eq!(request.action, Action::Hangup(CallRef::default()));
-    let request = parse_request(r#"{"id":1,"action":"hangup","params":{"guid":"g"}}"#).expect("guid alias");
-    assert_eq!(request.action, Action::Hangup(CallRef { conversation_id: Some("g".into()) }));
+    let request =
+        parse_request(r#"{"id":1,"action":"hangup","params":{"guid":"g"}}"#).expect("guid alias");
+    assert_eq!(
+        request.action,
+        Action::Hangup(CallRef {
+            conversation_id: Some("g".into())
+        })
+    );
 }
 
 #[test]
@@ -66,14 +112,22 @@ fn every_name_round_trips_through_from_parts() {
         };
         let action = Action::from_parts(name, params).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(action.name(), name);
-        assert_eq!(Action::from_parts(name, action.params()).as_ref().map(Action::name), Ok(name));
+        assert_eq!(
+            Action::from_parts(name, action.params())
+                .as_ref()
+                .map(Action::name),
+            Ok(name)
+        );
     }
 }
 
 #[test]
 fn replies_serialize_with_literal_ok() {
     let ok = Reply::ok(RequestId::Number(3.into()), json!({}));
-    assert_eq!(serde_json::to_value(&ok).ok(), Some(json!({"id": 3, "ok": true, "result": {}})));
+    assert_eq!(
+        serde_json::to_value(&ok).ok(),
+        Some(json!({"id": 3, "ok": true, "result": {}}))
+    );
     let err = Reply::err(None, ErrorBody::new(ErrorCode::NoLine, "m"));
     assert_eq!(
         serde_json::to_value(&err).ok(),
@@ -92,7 +146,10 @@ fn mutated_examples_never_panic() {
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .expect("examples")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("request.")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("request."))
+        })
         .map(|p| std::fs::read(p).expect("read"))
         .collect();
     assert!(seeds.len() >= 16);
@@ -104,7 +161,22 @@ fn mutated_examples_never_panic() {
         state ^= state << 17;
         state
     };
-    let interesting: &[&[u8]] = &[b"\"", b"{", b"}", b"[", b"]", b":", b",", b"null", b"1e999", b"-", b"\\u0000", b"\xff", b"\"id\"", b"\"params\""];
+    let interesting: &[&[u8]] = &[
+        b"\"",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b":",
+        b",",
+        b"null",
+        b"1e999",
+        b"-",
+        b"\\u0000",
+        b"\xff",
+        b"\"id\"",
+        b"\"params\"",
+    ];
     let mut outcomes = [0usize; 2];
     for _ in 0..20_000 {
         let seed = &seeds[(next() % seeds.len() as u64) as usize];
@@ -133,5 +205,8 @@ fn mutated_examples_never_panic() {
             Err(other) => panic!("an error must be an error reply: {other:?}"),
         }
     }
-    assert!(outcomes[0] > 100 && outcomes[1] > 1000, "both outcomes exercised: {outcomes:?}");
+    assert!(
+        outcomes[0] > 100 && outcomes[1] > 1000,
+        "both outcomes exercised: {outcomes:?}"
+    );
 }

@@ -13,10 +13,16 @@ use crate::protocol::{Action, LineState, Snapshot, UpdatePresence};
 const ORIGIN_REFRESH: Duration = Duration::from_secs(1);
 
 pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver<Update>) {
-    let tray = match TrayIconBuilder::new().with_tooltip("softphone-bridge").with_icon(icon(false)).build() {
+    let tray = match TrayIconBuilder::new()
+        .with_tooltip("softphone-bridge")
+        .with_icon(icon(false))
+        .build()
+    {
         Ok(tray) => tray,
         Err(e) => {
-            tracing::warn!("no tray icon ({e}); is there a desktop session? running on without a tray");
+            tracing::warn!(
+                "no tray icon ({e}); is there a desktop session? running on without a tray"
+            );
             return;
         }
     };
@@ -46,7 +52,12 @@ pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver
         // tray looks at them on a timer rather than being told.
         if Instant::now() >= next_refresh {
             next_refresh = Instant::now() + ORIGIN_REFRESH;
-            let now = context.policy.store().lock().map(|s| s.origins().pending.clone()).unwrap_or_default();
+            let now = context
+                .policy
+                .store()
+                .lock()
+                .map(|s| s.origins().pending.clone())
+                .unwrap_or_default();
             if now != pending {
                 pending = now;
                 dirty = true;
@@ -61,7 +72,9 @@ pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver
 
 fn handle_click(id: &str, context: &TrayContext) {
     if let Some(status) = id.strip_prefix("presence:") {
-        let action = Action::UpdatePresence(UpdatePresence { softphone_id: status.to_owned() });
+        let action = Action::UpdatePresence(UpdatePresence {
+            softphone_id: status.to_owned(),
+        });
         if let Ok(Err(e)) = context.phone.blocking_act(action) {
             tracing::warn!("presence change from the tray failed: {e}");
         }
@@ -79,8 +92,14 @@ fn handle_click(id: &str, context: &TrayContext) {
 }
 
 fn decide(context: &TrayContext, origin: &str, approve: bool) {
-    let Ok(mut store) = context.policy.store().lock() else { return };
-    let result = if approve { store.approve(origin) } else { store.deny(origin) };
+    let Ok(mut store) = context.policy.store().lock() else {
+        return;
+    };
+    let result = if approve {
+        store.approve(origin)
+    } else {
+        store.deny(origin)
+    };
     match result {
         Ok(origin) => tracing::info!(%origin, approve, "origin decided from the tray"),
         Err(e) => tracing::warn!("{e}"),
@@ -93,7 +112,10 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, pending: &[String]) {
         LineState::None => "Line: not configured".to_owned(),
         state => format!(
             "Line: {} {}",
-            serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            serde_json::to_value(state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             snapshot.line.extension.clone().unwrap_or_default()
         ),
     };
@@ -102,7 +124,13 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, pending: &[String]) {
     let presence = Submenu::new(format!("Status: {}", snapshot.presence.name), true);
     for status in &snapshot.statuses {
         let checked = status.softphone_id == snapshot.presence.softphone_id;
-        let item = CheckMenuItem::with_id(format!("presence:{}", status.softphone_id), &status.name, true, checked, None);
+        let item = CheckMenuItem::with_id(
+            format!("presence:{}", status.softphone_id),
+            &status.name,
+            true,
+            checked,
+            None,
+        );
         let _ = presence.append(&item);
     }
     items.push(Box::new(presence));
@@ -110,15 +138,35 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, pending: &[String]) {
         let approvals = Submenu::new(format!("Pages asking for access ({})", pending.len()), true);
         for origin in pending {
             let one = Submenu::new(origin, true);
-            let _ = one.append(&MenuItem::with_id(format!("approve:{origin}"), "Allow", true, None));
-            let _ = one.append(&MenuItem::with_id(format!("deny:{origin}"), "Deny", true, None));
+            let _ = one.append(&MenuItem::with_id(
+                format!("approve:{origin}"),
+                "Allow",
+                true,
+                None,
+            ));
+            let _ = one.append(&MenuItem::with_id(
+                format!("deny:{origin}"),
+                "Deny",
+                true,
+                None,
+            ));
             let _ = approvals.append(&one);
         }
         items.push(Box::new(approvals));
     }
     items.push(Box::new(PredefinedMenuItem::separator()));
-    items.push(Box::new(MenuItem::with_id("demo", "Open demo page", true, None)));
-    items.push(Box::new(MenuItem::with_id("logs", "Open logs folder", true, None)));
+    items.push(Box::new(MenuItem::with_id(
+        "demo",
+        "Open demo page",
+        true,
+        None,
+    )));
+    items.push(Box::new(MenuItem::with_id(
+        "logs",
+        "Open logs folder",
+        true,
+        None,
+    )));
     items.push(Box::new(PredefinedMenuItem::separator()));
     items.push(Box::new(MenuItem::with_id("quit", "Quit", true, None)));
     for item in &items {
@@ -126,13 +174,20 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, pending: &[String]) {
     }
     tray.set_menu(Some(Box::new(menu)));
     let _ = tray.set_icon(Some(icon(snapshot.line.state == LineState::Registered)));
-    let _ = tray.set_tooltip(Some(format!("softphone-bridge — {}", snapshot.presence.name)));
+    let _ = tray.set_tooltip(Some(format!(
+        "softphone-bridge — {}",
+        snapshot.presence.name
+    )));
 }
 
 /// A 32×32 dot: green when the line is registered, grey otherwise.
 fn icon(registered: bool) -> Icon {
     const SIZE: u32 = 32;
-    let color: [u8; 3] = if registered { [0x2e, 0xa0, 0x43] } else { [0x80, 0x80, 0x80] };
+    let color: [u8; 3] = if registered {
+        [0x2e, 0xa0, 0x43]
+    } else {
+        [0x80, 0x80, 0x80]
+    };
     let mut rgba = Vec::with_capacity((SIZE * SIZE * 4) as usize);
     for y in 0..SIZE {
         for x in 0..SIZE {
@@ -143,5 +198,6 @@ fn icon(registered: bool) -> Icon {
         }
     }
     // The buffer is exactly SIZE×SIZE×4 bytes, the only way from_rgba can fail.
-    Icon::from_rgba(rgba, SIZE, SIZE).unwrap_or_else(|_| unreachable!("icon buffer has the right size"))
+    Icon::from_rgba(rgba, SIZE, SIZE)
+        .unwrap_or_else(|_| unreachable!("icon buffer has the right size"))
 }

@@ -39,21 +39,29 @@ pub fn start(context: TrayContext) {
     let phone = context.phone.clone();
     let feed = updates.clone();
     tokio::spawn(async move {
-        let Ok(mut subscription) = phone.subscribe(None).await else { return };
+        let Ok(mut subscription) = phone.subscribe(None).await else {
+            return;
+        };
         if feed.send(Update::State(subscription.hello.state)).is_err() {
             return;
         }
         loop {
-            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = subscription.events.recv().await {
+            if let Err(tokio::sync::broadcast::error::RecvError::Closed) =
+                subscription.events.recv().await
+            {
                 return;
             }
-            let Ok(snapshot) = phone.snapshot().await else { return };
+            let Ok(snapshot) = phone.snapshot().await else {
+                return;
+            };
             if feed.send(Update::State(snapshot)).is_err() {
                 return;
             }
         }
     });
-    let spawned = std::thread::Builder::new().name("tray".into()).spawn(move || menu::run(context, updates, inbox));
+    let spawned = std::thread::Builder::new()
+        .name("tray".into())
+        .spawn(move || menu::run(context, updates, inbox));
     if let Err(e) = spawned {
         tracing::warn!("cannot start the tray thread: {e}; running without a tray");
     }
@@ -67,7 +75,9 @@ pub fn start(_context: TrayContext) {
 /// Opens a URL or folder with the desktop's default handler.
 pub fn open_with_desktop(target: &str) {
     let result = if cfg!(target_os = "windows") {
-        std::process::Command::new("cmd").args(["/C", "start", "", target]).spawn()
+        std::process::Command::new("cmd")
+            .args(["/C", "start", "", target])
+            .spawn()
     } else if cfg!(target_os = "macos") {
         std::process::Command::new("open").arg(target).spawn()
     } else {

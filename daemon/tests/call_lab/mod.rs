@@ -41,7 +41,8 @@ pub fn lab_with_account(codec: &str, account: &str) -> Lab {
 fn lab_full(codec: &str, baresip_params: &str, media: &str, account: &str) -> Lab {
     // baresip 1.0 (libre) answers MD5 challenges only.
     let kamailio = Kamailio::start("MD5");
-    let baresip = Baresip::start_with_params(&kamailio, "1002", FAR_HZ, codec, "auto", baresip_params);
+    let baresip =
+        Baresip::start_with_params(&kamailio, "1002", FAR_HZ, codec, "auto", baresip_params);
     let dir = tempfile::tempdir().expect("tempdir");
     let tone = dir.path().join("agent.wav");
     write_tone(&tone, 48000, AGENT_HZ, 0.5, 10.0);
@@ -50,13 +51,27 @@ fn lab_full(codec: &str, baresip_params: &str, media: &str, account: &str) -> La
         "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n{account}\n\
          [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n{media}\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\nringer_file = \"{}\"\n",
         kamailio.port,
-        codec.split('/').next().unwrap_or(codec).to_ascii_lowercase(),
+        codec
+            .split('/')
+            .next()
+            .unwrap_or(codec)
+            .to_ascii_lowercase(),
         tone.display(),
         heard.display(),
         dir.path().join("ringer.wav").display()
     ));
-    let rate = if codec.starts_with("opus") { 48000 } else { 8000 };
-    Lab { kamailio, baresip, daemon, dir, rate }
+    let rate = if codec.starts_with("opus") {
+        48000
+    } else {
+        8000
+    };
+    Lab {
+        kamailio,
+        baresip,
+        daemon,
+        dir,
+        rate,
+    }
 }
 
 impl Lab {
@@ -68,15 +83,25 @@ impl Lab {
     pub fn wait_for_audio(&self) {
         let bytes = (HEARD_SECONDS * f64::from(self.rate) * 2.0) as u64 + 44;
         eventually("audio from the far end", Duration::from_secs(20), || {
-            (std::fs::metadata(self.heard_path()).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(())
+            (std::fs::metadata(self.heard_path())
+                .map(|m| m.len())
+                .unwrap_or(0)
+                >= bytes)
+                .then_some(())
         });
     }
 
     /// baresip calls the agent; returns the conversation id and the `incomingCall` payload.
     pub async fn call_the_agent(&self, page: &mut common::Client) -> (String, serde_json::Value) {
-        self.baresip.command("dial", &format!("sip:1001@127.0.0.1:{}", self.kamailio.port));
+        self.baresip.command(
+            "dial",
+            &format!("sip:1001@127.0.0.1:{}", self.kamailio.port),
+        );
         let incoming = page.event("incomingCall").await["payload"].clone();
-        let id = incoming["conversationId"].as_str().expect("conversationId").to_owned();
+        let id = incoming["conversationId"]
+            .as_str()
+            .expect("conversationId")
+            .to_owned();
         (id, incoming)
     }
 
@@ -84,16 +109,26 @@ impl Lab {
     pub fn assert_tones_both_ways(&self) {
         let (rate, heard) = read_wav(&self.heard_path()).expect("the agent's recording");
         let agent = analyse(rate, &heard, &[FAR_HZ, AGENT_HZ, 1500.0]);
-        assert_eq!(agent.peaks[0].0, FAR_HZ, "the agent hears the far end's tone: {agent:?}");
+        assert_eq!(
+            agent.peaks[0].0, FAR_HZ,
+            "the agent hears the far end's tone: {agent:?}"
+        );
         assert!(agent.peaks[0].1 > 0.8, "and little else: {agent:?}");
-        assert!(agent.level_dbfs > -15.0 && agent.level_dbfs < -3.0, "at about the sent level (-9 dBFS): {agent:?}");
+        assert!(
+            agent.level_dbfs > -15.0 && agent.level_dbfs < -3.0,
+            "at about the sent level (-9 dBFS): {agent:?}"
+        );
         assert!(agent.seconds >= HEARD_SECONDS, "{agent:?}");
 
-        let (rate, far) = eventually("baresip's recording", Duration::from_secs(10), || self.baresip.recording());
+        let (rate, far) = eventually("baresip's recording", Duration::from_secs(10), || {
+            self.baresip.recording()
+        });
         let far = analyse(rate, &far, &[AGENT_HZ, FAR_HZ, 1500.0]);
-        assert_eq!(far.peaks[0].0, AGENT_HZ, "the far end hears the agent's tone: {far:?}");
+        assert_eq!(
+            far.peaks[0].0, AGENT_HZ,
+            "the far end hears the agent's tone: {far:?}"
+        );
         assert!(far.peaks[0].1 > 0.8, "and little else: {far:?}");
         assert!(far.level_dbfs > -15.0 && far.level_dbfs < -3.0, "{far:?}");
     }
 }
-

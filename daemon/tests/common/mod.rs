@@ -37,12 +37,25 @@ impl Daemon {
     }
 
     /// Starts with extra environment variables; `headless: false` lets it try to show a tray.
-    pub fn launch(dir: tempfile::TempDir, extra: &str, env: &[(&str, &str)], headless: bool) -> Self {
+    pub fn launch(
+        dir: tempfile::TempDir,
+        extra: &str,
+        env: &[(&str, &str)],
+        headless: bool,
+    ) -> Self {
         let config = dir.path().join("config.toml");
         if !config.exists() {
             // The demo line is off unless a test asks for it, so "no line" stays testable.
-            let demo = if extra.contains("[demo]") { "" } else { "[demo]\nline = false\n" };
-            std::fs::write(&config, format!("{demo}[api]\nport = 0\nallowed_origins = [\"{CRM}\"]\n{extra}")).expect("config");
+            let demo = if extra.contains("[demo]") {
+                ""
+            } else {
+                "[demo]\nline = false\n"
+            };
+            std::fs::write(
+                &config,
+                format!("{demo}[api]\nport = 0\nallowed_origins = [\"{CRM}\"]\n{extra}"),
+            )
+            .expect("config");
         }
         let mut run = command(dir.path());
         run.envs(env.iter().copied()).arg("run");
@@ -59,15 +72,26 @@ impl Daemon {
         let info = dir.path().join("daemon.json");
         let deadline = Instant::now() + Duration::from_secs(20);
         let port = loop {
-            let parsed = std::fs::read_to_string(&info).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            let parsed = std::fs::read_to_string(&info)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok());
             if let Some(port) = parsed.and_then(|v| v["port"].as_u64()) {
                 break u16::try_from(port).expect("port");
             }
-            assert!(Instant::now() < deadline, "daemon did not start; log:\n{}", log(dir.path()));
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start; log:\n{}",
+                log(dir.path())
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let ca = CertificateDer::from_pem_file(dir.path().join("certs/ca.pem")).expect("ca.pem");
-        Daemon { dir, port, ca, child }
+        Daemon {
+            dir,
+            port,
+            ca,
+            child,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -87,8 +111,15 @@ impl Daemon {
     }
 
     pub async fn connect_to(&self, target: Target) -> Client {
-        let ws = client::connect(&target, &self.ca).await.unwrap_or_else(|e| panic!("connect {target:?}: {e}"));
-        let mut client = Client { ws, next_id: 1, hello: None, pending: Default::default() };
+        let ws = client::connect(&target, &self.ca)
+            .await
+            .unwrap_or_else(|e| panic!("connect {target:?}: {e}"));
+        let mut client = Client {
+            ws,
+            next_id: 1,
+            hello: None,
+            pending: Default::default(),
+        };
         let hello = client.next_message().await;
         assert_eq!(hello["event"], "hello", "first frame is hello: {hello}");
         client.hello = Some(hello);
@@ -97,7 +128,10 @@ impl Daemon {
 
     /// Runs the CLI against this daemon's data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
-        command(self.dir.path()).args(args).output().expect("cli runs")
+        command(self.dir.path())
+            .args(args)
+            .output()
+            .expect("cli runs")
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -106,7 +140,10 @@ impl Daemon {
 
     /// Asks the daemon to stop (SIGTERM), as a service manager would.
     pub fn terminate(&self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
     }
 
     /// Waits up to `timeout` for the daemon to exit by itself; its exit code.
@@ -166,12 +203,20 @@ pub struct Client {
 }
 
 impl Client {
+    /// Events received but not yet taken with [`Self::event`].
+    pub fn pending_events(&self) -> Vec<Value> {
+        self.pending.iter().cloned().collect()
+    }
+
     pub fn hello(&self) -> &Value {
         self.hello.as_ref().expect("hello")
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::text(text.to_owned())).await.expect("send");
+        self.ws
+            .send(Message::text(text.to_owned()))
+            .await
+            .expect("send");
     }
 
     /// The next JSON frame; fails the test after 5 s.
@@ -220,7 +265,10 @@ impl Client {
             if event["payload"]["state"] == state {
                 return event["payload"].clone();
             }
-            assert!(tokio::time::Instant::now() < deadline, "no registration `{state}` within {EVENT_DEADLINE:?}; last: {event}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no registration `{state}` within {EVENT_DEADLINE:?}; last: {event}"
+            );
         }
     }
 
@@ -245,7 +293,10 @@ impl Client {
             if message["event"] == name {
                 return message;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no `{name}` within {EVENT_DEADLINE:?}; last: {message}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no `{name}` within {EVENT_DEADLINE:?}; last: {message}"
+            );
         }
     }
 }

@@ -34,7 +34,12 @@ impl Kamailio {
 
     /// Also listens for SIP over WebSocket (ws and wss, RFC 7118) and TLS.
     pub fn start_with_ws(algorithm: &str) -> Self {
-        Self::launch(free_port(), Some(free_port()), Some((free_port(), free_port())), algorithm)
+        Self::launch(
+            free_port(),
+            Some(free_port()),
+            Some((free_port(), free_port())),
+            algorithm,
+        )
     }
 
     /// Also listens for TLS on `tls_port` with a certificate for 127.0.0.1 and localhost;
@@ -48,9 +53,18 @@ impl Kamailio {
         self.dir.path().join("cert.pem")
     }
 
-    fn launch(port: u16, tls_port: Option<u16>, ws_ports: Option<(u16, u16)>, algorithm: &str) -> Self {
+    fn launch(
+        port: u16,
+        tls_port: Option<u16>,
+        ws_ports: Option<(u16, u16)>,
+        algorithm: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/kamailio.cfg")).expect("kamailio.cfg");
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/lab/kamailio.cfg"
+        ))
+        .expect("kamailio.cfg");
         let mut config = template
             .replace("@DIR@", &dir.path().to_string_lossy())
             .replace("@UDP@", &port.to_string())
@@ -66,7 +80,11 @@ impl Kamailio {
             let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
             let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
             std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("cert");
-            std::fs::write(dir.path().join("key.pem"), certified.signing_key.serialize_pem()).expect("key");
+            std::fs::write(
+                dir.path().join("key.pem"),
+                certified.signing_key.serialize_pem(),
+            )
+            .expect("key");
             let tls = format!(
                 "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {0}/key.pem\ncertificate = {0}/cert.pem\n",
                 dir.path().display()
@@ -88,10 +106,20 @@ impl Kamailio {
             .stderr(log)
             .spawn()
             .expect("kamailio is installed (./dev setup)");
-        let kamailio = Self { port, tls_port, ws_ports, dir, child };
+        let kamailio = Self {
+            port,
+            tls_port,
+            ws_ports,
+            dir,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while !kamailio.rpc("core.version").contains("kamailio") {
-            assert!(Instant::now() < deadline, "kamailio did not start:\n{}", kamailio.log());
+            assert!(
+                Instant::now() < deadline,
+                "kamailio did not start:\n{}",
+                kamailio.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         kamailio
@@ -135,7 +163,10 @@ impl Drop for Kamailio {
     /// SIGTERM, not SIGKILL: Kamailio forks workers, and only its main process stopping cleanly
     /// takes them down too (a killed main process leaves them running).
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -159,7 +190,6 @@ pub fn free_port() -> u16 {
     }
 }
 
-
 /// baresip as the far-end phone: registers as `user` (password `secret{user}`) with Kamailio,
 /// answers automatically, plays `tone_hz` from a WAV, records what it hears (`sndfile`), and
 /// takes commands over `ctrl_tcp`.
@@ -178,24 +208,45 @@ impl Baresip {
     }
 
     /// `answermode`: `auto`, or `manual` to let calls ring until a `hangup` (486) or `accept`.
-    pub fn start_with(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str, answermode: &str) -> Self {
+    pub fn start_with(
+        kamailio: &Kamailio,
+        user: &str,
+        tone_hz: f64,
+        codec: &str,
+        answermode: &str,
+    ) -> Self {
         Self::start_with_params(kamailio, user, tone_hz, codec, answermode, "")
     }
 
     /// `params`: more account parameters, such as `;mediaenc=srtp-mand`.
-    pub fn start_with_params(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str, answermode: &str, params: &str) -> Self {
+    pub fn start_with_params(
+        kamailio: &Kamailio,
+        user: &str,
+        tone_hz: f64,
+        codec: &str,
+        answermode: &str,
+        params: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tone = dir.path().join("tone.wav");
         // Longer than any call: baresip hangs up when its source file ends. Its aufile source
         // must match the codec's rate.
-        let (rate, channels) = if codec.to_ascii_lowercase().starts_with("opus") { (48000, 2) } else { (8000, 1) };
+        let (rate, channels) = if codec.to_ascii_lowercase().starts_with("opus") {
+            (48000, 2)
+        } else {
+            (8000, 1)
+        };
         write_tone_channels(&tone, rate, channels, tone_hz, 0.5, 120.0);
         let recordings = dir.path().join("rec");
         std::fs::create_dir_all(&recordings).expect("rec dir");
         let conf = dir.path().join("conf");
         std::fs::create_dir_all(&conf).expect("conf dir");
         let (sip_port, ctrl_port) = (free_port(), free_port());
-        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/baresip.conf")).expect("baresip.conf");
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/lab/baresip.conf"
+        ))
+        .expect("baresip.conf");
         let config = template
             .replace("@SIP@", &sip_port.to_string())
             .replace("@CTRL@", &ctrl_port.to_string())
@@ -217,8 +268,15 @@ impl Baresip {
             .stderr(log)
             .spawn()
             .expect("baresip is installed (./dev setup)");
-        let phone = Self { dir, ctrl_port, sip_port, child };
-        eventually("baresip to register", Duration::from_secs(15), || (!kamailio.contacts(user).is_empty()).then_some(()));
+        let phone = Self {
+            dir,
+            ctrl_port,
+            sip_port,
+            child,
+        };
+        eventually("baresip to register", Duration::from_secs(15), || {
+            (!kamailio.contacts(user).is_empty()).then_some(())
+        });
         phone
     }
 
@@ -230,9 +288,14 @@ impl Baresip {
     pub fn command(&self, command: &str, params: &str) {
         use std::io::{Read, Write};
         let body = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.ctrl_port)).expect("ctrl_tcp");
-        stream.write_all(format!("{}:{body},", body.len()).as_bytes()).expect("send");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.ctrl_port)).expect("ctrl_tcp");
+        stream
+            .write_all(format!("{}:{body},", body.len()).as_bytes())
+            .expect("send");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         let mut seen = Vec::new();
         let mut chunk = [0u8; 2048];
         while !String::from_utf8_lossy(&seen).contains(r#""response":true"#) {
@@ -246,7 +309,9 @@ impl Baresip {
     /// Samples baresip received and decoded, once a call's recording is closed.
     pub fn recording(&self) -> Option<(u32, Vec<i16>)> {
         let entries = std::fs::read_dir(self.dir.path().join("rec")).ok()?;
-        let path = entries.filter_map(|e| e.ok().map(|e| e.path())).find(|p| p.to_string_lossy().ends_with("-dec.wav"))?;
+        let path = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))?;
         read_wav(&path)
     }
 
@@ -268,11 +333,25 @@ pub fn write_tone(path: &std::path::Path, rate: u32, hz: f64, amplitude: f64, se
 }
 
 /// Writes a 16-bit sine tone, the same in every channel.
-pub fn write_tone_channels(path: &std::path::Path, rate: u32, channels: u16, hz: f64, amplitude: f64, seconds: f64) {
-    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+pub fn write_tone_channels(
+    path: &std::path::Path,
+    rate: u32,
+    channels: u16,
+    hz: f64,
+    amplitude: f64,
+    seconds: f64,
+) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut writer = hound::WavWriter::create(path, spec).expect("tone file");
     for n in 0..(f64::from(rate) * seconds) as u32 {
-        let v = amplitude * 32767.0 * (2.0 * std::f64::consts::PI * hz * f64::from(n) / f64::from(rate)).sin();
+        let v = amplitude
+            * 32767.0
+            * (2.0 * std::f64::consts::PI * hz * f64::from(n) / f64::from(rate)).sin();
         for _ in 0..channels {
             writer.write_sample(v as i16).expect("sample");
         }
@@ -302,9 +381,16 @@ pub fn read_wav(path: &std::path::Path) -> Option<(u32, Vec<i16>)> {
             channels = usize::from(u16::from_le_bytes([fmt[2], fmt[3]]).max(1));
             rate = u32::from_le_bytes(fmt[4..8].try_into().ok()?);
         } else if id == b"data" {
-            let end = if size == 0 || body + size > bytes.len() { bytes.len() } else { body + size };
-            let samples: Vec<i16> =
-                bytes[body..end].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).step_by(channels).collect();
+            let end = if size == 0 || body + size > bytes.len() {
+                bytes.len()
+            } else {
+                body + size
+            };
+            let samples: Vec<i16> = bytes[body..end]
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .step_by(channels)
+                .collect();
             return (rate > 0 && !samples.is_empty()).then_some((rate, samples));
         }
         at = body + size + (size & 1);
@@ -327,7 +413,10 @@ pub struct ToneReport {
 pub fn analyse(rate: u32, samples: &[i16], probes: &[f64]) -> ToneReport {
     let seconds = samples.len() as f64 / f64::from(rate);
     let skip = samples.len() / 5;
-    let middle: Vec<f64> = samples[skip..samples.len() - skip].iter().map(|s| f64::from(*s) / 32768.0).collect();
+    let middle: Vec<f64> = samples[skip..samples.len() - skip]
+        .iter()
+        .map(|s| f64::from(*s) / 32768.0)
+        .collect();
     let energy: f64 = middle.iter().map(|x| x * x).sum();
     let rms = (energy / middle.len().max(1) as f64).sqrt();
     // Goertzel over 100 ms blocks, summed: a receiver that drops or repeats a frame now and then
@@ -357,5 +446,9 @@ pub fn analyse(rate: u32, samples: &[i16], probes: &[f64]) -> ToneReport {
         })
         .collect();
     peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ToneReport { peaks, level_dbfs: 20.0 * rms.max(1e-9).log10(), seconds }
+    ToneReport {
+        peaks,
+        level_dbfs: 20.0 * rms.max(1e-9).log10(),
+        seconds,
+    }
 }

@@ -24,13 +24,23 @@ pub fn in_loopback_namespace(name: &str) -> bool {
     }
     let exe = std::env::current_exe().expect("test binary");
     let status = Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "sh",
+        ])
         .arg(exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(IN_NAMESPACE, "1")
         .status()
         .expect("unshare (util-linux) runs; the tests run as root or with CAP_SYS_ADMIN");
-    assert!(status.success(), "{name} failed inside its network namespace (output above)");
+    assert!(
+        status.success(),
+        "{name} failed inside its network namespace (output above)"
+    );
     false
 }
 
@@ -68,7 +78,11 @@ impl Coturn {
         let coturn = Self { port, dir, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            assert!(Instant::now() < deadline, "coturn did not start:\n{}", coturn.log());
+            assert!(
+                Instant::now() < deadline,
+                "coturn did not start:\n{}",
+                coturn.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         coturn
@@ -128,7 +142,9 @@ impl CrmPage {
 
 impl NodeScript {
     pub fn start(script: &str, config: &Value) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/lab").join(script);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/lab")
+            .join(script);
         let mut child = Command::new("node")
             .arg(script)
             .arg(config.to_string())
@@ -152,7 +168,12 @@ impl NodeScript {
                 }
             }
         });
-        Self { child, stdin, lines, seen: Vec::new() }
+        Self {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, command: Value) {
@@ -171,7 +192,9 @@ impl NodeScript {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no {key} {name:?} within 30 s (seen: {:?})", self.seen));
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no {key} {name:?} within 30 s (seen: {:?})", self.seen)
+            });
             if line[key] == name {
                 return line;
             }
@@ -192,7 +215,10 @@ impl NodeScript {
     pub fn eval(&mut self, body: &str) -> Value {
         self.send(json!({ "cmd": "eval", "body": body }));
         let reply = self.next_where("reply", "eval");
-        assert!(reply.get("error").is_none(), "in the page: {body}\n→ {reply}");
+        assert!(
+            reply.get("error").is_none(),
+            "in the page: {body}\n→ {reply}"
+        );
         reply["value"].clone()
     }
 

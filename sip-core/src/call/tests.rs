@@ -27,7 +27,9 @@ fn party(user: &str, port: u16) -> LocalParty {
 }
 
 fn drain(call: &mut Call) -> Vec<Message> {
-    std::iter::from_fn(|| call.poll_transmit()).map(|b| parse_datagram(&b).expect("we send valid SIP")).collect()
+    std::iter::from_fn(|| call.poll_transmit())
+        .map(|b| parse_datagram(&b).expect("we send valid SIP"))
+        .collect()
 }
 
 fn events(call: &mut Call) -> Vec<CallEvent> {
@@ -35,17 +37,36 @@ fn events(call: &mut Call) -> Vec<CallEvent> {
 }
 
 fn statuses(messages: &[Message]) -> Vec<u16> {
-    messages.iter().filter_map(|m| if let Message::Response(r) = m { Some(r.status) } else { None }).collect()
+    messages
+        .iter()
+        .filter_map(|m| {
+            if let Message::Response(r) = m {
+                Some(r.status)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Alice calls Bob; returns both with Bob ringing.
 fn ringing(e: &mut Counter, now: Instant) -> (Call, Call) {
     let target = Uri::parse("sip:1002@127.0.0.1:5062").expect("target");
-    let mut alice = Call::outgoing(party("1001", 5061), target, "v=0 alice".into(), Timers::default(), now, e);
+    let mut alice = Call::outgoing(
+        party("1001", 5061),
+        target,
+        "v=0 alice".into(),
+        Timers::default(),
+        now,
+        e,
+    );
     let invite = drain(&mut alice).remove(0);
-    let Message::Request(invite) = invite else { panic!("INVITE") };
+    let Message::Request(invite) = invite else {
+        panic!("INVITE")
+    };
     assert_eq!(invite.method, Method::Invite);
-    let mut bob = Call::incoming(party("1002", 5062), invite, Timers::default(), e).expect("valid INVITE");
+    let mut bob =
+        Call::incoming(party("1002", 5062), invite, Timers::default(), e).expect("valid INVITE");
     assert_eq!(bob.remote_sdp(), Some("v=0 alice"));
     let provisional = drain(&mut bob);
     assert_eq!(statuses(&provisional), [100, 180]);
@@ -67,18 +88,37 @@ fn answered_call_then_caller_hangs_up() {
     for m in ok {
         alice.handle_message(m, now, &mut e);
     }
-    assert_eq!(events(&mut alice), [CallEvent::Established { remote_sdp: "v=0 bob".into() }]);
+    assert_eq!(
+        events(&mut alice),
+        [CallEvent::Established {
+            remote_sdp: "v=0 bob".into()
+        }]
+    );
     let ack = drain(&mut alice);
-    assert!(matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack && r.uri.port == Some(5062)), "ACK to Bob's Contact");
+    assert!(
+        matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack && r.uri.port == Some(5062)),
+        "ACK to Bob's Contact"
+    );
     for m in ack {
         bob.handle_message(m, now, &mut e);
     }
-    assert_eq!(events(&mut bob), [CallEvent::Established { remote_sdp: "v=0 alice".into() }]);
-    assert_eq!(bob.poll_timeout(), None, "no more 200 retransmissions once ACKed");
+    assert_eq!(
+        events(&mut bob),
+        [CallEvent::Established {
+            remote_sdp: "v=0 alice".into()
+        }]
+    );
+    assert_eq!(
+        bob.poll_timeout(),
+        None,
+        "no more 200 retransmissions once ACKed"
+    );
 
     alice.hangup(now, &mut e);
     let bye = drain(&mut alice);
-    let Message::Request(b) = &bye[0] else { panic!("BYE") };
+    let Message::Request(b) = &bye[0] else {
+        panic!("BYE")
+    };
     assert_eq!(b.method, Method::Bye);
     assert_eq!(Message::Request(b.clone()).cseq().map(|c| c.seq), Some(2));
     for m in bye {
@@ -100,7 +140,11 @@ fn lost_ack_is_recovered_by_retransmitting_the_200() {
         alice.handle_message(m, now, &mut e);
     }
     drop(drain(&mut alice)); // the ACK is lost
-    assert_eq!(bob.poll_timeout(), Some(now + Duration::from_millis(500)), "Timer G = T1");
+    assert_eq!(
+        bob.poll_timeout(),
+        Some(now + Duration::from_millis(500)),
+        "Timer G = T1"
+    );
     bob.handle_timeout(now + Duration::from_millis(500), &mut e);
     let again = drain(&mut bob);
     assert_eq!(statuses(&again), [200]);
@@ -109,11 +153,18 @@ fn lost_ack_is_recovered_by_retransmitting_the_200() {
     }
     let ack = drain(&mut alice);
     assert_eq!(ack.len(), 1, "Alice re-ACKs the retransmitted 200");
-    assert_eq!(events(&mut alice).len(), 1, "but reports the call only once");
+    assert_eq!(
+        events(&mut alice).len(),
+        1,
+        "but reports the call only once"
+    );
     for m in ack {
         bob.handle_message(m, now + Duration::from_millis(500), &mut e);
     }
-    assert!(matches!(events(&mut bob)[..], [CallEvent::Established { .. }]));
+    assert!(matches!(
+        events(&mut bob)[..],
+        [CallEvent::Established { .. }]
+    ));
 }
 
 #[test]
@@ -123,7 +174,10 @@ fn no_ack_at_all_ends_the_call_after_timer_h() {
     bob.answer("v=0 bob".into(), now);
     let mut sent_200 = 0;
     while let Some(at) = bob.poll_timeout() {
-        sent_200 += statuses(&drain(&mut bob)).iter().filter(|s| **s == 200).count();
+        sent_200 += statuses(&drain(&mut bob))
+            .iter()
+            .filter(|s| **s == 200)
+            .count();
         if at > now + Duration::from_secs(40) {
             break;
         }
@@ -132,9 +186,21 @@ fn no_ack_at_all_ends_the_call_after_timer_h() {
             break;
         }
     }
-    assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Failed { reason: "no ACK for our answer".into() })]);
-    assert!(sent_200 >= 9, "retransmitted with backoff capped at T2: {sent_200}");
-    assert!(drain(&mut bob).iter().any(|m| matches!(m, Message::Request(r) if r.method == Method::Bye)));
+    assert_eq!(
+        events(&mut bob),
+        [CallEvent::Ended(EndReason::Failed {
+            reason: "no ACK for our answer".into()
+        })]
+    );
+    assert!(
+        sent_200 >= 9,
+        "retransmitted with backoff capped at T2: {sent_200}"
+    );
+    assert!(
+        drain(&mut bob)
+            .iter()
+            .any(|m| matches!(m, Message::Request(r) if r.method == Method::Bye))
+    );
 }
 
 #[test]
@@ -146,9 +212,18 @@ fn busy_callee_rejects() {
     for m in drain(&mut bob) {
         alice.handle_message(m, now, &mut e);
     }
-    assert_eq!(events(&mut alice), [CallEvent::Ended(EndReason::Rejected { status: 486, reason: "Busy Here".into() })]);
+    assert_eq!(
+        events(&mut alice),
+        [CallEvent::Ended(EndReason::Rejected {
+            status: 486,
+            reason: "Busy Here".into()
+        })]
+    );
     let ack = drain(&mut alice);
-    assert!(matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack), "the transaction ACKs the 486");
+    assert!(
+        matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack),
+        "the transaction ACKs the 486"
+    );
     for m in ack {
         bob.handle_message(m, now, &mut e);
     }
@@ -167,7 +242,11 @@ fn caller_cancels_before_answer() {
     }
     assert_eq!(events(&mut bob), [CallEvent::Ended(EndReason::Cancelled)]);
     let answers = drain(&mut bob);
-    assert_eq!(statuses(&answers), [200, 487], "200 for the CANCEL, 487 for the INVITE");
+    assert_eq!(
+        statuses(&answers),
+        [200, 487],
+        "200 for the CANCEL, 487 for the INVITE"
+    );
     for m in answers {
         alice.handle_message(m, now, &mut e);
     }
@@ -178,20 +257,54 @@ fn caller_cancels_before_answer() {
 fn proxy_challenge_is_answered_once() {
     let (now, mut e) = (Instant::now(), Counter(0));
     let target = Uri::parse("sip:1002@127.0.0.1:5060").expect("target");
-    let mut alice = Call::outgoing(party("1001", 5061), target, "v=0".into(), Timers::default(), now, &mut e);
-    let Message::Request(invite) = drain(&mut alice).remove(0) else { panic!() };
+    let mut alice = Call::outgoing(
+        party("1001", 5061),
+        target,
+        "v=0".into(),
+        Timers::default(),
+        now,
+        &mut e,
+    );
+    let Message::Request(invite) = drain(&mut alice).remove(0) else {
+        panic!()
+    };
     let mut challenge = Response::to_request(&invite, 407, Some("proxy"));
-    challenge.headers.push("Proxy-Authenticate", r#"Digest realm="127.0.0.1", nonce="n", qop="auth", algorithm=SHA-256"#);
+    challenge.headers.push(
+        "Proxy-Authenticate",
+        r#"Digest realm="127.0.0.1", nonce="n", qop="auth", algorithm=SHA-256"#,
+    );
     alice.handle_message(Message::Response(challenge.clone()), now, &mut e);
     let sent = drain(&mut alice);
-    assert!(matches!(&sent[0], Message::Request(r) if r.method == Method::Ack), "the 407 is ACKed");
-    let Message::Request(second) = &sent[1] else { panic!("second INVITE") };
-    assert!(second.headers.get("Proxy-Authorization").is_some_and(|a| a.contains("algorithm=SHA-256")));
-    assert_eq!(Message::Request(second.clone()).cseq().map(|c| c.seq), Some(2));
+    assert!(
+        matches!(&sent[0], Message::Request(r) if r.method == Method::Ack),
+        "the 407 is ACKed"
+    );
+    let Message::Request(second) = &sent[1] else {
+        panic!("second INVITE")
+    };
+    assert!(
+        second
+            .headers
+            .get("Proxy-Authorization")
+            .is_some_and(|a| a.contains("algorithm=SHA-256"))
+    );
+    assert_eq!(
+        Message::Request(second.clone()).cseq().map(|c| c.seq),
+        Some(2)
+    );
     let mut again = Response::to_request(second, 407, Some("proxy"));
-    again.headers.push("Proxy-Authenticate", r#"Digest realm="127.0.0.1", nonce="n2""#);
+    again.headers.push(
+        "Proxy-Authenticate",
+        r#"Digest realm="127.0.0.1", nonce="n2""#,
+    );
     alice.handle_message(Message::Response(again), now, &mut e);
-    assert_eq!(events(&mut alice), [CallEvent::Ended(EndReason::Rejected { status: 407, reason: "Proxy Authentication Required".into() })]);
+    assert_eq!(
+        events(&mut alice),
+        [CallEvent::Ended(EndReason::Rejected {
+            status: 407,
+            reason: "Proxy Authentication Required".into()
+        })]
+    );
 }
 
 #[test]
@@ -211,9 +324,16 @@ fn retransmitted_bye_gets_the_same_answer_and_reinvite_gets_our_sdp() {
     let mut reinvite = alice.in_dialog_request(Method::Invite, &mut e);
     reinvite.body = b"v=0 alice on hold".to_vec();
     bob.handle_message(Message::Request(reinvite), now, &mut e);
-    assert_eq!(events(&mut bob), [CallEvent::RemoteSdpChanged { remote_sdp: "v=0 alice on hold".into() }]);
+    assert_eq!(
+        events(&mut bob),
+        [CallEvent::RemoteSdpChanged {
+            remote_sdp: "v=0 alice on hold".into()
+        }]
+    );
     let answer = drain(&mut bob);
-    assert!(matches!(&answer[..], [Message::Response(r)] if r.status == 200 && r.body == b"v=0 bob"));
+    assert!(
+        matches!(&answer[..], [Message::Response(r)] if r.status == 200 && r.body == b"v=0 bob")
+    );
     let bye = alice.in_dialog_request(Method::Bye, &mut e);
     bob.handle_message(Message::Request(bye.clone()), now, &mut e);
     let first = drain(&mut bob);
@@ -232,9 +352,19 @@ fn hold_and_resume_by_reoffer_with_mirrored_directions() {
         s.to_string()
     };
     let target = Uri::parse("sip:1002@127.0.0.1:5062").expect("target");
-    let mut alice = Call::outgoing(party("1001", 5061), target, sdp(4000, Direction::SendRecv), Timers::default(), now, &mut e);
-    let Message::Request(invite) = drain(&mut alice).remove(0) else { panic!("INVITE") };
-    let mut bob = Call::incoming(party("1002", 5062), invite, Timers::default(), &mut e).expect("incoming");
+    let mut alice = Call::outgoing(
+        party("1001", 5061),
+        target,
+        sdp(4000, Direction::SendRecv),
+        Timers::default(),
+        now,
+        &mut e,
+    );
+    let Message::Request(invite) = drain(&mut alice).remove(0) else {
+        panic!("INVITE")
+    };
+    let mut bob =
+        Call::incoming(party("1002", 5062), invite, Timers::default(), &mut e).expect("incoming");
     drain(&mut bob);
     bob.answer(sdp(5000, Direction::SendRecv), now);
     for m in drain(&mut bob) {
@@ -248,24 +378,43 @@ fn hold_and_resume_by_reoffer_with_mirrored_directions() {
     // Right after setup (the INVITE transaction would linger 32 s in Timer M): hold works.
     now += Duration::from_millis(500);
     assert!(alice.reoffer(sdp(4000, Direction::SendOnly), now, &mut e));
-    assert!(!alice.reoffer(sdp(4000, Direction::SendRecv), now, &mut e), "one re-INVITE at a time");
+    assert!(
+        !alice.reoffer(sdp(4000, Direction::SendRecv), now, &mut e),
+        "one re-INVITE at a time"
+    );
     let reinvite = drain(&mut alice);
-    assert!(matches!(&reinvite[..], [Message::Request(r)] if r.method == Method::Invite && r.headers.cseq().map(|c| c.seq) == Some(2)));
+    assert!(
+        matches!(&reinvite[..], [Message::Request(r)] if r.method == Method::Invite && r.headers.cseq().map(|c| c.seq) == Some(2))
+    );
     for m in reinvite {
         bob.handle_message(m, now, &mut e);
     }
-    assert!(matches!(&events(&mut bob)[..], [CallEvent::RemoteSdpChanged { .. }]));
+    assert!(matches!(
+        &events(&mut bob)[..],
+        [CallEvent::RemoteSdpChanged { .. }]
+    ));
     let ok = drain(&mut bob);
-    let Message::Response(ok_response) = &ok[0] else { panic!("200") };
-    let answer = SessionDescription::parse(&String::from_utf8_lossy(&ok_response.body)).expect("sdp");
-    assert_eq!(answer.audio.direction, Direction::RecvOnly, "held: Bob only receives");
+    let Message::Response(ok_response) = &ok[0] else {
+        panic!("200")
+    };
+    let answer =
+        SessionDescription::parse(&String::from_utf8_lossy(&ok_response.body)).expect("sdp");
+    assert_eq!(
+        answer.audio.direction,
+        Direction::RecvOnly,
+        "held: Bob only receives"
+    );
     assert_eq!(answer.version, 2, "a changed answer bumps the version");
     for m in ok.clone() {
         alice.handle_message(m, now, &mut e);
     }
-    assert!(matches!(&events(&mut alice)[..], [CallEvent::ReofferAnswered { remote_sdp }] if remote_sdp.contains("a=recvonly")));
+    assert!(
+        matches!(&events(&mut alice)[..], [CallEvent::ReofferAnswered { remote_sdp }] if remote_sdp.contains("a=recvonly"))
+    );
     let ack = drain(&mut alice);
-    assert!(matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack && r.headers.cseq().map(|c| c.seq) == Some(2)));
+    assert!(
+        matches!(&ack[..], [Message::Request(r)] if r.method == Method::Ack && r.headers.cseq().map(|c| c.seq) == Some(2))
+    );
     // Bob's 200 retransmitted: the same ACK again, no new event.
     for m in ok {
         alice.handle_message(m, now, &mut e);
@@ -277,10 +426,18 @@ fn hold_and_resume_by_reoffer_with_mirrored_directions() {
     }
     // Resume; Bob refuses this one (491): the call goes on.
     assert!(alice.reoffer(sdp(4000, Direction::SendRecv), now, &mut e));
-    let Message::Request(resume) = drain(&mut alice).remove(0) else { panic!("INVITE") };
+    let Message::Request(resume) = drain(&mut alice).remove(0) else {
+        panic!("INVITE")
+    };
     let refusal = Response::to_request(&resume, 491, Some("bobtag"));
     alice.handle_message(Message::Response(refusal), now, &mut e);
-    assert_eq!(events(&mut alice), [CallEvent::ReofferFailed { status: 491 }]);
+    assert_eq!(
+        events(&mut alice),
+        [CallEvent::ReofferFailed { status: 491 }]
+    );
     assert_eq!(alice.state(), CallState::Established);
-    assert!(matches!(&drain(&mut alice)[..], [Message::Request(r)] if r.method == Method::Ack), "non-2xx is ACKed by the transaction");
+    assert!(
+        matches!(&drain(&mut alice)[..], [Message::Request(r)] if r.method == Method::Ack),
+        "non-2xx is ACKed by the transaction"
+    );
 }

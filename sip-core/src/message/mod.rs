@@ -93,13 +93,20 @@ impl Headers {
     /// The first value of a header.
     pub fn get(&self, name: &str) -> Option<&str> {
         let name = canonical_name(name);
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a header, comma-separated lists split, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
         let name = canonical_name(name);
-        self.0.iter().filter(|(n, _)| *n == name).flat_map(|(_, v)| split_list(v)).collect()
+        self.0
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .flat_map(|(_, v)| split_list(v))
+            .collect()
     }
 
     /// Replaces every value of a header with one.
@@ -131,19 +138,45 @@ impl Headers {
 /// Expands compact forms and fixes the case of well-known names; other names keep their case.
 pub fn canonical_name(name: &str) -> String {
     let known = [
-        ("i", "Call-ID"), ("call-id", "Call-ID"), ("m", "Contact"), ("contact", "Contact"),
-        ("e", "Content-Encoding"), ("content-encoding", "Content-Encoding"), ("l", "Content-Length"),
-        ("content-length", "Content-Length"), ("c", "Content-Type"), ("content-type", "Content-Type"),
-        ("f", "From"), ("from", "From"), ("s", "Subject"), ("subject", "Subject"), ("k", "Supported"),
-        ("supported", "Supported"), ("t", "To"), ("to", "To"), ("v", "Via"), ("via", "Via"),
-        ("cseq", "CSeq"), ("max-forwards", "Max-Forwards"), ("expires", "Expires"),
-        ("www-authenticate", "WWW-Authenticate"), ("proxy-authenticate", "Proxy-Authenticate"),
-        ("authorization", "Authorization"), ("proxy-authorization", "Proxy-Authorization"),
-        ("record-route", "Record-Route"), ("route", "Route"), ("user-agent", "User-Agent"),
-        ("allow", "Allow"), ("p-asserted-identity", "P-Asserted-Identity"), ("min-expires", "Min-Expires"),
+        ("i", "Call-ID"),
+        ("call-id", "Call-ID"),
+        ("m", "Contact"),
+        ("contact", "Contact"),
+        ("e", "Content-Encoding"),
+        ("content-encoding", "Content-Encoding"),
+        ("l", "Content-Length"),
+        ("content-length", "Content-Length"),
+        ("c", "Content-Type"),
+        ("content-type", "Content-Type"),
+        ("f", "From"),
+        ("from", "From"),
+        ("s", "Subject"),
+        ("subject", "Subject"),
+        ("k", "Supported"),
+        ("supported", "Supported"),
+        ("t", "To"),
+        ("to", "To"),
+        ("v", "Via"),
+        ("via", "Via"),
+        ("cseq", "CSeq"),
+        ("max-forwards", "Max-Forwards"),
+        ("expires", "Expires"),
+        ("www-authenticate", "WWW-Authenticate"),
+        ("proxy-authenticate", "Proxy-Authenticate"),
+        ("authorization", "Authorization"),
+        ("proxy-authorization", "Proxy-Authorization"),
+        ("record-route", "Record-Route"),
+        ("route", "Route"),
+        ("user-agent", "User-Agent"),
+        ("allow", "Allow"),
+        ("p-asserted-identity", "P-Asserted-Identity"),
+        ("min-expires", "Min-Expires"),
     ];
     let lower = name.trim().to_ascii_lowercase();
-    known.iter().find(|(k, _)| *k == lower).map_or_else(|| name.trim().to_owned(), |(_, v)| (*v).to_owned())
+    known
+        .iter()
+        .find(|(k, _)| *k == lower)
+        .map_or_else(|| name.trim().to_owned(), |(_, v)| (*v).to_owned())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +217,10 @@ impl Headers {
     pub fn cseq(&self) -> Option<CSeq> {
         let value = self.get("CSeq")?;
         let (seq, method) = value.trim().split_once(char::is_whitespace)?;
-        Some(CSeq { seq: seq.parse().ok()?, method: Method::parse(method.trim()) })
+        Some(CSeq {
+            seq: seq.parse().ok()?,
+            method: Method::parse(method.trim()),
+        })
     }
 
     pub fn top_via(&self) -> Option<Via> {
@@ -247,14 +283,22 @@ impl Message {
 impl Request {
     /// Serializes with a correct `Content-Length`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serialize(&format!("{} {} SIP/2.0", self.method, self.uri), &self.headers, &self.body)
+        serialize(
+            &format!("{} {} SIP/2.0", self.method, self.uri),
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
 impl Response {
     /// Serializes with a correct `Content-Length`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serialize(&format!("SIP/2.0 {} {}", self.status, self.reason), &self.headers, &self.body)
+        serialize(
+            &format!("SIP/2.0 {} {}", self.status, self.reason),
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
@@ -321,7 +365,8 @@ impl Response {
             headers.push("From", from);
         }
         if let Some(to) = request.headers.get("To") {
-            let needs_tag = to_tag.is_some() && !NameAddr::parse(to).is_ok_and(|n| n.tag().is_some());
+            let needs_tag =
+                to_tag.is_some() && !NameAddr::parse(to).is_ok_and(|n| n.tag().is_some());
             match to_tag {
                 Some(tag) if needs_tag => headers.push("To", format!("{to};tag={tag}")),
                 _ => headers.push("To", to),
@@ -332,7 +377,12 @@ impl Response {
                 headers.push(name, value);
             }
         }
-        Self { status, reason: reason_phrase(status).to_owned(), headers, body: Vec::new() }
+        Self {
+            status,
+            reason: reason_phrase(status).to_owned(),
+            headers,
+            body: Vec::new(),
+        }
     }
 }
 

@@ -94,7 +94,9 @@ pub fn parse_stream(buffer: &[u8]) -> Result<Option<(Parsed, usize)>, ParseError
     };
     let (mut message, content_length) = parse_head(&buffer[..head_len])?;
     let length = content_length.ok_or(ParseError::MissingHeader("Content-Length"))?;
-    let end = body_start.checked_add(length).ok_or(ParseError::ContentLength)?;
+    let end = body_start
+        .checked_add(length)
+        .ok_or(ParseError::ContentLength)?;
     if end > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
     }
@@ -114,8 +116,14 @@ fn trim_leading_crlf(mut bytes: &[u8]) -> &[u8] {
 
 /// (end of head, start of body): after CRLFCRLF, or LFLF from lenient peers.
 fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|at| (at, at + 4));
-    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|at| (at, at + 2));
+    let crlf = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (at, at + 4));
+    let lf = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|at| (at, at + 2));
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -143,7 +151,9 @@ fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
         }
         if line.starts_with([' ', '\t']) {
             // Folded continuation of the previous header (RFC 3261 §7.3.1).
-            let (_, value) = current.as_mut().ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
+            let (_, value) = current
+                .as_mut()
+                .ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
             let more = line.trim();
             if !more.is_empty() {
                 if !value.is_empty() {
@@ -156,9 +166,15 @@ fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
         if let Some((name, value)) = current.take() {
             headers.push(&name, value);
         }
-        let (name, value) = line.split_once(':').ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
         let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)) {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
+        {
             return Err(ParseError::Header(line.chars().take(80).collect()));
         }
         count += 1;
@@ -171,7 +187,11 @@ fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
         headers.push(&name, value);
     }
     let content_length = match headers.get("Content-Length") {
-        Some(v) => Some(v.trim().parse::<usize>().map_err(|_| ParseError::ContentLength)?),
+        Some(v) => Some(
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| ParseError::ContentLength)?,
+        ),
         None => None,
     };
     // Framing, not content: serialization derives it from the body.
@@ -189,16 +209,28 @@ fn parse_start(line: &str, headers: Headers) -> Result<Message, ParseError> {
         if !(100..=699).contains(&status) {
             return Err(bad());
         }
-        return Ok(Message::Response(Response { status, reason: reason.to_owned(), headers, body: Vec::new() }));
+        return Ok(Message::Response(Response {
+            status,
+            reason: reason.to_owned(),
+            headers,
+            body: Vec::new(),
+        }));
     }
     let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some("SIP/2.0"), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(uri), Some("SIP/2.0"), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad());
     };
     if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
         return Err(bad());
     }
-    Ok(Message::Request(Request { method: Method::parse(method), uri: Uri::parse(uri)?, headers, body: Vec::new() }))
+    Ok(Message::Request(Request {
+        method: Method::parse(method),
+        uri: Uri::parse(uri)?,
+        headers,
+        body: Vec::new(),
+    }))
 }
 
 /// The headers every transaction and dialog relies on (RFC 3261 §8.1.1).
@@ -208,7 +240,13 @@ fn check_required(message: &Message) -> Result<(), ParseError> {
     let top = via.first().ok_or(ParseError::MissingHeader("Via"))?;
     Via::parse(top)?;
     for name in ["From", "To"] {
-        let value = headers.get(name).ok_or(ParseError::MissingHeader(if name == "From" { "From" } else { "To" }))?;
+        let value = headers
+            .get(name)
+            .ok_or(ParseError::MissingHeader(if name == "From" {
+                "From"
+            } else {
+                "To"
+            }))?;
         NameAddr::parse(value)?;
     }
     if message.call_id().trim().is_empty() {
@@ -218,7 +256,10 @@ fn check_required(message: &Message) -> Result<(), ParseError> {
     if let Message::Request(request) = message {
         // ACK and CANCEL carry the INVITE's number with their own method; all must match.
         if cseq.method != request.method {
-            return Err(ParseError::CSeqMismatch { cseq: cseq.method.to_string(), method: request.method.to_string() });
+            return Err(ParseError::CSeqMismatch {
+                cseq: cseq.method.to_string(),
+                method: request.method.to_string(),
+            });
         }
     }
     Ok(())

@@ -14,13 +14,18 @@ Content-Length: 4\r\n\r\nv=0\n";
 #[test]
 fn parses_and_reserializes_an_invite() {
     let message = parse_datagram(INVITE.as_bytes()).expect("valid");
-    let Message::Request(request) = &message else { panic!("request") };
+    let Message::Request(request) = &message else {
+        panic!("request")
+    };
     assert_eq!(request.method, Method::Invite);
     assert_eq!(request.uri.user.as_deref(), Some("bob"));
     assert_eq!(request.uri.port, Some(5060));
     assert_eq!(request.body, b"v=0\n");
     let via = message.top_via().expect("via");
-    assert_eq!((via.transport.as_str(), via.branch()), ("UDP", Some("z9hG4bK776asdhds")));
+    assert_eq!(
+        (via.transport.as_str(), via.branch()),
+        ("UDP", Some("z9hG4bK776asdhds"))
+    );
     assert!(via.has_param("rport"));
     let from = message.from().expect("from");
     assert_eq!(from.display.as_deref(), Some("Alice, A."));
@@ -37,45 +42,104 @@ f: <sip:a@a.example>;tag=1\r\nt: <sip:b@b.example>\r\n ;tag=2\r\ni: x\r\nCSeq: 1
 m: <sip:a@1.2.3.4>;expires=60, \"Q, R\" <sip:a@5.6.7.8>\r\nl: 0\r\n\r\n";
     let message = parse_datagram(text.as_bytes()).expect("valid");
     assert_eq!(message.headers().all("Via").len(), 2);
-    assert_eq!(message.to().and_then(|t| t.tag().map(str::to_owned)).as_deref(), Some("2"), "folded line joined");
-    assert_eq!(message.headers().all("Contact").len(), 2, "comma inside quotes does not split");
+    assert_eq!(
+        message
+            .to()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .as_deref(),
+        Some("2"),
+        "folded line joined"
+    );
+    assert_eq!(
+        message.headers().all("Contact").len(),
+        2,
+        "comma inside quotes does not split"
+    );
     assert_eq!(message.call_id(), "x");
 }
 
 #[test]
 fn stream_framing_waits_for_the_body_and_handles_keepalives() {
     let bytes = INVITE.as_bytes();
-    assert_eq!(parse_stream(&bytes[..bytes.len() - 2]), Ok(None), "body incomplete");
+    assert_eq!(
+        parse_stream(&bytes[..bytes.len() - 2]),
+        Ok(None),
+        "body incomplete"
+    );
     let mut two = bytes.to_vec();
     two.extend_from_slice(bytes);
-    let Some((Parsed::Message(_), used)) = parse_stream(&two).expect("ok") else { panic!("message") };
+    let Some((Parsed::Message(_), used)) = parse_stream(&two).expect("ok") else {
+        panic!("message")
+    };
     assert_eq!(used, bytes.len());
     assert_eq!(parse_stream(b"\r\n\r\n"), Ok(Some((Parsed::Ping, 4))));
     assert_eq!(parse_stream(b"\r\nINVITE"), Ok(Some((Parsed::Pong, 2))));
     let no_length = INVITE.replace("Content-Length: 4\r\n", "");
-    assert_eq!(parse_stream(no_length.as_bytes()), Err(ParseError::MissingHeader("Content-Length")));
+    assert_eq!(
+        parse_stream(no_length.as_bytes()),
+        Err(ParseError::MissingHeader("Content-Length"))
+    );
 }
 
 #[test]
 fn malformed_messages_get_specific_errors() {
     let cases: Vec<(String, ParseError)> = vec![
         (String::new(), ParseError::Empty),
-        ("INVITE sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\n".into(), ParseError::Unterminated),
-        (INVITE.replace("INVITE sip", "invite sip"), ParseError::StartLine("invite sip:bob@127.0.0.1:5060 SIP/2.0".into())),
-        (INVITE.replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"), ParseError::StartLine("INVITE sip:bob@127.0.0.1:5060 SIP/3.0".into())),
-        (INVITE.replace("Call-ID: a84b4c76e66710@pc33\r\n", ""), ParseError::MissingHeader("Call-ID")),
-        (INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE"), ParseError::CSeqMismatch { cseq: "BYE".into(), method: "INVITE".into() }),
-        (INVITE.replace("CSeq: 314159 INVITE", "CSeq: lots INVITE"), ParseError::MissingHeader("CSeq")),
-        (INVITE.replace("Content-Length: 4", "Content-Length: 400"), ParseError::TruncatedBody),
-        (INVITE.replace("Content-Length: 4", "Content-Length: -1"), ParseError::ContentLength),
-        (INVITE.replace("SIP/2.0/UDP 127.0.0.1:5070", "SIP/2.0/UDP"), ParseError::Via("SIP/2.0/UDP;branch=z9hG4bK776asdhds;rport".into())),
-        (INVITE.replace("Max-Forwards: 70", "Max Forwards 70"), ParseError::Header("Max Forwards 70".into())),
+        (
+            "INVITE sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\n".into(),
+            ParseError::Unterminated,
+        ),
+        (
+            INVITE.replace("INVITE sip", "invite sip"),
+            ParseError::StartLine("invite sip:bob@127.0.0.1:5060 SIP/2.0".into()),
+        ),
+        (
+            INVITE.replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"),
+            ParseError::StartLine("INVITE sip:bob@127.0.0.1:5060 SIP/3.0".into()),
+        ),
+        (
+            INVITE.replace("Call-ID: a84b4c76e66710@pc33\r\n", ""),
+            ParseError::MissingHeader("Call-ID"),
+        ),
+        (
+            INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE"),
+            ParseError::CSeqMismatch {
+                cseq: "BYE".into(),
+                method: "INVITE".into(),
+            },
+        ),
+        (
+            INVITE.replace("CSeq: 314159 INVITE", "CSeq: lots INVITE"),
+            ParseError::MissingHeader("CSeq"),
+        ),
+        (
+            INVITE.replace("Content-Length: 4", "Content-Length: 400"),
+            ParseError::TruncatedBody,
+        ),
+        (
+            INVITE.replace("Content-Length: 4", "Content-Length: -1"),
+            ParseError::ContentLength,
+        ),
+        (
+            INVITE.replace("SIP/2.0/UDP 127.0.0.1:5070", "SIP/2.0/UDP"),
+            ParseError::Via("SIP/2.0/UDP;branch=z9hG4bK776asdhds;rport".into()),
+        ),
+        (
+            INVITE.replace("Max-Forwards: 70", "Max Forwards 70"),
+            ParseError::Header("Max Forwards 70".into()),
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(parse_datagram(text.as_bytes()), Err(expected), "{text:?}");
     }
-    assert_eq!(parse_datagram(&vec![b'a'; MAX_MESSAGE + 1]), Err(ParseError::TooLarge));
-    assert_eq!(parse_datagram(b"INVITE \xff\xfe SIP/2.0\r\n\r\n"), Err(ParseError::Encoding));
+    assert_eq!(
+        parse_datagram(&vec![b'a'; MAX_MESSAGE + 1]),
+        Err(ParseError::TooLarge)
+    );
+    assert_eq!(
+        parse_datagram(b"INVITE \xff\xfe SIP/2.0\r\n\r\n"),
+        Err(ParseError::Encoding)
+    );
 }
 
 #[test]
@@ -88,16 +152,36 @@ fn uris_parse_and_drop_passwords() {
     assert!(Uri::parse("http://x").is_err());
     assert!(Uri::parse("sip:").is_err());
     assert!(Uri::parse("sip:a@host:notaport").is_err());
-    assert_eq!(Uri::parse("tel:+18883973342").map(|u| u.to_string()).ok().as_deref(), Some("tel:+18883973342"));
+    assert_eq!(
+        Uri::parse("tel:+18883973342")
+            .map(|u| u.to_string())
+            .ok()
+            .as_deref(),
+        Some("tel:+18883973342")
+    );
 }
 
 #[test]
 fn responses_copy_the_dialog_headers() {
-    let Message::Request(request) = parse_datagram(INVITE.as_bytes()).expect("valid") else { panic!() };
+    let Message::Request(request) = parse_datagram(INVITE.as_bytes()).expect("valid") else {
+        panic!()
+    };
     let response = Message::Response(Response::to_request(&request, 180, Some("abc")));
     let parsed = parse_datagram(&response.to_bytes()).expect("valid response");
-    assert_eq!(parsed.to().and_then(|t| t.tag().map(str::to_owned)).as_deref(), Some("abc"));
-    assert_eq!(parsed.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref(), Some("z9hG4bK776asdhds"));
+    assert_eq!(
+        parsed
+            .to()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .as_deref(),
+        Some("abc")
+    );
+    assert_eq!(
+        parsed
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .as_deref(),
+        Some("z9hG4bK776asdhds")
+    );
     assert_eq!(parsed.cseq().map(|c| c.method), Some(Method::Invite));
 }
 
@@ -112,5 +196,8 @@ fn whitespace_only_folding_and_bare_cr() {
     assert_eq!(message.headers().get("Max-Forwards"), Some("70"));
     assert_eq!(parse_datagram(&message.to_bytes()).as_ref(), Ok(&message));
     let bare_cr = INVITE.replace("Max-Forwards: 70", "Max-Forwards: 7\r0");
-    assert!(matches!(parse_datagram(bare_cr.as_bytes()), Err(ParseError::Header(_))));
+    assert!(matches!(
+        parse_datagram(bare_cr.as_bytes()),
+        Err(ParseError::Header(_))
+    ));
 }

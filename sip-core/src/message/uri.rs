@@ -34,20 +34,43 @@ impl Uri {
             if userinfo_host.is_empty() {
                 return Err(bad());
             }
-            return Ok(Self { scheme, user: Some(userinfo_host.to_owned()), host: String::new(), port: None, params });
+            return Ok(Self {
+                scheme,
+                user: Some(userinfo_host.to_owned()),
+                host: String::new(),
+                port: None,
+                params,
+            });
         }
         let (user, hostport) = match userinfo_host.rsplit_once('@') {
             Some((userinfo, hostport)) => {
                 let user = userinfo.split(':').next().unwrap_or_default();
-                (if user.is_empty() { None } else { Some(user.to_owned()) }, hostport)
+                (
+                    if user.is_empty() {
+                        None
+                    } else {
+                        Some(user.to_owned())
+                    },
+                    hostport,
+                )
             }
             None => (None, userinfo_host),
         };
         let (host, port) = split_host_port(hostport).ok_or_else(bad)?;
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '<' || c == '>') {
+        if host.is_empty()
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c == '<' || c == '>')
+        {
             return Err(bad());
         }
-        Ok(Self { scheme, user, host: host.to_owned(), port, params })
+        Ok(Self {
+            scheme,
+            user,
+            host: host.to_owned(),
+            port,
+            params,
+        })
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
@@ -89,20 +112,35 @@ impl NameAddr {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         if let Some(open) = text.find('<') {
-            let close = text[open..].find('>').map(|c| open + c).ok_or_else(|| ParseError::Uri(shorten(text)))?;
+            let close = text[open..]
+                .find('>')
+                .map(|c| open + c)
+                .ok_or_else(|| ParseError::Uri(shorten(text)))?;
             let display = text[..open].trim().trim_matches('"').trim();
             let uri = Uri::parse(&text[open + 1..close])?;
             let rest = text[close + 1..].trim_start();
             let params = rest.strip_prefix(';').map(parse_params).unwrap_or_default();
-            let display = if display.is_empty() { None } else { Some(display.to_owned()) };
-            return Ok(Self { display, uri, params });
+            let display = if display.is_empty() {
+                None
+            } else {
+                Some(display.to_owned())
+            };
+            return Ok(Self {
+                display,
+                uri,
+                params,
+            });
         }
         // Without angle brackets, parameters after the URI belong to the header (RFC 3261 §20).
         let (uri, params) = match text.find(';') {
             Some(at) => (&text[..at], parse_params(&text[at + 1..])),
             None => (text, Vec::new()),
         };
-        Ok(Self { display: None, uri: Uri::parse(uri)?, params })
+        Ok(Self {
+            display: None,
+            uri: Uri::parse(uri)?,
+            params,
+        })
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -139,7 +177,9 @@ impl Via {
         let text = text.trim();
         let (protocol, rest) = text.split_once(char::is_whitespace).ok_or_else(bad)?;
         let mut parts = protocol.split('/');
-        let (Some(name), Some(version), Some(transport), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(name), Some(version), Some(transport), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(bad());
         };
         if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
@@ -154,7 +194,12 @@ impl Via {
         if host.is_empty() {
             return Err(bad());
         }
-        Ok(Self { transport: transport.trim().to_ascii_uppercase(), host: host.to_owned(), port, params })
+        Ok(Self {
+            transport: transport.trim().to_ascii_uppercase(),
+            host: host.to_owned(),
+            port,
+            params,
+        })
     }
 
     pub fn branch(&self) -> Option<&str> {
@@ -166,7 +211,9 @@ impl Via {
     }
 
     pub fn has_param(&self, name: &str) -> bool {
-        self.params.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.params
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 }
 
@@ -181,7 +228,10 @@ impl fmt::Display for Via {
 }
 
 fn param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref().unwrap_or(""))
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref().unwrap_or(""))
 }
 
 fn parse_params(text: &str) -> Vec<(String, Option<String>)> {
@@ -189,7 +239,10 @@ fn parse_params(text: &str) -> Vec<(String, Option<String>)> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((n, v)) => (n.trim().to_owned(), Some(v.trim().trim_matches('"').to_owned())),
+            Some((n, v)) => (
+                n.trim().to_owned(),
+                Some(v.trim().trim_matches('"').to_owned()),
+            ),
             None => (p.to_owned(), None),
         })
         .collect()

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::message::Message;
 use crate::auth::Challenge;
+use crate::message::Message;
 
 struct Counter(u32);
 impl Entropy for Counter {
@@ -65,28 +65,75 @@ const CHALLENGE: &str = r#"Digest realm="127.0.0.1", nonce="n1", algorithm=SHA-2
 fn challenge_then_register_then_refresh_with_the_same_nonce() {
     let (start, mut e, mut reg, first) = registering();
     assert!(first.headers.get("Authorization").is_none());
-    assert_eq!(first.headers.get("Contact"), Some("<sip:1001@127.0.0.1:5070;transport=udp>;expires=60"));
+    assert_eq!(
+        first.headers.get("Contact"),
+        Some("<sip:1001@127.0.0.1:5070;transport=udp>;expires=60")
+    );
 
-    reg.handle_response(reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]), start, &mut e);
+    reg.handle_response(
+        reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]),
+        start,
+        &mut e,
+    );
     let second = sent(&mut reg);
     let m = |r: &Request| Message::Request(r.clone());
-    assert_eq!(m(&second).call_id(), m(&first).call_id(), "same Call-ID across the registration");
+    assert_eq!(
+        m(&second).call_id(),
+        m(&first).call_id(),
+        "same Call-ID across the registration"
+    );
     assert_eq!(m(&second).cseq().map(|c| c.seq), Some(2));
-    assert_ne!(m(&second).top_via().and_then(|v| v.branch().map(str::to_owned)), m(&first).top_via().and_then(|v| v.branch().map(str::to_owned)));
+    assert_ne!(
+        m(&second)
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned)),
+        m(&first)
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+    );
     let auth = second.headers.get("Authorization").expect("answered");
     // Recompute the expected answer independently of the registration's own bookkeeping.
-    let cnonce = auth.split("cnonce=\"").nth(1).and_then(|s| s.split('"').next()).expect("cnonce");
+    let cnonce = auth
+        .split("cnonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("cnonce");
     let expected = Challenge::parse(CHALLENGE).expect("challenge").answer(
-        &crate::auth::DigestRequest { username: "1001", password: "secret1001", method: "REGISTER", uri: "sip:127.0.0.1:5060", body: b"" },
+        &crate::auth::DigestRequest {
+            username: "1001",
+            password: "secret1001",
+            method: "REGISTER",
+            uri: "sip:127.0.0.1:5060",
+            body: b"",
+        },
         cnonce,
         1,
     );
     assert_eq!(auth, expected);
     assert!(!auth.contains("secret1001"));
 
-    reg.handle_response(reply(&second, 200, &[("Contact", "<sip:1001@127.0.0.1:5070;transport=udp>;expires=40")]), start, &mut e);
-    assert_eq!(reg.poll_event(), Some(RegistrationEvent::Registered { expires: 40 }), "the registrar's grant wins");
-    assert_eq!(reg.poll_timeout(), Some(start + Duration::from_secs(34)), "refresh at 85 %");
+    reg.handle_response(
+        reply(
+            &second,
+            200,
+            &[(
+                "Contact",
+                "<sip:1001@127.0.0.1:5070;transport=udp>;expires=40",
+            )],
+        ),
+        start,
+        &mut e,
+    );
+    assert_eq!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Registered { expires: 40 }),
+        "the registrar's grant wins"
+    );
+    assert_eq!(
+        reg.poll_timeout(),
+        Some(start + Duration::from_secs(34)),
+        "refresh at 85 %"
+    );
 
     reg.handle_timeout(start + Duration::from_secs(34), &mut e);
     let refresh = sent(&mut reg);
@@ -97,37 +144,79 @@ fn challenge_then_register_then_refresh_with_the_same_nonce() {
 #[test]
 fn rejected_credentials_fail_and_retry_with_backoff() {
     let (start, mut e, mut reg, first) = registering();
-    reg.handle_response(reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]), start, &mut e);
+    reg.handle_response(
+        reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]),
+        start,
+        &mut e,
+    );
     let second = sent(&mut reg);
-    reg.handle_response(reply(&second, 401, &[("WWW-Authenticate", CHALLENGE)]), start, &mut e);
+    reg.handle_response(
+        reply(&second, 401, &[("WWW-Authenticate", CHALLENGE)]),
+        start,
+        &mut e,
+    );
     assert_eq!(reg.poll_transmit(), None, "no loop of wrong answers");
     assert_eq!(
         reg.poll_event(),
-        Some(RegistrationEvent::Failed { status: Some(401), reason: "credentials rejected".into(), retry_in: Duration::from_secs(5) })
+        Some(RegistrationEvent::Failed {
+            status: Some(401),
+            reason: "credentials rejected".into(),
+            retry_in: Duration::from_secs(5)
+        })
     );
     reg.handle_timeout(start + Duration::from_secs(5), &mut e);
     let retry = sent(&mut reg);
-    assert!(retry.headers.get("Authorization").is_none(), "starts over without the rejected answer");
+    assert!(
+        retry.headers.get("Authorization").is_none(),
+        "starts over without the rejected answer"
+    );
 }
 
 #[test]
 fn stale_nonce_is_retried_silently() {
     let (start, mut e, mut reg, first) = registering();
-    reg.handle_response(reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]), start, &mut e);
+    reg.handle_response(
+        reply(&first, 401, &[("WWW-Authenticate", CHALLENGE)]),
+        start,
+        &mut e,
+    );
     let second = sent(&mut reg);
-    let stale = r#"Digest realm="127.0.0.1", nonce="n2", algorithm=SHA-256, qop="auth", stale=true"#;
-    reg.handle_response(reply(&second, 401, &[("WWW-Authenticate", stale)]), start, &mut e);
+    let stale =
+        r#"Digest realm="127.0.0.1", nonce="n2", algorithm=SHA-256, qop="auth", stale=true"#;
+    reg.handle_response(
+        reply(&second, 401, &[("WWW-Authenticate", stale)]),
+        start,
+        &mut e,
+    );
     let third = sent(&mut reg);
-    assert!(third.headers.get("Authorization").is_some_and(|a| a.contains("nonce=\"n2\"") && a.contains("nc=00000001")));
+    assert!(
+        third
+            .headers
+            .get("Authorization")
+            .is_some_and(|a| a.contains("nonce=\"n2\"") && a.contains("nc=00000001"))
+    );
     assert_eq!(reg.poll_event(), None);
 }
 
 #[test]
 fn proxy_challenge_uses_proxy_authorization() {
     let (start, mut e, mut reg, first) = registering();
-    reg.handle_response(reply(&first, 407, &[("Proxy-Authenticate", r#"Digest realm="p", nonce="x""#)]), start, &mut e);
+    reg.handle_response(
+        reply(
+            &first,
+            407,
+            &[("Proxy-Authenticate", r#"Digest realm="p", nonce="x""#)],
+        ),
+        start,
+        &mut e,
+    );
     let second = sent(&mut reg);
-    assert!(second.headers.get("Proxy-Authorization").is_some_and(|a| a.contains("algorithm=MD5")));
+    assert!(
+        second
+            .headers
+            .get("Proxy-Authorization")
+            .is_some_and(|a| a.contains("algorithm=MD5"))
+    );
     assert!(second.headers.get("Authorization").is_none());
 }
 
@@ -138,7 +227,10 @@ fn interval_too_brief_raises_expires() {
     let second = sent(&mut reg);
     assert_eq!(second.headers.get("Expires"), Some("120"));
     reg.handle_response(reply(&second, 200, &[("Expires", "120")]), start, &mut e);
-    assert_eq!(reg.poll_event(), Some(RegistrationEvent::Registered { expires: 120 }));
+    assert_eq!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Registered { expires: 120 })
+    );
 }
 
 #[test]
@@ -153,7 +245,14 @@ fn no_answer_times_out_after_64_t1_then_retries() {
     while let Some(at) = reg.poll_timeout() {
         reg.handle_timeout(at, &mut e);
         if let Some(event) = reg.poll_event() {
-            assert_eq!(event, RegistrationEvent::Failed { status: None, reason: "no response from the registrar".into(), retry_in: Duration::from_secs(5) });
+            assert_eq!(
+                event,
+                RegistrationEvent::Failed {
+                    status: None,
+                    reason: "no response from the registrar".into(),
+                    retry_in: Duration::from_secs(5)
+                }
+            );
             assert_eq!(at, start + Duration::from_secs(32));
             break;
         }
@@ -173,8 +272,16 @@ fn unregister_sends_expires_zero() {
     reg.unregister(start + Duration::from_secs(1), &mut e);
     let bye = sent(&mut reg);
     assert_eq!(bye.headers.get("Expires"), Some("0"));
-    assert!(bye.headers.get("Contact").is_some_and(|c| c.ends_with(";expires=0")));
-    reg.handle_response(reply(&bye, 200, &[]), start + Duration::from_secs(1), &mut e);
+    assert!(
+        bye.headers
+            .get("Contact")
+            .is_some_and(|c| c.ends_with(";expires=0"))
+    );
+    reg.handle_response(
+        reply(&bye, 200, &[]),
+        start + Duration::from_secs(1),
+        &mut e,
+    );
     assert_eq!(reg.poll_event(), Some(RegistrationEvent::Unregistered));
     assert_eq!(reg.poll_timeout(), None, "no refresh after unregistering");
 }

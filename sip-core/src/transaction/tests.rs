@@ -49,7 +49,12 @@ fn non_invite_over_udp_retransmits_with_backoff_capped_at_t2_then_times_out() {
     let mut t = ClientTransaction::start(request("REGISTER"), false, Timers::default(), start);
     let sent = run(&mut t, start, start + Duration::from_secs(40));
     // Timer E: 0.5, 1, 2, 4, 4, … seconds apart; Timer F at 64·T1 = 32 s.
-    assert_eq!(sent, ms(&[0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]));
+    assert_eq!(
+        sent,
+        ms(&[
+            0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+        ])
+    );
     assert_eq!(t.poll_event(), Some(TransactionEvent::Timeout));
     assert!(t.is_terminated());
     assert_eq!(t.poll_timeout(), None);
@@ -59,7 +64,10 @@ fn non_invite_over_udp_retransmits_with_backoff_capped_at_t2_then_times_out() {
 fn non_invite_over_tcp_never_retransmits() {
     let start = Instant::now();
     let mut t = ClientTransaction::start(request("OPTIONS"), true, Timers::default(), start);
-    assert_eq!(run(&mut t, start, start + Duration::from_secs(40)), ms(&[0]));
+    assert_eq!(
+        run(&mut t, start, start + Duration::from_secs(40)),
+        ms(&[0])
+    );
     assert_eq!(t.poll_event(), Some(TransactionEvent::Timeout));
 }
 
@@ -73,14 +81,25 @@ fn non_invite_provisional_slows_to_t2_then_final_completes_and_absorbs_retransmi
     assert!(matches!(t.poll_event(), Some(TransactionEvent::Provisional(r)) if r.status == 100));
     assert_eq!(t.state(), State::Proceeding);
     // The pending Timer E at 0.5 s still fires; after it the interval is T2.
-    assert_eq!(run(&mut t, start, start + Duration::from_millis(4600)), ms(&[500, 4500]));
+    assert_eq!(
+        run(&mut t, start, start + Duration::from_millis(4600)),
+        ms(&[500, 4500])
+    );
     let done = start + Duration::from_secs(5);
     t.handle_response(response(&req, 200), done);
     assert!(matches!(t.poll_event(), Some(TransactionEvent::Final(r)) if r.status == 200));
     assert_eq!(t.state(), State::Completed);
     t.handle_response(response(&req, 200), done + Duration::from_secs(1));
-    assert_eq!(t.poll_event(), None, "retransmitted final response absorbed");
-    assert_eq!(t.poll_timeout(), Some(done + Duration::from_secs(5)), "Timer K = T4");
+    assert_eq!(
+        t.poll_event(),
+        None,
+        "retransmitted final response absorbed"
+    );
+    assert_eq!(
+        t.poll_timeout(),
+        Some(done + Duration::from_secs(5)),
+        "Timer K = T4"
+    );
     t.handle_timeout(done + Duration::from_secs(5));
     assert!(t.is_terminated());
 }
@@ -91,10 +110,17 @@ fn invite_over_udp_doubles_without_cap_and_stops_on_provisional() {
     let req = request("INVITE");
     let mut t = ClientTransaction::start(req.clone(), false, Timers::default(), start);
     // Timer A: 0.5, 1, 2, 4 s apart.
-    assert_eq!(run(&mut t, start, start + Duration::from_millis(7600)), ms(&[0, 500, 1500, 3500, 7500]));
+    assert_eq!(
+        run(&mut t, start, start + Duration::from_millis(7600)),
+        ms(&[0, 500, 1500, 3500, 7500])
+    );
     t.handle_response(response(&req, 180), start + Duration::from_secs(8));
     assert!(matches!(t.poll_event(), Some(TransactionEvent::Provisional(r)) if r.status == 180));
-    assert_eq!(run(&mut t, start, start + Duration::from_secs(31)), Vec::<Duration>::new(), "no retransmission after 1xx");
+    assert_eq!(
+        run(&mut t, start, start + Duration::from_secs(31)),
+        Vec::<Duration>::new(),
+        "no retransmission after 1xx"
+    );
 }
 
 #[test]
@@ -115,18 +141,44 @@ fn invite_error_response_is_acked_again_for_each_retransmission() {
     t.handle_response(busy.clone(), start + Duration::from_millis(200));
     assert!(matches!(t.poll_event(), Some(TransactionEvent::Final(r)) if r.status == 486));
     let ack = t.poll_transmit().expect("ACK sent");
-    let Ok(Message::Request(ack)) = parse_datagram(&ack) else { panic!("ACK parses") };
+    let Ok(Message::Request(ack)) = parse_datagram(&ack) else {
+        panic!("ACK parses")
+    };
     assert_eq!(ack.method, Method::Ack);
     assert_eq!(ack.uri, Uri::parse("sip:bob@127.0.0.1").expect("uri"));
     let ack_message = Message::Request(ack.clone());
-    assert_eq!(ack_message.cseq().map(|c| (c.seq, c.method)), Some((7, Method::Ack)));
-    assert_eq!(ack_message.to().and_then(|t| t.tag().map(str::to_owned)).as_deref(), Some("b2"), "To tag from the response");
-    assert_eq!(ack_message.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref(), Some("z9hG4bKabc"), "same branch as the INVITE");
+    assert_eq!(
+        ack_message.cseq().map(|c| (c.seq, c.method)),
+        Some((7, Method::Ack))
+    );
+    assert_eq!(
+        ack_message
+            .to()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .as_deref(),
+        Some("b2"),
+        "To tag from the response"
+    );
+    assert_eq!(
+        ack_message
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .as_deref(),
+        Some("z9hG4bKabc"),
+        "same branch as the INVITE"
+    );
     assert_eq!(ack.headers.get("Route"), Some("<sip:127.0.0.1:5060;lr>"));
     t.handle_response(busy, start + Duration::from_secs(1));
-    assert!(t.poll_transmit().is_some(), "retransmitted 486 gets the ACK again");
+    assert!(
+        t.poll_transmit().is_some(),
+        "retransmitted 486 gets the ACK again"
+    );
     assert_eq!(t.poll_event(), None);
-    assert_eq!(t.poll_timeout(), Some(start + Duration::from_millis(32_200)), "Timer D = 32 s on UDP");
+    assert_eq!(
+        t.poll_timeout(),
+        Some(start + Duration::from_millis(32_200)),
+        "Timer D = 32 s on UDP"
+    );
 }
 
 #[test]
@@ -137,10 +189,17 @@ fn invite_2xx_is_accepted_and_retransmissions_reach_the_dialog() {
     t.poll_transmit();
     t.handle_response(response(&req, 200), start);
     assert!(matches!(t.poll_event(), Some(TransactionEvent::Final(r)) if r.status == 200));
-    assert_eq!(t.poll_transmit(), None, "the dialog, not the transaction, ACKs a 2xx");
+    assert_eq!(
+        t.poll_transmit(),
+        None,
+        "the dialog, not the transaction, ACKs a 2xx"
+    );
     assert_eq!(t.state(), State::Accepted);
     t.handle_response(response(&req, 200), start + Duration::from_secs(1));
-    assert!(matches!(t.poll_event(), Some(TransactionEvent::Final(_))), "re-ACK needed");
+    assert!(
+        matches!(t.poll_event(), Some(TransactionEvent::Final(_))),
+        "re-ACK needed"
+    );
     t.handle_timeout(start + Duration::from_secs(32));
     assert!(t.is_terminated(), "Timer M");
 }
@@ -152,7 +211,9 @@ fn responses_match_by_branch_and_method_and_transport_errors_end_it() {
     let mut t = ClientTransaction::start(req.clone(), false, Timers::default(), start);
     assert!(t.matches(&response(&req, 200)));
     let mut other = response(&req, 200);
-    other.headers.set("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKother");
+    other
+        .headers
+        .set("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKother");
     assert!(!t.matches(&other));
     let mut wrong_method = response(&req, 200);
     wrong_method.headers.set("CSeq", "7 INVITE");
