@@ -16,12 +16,14 @@
 mod common;
 #[path = "../tests/lab/mod.rs"]
 mod lab;
+mod measure;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{CRM, Client, Daemon};
+use measure::{Usage, clock_ticks_per_second, mb, usage};
 use lab::{Baresip, Kamailio, write_tone};
 use sip_core::message::{Message, Method, Request, Response, parse_datagram};
 use tokio::net::UdpSocket;
@@ -30,56 +32,7 @@ const CALL: Duration = Duration::from_secs(20);
 const INVITES: usize = 50;
 const ACTIONS: usize = 200;
 
-#[derive(Clone, Copy)]
-struct Usage {
-    rss_kib: u64,
-    /// Private (anonymous) memory: RSS without the mapped pages of the binary and its libraries.
-    anon_kib: u64,
-    cpu_ticks: u64,
-}
 
-fn usage(pid: u32) -> Usage {
-    let proc = Path::new("/proc").join(pid.to_string());
-    let status = std::fs::read_to_string(proc.join("status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    let (rss_kib, anon_kib) = (field("VmRSS:"), field("RssAnon:"));
-    // utime and stime are fields 14 and 15, counted after the parenthesised command name.
-    let stat = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Usage {
-        rss_kib,
-        anon_kib,
-        cpu_ticks: ticks(11) + ticks(12),
-    }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn mb(kib: u64) -> String {
-    format!("{:.1} MB", kib as f64 / 1024.0)
-}
 
 fn percentiles(mut times: Vec<Duration>) -> String {
     times.sort();

@@ -6,7 +6,7 @@
 //        {"cmd":"measure","probes":[441,1000]} | {"cmd":"dtmf","digits":"1"} | {"cmd":"quit"}
 //   out: {"event":"registered"} | {"event":"incoming"} | {"event":"confirmed"} | {"event":"ended","cause":…}
 //        {"reply":"measure","peakHz":…,"levelDb":…,"probes":{…}} | {"error":"…"}
-// Usage: node browser-phone.mjs '{"wss":"wss://127.0.0.1:PORT","user":"1002","password":"…","tone":"/path/tone.wav"}'
+// Usage: node browser-phone.mjs '{"wss":"wss://127.0.0.1:PORT","user":"1002","password":"…","tone":"/path/tone.wav","autoAnswer":false}'
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +68,7 @@ window.phone = (() => {
   ua.on('newRTCSession', (e) => {
     if (e.originator === 'remote') emit({ event: 'incoming', from: e.request.from.uri.user });
     track(e.session);
+    if (e.originator === 'remote' && ${config.autoAnswer ? 'true' : 'false'}) e.session.answer(options);
   });
   ua.start();
   // The tone as it is: no gain control or noise suppression between the fake microphone and the call.

@@ -116,11 +116,17 @@ pub struct BrowserPhone;
 impl BrowserPhone {
     /// Starts the phone for `user` (password `secret<user>`) with `tone` as its microphone.
     pub fn start(wss_port: u16, user: &str, tone: &Path) -> NodeScript {
+        Self::start_with(wss_port, user, tone, false)
+    }
+
+    /// Optionally answering every call at once.
+    pub fn start_with(wss_port: u16, user: &str, tone: &Path, auto_answer: bool) -> NodeScript {
         let config = json!({
             "wss": format!("wss://127.0.0.1:{wss_port}"),
             "user": user,
             "password": format!("secret{user}"),
             "tone": tone,
+            "autoAnswer": auto_answer,
         });
         let mut phone = NodeScript::start("browser-phone.mjs", &config);
         phone.wait("registered");
@@ -178,6 +184,11 @@ impl NodeScript {
 
     pub fn send(&mut self, command: Value) {
         writeln!(self.stdin, "{command}").expect("node script stdin");
+    }
+
+    /// The node process (Chromium runs below it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits for `{"event": name}`, reporting page errors on the way.

@@ -1,0 +1,118 @@
+//! The WebRTC line against the webphone it replaces (not a test: it prints figures). Needs the lab
+//! packages (`./dev setup`) and root for a network namespace, like the WebRTC tests.
+//!
+//!     cargo bench -p softphone-bridge --bench webrtc      (or ./dev bench)
+//!
+//! Kamailio with its WebSocket modules, the release daemon provisioned for wss, and a JsSIP phone in
+//! headless Chromium (the seed's webphone is sip.js in a browser tab) that answers at once:
+//! - call setup over wss: `start_call` sent → `callAccepted` on the page's WebSocket;
+//! - CPU seconds and RSS during a 20 s Opus call, for the daemon and for Chromium (every process
+//!   of the browser summed: its RSS sum counts shared pages more than once, its private memory not).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+mod measure;
+
+use std::time::{Duration, Instant};
+
+use common::{CRM, Daemon};
+use lab::webrtc::BrowserPhone;
+use lab::{Kamailio, write_tone};
+use measure::{Usage, clock_ticks_per_second, mb, tree_usage, usage};
+use serde_json::json;
+
+const SETUPS: usize = 10;
+const CALL: Duration = Duration::from_secs(20);
+const IN_NAMESPACE: &str = "SOFTPHONE_BENCH_NETNS";
+
+fn main() {
+    // ICE checks every interface: run where only loopback exists (as the WebRTC tests do).
+    if std::env::var_os(IN_NAMESPACE).is_none() {
+        let exe = std::env::current_exe().expect("bench binary");
+        let status = std::process::Command::new("unshare")
+            .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+            .arg(exe)
+            .args(std::env::args().skip(1))
+            .env(IN_NAMESPACE, "1")
+            .status()
+            .expect("unshare runs (root or CAP_SYS_ADMIN)");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(run());
+}
+
+fn percentiles(mut times: Vec<Duration>) -> String {
+    times.sort();
+    let at = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3;
+    format!("p50 {:.1} ms, max {:.1} ms", at(0.5), at(1.0))
+}
+
+async fn run() {
+    let kamailio = Kamailio::start_with_ws("MD5");
+    let wss = kamailio.ws_ports.expect("ws").1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent_tone, far_tone) = (dir.path().join("agent.wav"), dir.path().join("far.wav"));
+    write_tone(&agent_tone, 48000, 1000.0, 0.5, 60.0);
+    write_tone(&far_tone, 48000, 441.0, 0.5, 120.0);
+    let mut phone = BrowserPhone::start_with(wss, "1002", &far_tone, true);
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"1001\"\npassword = \"secret1001\"\nca_file = \"{}\"\n\
+         [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"opus\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        kamailio.ca_file().display(),
+        agent_tone.display(),
+        dir.path().join("heard.wav").display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = usage(daemon.pid());
+    eprintln!("call setup over wss ({SETUPS} calls)");
+    let mut setups = Vec::new();
+    for _ in 0..SETUPS {
+        let start = Instant::now();
+        let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+        page.event("callAccepted").await;
+        setups.push(start.elapsed());
+        page.request("hangup", json!({"conversationId": reply["result"]["conversationId"]})).await;
+        page.event("callEnded").await;
+        phone.wait("ended");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_setups = usage(daemon.pid());
+    eprintln!("a 20 s Opus call");
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    page.event("callAccepted").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (daemon_before, browser_before) = (usage(daemon.pid()), tree_usage(phone.pid()));
+    let (mut daemon_peak, mut browser_peak) = (Usage::default(), Usage::default());
+    let end = Instant::now() + CALL;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (d, b) = (usage(daemon.pid()), tree_usage(phone.pid()));
+        if d.rss_kib > daemon_peak.rss_kib {
+            daemon_peak = d;
+        }
+        if b.rss_kib > browser_peak.rss_kib {
+            browser_peak = b;
+        }
+    }
+    let (daemon_after, browser_after) = (usage(daemon.pid()), tree_usage(phone.pid()));
+    page.request("hangup", json!({"conversationId": reply["result"]["conversationId"]})).await;
+
+    let hz = clock_ticks_per_second();
+    let cpu = |before: Usage, after: Usage| format!("{:.2} s", after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / hz);
+    println!("softphone-bridge WebRTC line vs a JsSIP webphone in Chromium (release build, loopback, 2 cores)");
+    println!("| measure | softphone-bridge | browser phone (Chromium, all processes) |");
+    println!("|---|---|---|");
+    println!("| call setup over wss: `start_call` → `callAccepted` ({SETUPS} calls, callee answers at once) | {} | — |", percentiles(setups));
+    println!("| CPU for a 20 s Opus call | {} | {} |", cpu(daemon_before, daemon_after), cpu(browser_before, browser_after));
+    println!("| RSS in the call | {} | {} (sum) |", mb(daemon_peak.rss_kib), mb(browser_peak.rss_kib));
+    println!("| of which private (anonymous) | {} | {} |", mb(daemon_peak.anon_kib), mb(browser_peak.anon_kib));
+    println!("| daemon RSS registered, before any call / after {SETUPS} ended calls | {} / {} | — |", mb(idle.rss_kib), mb(after_setups.rss_kib));
+}
