@@ -263,7 +263,7 @@ async fn main() {
     {
         Ok(t) => t,
         Err(_) => panic!(
-            "DBG {}",
+            "baresip did not answer 50 INVITEs within 20 s; its log:\n{}",
             baresip
                 .log()
                 .lines()
