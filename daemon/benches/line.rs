@@ -23,16 +23,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{CRM, Client, Daemon};
-use measure::{Usage, clock_ticks_per_second, mb, usage};
 use lab::{Baresip, Kamailio, write_tone};
+use measure::{Usage, clock_ticks_per_second, mb, usage};
 use sip_core::message::{Message, Method, Request, Response, parse_datagram};
 use tokio::net::UdpSocket;
 
 const CALL: Duration = Duration::from_secs(20);
 const INVITES: usize = 50;
 const ACTIONS: usize = 200;
-
-
 
 fn percentiles(mut times: Vec<Duration>) -> String {
     times.sort();

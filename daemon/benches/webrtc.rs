@@ -32,7 +32,14 @@ fn main() {
     if std::env::var_os(IN_NAMESPACE).is_none() {
         let exe = std::env::current_exe().expect("bench binary");
         let status = std::process::Command::new("unshare")
-            .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$@\"",
+                "sh",
+            ])
             .arg(exe)
             .args(std::env::args().skip(1))
             .env(IN_NAMESPACE, "1")
@@ -40,7 +47,11 @@ fn main() {
             .expect("unshare runs (root or CAP_SYS_ADMIN)");
         std::process::exit(status.code().unwrap_or(1));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(run());
 }
 
@@ -77,7 +88,11 @@ async fn run() {
         let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
         page.event("callAccepted").await;
         setups.push(start.elapsed());
-        page.request("hangup", json!({"conversationId": reply["result"]["conversationId"]})).await;
+        page.request(
+            "hangup",
+            json!({"conversationId": reply["result"]["conversationId"]}),
+        )
+        .await;
         page.event("callEnded").await;
         phone.wait("ended");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -103,16 +118,46 @@ async fn run() {
         }
     }
     let (daemon_after, browser_after) = (usage(daemon.pid()), tree_usage(phone.pid()));
-    page.request("hangup", json!({"conversationId": reply["result"]["conversationId"]})).await;
+    page.request(
+        "hangup",
+        json!({"conversationId": reply["result"]["conversationId"]}),
+    )
+    .await;
 
     let hz = clock_ticks_per_second();
-    let cpu = |before: Usage, after: Usage| format!("{:.2} s", after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / hz);
-    println!("softphone-bridge WebRTC line vs a JsSIP webphone in Chromium (release build, loopback, 2 cores)");
+    let cpu = |before: Usage, after: Usage| {
+        format!(
+            "{:.2} s",
+            after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / hz
+        )
+    };
+    println!(
+        "softphone-bridge WebRTC line vs a JsSIP webphone in Chromium (release build, loopback, 2 cores)"
+    );
     println!("| measure | softphone-bridge | browser phone (Chromium, all processes) |");
     println!("|---|---|---|");
-    println!("| call setup over wss: `start_call` → `callAccepted` ({SETUPS} calls, callee answers at once) | {} | — |", percentiles(setups));
-    println!("| CPU for a 20 s Opus call | {} | {} |", cpu(daemon_before, daemon_after), cpu(browser_before, browser_after));
-    println!("| RSS in the call | {} | {} (sum) |", mb(daemon_peak.rss_kib), mb(browser_peak.rss_kib));
-    println!("| of which private (anonymous) | {} | {} |", mb(daemon_peak.anon_kib), mb(browser_peak.anon_kib));
-    println!("| daemon RSS registered, before any call / after {SETUPS} ended calls | {} / {} | — |", mb(idle.rss_kib), mb(after_setups.rss_kib));
+    println!(
+        "| call setup over wss: `start_call` → `callAccepted` ({SETUPS} calls, callee answers at once) | {} | — |",
+        percentiles(setups)
+    );
+    println!(
+        "| CPU for a 20 s Opus call | {} | {} |",
+        cpu(daemon_before, daemon_after),
+        cpu(browser_before, browser_after)
+    );
+    println!(
+        "| RSS in the call | {} | {} (sum) |",
+        mb(daemon_peak.rss_kib),
+        mb(browser_peak.rss_kib)
+    );
+    println!(
+        "| of which private (anonymous) | {} | {} |",
+        mb(daemon_peak.anon_kib),
+        mb(browser_peak.anon_kib)
+    );
+    println!(
+        "| daemon RSS registered, before any call / after {SETUPS} ended calls | {} / {} | — |",
+        mb(idle.rss_kib),
+        mb(after_setups.rss_kib)
+    );
 }

@@ -125,6 +125,10 @@ async fn webrtc_call_to_a_browser_phone_and_back() {
     lab.phone.wait("confirmed");
     lab.wait_for_audio(3.0);
     lab.assert_tones_both_ways();
+    // RFC 4733 from the browser (its RTCDTMFSender) arrives as dtmfReceived.
+    lab.phone.send(json!({"cmd": "dtmf", "digits": "5"}));
+    let digit = page.event("dtmfReceived").await;
+    assert_eq!(digit["payload"]["digit"], "5", "{digit}");
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     lab.phone.wait("ended");
@@ -191,30 +195,61 @@ async fn webrtc_call_with_relay_forced_goes_through_coturn() {
     lab.assert_tones_both_ways();
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
+    lab.phone.wait("ended");
+    // And an incoming call, answered through the relay too.
+    lab.phone
+        .send(json!({"cmd": "call", "target": "sip:1001@127.0.0.1"}));
+    let incoming = page.event("incomingCall").await;
+    let id = incoming["payload"]["conversationId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab.wait_for_audio(3.0);
+    lab.assert_tones_both_ways();
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
     // coturn reports each allocation's traffic since its last report, now and then and when it
-    // closes: the agent's (username 1001) must have carried the call (~50 packets a second each way,
-    // over the seconds of audio both sides checked).
+    // closes: each call's allocation for the agent (username 1001) must have carried that call
+    // (~50 packets a second each way, over the seconds of audio both sides checked).
     let count = |line: &str, key: &str| {
         line.split(", ")
             .find_map(|f| f.trim().strip_prefix(key))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let (received, sent) = eventually(
-        "coturn's usage reports for the agent's relayed call",
+    let per_call = eventually(
+        "coturn's usage reports for both relayed calls",
         Duration::from_secs(20),
         || {
             let log = lab.coturn.log();
-            let reports: Vec<&str> = log
+            let mut sessions: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            for line in log
                 .lines()
                 .filter(|l| l.contains(": usage: realm=<lab>, username=<1001>"))
+            {
+                let session = line
+                    .split("session ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(':').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                let entry = sessions.entry(session).or_default();
+                entry.0 += count(line, "rp=");
+                entry.1 += count(line, "sp=");
+            }
+            let relayed: Vec<(u64, u64)> = sessions
+                .into_values()
+                .filter(|(received, sent)| *received > 100 && *sent > 100)
                 .collect();
-            let received: u64 = reports.iter().map(|l| count(l, "rp=")).sum();
-            let sent: u64 = reports.iter().map(|l| count(l, "sp=")).sum();
-            (received > 100 && sent > 100).then_some((received, sent))
+            (relayed.len() >= 2).then_some(relayed)
         },
     );
-    eprintln!("relayed through coturn: {received} packets from the agent, {sent} to the agent");
+    eprintln!(
+        "relayed through coturn, per call (packets from the agent, to the agent): {per_call:?}"
+    );
 }
 
 /// The seed's parameters as a page sends them; `expire_date` in the seed's plain form (UTC).
