@@ -463,3 +463,35 @@ async fn a_call_survives_a_page_refresh_and_is_controlled_from_the_reloaded_page
     watcher.event("callEnded").await;
     lab.phone.wait("ended");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wss_line_registers_again_after_the_server_restarts() {
+    let mut kamailio = Kamailio::start_with_ws("MD5");
+    let wss = kamailio.ws_ports.expect("ws").1;
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"wss://localhost:{wss}\"\nusername = \"1001\"\npassword = \"secret1001\"\nca_file = \"{}\"\n",
+        kamailio.ca_file().display()
+    ));
+    let _log = LogOnPanic(&daemon);
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    kamailio.restart();
+    assert!(
+        kamailio.contacts("1001").is_empty(),
+        "the restarted registrar forgot the agent"
+    );
+    let failed = page.registration("failed").await;
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reconnecting"),
+        "{failed}"
+    );
+    page.registration("registered").await;
+    assert_eq!(
+        kamailio.contacts("1001").len(),
+        1,
+        "registered again over a new WebSocket"
+    );
+}

@@ -94,18 +94,7 @@ impl Kamailio {
         }
         let path = dir.path().join("kamailio.cfg");
         std::fs::write(&path, config).expect("write config");
-        let log = std::fs::File::create(dir.path().join("kamailio.log")).expect("log");
-        let child = Command::new("kamailio")
-            .arg("-f")
-            .arg(&path)
-            .args(["-DD", "-E", "-m", "64", "-M", "8", "-P"])
-            .arg(dir.path().join("kamailio.pid"))
-            .arg("-w")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("kamailio is installed (./dev setup)");
+        let child = Self::spawn(dir.path());
         let kamailio = Self {
             port,
             tls_port,
@@ -113,16 +102,65 @@ impl Kamailio {
             dir,
             child,
         };
+        kamailio.wait_started();
+        kamailio
+    }
+
+    fn spawn(dir: &std::path::Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("kamailio.log"))
+            .expect("log");
+        Command::new("kamailio")
+            .arg("-f")
+            .arg(dir.join("kamailio.cfg"))
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-P"])
+            .arg(dir.join("kamailio.pid"))
+            .arg("-w")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("kamailio is installed (./dev setup)")
+    }
+
+    fn wait_started(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !kamailio.rpc("core.version").contains("kamailio") {
+        while !self.rpc("core.version").contains("kamailio") {
             assert!(
                 Instant::now() < deadline,
                 "kamailio did not start:\n{}",
-                kamailio.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        kamailio
+    }
+
+    /// Stops Kamailio (every connection to it drops, its registrations are lost) and starts it
+    /// again on the same ports with the same certificate.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.dir.path());
+        self.wait_started();
+    }
+
+    /// SIGTERM, not SIGKILL: Kamailio forks workers, and only its main process stopping cleanly
+    /// takes them down too (a killed main process leaves them running).
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Runs a kamcmd RPC; kamcmd exits 0 even on errors, so callers read the text.
@@ -160,22 +198,8 @@ impl Kamailio {
 }
 
 impl Drop for Kamailio {
-    /// SIGTERM, not SIGKILL: Kamailio forks workers, and only its main process stopping cleanly
-    /// takes them down too (a killed main process leaves them running).
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
