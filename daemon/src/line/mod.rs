@@ -5,9 +5,12 @@
 //! RTP media and audio) are the next step; until then call actions say so.
 
 mod call_media;
+mod config;
 mod resolve;
 pub mod runtime;
 pub mod transport;
+
+pub use config::{LineConfig, LineConfigError, MediaKind, TurnServer};
 mod webrtc_media;
 
 use std::net::SocketAddr;
@@ -18,187 +21,11 @@ use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
 use sip_core::transaction::Timers;
 
-use crate::config::{AccountConfig, Transport as Kind};
+use crate::config::AccountConfig;
 use crate::media::session::MediaStats;
 
 /// Registration lifetime asked of the registrar.
 pub const DEFAULT_EXPIRES: u32 = 600;
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LineConfigError {
-    #[error("[account] server is empty")]
-    NoServer,
-    #[error("[account] username is empty")]
-    NoUsername,
-    #[error("[account] server {0:?} is not host[:port]")]
-    BadServer(String),
-    #[error("[account] dns_server {0:?} is not ip:port")]
-    BadDnsServer(String),
-    #[error(
-        "[account] expire_date {0:?} is not a date and time (2026-12-31T18:00:00Z or 2026-12-31 18:00:00)"
-    )]
-    BadExpireDate(String),
-    #[error("[account] server {server:?} says {scheme} but transport is {transport:?}")]
-    SchemeMismatch {
-        server: String,
-        scheme: String,
-        transport: Kind,
-    },
-}
-
-/// Where and how to register, resolved from `[account]`.
-#[derive(Debug, Clone)]
-pub struct LineConfig {
-    pub kind: Kind,
-    /// `host` part of the server, used as the SIP domain.
-    pub domain: String,
-    pub port: u16,
-    /// The port was given: no SRV lookup (RFC 3263 §4.2).
-    pub explicit_port: bool,
-    /// A DNS server to ask instead of the system's (SRV, A, AAAA).
-    pub dns_server: Option<SocketAddr>,
-    pub username: String,
-    pub password: crate::config::Secret,
-    /// CA bundle for TLS instead of the system roots.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// The HTTP path of the SIP WebSocket (`ws`, `wss`): `/` unless `server` is a URL with one.
-    pub ws_path: String,
-    /// Media for calls: WebRTC (ICE, DTLS-SRTP) or plain RTP/SDES.
-    pub media: MediaKind,
-    /// TURN relay for WebRTC media (the seed's `server` + `turn_port`, with the line's credentials).
-    pub turn: Option<TurnServer>,
-    /// Send WebRTC media only through the TURN relay.
-    pub force_relay: bool,
-    /// The provisioned `expire_date`: the session ends then.
-    pub expires_at: Option<time::OffsetDateTime>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
-    Rtp,
-    WebRtc,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TurnServer {
-    /// `turn:host:port?transport=udp`
-    pub url: String,
-    pub username: String,
-    pub credential: crate::config::Secret,
-}
-
-impl LineConfig {
-    pub fn from_account(account: &AccountConfig) -> Result<Self, LineConfigError> {
-        let server = account.server.trim();
-        if server.is_empty() {
-            return Err(LineConfigError::NoServer);
-        }
-        if account.username.trim().is_empty() {
-            return Err(LineConfigError::NoUsername);
-        }
-        // The seed's webphone takes `server` as a WebSocket URL; so do we (`wss://host[:port][/path]`).
-        let (kind, server, ws_path) = match server.split_once("://") {
-            Some((scheme, rest)) => {
-                let kind = match scheme.to_ascii_lowercase().as_str() {
-                    "ws" => Kind::Ws,
-                    "wss" => Kind::Wss,
-                    _ => return Err(LineConfigError::BadServer(server.to_owned())),
-                };
-                if account.transport != kind && account.transport != Kind::Udp {
-                    return Err(LineConfigError::SchemeMismatch {
-                        server: server.to_owned(),
-                        scheme: scheme.to_owned(),
-                        transport: account.transport,
-                    });
-                }
-                let (host, path) = rest
-                    .split_once('/')
-                    .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-                (kind, host, path)
-            }
-            None => (account.transport, server, "/".to_owned()),
-        };
-        let default_port = match kind {
-            Kind::Tls => 5061,
-            Kind::Ws => 80,
-            Kind::Wss => 443,
-            _ => 5060,
-        };
-        let uri = Uri::parse(&format!("sip:{server}"))
-            .map_err(|_| LineConfigError::BadServer(server.to_owned()))?;
-        if uri.user.is_some() || !uri.params.is_empty() {
-            return Err(LineConfigError::BadServer(server.to_owned()));
-        }
-        let dns_server = match account.dns_server.as_deref().map(str::trim) {
-            Some(text) => Some(
-                text.parse::<SocketAddr>()
-                    .map_err(|_| LineConfigError::BadDnsServer(text.to_owned()))?,
-            ),
-            None => None,
-        };
-        let media = match account.media {
-            crate::config::AccountMedia::Rtp => MediaKind::Rtp,
-            crate::config::AccountMedia::Webrtc => MediaKind::WebRtc,
-            crate::config::AccountMedia::Auto if matches!(kind, Kind::Ws | Kind::Wss) => {
-                MediaKind::WebRtc
-            }
-            crate::config::AccountMedia::Auto => MediaKind::Rtp,
-        };
-        let expires_at = match account.expire_date.as_deref() {
-            Some(text) => Some(
-                crate::config::provision::parse_date(text)
-                    .map_err(|_| LineConfigError::BadExpireDate(text.to_owned()))?,
-            ),
-            None => None,
-        };
-        let username = account.username.trim().to_owned();
-        let turn = account.turn_port.map(|port| TurnServer {
-            url: format!("turn:{}:{port}?transport=udp", uri.host),
-            username: username.clone(),
-            credential: account.password.clone(),
-        });
-        Ok(Self {
-            kind,
-            domain: uri.host.clone(),
-            port: uri.port.unwrap_or(default_port),
-            // WebSocket servers have no SRV records of their own (RFC 7118 §6).
-            explicit_port: uri.port.is_some() || matches!(kind, Kind::Ws | Kind::Wss),
-            dns_server,
-            username,
-            password: account.password.clone(),
-            ca_file: account.ca_file.clone(),
-            ws_path,
-            media,
-            turn,
-            force_relay: account.force_relay,
-            expires_at,
-        })
-    }
-
-    /// The built-in demo line's service (see `crate::demo`).
-    pub fn demo(address: SocketAddr) -> Self {
-        Self {
-            kind: Kind::Udp,
-            domain: address.ip().to_string(),
-            port: address.port(),
-            explicit_port: true,
-            dns_server: None,
-            username: crate::demo::AGENT.into(),
-            password: crate::config::Secret::default(),
-            ca_file: None,
-            ws_path: "/".into(),
-            media: MediaKind::Rtp,
-            turn: None,
-            force_relay: false,
-            expires_at: None,
-        }
-    }
-
-    /// Every address of the server to try, best first (see [`resolve`]).
-    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        resolve::server_addresses(self).await
-    }
-}
 
 const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
@@ -693,43 +520,5 @@ pub struct OsEntropy;
 impl Entropy for OsEntropy {
     fn token(&mut self) -> String {
         crate::run::random_hex(8)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn account(server: &str) -> AccountConfig {
-        AccountConfig {
-            server: server.into(),
-            username: "1001".into(),
-            ..AccountConfig::default()
-        }
-    }
-
-    #[test]
-    fn server_forms() {
-        let c = LineConfig::from_account(&account("127.0.0.1:5070")).expect("valid");
-        assert_eq!((c.domain.as_str(), c.port), ("127.0.0.1", 5070));
-        let c = LineConfig::from_account(&account("pbx.example.com")).expect("valid");
-        assert_eq!((c.domain.as_str(), c.port), ("pbx.example.com", 5060));
-        let tls = AccountConfig {
-            transport: Kind::Tls,
-            ..account("pbx.example.com")
-        };
-        assert_eq!(LineConfig::from_account(&tls).map(|c| c.port), Ok(5061));
-        assert_eq!(
-            LineConfig::from_account(&account("")).err(),
-            Some(LineConfigError::NoServer)
-        );
-        assert!(matches!(
-            LineConfig::from_account(&account("user@pbx")),
-            Err(LineConfigError::BadServer(_))
-        ));
-        assert!(matches!(
-            LineConfig::from_account(&account("pbx:port")),
-            Err(LineConfigError::BadServer(_))
-        ));
     }
 }

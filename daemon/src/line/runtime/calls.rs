@@ -1,0 +1,185 @@
+//! Setting up a call's media: bound at once for plain RTP, gathered in a task for WebRTC (ICE and
+//! a TURN allocation can take seconds, and the phone loop must not wait on them). The INVITE or
+//! the 200 goes out when the media is ready.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use sip_core::call::EndReason;
+use sip_core::sdp::SessionDescription;
+
+use super::{LineRuntime, Prepared};
+use crate::line::call_media::CallMedia;
+use crate::line::webrtc_media::WebRtcSettings;
+use crate::line::{LineEvent, MediaKind};
+
+impl LineRuntime {
+    pub(super) async fn dial(&mut self, conversation: String, target: sip_core::Uri, now: Instant) {
+        let Some(ip) = self.local_ip() else {
+            let reason = "the line is not connected".to_owned();
+            return self.events.push_back(LineEvent::CallEnded {
+                conversation,
+                reason: EndReason::Failed { reason },
+            });
+        };
+        self.preparing.insert(conversation.clone());
+        let media = match self.config.media {
+            MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
+            MediaKind::WebRtc => {
+                let (settings, webrtc, done) = (
+                    self.media_settings.clone(),
+                    self.webrtc_settings(ip),
+                    self.prepared.0.clone(),
+                );
+                tokio::spawn(async move {
+                    let media = CallMedia::for_webrtc_offer(&settings, &webrtc).await;
+                    let _ = done.send(Prepared::Offer {
+                        conversation,
+                        target,
+                        media,
+                    });
+                });
+                return;
+            }
+        };
+        self.on_prepared(
+            Prepared::Offer {
+                conversation,
+                target,
+                media,
+            },
+            now,
+        )
+        .await;
+    }
+
+    pub(super) async fn answer(&mut self, conversation: &str, now: Instant) {
+        let Some(ip) = self.local_ip() else { return };
+        let Some(sip) = &mut self.sip else { return };
+        let text = sip.remote_sdp(conversation);
+        let Some((text, offer)) = text.and_then(|text| {
+            SessionDescription::parse(&text)
+                .ok()
+                .map(|offer| (text, offer))
+        }) else {
+            // No usable offer (offerless INVITE is not supported yet): refuse honestly.
+            sip.reject(conversation, 488, now);
+            return;
+        };
+        self.preparing.insert(conversation.to_owned());
+        // The offer's profile decides, so a WebRTC line still takes a plain-RTP call from a PBX.
+        let media =
+            if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
+                let (settings, webrtc, done) = (
+                    self.media_settings.clone(),
+                    self.webrtc_settings(ip),
+                    self.prepared.0.clone(),
+                );
+                let conversation = conversation.to_owned();
+                tokio::spawn(async move {
+                    let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
+                    let _ = done.send(Prepared::Answer {
+                        conversation,
+                        media,
+                    });
+                });
+                return;
+            } else {
+                CallMedia::for_answer(ip, &self.media_settings, &offer).await
+            };
+        self.on_prepared(
+            Prepared::Answer {
+                conversation: conversation.to_owned(),
+                media,
+            },
+            now,
+        )
+        .await;
+    }
+
+    /// The media a call waited for is ready: send the INVITE or the 200, or give up on the call.
+    pub(super) async fn on_prepared(&mut self, prepared: Prepared, now: Instant) {
+        let conversation = match &prepared {
+            Prepared::Offer { conversation, .. } | Prepared::Answer { conversation, .. } => {
+                conversation.clone()
+            }
+        };
+        // Not waited for: hung up while gathering, or the line dropped meanwhile (both reported).
+        if !self.preparing.remove(&conversation) {
+            if let Prepared::Offer {
+                media: Ok(media), ..
+            }
+            | Prepared::Answer {
+                media: Ok(media), ..
+            } = prepared
+            {
+                media.stop().await;
+            }
+            return;
+        }
+        match prepared {
+            Prepared::Offer {
+                conversation,
+                target,
+                media,
+            } => match (media, &mut self.sip) {
+                (Ok(media), Some(sip)) => {
+                    let offer = media.sdp();
+                    sip.dial(conversation.clone(), target, offer, now, &mut self.entropy);
+                    self.media.insert(conversation, media);
+                }
+                (Ok(media), None) => {
+                    media.stop().await;
+                    let reason = "the line is not connected".to_owned();
+                    self.events.push_back(LineEvent::CallEnded {
+                        conversation,
+                        reason: EndReason::Failed { reason },
+                    });
+                }
+                (Err(reason), _) => self.events.push_back(LineEvent::CallEnded {
+                    conversation,
+                    reason: EndReason::Failed { reason },
+                }),
+            },
+            Prepared::Answer {
+                conversation,
+                media,
+            } => {
+                let Some(sip) = &mut self.sip else {
+                    if let Ok(media) = media {
+                        media.stop().await;
+                    }
+                    return;
+                };
+                match media {
+                    Ok(media) => {
+                        if !sip.answer(&conversation, media.sdp(), now) {
+                            // The caller gave up while we prepared.
+                            return media.stop().await;
+                        }
+                        if media.remote_hold {
+                            self.events.push_back(LineEvent::CallHold {
+                                conversation: conversation.clone(),
+                                held: true,
+                                by_remote: true,
+                            });
+                        }
+                        self.media.insert(conversation, media);
+                    }
+                    Err(refusal) => {
+                        tracing::warn!(%conversation, "cannot answer: {}", refusal.reason);
+                        sip.reject(&conversation, refusal.status, now);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn webrtc_settings(&self, local: IpAddr) -> WebRtcSettings {
+        WebRtcSettings {
+            turn: self.config.turn.clone(),
+            force_relay: self.config.force_relay,
+            loopback: local.is_loopback(),
+        }
+    }
+}
