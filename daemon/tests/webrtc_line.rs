@@ -21,10 +21,16 @@ struct WebRtcLab {
     phone: NodeScript,
     daemon: Daemon,
     dir: tempfile::TempDir,
+    /// The agent's recording rate (the codec's clock rate).
+    rate: u32,
 }
 
 /// The seed's parameters, as IT would put them in the config file.
 fn lab(extra_account: &str) -> WebRtcLab {
+    lab_with_codecs(extra_account, "\"opus\", \"pcmu\", \"pcma\"")
+}
+
+fn lab_with_codecs(extra_account: &str, codecs: &str) -> WebRtcLab {
     let kamailio = Kamailio::start_with_ws("MD5");
     let coturn = Coturn::start();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -38,7 +44,7 @@ fn lab(extra_account: &str) -> WebRtcLab {
         "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
          auth_key = \"k-7f3a\"\ncustomer_id = 77\nuser_id = 1001\nturn_port = {turn}\nexpire_date = \"{expires}\"\n\
          ca_file = \"{ca}\"\n{extra_account}\n\
-         [log]\nlevel = \"debug\"\n[audio]\nbackend = \"file\"\ninput_file = \"{input}\"\noutput_file = \"{output}\"\n",
+         [log]\nlevel = \"debug\"\n[media]\ncodecs = [{codecs}]\n[audio]\nbackend = \"file\"\ninput_file = \"{input}\"\noutput_file = \"{output}\"\n",
         wss = kamailio.ws_ports.expect("ws").1,
         turn = coturn.port,
         expires = expires
@@ -48,12 +54,18 @@ fn lab(extra_account: &str) -> WebRtcLab {
         input = agent_tone.display(),
         output = dir.path().join("heard.wav").display(),
     ));
+    let rate = if codecs.starts_with("\"opus") {
+        48000
+    } else {
+        8000
+    };
     WebRtcLab {
         kamailio,
         coturn,
         phone,
         daemon,
         dir,
+        rate,
     }
 }
 
@@ -87,7 +99,7 @@ impl WebRtcLab {
 
     fn wait_for_audio(&self, seconds: f64) {
         let heard = self.dir.path().join("heard.wav");
-        let bytes = (seconds * 48000.0 * 2.0) as u64 + 44;
+        let bytes = (seconds * f64::from(self.rate) * 2.0) as u64 + 44;
         eventually("audio from the browser", Duration::from_secs(20), || {
             (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(())
         });
@@ -494,4 +506,33 @@ async fn the_wss_line_registers_again_after_the_server_restarts() {
         1,
         "registered again over a new WebSocket"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_g711_calls_with_a_browser_phone() {
+    if !in_loopback_namespace("webrtc_g711_calls_with_a_browser_phone") {
+        return;
+    }
+    for codec in ["pcmu", "pcma"] {
+        let mut lab = lab_with_codecs("", &format!("\"{codec}\""));
+        let mut page = lab.daemon.connect(CRM).await;
+        page.registered().await;
+        let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+        let id = reply["result"]["conversationId"]
+            .as_str()
+            .expect("conversationId")
+            .to_owned();
+        lab.phone.wait("incoming");
+        lab.phone.send(json!({"cmd": "answer"}));
+        page.event("callAccepted").await;
+        lab.wait_for_audio(3.0);
+        let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+        eprintln!(
+            "{codec}: {}",
+            state["result"]["state"]["calls"][0]["quality"]
+        );
+        lab.assert_tones_both_ways();
+        page.request("hangup", json!({"conversationId": id})).await;
+        page.event("callEnded").await;
+    }
 }
