@@ -26,11 +26,7 @@ async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
         assert_eq!(registered["payload"]["state"], "registered", "{registered}");
         assert_eq!(registered["payload"]["extension"], "agent");
     }
-    let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("conversationId")
-        .to_owned();
+    let id = page.start_call("echo").await;
     page.event("callAccepted").await;
     eventually("two seconds of echo", Duration::from_secs(15), || {
         (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) > 2 * 8000 * 2 + 44).then_some(())
@@ -77,11 +73,7 @@ async fn a_call_on_the_device_backend_opens_the_devices() {
     );
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
-    let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = page.start_call("echo").await;
     page.event("callAccepted").await;
     eventually("the devices to open", Duration::from_secs(10), || {
         daemon.log().contains("audio devices open").then_some(())

@@ -128,11 +128,7 @@ async fn registers_and_calls_over_tls() {
         dir,
         rate: 8000,
     };
-    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = page.start_call("1002").await;
     page.event("callAccepted").await;
     lab.wait_for_audio();
     page.request("hangup", json!({"conversationId": id})).await;

@@ -36,11 +36,7 @@ async fn srtp_call_carries_audio_both_ways_and_rtcp_reports_quality() {
     let lab = lab_with("PCMU", ";mediaenc=srtp-mand", "srtp = \"required\"");
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = page.start_call("1002").await;
     page.event("callAccepted").await;
     lab.wait_for_audio();
     let quality = quality_with_round_trip(&mut page).await;
@@ -164,11 +160,7 @@ async fn dtmf_both_ways_and_hold_both_ways() {
     let lab = lab("PCMU");
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = page.start_call("1002").await;
     page.event("callAccepted").await;
     lab.wait_for_audio();
 

@@ -144,11 +144,7 @@ async fn retransmitted_invite_and_a_register_flood_leave_the_call_intact() {
     let mut daemon = sipp.daemon();
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
-    let incoming = page.event("incomingCall").await;
-    let id = incoming["payload"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let (id, _) = page.incoming_call().await;
     page.request("answer", json!({"conversationId": id})).await;
     page.event("callAccepted").await;
     // Through the flood the API answers and the call is listed; the next call event is its end.
@@ -197,11 +193,7 @@ async fn a_407_on_our_invite_is_answered_with_credentials() {
     let daemon = sipp.daemon();
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
-    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = page.start_call("1002").await;
     let accepted = page.event("callAccepted").await;
     assert_eq!(accepted["payload"]["conversationId"], id.as_str());
     page.request("hangup", json!({"conversationId": id})).await;

@@ -9,10 +9,10 @@ mod common;
 mod lab;
 
 use call_lab::{AGENT_HZ, FAR_HZ};
-use common::{CRM, Daemon, eventually};
+use common::{CRM, Client, Daemon, eventually};
 use lab::webrtc::{BrowserPhone, Coturn, CrmPage, NodeScript, in_loopback_namespace};
 use lab::{Kamailio, analyse, read_wav, write_tone};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 struct WebRtcLab {
@@ -83,8 +83,7 @@ impl WebRtcLab {
             level > -20.0 && level < -3.0,
             "at about the sent level (-9 dBFS): {measured}"
         );
-        let heard = self.dir.path().join("heard.wav");
-        let (rate, samples) = read_wav(&heard).expect("the agent's recording");
+        let (rate, samples) = read_wav(&self.heard()).expect("the agent's recording");
         let agent = analyse(rate, &samples, &[FAR_HZ, AGENT_HZ, 1500.0]);
         assert_eq!(
             agent.peaks[0].0, FAR_HZ,
@@ -97,12 +96,61 @@ impl WebRtcLab {
         );
     }
 
+    /// The agent calls the browser phone, which answers; returns the conversation id.
+    async fn call_the_browser(&mut self, page: &mut Client) -> String {
+        let id = page.start_call("1002").await;
+        self.phone.wait("incoming");
+        self.phone.send(json!({"cmd": "answer"}));
+        page.event("callAccepted").await;
+        self.phone.wait("confirmed");
+        id
+    }
+
+    /// The browser phone calls the agent, whose page answers; returns the id and `incomingCall`.
+    async fn browser_calls_the_agent(&mut self, page: &mut Client) -> (String, Value) {
+        self.phone
+            .send(json!({"cmd": "call", "target": "sip:1001@127.0.0.1"}));
+        let (id, incoming) = page.incoming_call().await;
+        page.request("answer", json!({"conversationId": id})).await;
+        page.event("callAccepted").await;
+        self.phone.wait("confirmed");
+        (id, incoming)
+    }
+
+    /// The agent hangs up; the browser sees the call end. The agent's recording is complete
+    /// once `callEnded` arrives, and is removed so the next call's is judged on its own.
+    async fn hang_up(&mut self, page: &mut Client, id: &str) {
+        page.request("hangup", json!({"conversationId": id})).await;
+        page.event("callEnded").await;
+        self.phone.wait("ended");
+        std::fs::remove_file(self.heard()).expect("the agent's recording");
+    }
+
+    fn heard(&self) -> std::path::PathBuf {
+        self.dir.path().join("heard.wav")
+    }
+
     fn wait_for_audio(&self, seconds: f64) {
-        let heard = self.dir.path().join("heard.wav");
+        let heard = self.heard();
         let bytes = (seconds * f64::from(self.rate) * 2.0) as u64 + 44;
         eventually("audio from the browser", Duration::from_secs(20), || {
             (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) >= bytes).then_some(())
         });
+    }
+}
+
+impl Drop for WebRtcLab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let coturn = self.coturn.log();
+            let lines: Vec<&str> = coturn.lines().collect();
+            eprintln!(
+                "--- coturn log (tail) ---\n{}",
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            );
+        }
+        // The daemon's log comes last, nearest the failure.
+        drop(LogOnPanic(&self.daemon));
     }
 }
 
@@ -126,65 +174,23 @@ async fn webrtc_call_to_a_browser_phone_and_back() {
     );
 
     // The agent calls the browser phone.
-    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("conversationId")
-        .to_owned();
-    lab.phone.wait("incoming");
-    lab.phone.send(json!({"cmd": "answer"}));
-    page.event("callAccepted").await;
-    lab.phone.wait("confirmed");
+    let id = lab.call_the_browser(&mut page).await;
     lab.wait_for_audio(3.0);
     lab.assert_tones_both_ways();
     // RFC 4733 from the browser (its RTCDTMFSender) arrives as dtmfReceived.
     lab.phone.send(json!({"cmd": "dtmf", "digits": "5"}));
     let digit = page.event("dtmfReceived").await;
     assert_eq!(digit["payload"]["digit"], "5", "{digit}");
-    page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
-    lab.phone.wait("ended");
+    lab.hang_up(&mut page, &id).await;
 
     // The browser phone calls the agent.
-    lab.phone
-        .send(json!({"cmd": "call", "target": "sip:1001@127.0.0.1"}));
-    let incoming = page.event("incomingCall").await;
-    assert_eq!(incoming["payload"]["callerANI"], "1002");
-    let id = incoming["payload"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
-    lab.phone.wait("confirmed");
-    // The recording starts again with the new call.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, incoming) = lab.browser_calls_the_agent(&mut page).await;
+    assert_eq!(incoming["callerANI"], "1002");
     lab.wait_for_audio(3.0);
     lab.assert_tones_both_ways();
     lab.phone.send(json!({"cmd": "hangup"}));
     let ended = page.event("callEnded").await;
     assert_eq!(ended["payload"]["callType"], "inbound");
-}
-
-impl Drop for WebRtcLab {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- daemon log ---\n{}", self.daemon.log());
-            eprintln!(
-                "--- coturn log (tail) ---\n{}",
-                self.coturn
-                    .log()
-                    .lines()
-                    .rev()
-                    .take(30)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,34 +201,15 @@ async fn webrtc_call_with_relay_forced_goes_through_coturn() {
     let mut lab = lab("force_relay = true");
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .expect("conversationId")
-        .to_owned();
-    lab.phone.wait("incoming");
-    lab.phone.send(json!({"cmd": "answer"}));
-    page.event("callAccepted").await;
+    let id = lab.call_the_browser(&mut page).await;
     lab.wait_for_audio(3.0);
     lab.assert_tones_both_ways();
-    page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
-    lab.phone.wait("ended");
+    lab.hang_up(&mut page, &id).await;
     // And an incoming call, answered through the relay too.
-    lab.phone
-        .send(json!({"cmd": "call", "target": "sip:1001@127.0.0.1"}));
-    let incoming = page.event("incomingCall").await;
-    let id = incoming["payload"]["conversationId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (id, _) = lab.browser_calls_the_agent(&mut page).await;
     lab.wait_for_audio(3.0);
     lab.assert_tones_both_ways();
-    page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
+    lab.hang_up(&mut page, &id).await;
     // coturn reports each allocation's traffic since its last report, now and then and when it
     // closes: each call's allocation for the agent (username 1001) must have carried that call
     // (~50 packets a second each way, over the seconds of audio both sides checked).
@@ -517,14 +504,7 @@ async fn webrtc_g711_calls_with_a_browser_phone() {
         let mut lab = lab_with_codecs("", &format!("\"{codec}\""));
         let mut page = lab.daemon.connect(CRM).await;
         page.registered().await;
-        let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-        let id = reply["result"]["conversationId"]
-            .as_str()
-            .expect("conversationId")
-            .to_owned();
-        lab.phone.wait("incoming");
-        lab.phone.send(json!({"cmd": "answer"}));
-        page.event("callAccepted").await;
+        let id = lab.call_the_browser(&mut page).await;
         lab.wait_for_audio(3.0);
         let (state, _) = page.request("get_state", serde_json::Value::Null).await;
         eprintln!(
@@ -532,7 +512,6 @@ async fn webrtc_g711_calls_with_a_browser_phone() {
             state["result"]["state"]["calls"][0]["quality"]
         );
         lab.assert_tones_both_ways();
-        page.request("hangup", json!({"conversationId": id})).await;
-        page.event("callEnded").await;
+        lab.hang_up(&mut page, &id).await;
     }
 }

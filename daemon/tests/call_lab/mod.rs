@@ -97,12 +97,7 @@ impl Lab {
             "dial",
             &format!("sip:1001@127.0.0.1:{}", self.kamailio.port),
         );
-        let incoming = page.event("incomingCall").await["payload"].clone();
-        let id = incoming["conversationId"]
-            .as_str()
-            .expect("conversationId")
-            .to_owned();
-        (id, incoming)
+        page.incoming_call().await
     }
 
     /// Both recordings contain the other side's tone, clearly and at a sane level.

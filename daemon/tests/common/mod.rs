@@ -299,6 +299,28 @@ impl Client {
             );
         }
     }
+
+    /// `start_call` to `dial_to`; returns the new call's `conversationId`.
+    pub async fn start_call(&mut self, dial_to: &str) -> String {
+        let (reply, _) = self
+            .request("start_call", json!({ "dialTo": dial_to }))
+            .await;
+        conversation_id(&reply["result"], &reply)
+    }
+
+    /// Waits for `incomingCall`; returns its `conversationId` and payload.
+    pub async fn incoming_call(&mut self) -> (String, Value) {
+        let incoming = self.event("incomingCall").await;
+        let payload = incoming["payload"].clone();
+        (conversation_id(&payload, &incoming), payload)
+    }
+}
+
+fn conversation_id(holder: &Value, context: &Value) -> String {
+    holder["conversationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a conversationId in {context}"))
+        .to_owned()
 }
 
 /// Longest wait for one named event while others keep arriving.
