@@ -117,6 +117,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         initial_status: config.presence.initial.clone(),
         line_domain: line.as_ref().map(|l| l.domain.clone()),
         ids: Box::new(crate::line::OsEntropy),
+        wall_clock: time::OffsetDateTime::now_utc,
         auto_answer: config.account.as_ref().is_some_and(|a| a.auto_answer),
         provisioning: config.provisioning.clone(),
     });

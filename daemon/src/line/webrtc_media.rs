@@ -327,8 +327,8 @@ impl WebRtcMedia {
             .iter()
             .find_map(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone())))
             .ok_or("no common audio codec")?;
-        let telephone_event =
-            telephone_event_for(remote_sdp, codec.clock_rate()).or(answer.audio.telephone_event);
+        // Only what the answer agreed to may be sent on this peer connection.
+        let telephone_event = answer.audio.telephone_event;
         let inbound = self.inbound.take().ok_or("media already started")?;
         let (out, mut outgoing) = mpsc::channel::<Vec<u8>>(QUEUE);
         let (track, ssrc) = (self.track.clone(), self.ssrc);
@@ -377,28 +377,16 @@ impl WebRtcMedia {
     }
 }
 
-/// The telephone-event payload type at `rate` in an SDP (Opus calls use the 48 kHz one).
-fn telephone_event_for(sdp: &str, rate: u32) -> Option<u8> {
-    sdp.lines().find_map(|line| {
-        let (pt, encoding) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
-        let (name, clock) = encoding.split_once('/')?;
-        let clock: u32 = clock.split('/').next()?.parse().ok()?;
-        (name.eq_ignore_ascii_case("telephone-event") && clock == rate)
-            .then(|| pt.parse().ok())
-            .flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_offer_on_loopback() {
+    /// Our offer with these settings, gathered on loopback.
+    async fn offer(turn: Option<TurnServer>, force_relay: bool) -> String {
         let settings = MediaSettings::from_config(&Default::default(), &Default::default());
         let webrtc = WebRtcSettings {
-            turn: None,
-            force_relay: false,
+            turn,
+            force_relay,
             loopback: true,
         };
         let media = tokio::time::timeout(
@@ -408,29 +396,41 @@ mod tests {
         .await
         .expect("in time")
         .expect("an offer");
-        eprintln!("{}", media.sdp());
+        media.sdp().to_owned()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn relay_only_without_a_turn_server_still_offers() {
-        let settings = MediaSettings::from_config(&Default::default(), &Default::default());
+    async fn an_offer_on_loopback_has_every_codec_dtmf_and_host_candidates() {
+        let sdp = offer(None, false).await;
+        // Our preference order (opus, PCMU, PCMA), then telephone-event.
+        assert!(
+            sdp.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 101"),
+            "{sdp}"
+        );
+        assert!(sdp.contains("a=rtpmap:101 telephone-event/8000"), "{sdp}");
+        for line in [
+            "a=group:BUNDLE",
+            "a=rtcp-mux",
+            "a=setup:actpass",
+            "a=fingerprint:sha-256",
+            "a=sendrecv",
+        ] {
+            assert!(sdp.contains(line), "{line} missing: {sdp}");
+        }
+        assert!(
+            sdp.contains("127.0.0.1") && sdp.contains("typ host"),
+            "{sdp}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relay_only_offers_no_host_candidate_even_when_the_turn_server_is_down() {
         let turn = TurnServer {
             url: "turn:127.0.0.1:9?transport=udp".into(),
             username: "u".into(),
             credential: crate::config::Secret::new("p"),
         };
-        let webrtc = WebRtcSettings {
-            turn: Some(turn),
-            force_relay: true,
-            loopback: true,
-        };
-        let media = tokio::time::timeout(
-            Duration::from_secs(10),
-            WebRtcMedia::for_offer(&settings, &webrtc),
-        )
-        .await
-        .expect("in time")
-        .expect("an offer");
-        eprintln!("{}", media.sdp());
+        let sdp = offer(Some(turn), true).await;
+        assert!(sdp.starts_with("v=0") && !sdp.contains("typ host"), "{sdp}");
     }
 }

@@ -351,7 +351,7 @@ async fn run(
             Some(packet) = recv_packet(packets_in.as_mut()) => {
                 receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
             }
-            received = recv_rtcp(rtcp_socket.as_ref(), &mut rtcp_buffer) => {
+            received = recv_udp(rtcp_socket.as_ref(), &mut rtcp_buffer) => {
                 if let Ok((n, from)) = received {
                     remote_rtcp = Some(from);
                     on_rtcp(&rtcp_buffer[..n], &mut srtp, &mut reception, &mut stats, sender.ssrc);
@@ -519,6 +519,7 @@ fn fill_stats(
     stats.jitter_buffer_ms = buffer.target_frames as u32 * 20;
 }
 
+/// From the socket when there is one (RTP, or RTCP on its own port); never otherwise.
 async fn recv_udp(
     socket: Option<&UdpSocket>,
     buffer: &mut [u8],
@@ -532,16 +533,6 @@ async fn recv_udp(
 async fn recv_packet(inbound: Option<&mut mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
     match inbound {
         Some(inbound) => inbound.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_rtcp(
-    socket: Option<&UdpSocket>,
-    buffer: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match socket {
-        Some(socket) => socket.recv_from(buffer).await,
         None => std::future::pending().await,
     }
 }

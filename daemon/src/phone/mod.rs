@@ -38,6 +38,8 @@ pub struct PhoneSettings {
     pub line_domain: Option<String>,
     /// Makes conversation ids (the OS generator in the daemon, a counter in tests).
     pub ids: Box<dyn Entropy + Send>,
+    /// The wall clock (`expire_date` is a calendar time); the system's in the daemon, fixed in tests.
+    pub wall_clock: fn() -> time::OffsetDateTime,
     /// `[account] auto_answer`: incoming calls are answered without a page.
     pub auto_answer: bool,
     /// `[provisioning]`: whether pages may provision, and IT's settings for such accounts.
@@ -98,6 +100,7 @@ pub struct Phone {
     calls: Vec<PhoneCall>,
     ended: VecDeque<PhoneCall>,
     ids: Box<dyn Entropy + Send>,
+    wall_clock: fn() -> time::OffsetDateTime,
     auto_answer: bool,
     provisioning: crate::config::ProvisioningConfig,
     commands: VecDeque<LineCommand>,
@@ -131,6 +134,7 @@ impl Phone {
             calls: Vec::new(),
             ended: VecDeque::new(),
             ids: settings.ids,
+            wall_clock: settings.wall_clock,
             auto_answer: settings.auto_answer,
             provisioning: settings.provisioning,
             commands: VecDeque::new(),
@@ -382,9 +386,8 @@ impl Phone {
                 "IT has turned provisioning from pages off ([provisioning] allowed = false)".into(),
             ));
         }
-        let mut provisioning =
-            crate::config::provision::parse(params, time::OffsetDateTime::now_utc())
-                .map_err(|e| PhoneError::InvalidProvisioning(e.to_string()))?;
+        let mut provisioning = crate::config::provision::parse(params, (self.wall_clock)())
+            .map_err(|e| PhoneError::InvalidProvisioning(e.to_string()))?;
         provisioning.account.ca_file = self.provisioning.ca_file.clone();
         provisioning.account.force_relay = self.provisioning.force_relay;
         let line = crate::line::LineConfig::from_account(&provisioning.account)

@@ -20,6 +20,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         initial_status: None,
         line_domain: line_domain.map(str::to_owned),
         ids: Box::new(Counter(0)),
+        wall_clock: || time::macros::datetime!(2026-11-22 09:00 UTC),
         auto_answer: false,
     }
 }
@@ -477,4 +478,105 @@ fn auto_answer_answers_incoming_calls_without_a_page() {
             conversation: "c1".into()
         })
     );
+}
+
+/// The seed's parameters, valid at the tests' wall clock (2026-11-22 09:00 UTC).
+fn seed_params() -> serde_json::Value {
+    serde_json::json!({
+        "auth_key": "k", "server": "wss://webrtc.example.com:7443", "turn_port": 3478, "customer_id": 7,
+        "user_id": 1001, "username": "1001", "password": "p", "expire_date": "2026-11-22 17:00:00"
+    })
+}
+
+#[test]
+fn provisioning_asks_for_a_line_with_its_settings_and_it_settings() {
+    let mut phone = Phone::new(PhoneSettings {
+        provisioning: crate::config::ProvisioningConfig {
+            allowed: true,
+            ca_file: Some("/etc/platform-ca.pem".into()),
+            force_relay: true,
+        },
+        ..settings(None)
+    });
+    let reply = phone
+        .handle_action(Action::Provision(seed_params()))
+        .expect("provisioned");
+    assert_eq!(reply["extension"], "1001");
+    assert_eq!(reply["expiresAt"], "2026-11-22T17:00:00Z");
+    let Some(LineCommand::Provision(account)) = phone.poll_command() else {
+        panic!("a Provision command")
+    };
+    assert_eq!(
+        account.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/platform-ca.pem"))
+    );
+    assert!(account.force_relay);
+    // Numbers now dial in the provisioned domain.
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    phone.handle_action(start_call("1002")).expect("dialled");
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::Dial { target, .. }) if target.to_string() == "sip:1002@webrtc.example.com")
+    );
+}
+
+#[test]
+fn provisioning_is_refused_when_expired_during_a_call_or_turned_off() {
+    let mut params = seed_params();
+    params["expire_date"] = "2026-11-22 08:59:59".into();
+    let expired = phone().handle_action(Action::Provision(params));
+    assert!(
+        matches!(expired, Err(PhoneError::InvalidProvisioning(ref m)) if m.contains("already past")),
+        "{expired:?}"
+    );
+
+    let mut on_a_call = registered();
+    on_a_call
+        .handle_action(start_call("1002"))
+        .expect("dialled");
+    let busy = on_a_call.handle_action(Action::Provision(seed_params()));
+    assert!(
+        matches!(busy, Err(PhoneError::CallInProgress(_))),
+        "{busy:?}"
+    );
+
+    let mut locked = Phone::new(PhoneSettings {
+        provisioning: crate::config::ProvisioningConfig {
+            allowed: false,
+            ..Default::default()
+        },
+        ..settings(None)
+    });
+    let refused = locked.handle_action(Action::Provision(seed_params()));
+    assert!(
+        matches!(refused, Err(PhoneError::InvalidProvisioning(ref m)) if m.contains("allowed = false")),
+        "{refused:?}"
+    );
+    assert_eq!(locked.poll_command(), None, "nothing reached the line");
+}
+
+#[test]
+fn logout_ends_the_line_for_call_actions() {
+    let mut phone = registered();
+    phone.handle_action(Action::Logout).expect("logged out");
+    assert_eq!(phone.poll_command(), Some(LineCommand::Logout));
+    phone.handle_line_event(
+        LineEvent::Unregistered {
+            reason: Some("logout".into()),
+        },
+        Instant::now(),
+    );
+    let event = phone.poll_event().expect("registrationChanged");
+    assert!(
+        matches!(&event, Event::RegistrationChanged(r) if r.reason.as_deref() == Some("logout")),
+        "{event:?}"
+    );
+    assert!(matches!(
+        phone.handle_action(start_call("1002")),
+        Err(PhoneError::NoLine { .. })
+    ));
 }
