@@ -25,27 +25,17 @@ use serde_json::json;
 
 const SETUPS: usize = 10;
 const CALL: Duration = Duration::from_secs(20);
-const IN_NAMESPACE: &str = "SOFTPHONE_BENCH_NETNS";
 
 fn main() {
     // ICE checks every interface: run where only loopback exists (as the WebRTC tests do).
-    if std::env::var_os(IN_NAMESPACE).is_none() {
-        let exe = std::env::current_exe().expect("bench binary");
-        let status = std::process::Command::new("unshare")
-            .args([
-                "--net",
-                "--",
-                "sh",
-                "-c",
-                "ip link set lo up && exec \"$@\"",
-                "sh",
-            ])
-            .arg(exe)
-            .args(std::env::args().skip(1))
-            .env(IN_NAMESPACE, "1")
-            .status()
-            .expect("unshare runs (root or CAP_SYS_ADMIN)");
-        std::process::exit(status.code().unwrap_or(1));
+    if !lab::webrtc::in_namespace() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        std::process::exit(
+            lab::webrtc::rerun_in_loopback_namespace(&args)
+                .code()
+                .unwrap_or(1),
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -10,14 +10,12 @@
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { chromium } from 'playwright-core';
+import { openPage, out, serve } from './chromium-driver.mjs';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const out = (message) => process.stdout.write(JSON.stringify(message) + '\n');
 
 const bundle = await esbuild.build({
   entryPoints: [join(root, 'node_modules/jssip/lib/JsSIP.js')],
@@ -117,22 +115,14 @@ window.phone = (() => {
 })();
 </script>`);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-    '--autoplay-policy=no-user-gesture-required',
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${config.tone}`,
-    '--ignore-certificate-errors',
-  ],
-});
-const page = await browser.newPage();
-page.on('pageerror', (e) => out({ error: `page: ${e.message}` }));
-await page.goto(`file://${join(dir, 'phone.html')}`);
+const { browser, page } = await openPage([
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  `--use-file-for-fake-audio-capture=${config.tone}`,
+], `file://${join(dir, 'phone.html')}`);
 
 let closing = false;
 const poll = setInterval(async () => {
@@ -143,34 +133,15 @@ const poll = setInterval(async () => {
   }
 }, 50);
 
-const quit = async () => {
+await serve({
+  call: ({ target }) => page.evaluate((t) => window.phone.call(t), target),
+  answer: () => page.evaluate(() => window.phone.answer()),
+  hangup: () => page.evaluate(() => window.phone.hangup()),
+  dtmf: ({ digits }) => page.evaluate((d) => window.phone.dtmf(d), digits),
+  measure: async ({ probes }) => out({ reply: 'measure', ...(await page.evaluate((p) => window.phone.measure(p), probes ?? [])) }),
+}, async () => {
   closing = true;
   clearInterval(poll);
-  await browser.close().catch(() => {});
+  await browser.close();
   rmSync(dir, { recursive: true, force: true });
-  process.exit(0);
-};
-
-for await (const line of createInterface({ input: process.stdin })) {
-  let command;
-  try {
-    command = JSON.parse(line);
-  } catch {
-    out({ error: `not JSON: ${line}` });
-    continue;
-  }
-  try {
-    switch (command.cmd) {
-      case 'call': await page.evaluate((t) => window.phone.call(t), command.target); break;
-      case 'answer': await page.evaluate(() => window.phone.answer()); break;
-      case 'hangup': await page.evaluate(() => window.phone.hangup()); break;
-      case 'dtmf': await page.evaluate((d) => window.phone.dtmf(d), command.digits); break;
-      case 'measure': out({ reply: 'measure', ...(await page.evaluate((p) => window.phone.measure(p), command.probes ?? [])) }); break;
-      case 'quit': await quit(); break;
-      default: out({ error: `unknown command ${command.cmd}` });
-    }
-  } catch (e) {
-    out({ error: `${command.cmd}: ${e.message}` });
-  }
-}
-await quit();
+});

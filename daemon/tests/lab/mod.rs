@@ -351,6 +351,19 @@ impl Drop for Baresip {
     }
 }
 
+/// Waits up to `grace` for a child asked to stop, then kills it.
+pub fn wait_or_kill(child: &mut Child, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Writes a mono 16-bit sine tone.
 pub fn write_tone(path: &std::path::Path, rate: u32, hz: f64, amplitude: f64, seconds: f64) {
     write_tone_channels(path, rate, 1, hz, amplitude, seconds);

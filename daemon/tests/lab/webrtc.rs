@@ -19,11 +19,26 @@ const IN_NAMESPACE: &str = "SOFTPHONE_TEST_NETNS";
 /// this one test (`name`, as libtest knows it) again in a fresh network namespace with only
 /// `lo`, asserts it passed there, and returns false so the caller returns at once.
 pub fn in_loopback_namespace(name: &str) -> bool {
-    if std::env::var_os(IN_NAMESPACE).is_some() {
+    if in_namespace() {
         return true;
     }
-    let exe = std::env::current_exe().expect("test binary");
-    let status = Command::new("unshare")
+    let status = rerun_in_loopback_namespace(&["--exact", name, "--nocapture", "--test-threads=1"]);
+    assert!(
+        status.success(),
+        "{name} failed inside its network namespace (output above)"
+    );
+    false
+}
+
+/// True inside the namespace [`rerun_in_loopback_namespace`] made.
+pub fn in_namespace() -> bool {
+    std::env::var_os(IN_NAMESPACE).is_some()
+}
+
+/// Runs this executable again with `args` in a fresh network namespace where only `lo` is up.
+pub fn rerun_in_loopback_namespace(args: &[&str]) -> std::process::ExitStatus {
+    let exe = std::env::current_exe().expect("this executable");
+    Command::new("unshare")
         .args([
             "--net",
             "--",
@@ -33,15 +48,10 @@ pub fn in_loopback_namespace(name: &str) -> bool {
             "sh",
         ])
         .arg(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .args(args)
         .env(IN_NAMESPACE, "1")
         .status()
-        .expect("unshare (util-linux) runs; the tests run as root or with CAP_SYS_ADMIN");
-    assert!(
-        status.success(),
-        "{name} failed inside its network namespace (output above)"
-    );
-    false
+        .expect("unshare (util-linux) runs; needs root or CAP_SYS_ADMIN")
 }
 
 /// coturn with one long-term credential per user (`1001:secret1001`, …), relaying on loopback.
@@ -242,14 +252,6 @@ impl NodeScript {
 impl Drop for NodeScript {
     fn drop(&mut self) {
         let _ = writeln!(self.stdin, "{}", json!({ "cmd": "quit" }));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::wait_or_kill(&mut self.child, Duration::from_secs(5));
     }
 }
