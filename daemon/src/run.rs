@@ -122,15 +122,6 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         provisioning: config.provisioning.clone(),
     });
     let media = MediaSettings::from_config(&config.audio, &config.media);
-    let debug_html = config.log.debug_html
-        || config
-            .account
-            .as_ref()
-            .and_then(|a| a.debug_html)
-            .unwrap_or(false);
-    if let Some((control, _)) = &logs {
-        control.set_pages(debug_html);
-    }
     let phone = driver::spawn(
         phone,
         instance.clone(),

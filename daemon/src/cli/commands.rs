@@ -105,20 +105,9 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
             .insert("log".into(), toml::Value::Table(log));
     }
     let (config, used) = config::load(&sources)?;
-    let verbose = config.log.debug_console
-        || config
-            .account
-            .as_ref()
-            .and_then(|a| a.debug_console)
-            .unwrap_or(false);
-    let level = if verbose {
-        "debug".to_owned()
-    } else {
-        config.log.level.clone()
-    };
     let logs = crate::logging::init(&config.log.level, Some(&data_dir.join("logs")));
-    logs.0.set_verbose(verbose);
-    let _ = level;
+    logs.0.set_verbose(config.debug_console());
+    logs.0.set_pages(config.debug_html());
     for path in &used {
         tracing::info!("config: {}", path.display());
     }

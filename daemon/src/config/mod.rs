@@ -242,6 +242,26 @@ pub fn default_statuses() -> Vec<PresenceStatus> {
 }
 
 impl Config {
+    /// The seed's `debug_console`, from `[log]` or the account.
+    pub fn debug_console(&self) -> bool {
+        self.log.debug_console
+            || self
+                .account
+                .as_ref()
+                .and_then(|a| a.debug_console)
+                .unwrap_or(false)
+    }
+
+    /// The seed's `debug_html`, from `[log]` or the account.
+    pub fn debug_html(&self) -> bool {
+        self.log.debug_html
+            || self
+                .account
+                .as_ref()
+                .and_then(|a| a.debug_html)
+                .unwrap_or(false)
+    }
+
     pub fn statuses(&self) -> Vec<PresenceStatus> {
         if self.presence.status.is_empty() {
             return default_statuses();
