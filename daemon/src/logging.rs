@@ -24,6 +24,18 @@ const PAGE_QUEUE: usize = 256;
 // person (connection states, TURN allocation) unless a full filter is given.
 const QUIET_WEBRTC: &str = "rtc=warn,rtc_dtls=error,rtc_sctp=warn,rtc_srtp=warn,rtc_interceptor=warn,rtc_ice=info,rtc_turn=info,webrtc=info";
 
+/// Added to every filter, whatever `level` or `RUST_LOG` say: at debug and trace these crates
+/// log whole WebSocket frames (a page's `provision` with its password, SIP-over-WebSocket
+/// `Authorization` lines) and TURN credentials. No frame payload may reach a log.
+const NEVER_VERBOSE: [&str; 6] = [
+    "tungstenite=info",
+    "tokio_tungstenite=info",
+    "rustls=info",
+    "tokio_rustls=info",
+    "rtc_turn=info",
+    "rtc_stun=info",
+];
+
 /// One log line for pages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
@@ -47,10 +59,10 @@ impl LogControl {
         } else {
             self.level.as_str()
         };
-        if let Some(filter) = &self.filter
+        if let Some(handle) = &self.filter
             && let Ok(new) = EnvFilter::try_new(directive(level))
         {
-            let _ = filter.reload(new);
+            let _ = handle.reload(filter(new));
         }
     }
 
@@ -72,18 +84,14 @@ impl<S: tracing::Subscriber> Layer<S> for PageTap {
             return;
         }
         let metadata = event.metadata();
-        // Publishing a log event logs at debug itself: never feed pages from that.
-        if metadata
-            .target()
-            .starts_with("softphone_bridge::phone::driver")
-        {
+        if !for_pages(metadata.target(), *metadata.level()) {
             return;
         }
         let mut text = MessageText::default();
         event.record(&mut text);
         let _ = self.lines.try_send(LogLine {
             level: metadata.level().as_str().to_ascii_lowercase(),
-            message: text.0,
+            message: redact(&text.0).into_owned(),
         });
     }
 }
@@ -107,6 +115,111 @@ impl Visit for MessageText {
     }
 }
 
+/// Whether a log line may become a `log` event. Lines that sending an event causes (the WebSocket
+/// session, the event driver, the WebSocket and TLS crates) never do, or each event sent would
+/// log a line that becomes an event. Other crates' lines only when they are warnings or errors.
+fn for_pages(target: &str, level: tracing::Level) -> bool {
+    const OWN: [&str; 2] = ["softphone_bridge", "sip_core"];
+    const FEEDBACK: [&str; 2] = ["softphone_bridge::api", "softphone_bridge::phone::driver"];
+    if FEEDBACK.iter().any(|t| target.starts_with(t)) {
+        return false;
+    }
+    OWN.iter().any(|t| target.starts_with(t)) || level <= tracing::Level::WARN
+}
+
+/// Hides what must never be logged even if some code formats it: SIP `Authorization` and
+/// `Proxy-Authorization` values (the digest response) and JSON `password`/`auth_key` values.
+pub fn redact(line: &str) -> std::borrow::Cow<'_, str> {
+    let lower = line.to_ascii_lowercase();
+    if !["authorization", "password", "auth_key"]
+        .iter()
+        .any(|k| lower.contains(k))
+    {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = 0;
+    let bytes = lower.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !lower.is_char_boundary(i) {
+            i += 1;
+            continue;
+        }
+        // A header value runs to the end of its line (a real or an escaped line break); a
+        // password value also ends at a quote (plain or escaped) or the end of a JSON member.
+        const LINE_END: [&str; 4] = ["\r", "\n", "\\r", "\\n"];
+        const VALUE_END: [&str; 8] = ["\r", "\n", "\\r", "\\n", "\"", "\\\"", ",", "}"];
+        let value_start = if lower[i..].starts_with("authorization:") {
+            Some((i + "authorization:".len(), &LINE_END[..]))
+        } else {
+            ["password", "auth_key"].iter().find_map(|key| {
+                if !lower[i..].starts_with(key) {
+                    return None;
+                }
+                // `"password": "…"`, `\"password\":\"…\"`, `password = …`, `password=…`.
+                let after = &lower[i + key.len()..];
+                let skip = after
+                    .find(|c: char| !matches!(c, '"' | '\\' | ':' | '=' | ' '))
+                    .unwrap_or(after.len());
+                (skip > 0 && after[..skip].contains([':', '=']))
+                    .then_some((i + key.len() + skip, &VALUE_END[..]))
+            })
+        };
+        let Some((start, stops)) = value_start else {
+            i += 1;
+            continue;
+        };
+        let tail = &line[start..];
+        let end = stops
+            .iter()
+            .filter_map(|stop| tail.find(stop))
+            .min()
+            .map_or(line.len(), |n| start + n);
+        let value_from = start + tail.len() - tail.trim_start().len();
+        out.push_str(&line[rest..value_from]);
+        out.push_str("<redacted>");
+        rest = end.max(value_from);
+        i = rest.max(i + 1);
+    }
+    out.push_str(&line[rest..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// A writer that redacts each formatted line before it reaches stderr or the file.
+struct Redacting<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Makes [`Redacting`] writers for tracing's formatter.
+struct RedactingWriter<M>(M);
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for RedactingWriter<M>
+{
+    type Writer = Redacting<M::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        Redacting(self.0.make_writer())
+    }
+}
+
+/// The filter for `level` (or `RUST_LOG`), with [`NEVER_VERBOSE`] on top.
+fn filter(base: EnvFilter) -> EnvFilter {
+    NEVER_VERBOSE
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(base, EnvFilter::add_directive)
+}
+
 fn directive(level: &str) -> String {
     if level.contains('=') {
         level.to_owned()
@@ -120,12 +233,12 @@ fn directive(level: &str) -> String {
 pub fn init(level: &str, log_dir: Option<&Path>) -> (LogControl, mpsc::Receiver<LogLine>) {
     let from_env = EnvFilter::try_from_default_env().ok();
     let pinned = from_env.is_some();
-    let filter = from_env
+    let base = from_env
         .or_else(|| EnvFilter::try_new(directive(level)).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let (filter, handle) = reload::Layer::new(filter);
+    let (filter, handle) = reload::Layer::new(filter(base));
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(RedactingWriter(std::io::stderr))
         .with_target(false);
     let file = log_dir.and_then(|dir| {
         std::fs::create_dir_all(dir).ok()?;
@@ -144,7 +257,7 @@ pub fn init(level: &str, log_dir: Option<&Path>) -> (LogControl, mpsc::Receiver<
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_target(false)
-                .with_writer(Mutex::new(file)),
+                .with_writer(RedactingWriter(Mutex::new(file))),
         )
     });
     let (sender, lines) = mpsc::channel(PAGE_QUEUE);
@@ -172,5 +285,50 @@ struct TapLayer(Arc<PageTap>);
 impl<S: tracing::Subscriber> Layer<S> for TapLayer {
     fn on_event(&self, event: &tracing::Event<'_>, context: Context<'_, S>) {
         self.0.on_event(event, context);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_every_shape() {
+        let cases = [
+            (
+                "SIP out: Authorization: Digest username=\"1001\", response=\"abc\"\r\nVia: x",
+                "abc",
+            ),
+            (
+                r#"frame {"action":"provision","params":{"password":"hunter2","auth_key":"k-7f3a"}}"#,
+                "hunter2",
+            ),
+            (
+                r#"frame {"action":"provision","params":{"password":"hunter2","auth_key":"k-7f3a"}}"#,
+                "k-7f3a",
+            ),
+            (r#"debug {\"password\": \"hunter2\"}"#, "hunter2"),
+            ("Proxy-Authorization: Digest response=\"zzz\"", "zzz"),
+            ("password = s3cret", "s3cret"),
+        ];
+        for (line, secret) in cases {
+            let shown = redact(line);
+            assert!(!shown.contains(secret), "{line} -> {shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        assert_eq!(redact("REGISTER sip:x SIP/2.0"), "REGISTER sip:x SIP/2.0");
+        // Any text, any characters: no panic.
+        assert!(redact("ünïcødé password: ñ authorization: é").contains("<redacted>"));
+    }
+
+    #[test]
+    fn lines_from_sending_events_never_become_events() {
+        use tracing::Level;
+        assert!(!for_pages("softphone_bridge::api::session", Level::INFO));
+        assert!(!for_pages("softphone_bridge::phone::driver", Level::WARN));
+        assert!(!for_pages("tungstenite::protocol", Level::TRACE));
+        assert!(!for_pages("tokio_tungstenite", Level::DEBUG));
+        assert!(for_pages("softphone_bridge::line::runtime", Level::DEBUG));
+        assert!(for_pages("rtc_ice::agent", Level::WARN));
     }
 }

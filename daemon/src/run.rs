@@ -26,7 +26,10 @@ pub enum RunError {
     #[error(
         "cannot listen on port {port}: {source} (is another softphone-bridge running? see `softphone-bridge status`)"
     )]
-    Listen { port: u16, source: std::io::Error },
+    Listen {
+        port: u16,
+        source: crate::api::BindError,
+    },
     #[error(transparent)]
     Origins(#[from] crate::origins::StoreError),
     #[error(transparent)]
@@ -86,14 +89,26 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let listeners = Listeners::bind(config.api.port)
         .await
         .map_err(|source| RunError::Listen {
-            port: config.api.port,
+            port: source.port(),
             source,
         })?;
     let port = listeners.port;
 
     // Config validation already parsed these; a failure here cannot happen, so skip silently.
-    let configured = config
+    let configured: Vec<Origin> = config
         .api
+        .allowed_origins
+        .iter()
+        .filter_map(|o| Origin::parse(o).ok())
+        .collect();
+    for origin in configured.iter().filter(|o| o.is_insecure()) {
+        tracing::warn!(
+            %origin,
+            "[api] allowed_origins lists a plain http:// origin: anyone on its network path could alter that page and drive this phone"
+        );
+    }
+    let provisioners: Vec<Origin> = config
+        .provisioning
         .allowed_origins
         .iter()
         .filter_map(|o| Origin::parse(o).ok())
@@ -120,13 +135,31 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         wall_clock: time::OffsetDateTime::now_utc,
         auto_answer: config.account.as_ref().is_some_and(|a| a.auto_answer),
         provisioning: config.provisioning.clone(),
+        may_provision: config
+            .provisioning
+            .pages_may_provision(config.account.is_some()),
     });
     let media = MediaSettings::from_config(&config.audio, &config.media);
+    // A provisioned line gets IT's audio devices but not IT's [media] choices.
+    let provisioned_media = MediaSettings::from_config(
+        &config.audio,
+        &crate::config::MediaConfig {
+            codecs: config
+                .provisioning
+                .codecs
+                .clone()
+                .unwrap_or_else(|| crate::config::MediaConfig::default().codecs),
+            ..crate::config::MediaConfig::default()
+        },
+    );
     let phone = driver::spawn(
         phone,
         instance.clone(),
         config.api.replay_events,
-        media,
+        driver::Media {
+            line: media,
+            provisioned: provisioned_media,
+        },
         line,
         logs,
     );
@@ -156,6 +189,11 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             action_burst: config.api.action_burst,
         },
         tls,
+        provisioners,
+        origin_budget: crate::api::OriginBudget::new(
+            config.api.origin_actions_per_second,
+            config.api.origin_action_burst,
+        ),
     });
     let server = tokio::spawn(api::serve(listeners, context));
 

@@ -9,6 +9,7 @@ mod rate;
 mod request;
 mod session;
 
+pub use rate::{OriginBudget, TokenBucket};
 pub use request::percent_decode;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -44,6 +45,32 @@ pub struct ApiContext {
     pub port: u16,
     pub limits: Limits,
     pub tls: TlsAcceptor,
+    /// `[provisioning] allowed_origins`: the only origins that may `provision` and `logout`.
+    pub provisioners: Vec<Origin>,
+    /// Actions per origin, across all of its connections.
+    pub origin_budget: rate::OriginBudget,
+}
+
+/// How often the approvals file is checked for changes (the CLI edits it), so that a revoked
+/// origin's connections end within this time.
+const APPROVALS_CHECK: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    V4 { port: u16, source: std::io::Error },
+    #[error(
+        "[::1]:{port} is taken{by}: pages that try IPv6 first would reach that process instead of this daemon; stop it or choose another [api] port"
+    )]
+    V6Taken { port: u16, by: String },
+}
+
+impl BindError {
+    pub fn port(&self) -> u16 {
+        match self {
+            Self::V4 { port, .. } | Self::V6Taken { port, .. } => *port,
+        }
+    }
 }
 
 pub struct Listeners {
@@ -53,16 +80,44 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds `127.0.0.1:port` and `[::1]:port` (the same port; 0 picks a free one). A machine
-    /// without IPv6 loopback gets a warning and IPv4 only.
-    pub async fn bind(port: u16) -> std::io::Result<Self> {
-        let v4 = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
-        let port = v4.local_addr()?.port();
-        let mut listeners = vec![v4];
-        match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
-            Ok(v6) => listeners.push(v6),
-            Err(e) => tracing::warn!("not listening on [::1]:{port}: {e}"),
+    /// without IPv6 loopback gets a warning and IPv4 only; but when another process holds
+    /// `[::1]:port` the daemon refuses to start half-bound, since clients that try `::1` first
+    /// would talk to that process.
+    pub async fn bind(port: u16) -> Result<Self, BindError> {
+        // With port 0 the free IPv4 port may be taken on IPv6: try a few.
+        for _ in 0..8 {
+            let v4 = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                .await
+                .map_err(|source| BindError::V4 { port, source })?;
+            let bound = v4
+                .local_addr()
+                .map_err(|source| BindError::V4 { port, source })?
+                .port();
+            let mut listeners = vec![v4];
+            match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, bound))).await {
+                Ok(v6) => listeners.push(v6),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    if port == 0 {
+                        continue;
+                    }
+                    let by = listener_on_v6_loopback(bound)
+                        .map(|who| format!(" by {who}"))
+                        .unwrap_or_default();
+                    return Err(BindError::V6Taken { port: bound, by });
+                }
+                Err(e) => {
+                    tracing::warn!("no IPv6 loopback here; not listening on [::1]:{bound}: {e}")
+                }
+            }
+            return Ok(Self {
+                port: bound,
+                listeners,
+            });
         }
-        Ok(Self { port, listeners })
+        Err(BindError::V6Taken {
+            port,
+            by: String::new(),
+        })
     }
 
     pub fn addresses(&self) -> Vec<SocketAddr> {
@@ -77,6 +132,14 @@ impl Listeners {
 pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut accepting = tokio::task::JoinSet::new();
+    let policy = context.policy.clone();
+    accepting.spawn(async move {
+        let mut every = tokio::time::interval(APPROVALS_CHECK);
+        loop {
+            every.tick().await;
+            policy.refresh();
+        }
+    });
     for listener in listeners.listeners {
         let context = Arc::clone(&context);
         let permits = Arc::clone(&permits);
@@ -106,17 +169,20 @@ pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
 }
 
 async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
+    // One deadline from accept to `hello` (or to the response): a client that trickles bytes
+    // cannot hold a connection longer by spreading them over the phases.
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
-    let is_tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+    let is_tls = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
         Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
         _ => return,
     };
     if !is_tls {
-        serve_plain_http(stream, context.port).await;
+        let _ = tokio::time::timeout_at(deadline, serve_plain_http(stream, context.port)).await;
         return;
     }
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, context.tls.accept(stream)).await {
+    let mut tls = match tokio::time::timeout_at(deadline, context.tls.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!("TLS handshake failed: {e}");
@@ -124,22 +190,23 @@ async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
         }
         Err(_) => return,
     };
-    let head = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut tls)).await {
+    let head = match tokio::time::timeout_at(deadline, read_head(&mut tls)).await {
         Ok(Ok(head)) => head,
         Ok(Err(e @ (HeadError::Malformed(_) | HeadError::TooLarge))) => {
-            let _ = Response::from(e).write_to(&mut tls, false).await;
+            let _ = tokio::time::timeout_at(deadline, Response::from(e).write_to(&mut tls, false))
+                .await;
             return;
         }
         _ => return,
     };
-    if let Err(e) = route(tls, head, &context).await {
+    if let Err(e) = route(tls, head, &context, deadline).await {
         tracing::debug!("request failed: {e}");
     }
 }
 
 /// Plain HTTP answers nothing but `/ping`, and only for a local `Host`.
 async fn serve_plain_http(mut stream: TcpStream, port: u16) {
-    let Ok(Ok(head)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut stream)).await else {
+    let Ok(head) = read_head(&mut stream).await else {
         return;
     };
     let response = if !head.host_is_local(port) {
@@ -155,7 +222,12 @@ async fn serve_plain_http(mut stream: TcpStream, port: u16) {
     let _ = response.write_to(&mut stream, head.method == "HEAD").await;
 }
 
-async fn route<S>(mut stream: S, head: RequestHead, context: &ApiContext) -> std::io::Result<()>
+async fn route<S>(
+    mut stream: S,
+    head: RequestHead,
+    context: &ApiContext,
+    deadline: tokio::time::Instant,
+) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -177,11 +249,13 @@ where
     } else if head.method != "GET" && !head_only {
         Response::text(405, "only GET is served here")
     } else if head.path == "/ws" {
-        return session::upgrade(stream, head, context).await;
+        return session::upgrade(stream, head, context, deadline).await;
     } else {
         static_response(&head, context)
     };
-    response.write_to(&mut stream, head_only).await
+    tokio::time::timeout_at(deadline, response.write_to(&mut stream, head_only))
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)?
 }
 
 fn static_response(head: &RequestHead, context: &ApiContext) -> Response {
@@ -223,6 +297,7 @@ fn origin_status(head: &RequestHead, context: &ApiContext) -> Response {
             Verdict::Allowed => "allowed",
             Verdict::Pending => "pending",
             Verdict::Denied => "denied",
+            Verdict::Insecure => "insecure",
         },
         Err(_) => "invalid",
     };
@@ -327,4 +402,46 @@ fn resume_from(head: &RequestHead) -> Option<Resume> {
     let since = head.query.get("since")?.parse().ok()?;
     let instance = head.query.get("instance").cloned().unwrap_or_default();
     Some(Resume { instance, since })
+}
+
+/// Who listens on `[::1]:port`, as "process NAME (pid N)", when this OS lets us see it.
+fn listener_on_v6_loopback(port: u16) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let table = std::fs::read_to_string("/proc/net/tcp6").ok()?;
+        // ::1 as /proc prints it (four little-endian words), then the port in hex; 0A = LISTEN.
+        let wanted = format!("00000000000000000000000001000000:{port:04X}");
+        let inode = table.lines().skip(1).find_map(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            (fields.get(1) == Some(&wanted.as_str()) && fields.get(3) == Some(&"0A"))
+                .then(|| fields.get(9).map(|s| (*s).to_owned()))
+                .flatten()
+        })?;
+        let target = format!("socket:[{inode}]");
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+                continue;
+            };
+            let owns = fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str())
+            });
+            if owns {
+                let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                return Some(format!("process {} (pid {pid})", name.trim()));
+            }
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = port;
+        None
+    }
 }

@@ -1,6 +1,46 @@
-//! Per-connection token bucket. Pure: the caller passes the time, so tests need no clock.
+//! Token buckets, per connection and per origin. Pure: the caller passes the time, so tests
+//! need no clock.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::origins::Origin;
+
+/// One bucket per origin, shared by all of its connections: opening twenty tabs (or twenty
+/// sockets) does not multiply what one origin may send.
+#[derive(Debug)]
+pub struct OriginBudget {
+    per_second: u32,
+    burst: u32,
+    buckets: Mutex<HashMap<Origin, TokenBucket>>,
+}
+
+impl OriginBudget {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from `origin`'s bucket, or says how long until there is one.
+    pub fn try_take(&self, origin: &Origin, now: Instant) -> Result<(), Duration> {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Err(Duration::from_secs(1));
+        };
+        // Only allowed origins get here, so the map stays as small as the allow lists.
+        let bucket = buckets
+            .entry(origin.clone())
+            .or_insert_with(|| TokenBucket::new(self.per_second, self.burst, now));
+        if bucket.try_take(now) {
+            Ok(())
+        } else {
+            Err(bucket.retry_after())
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct TokenBucket {
@@ -43,6 +83,27 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_origin_shares_one_budget_across_connections() {
+        let start = Instant::now();
+        let budget = OriginBudget::new(10, 5);
+        let crm = Origin::parse("https://crm.example.com").expect("origin");
+        let other = Origin::parse("https://other.example.com").expect("origin");
+        let taken = (0..20)
+            .filter(|_| budget.try_take(&crm, start).is_ok())
+            .count();
+        assert_eq!(taken, 5, "twenty tries, one burst");
+        assert!(
+            budget.try_take(&other, start).is_ok(),
+            "other origins keep theirs"
+        );
+        assert!(
+            budget
+                .try_take(&crm, start + Duration::from_millis(100))
+                .is_ok()
+        );
+    }
 
     #[test]
     fn burst_then_steady_rate() {

@@ -15,8 +15,8 @@ use super::rate::TokenBucket;
 use super::request::RequestHead;
 use super::{ApiContext, Response, resume_from};
 use crate::origins::{Origin, Verdict};
-use crate::phone::driver::{PhoneHandle, Subscription, hello_json};
-use crate::protocol::{ErrorBody, ErrorCode, Reply, Request, parse_request};
+use crate::phone::driver::{Subscription, hello_json};
+use crate::protocol::{Action, ErrorBody, ErrorCode, Reply, Request, parse_request};
 
 /// Largest request a page may send; every action fits in far less.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -24,37 +24,51 @@ const MAX_MESSAGE: usize = 64 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// Close code telling the shim it fell behind and should resume with `?since=`.
 pub const CLOSE_LAGGED: u16 = 4000;
+/// Close code telling the shim the agent revoked this origin: do not reconnect by yourself.
+pub const CLOSE_REVOKED: u16 = 4003;
 
-/// Why an upgrade is refused; the text is what the 403 body says.
-fn refusal(head: &RequestHead, context: &ApiContext) -> Option<&'static str> {
+/// The origin a connection acts for, or why its upgrade is refused (the text is what the 403
+/// body says).
+fn admit(head: &RequestHead, context: &ApiContext) -> Result<Origin, &'static str> {
     let Some(raw) = head.header("origin") else {
-        return Some("an Origin header is required");
+        return Err("an Origin header is required");
     };
     let Ok(origin) = Origin::parse(raw) else {
-        return Some("this Origin cannot be allowed (null or malformed)");
+        return Err("this Origin cannot be allowed (null or malformed)");
     };
     // The daemon's iframe bridge connects from our own origin on behalf of the page that
     // embeds it; that page's origin (checked by the bridge with postMessage) is what counts.
     let effective = match head.query.get("embedder") {
         Some(embedder) if context.policy.is_own(&origin) => match Origin::parse(embedder) {
             Ok(embedder) => embedder,
-            Err(_) => return Some("the embedding page's origin cannot be allowed"),
+            Err(_) => return Err("the embedding page's origin cannot be allowed"),
         },
         _ => origin,
     };
     match context.policy.check(&effective) {
-        Verdict::Allowed => None,
-        Verdict::Pending => Some(
+        Verdict::Allowed => Ok(effective),
+        Verdict::Pending => Err(
             "this origin is waiting for the agent's approval (tray menu or `softphone-bridge origins approve`)",
         ),
-        Verdict::Denied => Some("this origin was denied by the agent"),
+        Verdict::Denied => Err("this origin was denied by the agent"),
+        Verdict::Insecure => {
+            Err("plain http:// origins cannot be approved; serve the page over https://")
+        }
     }
+}
+
+/// What one connection may do, decided at the upgrade.
+pub(super) struct Peer {
+    pub origin: Origin,
+    /// Listed in `[provisioning] allowed_origins`: may `provision` and `logout`.
+    pub may_provision: bool,
 }
 
 pub(super) async fn upgrade<S>(
     mut stream: S,
     head: RequestHead,
     context: &ApiContext,
+    deadline: tokio::time::Instant,
 ) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -64,15 +78,18 @@ where
             .write_to(&mut stream, false)
             .await;
     }
-    if let Some(reason) = refusal(&head, context) {
-        tracing::warn!(
-            origin = head.header("origin").unwrap_or("(none)"),
-            "refused WebSocket: {reason}"
-        );
-        return Response::text(403, reason)
-            .write_to(&mut stream, false)
-            .await;
-    }
+    let origin = match admit(&head, context) {
+        Ok(origin) => origin,
+        Err(reason) => {
+            tracing::warn!(
+                origin = head.header("origin").map(shorten).unwrap_or_default(),
+                "refused WebSocket: {reason}"
+            );
+            return Response::text(403, reason)
+                .write_to(&mut stream, false)
+                .await;
+        }
+    };
     let (Some(key), Some("13")) = (
         head.header("sec-websocket-key"),
         head.header("sec-websocket-version"),
@@ -85,9 +102,20 @@ where
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
-    tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes()).await?;
+    let wrote = tokio::time::timeout_at(
+        deadline,
+        tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes()),
+    )
+    .await;
+    if !matches!(wrote, Ok(Ok(()))) {
+        return Ok(());
+    }
 
-    let subscription = match context.phone.subscribe(resume_from(&head)).await {
+    let subscription = match context
+        .phone
+        .subscribe(resume_from(&head), origin.as_str())
+        .await
+    {
         Ok(subscription) => subscription,
         Err(e) => return Err(std::io::Error::other(e)),
     };
@@ -96,28 +124,29 @@ where
         .max_frame_size(Some(MAX_MESSAGE));
     let ws =
         WebSocketStream::from_partially_read(stream, head.rest, Role::Server, Some(config)).await;
-    run(
-        ws,
-        subscription,
-        context.phone.clone(),
-        TokenBucket::new(
-            context.limits.actions_per_second,
-            context.limits.action_burst,
-            std::time::Instant::now(),
-        ),
-    )
-    .await;
+    let peer = Peer {
+        may_provision: context.provisioners.contains(&origin),
+        origin,
+    };
+    run(ws, subscription, context, peer, deadline).await;
     Ok(())
 }
 
 async fn run<S>(
     ws: WebSocketStream<S>,
     subscription: Subscription,
-    phone: PhoneHandle,
-    mut bucket: TokenBucket,
+    context: &ApiContext,
+    peer: Peer,
+    deadline: tokio::time::Instant,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut bucket = TokenBucket::new(
+        context.limits.actions_per_second,
+        context.limits.action_burst,
+        std::time::Instant::now(),
+    );
+    let mut revocations = context.policy.changes();
     let (mut sink, mut frames) = ws.split();
     let Subscription {
         hello,
@@ -125,7 +154,8 @@ async fn run<S>(
         mut events,
     } = subscription;
     let mut sent_seq = hello.last_seq;
-    if sink.send(Message::text(hello_json(hello))).await.is_err() {
+    let sent = tokio::time::timeout_at(deadline, sink.send(Message::text(hello_json(hello)))).await;
+    if !matches!(sent, Ok(Ok(()))) {
         return;
     }
     for published in replay {
@@ -143,7 +173,7 @@ async fn run<S>(
         tokio::select! {
             frame = frames.next() => {
                 let reply = match frame {
-                    Some(Ok(Message::Text(text))) => handle_text(&text, &phone, &mut bucket).await,
+                    Some(Ok(Message::Text(text))) => handle_text(&text, context, &peer, &mut bucket).await,
                     Some(Ok(Message::Binary(_))) => Reply::err(None, ErrorBody::new(ErrorCode::InvalidJson, "binary frames are not supported; send JSON text")),
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Ok(_)) => continue,
@@ -181,6 +211,14 @@ async fn run<S>(
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
             }
+            // The agent denied or forgot this origin (tray or CLI): its connections end now.
+            Ok(()) = revocations.changed() => {
+                if !context.policy.still_allowed(&peer.origin) {
+                    tracing::info!(origin = %peer.origin, "origin no longer allowed; closing its connection");
+                    let _ = sink.send(close(CloseCode::Library(CLOSE_REVOKED), "this origin is no longer allowed")).await;
+                    break;
+                }
+            }
         }
     }
     let _ = sink.close().await;
@@ -198,10 +236,12 @@ where
     match event {
         Ok(published) => {
             // Replayed events may overlap the live feed by a few; send each seq once.
-            if published.message.seq <= *sent_seq {
-                return Ok(());
+            if published.stored {
+                if published.message.seq <= *sent_seq {
+                    return Ok(());
+                }
+                *sent_seq = published.message.seq;
             }
-            *sent_seq = published.message.seq;
             sink.send(Message::text(published.json.clone()))
                 .await
                 .map_err(|_| ())
@@ -227,11 +267,23 @@ fn close(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
-async fn handle_text(text: &str, phone: &PhoneHandle, bucket: &mut TokenBucket) -> Reply {
-    // Every frame counts, malformed or not, so a flood of garbage is limited too.
-    if !bucket.try_take(std::time::Instant::now()) {
+async fn handle_text(
+    text: &str,
+    context: &ApiContext,
+    peer: &Peer,
+    bucket: &mut TokenBucket,
+) -> Reply {
+    // Every frame counts, malformed or not, so a flood of garbage is limited too; and every
+    // connection of one origin shares the origin's budget, so opening more does not buy more.
+    let now = std::time::Instant::now();
+    let wait = if !bucket.try_take(now) {
+        Some(bucket.retry_after())
+    } else {
+        context.origin_budget.try_take(&peer.origin, now).err()
+    };
+    if let Some(wait) = wait {
         let id = parse_request(text).ok().map(|r| r.id);
-        let wait = bucket.retry_after().as_millis().max(1);
+        let wait = wait.as_millis().max(1);
         return Reply::err(
             id,
             ErrorBody::new(
@@ -244,8 +296,16 @@ async fn handle_text(text: &str, phone: &PhoneHandle, bucket: &mut TokenBucket) 
         Ok(request) => request,
         Err(reply) => return reply,
     };
+    if matches!(action, Action::Provision(_) | Action::Logout) && !peer.may_provision {
+        let message = format!(
+            "only origins IT lists in [provisioning] allowed_origins may `{}`; {} is not listed",
+            action.name(),
+            peer.origin
+        );
+        return Reply::err(Some(id), ErrorBody::new(ErrorCode::Forbidden, message));
+    }
     let name = action.name();
-    match phone.act(action).await {
+    match context.phone.act(action).await {
         Ok(Ok(result)) => Reply::ok(id, result),
         Ok(Err(e)) => {
             tracing::debug!(action = name, "action refused: {e}");
@@ -253,4 +313,9 @@ async fn handle_text(text: &str, phone: &PhoneHandle, bucket: &mut TokenBucket) 
         }
         Err(e) => Reply::err(Some(id), ErrorBody::new(ErrorCode::Internal, e.to_string())),
     }
+}
+
+/// At most 80 characters of a header for a log line.
+fn shorten(text: &str) -> String {
+    text.chars().take(80).collect()
 }

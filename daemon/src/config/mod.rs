@@ -31,24 +31,35 @@ pub struct Config {
 }
 
 /// What IT decides about accounts that CRM pages provision with the seed's parameters.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+///
+/// A provisioned account is the page's choice of server, so it gets none of IT's `[account]`
+/// settings (auto-answer above all: it would hand the microphone to that server) and none of
+/// `[media] codecs`; only what is written here applies to it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisioningConfig {
-    /// Whether approved pages may provision the line at all (`provision` action).
-    pub allowed: bool,
+    /// Whether pages may `provision` and `logout` at all. Unset: yes when IT configured no
+    /// `[account]`, no when it did (a page must not replace IT's line unless IT says so).
+    pub allowed: Option<bool>,
+    /// The only origins that may `provision` or `logout`; the agent's approval of an origin is
+    /// not enough. Empty: no page may.
+    pub allowed_origins: Vec<String>,
     /// CA bundle for the provisioned server's certificate instead of the system roots.
     pub ca_file: Option<PathBuf>,
     /// Send WebRTC media only through the provisioned TURN relay.
     pub force_relay: bool,
+    /// Answer incoming calls on a provisioned line at once. Off unless IT turns it on here.
+    pub auto_answer: bool,
+    /// Codecs for a provisioned line, in preference order; the built-in list when unset.
+    pub codecs: Option<Vec<String>>,
+    /// Accept a plain `ws://` server (SIP password and call setup in clear text on the network).
+    pub danger_allow_ws: bool,
 }
 
-impl Default for ProvisioningConfig {
-    fn default() -> Self {
-        Self {
-            allowed: true,
-            ca_file: None,
-            force_relay: false,
-        }
+impl ProvisioningConfig {
+    /// Whether pages may provision or log out, given whether IT configured an `[account]`.
+    pub fn pages_may_provision(&self, it_account: bool) -> bool {
+        self.allowed.unwrap_or(!it_account)
     }
 }
 
@@ -76,6 +87,10 @@ pub struct ApiConfig {
     pub actions_per_second: u32,
     /// Actions a connection may send in a burst before the rate applies.
     pub action_burst: u32,
+    /// Sustained actions per second for all connections of one origin together.
+    pub origin_actions_per_second: u32,
+    /// Burst for all connections of one origin together.
+    pub origin_action_burst: u32,
     /// Events kept for `?since=` resumption.
     pub replay_events: usize,
 }
@@ -87,6 +102,8 @@ impl Default for ApiConfig {
             allowed_origins: Vec::new(),
             actions_per_second: 20,
             action_burst: 40,
+            origin_actions_per_second: 40,
+            origin_action_burst: 80,
             replay_events: 1024,
         }
     }

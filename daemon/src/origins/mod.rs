@@ -8,6 +8,8 @@ pub use store::{ApprovalStore, StoreError, StoredOrigins};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 /// A web origin, normalized: lower-case scheme and host, default port left out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin(String);
@@ -70,6 +72,12 @@ impl Origin {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `http://`: the page itself could be altered on the network, so the agent may not approve
+    /// it (IT may still list one, with a warning at start).
+    pub fn is_insecure(&self) -> bool {
+        self.0.starts_with("http://")
+    }
 }
 
 fn split_host_port(rest: &str) -> Result<(&str, Option<u16>), OriginError> {
@@ -102,6 +110,8 @@ pub enum Verdict {
     /// Not (yet) approved; now listed for the agent to decide.
     Pending,
     Denied,
+    /// A plain `http://` origin: never recorded, never approvable.
+    Insecure,
 }
 
 /// The origin rules of a running daemon. Cheap to clone; the approval store behind it is
@@ -111,6 +121,8 @@ pub struct OriginPolicy {
     configured: Arc<Vec<Origin>>,
     own: Arc<Vec<Origin>>,
     store: Arc<Mutex<ApprovalStore>>,
+    /// Bumped whenever the approvals change, so open connections re-check their origin.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl OriginPolicy {
@@ -123,6 +135,7 @@ impl OriginPolicy {
             configured: Arc::new(configured),
             own: Arc::new(own),
             store: Arc::new(Mutex::new(store)),
+            changes: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -136,10 +149,53 @@ impl OriginPolicy {
         if self.is_own(origin) || self.configured.contains(origin) {
             return Verdict::Allowed;
         }
+        if origin.is_insecure() {
+            return Verdict::Insecure;
+        }
         let Ok(mut store) = self.store.lock() else {
             return Verdict::Denied;
         };
         store.check_and_record(origin)
+    }
+
+    /// Whether an origin that was allowed still is (the agent may have denied or forgotten it
+    /// since); records nothing.
+    pub fn still_allowed(&self, origin: &Origin) -> bool {
+        if self.is_own(origin) || self.configured.contains(origin) {
+            return true;
+        }
+        let Ok(store) = self.store.lock() else {
+            return false;
+        };
+        store
+            .origins()
+            .approved
+            .iter()
+            .any(|o| o == origin.as_str())
+    }
+
+    /// Rereads the approvals if the file changed (the CLI) or the tray changed them, and tells
+    /// open connections when anything did.
+    pub fn refresh(&self) {
+        let revision = match self.store.lock() {
+            Ok(mut store) => {
+                if let Err(e) = store.reload() {
+                    tracing::warn!("{e}; keeping the approvals already loaded");
+                }
+                store.revision()
+            }
+            Err(_) => return,
+        };
+        self.changes.send_if_modified(|seen| {
+            let changed = *seen != revision;
+            *seen = revision;
+            changed
+        });
+    }
+
+    /// Fires after each change of the approvals that [`Self::refresh`] noticed.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn store(&self) -> &Arc<Mutex<ApprovalStore>> {

@@ -1,22 +1,32 @@
 //! Agent approvals, kept in `DATA_DIR/origins.json` so they survive restarts. The CLI edits the
 //! same file; the daemon rereads it when it changes, so `origins approve` takes effect at once.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use super::{Origin, Verdict};
 
-/// More pending entries than this are not recorded, so a hostile page cannot grow the file.
+/// Pending entries kept; the oldest goes when a new one comes, so a flood of junk origins cannot
+/// crowd out a real CRM that asks again (the shim retries), and the file stays small.
 const MAX_PENDING: usize = 50;
+/// A pending origin not seen again for this long is dropped.
+const PENDING_FOR: Duration = Duration::from_secs(60 * 60);
+/// A pending origin seen again is re-stamped at most this often (each stamp is a file write).
+const RESTAMP_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoredOrigins {
     pub approved: Vec<String>,
     pub denied: Vec<String>,
+    /// Newest first: the tray lists them in this order.
     pub pending: Vec<String>,
+    /// When each pending origin last asked (seconds since the Unix epoch).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_seen: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +48,10 @@ pub enum StoreError {
     },
     #[error("{0:?} is not an origin: {1}")]
     BadOrigin(String, super::OriginError),
+    #[error(
+        "{0} is a plain http:// origin: the page could be altered on the network, so it cannot be approved (IT may list it in [api] allowed_origins)"
+    )]
+    Insecure(String),
 }
 
 #[derive(Debug)]
@@ -45,6 +59,8 @@ pub struct ApprovalStore {
     path: PathBuf,
     stamp: Option<(SystemTime, u64)>,
     origins: StoredOrigins,
+    /// Counts changes (loaded or made here), so watchers can tell something changed.
+    revision: u64,
 }
 
 impl ApprovalStore {
@@ -53,6 +69,7 @@ impl ApprovalStore {
             path: path.to_owned(),
             stamp: None,
             origins: StoredOrigins::default(),
+            revision: 0,
         };
         store.reload_if_changed()?;
         Ok(store)
@@ -74,14 +91,52 @@ impl ApprovalStore {
         if self.origins.denied.contains(&name) {
             return Verdict::Denied;
         }
-        if !self.origins.pending.contains(&name) && self.origins.pending.len() < MAX_PENDING {
-            tracing::info!(origin = %name, "origin awaits approval");
-            self.origins.pending.push(name);
+        let now = unix_now();
+        let expired = self.expire_pending(now);
+        let seen = self.origins.pending_seen.get(&name).copied();
+        let fresh = seen.is_some_and(|at| now.saturating_sub(at) < RESTAMP_AFTER.as_secs());
+        let first = self.origins.pending.first() == Some(&name);
+        if !(fresh && first) || expired {
+            if seen.is_none() {
+                tracing::info!(origin = %name, "origin awaits approval");
+            }
+            self.origins.pending.retain(|o| *o != name);
+            self.origins.pending.insert(0, name.clone());
+            self.origins.pending_seen.insert(name, now);
+            while self.origins.pending.len() > MAX_PENDING {
+                if let Some(oldest) = self.origins.pending.pop() {
+                    self.origins.pending_seen.remove(&oldest);
+                }
+            }
             if let Err(e) = self.save() {
                 tracing::warn!("{e}");
             }
         }
         Verdict::Pending
+    }
+
+    /// Drops pending origins not seen for [`PENDING_FOR`]; true if any went.
+    fn expire_pending(&mut self, now: u64) -> bool {
+        let before = self.origins.pending.len();
+        let seen = &self.origins.pending_seen;
+        // Entries from older files have no stamp: they count as seen now.
+        self.origins.pending.retain(|o| {
+            seen.get(o)
+                .is_none_or(|at| now.saturating_sub(*at) < PENDING_FOR.as_secs())
+        });
+        let kept = &self.origins.pending;
+        self.origins.pending_seen.retain(|o, _| kept.contains(o));
+        self.origins.pending.len() != before
+    }
+
+    /// Rereads the file if it changed since it was last read or written here.
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        self.reload_if_changed()
+    }
+
+    /// Counts every change of the approvals this store saw.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn approve(&mut self, origin: &str) -> Result<Origin, StoreError> {
@@ -104,12 +159,16 @@ impl ApprovalStore {
         ] {
             list.retain(|o| o != name);
         }
+        self.origins.pending_seen.remove(name);
         self.save()?;
         Ok(origin)
     }
 
     fn decide(&mut self, origin: &str, approve: bool) -> Result<Origin, StoreError> {
         let origin = Origin::parse(origin).map_err(|e| StoreError::BadOrigin(origin.into(), e))?;
+        if approve && origin.is_insecure() {
+            return Err(StoreError::Insecure(origin.to_string()));
+        }
         self.reload_if_changed()?;
         let name = origin.as_str().to_owned();
         for list in [
@@ -119,6 +178,7 @@ impl ApprovalStore {
         ] {
             list.retain(|o| *o != name);
         }
+        self.origins.pending_seen.remove(&name);
         if approve {
             self.origins.approved.push(name);
         } else {
@@ -155,6 +215,7 @@ impl ApprovalStore {
             source,
         })?;
         self.stamp = Some(stamp);
+        self.revision += 1;
         Ok(())
     }
 
@@ -173,6 +234,13 @@ impl ApprovalStore {
             meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             meta.len(),
         ));
+        self.revision += 1;
         Ok(())
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -88,6 +88,67 @@ fn pending_list_is_bounded() {
     assert_eq!(store.origins().pending.len(), 50);
 }
 
+/// Security review, finding 9: after 50 junk pending origins a real CRM was no longer listed,
+/// although the shim told the agent to approve it in the tray. Newest first, oldest out.
+#[test]
+fn a_real_origin_is_listed_first_after_a_flood_of_junk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = ApprovalStore::open(&dir.path().join("origins.json")).expect("store");
+    for i in 0..60 {
+        store.check_and_record(&Origin::parse(&format!("https://junk{i}.example")).expect("valid"));
+    }
+    let real = Origin::parse("https://crm.example.com").expect("valid");
+    store.check_and_record(&real);
+    assert_eq!(store.origins().pending.len(), 50);
+    assert_eq!(store.origins().pending[0], "https://crm.example.com");
+    // It asks again after more junk: back at the top.
+    for i in 60..100 {
+        store.check_and_record(&Origin::parse(&format!("https://junk{i}.example")).expect("valid"));
+    }
+    let reopened = ApprovalStore::open(&dir.path().join("origins.json")).expect("store");
+    assert!(
+        reopened
+            .origins()
+            .pending
+            .contains(&"https://crm.example.com".to_owned())
+    );
+    store.check_and_record(&real);
+    assert_eq!(store.origins().pending[0], "https://crm.example.com");
+}
+
+#[test]
+fn pending_origins_expire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("origins.json");
+    let old = StoredOrigins {
+        pending: vec!["https://stale.example".into()],
+        pending_seen: [("https://stale.example".to_owned(), 1_000)].into(),
+        ..Default::default()
+    };
+    std::fs::write(&path, serde_json::to_string(&old).expect("json")).expect("write");
+    let mut store = ApprovalStore::open(&path).expect("store");
+    store.check_and_record(&Origin::parse("https://new.example").expect("valid"));
+    assert_eq!(
+        store.origins().pending,
+        vec!["https://new.example".to_owned()]
+    );
+}
+
+#[test]
+fn plain_http_origins_cannot_be_approved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = ApprovalStore::open(&dir.path().join("origins.json")).expect("store");
+    assert!(matches!(
+        store.approve("http://crm.example.com"),
+        Err(StoreError::Insecure(_))
+    ));
+    let policy = OriginPolicy::new(Vec::new(), 48443, store);
+    assert_eq!(
+        policy.check(&Origin::parse("http://crm.example.com").expect("valid")),
+        Verdict::Insecure
+    );
+}
+
 #[test]
 fn corrupt_store_file_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,6 +1,7 @@
 //! Runs the sans-IO [`Phone`] in one task. Surfaces talk to it through a cloneable
 //! [`PhoneHandle`]; the task is the only owner of phone state, so no lock guards it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ enum Request {
     },
     Subscribe {
         resume: Option<Resume>,
+        /// Who subscribes (a page's origin): replay never reaches back before its first time.
+        origin: String,
         reply: oneshot::Sender<Subscription>,
     },
     Snapshot {
@@ -103,15 +106,34 @@ impl PhoneHandle {
         answer.await.map_err(|_| PhoneStopped)
     }
 
-    pub async fn subscribe(&self, resume: Option<Resume>) -> Result<Subscription, PhoneStopped> {
+    pub async fn subscribe(
+        &self,
+        resume: Option<Resume>,
+        origin: &str,
+    ) -> Result<Subscription, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Subscribe { resume, reply })
+            .send(Request::Subscribe {
+                resume,
+                origin: origin.to_owned(),
+                reply,
+            })
             .await
             .map_err(|_| PhoneStopped)?;
         answer.await.map_err(|_| PhoneStopped)
     }
 }
+
+/// Media settings for the configured line and for lines pages provision (which do not inherit
+/// IT's `[media]` choices).
+pub struct Media {
+    pub line: MediaSettings,
+    pub provisioned: MediaSettings,
+}
+
+/// `log` events a second, and the burst, that reach pages; the rest are counted and dropped.
+const LOG_LINES_PER_SECOND: u32 = 20;
+const LOG_LINES_BURST: u32 = 100;
 
 /// Starts the phone task, with its line when one is configured. It ends when every handle is
 /// dropped or on [`PhoneHandle::shutdown`].
@@ -119,7 +141,7 @@ pub fn spawn(
     phone: Phone,
     instance: String,
     replay_capacity: usize,
-    media: MediaSettings,
+    media: Media,
     line: Option<LineConfig>,
     logs: Option<(LogControl, mpsc::Receiver<LogLine>)>,
 ) -> PhoneHandle {
@@ -127,7 +149,7 @@ pub fn spawn(
     // The broadcast buffer only has to absorb bursts; a client that falls further behind is
     // told to reconnect and resumes from the replay log instead.
     let (feed, _) = broadcast::channel(replay_capacity.max(16));
-    let line = line.map(|config| LineRuntime::new(config, media.clone(), Instant::now()));
+    let line = line.map(|config| LineRuntime::new(config, media.line, Instant::now()));
     let (log_control, log_lines) = logs.unzip();
     let driver = Driver {
         phone,
@@ -135,9 +157,16 @@ pub fn spawn(
         log: EventLog::new(replay_capacity),
         feed,
         line,
-        media,
+        media: media.provisioned,
         log_control,
         log_lines,
+        log_budget: crate::api::TokenBucket::new(
+            LOG_LINES_PER_SECOND,
+            LOG_LINES_BURST,
+            Instant::now(),
+        ),
+        log_dropped: 0,
+        floors: HashMap::new(),
         shutdown: None,
     };
     tokio::spawn(driver.run(inbox));
@@ -152,6 +181,12 @@ struct Driver {
     line: Option<LineRuntime>,
     /// For lines provisioned later.
     media: MediaSettings,
+    /// Rate limit for `log` events, and how many it dropped since the last one sent.
+    log_budget: crate::api::TokenBucket,
+    log_dropped: u64,
+    /// Per origin, the last seq before its first connection: replay never reaches further back,
+    /// so a newly allowed page does not receive other pages' history.
+    floors: HashMap<String, u64>,
     /// The seed's `debug_console`/`debug_html`, switched by provisioning; lines for pages.
     log_control: Option<LogControl>,
     log_lines: Option<mpsc::Receiver<LogLine>>,
@@ -194,14 +229,7 @@ impl Driver {
                         line.on_input(inbound, now).await;
                     }
                 }
-                Wake::Log(line) => {
-                    let event = Event::Log(crate::protocol::LogLine {
-                        level: line.level,
-                        message: line.message,
-                    });
-                    let published = self.log.push(event);
-                    let _ = self.feed.send(published);
-                }
+                Wake::Log(line) => self.publish_log(line, now),
                 Wake::Timer => {
                     if let Some(line) = &mut self.line {
                         line.on_timer(now).await;
@@ -227,8 +255,12 @@ impl Driver {
                     self.command(command, now).await;
                 }
             }
-            Request::Subscribe { resume, reply } => {
-                let _ = reply.send(self.subscription(resume));
+            Request::Subscribe {
+                resume,
+                origin,
+                reply,
+            } => {
+                let _ = reply.send(self.subscription(resume, &origin));
             }
             Request::Snapshot { reply } => {
                 let _ = reply.send(self.phone.snapshot());
@@ -327,9 +359,31 @@ impl Driver {
         }
     }
 
-    fn subscription(&self, resume: Option<Resume>) -> Subscription {
+    /// A `log` event for pages: rate-limited, and not kept for replay (so it never pushes the
+    /// call events a page may need to resume out of the window).
+    fn publish_log(&mut self, line: crate::logging::LogLine, now: Instant) {
+        if !self.log_budget.try_take(now) {
+            self.log_dropped += 1;
+            return;
+        }
+        let message = match std::mem::take(&mut self.log_dropped) {
+            0 => line.message,
+            dropped => format!("({dropped} log lines dropped: too many) {}", line.message),
+        };
+        let event = Event::Log(crate::protocol::LogLine {
+            level: line.level,
+            message,
+        });
+        let _ = self.feed.send(self.log.transient(event));
+    }
+
+    fn subscription(&mut self, resume: Option<Resume>, origin: &str) -> Subscription {
+        let floor = *self
+            .floors
+            .entry(origin.to_owned())
+            .or_insert(self.log.last_seq());
         let replay = match resume {
-            Some(r) if r.instance == self.instance => self.log.since(r.since),
+            Some(r) if r.instance == self.instance && r.since >= floor => self.log.since(r.since),
             _ => Replay::Gap,
         };
         let (resumed, replay) = match replay {

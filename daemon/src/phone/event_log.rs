@@ -10,6 +10,8 @@ use crate::protocol::{Event, EventMessage};
 pub struct Published {
     pub message: EventMessage,
     pub json: String,
+    /// Kept for replay and numbered; false for `log` events, which carry the last seq unchanged.
+    pub stored: bool,
 }
 
 #[derive(Debug)]
@@ -54,12 +56,31 @@ impl EventLog {
             seq: self.last_seq,
         };
         let json = serde_json::to_string(&message).unwrap_or_default();
-        let published = Arc::new(Published { message, json });
+        let published = Arc::new(Published {
+            message,
+            json,
+            stored: true,
+        });
         if self.recent.len() == self.capacity {
             self.recent.pop_front();
         }
         self.recent.push_back(Arc::clone(&published));
         published
+    }
+
+    /// An event sent live but neither numbered nor kept (`log` lines): it carries the last seq,
+    /// so a page resuming from it misses nothing.
+    pub fn transient(&self, event: Event) -> Arc<Published> {
+        let message = EventMessage {
+            event,
+            seq: self.last_seq,
+        };
+        let json = serde_json::to_string(&message).unwrap_or_default();
+        Arc::new(Published {
+            message,
+            json,
+            stored: false,
+        })
     }
 
     pub fn since(&self, since: u64) -> Replay {

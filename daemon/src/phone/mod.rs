@@ -42,8 +42,11 @@ pub struct PhoneSettings {
     pub wall_clock: fn() -> time::OffsetDateTime,
     /// `[account] auto_answer`: incoming calls are answered without a page.
     pub auto_answer: bool,
-    /// `[provisioning]`: whether pages may provision, and IT's settings for such accounts.
+    /// `[provisioning]`: IT's settings for accounts pages provision.
     pub provisioning: crate::config::ProvisioningConfig,
+    /// Whether pages may `provision` and `logout` at all (`[provisioning] allowed`, resolved
+    /// against whether IT configured an `[account]`).
+    pub may_provision: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -69,6 +72,8 @@ pub enum PhoneError {
     InvalidProvisioning(String),
     #[error("{0}")]
     CallInProgress(String),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl PhoneError {
@@ -82,9 +87,13 @@ impl PhoneError {
             Self::NotSupported(_) => ErrorCode::NotSupported,
             Self::InvalidProvisioning(_) => ErrorCode::InvalidProvisioning,
             Self::CallInProgress(_) => ErrorCode::CallInProgress,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
         }
     }
 }
+
+const PROVISIONING_OFF: &str =
+    "IT has not allowed pages to provision or log out this phone ([provisioning] allowed)";
 
 /// Ended calls kept for `submit_notes`.
 const RECENT_CALLS: usize = 20;
@@ -103,6 +112,7 @@ pub struct Phone {
     wall_clock: fn() -> time::OffsetDateTime,
     auto_answer: bool,
     provisioning: crate::config::ProvisioningConfig,
+    may_provision: bool,
     commands: VecDeque<LineCommand>,
     events: VecDeque<Event>,
 }
@@ -137,6 +147,7 @@ impl Phone {
             wall_clock: settings.wall_clock,
             auto_answer: settings.auto_answer,
             provisioning: settings.provisioning,
+            may_provision: settings.may_provision,
             commands: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -210,6 +221,9 @@ impl Phone {
             }
             Action::Provision(params) => self.provision(&params),
             Action::Logout => {
+                if !self.may_provision {
+                    return Err(PhoneError::Forbidden(PROVISIONING_OFF.into()));
+                }
                 self.line_domain = None;
                 self.commands.push_back(LineCommand::Logout);
                 Ok(json!({}))
@@ -381,15 +395,22 @@ impl Phone {
     /// Checks the seed's parameters and asks for a line with that account. Refused during a call:
     /// replacing the line would drop it.
     fn provision(&mut self, params: &Value) -> Result<Value, PhoneError> {
-        if !self.provisioning.allowed {
-            return Err(PhoneError::InvalidProvisioning(
-                "IT has turned provisioning from pages off ([provisioning] allowed = false)".into(),
-            ));
+        if !self.may_provision {
+            return Err(PhoneError::Forbidden(PROVISIONING_OFF.into()));
         }
         let mut provisioning = crate::config::provision::parse(params, (self.wall_clock)())
             .map_err(|e| PhoneError::InvalidProvisioning(e.to_string()))?;
+        if provisioning.account.transport == crate::config::Transport::Ws
+            && !self.provisioning.danger_allow_ws
+        {
+            return Err(PhoneError::InvalidProvisioning(
+                "`server`: plain ws:// is refused (the SIP password and the calls would cross the network unencrypted); use wss://, or IT may allow ws:// with [provisioning] danger_allow_ws = true".into(),
+            ));
+        }
+        // Only IT's [provisioning] settings apply: none of its [account] carries over.
         provisioning.account.ca_file = self.provisioning.ca_file.clone();
         provisioning.account.force_relay = self.provisioning.force_relay;
+        provisioning.account.auto_answer = self.provisioning.auto_answer;
         let line = crate::line::LineConfig::from_account(&provisioning.account)
             .map_err(|e| PhoneError::InvalidProvisioning(format!("`server`: {e}")))?;
         if !self.calls.is_empty() {
@@ -398,6 +419,7 @@ impl Phone {
             ));
         }
         self.line_domain = Some(line.domain.clone());
+        self.auto_answer = self.provisioning.auto_answer;
         let expires = provisioning
             .expires_at
             .format(&time::format_description::well_known::Rfc3339)

@@ -16,6 +16,7 @@ impl Entropy for Counter {
 fn settings(line_domain: Option<&str>) -> PhoneSettings {
     PhoneSettings {
         provisioning: Default::default(),
+        may_provision: true,
         statuses: crate::config::default_statuses(),
         initial_status: None,
         line_domain: line_domain.map(str::to_owned),
@@ -492,9 +493,9 @@ fn seed_params() -> serde_json::Value {
 fn provisioning_asks_for_a_line_with_its_settings_and_it_settings() {
     let mut phone = Phone::new(PhoneSettings {
         provisioning: crate::config::ProvisioningConfig {
-            allowed: true,
             ca_file: Some("/etc/platform-ca.pem".into()),
             force_relay: true,
+            ..Default::default()
         },
         ..settings(None)
     });
@@ -545,18 +546,91 @@ fn provisioning_is_refused_when_expired_during_a_call_or_turned_off() {
     );
 
     let mut locked = Phone::new(PhoneSettings {
-        provisioning: crate::config::ProvisioningConfig {
-            allowed: false,
-            ..Default::default()
-        },
+        may_provision: false,
         ..settings(None)
     });
     let refused = locked.handle_action(Action::Provision(seed_params()));
     assert!(
-        matches!(refused, Err(PhoneError::InvalidProvisioning(ref m)) if m.contains("allowed = false")),
+        matches!(refused, Err(PhoneError::Forbidden(ref m)) if m.contains("[provisioning] allowed")),
         "{refused:?}"
     );
+    let refused = locked.handle_action(Action::Logout);
+    assert!(
+        matches!(refused, Err(PhoneError::Forbidden(_))),
+        "logout obeys [provisioning] allowed too: {refused:?}"
+    );
     assert_eq!(locked.poll_command(), None, "nothing reached the line");
+}
+
+/// Security review, finding 1 (High): a page provisioned an account on its own server, IT's
+/// `[account] auto_answer` carried over, and the server's call was answered with no page action,
+/// handing it the microphone. A provisioned account takes only `[provisioning]` settings.
+#[test]
+fn a_provisioned_account_does_not_inherit_it_auto_answer() {
+    let mut phone = Phone::new(PhoneSettings {
+        auto_answer: true,
+        ..settings(Some("pbx.example.com"))
+    });
+    phone
+        .handle_action(Action::Provision(seed_params()))
+        .expect("provisioned");
+    let Some(LineCommand::Provision(account)) = phone.poll_command() else {
+        panic!("a Provision command")
+    };
+    assert!(!account.auto_answer, "the account does not auto-answer");
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "c1".into(),
+            caller: "attacker".into(),
+            headers: Vec::new(),
+        },
+        Instant::now(),
+    );
+    assert_eq!(
+        phone.poll_command(),
+        None,
+        "the call rings; nobody answered it"
+    );
+
+    // IT may choose auto-answer for provisioned lines, in [provisioning].
+    let mut phone = Phone::new(PhoneSettings {
+        provisioning: crate::config::ProvisioningConfig {
+            auto_answer: true,
+            ..Default::default()
+        },
+        ..settings(None)
+    });
+    phone
+        .handle_action(Action::Provision(seed_params()))
+        .expect("provisioned");
+    assert!(matches!(phone.poll_command(), Some(LineCommand::Provision(a)) if a.auto_answer));
+}
+
+#[test]
+fn plain_ws_servers_are_refused_unless_it_allows_them() {
+    let mut params = seed_params();
+    params["server"] = "ws://evil.example.com:8080/ws".into();
+    let refused = phone().handle_action(Action::Provision(params.clone()));
+    assert!(
+        matches!(refused, Err(PhoneError::InvalidProvisioning(ref m)) if m.contains("wss://") && m.contains("danger_allow_ws")),
+        "{refused:?}"
+    );
+    let mut allowing = Phone::new(PhoneSettings {
+        provisioning: crate::config::ProvisioningConfig {
+            danger_allow_ws: true,
+            ..Default::default()
+        },
+        ..settings(None)
+    });
+    allowing
+        .handle_action(Action::Provision(params))
+        .expect("IT allowed ws://");
 }
 
 #[test]

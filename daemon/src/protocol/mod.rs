@@ -71,6 +71,8 @@ pub enum ErrorCode {
     InvalidProvisioning,
     /// The action would end a call in progress (`provision` while on a call).
     CallInProgress,
+    /// IT's settings do not let this page (or any page) do this action (`provision`, `logout`).
+    Forbidden,
     /// The daemon could not complete the action; the message says why.
     Internal,
 }
@@ -90,6 +92,7 @@ impl ErrorCode {
             Self::NotSupported => "not_supported",
             Self::InvalidProvisioning => "invalid_provisioning",
             Self::CallInProgress => "call_in_progress",
+            Self::Forbidden => "forbidden",
             Self::Internal => "internal",
         }
     }
