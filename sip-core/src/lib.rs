@@ -20,4 +20,6 @@ pub mod registration;
 pub mod sdp;
 pub mod transaction;
 
-pub use message::{Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, Via};
+pub use message::{
+    Headers, Message, Method, NameAddr, ParseError, Request, Response, SerializeError, Uri, Via,
+};

@@ -141,8 +141,14 @@ impl Registration {
         }
     }
 
+    /// The next bytes to send; a message the serializer refused (empty) is skipped.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmits.pop_front()
+        while let Some(bytes) = self.transmits.pop_front() {
+            if !bytes.is_empty() {
+                return Some(bytes);
+            }
+        }
+        None
     }
 
     pub fn poll_event(&mut self) -> Option<RegistrationEvent> {

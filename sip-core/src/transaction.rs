@@ -78,6 +78,8 @@ pub struct ClientTransaction {
 impl ClientTransaction {
     /// Starts the transaction: the request is queued for sending at once. The request must carry
     /// a top Via with a `z9hG4bK` branch (the transaction's identity).
+    /// A request the serializer refuses (a CR, LF or NUL in it) is never sent: the transaction
+    /// ends at once with [`TransactionEvent::TransportError`].
     pub fn start(request: Request, reliable: bool, timers: Timers, now: Instant) -> Self {
         let wire = request.to_bytes();
         let give_up = Some(now + 64 * timers.t1);
@@ -95,6 +97,15 @@ impl ClientTransaction {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
+        if transaction.wire.is_empty() {
+            transaction.state = State::Terminated;
+            transaction.retransmit = None;
+            transaction.give_up = None;
+            transaction
+                .events
+                .push_back(TransactionEvent::TransportError);
+            return transaction;
+        }
         transaction.transmits.push_back(transaction.wire.clone());
         transaction
     }
@@ -223,8 +234,14 @@ impl ClientTransaction {
         }
     }
 
+    /// The next bytes to send; a message the serializer refused (empty) is skipped.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmits.pop_front()
+        while let Some(bytes) = self.transmits.pop_front() {
+            if !bytes.is_empty() {
+                return Some(bytes);
+            }
+        }
+        None
     }
 
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {

@@ -44,6 +44,7 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHe
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&buf) {
             Ok(httparse::Status::Complete(len)) => {
+                check_head(&request)?;
                 return Ok(head_from(&request, buf[len..].to_vec()));
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
@@ -51,6 +52,32 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<RequestHe
             Err(e) => return Err(HeadError::Malformed(e.to_string())),
         }
     }
+}
+
+/// Headers the security checks read must be unambiguous: a proxy or a browser quirk that sent
+/// two could make us check one and act on the other. HTTP/1.0 has no `Host` semantics and no
+/// WebSocket upgrade.
+fn check_head(request: &httparse::Request<'_, '_>) -> Result<(), HeadError> {
+    if request.version != Some(1) {
+        return Err(HeadError::Malformed("only HTTP/1.1 is served".into()));
+    }
+    for name in [
+        "host",
+        "origin",
+        "upgrade",
+        "sec-websocket-key",
+        "connection",
+    ] {
+        let count = request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .count();
+        if count > 1 {
+            return Err(HeadError::Malformed(format!("more than one {name} header")));
+        }
+    }
+    Ok(())
 }
 
 fn head_from(request: &httparse::Request<'_, '_>, rest: Vec<u8>) -> RequestHead {

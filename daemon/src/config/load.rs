@@ -112,7 +112,10 @@ pub fn load(sources: &Sources) -> Result<(Config, Vec<PathBuf>), ConfigError> {
     merge(&mut merged, sources.overrides.clone());
     let config = Config::deserialize(merged).map_err(|e| ConfigError::Invalid {
         key: "(command-line flags)".into(),
-        message: e.message().to_owned(),
+        message: hide_secret(
+            SECRET_KEYS.iter().any(|k| e.message().contains(k)),
+            e.message(),
+        ),
     })?;
     validate(&config)?;
     Ok((config, used))
@@ -135,7 +138,7 @@ fn parse_str(path: &Path, text: &str) -> Result<(Config, toml::Table), ConfigErr
             path: path.to_owned(),
             line,
             column,
-            message: e.message().to_owned(),
+            message: hide_secret(on_secret_line(text, line), e.message()),
         }
     })?;
     let deserializer = toml::Deserializer::parse(text).map_err(|e| {
@@ -144,23 +147,50 @@ fn parse_str(path: &Path, text: &str) -> Result<(Config, toml::Table), ConfigErr
             path: path.to_owned(),
             line,
             column,
-            message: e.message().to_owned(),
+            message: hide_secret(on_secret_line(text, line), e.message()),
         }
     })?;
     let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
         let (line, column) = position(text, inner.span());
+        let secret = is_secret_key(&key) || on_secret_line(text, line);
         ConfigError::Key {
             path: path.to_owned(),
             key,
             line,
             column,
-            message: inner.message().to_owned(),
+            message: hide_secret(secret, inner.message()),
         }
     })?;
     validate(&config)?;
     Ok((config, table))
+}
+
+/// Keys whose values are secrets: an error about one never quotes the value.
+const SECRET_KEYS: [&str; 2] = ["password", "auth_key"];
+
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    SECRET_KEYS.contains(&last)
+}
+
+/// Whether 1-based `line` of `text` assigns a secret key.
+fn on_secret_line(text: &str, line: usize) -> bool {
+    text.lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.split_once('='))
+        .is_some_and(|(key, _)| is_secret_key(key.trim().trim_matches('"')))
+}
+
+/// The parser's message, or one that names the problem without the value for secret keys
+/// (`password = 5` must not print 5).
+fn hide_secret(secret: bool, message: &str) -> String {
+    if secret {
+        "invalid value (not shown: this key holds a secret); expected a quoted string".into()
+    } else {
+        message.to_owned()
+    }
 }
 
 /// 1-based line and column of a byte span's start.

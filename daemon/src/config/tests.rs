@@ -155,3 +155,35 @@ fn every_example_config_is_valid() {
     }
     assert!(count >= 2, "examples/config has examples");
 }
+
+/// Security review, finding 14: `password = 5` echoed the value in the error.
+#[test]
+fn errors_about_secret_keys_never_show_the_value() {
+    for text in [
+        "[account]\nserver = \"127.0.0.1\"\nusername = \"1\"\npassword = 555123\n",
+        "[account]\nserver = \"127.0.0.1\"\nusername = \"1\"\npassword = \"x\"\nauth_key = [\"sekrit77\"]\n",
+        "[account]\nserver = \"127.0.0.1\"\nusername = \"1\"\npassword = 555123x\n",
+    ] {
+        let config = file(text);
+        let message = parse_file(config.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("not shown"), "{message}");
+        for secret in ["555123", "sekrit77"] {
+            assert!(!message.contains(secret), "{message}");
+        }
+    }
+}
+
+#[test]
+fn provisioning_is_off_by_default_when_it_configured_an_account() {
+    let config = crate::config::ProvisioningConfig::default();
+    assert!(config.pages_may_provision(false));
+    assert!(!config.pages_may_provision(true));
+    let on = crate::config::ProvisioningConfig {
+        allowed: Some(true),
+        ..Default::default()
+    };
+    assert!(on.pages_may_provision(true));
+}

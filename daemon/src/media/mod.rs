@@ -8,4 +8,5 @@ pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod source;
 pub mod srtp;

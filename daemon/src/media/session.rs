@@ -14,6 +14,7 @@ use super::codec::{AudioCodec, CodecState};
 use super::jitter::{JitterBuffer, Playout};
 use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{DtmfReceiver, RtpPacket, dtmf_code, telephone_event};
+use super::source::SourceFilter;
 use super::srtp::SrtpSession;
 use crate::audio::{AudioSink, AudioSource};
 
@@ -85,6 +86,9 @@ pub struct MediaStats {
     pub remote_packets_lost: Option<i32>,
     pub remote_jitter_ms: Option<f64>,
     pub round_trip_ms: Option<f64>,
+    /// RTP and RTCP packets dropped because they came from an address the call did not
+    /// negotiate (a stray or hostile sender).
+    pub foreign_packets_dropped: u64,
 }
 
 /// What the media task tells the line.
@@ -186,27 +190,32 @@ async fn run(
         cname,
         conversation,
     } = params;
-    let (socket, rtcp_socket, mut remote, mut remote_rtcp, mut srtp, packets_out, mut packets_in) =
-        match wire {
-            Wire::Udp {
-                socket,
-                rtcp_socket,
-                remote,
-                remote_rtcp,
-                srtp,
-            } => (
-                Some(socket),
-                rtcp_socket,
-                Some(remote),
-                Some(remote_rtcp),
-                srtp,
-                None,
-                None,
-            ),
-            Wire::Packets { out, inbound } => {
-                (None, None, None, None, None, Some(out), Some(inbound))
-            }
-        };
+    let (
+        socket,
+        rtcp_socket,
+        mut rtp_source,
+        mut rtcp_source,
+        mut srtp,
+        packets_out,
+        mut packets_in,
+    ) = match wire {
+        Wire::Udp {
+            socket,
+            rtcp_socket,
+            remote,
+            remote_rtcp,
+            srtp,
+        } => (
+            Some(socket),
+            rtcp_socket,
+            Some(SourceFilter::new(remote)),
+            Some(SourceFilter::new(remote_rtcp)),
+            srtp,
+            None,
+            None,
+        ),
+        Wire::Packets { out, inbound } => (None, None, None, None, None, Some(out), Some(inbound)),
+    };
     let out = Out {
         socket: socket.as_ref(),
         packets: packets_out.as_ref(),
@@ -244,7 +253,6 @@ async fn run(
         srtp: srtp.is_some() || packets_out.is_some(),
         ..MediaStats::default()
     };
-    let mut latched = false;
     let mut pcm = vec![0i16; frame_samples];
     let (mut encoded, mut decoded, mut packet_bytes) =
         (Vec::new(), Vec::new(), Vec::with_capacity(256));
@@ -269,10 +277,13 @@ async fn run(
                     None => Some(packet_bytes.clone()),
                 };
                 // Over WebRTC the peer connection sends its own reports.
+                // RTCP on its own port goes where the far end's RTCP comes from; muxed, with RTP.
+                let remote_rtcp = if rtcp_socket.is_some() { rtcp_source.as_ref() } else { rtp_source.as_ref() }.map(SourceFilter::target);
                 if let (Some(bytes), Some(socket), Some(to)) = (bytes, rtcp_socket.as_ref().or(socket.as_ref()), remote_rtcp) {
                     let _ = socket.send_to(&bytes, to).await;
                 }
                 fill_stats(&mut stats, &sender, &reception, &jitter, codec);
+                stats.foreign_packets_dropped = dropped(&rtp_source, &rtcp_source);
                 report(MediaReport::Stats(stats.clone()));
             }
             _ = tick.tick() => {
@@ -303,7 +314,7 @@ async fn run(
                     let end = *frames >= 5;
                     let payload = telephone_event(*code, end, 10, duration);
                     for _ in 0..if end { 3 } else { 1 } {
-                        send_rtp(&out, remote, &mut srtp, &mut sender, pt, *frames == 1, &payload, &mut packet_bytes).await;
+                        send_rtp(&out, rtp_source.as_ref().map(SourceFilter::target), &mut srtp, &mut sender, pt, *frames == 1, &payload, &mut packet_bytes).await;
                     }
                     if end {
                         sender.timestamp = sender.timestamp.wrapping_add(duration.into());
@@ -318,11 +329,15 @@ async fn run(
                 state.encode(&pcm, &mut encoded);
                 let marker = sender.first;
                 sender.first = false;
-                send_rtp(&out, remote, &mut srtp, &mut sender, payload_type, marker, &encoded, &mut packet_bytes).await;
+                send_rtp(&out, rtp_source.as_ref().map(SourceFilter::target), &mut srtp, &mut sender, payload_type, marker, &encoded, &mut packet_bytes).await;
                 sender.timestamp = sender.timestamp.wrapping_add(frame_samples as u32);
             }
             received = recv_udp(socket.as_ref(), &mut buffer) => {
                 let Ok((n, from)) = received else { continue };
+                // Checked before anything is decrypted or played (RTP bleed, injection).
+                if !rtp_source.as_mut().is_some_and(|s| s.admits(from)) {
+                    continue;
+                }
                 let bytes = &buffer[..n];
                 if rtcp::is_rtcp(bytes) {
                     on_rtcp(bytes, &mut srtp, &mut reception, &mut stats, sender.ssrc);
@@ -339,29 +354,36 @@ async fn run(
                 if !receiving.on_rtp(bytes, &mut jitter, &mut reception, &report) {
                     continue;
                 }
-                if !latched && Some(from) != remote {
-                    tracing::debug!(%from, "symmetric RTP: sending to where the far end sends from");
-                    remote = Some(from);
-                    if rtcp_socket.is_none() {
-                        remote_rtcp = Some(from);
-                    }
+                if let Some(source) = rtp_source.as_mut() {
+                    source.confirm(from);
                 }
-                latched = true;
             }
             Some(packet) = recv_packet(packets_in.as_mut()) => {
                 receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
             }
             received = recv_udp(rtcp_socket.as_ref(), &mut rtcp_buffer) => {
-                if let Ok((n, from)) = received {
-                    remote_rtcp = Some(from);
+                if let Ok((n, from)) = received
+                    && let Some(source) = rtcp_source.as_mut()
+                    && source.admits(from)
+                {
+                    source.confirm(from);
                     on_rtcp(&rtcp_buffer[..n], &mut srtp, &mut reception, &mut stats, sender.ssrc);
                 }
             }
         }
     }
     fill_stats(&mut stats, &sender, &reception, &jitter, codec);
+    stats.foreign_packets_dropped = dropped(&rtp_source, &rtcp_source);
     report(MediaReport::Stats(stats));
     sink.finish();
+}
+
+fn dropped(rtp: &Option<SourceFilter>, rtcp: &Option<SourceFilter>) -> u64 {
+    [rtp, rtcp]
+        .into_iter()
+        .flatten()
+        .map(SourceFilter::dropped)
+        .sum()
 }
 
 /// What a received RTP packet is checked against, and the state it feeds.

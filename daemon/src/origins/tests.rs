@@ -68,7 +68,8 @@ fn policy_allows_configured_and_own_and_records_pending() {
     let mut cli = ApprovalStore::open(&dir.path().join("origins.json")).expect("store");
     assert_eq!(
         cli.origins().pending,
-        ["https://localhost:4001", "https://evil.example"]
+        ["https://evil.example", "https://localhost:4001"],
+        "newest first"
     );
     cli.approve("https://EVIL.example:443").expect("approve");
     cli.deny("https://localhost:4001").expect("deny");

@@ -196,9 +196,39 @@ pub fn target_uri(dial: &str, domain: &str) -> Result<(Uri, String), String> {
     if dial.len() > 256 {
         return Err("the number is longer than 256 characters".into());
     }
+    // The number ends up in the request line and in To: refuse, never repair, anything that
+    // could end a line or a header value there.
+    if dial.chars().any(char::is_control) {
+        return Err("the number contains a line break or another control character".into());
+    }
     let lower = dial.to_ascii_lowercase();
     if lower.starts_with("sip:") || lower.starts_with("sips:") || lower.starts_with("tel:") {
-        let uri = Uri::parse(dial).map_err(|_| format!("{dial:?} is not a valid SIP URI"))?;
+        let uri =
+            Uri::parse(dial).map_err(|_| format!("{} is not a valid SIP URI", shown(dial)))?;
+        let user_ok = uri.user.as_deref().is_none_or(|user| {
+            !user.is_empty()
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()+%#&=$".contains(c))
+        });
+        let host_ok = uri
+            .host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+        let params_ok = uri.params.iter().all(|(name, value)| {
+            std::iter::once(name.as_str())
+                .chain(value.as_deref())
+                .all(|t| {
+                    t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'+%".contains(c))
+                })
+        });
+        if !(user_ok && host_ok && params_ok) {
+            return Err(format!(
+                "{} has characters a SIP URI may not carry unescaped (spaces, <, >, commas, quotes…)",
+                shown(dial)
+            ));
+        }
         let shown = uri.user.clone().unwrap_or_else(|| uri.host.clone());
         return Ok((uri, shown));
     }
@@ -223,11 +253,19 @@ pub fn target_uri(dial: &str, domain: &str) -> Result<(Uri, String), String> {
     {
         dial.to_owned()
     } else {
-        return Err(format!("{dial:?} is not a phone number, user or SIP URI"));
+        return Err(format!(
+            "{} is not a phone number, user or SIP URI",
+            shown(dial)
+        ));
     };
     let uri = Uri::parse(&format!("sip:{user}@{domain}"))
-        .map_err(|_| format!("{dial:?} cannot be dialled on {domain}"))?;
+        .map_err(|_| format!("{} cannot be dialled on {domain}", shown(dial)))?;
     Ok((uri, user))
+}
+
+/// A refused number in an error message: quoted and escaped, at most 64 characters.
+fn shown(dial: &str) -> String {
+    format!("{:?}", dial.chars().take(64).collect::<String>())
 }
 
 #[cfg(test)]
@@ -256,6 +294,18 @@ mod tests {
             "<script>",
             "sip:",
             "+",
+            // Security review, finding 2: header injection through the dialled number.
+            "1002\r\nP-Asserted-Identity: <sip:boss@example.com>",
+            "sip:1002\r\nINVITE sip:x@y SIP/2.0@127.0.0.1",
+            "tel:+1555\r\nX: y",
+            "sip:a b@127.0.0.1",
+            "sip:a>b@127.0.0.1",
+            "sip:a,b@127.0.0.1",
+            "sip:a\"b@127.0.0.1",
+            "tel:+1 555",
+            "tel:+1555,x",
+            "sip:1002@127.0.0.1;transport=udp>x",
+            "1002\0",
         ] {
             assert!(ok(bad).is_err(), "{bad:?} must be refused");
         }

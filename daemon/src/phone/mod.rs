@@ -557,6 +557,7 @@ impl Phone {
                         remote_packets_lost: stats.remote_packets_lost,
                         remote_jitter_ms: stats.remote_jitter_ms.map(round),
                         round_trip_ms: stats.round_trip_ms.map(round),
+                        foreign_packets_dropped: stats.foreign_packets_dropped,
                     });
                 }
                 return;

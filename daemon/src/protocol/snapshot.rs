@@ -79,4 +79,7 @@ pub struct CallQuality {
     pub remote_packets_lost: Option<i32>,
     pub remote_jitter_ms: Option<f64>,
     pub round_trip_ms: Option<f64>,
+    /// RTP/RTCP packets dropped because they came from an address the call did not negotiate.
+    #[serde(default)]
+    pub foreign_packets_dropped: u64,
 }

@@ -271,18 +271,45 @@ impl Message {
         self.headers().to()
     }
 
-    /// Serializes with a correct `Content-Length`.
+    /// Serializes with a correct `Content-Length`; nothing (an empty buffer, which no driver
+    /// sends) when a part would carry CR, LF or NUL. See [`Self::try_to_bytes`].
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.try_to_bytes().unwrap_or_default()
+    }
+
+    /// Serializes, refusing a start line or header that would carry CR, LF or NUL: such a value
+    /// would end its line early and let whoever chose it write headers or a whole request of
+    /// their own (header injection). The parser never produces one; this guards the builders.
+    pub fn try_to_bytes(&self) -> Result<Vec<u8>, SerializeError> {
         match self {
-            Self::Request(r) => r.to_bytes(),
-            Self::Response(r) => r.to_bytes(),
+            Self::Request(r) => r.try_to_bytes(),
+            Self::Response(r) => r.try_to_bytes(),
         }
     }
 }
 
+/// Why a message was not serialized.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SerializeError {
+    #[error("the start line would contain a CR, LF or NUL")]
+    StartLine,
+    #[error("the {0} header would contain a CR, LF or NUL")]
+    Header(String),
+}
+
+/// CR, LF and NUL end or cut a line on the wire.
+fn breaks_line(text: &str) -> bool {
+    text.contains(['\r', '\n', '\0'])
+}
+
 impl Request {
-    /// Serializes with a correct `Content-Length`.
+    /// Serializes with a correct `Content-Length`; empty when refused (see
+    /// [`Message::try_to_bytes`]).
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.try_to_bytes().unwrap_or_default()
+    }
+
+    pub fn try_to_bytes(&self) -> Result<Vec<u8>, SerializeError> {
         serialize(
             &format!("{} {} SIP/2.0", self.method, self.uri),
             &self.headers,
@@ -292,8 +319,13 @@ impl Request {
 }
 
 impl Response {
-    /// Serializes with a correct `Content-Length`.
+    /// Serializes with a correct `Content-Length`; empty when refused (see
+    /// [`Message::try_to_bytes`]).
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.try_to_bytes().unwrap_or_default()
+    }
+
+    pub fn try_to_bytes(&self) -> Result<Vec<u8>, SerializeError> {
         serialize(
             &format!("SIP/2.0 {} {}", self.status, self.reason),
             &self.headers,
@@ -302,9 +334,17 @@ impl Response {
     }
 }
 
-fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
+fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Result<Vec<u8>, SerializeError> {
+    if breaks_line(start_line) {
+        return Err(SerializeError::StartLine);
+    }
     let mut out = format!("{start_line}\r\n");
     for (name, value) in headers.iter() {
+        if breaks_line(name) || breaks_line(value) || name.contains(':') {
+            return Err(SerializeError::Header(
+                name.chars().filter(|c| !c.is_control()).take(40).collect(),
+            ));
+        }
         if name != "Content-Length" {
             out.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -312,7 +352,7 @@ fn serialize(start_line: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
     out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
-    bytes
+    Ok(bytes)
 }
 
 impl From<Request> for Message {

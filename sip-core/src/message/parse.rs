@@ -141,12 +141,16 @@ fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
     let head = std::str::from_utf8(head).map_err(|_| ParseError::Encoding)?;
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let start = lines.next().ok_or(ParseError::Empty)?;
+    if start.contains(['\r', '\0']) {
+        return Err(ParseError::StartLine(start.chars().take(80).collect()));
+    }
     let mut headers = Headers::new();
     let mut current: Option<(String, String)> = None;
     let mut count = 0;
     for line in lines {
-        if line.contains('\r') {
-            // A bare CR inside the header section: not SIP (RFC 3261 §7.3.1 allows CRLF only).
+        if line.contains(['\r', '\0']) {
+            // A bare CR inside the header section: not SIP (RFC 3261 §7.3.1 allows CRLF only);
+            // NUL is not text. Neither could be sent on again.
             return Err(ParseError::Header(line.chars().take(80).collect()));
         }
         if line.starts_with([' ', '\t']) {

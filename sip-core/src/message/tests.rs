@@ -201,3 +201,41 @@ fn whitespace_only_folding_and_bare_cr() {
         Err(ParseError::Header(_))
     ));
 }
+
+/// Security review, finding 2: a dialled number with CR/LF reached the wire raw and injected a
+/// whole extra request and a `P-Asserted-Identity`. The serializer refuses such values outright.
+#[test]
+fn the_serializer_refuses_line_breaks_and_nul() {
+    let mut request = Request {
+        method: Method::Invite,
+        uri: Uri::parse("sip:1002@127.0.0.1").expect("uri"),
+        headers: Headers::new(),
+        body: Vec::new(),
+    };
+    request.headers.push("To", "<sip:1002@127.0.0.1>");
+    assert!(request.try_to_bytes().is_ok());
+    for hostile in [
+        "1002\r\nP-Asserted-Identity: <sip:boss@x>",
+        "1002\nINVITE sip:x SIP/2.0",
+        "1002\0",
+    ] {
+        let mut bad = request.clone();
+        bad.uri.user = Some(hostile.into());
+        assert_eq!(
+            bad.try_to_bytes(),
+            Err(SerializeError::StartLine),
+            "{hostile:?}"
+        );
+        assert!(bad.to_bytes().is_empty(), "nothing is emitted");
+        let mut bad = request.clone();
+        bad.headers.push("To", format!("<sip:{hostile}@127.0.0.1>"));
+        assert!(
+            matches!(bad.try_to_bytes(), Err(SerializeError::Header(_))),
+            "{hostile:?}"
+        );
+        assert!(Uri::parse(&format!("sip:{hostile}@127.0.0.1")).is_err());
+    }
+    let mut bad = request.clone();
+    bad.headers.push("X-Evil: y\r\nVia", "z");
+    assert!(bad.try_to_bytes().is_err(), "header names too");
+}

@@ -19,6 +19,10 @@ impl Uri {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let bad = || ParseError::Uri(shorten(text));
         let text = text.trim();
+        // No line breaks, NUL or other controls, no spaces: a URI is one token on one line.
+        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad());
+        }
         let (scheme, rest) = text.split_once(':').ok_or_else(bad)?;
         let scheme = scheme.to_ascii_lowercase();
         if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
