@@ -5,6 +5,7 @@
 //! running but certificate not trusted" apart from "daemon not running".
 
 mod assets;
+pub mod peer;
 mod rate;
 mod request;
 mod session;
@@ -75,6 +76,7 @@ impl Listeners {
 
 /// Accepts connections until the task is dropped.
 pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
+    peer::announce();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut accepting = tokio::task::JoinSet::new();
     for listener in listeners.listeners {
@@ -106,6 +108,10 @@ pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
 }
 
 async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
+    // Another OS user's process is closed on before TLS (see `peer`).
+    let Some(_peer) = peer::admit(&stream).await else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     let is_tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
