@@ -75,7 +75,9 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         path: e.path,
         source: e.source,
     };
-    crate::private_files::create_dir(&data_dir).map_err(data_dir_error)?;
+    if let Some(tightened) = crate::private_files::create_dir(&data_dir).map_err(data_dir_error)? {
+        tightened.warn();
+    }
     crate::private_files::tighten_tree(&data_dir)
         .map_err(data_dir_error)?
         .warn();
