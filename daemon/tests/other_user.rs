@@ -210,7 +210,11 @@ async fn a_data_folder_left_open_by_an_older_install_is_tightened_on_start_with_
     exercise(&first).await;
     // A clean stop removes daemon.json, so the restart below is seen by its new one.
     first.terminate();
-    assert_eq!(first.wait_exit(Duration::from_secs(10)), Some(0), "clean stop");
+    assert_eq!(
+        first.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "clean stop"
+    );
     let dir = first.stop();
     assert!(!dir.path().join("daemon.json").exists());
     let loose = ["", "logs", "certs"];
