@@ -230,13 +230,10 @@ fn tighten_open(file: &File, path: &Path) -> Result<Option<Tightened>, PrivateFi
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let was = file
-            .metadata()
-            .map_err(PrivateFileError::at(path))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        if was & 0o077 == 0 {
+        let meta = file.metadata().map_err(PrivateFileError::at(path))?;
+        let was = meta.permissions().mode() & 0o7777;
+        // A device or pipe given as a recording target (`/dev/null`) is not ours to change.
+        if !meta.is_file() || was & 0o077 == 0 {
             return Ok(None);
         }
         file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
