@@ -13,6 +13,7 @@ pub mod logging;
 pub mod media;
 pub mod origins;
 pub mod phone;
+pub mod private_files;
 pub mod protocol;
 pub mod run;
 pub mod timer;

@@ -3,7 +3,6 @@
 //! `debug_console` raises verbosity to debug at runtime. Passwords and auth keys never reach here:
 //! they are [`crate::config::Secret`]s.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -14,6 +13,8 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+use crate::private_files::{self, Existing};
 
 /// A log file larger than this is started afresh at the next daemon start.
 const MAX_LOG_BYTES: u64 = 10 * 1024 * 1024;
@@ -240,19 +241,22 @@ pub fn init(level: &str, log_dir: Option<&Path>) -> (LogControl, mpsc::Receiver<
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(RedactingWriter(std::io::stderr))
         .with_target(false);
+    // Logs hold numbers and caller IDs: owner-only, like everything the daemon writes. What an
+    // older install left loose is tightened here and reported once the subscriber is set up.
+    let mut tightened = Vec::new();
     let file = log_dir.and_then(|dir| {
-        std::fs::create_dir_all(dir).ok()?;
+        tightened.extend(private_files::create_dir(dir).ok()?);
         let path = dir.join("softphone-bridge.log");
         let too_big = std::fs::metadata(&path)
             .map(|m| m.len() > MAX_LOG_BYTES)
             .unwrap_or(false);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(!too_big)
-            .write(true)
-            .truncate(too_big)
-            .open(path)
-            .ok()?;
+        let existing = if too_big {
+            Existing::Truncate
+        } else {
+            Existing::Append
+        };
+        let (file, loose) = private_files::open(&path, existing).ok()?;
+        tightened.extend(loose);
         Some(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
@@ -271,6 +275,9 @@ pub fn init(level: &str, log_dir: Option<&Path>) -> (LogControl, mpsc::Receiver<
         .with(file)
         .with(TapLayer(tap.clone()))
         .try_init();
+    for path in &tightened {
+        path.warn();
+    }
     let control = LogControl {
         filter: (!pinned).then_some(handle),
         level: level.to_owned(),

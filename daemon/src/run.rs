@@ -73,10 +73,17 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         headless,
         logs,
     } = options;
-    std::fs::create_dir_all(&data_dir).map_err(|source| RunError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
+    // Owner-only, and whatever an older install left open to other users is closed now.
+    let data_dir_error = |e: crate::private_files::PrivateFileError| RunError::DataDir {
+        path: e.path,
+        source: e.source,
+    };
+    if let Some(tightened) = crate::private_files::create_dir(&data_dir).map_err(data_dir_error)? {
+        tightened.warn();
+    }
+    crate::private_files::tighten_tree(&data_dir)
+        .map_err(data_dir_error)?
+        .warn();
 
     let certs = certs::ensure(&CertPaths::in_data_dir(&data_dir))?;
     if certs.created {
@@ -170,11 +177,13 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         instance,
     };
     let info_path = DaemonInfo::path(&data_dir);
-    if let Err(e) = std::fs::write(
+    if let Err(e) = crate::private_files::write_atomic(
         &info_path,
-        serde_json::to_string_pretty(&info).unwrap_or_default(),
+        serde_json::to_string_pretty(&info)
+            .unwrap_or_default()
+            .as_bytes(),
     ) {
-        tracing::warn!("cannot write {}: {e}", info_path.display());
+        tracing::warn!("cannot write {e}");
     }
     for address in listeners.addresses() {
         tracing::info!("listening on https://{address} (wss://localhost:{port}/ws)");
@@ -194,6 +203,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             config.api.origin_actions_per_second,
             config.api.origin_action_burst,
         ),
+        per_process: crate::api::ProcessSlots::default(),
     });
     let server = tokio::spawn(api::serve(listeners, context));
 

@@ -94,9 +94,7 @@ async fn a_page_cannot_hand_the_microphone_to_its_own_server() {
 
 #[tokio::test]
 async fn provisioning_needs_wss_and_is_off_when_it_configured_an_account() {
-    let daemon = Daemon::start(&format!(
-        "[provisioning]\nallowed_origins = [\"{CRM}\"]\n"
-    ));
+    let daemon = Daemon::start(&format!("[provisioning]\nallowed_origins = [\"{CRM}\"]\n"));
     let mut page = daemon.connect(CRM).await;
     let (reply, _) = page
         .request(
@@ -106,7 +104,10 @@ async fn provisioning_needs_wss_and_is_off_when_it_configured_an_account() {
         .await;
     assert_eq!(reply["error"]["code"], "invalid_provisioning", "{reply}");
     let message = reply["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("wss://") && message.contains("danger_allow_ws"), "{message}");
+    assert!(
+        message.contains("wss://") && message.contains("danger_allow_ws"),
+        "{message}"
+    );
 
     let it_line = Daemon::start(&format!(
         "[account]\nserver = \"127.0.0.1:9\"\nusername = \"it\"\npassword = \"it-pw\"\n\
@@ -139,8 +140,16 @@ async fn hostile_numbers_are_refused_and_nothing_reaches_the_wire() {
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     for (action, field, number) in [
-        ("start_call", "dialTo", "1002\r\nP-Asserted-Identity: <sip:ceo@example.com>"),
-        ("start_call", "dialTo", "sip:1002\r\nINVITE sip:x@127.0.0.1 SIP/2.0@127.0.0.1"),
+        (
+            "start_call",
+            "dialTo",
+            "1002\r\nP-Asserted-Identity: <sip:ceo@example.com>",
+        ),
+        (
+            "start_call",
+            "dialTo",
+            "sip:1002\r\nINVITE sip:x@127.0.0.1 SIP/2.0@127.0.0.1",
+        ),
         ("call", "destination", "tel:+1555\r\nX-Injected: 1"),
         ("call", "destination", "sip:a b@127.0.0.1"),
         ("start_call", "dialTo", "sip:a>b@127.0.0.1"),
@@ -148,7 +157,10 @@ async fn hostile_numbers_are_refused_and_nothing_reaches_the_wire() {
         ("start_call", "dialTo", "1002\u{0}"),
     ] {
         let (reply, _) = page.request(action, json!({ field: number })).await;
-        assert_eq!(reply["error"]["code"], "invalid_number", "{number:?}: {reply}");
+        assert_eq!(
+            reply["error"]["code"], "invalid_number",
+            "{number:?}: {reply}"
+        );
     }
     assert!(
         pbx.next_matching("INVITE", Duration::from_millis(500))
@@ -164,7 +176,8 @@ async fn hostile_numbers_are_refused_and_nothing_reaches_the_wire() {
         .expect("the valid call is sent");
     assert!(invite.starts_with("INVITE sip:1002@"), "{invite}");
     assert!(!invite.contains("Injected") && !invite.contains("P-Asserted-Identity"));
-    page.request("hangup", json!({ "conversationId": id })).await;
+    page.request("hangup", json!({ "conversationId": id }))
+        .await;
 }
 
 /// Finding 6 (Medium): at `trace` the `provision` frame (password, auth key) and SIP-over-WS
@@ -193,7 +206,10 @@ async fn secrets_never_reach_the_log_or_log_events_even_at_trace() {
             register = text;
         }
     }
-    assert!(!register.is_empty(), "the phone answered the digest challenge");
+    assert!(
+        !register.is_empty(),
+        "the phone answered the digest challenge"
+    );
     page.registration("registered").await;
 
     // Collect `log` events for a while with some API traffic, then check nothing leaked and
@@ -204,12 +220,12 @@ async fn secrets_never_reach_the_log_or_log_events_even_at_trace() {
         // Paced well under the action rate limit: this is traffic, not the limit under test.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (_, events) = page.request("get_state", Value::Null).await;
-        log_events.extend(
-            events
-                .into_iter()
-                .filter(|e| e["event"] == "log")
-                .map(|e| e["payload"]["message"].as_str().unwrap_or_default().to_owned()),
-        );
+        log_events.extend(events.into_iter().filter(|e| e["event"] == "log").map(|e| {
+            e["payload"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }));
     }
     let (reply, _) = page.request("get_state", Value::Null).await;
     assert_eq!(reply["ok"], true, "the page was not cut off");
@@ -219,17 +235,28 @@ async fn secrets_never_reach_the_log_or_log_events_even_at_trace() {
         log_events.len()
     );
     let log = daemon.log();
-    assert!(log.contains("TRACE") || log.contains("DEBUG"), "trace logging is on");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace logging is on"
+    );
     let mut secrets = vec![password.to_owned(), auth_key.to_owned()];
-    if let Some(response) = fake_pbx::header(&register, "Authorization")
-        .and_then(|a| a.split("response=\"").nth(1).map(|r| r[..32.min(r.len())].to_owned()))
-    {
+    if let Some(response) = fake_pbx::header(&register, "Authorization").and_then(|a| {
+        a.split("response=\"")
+            .nth(1)
+            .map(|r| r[..32.min(r.len())].to_owned())
+    }) {
         secrets.push(response);
     }
     for secret in &secrets {
-        assert!(!log.contains(secret.as_str()), "the log file shows {secret}");
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log file shows {secret}"
+        );
         for line in &log_events {
-            assert!(!line.contains(secret.as_str()), "a log event shows {secret}: {line}");
+            assert!(
+                !line.contains(secret.as_str()),
+                "a log event shows {secret}: {line}"
+            );
         }
     }
     assert!(
@@ -359,7 +386,12 @@ async fn a_new_origin_gets_no_history_of_other_pages() {
         crm.request("update_presence", json!({ "softphoneId": status }))
             .await;
     }
-    assert!(daemon.cli(&["origins", "approve", "https://new.example"]).status.success());
+    assert!(
+        daemon
+            .cli(&["origins", "approve", "https://new.example"])
+            .status
+            .success()
+    );
     let target = Target {
         path: format!("/ws?since=0&instance={instance}"),
         ..daemon.target(Some("https://new.example"))
@@ -390,8 +422,11 @@ fn a_squatted_ipv6_port_stops_the_start_with_the_process_named() {
     let port = squatter.local_addr().expect("address").port();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, format!("[demo]\nline = false\n[api]\nport = {port}\n"))
-        .expect("config");
+    std::fs::write(
+        &config,
+        format!("[demo]\nline = false\n[api]\nport = {port}\n"),
+    )
+    .expect("config");
     let output = common::command(dir.path())
         .args(["run", "--headless", "--config"])
         .arg(&config)
@@ -414,8 +449,12 @@ async fn ambiguous_heads_and_plain_http_origins_are_refused() {
     let port = daemon.port;
     let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     for head in [
-        format!("GET /ws HTTP/1.1\r\nHost: localhost:{port}\r\nHost: evil.example\r\nOrigin: {CRM}\r\n{upgrade}\r\n"),
-        format!("GET /ws HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: https://evil.example\r\nOrigin: {CRM}\r\n{upgrade}\r\n"),
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: localhost:{port}\r\nHost: evil.example\r\nOrigin: {CRM}\r\n{upgrade}\r\n"
+        ),
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: https://evil.example\r\nOrigin: {CRM}\r\n{upgrade}\r\n"
+        ),
         format!("GET /ws HTTP/1.0\r\nHost: localhost:{port}\r\nOrigin: {CRM}\r\n{upgrade}\r\n"),
     ] {
         let mut tls = client::connect_tls(&daemon.target(None), &daemon.ca)
@@ -424,9 +463,13 @@ async fn ambiguous_heads_and_plain_http_origins_are_refused() {
         tls.write_all(head.as_bytes()).await.expect("write");
         let mut response = String::new();
         let _ = tls.read_to_string(&mut response).await;
-        assert!(response.starts_with("HTTP/1.1 400"), "{head:?} -> {response}");
+        assert!(
+            response.starts_with("HTTP/1.1 400"),
+            "{head:?} -> {response}"
+        );
     }
-    let insecure = client::connect(&daemon.target(Some("http://crm.example.net")), &daemon.ca).await;
+    let insecure =
+        client::connect(&daemon.target(Some("http://crm.example.net")), &daemon.ca).await;
     assert!(insecure.is_err());
     let approve = daemon.cli(&["origins", "approve", "http://crm.example.net"]);
     assert!(!approve.status.success());

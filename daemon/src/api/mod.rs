@@ -5,6 +5,7 @@
 //! running but certificate not trusted" apart from "daemon not running".
 
 mod assets;
+pub mod peer;
 mod rate;
 mod request;
 mod session;
@@ -49,6 +50,56 @@ pub struct ApiContext {
     pub provisioners: Vec<Origin>,
     /// Actions per origin, across all of its connections.
     pub origin_budget: rate::OriginBudget,
+    /// Open connections per peer process.
+    pub per_process: ProcessSlots,
+}
+
+/// Connections one local process may hold at once. A browser's network process holds every tab's
+/// connections, so this is generous; a flooding process gets this many and no more.
+pub const MAX_PER_PROCESS: usize = 64;
+
+/// Counts open connections per peer process (when the OS tells us the process).
+#[derive(Debug, Default)]
+pub struct ProcessSlots {
+    open: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+}
+
+/// One connection's place in [`ProcessSlots`]; freed on drop.
+pub struct Slot<'a> {
+    slots: &'a ProcessSlots,
+    pid: Option<u32>,
+}
+
+impl ProcessSlots {
+    /// A slot for a connection from `peer`, or `None` when its process is at the cap.
+    pub fn take(&self, peer: peer::Peer) -> Option<Slot<'_>> {
+        let pid = match peer {
+            peer::Peer::SameUser { pid } => pid,
+            peer::Peer::Unchecked => None,
+        };
+        if let Some(pid) = pid {
+            let mut open = self.open.lock().ok()?;
+            let count = open.entry(pid).or_insert(0);
+            if *count >= MAX_PER_PROCESS {
+                return None;
+            }
+            *count += 1;
+        }
+        Some(Slot { slots: self, pid })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let (Some(pid), Ok(mut open)) = (self.pid, self.slots.open.lock())
+            && let Some(count) = open.get_mut(&pid)
+        {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&pid);
+            }
+        }
+    }
 }
 
 /// How often the approvals file is checked for changes (the CLI edits it), so that a revoked
@@ -100,7 +151,7 @@ impl Listeners {
                     if port == 0 {
                         continue;
                     }
-                    let by = listener_on_v6_loopback(bound)
+                    let by = peer::listener_of(SocketAddr::from((Ipv6Addr::LOCALHOST, bound)))
                         .map(|who| format!(" by {who}"))
                         .unwrap_or_default();
                     return Err(BindError::V6Taken { port: bound, by });
@@ -130,6 +181,7 @@ impl Listeners {
 
 /// Accepts connections until the task is dropped.
 pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
+    peer::announce();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut accepting = tokio::task::JoinSet::new();
     let policy = context.policy.clone();
@@ -172,6 +224,15 @@ async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
     // One deadline from accept to `hello` (or to the response): a client that trickles bytes
     // cannot hold a connection longer by spreading them over the phases.
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    // Another OS user's process is closed on before TLS (see `peer`); one process may hold only
+    // so many connections, so a local flood cannot lock the browser out.
+    let Some(peer) = peer::admit(&stream).await else {
+        return;
+    };
+    let Some(_slot) = context.per_process.take(peer) else {
+        tracing::warn!(?peer, "a process holds too many connections; refusing one");
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     let is_tls = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
@@ -402,46 +463,4 @@ fn resume_from(head: &RequestHead) -> Option<Resume> {
     let since = head.query.get("since")?.parse().ok()?;
     let instance = head.query.get("instance").cloned().unwrap_or_default();
     Some(Resume { instance, since })
-}
-
-/// Who listens on `[::1]:port`, as "process NAME (pid N)", when this OS lets us see it.
-fn listener_on_v6_loopback(port: u16) -> Option<String> {
-    #[cfg(target_os = "linux")]
-    {
-        let table = std::fs::read_to_string("/proc/net/tcp6").ok()?;
-        // ::1 as /proc prints it (four little-endian words), then the port in hex; 0A = LISTEN.
-        let wanted = format!("00000000000000000000000001000000:{port:04X}");
-        let inode = table.lines().skip(1).find_map(|row| {
-            let fields: Vec<&str> = row.split_whitespace().collect();
-            (fields.get(1) == Some(&wanted.as_str()) && fields.get(3) == Some(&"0A"))
-                .then(|| fields.get(9).map(|s| (*s).to_owned()))
-                .flatten()
-        })?;
-        let target = format!("socket:[{inode}]");
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-                continue;
-            };
-            let owns = fds.flatten().any(|fd| {
-                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str())
-            });
-            if owns {
-                let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                return Some(format!("process {} (pid {pid})", name.trim()));
-            }
-        }
-        None
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = port;
-        None
-    }
 }

@@ -93,9 +93,22 @@ impl WavSink {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let writer = hound::WavWriter::create(path, spec).map_err(|e| AudioError::File {
-            path: path.to_owned(),
-            message: e.to_string(),
+        // What the agent hears is nobody else's business: the recording is owner-only.
+        let (file, tightened) =
+            crate::private_files::open(path, crate::private_files::Existing::Truncate).map_err(
+                |e| AudioError::File {
+                    path: e.path,
+                    message: e.source.to_string(),
+                },
+            )?;
+        if let Some(tightened) = tightened {
+            tightened.warn();
+        }
+        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(|e| {
+            AudioError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }
         })?;
         Ok(Self {
             path: path.to_owned(),
@@ -163,6 +176,15 @@ mod tests {
         sink.finish();
         let reader = hound::WavReader::open(&output).expect("recorded");
         assert_eq!((reader.spec().sample_rate, reader.len()), (8000, 160));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&output)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "recordings are owner-only");
+        }
     }
 
     #[test]

@@ -261,40 +261,24 @@ fn create_private_dir(dir: &Path) -> Result<(), CertError> {
         path: dir.to_owned(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    if let Some(tightened) = crate::private_files::create_dir(dir).map_err(|e| io(e.source))? {
+        tightened.warn();
     }
     Ok(())
 }
 
+/// Certificates are public, but like every file the daemon writes they are owner-only.
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
-    std::fs::write(path, bytes).map_err(|source| CertError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    write_private(path, bytes)
 }
 
 /// Writes a file only its owner can read, created with that mode so it is never readable by
 /// others, not even for a moment.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
-    use std::io::Write;
-    let io = |source| CertError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let _ = std::fs::remove_file(path);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(bytes).map_err(io)
+    crate::private_files::write_atomic(path, bytes).map_err(|e| CertError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]

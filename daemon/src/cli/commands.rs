@@ -174,9 +174,9 @@ fn print_report(verb: &str, report: &trust::Report) {
 }
 
 fn origins_command(command: OriginsCommand, data_dir: &std::path::Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Write {
-        path: data_dir.to_owned(),
-        source,
+    crate::private_files::create_dir(data_dir).map_err(|e| StoreError::Write {
+        path: e.path,
+        source: e.source,
     })?;
     let mut store = ApprovalStore::open(&data_dir.join("origins.json"))?;
     match command {

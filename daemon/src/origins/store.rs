@@ -219,16 +219,20 @@ impl ApprovalStore {
         Ok(())
     }
 
-    /// Writes atomically (temp file, then rename) so a reader never sees half a file.
+    /// Writes atomically (temp file, then rename) so a reader never sees half a file, and
+    /// owner-only: which pages an agent uses is nobody else's business.
     fn save(&mut self) -> Result<(), StoreError> {
         let write_err = |source| StoreError::Write {
             path: self.path.clone(),
             source,
         };
         let text = serde_json::to_string_pretty(&self.origins).unwrap_or_default();
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).map_err(write_err)?;
-        std::fs::rename(&tmp, &self.path).map_err(write_err)?;
+        crate::private_files::write_atomic(&self.path, text.as_bytes()).map_err(|e| {
+            StoreError::Write {
+                path: e.path,
+                source: e.source,
+            }
+        })?;
         let meta = std::fs::metadata(&self.path).map_err(write_err)?;
         self.stamp = Some((
             meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),

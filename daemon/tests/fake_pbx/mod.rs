@@ -13,7 +13,9 @@ use sip_core::{Message, Request, Response};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::handshake::server::{Request as HttpRequest, Response as HttpResponse};
+use tokio_tungstenite::tungstenite::handshake::server::{
+    Request as HttpRequest, Response as HttpResponse,
+};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// What the fake server saw and lets the test do.
@@ -213,12 +215,12 @@ impl FakePbx {
 
 /// A header's value in a message's text.
 pub fn header(text: &str, name: &str) -> Option<String> {
-    text.lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
+    text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
 }
 
 /// Answers REGISTER; answers other requests (and responses) nothing.
@@ -246,7 +248,10 @@ impl Registrar {
                 "WWW-Authenticate",
                 "Digest realm=\"fake\", nonce=\"0123456789abcdef\", algorithm=MD5, qop=\"auth\"",
             );
-            return Some((String::from_utf8_lossy(&response.to_bytes()).into_owned(), None));
+            return Some((
+                String::from_utf8_lossy(&response.to_bytes()).into_owned(),
+                None,
+            ));
         }
         Some(ok(&request))
     }
@@ -254,7 +259,11 @@ impl Registrar {
 
 fn ok(request: &Request) -> (String, Option<String>) {
     let mut response = Response::to_request(request, 200, Some("fake"));
-    let contact = request.headers.get("Contact").unwrap_or_default().to_owned();
+    let contact = request
+        .headers
+        .get("Contact")
+        .unwrap_or_default()
+        .to_owned();
     response
         .headers
         .push("Contact", format!("{contact};expires=300"));
