@@ -153,24 +153,33 @@ pub fn inspect(der: &[u8]) -> Result<CaFacts, CaCheckError> {
 }
 
 /// The three subtrees our CA must permit, and nothing else.
-const REQUIRED: [(&str, fn(&Subtree) -> bool); 3] = [
-    (
-        "DNS localhost",
-        |s| matches!(s, Subtree::Dns(name) if name.eq_ignore_ascii_case("localhost")),
-    ),
-    ("IP 127.0.0.1/32", |s| {
-        *s == Subtree::Ipv4 {
-            address: Ipv4Addr::LOCALHOST,
-            mask: Ipv4Addr::BROADCAST,
-        }
-    }),
-    ("IP ::1/128", |s| {
-        *s == Subtree::Ipv6 {
-            address: Ipv6Addr::LOCALHOST,
-            mask: Ipv6Addr::from([0xff; 16]),
-        }
-    }),
-];
+fn required() -> [(&'static str, Subtree); 3] {
+    [
+        ("DNS localhost", Subtree::Dns("localhost".into())),
+        (
+            "IP 127.0.0.1/32",
+            Subtree::Ipv4 {
+                address: Ipv4Addr::LOCALHOST,
+                mask: Ipv4Addr::BROADCAST,
+            },
+        ),
+        (
+            "IP ::1/128",
+            Subtree::Ipv6 {
+                address: Ipv6Addr::LOCALHOST,
+                mask: Ipv6Addr::from([0xff; 16]),
+            },
+        ),
+    ]
+}
+
+/// DNS names compare without regard to ASCII case; everything else exactly.
+fn same(a: &Subtree, b: &Subtree) -> bool {
+    match (a, b) {
+        (Subtree::Dns(a), Subtree::Dns(b)) => a.eq_ignore_ascii_case(b),
+        _ => a == b,
+    }
+}
 
 /// Accepts only a localhost-constrained CA whose fingerprint is `recorded` (read from `record`,
 /// the `about.json` written when the CA was made).
@@ -205,17 +214,18 @@ pub fn check_constraints(facts: &CaFacts) -> Result<(), CaCheckError> {
     if !constraints.critical {
         return Err(CaCheckError::NameConstraintsNotCritical);
     }
+    let required = required();
     if let Some(other) = constraints
         .permitted
         .iter()
-        .find(|s| !REQUIRED.iter().any(|(_, matches)| matches(s)))
+        .find(|found| !required.iter().any(|(_, want)| same(found, want)))
     {
         return Err(CaCheckError::PermitsOtherName {
             name: other.to_string(),
         });
     }
-    for (name, matches) in REQUIRED {
-        if !constraints.permitted.iter().any(matches) {
+    for (name, want) in &required {
+        if !constraints.permitted.iter().any(|found| same(found, want)) {
             return Err(CaCheckError::MissingPermittedName { name });
         }
     }
