@@ -51,6 +51,17 @@ fn root_lab(test: &str) -> bool {
 /// Runs `softphone-bridge --data-dir DATA certs install --system` as root with the system trust
 /// folders replaced by empty tmpfs mounts; returns the output and the anchor file seen inside.
 fn root_install(data_dir: &Path) -> (Output, Option<String>) {
+    let mut args = vec![BIN.into(), "--data-dir".into(), data_dir.into()];
+    args.extend(["certs", "install", "--system"].map(std::ffi::OsString::from));
+    in_private_store(&args, &[])
+}
+
+/// Runs `program_and_args` as root in a private mount namespace whose system trust folders are
+/// empty tmpfs mounts; returns the output and the anchor file as seen inside.
+fn in_private_store(
+    program_and_args: &[std::ffi::OsString],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Output, Option<String>) {
     let home = tempfile::tempdir().expect("home");
     let script = format!(
         "for d in /usr/local/share/ca-certificates /etc/ssl/certs; do \
@@ -66,15 +77,13 @@ fn root_install(data_dir: &Path) -> (Output, Option<String>) {
         "-c",
         &script,
         "sh",
-        BIN,
     ])
-    .arg("--data-dir")
-    .arg(data_dir)
-    .args(["certs", "install", "--system"])
+    .args(program_and_args)
     .env("HOME", home.path())
     .env("SOFTPHONE_BRIDGE_SYSTEM_CONFIG", "")
     .env("SOFTPHONE_BRIDGE_USER_CONFIG", "")
-    .env_remove("RUST_LOG");
+    .env_remove("RUST_LOG")
+    .envs(env.iter().copied());
     let mut out = run.output().expect("unshare runs");
     assert_ne!(out.status.code(), Some(97), "tmpfs over the trust store");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -275,6 +284,44 @@ fn root_install_puts_exactly_the_ca_this_install_made_in_the_system_store() {
             "nothing in the agent's folder became root's"
         );
     }
+}
+
+/// IT's script, as root, against the agent's folder with a planted link: it neither writes through
+/// the link nor installs anything.
+#[test]
+fn install_script_as_root_never_writes_through_a_planted_link() {
+    if !root_lab("install_script_as_root_never_writes_through_a_planted_link") {
+        return;
+    }
+    let (_victim_dir, victim) = root_file();
+    let data = tempfile::tempdir().expect("agent's data dir");
+    let certs = data.path().join("certs");
+    std::fs::create_dir(&certs).expect("certs");
+    std::fs::write(certs.join("localhost.pem"), "garbage").expect("leaf");
+    std::os::unix::fs::symlink(&victim, certs.join("ca.pem")).expect("link");
+    give_to_agent(data.path());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/install-linux.sh");
+
+    let (out, anchor) = in_private_store(
+        &[script.into(), "--system".into()],
+        &[
+            ("SOFTPHONE_BRIDGE_BIN", BIN.as_ref()),
+            ("SOFTPHONE_BRIDGE_DATA_DIR", data.path().as_os_str()),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "root's own configuration\n",
+        "root's file was overwritten through the agent's link; {}",
+        text(&out)
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a symbolic link"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(anchor, None, "nothing installed");
 }
 
 /// The agent's own `certs install` (no root involved): a planted unconstrained CA is refused
