@@ -264,18 +264,43 @@ pub struct VerifiedCa {
     pub facts: inspect::CaFacts,
 }
 
+/// How [`CaOnDisk::read`] treats links on the way to the CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Root reading a folder someone else controls: [`nofollow::NoFollowDir`] rules.
+    Refuse,
+    /// A user reading their own folder: their own links gain them nothing.
+    Follow,
+}
+
 impl CaOnDisk {
-    /// Reads `ca.pem` and `about.json` through [`nofollow::NoFollowDir`]: no link is followed
-    /// anywhere on the path from `/`, and nothing is written.
-    pub fn read(paths: &CertPaths) -> Result<Self, CertError> {
-        let dir = nofollow::NoFollowDir::open(&paths.dir)?;
-        let Some(pem) = dir.read("ca.pem")? else {
+    /// Reads `ca.pem` and `about.json`; writes nothing. With [`Links::Refuse`] through
+    /// [`nofollow::NoFollowDir`]: no link is followed anywhere on the path from `/`, and only
+    /// single-link regular files of the folder's owner are read.
+    pub fn read(paths: &CertPaths, links: Links) -> Result<Self, CertError> {
+        let (pem, about) = match links {
+            Links::Refuse => {
+                let dir = nofollow::NoFollowDir::open(&paths.dir)?;
+                (dir.read("ca.pem")?, dir.read("about.json")?)
+            }
+            Links::Follow => {
+                let read = |path: &Path| match std::fs::read(path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(CertError::Io {
+                        path: path.to_owned(),
+                        source,
+                    }),
+                };
+                (read(&paths.ca)?, read(&paths.about)?)
+            }
+        };
+        let Some(pem) = pem else {
             return Err(CertError::Missing {
                 path: paths.ca.clone(),
             });
         };
-        let recorded_sha256 = dir
-            .read("about.json")?
+        let recorded_sha256 = about
             .and_then(|bytes| serde_json::from_slice::<About>(&bytes).ok())
             .map(|about| about.ca_sha256);
         Ok(Self {

@@ -136,7 +136,7 @@ mod verifier {
     #[test]
     fn the_ca_this_install_made_passes() {
         let (_dir, paths) = ours();
-        let ca = CaOnDisk::read(&paths).expect("read");
+        let ca = CaOnDisk::read(&paths, Links::Refuse).expect("read");
         ca.verdict().expect("our CA passes");
         let verified = ca.verified().expect("verified");
         let constraints = verified.facts.name_constraints.as_ref().expect("present");
@@ -245,7 +245,7 @@ mod verifier {
         let (_theirs, foreign) = ours();
         // The foreign CA is ours in every respect but was not made by this install.
         std::fs::copy(&foreign.ca, &paths.ca).expect("swap");
-        let ca = CaOnDisk::read(&paths).expect("read");
+        let ca = CaOnDisk::read(&paths, Links::Refuse).expect("read");
         assert!(matches!(
             ca.verdict(),
             Err(CaCheckError::NotThisInstall { .. })
@@ -263,7 +263,7 @@ mod verifier {
     fn a_ca_without_a_recorded_fingerprint_is_refused() {
         let (_dir, paths) = ours();
         std::fs::remove_file(&paths.about).expect("rm");
-        let ca = CaOnDisk::read(&paths).expect("read");
+        let ca = CaOnDisk::read(&paths, Links::Refuse).expect("read");
         assert!(matches!(ca.verdict(), Err(CaCheckError::NoRecord { .. })));
     }
 

@@ -127,10 +127,10 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
 fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<(), CliError> {
     let paths = CertPaths::in_data_dir(data_dir);
     let root = certs::nofollow::running_as_root();
-    let who = if root {
-        trust::Installer::Root
+    let (who, links) = if root {
+        (trust::Installer::Root, certs::Links::Refuse)
     } else {
-        trust::Installer::Agent
+        (trust::Installer::Agent, certs::Links::Follow)
     };
     // The folder's owner may create and replace files in it; root in someone else's folder may not.
     let may_write = !root || certs::nofollow::root_only(data_dir);
@@ -147,14 +147,14 @@ fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<()
                 // The CA is created when missing, as before.
                 certs::ensure(&paths)?;
             }
-            print_ca(&certs::CaOnDisk::read(&paths)?);
+            print_ca(&certs::CaOnDisk::read(&paths, links)?);
             Ok(())
         }
         CertsCommand::Install { system } => {
             if may_write {
                 certs::ensure(&paths)?;
             }
-            let ca = certs::CaOnDisk::read(&paths)?.verified()?;
+            let ca = certs::CaOnDisk::read(&paths, links)?.verified()?;
             let report = trust::install(&ca, system, who)?;
             println!("installed CA SHA-256 {}", ca.facts.sha256);
             print_report("trusted in", &report);
