@@ -6,6 +6,8 @@
 //! daemon's own localhost certificate. Renewal therefore means a new CA (and re-running
 //! `certs install`); see `docs/security.md`.
 
+pub mod inspect;
+pub mod nofollow;
 pub mod trust;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,21 @@ pub enum CertError {
     Pem { path: PathBuf, what: &'static str },
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("refusing to install {path}: {source}")]
+    Refused {
+        path: PathBuf,
+        source: inspect::CaCheckError,
+    },
+    #[error("{0}")]
+    NoFollow(#[from] nofollow::NoFollowError),
+    #[error(
+        "{path} does not exist; run `softphone-bridge certs show` as the agent first (root never creates it)"
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "as root, `certs {command}` would write in a folder another user controls; run it as that user (in such a folder root only reads: `certs show`, `certs install --system`)"
+    )]
+    RootWouldWrite { command: &'static str },
 }
 
 /// Paths of the certificate files in `DATA_DIR/certs/`.
@@ -168,7 +185,8 @@ pub fn generate(paths: &CertPaths) -> Result<(), CertError> {
         leaf_not_after_unix: (now + time::Duration::days(LEAF_DAYS)).unix_timestamp(),
         ca_sha256: sha256_hex(ca_cert.der()),
     };
-    write_public(
+    // Owner-only: the fingerprint recorded here is what `certs install` checks the CA against.
+    write_private(
         &paths.about,
         serde_json::to_string_pretty(&about)
             .unwrap_or_default()
@@ -224,6 +242,115 @@ pub fn verify_leaf(certs: &LocalCerts, when: SystemTime) -> Result<(), CertError
         )?;
     }
     Ok(())
+}
+
+/// The local CA as read from `DATA_DIR/certs/` without following links, with what it says and
+/// the fingerprint recorded when it was made.
+#[derive(Debug)]
+pub struct CaOnDisk {
+    pub path: PathBuf,
+    /// The DER of the single certificate in `ca.pem`, or why it could not be read as one.
+    pub facts: Result<(Vec<u8>, inspect::CaFacts), inspect::CaCheckError>,
+    /// `ca_sha256` from `about.json`, when present and readable.
+    pub recorded_sha256: Option<String>,
+    about_path: PathBuf,
+}
+
+/// A CA that passed [`inspect::check`]: the only thing `certs install` installs, from memory.
+#[derive(Debug, Clone)]
+pub struct VerifiedCa {
+    pub path: PathBuf,
+    pub der: Vec<u8>,
+    pub facts: inspect::CaFacts,
+}
+
+/// How [`CaOnDisk::read`] treats links on the way to the CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Root reading a folder someone else controls: [`nofollow::NoFollowDir`] rules.
+    Refuse,
+    /// A user reading their own folder: their own links gain them nothing.
+    Follow,
+}
+
+impl CaOnDisk {
+    /// Reads `ca.pem` and `about.json`; writes nothing. With [`Links::Refuse`] through
+    /// [`nofollow::NoFollowDir`]: no link is followed anywhere on the path from `/`, and only
+    /// single-link regular files of the folder's owner are read.
+    pub fn read(paths: &CertPaths, links: Links) -> Result<Self, CertError> {
+        let (pem, about) = match links {
+            Links::Refuse => {
+                let dir = nofollow::NoFollowDir::open(&paths.dir)?;
+                (dir.read("ca.pem")?, dir.read("about.json")?)
+            }
+            Links::Follow => {
+                let read = |path: &Path| match std::fs::read(path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(CertError::Io {
+                        path: path.to_owned(),
+                        source,
+                    }),
+                };
+                (read(&paths.ca)?, read(&paths.about)?)
+            }
+        };
+        let Some(pem) = pem else {
+            return Err(CertError::Missing {
+                path: paths.ca.clone(),
+            });
+        };
+        let recorded_sha256 = about
+            .and_then(|bytes| serde_json::from_slice::<About>(&bytes).ok())
+            .map(|about| about.ca_sha256);
+        Ok(Self {
+            path: paths.ca.clone(),
+            facts: inspect::inspect_pem(&pem),
+            recorded_sha256,
+            about_path: paths.about.clone(),
+        })
+    }
+
+    /// Whether this CA may be installed, and why not.
+    pub fn verdict(&self) -> Result<(), inspect::CaCheckError> {
+        match &self.facts {
+            Ok((_, facts)) => {
+                inspect::check(facts, self.recorded_sha256.as_deref(), &self.about_path)
+            }
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The CA, if it passes the check.
+    pub fn verified(self) -> Result<VerifiedCa, CertError> {
+        let refused = |source| CertError::Refused {
+            path: self.path.clone(),
+            source,
+        };
+        self.verdict().map_err(refused)?;
+        let (der, facts) = self.facts.map_err(refused)?;
+        Ok(VerifiedCa {
+            path: self.path,
+            der,
+            facts,
+        })
+    }
+}
+
+impl VerifiedCa {
+    /// The verified certificate, PEM-encoded from the DER that was checked (never the file's
+    /// bytes, which might hold more than the one certificate).
+    pub fn pem(&self) -> String {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.encode(&self.der);
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        pem
+    }
 }
 
 impl LocalCerts {

@@ -7,9 +7,16 @@
 //! - Windows: the current user's Root store (`certutil -user`).
 //!
 //! `certs/` in the repository has the same steps as scripts IT runs at scale.
+//!
+//! Only a [`VerifiedCa`] can be installed, and it is installed from memory: the tools get a copy
+//! written to a fresh owner-only folder of this process, never the path in the agent's folder.
+//! As root (Linux `--system`), only the system store is changed: NSS databases are per-user and
+//! live in a home folder root must not write in (`sudo` may even keep the agent's `HOME`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use super::VerifiedCa;
 
 /// The nickname the CA gets in NSS databases and the file name in the system store.
 pub const NICKNAME: &str = "softphone-bridge local CA";
@@ -32,6 +39,8 @@ pub enum TrustError {
     },
     #[error("no trust store was changed: {0}")]
     NothingDone(String),
+    #[error("as root, `certs install` only changes the system store: add --system")]
+    RootNeedsSystem,
 }
 
 /// What one install/uninstall did, store by store, for the CLI to print.
@@ -41,12 +50,78 @@ pub struct Report {
     pub skipped: Vec<String>,
 }
 
-pub fn install(ca: &Path, system: bool) -> Result<Report, TrustError> {
-    platform::install(ca, system)
+/// Who runs the install: the agent (their own stores) or root (the system store only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installer {
+    Agent,
+    Root,
 }
 
-pub fn uninstall(system: bool) -> Result<Report, TrustError> {
-    platform::uninstall(system)
+pub fn install(ca: &VerifiedCa, system: bool, who: Installer) -> Result<Report, TrustError> {
+    if who == Installer::Root && !system {
+        return Err(TrustError::RootNeedsSystem);
+    }
+    let copy = PrivateCopy::write(ca.pem().as_bytes())?;
+    platform::install(&copy.file, ca, system, who)
+}
+
+pub fn uninstall(system: bool, who: Installer) -> Result<Report, TrustError> {
+    platform::uninstall(system, who)
+}
+
+/// The verified CA in a folder only this process made and only its user can enter; removed on
+/// drop. Tools read this copy, so what they install is exactly what was verified.
+struct PrivateCopy {
+    dir: PathBuf,
+    file: PathBuf,
+}
+
+impl PrivateCopy {
+    fn write(pem: &[u8]) -> Result<Self, TrustError> {
+        use std::io::Write;
+        let mut nonce = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(
+            |_| TrustError::Io {
+                path: std::env::temp_dir(),
+                source: std::io::Error::other("no system randomness"),
+            },
+        )?;
+        let name: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = std::env::temp_dir().join(format!("softphone-bridge-ca-{name}"));
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| TrustError::Io { path, source }
+        };
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        // `create` (not `create_all`) fails if anything, a planted link included, is there.
+        builder.create(&dir).map_err(io(&dir))?;
+        let copy = Self {
+            file: dir.join("ca.pem"),
+            dir,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&copy.file).map_err(io(&copy.file))?;
+        file.write_all(pem).map_err(io(&copy.file))?;
+        Ok(copy)
+    }
+}
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 fn run(program: &'static str, args: &[&str], hint: &'static str) -> Result<String, TrustError> {
@@ -119,10 +194,24 @@ mod platform {
         Ok(dbs)
     }
 
-    pub fn install(ca: &Path, system: bool) -> Result<Report, TrustError> {
+    pub fn install(
+        ca: &Path,
+        verified: &VerifiedCa,
+        system: bool,
+        who: Installer,
+    ) -> Result<Report, TrustError> {
         let mut report = Report::default();
         let ca_str = ca.to_string_lossy();
-        for db in nss_databases(true)? {
+        let databases = match who {
+            Installer::Agent => nss_databases(true)?,
+            Installer::Root => {
+                report
+                    .skipped
+                    .push("NSS databases (per user: run as the agent)".into());
+                Vec::new()
+            }
+        };
+        for db in databases {
             let db_arg = format!("sql:{}", db.display());
             // Replace any older CA of ours (a renewal makes a new one under the same nickname).
             let _ = run(
@@ -140,7 +229,7 @@ mod platform {
             report.done.push(format!("NSS database {}", db.display()));
         }
         if system {
-            install_system(ca, &mut report)?;
+            install_system(ca, verified, &mut report)?;
         } else {
             report
                 .skipped
@@ -152,12 +241,13 @@ mod platform {
         Ok(report)
     }
 
-    fn install_system(ca: &Path, report: &mut Report) -> Result<(), TrustError> {
+    fn install_system(
+        ca: &Path,
+        verified: &VerifiedCa,
+        report: &mut Report,
+    ) -> Result<(), TrustError> {
         if Path::new("/usr/sbin/update-ca-certificates").exists() {
-            std::fs::copy(ca, SYSTEM_ANCHOR).map_err(|source| TrustError::Io {
-                path: SYSTEM_ANCHOR.into(),
-                source,
-            })?;
+            write_anchor(verified.pem().as_bytes())?;
             run("update-ca-certificates", &[], "install ca-certificates")?;
             report.done.push(format!("system store ({SYSTEM_ANCHOR})"));
         } else {
@@ -173,9 +263,37 @@ mod platform {
         Ok(())
     }
 
-    pub fn uninstall(system: bool) -> Result<Report, TrustError> {
+    /// Writes the system anchor from memory, never through a link.
+    fn write_anchor(pem: &[u8]) -> Result<(), TrustError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |source| TrustError::Io {
+            path: SYSTEM_ANCHOR.into(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(crate::certs::nofollow::O_NOFOLLOW)
+            .open(SYSTEM_ANCHOR)
+            .map_err(io)?;
+        file.write_all(pem).map_err(io)
+    }
+
+    pub fn uninstall(system: bool, who: Installer) -> Result<Report, TrustError> {
         let mut report = Report::default();
-        for db in nss_databases(false)? {
+        let databases = match who {
+            Installer::Agent => nss_databases(false)?,
+            Installer::Root => {
+                report
+                    .skipped
+                    .push("NSS databases (per user: run as the agent)".into());
+                Vec::new()
+            }
+        };
+        for db in databases {
             let db_arg = format!("sql:{}", db.display());
             match run(
                 "certutil",
@@ -219,7 +337,12 @@ mod platform {
         format!("{home}/Library/Keychains/login.keychain-db")
     }
 
-    pub fn install(ca: &Path, _system: bool) -> Result<Report, TrustError> {
+    pub fn install(
+        ca: &Path,
+        _verified: &VerifiedCa,
+        _system: bool,
+        _who: Installer,
+    ) -> Result<Report, TrustError> {
         let kc = keychain();
         run(
             "security",
@@ -239,7 +362,7 @@ mod platform {
         })
     }
 
-    pub fn uninstall(_system: bool) -> Result<Report, TrustError> {
+    pub fn uninstall(_system: bool, _who: Installer) -> Result<Report, TrustError> {
         let kc = keychain();
         run(
             "security",
@@ -257,7 +380,12 @@ mod platform {
 mod platform {
     use super::*;
 
-    pub fn install(ca: &Path, _system: bool) -> Result<Report, TrustError> {
+    pub fn install(
+        ca: &Path,
+        _verified: &VerifiedCa,
+        _system: bool,
+        _who: Installer,
+    ) -> Result<Report, TrustError> {
         run(
             "certutil",
             &["-user", "-f", "-addstore", "Root", &ca.to_string_lossy()],
@@ -269,7 +397,7 @@ mod platform {
         })
     }
 
-    pub fn uninstall(_system: bool) -> Result<Report, TrustError> {
+    pub fn uninstall(_system: bool, _who: Installer) -> Result<Report, TrustError> {
         run(
             "certutil",
             &["-user", "-delstore", "Root", "softphone-bridge local CA"],
@@ -286,12 +414,17 @@ mod platform {
 mod platform {
     use super::*;
 
-    pub fn install(_ca: &Path, _system: bool) -> Result<Report, TrustError> {
+    pub fn install(
+        _ca: &Path,
+        _verified: &VerifiedCa,
+        _system: bool,
+        _who: Installer,
+    ) -> Result<Report, TrustError> {
+        uninstall(false, Installer::Agent)
+    }
+    pub fn uninstall(_system: bool, _who: Installer) -> Result<Report, TrustError> {
         Err(TrustError::NothingDone(
             "this OS has no automatic trust installation; see certs/README.md".into(),
         ))
-    }
-    pub fn uninstall(_system: bool) -> Result<Report, TrustError> {
-        install(Path::new(""), false)
     }
 }

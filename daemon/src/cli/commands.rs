@@ -121,39 +121,52 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `certs …`. As root against a folder root does not solely own (IT's `install --system` against
+/// the agent's folder) nothing is created or written there: the CA is only read, without
+/// following links, then checked.
 fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<(), CliError> {
     let paths = CertPaths::in_data_dir(data_dir);
+    let root = certs::nofollow::running_as_root();
+    let (who, links) = if root {
+        (trust::Installer::Root, certs::Links::Refuse)
+    } else {
+        (trust::Installer::Agent, certs::Links::Follow)
+    };
+    // The folder's owner may create and replace files in it; root in someone else's folder may not.
+    let may_write = !root || certs::nofollow::root_only(data_dir);
+    let writing = |command| {
+        if may_write {
+            Ok(())
+        } else {
+            Err(certs::CertError::RootWouldWrite { command })
+        }
+    };
     match command {
         CertsCommand::Show => {
-            let certs = certs::ensure(&paths)?;
-            println!("CA certificate: {}", paths.ca.display());
-            println!("SHA-256:        {}", certs.ca_sha256());
-            if let Some(about) = std::fs::read_to_string(&paths.about)
-                .ok()
-                .and_then(|t| serde_json::from_str::<certs::About>(&t).ok())
-            {
-                let until = time::OffsetDateTime::from_unix_timestamp(about.leaf_not_after_unix)
-                    .map(|t| t.date().to_string())
-                    .unwrap_or_default();
-                println!("Valid until:    {until} (localhost certificate)");
+            if may_write {
+                // The CA is created when missing, as before.
+                certs::ensure(&paths)?;
             }
-            println!(
-                "Names allowed:  localhost, 127.0.0.1, ::1 (X.509 name constraints); the CA key was discarded"
-            );
+            print_ca(&certs::CaOnDisk::read(&paths, links)?);
             Ok(())
         }
         CertsCommand::Install { system } => {
-            let certs = certs::ensure(&paths)?;
-            let report = trust::install(&certs.paths.ca, system)?;
+            if may_write {
+                certs::ensure(&paths)?;
+            }
+            let ca = certs::CaOnDisk::read(&paths, links)?.verified()?;
+            let report = trust::install(&ca, system, who)?;
+            println!("installed CA SHA-256 {}", ca.facts.sha256);
             print_report("trusted in", &report);
             Ok(())
         }
         CertsCommand::Uninstall { system } => {
-            let report = trust::uninstall(system)?;
+            let report = trust::uninstall(system, who)?;
             print_report("removed from", &report);
             Ok(())
         }
         CertsCommand::Renew => {
+            writing("renew")?;
             certs::generate(&paths)?;
             println!(
                 "new CA at {}; restart the daemon and run `softphone-bridge certs install`",
@@ -161,6 +174,60 @@ fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<()
             );
             Ok(())
         }
+    }
+}
+
+/// What the CA certificate itself says, then whether `certs install` would accept it.
+fn print_ca(ca: &certs::CaOnDisk) {
+    println!("CA certificate: {}", ca.path.display());
+    match &ca.facts {
+        Ok((_, facts)) => {
+            println!("SHA-256:        {}", facts.sha256);
+            println!("Subject:        {}", facts.subject);
+            println!("Issuer:         {}", facts.issuer);
+            println!("Valid from:     {}", facts.not_before);
+            println!("Valid until:    {}", facts.not_after);
+            match facts.ca {
+                Some(Some(len)) => println!("CA:             yes (path length {len})"),
+                Some(None) => println!("CA:             yes"),
+                None => println!("CA:             no (no basicConstraints CA:TRUE)"),
+            }
+            match &facts.name_constraints {
+                None => println!("Name constraints: none (the CA could vouch for any name)"),
+                Some(nc) => {
+                    let critical = if nc.critical {
+                        "critical"
+                    } else {
+                        "NOT critical"
+                    };
+                    let list = |subtrees: &[certs::inspect::Subtree]| {
+                        if subtrees.is_empty() {
+                            "(none)".to_owned()
+                        } else {
+                            subtrees
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    };
+                    println!("Name constraints: {critical}");
+                    println!("  permitted:    {}", list(&nc.permitted));
+                    println!("  excluded:     {}", list(&nc.excluded));
+                }
+            }
+        }
+        Err(e) => println!("Unreadable:     {e}"),
+    }
+    match &ca.recorded_sha256 {
+        Some(recorded) => println!("Recorded at creation: {recorded}"),
+        None => println!("Recorded at creation: (no about.json fingerprint)"),
+    }
+    match ca.verdict() {
+        Ok(()) => println!(
+            "Verdict:        OK: our CA, limited to localhost, 127.0.0.1 and ::1 by critical name constraints"
+        ),
+        Err(e) => println!("Verdict:        REFUSED: {e}"),
     }
 }
 
