@@ -85,7 +85,9 @@ impl SelfSignedPbx {
         let mut page = daemon.connect(CRM).await;
         let failed = page.registration("failed").await;
         assert!(self.kamailio.contacts("1001").is_empty());
-        failed["reason"].as_str().unwrap_or_default().to_owned()
+        let reason = failed["reason"].as_str().unwrap_or_default().to_owned();
+        eprintln!("refused: {reason}");
+        reason
     }
 }
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use sip_core::message::Uri;
 
 use super::resolve;
+use super::transport::tls::{CertFingerprint, FingerprintError};
 use crate::config::{AccountConfig, Transport as Kind};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -22,6 +23,13 @@ pub enum LineConfigError {
         "[account] expire_date {0:?} is not a date and time (2026-12-31T18:00:00Z or 2026-12-31 18:00:00)"
     )]
     BadExpireDate(String),
+    #[error(
+        "[account] tls_fingerprint {text:?}: {reason}; write it as \"sha256:\" and the 64 hex digits `openssl x509 -noout -fingerprint -sha256` prints"
+    )]
+    BadTlsFingerprint {
+        text: String,
+        reason: FingerprintError,
+    },
     #[error("[account] server {server:?} says {scheme} but transport is {transport:?}")]
     SchemeMismatch {
         server: String,
@@ -45,6 +53,8 @@ pub struct LineConfig {
     pub password: crate::config::Secret,
     /// CA bundle for TLS instead of the system roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The server's certificate, pinned: when set, the only one TLS and WSS accept.
+    pub tls_pin: Option<CertFingerprint>,
     /// The HTTP path of the SIP WebSocket (`ws`, `wss`): `/` unless `server` is a URL with one.
     pub ws_path: String,
     /// Media for calls: WebRTC (ICE, DTLS-SRTP) or plain RTP/SDES.
@@ -135,6 +145,15 @@ impl LineConfig {
             ),
             None => None,
         };
+        let tls_pin = match account.tls_fingerprint.as_deref() {
+            Some(text) => Some(CertFingerprint::parse(text).map_err(|reason| {
+                LineConfigError::BadTlsFingerprint {
+                    text: text.to_owned(),
+                    reason,
+                }
+            })?),
+            None => None,
+        };
         let username = account.username.trim().to_owned();
         let turn = account.turn_port.map(|port| TurnServer {
             url: format!("turn:{}:{port}?transport=udp", uri.host),
@@ -151,6 +170,7 @@ impl LineConfig {
             username,
             password: account.password.clone(),
             ca_file: account.ca_file.clone(),
+            tls_pin,
             ws_path,
             media,
             turn,
@@ -170,6 +190,7 @@ impl LineConfig {
             username: crate::demo::AGENT.into(),
             password: crate::config::Secret::default(),
             ca_file: None,
+            tls_pin: None,
             ws_path: "/".into(),
             media: MediaKind::Rtp,
             turn: None,
