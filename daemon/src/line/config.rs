@@ -287,4 +287,30 @@ mod tests {
             Err(LineConfigError::BadExpireDate(_))
         ));
     }
+
+    #[test]
+    fn tls_fingerprint_is_parsed_or_refused_naming_the_key() {
+        let pin = "sha256:21:D1:1D:85:AF:3C:F5:24:1D:03:3C:F1:E8:31:15:61:02:9A:71:3B:6C:77:13:01:9D:BF:9C:5B:49:5D:89:C1";
+        let pinned = AccountConfig {
+            transport: Kind::Tls,
+            tls_fingerprint: Some(pin.into()),
+            ..account("pbx.example.com")
+        };
+        let c = LineConfig::from_account(&pinned).expect("valid");
+        assert_eq!(c.tls_pin.map(|p| p.to_string()), Some(pin.to_owned()));
+        assert_eq!(
+            LineConfig::from_account(&account("pbx.example.com")).map(|c| c.tls_pin),
+            Ok(None)
+        );
+        let bad = AccountConfig {
+            tls_fingerprint: Some("sha256:21:D1".into()),
+            ..pinned
+        };
+        let error = LineConfig::from_account(&bad).expect_err("too short");
+        assert!(
+            matches!(error, LineConfigError::BadTlsFingerprint { .. })
+                && error.to_string().contains("[account] tls_fingerprint"),
+            "{error}"
+        );
+    }
 }

@@ -76,7 +76,10 @@ pub enum TlsError {
     ServerName(String),
     /// The server's certificate is not the one the admin pinned.
     #[error("{server}: {source}")]
-    Rejected { server: String, source: Rejection },
+    Rejected {
+        server: String,
+        source: Box<Rejection>,
+    },
     #[error("handshake with {server}: {source}")]
     Handshake {
         server: String,
@@ -180,7 +183,7 @@ impl TlsError {
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             .and_then(|tls| match tls {
                 rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
-                    other.0.downcast_ref::<Rejection>().cloned()
+                    other.0.downcast_ref::<Rejection>().cloned().map(Box::new)
                 }
                 _ => None,
             });
@@ -351,5 +354,322 @@ impl ServerCertVerifier for PinningVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
+
+    /// A certificate for 127.0.0.1 and localhost, with its key.
+    struct Made {
+        der: CertificateDer<'static>,
+        pem: String,
+        key: KeyPair,
+    }
+
+    /// Self-signed and `CA:TRUE`, like `openssl req -x509` makes.
+    fn self_signed_ca() -> Made {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("certificate");
+        Made {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            key,
+        }
+    }
+
+    /// A leaf for `names`, signed by a new CA; returns (the CA's PEM, leaf).
+    fn ca_and_leaf(names: &[&str]) -> (String, Made) {
+        let ca_key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&ca_key).expect("CA").pem();
+        let issuer = Issuer::new(params, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let leaf = CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("leaf");
+        let leaf = Made {
+            der: leaf.der().clone(),
+            pem: leaf.pem(),
+            key,
+        };
+        (ca, leaf)
+    }
+
+    fn ca_file(dir: &tempfile::TempDir, pems: &[&str]) -> PathBuf {
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, pems.concat()).expect("ca_file");
+        path
+    }
+
+    fn verifier(trust: Trust<'_>) -> PinningVerifier {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        PinningVerifier::new(trust, &provider).expect("verifier")
+    }
+
+    fn verify(
+        verifier: &PinningVerifier,
+        presented: &Made,
+        name: &str,
+    ) -> Result<(), rustls::Error> {
+        let name = ServerName::try_from(name.to_owned()).expect("name");
+        verifier
+            .verify_server_cert(&presented.der, &[], &name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    /// Serves `certificate` but signs the handshake with `key` (normally its own).
+    #[derive(Debug)]
+    struct Serve(Arc<CertifiedKey>);
+
+    impl ResolvesServerCert for Serve {
+        fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+
+    /// A real handshake in memory, the server on `version`, the client as the line makes it.
+    async fn handshake(
+        certificate: &Made,
+        key: &KeyPair,
+        version: &'static rustls::SupportedProtocolVersion,
+        trust: Trust<'_>,
+        name: &str,
+    ) -> Result<(), TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let signing = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                key.serialize_der(),
+            )))
+            .expect("signing key");
+        let served = CertifiedKey::new(vec![certificate.der.clone()], signing);
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .expect("versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Serve(Arc::new(served))));
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let serving = tokio::spawn(async move { acceptor.accept(server_io).await.map(|_| ()) });
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(trust)?));
+        let result = connector
+            .connect(server_name(name)?, client_io)
+            .await
+            .map(|_| ())
+            .map_err(|e| TlsError::from_handshake(name, e));
+        let _ = serving.await;
+        result
+    }
+
+    const VERSIONS: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS12, &rustls::version::TLS13];
+
+    #[test]
+    fn fingerprints_parse_as_openssl_prints_them_and_nothing_else() {
+        let bytes: Vec<u8> = (0u8..32).map(|i| i * 7).collect();
+        let colons = bytes
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let plain = colons.replace(':', "").to_ascii_lowercase();
+        let parsed = CertFingerprint::parse(&format!("sha256:{colons}")).expect("openssl form");
+        assert_eq!(parsed.0.as_slice(), bytes.as_slice());
+        assert_eq!(
+            parsed.to_string(),
+            format!("sha256:{colons}"),
+            "prints as it parses"
+        );
+        assert_eq!(
+            CertFingerprint::parse(&format!(" SHA256:{plain} ")),
+            Ok(parsed)
+        );
+        for (text, error) in [
+            (colons.clone(), FingerprintError::NotSha256),
+            (format!("sha1:{colons}"), FingerprintError::NotSha256),
+            (
+                format!("sha256:{}", &plain[..62]),
+                FingerprintError::Length(62),
+            ),
+            (format!("sha256:{plain}00"), FingerprintError::Length(66)),
+            (
+                format!("sha256:{}g", &plain[..63]),
+                FingerprintError::NotHex('g'),
+            ),
+            (
+                format!("sha256::{colons}"),
+                FingerprintError::MisplacedColon,
+            ),
+            (
+                format!("sha256:{colons}:"),
+                FingerprintError::MisplacedColon,
+            ),
+            (
+                format!("sha256:{}", colons.replacen(':', "::", 1)),
+                FingerprintError::MisplacedColon,
+            ),
+            (
+                format!("sha256:0{}", &colons[..colons.len() - 1]),
+                FingerprintError::MisplacedColon,
+            ),
+        ] {
+            assert_eq!(CertFingerprint::parse(&text), Err(error), "{text}");
+        }
+    }
+
+    /// The pin alone decides: a `CA:TRUE` self-signed certificate, reached by a name it does not
+    /// carry, with no `ca_file` and whatever the system trusts, over TLS 1.2 and 1.3.
+    #[tokio::test]
+    async fn the_pinned_certificate_is_accepted_whatever_its_issuer_flag_and_names() {
+        let pbx = self_signed_ca();
+        let pin = Some(CertFingerprint::of(&pbx.der));
+        for version in VERSIONS {
+            let trust = Trust { pin, ca_file: None };
+            handshake(&pbx, &pbx.key, version, trust, "elsewhere.example")
+                .await
+                .expect("pinned certificate accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn another_certificate_fails_the_pin_and_the_error_names_both() {
+        let pbx = self_signed_ca();
+        let pinned = CertFingerprint::of(&self_signed_ca().der);
+        for version in VERSIONS {
+            let trust = Trust {
+                pin: Some(pinned),
+                ca_file: None,
+            };
+            let error = handshake(&pbx, &pbx.key, version, trust, "localhost")
+                .await
+                .expect_err("not the pinned certificate");
+            match &error {
+                TlsError::Rejected { source, .. } => match source.as_ref() {
+                    Rejection::PinMismatch {
+                        pinned: p,
+                        presented,
+                    } => {
+                        assert_eq!((*p, *presented), (pinned, CertFingerprint::of(&pbx.der)))
+                    }
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+            let text = error.to_string();
+            assert!(text.contains("does not match the pinned one"), "{text}");
+        }
+    }
+
+    /// A copy of the public certificate is not enough: the server must sign the handshake with
+    /// its key.
+    #[tokio::test]
+    async fn the_pinned_certificate_without_its_private_key_is_refused() {
+        let pbx = self_signed_ca();
+        let impostor = KeyPair::generate().expect("key");
+        for version in VERSIONS {
+            let trust = Trust {
+                pin: Some(CertFingerprint::of(&pbx.der)),
+                ca_file: None,
+            };
+            let error = handshake(&pbx, &impostor, version, trust, "localhost")
+                .await
+                .expect_err("signature by another key");
+            assert!(matches!(error, TlsError::Handshake { .. }), "{error:?}");
+        }
+    }
+
+    /// What `openssl req -x509` makes, given as the only certificate in `ca_file`: accepted when
+    /// presented, where webpki alone (the line before) refused it as `CaUsedAsEndEntity`.
+    #[tokio::test]
+    async fn the_only_certificate_in_ca_file_is_accepted_when_presented() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pbx = self_signed_ca();
+        let path = ca_file(&dir, &[&pbx.pem]);
+        let trust = Trust {
+            pin: None,
+            ca_file: Some(&path),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pbx.der.clone()).expect("root");
+        let webpki = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .expect("webpki");
+        let refused = webpki
+            .verify_server_cert(
+                &pbx.der,
+                &[],
+                &ServerName::try_from("localhost").expect("name"),
+                &[],
+                UnixTime::now(),
+            )
+            .expect_err("webpki refuses a CA as end entity");
+        assert!(
+            format!("{refused:?}").contains("CaUsedAsEndEntity"),
+            "{refused:?}"
+        );
+
+        assert_eq!(verify(&verifier(trust), &pbx, "localhost"), Ok(()));
+        for version in VERSIONS {
+            handshake(&pbx, &pbx.key, version, trust, "127.0.0.1")
+                .await
+                .expect("the ca_file certificate");
+        }
+        let other = self_signed_ca();
+        match verify(&verifier(trust), &other, "localhost") {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(e))) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("is not the certificate in")
+                        && text.contains(&CertFingerprint::of(&other.der).to_string()),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A private CA in `ca_file` works as before: its leaves verify by name, others do not.
+    #[test]
+    fn a_private_ca_in_ca_file_still_verifies_leaves_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ca, leaf) = ca_and_leaf(&["pbx.example.com"]);
+        let path = ca_file(&dir, &[&ca]);
+        let trust = Trust {
+            pin: None,
+            ca_file: Some(&path),
+        };
+        assert_eq!(verify(&verifier(trust), &leaf, "pbx.example.com"), Ok(()));
+        assert!(verify(&verifier(trust), &leaf, "other.example.com").is_err());
+        let (_, stranger) = ca_and_leaf(&["pbx.example.com"]);
+        assert!(verify(&verifier(trust), &stranger, "pbx.example.com").is_err());
+    }
+
+    /// Exactly one certificate, or no exact match: a bundle stays a list of CAs.
+    #[test]
+    fn a_bundle_in_ca_file_accepts_no_certificate_as_presented() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pbx = self_signed_ca();
+        let (ca, _) = ca_and_leaf(&["pbx.example.com"]);
+        let path = ca_file(&dir, &[&ca, &pbx.pem]);
+        let trust = Trust {
+            pin: None,
+            ca_file: Some(&path),
+        };
+        assert!(verify(&verifier(trust), &pbx, "localhost").is_err());
     }
 }
