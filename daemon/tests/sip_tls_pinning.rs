@@ -155,6 +155,27 @@ async fn another_self_signed_certificate_in_ca_file_is_refused_and_says_so() {
     );
 }
 
+/// A page provisions a wss account with the seed's parameters; IT's `[provisioning] ca_file`
+/// holds the PBX's self-signed certificate, which the provisioned line now accepts too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioned_wss_account_accepts_the_self_signed_certificate_in_provisioning_ca_file() {
+    let pbx = SelfSignedPbx::start();
+    let daemon = Daemon::start(&format!("[provisioning]\n{}\n", pbx.ca_file()));
+    let mut page = daemon.connect(CRM).await;
+    let plain = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let params = serde_json::json!({
+        "auth_key": "k-7f3a", "server": format!("wss://127.0.0.1:{}", pbx.kamailio.ws_ports.expect("ws").1),
+        "turn_port": 3478, "customer_id": 77, "user_id": 1001, "username": "1001", "password": "secret1001",
+        "expire_date": expires.format(&plain).expect("date"), "debug_console": false, "debug_html": false
+    });
+    let (reply, _) = page.request("provision", params).await;
+    assert_eq!(reply["result"]["extension"], "1001", "{reply}");
+    let registered = page.registration("registered").await;
+    assert_eq!(registered["extension"], "1001", "{registered}");
+    assert_eq!(pbx.kamailio.contacts("1001").len(), 1);
+}
+
 #[test]
 fn config_check_names_a_malformed_tls_fingerprint() {
     let dir = tempfile::tempdir().expect("tempdir");
