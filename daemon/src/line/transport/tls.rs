@@ -3,8 +3,8 @@
 //! - `[account] tls_fingerprint = "sha256:…"`: exactly the certificate with that SHA-256, whatever
 //!   its issuer, CA flag, validity dates or names. The admin pinned it; the pin is the server's
 //!   identity, so neither `ca_file` nor the system roots nor the host name is consulted.
-//! - `ca_file` holding exactly one certificate: the server may present exactly that certificate.
-//!   Many PBXs serve a self-signed one made by `openssl req -x509`, which marks it `CA:TRUE`, and
+//! - `ca_file` holding exactly one certificate: the server may present exactly that certificate
+//!   (byte for byte; like a pin, its issuer, flags, dates and names are not checked). Many PBXs serve a self-signed one made by `openssl req -x509`, which marks it `CA:TRUE`, and
 //!   webpki refuses a CA certificate as an end entity (`CaUsedAsEndEntity`) even when it is the
 //!   trust anchor itself. Any other certificate must verify against it as today.
 //! - Otherwise (several certificates in `ca_file`, or the system roots): webpki, by host name,
@@ -74,7 +74,7 @@ pub enum TlsError {
     Verifier(#[from] rustls::client::VerifierBuilderError),
     #[error("{0:?} is not a valid server name")]
     ServerName(String),
-    /// The server's certificate is not the one the admin pinned.
+    /// The server's certificate is not the one the admin pinned (see [`Rejection`]).
     #[error("{server}: {source}")]
     Rejected {
         server: String,
@@ -87,8 +87,10 @@ pub enum TlsError {
     },
 }
 
-/// A certificate refused because it is not the pinned one. Carried through rustls as
-/// `CertificateError::Other` and taken back out by [`TlsError::from_handshake`].
+/// A certificate refused because it is not the one pinned by `tls_fingerprint`, or not the only
+/// certificate in `ca_file` (nor signed by it). Both print the presented certificate's
+/// fingerprint so IT can fix the config. Carried through rustls as `CertificateError::Other` and
+/// taken back out by [`TlsError::from_handshake`].
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Rejection {
     #[error(
