@@ -135,6 +135,9 @@ pub struct AccountConfig {
     pub expire_date: Option<String>,
     /// CA bundle to verify the SIP server's certificate (TLS, WSS) instead of the system roots.
     pub ca_file: Option<PathBuf>,
+    /// The SIP server's certificate pinned by its SHA-256 (`sha256:AB:CD:…`): exactly that
+    /// certificate is accepted (TLS, WSS), whoever issued it; checked in `line::LineConfig`.
+    pub tls_fingerprint: Option<String>,
     /// `ip:port` of a DNS server for SRV/A/AAAA lookups of `server`, instead of the system's.
     pub dns_server: Option<String>,
     /// Answer incoming calls at once (dialler campaigns, intercom-style lines).

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use sip_core::message::Uri;
 
 use super::resolve;
+use super::transport::tls::{CertFingerprint, FingerprintError};
 use crate::config::{AccountConfig, Transport as Kind};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -22,6 +23,13 @@ pub enum LineConfigError {
         "[account] expire_date {0:?} is not a date and time (2026-12-31T18:00:00Z or 2026-12-31 18:00:00)"
     )]
     BadExpireDate(String),
+    #[error(
+        "[account] tls_fingerprint {text:?}: {reason}; write it as \"sha256:\" and the 64 hex digits `openssl x509 -noout -fingerprint -sha256` prints"
+    )]
+    BadTlsFingerprint {
+        text: String,
+        reason: FingerprintError,
+    },
     #[error("[account] server {server:?} says {scheme} but transport is {transport:?}")]
     SchemeMismatch {
         server: String,
@@ -45,6 +53,8 @@ pub struct LineConfig {
     pub password: crate::config::Secret,
     /// CA bundle for TLS instead of the system roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The server's certificate, pinned: when set, the only one TLS and WSS accept.
+    pub tls_pin: Option<CertFingerprint>,
     /// The HTTP path of the SIP WebSocket (`ws`, `wss`): `/` unless `server` is a URL with one.
     pub ws_path: String,
     /// Media for calls: WebRTC (ICE, DTLS-SRTP) or plain RTP/SDES.
@@ -135,6 +145,15 @@ impl LineConfig {
             ),
             None => None,
         };
+        let tls_pin = match account.tls_fingerprint.as_deref() {
+            Some(text) => Some(CertFingerprint::parse(text).map_err(|reason| {
+                LineConfigError::BadTlsFingerprint {
+                    text: text.to_owned(),
+                    reason,
+                }
+            })?),
+            None => None,
+        };
         let username = account.username.trim().to_owned();
         let turn = account.turn_port.map(|port| TurnServer {
             url: format!("turn:{}:{port}?transport=udp", uri.host),
@@ -151,6 +170,7 @@ impl LineConfig {
             username,
             password: account.password.clone(),
             ca_file: account.ca_file.clone(),
+            tls_pin,
             ws_path,
             media,
             turn,
@@ -170,6 +190,7 @@ impl LineConfig {
             username: crate::demo::AGENT.into(),
             password: crate::config::Secret::default(),
             ca_file: None,
+            tls_pin: None,
             ws_path: "/".into(),
             media: MediaKind::Rtp,
             turn: None,
@@ -265,5 +286,31 @@ mod tests {
             LineConfig::from_account(&expiring),
             Err(LineConfigError::BadExpireDate(_))
         ));
+    }
+
+    #[test]
+    fn tls_fingerprint_is_parsed_or_refused_naming_the_key() {
+        let pin = "sha256:21:D1:1D:85:AF:3C:F5:24:1D:03:3C:F1:E8:31:15:61:02:9A:71:3B:6C:77:13:01:9D:BF:9C:5B:49:5D:89:C1";
+        let pinned = AccountConfig {
+            transport: Kind::Tls,
+            tls_fingerprint: Some(pin.into()),
+            ..account("pbx.example.com")
+        };
+        let c = LineConfig::from_account(&pinned).expect("valid");
+        assert_eq!(c.tls_pin.map(|p| p.to_string()), Some(pin.to_owned()));
+        assert_eq!(
+            LineConfig::from_account(&account("pbx.example.com")).map(|c| c.tls_pin),
+            Ok(None)
+        );
+        let bad = AccountConfig {
+            tls_fingerprint: Some("sha256:21:D1".into()),
+            ..pinned
+        };
+        let error = LineConfig::from_account(&bad).expect_err("too short");
+        assert!(
+            matches!(error, LineConfigError::BadTlsFingerprint { .. })
+                && error.to_string().contains("[account] tls_fingerprint"),
+            "{error}"
+        );
     }
 }

@@ -2,15 +2,15 @@
 //! by Content-Length, RFC 5626 CRLF keepalives), TLS, and WebSocket (RFC 7118: `ws`/`wss`,
 //! subprotocol `sip`, one SIP message per frame, WebSocket pings as keepalives). TLS and WSS verify
 //! the server against the system roots, or only against `[account] ca_file` when set, by the
-//! configured host name or IP.
+//! configured host name or IP; or accept exactly the certificate the admin pinned (see [`tls`]).
+
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use sip_core::message::{Message, ParseError, Parsed, parse_datagram, parse_stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+use self::tls::{CertFingerprint, TlsError, Trust};
 use crate::config::Transport as Kind;
 
 /// What arrived.
@@ -58,13 +59,14 @@ pub enum Transport {
 }
 
 /// Where to connect: the address, the name the server's certificate (and the WebSocket `Host`)
-/// must carry, the WebSocket path, and a private CA.
+/// must carry, the WebSocket path, a private CA, and the certificate's pinned SHA-256.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     pub peer: SocketAddr,
     pub server_name: &'a str,
     pub ws_path: &'a str,
     pub ca_file: Option<&'a Path>,
+    pub tls_pin: Option<CertFingerprint>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +79,7 @@ pub enum TransportError {
     #[error("{0} is not supported by this build yet")]
     Unsupported(&'static str),
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     #[error("connection closed by the server")]
     Closed,
     #[error("WebSocket: {0}")]
@@ -88,14 +90,19 @@ pub enum TransportError {
 
 impl Transport {
     /// Connects to `target.peer`; for TLS and WSS, `server_name` is what the certificate must
-    /// name and `ca_file` replaces the system roots.
+    /// name and `ca_file` replaces the system roots, unless `tls_pin` names the certificate.
     pub async fn connect(kind: Kind, target: Target<'_>) -> Result<Self, TransportError> {
         let Target {
             peer,
             server_name,
             ws_path,
             ca_file,
+            tls_pin,
         } = target;
+        let trust = Trust {
+            pin: tls_pin,
+            ca_file,
+        };
         let connect_err = |source| TransportError::Connect { peer, source };
         match kind {
             Kind::Udp => {
@@ -120,7 +127,7 @@ impl Transport {
                 })
             }
             Kind::Tls => {
-                let stream = tls_connect(peer, server_name, ca_file).await?;
+                let stream = tls_connect(peer, server_name, trust).await?;
                 Ok(Self::Tls {
                     stream: Box::new(stream),
                     buffer: Vec::with_capacity(4096),
@@ -129,7 +136,7 @@ impl Transport {
             Kind::Ws | Kind::Wss => {
                 let secure = kind == Kind::Wss;
                 let (io, local): (Box<dyn StreamIo>, SocketAddr) = if secure {
-                    let stream = tls_connect(peer, server_name, ca_file).await?;
+                    let stream = tls_connect(peer, server_name, trust).await?;
                     let local = stream.get_ref().0.local_addr()?;
                     (Box::new(stream), local)
                 } else {
@@ -287,13 +294,10 @@ fn ws_error(error: tokio_tungstenite::tungstenite::Error) -> TransportError {
 async fn tls_connect(
     peer: SocketAddr,
     server_name: &str,
-    ca_file: Option<&Path>,
+    trust: Trust<'_>,
 ) -> Result<TlsStream<TcpStream>, TransportError> {
-    let config = tls_config(ca_file)?;
-    let name =
-        ServerName::try_from(server_name.trim_matches(['[', ']']).to_owned()).map_err(|e| {
-            TransportError::Tls(format!("{server_name:?} is not a valid server name: {e}"))
-        })?;
+    let config = tls::client_config(trust)?;
+    let name = tls::server_name(server_name)?;
     let tcp = TcpStream::connect(peer)
         .await
         .map_err(|source| TransportError::Connect { peer, source })?;
@@ -303,7 +307,7 @@ async fn tls_connect(
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| TransportError::Tls(format!("handshake with {server_name}: {e}")))
+        .map_err(|e| TlsError::from_handshake(server_name, e).into())
 }
 
 /// Reads until the buffer holds a whole frame. Cancel-safe: a partial read stays in `buffer`.
@@ -338,39 +342,4 @@ async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(
         }
         buffer.extend_from_slice(&chunk[..n]);
     }
-}
-
-/// TLS client settings: `ca_file` alone when given (a private PBX CA), else the system roots.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TransportError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| TransportError::Tls(format!("{}: {e}", path.display())))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err(TransportError::Tls(
-            "no trusted CA certificates (set [account] ca_file)".into(),
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TransportError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ impl Kamailio {
     }
 
     pub fn start_on(port: u16, algorithm: &str) -> Self {
-        Self::launch(port, None, None, algorithm)
+        Self::launch(port, None, None, algorithm, None)
     }
 
     /// Also listens for SIP over WebSocket (ws and wss, RFC 7118) and TLS.
@@ -39,13 +39,26 @@ impl Kamailio {
             Some(free_port()),
             Some((free_port(), free_port())),
             algorithm,
+            None,
+        )
+    }
+
+    /// Like [`Self::start_with_ws`] (TLS, ws and wss), but serving on both TLS sockets the
+    /// certificate and key given, such as [`openssl_self_signed`]'s; `ca_file()` is a copy of it.
+    pub fn start_with_certificate(algorithm: &str, certificate: &Path, key: &Path) -> Self {
+        Self::launch(
+            free_port(),
+            Some(free_port()),
+            Some((free_port(), free_port())),
+            algorithm,
+            Some((certificate, key)),
         )
     }
 
     /// Also listens for TLS on `tls_port` with a certificate for 127.0.0.1 and localhost;
     /// `ca_file()` is what clients must trust.
     pub fn start_with_tls(algorithm: &str) -> Self {
-        Self::launch(free_port(), Some(free_port()), None, algorithm)
+        Self::launch(free_port(), Some(free_port()), None, algorithm, None)
     }
 
     /// The self-signed certificate Kamailio serves over TLS.
@@ -58,6 +71,7 @@ impl Kamailio {
         tls_port: Option<u16>,
         ws_ports: Option<(u16, u16)>,
         algorithm: &str,
+        certificate: Option<(&Path, &Path)>,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let template = std::fs::read_to_string(concat!(
@@ -77,14 +91,19 @@ impl Kamailio {
             config = config.replacen("#!KAMAILIO\n", "#!KAMAILIO\n#!define WITH_WS\n", 1);
         }
         if tls_port.is_some() {
-            let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-            let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
-            std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("cert");
-            std::fs::write(
-                dir.path().join("key.pem"),
-                certified.signing_key.serialize_pem(),
-            )
-            .expect("key");
+            if let Some((certificate, key)) = certificate {
+                std::fs::copy(certificate, dir.path().join("cert.pem")).expect("cert");
+                std::fs::copy(key, dir.path().join("key.pem")).expect("key");
+            } else {
+                let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
+                std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("cert");
+                std::fs::write(
+                    dir.path().join("key.pem"),
+                    certified.signing_key.serialize_pem(),
+                )
+                .expect("key");
+            }
             let tls = format!(
                 "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {0}/key.pem\ncertificate = {0}/cert.pem\n",
                 dir.path().display()
@@ -201,6 +220,50 @@ impl Drop for Kamailio {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost made the way many PBX admins make one,
+/// `openssl req -x509` (which marks it `CA:TRUE`), written to `dir` as `NAME.pem` and
+/// `NAME.key`. Returns (certificate, key).
+pub fn openssl_self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (certificate, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .args(["-subj", "/CN=pbx"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&certificate)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl req -x509: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (certificate, key)
+}
+
+/// The certificate's SHA-256 as `sha256:AB:CD:…`, computed by OpenSSL (not by the daemon), the way
+/// an admin would get it: `openssl x509 -noout -fingerprint -sha256`.
+pub fn openssl_fingerprint(certificate: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(certificate)
+        .output()
+        .expect("openssl is installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, hex) = text
+        .trim()
+        .split_once('=')
+        .unwrap_or_else(|| panic!("openssl fingerprint output: {text}"));
+    format!("sha256:{hex}")
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1 (Kamailio listens on both).

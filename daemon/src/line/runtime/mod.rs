@@ -469,6 +469,7 @@ impl LineRuntime {
                     server_name: &self.config.domain,
                     ws_path: &self.config.ws_path,
                     ca_file: self.config.ca_file.as_deref(),
+                    tls_pin: self.config.tls_pin,
                 };
                 match Transport::connect(self.config.kind, target).await {
                     Ok(transport) => return Ok(transport),
