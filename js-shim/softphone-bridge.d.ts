@@ -20,6 +20,7 @@ declare namespace SoftphoneBridge {
     | 'not_supported'
     | 'invalid_provisioning'
     | 'call_in_progress'
+    | 'forbidden'
     | 'internal';
 
   /** Codes the shim itself raises (connection trouble, timeouts). */
@@ -170,6 +171,8 @@ declare namespace SoftphoneBridge {
     remotePacketsLost: number | null;
     remoteJitterMs: number | null;
     roundTripMs: number | null;
+    /** RTP/RTCP packets dropped because they came from an address the call did not negotiate. */
+    foreignPacketsDropped: number;
   }
   interface Snapshot {
     line: LineInfo;

@@ -22,6 +22,8 @@
   var DEFAULT_PORT = 48443;
   var REQUEST_TIMEOUT_MS = 15000;
   var CLOSE_LAGGED = 4000;
+  // The agent revoked this page's origin: reconnecting would only be refused.
+  var CLOSE_REVOKED = 4003;
   /** Contract events handed to a wrapper (004_…), in the contract's own names. */
   var WRAPPER_EVENTS = [
     'incomingCall', 'callAccepted', 'callRejected', 'callEnded',
@@ -328,10 +330,11 @@
           self.connected = false;
           self._failPending();
           if (!greeted) reject(event);
+          var revoked = event.code === CLOSE_REVOKED;
           if (wasConnected) {
-            self._emit('disconnected', { code: event.code, reason: event.reason, willRetry: !self._closed });
+            self._emit('disconnected', { code: event.code, reason: event.reason, willRetry: !self._closed && !revoked });
           }
-          if (greeted) self._scheduleReconnect(event.code === CLOSE_LAGGED ? 0 : undefined);
+          if (greeted && !revoked) self._scheduleReconnect(event.code === CLOSE_LAGGED ? 0 : undefined);
         }
         socket.onclose = function (event) { finish(event); };
         socket.onerror = function () {

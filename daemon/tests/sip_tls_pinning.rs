@@ -160,7 +160,10 @@ async fn another_self_signed_certificate_in_ca_file_is_refused_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provisioned_wss_account_accepts_the_self_signed_certificate_in_provisioning_ca_file() {
     let pbx = SelfSignedPbx::start();
-    let daemon = Daemon::start(&format!("[provisioning]\n{}\n", pbx.ca_file()));
+    let daemon = Daemon::start(&format!(
+        "[provisioning]\nallowed_origins = [\"{CRM}\"]\n{}\n",
+        pbx.ca_file()
+    ));
     let mut page = daemon.connect(CRM).await;
     let plain = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);

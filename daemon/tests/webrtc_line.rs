@@ -266,7 +266,7 @@ async fn provisioning_from_a_page_registers_over_wss_then_expires_on_time() {
     let kamailio = Kamailio::start_with_ws("MD5");
     let wss = kamailio.ws_ports.expect("ws").1;
     let daemon = Daemon::start(&format!(
-        "[provisioning]\nca_file = \"{}\"\n[log]\nlevel = \"debug\"\n",
+        "[provisioning]\nallowed_origins = [\"{CRM}\"]\nca_file = \"{}\"\n[log]\nlevel = \"debug\"\n",
         kamailio.ca_file().display()
     ));
     let _log = LogOnPanic(&daemon);
