@@ -210,3 +210,97 @@ fn mutated_examples_never_panic() {
         "both outcomes exercised: {outcomes:?}"
     );
 }
+
+fn refusal(text: &str) -> (Option<RequestId>, ErrorBody) {
+    match parse_request(text) {
+        Err(Reply::Err { id, error, .. }) => (id, error),
+        other => panic!("expected an error reply for {text}, got {other:?}"),
+    }
+}
+
+/// Finding 14: serde_json keeps the last of two equal keys, so `{"action":"get_state",
+/// "action":"logout"}` ran `logout` while anything reading the first key (a log line, a proxy, a
+/// reviewer) saw `get_state`. A repeated key anywhere in a request is now refused by name.
+#[test]
+fn duplicate_keys_are_refused_by_name() {
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            r#"{"id":1,"action":"get_state","action":"logout"}"#,
+            "`action`",
+            "the request",
+        ),
+        (
+            r#"{"id":1,"action":"hangup","params":{},"params":{"guid":"g"}}"#,
+            "`params`",
+            "the request",
+        ),
+        (
+            r#"{"id":1,"action":"start_call","params":{"dialTo":"1","dialTo":"2"}}"#,
+            "`dialTo`",
+            "`params`",
+        ),
+        (
+            r#"{"id":1,"action":"provision","params":{"server":"wss://a","server":"ws://b"}}"#,
+            "`server`",
+            "`params`",
+        ),
+        // Escapes are decoded before keys are compared.
+        (
+            r#"{"id":1,"action":"get_state","\u0061ction":"logout"}"#,
+            "`action`",
+            "the request",
+        ),
+        (
+            r#"{"id":1,"action":"provision","params":{"x":[0,{"a":1,"a":2}]}}"#,
+            "`a`",
+            "`params.x[1]`",
+        ),
+        // A repeated key is refused even when the rest of the request is also wrong.
+        (
+            r#"{"id":1,"action":"frobnicate","params":{"k":1,"k":1}}"#,
+            "`k`",
+            "`params`",
+        ),
+    ];
+    for (text, key, place) in cases {
+        let (id, error) = refusal(text);
+        assert_eq!(error.code, ErrorCode::InvalidRequest, "{text}");
+        assert_eq!(id, Some(RequestId::Number(1.into())), "{text}: id echoed");
+        assert!(
+            error.message.contains(&format!("duplicate key {key}"))
+                && error.message.contains(place),
+            "{text}: {}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn a_duplicated_id_is_refused_without_echoing_either() {
+    let (id, error) = refusal(r#"{"id":1,"action":"get_state","id":2}"#);
+    assert_eq!((id, error.code), (None, ErrorCode::InvalidRequest));
+    assert!(
+        error.message.contains("duplicate key `id`"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn equal_keys_in_different_objects_are_fine() {
+    let request = parse_request(
+        r#"{"id":1,"action":"provision","params":{"id":1,"action":2,"o":{"id":3,"o":{"id":4}},"l":[{"id":5},{"id":6}]}}"#,
+    )
+    .expect("no object repeats a key");
+    assert_eq!(request.action.name(), "provision");
+}
+
+#[test]
+fn a_long_duplicated_key_is_truncated_in_the_message() {
+    let long = "k".repeat(10_000);
+    let (_, error) = refusal(&format!(
+        r#"{{"id":1,"action":"provision","params":{{"{long}":1,"{long}":2}}}}"#
+    ));
+    assert_eq!(error.code, ErrorCode::InvalidRequest);
+    assert!(error.message.len() < 300, "{}", error.message.len());
+}
