@@ -241,12 +241,17 @@ pub fn parse_request(text: &str) -> Result<Request, Reply> {
     };
     let params = object.remove("params").unwrap_or(Value::Null);
     if let Some(extra) = object.keys().next() {
+        let extra = truncate(extra, ECHOED_CHARS);
         let message = format!("unknown field `{extra}`; a request has only id, action and params");
         return Err(invalid_request(Some(id), &message));
     }
     match Action::from_parts(&name, params) {
         Ok(action) => Ok(Request { id, action }),
-        Err(error) => Err(Reply::err(Some(id), error)),
+        // serde's messages quote the page's field names and values whole.
+        Err(error) => Err(Reply::err(
+            Some(id),
+            ErrorBody::new(error.code, truncate(&error.message, MAX_ERROR_CHARS - 1)),
+        )),
     }
 }
 
@@ -295,6 +300,10 @@ impl std::fmt::Display for DuplicateKey {
 
 /// How much of a page-supplied key or path an error message echoes.
 const ECHOED_CHARS: usize = 64;
+
+/// The longest error message `parse_request` replies with (a page's long value or field name is
+/// cut, not echoed whole).
+pub const MAX_ERROR_CHARS: usize = 240;
 
 /// Scans `text`, already known to be valid JSON, for an object that repeats a key. Keys are
 /// compared after unescaping (`"\u0061ction"` is `action`).

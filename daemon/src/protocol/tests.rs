@@ -304,3 +304,24 @@ fn a_long_duplicated_key_is_truncated_in_the_message() {
     assert_eq!(error.code, ErrorCode::InvalidRequest);
     assert!(error.message.len() < 300, "{}", error.message.len());
 }
+
+/// The `request` fuzz target asserts that a reply echoes only a bounded part of the frame; these
+/// broke it: an unknown field's name, and serde's messages about params (`unknown field `…``,
+/// `invalid type: string "…"`), came back whole — up to the 64 KiB frame limit.
+#[test]
+fn error_messages_echo_at_most_a_short_prefix_of_the_frame() {
+    let long = "x".repeat(10_000);
+    for text in [
+        format!(r#"{{"id":1,"action":"get_state","{long}":1}}"#),
+        format!(r#"{{"id":1,"action":"start_call","params":{{"{long}":"1"}}}}"#),
+        format!(r#"{{"id":1,"action":"disposition","params":"{long}"}}"#),
+    ] {
+        let (_, error) = refusal(&text);
+        assert!(
+            error.message.chars().count() <= MAX_ERROR_CHARS,
+            "{} chars: {}…",
+            error.message.len(),
+            &error.message[..80]
+        );
+    }
+}
