@@ -325,3 +325,32 @@ fn error_messages_echo_at_most_a_short_prefix_of_the_frame() {
         );
     }
 }
+
+/// Found by the `request` fuzz target: serde_json's default float parsing may land one unit in
+/// the last place away from the nearest double. The id `1111…17` (96 digits) was echoed as
+/// `1.1111111111111112e95`, which read back as `1.1111111111111113e95`: a page — whose
+/// `JSON.parse` rounds exactly — could not match its reply to its request. Exact parsing
+/// (serde_json's `float_roundtrip`) echoes every numeric id as the double the page meant.
+#[test]
+fn numeric_ids_echo_exactly() {
+    let digits = format!("{}9{}7", "1".repeat(17), "1".repeat(77));
+    for id in [
+        digits.as_str(),
+        "1.1111111111111112e95",
+        "0.1",
+        "5e-324",
+        "-0",
+    ] {
+        let (echoed, error) = refusal(&format!(r#"{{"id":{id},"action":"x"}}"#));
+        // Rust's `str::parse` rounds exactly, as `JSON.parse` does.
+        let page_meant: f64 = id.parse().expect("a float literal");
+        let Some(RequestId::Number(number)) = &echoed else {
+            panic!("{id}: a numeric id is echoed as a number")
+        };
+        assert_eq!(number.as_f64(), Some(page_meant), "{id} echoed as {number}");
+        let reply = Reply::err(echoed, error);
+        let wire = reply.to_json();
+        let read_back: ServerMessage = serde_json::from_str(&wire).expect("a reply reads back");
+        assert_eq!(read_back, ServerMessage::Reply(reply), "{id}");
+    }
+}
