@@ -243,6 +243,31 @@ async fn malformed_input_gets_specific_codes_and_the_connection_keeps_working() 
     );
 }
 
+/// Finding 14: a request naming `action` twice ran the last one (serde_json keeps the last key).
+#[tokio::test]
+async fn a_request_repeating_a_key_is_refused_and_does_nothing() {
+    let daemon = Daemon::start("");
+    let mut client = daemon.connect(CRM).await;
+    client
+        .send_text(r#"{"id":8,"action":"get_state","action":"update_presence","params":{"softphoneId":"busy"}}"#)
+        .await;
+    let reply = client.next_message().await;
+    assert_eq!(reply["id"], 8, "{reply}");
+    assert_eq!(reply["error"]["code"], "invalid_request", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("duplicate key `action`")),
+        "{reply}"
+    );
+    let (reply, events) = client.request("get_state", Value::Null).await;
+    assert!(events.is_empty(), "no statusChanged: {events:?}");
+    assert_eq!(
+        reply["result"]["state"]["presence"]["softphoneId"],
+        "available"
+    );
+}
+
 trait SendBinary {
     async fn send_binary_frame(&mut self);
 }

@@ -271,7 +271,7 @@ fn no_params(name: &str, params: &Value) -> Result<(), ErrorBody> {
 }
 
 /// Keeps an echoed, page-supplied string short enough for an error message.
-fn truncate(s: &str, max_chars: usize) -> String {
+pub(super) fn truncate(s: &str, max_chars: usize) -> String {
     match s.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),

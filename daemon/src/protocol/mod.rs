@@ -22,6 +22,7 @@ pub use events::{
 };
 pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};
 
+use actions::truncate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -210,8 +211,8 @@ pub enum ServerMessage {
 /// Parses one text frame into a request, or the error reply to send back.
 ///
 /// The checks run from the outside in so each failure gets the most specific code:
-/// not JSON → `invalid_json`; not a request object → `invalid_request`; unknown name →
-/// `unknown_action`; bad params → `invalid_params`.
+/// not JSON → `invalid_json`; not a request object, or a key repeated in any object →
+/// `invalid_request`; unknown name → `unknown_action`; bad params → `invalid_params`.
 pub fn parse_request(text: &str) -> Result<Request, Reply> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         Reply::err(
@@ -225,12 +226,17 @@ pub fn parse_request(text: &str) -> Result<Request, Reply> {
             "a request must be a JSON object with id, action and params",
         ));
     };
-    let id = match object.remove("id") {
-        Some(Value::String(s)) => RequestId::Text(s),
-        Some(Value::Number(n)) => RequestId::Number(n),
-        Some(_) => return Err(invalid_request(None, "`id` must be a string or a number")),
-        None => return Err(invalid_request(None, "missing `id` (a string or a number)")),
-    };
+    if let Some(duplicate) = first_duplicate_key(text) {
+        // A repeated `id` leaves no single id to echo; any other repeat still lets the page
+        // match the refusal to its request.
+        let id = if duplicate.is_top_level("id") {
+            None
+        } else {
+            request_id(object.remove("id")).ok()
+        };
+        return Err(invalid_request(id, &duplicate.to_string()));
+    }
+    let id = request_id(object.remove("id")).map_err(|message| invalid_request(None, message))?;
     let name = match object.remove("action") {
         Some(Value::String(s)) => s,
         Some(_) => return Err(invalid_request(Some(id), "`action` must be a string")),
@@ -238,17 +244,186 @@ pub fn parse_request(text: &str) -> Result<Request, Reply> {
     };
     let params = object.remove("params").unwrap_or(Value::Null);
     if let Some(extra) = object.keys().next() {
+        let extra = truncate(extra, ECHOED_CHARS);
         let message = format!("unknown field `{extra}`; a request has only id, action and params");
         return Err(invalid_request(Some(id), &message));
     }
     match Action::from_parts(&name, params) {
         Ok(action) => Ok(Request { id, action }),
-        Err(error) => Err(Reply::err(Some(id), error)),
+        // serde's messages quote the page's field names and values whole.
+        Err(error) => Err(Reply::err(
+            Some(id),
+            ErrorBody::new(error.code, truncate(&error.message, MAX_ERROR_CHARS - 1)),
+        )),
+    }
+}
+
+fn request_id(value: Option<Value>) -> Result<RequestId, &'static str> {
+    match value {
+        Some(Value::String(s)) => Ok(RequestId::Text(s)),
+        Some(Value::Number(n)) => Ok(RequestId::Number(n)),
+        Some(_) => Err("`id` must be a string or a number"),
+        None => Err("missing `id` (a string or a number)"),
     }
 }
 
 fn invalid_request(id: Option<RequestId>, message: &str) -> Reply {
     Reply::err(id, ErrorBody::new(ErrorCode::InvalidRequest, message))
+}
+
+/// The first key that one JSON object of a request repeats, and where.
+///
+/// serde_json keeps the last of two equal keys without a word, so `{"action":"get_state",
+/// "action":"logout"}` would run `logout` while anything that reads the first key (a log line, a
+/// proxy, a person reviewing traffic) sees `get_state`. Such a request means two things; we refuse it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DuplicateKey {
+    /// Where the object is: empty for the request itself, else e.g. `params.list[2]`.
+    path: String,
+    key: String,
+}
+
+impl DuplicateKey {
+    fn is_top_level(&self, key: &str) -> bool {
+        self.path.is_empty() && self.key == key
+    }
+}
+
+impl std::fmt::Display for DuplicateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = truncate(&self.key, ECHOED_CHARS);
+        if self.path.is_empty() {
+            write!(f, "duplicate key `{key}` in the request")
+        } else {
+            let path = truncate(&self.path, ECHOED_CHARS);
+            write!(f, "duplicate key `{key}` in `{path}`")
+        }
+    }
+}
+
+/// How much of a page-supplied key or path an error message echoes.
+const ECHOED_CHARS: usize = 64;
+
+/// The longest error message `parse_request` replies with (a page's long value or field name is
+/// cut, not echoed whole).
+pub const MAX_ERROR_CHARS: usize = 240;
+
+/// Scans `text`, already known to be valid JSON, for an object that repeats a key. Keys are
+/// compared after unescaping (`"\u0061ction"` is `action`).
+fn first_duplicate_key(text: &str) -> Option<DuplicateKey> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    // `text` parsed as a `Value` under the same nesting limit, so this scan cannot fail; if it
+    // somehow did, the request would still go through every other check.
+    serde::de::DeserializeSeed::deserialize(
+        DuplicateScan {
+            path: &JsonPath::Root,
+        },
+        &mut deserializer,
+    )
+    .ok()
+    .flatten()
+}
+
+/// Where a value sits, built only as deep as the scan goes and rendered only for a duplicate.
+enum JsonPath<'a> {
+    Root,
+    Key(&'a JsonPath<'a>, &'a str),
+    Index(&'a JsonPath<'a>, usize),
+}
+
+impl JsonPath<'_> {
+    fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self {
+            Self::Root => {}
+            Self::Key(parent, key) => {
+                parent.render(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Self::Index(parent, index) => {
+                parent.render(out);
+                // Writing to a String cannot fail.
+                let _ = write!(out, "[{index}]");
+            }
+        }
+    }
+}
+
+/// Visits one JSON value and yields the first duplicate key inside it, in document order.
+struct DuplicateScan<'a> {
+    path: &'a JsonPath<'a>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DuplicateScan<'_> {
+    type Value = Option<DuplicateKey>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DuplicateScan<'_> {
+    type Value = Option<DuplicateKey>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut first = None;
+        let mut index = 0;
+        loop {
+            let path = JsonPath::Index(self.path, index);
+            let Some(found) = seq.next_element_seed(DuplicateScan { path: &path })? else {
+                return Ok(first);
+            };
+            first = first.or(found);
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut first = None;
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = JsonPath::Key(self.path, &key);
+            let found = map.next_value_seed(DuplicateScan { path: &path })?;
+            if first.is_none() && seen.contains(&key) {
+                let mut rendered = String::new();
+                self.path.render(&mut rendered);
+                first = Some(DuplicateKey {
+                    path: rendered,
+                    key,
+                });
+            } else {
+                first = first.or(found);
+                seen.insert(key);
+            }
+        }
+        Ok(first)
+    }
 }
 
 #[cfg(test)]

@@ -210,3 +210,147 @@ fn mutated_examples_never_panic() {
         "both outcomes exercised: {outcomes:?}"
     );
 }
+
+fn refusal(text: &str) -> (Option<RequestId>, ErrorBody) {
+    match parse_request(text) {
+        Err(Reply::Err { id, error, .. }) => (id, error),
+        other => panic!("expected an error reply for {text}, got {other:?}"),
+    }
+}
+
+/// Finding 14: serde_json keeps the last of two equal keys, so `{"action":"get_state",
+/// "action":"logout"}` ran `logout` while anything reading the first key (a log line, a proxy, a
+/// reviewer) saw `get_state`. A repeated key anywhere in a request is now refused by name.
+#[test]
+fn duplicate_keys_are_refused_by_name() {
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            r#"{"id":1,"action":"get_state","action":"logout"}"#,
+            "`action`",
+            "the request",
+        ),
+        (
+            r#"{"id":1,"action":"hangup","params":{},"params":{"guid":"g"}}"#,
+            "`params`",
+            "the request",
+        ),
+        (
+            r#"{"id":1,"action":"start_call","params":{"dialTo":"1","dialTo":"2"}}"#,
+            "`dialTo`",
+            "`params`",
+        ),
+        (
+            r#"{"id":1,"action":"provision","params":{"server":"wss://a","server":"ws://b"}}"#,
+            "`server`",
+            "`params`",
+        ),
+        // Escapes are decoded before keys are compared.
+        (
+            r#"{"id":1,"action":"get_state","\u0061ction":"logout"}"#,
+            "`action`",
+            "the request",
+        ),
+        (
+            r#"{"id":1,"action":"provision","params":{"x":[0,{"a":1,"a":2}]}}"#,
+            "`a`",
+            "`params.x[1]`",
+        ),
+        // A repeated key is refused even when the rest of the request is also wrong.
+        (
+            r#"{"id":1,"action":"frobnicate","params":{"k":1,"k":1}}"#,
+            "`k`",
+            "`params`",
+        ),
+    ];
+    for (text, key, place) in cases {
+        let (id, error) = refusal(text);
+        assert_eq!(error.code, ErrorCode::InvalidRequest, "{text}");
+        assert_eq!(id, Some(RequestId::Number(1.into())), "{text}: id echoed");
+        assert!(
+            error.message.contains(&format!("duplicate key {key}"))
+                && error.message.contains(place),
+            "{text}: {}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn a_duplicated_id_is_refused_without_echoing_either() {
+    let (id, error) = refusal(r#"{"id":1,"action":"get_state","id":2}"#);
+    assert_eq!((id, error.code), (None, ErrorCode::InvalidRequest));
+    assert!(
+        error.message.contains("duplicate key `id`"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn equal_keys_in_different_objects_are_fine() {
+    let request = parse_request(
+        r#"{"id":1,"action":"provision","params":{"id":1,"action":2,"o":{"id":3,"o":{"id":4}},"l":[{"id":5},{"id":6}]}}"#,
+    )
+    .expect("no object repeats a key");
+    assert_eq!(request.action.name(), "provision");
+}
+
+#[test]
+fn a_long_duplicated_key_is_truncated_in_the_message() {
+    let long = "k".repeat(10_000);
+    let (_, error) = refusal(&format!(
+        r#"{{"id":1,"action":"provision","params":{{"{long}":1,"{long}":2}}}}"#
+    ));
+    assert_eq!(error.code, ErrorCode::InvalidRequest);
+    assert!(error.message.len() < 300, "{}", error.message.len());
+}
+
+/// The `request` fuzz target asserts that a reply echoes only a bounded part of the frame; these
+/// broke it: an unknown field's name, and serde's messages about params (`unknown field `…``,
+/// `invalid type: string "…"`), came back whole — up to the 64 KiB frame limit.
+#[test]
+fn error_messages_echo_at_most_a_short_prefix_of_the_frame() {
+    let long = "x".repeat(10_000);
+    for text in [
+        format!(r#"{{"id":1,"action":"get_state","{long}":1}}"#),
+        format!(r#"{{"id":1,"action":"start_call","params":{{"{long}":"1"}}}}"#),
+        format!(r#"{{"id":1,"action":"disposition","params":"{long}"}}"#),
+    ] {
+        let (_, error) = refusal(&text);
+        assert!(
+            error.message.chars().count() <= MAX_ERROR_CHARS,
+            "{} chars: {}…",
+            error.message.len(),
+            &error.message[..80]
+        );
+    }
+}
+
+/// Found by the `request` fuzz target: serde_json's default float parsing may land one unit in
+/// the last place away from the nearest double. The id `1111…17` (96 digits) was echoed as
+/// `1.1111111111111112e95`, which read back as `1.1111111111111113e95`: a page — whose
+/// `JSON.parse` rounds exactly — could not match its reply to its request. Exact parsing
+/// (serde_json's `float_roundtrip`) echoes every numeric id as the double the page meant.
+#[test]
+fn numeric_ids_echo_exactly() {
+    let digits = format!("{}9{}7", "1".repeat(17), "1".repeat(77));
+    for id in [
+        digits.as_str(),
+        "1.1111111111111112e95",
+        "0.1",
+        "5e-324",
+        "-0",
+    ] {
+        let (echoed, error) = refusal(&format!(r#"{{"id":{id},"action":"x"}}"#));
+        // Rust's `str::parse` rounds exactly, as `JSON.parse` does.
+        let page_meant: f64 = id.parse().expect("a float literal");
+        let Some(RequestId::Number(number)) = &echoed else {
+            panic!("{id}: a numeric id is echoed as a number")
+        };
+        assert_eq!(number.as_f64(), Some(page_meant), "{id} echoed as {number}");
+        let reply = Reply::err(echoed, error);
+        let wire = reply.to_json();
+        let read_back: ServerMessage = serde_json::from_str(&wire).expect("a reply reads back");
+        assert_eq!(read_back, ServerMessage::Reply(reply), "{id}");
+    }
+}
