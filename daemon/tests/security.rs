@@ -77,7 +77,9 @@ async fn a_page_cannot_hand_the_microphone_to_its_own_server() {
     let (conversation, _) = page.incoming_call().await;
     // Before the fix the daemon answered 200 OK about 5 s after ringing, once its WebRTC
     // candidates were gathered: give it twice that.
-    let answered = pbx.next_matching("SIP/2.0 2", Duration::from_secs(10)).await;
+    let answered = pbx
+        .next_matching("SIP/2.0 2", Duration::from_secs(10))
+        .await;
     assert!(
         answered.is_none(),
         "the daemon answered the page's server by itself: {answered:?}"
