@@ -4,6 +4,7 @@
 
 mod common;
 mod fake_pbx;
+mod lab;
 
 use std::time::{Duration, Instant};
 
@@ -482,5 +483,144 @@ async fn ambiguous_heads_and_plain_http_origins_are_refused() {
     assert!(
         !String::from_utf8_lossy(&listed.stdout).contains("http://crm.example.net"),
         "an http:// origin is never listed for approval"
+    );
+}
+
+/// Sends 20 ms PCMU frames of a `hz` tone from `socket` to `to` until `stop` is set.
+async fn send_tone(
+    socket: std::sync::Arc<tokio::net::UdpSocket>,
+    to: std::net::SocketAddr,
+    hz: f64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use softphone_bridge::media::g711::ulaw_encode;
+    let ssrc: u32 = if hz < 1000.0 {
+        0x1111_1111
+    } else {
+        0x2222_2222
+    };
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    let mut n: u32 = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        every.tick().await;
+        let mut packet = vec![0x80, 0x00];
+        packet.extend_from_slice(&(n as u16).to_be_bytes());
+        packet.extend_from_slice(&(n * 160).to_be_bytes());
+        packet.extend_from_slice(&ssrc.to_be_bytes());
+        for i in 0..160 {
+            let t = f64::from(n * 160 + i) / 8000.0;
+            let sample = (0.5 * 32767.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
+            packet.push(ulaw_encode(sample));
+        }
+        let _ = socket.send_to(&packet, to).await;
+        n += 1;
+    }
+}
+
+/// Finding 3 (Medium): on plain-RTP calls the first packet from any address became the send
+/// target ("RTP bleed"), and packets from any address were played to the agent. A stray sender on
+/// another host now steers nothing and is not heard; the snapshot counts what was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_rtp_sender_is_neither_heard_nor_answered() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut pbx = FakePbx::udp(Options { challenge: false }).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mic, heard) = (dir.path().join("mic.wav"), dir.path().join("heard.wav"));
+    lab::write_tone(&mic, 8000, 1000.0, 0.3, 30.0);
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"{}\"\nusername = \"1001\"\npassword = \"pw\"\n\
+         [media]\ncodecs = [\"pcmu\"]\nsrtp = \"off\"\n\
+         [audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        pbx.address,
+        mic.display(),
+        heard.display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let conversation = page.start_call("1002").await;
+    let invite = pbx
+        .next_matching("INVITE", Duration::from_secs(5))
+        .await
+        .expect("the INVITE");
+    let our_port: u16 = invite
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("our RTP port in the offer");
+    let ours = std::net::SocketAddr::from(([127, 0, 0, 1], our_port));
+
+    // The far end as negotiated, and a stray sender on another loopback host that starts first.
+    let far = Arc::new(
+        tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    );
+    let stray = Arc::new(
+        tokio::net::UdpSocket::bind("127.0.0.2:0")
+            .await
+            .expect("bind"),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::spawn(send_tone(stray.clone(), ours, 3000.0, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let far_port = far.local_addr().expect("address").port();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {far_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    );
+    let to = fake_pbx::header(&invite, "To").unwrap_or_default();
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {to};tag=far\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         Contact: <sip:1002@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        fake_pbx::header(&invite, "Via").unwrap_or_default(),
+        fake_pbx::header(&invite, "From").unwrap_or_default(),
+        fake_pbx::header(&invite, "Call-ID").unwrap_or_default(),
+        fake_pbx::header(&invite, "CSeq").unwrap_or_default(),
+        pbx.address,
+        sdp.len()
+    );
+    pbx.send(reply);
+    let accepted = tokio::time::timeout(Duration::from_secs(10), page.event("callAccepted")).await;
+    assert!(accepted.is_ok(), "callAccepted; log:\n{}", daemon.log());
+    tokio::spawn(send_tone(far.clone(), ours, 440.0, stop.clone()));
+
+    // Our audio goes to the negotiated far end, never to the stray sender.
+    let mut buffer = [0u8; 2048];
+    let got = tokio::time::timeout(Duration::from_secs(5), far.recv_from(&mut buffer)).await;
+    assert!(
+        matches!(got, Ok(Ok((n, _))) if n > 12),
+        "the far end gets our RTP"
+    );
+    common::eventually("three seconds heard", Duration::from_secs(20), || {
+        lab::read_wav(&heard).filter(|(rate, s)| s.len() > *rate as usize * 3)
+    });
+    let (reply, _) = page.request("get_state", Value::Null).await;
+    let quality = reply["result"]["state"]["calls"][0]["quality"].clone();
+    stop.store(true, Ordering::Relaxed);
+    // The fake far end does not answer BYE; the call's media stops at hang-up all the same.
+    page.request("hangup", json!({ "conversationId": conversation }))
+        .await;
+    let strays_reply =
+        tokio::time::timeout(Duration::from_millis(200), stray.recv_from(&mut buffer)).await;
+    assert!(
+        strays_reply.is_err(),
+        "nothing was sent to the stray sender"
+    );
+    assert!(
+        quality["foreignPacketsDropped"].as_u64().unwrap_or(0) > 10,
+        "the snapshot counts the stray packets: {quality}"
+    );
+    let (rate, samples) = lab::read_wav(&heard).expect("recording");
+    let report = lab::analyse(rate, &samples, &[440.0, 3000.0]);
+    assert_eq!(
+        report.peaks[0].0, 440.0,
+        "the agent hears the far end: {report:?}"
+    );
+    assert!(
+        report.peaks[1].1 < 0.01,
+        "and not the stray tone: {report:?}"
     );
 }
