@@ -624,3 +624,39 @@ async fn a_stray_rtp_sender_is_neither_heard_nor_answered() {
         "and not the stray tone: {report:?}"
     );
 }
+
+/// Finding 14 (Info): a PBX that is down gets exponential back-off (1 s → 60 s), one line per
+/// attempt. A TCP server port with nothing listening: each failure says when the next try is.
+#[tokio::test]
+async fn a_pbx_that_is_down_is_retried_with_exponential_back_off() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{port}\"\ntransport = \"tcp\"\nusername = \"1001\"\npassword = \"pw\"\n"
+    ));
+    let mut page = daemon.connect(CRM).await;
+    let mut waits = Vec::new();
+    while waits.len() < 3 {
+        let failed = page.registration("failed").await;
+        let reason = failed["reason"].as_str().unwrap_or_default().to_owned();
+        if let Some(seconds) = reason
+            .split("reconnecting in ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            waits.push(seconds);
+        }
+    }
+    assert_eq!(waits, [1, 2, 4], "doubling from 1 s");
+    let warnings = daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("SIP transport:"))
+        .count();
+    assert!(
+        warnings <= 4,
+        "one log line per attempt, not a flood: {warnings}"
+    );
+}

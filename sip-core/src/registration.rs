@@ -54,7 +54,8 @@ pub enum RegistrationEvent {
 
 /// First retry after a failure; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A server that comes back is tried again within a minute (what agents expect of a desk phone).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Goal {
