@@ -129,62 +129,91 @@ fn for_pages(target: &str, level: tracing::Level) -> bool {
 }
 
 /// Hides what must never be logged even if some code formats it: SIP `Authorization` and
-/// `Proxy-Authorization` values (the digest response) and JSON `password`/`auth_key` values.
+/// `Proxy-Authorization` values (the digest response), `password`/`auth_key`/`credential`
+/// values (JSON, `key = value`, `key: value`, escaped or not), and SDES keys (`inline:`).
+///
+/// One pass over the line: each match scans only its own value, so a hostile line full of
+/// keywords costs linear time, and a quoted value ends at its closing quote (commas and braces
+/// inside it stay hidden).
 pub fn redact(line: &str) -> std::borrow::Cow<'_, str> {
+    const KEYS: [&str; 5] = [
+        "authorization:",
+        "password",
+        "auth_key",
+        "credential",
+        "inline:",
+    ];
     let lower = line.to_ascii_lowercase();
-    if !["authorization", "password", "auth_key"]
-        .iter()
-        .any(|k| lower.contains(k))
-    {
+    if !KEYS.iter().any(|k| lower.contains(k)) {
         return std::borrow::Cow::Borrowed(line);
     }
+    let bytes = line.as_bytes();
     let mut out = String::with_capacity(line.len());
-    let mut rest = 0;
-    let bytes = lower.as_bytes();
-    let mut i = 0;
+    let (mut copied, mut i) = (0, 0);
     while i < bytes.len() {
-        if !lower.is_char_boundary(i) {
-            i += 1;
-            continue;
-        }
-        // A header value runs to the end of its line (a real or an escaped line break); a
-        // password value also ends at a quote (plain or escaped) or the end of a JSON member.
-        const LINE_END: [&str; 4] = ["\r", "\n", "\\r", "\\n"];
-        const VALUE_END: [&str; 8] = ["\r", "\n", "\\r", "\\n", "\"", "\\\"", ",", "}"];
-        let value_start = if lower[i..].starts_with("authorization:") {
-            Some((i + "authorization:".len(), &LINE_END[..]))
-        } else {
-            ["password", "auth_key"].iter().find_map(|key| {
-                if !lower[i..].starts_with(key) {
-                    return None;
-                }
-                // `"password": "…"`, `\"password\":\"…\"`, `password = …`, `password=…`.
-                let after = &lower[i + key.len()..];
-                let skip = after
-                    .find(|c: char| !matches!(c, '"' | '\\' | ':' | '=' | ' '))
-                    .unwrap_or(after.len());
-                (skip > 0 && after[..skip].contains([':', '=']))
-                    .then_some((i + key.len() + skip, &VALUE_END[..]))
-            })
-        };
-        let Some((start, stops)) = value_start else {
-            i += 1;
-            continue;
-        };
-        let tail = &line[start..];
-        let end = stops
+        let Some(key) = KEYS
             .iter()
-            .filter_map(|stop| tail.find(stop))
-            .min()
-            .map_or(line.len(), |n| start + n);
-        let value_from = start + tail.len() - tail.trim_start().len();
-        out.push_str(&line[rest..value_from]);
+            .find(|k| lower.as_bytes()[i..].starts_with(k.as_bytes()))
+        else {
+            i += 1;
+            continue;
+        };
+        let mut at = i + key.len();
+        if !key.ends_with(':') {
+            // `"password": "…"`, `\"password\":\"…\"`, `password = …`, `password=…`.
+            let skip = bytes[at..]
+                .iter()
+                .take_while(|b| matches!(b, b'"' | b'\\' | b' '))
+                .count();
+            let separator = bytes.get(at + skip).filter(|b| matches!(b, b':' | b'='));
+            if separator.is_none() {
+                i = at;
+                continue;
+            }
+            at += skip + 1;
+        }
+        at += bytes[at..].iter().take_while(|b| **b == b' ').count();
+        let end = value_end(bytes, at, key.ends_with(':') && *key != "inline:");
+        out.push_str(&line[copied..at]);
         out.push_str("<redacted>");
-        rest = end.max(value_from);
-        i = rest.max(i + 1);
+        copied = end;
+        i = end.max(at + 1);
     }
-    out.push_str(&line[rest..]);
+    out.push_str(&line[copied.min(line.len())..]);
     std::borrow::Cow::Owned(out)
+}
+
+/// Where a secret value starting at `at` ends. A header value (`whole_line`) runs to the end of
+/// its line (a real or an escaped line break). A quoted value (`"…"` or `\"…\"`) runs to its
+/// closing quote; any other to a space, comma, brace, quote or line break.
+fn value_end(bytes: &[u8], at: usize, whole_line: bool) -> usize {
+    let rest = &bytes[at..];
+    let is_break = |j: usize| {
+        matches!(rest[j], b'\r' | b'\n')
+            || (rest[j] == b'\\' && matches!(rest.get(j + 1), Some(b'r' | b'n')))
+    };
+    if whole_line {
+        return at + (0..rest.len()).find(|&j| is_break(j)).unwrap_or(rest.len());
+    }
+    let escaped_quote = rest.starts_with(b"\\\"");
+    if escaped_quote || rest.first() == Some(&b'"') {
+        let open = if escaped_quote { 2 } else { 1 };
+        let mut j = open;
+        while j < rest.len() {
+            match rest[j] {
+                // `\\"` closes an escaped quote; `\x` inside a plain quoted value is an escape.
+                b'\\' if escaped_quote && rest.get(j + 1) == Some(&b'"') => return at + j,
+                b'\\' => j += 2,
+                b'"' if !escaped_quote => return at + j + 1,
+                b'\r' | b'\n' => return at + j,
+                _ => j += 1,
+            }
+        }
+        return bytes.len();
+    }
+    at + (0..rest.len())
+        .find(|&j| is_break(j) || matches!(rest[j], b' ' | b',' | b'}' | b'"' | b';'))
+        .unwrap_or(rest.len())
 }
 
 /// A writer that redacts each formatted line before it reaches stderr or the file.
@@ -317,6 +346,13 @@ mod tests {
             (r#"debug {\"password\": \"hunter2\"}"#, "hunter2"),
             ("Proxy-Authorization: Digest response=\"zzz\"", "zzz"),
             ("password = s3cret", "s3cret"),
+            (r#"{"password":"abc,def}ghi"}"#, "def"),
+            (r#"{"password":"abc,def}ghi"}"#, "ghi"),
+            (
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20",
+                "WVNfX19",
+            ),
+            (r#"turn {"credential":"t0rn-pw"}"#, "t0rn-pw"),
         ];
         for (line, secret) in cases {
             let shown = redact(line);
@@ -326,6 +362,19 @@ mod tests {
         assert_eq!(redact("REGISTER sip:x SIP/2.0"), "REGISTER sip:x SIP/2.0");
         // Any text, any characters: no panic.
         assert!(redact("ünïcødé password: ñ authorization: é").contains("<redacted>"));
+        for odd in [
+            "password",
+            "password=",
+            r#"\"password\":\""#,
+            "authorization:",
+            "inline:",
+            r#"é password:"é"#,
+        ] {
+            let _ = redact(odd);
+        }
+        // A hostile line full of keywords: every value hidden (one pass by construction).
+        let hostile = "password=x,".repeat(20_000);
+        assert!(!redact(&hostile).contains('x'));
     }
 
     #[test]

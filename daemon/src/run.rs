@@ -203,7 +203,9 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             config.api.origin_actions_per_second,
             config.api.origin_action_burst,
         ),
-        per_process: crate::api::ProcessSlots::default(),
+        handshakes: crate::api::Slots::new(crate::api::MAX_HANDSHAKES_PER_PROCESS),
+        sessions: crate::api::Slots::new(crate::api::MAX_SESSIONS_PER_ORIGIN),
+        refusals: crate::api::LogBudget::default(),
     });
     let server = tokio::spawn(api::serve(listeners, context));
 

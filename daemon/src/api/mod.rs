@@ -50,54 +50,94 @@ pub struct ApiContext {
     pub provisioners: Vec<Origin>,
     /// Actions per origin, across all of its connections.
     pub origin_budget: rate::OriginBudget,
-    /// Open connections per peer process.
-    pub per_process: ProcessSlots,
+    /// Handshakes in progress per peer process.
+    pub handshakes: Slots<u32>,
+    /// Open sessions per origin.
+    pub sessions: Slots<Origin>,
+    /// Log lines about refused connections.
+    pub refusals: LogBudget,
 }
 
-/// Connections one local process may hold at once. A browser's network process holds every tab's
-/// connections, so this is generous; a flooding process gets this many and no more.
-pub const MAX_PER_PROCESS: usize = 64;
+/// Connections one local process may have between accept and `hello`. A browser's network
+/// process opens every tab's connections, so this counts only handshakes in progress: an
+/// established page does not use up its browser's share.
+pub const MAX_HANDSHAKES_PER_PROCESS: usize = 16;
+/// Open WebSocket sessions one origin may hold (tabs of one CRM, each with the shim).
+pub const MAX_SESSIONS_PER_ORIGIN: usize = 32;
 
-/// Counts open connections per peer process (when the OS tells us the process).
-#[derive(Debug, Default)]
-pub struct ProcessSlots {
-    open: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+/// Counts what is open per key (a peer process, an origin) up to a maximum.
+#[derive(Debug)]
+pub struct Slots<K> {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<K, usize>>,
 }
 
-/// One connection's place in [`ProcessSlots`]; freed on drop.
-pub struct Slot<'a> {
-    slots: &'a ProcessSlots,
-    pid: Option<u32>,
+/// One place in [`Slots`]; freed on drop.
+pub struct Slot<'a, K: std::hash::Hash + Eq> {
+    slots: &'a Slots<K>,
+    key: Option<K>,
 }
 
-impl ProcessSlots {
-    /// A slot for a connection from `peer`, or `None` when its process is at the cap.
-    pub fn take(&self, peer: peer::Peer) -> Option<Slot<'_>> {
-        let pid = match peer {
-            peer::Peer::SameUser { pid } => pid,
-            peer::Peer::Unchecked => None,
-        };
-        if let Some(pid) = pid {
+impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// A place for `key`, or `None` when it has `max` already. `None` keys are not counted.
+    pub fn take(&self, key: Option<K>) -> Option<Slot<'_, K>> {
+        if let Some(key) = &key {
             let mut open = self.open.lock().ok()?;
-            let count = open.entry(pid).or_insert(0);
-            if *count >= MAX_PER_PROCESS {
+            let count = open.entry(key.clone()).or_insert(0);
+            if *count >= self.max {
                 return None;
             }
             *count += 1;
         }
-        Some(Slot { slots: self, pid })
+        Some(Slot { slots: self, key })
     }
 }
 
-impl Drop for Slot<'_> {
+impl<K: std::hash::Hash + Eq> Drop for Slot<'_, K> {
     fn drop(&mut self) {
-        if let (Some(pid), Ok(mut open)) = (self.pid, self.slots.open.lock())
-            && let Some(count) = open.get_mut(&pid)
+        if let (Some(key), Ok(mut open)) = (&self.key, self.slots.open.lock())
+            && let Some(count) = open.get_mut(key)
         {
             *count -= 1;
             if *count == 0 {
-                open.remove(&pid);
+                open.remove(key);
             }
+        }
+    }
+}
+
+/// A rate limit for log lines that outsiders can cause (refused connections): at most a few a
+/// second, and the next line says how many were left out.
+#[derive(Debug)]
+pub struct LogBudget {
+    state: std::sync::Mutex<(TokenBucket, u64)>,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new((TokenBucket::new(2, 10, std::time::Instant::now()), 0)),
+        }
+    }
+}
+
+impl LogBudget {
+    /// `Some(n)` when a line may be written (`n` lines were left out since the last one).
+    pub fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().ok()?;
+        let (bucket, suppressed) = &mut *state;
+        if bucket.try_take(std::time::Instant::now()) {
+            Some(std::mem::take(suppressed))
+        } else {
+            *suppressed += 1;
+            None
         }
     }
 }
@@ -184,12 +224,14 @@ pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
     peer::announce();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut accepting = tokio::task::JoinSet::new();
-    let policy = context.policy.clone();
+    let watcher = Arc::clone(&context);
     accepting.spawn(async move {
         let mut every = tokio::time::interval(APPROVALS_CHECK);
         loop {
             every.tick().await;
-            policy.refresh();
+            for origin in watcher.policy.refresh() {
+                let _ = watcher.phone.forget_origin(&origin).await;
+            }
         }
     });
     for listener in listeners.listeners {
@@ -226,11 +268,21 @@ async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     // Another OS user's process is closed on before TLS (see `peer`); one process may hold only
     // so many connections, so a local flood cannot lock the browser out.
-    let Some(peer) = peer::admit(&stream).await else {
+    let Some(peer) = peer::admit(&stream, &context.refusals).await else {
         return;
     };
-    let Some(_slot) = context.per_process.take(peer) else {
-        tracing::warn!(?peer, "a process holds too many connections; refusing one");
+    let pid = match peer {
+        peer::Peer::SameUser { pid } => pid,
+        peer::Peer::Unchecked => None,
+    };
+    let Some(handshake) = context.handshakes.take(pid) else {
+        if let Some(suppressed) = context.refusals.allow() {
+            tracing::warn!(
+                ?pid,
+                suppressed,
+                "a process has too many connections in handshake; refusing one"
+            );
+        }
         return;
     };
     let _ = stream.set_nodelay(true);
@@ -260,7 +312,7 @@ async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
         }
         _ => return,
     };
-    if let Err(e) = route(tls, head, &context, deadline).await {
+    if let Err(e) = route(tls, head, &context, deadline, handshake).await {
         tracing::debug!("request failed: {e}");
     }
 }
@@ -288,6 +340,7 @@ async fn route<S>(
     head: RequestHead,
     context: &ApiContext,
     deadline: tokio::time::Instant,
+    handshake: Slot<'_, u32>,
 ) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -310,7 +363,7 @@ where
     } else if head.method != "GET" && !head_only {
         Response::text(405, "only GET is served here")
     } else if head.path == "/ws" {
-        return session::upgrade(stream, head, context, deadline).await;
+        return session::upgrade(stream, head, context, deadline, handshake).await;
     } else {
         static_response(&head, context)
     };
@@ -428,6 +481,7 @@ impl Response {
             404 => "Not Found",
             405 => "Method Not Allowed",
             426 => "Upgrade Required",
+            429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             _ => "Error",
         };

@@ -53,7 +53,7 @@ pub fn announce() {
 
 /// Decides whether a freshly accepted connection may go on; `None` means refused (and logged):
 /// the caller just closes it, before TLS.
-pub async fn admit(stream: &TcpStream) -> Option<Peer> {
+pub async fn admit(stream: &TcpStream, lines: &super::LogBudget) -> Option<Peer> {
     #[cfg(target_os = "linux")]
     {
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {
@@ -63,18 +63,23 @@ pub async fn admit(stream: &TcpStream) -> Option<Peer> {
         match tokio::task::spawn_blocking(move || linux::admit(local, peer)).await {
             Ok(Ok(peer)) => Some(peer),
             Ok(Err(refusal)) => {
-                refusal.log(peer);
+                // Another user can connect in a loop: the log must not grow with it.
+                if let Some(suppressed) = lines.allow() {
+                    refusal.log(peer, suppressed);
+                }
                 None
             }
             Err(e) => {
-                tracing::warn!(%peer, "refused a connection: owner check failed: {e}");
+                if lines.allow().is_some() {
+                    tracing::warn!(%peer, "refused a connection: owner check failed: {e}");
+                }
                 None
             }
         }
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = stream;
+        let _ = (stream, lines);
         Some(Peer::Unchecked)
     }
 }
@@ -124,16 +129,19 @@ mod linux {
     }
 
     impl Refusal {
-        pub(super) fn log(&self, peer: SocketAddr) {
+        /// `suppressed`: refusals not logged since the last line (rate limit).
+        pub(super) fn log(&self, peer: SocketAddr, suppressed: u64) {
             match self {
                 Refusal::OtherUser { uid, own } => tracing::warn!(
                     %peer,
                     uid,
                     own_uid = own,
+                    suppressed,
                     "refused a connection from another OS user's process"
                 ),
                 Refusal::Lookup(e) => tracing::warn!(
                     %peer,
+                    suppressed,
                     "refused a connection whose owner cannot be checked: {e}"
                 ),
             }

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::rate::TokenBucket;
 use super::request::RequestHead;
-use super::{ApiContext, Response, resume_from};
+use super::{ApiContext, Response, Slot, resume_from};
 use crate::origins::{Origin, Verdict};
 use crate::phone::driver::{Subscription, hello_json};
 use crate::protocol::{Action, ErrorBody, ErrorCode, Reply, Request, parse_request};
@@ -69,6 +69,7 @@ pub(super) async fn upgrade<S>(
     head: RequestHead,
     context: &ApiContext,
     deadline: tokio::time::Instant,
+    handshake: Slot<'_, u32>,
 ) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -78,6 +79,9 @@ where
             .write_to(&mut stream, false)
             .await;
     }
+    // Watch for revocations from before the check, so one that lands while this connection is
+    // being set up still ends it.
+    let revocations = context.policy.changes();
     let origin = match admit(&head, context) {
         Ok(origin) => origin,
         Err(reason) => {
@@ -89,6 +93,14 @@ where
                 .write_to(&mut stream, false)
                 .await;
         }
+    };
+    let Some(session) = context.sessions.take(Some(origin.clone())) else {
+        return Response::text(
+            429,
+            "this origin has too many open connections; close some tabs",
+        )
+        .write_to(&mut stream, false)
+        .await;
     };
     let (Some(key), Some("13")) = (
         head.header("sec-websocket-key"),
@@ -128,7 +140,17 @@ where
         may_provision: context.provisioners.contains(&origin),
         origin,
     };
-    run(ws, subscription, context, peer, deadline).await;
+    run(
+        ws,
+        subscription,
+        context,
+        peer,
+        deadline,
+        revocations,
+        handshake,
+    )
+    .await;
+    drop(session);
     Ok(())
 }
 
@@ -138,6 +160,8 @@ async fn run<S>(
     context: &ApiContext,
     peer: Peer,
     deadline: tokio::time::Instant,
+    mut revocations: tokio::sync::watch::Receiver<u64>,
+    handshake: Slot<'_, u32>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -146,7 +170,7 @@ async fn run<S>(
         context.limits.action_burst,
         std::time::Instant::now(),
     );
-    let mut revocations = context.policy.changes();
+
     let (mut sink, mut frames) = ws.split();
     let Subscription {
         hello,
@@ -156,6 +180,17 @@ async fn run<S>(
     let mut sent_seq = hello.last_seq;
     let sent = tokio::time::timeout_at(deadline, sink.send(Message::text(hello_json(hello)))).await;
     if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    // Established: the peer process's handshake place is free for its next tab.
+    drop(handshake);
+    if !context.policy.still_allowed(&peer.origin) {
+        let _ = sink
+            .send(close(
+                CloseCode::Library(CLOSE_REVOKED),
+                "this origin is no longer allowed",
+            ))
+            .await;
         return;
     }
     for published in replay {

@@ -127,13 +127,19 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
 fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<(), CliError> {
     let paths = CertPaths::in_data_dir(data_dir);
     let root = certs::nofollow::running_as_root();
-    let (who, links) = if root {
-        (trust::Installer::Root, certs::Links::Refuse)
+    let links = if root {
+        certs::Links::Refuse
     } else {
-        (trust::Installer::Agent, certs::Links::Follow)
+        certs::Links::Follow
     };
-    // The folder's owner may create and replace files in it; root in someone else's folder may not.
+    // The folder's owner may create and replace files in it; root in someone else's folder may not,
+    // and there acts for IT (the system store only). Root in its own folder is just its own user.
     let may_write = !root || certs::nofollow::root_only(data_dir);
+    let who = if may_write {
+        trust::Installer::Agent
+    } else {
+        trust::Installer::Root
+    };
     let writing = |command| {
         if may_write {
             Ok(())

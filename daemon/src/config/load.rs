@@ -218,11 +218,33 @@ fn merge(base: &mut toml::Table, layer: toml::Table) {
 
 /// Checks that need more than types: origins parse, statuses are unique, references resolve.
 fn validate(config: &Config) -> Result<(), ConfigError> {
-    for (i, origin) in config.api.allowed_origins.iter().enumerate() {
-        Origin::parse(origin).map_err(|e| ConfigError::Invalid {
-            key: format!("api.allowed_origins[{i}]"),
-            message: format!("{origin:?}: {e}"),
-        })?;
+    let lists = [
+        ("api.allowed_origins", &config.api.allowed_origins),
+        (
+            "provisioning.allowed_origins",
+            &config.provisioning.allowed_origins,
+        ),
+    ];
+    for (key, list) in lists {
+        for (i, origin) in list.iter().enumerate() {
+            Origin::parse(origin).map_err(|e| ConfigError::Invalid {
+                key: format!("{key}[{i}]"),
+                message: format!("{origin:?}: {e}"),
+            })?;
+        }
+    }
+    let origin_limits = [
+        (
+            "api.origin_actions_per_second",
+            config.api.origin_actions_per_second,
+        ),
+        ("api.origin_action_burst", config.api.origin_action_burst),
+    ];
+    if let Some((key, _)) = origin_limits.iter().find(|(_, value)| *value == 0) {
+        return Err(ConfigError::Invalid {
+            key: (*key).into(),
+            message: "must be at least 1".into(),
+        });
     }
     if config.api.actions_per_second == 0 {
         return Err(ConfigError::Invalid {

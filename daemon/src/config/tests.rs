@@ -187,3 +187,16 @@ fn provisioning_is_off_by_default_when_it_configured_an_account() {
     };
     assert!(on.pages_may_provision(true));
 }
+
+#[test]
+fn provisioning_origins_are_checked_like_api_origins() {
+    let config = file("[provisioning]\nallowed_origins = [\"https://crm.example.com/\"]\n");
+    let message = parse_file(config.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("provisioning.allowed_origins[0]"),
+        "{message}"
+    );
+}

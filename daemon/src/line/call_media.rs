@@ -243,8 +243,15 @@ impl CallMedia {
     }
 
     /// Their re-INVITE changed their media; returns the new remote-hold state when it changed.
+    /// On plain RTP a new address or port is where packets are taken from and sent to now.
     pub fn remote_changed(&mut self, remote_sdp: &str) -> Option<bool> {
         let remote = SessionDescription::parse(remote_sdp).ok()?;
+        if let (Path::Rtp { local, .. }, Some(session)) = (&self.path, &self.session) {
+            let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
+            if let Some((rtp, rtcp)) = remote_addresses(&remote, mux) {
+                session.set_remote(rtp, rtcp);
+            }
+        }
         self.remote_direction = remote.audio.direction;
         self.apply_flow();
         let hold = is_hold(remote.audio.direction);
@@ -356,34 +363,24 @@ impl CallMedia {
         let (codec, chosen) = chosen
             .and_then(|c| AudioCodec::from_name(&c.name).map(|a| (a, c.clone())))
             .ok_or("no common audio codec in the remote SDP")?;
-        let address: IpAddr = remote
-            .audio
-            .address
-            .trim_matches(['[', ']'])
-            .parse()
-            .map_err(|_| {
-                format!(
-                    "remote media address {:?} is not an IP address",
-                    remote.audio.address
-                )
-            })?;
+        let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
+        let (rtp_remote, rtcp_remote) = remote_addresses(&remote, mux).ok_or_else(|| {
+            format!(
+                "remote media address {:?} is not an IP address",
+                remote.audio.address
+            )
+        })?;
         let srtp = srtp_for(keys, &remote, settings.srtp)?;
         let audio::CallAudio { source, sink } =
             audio::open_for_call(&settings.audio, codec.clock_rate())
                 .map_err(|e| format!("audio: {e}"))?;
-        let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
-        let rtp_remote = SocketAddr::new(address, remote.audio.port);
         tracing::info!(%conversation, codec = %chosen.name, remote = %rtp_remote, srtp = srtp.is_some(), "media started");
         let params = MediaParams {
             wire: Wire::Udp {
                 socket: rtp,
                 rtcp_socket: (!mux).then_some(rtcp),
                 remote: rtp_remote,
-                remote_rtcp: if mux {
-                    rtp_remote
-                } else {
-                    SocketAddr::new(address, remote.audio.port.saturating_add(1))
-                },
+                remote_rtcp: rtcp_remote,
                 srtp,
             },
             codec,
@@ -463,4 +460,16 @@ async fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
 
 fn session_id() -> u64 {
     u64::from_str_radix(&crate::run::random_hex(6), 16).unwrap_or(1)
+}
+
+/// Where the far end's RTP and RTCP are, from its SDP; `None` when the address is not an IP.
+fn remote_addresses(remote: &SessionDescription, mux: bool) -> Option<(SocketAddr, SocketAddr)> {
+    let address: std::net::IpAddr = remote.audio.address.trim_matches(['[', ']']).parse().ok()?;
+    let rtp = SocketAddr::new(address, remote.audio.port);
+    let rtcp = if mux {
+        rtp
+    } else {
+        SocketAddr::new(address, remote.audio.port.saturating_add(1))
+    };
+    Some((rtp, rtcp))
 }

@@ -102,6 +102,8 @@ pub enum MediaReport {
 pub struct MediaSession {
     stop: Option<oneshot::Sender<()>>,
     muted: watch::Sender<bool>,
+    /// A re-INVITE moved the far end's RTP and RTCP addresses.
+    remote: watch::Sender<Option<(SocketAddr, SocketAddr)>>,
     flow: watch::Sender<Flow>,
     dtmf: mpsc::UnboundedSender<char>,
     task: JoinHandle<()>,
@@ -110,6 +112,7 @@ pub struct MediaSession {
 struct Controls {
     stopped: oneshot::Receiver<()>,
     muted: watch::Receiver<bool>,
+    remote: watch::Receiver<Option<(SocketAddr, SocketAddr)>>,
     flow: watch::Receiver<Flow>,
     dtmf: mpsc::UnboundedReceiver<char>,
     reports: ReportSender,
@@ -124,11 +127,13 @@ impl MediaSession {
     ) -> Self {
         let (stop, stopped) = oneshot::channel();
         let (muted, muted_rx) = watch::channel(false);
+        let (remote, remote_rx) = watch::channel(None);
         let (flow, flow_rx) = watch::channel(Flow::BOTH);
         let (dtmf, dtmf_rx) = mpsc::unbounded_channel();
         let controls = Controls {
             stopped,
             muted: muted_rx,
+            remote: remote_rx,
             flow: flow_rx,
             dtmf: dtmf_rx,
             reports,
@@ -137,6 +142,7 @@ impl MediaSession {
         Self {
             stop: Some(stop),
             muted,
+            remote,
             flow,
             dtmf,
             task,
@@ -145,6 +151,15 @@ impl MediaSession {
 
     pub fn set_muted(&self, muted: bool) {
         let _ = self.muted.send(muted);
+    }
+
+    /// The far end's media moved (a re-INVITE): take packets from, and send to, there now.
+    pub fn set_remote(&self, rtp: SocketAddr, rtcp: SocketAddr) {
+        self.remote.send_if_modified(|now| {
+            let changed = *now != Some((rtp, rtcp));
+            *now = Some((rtp, rtcp));
+            changed
+        });
     }
 
     pub fn set_flow(&self, flow: Flow) {
@@ -267,6 +282,14 @@ async fn run(
     loop {
         tokio::select! {
             _ = &mut controls.stopped => break,
+            Ok(()) = controls.remote.changed() => {
+                let moved = *controls.remote.borrow_and_update();
+                if let (Some((rtp, rtcp)), Some(_)) = (moved, rtp_source.as_ref()) {
+                    let dropped = dropped(&rtp_source, &rtcp_source);
+                    rtp_source = Some(SourceFilter::new(rtp).with_dropped(dropped));
+                    rtcp_source = Some(SourceFilter::new(rtcp));
+                }
+            }
             _ = tokio::time::sleep_until(report_at) => {
                 report_at += REPORT_EVERY;
                 let now_ntp = rtcp::ntp_time(SystemTime::now());
@@ -340,6 +363,7 @@ async fn run(
                 }
                 let bytes = &buffer[..n];
                 if rtcp::is_rtcp(bytes) {
+                    // Muxed RTCP does not latch: only valid RTP does, below.
                     on_rtcp(bytes, &mut srtp, &mut reception, &mut stats, sender.ssrc);
                     continue;
                 }
@@ -365,9 +389,10 @@ async fn run(
                 if let Ok((n, from)) = received
                     && let Some(source) = rtcp_source.as_mut()
                     && source.admits(from)
+                    && on_rtcp(&rtcp_buffer[..n], &mut srtp, &mut reception, &mut stats, sender.ssrc)
                 {
+                    // Latched only once a report decrypted and parsed.
                     source.confirm(from);
-                    on_rtcp(&rtcp_buffer[..n], &mut srtp, &mut reception, &mut stats, sender.ssrc);
                 }
             }
         }
@@ -487,13 +512,14 @@ async fn send_rtp(
     }
 }
 
+/// Takes one RTCP compound packet; false when it does not decrypt or carries no report.
 fn on_rtcp(
     bytes: &[u8],
     srtp: &mut Option<SrtpSession>,
     reception: &mut Reception,
     stats: &mut MediaStats,
     our_ssrc: u32,
-) {
+) -> bool {
     let plain;
     let bytes = match srtp {
         Some(srtp) => match srtp.unprotect_rtcp(bytes) {
@@ -501,7 +527,7 @@ fn on_rtcp(
                 plain = p;
                 &plain[..]
             }
-            None => return,
+            None => return false,
         },
         None => bytes,
     };
@@ -518,6 +544,7 @@ fn on_rtcp(
             stats.round_trip_ms = Some(rtt * 1000.0);
         }
     }
+    received.sender_report.is_some() || received.about_us.is_some() || received.bye
 }
 
 fn stats_rate(codec: &str) -> u32 {

@@ -50,6 +50,12 @@ impl SourceFilter {
         }
     }
 
+    /// A filter for a moved far end that keeps counting from `dropped`.
+    pub fn with_dropped(mut self, dropped: u64) -> Self {
+        self.dropped = dropped;
+        self
+    }
+
     /// Where to send: the latched address once the far end has sent, else the negotiated one.
     pub fn target(&self) -> SocketAddr {
         self.latched.unwrap_or(self.negotiated)

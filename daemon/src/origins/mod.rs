@@ -123,6 +123,8 @@ pub struct OriginPolicy {
     store: Arc<Mutex<ApprovalStore>>,
     /// Bumped whenever the approvals change, so open connections re-check their origin.
     changes: Arc<watch::Sender<u64>>,
+    /// The approved origins at the last refresh.
+    approved: Arc<Mutex<Vec<String>>>,
 }
 
 impl OriginPolicy {
@@ -136,6 +138,7 @@ impl OriginPolicy {
             own: Arc::new(own),
             store: Arc::new(Mutex::new(store)),
             changes: Arc::new(watch::channel(0).0),
+            approved: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -175,22 +178,33 @@ impl OriginPolicy {
     }
 
     /// Rereads the approvals if the file changed (the CLI) or the tray changed them, and tells
-    /// open connections when anything did.
-    pub fn refresh(&self) {
-        let revision = match self.store.lock() {
+    /// open connections when anything did. Returns the origins no longer approved since the last
+    /// refresh (their replay history must start afresh if they are approved again).
+    pub fn refresh(&self) -> Vec<String> {
+        let (revision, approved) = match self.store.lock() {
             Ok(mut store) => {
                 if let Err(e) = store.reload() {
                     tracing::warn!("{e}; keeping the approvals already loaded");
                 }
-                store.revision()
+                (store.revision(), store.origins().approved.clone())
             }
-            Err(_) => return,
+            Err(_) => return Vec::new(),
         };
+        let mut revoked = Vec::new();
+        if let Ok(mut last) = self.approved.lock() {
+            revoked = last
+                .iter()
+                .filter(|o| !approved.contains(o))
+                .cloned()
+                .collect();
+            *last = approved;
+        }
         self.changes.send_if_modified(|seen| {
             let changed = *seen != revision;
             *seen = revision;
             changed
         });
+        revoked
     }
 
     /// Fires after each change of the approvals that [`Self::refresh`] noticed.

@@ -12,6 +12,8 @@ use super::{Origin, Verdict};
 /// Pending entries kept; the oldest goes when a new one comes, so a flood of junk origins cannot
 /// crowd out a real CRM that asks again (the shim retries), and the file stays small.
 const MAX_PENDING: usize = 50;
+/// Pending entries kept per site (the last two labels of the host).
+const MAX_PENDING_PER_SITE: usize = 3;
 /// A pending origin not seen again for this long is dropped.
 const PENDING_FOR: Duration = Duration::from_secs(60 * 60);
 /// A pending origin seen again is re-stamped at most this often (each stamp is a file write).
@@ -101,13 +103,22 @@ impl ApprovalStore {
                 tracing::info!(origin = %name, "origin awaits approval");
             }
             self.origins.pending.retain(|o| *o != name);
+            // One site (wildcard DNS: x1.evil.example, x2.evil.example …) keeps only its newest
+            // few entries, so it cannot push everyone else out of the list.
+            let new_site = site(&name).to_owned();
+            let mut same_site = 0;
+            self.origins.pending.retain(|o| {
+                if site(o) != new_site {
+                    return true;
+                }
+                same_site += 1;
+                same_site < MAX_PENDING_PER_SITE
+            });
             self.origins.pending.insert(0, name.clone());
             self.origins.pending_seen.insert(name, now);
-            while self.origins.pending.len() > MAX_PENDING {
-                if let Some(oldest) = self.origins.pending.pop() {
-                    self.origins.pending_seen.remove(&oldest);
-                }
-            }
+            self.origins.pending.truncate(MAX_PENDING);
+            let kept = &self.origins.pending;
+            self.origins.pending_seen.retain(|o, _| kept.contains(o));
             if let Err(e) = self.save() {
                 tracing::warn!("{e}");
             }
@@ -247,4 +258,21 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The site of an origin for the pending list: the last two labels of its host (`evil.example`
+/// for `https://x1.evil.example:8443`), or the whole host for an IP address.
+fn site(origin: &str) -> &str {
+    let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    if host.starts_with('[') {
+        return host.split(']').next().unwrap_or(host);
+    }
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return host;
+    }
+    match host.rmatch_indices('.').nth(1) {
+        Some((dot, _)) => &host[dot + 1..],
+        None => host,
+    }
 }

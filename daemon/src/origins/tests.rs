@@ -160,3 +160,28 @@ fn corrupt_store_file_is_reported() {
         Err(StoreError::Format { .. })
     ));
 }
+
+/// Red-team follow-up to finding 9: a site with wildcard DNS opens x1.evil.example,
+/// x2.evil.example … faster than the real CRM retries. One site keeps only its newest three.
+#[test]
+fn one_site_cannot_fill_the_pending_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = ApprovalStore::open(&dir.path().join("origins.json")).expect("store");
+    let real = Origin::parse("https://crm.example.com").expect("valid");
+    store.check_and_record(&real);
+    for i in 0..500 {
+        store.check_and_record(
+            &Origin::parse(&format!("https://x{i}.evil.example:8443")).expect("valid"),
+        );
+    }
+    let pending = &store.origins().pending;
+    assert_eq!(
+        pending
+            .iter()
+            .filter(|o| o.ends_with("evil.example:8443"))
+            .count(),
+        3
+    );
+    assert!(pending.contains(&"https://crm.example.com".to_owned()));
+    assert_eq!(pending[0], "https://x499.evil.example:8443", "newest first");
+}

@@ -49,6 +49,10 @@ enum Request {
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
     },
+    /// The origin was revoked: if approved again, it starts without history.
+    ForgetOrigin {
+        origin: String,
+    },
     /// Unregister (waiting at most `UNREGISTER_WAIT`), then stop.
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -81,6 +85,16 @@ impl PhoneHandle {
             .blocking_send(Request::Act { action, reply })
             .map_err(|_| PhoneStopped)?;
         answer.blocking_recv().map_err(|_| PhoneStopped)
+    }
+
+    /// Forgets where `origin`'s replay may start (it was revoked).
+    pub async fn forget_origin(&self, origin: &str) -> Result<(), PhoneStopped> {
+        self.requests
+            .send(Request::ForgetOrigin {
+                origin: origin.to_owned(),
+            })
+            .await
+            .map_err(|_| PhoneStopped)
     }
 
     /// Unregisters the line and stops the phone task.
@@ -264,6 +278,9 @@ impl Driver {
             }
             Request::Snapshot { reply } => {
                 let _ = reply.send(self.phone.snapshot());
+            }
+            Request::ForgetOrigin { origin } => {
+                self.floors.remove(&origin);
             }
             Request::Shutdown { reply } => {
                 if let Some(line) = &mut self.line {
