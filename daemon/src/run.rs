@@ -102,24 +102,14 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let port = listeners.port;
 
     // Config validation already parsed these; a failure here cannot happen, so skip silently.
-    let configured: Vec<Origin> = config
-        .api
-        .allowed_origins
-        .iter()
-        .filter_map(|o| Origin::parse(o).ok())
-        .collect();
+    let configured = parse_origins(&config.api.allowed_origins);
     for origin in configured.iter().filter(|o| o.is_insecure()) {
         tracing::warn!(
             %origin,
             "[api] allowed_origins lists a plain http:// origin: anyone on its network path could alter that page and drive this phone"
         );
     }
-    let provisioners: Vec<Origin> = config
-        .provisioning
-        .allowed_origins
-        .iter()
-        .filter_map(|o| Origin::parse(o).ok())
-        .collect();
+    let provisioners = parse_origins(&config.provisioning.allowed_origins);
     let store = ApprovalStore::open(&data_dir.join("origins.json"))?;
     let policy = OriginPolicy::new(configured, port, store);
 
@@ -229,6 +219,11 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     phone.shutdown().await;
     let _ = std::fs::remove_file(&info_path);
     Ok(())
+}
+
+/// Origins from config, which validation already parsed (so none is skipped here).
+fn parse_origins(list: &[String]) -> Vec<Origin> {
+    list.iter().filter_map(|o| Origin::parse(o).ok()).collect()
 }
 
 async fn shutdown_signal() {

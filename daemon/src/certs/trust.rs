@@ -157,6 +157,24 @@ mod platform {
     const CERTUTIL_HINT: &str = "install libnss3-tools (Debian/Ubuntu) or nss-tools (Fedora)";
 
     /// Chromium's shared NSS database and every Firefox profile under the home directory.
+    /// The agent's NSS databases (`create`: make Chromium's if missing); none for root, which
+    /// changes only the system store.
+    fn user_databases(
+        who: Installer,
+        create: bool,
+        report: &mut Report,
+    ) -> Result<Vec<PathBuf>, TrustError> {
+        match who {
+            Installer::Agent => nss_databases(create),
+            Installer::Root => {
+                report
+                    .skipped
+                    .push("NSS databases (per user: run as the agent)".into());
+                Ok(Vec::new())
+            }
+        }
+    }
+
     fn nss_databases(create_chromium_db: bool) -> Result<Vec<PathBuf>, TrustError> {
         let Some(home) = std::env::var_os("HOME").map(PathBuf::from) else {
             return Ok(Vec::new());
@@ -202,15 +220,7 @@ mod platform {
     ) -> Result<Report, TrustError> {
         let mut report = Report::default();
         let ca_str = ca.to_string_lossy();
-        let databases = match who {
-            Installer::Agent => nss_databases(true)?,
-            Installer::Root => {
-                report
-                    .skipped
-                    .push("NSS databases (per user: run as the agent)".into());
-                Vec::new()
-            }
-        };
+        let databases = user_databases(who, true, &mut report)?;
         for db in databases {
             let db_arg = format!("sql:{}", db.display());
             // Replace any older CA of ours (a renewal makes a new one under the same nickname).
@@ -284,15 +294,7 @@ mod platform {
 
     pub fn uninstall(system: bool, who: Installer) -> Result<Report, TrustError> {
         let mut report = Report::default();
-        let databases = match who {
-            Installer::Agent => nss_databases(false)?,
-            Installer::Root => {
-                report
-                    .skipped
-                    .push("NSS databases (per user: run as the agent)".into());
-                Vec::new()
-            }
-        };
+        let databases = user_databases(who, false, &mut report)?;
         for db in databases {
             let db_arg = format!("sql:{}", db.display());
             match run(

@@ -161,13 +161,7 @@ impl FakePbx {
 
     /// Calls the phone at `contact` with an SDP offer. `transport` names the Via transport.
     pub fn invite(&self, contact: &str, transport: &str, sdp: &str) {
-        let target = contact
-            .trim()
-            .trim_start_matches('<')
-            .split('>')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let target = uri_of(contact);
         let text = format!(
             "INVITE {target} SIP/2.0\r\n\
              Via: SIP/2.0/{transport} {}:{};branch=z9hG4bK-fake-invite\r\n\
@@ -192,13 +186,7 @@ impl FakePbx {
     /// ACKs a 2xx to our INVITE (the dialog's To tag comes from the response).
     pub fn ack(&self, response: &str, contact: &str) {
         let to = header(response, "To").unwrap_or_default();
-        let target = contact
-            .trim()
-            .trim_start_matches('<')
-            .split('>')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let target = uri_of(contact);
         let text = format!(
             "ACK {target} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {}:{};branch=z9hG4bK-fake-ack\r\n\
@@ -213,6 +201,17 @@ impl FakePbx {
         );
         self.send(text);
     }
+}
+
+/// The URI in a Contact value (`<sip:…>;params` → `sip:…`).
+fn uri_of(contact: &str) -> String {
+    contact
+        .trim()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A header's value in a message's text.
