@@ -31,6 +31,7 @@ declare namespace SoftphoneBridge {
     | 'certificate_not_trusted'
     | 'origin_not_approved'
     | 'origin_denied'
+    | 'origin_insecure'
     | 'local_network_blocked'
     | 'daemon_not_running'
     | 'bridge_unavailable'

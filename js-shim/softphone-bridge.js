@@ -49,6 +49,8 @@
     origin_not_approved: 'This page is waiting for the agent to allow it: choose "Allow" in the softphone tray menu ' +
       '(or run `softphone-bridge origins approve ORIGIN`), or ask IT to add it to [api] allowed_origins.',
     origin_denied: 'The agent denied this page access to the softphone. Run `softphone-bridge origins forget ORIGIN` to ask again.',
+    origin_insecure: 'This page is served over plain http:// from the network, so the softphone cannot trust it. ' +
+      'Serve the CRM over https:// (or ask IT to list it).',
     local_network_blocked: 'The browser blocked this page from reaching localhost (Local Network Access). Allow it in the ' +
       'site settings, or ask IT to set the LocalNetworkAccessAllowedForUrls policy (see docs/deploy.md).',
     daemon_not_running: 'The softphone daemon is not running on this computer (or listens on another port). ' +
@@ -85,6 +87,7 @@
       var body = await response.json();
       if (body.status === 'pending') return blocked('origin_not_approved', body.origin);
       if (body.status === 'denied') return blocked('origin_denied', body.origin);
+      if (body.status === 'insecure') return blocked('origin_insecure', body.origin);
       if (body.status === 'allowed') return new BridgeError('disconnected', 'The connection to the softphone closed.');
       return blocked('origin_denied', 'origin not acceptable: ' + body.origin);
     } catch (e) { /* not reachable over https: keep looking */ }

@@ -73,10 +73,23 @@ impl Origin {
         &self.0
     }
 
-    /// `http://`: the page itself could be altered on the network, so the agent may not approve
-    /// it (IT may still list one, with a warning at start).
+    /// `http://` on a network host: the page itself could be altered on the way, so the agent may
+    /// not approve it (IT may still list one, with a warning at start). `http://localhost`,
+    /// `127.0.0.1` and `[::1]` never cross a network (browsers count them as secure contexts too),
+    /// so a developer's local CRM can still be approved.
     pub fn is_insecure(&self) -> bool {
-        self.0.starts_with("http://")
+        let Some(rest) = self.0.strip_prefix("http://") else {
+            return false;
+        };
+        let host = if rest.starts_with('[') {
+            rest.split(']')
+                .next()
+                .map(|h| format!("{h}]"))
+                .unwrap_or_default()
+        } else {
+            rest.split(':').next().unwrap_or_default().to_owned()
+        };
+        !matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]")
     }
 }
 

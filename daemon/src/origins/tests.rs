@@ -143,11 +143,25 @@ fn plain_http_origins_cannot_be_approved() {
         store.approve("http://crm.example.com"),
         Err(StoreError::Insecure(_))
     ));
+    assert!(
+        store.approve("http://localhost:3000").is_ok(),
+        "a local development page never crosses a network"
+    );
     let policy = OriginPolicy::new(Vec::new(), 48443, store);
     assert_eq!(
         policy.check(&Origin::parse("http://crm.example.com").expect("valid")),
         Verdict::Insecure
     );
+    for local in [
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+        "http://localhost",
+    ] {
+        assert!(
+            !Origin::parse(local).expect("valid").is_insecure(),
+            "{local}"
+        );
+    }
 }
 
 #[test]
