@@ -666,3 +666,38 @@ async fn a_pbx_that_is_down_is_retried_with_exponential_back_off() {
         "one log line per attempt, not a flood: {warnings}"
     );
 }
+
+/// Finding 10 (Low): 256 idle sockets from one local process locked every page out. A flood from
+/// another process now gets a few handshake places and no more, while a real page connects.
+#[tokio::test]
+async fn a_real_page_connects_while_another_process_floods_the_port() {
+    use std::io::BufRead;
+    let daemon = Daemon::start("");
+    let flood = "import socket, sys, time\n\
+                 held = []\n\
+                 for _ in range(300):\n\
+                 \x20   try:\n\
+                 \x20       held.append(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2))\n\
+                 \x20   except OSError:\n\
+                 \x20       pass\n\
+                 print('opened', len(held), flush=True)\n\
+                 time.sleep(30)\n";
+    let mut flooder = std::process::Command::new("python3")
+        .args(["-c", flood, &daemon.port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    if let Some(out) = flooder.stdout.take() {
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("the flood reports");
+    }
+    assert!(line.starts_with("opened"), "{line}");
+    // The flood's sockets are open (the kernel accepted them all); a real page still gets in.
+    let mut page = daemon.connect(CRM).await;
+    let (reply, _) = page.request("get_state", Value::Null).await;
+    assert_eq!(reply["ok"], true);
+    let _ = flooder.kill();
+    let _ = flooder.wait();
+}
