@@ -351,6 +351,7 @@ async fn the_rate_limit_is_per_origin_too() {
     }
     let mut accepted = 0;
     let mut limited = 0;
+    let started = Instant::now();
     for page in &mut pages {
         for n in 0..40 {
             let frame = json!({ "id": n, "action": "get_state" });
@@ -372,9 +373,13 @@ async fn the_rate_limit_is_per_origin_too() {
             }
         }
     }
-    // The origin's burst (80) and what its rate (40/s) refills during the test.
-    assert!(accepted <= 160, "{accepted} accepted across 20 connections");
-    assert!(limited >= 640, "{limited} limited");
+    // The origin's burst (80) and what its rate (40/s) refilled while the test ran.
+    let allowed = 80 + (40.0 * started.elapsed().as_secs_f64()).ceil() as u32 + 1;
+    assert!(
+        accepted <= allowed,
+        "{accepted} accepted across 20 connections (at most {allowed})"
+    );
+    assert_eq!(accepted + limited, 800, "every action got an answer");
 }
 
 /// Finding 12 (Low): a newly approved page replayed 1,024 past events of all pages (numbers,
