@@ -25,7 +25,7 @@ const FANOUT_EVENTS: usize = 3000;
 fn start() -> Daemon {
     // Limits out of the way: this measures the daemon, not its rate limiter.
     Daemon::start(
-        "actions_per_second = 1000000\naction_burst = 1000000\nreplay_events = 8192\n[log]\nlevel = \"warn\"\n",
+        "actions_per_second = 1000000\naction_burst = 1000000\norigin_actions_per_second = 1000000\norigin_action_burst = 1000000\nreplay_events = 8192\n[log]\nlevel = \"warn\"\n",
     )
 }
 

@@ -225,7 +225,7 @@ impl Peer {
 async fn daemon_on(peer: &mut Peer, auto_answer: bool) -> (Daemon, Client, SocketAddr) {
     // Rate limits out of the way (these lines land in [api]): this measures the line.
     let daemon = Daemon::start(&format!(
-        "actions_per_second = 1000000\naction_burst = 1000000\n[account]\nserver = \"{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"x\"\nauto_answer = {auto_answer}\n[log]\nlevel = \"warn\"\n[media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\n",
+        "actions_per_second = 1000000\naction_burst = 1000000\norigin_actions_per_second = 1000000\norigin_action_burst = 1000000\n[account]\nserver = \"{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"x\"\nauto_answer = {auto_answer}\n[log]\nlevel = \"warn\"\n[media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\n",
         peer.addr()
     ));
     let (register, from) = peer.request(Method::Register).await;

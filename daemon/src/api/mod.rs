@@ -62,6 +62,9 @@ pub struct ApiContext {
 /// process opens every tab's connections, so this counts only handshakes in progress: an
 /// established page does not use up its browser's share.
 pub const MAX_HANDSHAKES_PER_PROCESS: usize = 16;
+/// Handshakes in progress, all processes together, above which each new one's process is looked
+/// up and capped.
+const LOOK_UP_PROCESSES_ABOVE: usize = 8;
 /// Open WebSocket sessions one origin may hold (tabs of one CRM, each with the shim).
 pub const MAX_SESSIONS_PER_ORIGIN: usize = 32;
 
@@ -70,6 +73,8 @@ pub const MAX_SESSIONS_PER_ORIGIN: usize = 32;
 pub struct Slots<K> {
     max: usize,
     open: std::sync::Mutex<std::collections::HashMap<K, usize>>,
+    /// Every slot taken, counted or not.
+    taken: std::sync::atomic::AtomicUsize,
 }
 
 /// One place in [`Slots`]; freed on drop.
@@ -83,7 +88,13 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
         Self {
             max,
             open: std::sync::Mutex::new(std::collections::HashMap::new()),
+            taken: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Slots taken now, for every key and none.
+    pub fn in_progress(&self) -> usize {
+        self.taken.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A place for `key`, or `None` when it has `max` already. `None` keys are not counted.
@@ -96,12 +107,17 @@ impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
             }
             *count += 1;
         }
+        self.taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(Slot { slots: self, key })
     }
 }
 
 impl<K: std::hash::Hash + Eq> Drop for Slot<'_, K> {
     fn drop(&mut self) {
+        self.slots
+            .taken
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let (Some(key), Ok(mut open)) = (&self.key, self.slots.open.lock())
             && let Some(count) = open.get_mut(key)
         {
@@ -271,9 +287,11 @@ async fn handle_connection(stream: TcpStream, context: Arc<ApiContext>) {
     let Some(peer) = peer::admit(&stream, &context.refusals).await else {
         return;
     };
-    let pid = match peer {
-        peer::Peer::SameUser { pid } => pid,
-        peer::Peer::Unchecked => None,
+    // Which process it is costs a scan of /proc: only worth it when handshakes pile up (a flood).
+    let pid = if context.handshakes.in_progress() >= LOOK_UP_PROCESSES_ABOVE {
+        peer::process_of(peer).await
+    } else {
+        None
     };
     let Some(handshake) = context.handshakes.take(pid) else {
         if let Some(suppressed) = context.refusals.allow() {

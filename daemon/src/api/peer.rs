@@ -33,9 +33,10 @@ use tokio::net::TcpStream;
 /// What the owner check found about an admitted connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
-    /// The peer's socket belongs to the daemon's own OS user. `pid` is the process holding it,
-    /// when that process could be read (for a per-process connection cap).
-    SameUser { pid: Option<u32> },
+    /// The peer's socket (kernel inode `socket`) belongs to the daemon's own OS user. Which
+    /// process holds it costs a scan of `/proc`, so it is looked up only when needed
+    /// ([`process_of`]).
+    SameUser { socket: u64 },
     /// This OS build cannot tell who the peer is (see the module docs); the connection is let in.
     Unchecked,
 }
@@ -86,6 +87,21 @@ pub async fn admit(stream: &TcpStream, lines: &super::LogBudget) -> Option<Peer>
 
 #[cfg(target_os = "linux")]
 pub use linux::{PeerError, PeerOwner, listener_of, peer_of};
+
+/// The process holding an admitted peer's socket, when this OS tells (a scan of `/proc`, off the
+/// runtime's workers).
+pub async fn process_of(peer: Peer) -> Option<u32> {
+    match peer {
+        #[cfg(target_os = "linux")]
+        Peer::SameUser { socket } => {
+            tokio::task::spawn_blocking(move || linux::own_process_holding(socket))
+                .await
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    }
+}
 
 /// Who listens on `address`; this build cannot tell outside Linux.
 #[cfg(not(target_os = "linux"))]
@@ -186,9 +202,12 @@ mod linux {
         if row.uid != own {
             return Err(Refusal::OtherUser { uid: row.uid, own });
         }
-        Ok(Peer::SameUser {
-            pid: pid_holding(row.inode, Some(row.uid)),
-        })
+        Ok(Peer::SameUser { socket: row.inode })
+    }
+
+    /// The process of our own user holding socket `inode`.
+    pub(super) fn own_process_holding(inode: u64) -> Option<u32> {
+        pid_holding(inode, Some(own_uid().ok()?))
     }
 
     /// The peer's row; read twice before giving up, since the tables change while we read them.
@@ -432,10 +451,10 @@ mod linux {
             let owner = peer_of(local, peer).expect("owner");
             assert_eq!(owner.uid, own_uid().expect("own uid"));
             assert_eq!(owner.pid, Some(std::process::id()));
-            assert!(matches!(
-                admit(local, peer),
-                Ok(Peer::SameUser { pid: Some(pid) }) if pid == std::process::id()
-            ));
+            let Ok(Peer::SameUser { socket }) = admit(local, peer) else {
+                panic!("our own peer is admitted");
+            };
+            assert_eq!(own_process_holding(socket), Some(std::process::id()));
             // A peer that does not exist is not let in.
             let gone = addr("127.0.0.1:1");
             assert!(matches!(
