@@ -285,3 +285,28 @@ fn unregister_sends_expires_zero() {
     assert_eq!(reg.poll_event(), Some(RegistrationEvent::Unregistered));
     assert_eq!(reg.poll_timeout(), None, "no refresh after unregistering");
 }
+
+/// Security review, finding 14: a registrar that is down is retried with exponential back-off
+/// that stops at one minute (it was five), so a PBX that comes back is used again soon.
+#[test]
+fn a_silent_registrar_is_retried_doubling_up_to_a_minute() {
+    let (start, mut e) = (Instant::now(), Counter(0));
+    let mut reg = Registration::new(config(), Timers::default(), &mut e);
+    reg.register(start, &mut e);
+    let mut waits = Vec::new();
+    let mut now = start;
+    while waits.len() < 6 {
+        while reg.poll_transmit().is_some() {}
+        let Some(at) = reg.poll_timeout() else {
+            panic!("the registration keeps a timer")
+        };
+        now = at.max(now);
+        reg.handle_timeout(now, &mut e);
+        while let Some(event) = reg.poll_event() {
+            if let RegistrationEvent::Failed { retry_in, .. } = event {
+                waits.push(retry_in.as_secs());
+            }
+        }
+    }
+    assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+}
