@@ -97,3 +97,29 @@ fn status_reports_a_running_daemon_and_a_stopped_one() {
     let out = command(dir.path()).arg("status").output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Red-team follow-up to finding 8: denying an origin IT lists has no effect on the daemon, and
+/// the CLI says so instead of reporting a revocation that did not happen.
+#[test]
+fn denying_an_it_listed_origin_says_it_stays_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let system = dir.path().join("system.toml");
+    std::fs::write(
+        &system,
+        "[api]\nallowed_origins = [\"https://crm.example.com\"]\n",
+    )
+    .expect("write");
+    let out = command(dir.path())
+        .env("SOFTPHONE_BRIDGE_SYSTEM_CONFIG", &system)
+        .args(["origins", "deny", "https://CRM.example.com:443"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keeps allowing it"), "{err}");
+    let out = command(dir.path())
+        .args(["origins", "deny", "https://other.example.com"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+}

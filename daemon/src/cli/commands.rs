@@ -266,7 +266,23 @@ fn origins_command(command: OriginsCommand, data_dir: &std::path::Path) -> Resul
             }
         }
         OriginsCommand::Approve { origin } => println!("approved {}", store.approve(&origin)?),
-        OriginsCommand::Deny { origin } => println!("denied {}", store.deny(&origin)?),
+        OriginsCommand::Deny { origin } => {
+            let denied = store.deny(&origin)?;
+            println!("denied {denied}");
+            // IT's list wins over the agent's: say so instead of pretending the page is cut off.
+            let it_listed = config::load(&Sources::standard(None)).is_ok_and(|(config, _)| {
+                config
+                    .api
+                    .allowed_origins
+                    .iter()
+                    .any(|o| crate::origins::Origin::parse(o).is_ok_and(|o| o == denied))
+            });
+            if it_listed {
+                eprintln!(
+                    "warning: IT lists {denied} in [api] allowed_origins, so the daemon keeps allowing it; ask IT to remove it there"
+                );
+            }
+        }
         OriginsCommand::Forget { origin } => println!("forgot {}", store.forget(&origin)?),
     }
     Ok(())
