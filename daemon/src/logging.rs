@@ -216,6 +216,36 @@ fn value_end(bytes: &[u8], at: usize, whole_line: bool) -> usize {
         .unwrap_or(rest.len())
 }
 
+/// The log file, kept under its cap while the daemon runs: at the cap it becomes `….log.1`
+/// (replacing an older one) and a fresh owner-only file starts, so nothing a peer can make the
+/// daemon log (refused connections, a chatty PBX) fills the agent's disk.
+struct CappedFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    written: u64,
+    cap: u64,
+}
+
+impl std::io::Write for CappedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() as u64 > self.cap {
+            let mut older = self.path.clone().into_os_string();
+            older.push(".1");
+            std::fs::rename(&self.path, &older)?;
+            let (file, _) = private_files::open(&self.path, private_files::Existing::Truncate)
+                .map_err(std::io::Error::other)?;
+            self.file = file;
+            self.written = 0;
+        }
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// A writer that redacts each formatted line before it reaches stderr or the file.
 struct Redacting<W>(W);
 
@@ -286,11 +316,18 @@ pub fn init(level: &str, log_dir: Option<&Path>) -> (LogControl, mpsc::Receiver<
         };
         let (file, loose) = private_files::open(&path, existing).ok()?;
         tightened.extend(loose);
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let capped = CappedFile {
+            path,
+            file,
+            written,
+            cap: MAX_LOG_BYTES,
+        };
         Some(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_target(false)
-                .with_writer(RedactingWriter(Mutex::new(file))),
+                .with_writer(RedactingWriter(Mutex::new(capped))),
         )
     });
     let (sender, lines) = mpsc::channel(PAGE_QUEUE);
@@ -375,6 +412,34 @@ mod tests {
         // A hostile line full of keywords: every value hidden (one pass by construction).
         let hostile = "password=x,".repeat(20_000);
         assert!(!redact(&hostile).contains('x'));
+    }
+
+    #[test]
+    fn the_log_file_rolls_over_at_its_cap() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("softphone-bridge.log");
+        let (file, _) = private_files::open(&path, private_files::Existing::Append).expect("open");
+        let mut capped = CappedFile {
+            path: path.clone(),
+            file,
+            written: 0,
+            cap: 100,
+        };
+        for _ in 0..25 {
+            capped.write_all(b"0123456789\n").expect("write");
+        }
+        let now = std::fs::metadata(&path).expect("log").len();
+        let older = std::fs::metadata(dir.path().join("softphone-bridge.log.1"))
+            .expect("rolled")
+            .len();
+        assert!(now <= 100 && older <= 100, "{now} {older}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("log").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]
