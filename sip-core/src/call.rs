@@ -16,6 +16,8 @@ use crate::registration::Entropy;
 use crate::sdp::SessionDescription;
 use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
 
+/// SIP extensions (option tags) this UA implements, for `Require` (RFC 3261 §8.2.2.3).
+pub const SUPPORTED: [&str; 0] = [];
 /// Who we are on this line.
 #[derive(Debug, Clone)]
 pub struct LocalParty {
@@ -163,17 +165,36 @@ impl Call {
         call
     }
 
-    /// Takes an incoming INVITE: answers 100 Trying and 180 Ringing.
+    /// Takes an incoming INVITE: answers 100 Trying and 180 Ringing. Refuses it (the bytes to
+    /// send) with 420 when it requires an extension we lack, 400 when it has no usable From, To or
+    /// SIP Contact.
     pub fn incoming(
         party: LocalParty,
         invite: Request,
         timers: Timers,
         entropy: &mut dyn Entropy,
     ) -> Result<Self, Vec<u8>> {
+        // RFC 3261 §8.2.2.3: an extension the caller requires and we lack is refused with 420,
+        // naming it, rather than ignored (the caller would rely on it).
+        let required: Vec<&str> = invite
+            .headers
+            .all("Require")
+            .into_iter()
+            .map(str::trim)
+            .filter(|tag| !tag.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)))
+            .collect();
+        if !required.is_empty() {
+            let mut refusal = Response::to_request(&invite, 420, None);
+            refusal.headers.push("Unsupported", required.join(", "));
+            return Err(refusal.to_bytes());
+        }
+        // The first SIP contact: a `tel:` or `mailto:` contact beside it is no reason to refuse.
         let contact = invite
             .headers
-            .get("Contact")
-            .and_then(|c| NameAddr::parse(c).ok());
+            .all("Contact")
+            .into_iter()
+            .filter_map(|c| NameAddr::parse(c).ok())
+            .find(|c| matches!(c.uri.scheme.as_str(), "sip" | "sips"));
         let (Some(from), Some(to), Some(contact)) =
             (invite.headers.from(), invite.headers.to(), contact)
         else {

@@ -338,7 +338,8 @@ impl SessionDescription {
                             let tag = tag.parse().map_err(|_| bad("bad a=crypto tag"))?;
                             a.crypto.push(Crypto {
                                 tag,
-                                suite: suite.to_owned(),
+                                // Suite names are matched case-insensitively; keep one form.
+                                suite: suite.to_ascii_uppercase(),
                                 key_params: key_params.to_owned(),
                             });
                         }
@@ -652,6 +653,12 @@ a=label:1\r\na=ssrc:1392331127 cname:x\r\na=rtcp-rsize\r\na=ptime:20\r\n";
         assert!(sdp.audio.rtcp_mux);
         assert_eq!(sdp.audio.crypto.len(), 2);
         assert_eq!(sdp.audio.crypto[0].suite, "AES_CM_128_HMAC_SHA1_80");
+        // Issue 18: suite names match case-insensitively (RFC 4568 implementations vary).
+        let lower = SessionDescription::parse(
+            &offer.replace("AES_CM_128_HMAC_SHA1_80", "aes_cm_128_HMAC_sha1_80"),
+        )
+        .expect("parses");
+        assert_eq!(lower.audio.crypto[0].suite, "AES_CM_128_HMAC_SHA1_80");
         assert_eq!(
             sdp.audio.crypto[0].inline_key(),
             Some("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz")

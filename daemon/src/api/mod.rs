@@ -255,17 +255,19 @@ pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
         let permits = Arc::clone(&permits);
         accepting.spawn(async move {
             loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
+                // At the limit, wait instead of refusing: new connections queue in the kernel's
+                // backlog, and a real page gets its turn as soon as the flood's handshakes are
+                // refused or time out, instead of being closed while the flood holds every place.
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    return;
+                };
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
-                };
-                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                    tracing::warn!(%peer, "too many connections; refusing one");
-                    continue;
                 };
                 let context = Arc::clone(&context);
                 tokio::spawn(async move {

@@ -161,15 +161,28 @@ impl FakePbx {
 
     /// Calls the phone at `contact` with an SDP offer. `transport` names the Via transport.
     pub fn invite(&self, contact: &str, transport: &str, sdp: &str) {
+        self.invite_with(contact, transport, sdp, "", "fake-call-1");
+    }
+
+    /// [`Self::invite`] with `extra` header lines (each ending in CRLF) and its own Call-ID.
+    pub fn invite_with(
+        &self,
+        contact: &str,
+        transport: &str,
+        sdp: &str,
+        extra: &str,
+        call_id: &str,
+    ) {
         let target = uri_of(contact);
         let text = format!(
             "INVITE {target} SIP/2.0\r\n\
-             Via: SIP/2.0/{transport} {}:{};branch=z9hG4bK-fake-invite\r\n\
+             Via: SIP/2.0/{transport} {}:{};branch=z9hG4bK-{call_id}\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:attacker@127.0.0.1>;tag=fake1\r\n\
              To: <{target}>\r\n\
-             Call-ID: fake-call-1@127.0.0.1\r\n\
+             Call-ID: {call_id}@127.0.0.1\r\n\
              CSeq: 1 INVITE\r\n\
+             {extra}\
              Contact: <sip:attacker@{}:{};transport={}>\r\n\
              Content-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{sdp}",

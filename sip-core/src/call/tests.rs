@@ -441,3 +441,58 @@ fn hold_and_resume_by_reoffer_with_mirrored_directions() {
         "non-2xx is ACKed by the transaction"
     );
 }
+
+/// An INVITE as a proxy would deliver it, with `extra` header lines.
+fn invite_with(extra: &str) -> Request {
+    let text = format!(
+        "INVITE sip:1002@127.0.0.1:5062 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-conf\r\n\
+         From: <sip:1001@127.0.0.1>;tag=a\r\n\
+         To: <sip:1002@127.0.0.1>\r\n\
+         Call-ID: conformance@127.0.0.1\r\n\
+         CSeq: 1 INVITE\r\n\
+         {extra}\
+         Content-Length: 0\r\n\r\n"
+    );
+    match parse_datagram(text.as_bytes()) {
+        Ok(Message::Request(request)) => request,
+        other => panic!("a valid INVITE: {other:?}"),
+    }
+}
+
+/// Issue 18, RFC 3261 §8.2.2.3: a `Require` naming an extension we lack gets 420 with
+/// `Unsupported` naming it (it was answered as if the extension were there).
+#[test]
+fn a_required_extension_we_lack_gets_420_naming_it() {
+    let mut e = Counter(0);
+    let invite = invite_with("Contact: <sip:1001@127.0.0.1:5061>\r\nRequire: 100rel, foo\r\n");
+    let Err(refusal) = Call::incoming(party("1002", 5062), invite, Timers::default(), &mut e)
+    else {
+        panic!("refused");
+    };
+    let Ok(Message::Response(response)) = parse_datagram(&refusal) else {
+        panic!("a response")
+    };
+    assert_eq!(response.status, 420);
+    assert_eq!(response.headers.get("Unsupported"), Some("100rel, foo"));
+}
+
+/// Issue 18: a `mailto:` (or `tel:`) contact beside a SIP one is no reason to refuse the call.
+#[test]
+fn a_non_sip_contact_beside_a_sip_one_is_fine() {
+    let mut e = Counter(0);
+    let invite = invite_with(
+        "Contact: <mailto:agent@example.com>\r\nContact: <tel:+15551234>\r\nContact: <sip:1001@127.0.0.1:5061>\r\n",
+    );
+    let call = Call::incoming(party("1002", 5062), invite, Timers::default(), &mut e);
+    assert!(
+        call.as_ref()
+            .is_ok_and(|c| c.dialog.remote_target.scheme == "sip"),
+        "accepted, with the SIP contact as its target"
+    );
+    let only_tel = invite_with("Contact: <tel:+15551234>\r\n");
+    assert!(
+        Call::incoming(party("1002", 5062), only_tel, Timers::default(), &mut e).is_err(),
+        "no SIP contact at all is still a 400"
+    );
+}
