@@ -15,6 +15,7 @@ pub mod origins;
 pub mod phone;
 pub mod private_files;
 pub mod protocol;
+pub mod rate;
 pub mod run;
 pub mod timer;
 pub mod tray;

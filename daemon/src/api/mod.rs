@@ -9,9 +9,11 @@ pub mod peer;
 mod rate;
 mod request;
 mod session;
+mod slots;
 
-pub use rate::{OriginBudget, TokenBucket};
+pub use rate::{LogBudget, OriginBudget};
 pub use request::percent_decode;
+pub use slots::{Slot, Slots};
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -67,96 +69,6 @@ pub const MAX_HANDSHAKES_PER_PROCESS: usize = 16;
 const LOOK_UP_PROCESSES_ABOVE: usize = 8;
 /// Open WebSocket sessions one origin may hold (tabs of one CRM, each with the shim).
 pub const MAX_SESSIONS_PER_ORIGIN: usize = 32;
-
-/// Counts what is open per key (a peer process, an origin) up to a maximum.
-#[derive(Debug)]
-pub struct Slots<K> {
-    max: usize,
-    open: std::sync::Mutex<std::collections::HashMap<K, usize>>,
-    /// Every slot taken, counted or not.
-    taken: std::sync::atomic::AtomicUsize,
-}
-
-/// One place in [`Slots`]; freed on drop.
-pub struct Slot<'a, K: std::hash::Hash + Eq> {
-    slots: &'a Slots<K>,
-    key: Option<K>,
-}
-
-impl<K: std::hash::Hash + Eq + Clone> Slots<K> {
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            open: std::sync::Mutex::new(std::collections::HashMap::new()),
-            taken: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-
-    /// Slots taken now, for every key and none.
-    pub fn in_progress(&self) -> usize {
-        self.taken.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// A place for `key`, or `None` when it has `max` already. `None` keys are not counted.
-    pub fn take(&self, key: Option<K>) -> Option<Slot<'_, K>> {
-        if let Some(key) = &key {
-            let mut open = self.open.lock().ok()?;
-            let count = open.entry(key.clone()).or_insert(0);
-            if *count >= self.max {
-                return None;
-            }
-            *count += 1;
-        }
-        self.taken
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(Slot { slots: self, key })
-    }
-}
-
-impl<K: std::hash::Hash + Eq> Drop for Slot<'_, K> {
-    fn drop(&mut self) {
-        self.slots
-            .taken
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        if let (Some(key), Ok(mut open)) = (&self.key, self.slots.open.lock())
-            && let Some(count) = open.get_mut(key)
-        {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(key);
-            }
-        }
-    }
-}
-
-/// A rate limit for log lines that outsiders can cause (refused connections): at most a few a
-/// second, and the next line says how many were left out.
-#[derive(Debug)]
-pub struct LogBudget {
-    state: std::sync::Mutex<(TokenBucket, u64)>,
-}
-
-impl Default for LogBudget {
-    fn default() -> Self {
-        Self {
-            state: std::sync::Mutex::new((TokenBucket::new(2, 10, std::time::Instant::now()), 0)),
-        }
-    }
-}
-
-impl LogBudget {
-    /// `Some(n)` when a line may be written (`n` lines were left out since the last one).
-    pub fn allow(&self) -> Option<u64> {
-        let mut state = self.state.lock().ok()?;
-        let (bucket, suppressed) = &mut *state;
-        if bucket.try_take(std::time::Instant::now()) {
-            Some(std::mem::take(suppressed))
-        } else {
-            *suppressed += 1;
-            None
-        }
-    }
-}
 
 /// How often the approvals file is checked for changes (the CLI edits it), so that a revoked
 /// origin's connections end within this time.
@@ -246,7 +158,7 @@ pub async fn serve(listeners: Listeners, context: Arc<ApiContext>) {
         loop {
             every.tick().await;
             for origin in watcher.policy.refresh() {
-                let _ = watcher.phone.forget_origin(&origin).await;
+                let _ = watcher.phone.forget_origin(origin).await;
             }
         }
     });

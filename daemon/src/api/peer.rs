@@ -54,7 +54,7 @@ pub fn announce() {
 
 /// Decides whether a freshly accepted connection may go on; `None` means refused (and logged):
 /// the caller just closes it, before TLS.
-pub async fn admit(stream: &TcpStream, lines: &super::LogBudget) -> Option<Peer> {
+pub async fn admit(stream: &TcpStream, lines: &super::rate::LogBudget) -> Option<Peer> {
     #[cfg(target_os = "linux")]
     {
         let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) else {

@@ -1,11 +1,12 @@
-//! Token buckets, per connection and per origin. Pure: the caller passes the time, so tests
-//! need no clock.
+//! Budgets shared by connections: actions per origin, and log lines about refused connections.
+//! The caller passes the time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::origins::Origin;
+use crate::rate::{LineBudget, TokenBucket};
 
 /// One bucket per origin, shared by all of its connections: opening twenty tabs (or twenty
 /// sockets) does not multiply what one origin may send.
@@ -42,41 +43,21 @@ impl OriginBudget {
     }
 }
 
+/// Log lines that outsiders can cause (refused connections), shared by all connection tasks: at
+/// most a few a second, and the next line says how many were left out.
 #[derive(Debug)]
-pub struct TokenBucket {
-    per_second: f64,
-    burst: f64,
-    tokens: f64,
-    updated: Instant,
+pub struct LogBudget(Mutex<LineBudget>);
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self(Mutex::new(LineBudget::new(2, 10, Instant::now())))
+    }
 }
 
-impl TokenBucket {
-    pub fn new(per_second: u32, burst: u32, now: Instant) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self {
-            per_second: f64::from(per_second.max(1)),
-            burst,
-            tokens: burst,
-            updated: now,
-        }
-    }
-
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.updated);
-        self.updated = now;
-        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_second).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// How long until the next token, for the error message.
-    pub fn retry_after(&self) -> Duration {
-        Duration::from_secs_f64(((1.0 - self.tokens).max(0.0)) / self.per_second)
+impl LogBudget {
+    /// `Some(n)` when a line may be written (`n` lines were left out since the last one).
+    pub fn allow(&self) -> Option<u64> {
+        self.0.lock().ok()?.allow(Instant::now())
     }
 }
 
@@ -103,28 +84,5 @@ mod tests {
                 .try_take(&crm, start + Duration::from_millis(100))
                 .is_ok()
         );
-    }
-
-    #[test]
-    fn burst_then_steady_rate() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(10, 3, start);
-        assert!(bucket.try_take(start));
-        assert!(bucket.try_take(start));
-        assert!(bucket.try_take(start));
-        assert!(!bucket.try_take(start), "burst of 3 is spent");
-        assert!(bucket.retry_after() <= Duration::from_millis(100));
-        assert!(
-            !bucket.try_take(start + Duration::from_millis(50)),
-            "half a token after 50 ms"
-        );
-        assert!(
-            bucket.try_take(start + Duration::from_millis(100)),
-            "a whole token after 100 ms"
-        );
-        // A long pause refills only up to the burst.
-        let later = start + Duration::from_secs(60);
-        assert!((0..3).all(|_| bucket.try_take(later)));
-        assert!(!bucket.try_take(later));
     }
 }

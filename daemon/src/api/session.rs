@@ -11,12 +11,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use super::rate::TokenBucket;
 use super::request::RequestHead;
 use super::{ApiContext, Response, Slot, resume_from};
 use crate::origins::{Origin, Verdict};
 use crate::phone::driver::{Subscription, hello_json};
 use crate::protocol::{Action, ErrorBody, ErrorCode, Reply, Request, parse_request};
+use crate::rate::TokenBucket;
 
 /// Largest request a page may send; every action fits in far less.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -125,7 +125,7 @@ where
 
     let subscription = match context
         .phone
-        .subscribe(resume_from(&head), origin.as_str())
+        .subscribe(resume_from(&head), Some(origin.clone()))
         .await
     {
         Ok(subscription) => subscription,

@@ -73,23 +73,32 @@ impl Origin {
         &self.0
     }
 
+    /// The host, lower-case, IPv6 literals in brackets (`[::1]`).
+    pub fn host(&self) -> &str {
+        let rest = self.0.split_once("://").map_or("", |(_, rest)| rest);
+        // Parsed once already, so this cannot fail; an empty host would only mean "not local".
+        split_host_port(rest).map_or("", |(host, _)| host)
+    }
+
+    /// The site, for grouping origins a wildcard DNS name can multiply: the last two labels of
+    /// the host (`evil.example` for `https://x1.evil.example:8443`), or the whole IP address.
+    pub fn site(&self) -> &str {
+        let host = self.host();
+        if host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() {
+            return host;
+        }
+        match host.rmatch_indices('.').nth(1) {
+            Some((dot, _)) => &host[dot + 1..],
+            None => host,
+        }
+    }
+
     /// `http://` on a network host: the page itself could be altered on the way, so the agent may
     /// not approve it (IT may still list one, with a warning at start). `http://localhost`,
     /// `127.0.0.1` and `[::1]` never cross a network (browsers count them as secure contexts too),
     /// so a developer's local CRM can still be approved.
     pub fn is_insecure(&self) -> bool {
-        let Some(rest) = self.0.strip_prefix("http://") else {
-            return false;
-        };
-        let host = if rest.starts_with('[') {
-            rest.split(']')
-                .next()
-                .map(|h| format!("{h}]"))
-                .unwrap_or_default()
-        } else {
-            rest.split(':').next().unwrap_or_default().to_owned()
-        };
-        !matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+        self.0.starts_with("http://") && !matches!(self.host(), "localhost" | "127.0.0.1" | "[::1]")
     }
 }
 
@@ -193,7 +202,7 @@ impl OriginPolicy {
     /// Rereads the approvals if the file changed (the CLI) or the tray changed them, and tells
     /// open connections when anything did. Returns the origins no longer approved since the last
     /// refresh (their replay history must start afresh if they are approved again).
-    pub fn refresh(&self) -> Vec<String> {
+    pub fn refresh(&self) -> Vec<Origin> {
         let (revision, approved) = match self.store.lock() {
             Ok(mut store) => {
                 if let Err(e) = store.reload() {
@@ -208,7 +217,7 @@ impl OriginPolicy {
             revoked = last
                 .iter()
                 .filter(|o| !approved.contains(o))
-                .cloned()
+                .filter_map(|o| Origin::parse(o).ok())
                 .collect();
             *last = approved;
         }

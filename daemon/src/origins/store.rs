@@ -105,10 +105,10 @@ impl ApprovalStore {
             self.origins.pending.retain(|o| *o != name);
             // One site (wildcard DNS: x1.evil.example, x2.evil.example …) keeps only its newest
             // few entries, so it cannot push everyone else out of the list.
-            let new_site = site(&name).to_owned();
+            let new_site = origin.site();
             let mut same_site = 0;
             self.origins.pending.retain(|o| {
-                if site(o) != new_site {
+                if Origin::parse(o).map_or(true, |o| o.site() != new_site) {
                     return true;
                 }
                 same_site += 1;
@@ -258,21 +258,4 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The site of an origin for the pending list: the last two labels of its host (`evil.example`
-/// for `https://x1.evil.example:8443`), or the whole host for an IP address.
-fn site(origin: &str) -> &str {
-    let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    if host.starts_with('[') {
-        return host.split(']').next().unwrap_or(host);
-    }
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    if host.parse::<std::net::Ipv4Addr>().is_ok() {
-        return host;
-    }
-    match host.rmatch_indices('.').nth(1) {
-        Some((dot, _)) => &host[dot + 1..],
-        None => host,
-    }
 }

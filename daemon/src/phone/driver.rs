@@ -13,7 +13,9 @@ use super::{Phone, PhoneError};
 use crate::line::runtime::{LineInput, LineRuntime, MediaSettings};
 use crate::line::{LineCommand, LineConfig};
 use crate::logging::{LogControl, LogLine};
+use crate::origins::Origin;
 use crate::protocol::{Action, Event, Hello, Snapshot, VERSION};
+use crate::rate::LineBudget;
 use crate::timer::sleep_until;
 
 /// Where a reconnecting client left off.
@@ -42,8 +44,9 @@ enum Request {
     },
     Subscribe {
         resume: Option<Resume>,
-        /// Who subscribes (a page's origin): replay never reaches back before its first time.
-        origin: String,
+        /// The page's origin: replay never reaches back before its first time. `None` for the
+        /// daemon's own surfaces (the tray), which resume nothing.
+        origin: Option<Origin>,
         reply: oneshot::Sender<Subscription>,
     },
     Snapshot {
@@ -51,7 +54,7 @@ enum Request {
     },
     /// The origin was revoked: if approved again, it starts without history.
     ForgetOrigin {
-        origin: String,
+        origin: Origin,
     },
     /// Unregister (waiting at most `UNREGISTER_WAIT`), then stop.
     Shutdown {
@@ -88,11 +91,9 @@ impl PhoneHandle {
     }
 
     /// Forgets where `origin`'s replay may start (it was revoked).
-    pub async fn forget_origin(&self, origin: &str) -> Result<(), PhoneStopped> {
+    pub async fn forget_origin(&self, origin: Origin) -> Result<(), PhoneStopped> {
         self.requests
-            .send(Request::ForgetOrigin {
-                origin: origin.to_owned(),
-            })
+            .send(Request::ForgetOrigin { origin })
             .await
             .map_err(|_| PhoneStopped)
     }
@@ -123,13 +124,13 @@ impl PhoneHandle {
     pub async fn subscribe(
         &self,
         resume: Option<Resume>,
-        origin: &str,
+        origin: Option<Origin>,
     ) -> Result<Subscription, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Subscribe {
                 resume,
-                origin: origin.to_owned(),
+                origin,
                 reply,
             })
             .await
@@ -174,12 +175,7 @@ pub fn spawn(
         media: media.provisioned,
         log_control,
         log_lines,
-        log_budget: crate::api::TokenBucket::new(
-            LOG_LINES_PER_SECOND,
-            LOG_LINES_BURST,
-            Instant::now(),
-        ),
-        log_dropped: 0,
+        log_budget: LineBudget::new(LOG_LINES_PER_SECOND, LOG_LINES_BURST, Instant::now()),
         floors: HashMap::new(),
         shutdown: None,
     };
@@ -196,11 +192,10 @@ struct Driver {
     /// For lines provisioned later.
     media: MediaSettings,
     /// Rate limit for `log` events, and how many it dropped since the last one sent.
-    log_budget: crate::api::TokenBucket,
-    log_dropped: u64,
+    log_budget: LineBudget,
     /// Per origin, the last seq before its first connection: replay never reaches further back,
     /// so a newly allowed page does not receive other pages' history.
-    floors: HashMap<String, u64>,
+    floors: HashMap<Origin, u64>,
     /// The seed's `debug_console`/`debug_html`, switched by provisioning; lines for pages.
     log_control: Option<LogControl>,
     log_lines: Option<mpsc::Receiver<LogLine>>,
@@ -274,7 +269,7 @@ impl Driver {
                 origin,
                 reply,
             } => {
-                let _ = reply.send(self.subscription(resume, &origin));
+                let _ = reply.send(self.subscription(resume, origin));
             }
             Request::Snapshot { reply } => {
                 let _ = reply.send(self.phone.snapshot());
@@ -379,11 +374,10 @@ impl Driver {
     /// A `log` event for pages: rate-limited, and not kept for replay (so it never pushes the
     /// call events a page may need to resume out of the window).
     fn publish_log(&mut self, line: crate::logging::LogLine, now: Instant) {
-        if !self.log_budget.try_take(now) {
-            self.log_dropped += 1;
+        let Some(left_out) = self.log_budget.allow(now) else {
             return;
-        }
-        let message = match std::mem::take(&mut self.log_dropped) {
+        };
+        let message = match left_out {
             0 => line.message,
             dropped => format!("({dropped} log lines dropped: too many) {}", line.message),
         };
@@ -394,11 +388,11 @@ impl Driver {
         let _ = self.feed.send(self.log.transient(event));
     }
 
-    fn subscription(&mut self, resume: Option<Resume>, origin: &str) -> Subscription {
-        let floor = *self
-            .floors
-            .entry(origin.to_owned())
-            .or_insert(self.log.last_seq());
+    fn subscription(&mut self, resume: Option<Resume>, origin: Option<Origin>) -> Subscription {
+        let floor = match origin {
+            Some(origin) => *self.floors.entry(origin).or_insert(self.log.last_seq()),
+            None => self.log.last_seq(),
+        };
         let replay = match resume {
             Some(r) if r.instance == self.instance && r.since >= floor => self.log.since(r.since),
             _ => Replay::Gap,

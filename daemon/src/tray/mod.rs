@@ -39,7 +39,7 @@ pub fn start(context: TrayContext) {
     let phone = context.phone.clone();
     let feed = updates.clone();
     tokio::spawn(async move {
-        let Ok(mut subscription) = phone.subscribe(None, "tray").await else {
+        let Ok(mut subscription) = phone.subscribe(None, None).await else {
             return;
         };
         if feed.send(Update::State(subscription.hello.state)).is_err() {
