@@ -251,6 +251,26 @@ fn tighten_open(file: &File, path: &Path) -> Result<Option<Tightened>, PrivateFi
     }
 }
 
+/// The OS user this process runs as (Linux: the owner of `/proc/self`, read without `unsafe`).
+/// Files here are made "owner-only" for this user; the API refuses peers of any other.
+#[cfg(target_os = "linux")]
+pub fn own_uid() -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|meta| meta.uid())
+}
+
+/// Whether this process runs as root (never, where [`own_uid`] cannot tell).
+pub fn running_as_root() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        own_uid().is_ok_and(|uid| uid == 0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ const ANCHOR: &str = "/usr/local/share/ca-certificates/softphone-bridge.crt";
 const ANCHOR_MARK: &str = "@@anchor@@";
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    softphone_bridge::private_files::running_as_root()
 }
 
 /// Root and a private mount namespace, or a clear reason why this test cannot run here.

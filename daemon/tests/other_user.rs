@@ -48,7 +48,7 @@ print(data.split(b"\r\n", 1)[0].decode() if data else "refused EOF")
 /// The uid and gid of the throwaway user, created if missing; `None` (with the reason printed)
 /// when this machine cannot run the test.
 fn other_user() -> Option<(u32, u32)> {
-    let own_uid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
+    let own_uid = softphone_bridge::private_files::own_uid().expect("/proc/self");
     if own_uid != 0 {
         eprintln!("SKIPPED: needs root to create and switch to another OS user (uid {own_uid})");
         return None;

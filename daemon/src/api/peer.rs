@@ -311,12 +311,10 @@ mod linux {
 
     /// The daemon's own (effective) uid: the owner of its `/proc` entry.
     fn own_uid() -> Result<u32, PeerError> {
-        std::fs::metadata("/proc/self")
-            .map(|meta| meta.uid())
-            .map_err(|source| PeerError::Read {
-                path: "/proc/self".into(),
-                source,
-            })
+        crate::private_files::own_uid().map_err(|source| PeerError::Read {
+            path: "/proc/self".into(),
+            source,
+        })
     }
 
     /// The first process (of `uid`, when given) holding socket `inode`, among those we may read.

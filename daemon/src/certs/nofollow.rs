@@ -14,51 +14,26 @@
 //!   files with one link (no hard link to a root file), owned by the owner of the folder they are
 //!   in, and small.
 //!
-//! `O_NOFOLLOW` and `O_NONBLOCK` come from the kernel's generic `fcntl.h` (x86_64, aarch64,
-//! riscv64, loongarch64 share it): `libc` is not a direct dependency and `unsafe` is forbidden, so
-//! the values are spelled here. Other operating systems get a best-effort check
+//! `O_NOFOLLOW` and `O_NONBLOCK` come from `libc`, per architecture. Other operating systems get
+//! a best-effort check
 //! (`symlink_metadata` of every component); the root flow (`--system`) is Linux-only.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-/// `O_NOFOLLOW` in the kernel's generic `fcntl.h`.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    )
-))]
-pub const O_NOFOLLOW: i32 = 0o400_000;
-/// `O_NONBLOCK` in the kernel's generic `fcntl.h`.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    )
-))]
-const O_NONBLOCK: i32 = 0o4_000;
-#[cfg(all(
-    target_os = "linux",
-    not(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64",
-        target_arch = "loongarch64"
-    ))
-))]
-compile_error!("spell O_NOFOLLOW and O_NONBLOCK for this architecture in certs/nofollow.rs");
+pub use crate::private_files::running_as_root;
 
-/// `ELOOP`: what opening a symbolic link with `O_NOFOLLOW` fails with.
+/// The flags and error number this module needs, from `libc` (constants only, no `unsafe`): they
+/// differ between architectures (`O_NOFOLLOW` is 0o400000 on x86_64 but 0o100000 on aarch64,
+/// where 0o400000 means `O_LARGEFILE` and would silently follow links).
 #[cfg(target_os = "linux")]
-const ELOOP: i32 = 40;
+pub const O_NOFOLLOW: i32 = libc::O_NOFOLLOW;
+#[cfg(target_os = "linux")]
+const O_NONBLOCK: i32 = libc::O_NONBLOCK;
+/// What opening a symbolic link with `O_NOFOLLOW` fails with.
+#[cfg(target_os = "linux")]
+const ELOOP: i32 = libc::ELOOP;
 
 /// Certificate files are a few kilobytes; anything bigger is not ours.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
@@ -90,23 +65,6 @@ pub enum NoFollowError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// True when this process runs with root's rights (effective uid 0).
-///
-/// Read without `unsafe`: `/proc/self` belongs to the process's effective uid. (A process marked
-/// non-dumpable also shows as root there; it then gets the stricter root behaviour, never a
-/// weaker one.)
-pub fn running_as_root() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        false
-    }
 }
 
 /// True when `path` is root's own: every component that exists is a real directory (no link)

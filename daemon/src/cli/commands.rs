@@ -133,9 +133,12 @@ fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<()
         certs::Links::Follow
     };
     // The folder's owner may create and replace files in it; root in someone else's folder may not,
-    // and there acts for IT (the system store only). Root in its own folder is just its own user.
+    // and there acts for IT (the system store only). Root is its own user (its own NSS stores)
+    // only when both the folder and `$HOME` are root's: under `sudo -E` HOME is the agent's.
     let may_write = !root || certs::nofollow::root_only(data_dir);
-    let who = if may_write {
+    let home_is_roots = std::env::var_os("HOME")
+        .is_some_and(|home| certs::nofollow::root_only(std::path::Path::new(&home)));
+    let who = if !root || (may_write && home_is_roots) {
         trust::Installer::Agent
     } else {
         trust::Installer::Root
