@@ -7,7 +7,7 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{CRM, Daemon, eventually};
+use common::{CRM, Daemon};
 use lab::Kamailio;
 
 fn account(kamailio: &Kamailio, transport: &str, user: &str, password: &str) -> String {
@@ -25,14 +25,7 @@ async fn registers_and_unregisters(transport: &str, algorithm: &str) {
         let payload = page.registration("registered").await;
         assert_eq!(payload["extension"], "1001");
     }
-    let contacts = eventually(
-        "the contact in Kamailio's location table",
-        Duration::from_secs(5),
-        || {
-            let contacts = kamailio.contacts("1001");
-            (!contacts.is_empty()).then_some(contacts)
-        },
-    );
+    let contacts = kamailio.wait_contacts("1001");
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert!(
         contacts[0].ends_with(&format!(";transport={}", transport)),

@@ -9,9 +9,8 @@ mod common;
 mod lab;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use common::{CRM, Daemon, command, eventually};
+use common::{CRM, Daemon, command};
 use lab::{Kamailio, openssl_fingerprint, openssl_self_signed};
 
 /// Kamailio serving an `openssl req -x509` certificate on its TLS and WSS ports.
@@ -68,14 +67,7 @@ impl SelfSignedPbx {
             let payload = page.registration("registered").await;
             assert_eq!(payload["extension"], "1001", "{payload}");
         }
-        let contacts = eventually(
-            "the contact in Kamailio's location table",
-            Duration::from_secs(5),
-            || {
-                let contacts = self.kamailio.contacts("1001");
-                (!contacts.is_empty()).then_some(contacts)
-            },
-        );
+        let contacts = self.kamailio.wait_contacts("1001");
         assert_eq!(contacts.len(), 1, "{contacts:?}");
     }
 
@@ -176,7 +168,7 @@ async fn a_provisioned_wss_account_accepts_the_self_signed_certificate_in_provis
     assert_eq!(reply["result"]["extension"], "1001", "{reply}");
     let registered = page.registration("registered").await;
     assert_eq!(registered["extension"], "1001", "{registered}");
-    assert_eq!(pbx.kamailio.contacts("1001").len(), 1);
+    assert_eq!(pbx.kamailio.wait_contacts("1001").len(), 1);
 }
 
 #[test]

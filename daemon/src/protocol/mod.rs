@@ -226,7 +226,12 @@ pub fn parse_request(text: &str) -> Result<Request, Reply> {
             "a request must be a JSON object with id, action and params",
         ));
     };
-    if let Some(duplicate) = first_duplicate_key(text) {
+    let duplicate = first_duplicate_key(text).map_err(|_| {
+        // Cannot happen (the frame parsed as a `Value` under the same limits), but a check
+        // that could not run must not let the request through.
+        invalid_request(None, "the request could not be checked for repeated keys")
+    })?;
+    if let Some(duplicate) = duplicate {
         // A repeated `id` leaves no single id to echo; any other repeat still lets the page
         // match the refusal to its request.
         let id = if duplicate.is_top_level("id") {
@@ -310,18 +315,14 @@ pub const MAX_ERROR_CHARS: usize = 240;
 
 /// Scans `text`, already known to be valid JSON, for an object that repeats a key. Keys are
 /// compared after unescaping (`"\u0061ction"` is `action`).
-fn first_duplicate_key(text: &str) -> Option<DuplicateKey> {
+fn first_duplicate_key(text: &str) -> Result<Option<DuplicateKey>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    // `text` parsed as a `Value` under the same nesting limit, so this scan cannot fail; if it
-    // somehow did, the request would still go through every other check.
     serde::de::DeserializeSeed::deserialize(
         DuplicateScan {
             path: &JsonPath::Root,
         },
         &mut deserializer,
     )
-    .ok()
-    .flatten()
 }
 
 /// Where a value sits, built only as deep as the scan goes and rendered only for a duplicate.

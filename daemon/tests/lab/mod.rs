@@ -207,6 +207,19 @@ impl Kamailio {
         contacts
     }
 
+    /// `user`'s contacts once Kamailio holds at least one (its location table is updated just
+    /// after it answers the REGISTER), waiting at most 5 s.
+    pub fn wait_contacts(&self, user: &str) -> Vec<String> {
+        eventually(
+            "the contact in Kamailio's location table",
+            Duration::from_secs(5),
+            || {
+                let contacts = self.contacts(user);
+                (!contacts.is_empty()).then_some(contacts)
+            },
+        )
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
     }
