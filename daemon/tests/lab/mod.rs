@@ -290,6 +290,21 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A port whose successor is free too, both for UDP and TCP on 127.0.0.1.
+pub fn free_port_pair() -> u16 {
+    loop {
+        let port = free_port();
+        let Some(next) = port.checked_add(1) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", next)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", next)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
 /// baresip as the far-end phone: registers as `user` (password `secret{user}`) with Kamailio,
 /// answers automatically, plays `tone_hz` from a WAV, records what it hears (`sndfile`), and
 /// takes commands over `ctrl_tcp`.
@@ -341,43 +356,71 @@ impl Baresip {
         std::fs::create_dir_all(&recordings).expect("rec dir");
         let conf = dir.path().join("conf");
         std::fs::create_dir_all(&conf).expect("conf dir");
-        let (sip_port, ctrl_port) = (free_port(), free_port());
         let template = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../tests/lab/baresip.conf"
         ))
         .expect("baresip.conf");
-        let config = template
-            .replace("@SIP@", &sip_port.to_string())
-            .replace("@CTRL@", &ctrl_port.to_string())
-            .replace("@TONE@", &tone.to_string_lossy())
-            .replace("@REC@", &recordings.to_string_lossy());
-        std::fs::write(conf.join("config"), config).expect("config");
         std::fs::write(
             conf.join("accounts"),
             format!("<sip:{user}@127.0.0.1:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}{params}\n", kamailio.port),
         )
         .expect("accounts");
-        let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(&conf)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("baresip is installed (./dev setup)");
-        let phone = Self {
-            dir,
-            ctrl_port,
-            sip_port,
-            child,
-        };
-        eventually("baresip to register", Duration::from_secs(15), || {
-            (!kamailio.contacts(user).is_empty()).then_some(())
-        });
-        phone
+        // Ports are picked free but may be taken by a parallel test before baresip binds them;
+        // baresip then exits at once, and a new start with new ports is the cure.
+        for attempt in 1..=3 {
+            // baresip listens for TLS on the SIP port + 1: both must be free.
+            let (sip_port, ctrl_port) = (free_port_pair(), free_port());
+            let config = template
+                .replace("@SIP@", &sip_port.to_string())
+                .replace("@CTRL@", &ctrl_port.to_string())
+                .replace("@TONE@", &tone.to_string_lossy())
+                .replace("@REC@", &recordings.to_string_lossy());
+            std::fs::write(conf.join("config"), config).expect("config");
+            let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
+            let mut child = Command::new("baresip")
+                .arg("-f")
+                .arg(&conf)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("baresip is installed (./dev setup)");
+            let log =
+                || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if !kamailio.contacts(user).is_empty() {
+                    return Self {
+                        dir,
+                        ctrl_port,
+                        sip_port,
+                        child,
+                    };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(
+                        attempt < 3,
+                        "baresip exited ({status}) three times:\n{}",
+                        log()
+                    );
+                    eprintln!("baresip exited ({status}); starting it again:\n{}", log());
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "timed out waiting for baresip to register:\n{}\n--- kamailio ---\n{}",
+                        log(),
+                        kamailio.log()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        unreachable!("the loop returns or panics")
     }
 
     pub fn pid(&self) -> u32 {
