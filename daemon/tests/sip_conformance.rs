@@ -52,3 +52,146 @@ async fn require_gets_420_and_a_non_sip_contact_beside_a_sip_one_rings() {
     );
     page.incoming_call().await;
 }
+
+/// The final response to our INVITE `call_id` (other traffic skipped), within 10 s.
+async fn final_response(pbx: &mut FakePbx, call_id: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(response) = pbx.next_matching("SIP/2.0 ", left).await else {
+            panic!("no final response to {call_id}");
+        };
+        let ours = fake_pbx::header(&response, "Call-ID")
+            .is_some_and(|id| id == format!("{call_id}@127.0.0.1"));
+        let invite = fake_pbx::header(&response, "CSeq").is_some_and(|c| c.ends_with("INVITE"));
+        let status = response.get(8..11).unwrap_or("");
+        if ours && invite && !status.starts_with('1') {
+            return response;
+        }
+    }
+}
+
+/// (Call-ID, Content-Type, extra headers, body, expected status, expected `m=` line prefixes).
+type Case<'a> = (&'a str, String, &'a str, String, &'a str, Vec<&'a str>);
+
+fn m_lines(response: &str) -> Vec<&str> {
+    response.lines().filter(|l| l.starts_with("m=")).collect()
+}
+
+/// Issue 18, end to end with auto-answer: each offer gets the answer the RFCs call for —
+/// every stream answered in place (refused ones with port 0), the secure stream chosen of two,
+/// session-level sendonly mirrored, unusable offers and Replaces for no dialog refused, the SDP
+/// part of a multipart body taken.
+#[tokio::test]
+async fn offers_are_answered_by_the_rfc_rules() {
+    let mut pbx = FakePbx::udp(Options { challenge: false }).await;
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"{}\"\nusername = \"1002\"\npassword = \"pw\"\nauto_answer = true\n\
+         [media]\nsrtp = \"optional\"\n",
+        pbx.address
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let contact = pbx.registered_contact().await;
+    let session = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n";
+    let key =
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+    let sdp = "application/sdp";
+    let multipart = "multipart/mixed;boundary=issue18";
+    let cases: Vec<Case> = vec![
+        (
+            "video",
+            sdp.into(),
+            "",
+            format!(
+                "{session}m=audio 40000 RTP/AVP 0\r\nm=video 40002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+            ),
+            "200",
+            vec!["m=audio ", "m=video 0 RTP/AVP 96"],
+        ),
+        (
+            "secure-second",
+            sdp.into(),
+            "",
+            format!("{session}m=audio 40000 RTP/AVP 0\r\nm=audio 40002 RTP/SAVP 0\r\n{key}"),
+            "200",
+            vec!["m=audio 0 RTP/AVP 0", "m=audio "],
+        ),
+        (
+            "unknown-network",
+            sdp.into(),
+            "",
+            session.replace("c=IN", "c=XIN") + "m=audio 40000 RTP/AVP 0\r\n",
+            "488",
+            vec![],
+        ),
+        (
+            "replaces-nothing",
+            sdp.into(),
+            "Replaces: nothing@127.0.0.1;to-tag=x;from-tag=y\r\n",
+            OFFER.into(),
+            "481",
+            vec![],
+        ),
+        (
+            "multipart",
+            multipart.into(),
+            "",
+            format!(
+                "--issue18\r\nContent-Type: application/isup\r\n\r\nbinary\r\n--issue18\r\nContent-Type: application/sdp\r\n\r\n{OFFER}\r\n--issue18--\r\n"
+            ),
+            "200",
+            vec!["m=audio "],
+        ),
+        (
+            "multipart-no-sdp",
+            multipart.into(),
+            "",
+            "--issue18\r\nContent-Type: text/plain\r\n\r\nhello\r\n--issue18--\r\n".into(),
+            "415",
+            vec![],
+        ),
+    ];
+    for (call_id, content_type, extra, body, status, m) in cases {
+        pbx.invite_body(&contact, "UDP", &content_type, &body, extra, call_id);
+        let response = final_response(&mut pbx, call_id).await;
+        assert_eq!(response.get(8..11), Some(status), "{call_id}: {response}");
+        let lines = m_lines(&response);
+        assert_eq!(lines.len(), m.len(), "{call_id}: {response}");
+        for (line, expected) in lines.iter().zip(&m) {
+            assert!(
+                line.starts_with(expected),
+                "{call_id}: {line} is not {expected}…\n{response}"
+            );
+        }
+        match call_id {
+            "secure-second" => assert!(
+                response.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
+                "{response}"
+            ),
+            "multipart-no-sdp" => assert_eq!(
+                fake_pbx::header(&response, "Accept").as_deref(),
+                Some("application/sdp")
+            ),
+            _ => {}
+        }
+        if status == "200" {
+            pbx.in_dialog("ACK", &response, &contact, call_id);
+            pbx.in_dialog("BYE", &response, &contact, call_id);
+            page.event("callEnded").await;
+        }
+    }
+    // Session-level sendonly is mirrored (the far end holds from the start).
+    pbx.invite_with(
+        &contact,
+        "UDP",
+        &format!("{session}a=sendonly\r\nm=audio 40000 RTP/AVP 0\r\n"),
+        "",
+        "session-hold",
+    );
+    let response = final_response(&mut pbx, "session-hold").await;
+    assert!(
+        response.starts_with("SIP/2.0 200") && response.contains("a=recvonly\r\n"),
+        "{response}"
+    );
+}

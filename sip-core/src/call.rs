@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::{Challenge, DigestRequest};
-use crate::message::{Headers, Message, Method, NameAddr, Request, Response, Uri};
+use crate::message::{
+    BodyError, Headers, Message, Method, NameAddr, Request, Response, Uri, sdp_of,
+};
 use crate::registration::Entropy;
 use crate::sdp::SessionDescription;
 use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
@@ -188,6 +190,15 @@ impl Call {
             refusal.headers.push("Unsupported", required.join(", "));
             return Err(refusal.to_bytes());
         }
+        // RFC 3891 §3: more than one Replaces cannot say which dialog is meant. Whether one
+        // names a dialog of ours is for the line, which knows them all.
+        if ReplacesHeader::of(&invite) == ReplacesHeader::Invalid {
+            return Err(Response::to_request(&invite, 400, None).to_bytes());
+        }
+        let remote_sdp = match sdp_body(&invite.headers, &invite.body) {
+            Ok(sdp) => sdp,
+            Err(_) => return Err(unsupported_media(&invite, None)),
+        };
         // The first SIP contact: a `tel:` or `mailto:` contact beside it is no reason to refuse.
         let contact = invite
             .headers
@@ -217,8 +228,6 @@ impl Call {
             local_seq: 0,
         };
         let call_id = invite.headers.call_id().to_owned();
-        let remote_sdp =
-            (!invite.body.is_empty()).then(|| String::from_utf8_lossy(&invite.body).into_owned());
         let mut call = Self::new(
             party,
             timers,
@@ -338,6 +347,14 @@ impl Call {
             }
             CallState::Ending | CallState::Ended => {}
         }
+    }
+
+    /// True when `replaces` names this call's dialog (RFC 3891 §3: their from-tag is the
+    /// remote tag, their to-tag ours).
+    pub fn is_replaced_by(&self, replaces: &Replaces) -> bool {
+        self.call_id == replaces.call_id
+            && self.dialog.local.tag() == Some(replaces.to_tag.as_str())
+            && self.dialog.remote.tag() == Some(replaces.from_tag.as_str())
     }
 
     /// True when `message` belongs to this call.
@@ -591,7 +608,7 @@ impl Call {
                 self.transmits.push_back(ack.clone());
                 self.ack = Some((seq, ack));
                 self.invite_transaction = None;
-                let sdp = String::from_utf8_lossy(&response.body).into_owned();
+                let sdp = answer_sdp(&response);
                 self.remote_sdp = Some(sdp.clone());
                 self.events
                     .push_back(CallEvent::ReofferAnswered { remote_sdp: sdp });
@@ -653,7 +670,7 @@ impl Call {
             return;
         }
         self.state = CallState::Established;
-        let sdp = String::from_utf8_lossy(&response.body).into_owned();
+        let sdp = answer_sdp(&response);
         self.remote_sdp = Some(sdp.clone());
         self.events
             .push_back(CallEvent::Established { remote_sdp: sdp });
@@ -750,27 +767,36 @@ impl Call {
             self.respond(&request, 491);
             return;
         }
-        if !request.body.is_empty() {
-            let sdp = String::from_utf8_lossy(&request.body).into_owned();
-            if self.remote_sdp.as_deref() != Some(sdp.as_str()) {
-                // Our answer keeps our address, port and codec and mirrors their direction
-                // (sendonly from them, i.e. we are held, is answered recvonly; RFC 3264 §8.4).
-                // Edited as text, so what we do not model (ICE, DTLS) stays as it was.
-                if let (Ok(theirs), Ok(ours)) = (
-                    SessionDescription::parse(&sdp),
-                    SessionDescription::parse(&self.local_sdp),
-                ) {
-                    let direction = theirs.audio.direction.answer();
-                    if ours.audio.direction != direction
-                        && let Some(edited) = crate::sdp::with_direction(&self.local_sdp, direction)
-                    {
-                        self.local_sdp = edited;
-                    }
-                }
-                self.remote_sdp = Some(sdp.clone());
-                self.events
-                    .push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
+        let sdp = match sdp_body(&request.headers, &request.body) {
+            Ok(sdp) => sdp,
+            Err(_) => {
+                let refusal = unsupported_media(&request, self.dialog.local.tag());
+                self.transmits.push_back(refusal);
+                return;
             }
+        };
+        if let Some(sdp) = sdp
+            && self.remote_sdp.as_deref() != Some(sdp.as_str())
+        {
+            // Our answer keeps our address, port and codec and mirrors their direction
+            // (sendonly from them, i.e. we are held, is answered recvonly; RFC 3264 §8.4).
+            // Edited as text, so what we do not model (ICE, DTLS) stays as it was.
+            if let (Ok(mut theirs), Ok(ours)) = (
+                SessionDescription::parse(&sdp),
+                SessionDescription::parse(&self.local_sdp),
+            ) {
+                // Streams pair by position (RFC 3264 §6).
+                theirs.choose(ours.audio_index);
+                let direction = theirs.audio.direction.answer();
+                if ours.audio.direction != direction
+                    && let Some(edited) = crate::sdp::with_direction(&self.local_sdp, direction)
+                {
+                    self.local_sdp = edited;
+                }
+            }
+            self.remote_sdp = Some(sdp.clone());
+            self.events
+                .push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
         }
         let mut response = self.dialog_response(&request, 200);
         response.headers.push("Content-Type", "application/sdp");
@@ -919,6 +945,31 @@ impl Request {
         }
     }
 }
+
+/// The SDP in a request's or response's body (alone, or a part of a multipart body).
+fn sdp_body(headers: &Headers, body: &[u8]) -> Result<Option<String>, BodyError> {
+    Ok(sdp_of(headers.get("Content-Type"), body)?
+        .map(|sdp| String::from_utf8_lossy(sdp).into_owned()))
+}
+
+/// Their answer's SDP; a body we cannot read is passed on whole, for the media layer to refuse.
+fn answer_sdp(response: &Response) -> String {
+    match sdp_body(&response.headers, &response.body) {
+        Ok(Some(sdp)) => sdp,
+        _ => String::from_utf8_lossy(&response.body).into_owned(),
+    }
+}
+
+/// 415 Unsupported Media Type, naming what we take (RFC 3261 §21.4.13).
+fn unsupported_media(request: &Request, to_tag: Option<&str>) -> Vec<u8> {
+    let mut refusal = Response::to_request(request, 415, to_tag);
+    refusal.headers.push("Accept", "application/sdp");
+    refusal.to_bytes()
+}
+
+mod replaces;
+
+pub use replaces::{Replaces, ReplacesHeader};
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sip_core::sdp::{Crypto, Direction, SessionDescription};
+use sip_core::sdp::{Audio, Crypto, Direction, SdpError, SessionDescription};
 use tokio::net::UdpSocket;
 
 use super::runtime::MediaSettings;
@@ -115,32 +115,10 @@ impl CallMedia {
         settings: &MediaSettings,
         offer: &SessionDescription,
     ) -> Result<Self, Unacceptable> {
-        let secure_profile = offer.audio.protocol.contains("SAVP");
-        let offered = offer
-            .audio
-            .crypto
-            .iter()
-            .find(|c| srtp::SUITES.contains(&c.suite.as_str()));
-        let use_srtp = match (settings.srtp, offered) {
-            (SrtpPolicy::Off, _) if secure_profile => {
-                return Err(not_acceptable(
-                    "the offer requires SRTP and [media] srtp = \"off\"",
-                ));
-            }
-            (SrtpPolicy::Off, _) => None,
-            (_, Some(theirs)) => Some(theirs),
-            (_, None) if secure_profile => {
-                return Err(not_acceptable(
-                    "none of the offered SRTP suites is supported",
-                ));
-            }
-            (SrtpPolicy::Required, None) => {
-                return Err(not_acceptable(
-                    "the offer has no SRTP and [media] srtp = \"required\"",
-                ));
-            }
-            (SrtpPolicy::Optional, None) => None,
-        };
+        let (index, use_srtp) = pick_stream(settings, offer)?;
+        let mut offer = offer.clone();
+        offer.choose(index);
+        let offer = &offer;
         let (rtp, rtcp) = bind_pair(ip).await.map_err(|reason| Unacceptable {
             status: 500,
             reason,
@@ -178,6 +156,14 @@ impl CallMedia {
         media.remote_direction = offer.audio.direction;
         media.remote_hold = is_hold(offer.audio.direction);
         Ok(media)
+    }
+
+    /// Their description reduced to this call's stream (see [`remote_stream`]).
+    fn remote(&self, remote_sdp: &str) -> Result<SessionDescription, SdpError> {
+        match &self.path {
+            Path::Rtp { local, .. } => remote_stream(local, remote_sdp),
+            Path::WebRtc(_) => SessionDescription::parse(remote_sdp),
+        }
     }
 
     fn new(path: Path) -> Self {
@@ -228,7 +214,7 @@ impl CallMedia {
     pub fn reoffer_answered(&mut self, remote_sdp: &str) -> Option<bool> {
         let held = self.requested_hold.take()?;
         self.held = held;
-        if let Ok(remote) = SessionDescription::parse(remote_sdp) {
+        if let Ok(remote) = self.remote(remote_sdp) {
             self.remote_direction = remote.audio.direction;
         }
         self.apply_flow();
@@ -245,7 +231,7 @@ impl CallMedia {
     /// Their re-INVITE changed their media; returns the new remote-hold state when it changed.
     /// On plain RTP a new address or port is where packets are taken from and sent to now.
     pub fn remote_changed(&mut self, remote_sdp: &str) -> Option<bool> {
-        let remote = SessionDescription::parse(remote_sdp).ok()?;
+        let remote = self.remote(remote_sdp).ok()?;
         if let (Path::Rtp { local, .. }, Some(session)) = (&self.path, &self.session) {
             let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
             if let Some((rtp, rtcp)) = remote_addresses(&remote, mux) {
@@ -324,7 +310,7 @@ impl CallMedia {
             }
             Path::Rtp { .. } => self.start_rtp(conversation, remote_sdp, settings, reports)?,
         };
-        if let Ok(remote) = SessionDescription::parse(remote_sdp) {
+        if let Ok(remote) = self.remote(remote_sdp) {
             self.remote_direction = remote.audio.direction;
         }
         session.set_muted(self.muted);
@@ -351,8 +337,8 @@ impl CallMedia {
         let Some((rtp, rtcp)) = sockets.take() else {
             return Err("media already started".into());
         };
-        let remote = SessionDescription::parse(remote_sdp)
-            .map_err(|e| format!("unusable remote SDP ({e})"))?;
+        let remote =
+            remote_stream(local, remote_sdp).map_err(|e| format!("unusable remote SDP ({e})"))?;
         // Their answer lists the chosen codec first; for their offer we answered with our first
         // preference they had, found the same way.
         let chosen = settings.codecs.iter().find_map(|ours| {
@@ -430,6 +416,71 @@ fn srtp_for(
 
 fn is_hold(direction: Direction) -> bool {
     matches!(direction, Direction::SendOnly | Direction::Inactive)
+}
+
+/// Their description reduced to the stream paired with ours: streams pair by position (RFC
+/// 3264 §6), so when we answered their second audio stream, their later descriptions are read
+/// at that position too. A position they no longer offer leaves their first usable stream.
+fn remote_stream(
+    local: &SessionDescription,
+    remote_sdp: &str,
+) -> Result<SessionDescription, SdpError> {
+    let mut remote = SessionDescription::parse(remote_sdp)?;
+    remote.choose(local.audio_index);
+    Ok(remote)
+}
+
+/// The audio stream to answer and the SRTP key offer to take, by `[media] srtp` and our codecs.
+/// With SRTP allowed, a stream with a key we support comes first: an `RTP/SAVP` stream offered
+/// beside an `RTP/AVP` one is taken and the plain one refused. An `RTP/AVP` stream carrying
+/// `a=crypto` (a common PBX habit, "best-effort SRTP") is answered with SRTP whenever SRTP is
+/// allowed, and so satisfies `srtp = "required"`: the media is encrypted either way.
+fn pick_stream(
+    settings: &MediaSettings,
+    offer: &SessionDescription,
+) -> Result<(usize, Option<Crypto>), Unacceptable> {
+    let supported = |audio: &Audio| {
+        audio
+            .crypto
+            .iter()
+            .find(|c| srtp::SUITES.contains(&c.suite.as_str()))
+            .cloned()
+    };
+    let mut streams: Vec<(usize, &Audio)> = offer.audio_streams().collect();
+    streams.sort_by_key(|(index, _)| *index);
+    if settings.srtp != SrtpPolicy::Off {
+        // Stable: among equals, the offerer's order stands.
+        streams.sort_by_key(|(_, audio)| supported(audio).is_none());
+    }
+    let mut first_refusal = None;
+    for (index, audio) in streams {
+        let secure_profile = audio.protocol.contains("SAVP");
+        let key = match (settings.srtp, supported(audio)) {
+            (SrtpPolicy::Off, _) if secure_profile => {
+                Err("the offer requires SRTP and [media] srtp = \"off\"")
+            }
+            (SrtpPolicy::Off, _) => Ok(None),
+            (_, Some(theirs)) => Ok(Some(theirs)),
+            (_, None) if secure_profile => Err("none of the offered SRTP suites is supported"),
+            (SrtpPolicy::Required, None) => {
+                Err("the offer has no SRTP and [media] srtp = \"required\"")
+            }
+            (SrtpPolicy::Optional, None) => Ok(None),
+        };
+        let usable = key.map_err(not_acceptable).and_then(|key| {
+            audio
+                .common_codec(&settings.codecs)
+                .map(|_| key)
+                .map_err(|e| not_acceptable(&e.to_string()))
+        });
+        match usable {
+            Ok(key) => return Ok((index, key)),
+            Err(refusal) => {
+                first_refusal.get_or_insert(refusal);
+            }
+        }
+    }
+    Err(first_refusal.unwrap_or_else(|| not_acceptable("no audio stream in the offer")))
 }
 
 fn not_acceptable(reason: &str) -> Unacceptable {

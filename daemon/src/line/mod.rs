@@ -16,7 +16,7 @@ mod webrtc_media;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_core::call::{Call, CallEvent, EndReason, LocalParty};
+use sip_core::call::{Call, CallEvent, CallState, EndReason, LocalParty, ReplacesHeader};
 use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
 use sip_core::transaction::Timers;
@@ -415,6 +415,21 @@ impl SipLine {
     }
 
     fn incoming(&mut self, invite: Request, entropy: &mut dyn Entropy) {
+        // RFC 3891 §3: a Replaces naming no dialog of ours, or an early dialog we started, is
+        // 481 — never a new call ringing as if nothing were named. One naming a call of ours
+        // rings as a new call for now (taking its place is the transfer work, issue 10).
+        if let ReplacesHeader::One(replaces) = ReplacesHeader::of(&invite) {
+            let replaceable = self.calls.iter().any(|(_, call)| {
+                call.is_replaced_by(&replaces)
+                    && !matches!(call.state(), CallState::Calling | CallState::Ringing)
+            });
+            if !replaceable {
+                let refusal = Response::to_request(&invite, 481, Some(&entropy.token()));
+                self.transmits
+                    .push_back(Message::Response(refusal).to_bytes());
+                return;
+            }
+        }
         let message = Message::Request(invite.clone());
         let caller = caller_id(&message);
         let headers: Vec<(String, String)> = invite

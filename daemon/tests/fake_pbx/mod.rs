@@ -173,6 +173,19 @@ impl FakePbx {
         extra: &str,
         call_id: &str,
     ) {
+        self.invite_body(contact, transport, "application/sdp", sdp, extra, call_id);
+    }
+
+    /// [`Self::invite_with`] with any body and Content-Type.
+    pub fn invite_body(
+        &self,
+        contact: &str,
+        transport: &str,
+        content_type: &str,
+        body: &str,
+        extra: &str,
+        call_id: &str,
+    ) {
         let target = uri_of(contact);
         let text = format!(
             "INVITE {target} SIP/2.0\r\n\
@@ -184,14 +197,34 @@ impl FakePbx {
              CSeq: 1 INVITE\r\n\
              {extra}\
              Contact: <sip:attacker@{}:{};transport={}>\r\n\
-             Content-Type: application/sdp\r\n\
-             Content-Length: {}\r\n\r\n{sdp}",
+             Content-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
             self.address.ip(),
             self.address.port(),
             self.address.ip(),
             self.address.port(),
             transport.to_ascii_lowercase(),
-            sdp.len()
+            body.len()
+        );
+        self.send(text);
+    }
+
+    /// Sends `method` (ACK, BYE) in the dialog a 2xx to our INVITE `call_id` set up.
+    pub fn in_dialog(&self, method: &str, response: &str, contact: &str, call_id: &str) {
+        let to = header(response, "To").unwrap_or_default();
+        let target = uri_of(contact);
+        let seq = if method == "ACK" { 1 } else { 2 };
+        let text = format!(
+            "{method} {target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {}:{};branch=z9hG4bK-{call_id}-{method}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:attacker@127.0.0.1>;tag=fake1\r\n\
+             To: {to}\r\n\
+             Call-ID: {call_id}@127.0.0.1\r\n\
+             CSeq: {seq} {method}\r\n\
+             Content-Length: 0\r\n\r\n",
+            self.address.ip(),
+            self.address.port(),
         );
         self.send(text);
     }

@@ -496,3 +496,95 @@ fn a_non_sip_contact_beside_a_sip_one_is_fine() {
         "no SIP contact at all is still a 400"
     );
 }
+
+/// The status of a refusal `Call::incoming` returned.
+fn refusal_status(invite: Request) -> (u16, Response) {
+    let mut e = Counter(0);
+    let Err(refusal) = Call::incoming(party("1002", 5062), invite, Timers::default(), &mut e)
+    else {
+        panic!("refused");
+    };
+    match parse_datagram(&refusal) {
+        Ok(Message::Response(response)) => (response.status, response),
+        other => panic!("a response: {other:?}"),
+    }
+}
+
+fn with_body(content_type: &str, body: &str) -> Request {
+    let mut invite = invite_with(&format!(
+        "Contact: <sip:1001@127.0.0.1:5061>\r\nContent-Type: {content_type}\r\n"
+    ));
+    invite.body = body.as_bytes().to_vec();
+    invite
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0\r\n";
+
+/// Issue 18, RFC 5621: the SDP part of a multipart INVITE is the offer; a body with no SDP we
+/// can find is 415 with `Accept: application/sdp`.
+#[test]
+fn a_multipart_invite_offers_its_sdp_part_and_other_bodies_get_415() {
+    let mut e = Counter(0);
+    let body = format!(
+        "--b1\r\nContent-Type: application/pidf+xml\r\n\r\n<presence/>\r\n--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b1--\r\n"
+    );
+    let call = Call::incoming(
+        party("1002", 5062),
+        with_body("multipart/mixed;boundary=b1", &body),
+        Timers::default(),
+        &mut e,
+    )
+    .expect("rings");
+    assert_eq!(call.remote_sdp(), Some(SDP));
+    for (content_type, body) in [
+        (
+            "multipart/mixed;boundary=b1",
+            body.replace("application/sdp", "text/plain"),
+        ),
+        ("text/plain", "hello".to_owned()),
+        ("multipart/mixed", body.clone()),
+    ] {
+        let (status, response) = refusal_status(with_body(content_type, &body));
+        assert_eq!(status, 415, "{content_type}");
+        assert_eq!(response.headers.get("Accept"), Some("application/sdp"));
+        assert_eq!(response.reason, "Unsupported Media Type");
+    }
+}
+
+/// Issue 18, RFC 3891 §3: two Replaces headers, or one naming no tags, are 400.
+#[test]
+fn two_replaces_headers_are_a_bad_request() {
+    let contact = "Contact: <sip:1001@127.0.0.1:5061>\r\n";
+    let replaces = "Replaces: abc@host;to-tag=1;from-tag=2\r\n";
+    assert_eq!(
+        refusal_status(invite_with(&format!("{contact}{replaces}{replaces}"))).0,
+        400
+    );
+    assert_eq!(
+        refusal_status(invite_with(&format!(
+            "{contact}Replaces: abc@host;to-tag=1\r\n"
+        )))
+        .0,
+        400
+    );
+    let mut e = Counter(0);
+    let call = Call::incoming(
+        party("1002", 5062),
+        invite_with(&format!("{contact}{replaces}")),
+        Timers::default(),
+        &mut e,
+    )
+    .expect("one Replaces is for the line to judge");
+    let ours = call.dialog.local.tag().unwrap_or_default().to_owned();
+    let names_it = Replaces {
+        call_id: "conformance@127.0.0.1".into(),
+        to_tag: ours,
+        from_tag: "a".into(),
+        early_only: false,
+    };
+    assert!(call.is_replaced_by(&names_it));
+    assert!(!call.is_replaced_by(&Replaces {
+        from_tag: "other".into(),
+        ..names_it
+    }));
+}

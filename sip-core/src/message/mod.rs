@@ -4,9 +4,11 @@
 //! by typed accessors (`call_id`, `cseq`, `top_via`, `from`, `to`, …). Parsing a message checks the
 //! headers every transaction needs, so code above can rely on them.
 
+mod body;
 mod parse;
 mod uri;
 
+pub use body::{BodyError, sdp_of};
 pub use parse::{MAX_MESSAGE, ParseError, Parsed, parse_datagram, parse_stream};
 pub use uri::{NameAddr, Uri, Via, split_list};
 
@@ -374,18 +376,22 @@ pub fn reason_phrase(status: u16) -> &'static str {
         180 => "Ringing",
         183 => "Session Progress",
         200 => "OK",
+        400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        415 => "Unsupported Media Type",
+        420 => "Bad Extension",
         423 => "Interval Too Brief",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
         486 => "Busy Here",
         487 => "Request Terminated",
         488 => "Not Acceptable Here",
+        491 => "Request Pending",
         500 => "Server Internal Error",
         503 => "Service Unavailable",
         603 => "Decline",
