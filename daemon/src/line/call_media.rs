@@ -524,3 +524,54 @@ fn remote_addresses(remote: &SessionDescription, mux: bool) -> Option<(SocketAdd
     };
     Some((rtp, rtcp))
 }
+
+#[cfg(test)]
+mod tests {
+    use sip_core::sdp::Codec;
+
+    use super::*;
+
+    const SESSION: &str =
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n";
+    const KEY: &str =
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+
+    fn pick(srtp: SrtpPolicy, streams: &str) -> Result<(usize, bool), String> {
+        let settings = MediaSettings {
+            audio: Default::default(),
+            codecs: vec![Codec::pcmu()],
+            srtp,
+        };
+        let offer = SessionDescription::parse(&format!("{SESSION}{streams}")).expect("parses");
+        pick_stream(&settings, &offer)
+            .map(|(index, key)| (index, key.is_some()))
+            .map_err(|refusal| format!("{} {}", refusal.status, refusal.reason))
+    }
+
+    /// Issue 18 (SDES): which offered stream each `[media] srtp` policy takes.
+    #[test]
+    fn srtp_policy_picks_the_stream() {
+        let plain = "m=audio 5004 RTP/AVP 0\r\n";
+        let savp = format!("m=audio 5006 RTP/SAVP 0\r\n{KEY}");
+        let avp_with_key = format!("m=audio 5008 RTP/AVP 0\r\n{KEY}");
+        let both = format!("{plain}{savp}");
+        // optional: the secure one of two, wherever it is; a plain one alone.
+        assert_eq!(pick(SrtpPolicy::Optional, &both), Ok((1, true)));
+        assert_eq!(pick(SrtpPolicy::Optional, plain), Ok((0, false)));
+        // off: the plain one; SAVP alone is refused.
+        assert_eq!(pick(SrtpPolicy::Off, &both), Ok((0, false)));
+        assert!(pick(SrtpPolicy::Off, &savp).is_err_and(|e| e.starts_with("488")));
+        // required: SAVP, or RTP/AVP carrying keys (answered with SRTP: the PBX habit);
+        // plain alone is refused.
+        assert_eq!(pick(SrtpPolicy::Required, &both), Ok((1, true)));
+        assert_eq!(pick(SrtpPolicy::Required, &avp_with_key), Ok((0, true)));
+        assert!(pick(SrtpPolicy::Required, plain).is_err_and(|e| e.contains("required")));
+        // A stream with no codec of ours is passed over for one that has one.
+        let opus_then_pcmu =
+            "m=audio 5004 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\nm=audio 5006 RTP/AVP 0\r\n";
+        assert_eq!(pick(SrtpPolicy::Off, opus_then_pcmu), Ok((1, false)));
+        // An unknown suite on SAVP is no key at all.
+        let unknown_suite = savp.replace("AES_CM_128_HMAC_SHA1_80", "F8_128_HMAC_SHA1_80");
+        assert!(pick(SrtpPolicy::Optional, &unknown_suite).is_err_and(|e| e.contains("suites")));
+    }
+}
