@@ -331,6 +331,20 @@ impl Call {
         true
     }
 
+    /// The line reconnected with a new local address (contact, Via): requests from now on use
+    /// it, and an established call sends a target refresh — a re-INVITE with our current SDP and
+    /// the new Contact (RFC 5626 §4.5) — so the far end's requests (their BYE) reach us over
+    /// the new connection. Returns whether the refresh went out; an INVITE still in progress
+    /// (or a call not yet up) carries the new Contact with its next request instead.
+    pub fn rebind(&mut self, party: LocalParty, now: Instant, entropy: &mut dyn Entropy) -> bool {
+        self.party = party;
+        if self.state != CallState::Established || self.invite_transaction.is_some() {
+            return false;
+        }
+        let sdp = self.local_sdp.clone();
+        self.reoffer(sdp, now, entropy)
+    }
+
     /// Hangs up: CANCEL while an outgoing call rings, BYE once established.
     pub fn hangup(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         match self.state {

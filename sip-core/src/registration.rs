@@ -80,6 +80,9 @@ pub struct Registration {
     /// When to send the next REGISTER (refresh or retry).
     next_attempt: Option<Instant>,
     backoff: Duration,
+    /// Contacts of connections that are gone, removed (`expires=0`) by the next REGISTER so
+    /// the registrar stops forking calls to them.
+    stale_contacts: Vec<Uri>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<RegistrationEvent>,
 }
@@ -99,6 +102,7 @@ impl Registration {
             answered: false,
             next_attempt: None,
             backoff: FIRST_BACKOFF,
+            stale_contacts: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -108,6 +112,23 @@ impl Registration {
         self.goal = Goal::Registered;
         self.expires = self.config.expires;
         self.send(now, entropy);
+    }
+
+    /// The connection to the registrar was replaced (a reconnect, a new local address): the
+    /// next REGISTER carries the new contact and Via, and removes the old contact. Whatever
+    /// was in flight on the old connection is forgotten; call [`Self::register`] to send.
+    pub fn rebind(&mut self, contact: Uri, transport: &str, sent_by: &str, reliable: bool) {
+        if contact != self.config.contact && !self.stale_contacts.contains(&self.config.contact) {
+            self.stale_contacts.push(self.config.contact.clone());
+        }
+        self.config.contact = contact;
+        self.config.transport = transport.to_owned();
+        self.config.sent_by = sent_by.to_owned();
+        self.config.reliable = reliable;
+        self.transaction = None;
+        self.transmits.clear();
+        self.next_attempt = None;
+        self.backoff = FIRST_BACKOFF;
     }
 
     /// Sends REGISTER with `Expires: 0`; `Unregistered` follows when the registrar agrees.
@@ -201,6 +222,9 @@ impl Registration {
         headers.push("Call-ID", self.call_id.clone());
         headers.push("CSeq", format!("{} REGISTER", self.cseq));
         headers.push("Contact", format!("<{}>;expires={expires}", config.contact));
+        for stale in &self.stale_contacts {
+            headers.push("Contact", format!("<{stale}>;expires=0"));
+        }
         headers.push("Expires", expires.to_string());
         headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
         headers.push("User-Agent", config.user_agent.clone());
@@ -264,6 +288,7 @@ impl Registration {
             200..=299 => {
                 self.answered = false;
                 self.backoff = FIRST_BACKOFF;
+                self.stale_contacts.clear();
                 if self.goal == Goal::Unregistered {
                     self.events.push_back(RegistrationEvent::Unregistered);
                     return;

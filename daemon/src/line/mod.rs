@@ -157,54 +157,19 @@ impl SipLine {
         reliable: bool,
         entropy: &mut dyn Entropy,
     ) -> Self {
-        let host = |ip: std::net::IpAddr| match ip {
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        let server = if config.domain.contains(':') && !config.domain.starts_with('[') {
-            format!("[{}]", config.domain)
-        } else {
-            config.domain.clone()
-        };
-        let uri = |text: String| {
-            Uri::parse(&text).unwrap_or_else(|_| Uri {
-                scheme: "sip".into(),
-                user: None,
-                host: server.clone(),
-                port: None,
-                params: Vec::new(),
-            })
-        };
-        let sent_by = format!("{}:{}", host(local.ip()), local.port());
-        let transport_param = transport_token.to_ascii_lowercase();
-        let aor = uri(format!("sip:{}@{server}", config.username));
-        let contact = uri(format!(
-            "sip:{}@{sent_by};transport={transport_param}",
-            config.username
-        ));
-        let user_agent = concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")).to_owned();
-        let party = LocalParty {
-            aor: aor.clone(),
-            contact: contact.clone(),
-            transport: transport_token.to_owned(),
-            sent_by: sent_by.clone(),
-            reliable,
-            username: config.username.clone(),
-            password: config.password.expose().to_owned(),
-            user_agent: user_agent.clone(),
-        };
+        let party = party(config, local, transport_token, reliable);
         let registration = Registration::new(
             RegistrationConfig {
-                registrar: uri(format!("sip:{server}:{}", config.port)),
-                aor,
-                contact,
+                registrar: server_uri(config, format!("sip:{}:{}", server(config), config.port)),
+                aor: party.aor.clone(),
+                contact: party.contact.clone(),
                 username: config.username.clone(),
                 password: config.password.expose().to_owned(),
                 expires: DEFAULT_EXPIRES,
                 transport: transport_token.to_owned(),
-                sent_by,
+                sent_by: party.sent_by.clone(),
                 reliable,
-                user_agent,
+                user_agent: party.user_agent.clone(),
                 outbound_proxy: None,
             },
             Timers::default(),
@@ -218,6 +183,35 @@ impl SipLine {
             events: Default::default(),
             transmits: Default::default(),
         }
+    }
+
+    /// The transport was replaced by a new connection bound at `local` (issue 17: calls outlive
+    /// the flow). The line registers again from the new address, removing the old contact,
+    /// and every established call sends a target refresh so the far end reaches us on the new
+    /// connection. Calls, their dialogs and their media are untouched.
+    pub fn rebind(
+        &mut self,
+        config: &LineConfig,
+        local: SocketAddr,
+        transport_token: &str,
+        reliable: bool,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        self.party = party(config, local, transport_token, reliable);
+        self.registration.rebind(
+            self.party.contact.clone(),
+            transport_token,
+            &self.party.sent_by,
+            reliable,
+        );
+        self.registration.register(now, entropy);
+        for (conversation, call) in &mut self.calls {
+            if call.rebind(self.party.clone(), now, entropy) {
+                tracing::info!(%conversation, "target refresh sent from the new address");
+            }
+        }
+        self.collect();
     }
 
     pub fn dial(
@@ -492,6 +486,60 @@ impl SipLine {
             },
             RegistrationEvent::Unregistered => LineEvent::Unregistered { reason: None },
         })
+    }
+}
+
+/// The registrar's host as written in URIs (an IPv6 literal in brackets).
+fn server(config: &LineConfig) -> String {
+    if config.domain.contains(':') && !config.domain.starts_with('[') {
+        format!("[{}]", config.domain)
+    } else {
+        config.domain.clone()
+    }
+}
+
+/// `text` as a URI, or the bare server URI when the account's values make it unparsable.
+fn server_uri(config: &LineConfig, text: String) -> Uri {
+    Uri::parse(&text).unwrap_or_else(|_| Uri {
+        scheme: "sip".into(),
+        user: None,
+        host: server(config),
+        port: None,
+        params: Vec::new(),
+    })
+}
+
+/// Who we are on a transport bound at `local`: AOR, contact, Via sent-by.
+fn party(
+    config: &LineConfig,
+    local: SocketAddr,
+    transport_token: &str,
+    reliable: bool,
+) -> LocalParty {
+    let host = match local.ip() {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    let sent_by = format!("{host}:{}", local.port());
+    let transport_param = transport_token.to_ascii_lowercase();
+    LocalParty {
+        aor: server_uri(
+            config,
+            format!("sip:{}@{}", config.username, server(config)),
+        ),
+        contact: server_uri(
+            config,
+            format!(
+                "sip:{}@{sent_by};transport={transport_param}",
+                config.username
+            ),
+        ),
+        transport: transport_token.to_owned(),
+        sent_by,
+        reliable,
+        username: config.username.clone(),
+        password: config.password.expose().to_owned(),
+        user_agent: concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")).to_owned(),
     }
 }
 

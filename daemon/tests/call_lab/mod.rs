@@ -41,6 +41,42 @@ pub fn lab_with_account(codec: &str, account: &str) -> Lab {
 fn lab_full(codec: &str, baresip_params: &str, media: &str, account: &str) -> Lab {
     // baresip 1.0 (libre) answers MD5 challenges only.
     let kamailio = Kamailio::start("MD5");
+    let server = format!(
+        "server = \"127.0.0.1:{}\"\ntransport = \"udp\"\n",
+        kamailio.port
+    );
+    lab_on(kamailio, &server, codec, baresip_params, media, account)
+}
+
+/// The agent's line over `transport` (`udp`, `tcp` or `tls`) to Kamailio; baresip stays on UDP.
+pub fn lab_over(codec: &str, transport: &str) -> Lab {
+    let kamailio = if transport == "tls" {
+        Kamailio::start_with_tls("MD5")
+    } else {
+        Kamailio::start("MD5")
+    };
+    let server = match transport {
+        "tls" => format!(
+            "server = \"127.0.0.1:{}\"\ntransport = \"tls\"\nca_file = \"{}\"\n",
+            kamailio.tls_port.expect("a TLS port"),
+            kamailio.ca_file().display()
+        ),
+        other => format!(
+            "server = \"127.0.0.1:{}\"\ntransport = \"{other}\"\n",
+            kamailio.port
+        ),
+    };
+    lab_on(kamailio, &server, codec, "", "", "")
+}
+
+fn lab_on(
+    kamailio: Kamailio,
+    server: &str,
+    codec: &str,
+    baresip_params: &str,
+    media: &str,
+    account: &str,
+) -> Lab {
     let baresip =
         Baresip::start_with_params(&kamailio, "1002", FAR_HZ, codec, "auto", baresip_params);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -48,9 +84,8 @@ fn lab_full(codec: &str, baresip_params: &str, media: &str, account: &str) -> La
     write_tone(&tone, 48000, AGENT_HZ, 0.5, 10.0);
     let heard = dir.path().join("heard.wav");
     let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n{account}\n\
+        "[account]\n{server}username = \"1001\"\npassword = \"secret1001\"\n{account}\n\
          [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n{media}\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\nringer_file = \"{}\"\n",
-        kamailio.port,
         codec
             .split('/')
             .next()

@@ -94,6 +94,8 @@ pub struct LineRuntime {
         mpsc::UnboundedReceiver<Prepared>,
     ),
     events: VecDeque<LineEvent>,
+    /// A message whose send failed when the connection dropped, sent again after reconnecting.
+    unsent: VecDeque<Vec<u8>>,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
@@ -140,6 +142,7 @@ impl LineRuntime {
             preparing: HashSet::new(),
             prepared: mpsc::unbounded_channel(),
             events: VecDeque::new(),
+            unsent: VecDeque::new(),
         }
     }
 
@@ -322,7 +325,8 @@ impl LineRuntime {
         match &mut self.sip {
             Some(sip) if self.transport.is_some() => sip.stop(now, &mut self.entropy),
             _ => {
-                self.sip = None;
+                // No connection to say goodbye on: the calls it kept end here.
+                self.end_every_call("the line stopped while disconnected");
                 self.events.push_back(LineEvent::Unregistered {
                     reason: self.stop_reason.clone(),
                 });
@@ -494,15 +498,28 @@ impl LineRuntime {
                     Err(e) => return self.lost(&TransportError::Io(e), now),
                 };
                 tracing::info!(transport = transport.token(), %local, "SIP transport connected");
-                let mut sip = SipLine::new(
-                    &self.config,
-                    local,
-                    transport.token(),
-                    transport.is_reliable(),
-                    &mut self.entropy,
-                );
-                sip.start(now, &mut self.entropy);
-                self.sip = Some(sip);
+                match &mut self.sip {
+                    // A reconnect: the line and its calls carry on from the new address.
+                    Some(sip) => sip.rebind(
+                        &self.config,
+                        local,
+                        transport.token(),
+                        transport.is_reliable(),
+                        now,
+                        &mut self.entropy,
+                    ),
+                    None => {
+                        let mut sip = SipLine::new(
+                            &self.config,
+                            local,
+                            transport.token(),
+                            transport.is_reliable(),
+                            &mut self.entropy,
+                        );
+                        sip.start(now, &mut self.entropy);
+                        self.sip = Some(sip);
+                    }
+                }
                 self.transport = Some(transport);
                 self.keepalive_at = Some(now + KEEPALIVE_EVERY);
                 self.backoff = FIRST_RECONNECT;
@@ -512,11 +529,28 @@ impl LineRuntime {
     }
 
     /// The transport failed: report, forget the connection, and try again after a back-off.
+    /// Calls are kept (issue 17): their media does not need the connection to the proxy, and
+    /// the line takes them over to the new connection once it is back (see `SipLine::rebind`).
+    /// What they send meanwhile waits in the line's queue. Only a line that is stopping ends
+    /// its calls here, since it will not reconnect.
     fn lost(&mut self, error: &TransportError, now: Instant) {
         tracing::warn!("SIP transport: {error}");
         self.transport = None;
         self.keepalive_at = None;
-        // Every call the line held ends with it, ringing or up; their media stops with the task.
+        if self.stopping {
+            self.end_every_call(&format!("the line dropped: {error}"));
+            return;
+        }
+        self.events.push_back(LineEvent::Failed {
+            reason: format!("{error}; reconnecting in {} s", self.backoff.as_secs()),
+        });
+        self.connect_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_RECONNECT);
+    }
+
+    /// Ends every call the line holds, ringing, up or still gathering candidates; their media
+    /// stops with the tasks.
+    fn end_every_call(&mut self, reason: &str) {
         let mut calls = self
             .sip
             .take()
@@ -534,32 +568,25 @@ impl LineRuntime {
         self.ringing.clear();
         self.ringer = None;
         for conversation in calls {
-            let reason = EndReason::Failed {
-                reason: format!("the line dropped: {error}"),
-            };
             self.events.push_back(LineEvent::CallEnded {
                 conversation,
-                reason,
+                reason: EndReason::Failed {
+                    reason: reason.to_owned(),
+                },
             });
         }
-        if self.stopping {
-            return;
-        }
-        self.events.push_back(LineEvent::Failed {
-            reason: format!("{error}; reconnecting in {} s", self.backoff.as_secs()),
-        });
-        self.connect_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(MAX_RECONNECT);
     }
 
     async fn flush(&mut self, now: Instant) {
         let (Some(sip), Some(transport)) = (&mut self.sip, &mut self.transport) else {
             return;
         };
-        while let Some(bytes) = sip.poll_transmit() {
+        // What could not be sent before the connection dropped goes first, then the rest.
+        while let Some(bytes) = self.unsent.pop_front().or_else(|| sip.poll_transmit()) {
             let start_line = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
             tracing::debug!(message = %String::from_utf8_lossy(start_line), "SIP out");
             if let Err(e) = transport.send(&bytes).await {
+                self.unsent.push_front(bytes);
                 self.lost(&e, now);
                 return;
             }

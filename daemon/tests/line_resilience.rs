@@ -1,0 +1,110 @@
+//! The line survives the network (issue 17), end to end: the real binary's line to Kamailio,
+//! baresip as the far end, tones checked after the event.
+
+mod call_lab;
+mod common;
+mod lab;
+
+use std::time::{Duration, Instant};
+
+use common::{CRM, eventually};
+use lab::{analyse, read_wav};
+use serde_json::json;
+
+use call_lab::{AGENT_HZ, FAR_HZ};
+
+/// Bytes of the agent's recording (8 kHz, 16-bit mono, after a 44-byte header).
+fn heard_bytes(lab: &call_lab::Lab) -> u64 {
+    std::fs::metadata(lab.heard_path())
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// Kamailio restarted mid-call: every connection to it drops and it forgets the registration.
+/// The call stays up, the tone flows both ways afterwards, the line registers again, and the
+/// agent's hang-up reaches the far end.
+async fn a_call_survives_a_proxy_restart_over(transport: &str) {
+    let mut lab = call_lab::lab_over("PCMU", transport);
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+
+    let restarted = Instant::now();
+    lab.kamailio.restart();
+    // Over a stream the line sees the connection drop and registers again at once; over UDP
+    // nothing drops (the registration is refreshed on its schedule).
+    if transport != "udp" {
+        page.registration("registered").await;
+        assert_eq!(
+            lab.kamailio.wait_contacts("1001").len(),
+            1,
+            "{transport}: one binding"
+        );
+        eprintln!(
+            "{transport}: registered again {:?} after the restart began",
+            restarted.elapsed()
+        );
+    }
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    let calls = &state["result"]["state"]["calls"];
+    assert_eq!(
+        calls.as_array().map(Vec::len),
+        Some(1),
+        "{transport}: the call outlived the connection: {state}"
+    );
+    assert_eq!(calls[0]["conversationId"], id.as_str(), "{state}");
+
+    // Four more seconds of the far end's tone, all of it after the restart.
+    let after_restart = heard_bytes(&lab);
+    eventually(
+        "the far end's audio after the restart",
+        Duration::from_secs(20),
+        || (heard_bytes(&lab) >= after_restart + 4 * 8000 * 2).then_some(()),
+    );
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    // baresip closes its recording when our BYE ends the call (otherwise it would keep the
+    // call until its 120 s tone ran out).
+    let (rate, far) = eventually(
+        "baresip to end the call on our BYE",
+        Duration::from_secs(10),
+        || lab.baresip.recording().filter(|(_, s)| !s.is_empty()),
+    );
+    let tail = &far[far.len().saturating_sub(3 * rate as usize)..];
+    let report = analyse(rate, tail, &[AGENT_HZ, FAR_HZ, 1500.0]);
+    assert_eq!(report.peaks[0].0, AGENT_HZ, "{transport}: {report:?}");
+    assert!(report.peaks[0].1 > 0.8, "{transport}: {report:?}");
+
+    let (rate, heard) = read_wav(&lab.heard_path()).expect("the agent's recording");
+    let from = (after_restart.saturating_sub(44) / 2) as usize;
+    let report = analyse(
+        rate,
+        &heard[from.min(heard.len())..],
+        &[FAR_HZ, AGENT_HZ, 1500.0],
+    );
+    assert_eq!(report.peaks[0].0, FAR_HZ, "{transport}: {report:?}");
+    assert!(report.peaks[0].1 > 0.8, "{transport}: {report:?}");
+    assert!(report.seconds >= 3.5, "{transport}: {report:?}");
+    assert!(
+        report.level_dbfs > -15.0 && report.level_dbfs < -3.0,
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_call_survives_a_proxy_restart() {
+    a_call_survives_a_proxy_restart_over("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_call_survives_a_proxy_restart() {
+    a_call_survives_a_proxy_restart_over("tls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_call_survives_a_proxy_restart() {
+    a_call_survives_a_proxy_restart_over("udp").await;
+}
