@@ -243,6 +243,16 @@ declare namespace SoftphoneBridge {
     disposition: string | null;
     notes: string | null;
     callType: 'inbound' | 'outbound';
+    /** Why it ended: `timeout` when the far end vanished mid-call (session timer, no media). */
+    cause:
+      | 'local'
+      | 'remote'
+      | 'busy'
+      | 'declined'
+      | 'no_answer'
+      | 'rejected'
+      | 'timeout'
+      | 'failed';
   }
   interface CallHoldChanged {
     conversationId: string;

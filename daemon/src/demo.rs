@@ -48,6 +48,7 @@ async fn serve(socket: UdpSocket, address: SocketAddr) {
         username: ECHO.into(),
         password: String::new(),
         user_agent: "softphone-bridge demo line".into(),
+        session_interval: None,
     };
     let mut calls: Vec<EchoCall> = Vec::new();
     let mut buffer = vec![0u8; sip_core::message::MAX_MESSAGE];

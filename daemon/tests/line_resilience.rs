@@ -108,3 +108,34 @@ async fn a_tls_call_survives_a_proxy_restart() {
 async fn a_udp_call_survives_a_proxy_restart() {
     a_call_survives_a_proxy_restart_over("udp").await;
 }
+
+/// The far end killed with SIGKILL mid-call: no BYE ever comes. With `[media] rtp_timeout = 6`
+/// the call ends with the cause `timeout` once no media has arrived for 6 s (the media task
+/// measures the silence and reports every 5 s, so within 6–11 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_far_end_is_hung_up_by_the_media_timeout() {
+    let mut lab = call_lab::lab_with("PCMU", "", "rtp_timeout = 6");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+    let killed = Instant::now();
+    lab.baresip.kill();
+    let ended = page
+        .event_after_silence("callEnded", Duration::from_secs(20))
+        .await;
+    let took = killed.elapsed();
+    assert_eq!(ended["payload"]["conversationId"], id.as_str(), "{ended}");
+    assert_eq!(ended["payload"]["cause"], "timeout", "{ended}");
+    assert!(
+        took >= Duration::from_secs(6) && took < Duration::from_secs(12),
+        "ended {took:?} after the far end vanished"
+    );
+    eprintln!("the vanished far end's call ended {took:?} after SIGKILL");
+    assert!(
+        lab.daemon.log().contains("no media from the far end"),
+        "the log says why"
+    );
+}

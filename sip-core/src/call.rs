@@ -18,7 +18,8 @@ use crate::registration::Entropy;
 use crate::sdp::SessionDescription;
 use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
 
-/// SIP extensions (option tags) this UA implements, for `Require` (RFC 3261 §8.2.2.3).
+/// SIP extensions (option tags) this UA always implements, for `Require` (RFC 3261 §8.2.2.3);
+/// `timer` too while session timers are on.
 pub const SUPPORTED: [&str; 0] = [];
 /// Who we are on this line.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct LocalParty {
     pub username: String,
     pub password: String,
     pub user_agent: String,
+    /// Session timers (RFC 4028): the interval we ask for and accept, in seconds; None: off.
+    pub session_interval: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub enum EndReason {
     Cancelled,
     /// No answer, no ACK, or a transport failure.
     Failed { reason: String },
+    /// The far end vanished: the session timer ran out, a refresh found no dialog (408/481), or
+    /// no media arrived for too long.
+    Timeout { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +129,8 @@ pub struct Call {
     ack: Option<(u32, Vec<u8>)>,
     /// Responses we sent per (CSeq, method), for retransmitted requests.
     answered: Vec<(u32, Method, Vec<u8>)>,
+    /// Refreshes (or expects refreshes) once the call is up, when session timers are on.
+    session_timer: Option<SessionTimer>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<CallEvent>,
 }
@@ -183,7 +191,10 @@ impl Call {
             .all("Require")
             .into_iter()
             .map(str::trim)
-            .filter(|tag| !tag.is_empty() && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)))
+            .filter(|tag| {
+                let timer = party.session_interval.is_some() && tag.eq_ignore_ascii_case("timer");
+                !tag.is_empty() && !timer && !SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag))
+            })
             .collect();
         if !required.is_empty() {
             let mut refusal = Response::to_request(&invite, 420, None);
@@ -194,6 +205,14 @@ impl Call {
         // names a dialog of ours is for the line, which knows them all.
         if ReplacesHeader::of(&invite) == ReplacesHeader::Invalid {
             return Err(Response::to_request(&invite, 400, None).to_bytes());
+        }
+        // RFC 4028 §8.1: an interval below our minimum is refused, naming the minimum.
+        if party.session_interval.is_some()
+            && session_timer::requested(&invite.headers).is_some_and(|(s, _)| s < MIN_SE)
+        {
+            let mut refusal = Response::to_request(&invite, 422, None);
+            refusal.headers.push("Min-SE", MIN_SE.to_string());
+            return Err(refusal.to_bytes());
         }
         let remote_sdp = match sdp_body(&invite.headers, &invite.body) {
             Ok(sdp) => sdp,
@@ -269,6 +288,7 @@ impl Call {
             ack_deadline: None,
             ack: None,
             answered: Vec::new(),
+            session_timer: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -293,6 +313,10 @@ impl Call {
             return;
         }
         self.local_sdp = sdp;
+        if let Some(ours) = self.party.session_interval {
+            let terms = Terms::for_offer(&self.invite.headers, ours);
+            self.session_timer = Some(SessionTimer::answering(&terms, now));
+        }
         self.respond_to_invite(200, Some(now));
         self.state = CallState::AwaitingAck;
         self.ack_deadline = Some(now + 64 * self.timers.t1);
@@ -319,6 +343,13 @@ impl Call {
         request
             .headers
             .push("Contact", format!("<{}>", self.party.contact));
+        // Every re-INVITE of ours refreshes the session (RFC 4028 §7.4).
+        if let Some(timer) = &self.session_timer {
+            request.headers.push("Supported", "timer");
+            request
+                .headers
+                .push("Session-Expires", timer.header(timer.we_refresh));
+        }
         request.headers.push("Content-Type", "application/sdp");
         request.body = self.local_sdp.clone().into_bytes();
         self.invite_transaction = Some(ClientTransaction::start(
@@ -397,6 +428,23 @@ impl Call {
             *interval = (*interval * 2).min(self.timers.t2);
             *at = now + *interval;
         }
+        if self.state == CallState::Established
+            && let Some(timer) = &mut self.session_timer
+            && now >= timer.due()
+        {
+            match timer.what_is_due() {
+                Due::Refresh if self.invite_transaction.is_none() => {
+                    let sdp = self.local_sdp.clone();
+                    self.reoffer(sdp, now, entropy);
+                    // The next refresh counts from its answer; until then nothing is due.
+                    if let Some(timer) = &mut self.session_timer {
+                        timer.refreshed(now);
+                    }
+                }
+                Due::Refresh => timer.postpone(now),
+                Due::Expired => self.gone("the session timer expired", now, entropy),
+            }
+        }
         if self.ack_deadline.is_some_and(|at| now >= at) {
             self.ack_deadline = None;
             self.final_response = None;
@@ -436,9 +484,15 @@ impl Call {
             .as_ref()
             .filter(|_| !self.party.reliable)
             .map(|(_, at, _)| *at);
+        let session = self
+            .session_timer
+            .as_ref()
+            .filter(|_| self.state == CallState::Established)
+            .map(SessionTimer::due);
         transactions
             .chain(retransmit)
             .chain(self.ack_deadline)
+            .chain(session)
             .min()
     }
 
@@ -455,6 +509,11 @@ impl Call {
         headers.push("Contact", format!("<{}>", self.party.contact));
         headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
         headers.push("User-Agent", self.party.user_agent.clone());
+        if let Some(interval) = self.party.session_interval {
+            headers.push("Supported", "timer");
+            headers.push("Session-Expires", interval.to_string());
+            headers.push("Min-SE", MIN_SE.to_string());
+        }
         headers.push("Content-Type", "application/sdp");
         let mut request = Request {
             method: Method::Invite,
@@ -532,7 +591,7 @@ impl Call {
         entropy: &mut dyn Entropy,
     ) {
         if self.state == CallState::Established {
-            return self.on_reinvite_event(event, entropy);
+            return self.on_reinvite_event(event, now, entropy);
         }
         match event {
             TransactionEvent::Provisional(response) if matches!(response.status, 180 | 183) => {
@@ -610,10 +669,18 @@ impl Call {
     }
 
     /// The outcome of our re-INVITE in an established call.
-    fn on_reinvite_event(&mut self, event: TransactionEvent, entropy: &mut dyn Entropy) {
+    fn on_reinvite_event(
+        &mut self,
+        event: TransactionEvent,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
         match event {
             TransactionEvent::Provisional(_) => {}
             TransactionEvent::Final(response) if response.status < 300 => {
+                if let Some(timer) = &mut self.session_timer {
+                    timer.refreshed(now);
+                }
                 let seq = response
                     .headers
                     .cseq()
@@ -627,13 +694,60 @@ impl Call {
                 self.events
                     .push_back(CallEvent::ReofferAnswered { remote_sdp: sdp });
             }
+            // RFC 3261 §12.2.1.2: 481 or 408 to a request in the dialog means the far end is
+            // gone; the dialog ends.
+            TransactionEvent::Final(response) if matches!(response.status, 408 | 481) => {
+                self.invite_transaction = None;
+                self.gone(
+                    &format!("the far end answered our re-INVITE {}", response.status),
+                    now,
+                    entropy,
+                );
+            }
             TransactionEvent::Final(response) => self.events.push_back(CallEvent::ReofferFailed {
                 status: response.status,
             }),
-            TransactionEvent::Timeout | TransactionEvent::TransportError => self
+            TransactionEvent::Timeout => {
+                self.invite_transaction = None;
+                self.gone("no answer to our re-INVITE", now, entropy);
+            }
+            TransactionEvent::TransportError => self
                 .events
                 .push_back(CallEvent::ReofferFailed { status: 408 }),
         }
+    }
+
+    /// Their re-INVITE or UPDATE refreshed the session: the timer restarts, and our answer
+    /// names the interval and who refreshes (they, as this request's UAC, or we).
+    fn refreshed_by_them(&mut self, response: &mut Response, now: Instant) {
+        if let Some(timer) = &mut self.session_timer {
+            timer.refreshed(now);
+            response
+                .headers
+                .push("Session-Expires", timer.header(!timer.we_refresh));
+            if !timer.we_refresh {
+                response.headers.push("Require", "timer");
+            }
+        }
+    }
+
+    /// The far end is taken for gone (no media for too long, a refresh unanswered): a BYE in
+    /// case it still hears, and the call ends at once with `Timeout`.
+    pub fn give_up(&mut self, reason: &str, now: Instant, entropy: &mut dyn Entropy) {
+        self.gone(reason, now, entropy);
+    }
+
+    /// The far end vanished: say goodbye in case it hears, and end with `Timeout`.
+    fn gone(&mut self, reason: &str, now: Instant, entropy: &mut dyn Entropy) {
+        if self.state == CallState::Ended {
+            return;
+        }
+        let bye = self.in_dialog_request(Method::Bye, entropy);
+        self.start_other(bye, now);
+        self.session_timer = None;
+        self.end(EndReason::Timeout {
+            reason: reason.to_owned(),
+        });
     }
 
     fn ack_for(&self, seq: u32, entropy: &mut dyn Entropy) -> Vec<u8> {
@@ -684,6 +798,9 @@ impl Call {
             return;
         }
         self.state = CallState::Established;
+        if let Some(ours) = self.party.session_interval {
+            self.session_timer = Some(SessionTimer::for_answer(&response.headers, ours, now));
+        }
         let sdp = answer_sdp(&response);
         self.remote_sdp = Some(sdp.clone());
         self.events
@@ -769,6 +886,13 @@ impl Call {
                     self.end(EndReason::Cancelled);
                 }
             }
+            // An UPDATE refreshes the session like a re-INVITE (RFC 4028 §7.4); we take it
+            // without SDP (no offer in it is used).
+            Method::Update if self.state == CallState::Established => {
+                let mut response = self.dialog_response(&request, 200);
+                self.refreshed_by_them(&mut response, now);
+                self.transmits.push_back(response.to_bytes());
+            }
             Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => {
                 self.respond(&request, 200)
             }
@@ -813,6 +937,7 @@ impl Call {
                 .push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
         }
         let mut response = self.dialog_response(&request, 200);
+        self.refreshed_by_them(&mut response, now);
         response.headers.push("Content-Type", "application/sdp");
         response.body = self.local_sdp.clone().into_bytes();
         let bytes = response.to_bytes();
@@ -832,6 +957,14 @@ impl Call {
         let invite = self.invite.clone();
         let mut response = self.dialog_response(&invite, status);
         if status == 200 {
+            if let Some(ours) = self.party.session_interval {
+                // The same terms `answer` took, worded for the response.
+                let terms = Terms::for_offer(&invite.headers, ours);
+                response.headers.push("Session-Expires", terms.header);
+                if terms.require {
+                    response.headers.push("Require", "timer");
+                }
+            }
             response.headers.push("Content-Type", "application/sdp");
             response.body = self.local_sdp.clone().into_bytes();
         }
@@ -982,8 +1115,10 @@ fn unsupported_media(request: &Request, to_tag: Option<&str>) -> Vec<u8> {
 }
 
 mod replaces;
+mod session_timer;
 
 pub use replaces::{Replaces, ReplacesHeader};
+pub use session_timer::{Due, MIN_SE, SessionTimer, Terms};
 
 #[cfg(test)]
 mod tests;

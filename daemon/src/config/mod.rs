@@ -189,6 +189,13 @@ pub struct MediaConfig {
     /// SDES-SRTP (RFC 4568): `off`, `optional` (accept it when offered; offer keys in plain
     /// RTP/AVP) or `required` (offer RTP/SAVP only, refuse unencrypted offers with 488).
     pub srtp: SrtpPolicy,
+    /// Session timers (RFC 4028): the refresh interval asked for, in seconds (at least 90);
+    /// 0 turns them off. A call whose far end stops refreshing, or stops answering our
+    /// refreshes, ends with the cause `timeout`.
+    pub session_timer: u32,
+    /// Seconds without any media from the far end (not on hold) after which a call is taken
+    /// for dead and hung up; 0 turns it off.
+    pub rtp_timeout: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -204,6 +211,8 @@ impl Default for MediaConfig {
         Self {
             codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()],
             srtp: SrtpPolicy::Optional,
+            session_timer: 1800,
+            rtp_timeout: 30,
         }
     }
 }

@@ -278,6 +278,11 @@ impl CallMedia {
         }
     }
 
+    /// Media should be arriving: it runs, nobody holds, and they send to us.
+    pub fn expects_media(&self) -> bool {
+        self.session.is_some() && self.flow() == Flow::BOTH
+    }
+
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
         if let Some(session) = &self.session {
@@ -541,6 +546,8 @@ mod tests {
             audio: Default::default(),
             codecs: vec![Codec::pcmu()],
             srtp,
+            session_interval: None,
+            rtp_timeout: None,
         };
         let offer = SessionDescription::parse(&format!("{SESSION}{streams}")).expect("parses");
         pick_stream(&settings, &offer)

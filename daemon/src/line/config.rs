@@ -65,6 +65,8 @@ pub struct LineConfig {
     pub force_relay: bool,
     /// The provisioned `expire_date`: the session ends then.
     pub expires_at: Option<time::OffsetDateTime>,
+    /// Session timers for calls (seconds), from `[media] session_timer`; None: off.
+    pub session_interval: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +178,7 @@ impl LineConfig {
             turn,
             force_relay: account.force_relay,
             expires_at,
+            session_interval: Some(1800),
         })
     }
 
@@ -195,6 +198,7 @@ impl LineConfig {
             media: MediaKind::Rtp,
             turn: None,
             force_relay: false,
+            session_interval: None,
             expires_at: None,
         }
     }

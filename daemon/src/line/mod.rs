@@ -261,6 +261,20 @@ impl SipLine {
         true
     }
 
+    /// Ends a call whose far end is taken for gone (see `Call::give_up`).
+    pub fn give_up(
+        &mut self,
+        conversation: &str,
+        reason: &str,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        if let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) {
+            call.give_up(reason, now, entropy);
+            self.collect();
+        }
+    }
+
     /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
     pub fn reoffer(
         &mut self,
@@ -540,6 +554,7 @@ fn party(
         username: config.username.clone(),
         password: config.password.expose().to_owned(),
         user_agent: concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")).to_owned(),
+        session_interval: config.session_interval,
     }
 }
 

@@ -89,6 +89,9 @@ pub struct MediaStats {
     /// RTP and RTCP packets dropped because they came from an address the call did not
     /// negotiate (a stray or hostile sender).
     pub foreign_packets_dropped: u64,
+    /// Milliseconds since the far end's last media packet (or since media started), for
+    /// dead-call detection; not on the wire.
+    pub silent_ms: u64,
 }
 
 /// What the media task tells the line.
@@ -256,6 +259,7 @@ async fn run(
     };
     let mut receiving = Receiving {
         started: Instant::now(),
+        last_heard: Instant::now(),
         rate_per_ms: f64::from(codec.clock_rate()) / 1000.0,
         payload_type,
         event_pt,
@@ -307,6 +311,7 @@ async fn run(
                 }
                 fill_stats(&mut stats, &sender, &reception, &jitter, codec);
                 stats.foreign_packets_dropped = dropped(&rtp_source, &rtcp_source);
+                stats.silent_ms = receiving.last_heard.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
                 report(MediaReport::Stats(stats.clone()));
             }
             _ = tick.tick() => {
@@ -414,6 +419,8 @@ fn dropped(rtp: &Option<SourceFilter>, rtcp: &Option<SourceFilter>) -> u64 {
 /// What a received RTP packet is checked against, and the state it feeds.
 struct Receiving {
     started: Instant,
+    /// When the far end's last media packet (audio or DTMF) arrived.
+    last_heard: Instant,
     rate_per_ms: f64,
     payload_type: u8,
     event_pt: Option<u8>,
@@ -433,6 +440,9 @@ impl Receiving {
         let Ok(packet) = RtpPacket::parse(bytes) else {
             return false;
         };
+        if Some(packet.payload_type) == self.event_pt || packet.payload_type == self.payload_type {
+            self.last_heard = Instant::now();
+        }
         if Some(packet.payload_type) == self.event_pt {
             if let Some(digit) = self.dtmf.on_packet(packet.timestamp, packet.payload) {
                 tracing::info!("DTMF received");

@@ -6,7 +6,9 @@ use std::time::Instant;
 use sip_core::Uri;
 use sip_core::call::EndReason;
 
-use crate::protocol::{CallAccepted, CallEnded, CallInfo, CallQuality, CallRejected, IncomingCall};
+use crate::protocol::{
+    CallAccepted, CallEnded, CallInfo, CallQuality, CallRejected, EndCause, IncomingCall,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -181,7 +183,26 @@ impl PhoneCall {
             disposition: None,
             notes: None,
             call_type: self.call_type().into(),
+            cause: end_cause(reason),
         })
+    }
+}
+
+/// The line's end reason in the contract's words.
+fn end_cause(reason: &EndReason) -> EndCause {
+    match reason {
+        EndReason::Local => EndCause::Local,
+        EndReason::Remote | EndReason::Cancelled => EndCause::Remote,
+        EndReason::Declined => EndCause::Declined,
+        EndReason::Rejected { status, .. } => match status {
+            486 | 600 => EndCause::Busy,
+            603 => EndCause::Declined,
+            408 | 480 => EndCause::NoAnswer,
+            487 => EndCause::Local,
+            _ => EndCause::Rejected,
+        },
+        EndReason::Timeout { .. } => EndCause::Timeout,
+        EndReason::Failed { .. } => EndCause::Failed,
     }
 }
 

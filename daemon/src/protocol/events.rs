@@ -202,6 +202,31 @@ pub struct CallEnded {
     pub notes: Option<String>,
     /// `inbound` or `outbound`.
     pub call_type: String,
+    /// Why the call ended.
+    pub cause: EndCause,
+}
+
+/// Why a call ended, for pages that must tell a hang-up from a lost call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndCause {
+    /// The agent hung up (or cancelled before an answer).
+    Local,
+    /// The other party hung up.
+    Remote,
+    /// The callee was busy (486, 600).
+    Busy,
+    /// The callee declined (603).
+    Declined,
+    /// Nobody answered (408, 480, 487 without a cancel of ours).
+    NoAnswer,
+    /// The callee refused otherwise (another 4xx–6xx).
+    Rejected,
+    /// The far end vanished mid-call: the session timer ran out, a refresh went unanswered,
+    /// or no media arrived for `[media] rtp_timeout`.
+    Timeout,
+    /// The call could not go on: no media path, no ACK, the line stopped while disconnected.
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ pub use actions::{
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallNotesSubmitted, CallRejected, CallRinging,
-    DispositionsChanged, DtmfReceived, Event, EventMessage, Hello, IncomingCall, LogLine,
+    DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage, Hello, IncomingCall, LogLine,
     OutboundCallInitiated, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};

@@ -427,6 +427,12 @@ impl Baresip {
         self.child.id()
     }
 
+    /// SIGKILL: the phone vanishes mid-call without a word (a crash, a pulled cable).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends a ctrl_tcp command (JSON in a netstring) and waits for baresip's response to it.
     pub fn command(&self, command: &str, params: &str) {
         use std::io::{Read, Write};

@@ -23,6 +23,7 @@ fn party(user: &str, port: u16) -> LocalParty {
         username: user.into(),
         password: format!("secret{user}"),
         user_agent: "test".into(),
+        session_interval: None,
     }
 }
 
@@ -587,4 +588,246 @@ fn two_replaces_headers_are_a_bad_request() {
         from_tag: "other".into(),
         ..names_it
     }));
+}
+
+/// Issue 17: a call told of a new local address sends a target refresh (re-INVITE with our SDP
+/// and the new Contact) from the new Via; a call not yet up only takes the new address.
+#[test]
+fn rebind_sends_a_target_refresh_from_the_new_address() {
+    let now = Instant::now();
+    let mut e = Counter(0);
+    let (mut alice, mut bob) = ringing(&mut e, now);
+    assert!(
+        !alice.rebind(party("1001", 5061), now, &mut e),
+        "not up yet"
+    );
+    bob.answer("v=0 bob".into(), now);
+    for message in drain(&mut bob) {
+        alice.handle_message(message, now, &mut e);
+    }
+    for message in drain(&mut alice) {
+        bob.handle_message(message, now, &mut e);
+    }
+    assert_eq!(alice.state(), CallState::Established);
+    events(&mut alice);
+    let mut moved = party("1001", 6061);
+    moved.transport = "TCP".into();
+    moved.reliable = true;
+    assert!(alice.rebind(moved, now, &mut e));
+    let sent = drain(&mut alice);
+    let [Message::Request(refresh)] = &sent[..] else {
+        panic!("one re-INVITE: {sent:?}");
+    };
+    assert_eq!(refresh.method, Method::Invite);
+    assert!(
+        refresh
+            .headers
+            .get("Contact")
+            .is_some_and(|c| c.contains(":6061")),
+        "{refresh:?}"
+    );
+    assert!(
+        refresh
+            .headers
+            .get("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP 127.0.0.1:6061")),
+        "{refresh:?}"
+    );
+    assert_eq!(refresh.body, b"v=0 alice");
+    // Bob answers it with his SDP; the call goes on with nothing to report but the answer.
+    bob.handle_message(Message::Request(refresh.clone()), now, &mut e);
+    for message in drain(&mut bob) {
+        alice.handle_message(message, now, &mut e);
+    }
+    assert_eq!(alice.state(), CallState::Established);
+    assert!(matches!(
+        &events(&mut alice)[..],
+        [CallEvent::ReofferAnswered { .. }]
+    ));
+}
+
+fn timed_party(user: &str, port: u16, interval: Option<u32>) -> LocalParty {
+    LocalParty {
+        session_interval: interval,
+        ..party(user, port)
+    }
+}
+
+/// Alice (session timers at `alice_timer`) calls Bob (`bob_timer`); both up at `now`.
+fn established_with_timers(
+    e: &mut Counter,
+    now: Instant,
+    alice_timer: Option<u32>,
+    bob_timer: Option<u32>,
+) -> (Call, Call) {
+    let target = Uri::parse("sip:1002@127.0.0.1:5062").expect("target");
+    let mut alice = Call::outgoing(
+        timed_party("1001", 5061, alice_timer),
+        target,
+        "v=0 alice".into(),
+        Timers::default(),
+        now,
+        e,
+    );
+    let Message::Request(invite) = drain(&mut alice).remove(0) else {
+        panic!("INVITE")
+    };
+    let mut bob = Call::incoming(
+        timed_party("1002", 5062, bob_timer),
+        invite,
+        Timers::default(),
+        e,
+    )
+    .expect("valid INVITE");
+    bob.answer("v=0 bob".into(), now);
+    for message in drain(&mut bob) {
+        alice.handle_message(message, now, e);
+    }
+    for message in drain(&mut alice) {
+        bob.handle_message(message, now, e);
+    }
+    assert_eq!(
+        (alice.state(), bob.state()),
+        (CallState::Established, CallState::Established)
+    );
+    events(&mut alice);
+    events(&mut bob);
+    (alice, bob)
+}
+
+/// Issue 17, RFC 4028: with both sides doing timers, the caller is asked to refresh
+/// (`refresher=uac`, `Require: timer`), refreshes at half the interval, and the callee's timer
+/// restarts with each refresh; when the refreshes stop, the callee ends the call with `Timeout`
+/// and a BYE at the interval less 32 s.
+#[test]
+fn session_timer_refreshes_and_expires() {
+    let now = Instant::now();
+    let mut e = Counter(0);
+    let (mut alice, mut bob) = established_with_timers(&mut e, now, Some(120), Some(1800));
+    // Bob's 200 chose Alice as refresher at her 120 s.
+    assert_eq!(
+        alice
+            .session_timer
+            .as_ref()
+            .map(|t| (t.interval, t.we_refresh)),
+        Some((120, true))
+    );
+    assert_eq!(
+        bob.session_timer
+            .as_ref()
+            .map(|t| (t.interval, t.we_refresh)),
+        Some((120, false))
+    );
+    // At 60 s Alice refreshes; Bob answers with the interval and Alice as refresher.
+    let at = alice.poll_timeout().expect("a refresh is due");
+    assert_eq!(at, now + Duration::from_secs(60));
+    alice.handle_timeout(at, &mut e);
+    let sent = drain(&mut alice);
+    let [Message::Request(refresh)] = &sent[..] else {
+        panic!("one re-INVITE: {sent:?}")
+    };
+    assert_eq!(
+        refresh.headers.get("Session-Expires"),
+        Some("120;refresher=uac")
+    );
+    bob.handle_message(Message::Request(refresh.clone()), at, &mut e);
+    let answer = drain(&mut bob);
+    let [Message::Response(ok)] = &answer[..] else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(ok.headers.get("Session-Expires"), Some("120;refresher=uac"));
+    for message in answer {
+        alice.handle_message(message, at, &mut e);
+    }
+    for ack in drain(&mut alice) {
+        bob.handle_message(ack, at, &mut e);
+    }
+    assert_eq!(bob.poll_timeout(), Some(at + Duration::from_secs(88)));
+    // Alice vanishes: her next refresh never arrives. Bob gives up at 88 s after the last one.
+    let expiry = at + Duration::from_secs(88);
+    bob.handle_timeout(expiry - Duration::from_millis(1), &mut e);
+    assert_eq!(bob.state(), CallState::Established);
+    bob.handle_timeout(expiry, &mut e);
+    assert_eq!(
+        events(&mut bob),
+        [CallEvent::Ended(EndReason::Timeout {
+            reason: "the session timer expired".into()
+        })]
+    );
+    assert!(
+        matches!(&drain(&mut bob)[..], [Message::Request(r)] if r.method == Method::Bye),
+        "a BYE in case Alice still hears"
+    );
+}
+
+/// Issue 17: a callee without session timers leaves us refreshing at our interval; a refresh
+/// nobody answers (the far end vanished) ends the call with `Timeout` after Timer B.
+#[test]
+fn a_refresh_nobody_answers_ends_the_call() {
+    let now = Instant::now();
+    let mut e = Counter(0);
+    let (mut alice, _bob) = established_with_timers(&mut e, now, Some(90), None);
+    assert_eq!(
+        alice
+            .session_timer
+            .as_ref()
+            .map(|t| (t.interval, t.we_refresh)),
+        Some((90, true))
+    );
+    let mut clock = alice.poll_timeout().expect("refresh due");
+    assert_eq!(clock, now + Duration::from_secs(45));
+    let mut ended = None;
+    for _ in 0..64 {
+        alice.handle_timeout(clock, &mut e);
+        drain(&mut alice);
+        if let Some(CallEvent::Ended(reason)) = events(&mut alice).pop() {
+            ended = Some((reason, clock));
+            break;
+        }
+        clock = alice.poll_timeout().expect("retransmits until Timer B");
+    }
+    let (reason, at) = ended.expect("the call ended");
+    assert_eq!(
+        reason,
+        EndReason::Timeout {
+            reason: "no answer to our re-INVITE".into()
+        }
+    );
+    assert_eq!(
+        at,
+        now + Duration::from_secs(45) + 64 * Timers::default().t1
+    );
+}
+
+/// RFC 4028 §8.1: an interval below 90 s is refused with 422 naming our minimum; with timers
+/// off it is simply ignored, and `Require: timer` is then a 420.
+#[test]
+fn too_short_an_interval_gets_422() {
+    let mut e = Counter(0);
+    let invite = invite_with("Contact: <sip:1001@127.0.0.1:5061>\r\nSession-Expires: 60\r\n");
+    let Err(refusal) = Call::incoming(
+        timed_party("1002", 5062, Some(1800)),
+        invite.clone(),
+        Timers::default(),
+        &mut e,
+    ) else {
+        panic!("refused")
+    };
+    let Ok(Message::Response(response)) = parse_datagram(&refusal) else {
+        panic!("a response")
+    };
+    assert_eq!(response.status, 422);
+    assert_eq!(response.headers.get("Min-SE"), Some("90"));
+    assert!(Call::incoming(party("1002", 5062), invite, Timers::default(), &mut e).is_ok());
+    let require = invite_with("Contact: <sip:1001@127.0.0.1:5061>\r\nRequire: timer\r\n");
+    assert_eq!(refusal_status(require.clone()).0, 420);
+    assert!(
+        Call::incoming(
+            timed_party("1002", 5062, Some(1800)),
+            require,
+            Timers::default(),
+            &mut e
+        )
+        .is_ok()
+    );
 }

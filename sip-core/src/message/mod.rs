@@ -173,6 +173,11 @@ pub fn canonical_name(name: &str) -> String {
         ("allow", "Allow"),
         ("p-asserted-identity", "P-Asserted-Identity"),
         ("min-expires", "Min-Expires"),
+        ("x", "Session-Expires"),
+        ("session-expires", "Session-Expires"),
+        ("min-se", "Min-SE"),
+        ("require", "Require"),
+        ("replaces", "Replaces"),
     ];
     let lower = name.trim().to_ascii_lowercase();
     known

@@ -310,3 +310,50 @@ fn a_silent_registrar_is_retried_doubling_up_to_a_minute() {
     }
     assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
 }
+
+/// Issue 17: after a reconnect the REGISTER carries the new contact and Via and removes the
+/// old contact (`expires=0`), on the same Call-ID; once accepted, the old one is not named
+/// again.
+#[test]
+fn rebind_registers_the_new_contact_and_removes_the_old() {
+    let (start, mut e, mut reg, first) = registering();
+    reg.handle_response(reply(&first, 200, &[]), start, &mut e);
+    assert!(matches!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Registered { .. })
+    ));
+    let new_contact = Uri::parse("sip:1001@127.0.0.1:6000;transport=tcp").expect("uri");
+    reg.rebind(new_contact.clone(), "TCP", "127.0.0.1:6000", true);
+    let later = start + Duration::from_secs(3);
+    reg.register(later, &mut e);
+    let again = sent(&mut reg);
+    assert_eq!(again.headers.call_id(), first.headers.call_id());
+    assert!(
+        again
+            .headers
+            .get("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP 127.0.0.1:6000;"))
+    );
+    let contacts = again.headers.all("Contact");
+    assert_eq!(
+        contacts,
+        [
+            "<sip:1001@127.0.0.1:6000;transport=tcp>;expires=60",
+            "<sip:1001@127.0.0.1:5070;transport=udp>;expires=0"
+        ]
+    );
+    reg.handle_response(reply(&again, 200, &[]), later, &mut e);
+    assert!(matches!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Registered { .. })
+    ));
+    // The refresh names only the new contact, and nothing is retransmitted on a stream.
+    let refresh_at = reg.poll_timeout().expect("a refresh is scheduled");
+    reg.handle_timeout(refresh_at, &mut e);
+    let refresh = sent(&mut reg);
+    assert_eq!(
+        refresh.headers.all("Contact"),
+        ["<sip:1001@127.0.0.1:6000;transport=tcp>;expires=60"]
+    );
+    assert_eq!(refresh.headers.call_id(), first.headers.call_id());
+}

@@ -32,6 +32,10 @@ pub struct MediaSettings {
     /// Our codecs in preference order (`[media] codecs`, those this build supports).
     pub codecs: Vec<Codec>,
     pub srtp: SrtpPolicy,
+    /// Session-timer interval in seconds (RFC 4028); None: off.
+    pub session_interval: Option<u32>,
+    /// A call with no media from the far end for this long (not on hold) is hung up.
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl MediaSettings {
@@ -62,6 +66,10 @@ impl MediaSettings {
             audio: audio.clone(),
             codecs,
             srtp: media.srtp,
+            session_interval: (media.session_timer > 0)
+                .then_some(media.session_timer.max(sip_core::call::MIN_SE)),
+            rtp_timeout: (media.rtp_timeout > 0)
+                .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
         }
     }
 }
@@ -96,6 +104,9 @@ pub struct LineRuntime {
     events: VecDeque<LineEvent>,
     /// A message whose send failed when the connection dropped, sent again after reconnecting.
     unsent: VecDeque<Vec<u8>>,
+    /// Per call: since when media has been expected without a break (not held either way),
+    /// for `[media] rtp_timeout`.
+    media_seen: HashMap<String, Instant>,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
@@ -119,7 +130,8 @@ pub enum LineInput {
 }
 
 impl LineRuntime {
-    pub fn new(config: LineConfig, media_settings: MediaSettings, now: Instant) -> Self {
+    pub fn new(mut config: LineConfig, media_settings: MediaSettings, now: Instant) -> Self {
+        config.session_interval = media_settings.session_interval;
         let expires_at = config.expires_at.map(|at| {
             now + Duration::try_from(at - time::OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
         });
@@ -143,6 +155,7 @@ impl LineRuntime {
             prepared: mpsc::unbounded_channel(),
             events: VecDeque::new(),
             unsent: VecDeque::new(),
+            media_seen: HashMap::new(),
         }
     }
 
@@ -203,6 +216,10 @@ impl LineRuntime {
                 return;
             }
             LineInput::Media(conversation, report) => {
+                if let MediaReport::Stats(stats) = &report {
+                    self.watch_media(&conversation, Duration::from_millis(stats.silent_ms), now);
+                    self.process(now).await;
+                }
                 self.events.push_back(match report {
                     MediaReport::Dtmf(digit) => LineEvent::DtmfReceived {
                         conversation,
@@ -414,6 +431,7 @@ impl LineRuntime {
                     reason,
                 }) => {
                     self.stop_ringing(&conversation).await;
+                    self.media_seen.remove(&conversation);
                     if let Some(media) = self.media.remove(&conversation) {
                         media.stop().await;
                     }
@@ -444,6 +462,39 @@ impl LineRuntime {
                 }
                 SipEvent::Line(event) => self.events.push_back(event),
             }
+        }
+    }
+
+    /// Dead-call detection by media: a call that expects media (up, not held either way) and
+    /// has received none for `[media] rtp_timeout` is hung up with the cause `timeout`.
+    /// `silent`: how long since the far end's last packet, as the media task measured it.
+    fn watch_media(&mut self, conversation: &str, silent: Duration, now: Instant) {
+        let (Some(limit), Some(media)) = (
+            self.media_settings.rtp_timeout,
+            self.media.get(conversation),
+        ) else {
+            return;
+        };
+        let expected_since = self
+            .media_seen
+            .entry(conversation.to_owned())
+            .or_insert(now);
+        if !media.expects_media() {
+            *expected_since = now;
+            return;
+        }
+        // Silence during a hold that has just ended does not count.
+        let silent = silent.min(now.saturating_duration_since(*expected_since));
+        if silent >= limit
+            && let Some(sip) = &mut self.sip
+        {
+            tracing::warn!(%conversation, "no media from the far end for {} s; hanging up", silent.as_secs());
+            sip.give_up(
+                conversation,
+                &format!("no media from the far end for {} s", silent.as_secs()),
+                now,
+                &mut self.entropy,
+            );
         }
     }
 
@@ -564,6 +615,7 @@ impl LineRuntime {
                 .collect::<Vec<_>>(),
         );
         self.media.clear();
+        self.media_seen.clear();
         // Dropping the ringer stops it (its task sees the stop channel close).
         self.ringing.clear();
         self.ringer = None;
