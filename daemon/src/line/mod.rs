@@ -291,6 +291,24 @@ impl SipLine {
         sent
     }
 
+    /// Forgets the calls that are not up yet (ringing either way) and returns them: when the
+    /// connection they were set up over drops, the proxy forgets their transactions, so the
+    /// answer, a CANCEL or the ring's end could never arrive. Calls that are up stay.
+    pub fn drop_unanswered(&mut self) -> Vec<String> {
+        let mut dropped = Vec::new();
+        self.calls.retain(|(conversation, call)| {
+            let up = matches!(
+                call.state(),
+                CallState::Established | CallState::AwaitingAck
+            );
+            if !up && call.state() != CallState::Ended {
+                dropped.push(conversation.clone());
+            }
+            up
+        });
+        dropped
+    }
+
     /// Every call the line holds, ringing or up.
     pub fn conversations(&self) -> Vec<String> {
         self.calls

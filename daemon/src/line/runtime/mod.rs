@@ -592,6 +592,33 @@ impl LineRuntime {
             self.end_every_call(&format!("the line dropped: {error}"));
             return;
         }
+        // Calls not yet up cannot complete without the transactions the proxy lost with the
+        // connection: they end now rather than ring on for nothing.
+        let mut unanswered = self
+            .sip
+            .as_mut()
+            .map(SipLine::drop_unanswered)
+            .unwrap_or_default();
+        unanswered.extend(
+            self.preparing
+                .drain()
+                .filter(|c| !unanswered.contains(c))
+                .collect::<Vec<_>>(),
+        );
+        for conversation in unanswered {
+            self.ringing.remove(&conversation);
+            self.media.remove(&conversation);
+            self.events.push_back(LineEvent::CallEnded {
+                conversation,
+                reason: EndReason::Failed {
+                    reason: format!("the line dropped before the call was up: {error}"),
+                },
+            });
+        }
+        if self.ringing.is_empty() {
+            // Dropping the ringer stops it.
+            self.ringer = None;
+        }
         self.events.push_back(LineEvent::Failed {
             reason: format!("{error}; reconnecting in {} s", self.backoff.as_secs()),
         });
