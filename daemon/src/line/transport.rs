@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use sip_core::message::{Message, ParseError, Parsed, parse_datagram, parse_stream};
+use sip_core::message::{Message, ParseError, Parsed, bad_request, parse_datagram, parse_stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_rustls::TlsConnector;
@@ -28,8 +28,13 @@ use crate::config::Transport as Kind;
 #[derive(Debug)]
 pub enum Inbound {
     Message(Message),
-    /// Bytes that are not a SIP message; logged and dropped, never fatal.
-    Garbage(ParseError),
+    /// Bytes that are not a SIP message; logged and dropped, never fatal. When they were a
+    /// request, `reply` holds the `400 Bad Request` to send back (RFC 3261 §8.2, §18.3) if one
+    /// could be built from its head (see [`bad_request`]).
+    Garbage {
+        error: ParseError,
+        reply: Option<Vec<u8>>,
+    },
     /// A keepalive ping (answered by the transport) or pong.
     KeepAlive,
 }
@@ -248,10 +253,7 @@ impl Transport {
                 if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
                     return Ok(Inbound::KeepAlive);
                 }
-                Ok(match parse_datagram(bytes) {
-                    Ok(message) => Inbound::Message(message),
-                    Err(e) => Inbound::Garbage(e),
-                })
+                Ok(inbound(bytes))
             }
             Self::Tcp { stream, buffer } => recv_stream(stream, buffer).await,
             Self::Tls { stream, buffer } => recv_stream(stream.as_mut(), buffer).await,
@@ -273,12 +275,20 @@ impl Transport {
                     WsMessage::Close(_) => return Err(TransportError::Closed),
                     WsMessage::Frame(_) => continue,
                 };
-                return Ok(match parse_datagram(bytes) {
-                    Ok(message) => Inbound::Message(message),
-                    Err(e) => Inbound::Garbage(e),
-                });
+                return Ok(inbound(bytes));
             },
         }
+    }
+}
+
+/// A whole message (a UDP datagram, a WebSocket frame), or the garbage it is.
+fn inbound(bytes: &[u8]) -> Inbound {
+    match parse_datagram(bytes) {
+        Ok(message) => Inbound::Message(message),
+        Err(error) => Inbound::Garbage {
+            reply: bad_request(bytes, &error),
+            error,
+        },
     }
 }
 
@@ -329,10 +339,14 @@ async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(
                 });
             }
             Ok(None) => {}
-            Err(e) => {
+            Err(error) => {
+                // The head decides whether we can answer: `bad_request` needs it whole (up to
+                // the blank line), so an error before that (too large, no blank line yet)
+                // gets no answer.
+                let reply = bad_request(buffer, &error);
                 // A stream cannot resynchronize after a framing error: drop what we have.
                 buffer.clear();
-                return Ok(Inbound::Garbage(e));
+                return Ok(Inbound::Garbage { error, reply });
             }
         }
         let mut chunk = [0u8; 4096];
@@ -343,3 +357,6 @@ async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(
         buffer.extend_from_slice(&chunk[..n]);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,13 +4,22 @@
 //! by typed accessors (`call_id`, `cseq`, `top_via`, `from`, `to`, …). Parsing a message checks the
 //! headers every transaction needs, so code above can rely on them.
 
+mod address;
+mod bad_request;
 mod body;
+mod head;
+mod lexical;
 mod parse;
 mod uri;
+mod via;
 
+pub use address::NameAddr;
+pub use bad_request::bad_request;
 pub use body::{BodyError, sdp_of};
-pub use parse::{MAX_MESSAGE, ParseError, Parsed, parse_datagram, parse_stream};
-pub use uri::{NameAddr, Uri, Via, split_list};
+pub use lexical::split_list;
+pub use parse::{MAX_HEADERS, MAX_MESSAGE, ParseError, Parsed, parse_datagram, parse_stream};
+pub use uri::Uri;
+pub use via::Via;
 
 use std::fmt;
 
@@ -92,12 +101,12 @@ impl Headers {
         self.0.push((canonical_name(name), value.into()));
     }
 
-    /// The first value of a header.
+    /// The first value of a header. Names compare without regard to case (RFC 3261 §7.3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
         let name = canonical_name(name);
         self.0
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
             .map(|(_, v)| v.as_str())
     }
 
@@ -106,7 +115,7 @@ impl Headers {
         let name = canonical_name(name);
         self.0
             .iter()
-            .filter(|(n, _)| *n == name)
+            .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
             .flat_map(|(_, v)| split_list(v))
             .collect()
     }
@@ -114,13 +123,17 @@ impl Headers {
     /// Replaces every value of a header with one.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let canonical = canonical_name(name);
-        match self.0.iter().position(|(n, _)| *n == canonical) {
+        match self
+            .0
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(&canonical))
+        {
             Some(at) => {
                 self.0[at].1 = value.into();
                 let mut index = 0;
                 self.0.retain(|(n, _)| {
                     index += 1;
-                    index - 1 == at || *n != canonical
+                    index - 1 == at || !n.eq_ignore_ascii_case(&canonical)
                 });
             }
             None => self.0.push((canonical, value.into())),
@@ -129,7 +142,7 @@ impl Headers {
 
     pub fn remove(&mut self, name: &str) {
         let name = canonical_name(name);
-        self.0.retain(|(n, _)| *n != name);
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -220,13 +233,19 @@ impl Headers {
         self.get("Call-ID").unwrap_or_default()
     }
 
-    /// Present and valid in every parsed message (checked by the parser).
+    /// Present and valid in every parsed message (checked by the parser): `1*DIGIT LWS Method`.
+    /// A number past 32 bits (RFC 4475 scalar02) or a method that is no token is no CSeq.
     pub fn cseq(&self) -> Option<CSeq> {
         let value = self.get("CSeq")?;
-        let (seq, method) = value.trim().split_once(char::is_whitespace)?;
+        let (seq, method) = value.trim().split_once([' ', '\t'])?;
+        let method = method.trim_start();
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) || !lexical::is_token(method)
+        {
+            return None;
+        }
         Some(CSeq {
             seq: seq.parse().ok()?,
-            method: Method::parse(method.trim()),
+            method: Method::parse(method),
         })
     }
 

@@ -2,11 +2,13 @@
 //! Every failure is a [`ParseError`] naming what was wrong; no input panics (see the fuzz target
 //! and the mutation test).
 
-use super::{Headers, Message, Method, NameAddr, Request, Response, Uri, Via};
+use super::Message;
+use super::head::parse_head;
 
 /// Larger messages are refused: a softphone never needs them and they cost memory.
 pub const MAX_MESSAGE: usize = 65_535;
-const MAX_HEADERS: usize = 256;
+/// More header lines are refused; a real message has a few dozen.
+pub const MAX_HEADERS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -26,6 +28,8 @@ pub enum ParseError {
     TooManyHeaders,
     #[error("missing or invalid {0} header")]
     MissingHeader(&'static str),
+    #[error("more than one {0} header")]
+    DuplicateHeader(&'static str),
     #[error("CSeq method {cseq} does not match request method {method}")]
     CSeqMismatch { cseq: String, method: String },
     #[error("bad Content-Length")]
@@ -36,6 +40,32 @@ pub enum ParseError {
     Uri(String),
     #[error("bad Via: {0:?}")]
     Via(String),
+    #[error("bad address: {0:?}")]
+    Address(String),
+}
+
+impl ParseError {
+    /// What was wrong, without any of the message's text: fit for a reason phrase sent back to
+    /// the peer and for logs (the message's own lines may carry credentials or numbers).
+    pub fn problem(&self) -> String {
+        match self {
+            Self::Empty => "empty message".into(),
+            Self::TooLarge => "message too large".into(),
+            Self::Encoding => "message head is not UTF-8".into(),
+            Self::Unterminated => "no blank line after the headers".into(),
+            Self::StartLine(_) => "malformed start line".into(),
+            Self::Header(_) => "malformed header line".into(),
+            Self::TooManyHeaders => "too many header lines".into(),
+            Self::MissingHeader(name) => format!("missing or invalid {name} header"),
+            Self::DuplicateHeader(name) => format!("more than one {name} header"),
+            Self::CSeqMismatch { .. } => "CSeq method differs from the request method".into(),
+            Self::ContentLength => "malformed Content-Length".into(),
+            Self::TruncatedBody => "body shorter than Content-Length".into(),
+            Self::Uri(_) => "malformed URI".into(),
+            Self::Via(_) => "malformed Via header".into(),
+            Self::Address(_) => "malformed address".into(),
+        }
+    }
 }
 
 /// What a stream yields: a message, or a RFC 5626 keepalive.
@@ -107,7 +137,7 @@ pub fn parse_stream(buffer: &[u8]) -> Result<Option<(Parsed, usize)>, ParseError
     Ok(Some((Parsed::Message(message), end)))
 }
 
-fn trim_leading_crlf(mut bytes: &[u8]) -> &[u8] {
+pub(super) fn trim_leading_crlf(mut bytes: &[u8]) -> &[u8] {
     while let [b'\r' | b'\n', rest @ ..] = bytes {
         bytes = rest;
     }
@@ -115,7 +145,7 @@ fn trim_leading_crlf(mut bytes: &[u8]) -> &[u8] {
 }
 
 /// (end of head, start of body): after CRLFCRLF, or LFLF from lenient peers.
-fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
+pub(super) fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
     let crlf = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -135,136 +165,4 @@ fn set_body(message: &mut Message, body: Vec<u8>) {
         Message::Request(r) => r.body = body,
         Message::Response(r) => r.body = body,
     }
-}
-
-fn parse_head(head: &[u8]) -> Result<(Message, Option<usize>), ParseError> {
-    let head = std::str::from_utf8(head).map_err(|_| ParseError::Encoding)?;
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let start = lines.next().ok_or(ParseError::Empty)?;
-    if start.contains(['\r', '\0']) {
-        return Err(ParseError::StartLine(start.chars().take(80).collect()));
-    }
-    let mut headers = Headers::new();
-    let mut current: Option<(String, String)> = None;
-    let mut count = 0;
-    for line in lines {
-        if line.contains(['\r', '\0']) {
-            // A bare CR inside the header section: not SIP (RFC 3261 §7.3.1 allows CRLF only);
-            // NUL is not text. Neither could be sent on again.
-            return Err(ParseError::Header(line.chars().take(80).collect()));
-        }
-        if line.starts_with([' ', '\t']) {
-            // Folded continuation of the previous header (RFC 3261 §7.3.1).
-            let (_, value) = current
-                .as_mut()
-                .ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
-            let more = line.trim();
-            if !more.is_empty() {
-                if !value.is_empty() {
-                    value.push(' ');
-                }
-                value.push_str(more);
-            }
-            continue;
-        }
-        if let Some((name, value)) = current.take() {
-            headers.push(&name, value);
-        }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| ParseError::Header(line.chars().take(80).collect()))?;
-        let name = name.trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
-        {
-            return Err(ParseError::Header(line.chars().take(80).collect()));
-        }
-        count += 1;
-        if count > MAX_HEADERS {
-            return Err(ParseError::TooManyHeaders);
-        }
-        current = Some((name.to_owned(), value.trim().to_owned()));
-    }
-    if let Some((name, value)) = current {
-        headers.push(&name, value);
-    }
-    let content_length = match headers.get("Content-Length") {
-        Some(v) => Some(
-            v.trim()
-                .parse::<usize>()
-                .map_err(|_| ParseError::ContentLength)?,
-        ),
-        None => None,
-    };
-    // Framing, not content: serialization derives it from the body.
-    headers.remove("Content-Length");
-    let message = parse_start(start, headers)?;
-    check_required(&message)?;
-    Ok((message, content_length))
-}
-
-fn parse_start(line: &str, headers: Headers) -> Result<Message, ParseError> {
-    let bad = || ParseError::StartLine(line.chars().take(80).collect());
-    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
-        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-        let status: u16 = code.parse().map_err(|_| bad())?;
-        if !(100..=699).contains(&status) {
-            return Err(bad());
-        }
-        return Ok(Message::Response(Response {
-            status,
-            reason: reason.to_owned(),
-            headers,
-            body: Vec::new(),
-        }));
-    }
-    let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some("SIP/2.0"), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
-    if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(bad());
-    }
-    Ok(Message::Request(Request {
-        method: Method::parse(method),
-        uri: Uri::parse(uri)?,
-        headers,
-        body: Vec::new(),
-    }))
-}
-
-/// The headers every transaction and dialog relies on (RFC 3261 §8.1.1).
-fn check_required(message: &Message) -> Result<(), ParseError> {
-    let headers = message.headers();
-    let via = headers.all("Via");
-    let top = via.first().ok_or(ParseError::MissingHeader("Via"))?;
-    Via::parse(top)?;
-    for name in ["From", "To"] {
-        let value = headers
-            .get(name)
-            .ok_or(ParseError::MissingHeader(if name == "From" {
-                "From"
-            } else {
-                "To"
-            }))?;
-        NameAddr::parse(value)?;
-    }
-    if message.call_id().trim().is_empty() {
-        return Err(ParseError::MissingHeader("Call-ID"));
-    }
-    let cseq = message.cseq().ok_or(ParseError::MissingHeader("CSeq"))?;
-    if let Message::Request(request) = message {
-        // ACK and CANCEL carry the INVITE's number with their own method; all must match.
-        if cseq.method != request.method {
-            return Err(ParseError::CSeqMismatch {
-                cseq: cseq.method.to_string(),
-                method: request.method.to_string(),
-            });
-        }
-    }
-    Ok(())
 }

@@ -90,8 +90,16 @@ fn malformed_messages_get_specific_errors() {
             ParseError::Unterminated,
         ),
         (
+            // A method is any token, case-sensitive: `invite` is not INVITE (RFC 3261 §7.1).
             INVITE.replace("INVITE sip", "invite sip"),
-            ParseError::StartLine("invite sip:bob@127.0.0.1:5060 SIP/2.0".into()),
+            ParseError::CSeqMismatch {
+                cseq: "INVITE".into(),
+                method: "invite".into(),
+            },
+        ),
+        (
+            INVITE.replace("INVITE sip", "INV\"TE sip"),
+            ParseError::StartLine("INV\"TE sip:bob@127.0.0.1:5060 SIP/2.0".into()),
         ),
         (
             INVITE.replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"),
@@ -159,6 +167,37 @@ fn uris_parse_and_drop_passwords() {
             .as_deref(),
         Some("tel:+18883973342")
     );
+}
+
+/// The first `@` ends the userinfo, whatever `;` or `?` the user part holds (RFC 4475 intmeth,
+/// semiuri); nothing is unescaped; an empty parameter or user, or a bad host, is refused.
+#[test]
+fn uri_user_parts_parameters_and_hosts() {
+    let uri = Uri::parse("sip:a;b?c:pw@host;lr?h=v@x").expect("valid");
+    assert_eq!(
+        (uri.user.as_deref(), uri.host.as_str()),
+        (Some("a;b?c"), "host")
+    );
+    assert_eq!(uri.params, [("lr".to_owned(), None)]);
+    assert_eq!(uri.to_string(), "sip:a;b?c@host;lr");
+    assert_eq!(Uri::parse(&uri.to_string()), Ok(uri));
+    let escaped = Uri::parse("sip:%00%40@host").expect("valid");
+    assert_eq!(escaped.user.as_deref(), Some("%00%40"));
+    for bad in [
+        "sip:host;",
+        "sip:host;;lr",
+        "sip:@host",
+        "sip::pw@host",
+        "sip:a@b@c",
+        "sip:a@host:+5060",
+        "sip:a@host:",
+        "sip:a@ho st",
+        "sip:a@[::1",
+        "<sip:a@host>",
+        "sip:\"a\"@host",
+    ] {
+        assert!(Uri::parse(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]
@@ -238,4 +277,23 @@ fn the_serializer_refuses_line_breaks_and_nul() {
     let mut bad = request.clone();
     bad.headers.push("X-Evil: y\r\nVia", "z");
     assert!(bad.try_to_bytes().is_err(), "header names too");
+}
+
+/// The status line's `SIP/2.0` is matched without regard to case, so by comparing bytes:
+/// slicing the text at byte 7 would panic on a two-byte character across bytes 6 and 7
+/// (`SIP/2.é…`), as a draft of this parser did.
+#[test]
+fn a_start_line_with_a_character_across_byte_seven_is_refused() {
+    for line in ["SIP/2.é 200 OK", "SIP/é 200 OK", "SIP/2.0é200 OK", "é"] {
+        let text = INVITE.replace("INVITE sip:bob@127.0.0.1:5060 SIP/2.0", line);
+        assert!(
+            matches!(
+                parse_datagram(text.as_bytes()),
+                Err(ParseError::StartLine(_))
+            ),
+            "{line}"
+        );
+        let error = ParseError::StartLine(line.into());
+        assert_eq!(bad_request(text.as_bytes(), &error), None, "{line}");
+    }
 }

@@ -20,10 +20,14 @@ use crate::audio::ringer::Ringer;
 use crate::config::{AudioConfig, SrtpPolicy};
 use crate::media::codec::AudioCodec;
 use crate::media::session::{MediaReport, ReportReceiver, ReportSender};
+use crate::rate::LineBudget;
 
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(25);
 const FIRST_RECONNECT: Duration = Duration::from_secs(1);
 const MAX_RECONNECT: Duration = Duration::from_secs(60);
+/// Lines about malformed SIP: a peer sending nothing else must not fill the log.
+const GARBAGE_LINES_PER_SECOND: u32 = 1;
+const GARBAGE_LINES_BURST: u32 = 10;
 
 /// Media settings for calls.
 #[derive(Debug, Clone)]
@@ -107,6 +111,8 @@ pub struct LineRuntime {
     /// Per call: since when media has been expected without a break (not held either way),
     /// for `[media] rtp_timeout`.
     media_seen: HashMap<String, Instant>,
+    /// Budget for the lines about malformed SIP.
+    garbage_log: LineBudget,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
@@ -156,6 +162,7 @@ impl LineRuntime {
             events: VecDeque::new(),
             unsent: VecDeque::new(),
             media_seen: HashMap::new(),
+            garbage_log: LineBudget::new(GARBAGE_LINES_PER_SECOND, GARBAGE_LINES_BURST, now),
         }
     }
 
@@ -240,7 +247,7 @@ impl LineRuntime {
                     sip.handle_message(message, now, &mut self.entropy);
                 }
             }
-            Ok(Inbound::Garbage(e)) => tracing::warn!("dropped a malformed SIP message: {e}"),
+            Ok(Inbound::Garbage { error, reply }) => self.garbage(&error, reply, now).await,
             Ok(Inbound::KeepAlive) => {}
             Err(e) => self.lost(&e, now),
         }
@@ -653,6 +660,31 @@ impl LineRuntime {
                     reason: reason.to_owned(),
                 },
             });
+        }
+    }
+
+    /// Malformed SIP arrived: log what was wrong (never the message: its lines may carry
+    /// credentials and numbers), at debug and within a budget, since a peer controls how much
+    /// arrives; and answer a request with the 400 the transport built, on the same transport.
+    async fn garbage(
+        &mut self,
+        error: &sip_core::ParseError,
+        reply: Option<Vec<u8>>,
+        now: Instant,
+    ) {
+        if let Some(left_out) = self.garbage_log.allow(now) {
+            tracing::debug!(
+                problem = %error.problem(),
+                answered = reply.is_some(),
+                left_out,
+                "dropped a malformed SIP message"
+            );
+        }
+        let (Some(reply), Some(transport)) = (reply, &mut self.transport) else {
+            return;
+        };
+        if let Err(e) = transport.send(&reply).await {
+            self.lost(&e, now);
         }
     }
 
