@@ -195,3 +195,86 @@ async fn offers_are_answered_by_the_rfc_rules() {
         "{response}"
     );
 }
+
+/// Issue 18, RFC 3261 §8.2 / RFC 4475: a request with LWS around the Via's slashes and an
+/// unusual display name still rings; one we cannot parse gets 400 with its dialog headers, not
+/// silence; and the daemon goes on answering.
+#[tokio::test]
+async fn tortuous_requests_ring_and_unparsable_ones_get_400() {
+    let mut pbx = FakePbx::udp(Options { challenge: false }).await;
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"{}\"\nusername = \"1002\"\npassword = \"pw\"\n",
+        pbx.address
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let contact = pbx.registered_contact().await;
+    let target = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let (ip, port) = (pbx.address.ip(), pbx.address.port());
+    let tortuous = format!(
+        "INVITE {target} SIP/2.0\r\n\
+         Via  : SIP  /   2.0\r\n /UDP\r\n    {ip}:{port};branch=z9hG4bK-tortuous\r\n\
+         Max-Forwards: 0068\r\n\
+         To :\r\n <{target}>\r\n\
+         from   : \"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8\r\n\
+         Call-ID: tortuous@127.0.0.1\r\n\
+         cseq: 0009\r\n  INVITE\r\n\
+         Contact: <sip:jdrosen@{ip}:{port}>\r\n\
+         NewFangledHeader:   newfangled value\r\n continued newfangled value\r\n\
+         UnknownHeaderWithUnusualValue: ;;,,;;,;\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    );
+    pbx.send(tortuous);
+    let ringing = pbx
+        .next_matching("SIP/2.0 180", Duration::from_secs(5))
+        .await
+        .expect("the tortuous INVITE rings");
+    assert_eq!(
+        fake_pbx::header(&ringing, "Call-ID").as_deref(),
+        Some("tortuous@127.0.0.1")
+    );
+    page.incoming_call().await;
+
+    // An unterminated quote in From (RFC 4475 §3.1.2.6): 400, same Call-ID and CSeq.
+    let broken = format!(
+        "OPTIONS {target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {ip}:{port};branch=z9hG4bK-quotbal\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Mr. J. User <sip:j.user@example.com>;tag=93334\r\n\
+         To: <{target}>\r\n\
+         Call-ID: quotbal@127.0.0.1\r\n\
+         CSeq: 8 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    pbx.send(broken);
+    let refusal = pbx
+        .next_matching("SIP/2.0 400", Duration::from_secs(5))
+        .await
+        .expect("a 400, not silence");
+    assert_eq!(
+        fake_pbx::header(&refusal, "Call-ID").as_deref(),
+        Some("quotbal@127.0.0.1")
+    );
+    assert_eq!(
+        fake_pbx::header(&refusal, "CSeq").as_deref(),
+        Some("8 OPTIONS")
+    );
+    // Still answering: a good OPTIONS gets 200.
+    pbx.send(format!(
+        "OPTIONS {target} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:{port};branch=z9hG4bK-after\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{ip}>;tag=p\r\nTo: <{target}>\r\n\
+         Call-ID: after@127.0.0.1\r\nCSeq: 9 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(
+        pbx.next_matching("SIP/2.0 200", Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+}
