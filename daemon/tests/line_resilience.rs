@@ -3,6 +3,7 @@
 
 mod call_lab;
 mod common;
+mod dnsmasq;
 mod lab;
 
 use std::time::{Duration, Instant};
@@ -137,5 +138,125 @@ async fn a_vanished_far_end_is_hung_up_by_the_media_timeout() {
     assert!(
         lab.daemon.log().contains("no media from the far end"),
         "the log says why"
+    );
+}
+
+/// Failover mid-call (explicit server list): the agent's line is on Kamailio A over TCP with B
+/// as `backup_servers`; A stops mid-call. The line moves to B and registers there within
+/// seconds, and the call goes on: the far end's tone keeps arriving (the media never needed A).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_line_fails_over_mid_call_and_the_call_goes_on() {
+    let backup = lab::Kamailio::start("MD5");
+    let primary = lab::Kamailio::start("MD5");
+    let server = format!(
+        "server = \"127.0.0.1:{}\"\ntransport = \"tcp\"\nbackup_servers = [\"127.0.0.1:{}\"]\n",
+        primary.port, backup.port
+    );
+    let mut lab = call_lab::lab_on_server(primary, &server, "PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    assert_eq!(
+        lab.kamailio.contacts("1001").len(),
+        1,
+        "on the primary first"
+    );
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+
+    let stopped = Instant::now();
+    lab.kamailio.stop();
+    page.registration("registered").await;
+    let moved = stopped.elapsed();
+    assert_eq!(
+        backup.wait_contacts("1001").len(),
+        1,
+        "registered on the backup"
+    );
+    eprintln!("tcp: on the backup server {moved:?} after the primary stopped");
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["conversationId"],
+        id.as_str(),
+        "the call outlived the primary: {state}"
+    );
+    let after = heard_bytes(&lab);
+    eventually(
+        "the far end's audio after the failover",
+        Duration::from_secs(20),
+        || (heard_bytes(&lab) >= after + 4 * 8000 * 2).then_some(()),
+    );
+}
+
+/// Failover by SRV priority with no call: `_sip._udp.pbx.lab` names A (priority 10) and B (20);
+/// A does not answer, so over UDP only the unanswered REGISTER tells — the line moves to B.
+/// When A answers again, the line returns to it (no call is up), checked every 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_line_fails_over_by_srv_and_returns_to_the_preferred_server() {
+    let mut primary = lab::Kamailio::start("MD5");
+    let backup = lab::Kamailio::start("MD5");
+    primary.stop();
+    let dns = dnsmasq::Dnsmasq::start(&[
+        format!(
+            "--srv-host=_sip._udp.pbx.lab,a.pbx.lab,{},10,50",
+            primary.port
+        ),
+        format!(
+            "--srv-host=_sip._udp.pbx.lab,b.pbx.lab,{},20,50",
+            backup.port
+        ),
+        "--host-record=a.pbx.lab,127.0.0.1".to_owned(),
+        "--host-record=b.pbx.lab,127.0.0.1".to_owned(),
+    ]);
+    let started = Instant::now();
+    let daemon = common::Daemon::start(&format!(
+        "[account]\nserver = \"pbx.lab\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\ndns_server = \"127.0.0.1:{}\"\n",
+        dns.port
+    ));
+    let mut page = daemon.connect(CRM).await;
+    eventually(
+        "registration on the backup",
+        Duration::from_secs(60),
+        || (!backup.contacts("1001").is_empty()).then_some(()),
+    );
+    eprintln!("udp: on the backup {:?} after start", started.elapsed());
+    page.registered().await;
+
+    primary.start_again();
+    let back = Instant::now();
+    eventually(
+        "registration on the preferred server again",
+        Duration::from_secs(60),
+        || (!primary.contacts("1001").is_empty()).then_some(()),
+    );
+    eprintln!(
+        "udp: back on the preferred server {:?} after it returned",
+        back.elapsed()
+    );
+}
+
+/// A server that takes packets and never answers (hung, or a firewall that drops): nothing
+/// errors, only silence tells. The line's REGISTER (or its OPTIONS probe) goes unanswered and
+/// it moves to the backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_left_for_the_backup() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let backup = lab::Kamailio::start("MD5");
+    let started = Instant::now();
+    let daemon = common::Daemon::start(&format!(
+        "[account]\nserver = \"{}\"\ntransport = \"udp\"\nbackup_servers = [\"127.0.0.1:{}\"]\nusername = \"1001\"\npassword = \"secret1001\"\n",
+        silent.local_addr().expect("address"),
+        backup.port
+    ));
+    let _page = daemon.connect(CRM).await;
+    eventually(
+        "registration on the backup",
+        Duration::from_secs(60),
+        || (!backup.contacts("1001").is_empty()).then_some(()),
+    );
+    eprintln!(
+        "udp: left the silent server for the backup {:?} after start",
+        started.elapsed()
     );
 }

@@ -3,63 +3,12 @@
 //! Kamailio behind it, configured only with `server = "pbx.lab"`.
 
 mod common;
+mod dnsmasq;
 mod lab;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use common::{CRM, Daemon, eventually};
-use lab::{Kamailio, free_port};
-
-struct Dnsmasq {
-    child: Child,
-    port: u16,
-}
-
-impl Dnsmasq {
-    fn start(records: &[String]) -> Self {
-        let port = free_port();
-        let mut command = Command::new("dnsmasq");
-        // Foreground, loopback only, no upstream, no /etc/hosts: only what the test gives it.
-        command.args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--no-poll",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            "--user=root",
-            "--pid-file",
-        ]);
-        command.arg(format!("--port={port}"));
-        command.args(records);
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (package dnsmasq-base) is installed");
-        // Ready when it answers on its port.
-        eventually("dnsmasq to listen", Duration::from_secs(5), || {
-            let probe = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
-            probe
-                .set_read_timeout(Some(Duration::from_millis(200)))
-                .ok()?;
-            let query =
-                sip_core::dns::query(7, "kamailio.pbx.lab", sip_core::dns::RecordType::A).ok()?;
-            probe.send_to(&query, ("127.0.0.1", port)).ok()?;
-            let mut buffer = [0u8; 512];
-            probe.recv(&mut buffer).ok().map(|_| ())
-        });
-        Self { child, port }
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{CRM, Daemon};
+use dnsmasq::Dnsmasq;
+use lab::Kamailio;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_the_server_found_by_srv() {

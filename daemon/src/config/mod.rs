@@ -125,6 +125,10 @@ pub enum Transport {
 #[serde(deny_unknown_fields, default)]
 pub struct AccountConfig {
     pub server: String,
+    /// More servers for the same account, tried in order when `server` does not answer
+    /// (`host[:port]`, same transport); the line returns to `server` once it answers again,
+    /// never in the middle of a call.
+    pub backup_servers: Vec<String>,
     pub transport: Transport,
     pub username: String,
     pub password: Secret,

@@ -67,6 +67,8 @@ pub struct LineConfig {
     pub expires_at: Option<time::OffsetDateTime>,
     /// Session timers for calls (seconds), from `[media] session_timer`; None: off.
     pub session_interval: Option<u32>,
+    /// `[account] backup_servers`: (host, port, port given), tried after `domain`, in order.
+    pub backups: Vec<(String, u16, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +158,20 @@ impl LineConfig {
             })?),
             None => None,
         };
+        let mut backups = Vec::new();
+        for backup in &account.backup_servers {
+            let backup = backup.trim();
+            let uri = Uri::parse(&format!("sip:{backup}"))
+                .map_err(|_| LineConfigError::BadServer(backup.to_owned()))?;
+            if uri.user.is_some() || !uri.params.is_empty() || backup.contains("://") {
+                return Err(LineConfigError::BadServer(backup.to_owned()));
+            }
+            backups.push((
+                uri.host,
+                uri.port.unwrap_or(default_port),
+                uri.port.is_some(),
+            ));
+        }
         let username = account.username.trim().to_owned();
         let turn = account.turn_port.map(|port| TurnServer {
             url: format!("turn:{}:{port}?transport=udp", uri.host),
@@ -179,6 +195,7 @@ impl LineConfig {
             force_relay: account.force_relay,
             expires_at,
             session_interval: Some(1800),
+            backups,
         })
     }
 
@@ -200,12 +217,39 @@ impl LineConfig {
             force_relay: false,
             session_interval: None,
             expires_at: None,
+            backups: Vec::new(),
         }
     }
 
-    /// Every address of the server to try, best first (see [`resolve`]).
+    /// Every address to try, best first (see [`resolve`]): the server's, then each backup's.
+    /// An error only when none has any.
     pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        resolve::server_addresses(self).await
+        let mut addresses = Vec::new();
+        let mut first_error = None;
+        let backups = self.backups.iter().map(|(host, port, explicit)| Self {
+            domain: host.clone(),
+            port: *port,
+            explicit_port: *explicit || matches!(self.kind, Kind::Ws | Kind::Wss),
+            ..self.clone()
+        });
+        for server in std::iter::once(self.clone()).chain(backups) {
+            match resolve::server_addresses(&server).await {
+                Ok(found) => {
+                    for address in found {
+                        if !addresses.contains(&address) {
+                            addresses.push(address);
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (addresses.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(addresses),
+        }
     }
 }
 

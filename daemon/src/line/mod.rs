@@ -6,6 +6,7 @@
 
 mod call_media;
 mod config;
+mod probe;
 mod resolve;
 pub mod runtime;
 pub mod transport;
@@ -134,6 +135,8 @@ pub enum SipEvent {
         conversation: String,
         status: u16,
     },
+    /// The server did not answer our probe (or a REGISTER) in time.
+    ServerSilent,
 }
 
 /// The sans-IO line: the registration and every call, routed by Call-ID.
@@ -144,6 +147,9 @@ pub struct SipLine {
     party: LocalParty,
     /// conversation id → call.
     calls: Vec<(String, Call)>,
+    /// The registrar's URI, probed with OPTIONS.
+    registrar: Uri,
+    probe: Option<probe::Probe>,
     events: std::collections::VecDeque<SipEvent>,
     transmits: std::collections::VecDeque<Vec<u8>>,
 }
@@ -158,9 +164,10 @@ impl SipLine {
         entropy: &mut dyn Entropy,
     ) -> Self {
         let party = party(config, local, transport_token, reliable);
+        let registrar = server_uri(config, format!("sip:{}:{}", server(config), config.port));
         let registration = Registration::new(
             RegistrationConfig {
-                registrar: server_uri(config, format!("sip:{}:{}", server(config), config.port)),
+                registrar: registrar.clone(),
                 aor: party.aor.clone(),
                 contact: party.contact.clone(),
                 username: config.username.clone(),
@@ -180,6 +187,8 @@ impl SipLine {
             extension: config.username.clone(),
             party,
             calls: Vec::new(),
+            registrar,
+            probe: None,
             events: Default::default(),
             transmits: Default::default(),
         }
@@ -199,6 +208,7 @@ impl SipLine {
         entropy: &mut dyn Entropy,
     ) {
         self.party = party(config, local, transport_token, reliable);
+        self.probe = None;
         self.registration.rebind(
             self.party.contact.clone(),
             transport_token,
@@ -326,7 +336,12 @@ impl SipLine {
     }
 
     pub fn poll_sip_event(&mut self) -> Option<SipEvent> {
-        while let Some(event) = self.registration_event() {
+        while let Some(event) = self.registration.poll_event() {
+            // A REGISTER nobody answered is as telling as a probe nobody answered.
+            if matches!(event, RegistrationEvent::Failed { status: None, .. }) {
+                self.events.push_back(SipEvent::ServerSilent);
+            }
+            let event = self.line_event(event);
             self.events.push_back(SipEvent::Line(event));
         }
         self.events.pop_front()
@@ -390,7 +405,34 @@ impl SipLine {
         self.registration.unregister(now, entropy);
     }
 
+    /// Sends an OPTIONS to the registrar, unless one is still waiting for its answer.
+    pub fn probe(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        if self.probe.is_some() {
+            return;
+        }
+        let from = probe::ProbeFrom {
+            registrar: &self.registrar,
+            aor: &self.party.aor,
+            transport: &self.party.transport,
+            sent_by: &self.party.sent_by,
+            reliable: self.party.reliable,
+            user_agent: &self.party.user_agent,
+        };
+        let mut probe = probe::Probe::start(&from, now, entropy);
+        while let Some(bytes) = probe.poll_transmit() {
+            self.transmits.push_back(bytes);
+        }
+        self.probe = Some(probe);
+    }
+
     pub fn handle_message(&mut self, message: Message, now: Instant, entropy: &mut dyn Entropy) {
+        if let (Message::Response(response), Some(probe)) = (&message, &mut self.probe)
+            && probe.answered_by(response)
+        {
+            // Any answer will do: the server is alive.
+            self.probe = None;
+            return;
+        }
         if let Message::Response(response) = &message
             && self.registration.matches(response)
         {
@@ -480,6 +522,16 @@ impl SipLine {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        if let Some(probe) = &mut self.probe {
+            let silent = probe.handle_timeout(now);
+            while let Some(bytes) = probe.poll_transmit() {
+                self.transmits.push_back(bytes);
+            }
+            if silent {
+                self.probe = None;
+                self.events.push_back(SipEvent::ServerSilent);
+            }
+        }
         self.registration.handle_timeout(now, entropy);
         for (_, call) in &mut self.calls {
             call.handle_timeout(now, entropy);
@@ -498,11 +550,14 @@ impl SipLine {
             .calls
             .iter()
             .filter_map(|(_, call)| call.poll_timeout());
-        calls.chain(self.registration.poll_timeout()).min()
+        calls
+            .chain(self.registration.poll_timeout())
+            .chain(self.probe.as_ref().map(probe::Probe::poll_timeout))
+            .min()
     }
 
-    fn registration_event(&mut self) -> Option<LineEvent> {
-        Some(match self.registration.poll_event()? {
+    fn line_event(&self, event: RegistrationEvent) -> LineEvent {
+        match event {
             RegistrationEvent::Registered { .. } => LineEvent::Registered {
                 extension: self.extension.clone(),
             },
@@ -517,7 +572,7 @@ impl SipLine {
                 },
             },
             RegistrationEvent::Unregistered => LineEvent::Unregistered { reason: None },
-        })
+        }
     }
 }
 

@@ -69,6 +69,12 @@ pub fn lab_over(codec: &str, transport: &str) -> Lab {
     lab_on(kamailio, &server, codec, "", "", "")
 }
 
+/// baresip on `kamailio`, the agent's line on `server` (the `[account]` lines naming the
+/// server(s) and transport).
+pub fn lab_on_server(kamailio: Kamailio, server: &str, codec: &str) -> Lab {
+    lab_on(kamailio, server, codec, "", "", "")
+}
+
 fn lab_on(
     kamailio: Kamailio,
     server: &str,

@@ -164,9 +164,18 @@ impl Kamailio {
         self.wait_started();
     }
 
+    /// Starts it again after [`Self::stop`], on the same ports.
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(self.dir.path());
+        self.wait_started();
+    }
+
     /// SIGTERM, not SIGKILL: Kamailio forks workers, and only its main process stopping cleanly
     /// takes them down too (a killed main process leaves them running).
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

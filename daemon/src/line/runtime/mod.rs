@@ -3,6 +3,7 @@
 //! media reports and timers into line events. The phone task polls it in its one loop.
 
 mod calls;
+mod connection;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::pending;
@@ -14,7 +15,7 @@ use sip_core::sdp::Codec;
 use tokio::sync::mpsc;
 
 use super::call_media::{CallMedia, Unacceptable};
-use super::transport::{Inbound, Target, Transport, TransportError};
+use super::transport::{Inbound, Transport, TransportError};
 use super::{LineCommand, LineConfig, LineEvent, OsEntropy, SipEvent, SipLine};
 use crate::audio::ringer::Ringer;
 use crate::config::{AudioConfig, SrtpPolicy};
@@ -111,6 +112,13 @@ pub struct LineRuntime {
     /// Per call: since when media has been expected without a break (not held either way),
     /// for `[media] rtp_timeout`.
     media_seen: HashMap<String, Instant>,
+    /// Which server, probing it, and returning to the preferred one.
+    servers: connection::Servers,
+    /// Where a failback check's result arrives (see `connection.rs`).
+    failback: (
+        mpsc::UnboundedSender<Option<Transport>>,
+        mpsc::UnboundedReceiver<Option<Transport>>,
+    ),
     /// Budget for the lines about malformed SIP.
     garbage_log: LineBudget,
 }
@@ -133,6 +141,8 @@ pub enum LineInput {
     Sip(Result<Inbound, TransportError>),
     Media(String, MediaReport),
     Prepared(Box<Prepared>),
+    /// A failback check ended: the preferred server's connection, when it answered.
+    Failback(Option<Transport>),
 }
 
 impl LineRuntime {
@@ -162,6 +172,8 @@ impl LineRuntime {
             events: VecDeque::new(),
             unsent: VecDeque::new(),
             media_seen: HashMap::new(),
+            servers: connection::Servers::default(),
+            failback: mpsc::unbounded_channel(),
             garbage_log: LineBudget::new(GARBAGE_LINES_PER_SECOND, GARBAGE_LINES_BURST, now),
         }
     }
@@ -178,16 +190,24 @@ impl LineRuntime {
             inbound = sip => LineInput::Sip(inbound),
             Some((conversation, report)) = self.reports.1.recv() => LineInput::Media(conversation, report),
             Some(prepared) = self.prepared.1.recv() => LineInput::Prepared(Box::new(prepared)),
+            Some(found) = self.failback.1.recv() => LineInput::Failback(found),
         }
     }
 
     pub fn next_wake(&self) -> Option<Instant> {
         let sip = self.sip.as_ref().and_then(SipLine::poll_timeout);
         let expiry = self.expires_at.filter(|_| !self.stopping);
-        [sip, self.connect_at, self.keepalive_at, expiry]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            sip,
+            self.connect_at,
+            self.keepalive_at,
+            expiry,
+            self.servers.probe_at,
+            self.servers.failback_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub async fn on_timer(&mut self, now: Instant) {
@@ -208,6 +228,7 @@ impl LineRuntime {
                 self.lost(&e, now);
             }
         }
+        self.on_connection_timers(now);
         if let Some(sip) = &mut self.sip {
             sip.handle_timeout(now, &mut self.entropy);
         }
@@ -217,6 +238,11 @@ impl LineRuntime {
     pub async fn on_input(&mut self, input: LineInput, now: Instant) {
         let inbound = match input {
             LineInput::Sip(inbound) => inbound,
+            LineInput::Failback(found) => {
+                self.on_failback(found, now);
+                self.process(now).await;
+                return;
+            }
             LineInput::Prepared(prepared) => {
                 self.on_prepared(*prepared, now).await;
                 self.process(now).await;
@@ -447,6 +473,7 @@ impl LineRuntime {
                         reason,
                     });
                 }
+                SipEvent::ServerSilent => self.server_silent(now),
                 SipEvent::Line(event @ LineEvent::CallIncoming { .. }) => {
                     if let LineEvent::CallIncoming { conversation, .. } = &event {
                         self.ringing.insert(conversation.clone());
@@ -520,117 +547,6 @@ impl LineRuntime {
             .as_ref()
             .and_then(|t| t.local_addr().ok())
             .map(|a| a.ip())
-    }
-
-    async fn connect(&mut self, now: Instant) {
-        let connected = async {
-            let mut last = None;
-            for peer in self.config.resolve().await.map_err(TransportError::Io)? {
-                let target = Target {
-                    peer,
-                    server_name: &self.config.domain,
-                    ws_path: &self.config.ws_path,
-                    ca_file: self.config.ca_file.as_deref(),
-                    tls_pin: self.config.tls_pin,
-                };
-                match Transport::connect(self.config.kind, target).await {
-                    Ok(transport) => return Ok(transport),
-                    Err(e) => {
-                        tracing::info!(%peer, "{e}; trying the next address");
-                        last = Some(e);
-                    }
-                }
-            }
-            Err(last.unwrap_or_else(|| {
-                TransportError::Io(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no server address",
-                ))
-            }))
-        }
-        .await;
-        match connected {
-            Ok(transport) => {
-                let local = match transport.local_addr() {
-                    Ok(local) => local,
-                    Err(e) => return self.lost(&TransportError::Io(e), now),
-                };
-                tracing::info!(transport = transport.token(), %local, "SIP transport connected");
-                match &mut self.sip {
-                    // A reconnect: the line and its calls carry on from the new address.
-                    Some(sip) => sip.rebind(
-                        &self.config,
-                        local,
-                        transport.token(),
-                        transport.is_reliable(),
-                        now,
-                        &mut self.entropy,
-                    ),
-                    None => {
-                        let mut sip = SipLine::new(
-                            &self.config,
-                            local,
-                            transport.token(),
-                            transport.is_reliable(),
-                            &mut self.entropy,
-                        );
-                        sip.start(now, &mut self.entropy);
-                        self.sip = Some(sip);
-                    }
-                }
-                self.transport = Some(transport);
-                self.keepalive_at = Some(now + KEEPALIVE_EVERY);
-                self.backoff = FIRST_RECONNECT;
-            }
-            Err(e) => self.lost(&e, now),
-        }
-    }
-
-    /// The transport failed: report, forget the connection, and try again after a back-off.
-    /// Calls are kept (issue 17): their media does not need the connection to the proxy, and
-    /// the line takes them over to the new connection once it is back (see `SipLine::rebind`).
-    /// What they send meanwhile waits in the line's queue. Only a line that is stopping ends
-    /// its calls here, since it will not reconnect.
-    fn lost(&mut self, error: &TransportError, now: Instant) {
-        tracing::warn!("SIP transport: {error}");
-        self.transport = None;
-        self.keepalive_at = None;
-        if self.stopping {
-            self.end_every_call(&format!("the line dropped: {error}"));
-            return;
-        }
-        // Calls not yet up cannot complete without the transactions the proxy lost with the
-        // connection: they end now rather than ring on for nothing.
-        let mut unanswered = self
-            .sip
-            .as_mut()
-            .map(SipLine::drop_unanswered)
-            .unwrap_or_default();
-        unanswered.extend(
-            self.preparing
-                .drain()
-                .filter(|c| !unanswered.contains(c))
-                .collect::<Vec<_>>(),
-        );
-        for conversation in unanswered {
-            self.ringing.remove(&conversation);
-            self.media.remove(&conversation);
-            self.events.push_back(LineEvent::CallEnded {
-                conversation,
-                reason: EndReason::Failed {
-                    reason: format!("the line dropped before the call was up: {error}"),
-                },
-            });
-        }
-        if self.ringing.is_empty() {
-            // Dropping the ringer stops it.
-            self.ringer = None;
-        }
-        self.events.push_back(LineEvent::Failed {
-            reason: format!("{error}; reconnecting in {} s", self.backoff.as_secs()),
-        });
-        self.connect_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(MAX_RECONNECT);
     }
 
     /// Ends every call the line holds, ringing, up or still gathering candidates; their media

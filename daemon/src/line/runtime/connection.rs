@@ -1,0 +1,322 @@
+//! The line's connection to its server, and which server (issue 17). It connects to the first
+//! address that answers — the configured server's (SRV priority and weight order), then each
+//! backup's — and moves on when the connection drops or the server goes silent (a probe or a
+//! REGISTER unanswered). While on a backup it checks the preferred server now and then and
+//! returns to it once it answers, never in the middle of a call. Calls that are up survive
+//! every move: the `SipLine` is rebound to the new connection.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sip_core::Message;
+
+use super::{FIRST_RECONNECT, KEEPALIVE_EVERY, LineRuntime, MAX_RECONNECT};
+use crate::line::LineEvent;
+use crate::line::probe::{ANSWER_WITHIN, Probe, ProbeFrom};
+use crate::line::transport::{Inbound, Target, Transport, TransportError};
+use crate::line::{LineConfig, OsEntropy, SipLine};
+
+/// How often the server is asked whether it is there (OPTIONS), on a line that can move or
+/// reconnect.
+pub(super) const PROBE_EVERY: Duration = Duration::from_secs(30);
+/// How often a line on a backup server checks whether the preferred one answers again.
+pub(super) const FAILBACK_EVERY: Duration = Duration::from_secs(30);
+
+/// Which server the line uses, and what it will try next.
+#[derive(Debug, Default)]
+pub(super) struct Servers {
+    /// Addresses at the last connect, best first.
+    count: usize,
+    /// The index (in that list) of the one the line is connected to.
+    current: Option<usize>,
+    /// Where the next connect starts.
+    next: usize,
+    pub(super) probe_at: Option<Instant>,
+    pub(super) failback_at: Option<Instant>,
+    /// A failback check is running.
+    checking: bool,
+}
+
+impl LineRuntime {
+    pub(super) async fn connect(&mut self, now: Instant) {
+        let peers = match self.config.resolve().await {
+            Ok(peers) if !peers.is_empty() => peers,
+            Ok(_) => {
+                return self.lost(
+                    &TransportError::Io(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no server address",
+                    )),
+                    now,
+                );
+            }
+            Err(e) => return self.lost(&TransportError::Io(e), now),
+        };
+        let start = self.servers.next % peers.len();
+        let order = (start..peers.len()).chain(0..start);
+        let mut last = None;
+        for index in order {
+            match Transport::connect(self.config.kind, target(&self.config, peers[index])).await {
+                Ok(transport) => {
+                    self.servers.count = peers.len();
+                    return self.adopt(transport, index, now);
+                }
+                Err(e) => {
+                    tracing::info!(peer = %peers[index], "{e}; trying the next address");
+                    last = Some(e);
+                }
+            }
+        }
+        let error = last.unwrap_or(TransportError::Closed);
+        self.servers.next = 0;
+        self.lost(&error, now);
+    }
+
+    /// Takes `transport` (connected to address `index`) as the line's connection.
+    fn adopt(&mut self, transport: Transport, index: usize, now: Instant) {
+        let local = match transport.local_addr() {
+            Ok(local) => local,
+            Err(e) => return self.lost(&TransportError::Io(e), now),
+        };
+        tracing::info!(transport = transport.token(), %local, server = index, "SIP transport connected");
+        match &mut self.sip {
+            // A reconnect or a move: the line and its calls carry on from the new address.
+            Some(sip) => sip.rebind(
+                &self.config,
+                local,
+                transport.token(),
+                transport.is_reliable(),
+                now,
+                &mut self.entropy,
+            ),
+            None => {
+                let mut sip = SipLine::new(
+                    &self.config,
+                    local,
+                    transport.token(),
+                    transport.is_reliable(),
+                    &mut self.entropy,
+                );
+                sip.start(now, &mut self.entropy);
+                self.sip = Some(sip);
+            }
+        }
+        // Probing helps where there is somewhere to go: another server, or a new connection.
+        let worth_probing = self.servers.count > 1 || transport.is_reliable();
+        self.transport = Some(transport);
+        self.keepalive_at = Some(now + KEEPALIVE_EVERY);
+        self.backoff = FIRST_RECONNECT;
+        self.servers.current = Some(index);
+        self.servers.next = index;
+        self.servers.probe_at = worth_probing.then_some(now + PROBE_EVERY);
+        self.servers.failback_at = (index > 0).then_some(now + FAILBACK_EVERY);
+    }
+
+    /// The transport failed: report, forget the connection, and try again after a back-off,
+    /// from the next server on (the same one when there is only one). Calls that are up are kept (issue 17): their media does
+    /// not need the connection to the proxy, and the line takes them over to the new
+    /// connection once it is back (see `SipLine::rebind`); what they send meanwhile waits in
+    /// the line's queue. Calls not yet up end. Only a line that is stopping ends every call
+    /// here, since it will not reconnect.
+    pub(super) fn lost(&mut self, error: &TransportError, now: Instant) {
+        tracing::warn!("SIP transport: {error}");
+        self.transport = None;
+        self.keepalive_at = None;
+        if let Some(current) = self.servers.current {
+            self.servers.next = current + 1;
+        }
+        self.servers.current = None;
+        self.servers.probe_at = None;
+        self.servers.failback_at = None;
+        if self.stopping {
+            self.end_every_call(&format!("the line dropped: {error}"));
+            return;
+        }
+        self.end_unanswered(&format!("the line dropped before the call was up: {error}"));
+        self.events.push_back(LineEvent::Failed {
+            reason: format!("{error}; reconnecting in {} s", self.backoff.as_secs()),
+        });
+        self.connect_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_RECONNECT);
+    }
+
+    /// The server did not answer a probe or a REGISTER: move to the next address at once (or,
+    /// with only one, open a new connection to it when the transport has connections).
+    pub(super) fn server_silent(&mut self, now: Instant) {
+        let Some(current) = self.servers.current else {
+            return;
+        };
+        let reliable = self.transport.as_ref().is_some_and(Transport::is_reliable);
+        if self.servers.count < 2 && !reliable {
+            // Nowhere to go: the registration retries on its own schedule.
+            return;
+        }
+        tracing::warn!(
+            server = current,
+            "the SIP server does not answer; moving on"
+        );
+        self.transport = None;
+        self.keepalive_at = None;
+        self.servers.current = None;
+        self.servers.probe_at = None;
+        self.servers.failback_at = None;
+        self.servers.next = current + 1;
+        self.end_unanswered("the SIP server stopped answering before the call was up");
+        self.events.push_back(LineEvent::Failed {
+            reason: "the SIP server does not answer; trying the next one".into(),
+        });
+        self.connect_at = Some(now);
+    }
+
+    /// Time to ask the server whether it is there, or to see whether the preferred server is
+    /// back.
+    pub(super) fn on_connection_timers(&mut self, now: Instant) {
+        if self.servers.probe_at.is_some_and(|at| now >= at) {
+            self.servers.probe_at = Some(now + PROBE_EVERY);
+            if let Some(sip) = &mut self.sip {
+                sip.probe(now, &mut self.entropy);
+            }
+        }
+        if self.servers.failback_at.is_some_and(|at| now >= at) {
+            self.servers.failback_at = Some(now + FAILBACK_EVERY);
+            let busy = !self.preparing.is_empty()
+                || self
+                    .sip
+                    .as_ref()
+                    .is_some_and(|s| !s.conversations().is_empty());
+            if !busy && !self.servers.checking {
+                self.servers.checking = true;
+                let (config, done) = (self.config.clone(), self.failback.0.clone());
+                tokio::spawn(async move {
+                    let found = preferred_if_answering(&config).await;
+                    let _ = done.send(found);
+                });
+            }
+        }
+    }
+
+    /// The failback check's result: the preferred server's connection when it answered.
+    pub(super) fn on_failback(&mut self, found: Option<Transport>, now: Instant) {
+        self.servers.checking = false;
+        let Some(transport) = found else {
+            return;
+        };
+        let busy = !self.preparing.is_empty()
+            || self
+                .sip
+                .as_ref()
+                .is_some_and(|s| !s.conversations().is_empty());
+        if busy || self.stopping || self.servers.current == Some(0) {
+            // A call started meanwhile (never move in the middle of one), or we are there.
+            return;
+        }
+        tracing::info!("the preferred SIP server answers again; returning to it");
+        self.adopt(transport, 0, now);
+    }
+
+    /// Ends the calls that are not up yet: they cannot complete without the transactions the
+    /// server lost with the connection.
+    fn end_unanswered(&mut self, reason: &str) {
+        let mut unanswered = self
+            .sip
+            .as_mut()
+            .map(SipLine::drop_unanswered)
+            .unwrap_or_default();
+        let preparing: Vec<String> = self.preparing.drain().collect();
+        for conversation in preparing {
+            if !unanswered.contains(&conversation) {
+                unanswered.push(conversation);
+            }
+        }
+        for conversation in unanswered {
+            self.ringing.remove(&conversation);
+            self.media.remove(&conversation);
+            self.media_seen.remove(&conversation);
+            self.events.push_back(LineEvent::CallEnded {
+                conversation,
+                reason: sip_core::call::EndReason::Failed {
+                    reason: reason.to_owned(),
+                },
+            });
+        }
+        if self.ringing.is_empty() {
+            // Dropping the ringer stops it.
+            self.ringer = None;
+        }
+    }
+}
+
+fn target(config: &LineConfig, peer: SocketAddr) -> Target<'_> {
+    Target {
+        peer,
+        server_name: &config.domain,
+        ws_path: &config.ws_path,
+        ca_file: config.ca_file.as_deref(),
+        tls_pin: config.tls_pin,
+    }
+}
+
+/// A connection to the preferred server when it answers an OPTIONS within [`ANSWER_WITHIN`].
+async fn preferred_if_answering(config: &LineConfig) -> Option<Transport> {
+    let peer = *config.resolve().await.ok()?.first()?;
+    let mut transport = Transport::connect(config.kind, target(config, peer))
+        .await
+        .ok()?;
+    let local = transport.local_addr().ok()?;
+    let host = match local.ip() {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    let sent_by = format!("{host}:{}", local.port());
+    let registrar = sip_core::Uri::parse(&format!(
+        "sip:{}:{}",
+        bracketed(&config.domain),
+        config.port
+    ))
+    .ok()?;
+    let aor = sip_core::Uri::parse(&format!(
+        "sip:{}@{}",
+        config.username,
+        bracketed(&config.domain)
+    ))
+    .ok()?;
+    let now = Instant::now();
+    let mut probe = Probe::start(
+        &ProbeFrom {
+            registrar: &registrar,
+            aor: &aor,
+            transport: transport.token(),
+            sent_by: &sent_by,
+            reliable: transport.is_reliable(),
+            user_agent: concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")),
+        },
+        now,
+        &mut OsEntropy,
+    );
+    while let Some(bytes) = probe.poll_transmit() {
+        transport.send(&bytes).await.ok()?;
+    }
+    let answered = async {
+        loop {
+            match transport.recv().await {
+                Ok(Inbound::Message(Message::Response(response)))
+                    if probe.answered_by(&response) =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    tokio::time::timeout(ANSWER_WITHIN, answered).await.ok()?;
+    Some(transport)
+}
+
+fn bracketed(domain: &str) -> String {
+    if domain.contains(':') && !domain.starts_with('[') {
+        format!("[{domain}]")
+    } else {
+        domain.to_owned()
+    }
+}
