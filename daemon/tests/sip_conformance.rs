@@ -171,7 +171,7 @@ async fn offers_are_answered_by_the_rfc_rules() {
             ),
             "multipart-no-sdp" => assert_eq!(
                 fake_pbx::header(&response, "Accept").as_deref(),
-                Some("application/sdp")
+                Some("application/sdp, multipart/mixed")
             ),
             _ => {}
         }

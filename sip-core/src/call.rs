@@ -131,6 +131,10 @@ pub struct Call {
     answered: Vec<(u32, Method, Vec<u8>)>,
     /// Refreshes (or expects refreshes) once the call is up, when session timers are on.
     session_timer: Option<SessionTimer>,
+    /// The line's connection dropped and it has not been rebound yet.
+    disconnected: bool,
+    /// Our last refused re-INVITE, kept while it ACKs retransmitted refusals (Timer D).
+    refused_invite: Option<ClientTransaction>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<CallEvent>,
 }
@@ -289,6 +293,8 @@ impl Call {
             ack: None,
             answered: Vec::new(),
             session_timer: None,
+            disconnected: false,
+            refused_invite: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -369,11 +375,42 @@ impl Call {
     /// (or a call not yet up) carries the new Contact with its next request instead.
     pub fn rebind(&mut self, party: LocalParty, now: Instant, entropy: &mut dyn Entropy) -> bool {
         self.party = party;
+        if std::mem::take(&mut self.disconnected) {
+            // What went out on the dead connection never arrived: a BYE goes again, and so
+            // does our 200 while its ACK is awaited.
+            if let Some(bye) = self
+                .other_transaction
+                .as_ref()
+                .filter(|t| t.request().method == Method::Bye)
+                .map(|t| t.request().clone())
+            {
+                self.start_other(bye, now);
+            }
+            if self.state == CallState::AwaitingAck {
+                self.respond_to_invite(200, Some(now));
+                self.ack_deadline = Some(now + 64 * self.timers.t1);
+            }
+            if let Some(timer) = &mut self.session_timer {
+                timer.resumed(now);
+            }
+        }
         if self.state != CallState::Established || self.invite_transaction.is_some() {
             return false;
         }
         let sdp = self.local_sdp.clone();
         self.reoffer(sdp, now, entropy)
+    }
+
+    /// The line's stream connection dropped. A re-INVITE of ours in flight on it can never be
+    /// answered: it is given up (reported refused, so a hold request reverts; the call goes on)
+    /// rather than timing out into a hang-up, and the target refresh on [`Self::rebind`]
+    /// replaces it. Session timers wait for the line to return.
+    pub fn connection_lost(&mut self) {
+        self.disconnected = true;
+        if self.state == CallState::Established && self.invite_transaction.take().is_some() {
+            self.events
+                .push_back(CallEvent::ReofferFailed { status: 503 });
+        }
     }
 
     /// Hangs up: CANCEL while an outgoing call rings, BYE once established.
@@ -415,9 +452,13 @@ impl Call {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, entropy: &mut dyn Entropy) {
-        for transaction in [&mut self.invite_transaction, &mut self.other_transaction]
-            .into_iter()
-            .flatten()
+        for transaction in [
+            &mut self.invite_transaction,
+            &mut self.other_transaction,
+            &mut self.refused_invite,
+        ]
+        .into_iter()
+        .flatten()
         {
             transaction.handle_timeout(now);
         }
@@ -432,14 +473,14 @@ impl Call {
             && let Some(timer) = &mut self.session_timer
             && now >= timer.due()
         {
-            match timer.what_is_due() {
+            match timer.what_is_due(now) {
+                // Without a connection nothing can pass either way; the line resumes us.
+                _ if self.disconnected => timer.postpone(now),
                 Due::Refresh if self.invite_transaction.is_none() => {
+                    // Counted from its answer; retried after a pause if none makes it count.
+                    timer.sent(now);
                     let sdp = self.local_sdp.clone();
                     self.reoffer(sdp, now, entropy);
-                    // The next refresh counts from its answer; until then nothing is due.
-                    if let Some(timer) = &mut self.session_timer {
-                        timer.refreshed(now);
-                    }
                 }
                 Due::Refresh => timer.postpone(now),
                 Due::Expired => self.gone("the session timer expired", now, entropy),
@@ -475,10 +516,14 @@ impl Call {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let transactions = [&self.invite_transaction, &self.other_transaction]
-            .into_iter()
-            .flatten()
-            .filter_map(ClientTransaction::poll_timeout);
+        let transactions = [
+            &self.invite_transaction,
+            &self.other_transaction,
+            &self.refused_invite,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(ClientTransaction::poll_timeout);
         let retransmit = self
             .final_response
             .as_ref()
@@ -546,9 +591,13 @@ impl Call {
             self.transmits.push_back(ack.clone());
             return;
         }
-        for transaction in [&mut self.invite_transaction, &mut self.other_transaction]
-            .into_iter()
-            .flatten()
+        for transaction in [
+            &mut self.invite_transaction,
+            &mut self.other_transaction,
+            &mut self.refused_invite,
+        ]
+        .into_iter()
+        .flatten()
         {
             if transaction.matches(&response) {
                 transaction.handle_response(response, now);
@@ -565,6 +614,8 @@ impl Call {
             .as_ref()
             .is_some_and(|t| t.request().method == Method::Bye);
         let other_events = drain(&mut self.other_transaction, &mut self.transmits);
+        // A refused re-INVITE lingers only to ACK their retransmitted refusals.
+        drain(&mut self.refused_invite, &mut self.transmits);
         for event in invite_events {
             self.on_invite_event(event, now, entropy);
         }
@@ -704,9 +755,13 @@ impl Call {
                     entropy,
                 );
             }
-            TransactionEvent::Final(response) => self.events.push_back(CallEvent::ReofferFailed {
-                status: response.status,
-            }),
+            TransactionEvent::Final(response) => {
+                // Refused: the next INVITE may go at once (§14.1 forbids only one in progress).
+                self.refused_invite = self.invite_transaction.take();
+                self.events.push_back(CallEvent::ReofferFailed {
+                    status: response.status,
+                });
+            }
             TransactionEvent::Timeout => {
                 self.invite_transaction = None;
                 self.gone("no answer to our re-INVITE", now, entropy);
@@ -719,13 +774,13 @@ impl Call {
 
     /// Their re-INVITE or UPDATE refreshed the session: the timer restarts, and our answer
     /// names the interval and who refreshes (they, as this request's UAC, or we).
-    fn refreshed_by_them(&mut self, response: &mut Response, now: Instant) {
+    fn refreshed_by_them(&mut self, request: &Request, response: &mut Response, now: Instant) {
         if let Some(timer) = &mut self.session_timer {
             timer.refreshed(now);
             response
                 .headers
                 .push("Session-Expires", timer.header(!timer.we_refresh));
-            if !timer.we_refresh {
+            if !timer.we_refresh && session_timer::supports_timer(&request.headers) {
                 response.headers.push("Require", "timer");
             }
         }
@@ -888,9 +943,13 @@ impl Call {
             }
             // An UPDATE refreshes the session like a re-INVITE (RFC 4028 §7.4); we take it
             // without SDP (no offer in it is used).
+            // An offer in an UPDATE we do not take (RFC 3311 §5.2: 488).
+            Method::Update if self.state == CallState::Established && !request.body.is_empty() => {
+                self.respond(&request, 488)
+            }
             Method::Update if self.state == CallState::Established => {
                 let mut response = self.dialog_response(&request, 200);
-                self.refreshed_by_them(&mut response, now);
+                self.refreshed_by_them(&request, &mut response, now);
                 self.transmits.push_back(response.to_bytes());
             }
             Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => {
@@ -901,7 +960,8 @@ impl Call {
     }
 
     fn handle_reinvite(&mut self, request: Request, now: Instant) {
-        if self.state != CallState::Established {
+        // One offer at a time (RFC 3261 §14.2): theirs crossing ours waits.
+        if self.state != CallState::Established || self.invite_transaction.is_some() {
             self.respond(&request, 491);
             return;
         }
@@ -937,7 +997,7 @@ impl Call {
                 .push_back(CallEvent::RemoteSdpChanged { remote_sdp: sdp });
         }
         let mut response = self.dialog_response(&request, 200);
-        self.refreshed_by_them(&mut response, now);
+        self.refreshed_by_them(&request, &mut response, now);
         response.headers.push("Content-Type", "application/sdp");
         response.body = self.local_sdp.clone().into_bytes();
         let bytes = response.to_bytes();
@@ -1110,7 +1170,9 @@ fn answer_sdp(response: &Response) -> String {
 /// 415 Unsupported Media Type, naming what we take (RFC 3261 §21.4.13).
 fn unsupported_media(request: &Request, to_tag: Option<&str>) -> Vec<u8> {
     let mut refusal = Response::to_request(request, 415, to_tag);
-    refusal.headers.push("Accept", "application/sdp");
+    refusal
+        .headers
+        .push("Accept", "application/sdp, multipart/mixed");
     refusal.to_bytes()
 }
 

@@ -52,6 +52,9 @@ pub enum RegistrationEvent {
     Unregistered,
 }
 
+/// Old contacts a REGISTER removes at most (see [`Registration::rebind`]).
+const MAX_STALE_CONTACTS: usize = 4;
+
 /// First retry after a failure; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 /// A server that comes back is tried again within a minute (what agents expect of a desk phone).
@@ -121,6 +124,11 @@ impl Registration {
         if contact != self.config.contact && !self.stale_contacts.contains(&self.config.contact) {
             self.stale_contacts.push(self.config.contact.clone());
         }
+        // Never remove the contact we register (a port the OS handed out again), and name only
+        // the last few: older ones have expired or were removed already.
+        self.stale_contacts.retain(|stale| *stale != contact);
+        let excess = self.stale_contacts.len().saturating_sub(MAX_STALE_CONTACTS);
+        self.stale_contacts.drain(..excess);
         self.config.contact = contact;
         self.config.transport = transport.to_owned();
         self.config.sent_by = sent_by.to_owned();

@@ -146,8 +146,11 @@ impl ClientTransaction {
             (State::AwaitingResponse | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
                 if self.is_invite() {
-                    // Timer A stops once the INVITE is known to have arrived.
+                    // Timer A stops once the INVITE is known to have arrived, and so does
+                    // Timer B (§17.1.1.2): a callee may ring for minutes; the final response
+                    // or a CANCEL ends the wait.
                     self.retransmit = None;
+                    self.give_up = None;
                 } else if let Some((at, _)) = self.retransmit {
                     self.retransmit = Some((at, self.timers.t2));
                 }

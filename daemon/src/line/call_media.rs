@@ -154,7 +154,7 @@ impl CallMedia {
             local,
         });
         media.remote_direction = offer.audio.direction;
-        media.remote_hold = is_hold(offer.audio.direction);
+        media.remote_hold = is_remote_hold(offer);
         Ok(media)
     }
 
@@ -211,7 +211,12 @@ impl CallMedia {
     }
 
     /// Their answer to our re-INVITE arrived: the hold it asked for takes effect.
+    /// Any answer may move their media (a B2BUA answering a refresh with a new port): on plain
+    /// RTP it is followed whatever the re-INVITE was for.
     pub fn reoffer_answered(&mut self, remote_sdp: &str) -> Option<bool> {
+        if let Ok(remote) = self.remote(remote_sdp) {
+            self.follow(&remote);
+        }
         let held = self.requested_hold.take()?;
         self.held = held;
         if let Ok(remote) = self.remote(remote_sdp) {
@@ -232,19 +237,24 @@ impl CallMedia {
     /// On plain RTP a new address or port is where packets are taken from and sent to now.
     pub fn remote_changed(&mut self, remote_sdp: &str) -> Option<bool> {
         let remote = self.remote(remote_sdp).ok()?;
-        if let (Path::Rtp { local, .. }, Some(session)) = (&self.path, &self.session) {
-            let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
-            if let Some((rtp, rtcp)) = remote_addresses(&remote, mux) {
-                session.set_remote(rtp, rtcp);
-            }
-        }
+        self.follow(&remote);
         self.remote_direction = remote.audio.direction;
         self.apply_flow();
-        let hold = is_hold(remote.audio.direction);
+        let hold = is_remote_hold(&remote);
         (hold != self.remote_hold).then(|| {
             self.remote_hold = hold;
             hold
         })
+    }
+
+    /// On plain RTP, their media address and port as `remote` gives them.
+    fn follow(&self, remote: &SessionDescription) {
+        if let (Path::Rtp { local, .. }, Some(session)) = (&self.path, &self.session) {
+            let mux = remote.audio.rtcp_mux && local.audio.rtcp_mux;
+            if let Some((rtp, rtcp)) = remote_addresses(remote, mux) {
+                session.set_remote(rtp, rtcp);
+            }
+        }
     }
 
     fn flow(&self) -> Flow {
@@ -280,7 +290,7 @@ impl CallMedia {
 
     /// Media should be arriving: it runs, nobody holds, and they send to us.
     pub fn expects_media(&self) -> bool {
-        self.session.is_some() && self.flow() == Flow::BOTH
+        self.session.is_some() && !self.remote_hold && self.flow() == Flow::BOTH
     }
 
     pub fn set_muted(&mut self, muted: bool) {
@@ -417,6 +427,12 @@ fn srtp_for(
         }
         None => Ok(None),
     }
+}
+
+/// Held by them: a direction that sends us nothing, or the old `c=0.0.0.0` form of hold (RFC
+/// 2543, still sent by some PBXes) — either way no media is to be expected.
+fn is_remote_hold(remote: &SessionDescription) -> bool {
+    is_hold(remote.audio.direction) || remote.audio.address == "0.0.0.0"
 }
 
 fn is_hold(direction: Direction) -> bool {

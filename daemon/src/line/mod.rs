@@ -301,20 +301,39 @@ impl SipLine {
         sent
     }
 
-    /// Forgets the calls that are not up yet (ringing either way) and returns them: when the
+    /// The stream connection dropped: calls give up what was in flight on it (see
+    /// `Call::connection_lost`).
+    pub fn connection_lost(&mut self) {
+        for (_, call) in &mut self.calls {
+            call.connection_lost();
+        }
+        self.collect();
+    }
+
+    /// Forgets the calls that are not up yet (ringing either way) and returns them
+    /// (conversation, Call-ID): when the
     /// connection they were set up over drops, the proxy forgets their transactions, so the
     /// answer, a CANCEL or the ring's end could never arrive. Calls that are up stay.
-    pub fn drop_unanswered(&mut self) -> Vec<String> {
+    pub fn drop_unanswered(&mut self) -> Vec<(String, String)> {
         let mut dropped = Vec::new();
+        let mut call_ids = Vec::new();
         self.calls.retain(|(conversation, call)| {
             let up = matches!(
                 call.state(),
                 CallState::Established | CallState::AwaitingAck
             );
             if !up && call.state() != CallState::Ended {
-                dropped.push(conversation.clone());
+                dropped.push((conversation.clone(), call.call_id().to_owned()));
+                call_ids.push(call.call_id().to_owned());
             }
             up
+        });
+        // What they queued (an INVITE, a 180) must not go out on the new connection: a callee
+        // would ring for a call nobody holds.
+        self.transmits.retain(|bytes| {
+            sip_core::message::parse_datagram(bytes).map_or(true, |message| {
+                !call_ids.iter().any(|id| id == message.call_id())
+            })
         });
         dropped
     }
@@ -483,16 +502,27 @@ impl SipLine {
     }
 
     fn incoming(&mut self, invite: Request, entropy: &mut dyn Entropy) {
-        // RFC 3891 §3: a Replaces naming no dialog of ours, or an early dialog we started, is
-        // 481 — never a new call ringing as if nothing were named. One naming a call of ours
-        // rings as a new call for now (taking its place is the transfer work, issue 10).
+        // RFC 3891 §3: a Replaces naming no dialog of ours, or an early dialog someone else
+        // started (a call ringing in), is 481; `early-only` for a call already up is 486; a
+        // call that has ended is 603 — never a new call ringing as if nothing were named. One
+        // naming a call of ours rings as a new call for now (taking its place is the transfer
+        // work, issue 10).
         if let ReplacesHeader::One(replaces) = ReplacesHeader::of(&invite) {
-            let replaceable = self.calls.iter().any(|(_, call)| {
-                call.is_replaced_by(&replaces)
-                    && !matches!(call.state(), CallState::Calling | CallState::Ringing)
-            });
-            if !replaceable {
-                let refusal = Response::to_request(&invite, 481, Some(&entropy.token()));
+            let named = self
+                .calls
+                .iter()
+                .find(|(_, call)| call.is_replaced_by(&replaces))
+                .map(|(_, call)| call.state());
+            let refusal = match named {
+                None | Some(CallState::Offered) => Some(481),
+                Some(CallState::Established | CallState::AwaitingAck) if replaces.early_only => {
+                    Some(486)
+                }
+                Some(CallState::Ended | CallState::Ending) => Some(603),
+                Some(_) => None,
+            };
+            if let Some(status) = refusal {
+                let refusal = Response::to_request(&invite, status, Some(&entropy.token()));
                 self.transmits
                     .push_back(Message::Response(refusal).to_bytes());
                 return;

@@ -398,6 +398,8 @@ async fn run(
                 {
                     // Latched only once a report decrypted and parsed.
                     source.confirm(from);
+                    // Their reports say they are alive even while they send no audio.
+                    receiving.last_heard = Instant::now();
                 }
             }
         }
@@ -440,9 +442,8 @@ impl Receiving {
         let Ok(packet) = RtpPacket::parse(bytes) else {
             return false;
         };
-        if Some(packet.payload_type) == self.event_pt || packet.payload_type == self.payload_type {
-            self.last_heard = Instant::now();
-        }
+        // Any RTP from the far end says it is alive: comfort noise and DTX included.
+        self.last_heard = Instant::now();
         if Some(packet.payload_type) == self.event_pt {
             if let Some(digit) = self.dtmf.on_packet(packet.timestamp, packet.payload) {
                 tracing::info!("DTMF received");

@@ -9,6 +9,11 @@ use crate::message::Headers;
 
 /// The smallest interval we accept (RFC 4028 §4: at least 90 s).
 pub const MIN_SE: u32 = 90;
+/// The largest interval we take from a peer: a day (beyond it, dead-call detection is the
+/// media timeout's job).
+const MAX_SE: u32 = 86_400;
+/// After a refresh of ours failed (491, 500…), the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Who refreshes, and when the next refresh or the expiry is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +23,8 @@ pub struct SessionTimer {
     /// True when we send the refreshes; false when we wait for theirs.
     pub we_refresh: bool,
     due: Instant,
+    /// The session ends here unless refreshed: the last refresh plus the interval.
+    expires: Instant,
 }
 
 /// What is due at [`SessionTimer::due`].
@@ -45,7 +52,15 @@ pub fn requested(headers: &Headers) -> Option<(u32, Option<String>)> {
     headers.get("Session-Expires").and_then(parse)
 }
 
-fn supports_timer(headers: &Headers) -> bool {
+/// Whether a message says `Supported: timer` (or requires it).
+pub fn supports_timer(headers: &Headers) -> bool {
+    if headers
+        .all("Require")
+        .iter()
+        .any(|tag| tag.trim().eq_ignore_ascii_case("timer"))
+    {
+        return true;
+    }
     headers
         .all("Supported")
         .iter()
@@ -64,20 +79,21 @@ pub struct Terms {
 }
 
 impl Terms {
-    /// The interval they asked for (shortened to ours, never below the minimum) and the
-    /// refresher they named; when they named none, they refresh if they support timers, else
-    /// we do (§9).
+    /// The interval they asked for (shortened to ours, never below our minimum or theirs) and
+    /// the refresher they named; when they named none, they refresh if they support timers.
+    /// A caller that does not support timers cannot refresh, whatever it wrote: we do (§9).
     pub fn for_offer(request: &Headers, ours: u32) -> Self {
         let theirs = supports_timer(request);
+        let their_min = request
+            .get("Min-SE")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(MIN_SE)
+            .clamp(MIN_SE, MAX_SE);
         let (interval, refresher) = match requested(request) {
-            Some((interval, refresher)) => (interval.min(ours).max(MIN_SE), refresher),
-            None => (ours, None),
+            Some((interval, refresher)) => (interval.min(ours).max(their_min), refresher),
+            None => (ours.max(their_min), None),
         };
-        let they_refresh = match refresher.as_deref() {
-            Some("uac") => true,
-            Some("uas") => false,
-            _ => theirs,
-        };
+        let they_refresh = theirs && refresher.as_deref() != Some("uas");
         Self {
             interval,
             we_refresh: !they_refresh,
@@ -96,6 +112,7 @@ impl SessionTimer {
             interval,
             we_refresh,
             due: now,
+            expires: now,
         };
         timer.refreshed(now);
         timer
@@ -108,7 +125,7 @@ impl SessionTimer {
         match requested(response) {
             Some((interval, refresher)) => {
                 let we_refresh = refresher.as_deref() != Some("uas");
-                Self::new(interval.max(MIN_SE), we_refresh, now)
+                Self::new(interval.clamp(MIN_SE, MAX_SE), we_refresh, now)
             }
             None => Self::new(ours, true, now),
         }
@@ -124,6 +141,7 @@ impl SessionTimer {
     /// third of it, at most 32 s (§10).
     pub fn refreshed(&mut self, now: Instant) {
         let interval = Duration::from_secs(u64::from(self.interval));
+        self.expires = now + interval;
         self.due = if self.we_refresh {
             now + interval / 2
         } else {
@@ -131,17 +149,35 @@ impl SessionTimer {
         };
     }
 
-    /// Tries again a little later (our refresh could not be sent: another INVITE in progress).
+    /// Tries again a little later (our refresh could not be sent: another INVITE in progress,
+    /// or no connection).
     pub fn postpone(&mut self, now: Instant) {
         self.due = now + Duration::from_secs(2);
+    }
+
+    /// Our refresh went out: if no answer makes it count, the next try comes after a pause.
+    pub fn sent(&mut self, now: Instant) {
+        self.due = now + RETRY_AFTER;
+    }
+
+    /// The line was away (its connection dropped): refreshes could not pass either way, so
+    /// the session counts from its return.
+    pub fn resumed(&mut self, now: Instant) {
+        if self.we_refresh {
+            self.due = now;
+        } else {
+            self.refreshed(now);
+        }
     }
 
     pub fn due(&self) -> Instant {
         self.due
     }
 
-    pub fn what_is_due(&self) -> Due {
-        if self.we_refresh {
+    /// At [`Self::due`]: a refresh of ours, or the end — theirs never came, or ours kept
+    /// failing until the session ran out.
+    pub fn what_is_due(&self, now: Instant) -> Due {
+        if self.we_refresh && now < self.expires {
             Due::Refresh
         } else {
             Due::Expired
@@ -188,7 +224,7 @@ mod tests {
             now,
         );
         assert_eq!(
-            (answer.we_refresh, answer.what_is_due()),
+            (answer.we_refresh, answer.what_is_due(now)),
             (false, Due::Expired)
         );
         assert_eq!(answer.due(), now + Duration::from_secs(88));

@@ -547,7 +547,10 @@ fn a_multipart_invite_offers_its_sdp_part_and_other_bodies_get_415() {
     ] {
         let (status, response) = refusal_status(with_body(content_type, &body));
         assert_eq!(status, 415, "{content_type}");
-        assert_eq!(response.headers.get("Accept"), Some("application/sdp"));
+        assert_eq!(
+            response.headers.get("Accept"),
+            Some("application/sdp, multipart/mixed")
+        );
         assert_eq!(response.reason, "Unsupported Media Type");
     }
 }
@@ -829,5 +832,105 @@ fn too_short_an_interval_gets_422() {
             &mut e
         )
         .is_ok()
+    );
+}
+
+/// Review finding: a re-INVITE in flight when the stream dropped must not time out into a
+/// hang-up. It is given up (the hold it carried reverts), the call goes on, and the rebind sends
+/// the target refresh; a BYE in flight is sent again.
+#[test]
+fn a_reinvite_lost_with_the_connection_does_not_end_the_call() {
+    let now = Instant::now();
+    let mut e = Counter(0);
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    assert!(alice.reoffer("v=0 held".into(), now, &mut e));
+    drain(&mut alice);
+    alice.connection_lost();
+    assert_eq!(
+        events(&mut alice),
+        [CallEvent::ReofferFailed { status: 503 }]
+    );
+    // Long after Timer B the call is still up.
+    alice.handle_timeout(now + Duration::from_secs(60), &mut e);
+    assert_eq!(alice.state(), CallState::Established);
+    assert!(events(&mut alice).is_empty());
+    let later = now + Duration::from_secs(61);
+    assert!(
+        alice.rebind(party("1001", 6061), later, &mut e),
+        "target refresh"
+    );
+    // A BYE lost the same way goes again on rebind.
+    alice.hangup(later, &mut e);
+    drain(&mut alice);
+    alice.connection_lost();
+    alice.rebind(party("1001", 6062), later, &mut e);
+    let again = drain(&mut alice);
+    assert!(
+        again
+            .iter()
+            .any(|m| matches!(m, Message::Request(r) if r.method == Method::Bye)),
+        "{again:?}"
+    );
+}
+
+/// Review finding, RFC 4028 §9: a caller that names itself refresher but does not support
+/// timers cannot refresh; we do, and our 200 carries no `Require: timer`.
+#[test]
+fn a_caller_without_timer_support_is_never_the_refresher() {
+    let terms = Terms::for_offer(
+        &invite_with("Session-Expires: 600;refresher=uac\r\n").headers,
+        1800,
+    );
+    assert!(terms.we_refresh);
+    assert!(!terms.require);
+    assert_eq!(terms.header, "600;refresher=uas");
+    // Their Min-SE raises our interval.
+    let terms = Terms::for_offer(
+        &invite_with("Supported: timer\r\nMin-SE: 1200\r\n").headers,
+        1000,
+    );
+    assert_eq!((terms.interval, terms.we_refresh), (1200, false));
+}
+
+/// Review finding: a refresh of ours refused (491, 500) is tried again after a pause, and the
+/// session ends when none succeeded before it ran out.
+#[test]
+fn a_refused_refresh_is_retried_until_the_session_runs_out() {
+    let now = Instant::now();
+    let mut e = Counter(0);
+    let (mut alice, _bob) = established_with_timers(&mut e, now, Some(90), None);
+    let mut clock = now + Duration::from_secs(45);
+    let mut refreshes = 0;
+    let ended = loop {
+        alice.handle_timeout(clock, &mut e);
+        for message in drain(&mut alice) {
+            if let Message::Request(r) = &message
+                && r.method == Method::Invite
+            {
+                refreshes += 1;
+                let mut refused = Response::to_request(r, 500, Some("b"));
+                refused.headers.push("Retry-After", "1");
+                alice.handle_message(Message::Response(refused), clock, &mut e);
+            }
+        }
+        if let Some(CallEvent::Ended(reason)) = events(&mut alice).pop() {
+            break (reason, clock);
+        }
+        clock = alice.poll_timeout().expect("something is due");
+        assert!(clock < now + Duration::from_secs(200), "ended by then");
+    };
+    assert_eq!(
+        ended.0,
+        EndReason::Timeout {
+            reason: "the session timer expired".into()
+        }
+    );
+    assert!(
+        ended.1 >= now + Duration::from_secs(90),
+        "not before the session ran out"
+    );
+    assert!(
+        (4..=6).contains(&refreshes),
+        "tried every 10 s: {refreshes}"
     );
 }

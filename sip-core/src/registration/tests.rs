@@ -357,3 +357,31 @@ fn rebind_registers_the_new_contact_and_removes_the_old() {
     );
     assert_eq!(refresh.headers.call_id(), first.headers.call_id());
 }
+
+/// Reconnecting again and again (a server that accepts and drops) names at most four old
+/// contacts, and never the one being registered.
+#[test]
+fn stale_contacts_are_bounded_and_never_the_current_one() {
+    let (start, mut e, mut reg, _) = registering();
+    for port in 6000..6010 {
+        let contact = Uri::parse(&format!("sip:1001@127.0.0.1:{port};transport=tcp")).expect("uri");
+        reg.rebind(contact, "TCP", &format!("127.0.0.1:{port}"), true);
+    }
+    // The OS hands out 6005 again.
+    let reused = Uri::parse("sip:1001@127.0.0.1:6005;transport=tcp").expect("uri");
+    reg.rebind(reused, "TCP", "127.0.0.1:6005", true);
+    reg.register(start, &mut e);
+    let request = sent(&mut reg);
+    let contacts = request.headers.all("Contact");
+    assert_eq!(contacts.len(), 5, "{contacts:?}");
+    assert_eq!(
+        contacts[0],
+        "<sip:1001@127.0.0.1:6005;transport=tcp>;expires=60"
+    );
+    assert!(
+        contacts[1..]
+            .iter()
+            .all(|c| c.ends_with(";expires=0") && !c.contains(":6005;")),
+        "{contacts:?}"
+    );
+}

@@ -250,6 +250,9 @@ pub struct SessionDescription {
     pub audio: Audio,
     /// `audio`'s position among the `m=` lines, from 0.
     pub audio_index: usize,
+    /// `audio`'s `m=` line as written, when parsed: refusing it later (see [`Self::choose`])
+    /// mirrors it exactly, formats we do not know included.
+    pub audio_line: Option<MediaLine>,
     /// Every other `m=` line with its position (video, a second audio stream, refused ones).
     pub other_streams: Vec<(usize, MediaLine)>,
     /// The other usable audio streams with their positions, for an answerer that prefers one
@@ -284,9 +287,14 @@ impl SessionDescription {
         };
         let (_, chosen) = self.alternatives.remove(at);
         let previous = std::mem::replace(&mut self.audio, chosen);
-        self.other_streams.retain(|(i, _)| *i != index);
-        self.other_streams
-            .push((self.audio_index, MediaLine::of(&previous)));
+        let chosen_line = self
+            .other_streams
+            .iter()
+            .position(|(i, _)| *i == index)
+            .map(|at| self.other_streams.remove(at).1);
+        let previous_line = std::mem::replace(&mut self.audio_line, chosen_line)
+            .unwrap_or_else(|| MediaLine::of(&previous));
+        self.other_streams.push((self.audio_index, previous_line));
         self.other_streams.sort_by_key(|(i, _)| *i);
         self.alternatives.push((self.audio_index, previous));
         self.alternatives.sort_by_key(|(i, _)| *i);
@@ -312,6 +320,7 @@ impl SessionDescription {
                 crypto: Vec::new(),
             },
             audio_index: 0,
+            audio_line: None,
             other_streams: Vec::new(),
             alternatives: Vec::new(),
         }
@@ -344,6 +353,7 @@ impl SessionDescription {
                 crypto: Vec::new(),
             },
             audio_index: offer.audio_index,
+            audio_line: None,
             other_streams: offer
                 .other_streams
                 .iter()

@@ -16,6 +16,10 @@ const RTP_PROFILES: [&str; 6] = [
     "UDP/TLS/RTP/SAVPF",
 ];
 
+/// More `m=` lines than any phone offers (audio, video, data, a few spares): refused, since
+/// an answer mirrors every one and must still fit a datagram.
+pub const MAX_STREAMS: usize = 16;
+
 /// A line's number (from 1) and its value after `x=`.
 type Line<'a> = (usize, &'a str);
 
@@ -58,6 +62,9 @@ pub(super) fn parse(text: &str) -> Result<SessionDescription, SdpError> {
             return Err(bad("expected a one-letter type"));
         };
         if kind == 'm' {
+            if sections.len() == MAX_STREAMS {
+                return Err(bad(&format!("more than {MAX_STREAMS} media streams")));
+            }
             sections.push(Section {
                 media: media_line(value).map_err(bad)?,
                 line,
@@ -106,18 +113,22 @@ pub(super) fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         return Err(first_problem.unwrap_or(SdpError::NoAudio));
     };
     let session_id = session_id.ok_or(SdpError::Missing("o="))?;
-    let other_streams = sections
-        .into_iter()
-        .enumerate()
-        .filter(|(index, _)| *index != audio_index)
-        .map(|(index, section)| (index, section.media))
-        .collect();
+    let mut audio_line = None;
+    let mut other_streams = Vec::new();
+    for (index, section) in sections.into_iter().enumerate() {
+        if index == audio_index {
+            audio_line = Some(section.media);
+        } else {
+            other_streams.push((index, section.media));
+        }
+    }
     Ok(SessionDescription {
         session_id,
         version,
         origin_address,
         audio,
         audio_index,
+        audio_line,
         other_streams,
         alternatives: usable.collect(),
     })

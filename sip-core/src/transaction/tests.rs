@@ -222,3 +222,24 @@ fn responses_match_by_branch_and_method_and_transport_errors_end_it() {
     assert_eq!(t.poll_event(), Some(TransactionEvent::TransportError));
     assert!(t.is_terminated());
 }
+
+/// RFC 3261 §17.1.1.2: once a provisional response arrived, an INVITE waits for its final
+/// response as long as it takes (a callee ringing for a minute): Timer B no longer runs.
+#[test]
+fn a_ringing_invite_waits_past_timer_b() {
+    let start = Instant::now();
+    let invite = request("INVITE");
+    let mut t = ClientTransaction::start(invite.clone(), false, Timers::default(), start);
+    while t.poll_transmit().is_some() {}
+    t.handle_response(response(&invite, 180), start + Duration::from_millis(100));
+    assert!(matches!(
+        t.poll_event(),
+        Some(TransactionEvent::Provisional(_))
+    ));
+    assert_eq!(t.poll_timeout(), None, "nothing left to time");
+    let late = start + Duration::from_secs(90);
+    t.handle_timeout(late);
+    assert_eq!(t.poll_event(), None);
+    t.handle_response(response(&invite, 200), late);
+    assert!(matches!(t.poll_event(), Some(TransactionEvent::Final(r)) if r.status == 200));
+}

@@ -120,6 +120,12 @@ impl LineRuntime {
     /// here, since it will not reconnect.
     pub(super) fn lost(&mut self, error: &TransportError, now: Instant) {
         tracing::warn!("SIP transport: {error}");
+        // On a stream, what was in flight on the old connection is gone with it.
+        if self.transport.as_ref().is_some_and(Transport::is_reliable)
+            && let Some(sip) = &mut self.sip
+        {
+            sip.connection_lost();
+        }
         self.transport = None;
         self.keepalive_at = None;
         if let Some(current) = self.servers.current {
@@ -155,6 +161,9 @@ impl LineRuntime {
             server = current,
             "the SIP server does not answer; moving on"
         );
+        if reliable && let Some(sip) = &mut self.sip {
+            sip.connection_lost();
+        }
         self.transport = None;
         self.keepalive_at = None;
         self.servers.current = None;
@@ -217,11 +226,19 @@ impl LineRuntime {
     /// Ends the calls that are not up yet: they cannot complete without the transactions the
     /// server lost with the connection.
     fn end_unanswered(&mut self, reason: &str) {
-        let mut unanswered = self
+        let dropped = self
             .sip
             .as_mut()
             .map(SipLine::drop_unanswered)
             .unwrap_or_default();
+        // Their message waiting to be sent again goes too.
+        if let Some(bytes) = &self.unsent
+            && sip_core::message::parse_datagram(bytes)
+                .is_ok_and(|m| dropped.iter().any(|(_, id)| id == m.call_id()))
+        {
+            self.unsent = None;
+        }
+        let mut unanswered: Vec<String> = dropped.into_iter().map(|(c, _)| c).collect();
         let preparing: Vec<String> = self.preparing.drain().collect();
         for conversation in preparing {
             if !unanswered.contains(&conversation) {
@@ -230,7 +247,10 @@ impl LineRuntime {
         }
         for conversation in unanswered {
             self.ringing.remove(&conversation);
-            self.media.remove(&conversation);
+            if let Some(media) = self.media.remove(&conversation) {
+                // A WebRTC peer connection closes (ICE, TURN allocation) only when stopped.
+                tokio::spawn(media.stop());
+            }
             self.media_seen.remove(&conversation);
             self.events.push_back(LineEvent::CallEnded {
                 conversation,

@@ -107,8 +107,9 @@ pub struct LineRuntime {
         mpsc::UnboundedReceiver<Prepared>,
     ),
     events: VecDeque<LineEvent>,
-    /// A message whose send failed when the connection dropped, sent again after reconnecting.
-    unsent: VecDeque<Vec<u8>>,
+    /// A message whose send failed when the connection dropped, sent again after reconnecting
+    /// (once: a message that fails twice is the problem, not the connection).
+    unsent: Option<Vec<u8>>,
     /// Per call: since when media has been expected without a break (not held either way),
     /// for `[media] rtp_timeout`.
     media_seen: HashMap<String, Instant>,
@@ -170,7 +171,7 @@ impl LineRuntime {
             preparing: HashSet::new(),
             prepared: mpsc::unbounded_channel(),
             events: VecDeque::new(),
-            unsent: VecDeque::new(),
+            unsent: None,
             media_seen: HashMap::new(),
             servers: connection::Servers::default(),
             failback: mpsc::unbounded_channel(),
@@ -609,11 +610,20 @@ impl LineRuntime {
             return;
         };
         // What could not be sent before the connection dropped goes first, then the rest.
-        while let Some(bytes) = self.unsent.pop_front().or_else(|| sip.poll_transmit()) {
+        let mut retried = self.unsent.take();
+        while let Some((bytes, retry)) = retried
+            .take()
+            .map(|b| (b, true))
+            .or_else(|| sip.poll_transmit().map(|b| (b, false)))
+        {
             let start_line = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
             tracing::debug!(message = %String::from_utf8_lossy(start_line), "SIP out");
             if let Err(e) = transport.send(&bytes).await {
-                self.unsent.push_front(bytes);
+                if retry {
+                    tracing::warn!(message = %String::from_utf8_lossy(start_line), "a SIP message could not be sent on two connections; dropping it");
+                } else {
+                    self.unsent = Some(bytes);
+                }
                 self.lost(&e, now);
                 return;
             }
