@@ -991,6 +991,19 @@ impl Call {
                 {
                     self.local_sdp = edited;
                 }
+                // Streams they added (video, say) are answered refused, in place (§8).
+                let ours_count = ours.other_streams.len() + 1;
+                let added: Vec<_> = theirs
+                    .other_streams
+                    .iter()
+                    .filter(|(index, _)| *index >= ours_count)
+                    .map(|(_, line)| line.clone())
+                    .collect();
+                if !added.is_empty()
+                    && let Some(edited) = crate::sdp::with_refused_streams(&self.local_sdp, &added)
+                {
+                    self.local_sdp = edited;
+                }
             }
             self.remote_sdp = Some(sdp.clone());
             self.events

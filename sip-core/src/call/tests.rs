@@ -934,3 +934,39 @@ fn a_refused_refresh_is_retried_until_the_session_runs_out() {
         "tried every 10 s: {refreshes}"
     );
 }
+
+/// Review finding, RFC 3264 §8: a re-offer that adds a stream (video) gets an answer with as
+/// many `m=` lines, the new one refused in place, and a new origin version.
+#[test]
+fn a_reoffer_adding_video_is_answered_with_it_refused() {
+    let now = Instant::now();
+    let mut e = Counter(0);
+    let (mut alice, mut bob) = ringing(&mut e, now);
+    let ours = "v=0\r\no=- 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 5004 RTP/AVP 0\r\na=sendrecv\r\n";
+    bob.answer(ours.into(), now);
+    for message in drain(&mut bob) {
+        alice.handle_message(message, now, &mut e);
+    }
+    for message in drain(&mut alice) {
+        bob.handle_message(message, now, &mut e);
+    }
+    let theirs = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 6004 RTP/AVP 0\r\na=sendrecv\r\nm=video 6006 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
+    assert!(alice.reoffer(theirs.into(), now, &mut e));
+    for message in drain(&mut alice) {
+        bob.handle_message(message, now, &mut e);
+    }
+    let answer = drain(&mut bob);
+    let Some(Message::Response(ok)) = answer.first() else {
+        panic!("{answer:?}")
+    };
+    let body = String::from_utf8_lossy(&ok.body);
+    let m: Vec<&str> = body.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(
+        m,
+        ["m=audio 5004 RTP/AVP 0", "m=video 0 RTP/AVP 96"],
+        "{body}"
+    );
+    assert!(body.contains("o=- 7 2 IN IP4"), "version bumped: {body}");
+}

@@ -52,15 +52,33 @@ fn find_sdp<'a>(content_type: &str, body: &'a [u8], depth: usize) -> Result<&'a 
     for part in parts(body, boundary.as_bytes())? {
         found_any = true;
         let (headers, content) = split_part(part)?;
+        let header = |wanted: &str| {
+            headers
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
+                .map(|(_, value)| value.trim())
+        };
         // RFC 2045 §5.2: a part without Content-Type is text/plain.
-        let part_type = headers
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("Content-Type"))
-            .map(|(_, value)| value.trim())
-            .unwrap_or("text/plain");
+        let part_type = header("Content-Type").unwrap_or("text/plain");
+        // RFC 3261 §20.11 / RFC 5621 §9: the session is the `session` disposition (the default
+        // for SDP); an `early-session` part (RFC 3959) is not the offer for the call.
+        let disposition = header("Content-Disposition").unwrap_or("");
+        let (kind, params) = disposition.split_once(';').unwrap_or((disposition, ""));
+        let kind = kind.trim();
+        if kind.eq_ignore_ascii_case("early-session") {
+            continue;
+        }
         match find_sdp(part_type, content, depth + 1) {
             Ok(sdp) => return Ok(sdp),
+            // A part we cannot handle that the sender marked required refuses the whole body
+            // (RFC 5621 §5).
+            Err(BodyError::Unsupported(what))
+                if parameter(params, "handling")
+                    .is_some_and(|h| h.eq_ignore_ascii_case("required")) =>
+            {
+                return Err(BodyError::Unsupported(what));
+            }
             Err(BodyError::Unsupported(_) | BodyError::NoSdpPart) => continue,
             Err(malformed) => return Err(malformed),
         }
@@ -93,6 +111,10 @@ fn parts<'a>(body: &'a [u8], boundary: &[u8]) -> Result<Vec<&'a [u8]>, BodyError
         // A delimiter starts the body or follows a line break.
         if position == 0 || body[..position].ends_with(b"\n") {
             starts.push(position);
+            // The close delimiter ends the parts: what follows is epilogue, whatever it says.
+            if body[position + delimiter.len()..].starts_with(b"--") {
+                break;
+            }
         }
         at = position + delimiter.len();
     }
@@ -238,6 +260,27 @@ mod tests {
         assert_eq!(
             sdp_of(Some(&content_type), nested.as_bytes()),
             Err(BodyError::Malformed("multipart nested too deeply"))
+        );
+    }
+
+    #[test]
+    fn dispositions_and_epilogue() {
+        let early = format!(
+            "--b\r\nContent-Type: application/sdp\r\nContent-Disposition: early-session\r\n\r\nv=0 early\r\n\
+             --b\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b--\r\n--b looks like a delimiter\r\n"
+        );
+        assert_eq!(
+            sdp_of(Some("multipart/mixed;boundary=b"), early.as_bytes()),
+            Ok(Some(SDP.as_bytes())),
+            "the session part, not the early one; the epilogue ignored"
+        );
+        let required = format!(
+            "--b\r\nContent-Type: application/x-unknown\r\nContent-Disposition: render;handling=required\r\n\r\nx\r\n\
+             --b\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b--\r\n"
+        );
+        assert_eq!(
+            sdp_of(Some("multipart/mixed;boundary=b"), required.as_bytes()),
+            Err(BodyError::Unsupported("application/x-unknown".into()))
         );
     }
 }

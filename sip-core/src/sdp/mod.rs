@@ -162,6 +162,36 @@ pub fn with_direction(sdp: &str, direction: Direction) -> Option<String> {
     (placed && bumped).then(|| out.join("\r\n") + "\r\n")
 }
 
+/// `sdp` with `extra` streams appended refused (port 0) and the origin's version bumped: the
+/// answer to a re-offer that added streams has as many `m=` lines (RFC 3264 §8). None when
+/// there is no parsable `o=` line.
+pub fn with_refused_streams(sdp: &str, extra: &[MediaLine]) -> Option<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut bumped = false;
+    for line in sdp.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        match line.strip_prefix("o=") {
+            Some(rest) if !bumped => {
+                let mut fields: Vec<String> = rest.split(' ').map(str::to_owned).collect();
+                let version = fields.get(2).and_then(|v| v.parse::<u64>().ok())?;
+                fields[2] = version.saturating_add(1).to_string();
+                out.push(format!("o={}", fields.join(" ")));
+                bumped = true;
+            }
+            _ => out.push(line.to_owned()),
+        }
+    }
+    for line in extra {
+        let refused = line.refused();
+        out.push(format!(
+            "m={} 0 {} {}",
+            refused.media,
+            refused.protocol,
+            refused.formats.join(" ")
+        ));
+    }
+    bumped.then(|| out.join("\r\n") + "\r\n")
+}
+
 /// One `m=audio` section with what we use of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audio {
