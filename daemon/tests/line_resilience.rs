@@ -260,3 +260,75 @@ async fn a_silent_server_is_left_for_the_backup() {
         started.elapsed()
     );
 }
+
+/// Daemon ↔ daemon over Kamailio (the agent on TCP, the far end another daemon on UDP that
+/// answers on its own): Kamailio restarts mid-call; the call stays up on both, each hears the
+/// other's tone afterwards, and the agent's hang-up ends the far end's call too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_to_daemon_call_survives_a_proxy_restart() {
+    let mut kamailio = lab::Kamailio::start("MD5");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audio = |name: &str, hz: f64| {
+        let tone = dir.path().join(format!("{name}-tone.wav"));
+        lab::write_tone(&tone, 48000, hz, 0.5, 10.0);
+        format!(
+            "[log]\nlevel = \"debug\"\n[media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+            tone.display(),
+            dir.path().join(format!("{name}-heard.wav")).display()
+        )
+    };
+    let far = common::Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1002\"\npassword = \"secret1002\"\nauto_answer = true\n{}",
+        kamailio.port,
+        audio("far", FAR_HZ)
+    ));
+    let agent = common::Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"tcp\"\nusername = \"1001\"\npassword = \"secret1001\"\n{}",
+        kamailio.port,
+        audio("agent", AGENT_HZ)
+    ));
+    let mut far_page = far.connect(CRM).await;
+    far_page.registered().await;
+    let mut page = agent.connect(CRM).await;
+    page.registered().await;
+    let id = page.start_call("1002").await;
+    page.event("callAccepted").await;
+    far_page.event("callAccepted").await;
+    let size = |name: &str| {
+        std::fs::metadata(dir.path().join(format!("{name}-heard.wav")))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    eventually("audio both ways", Duration::from_secs(20), || {
+        (size("agent") > 2 * 8000 * 2 && size("far") > 2 * 8000 * 2).then_some(())
+    });
+
+    kamailio.restart();
+    page.registration("registered").await;
+    let (agent_after, far_after) = (size("agent"), size("far"));
+    eventually(
+        "audio both ways after the restart",
+        Duration::from_secs(20),
+        || {
+            (size("agent") >= agent_after + 3 * 8000 * 2 && size("far") >= far_after + 3 * 8000 * 2)
+                .then_some(())
+        },
+    );
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    let ended = far_page
+        .event_after_silence("callEnded", Duration::from_secs(10))
+        .await;
+    assert_eq!(ended["payload"]["cause"], "remote", "{ended}");
+    for (name, after, hz) in [("agent", agent_after, FAR_HZ), ("far", far_after, AGENT_HZ)] {
+        let (rate, samples) =
+            read_wav(&dir.path().join(format!("{name}-heard.wav"))).expect("a recording");
+        let from = (after.saturating_sub(44) / 2) as usize;
+        let report = analyse(rate, &samples[from.min(samples.len())..], &[hz, 1500.0]);
+        assert_eq!(
+            report.peaks[0].0, hz,
+            "{name} after the restart: {report:?}"
+        );
+        assert!(report.peaks[0].1 > 0.8, "{name}: {report:?}");
+    }
+}
