@@ -61,9 +61,11 @@ test('wrapper-contract.js drives the contract end to end', async () => {
     const phone = await crmWrapper.ready;
     await crmWrapper.setPresence('break');
     let dial;
+    // Nobody answers that number on the demo line: the call ends unanswered, possibly before
+    // the dial's reply arrives, so listen first.
+    const ended = new Promise((resolve) => phone.on('callEnded', resolve));
     try { dial = (await crmWrapper.clickToDial('+18883973342')).conversationId; } catch (e) { dial = e.code; }
-    // Nobody answers that number on the demo line: the call ends unanswered.
-    await new Promise((resolve) => phone.on('callEnded', resolve));
+    await ended;
     await crmWrapper.notify('start_call', { dialTo: 'not a number!' }).catch(() => {});
     const state = await phone.getState();
     return { dial, names: crm.events.map((e) => e.name), dispositions: state.dispositions, partner: state.partnerConfig };
