@@ -131,7 +131,8 @@ async fn a_vanished_far_end_is_hung_up_by_the_media_timeout() {
     assert_eq!(ended["payload"]["conversationId"], id.as_str(), "{ended}");
     assert_eq!(ended["payload"]["cause"], "timeout", "{ended}");
     assert!(
-        took >= Duration::from_secs(6) && took < Duration::from_secs(12),
+        // Bounded by the limit plus one report period; the margin is for a loaded CI machine.
+        took >= Duration::from_secs(6) && took < Duration::from_secs(16),
         "ended {took:?} after the far end vanished"
     );
     eprintln!("the vanished far end's call ended {took:?} after SIGKILL");
