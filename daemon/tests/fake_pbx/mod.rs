@@ -270,7 +270,8 @@ pub fn header(text: &str, name: &str) -> Option<String> {
     })
 }
 
-/// Answers REGISTER; answers other requests (and responses) nothing.
+/// Answers REGISTER, and OPTIONS (the line's liveness probe) as any PBX does; answers other
+/// requests (and responses) nothing.
 struct Registrar {
     challenge: bool,
 }
@@ -286,6 +287,13 @@ impl Registrar {
         else {
             return None;
         };
+        if request.method.as_str() == "OPTIONS" {
+            let response = Response::to_request(&request, 200, Some("fake"));
+            return Some((
+                String::from_utf8_lossy(&response.to_bytes()).into_owned(),
+                None,
+            ));
+        }
         if request.method.as_str() != "REGISTER" {
             return None;
         }

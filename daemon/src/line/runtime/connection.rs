@@ -19,6 +19,9 @@ use crate::line::{LineConfig, OsEntropy, SipLine};
 /// How often the server is asked whether it is there (OPTIONS), on a line that can move or
 /// reconnect.
 pub(super) const PROBE_EVERY: Duration = Duration::from_secs(30);
+/// The first probe after a connect comes sooner: a server that takes packets and never
+/// answers is found in seconds, not at the REGISTER's Timer F (32 s).
+const FIRST_PROBE_AFTER: Duration = Duration::from_secs(3);
 /// How often a line on a backup server checks whether the preferred one answers again.
 pub(super) const FAILBACK_EVERY: Duration = Duration::from_secs(30);
 
@@ -108,7 +111,7 @@ impl LineRuntime {
         self.backoff = FIRST_RECONNECT;
         self.servers.current = Some(index);
         self.servers.next = index;
-        self.servers.probe_at = worth_probing.then_some(now + PROBE_EVERY);
+        self.servers.probe_at = worth_probing.then_some(now + FIRST_PROBE_AFTER);
         self.servers.failback_at = (index > 0).then_some(now + FAILBACK_EVERY);
     }
 
