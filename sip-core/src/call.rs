@@ -401,6 +401,15 @@ impl Call {
         self.reoffer(sdp, now, entropy)
     }
 
+    /// The call is given up because the connection it was set up over dropped before it was
+    /// answered. For an outgoing call, the CANCEL to send once a connection is back: a proxy
+    /// that still holds the INVITE (the connection dropped, the proxy did not restart) stops
+    /// the callee's ringing instead of letting them answer nobody.
+    pub fn abandon(&self) -> Option<Vec<u8>> {
+        matches!(self.state, CallState::Calling | CallState::Ringing)
+            .then(|| Message::Request(self.cancel_for_invite()).to_bytes())
+    }
+
     /// The line's stream connection dropped. A re-INVITE of ours in flight on it can never be
     /// answered: it is given up (reported refused, so a hold request reverts; the call goes on)
     /// rather than timing out into a hang-up, and the target refresh on [`Self::rebind`]

@@ -317,6 +317,7 @@ impl SipLine {
     pub fn drop_unanswered(&mut self) -> Vec<(String, String)> {
         let mut dropped = Vec::new();
         let mut call_ids = Vec::new();
+        let mut cancels = Vec::new();
         self.calls.retain(|(conversation, call)| {
             let up = matches!(
                 call.state(),
@@ -325,6 +326,7 @@ impl SipLine {
             if !up && call.state() != CallState::Ended {
                 dropped.push((conversation.clone(), call.call_id().to_owned()));
                 call_ids.push(call.call_id().to_owned());
+                cancels.extend(call.abandon());
             }
             up
         });
@@ -335,6 +337,8 @@ impl SipLine {
                 !call_ids.iter().any(|id| id == message.call_id())
             })
         });
+        // A ringing call of ours is cancelled on the new connection (see `Call::abandon`).
+        self.transmits.extend(cancels);
         dropped
     }
 

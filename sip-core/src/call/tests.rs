@@ -970,3 +970,29 @@ fn a_reoffer_adding_video_is_answered_with_it_refused() {
     );
     assert!(body.contains("o=- 7 2 IN IP4"), "version bumped: {body}");
 }
+
+/// Review finding: an outgoing call given up with its connection leaves a CANCEL for the same
+/// INVITE (same branch), to stop the callee's ringing; an incoming one has nothing to cancel.
+#[test]
+fn an_abandoned_ringing_call_cancels_its_invite() {
+    let now = Instant::now();
+    let mut e = Counter(0);
+    let (alice, bob) = ringing(&mut e, now);
+    let cancel = alice.abandon().expect("a CANCEL");
+    let Ok(Message::Request(cancel)) = parse_datagram(&cancel) else {
+        panic!("a request")
+    };
+    assert_eq!(cancel.method, Method::Cancel);
+    assert_eq!(
+        cancel
+            .headers
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned)),
+        alice
+            .invite
+            .headers
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+    );
+    assert_eq!(bob.abandon(), None);
+}
