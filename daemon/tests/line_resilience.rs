@@ -335,3 +335,102 @@ async fn a_daemon_to_daemon_call_survives_a_proxy_restart() {
         assert!(report.peaks[0].1 > 0.8, "{name}: {report:?}");
     }
 }
+
+/// Runs `ip ARGS` (iproute2) inside the test's network namespace.
+fn ip(args: &str) {
+    let status = std::process::Command::new("ip")
+        .args(args.split(' '))
+        .status()
+        .expect("ip (iproute2) runs");
+    assert!(status.success(), "ip {args}");
+}
+
+/// The machine's address changes mid-call (a dock, a VPN, a Wi-Fi roam), in a network namespace
+/// of the test's own: the line reaches Kamailio at 10.9.0.1 from 10.9.0.2, then 10.9.0.3 appears,
+/// the route to the server moves to it and 10.9.0.2 is removed. The line notices, registers
+/// again from 10.9.0.3 (the old contact removed), and the call follows: a re-INVITE announces
+/// our media at the new address, the tones keep flowing both ways, and the hang-up reaches the
+/// far end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_follows_the_machine_to_a_new_address() {
+    if !lab::webrtc::in_loopback_namespace("a_call_follows_the_machine_to_a_new_address") {
+        return;
+    }
+    ip("addr add 10.9.0.1/32 dev lo");
+    ip("addr add 10.9.0.2/32 dev lo");
+    ip("route replace local 10.9.0.1 dev lo table local src 10.9.0.2");
+    // baresip sends from an unbound socket: from 127.0.0.1, as its SDP says, not from the
+    // address it sends to (which the kernel picks for a local destination by default).
+    ip("route replace local 10.9.0.2 dev lo table local src 127.0.0.1");
+    let kamailio = lab::Kamailio::start_at("10.9.0.1", "MD5");
+    let server = format!(
+        "server = \"10.9.0.1:{}\"\ntransport = \"tcp\"\n",
+        kamailio.port
+    );
+    let lab = call_lab::lab_on_server(kamailio, &server, "PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let before = lab.kamailio.wait_contacts("1001");
+    assert!(before.iter().all(|c| c.contains("10.9.0.2")), "{before:?}");
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    lab.wait_for_audio();
+
+    let moved = Instant::now();
+    ip("addr add 10.9.0.3/32 dev lo");
+    ip("route replace local 10.9.0.3 dev lo table local src 127.0.0.1");
+    ip("route replace local 10.9.0.1 dev lo table local src 10.9.0.3");
+    ip("addr del 10.9.0.2/32 dev lo");
+    page.registration("failed").await;
+    page.registration("registered").await;
+    eprintln!(
+        "registered again from the new address {:?} after the move",
+        moved.elapsed()
+    );
+    let after = eventually("only the new contact", Duration::from_secs(10), || {
+        let contacts = lab.kamailio.contacts("1001");
+        (contacts.iter().all(|c| c.contains("10.9.0.3")) && !contacts.is_empty())
+            .then_some(contacts)
+    });
+    assert_eq!(after.len(), 1, "{after:?}");
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["conversationId"],
+        id.as_str(),
+        "{state}"
+    );
+    let heard_before = heard_bytes(&lab);
+    eventually(
+        "the far end's audio at the new address",
+        Duration::from_secs(20),
+        || (heard_bytes(&lab) >= heard_before + 4 * 8000 * 2).then_some(()),
+    );
+    eprintln!("audio flowing again {:?} after the move", moved.elapsed());
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    let (rate, far) = eventually(
+        "baresip to end the call on our BYE",
+        Duration::from_secs(10),
+        || lab.baresip.recording().filter(|(_, s)| !s.is_empty()),
+    );
+    let tail = &far[far.len().saturating_sub(3 * rate as usize)..];
+    let report = analyse(rate, tail, &[AGENT_HZ, FAR_HZ, 1500.0]);
+    assert_eq!(
+        report.peaks[0].0, AGENT_HZ,
+        "the far end hears us after the move: {report:?}"
+    );
+    assert!(report.peaks[0].1 > 0.8, "{report:?}");
+    let (rate, heard) = read_wav(&lab.heard_path()).expect("the agent's recording");
+    let from = (heard_before.saturating_sub(44) / 2) as usize;
+    let report = analyse(
+        rate,
+        &heard[from.min(heard.len())..],
+        &[FAR_HZ, AGENT_HZ, 1500.0],
+    );
+    assert_eq!(
+        report.peaks[0].0, FAR_HZ,
+        "we hear the far end after the move: {report:?}"
+    );
+    assert!(report.peaks[0].1 > 0.8, "{report:?}");
+}

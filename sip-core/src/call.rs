@@ -368,13 +368,24 @@ impl Call {
         true
     }
 
-    /// The line reconnected with a new local address (contact, Via): requests from now on use
-    /// it, and an established call sends a target refresh — a re-INVITE with our current SDP and
+    /// The line reconnected with a new local address (contact, Via, and `sdp` when our media
+    /// address moved too): requests from now on use it, and an established call sends a target
+    /// refresh — a re-INVITE with our current SDP and
     /// the new Contact (RFC 5626 §4.5) — so the far end's requests (their BYE) reach us over
     /// the new connection. Returns whether the refresh went out; an INVITE still in progress
     /// (or a call not yet up) carries the new Contact with its next request instead.
-    pub fn rebind(&mut self, party: LocalParty, now: Instant, entropy: &mut dyn Entropy) -> bool {
+    pub fn rebind(
+        &mut self,
+        party: LocalParty,
+        sdp: Option<String>,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
         self.party = party;
+        // Our media moved with the machine's address: the refresh carries the new description.
+        if let Some(sdp) = sdp {
+            self.local_sdp = sdp;
+        }
         if std::mem::take(&mut self.disconnected) {
             // What went out on the dead connection never arrived: a BYE goes again, and so
             // does our 200 while its ACK is awaited.

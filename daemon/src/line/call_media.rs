@@ -288,6 +288,23 @@ impl CallMedia {
         }
     }
 
+    /// The machine's address changed to `ip`: on plain RTP our description now names it (the
+    /// sockets listen on every address already), with a new version. Returns the SDP for the
+    /// re-INVITE that tells the far end; None when nothing changes (WebRTC moves by ICE).
+    pub fn moved_to(&mut self, ip: IpAddr) -> Option<String> {
+        let Path::Rtp { local, .. } = &mut self.path else {
+            return None;
+        };
+        let address = ip.to_string();
+        if local.audio.address == address {
+            return None;
+        }
+        local.audio.address = address.clone();
+        local.origin_address = address;
+        local.version += 1;
+        Some(local.to_string())
+    }
+
     /// Media should be arriving: it runs, nobody holds, and they send to us.
     pub fn expects_media(&self) -> bool {
         self.session.is_some() && !self.remote_hold && self.flow() == Flow::BOTH
@@ -511,8 +528,15 @@ fn not_acceptable(reason: &str) -> Unacceptable {
     }
 }
 
-/// An even RTP port and the odd RTCP port above it (RFC 3550 §11).
+/// An even RTP port and the odd RTCP port above it (RFC 3550 §11), on every address of `ip`'s
+/// family: when the machine's address changes mid-call (a dock, a VPN, a Wi-Fi roam) the same
+/// sockets go on receiving at the new one, which a re-INVITE announces (see
+/// [`CallMedia::moved_to`]). Who may send to them is the source filter's business.
 async fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
+    let ip = match ip {
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    };
     let mut last_error = String::from("no free even port");
     for _ in 0..32 {
         let rtp = UdpSocket::bind((ip, 0))

@@ -198,12 +198,15 @@ impl SipLine {
     /// the flow). The line registers again from the new address, removing the old contact,
     /// and every established call sends a target refresh so the far end reaches us on the new
     /// connection. Calls, their dialogs and their media are untouched.
+    /// `moved`: calls whose media address moved with the machine's, and their new SDP.
+    #[allow(clippy::too_many_arguments)]
     pub fn rebind(
         &mut self,
         config: &LineConfig,
         local: SocketAddr,
         transport_token: &str,
         reliable: bool,
+        moved: &std::collections::HashMap<String, String>,
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
@@ -217,7 +220,12 @@ impl SipLine {
         );
         self.registration.register(now, entropy);
         for (conversation, call) in &mut self.calls {
-            if call.rebind(self.party.clone(), now, entropy) {
+            if call.rebind(
+                self.party.clone(),
+                moved.get(conversation.as_str()).cloned(),
+                now,
+                entropy,
+            ) {
                 tracing::info!(%conversation, "target refresh sent from the new address");
             }
         }

@@ -136,7 +136,7 @@ impl Lab {
     pub async fn call_the_agent(&self, page: &mut common::Client) -> (String, serde_json::Value) {
         self.baresip.command(
             "dial",
-            &format!("sip:1001@127.0.0.1:{}", self.kamailio.port),
+            &format!("sip:1001@{}:{}", self.kamailio.address, self.kamailio.port),
         );
         page.incoming_call().await
     }

@@ -18,6 +18,8 @@ pub struct Kamailio {
     pub tls_port: Option<u16>,
     /// SIP over WebSocket: (ws, wss) ports.
     pub ws_ports: Option<(u16, u16)>,
+    /// Where it listens: 127.0.0.1 unless started with [`Self::start_at`].
+    pub address: String,
     dir: tempfile::TempDir,
     child: Child,
 }
@@ -30,6 +32,11 @@ impl Kamailio {
 
     pub fn start_on(port: u16, algorithm: &str) -> Self {
         Self::launch(port, None, None, algorithm, None)
+    }
+
+    /// Listening on `address` (an address of this machine other than 127.0.0.1), UDP and TCP.
+    pub fn start_at(address: &str, algorithm: &str) -> Self {
+        Self::launch_at(address, free_port(), None, None, algorithm, None)
     }
 
     /// Also listens for SIP over WebSocket (ws and wss, RFC 7118) and TLS.
@@ -73,6 +80,24 @@ impl Kamailio {
         algorithm: &str,
         certificate: Option<(&Path, &Path)>,
     ) -> Self {
+        Self::launch_at(
+            "127.0.0.1",
+            port,
+            tls_port,
+            ws_ports,
+            algorithm,
+            certificate,
+        )
+    }
+
+    fn launch_at(
+        address: &str,
+        port: u16,
+        tls_port: Option<u16>,
+        ws_ports: Option<(u16, u16)>,
+        algorithm: &str,
+        certificate: Option<(&Path, &Path)>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let template = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -86,7 +111,9 @@ impl Kamailio {
             .replace("@TLS@", &tls_port.unwrap_or(0).to_string())
             .replace("@WS@", &ws_ports.map_or(0, |p| p.0).to_string())
             .replace("@WSS@", &ws_ports.map_or(0, |p| p.1).to_string())
-            .replace("@ALGORITHM@", algorithm);
+            .replace("@ALGORITHM@", algorithm)
+            .replace("listen=udp:127.0.0.1:", &format!("listen=udp:{address}:"))
+            .replace("listen=tcp:127.0.0.1:", &format!("listen=tcp:{address}:"));
         if ws_ports.is_some() {
             config = config.replacen("#!KAMAILIO\n", "#!KAMAILIO\n#!define WITH_WS\n", 1);
         }
@@ -118,6 +145,7 @@ impl Kamailio {
             port,
             tls_port,
             ws_ports,
+            address: address.to_owned(),
             dir,
             child,
         };
@@ -372,7 +400,7 @@ impl Baresip {
         .expect("baresip.conf");
         std::fs::write(
             conf.join("accounts"),
-            format!("<sip:{user}@127.0.0.1:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}{params}\n", kamailio.port),
+            format!("<sip:{user}@{}:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}{params}\n", kamailio.address, kamailio.port),
         )
         .expect("accounts");
         // Ports are picked free but may be taken by a parallel test before baresip binds them;

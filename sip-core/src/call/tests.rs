@@ -601,7 +601,7 @@ fn rebind_sends_a_target_refresh_from_the_new_address() {
     let mut e = Counter(0);
     let (mut alice, mut bob) = ringing(&mut e, now);
     assert!(
-        !alice.rebind(party("1001", 5061), now, &mut e),
+        !alice.rebind(party("1001", 5061), None, now, &mut e),
         "not up yet"
     );
     bob.answer("v=0 bob".into(), now);
@@ -616,7 +616,7 @@ fn rebind_sends_a_target_refresh_from_the_new_address() {
     let mut moved = party("1001", 6061);
     moved.transport = "TCP".into();
     moved.reliable = true;
-    assert!(alice.rebind(moved, now, &mut e));
+    assert!(alice.rebind(moved, None, now, &mut e));
     let sent = drain(&mut alice);
     let [Message::Request(refresh)] = &sent[..] else {
         panic!("one re-INVITE: {sent:?}");
@@ -856,14 +856,14 @@ fn a_reinvite_lost_with_the_connection_does_not_end_the_call() {
     assert!(events(&mut alice).is_empty());
     let later = now + Duration::from_secs(61);
     assert!(
-        alice.rebind(party("1001", 6061), later, &mut e),
+        alice.rebind(party("1001", 6061), None, later, &mut e),
         "target refresh"
     );
     // A BYE lost the same way goes again on rebind.
     alice.hangup(later, &mut e);
     drain(&mut alice);
     alice.connection_lost();
-    alice.rebind(party("1001", 6062), later, &mut e);
+    alice.rebind(party("1001", 6062), None, later, &mut e);
     let again = drain(&mut alice);
     assert!(
         again

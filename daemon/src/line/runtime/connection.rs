@@ -5,7 +5,7 @@
 //! returns to it once it answers, never in the middle of a call. Calls that are up survive
 //! every move: the `SipLine` is rebound to the new connection.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use sip_core::Message;
@@ -19,11 +19,17 @@ use crate::line::{LineConfig, OsEntropy, SipLine};
 /// How often the server is asked whether it is there (OPTIONS), on a line that can move or
 /// reconnect.
 pub(super) const PROBE_EVERY: Duration = Duration::from_secs(30);
+/// How often the line checks that the machine's address it uses is still the one to use.
+const NETWORK_CHECK_EVERY: Duration = Duration::from_secs(2);
+
 /// The first probe after a connect comes sooner: a server that takes packets and never
 /// answers is found in seconds, not at the REGISTER's Timer F (32 s).
 const FIRST_PROBE_AFTER: Duration = Duration::from_secs(3);
 /// How often a line on a backup server checks whether the preferred one answers again.
 pub(super) const FAILBACK_EVERY: Duration = Duration::from_secs(30);
+
+/// A failback check's result: the preferred server's connection and address, when it answered.
+pub(super) type Found = Option<(Transport, SocketAddr)>;
 
 /// Which server the line uses, and what it will try next.
 #[derive(Debug, Default)]
@@ -36,6 +42,9 @@ pub(super) struct Servers {
     next: usize,
     pub(super) probe_at: Option<Instant>,
     pub(super) failback_at: Option<Instant>,
+    pub(super) network_check_at: Option<Instant>,
+    /// The server address of the current connection.
+    peer: Option<SocketAddr>,
     /// A failback check is running.
     checking: bool,
 }
@@ -62,7 +71,7 @@ impl LineRuntime {
             match Transport::connect(self.config.kind, target(&self.config, peers[index])).await {
                 Ok(transport) => {
                     self.servers.count = peers.len();
-                    return self.adopt(transport, index, now);
+                    return self.adopt(transport, index, peers[index], now);
                 }
                 Err(e) => {
                     tracing::info!(peer = %peers[index], "{e}; trying the next address");
@@ -76,22 +85,35 @@ impl LineRuntime {
     }
 
     /// Takes `transport` (connected to address `index`) as the line's connection.
-    fn adopt(&mut self, transport: Transport, index: usize, now: Instant) {
+    fn adopt(&mut self, transport: Transport, index: usize, peer: SocketAddr, now: Instant) {
         let local = match transport.local_addr() {
             Ok(local) => local,
             Err(e) => return self.lost(&TransportError::Io(e), now),
         };
         tracing::info!(transport = transport.token(), %local, server = index, "SIP transport connected");
         match &mut self.sip {
-            // A reconnect or a move: the line and its calls carry on from the new address.
-            Some(sip) => sip.rebind(
-                &self.config,
-                local,
-                transport.token(),
-                transport.is_reliable(),
-                now,
-                &mut self.entropy,
-            ),
+            // A reconnect or a move: the line and its calls carry on from the new address,
+            // their RTP too when the machine's address changed.
+            Some(sip) => {
+                let moved: std::collections::HashMap<String, String> = self
+                    .media
+                    .iter_mut()
+                    .filter_map(|(conversation, media)| {
+                        media
+                            .moved_to(local.ip())
+                            .map(|sdp| (conversation.clone(), sdp))
+                    })
+                    .collect();
+                sip.rebind(
+                    &self.config,
+                    local,
+                    transport.token(),
+                    transport.is_reliable(),
+                    &moved,
+                    now,
+                    &mut self.entropy,
+                );
+            }
             None => {
                 let mut sip = SipLine::new(
                     &self.config,
@@ -113,6 +135,55 @@ impl LineRuntime {
         self.servers.next = index;
         self.servers.probe_at = worth_probing.then_some(now + FIRST_PROBE_AFTER);
         self.servers.failback_at = (index > 0).then_some(now + FAILBACK_EVERY);
+        self.servers.peer = Some(peer);
+        self.servers.network_check_at = Some(now + NETWORK_CHECK_EVERY);
+    }
+
+    /// The machine's address changed (a dock, a VPN, a Wi-Fi roam): the one our connection
+    /// uses is gone, or the route to the server now leaves from another. Returns (old, new).
+    fn network_changed(&self) -> Option<(IpAddr, IpAddr)> {
+        let local = self.transport.as_ref()?.local_addr().ok()?.ip();
+        let peer = self.servers.peer?;
+        let unspecified = match peer {
+            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        // No packet is sent: connecting a UDP socket only asks the kernel for the route.
+        let route = std::net::UdpSocket::bind((unspecified, 0))
+            .and_then(|probe| {
+                probe.connect(peer)?;
+                probe.local_addr()
+            })
+            .ok()
+            .map(|a| a.ip());
+        match route {
+            Some(now) if now != local => Some((local, now)),
+            _ if std::net::UdpSocket::bind((local, 0)).is_err() => Some((local, local)),
+            _ => None,
+        }
+    }
+
+    /// Reconnects at once from the machine's new address; calls that are up stay and move
+    /// with the line (their RTP announced at the new address by the target refresh).
+    fn follow_network(&mut self, old: IpAddr, new: IpAddr, now: Instant) {
+        tracing::warn!(%old, %new, "the network changed; reconnecting from the new address");
+        if self.transport.as_ref().is_some_and(Transport::is_reliable)
+            && let Some(sip) = &mut self.sip
+        {
+            sip.connection_lost();
+        }
+        self.transport = None;
+        self.keepalive_at = None;
+        self.servers.current = None;
+        self.servers.probe_at = None;
+        self.servers.failback_at = None;
+        self.servers.network_check_at = None;
+        self.end_unanswered("the network changed before the call was up");
+        self.events.push_back(LineEvent::Failed {
+            reason: "the network changed; reconnecting".into(),
+        });
+        self.backoff = FIRST_RECONNECT;
+        self.connect_at = Some(now);
     }
 
     /// The transport failed: report, forget the connection, and try again after a back-off,
@@ -189,6 +260,12 @@ impl LineRuntime {
                 sip.probe(now, &mut self.entropy);
             }
         }
+        if self.servers.network_check_at.is_some_and(|at| now >= at) {
+            self.servers.network_check_at = Some(now + NETWORK_CHECK_EVERY);
+            if let Some((old, new)) = self.network_changed() {
+                return self.follow_network(old, new, now);
+            }
+        }
         if self.servers.failback_at.is_some_and(|at| now >= at) {
             self.servers.failback_at = Some(now + FAILBACK_EVERY);
             let busy = !self.preparing.is_empty()
@@ -208,9 +285,9 @@ impl LineRuntime {
     }
 
     /// The failback check's result: the preferred server's connection when it answered.
-    pub(super) fn on_failback(&mut self, found: Option<Transport>, now: Instant) {
+    pub(super) fn on_failback(&mut self, found: Found, now: Instant) {
         self.servers.checking = false;
-        let Some(transport) = found else {
+        let Some((transport, peer)) = found else {
             return;
         };
         let busy = !self.preparing.is_empty()
@@ -223,7 +300,7 @@ impl LineRuntime {
             return;
         }
         tracing::info!("the preferred SIP server answers again; returning to it");
-        self.adopt(transport, 0, now);
+        self.adopt(transport, 0, peer, now);
     }
 
     /// Ends the calls that are not up yet: they cannot complete without the transactions the
@@ -280,7 +357,7 @@ fn target(config: &LineConfig, peer: SocketAddr) -> Target<'_> {
 }
 
 /// A connection to the preferred server when it answers an OPTIONS within [`ANSWER_WITHIN`].
-async fn preferred_if_answering(config: &LineConfig) -> Option<Transport> {
+async fn preferred_if_answering(config: &LineConfig) -> Found {
     let peer = *config.resolve().await.ok()?.first()?;
     let mut transport = Transport::connect(config.kind, target(config, peer))
         .await
@@ -333,7 +410,7 @@ async fn preferred_if_answering(config: &LineConfig) -> Option<Transport> {
         }
     };
     tokio::time::timeout(ANSWER_WITHIN, answered).await.ok()?;
-    Some(transport)
+    Some((transport, peer))
 }
 
 fn bracketed(domain: &str) -> String {

@@ -117,8 +117,8 @@ pub struct LineRuntime {
     servers: connection::Servers,
     /// Where a failback check's result arrives (see `connection.rs`).
     failback: (
-        mpsc::UnboundedSender<Option<Transport>>,
-        mpsc::UnboundedReceiver<Option<Transport>>,
+        mpsc::UnboundedSender<connection::Found>,
+        mpsc::UnboundedReceiver<connection::Found>,
     ),
     /// Budget for the lines about malformed SIP.
     garbage_log: LineBudget,
@@ -143,7 +143,7 @@ pub enum LineInput {
     Media(String, MediaReport),
     Prepared(Box<Prepared>),
     /// A failback check ended: the preferred server's connection, when it answered.
-    Failback(Option<Transport>),
+    Failback(connection::Found),
 }
 
 impl LineRuntime {
@@ -205,6 +205,7 @@ impl LineRuntime {
             expiry,
             self.servers.probe_at,
             self.servers.failback_at,
+            self.servers.network_check_at,
         ]
         .into_iter()
         .flatten()
