@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -178,6 +178,18 @@ test('an unapproved origin is refused (direct and iframe) until the agent approv
   await page.close();
 });
 
+/** Waits until every thread of `pid` is in the stopped state (`T` in /proc). */
+async function waitStopped(pid) {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    const states = tasks.map((t) => readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1][0]);
+    if (states.every((s) => s === 'T' || s === 't')) return;
+    if (Date.now() > deadline) throw new Error(`pid ${pid} did not stop: ${states.join('')}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 async function freePort() {
   const server = createServer();
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -222,7 +234,9 @@ test('reconnects after a daemon restart; pending requests are rejected on discon
   }, daemon.port);
 
   // Freeze the daemon so a request stays pending, then kill it: the socket closes under it.
+  // The request goes out only once the kernel reports every thread stopped.
   daemon.child.kill('SIGSTOP');
+  await waitStopped(daemon.child.pid);
   await page.evaluate(() => { window.pending = phone.getState().then(() => 'resolved!', (e) => e.code); });
   const exited = new Promise((r) => daemon.child.once('exit', r));
   daemon.child.kill('SIGKILL');
