@@ -12,7 +12,7 @@ use sip_core::Message;
 
 use super::{FIRST_RECONNECT, KEEPALIVE_EVERY, LineRuntime, MAX_RECONNECT};
 use crate::line::LineEvent;
-use crate::line::probe::{ANSWER_WITHIN, Probe, ProbeFrom};
+use crate::line::probe::{ANSWER_WITHIN, Probe};
 use crate::line::transport::{Inbound, Target, Transport, TransportError};
 use crate::line::{LineConfig, OsEntropy, SipLine};
 
@@ -167,17 +167,7 @@ impl LineRuntime {
     /// with the line (their RTP announced at the new address by the target refresh).
     fn follow_network(&mut self, old: IpAddr, new: IpAddr, now: Instant) {
         tracing::warn!(%old, %new, "the network changed; reconnecting from the new address");
-        if self.transport.as_ref().is_some_and(Transport::is_reliable)
-            && let Some(sip) = &mut self.sip
-        {
-            sip.connection_lost();
-        }
-        self.transport = None;
-        self.keepalive_at = None;
-        self.servers.current = None;
-        self.servers.probe_at = None;
-        self.servers.failback_at = None;
-        self.servers.network_check_at = None;
+        self.drop_connection();
         self.end_unanswered("the network changed before the call was up");
         self.events.push_back(LineEvent::Failed {
             reason: "the network changed; reconnecting".into(),
@@ -187,27 +177,16 @@ impl LineRuntime {
     }
 
     /// The transport failed: report, forget the connection, and try again after a back-off,
-    /// from the next server on (the same one when there is only one). Calls that are up are kept (issue 17): their media does
-    /// not need the connection to the proxy, and the line takes them over to the new
-    /// connection once it is back (see `SipLine::rebind`); what they send meanwhile waits in
-    /// the line's queue. Calls not yet up end. Only a line that is stopping ends every call
-    /// here, since it will not reconnect.
+    /// from the next server on (the same one when there is only one). Calls that are up are
+    /// kept (issue 17): their media does not need the connection to the proxy, and the line
+    /// takes them over to the new connection once it is back (see `SipLine::rebind`); what
+    /// they send meanwhile waits in the line's queue. Calls not yet up end. Only a line that
+    /// is stopping ends every call here, since it will not reconnect.
     pub(super) fn lost(&mut self, error: &TransportError, now: Instant) {
         tracing::warn!("SIP transport: {error}");
-        // On a stream, what was in flight on the old connection is gone with it.
-        if self.transport.as_ref().is_some_and(Transport::is_reliable)
-            && let Some(sip) = &mut self.sip
-        {
-            sip.connection_lost();
-        }
-        self.transport = None;
-        self.keepalive_at = None;
-        if let Some(current) = self.servers.current {
+        if let Some(current) = self.drop_connection() {
             self.servers.next = current + 1;
         }
-        self.servers.current = None;
-        self.servers.probe_at = None;
-        self.servers.failback_at = None;
         if self.stopping {
             self.end_every_call(&format!("the line dropped: {error}"));
             return;
@@ -218,6 +197,22 @@ impl LineRuntime {
         });
         self.connect_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(MAX_RECONNECT);
+    }
+
+    /// Forgets the connection and everything timed on it; returns the index of the server it
+    /// was to. On a stream, what was in flight on it is gone with it (`SipLine::connection_lost`).
+    fn drop_connection(&mut self) -> Option<usize> {
+        if self.transport.as_ref().is_some_and(Transport::is_reliable)
+            && let Some(sip) = &mut self.sip
+        {
+            sip.connection_lost();
+        }
+        self.transport = None;
+        self.keepalive_at = None;
+        self.servers.probe_at = None;
+        self.servers.failback_at = None;
+        self.servers.network_check_at = None;
+        self.servers.current.take()
     }
 
     /// The server did not answer a probe or a REGISTER: move to the next address at once (or,
@@ -235,14 +230,7 @@ impl LineRuntime {
             server = current,
             "the SIP server does not answer; moving on"
         );
-        if reliable && let Some(sip) = &mut self.sip {
-            sip.connection_lost();
-        }
-        self.transport = None;
-        self.keepalive_at = None;
-        self.servers.current = None;
-        self.servers.probe_at = None;
-        self.servers.failback_at = None;
+        self.drop_connection();
         self.servers.next = current + 1;
         self.end_unanswered("the SIP server stopped answering before the call was up");
         self.events.push_back(LineEvent::Failed {
@@ -363,34 +351,12 @@ async fn preferred_if_answering(config: &LineConfig) -> Found {
         .await
         .ok()?;
     let local = transport.local_addr().ok()?;
-    let host = match local.ip() {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
-    };
-    let sent_by = format!("{host}:{}", local.port());
-    let registrar = sip_core::Uri::parse(&format!(
-        "sip:{}:{}",
-        bracketed(&config.domain),
-        config.port
-    ))
-    .ok()?;
-    let aor = sip_core::Uri::parse(&format!(
-        "sip:{}@{}",
-        config.username,
-        bracketed(&config.domain)
-    ))
-    .ok()?;
-    let now = Instant::now();
+    // Who the line would be on this connection: the OPTIONS says so in its Via and From.
+    let from = crate::line::party(config, local, transport.token(), transport.is_reliable());
     let mut probe = Probe::start(
-        &ProbeFrom {
-            registrar: &registrar,
-            aor: &aor,
-            transport: transport.token(),
-            sent_by: &sent_by,
-            reliable: transport.is_reliable(),
-            user_agent: concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")),
-        },
-        now,
+        &crate::line::registrar(config),
+        &from,
+        Instant::now(),
         &mut OsEntropy,
     );
     while let Some(bytes) = probe.poll_transmit() {
@@ -411,12 +377,4 @@ async fn preferred_if_answering(config: &LineConfig) -> Found {
     };
     tokio::time::timeout(ANSWER_WITHIN, answered).await.ok()?;
     Some((transport, peer))
-}
-
-fn bracketed(domain: &str) -> String {
-    if domain.contains(':') && !domain.starts_with('[') {
-        format!("[{domain}]")
-    } else {
-        domain.to_owned()
-    }
 }
