@@ -1,8 +1,10 @@
 //! The agent's phone line: account settings turned into a SIP registration, run sans-IO by
 //! [`SipLine`] and driven over a [`transport::Transport`] by the phone task.
 //!
-//! Today the line registers, refreshes, recovers and unregisters. Calls (INVITE dialogs, SDP,
-//! RTP media and audio) are the next step; until then call actions say so.
+//! The line registers, refreshes and unregisters, and holds every call's dialog (`sip_core`'s
+//! `Call`). Its connection can drop, move to a backup server or to a new local address without
+//! ending the calls that are up: [`SipLine::rebind`] takes them over to the new connection.
+//! Media, the transport and timers live in [`runtime`]; the liveness probe in `probe.rs`.
 
 mod call_media;
 mod config;
@@ -164,7 +166,7 @@ impl SipLine {
         entropy: &mut dyn Entropy,
     ) -> Self {
         let party = party(config, local, transport_token, reliable);
-        let registrar = server_uri(config, format!("sip:{}:{}", server(config), config.port));
+        let registrar = registrar(config);
         let registration = Registration::new(
             RegistrationConfig {
                 registrar: registrar.clone(),
@@ -441,15 +443,7 @@ impl SipLine {
         if self.probe.is_some() {
             return;
         }
-        let from = probe::ProbeFrom {
-            registrar: &self.registrar,
-            aor: &self.party.aor,
-            transport: &self.party.transport,
-            sent_by: &self.party.sent_by,
-            reliable: self.party.reliable,
-            user_agent: &self.party.user_agent,
-        };
-        let mut probe = probe::Probe::start(&from, now, entropy);
+        let mut probe = probe::Probe::start(&self.registrar, &self.party, now, entropy);
         while let Some(bytes) = probe.poll_transmit() {
             self.transmits.push_back(bytes);
         }
@@ -625,6 +619,11 @@ fn server(config: &LineConfig) -> String {
     } else {
         config.domain.clone()
     }
+}
+
+/// The registrar's URI, `sip:host:port`: where REGISTER and the liveness probe go.
+fn registrar(config: &LineConfig) -> Uri {
+    server_uri(config, format!("sip:{}:{}", server(config), config.port))
 }
 
 /// `text` as a URI, or the bare server URI when the account's values make it unparsable.

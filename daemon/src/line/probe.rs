@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use sip_core::call::LocalParty;
 use sip_core::message::{Headers, Method, Request, Response, Uri};
 use sip_core::registration::Entropy;
 use sip_core::transaction::{ClientTransaction, Timers};
@@ -18,18 +19,14 @@ pub struct Probe {
     deadline: Instant,
 }
 
-/// What the line knows to build the OPTIONS.
-pub struct ProbeFrom<'a> {
-    pub registrar: &'a Uri,
-    pub aor: &'a Uri,
-    pub transport: &'a str,
-    pub sent_by: &'a str,
-    pub reliable: bool,
-    pub user_agent: &'a str,
-}
-
 impl Probe {
-    pub fn start(from: &ProbeFrom, now: Instant, entropy: &mut dyn Entropy) -> Self {
+    /// An OPTIONS to `registrar` from `from` (its AOR, Via and transport).
+    pub fn start(
+        registrar: &Uri,
+        from: &LocalParty,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Self {
         let mut headers = Headers::new();
         headers.push(
             "Via",
@@ -42,13 +39,13 @@ impl Probe {
         );
         headers.push("Max-Forwards", "70");
         headers.push("From", format!("<{}>;tag={}", from.aor, entropy.token()));
-        headers.push("To", format!("<{}>", from.registrar));
+        headers.push("To", format!("<{registrar}>"));
         headers.push("Call-ID", entropy.token());
         headers.push("CSeq", "1 OPTIONS");
-        headers.push("User-Agent", from.user_agent.to_owned());
+        headers.push("User-Agent", from.user_agent.clone());
         let request = Request {
             method: Method::Options,
-            uri: from.registrar.clone(),
+            uri: registrar.clone(),
             headers,
             body: Vec::new(),
         };
@@ -101,16 +98,19 @@ mod tests {
             Uri::parse("sip:127.0.0.1:5060").expect("uri"),
             Uri::parse("sip:1001@127.0.0.1").expect("uri"),
         );
-        let from = ProbeFrom {
-            registrar: &registrar,
-            aor: &aor,
-            transport: "UDP",
-            sent_by: "127.0.0.1:5070",
+        let from = LocalParty {
+            aor: aor.clone(),
+            contact: Uri::parse("sip:1001@127.0.0.1:5070").expect("uri"),
+            transport: "UDP".into(),
+            sent_by: "127.0.0.1:5070".into(),
             reliable: false,
-            user_agent: "test",
+            username: "1001".into(),
+            password: String::new(),
+            user_agent: "test".into(),
+            session_interval: None,
         };
         let now = Instant::now();
-        let mut probe = Probe::start(&from, now, &mut Counter(0));
+        let mut probe = Probe::start(&registrar, &from, now, &mut Counter(0));
         let Ok(Message::Request(options)) =
             parse_datagram(&probe.poll_transmit().expect("an OPTIONS"))
         else {
