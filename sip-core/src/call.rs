@@ -472,14 +472,7 @@ impl Call {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, entropy: &mut dyn Entropy) {
-        for transaction in [
-            &mut self.invite_transaction,
-            &mut self.other_transaction,
-            &mut self.refused_invite,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for transaction in self.transactions_mut() {
             transaction.handle_timeout(now);
         }
         if let Some((bytes, at, interval)) = &mut self.final_response
@@ -611,14 +604,7 @@ impl Call {
             self.transmits.push_back(ack.clone());
             return;
         }
-        for transaction in [
-            &mut self.invite_transaction,
-            &mut self.other_transaction,
-            &mut self.refused_invite,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for transaction in self.transactions_mut() {
             if transaction.matches(&response) {
                 transaction.handle_response(response, now);
                 break;
@@ -804,6 +790,18 @@ impl Call {
                 response.headers.push("Require", "timer");
             }
         }
+    }
+
+    /// Every client transaction the call has running: its INVITE (or re-INVITE), its other
+    /// request (BYE, CANCEL), and a refused re-INVITE lingering to ACK retransmissions.
+    fn transactions_mut(&mut self) -> impl Iterator<Item = &mut ClientTransaction> {
+        [
+            &mut self.invite_transaction,
+            &mut self.other_transaction,
+            &mut self.refused_invite,
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// The far end is taken for gone (no media for too long, a refresh unanswered): a BYE in
