@@ -14,13 +14,6 @@ use serde_json::json;
 
 use call_lab::{AGENT_HZ, FAR_HZ};
 
-/// Bytes of the agent's recording (8 kHz, 16-bit mono, after a 44-byte header).
-fn heard_bytes(lab: &call_lab::Lab) -> u64 {
-    std::fs::metadata(lab.heard_path())
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
 /// Kamailio restarted mid-call: every connection to it drops and it forgets the registration.
 /// The call stays up, the tone flows both ways afterwards, the line registers again, and the
 /// agent's hang-up reaches the far end.
@@ -28,10 +21,7 @@ async fn a_call_survives_a_proxy_restart_over(transport: &str) {
     let mut lab = call_lab::lab_over("PCMU", transport);
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    let (id, _) = lab.call_the_agent(&mut page).await;
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
-    lab.wait_for_audio();
+    let id = lab.answered_call(&mut page).await;
 
     let restarted = Instant::now();
     lab.kamailio.restart();
@@ -58,41 +48,13 @@ async fn a_call_survives_a_proxy_restart_over(transport: &str) {
     );
     assert_eq!(calls[0]["conversationId"], id.as_str(), "{state}");
 
-    // Four more seconds of the far end's tone, all of it after the restart.
-    let after_restart = heard_bytes(&lab);
-    eventually(
-        "the far end's audio after the restart",
-        Duration::from_secs(20),
-        || (heard_bytes(&lab) >= after_restart + 4 * 8000 * 2).then_some(()),
-    );
-    page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
-    // baresip closes its recording when our BYE ends the call (otherwise it would keep the
-    // call until its 120 s tone ran out).
-    let (rate, far) = eventually(
-        "baresip to end the call on our BYE",
-        Duration::from_secs(10),
-        || lab.baresip.recording().filter(|(_, s)| !s.is_empty()),
-    );
-    let tail = &far[far.len().saturating_sub(3 * rate as usize)..];
-    let report = analyse(rate, tail, &[AGENT_HZ, FAR_HZ, 1500.0]);
-    assert_eq!(report.peaks[0].0, AGENT_HZ, "{transport}: {report:?}");
-    assert!(report.peaks[0].1 > 0.8, "{transport}: {report:?}");
-
-    let (rate, heard) = read_wav(&lab.heard_path()).expect("the agent's recording");
-    let from = (after_restart.saturating_sub(44) / 2) as usize;
-    let report = analyse(
-        rate,
-        &heard[from.min(heard.len())..],
-        &[FAR_HZ, AGENT_HZ, 1500.0],
-    );
-    assert_eq!(report.peaks[0].0, FAR_HZ, "{transport}: {report:?}");
-    assert!(report.peaks[0].1 > 0.8, "{transport}: {report:?}");
-    assert!(report.seconds >= 3.5, "{transport}: {report:?}");
-    assert!(
-        report.level_dbfs > -15.0 && report.level_dbfs < -3.0,
-        "{report:?}"
-    );
+    lab.hang_up_after(
+        &mut page,
+        &id,
+        lab.heard_bytes(),
+        &format!("the {transport} restart"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,10 +80,7 @@ async fn a_vanished_far_end_is_hung_up_by_the_media_timeout() {
     let mut lab = call_lab::lab_with("PCMU", "", "rtp_timeout = 6");
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
-    let (id, _) = lab.call_the_agent(&mut page).await;
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
-    lab.wait_for_audio();
+    let id = lab.answered_call(&mut page).await;
     let killed = Instant::now();
     lab.baresip.kill();
     let ended = page
@@ -161,10 +120,7 @@ async fn the_line_fails_over_mid_call_and_the_call_goes_on() {
         1,
         "on the primary first"
     );
-    let (id, _) = lab.call_the_agent(&mut page).await;
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
-    lab.wait_for_audio();
+    let id = lab.answered_call(&mut page).await;
 
     let stopped = Instant::now();
     lab.kamailio.stop();
@@ -182,11 +138,11 @@ async fn the_line_fails_over_mid_call_and_the_call_goes_on() {
         id.as_str(),
         "the call outlived the primary: {state}"
     );
-    let after = heard_bytes(&lab);
+    let after = lab.heard_bytes();
     eventually(
         "the far end's audio after the failover",
         Duration::from_secs(20),
-        || (heard_bytes(&lab) >= after + 4 * 8000 * 2).then_some(()),
+        || (lab.heard_bytes() >= after + 4 * 8000 * 2).then_some(()),
     );
 }
 
@@ -372,10 +328,7 @@ async fn a_call_follows_the_machine_to_a_new_address() {
     page.registered().await;
     let before = lab.kamailio.wait_contacts("1001");
     assert!(before.iter().all(|c| c.contains("10.9.0.2")), "{before:?}");
-    let (id, _) = lab.call_the_agent(&mut page).await;
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
-    lab.wait_for_audio();
+    let id = lab.answered_call(&mut page).await;
 
     let moved = Instant::now();
     ip("addr add 10.9.0.3/32 dev lo");
@@ -400,37 +353,6 @@ async fn a_call_follows_the_machine_to_a_new_address() {
         id.as_str(),
         "{state}"
     );
-    let heard_before = heard_bytes(&lab);
-    eventually(
-        "the far end's audio at the new address",
-        Duration::from_secs(20),
-        || (heard_bytes(&lab) >= heard_before + 4 * 8000 * 2).then_some(()),
-    );
-    eprintln!("audio flowing again {:?} after the move", moved.elapsed());
-    page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
-    let (rate, far) = eventually(
-        "baresip to end the call on our BYE",
-        Duration::from_secs(10),
-        || lab.baresip.recording().filter(|(_, s)| !s.is_empty()),
-    );
-    let tail = &far[far.len().saturating_sub(3 * rate as usize)..];
-    let report = analyse(rate, tail, &[AGENT_HZ, FAR_HZ, 1500.0]);
-    assert_eq!(
-        report.peaks[0].0, AGENT_HZ,
-        "the far end hears us after the move: {report:?}"
-    );
-    assert!(report.peaks[0].1 > 0.8, "{report:?}");
-    let (rate, heard) = read_wav(&lab.heard_path()).expect("the agent's recording");
-    let from = (heard_before.saturating_sub(44) / 2) as usize;
-    let report = analyse(
-        rate,
-        &heard[from.min(heard.len())..],
-        &[FAR_HZ, AGENT_HZ, 1500.0],
-    );
-    assert_eq!(
-        report.peaks[0].0, FAR_HZ,
-        "we hear the far end after the move: {report:?}"
-    );
-    assert!(report.peaks[0].1 > 0.8, "{report:?}");
+    lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the move")
+        .await;
 }

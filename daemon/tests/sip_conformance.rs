@@ -13,18 +13,26 @@ use fake_pbx::{FakePbx, Options};
 const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n";
 
-/// RFC 3261 §8.2.2.3: a required extension we lack gets 420 with `Unsupported`; a `mailto:`
-/// contact before the SIP one still rings.
-#[tokio::test]
-async fn require_gets_420_and_a_non_sip_contact_beside_a_sip_one_rings() {
+/// The daemon's line registered with a fake UDP PBX; `extra`: more config after the account's
+/// lines. Returns the PBX, the daemon (kept alive by the caller), a page, and the phone's
+/// Contact.
+async fn phone_on_fake_pbx(extra: &str) -> (FakePbx, Daemon, common::Client, String) {
     let mut pbx = FakePbx::udp(Options { challenge: false }).await;
     let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"{}\"\nusername = \"1002\"\npassword = \"pw\"\n",
+        "[account]\nserver = \"{}\"\nusername = \"1002\"\npassword = \"pw\"\n{extra}",
         pbx.address
     ));
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let contact = pbx.registered_contact().await;
+    (pbx, daemon, page, contact)
+}
+
+/// RFC 3261 §8.2.2.3: a required extension we lack gets 420 with `Unsupported`; a `mailto:`
+/// contact before the SIP one still rings.
+#[tokio::test]
+async fn require_gets_420_and_a_non_sip_contact_beside_a_sip_one_rings() {
+    let (mut pbx, _daemon, mut page, contact) = phone_on_fake_pbx("").await;
 
     pbx.invite_with(&contact, "UDP", OFFER, "Require: 100rel\r\n", "require-1");
     let refusal = pbx
@@ -84,15 +92,8 @@ fn m_lines(response: &str) -> Vec<&str> {
 /// part of a multipart body taken.
 #[tokio::test]
 async fn offers_are_answered_by_the_rfc_rules() {
-    let mut pbx = FakePbx::udp(Options { challenge: false }).await;
-    let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"{}\"\nusername = \"1002\"\npassword = \"pw\"\nauto_answer = true\n\
-         [media]\nsrtp = \"optional\"\n",
-        pbx.address
-    ));
-    let mut page = daemon.connect(CRM).await;
-    page.registered().await;
-    let contact = pbx.registered_contact().await;
+    let (mut pbx, _daemon, mut page, contact) =
+        phone_on_fake_pbx("auto_answer = true\n[media]\nsrtp = \"optional\"\n").await;
     let session = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n";
     let key =
         "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
@@ -201,14 +202,7 @@ async fn offers_are_answered_by_the_rfc_rules() {
 /// silence; and the daemon goes on answering.
 #[tokio::test]
 async fn tortuous_requests_ring_and_unparsable_ones_get_400() {
-    let mut pbx = FakePbx::udp(Options { challenge: false }).await;
-    let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"{}\"\nusername = \"1002\"\npassword = \"pw\"\n",
-        pbx.address
-    ));
-    let mut page = daemon.connect(CRM).await;
-    page.registered().await;
-    let contact = pbx.registered_contact().await;
+    let (mut pbx, _daemon, mut page, contact) = phone_on_fake_pbx("").await;
     let target = contact
         .trim_start_matches('<')
         .split('>')

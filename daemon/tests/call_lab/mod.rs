@@ -132,6 +132,75 @@ impl Lab {
         });
     }
 
+    /// Bytes of the agent's recording so far (it grows while a call runs).
+    pub fn heard_bytes(&self) -> u64 {
+        std::fs::metadata(self.heard_path())
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// baresip calls the agent, the page answers, and audio flows; returns the conversation id.
+    pub async fn answered_call(&self, page: &mut common::Client) -> String {
+        let (id, _) = self.call_the_agent(page).await;
+        page.request("answer", serde_json::json!({"conversationId": id}))
+            .await;
+        page.event("callAccepted").await;
+        self.wait_for_audio();
+        id
+    }
+
+    /// After `event` (a restart, a move…), with the agent's recording `heard_from` bytes long
+    /// then: waits for four more seconds of it, hangs up, and checks that our BYE ended
+    /// baresip's call and that each side heard the other's tone after the event.
+    pub async fn hang_up_after(
+        &self,
+        page: &mut common::Client,
+        id: &str,
+        heard_from: u64,
+        event: &str,
+    ) {
+        eventually(
+            &format!("the far end's audio after {event}"),
+            Duration::from_secs(20),
+            || (self.heard_bytes() >= heard_from + 4 * u64::from(self.rate) * 2).then_some(()),
+        );
+        page.request("hangup", serde_json::json!({"conversationId": id}))
+            .await;
+        page.event("callEnded").await;
+        // baresip closes its recording when our BYE ends the call (otherwise it would keep the
+        // call until its 120 s tone ran out). Its last 3 s all come after the event.
+        let (rate, far) = eventually(
+            "baresip to end the call on our BYE",
+            Duration::from_secs(10),
+            || self.baresip.recording().filter(|(_, s)| !s.is_empty()),
+        );
+        let tail = &far[far.len().saturating_sub(3 * rate as usize)..];
+        let report = analyse(rate, tail, &[AGENT_HZ, FAR_HZ, 1500.0]);
+        assert_eq!(
+            report.peaks[0].0, AGENT_HZ,
+            "the far end hears us after {event}: {report:?}"
+        );
+        assert!(report.peaks[0].1 > 0.8, "{event}: {report:?}");
+
+        let (rate, heard) = read_wav(&self.heard_path()).expect("the agent's recording");
+        let from = (heard_from.saturating_sub(44) / 2) as usize;
+        let report = analyse(
+            rate,
+            &heard[from.min(heard.len())..],
+            &[FAR_HZ, AGENT_HZ, 1500.0],
+        );
+        assert_eq!(
+            report.peaks[0].0, FAR_HZ,
+            "we hear the far end after {event}: {report:?}"
+        );
+        assert!(report.peaks[0].1 > 0.8, "{event}: {report:?}");
+        assert!(report.seconds >= 3.5, "{event}: {report:?}");
+        assert!(
+            report.level_dbfs > -15.0 && report.level_dbfs < -3.0,
+            "{event}: {report:?}"
+        );
+    }
+
     /// baresip calls the agent; returns the conversation id and the `incomingCall` payload.
     pub async fn call_the_agent(&self, page: &mut common::Client) -> (String, serde_json::Value) {
         self.baresip.command(
