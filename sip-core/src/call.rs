@@ -6,6 +6,11 @@
 //! [`Call::answer`] sends 200 with our SDP and retransmits it until the ACK (Timers G/H);
 //! [`Call::reject`] sends 486/603. Either side's BYE ends it. Their re-INVITE gets our SDP with
 //! the direction mirrored; [`Call::reoffer`] sends ours (hold and resume).
+//!
+//! Refused up front: a `Require` we lack (420), a body without SDP (415), a session interval
+//! below ours (422), bad `Replaces` (400). Session timers (`session_timer.rs`) refresh or expire
+//! the call; [`Call::rebind`] moves it to a new connection (target refresh) and
+//! [`Call::connection_lost`] gives up what was in flight on a dropped one.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
