@@ -13,7 +13,7 @@ pub struct NameAddr {
     /// The display name, quoted-pairs resolved (`"J Rosenberg \\\""` is `J Rosenberg \"`).
     pub display: Option<String>,
     pub uri: Uri,
-    /// Header parameters, values as written (see [`super::lexical`]).
+    /// Header parameters, values as written (see the `lexical` module).
     pub params: Vec<(String, Option<String>)>,
 }
 

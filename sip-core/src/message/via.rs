@@ -12,7 +12,7 @@ pub struct Via {
     pub transport: String,
     pub host: String,
     pub port: Option<u16>,
-    /// Values as written (see [`super::lexical`]).
+    /// Values as written (see the `lexical` module).
     pub params: Vec<(String, Option<String>)>,
 }
 
