@@ -156,6 +156,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         driver::Media {
             line: media,
             provisioned: provisioned_media,
+            sip_instance: sip_instance(&data_dir),
         },
         line,
         logs,
@@ -248,6 +249,47 @@ async fn shutdown_signal() {
     }
 }
 
+/// This installation's SIP instance id (RFC 5626 `+sip.instance`, a `urn:uuid:` of a random
+/// UUID): kept in `sip-instance` in the data folder so the registrar recognizes the phone
+/// across restarts and replaces its old binding instead of forking calls to a dead contact.
+/// A file that cannot be read or written gives a new id for this run (and a warning).
+fn sip_instance(data_dir: &std::path::Path) -> Option<String> {
+    let path = data_dir.join("sip-instance");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(instance) = valid_instance(text.trim())
+    {
+        return Some(instance);
+    }
+    // The generator's fallback can be shorter than 32 digits; pad so every slice exists.
+    let hex = format!("{:0<32}", random_hex(16));
+    // RFC 4122 §4.4: version 4, variant 10.
+    let version = format!("4{}", &hex[13..16]);
+    let variant = (u8::from_str_radix(&hex[16..17], 16).unwrap_or(0) & 0x3) | 0x8;
+    let instance = format!(
+        "urn:uuid:{}-{}-{version}-{variant:x}{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[17..20],
+        &hex[20..32]
+    );
+    if let Err(e) = crate::private_files::write_atomic(&path, instance.as_bytes()) {
+        tracing::warn!(path = %path.display(), "cannot keep the SIP instance id: {e}");
+    }
+    Some(instance)
+}
+
+/// `urn:uuid:` and a UUID in its 8-4-4-4-12 hex form, lower-cased.
+fn valid_instance(text: &str) -> Option<String> {
+    let uuid = text.strip_prefix("urn:uuid:")?;
+    let groups: Vec<&str> = uuid.split('-').collect();
+    let shape = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
+    (shape
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())))
+    .then(|| format!("urn:uuid:{}", uuid.to_ascii_lowercase()))
+}
+
 /// Random hex string from the OS generator (instance ids, later conversation ids).
 pub fn random_hex(bytes: usize) -> String {
     use ring::rand::SecureRandom;
@@ -262,4 +304,42 @@ pub fn random_hex(bytes: usize) -> String {
         return format!("{nanos:x}{:x}", std::process::id());
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sip_instance, valid_instance};
+
+    #[test]
+    fn the_sip_instance_is_a_v4_uuid_kept_across_restarts_in_an_owner_only_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = sip_instance(dir.path()).expect("an instance");
+        assert_eq!(
+            valid_instance(&first).as_deref(),
+            Some(first.as_str()),
+            "{first}"
+        );
+        let uuid = first.trim_start_matches("urn:uuid:");
+        assert_eq!(&uuid[14..15], "4", "version 4: {uuid}");
+        assert!("89ab".contains(&uuid[19..20]), "RFC 4122 variant: {uuid}");
+        assert_eq!(
+            sip_instance(dir.path()),
+            Some(first.clone()),
+            "the same after a restart"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("sip-instance"))
+                .expect("written")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A file damaged by hand is replaced, not sent to the registrar.
+        std::fs::write(dir.path().join("sip-instance"), "urn:uuid:nope\r\nVia: x").expect("write");
+        let replaced = sip_instance(dir.path()).expect("an instance");
+        assert_ne!(replaced, first);
+        assert!(valid_instance(&replaced).is_some());
+    }
 }

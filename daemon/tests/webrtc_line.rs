@@ -567,9 +567,10 @@ async fn a_webrtc_call_survives_a_proxy_restart() {
         .event_after_silence("callEnded", Duration::from_secs(40))
         .await;
     assert_eq!(ended["payload"]["conversationId"], id.as_str(), "{ended}");
-    // The browser does not hear of it: its WebSocket dropped too, and JsSIP sends no target
-    // refresh when it reconnects (RFC 5626 §4.5), so Kamailio has no way to reach it in this
-    // dialog. Our side ends cleanly; see issue 17's closing note.
+    // The browser's WebSocket dropped too and JsSIP sends no target refresh when it reconnects,
+    // but its dialog contact is its GRUU: Kamailio routes our BYE to JsSIP's new flow.
+    let browser = lab.phone.wait("ended");
+    eprintln!("wss: the browser heard our hang-up: {browser}");
     let (rate, samples) = read_wav(&heard).expect("the agent's recording");
     let from = (after.saturating_sub(44) / 2) as usize;
     let report = analyse(

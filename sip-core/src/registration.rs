@@ -1,12 +1,19 @@
 //! The REGISTER client (RFC 3261 §10): registers a contact, answers digest challenges, refreshes
 //! before expiry, backs off after failures and unregisters on request. Sans-IO like the rest:
 //! drive it with `handle_*` and `now`, drain `poll_*`.
+//!
+//! With an instance id it registers as a SIP Outbound client (RFC 5626 §4.2): `+sip.instance`
+//! and `reg-id=1` on the contact, `Supported: outbound, gruu`. A registrar that agrees says so
+//! (`Require: outbound`, maybe a `Flow-Timer`) and replaces the binding of the same instance on
+//! each new flow, so a reconnect never leaves a dead contact behind; one that offers GRUUs
+//! (RFC 5627) gives a `pub-gruu`, a contact it routes to whichever flow is current. What it
+//! said is [`Registration::binding`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::{Challenge, DigestRequest};
-use crate::message::{Headers, Method, NameAddr, Request, Response, Uri};
+use crate::message::{Headers, Method, NameAddr, Request, Response, Uri, split_list};
 use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
 
 /// Random tokens for Call-ID, tags, branches and cnonces. The daemon uses the OS generator;
@@ -36,6 +43,20 @@ pub struct RegistrationConfig {
     pub user_agent: String,
     /// Sent as a `Route` (loose routing) when set.
     pub outbound_proxy: Option<Uri>,
+    /// This installation's `+sip.instance` (`urn:uuid:…`), the same across restarts; None: a
+    /// plain RFC 3261 registration.
+    pub instance: Option<String>,
+}
+
+/// What the registrar's last 2xx said about our binding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// `Require: outbound`: the registrar keeps our flow; keep it alive and watch it.
+    pub outbound: bool,
+    /// `Flow-Timer`: the registrar wants a keepalive at least this often (seconds).
+    pub flow_timer: Option<u32>,
+    /// Our public GRUU: the contact to put in dialogs, routed to our current flow.
+    pub gruu: Option<Uri>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +107,7 @@ pub struct Registration {
     /// Contacts of connections that are gone, removed (`expires=0`) by the next REGISTER so
     /// the registrar stops forking calls to them.
     stale_contacts: Vec<Uri>,
+    binding: Binding,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<RegistrationEvent>,
 }
@@ -106,6 +128,7 @@ impl Registration {
             next_attempt: None,
             backoff: FIRST_BACKOFF,
             stale_contacts: Vec::new(),
+            binding: Binding::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -121,7 +144,12 @@ impl Registration {
     /// next REGISTER carries the new contact and Via, and removes the old contact. Whatever
     /// was in flight on the old connection is forgotten; call [`Self::register`] to send.
     pub fn rebind(&mut self, contact: Uri, transport: &str, sent_by: &str, reliable: bool) {
-        if contact != self.config.contact && !self.stale_contacts.contains(&self.config.contact) {
+        // An outbound registrar replaces our instance's binding by itself (RFC 5626 §6).
+        let replaced_by_registrar = self.binding.outbound;
+        if contact != self.config.contact
+            && !replaced_by_registrar
+            && !self.stale_contacts.contains(&self.config.contact)
+        {
             self.stale_contacts.push(self.config.contact.clone());
         }
         // Never remove the contact we register (a port the OS handed out again), and name only
@@ -137,6 +165,13 @@ impl Registration {
         self.transmits.clear();
         self.next_attempt = None;
         self.backoff = FIRST_BACKOFF;
+        // The new flow is not outbound-confirmed until the registrar says so again.
+        self.binding.outbound = false;
+    }
+
+    /// What the registrar's last 2xx said (outbound, flow timer, GRUU).
+    pub fn binding(&self) -> &Binding {
+        &self.binding
     }
 
     /// Sends REGISTER with `Expires: 0`; `Unregistered` follows when the registrar agrees.
@@ -229,12 +264,24 @@ impl Registration {
         headers.push("To", format!("<{}>", config.aor));
         headers.push("Call-ID", self.call_id.clone());
         headers.push("CSeq", format!("{} REGISTER", self.cseq));
-        headers.push("Contact", format!("<{}>;expires={expires}", config.contact));
+        match &config.instance {
+            Some(instance) => headers.push(
+                "Contact",
+                format!(
+                    "<{}>;expires={expires};+sip.instance=\"<{instance}>\";reg-id=1",
+                    config.contact
+                ),
+            ),
+            None => headers.push("Contact", format!("<{}>;expires={expires}", config.contact)),
+        }
         for stale in &self.stale_contacts {
             headers.push("Contact", format!("<{stale}>;expires=0"));
         }
         headers.push("Expires", expires.to_string());
         headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+        if config.instance.is_some() {
+            headers.push("Supported", "outbound, gruu");
+        }
         headers.push("User-Agent", config.user_agent.clone());
         if let Some((challenge, proxy, uses)) = &mut self.challenge {
             *uses += 1;
@@ -298,9 +345,11 @@ impl Registration {
                 self.backoff = FIRST_BACKOFF;
                 self.stale_contacts.clear();
                 if self.goal == Goal::Unregistered {
+                    self.binding = Binding::default();
                     self.events.push_back(RegistrationEvent::Unregistered);
                     return;
                 }
+                self.binding = self.binding_in(&response);
                 let granted = self.granted_expires(&response).unwrap_or(self.expires);
                 if granted == 0 {
                     self.fail(Some(response.status), "the registrar granted no time", now);
@@ -371,16 +420,61 @@ impl Registration {
         }
     }
 
-    /// Our contact's `expires` parameter in the 200, else its `Expires` header.
-    fn granted_expires(&self, response: &Response) -> Option<u32> {
+    /// Our contact in a 2xx: the one with our instance and reg-id (RFC 5626 §6 lets the
+    /// registrar rewrite the URI), else the one with our URI.
+    fn our_contact(&self, response: &Response) -> Option<NameAddr> {
         let ours = self.config.contact.to_string();
-        let contact = response
+        let instance = self.config.instance.as_ref().map(|i| format!("<{i}>"));
+        let contacts: Vec<NameAddr> = response
             .headers
             .all("Contact")
             .into_iter()
+            .flat_map(split_list)
             .filter_map(|c| NameAddr::parse(c).ok())
-            .find(|c| c.uri.to_string() == ours);
-        contact
+            .collect();
+        let by_instance = instance.and_then(|instance| {
+            contacts.iter().position(|c| {
+                c.param("+sip.instance")
+                    .is_some_and(|i| i.eq_ignore_ascii_case(&instance))
+                    && c.param("reg-id") == Some("1")
+            })
+        });
+        let index =
+            by_instance.or_else(|| contacts.iter().position(|c| c.uri.to_string() == ours))?;
+        contacts.into_iter().nth(index)
+    }
+
+    fn binding_in(&self, response: &Response) -> Binding {
+        if self.config.instance.is_none() {
+            return Binding::default();
+        }
+        let has_tag = |header: &str, tag: &str| {
+            response
+                .headers
+                .all(header)
+                .iter()
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case(tag))
+        };
+        let gruu = self
+            .our_contact(response)
+            .and_then(|c| c.param("pub-gruu").and_then(|g| Uri::parse(g).ok()))
+            .filter(|g| {
+                g.scheme.eq_ignore_ascii_case("sip") || g.scheme.eq_ignore_ascii_case("sips")
+            });
+        Binding {
+            outbound: has_tag("Require", "outbound"),
+            flow_timer: response
+                .headers
+                .get("Flow-Timer")
+                .and_then(|t| t.trim().parse().ok()),
+            gruu,
+        }
+    }
+
+    /// Our contact's `expires` parameter in the 200, else its `Expires` header.
+    fn granted_expires(&self, response: &Response) -> Option<u32> {
+        self.our_contact(response)
             .and_then(|c| c.param("expires").and_then(|e| e.parse().ok()))
             .or_else(|| {
                 response

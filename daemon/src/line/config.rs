@@ -69,6 +69,9 @@ pub struct LineConfig {
     pub session_interval: Option<u32>,
     /// `[account] backup_servers`: (host, port, port given), tried after `domain`, in order.
     pub backups: Vec<(String, u16, bool)>,
+    /// This installation's `+sip.instance` (`urn:uuid:…`, kept in the data folder), which makes
+    /// the line a SIP Outbound client (RFC 5626); None: a plain registration.
+    pub sip_instance: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +199,7 @@ impl LineConfig {
             expires_at,
             session_interval: Some(1800),
             backups,
+            sip_instance: None,
         })
     }
 
@@ -218,6 +222,7 @@ impl LineConfig {
             session_interval: None,
             expires_at: None,
             backups: Vec::new(),
+            sip_instance: None,
         }
     }
 

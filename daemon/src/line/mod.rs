@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sip_core::call::{Call, CallEvent, CallState, EndReason, LocalParty, ReplacesHeader};
+use sip_core::flow::{FlowAction, FlowKeepalive};
 use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
 use sip_core::transaction::Timers;
@@ -139,6 +140,13 @@ pub enum SipEvent {
     },
     /// The server did not answer our probe (or a REGISTER) in time.
     ServerSilent,
+    /// Ping the flow (RFC 5626 §4.4): CRLFCRLF or a WebSocket ping on a stream, on UDP a STUN
+    /// Binding request with this transaction id.
+    FlowPing {
+        transaction: [u8; 12],
+    },
+    /// The registrar confirmed outbound and our ping went unanswered: the flow is dead.
+    FlowFailed,
 }
 
 /// The sans-IO line: the registration and every call, routed by Call-ID.
@@ -152,6 +160,11 @@ pub struct SipLine {
     /// The registrar's URI, probed with OPTIONS.
     registrar: Uri,
     probe: Option<probe::Probe>,
+    /// Keepalives of the flow the registrar confirmed as outbound (RFC 5626).
+    flow: Option<FlowKeepalive>,
+    /// Our public GRUU from the registrar (RFC 5627): the contact our dialogs carry on a stream
+    /// (see [`Self::dialog_party`]).
+    gruu: Option<Uri>,
     events: std::collections::VecDeque<SipEvent>,
     transmits: std::collections::VecDeque<Vec<u8>>,
 }
@@ -180,6 +193,7 @@ impl SipLine {
                 reliable,
                 user_agent: party.user_agent.clone(),
                 outbound_proxy: None,
+                instance: config.sip_instance.clone(),
             },
             Timers::default(),
             entropy,
@@ -191,6 +205,8 @@ impl SipLine {
             calls: Vec::new(),
             registrar,
             probe: None,
+            flow: None,
+            gruu: None,
             events: Default::default(),
             transmits: Default::default(),
         }
@@ -214,6 +230,9 @@ impl SipLine {
     ) {
         self.party = party(config, local, transport_token, reliable);
         self.probe = None;
+        // A new flow: pinged once the registrar confirms it. The GRUU stays ours (it names the
+        // instance, not the flow), so calls keep their contact.
+        self.flow = None;
         self.registration.rebind(
             self.party.contact.clone(),
             transport_token,
@@ -221,9 +240,10 @@ impl SipLine {
             reliable,
         );
         self.registration.register(now, entropy);
+        let party = self.dialog_party();
         for (conversation, call) in &mut self.calls {
             if call.rebind(
-                self.party.clone(),
+                party.clone(),
                 moved.get(conversation.as_str()).cloned(),
                 now,
                 entropy,
@@ -243,7 +263,7 @@ impl SipLine {
         entropy: &mut dyn Entropy,
     ) {
         let call = Call::outgoing(
-            self.party.clone(),
+            self.dialog_party(),
             target,
             offer,
             Timers::default(),
@@ -435,7 +455,55 @@ impl SipLine {
     }
 
     pub fn stop(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        self.flow = None;
         self.registration.unregister(now, entropy);
+    }
+
+    /// Who we are in dialogs: the line's party, with our GRUU as the contact on a stream.
+    /// A stream's own contact (our ephemeral port) is reachable only through the connection
+    /// that dies with the flow, while the GRUU reaches whichever flow is current, and the line
+    /// registers again the moment a stream is replaced. On UDP our address is directly routable
+    /// and stays so across a registrar's restart, when a GRUU would be unknown to it until our
+    /// next refresh.
+    fn dialog_party(&self) -> LocalParty {
+        let mut party = self.party.clone();
+        if let Some(gruu) = self.gruu.as_ref().filter(|_| party.reliable) {
+            party.contact = gruu.clone();
+        }
+        party
+    }
+
+    /// After a REGISTER's answer: keep the flow alive while the registrar confirms outbound,
+    /// and take the GRUU it gave.
+    fn follow_binding(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        let binding = self.registration.binding().clone();
+        if !binding.outbound {
+            self.flow = None;
+        } else if self.flow.is_none() {
+            tracing::info!(
+                flow_timer = ?binding.flow_timer,
+                "the registrar keeps our flow (RFC 5626 outbound); pinging it"
+            );
+            self.flow = Some(FlowKeepalive::new(
+                self.party.reliable,
+                binding.flow_timer,
+                now,
+                entropy,
+            ));
+        }
+        self.gruu = binding.gruu;
+    }
+
+    /// Whether the flow is watched by RFC 5626 pings (the runtime's plain keepalive is moot).
+    pub fn flow_watched(&self) -> bool {
+        self.flow.is_some()
+    }
+
+    /// A pong arrived: a CRLF on a stream, a WebSocket pong, or a STUN Binding response.
+    pub fn pong(&mut self, transaction: Option<[u8; 12]>, now: Instant, entropy: &mut dyn Entropy) {
+        if let Some(flow) = &mut self.flow {
+            flow.on_pong(transaction, now, entropy);
+        }
     }
 
     /// Sends an OPTIONS to the registrar, unless one is still waiting for its answer.
@@ -463,6 +531,7 @@ impl SipLine {
         {
             if let Message::Response(response) = message {
                 self.registration.handle_response(response, now, entropy);
+                self.follow_binding(now, entropy);
             }
             return;
         }
@@ -541,7 +610,7 @@ impl SipLine {
             .iter()
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect();
-        match Call::incoming(self.party.clone(), invite, Timers::default(), entropy) {
+        match Call::incoming(self.dialog_party(), invite, Timers::default(), entropy) {
             Ok(call) => {
                 let conversation = conversation_id(entropy);
                 self.events
@@ -568,6 +637,20 @@ impl SipLine {
                 self.events.push_back(SipEvent::ServerSilent);
             }
         }
+        if let Some(flow) = &mut self.flow
+            && now >= flow.poll_timeout()
+        {
+            match flow.handle_timeout(now, entropy) {
+                Some(FlowAction::Ping { transaction }) => {
+                    self.events.push_back(SipEvent::FlowPing { transaction });
+                }
+                Some(FlowAction::Failed) => {
+                    self.flow = None;
+                    self.events.push_back(SipEvent::FlowFailed);
+                }
+                None => {}
+            }
+        }
         self.registration.handle_timeout(now, entropy);
         for (_, call) in &mut self.calls {
             call.handle_timeout(now, entropy);
@@ -589,6 +672,7 @@ impl SipLine {
         calls
             .chain(self.registration.poll_timeout())
             .chain(self.probe.as_ref().map(probe::Probe::poll_timeout))
+            .chain(self.flow.as_ref().map(FlowKeepalive::poll_timeout))
             .min()
     }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use sip_core::flow::stun;
 use sip_core::message::{Message, ParseError, Parsed, bad_request, parse_datagram, parse_stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -35,8 +36,13 @@ pub enum Inbound {
         error: ParseError,
         reply: Option<Vec<u8>>,
     },
-    /// A keepalive ping (answered by the transport) or pong.
-    KeepAlive,
+    /// A keepalive ping, answered by the transport.
+    Ping,
+    /// A keepalive's answer: a CRLF or WebSocket pong on a stream, or on UDP a STUN Binding
+    /// success response with its transaction id (RFC 5626 §4.4).
+    Pong(Option<[u8; 12]>),
+    /// A STUN message other than the answer to our ping: dropped.
+    Stray,
 }
 
 /// A plain or TLS stream under a WebSocket.
@@ -87,6 +93,8 @@ pub enum TransportError {
     Tls(#[from] TlsError),
     #[error("connection closed by the server")]
     Closed,
+    #[error("the server did not answer a keepalive (RFC 5626: the flow failed)")]
+    NoPong,
     #[error("WebSocket: {0}")]
     WebSocket(String),
     #[error("network error: {0}")]
@@ -242,6 +250,18 @@ impl Transport {
         }
     }
 
+    /// Pings the flow for RFC 5626: a STUN Binding request on UDP (the registrar's edge answers
+    /// it), otherwise what [`Self::keepalive`] sends, whose answer is a pong too.
+    pub async fn flow_ping(&mut self, transaction: [u8; 12]) -> Result<(), TransportError> {
+        match self {
+            Self::Udp { socket } => {
+                socket.send(&stun::binding_request(transaction)).await?;
+                Ok(())
+            }
+            _ => self.keepalive().await,
+        }
+    }
+
     /// Waits for the next inbound item. Cancel-safe for use in `select!`: a partial TCP read
     /// stays in the buffer.
     pub async fn recv(&mut self) -> Result<Inbound, TransportError> {
@@ -251,7 +271,14 @@ impl Transport {
                 let n = socket.recv(&mut datagram).await?;
                 let bytes = &datagram[..n];
                 if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | 0)) {
-                    return Ok(Inbound::KeepAlive);
+                    return Ok(Inbound::Ping);
+                }
+                // STUN shares the socket (RFC 5626 §4.4.2); only a Binding success is ours.
+                if stun::is_stun(bytes) {
+                    return Ok(match stun::binding_success(bytes) {
+                        Some(transaction) => Inbound::Pong(Some(transaction)),
+                        None => Inbound::Stray,
+                    });
                 }
                 Ok(inbound(bytes))
             }
@@ -269,9 +296,9 @@ impl Transport {
                     // Pongs are queued by tungstenite; flushing sends them now.
                     WsMessage::Ping(_) => {
                         stream.flush().await.map_err(ws_error)?;
-                        return Ok(Inbound::KeepAlive);
+                        return Ok(Inbound::Ping);
                     }
-                    WsMessage::Pong(_) => return Ok(Inbound::KeepAlive),
+                    WsMessage::Pong(_) => return Ok(Inbound::Pong(None)),
                     WsMessage::Close(_) => return Err(TransportError::Closed),
                     WsMessage::Frame(_) => continue,
                 };
@@ -333,9 +360,9 @@ async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(
                     Parsed::Message(message) => Inbound::Message(message),
                     Parsed::Ping => {
                         stream.write_all(b"\r\n").await?;
-                        Inbound::KeepAlive
+                        Inbound::Ping
                     }
-                    Parsed::Pong => Inbound::KeepAlive,
+                    Parsed::Pong => Inbound::Pong(None),
                 });
             }
             Ok(None) => {}

@@ -140,10 +140,11 @@ impl PhoneHandle {
 }
 
 /// Media settings for the configured line and for lines pages provision (which do not inherit
-/// IT's `[media]` choices).
+/// IT's `[media]` choices), and the installation's SIP instance id every line registers with.
 pub struct Media {
     pub line: MediaSettings,
     pub provisioned: MediaSettings,
+    pub sip_instance: Option<String>,
 }
 
 /// `log` events a second, and the burst, that reach pages; the rest are counted and dropped.
@@ -164,7 +165,11 @@ pub fn spawn(
     // The broadcast buffer only has to absorb bursts; a client that falls further behind is
     // told to reconnect and resumes from the replay log instead.
     let (feed, _) = broadcast::channel(replay_capacity.max(16));
-    let line = line.map(|config| LineRuntime::new(config, media.line, Instant::now()));
+    let sip_instance = media.sip_instance;
+    let line = line.map(|mut config| {
+        config.sip_instance = sip_instance.clone();
+        LineRuntime::new(config, media.line, Instant::now())
+    });
     let (log_control, log_lines) = logs.unzip();
     let driver = Driver {
         phone,
@@ -173,6 +178,7 @@ pub fn spawn(
         feed,
         line,
         media: media.provisioned,
+        sip_instance,
         log_control,
         log_lines,
         log_budget: LineBudget::new(LOG_LINES_PER_SECOND, LOG_LINES_BURST, Instant::now()),
@@ -191,6 +197,7 @@ struct Driver {
     line: Option<LineRuntime>,
     /// For lines provisioned later.
     media: MediaSettings,
+    sip_instance: Option<String>,
     /// Rate limit for `log` events, and how many it dropped since the last one sent.
     log_budget: LineBudget,
     /// Per origin, the last seq before its first connection: replay never reaches further back,
@@ -325,8 +332,9 @@ impl Driver {
                 }
                 // The phone checked the account before asking.
                 match LineConfig::from_account(&account) {
-                    Ok(config) => {
+                    Ok(mut config) => {
                         tracing::info!(server = %config.domain, transport = ?config.kind, "line provisioned by a page");
+                        config.sip_instance = self.sip_instance.clone();
                         self.line = Some(LineRuntime::new(config, self.media.clone(), now));
                     }
                     Err(e) => tracing::warn!("provisioning: {e}"),

@@ -12,6 +12,9 @@ use crate::common::eventually;
 
 pub mod webrtc;
 
+/// The lab registrar's `Flow-Timer` (RFC 5626): outbound clients ping at least this often.
+pub const FLOW_TIMER: u32 = 20;
+
 /// Kamailio as registrar/proxy: users 1001..1003, passwords secret1001..secret1003.
 pub struct Kamailio {
     pub port: u16,
@@ -112,6 +115,7 @@ impl Kamailio {
             .replace("@WS@", &ws_ports.map_or(0, |p| p.0).to_string())
             .replace("@WSS@", &ws_ports.map_or(0, |p| p.1).to_string())
             .replace("@ALGORITHM@", algorithm)
+            .replace("@FLOW_TIMER@", &FLOW_TIMER.to_string())
             .replace("listen=udp:127.0.0.1:", &format!("listen=udp:{address}:"))
             .replace("listen=tcp:127.0.0.1:", &format!("listen=tcp:{address}:"));
         if ws_ports.is_some() {

@@ -27,6 +27,7 @@ fn config() -> RegistrationConfig {
         reliable: false,
         user_agent: "softphone-bridge test".into(),
         outbound_proxy: None,
+        instance: None,
     }
 }
 
@@ -384,4 +385,114 @@ fn stale_contacts_are_bounded_and_never_the_current_one() {
             .all(|c| c.ends_with(";expires=0") && !c.contains(":6005;")),
         "{contacts:?}"
     );
+}
+
+const INSTANCE: &str = "urn:uuid:00000000-0000-4000-8000-000000000001";
+
+fn outbound_config() -> RegistrationConfig {
+    RegistrationConfig {
+        instance: Some(INSTANCE.into()),
+        ..config()
+    }
+}
+
+/// RFC 5626 §4.2.1 and RFC 5627 §4.1: the instance and reg-id on the contact, `outbound` and
+/// `gruu` supported; the registrar's answer (Kamailio's shape: one Contact header listing
+/// another device's binding first, then ours with its GRUUs) read into the binding.
+#[test]
+fn an_outbound_registration_names_its_instance_and_reads_flow_timer_and_gruu() {
+    let (start, mut e) = (Instant::now(), Counter(0));
+    let mut reg = Registration::new(outbound_config(), Timers::default(), &mut e);
+    reg.register(start, &mut e);
+    let first = sent(&mut reg);
+    assert_eq!(
+        first.headers.all("Contact"),
+        [format!(
+            "<sip:1001@127.0.0.1:5070;transport=udp>;expires=60;+sip.instance=\"<{INSTANCE}>\";reg-id=1"
+        )]
+    );
+    assert_eq!(first.headers.get("Supported"), Some("outbound, gruu"));
+    assert_eq!(
+        reg.binding(),
+        &Binding::default(),
+        "nothing is known before the answer"
+    );
+    let contacts = format!(
+        "<sip:1001@127.0.0.1:5999>;expires=50;+sip.instance=\"<urn:uuid:other>\";reg-id=1, \
+         <sip:1001@127.0.0.1:5070;transport=udp>;expires=57;+sip.instance=\"<{INSTANCE}>\";reg-id=1;\
+         pub-gruu=\"sip:1001@127.0.0.1;gr={INSTANCE}\";temp-gruu=\"sip:tgruu.1@127.0.0.1;gr\""
+    );
+    reg.handle_response(
+        reply(
+            &first,
+            200,
+            &[
+                ("Contact", &contacts),
+                ("Require", "outbound"),
+                ("Flow-Timer", "25"),
+            ],
+        ),
+        start,
+        &mut e,
+    );
+    assert_eq!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Registered { expires: 57 })
+    );
+    let binding = reg.binding().clone();
+    assert!(binding.outbound);
+    assert_eq!(binding.flow_timer, Some(25));
+    assert_eq!(
+        binding.gruu.map(|g| g.to_string()),
+        Some(format!("sip:1001@127.0.0.1;gr={INSTANCE}"))
+    );
+}
+
+/// A registrar without outbound ignores the instance: no `Require`, no GRUU, and a new flow
+/// must remove the old contact itself. One that agreed replaces the binding by instance, so the
+/// new REGISTER names only the new contact.
+#[test]
+fn stale_contacts_are_removed_only_where_the_registrar_does_not_replace_the_binding() {
+    for outbound in [false, true] {
+        let (start, mut e) = (Instant::now(), Counter(0));
+        let mut reg = Registration::new(outbound_config(), Timers::default(), &mut e);
+        reg.register(start, &mut e);
+        let first = sent(&mut reg);
+        let require: &[(&str, &str)] = if outbound {
+            &[("Require", "outbound")]
+        } else {
+            &[]
+        };
+        reg.handle_response(reply(&first, 200, require), start, &mut e);
+        assert_eq!(reg.binding().outbound, outbound);
+        assert_eq!(reg.binding().gruu, None);
+        let new_contact = Uri::parse("sip:1001@127.0.0.1:6000;transport=tcp").expect("uri");
+        reg.rebind(new_contact, "TCP", "127.0.0.1:6000", true);
+        assert!(!reg.binding().outbound, "a new flow is confirmed anew");
+        reg.register(start + Duration::from_secs(1), &mut e);
+        let again = sent(&mut reg);
+        let contacts = again.headers.all("Contact");
+        assert_eq!(contacts.len(), if outbound { 1 } else { 2 }, "{contacts:?}");
+        assert!(
+            contacts[0]
+                .starts_with("<sip:1001@127.0.0.1:6000;transport=tcp>;expires=60;+sip.instance=")
+        );
+    }
+}
+
+/// Without an instance, a registrar's `Require: outbound` or GRUU is not ours to act on.
+#[test]
+fn a_plain_registration_has_no_binding_extensions() {
+    let (start, mut e, mut reg, first) = registering();
+    assert_eq!(first.headers.get("Supported"), None);
+    reg.handle_response(
+        reply(
+            &first,
+            200,
+            &[("Require", "outbound"), ("Flow-Timer", "25")],
+        ),
+        start,
+        &mut e,
+    );
+    assert_eq!(reg.binding(), &Binding::default());
 }

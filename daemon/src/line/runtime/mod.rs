@@ -224,7 +224,10 @@ impl LineRuntime {
         }
         if self.keepalive_at.is_some_and(|at| now >= at) {
             self.keepalive_at = Some(now + KEEPALIVE_EVERY);
+            // A flow the registrar keeps has its own pings (RFC 5626), answered and watched.
+            let watched = self.sip.as_ref().is_some_and(SipLine::flow_watched);
             if let Some(transport) = &mut self.transport
+                && !watched
                 && let Err(e) = transport.keepalive().await
             {
                 self.lost(&e, now);
@@ -276,7 +279,12 @@ impl LineRuntime {
                 }
             }
             Ok(Inbound::Garbage { error, reply }) => self.garbage(&error, reply, now).await,
-            Ok(Inbound::KeepAlive) => {}
+            Ok(Inbound::Ping | Inbound::Stray) => {}
+            Ok(Inbound::Pong(transaction)) => {
+                if let Some(sip) = &mut self.sip {
+                    sip.pong(transaction, now, &mut self.entropy);
+                }
+            }
             Err(e) => self.lost(&e, now),
         }
         self.process(now).await;
@@ -476,6 +484,14 @@ impl LineRuntime {
                     });
                 }
                 SipEvent::ServerSilent => self.server_silent(now),
+                SipEvent::FlowPing { transaction } => {
+                    if let Some(transport) = &mut self.transport
+                        && let Err(e) = transport.flow_ping(transaction).await
+                    {
+                        self.lost(&e, now);
+                    }
+                }
+                SipEvent::FlowFailed => self.lost(&TransportError::NoPong, now),
                 SipEvent::Line(event @ LineEvent::CallIncoming { .. }) => {
                     if let LineEvent::CallIncoming { conversation, .. } = &event {
                         self.ringing.insert(conversation.clone());

@@ -1,0 +1,236 @@
+//! Flow keepalives of SIP Outbound (RFC 5626 §4.4): while the registrar confirms outbound
+//! (`Require: outbound` in its 2xx), the UA pings its flow — CRLFCRLF on a stream, answered by a
+//! CRLF pong (§4.4.1); a STUN Binding request on UDP, answered by a Binding response (§4.4.2).
+//! A ping left unanswered means the flow failed: the UA makes a new one at once and registers
+//! over it, instead of learning of the loss from the next call that never arrives.
+//!
+//! Sans-IO like the rest: [`FlowKeepalive`] says when to ping and when the flow has failed; the
+//! driver writes the bytes ([`stun::binding_request`] on UDP) and reports pongs.
+
+use std::time::{Duration, Instant};
+
+use crate::registration::Entropy;
+
+/// §4.4.1: a pong not received within 10 s of the ping means the flow failed.
+pub const PONG_WITHIN: Duration = Duration::from_secs(10);
+/// §4.4.1's recommended interval when the registrar names no `Flow-Timer`: 95–120 s on a
+/// stream; on UDP 24–29 s (NAT bindings expire sooner).
+const STREAM_INTERVAL: (u64, u64) = (95, 120);
+const DATAGRAM_INTERVAL: (u64, u64) = (24, 29);
+/// STUN over UDP retransmits from 500 ms, doubling (RFC 5389 §7.2.1), seven sends in all; the
+/// flow failed when the last has had 16 × RTO without an answer (39.5 s after the first).
+const STUN_RTO: Duration = Duration::from_millis(500);
+const STUN_SENDS: u32 = 7;
+const STUN_LAST_WAIT: u32 = 16;
+
+/// What the driver does now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowAction {
+    /// Send a ping: CRLFCRLF (or a WebSocket ping) on a stream, on UDP a STUN Binding request
+    /// with this transaction id (the same id for its retransmissions).
+    Ping { transaction: [u8; 12] },
+    /// No pong came: the flow is gone. Replace the connection and register again.
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowKeepalive {
+    reliable: bool,
+    /// Pings go out at a random point in 80–100 % of this (§4.4.1), so a proxy's many flows do
+    /// not ping in step.
+    interval: (Duration, Duration),
+    next_ping: Instant,
+    /// The ping in flight: its transaction id, sends so far, when to retransmit (UDP) and when
+    /// the flow counts as failed.
+    waiting: Option<Waiting>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    transaction: [u8; 12],
+    sends: u32,
+    retransmit_at: Option<Instant>,
+    fail_at: Instant,
+}
+
+impl FlowKeepalive {
+    /// `flow_timer`: the registrar's `Flow-Timer` (seconds), if it sent one.
+    pub fn new(
+        reliable: bool,
+        flow_timer: Option<u32>,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Self {
+        let interval = match flow_timer.filter(|&t| t > 0) {
+            Some(seconds) => {
+                let full = Duration::from_secs(u64::from(seconds));
+                (full.mul_f64(0.8), full)
+            }
+            None => {
+                let (low, high) = if reliable {
+                    STREAM_INTERVAL
+                } else {
+                    DATAGRAM_INTERVAL
+                };
+                (Duration::from_secs(low), Duration::from_secs(high))
+            }
+        };
+        let mut keepalive = Self {
+            reliable,
+            interval,
+            next_ping: now,
+            waiting: None,
+        };
+        keepalive.next_ping = now + keepalive.pick_interval(entropy);
+        keepalive
+    }
+
+    /// The time the next ping goes out, or the flow counts as failed.
+    pub fn poll_timeout(&self) -> Instant {
+        match &self.waiting {
+            Some(waiting) => waiting
+                .retransmit_at
+                .map_or(waiting.fail_at, |at| at.min(waiting.fail_at)),
+            None => self.next_ping,
+        }
+    }
+
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Option<FlowAction> {
+        if let Some(waiting) = &mut self.waiting {
+            if now >= waiting.fail_at {
+                self.waiting = None;
+                return Some(FlowAction::Failed);
+            }
+            if let Some(at) = waiting.retransmit_at.filter(|at| now >= *at) {
+                waiting.sends += 1;
+                let rto = STUN_RTO * 2u32.pow(waiting.sends - 1);
+                if waiting.sends < STUN_SENDS {
+                    waiting.retransmit_at = Some(at + rto);
+                } else {
+                    waiting.retransmit_at = None;
+                    waiting.fail_at = at + STUN_RTO * STUN_LAST_WAIT;
+                }
+                return Some(FlowAction::Ping {
+                    transaction: waiting.transaction,
+                });
+            }
+            return None;
+        }
+        if now < self.next_ping {
+            return None;
+        }
+        let transaction = transaction_id(entropy);
+        self.waiting = Some(if self.reliable {
+            Waiting {
+                transaction,
+                sends: 1,
+                retransmit_at: None,
+                fail_at: now + PONG_WITHIN,
+            }
+        } else {
+            Waiting {
+                transaction,
+                sends: 1,
+                retransmit_at: Some(now + STUN_RTO),
+                // Replaced by the real deadline once the last retransmission is out.
+                fail_at: now + Duration::from_secs(3600),
+            }
+        });
+        Some(FlowAction::Ping { transaction })
+    }
+
+    /// A pong arrived: on UDP, a Binding response with `transaction` (a pong for another ping
+    /// is ignored); on a stream, a CRLF (`None`).
+    pub fn on_pong(
+        &mut self,
+        transaction: Option<[u8; 12]>,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        let Some(waiting) = &self.waiting else {
+            return;
+        };
+        if transaction.is_some_and(|id| id != waiting.transaction) {
+            return;
+        }
+        self.waiting = None;
+        self.next_ping = now + self.pick_interval(entropy);
+    }
+
+    /// Whether a ping is waiting for its pong.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    fn pick_interval(&self, entropy: &mut dyn Entropy) -> Duration {
+        let (low, high) = self.interval;
+        let fraction = f64::from(hash(entropy.token().as_bytes()) % 1001) / 1000.0;
+        low + (high - low).mul_f64(fraction)
+    }
+}
+
+fn transaction_id(entropy: &mut dyn Entropy) -> [u8; 12] {
+    let mut id = [0u8; 12];
+    let first = hash(entropy.token().as_bytes()).to_be_bytes();
+    let second = hash(entropy.token().as_bytes()).to_be_bytes();
+    let third = hash(entropy.token().as_bytes()).to_be_bytes();
+    id[..4].copy_from_slice(&first);
+    id[4..8].copy_from_slice(&second);
+    id[8..].copy_from_slice(&third);
+    id
+}
+
+/// FNV-1a: spreads a random token's text over 32 bits.
+fn hash(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The two STUN messages a flow keepalive needs (RFC 5389): a Binding request with no
+/// attributes, and recognizing the Binding success response to it.
+pub mod stun {
+    const BINDING_REQUEST: u16 = 0x0001;
+    const BINDING_SUCCESS: u16 = 0x0101;
+    const MAGIC_COOKIE: u32 = 0x2112_A442;
+    const HEADER: usize = 20;
+
+    pub fn binding_request(transaction: [u8; 12]) -> [u8; HEADER] {
+        let mut message = [0u8; HEADER];
+        message[..2].copy_from_slice(&BINDING_REQUEST.to_be_bytes());
+        // Length 0: no attributes.
+        message[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        message[8..].copy_from_slice(&transaction);
+        message
+    }
+
+    /// Whether a datagram is STUN at all (RFC 5389 §6: two zero bits, then the cookie); SIP
+    /// never starts that way, so a driver can tell the two apart on one socket (§5.2 of 5626).
+    pub fn is_stun(datagram: &[u8]) -> bool {
+        datagram.len() >= HEADER
+            && datagram[0] & 0xC0 == 0
+            && datagram[4..8] == MAGIC_COOKIE.to_be_bytes()
+    }
+
+    /// The transaction id of a Binding success response whose length field fits the datagram.
+    pub fn binding_success(datagram: &[u8]) -> Option<[u8; 12]> {
+        if !is_stun(datagram) {
+            return None;
+        }
+        let kind = u16::from_be_bytes([datagram[0], datagram[1]]);
+        let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+        if kind != BINDING_SUCCESS || HEADER + length != datagram.len() || length % 4 != 0 {
+            return None;
+        }
+        let mut id = [0u8; 12];
+        id.copy_from_slice(&datagram[8..HEADER]);
+        Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests;
