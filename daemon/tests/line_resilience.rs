@@ -193,6 +193,94 @@ async fn the_line_fails_over_by_srv_and_returns_to_the_preferred_server() {
     );
 }
 
+/// SIP Outbound against Kamailio's outbound registrar (RFC 5626): the line registers with its
+/// install's `+sip.instance` and `reg-id`, the registrar keeps the flow and names a Flow-Timer
+/// (20 s in the lab), and the line's keepalives are answered — STUN on UDP (Kamailio's stun
+/// module), CRLF on TCP — at least once within that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registrar_keeps_our_flows_and_answers_their_keepalives() {
+    let kamailio = lab::Kamailio::start("MD5");
+    let line = |user: &str, transport: &str| {
+        common::Daemon::start(&format!(
+            "[log]\nlevel = \"debug\"\n[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"{transport}\"\nusername = \"{user}\"\npassword = \"secret{user}\"\n",
+            kamailio.port
+        ))
+    };
+    let (udp, tcp) = (line("1001", "udp"), line("1002", "tcp"));
+    let started = Instant::now();
+    for (daemon, user) in [(&udp, "1001"), (&tcp, "1002")] {
+        let mut page = daemon.connect(CRM).await;
+        page.registered().await;
+        let instance = std::fs::read_to_string(daemon.dir().join("sip-instance"))
+            .expect("the install's SIP instance id is kept");
+        let dump = kamailio.rpc("ul.dump");
+        let ours = dump
+            .split("AoR: ")
+            .find(|record| record.starts_with(user))
+            .unwrap_or_default();
+        assert!(
+            ours.contains(&format!("<{instance}>")) && ours.contains("Reg-Id: 1"),
+            "{user}: Kamailio keeps the binding by instance and reg-id:\n{ours}"
+        );
+    }
+    for (daemon, name) in [(&udp, "udp (STUN)"), (&tcp, "tcp (CRLF)")] {
+        eventually(
+            &format!("{name}: a keepalive answered"),
+            Duration::from_secs(40),
+            || {
+                daemon
+                    .log()
+                    .contains("the flow answered our keepalive")
+                    .then_some(())
+            },
+        );
+        eprintln!(
+            "{name}: first keepalive answered {:?} after start",
+            started.elapsed()
+        );
+    }
+}
+
+/// A server that stops answering on a connection that stays open (hung, or a middlebox that
+/// drops the flow silently): the flow's keepalive goes unanswered for 10 s, the line gives up
+/// the flow at once and makes a new one when the server answers again. The OPTIONS probe is
+/// answered at 3 s and is not due again until 33 s, so only the keepalive can find it sooner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_whose_keepalive_goes_unanswered_is_replaced() {
+    let kamailio = lab::Kamailio::start("MD5");
+    let daemon = common::Daemon::start(&format!(
+        "[log]\nlevel = \"debug\"\n[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"tcp\"\nusername = \"1001\"\npassword = \"secret1001\"\n",
+        kamailio.port
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    eventually("the first probe answered", Duration::from_secs(10), || {
+        daemon
+            .log()
+            .contains("SIP in 200 OK (1 OPTIONS)")
+            .then_some(())
+    });
+    let paused = Instant::now();
+    kamailio.pause();
+    let failed = page
+        .event_after_silence("registrationChanged", Duration::from_secs(40))
+        .await;
+    let took = paused.elapsed();
+    kamailio.resume();
+    let reason = failed["payload"]["reason"].as_str().unwrap_or_default();
+    assert_eq!(failed["payload"]["state"], "failed", "{failed}");
+    assert!(
+        reason.contains("keepalive"),
+        "found by the keepalive: {failed}"
+    );
+    eprintln!("tcp: a silent flow given up {took:?} after the server froze");
+    assert!(
+        took < Duration::from_secs(31),
+        "within Flow-Timer + 10 s: {took:?}"
+    );
+    page.registration("registered").await;
+}
+
 /// A server that takes packets and never answers (hung, or a firewall that drops): nothing
 /// errors, only silence tells. The line's first OPTIONS probe (3 s after connecting) goes
 /// unanswered for 5 s and it moves to the backup, well before the REGISTER's Timer F (32 s).

@@ -144,21 +144,22 @@ impl FlowKeepalive {
     }
 
     /// A pong arrived: on UDP, a Binding response with `transaction` (a pong for another ping
-    /// is ignored); on a stream, a CRLF (`None`).
+    /// is ignored); on a stream, a CRLF (`None`). True when it answered the ping in flight.
     pub fn on_pong(
         &mut self,
         transaction: Option<[u8; 12]>,
         now: Instant,
         entropy: &mut dyn Entropy,
-    ) {
+    ) -> bool {
         let Some(waiting) = &self.waiting else {
-            return;
+            return false;
         };
         if transaction.is_some_and(|id| id != waiting.transaction) {
-            return;
+            return false;
         }
         self.waiting = None;
         self.next_ping = now + self.pick_interval(entropy);
+        true
     }
 
     /// Whether a ping is waiting for its pong.

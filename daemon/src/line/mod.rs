@@ -501,8 +501,10 @@ impl SipLine {
 
     /// A pong arrived: a CRLF on a stream, a WebSocket pong, or a STUN Binding response.
     pub fn pong(&mut self, transaction: Option<[u8; 12]>, now: Instant, entropy: &mut dyn Entropy) {
-        if let Some(flow) = &mut self.flow {
-            flow.on_pong(transaction, now, entropy);
+        if let Some(flow) = &mut self.flow
+            && flow.on_pong(transaction, now, entropy)
+        {
+            tracing::debug!("the flow answered our keepalive");
         }
     }
 
@@ -798,3 +800,6 @@ impl Entropy for OsEntropy {
         crate::run::random_hex(8)
     }
 }
+
+#[cfg(test)]
+mod tests;

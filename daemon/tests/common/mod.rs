@@ -162,6 +162,11 @@ impl Daemon {
         log(self.dir.path())
     }
 
+    /// Its data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Stops the daemon and hands back its data directory (for restart tests).
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();

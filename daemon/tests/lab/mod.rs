@@ -202,6 +202,23 @@ impl Kamailio {
         self.wait_started();
     }
 
+    /// Freezes every Kamailio process (SIGSTOP): connections stay open, nothing is answered —
+    /// a hung server or a path that silently drops.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Undoes [`Self::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let main = self.child.id().to_string();
+        let _ = Command::new("pkill").args([signal, "-P", &main]).status();
+        let _ = Command::new("kill").args([signal, &main]).status();
+    }
+
     /// SIGTERM, not SIGKILL: Kamailio forks workers, and only its main process stopping cleanly
     /// takes them down too (a killed main process leaves them running).
     pub fn stop(&mut self) {

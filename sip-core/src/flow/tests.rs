@@ -39,7 +39,7 @@ fn a_stream_pings_within_80_to_100_percent_of_the_flow_timer_and_fails_10_s_afte
     ping(flow.handle_timeout(at, &mut entropy));
     assert!(flow.is_waiting());
     // Answered: the next ping is one interval after the pong.
-    flow.on_pong(None, at + Duration::from_millis(3), &mut entropy);
+    assert!(flow.on_pong(None, at + Duration::from_millis(3), &mut entropy));
     assert!(!flow.is_waiting());
     let next = flow.poll_timeout() - (at + Duration::from_millis(3));
     assert!(
@@ -112,17 +112,17 @@ fn only_the_answer_to_our_ping_is_a_pong() {
     let mut entropy = Counter(0);
     let mut flow = FlowKeepalive::new(false, Some(25), start, &mut entropy);
     // A pong with nothing in flight changes nothing.
-    flow.on_pong(Some([9; 12]), start, &mut entropy);
+    assert!(!flow.on_pong(Some([9; 12]), start, &mut entropy));
     let at = flow.poll_timeout();
     let id = ping(flow.handle_timeout(at, &mut entropy));
     let mut other = id;
     other[0] ^= 1;
-    flow.on_pong(Some(other), at, &mut entropy);
+    assert!(!flow.on_pong(Some(other), at, &mut entropy));
     assert!(
         flow.is_waiting(),
         "a response to another transaction is not our pong"
     );
-    flow.on_pong(Some(id), at + Duration::from_millis(1), &mut entropy);
+    assert!(flow.on_pong(Some(id), at + Duration::from_millis(1), &mut entropy));
     assert!(!flow.is_waiting());
     // Each ping has its own transaction id.
     let next = ping(flow.handle_timeout(flow.poll_timeout(), &mut entropy));
