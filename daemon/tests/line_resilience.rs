@@ -444,3 +444,61 @@ async fn a_call_follows_the_machine_to_a_new_address() {
     lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the move")
         .await;
 }
+
+/// A network flap (a laptop's cable or Wi-Fi drops and comes back on another network): the
+/// agent reaches the PBX — Kamailio and baresip in a network namespace of their own — over a
+/// veth pair. Mid-call the agent's end goes down for 5 s and comes back up with a new address.
+/// The line registers again from it within seconds of the link returning (the old binding
+/// replaced), the call follows (a re-INVITE announces our media at the new address), the tones
+/// flow both ways again, and the hang-up reaches the far end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_survives_a_link_flap_to_a_new_address() {
+    if !lab::webrtc::in_loopback_namespace("a_call_survives_a_link_flap_to_a_new_address") {
+        return;
+    }
+    let pbx = lab::Netns::new();
+    ip(&format!(
+        "link add vagent type veth peer name vpbx netns {}",
+        pbx.pid()
+    ));
+    pbx.ip("addr add 10.9.1.1/24 dev vpbx");
+    pbx.ip("link set vpbx up");
+    ip("addr add 10.9.1.2/24 dev vagent");
+    ip("link set vagent up");
+    let kamailio = lab::Kamailio::start_in(&pbx, "10.9.1.1", "MD5");
+    let server = format!(
+        "server = \"10.9.1.1:{}\"\ntransport = \"tcp\"\n",
+        kamailio.port
+    );
+    let lab = call_lab::lab_on_server(kamailio, &server, "PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let before = lab.kamailio.wait_contacts("1001");
+    assert!(before.iter().all(|c| c.contains("10.9.1.2")), "{before:?}");
+    let id = lab.answered_call(&mut page).await;
+
+    ip("link set vagent down");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ip("addr del 10.9.1.2/24 dev vagent");
+    ip("addr add 10.9.1.3/24 dev vagent");
+    let returned = Instant::now();
+    ip("link set vagent up");
+    page.registration("registered").await;
+    let took = returned.elapsed();
+    eprintln!("registered again {took:?} after the link returned");
+    assert!(took < Duration::from_secs(10), "within seconds: {took:?}");
+    let after = eventually("only the new contact", Duration::from_secs(10), || {
+        let contacts = lab.kamailio.contacts("1001");
+        (contacts.iter().all(|c| c.contains("10.9.1.3")) && !contacts.is_empty())
+            .then_some(contacts)
+    });
+    assert_eq!(after.len(), 1, "{after:?}");
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["conversationId"],
+        id.as_str(),
+        "{state}"
+    );
+    lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the flap")
+        .await;
+}

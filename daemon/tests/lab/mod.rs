@@ -12,6 +12,77 @@ use crate::common::eventually;
 
 pub mod webrtc;
 
+/// `program` to run in the network namespace at `netns` (`/proc/PID/ns/net`), or in the test's.
+fn in_netns(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(path) => {
+            let mut command = Command::new("nsenter");
+            command.arg(format!("--net={path}")).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A network namespace of its own (a PBX across a link), held open by a sleeping process that
+/// dies with it. Only inside a test's private namespace (see `webrtc::in_loopback_namespace`).
+pub struct Netns {
+    holder: Child,
+}
+
+impl Netns {
+    pub fn new() -> Self {
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our network namespace");
+        let holder = Command::new("unshare")
+            .args(["--net", "sleep", "3600"])
+            .spawn()
+            .expect("unshare (util-linux) runs");
+        let netns = Self { holder };
+        // unshare makes the namespace before it becomes `sleep`: until then the path is ours.
+        eventually("the new network namespace", Duration::from_secs(5), || {
+            std::fs::read_link(netns.path())
+                .ok()
+                .filter(|theirs| *theirs != ours)
+        });
+        netns.ip("link set lo up");
+        netns
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// `/proc/PID/ns/net`, for `nsenter --net=`.
+    pub fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid())
+    }
+
+    /// Runs `ip ARGS` (iproute2) in the namespace.
+    pub fn ip(&self, args: &str) {
+        let status = in_netns(Some(&self.path()), "ip")
+            .args(args.split(' '))
+            .status()
+            .expect("nsenter runs");
+        assert!(status.success(), "ip {args} in the PBX namespace");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// How a Kamailio is set up beyond its ports and certificate.
+#[derive(Default)]
+struct Setup {
+    /// Run in this network namespace (`/proc/PID/ns/net`).
+    netns: Option<String>,
+    /// `Flow-Timer` instead of [`FLOW_TIMER`].
+    flow_timer: Option<u32>,
+}
+
 /// The lab registrar's `Flow-Timer` (RFC 5626): outbound clients ping at least this often.
 pub const FLOW_TIMER: u32 = 20;
 
@@ -23,6 +94,8 @@ pub struct Kamailio {
     pub ws_ports: Option<(u16, u16)>,
     /// Where it listens: 127.0.0.1 unless started with [`Self::start_at`].
     pub address: String,
+    /// The network namespace it runs in (`/proc/PID/ns/net`), when not the test's.
+    netns: Option<String>,
     dir: tempfile::TempDir,
     child: Child,
 }
@@ -40,6 +113,25 @@ impl Kamailio {
     /// Listening on `address` (an address of this machine other than 127.0.0.1), UDP and TCP.
     pub fn start_at(address: &str, algorithm: &str) -> Self {
         Self::launch_at(address, free_port(), None, None, algorithm, None)
+    }
+
+    /// Runs in the network namespace `netns`, listening at `address` there; the baresips
+    /// started for it run there too.
+    pub fn start_in(netns: &Netns, address: &str, algorithm: &str) -> Self {
+        let setup = Setup {
+            netns: Some(netns.path()),
+            ..Setup::default()
+        };
+        Self::launch_set(address, free_port(), None, None, algorithm, None, setup)
+    }
+
+    /// With a `Flow-Timer` of `seconds` instead of [`FLOW_TIMER`].
+    pub fn start_with_flow_timer(algorithm: &str, seconds: u32) -> Self {
+        let setup = Setup {
+            flow_timer: Some(seconds),
+            ..Setup::default()
+        };
+        Self::launch_set("127.0.0.1", free_port(), None, None, algorithm, None, setup)
     }
 
     /// Also listens for SIP over WebSocket (ws and wss, RFC 7118) and TLS.
@@ -101,6 +193,26 @@ impl Kamailio {
         algorithm: &str,
         certificate: Option<(&Path, &Path)>,
     ) -> Self {
+        Self::launch_set(
+            address,
+            port,
+            tls_port,
+            ws_ports,
+            algorithm,
+            certificate,
+            Setup::default(),
+        )
+    }
+
+    fn launch_set(
+        address: &str,
+        port: u16,
+        tls_port: Option<u16>,
+        ws_ports: Option<(u16, u16)>,
+        algorithm: &str,
+        certificate: Option<(&Path, &Path)>,
+        setup: Setup,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let template = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -115,7 +227,10 @@ impl Kamailio {
             .replace("@WS@", &ws_ports.map_or(0, |p| p.0).to_string())
             .replace("@WSS@", &ws_ports.map_or(0, |p| p.1).to_string())
             .replace("@ALGORITHM@", algorithm)
-            .replace("@FLOW_TIMER@", &FLOW_TIMER.to_string())
+            .replace(
+                "@FLOW_TIMER@",
+                &setup.flow_timer.unwrap_or(FLOW_TIMER).to_string(),
+            )
             .replace("listen=udp:127.0.0.1:", &format!("listen=udp:{address}:"))
             .replace("listen=tcp:127.0.0.1:", &format!("listen=tcp:{address}:"));
         if ws_ports.is_some() {
@@ -144,12 +259,13 @@ impl Kamailio {
         }
         let path = dir.path().join("kamailio.cfg");
         std::fs::write(&path, config).expect("write config");
-        let child = Self::spawn(dir.path());
+        let child = Self::spawn(dir.path(), setup.netns.as_deref());
         let kamailio = Self {
             port,
             tls_port,
             ws_ports,
             address: address.to_owned(),
+            netns: setup.netns,
             dir,
             child,
         };
@@ -157,13 +273,13 @@ impl Kamailio {
         kamailio
     }
 
-    fn spawn(dir: &std::path::Path) -> Child {
+    fn spawn(dir: &std::path::Path, netns: Option<&str>) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("kamailio.log"))
             .expect("log");
-        Command::new("kamailio")
+        in_netns(netns, "kamailio")
             .arg("-f")
             .arg(dir.join("kamailio.cfg"))
             .args(["-DD", "-E", "-m", "64", "-M", "8", "-P"])
@@ -192,13 +308,13 @@ impl Kamailio {
     /// again on the same ports with the same certificate.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Self::spawn(self.dir.path());
+        self.child = Self::spawn(self.dir.path(), self.netns.as_deref());
         self.wait_started();
     }
 
     /// Starts it again after [`Self::stop`], on the same ports.
     pub fn start_again(&mut self) {
-        self.child = Self::spawn(self.dir.path());
+        self.child = Self::spawn(self.dir.path(), self.netns.as_deref());
         self.wait_started();
     }
 
@@ -368,6 +484,8 @@ pub fn free_port_pair() -> u16 {
 /// takes commands over `ctrl_tcp`.
 pub struct Baresip {
     dir: tempfile::TempDir,
+    /// Where it listens, SIP, media and ctrl_tcp alike: its Kamailio's address.
+    address: String,
     ctrl_port: u16,
     /// Where it listens for SIP (it also takes calls sent straight to it).
     pub sip_port: u16,
@@ -424,6 +542,12 @@ impl Baresip {
             format!("<sip:{user}@{}:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}{params}\n", kamailio.address, kamailio.port),
         )
         .expect("accounts");
+        // Across a link (Kamailio in a namespace of its own) baresip lives beside Kamailio, at
+        // its address; otherwise on 127.0.0.1 whatever Kamailio's address.
+        let address = match kamailio.netns {
+            Some(_) => kamailio.address.clone(),
+            None => "127.0.0.1".to_owned(),
+        };
         // Ports are picked free but may be taken by a parallel test before baresip binds them;
         // baresip then exits at once, and a new start with new ports is the cure.
         for attempt in 1..=3 {
@@ -433,10 +557,11 @@ impl Baresip {
                 .replace("@SIP@", &sip_port.to_string())
                 .replace("@CTRL@", &ctrl_port.to_string())
                 .replace("@TONE@", &tone.to_string_lossy())
-                .replace("@REC@", &recordings.to_string_lossy());
+                .replace("@REC@", &recordings.to_string_lossy())
+                .replace("127.0.0.1", &address);
             std::fs::write(conf.join("config"), config).expect("config");
             let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
-            let mut child = Command::new("baresip")
+            let mut child = in_netns(kamailio.netns.as_deref(), "baresip")
                 .arg("-f")
                 .arg(&conf)
                 .current_dir(dir.path())
@@ -452,6 +577,7 @@ impl Baresip {
                 if !kamailio.contacts(user).is_empty() {
                     return Self {
                         dir,
+                        address: address.clone(),
                         ctrl_port,
                         sip_port,
                         child,
@@ -495,8 +621,8 @@ impl Baresip {
     pub fn command(&self, command: &str, params: &str) {
         use std::io::{Read, Write};
         let body = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
-        let mut stream =
-            std::net::TcpStream::connect(("127.0.0.1", self.ctrl_port)).expect("ctrl_tcp");
+        let mut stream = std::net::TcpStream::connect((self.address.as_str(), self.ctrl_port))
+            .expect("ctrl_tcp");
         stream
             .write_all(format!("{}:{body},", body.len()).as_bytes())
             .expect("send");
