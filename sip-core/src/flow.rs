@@ -7,6 +7,7 @@
 //! Sans-IO like the rest: [`FlowKeepalive`] says when to ping and when the flow has failed; the
 //! driver writes the bytes ([`stun::binding_request`] on UDP) and reports pongs.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::registration::Entropy;
@@ -23,13 +24,47 @@ const STUN_RTO: Duration = Duration::from_millis(500);
 const STUN_SENDS: u32 = 7;
 const STUN_LAST_WAIT: u32 = 16;
 
+/// The shortest interval we ping at, whatever the registrar asks: a `Flow-Timer` of 1 must not
+/// turn the line into a ping flood.
+const MIN_INTERVAL: u64 = 5;
+
 /// What the driver does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowAction {
     /// Send a ping: CRLFCRLF (or a WebSocket ping) on a stream, on UDP a STUN Binding request
     /// with this transaction id (the same id for its retransmissions).
     Ping { transaction: [u8; 12] },
-    /// No pong came: the flow is gone. Replace the connection and register again.
+    /// The flow is gone (a ping this flow used to answer went unanswered, a STUN error, or our
+    /// address as the server sees it changed: a NAT rebinding, §4.4.2). Replace the connection
+    /// and register again.
+    Failed,
+    /// The very first ping went unanswered: the registrar said outbound but its edge does not
+    /// answer keepalives. Not a dead flow: stop pinging it and keep it alive otherwise.
+    Unanswered,
+}
+
+/// A keepalive's answer, as the driver read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pong {
+    /// A CRLF (or WebSocket pong) on a stream.
+    Stream,
+    /// A STUN Binding success response: its transaction and XOR-MAPPED-ADDRESS.
+    Stun {
+        transaction: [u8; 12],
+        mapped: Option<SocketAddr>,
+    },
+    /// A STUN Binding error response.
+    StunError { transaction: [u8; 12] },
+}
+
+/// What a pong meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PongOutcome {
+    /// It answered the ping in flight.
+    Answered,
+    /// Not for us (no ping in flight, another transaction, a stream pong on UDP).
+    Ignored,
+    /// It says the flow failed (see [`FlowAction::Failed`]).
     Failed,
 }
 
@@ -43,6 +78,10 @@ pub struct FlowKeepalive {
     /// The ping in flight: its transaction id, sends so far, when to retransmit (UDP) and when
     /// the flow counts as failed.
     waiting: Option<Waiting>,
+    /// The flow has answered a ping: from then on silence means it failed.
+    answered: bool,
+    /// Our address as the server first saw it (UDP: the STUN XOR-MAPPED-ADDRESS).
+    mapped: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,32 +93,34 @@ struct Waiting {
 }
 
 impl FlowKeepalive {
-    /// `flow_timer`: the registrar's `Flow-Timer` (seconds), if it sent one.
+    /// `flow_timer`: the registrar's `Flow-Timer` (seconds), if it sent one. We ping at least
+    /// as often as the RFC's recommended intervals, even if it asks for less, and at most every
+    /// 5 s, even if it asks for more.
     pub fn new(
         reliable: bool,
         flow_timer: Option<u32>,
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> Self {
+        let (low, high) = if reliable {
+            STREAM_INTERVAL
+        } else {
+            DATAGRAM_INTERVAL
+        };
         let interval = match flow_timer.filter(|&t| t > 0) {
             Some(seconds) => {
-                let full = Duration::from_secs(u64::from(seconds));
+                let full = Duration::from_secs(u64::from(seconds).clamp(MIN_INTERVAL, high));
                 (full.mul_f64(0.8), full)
             }
-            None => {
-                let (low, high) = if reliable {
-                    STREAM_INTERVAL
-                } else {
-                    DATAGRAM_INTERVAL
-                };
-                (Duration::from_secs(low), Duration::from_secs(high))
-            }
+            None => (Duration::from_secs(low), Duration::from_secs(high)),
         };
         let mut keepalive = Self {
             reliable,
             interval,
             next_ping: now,
             waiting: None,
+            answered: false,
+            mapped: None,
         };
         keepalive.next_ping = now + keepalive.pick_interval(entropy);
         keepalive
@@ -103,16 +144,21 @@ impl FlowKeepalive {
         if let Some(waiting) = &mut self.waiting {
             if now >= waiting.fail_at {
                 self.waiting = None;
-                return Some(FlowAction::Failed);
+                return Some(if self.answered {
+                    FlowAction::Failed
+                } else {
+                    FlowAction::Unanswered
+                });
             }
-            if let Some(at) = waiting.retransmit_at.filter(|at| now >= *at) {
+            if waiting.retransmit_at.is_some_and(|at| now >= at) {
                 waiting.sends += 1;
-                let rto = STUN_RTO * 2u32.pow(waiting.sends - 1);
+                // From now, not from when it was due: after a suspend, one retransmission, not
+                // a burst of the ones missed.
                 if waiting.sends < STUN_SENDS {
-                    waiting.retransmit_at = Some(at + rto);
+                    waiting.retransmit_at = Some(now + STUN_RTO * 2u32.pow(waiting.sends - 1));
                 } else {
                     waiting.retransmit_at = None;
-                    waiting.fail_at = at + STUN_RTO * STUN_LAST_WAIT;
+                    waiting.fail_at = now + STUN_RTO * STUN_LAST_WAIT;
                 }
                 return Some(FlowAction::Ping {
                     transaction: waiting.transaction,
@@ -143,23 +189,37 @@ impl FlowKeepalive {
         Some(FlowAction::Ping { transaction })
     }
 
-    /// A pong arrived: on UDP, a Binding response with `transaction` (a pong for another ping
-    /// is ignored); on a stream, a CRLF (`None`). True when it answered the ping in flight.
-    pub fn on_pong(
-        &mut self,
-        transaction: Option<[u8; 12]>,
-        now: Instant,
-        entropy: &mut dyn Entropy,
-    ) -> bool {
+    /// A pong arrived. On UDP only a STUN answer to the ping in flight counts; on a stream
+    /// only a CRLF or WebSocket pong.
+    pub fn on_pong(&mut self, pong: Pong, now: Instant, entropy: &mut dyn Entropy) -> PongOutcome {
         let Some(waiting) = &self.waiting else {
-            return false;
+            return PongOutcome::Ignored;
         };
-        if transaction.is_some_and(|id| id != waiting.transaction) {
-            return false;
+        let ours = |id: [u8; 12]| !self.reliable && id == waiting.transaction;
+        match pong {
+            Pong::Stream if self.reliable => {}
+            Pong::Stun {
+                transaction,
+                mapped,
+            } if ours(transaction) => {
+                if let (Some(first), Some(now_seen)) = (self.mapped, mapped)
+                    && first != now_seen
+                {
+                    self.waiting = None;
+                    return PongOutcome::Failed;
+                }
+                self.mapped = self.mapped.or(mapped);
+            }
+            Pong::StunError { transaction } if ours(transaction) => {
+                self.waiting = None;
+                return PongOutcome::Failed;
+            }
+            _ => return PongOutcome::Ignored,
         }
         self.waiting = None;
+        self.answered = true;
         self.next_ping = now + self.pick_interval(entropy);
-        true
+        PongOutcome::Answered
     }
 
     /// Whether a ping is waiting for its pong.
@@ -195,8 +255,12 @@ fn hash(bytes: &[u8]) -> u32 {
 /// The two STUN messages a flow keepalive needs (RFC 5389): a Binding request with no
 /// attributes, and recognizing the Binding success response to it.
 pub mod stun {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
     const BINDING_REQUEST: u16 = 0x0001;
     const BINDING_SUCCESS: u16 = 0x0101;
+    const BINDING_ERROR: u16 = 0x0111;
+    const XOR_MAPPED_ADDRESS: u16 = 0x0020;
     const MAGIC_COOKIE: u32 = 0x2112_A442;
     const HEADER: usize = 20;
 
@@ -217,19 +281,61 @@ pub mod stun {
             && datagram[4..8] == MAGIC_COOKIE.to_be_bytes()
     }
 
-    /// The transaction id of a Binding success response whose length field fits the datagram.
-    pub fn binding_success(datagram: &[u8]) -> Option<[u8; 12]> {
+    /// A Binding response whose length field fits the datagram: its transaction id, whether
+    /// it is a success, and (a success's) XOR-MAPPED-ADDRESS when it has a readable one.
+    pub fn binding_response(datagram: &[u8]) -> Option<([u8; 12], bool, Option<SocketAddr>)> {
         if !is_stun(datagram) {
             return None;
         }
         let kind = u16::from_be_bytes([datagram[0], datagram[1]]);
         let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-        if kind != BINDING_SUCCESS || HEADER + length != datagram.len() || length % 4 != 0 {
+        if HEADER + length != datagram.len() || length % 4 != 0 {
             return None;
         }
-        let mut id = [0u8; 12];
-        id.copy_from_slice(&datagram[8..HEADER]);
-        Some(id)
+        let mut transaction = [0u8; 12];
+        transaction.copy_from_slice(&datagram[8..HEADER]);
+        match kind {
+            BINDING_SUCCESS => Some((transaction, true, mapped_address(datagram))),
+            BINDING_ERROR => Some((transaction, false, None)),
+            _ => None,
+        }
+    }
+
+    /// The XOR-MAPPED-ADDRESS attribute (RFC 5389 §15.2), walking attributes padded to 4.
+    fn mapped_address(datagram: &[u8]) -> Option<SocketAddr> {
+        let mut at = HEADER;
+        while at + 4 <= datagram.len() {
+            let kind = u16::from_be_bytes([datagram[at], datagram[at + 1]]);
+            let length = usize::from(u16::from_be_bytes([datagram[at + 2], datagram[at + 3]]));
+            let value = datagram.get(at + 4..at + 4 + length)?;
+            if kind == XOR_MAPPED_ADDRESS {
+                let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]) ^ 0x2112;
+                let cookie = MAGIC_COOKIE.to_be_bytes();
+                let ip = match (value.get(1)?, value.len()) {
+                    (1, 8) => {
+                        let mut octets = [0u8; 4];
+                        for (i, octet) in octets.iter_mut().enumerate() {
+                            *octet = value[4 + i] ^ cookie[i];
+                        }
+                        IpAddr::V4(Ipv4Addr::from(octets))
+                    }
+                    (2, 20) => {
+                        let mut key = [0u8; 16];
+                        key[..4].copy_from_slice(&cookie);
+                        key[4..].copy_from_slice(&datagram[8..HEADER]);
+                        let mut octets = [0u8; 16];
+                        for (i, octet) in octets.iter_mut().enumerate() {
+                            *octet = value[4 + i] ^ key[i];
+                        }
+                        IpAddr::V6(Ipv6Addr::from(octets))
+                    }
+                    _ => return None,
+                };
+                return Some(SocketAddr::new(ip, port));
+            }
+            at += 4 + length.div_ceil(4) * 4;
+        }
+        None
     }
 }
 

@@ -177,6 +177,9 @@ impl Registration {
     /// Sends REGISTER with `Expires: 0`; `Unregistered` follows when the registrar agrees.
     pub fn unregister(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         self.goal = Goal::Unregistered;
+        // Nothing to keep alive while leaving (a challenge to the unregister must not start
+        // pinging again).
+        self.binding.outbound = false;
         self.next_attempt = None;
         self.send(now, entropy);
     }
@@ -280,7 +283,7 @@ impl Registration {
         headers.push("Expires", expires.to_string());
         headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
         if config.instance.is_some() {
-            headers.push("Supported", "outbound, gruu");
+            headers.push("Supported", "path, outbound, gruu");
         }
         headers.push("User-Agent", config.user_agent.clone());
         if let Some((challenge, proxy, uses)) = &mut self.challenge {
@@ -432,16 +435,25 @@ impl Registration {
             .flat_map(split_list)
             .filter_map(|c| NameAddr::parse(c).ok())
             .collect();
-        let by_instance = instance.and_then(|instance| {
+        // Our URI first: a registrar without outbound may still list an earlier run's contact
+        // with the same instance. One with outbound may rewrite the URI (§6), so then by instance.
+        if let Some(index) = contacts.iter().position(|c| c.uri.to_string() == ours) {
+            return contacts.into_iter().nth(index);
+        }
+        let outbound = response
+            .headers
+            .all("Require")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("outbound"));
+        let by_instance = instance.filter(|_| outbound).and_then(|instance| {
             contacts.iter().position(|c| {
                 c.param("+sip.instance")
                     .is_some_and(|i| i.eq_ignore_ascii_case(&instance))
                     && c.param("reg-id") == Some("1")
             })
         });
-        let index =
-            by_instance.or_else(|| contacts.iter().position(|c| c.uri.to_string() == ours))?;
-        contacts.into_iter().nth(index)
+        contacts.into_iter().nth(by_instance?)
     }
 
     fn binding_in(&self, response: &Response) -> Binding {

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sip_core::call::{Call, CallEvent, CallState, EndReason, LocalParty, ReplacesHeader};
-use sip_core::flow::{FlowAction, FlowKeepalive};
+use sip_core::flow::{FlowAction, FlowKeepalive, Pong, PongOutcome};
 use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
 use sip_core::transaction::Timers;
@@ -162,6 +162,8 @@ pub struct SipLine {
     probe: Option<probe::Probe>,
     /// Keepalives of the flow the registrar confirmed as outbound (RFC 5626).
     flow: Option<FlowKeepalive>,
+    /// This connection's edge never answered a keepalive: do not ping it again.
+    flow_unanswered: bool,
     /// Our public GRUU from the registrar (RFC 5627): the contact our dialogs carry on a stream
     /// (see [`Self::dialog_party`]).
     gruu: Option<Uri>,
@@ -206,6 +208,7 @@ impl SipLine {
             registrar,
             probe: None,
             flow: None,
+            flow_unanswered: false,
             gruu: None,
             events: Default::default(),
             transmits: Default::default(),
@@ -231,8 +234,9 @@ impl SipLine {
         self.party = party(config, local, transport_token, reliable);
         self.probe = None;
         // A new flow: pinged once the registrar confirms it. The GRUU stays ours (it names the
-        // instance, not the flow), so calls keep their contact.
-        self.flow = None;
+        // instance, not the flow), so calls keep their contact; see `forget_gruu` for a move to
+        // another server.
+        self.forget_flow();
         self.registration.rebind(
             self.party.contact.clone(),
             transport_token,
@@ -479,7 +483,7 @@ impl SipLine {
         let binding = self.registration.binding().clone();
         if !binding.outbound {
             self.flow = None;
-        } else if self.flow.is_none() {
+        } else if self.flow.is_none() && !self.flow_unanswered {
             tracing::info!(
                 flow_timer = ?binding.flow_timer,
                 "the registrar keeps our flow (RFC 5626 outbound); pinging it"
@@ -494,17 +498,37 @@ impl SipLine {
         self.gruu = binding.gruu;
     }
 
+    /// The connection is gone: its flow with it (a new one is pinged once the registrar keeps
+    /// it).
+    pub fn forget_flow(&mut self) {
+        self.flow = None;
+        self.flow_unanswered = false;
+    }
+
+    /// The line moves to another server: it did not issue our GRUU and cannot route it, so
+    /// calls refresh with our own contact until it gives us one.
+    pub fn forget_gruu(&mut self) {
+        self.gruu = None;
+    }
+
     /// Whether the flow is watched by RFC 5626 pings (the runtime's plain keepalive is moot).
     pub fn flow_watched(&self) -> bool {
         self.flow.is_some()
     }
 
     /// A pong arrived: a CRLF on a stream, a WebSocket pong, or a STUN Binding response.
-    pub fn pong(&mut self, transaction: Option<[u8; 12]>, now: Instant, entropy: &mut dyn Entropy) {
-        if let Some(flow) = &mut self.flow
-            && flow.on_pong(transaction, now, entropy)
-        {
-            tracing::debug!("the flow answered our keepalive");
+    pub fn pong(&mut self, pong: Pong, now: Instant, entropy: &mut dyn Entropy) {
+        let Some(flow) = &mut self.flow else {
+            return;
+        };
+        match flow.on_pong(pong, now, entropy) {
+            PongOutcome::Answered => tracing::debug!("the flow answered our keepalive"),
+            PongOutcome::Failed => {
+                tracing::warn!("the server says our flow changed or failed (STUN); replacing it");
+                self.flow = None;
+                self.events.push_back(SipEvent::FlowFailed);
+            }
+            PongOutcome::Ignored => {}
         }
     }
 
@@ -649,6 +673,13 @@ impl SipLine {
                 Some(FlowAction::Failed) => {
                     self.flow = None;
                     self.events.push_back(SipEvent::FlowFailed);
+                }
+                Some(FlowAction::Unanswered) => {
+                    tracing::warn!(
+                        "the registrar keeps our flow but its edge does not answer keepalives; keeping the connection alive without them"
+                    );
+                    self.flow = None;
+                    self.flow_unanswered = true;
                 }
                 None => {}
             }

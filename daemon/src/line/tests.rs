@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use sip_core::message::{Message, Request, Response, parse_datagram};
 
+use sip_core::flow::Pong;
+
 use super::{LineConfig, OsEntropy, SipEvent, SipLine};
 
 const INSTANCE: &str = "urn:uuid:6f1c2b0e-0d3a-4c55-9a41-2f5d7e0b8c11";
@@ -71,7 +73,11 @@ fn a_kept_flow_is_pinged_and_an_unanswered_ping_fails_it() {
         Some(SipEvent::FlowPing { .. })
     ));
     // Answered: nothing fails, and the next ping comes a Flow-Timer later.
-    line.pong(None, ping_at + Duration::from_millis(2), &mut entropy);
+    line.pong(
+        Pong::Stream,
+        ping_at + Duration::from_millis(2),
+        &mut entropy,
+    );
     line.handle_timeout(ping_at + Duration::from_secs(11), &mut entropy);
     assert_eq!(next_event(&mut line), None);
     let second = line.poll_timeout().expect("the next ping");
@@ -164,4 +170,60 @@ fn a_rebind_waits_for_the_registrar_before_pinging_the_new_flow() {
     ok.headers.push("Require", "outbound");
     line.handle_message(Message::Response(ok), later, &mut entropy);
     assert!(line.flow_watched());
+    let target = sip_core::Uri::parse("sip:1002@127.0.0.1").expect("uri");
+    line.dial("c1".into(), target, "v=0\r\n".into(), later, &mut entropy);
+    assert_eq!(
+        sent(&mut line).headers.get("Contact"),
+        Some(format!("<{GRUU}>").as_str())
+    );
+}
+
+/// A connection that drops while a ping waits takes its flow along: no `FlowFailed` for a flow
+/// already replaced. A move to another server forgets the GRUU it did not issue.
+#[test]
+fn a_dropped_connection_forgets_its_flow_and_a_new_server_the_gruu() {
+    let (mut line, start, mut entropy) = line(true);
+    registered(&mut line, start, &mut entropy, true);
+    let at = line.poll_timeout().expect("a ping is due");
+    line.handle_timeout(at, &mut entropy);
+    assert!(matches!(
+        next_event(&mut line),
+        Some(SipEvent::FlowPing { .. })
+    ));
+    line.forget_flow();
+    line.handle_timeout(at + Duration::from_secs(30), &mut entropy);
+    while let Some(event) = next_event(&mut line) {
+        assert_ne!(event, SipEvent::FlowFailed);
+    }
+    line.forget_gruu();
+    let target = sip_core::Uri::parse("sip:1002@127.0.0.1").expect("uri");
+    line.dial("c1".into(), target, "v=0\r\n".into(), at, &mut entropy);
+    let invite = sent(&mut line);
+    let contact = invite.headers.get("Contact").expect("a contact");
+    assert!(
+        contact.contains("127.0.0.1:40000") && !contact.contains("gr="),
+        "{contact}"
+    );
+}
+
+/// An edge that confirms outbound but never answers a ping is not a dead flow: pings stop, the
+/// line stays connected, and the next refresh does not start them again.
+#[test]
+fn an_edge_that_never_answers_keepalives_is_not_pinged_again() {
+    let (mut line, start, mut entropy) = line(true);
+    registered(&mut line, start, &mut entropy, true);
+    let at = line.poll_timeout().expect("a ping is due");
+    line.handle_timeout(at, &mut entropy);
+    assert!(matches!(
+        next_event(&mut line),
+        Some(SipEvent::FlowPing { .. })
+    ));
+    line.handle_timeout(at + Duration::from_secs(10), &mut entropy);
+    assert_eq!(next_event(&mut line), None, "not a failure");
+    assert!(!line.flow_watched());
+    // The refresh's answer still says outbound.
+    let refresh_at = line.poll_timeout().expect("a refresh");
+    line.handle_timeout(refresh_at, &mut entropy);
+    registered(&mut line, refresh_at, &mut entropy, true);
+    assert!(!line.flow_watched());
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use sip_core::flow::stun;
+use sip_core::flow::{Pong, stun};
 use sip_core::message::{Message, ParseError, Parsed, bad_request, parse_datagram, parse_stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -39,8 +39,8 @@ pub enum Inbound {
     /// A keepalive ping, answered by the transport.
     Ping,
     /// A keepalive's answer: a CRLF or WebSocket pong on a stream, or on UDP a STUN Binding
-    /// success response with its transaction id (RFC 5626 §4.4).
-    Pong(Option<[u8; 12]>),
+    /// response (RFC 5626 §4.4).
+    Pong(Pong),
     /// A STUN message other than the answer to our ping: dropped.
     Stray,
 }
@@ -275,8 +275,14 @@ impl Transport {
                 }
                 // STUN shares the socket (RFC 5626 §4.4.2); only a Binding success is ours.
                 if stun::is_stun(bytes) {
-                    return Ok(match stun::binding_success(bytes) {
-                        Some(transaction) => Inbound::Pong(Some(transaction)),
+                    return Ok(match stun::binding_response(bytes) {
+                        Some((transaction, true, mapped)) => Inbound::Pong(Pong::Stun {
+                            transaction,
+                            mapped,
+                        }),
+                        Some((transaction, false, _)) => {
+                            Inbound::Pong(Pong::StunError { transaction })
+                        }
                         None => Inbound::Stray,
                     });
                 }
@@ -298,7 +304,7 @@ impl Transport {
                         stream.flush().await.map_err(ws_error)?;
                         return Ok(Inbound::Ping);
                     }
-                    WsMessage::Pong(_) => return Ok(Inbound::Pong(None)),
+                    WsMessage::Pong(_) => return Ok(Inbound::Pong(Pong::Stream)),
                     WsMessage::Close(_) => return Err(TransportError::Closed),
                     WsMessage::Frame(_) => continue,
                 };
@@ -362,7 +368,7 @@ async fn recv_stream<S: AsyncRead + AsyncWrite + Unpin>(
                         stream.write_all(b"\r\n").await?;
                         Inbound::Ping
                     }
-                    Parsed::Pong => Inbound::Pong(None),
+                    Parsed::Pong => Inbound::Pong(Pong::Stream),
                 });
             }
             Ok(None) => {}

@@ -341,6 +341,8 @@ impl Kamailio {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
+        // A paused Kamailio (a test that failed before resuming it) would not hear SIGTERM.
+        self.resume();
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

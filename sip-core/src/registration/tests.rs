@@ -411,7 +411,7 @@ fn an_outbound_registration_names_its_instance_and_reads_flow_timer_and_gruu() {
             "<sip:1001@127.0.0.1:5070;transport=udp>;expires=60;+sip.instance=\"<{INSTANCE}>\";reg-id=1"
         )]
     );
-    assert_eq!(first.headers.get("Supported"), Some("outbound, gruu"));
+    assert_eq!(first.headers.get("Supported"), Some("path, outbound, gruu"));
     assert_eq!(
         reg.binding(),
         &Binding::default(),
@@ -495,4 +495,42 @@ fn a_plain_registration_has_no_binding_extensions() {
         &mut e,
     );
     assert_eq!(reg.binding(), &Binding::default());
+}
+
+/// A registrar without outbound may still list a contact of an earlier run with our instance
+/// (the id survives restarts) before ours: what it granted us is read from our own URI.
+#[test]
+fn our_contact_is_found_by_uri_before_instance() {
+    let (start, mut e) = (Instant::now(), Counter(0));
+    let mut reg = Registration::new(outbound_config(), Timers::default(), &mut e);
+    reg.register(start, &mut e);
+    let first = sent(&mut reg);
+    let contacts = format!(
+        "<sip:1001@127.0.0.1:5999;transport=udp>;expires=5;+sip.instance=\"<{INSTANCE}>\";reg-id=1, \
+         <sip:1001@127.0.0.1:5070;transport=udp>;expires=55;+sip.instance=\"<{INSTANCE}>\";reg-id=1"
+    );
+    reg.handle_response(reply(&first, 200, &[("Contact", &contacts)]), start, &mut e);
+    assert_eq!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Registered { expires: 55 })
+    );
+    // With outbound the registrar may rewrite our URI: then our instance finds us.
+    reg.register(start, &mut e);
+    let again = sent(&mut reg);
+    let rewritten = format!(
+        "<sip:1001@192.0.2.9:40000;transport=udp>;expires=44;+sip.instance=\"<{INSTANCE}>\";reg-id=1"
+    );
+    reg.handle_response(
+        reply(
+            &again,
+            200,
+            &[("Contact", &rewritten), ("Require", "outbound")],
+        ),
+        start,
+        &mut e,
+    );
+    assert_eq!(
+        reg.poll_event(),
+        Some(RegistrationEvent::Registered { expires: 44 })
+    );
 }

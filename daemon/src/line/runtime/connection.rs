@@ -95,6 +95,11 @@ impl LineRuntime {
             // A reconnect or a move: the line and its calls carry on from the new address,
             // their RTP too when the machine's address changed.
             Some(sip) => {
+                // Another server: the GRUU was the old one's (the last connection's server, or
+                // the one before the drop).
+                if self.servers.peer.is_some_and(|old| old != peer) {
+                    sip.forget_gruu();
+                }
                 let moved: std::collections::HashMap<String, String> = self
                     .media
                     .iter_mut()
@@ -202,10 +207,11 @@ impl LineRuntime {
     /// Forgets the connection and everything timed on it; returns the index of the server it
     /// was to. On a stream, what was in flight on it is gone with it (`SipLine::connection_lost`).
     fn drop_connection(&mut self) -> Option<usize> {
-        if self.transport.as_ref().is_some_and(Transport::is_reliable)
-            && let Some(sip) = &mut self.sip
-        {
-            sip.connection_lost();
+        if let Some(sip) = &mut self.sip {
+            sip.forget_flow();
+            if self.transport.as_ref().is_some_and(Transport::is_reliable) {
+                sip.connection_lost();
+            }
         }
         self.transport = None;
         self.keepalive_at = None;

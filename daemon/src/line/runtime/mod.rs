@@ -280,9 +280,9 @@ impl LineRuntime {
             }
             Ok(Inbound::Garbage { error, reply }) => self.garbage(&error, reply, now).await,
             Ok(Inbound::Ping | Inbound::Stray) => {}
-            Ok(Inbound::Pong(transaction)) => {
+            Ok(Inbound::Pong(pong)) => {
                 if let Some(sip) = &mut self.sip {
-                    sip.pong(transaction, now, &mut self.entropy);
+                    sip.pong(pong, now, &mut self.entropy);
                 }
             }
             Err(e) => self.lost(&e, now),
@@ -491,7 +491,11 @@ impl LineRuntime {
                         self.lost(&e, now);
                     }
                 }
-                SipEvent::FlowFailed => self.lost(&TransportError::NoPong, now),
+                // A flow already replaced (the connection dropped meanwhile) is nothing to act on.
+                SipEvent::FlowFailed if self.transport.is_some() => {
+                    self.lost(&TransportError::NoPong, now)
+                }
+                SipEvent::FlowFailed => {}
                 SipEvent::Line(event @ LineEvent::CallIncoming { .. }) => {
                     if let LineEvent::CallIncoming { conversation, .. } = &event {
                         self.ringing.insert(conversation.clone());
