@@ -9,7 +9,7 @@ mod lab;
 use std::time::{Duration, Instant};
 
 use common::{CRM, eventually};
-use lab::{analyse, read_wav};
+use lab::{analyse, ip, read_wav};
 use serde_json::json;
 
 use call_lab::{AGENT_HZ, FAR_HZ};
@@ -387,15 +387,6 @@ async fn a_daemon_to_daemon_call_survives_a_proxy_restart() {
         );
         assert!(report.peaks[0].1 > 0.8, "{name}: {report:?}");
     }
-}
-
-/// Runs `ip ARGS` (iproute2) inside the test's network namespace.
-fn ip(args: &str) {
-    let status = std::process::Command::new("ip")
-        .args(args.split(' '))
-        .status()
-        .expect("ip (iproute2) runs");
-    assert!(status.success(), "ip {args}");
 }
 
 /// The machine's address changes mid-call (a dock, a VPN, a Wi-Fi roam), in a network namespace

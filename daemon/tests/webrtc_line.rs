@@ -581,3 +581,107 @@ async fn a_webrtc_call_survives_a_proxy_restart() {
     assert_eq!(report.peaks[0].0, FAR_HZ, "after the restart: {report:?}");
     assert!(report.peaks[0].1 > 0.8, "{report:?}");
 }
+
+/// A network flap on the WebRTC line: the PBX (Kamailio with its WebSocket modules) and the
+/// browser phone live in a network namespace of their own, reached over a veth pair. Mid-call
+/// the agent's end goes down for 5 s and comes back with a new address. The line registers
+/// again from it, the call restarts ICE from the new address (a re-INVITE with new credentials
+/// and candidates, RFC 8445 §9), and the tones flow both ways again; the hang-up reaches the
+/// browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_call_survives_a_link_flap_by_restarting_ice() {
+    if !in_loopback_namespace("a_webrtc_call_survives_a_link_flap_by_restarting_ice") {
+        return;
+    }
+    let pbx = lab::Netns::new();
+    lab::ip(&format!(
+        "link add vagent type veth peer name vpbx netns {}",
+        pbx.pid()
+    ));
+    pbx.ip("addr add 10.9.1.1/24 dev vpbx");
+    pbx.ip("link set vpbx up");
+    lab::ip("addr add 10.9.1.2/24 dev vagent");
+    lab::ip("link set vagent up");
+    let kamailio = Kamailio::start_with_ws_in(&pbx, "10.9.1.1");
+    let wss = kamailio.ws_ports.expect("ws").1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let far_tone = dir.path().join("far.wav");
+    write_tone(&far_tone, 48000, FAR_HZ, 0.5, 90.0);
+    let mut phone = BrowserPhone::start_in(&pbx, "10.9.1.1", wss, "1002", &far_tone);
+    let agent_tone = dir.path().join("agent.wav");
+    write_tone(&agent_tone, 48000, AGENT_HZ, 0.5, 10.0);
+    let heard = dir.path().join("heard.wav");
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"wss://10.9.1.1:{wss}\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+         ca_file = \"{ca}\"\n[log]\nlevel = \"debug\"\n[media]\ncodecs = [\"opus\"]\n\
+         [audio]\nbackend = \"file\"\ninput_file = \"{input}\"\noutput_file = \"{output}\"\n",
+        ca = kamailio.ca_file().display(),
+        input = agent_tone.display(),
+        output = heard.display(),
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let id = page.start_call("1002").await;
+    phone.wait("incoming");
+    phone.send(json!({"cmd": "answer"}));
+    page.event("callAccepted").await;
+    phone.wait("confirmed");
+    let size = || std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0);
+    eventually("audio from the browser", Duration::from_secs(20), || {
+        (size() > 2 * 48000 * 2).then_some(())
+    });
+
+    lab::ip("link set vagent down");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    lab::ip("addr del 10.9.1.2/24 dev vagent");
+    lab::ip("addr add 10.9.1.3/24 dev vagent");
+    let returned = std::time::Instant::now();
+    lab::ip("link set vagent up");
+    page.registration("registered").await;
+    eprintln!(
+        "webrtc: registered again {:?} after the link returned",
+        returned.elapsed()
+    );
+    eventually(
+        "ICE connected again after the restart",
+        Duration::from_secs(30),
+        || {
+            (daemon
+                .log()
+                .matches("WebRTC connection state=connected")
+                .count()
+                >= 2)
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "webrtc: ICE connected again {:?} after the link returned",
+        returned.elapsed()
+    );
+    // Three seconds of the agent's recording from here must be the browser's tone.
+    let after = size();
+    eventually(
+        "the browser's audio after the flap",
+        Duration::from_secs(30),
+        || (size() >= after + 3 * 48000 * 2).then_some(()),
+    );
+    let measured = phone.measure(&[AGENT_HZ, FAR_HZ]);
+    let peak = measured["peakHz"].as_f64().unwrap_or(0.0);
+    assert!(
+        (peak - AGENT_HZ).abs() < 15.0,
+        "the browser hears the agent after the flap: {measured}"
+    );
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event_after_silence("callEnded", Duration::from_secs(20))
+        .await;
+    phone.wait("ended");
+    let (rate, samples) = read_wav(&heard).expect("the agent's recording");
+    let from = (after.saturating_sub(44) / 2) as usize;
+    let report = analyse(
+        rate,
+        &samples[from.min(samples.len())..],
+        &[FAR_HZ, AGENT_HZ, 1500.0],
+    );
+    assert_eq!(report.peaks[0].0, FAR_HZ, "after the flap: {report:?}");
+    assert!(report.peaks[0].1 > 0.8, "{report:?}");
+}

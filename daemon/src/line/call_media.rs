@@ -228,6 +228,9 @@ impl CallMedia {
 
     /// They refused it (or it could not be sent): our SDP goes back to what it was.
     pub fn reoffer_failed(&mut self) {
+        if let Path::WebRtc(webrtc) = &mut self.path {
+            webrtc.restart_refused();
+        }
         if self.requested_hold.take().is_some() {
             self.set_direction(self.held);
         }
@@ -303,6 +306,46 @@ impl CallMedia {
         local.origin_address = address;
         local.version += 1;
         Some(local.to_string())
+    }
+
+    /// On WebRTC, what an ICE restart needs (the machine's address changed); None on RTP,
+    /// which moves by [`Self::moved_to`].
+    pub fn ice_restart(&self) -> Option<super::webrtc_media::IceRestart> {
+        match &self.path {
+            Path::WebRtc(webrtc) => Some(webrtc.ice_restart()),
+            Path::Rtp { .. } => None,
+        }
+    }
+
+    /// The ICE restart's gathered description as our offer: with the call's direction (a hold
+    /// kept).
+    pub fn ice_offer(&self, gathered: &str) -> String {
+        let direction = if self.held {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        sip_core::sdp::with_direction(gathered, direction).unwrap_or_else(|| gathered.to_owned())
+    }
+
+    /// The ICE restart's offer went out: it is our description now, and the answer to it is
+    /// for the peer connection ([`Self::ice_answer`]).
+    pub fn ice_restart_sent(&mut self, offer: String) {
+        if let Path::WebRtc(webrtc) = &mut self.path {
+            webrtc.restarted(offer);
+        }
+    }
+
+    /// Their answer to our re-INVITE, when it answers an ICE restart: the work that applies it
+    /// to the peer connection.
+    pub fn ice_answer(
+        &mut self,
+        remote_sdp: &str,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        match &mut self.path {
+            Path::WebRtc(webrtc) => webrtc.restart_answered(remote_sdp),
+            Path::Rtp { .. } => None,
+        }
     }
 
     /// Media should be arriving: it runs, nobody holds, and they send to us.

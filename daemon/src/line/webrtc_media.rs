@@ -51,7 +51,39 @@ pub struct WebRtcMedia {
     ssrc: u32,
     local_sdp: String,
     inbound: Option<mpsc::Receiver<Vec<u8>>>,
+    events: Arc<Events>,
     gathered: watch::Receiver<bool>,
+    /// Our ICE-restart offer is out: their answer goes to the peer connection.
+    restarting: bool,
+}
+
+/// An ICE restart of one call's peer connection, run off the phone loop (gathering takes
+/// time): new credentials and candidates from the machine's addresses as they are now.
+pub struct IceRestart {
+    pc: Arc<dyn PeerConnection>,
+    events: Arc<Events>,
+    gathered: watch::Receiver<bool>,
+}
+
+impl IceRestart {
+    /// Our new offer, candidates gathered (or the wait over).
+    pub async fn run(mut self) -> Result<String, String> {
+        let _ = self.events.gathered.send(false);
+        self.pc
+            .restart_ice()
+            .await
+            .map_err(|e| format!("ICE restart: {e}"))?;
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| format!("ICE restart offer: {e}"))?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| format!("ICE restart offer: {e}"))?;
+        gathered_sdp(&self.pc, &mut self.gathered).await
+    }
 }
 
 struct Events {
@@ -90,6 +122,28 @@ impl PeerConnectionEventHandler for Events {
             }
         });
     }
+}
+
+/// `pc`'s description once candidates are gathered (or the wait is over).
+async fn gathered_sdp(
+    pc: &Arc<dyn PeerConnection>,
+    gathered: &mut watch::Receiver<bool>,
+) -> Result<String, String> {
+    tracing::debug!("WebRTC gathering candidates");
+    if tokio::time::timeout(GATHERING, gathered.wait_for(|done| *done))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "ICE gathering took over {} s; offering the candidates we have",
+            GATHERING.as_secs()
+        );
+    }
+    let description = pc
+        .local_description()
+        .await
+        .ok_or("WebRTC: no local description")?;
+    Ok(description.sdp)
 }
 
 impl WebRtcMedia {
@@ -144,6 +198,28 @@ impl WebRtcMedia {
     }
 
     async fn build(settings: &MediaSettings, webrtc: &WebRtcSettings) -> Result<Self, String> {
+        // mDNS needs a multicast-capable interface: on loopback (the lab, or a PBX on this
+        // machine) there is none and the peer connection would not build.
+        if webrtc.loopback {
+            return Self::build_with(settings, webrtc, MulticastDnsMode::Disabled).await;
+        }
+        // Nor where multicast has no route (a VPN that takes every route, a machine with no
+        // default route): resolving the far end's `.local` candidates is a nicety, a call is
+        // not, so build without it rather than fail the call.
+        match Self::build_with(settings, webrtc, MulticastDnsMode::QueryOnly).await {
+            Err(e) => {
+                tracing::info!("WebRTC with mDNS: {e}; without it");
+                Self::build_with(settings, webrtc, MulticastDnsMode::Disabled).await
+            }
+            built => built,
+        }
+    }
+
+    async fn build_with(
+        settings: &MediaSettings,
+        webrtc: &WebRtcSettings,
+        mdns: MulticastDnsMode,
+    ) -> Result<Self, String> {
         let mut engine = MediaEngine::default();
         let mut preferences = Vec::new();
         let mut register = |engine: &mut MediaEngine, codec: &Codec, mime: &str| {
@@ -188,16 +264,12 @@ impl WebRtcMedia {
         if webrtc.force_relay {
             configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
         }
-        // mDNS needs a multicast-capable interface: on loopback (the lab, or a PBX on this
-        // machine) there is none and the peer connection would not build.
-        let mdns = if webrtc.loopback {
-            MulticastDnsMode::Disabled
-        } else {
-            MulticastDnsMode::QueryOnly
-        };
+        // An ICE restart (the machine's address changed) binds new sockets and gathers anew,
+        // rather than offering candidates for addresses that are gone.
         let mut setting_engine = SettingEngineBuilder::new()
             .with_include_loopback_candidate(webrtc.loopback)
-            .with_multicast_dns_mode(mdns);
+            .with_multicast_dns_mode(mdns)
+            .with_discard_local_candidates_during_ice_restart(true);
         if webrtc.force_relay {
             // ICE waits 2 s for a better pair before it accepts a relayed one; relay-only has none.
             setting_engine = setting_engine.with_relay_acceptance_min_wait(Some(Duration::ZERO));
@@ -267,28 +339,61 @@ impl WebRtcMedia {
             ssrc,
             local_sdp: String::new(),
             inbound: Some(inbound),
+            events,
             gathered,
+            restarting: false,
         })
     }
 
     /// Our description once candidates are gathered (or the wait is over).
     async fn gathered_sdp(&mut self) -> Result<String, String> {
-        tracing::debug!("WebRTC gathering candidates");
-        if tokio::time::timeout(GATHERING, self.gathered.wait_for(|done| *done))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "ICE gathering took over {} s; offering the candidates we have",
-                GATHERING.as_secs()
-            );
+        gathered_sdp(&self.pc, &mut self.gathered).await
+    }
+
+    /// What an ICE restart needs, to run it off the loop (see [`IceRestart::run`]).
+    pub fn ice_restart(&self) -> IceRestart {
+        IceRestart {
+            pc: self.pc.clone(),
+            events: self.events.clone(),
+            gathered: self.gathered.clone(),
         }
-        let description = self
-            .pc
-            .local_description()
-            .await
-            .ok_or("WebRTC: no local description")?;
-        Ok(description.sdp)
+    }
+
+    /// The restart's offer went out: it is our description now, and the far end's answer is
+    /// for the peer connection ([`Self::restart_answered`]).
+    pub fn restarted(&mut self, offer: String) {
+        self.local_sdp = offer;
+        self.restarting = true;
+    }
+
+    /// Their answer to an ICE restart, to apply to the peer connection (None when no restart
+    /// was waiting for one).
+    pub fn restart_answered(
+        &mut self,
+        remote_sdp: &str,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        if !std::mem::take(&mut self.restarting) {
+            return None;
+        }
+        let (pc, sdp) = (self.pc.clone(), remote_sdp.to_owned());
+        Some(async move {
+            let applied = match RTCSessionDescription::answer(sdp) {
+                Ok(answer) => pc
+                    .set_remote_description(answer)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match applied {
+                Ok(()) => tracing::info!("ICE restarted with the far end's answer"),
+                Err(e) => tracing::warn!("their answer to our ICE restart: {e}"),
+            }
+        })
+    }
+
+    /// The far end refused the restart: the connection stays on its old candidates.
+    pub fn restart_refused(&mut self) {
+        self.restarting = false;
     }
 
     pub fn sdp(&self) -> &str {

@@ -12,6 +12,15 @@ use crate::common::eventually;
 
 pub mod webrtc;
 
+/// Runs `ip ARGS` (iproute2) in the test's network namespace.
+pub fn ip(args: &str) {
+    let status = Command::new("ip")
+        .args(args.split(' '))
+        .status()
+        .expect("ip (iproute2) runs");
+    assert!(status.success(), "ip {args}");
+}
+
 /// `program` to run in the network namespace at `netns` (`/proc/PID/ns/net`), or in the test's.
 fn in_netns(netns: Option<&str>, program: &str) -> Command {
     match netns {
@@ -125,6 +134,23 @@ impl Kamailio {
         Self::launch_set(address, free_port(), None, None, algorithm, None, setup)
     }
 
+    /// [`Self::start_in`] with SIP over WebSocket and TLS too (the certificate names `address`).
+    pub fn start_with_ws_in(netns: &Netns, address: &str) -> Self {
+        let setup = Setup {
+            netns: Some(netns.path()),
+            ..Setup::default()
+        };
+        Self::launch_set(
+            address,
+            free_port(),
+            Some(free_port()),
+            Some((free_port(), free_port())),
+            "MD5",
+            None,
+            setup,
+        )
+    }
+
     /// With a `Flow-Timer` of `seconds` instead of [`FLOW_TIMER`].
     pub fn start_with_flow_timer(algorithm: &str, seconds: u32) -> Self {
         let setup = Setup {
@@ -232,7 +258,8 @@ impl Kamailio {
                 &setup.flow_timer.unwrap_or(FLOW_TIMER).to_string(),
             )
             .replace("listen=udp:127.0.0.1:", &format!("listen=udp:{address}:"))
-            .replace("listen=tcp:127.0.0.1:", &format!("listen=tcp:{address}:"));
+            .replace("listen=tcp:127.0.0.1:", &format!("listen=tcp:{address}:"))
+            .replace("listen=tls:127.0.0.1:", &format!("listen=tls:{address}:"));
         if ws_ports.is_some() {
             config = config.replacen("#!KAMAILIO\n", "#!KAMAILIO\n#!define WITH_WS\n", 1);
         }
@@ -241,7 +268,10 @@ impl Kamailio {
                 std::fs::copy(certificate, dir.path().join("cert.pem")).expect("cert");
                 std::fs::copy(key, dir.path().join("key.pem")).expect("key");
             } else {
-                let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                if address != "127.0.0.1" {
+                    names.push(address.to_owned());
+                }
                 let certified = rcgen::generate_simple_self_signed(names).expect("certificate");
                 std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).expect("cert");
                 std::fs::write(

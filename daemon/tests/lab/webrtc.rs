@@ -129,6 +129,26 @@ impl BrowserPhone {
         Self::start_with(wss_port, user, tone, false)
     }
 
+    /// In the network namespace `netns`, registering with a Kamailio at `address` there.
+    pub fn start_in(
+        netns: &super::Netns,
+        address: &str,
+        wss_port: u16,
+        user: &str,
+        tone: &Path,
+    ) -> NodeScript {
+        let config = json!({
+            "wss": format!("wss://{address}:{wss_port}"),
+            "user": user,
+            "password": format!("secret{user}"),
+            "tone": tone,
+            "autoAnswer": false,
+        });
+        let mut phone = NodeScript::start_in(Some(&netns.path()), "browser-phone.mjs", &config);
+        phone.wait("registered");
+        phone
+    }
+
     /// Optionally answering every call at once.
     pub fn start_with(wss_port: u16, user: &str, tone: &Path, auto_answer: bool) -> NodeScript {
         let config = json!({
@@ -158,10 +178,15 @@ impl CrmPage {
 
 impl NodeScript {
     pub fn start(script: &str, config: &Value) -> Self {
+        Self::start_in(None, script, config)
+    }
+
+    /// In the network namespace at `netns` (`/proc/PID/ns/net`), when given.
+    pub fn start_in(netns: Option<&str>, script: &str, config: &Value) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/lab")
             .join(script);
-        let mut child = Command::new("node")
+        let mut child = super::in_netns(netns, "node")
             .arg(script)
             .arg(config.to_string())
             .stdin(Stdio::piped())

@@ -99,10 +99,23 @@ impl LineRuntime {
 
     /// The media a call waited for is ready: send the INVITE or the 200, or give up on the call.
     pub(super) async fn on_prepared(&mut self, prepared: Prepared, now: Instant) {
-        let conversation = match &prepared {
-            Prepared::Offer { conversation, .. } | Prepared::Answer { conversation, .. } => {
-                conversation.clone()
+        let conversation = match prepared {
+            Prepared::IceRestart {
+                conversation,
+                offer,
+            } => {
+                match offer {
+                    Ok(gathered) => self.offer_ice_restart(&conversation, &gathered, now),
+                    Err(e) => tracing::warn!(%conversation, "{e}; the call keeps its old path"),
+                }
+                return;
             }
+            Prepared::Offer {
+                ref conversation, ..
+            }
+            | Prepared::Answer {
+                ref conversation, ..
+            } => conversation.clone(),
         };
         // Not waited for: hung up while gathering, or the line dropped meanwhile (both reported).
         if !self.preparing.remove(&conversation) {
@@ -172,6 +185,8 @@ impl LineRuntime {
                     }
                 }
             }
+            // Handled above, before the wait for preparing calls.
+            Prepared::IceRestart { .. } => {}
         }
     }
 
@@ -180,6 +195,49 @@ impl LineRuntime {
             turn: self.config.turn.clone(),
             force_relay: self.config.force_relay,
             loopback: local.is_loopback(),
+        }
+    }
+}
+
+impl LineRuntime {
+    /// The machine's address changed: every WebRTC call restarts ICE (RFC 8445 §9) from the
+    /// addresses it has now. Gathering runs off the loop; the offers come back as
+    /// [`Prepared::IceRestart`] and go out as re-INVITEs.
+    pub(super) fn restart_ice(&mut self) {
+        for (conversation, media) in &self.media {
+            let Some(restart) = media.ice_restart() else {
+                continue;
+            };
+            let (conversation, done) = (conversation.clone(), self.prepared.0.clone());
+            tracing::info!(%conversation, "restarting ICE from the new address");
+            tokio::spawn(async move {
+                let offer = restart.run().await;
+                let _ = done.send(Prepared::IceRestart {
+                    conversation,
+                    offer,
+                });
+            });
+        }
+    }
+
+    /// Sends an ICE restart's offer, or keeps it until the call's re-INVITE in flight ends.
+    fn offer_ice_restart(&mut self, conversation: &str, gathered: &str, now: Instant) {
+        let (Some(media), Some(sip)) = (self.media.get_mut(conversation), &mut self.sip) else {
+            return;
+        };
+        let offer = media.ice_offer(gathered);
+        if sip.reoffer(conversation, offer.clone(), now, &mut self.entropy) {
+            media.ice_restart_sent(offer);
+        } else {
+            self.waiting_restarts
+                .insert(conversation.to_owned(), gathered.to_owned());
+        }
+    }
+
+    /// A re-INVITE of `conversation` ended: an ICE restart waiting for it goes out now.
+    pub(super) fn send_waiting_restart(&mut self, conversation: &str, now: Instant) {
+        if let Some(gathered) = self.waiting_restarts.remove(conversation) {
+            self.offer_ice_restart(conversation, &gathered, now);
         }
     }
 }

@@ -45,6 +45,8 @@ pub(super) struct Servers {
     pub(super) network_check_at: Option<Instant>,
     /// The server address of the current connection.
     peer: Option<SocketAddr>,
+    /// The machine's address the last connection left from.
+    local: Option<IpAddr>,
     /// A failback check is running.
     checking: bool,
 }
@@ -141,6 +143,12 @@ impl LineRuntime {
         self.servers.probe_at = worth_probing.then_some(now + FIRST_PROBE_AFTER);
         self.servers.failback_at = (index > 0).then_some(now + FAILBACK_EVERY);
         self.servers.peer = Some(peer);
+        // However the move was found (the address check, a silent server, a dropped
+        // connection), WebRTC calls follow it by restarting ICE.
+        if self.servers.local.is_some_and(|old| old != local.ip()) {
+            self.restart_ice();
+        }
+        self.servers.local = Some(local.ip());
         self.servers.network_check_at = Some(now + NETWORK_CHECK_EVERY);
     }
 

@@ -122,6 +122,9 @@ pub struct LineRuntime {
     ),
     /// Budget for the lines about malformed SIP.
     garbage_log: LineBudget,
+    /// ICE-restart offers gathered while their call had a re-INVITE in flight: sent when it
+    /// ends.
+    waiting_restarts: HashMap<String, String>,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
@@ -134,6 +137,11 @@ pub enum Prepared {
     Answer {
         conversation: String,
         media: Result<CallMedia, Unacceptable>,
+    },
+    /// A WebRTC call's ICE restart gathered: the offer for its re-INVITE.
+    IceRestart {
+        conversation: String,
+        offer: Result<String, String>,
     },
 }
 
@@ -176,6 +184,7 @@ impl LineRuntime {
             servers: connection::Servers::default(),
             failback: mpsc::unbounded_channel(),
             garbage_log: LineBudget::new(GARBAGE_LINES_PER_SECOND, GARBAGE_LINES_BURST, now),
+            waiting_restarts: HashMap::new(),
         }
     }
 
@@ -452,13 +461,17 @@ impl LineRuntime {
                     let Some(media) = self.media.get_mut(&conversation) else {
                         continue;
                     };
+                    if let Some(apply) = media.ice_answer(&remote_sdp) {
+                        tokio::spawn(apply);
+                    }
                     if let Some(held) = media.reoffer_answered(&remote_sdp) {
                         self.events.push_back(LineEvent::CallHold {
-                            conversation,
+                            conversation: conversation.clone(),
                             held,
                             by_remote: false,
                         });
                     }
+                    self.send_waiting_restart(&conversation, now);
                 }
                 SipEvent::ReofferFailed {
                     conversation,
@@ -468,6 +481,7 @@ impl LineRuntime {
                     if let Some(media) = self.media.get_mut(&conversation) {
                         media.reoffer_failed();
                     }
+                    self.send_waiting_restart(&conversation, now);
                 }
                 SipEvent::Line(LineEvent::CallEnded {
                     conversation,
