@@ -489,6 +489,7 @@ impl LineRuntime {
                 }) => {
                     self.stop_ringing(&conversation).await;
                     self.media_seen.remove(&conversation);
+                    self.waiting_restarts.remove(&conversation);
                     if let Some(media) = self.media.remove(&conversation) {
                         media.stop().await;
                     }
