@@ -16,7 +16,7 @@ use sip_core::transaction::Timers;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::line::OsEntropy;
+use crate::ids::OsEntropy;
 use crate::timer::sleep_until;
 
 /// The user name the demo line registers as, and the number that echoes.
@@ -108,7 +108,7 @@ async fn handle(
     let Message::Request(request) = message else {
         return None;
     };
-    let tag = crate::run::random_hex(4);
+    let tag = crate::ids::random_hex(4);
     match request.method {
         Method::Register => {
             let mut ok = Response::to_request(&request, 200, Some(&tag));

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod ids;
 pub mod line;
 pub mod logging;
 pub mod media;

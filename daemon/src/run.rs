@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::{self, ApiContext, Limits, Listeners};
 use crate::certs::{self, CertPaths};
 use crate::config::Config;
+use crate::ids::{OsEntropy, random_hex, uuid_v4};
 use crate::line::LineConfig;
-use crate::line::runtime::MediaSettings;
+use crate::line::MediaSettings;
 use crate::origins::{ApprovalStore, Origin, OriginPolicy};
 use crate::phone::{Phone, PhoneSettings, driver};
 
@@ -128,7 +129,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         statuses: config.statuses(),
         initial_status: config.presence.initial.clone(),
         line_domain: line.as_ref().map(|l| l.domain.clone()),
-        ids: Box::new(crate::line::OsEntropy),
+        ids: Box::new(OsEntropy),
         wall_clock: time::OffsetDateTime::now_utc,
         auto_answer: config.account.as_ref().is_some_and(|a| a.auto_answer),
         provisioning: config.provisioning.clone(),
@@ -260,18 +261,7 @@ fn sip_instance(data_dir: &std::path::Path) -> Option<String> {
     {
         return Some(instance);
     }
-    // The generator's fallback can be shorter than 32 digits; pad so every slice exists.
-    let hex = format!("{:0<32}", random_hex(16));
-    // RFC 4122 §4.4: version 4, variant 10.
-    let version = format!("4{}", &hex[13..16]);
-    let variant = (u8::from_str_radix(&hex[16..17], 16).unwrap_or(0) & 0x3) | 0x8;
-    let instance = format!(
-        "urn:uuid:{}-{}-{version}-{variant:x}{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[17..20],
-        &hex[20..32]
-    );
+    let instance = format!("urn:uuid:{}", uuid_v4(&mut OsEntropy));
     if let Err(e) = crate::private_files::write_atomic(&path, instance.as_bytes()) {
         tracing::warn!(path = %path.display(), "cannot keep the SIP instance id: {e}");
     }
@@ -288,22 +278,6 @@ fn valid_instance(text: &str) -> Option<String> {
             .iter()
             .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())))
     .then(|| format!("urn:uuid:{}", uuid.to_ascii_lowercase()))
-}
-
-/// Random hex string from the OS generator (instance ids, later conversation ids).
-pub fn random_hex(bytes: usize) -> String {
-    use ring::rand::SecureRandom;
-    let mut buf = vec![0u8; bytes];
-    // The OS generator failing is not recoverable in any useful way; fall back to time+pid so
-    // the id is at least unique per start.
-    if ring::rand::SystemRandom::new().fill(&mut buf).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        return format!("{nanos:x}{:x}", std::process::id());
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

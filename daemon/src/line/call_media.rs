@@ -7,10 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use sip_core::sdp::{Audio, Crypto, Direction, SdpError, SessionDescription};
 use tokio::net::UdpSocket;
 
-use super::runtime::MediaSettings;
+use super::MediaSettings;
 use super::webrtc_media::{WebRtcMedia, WebRtcSettings};
 use crate::audio;
 use crate::config::SrtpPolicy;
+use crate::ids::ConversationId;
 use crate::media::codec::AudioCodec;
 use crate::media::session::{Flow, MediaParams, MediaSession, ReportSender, Wire};
 use crate::media::srtp::{self, SrtpSession};
@@ -369,7 +370,7 @@ impl CallMedia {
     /// Starts media once the SDP exchange is complete. Returns why not, when it cannot.
     pub async fn start(
         &mut self,
-        conversation: &str,
+        conversation: &ConversationId,
         remote_sdp: &str,
         settings: &MediaSettings,
         reports: ReportSender,
@@ -396,7 +397,7 @@ impl CallMedia {
 
     fn start_rtp(
         &mut self,
-        conversation: &str,
+        conversation: &ConversationId,
         remote_sdp: &str,
         settings: &MediaSettings,
         reports: ReportSender,
@@ -449,7 +450,7 @@ impl CallMedia {
             telephone_event: remote.audio.telephone_event,
             cname: format!(
                 "{}@softphone-bridge",
-                &conversation[..conversation.len().min(8)]
+                &conversation.as_str()[..conversation.as_str().len().min(8)]
             ),
             conversation: conversation.to_owned(),
         };
@@ -598,7 +599,7 @@ async fn bind_pair(ip: IpAddr) -> Result<(UdpSocket, UdpSocket), String> {
 }
 
 fn session_id() -> u64 {
-    u64::from_str_radix(&crate::run::random_hex(6), 16).unwrap_or(1)
+    u64::from_str_radix(&crate::ids::random_hex(6), 16).unwrap_or(1)
 }
 
 /// Where the far end's RTP and RTCP are, from its SDP; `None` when the address is not an IP.

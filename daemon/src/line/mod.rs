@@ -8,12 +8,14 @@
 
 mod call_media;
 mod config;
+mod media_settings;
 mod probe;
 mod resolve;
 pub mod runtime;
 pub mod transport;
 
 pub use config::{LineConfig, LineConfigError, MediaKind, TurnServer};
+pub use media_settings::MediaSettings;
 mod webrtc_media;
 
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use sip_core::registration::{Entropy, Registration, RegistrationConfig, Registra
 use sip_core::transaction::Timers;
 
 use crate::config::AccountConfig;
+use crate::ids::ConversationId;
 use crate::media::session::MediaStats;
 
 /// Registration lifetime asked of the registrar.
@@ -49,33 +52,33 @@ pub enum LineEvent {
     },
     /// The callee's phone rings.
     CallRinging {
-        conversation: String,
+        conversation: ConversationId,
     },
     /// Someone calls the agent. `headers` are the INVITE's, for the contract's header map.
     CallIncoming {
-        conversation: String,
+        conversation: ConversationId,
         caller: String,
         headers: Vec<(String, String)>,
     },
     CallEstablished {
-        conversation: String,
+        conversation: ConversationId,
     },
     CallEnded {
-        conversation: String,
+        conversation: ConversationId,
         reason: EndReason,
     },
     /// Hold changed: by our re-INVITE (confirmed) or by theirs (`by_remote`).
     CallHold {
-        conversation: String,
+        conversation: ConversationId,
         held: bool,
         by_remote: bool,
     },
     DtmfReceived {
-        conversation: String,
+        conversation: ConversationId,
         digit: char,
     },
     CallQuality {
-        conversation: String,
+        conversation: ConversationId,
         stats: MediaStats,
     },
 }
@@ -84,29 +87,29 @@ pub enum LineEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineCommand {
     Dial {
-        conversation: String,
+        conversation: ConversationId,
         target: Uri,
     },
     Answer {
-        conversation: String,
+        conversation: ConversationId,
     },
     Reject {
-        conversation: String,
+        conversation: ConversationId,
         status: u16,
     },
     Hangup {
-        conversation: String,
+        conversation: ConversationId,
     },
     Mute {
-        conversation: String,
+        conversation: ConversationId,
         muted: bool,
     },
     Dtmf {
-        conversation: String,
+        conversation: ConversationId,
         digits: String,
     },
     Hold {
-        conversation: String,
+        conversation: ConversationId,
         held: bool,
     },
     /// Replace the line with this account (the driver does it; see `phone::driver`).
@@ -121,21 +124,21 @@ pub enum SipEvent {
     Line(LineEvent),
     /// Media can flow: `remote_sdp` is their answer (outgoing) or offer (incoming).
     MediaReady {
-        conversation: String,
+        conversation: ConversationId,
         remote_sdp: String,
     },
     /// A re-INVITE changed their media.
     MediaChanged {
-        conversation: String,
+        conversation: ConversationId,
         remote_sdp: String,
     },
     /// Our re-INVITE was answered, or refused.
     ReofferAnswered {
-        conversation: String,
+        conversation: ConversationId,
         remote_sdp: String,
     },
     ReofferFailed {
-        conversation: String,
+        conversation: ConversationId,
         status: u16,
     },
     /// The server did not answer our probe (or a REGISTER) in time.
@@ -156,7 +159,7 @@ pub struct SipLine {
     extension: String,
     party: LocalParty,
     /// conversation id → call.
-    calls: Vec<(String, Call)>,
+    calls: Vec<(ConversationId, Call)>,
     /// The registrar's URI, probed with OPTIONS.
     registrar: Uri,
     probe: Option<probe::Probe>,
@@ -227,7 +230,7 @@ impl SipLine {
         local: SocketAddr,
         transport_token: &str,
         reliable: bool,
-        moved: &std::collections::HashMap<String, String>,
+        moved: &std::collections::HashMap<ConversationId, String>,
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
@@ -260,7 +263,7 @@ impl SipLine {
 
     pub fn dial(
         &mut self,
-        conversation: String,
+        conversation: ConversationId,
         target: Uri,
         offer: String,
         now: Instant,
@@ -278,7 +281,7 @@ impl SipLine {
         self.collect();
     }
 
-    pub fn answer(&mut self, conversation: &str, sdp: String, now: Instant) -> bool {
+    pub fn answer(&mut self, conversation: &ConversationId, sdp: String, now: Instant) -> bool {
         let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
             return false;
         };
@@ -287,7 +290,7 @@ impl SipLine {
         true
     }
 
-    pub fn reject(&mut self, conversation: &str, status: u16, now: Instant) -> bool {
+    pub fn reject(&mut self, conversation: &ConversationId, status: u16, now: Instant) -> bool {
         let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
             return false;
         };
@@ -296,7 +299,12 @@ impl SipLine {
         true
     }
 
-    pub fn hangup(&mut self, conversation: &str, now: Instant, entropy: &mut dyn Entropy) -> bool {
+    pub fn hangup(
+        &mut self,
+        conversation: &ConversationId,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
         let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
             return false;
         };
@@ -308,7 +316,7 @@ impl SipLine {
     /// Ends a call whose far end is taken for gone (see `Call::give_up`).
     pub fn give_up(
         &mut self,
-        conversation: &str,
+        conversation: &ConversationId,
         reason: &str,
         now: Instant,
         entropy: &mut dyn Entropy,
@@ -322,7 +330,7 @@ impl SipLine {
     /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
     pub fn reoffer(
         &mut self,
-        conversation: &str,
+        conversation: &ConversationId,
         sdp: String,
         now: Instant,
         entropy: &mut dyn Entropy,
@@ -348,7 +356,7 @@ impl SipLine {
     /// (conversation, Call-ID): when the
     /// connection they were set up over drops, the proxy forgets their transactions, so the
     /// answer, a CANCEL or the ring's end could never arrive. Calls that are up stay.
-    pub fn drop_unanswered(&mut self) -> Vec<(String, String)> {
+    pub fn drop_unanswered(&mut self) -> Vec<(ConversationId, String)> {
         let mut dropped = Vec::new();
         let mut call_ids = Vec::new();
         let mut cancels = Vec::new();
@@ -377,7 +385,7 @@ impl SipLine {
     }
 
     /// Every call the line holds, ringing or up.
-    pub fn conversations(&self) -> Vec<String> {
+    pub fn conversations(&self) -> Vec<ConversationId> {
         self.calls
             .iter()
             .map(|(conversation, _)| conversation.clone())
@@ -385,7 +393,7 @@ impl SipLine {
     }
 
     /// Their SDP offer for an incoming call.
-    pub fn remote_sdp(&self, conversation: &str) -> Option<String> {
+    pub fn remote_sdp(&self, conversation: &ConversationId) -> Option<String> {
         self.calls
             .iter()
             .find(|(c, _)| c == conversation)
@@ -638,7 +646,7 @@ impl SipLine {
             .collect();
         match Call::incoming(self.dialog_party(), invite, Timers::default(), entropy) {
             Ok(call) => {
-                let conversation = conversation_id(entropy);
+                let conversation = ConversationId::new(entropy);
                 self.events
                     .push_back(SipEvent::Line(LineEvent::CallIncoming {
                         conversation: conversation.clone(),
@@ -802,34 +810,6 @@ fn caller_id(invite: &Message) -> String {
         .or_else(|| from.as_ref().and_then(|f| f.uri.user.clone()))
         .or_else(|| from.and_then(|f| f.display))
         .unwrap_or_else(|| "anonymous".into())
-}
-
-/// A conversation id shaped like the contract's GUIDs (random, version-4 layout).
-pub fn conversation_id(entropy: &mut dyn Entropy) -> String {
-    let hex: String = (0..4)
-        .map(|_| entropy.token())
-        .collect::<String>()
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .collect();
-    let hex = format!("{hex:0<32}");
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
-}
-
-/// Random tokens from the OS generator.
-pub struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn token(&mut self) -> String {
-        crate::run::random_hex(8)
-    }
 }
 
 #[cfg(test)]

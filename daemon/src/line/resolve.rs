@@ -162,5 +162,5 @@ fn system_nameserver() -> Option<SocketAddr> {
 }
 
 fn random() -> u32 {
-    u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0)
+    u32::from_str_radix(&crate::ids::random_hex(4), 16).unwrap_or(0)
 }

@@ -8,7 +8,8 @@ use sip_core::message::{Message, Request, Response, parse_datagram};
 
 use sip_core::flow::Pong;
 
-use super::{LineConfig, OsEntropy, SipEvent, SipLine};
+use super::{LineConfig, SipEvent, SipLine};
+use crate::ids::OsEntropy;
 
 const INSTANCE: &str = "urn:uuid:6f1c2b0e-0d3a-4c55-9a41-2f5d7e0b8c11";
 const GRUU: &str = "sip:agent@127.0.0.1;gr=urn:uuid:6f1c2b0e-0d3a-4c55-9a41-2f5d7e0b8c11";

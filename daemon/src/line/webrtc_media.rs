@@ -25,9 +25,10 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
+use super::MediaSettings;
 use super::TurnServer;
-use super::runtime::MediaSettings;
 use crate::audio;
+use crate::ids::ConversationId;
 use crate::media::codec::AudioCodec;
 use crate::media::session::{MediaParams, MediaSession, ReportSender, Wire};
 
@@ -297,7 +298,7 @@ impl WebRtcMedia {
             .map_err(|e| format!("WebRTC: {e}"))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let first = settings.codecs.first().cloned().unwrap_or_else(Codec::pcmu);
-        let ssrc = u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0x5350_4252);
+        let ssrc = u32::from_str_radix(&crate::ids::random_hex(4), 16).unwrap_or(0x5350_4252);
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "softphone-bridge".into(),
             "audio".into(),
@@ -404,7 +405,7 @@ impl WebRtcMedia {
     /// we answered (set already).
     pub async fn start(
         &mut self,
-        conversation: &str,
+        conversation: &ConversationId,
         remote_sdp: &str,
         we_offered: bool,
         settings: &MediaSettings,
@@ -460,7 +461,7 @@ impl WebRtcMedia {
             telephone_event,
             cname: format!(
                 "{}@softphone-bridge",
-                &conversation[..conversation.len().min(8)]
+                &conversation.as_str()[..conversation.as_str().len().min(8)]
             ),
             conversation: conversation.to_owned(),
         };

@@ -17,6 +17,7 @@ use super::rtp::{DtmfReceiver, RtpPacket, dtmf_code, telephone_event};
 use super::source::SourceFilter;
 use super::srtp::SrtpSession;
 use crate::audio::{AudioSink, AudioSource};
+use crate::ids::ConversationId;
 
 const FRAME: Duration = Duration::from_millis(20);
 const FIRST_REPORT: Duration = Duration::from_secs(1);
@@ -29,7 +30,7 @@ pub struct MediaParams {
     pub telephone_event: Option<u8>,
     pub cname: String,
     /// Names the call in reports.
-    pub conversation: String,
+    pub conversation: ConversationId,
 }
 
 /// How RTP leaves and arrives. One per call, so the variants' sizes do not matter.
@@ -53,8 +54,8 @@ pub enum Wire {
 }
 
 /// Where a media task sends its reports: (conversation, report).
-pub type ReportSender = mpsc::UnboundedSender<(String, MediaReport)>;
-pub type ReportReceiver = mpsc::UnboundedReceiver<(String, MediaReport)>;
+pub type ReportSender = mpsc::UnboundedSender<(ConversationId, MediaReport)>;
+pub type ReportReceiver = mpsc::UnboundedReceiver<(ConversationId, MediaReport)>;
 
 /// Which ways audio flows: both, one (hold), or neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,8 +251,8 @@ async fn run(
     };
     let frame_samples = codec.samples_per_frame();
     let mut sender = Sender {
-        ssrc: u32::from_str_radix(&crate::run::random_hex(4), 16).unwrap_or(0x5350_4252),
-        sequence: u16::from_str_radix(&crate::run::random_hex(2), 16).unwrap_or(1),
+        ssrc: u32::from_str_radix(&crate::ids::random_hex(4), 16).unwrap_or(0x5350_4252),
+        sequence: u16::from_str_radix(&crate::ids::random_hex(2), 16).unwrap_or(1),
         timestamp: 0,
         packets: 0,
         octets: 0,

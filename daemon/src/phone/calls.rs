@@ -6,6 +6,8 @@ use std::time::Instant;
 use sip_core::Uri;
 use sip_core::call::EndReason;
 
+use crate::ids::ConversationId;
+
 use crate::protocol::{
     CallAccepted, CallEnded, CallInfo, CallQuality, CallRejected, EndCause, IncomingCall,
 };
@@ -62,7 +64,7 @@ impl ContractFields {
 
 #[derive(Debug, Clone)]
 pub struct PhoneCall {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub direction: Direction,
     pub state: CallState,
     /// The number dialled, or the caller's number.
@@ -78,7 +80,7 @@ pub struct PhoneCall {
 
 impl PhoneCall {
     pub fn new(
-        conversation_id: String,
+        conversation_id: ConversationId,
         direction: Direction,
         state: CallState,
         remote: String,
@@ -100,7 +102,7 @@ impl PhoneCall {
 
     pub fn info(&self) -> CallInfo {
         CallInfo {
-            conversation_id: self.conversation_id.clone(),
+            conversation_id: self.conversation_id.to_string(),
             partner_id: self.fields.partner_id.clone(),
             call_type: self.call_type().into(),
             state: match self.state {
@@ -134,7 +136,7 @@ impl PhoneCall {
     pub fn incoming_event(&self) -> IncomingCall {
         IncomingCall {
             partner_id: self.fields.partner_id.clone(),
-            conversation_id: self.conversation_id.clone(),
+            conversation_id: self.conversation_id.to_string(),
             caller_ani: self.remote.clone(),
             language: self.language(),
         }
@@ -144,7 +146,7 @@ impl PhoneCall {
         let f = &self.fields;
         CallAccepted {
             partner_id: f.partner_id.clone(),
-            conversation_id: self.conversation_id.clone(),
+            conversation_id: self.conversation_id.to_string(),
             caller_ani: self.remote.clone(),
             language: self.language(),
             ivr_exit_path: f.ivr_exit_path.clone(),
@@ -165,7 +167,7 @@ impl PhoneCall {
         if self.answered_at.is_none() && self.direction == Direction::Inbound {
             return Err(CallRejected {
                 partner_id: self.fields.partner_id.clone(),
-                conversation_id: self.conversation_id.clone(),
+                conversation_id: self.conversation_id.to_string(),
                 reason: if *reason == EndReason::Declined {
                     "active"
                 } else {
@@ -176,7 +178,7 @@ impl PhoneCall {
         }
         Ok(CallEnded {
             partner_id: self.fields.partner_id.clone(),
-            conversation_id: self.conversation_id.clone(),
+            conversation_id: self.conversation_id.to_string(),
             duration: self
                 .answered_at
                 .map_or(0, |at| now.saturating_duration_since(at).as_secs()),

@@ -10,7 +10,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::event_log::{EventLog, Published, Replay};
 use super::{Phone, PhoneError};
-use crate::line::runtime::{LineInput, LineRuntime, MediaSettings};
+use crate::line::MediaSettings;
+use crate::line::runtime::{LineInput, LineRuntime};
 use crate::line::{LineCommand, LineConfig};
 use crate::logging::{LogControl, LogLine};
 use crate::origins::Origin;

@@ -17,6 +17,7 @@ use sip_core::registration::Entropy;
 
 use serde_json::{Value, json};
 
+use crate::ids::ConversationId;
 use crate::line::{LineCommand, LineEvent};
 use crate::protocol::{
     Action, CallHoldChanged, CallNotesSubmitted, CallQuality, CallRinging, DispositionsChanged,
@@ -264,11 +265,15 @@ impl Phone {
         self.commands.pop_front()
     }
 
-    fn dial(&mut self, dial: &str, partner_id: Option<String>) -> Result<String, PhoneError> {
+    fn dial(
+        &mut self,
+        dial: &str,
+        partner_id: Option<String>,
+    ) -> Result<ConversationId, PhoneError> {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
-        let id = crate::line::conversation_id(self.ids.as_mut());
+        let id = ConversationId::new(self.ids.as_mut());
         let fields = calls::ContractFields {
             partner_id: partner_id.clone(),
             ..Default::default()
@@ -287,7 +292,7 @@ impl Phone {
         self.events
             .push_back(Event::OutboundCallInitiated(OutboundCallInitiated {
                 partner_id,
-                conversation_id: id.clone(),
+                conversation_id: id.to_string(),
                 dialled_to: shown,
             }));
         Ok(id)
@@ -299,14 +304,14 @@ impl Phone {
         id: Option<&str>,
         fits: impl Fn(&PhoneCall) -> bool,
         what: &str,
-    ) -> Result<String, PhoneError> {
+    ) -> Result<ConversationId, PhoneError> {
         let what = if what.is_empty() {
             String::new()
         } else {
             format!("{what} ")
         };
         match id {
-            Some(id) => match self.calls.iter().find(|c| c.conversation_id == id) {
+            Some(id) => match self.calls.iter().find(|c| c.conversation_id == *id) {
                 Some(call) if fits(call) => Ok(call.conversation_id.clone()),
                 Some(_) => Err(PhoneError::UnknownCall(format!(
                     "call `{}` is not a {what}call",
@@ -370,7 +375,7 @@ impl Phone {
             .ended
             .iter()
             .chain(self.calls.iter())
-            .find(|c| c.conversation_id == notes.conversation_id)
+            .find(|c| c.conversation_id == *notes.conversation_id.as_str())
             .ok_or_else(|| {
                 PhoneError::UnknownCall(format!(
                     "no call with conversationId `{}`",
@@ -455,7 +460,7 @@ impl Phone {
                 {
                     call.state = CallState::Ringing;
                     self.events.push_back(Event::CallRinging(CallRinging {
-                        conversation_id: conversation,
+                        conversation_id: conversation.to_string(),
                     }));
                 }
                 return;
@@ -516,7 +521,7 @@ impl Phone {
                         let by = if by_remote { "remote" } else { "agent" }.to_owned();
                         self.events
                             .push_back(Event::CallHoldChanged(CallHoldChanged {
-                                conversation_id: conversation,
+                                conversation_id: conversation.to_string(),
                                 held,
                                 by,
                             }));
@@ -530,7 +535,7 @@ impl Phone {
             } => {
                 if self.calls.iter().any(|c| c.conversation_id == conversation) {
                     self.events.push_back(Event::DtmfReceived(DtmfReceived {
-                        conversation_id: conversation,
+                        conversation_id: conversation.to_string(),
                         digit: digit.to_string(),
                     }));
                 }

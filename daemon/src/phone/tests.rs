@@ -187,14 +187,14 @@ fn outbound_call_from_dial_to_end_with_duration() {
 
     phone.handle_line_event(
         LineEvent::CallRinging {
-            conversation: id.clone(),
+            conversation: id.as_str().into(),
         },
         start,
     );
     assert!(matches!(phone.poll_event(), Some(Event::CallRinging(_))));
     phone.handle_line_event(
         LineEvent::CallEstablished {
-            conversation: id.clone(),
+            conversation: id.as_str().into(),
         },
         start,
     );
@@ -216,7 +216,7 @@ fn outbound_call_from_dial_to_end_with_duration() {
     );
     phone.handle_line_event(
         LineEvent::CallEnded {
-            conversation: id.clone(),
+            conversation: id.as_str().into(),
             reason: EndReason::Local,
         },
         start + Duration::from_millis(12_400),

@@ -9,12 +9,18 @@ use sip_core::call::EndReason;
 use sip_core::sdp::SessionDescription;
 
 use super::{LineRuntime, Prepared};
+use crate::ids::ConversationId;
 use crate::line::call_media::CallMedia;
 use crate::line::webrtc_media::WebRtcSettings;
 use crate::line::{LineEvent, MediaKind};
 
 impl LineRuntime {
-    pub(super) async fn dial(&mut self, conversation: String, target: sip_core::Uri, now: Instant) {
+    pub(super) async fn dial(
+        &mut self,
+        conversation: ConversationId,
+        target: sip_core::Uri,
+        now: Instant,
+    ) {
         let Some(ip) = self.local_ip() else {
             let reason = "the line is not connected".to_owned();
             return self.events.push_back(LineEvent::CallEnded {
@@ -53,7 +59,7 @@ impl LineRuntime {
         .await;
     }
 
-    pub(super) async fn answer(&mut self, conversation: &str, now: Instant) {
+    pub(super) async fn answer(&mut self, conversation: &ConversationId, now: Instant) {
         let Some(ip) = self.local_ip() else { return };
         let Some(sip) = &mut self.sip else { return };
         let text = sip.remote_sdp(conversation);
@@ -221,7 +227,7 @@ impl LineRuntime {
     }
 
     /// Sends an ICE restart's offer, or keeps it until the call's re-INVITE in flight ends.
-    fn offer_ice_restart(&mut self, conversation: &str, gathered: &str, now: Instant) {
+    fn offer_ice_restart(&mut self, conversation: &ConversationId, gathered: &str, now: Instant) {
         let (Some(media), Some(sip)) = (self.media.get_mut(conversation), &mut self.sip) else {
             return;
         };
@@ -235,7 +241,7 @@ impl LineRuntime {
     }
 
     /// A re-INVITE of `conversation` ended: an ICE restart waiting for it goes out now.
-    pub(super) fn send_waiting_restart(&mut self, conversation: &str, now: Instant) {
+    pub(super) fn send_waiting_restart(&mut self, conversation: &ConversationId, now: Instant) {
         if let Some(gathered) = self.waiting_restarts.remove(conversation) {
             self.offer_ice_restart(conversation, &gathered, now);
         }

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use sip_core::Message;
 
 use super::{FIRST_RECONNECT, KEEPALIVE_EVERY, LineRuntime, MAX_RECONNECT};
+use crate::ids::{ConversationId, OsEntropy};
 use crate::line::LineEvent;
 use crate::line::probe::{ANSWER_WITHIN, Probe};
 use crate::line::transport::{Inbound, Target, Transport, TransportError};
-use crate::line::{LineConfig, OsEntropy, SipLine};
+use crate::line::{LineConfig, SipLine};
 
 /// How often the server is asked whether it is there (OPTIONS), on a line that can move or
 /// reconnect.
@@ -102,7 +103,7 @@ impl LineRuntime {
                 if self.servers.peer.is_some_and(|old| old != peer) {
                     sip.forget_gruu();
                 }
-                let moved: std::collections::HashMap<String, String> = self
+                let moved: std::collections::HashMap<ConversationId, String> = self
                     .media
                     .iter_mut()
                     .filter_map(|(conversation, media)| {
@@ -320,8 +321,8 @@ impl LineRuntime {
         {
             self.unsent = None;
         }
-        let mut unanswered: Vec<String> = dropped.into_iter().map(|(c, _)| c).collect();
-        let preparing: Vec<String> = self.preparing.drain().collect();
+        let mut unanswered: Vec<ConversationId> = dropped.into_iter().map(|(c, _)| c).collect();
+        let preparing: Vec<ConversationId> = self.preparing.drain().collect();
         for conversation in preparing {
             if !unanswered.contains(&conversation) {
                 unanswered.push(conversation);

@@ -11,15 +11,13 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sip_core::call::EndReason;
-use sip_core::sdp::Codec;
 use tokio::sync::mpsc;
 
 use super::call_media::{CallMedia, Unacceptable};
 use super::transport::{Inbound, Transport, TransportError};
-use super::{LineCommand, LineConfig, LineEvent, OsEntropy, SipEvent, SipLine};
+use super::{LineCommand, LineConfig, LineEvent, MediaSettings, SipEvent, SipLine};
 use crate::audio::ringer::Ringer;
-use crate::config::{AudioConfig, SrtpPolicy};
-use crate::media::codec::AudioCodec;
+use crate::ids::{ConversationId, OsEntropy};
 use crate::media::session::{MediaReport, ReportReceiver, ReportSender};
 use crate::rate::LineBudget;
 
@@ -29,55 +27,6 @@ const MAX_RECONNECT: Duration = Duration::from_secs(60);
 /// Lines about malformed SIP: a peer sending nothing else must not fill the log.
 const GARBAGE_LINES_PER_SECOND: u32 = 1;
 const GARBAGE_LINES_BURST: u32 = 10;
-
-/// Media settings for calls.
-#[derive(Debug, Clone)]
-pub struct MediaSettings {
-    pub audio: AudioConfig,
-    /// Our codecs in preference order (`[media] codecs`, those this build supports).
-    pub codecs: Vec<Codec>,
-    pub srtp: SrtpPolicy,
-    /// Session-timer interval in seconds (RFC 4028); None: off.
-    pub session_interval: Option<u32>,
-    /// A call with no media from the far end for this long (not on hold) is hung up.
-    pub rtp_timeout: Option<Duration>,
-}
-
-impl MediaSettings {
-    pub fn from_config(audio: &AudioConfig, media: &crate::config::MediaConfig) -> Self {
-        let names = &media.codecs;
-        let codecs: Vec<Codec> = names
-            .iter()
-            .filter_map(|name| match Codec::by_name(name) {
-                Some(codec) if AudioCodec::from_name(&codec.name).is_some() => Some(codec),
-                Some(_) => {
-                    tracing::warn!(
-                        "codec {name:?} is not supported by this build yet; skipping it"
-                    );
-                    None
-                }
-                None => {
-                    tracing::warn!("unknown codec {name:?} in [media] codecs; skipping it");
-                    None
-                }
-            })
-            .collect();
-        let codecs = if codecs.is_empty() {
-            vec![Codec::pcmu(), Codec::pcma()]
-        } else {
-            codecs
-        };
-        Self {
-            audio: audio.clone(),
-            codecs,
-            srtp: media.srtp,
-            session_interval: (media.session_timer > 0)
-                .then_some(media.session_timer.max(sip_core::call::MIN_SE)),
-            rtp_timeout: (media.rtp_timeout > 0)
-                .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
-        }
-    }
-}
 
 pub struct LineRuntime {
     config: LineConfig,
@@ -93,15 +42,15 @@ pub struct LineRuntime {
     stop_reason: Option<String>,
     /// When the provisioned session ends (`expire_date`).
     expires_at: Option<Instant>,
-    media: HashMap<String, CallMedia>,
+    media: HashMap<ConversationId, CallMedia>,
     /// Incoming calls still ringing, and the ring tone while there are any.
-    ringing: HashSet<String>,
+    ringing: HashSet<ConversationId>,
     ringer: Option<Ringer>,
     /// Media tasks report DTMF and statistics here.
     reports: (ReportSender, ReportReceiver),
     /// Media being prepared off the loop (WebRTC gathers candidates, which can take seconds with
     /// a TURN server): the calls waiting for it, and where it arrives.
-    preparing: HashSet<String>,
+    preparing: HashSet<ConversationId>,
     prepared: (
         mpsc::UnboundedSender<Prepared>,
         mpsc::UnboundedReceiver<Prepared>,
@@ -112,7 +61,7 @@ pub struct LineRuntime {
     unsent: Option<Vec<u8>>,
     /// Per call: since when media has been expected without a break (not held either way),
     /// for `[media] rtp_timeout`.
-    media_seen: HashMap<String, Instant>,
+    media_seen: HashMap<ConversationId, Instant>,
     /// Which server, probing it, and returning to the preferred one.
     servers: connection::Servers,
     /// Where a failback check's result arrives (see `connection.rs`).
@@ -124,23 +73,23 @@ pub struct LineRuntime {
     garbage_log: LineBudget,
     /// ICE-restart offers gathered while their call had a re-INVITE in flight: sent when it
     /// ends.
-    waiting_restarts: HashMap<String, String>,
+    waiting_restarts: HashMap<ConversationId, String>,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
 pub enum Prepared {
     Offer {
-        conversation: String,
+        conversation: ConversationId,
         target: sip_core::Uri,
         media: Result<CallMedia, String>,
     },
     Answer {
-        conversation: String,
+        conversation: ConversationId,
         media: Result<CallMedia, Unacceptable>,
     },
     /// A WebRTC call's ICE restart gathered: the offer for its re-INVITE.
     IceRestart {
-        conversation: String,
+        conversation: ConversationId,
         offer: Result<String, String>,
     },
 }
@@ -148,7 +97,7 @@ pub enum Prepared {
 /// What woke the line: the SIP transport, or a call's media task.
 pub enum LineInput {
     Sip(Result<Inbound, TransportError>),
-    Media(String, MediaReport),
+    Media(ConversationId, MediaReport),
     Prepared(Box<Prepared>),
     /// A failback check ended: the preferred server's connection, when it answered.
     Failback(connection::Found),
@@ -539,7 +488,7 @@ impl LineRuntime {
     /// Dead-call detection by media: a call that expects media (up, not held either way) and
     /// has received none for `[media] rtp_timeout` is hung up with the cause `timeout`.
     /// `silent`: how long since the far end's last packet, as the media task measured it.
-    fn watch_media(&mut self, conversation: &str, silent: Duration, now: Instant) {
+    fn watch_media(&mut self, conversation: &ConversationId, silent: Duration, now: Instant) {
         let (Some(limit), Some(media)) = (
             self.media_settings.rtp_timeout,
             self.media.get(conversation),
@@ -570,7 +519,7 @@ impl LineRuntime {
     }
 
     /// This call no longer rings; the ring tone stops with the last ringing call.
-    async fn stop_ringing(&mut self, conversation: &str) {
+    async fn stop_ringing(&mut self, conversation: &ConversationId) {
         self.ringing.remove(conversation);
         if self.ringing.is_empty()
             && let Some(ringer) = self.ringer.take()

@@ -1,0 +1,59 @@
+//! What a call's media is set up with: the audio devices, our codecs in preference order, the
+//! SRTP policy, session timers and the no-media timeout. A leaf below the runtime and the media
+//! paths (`call_media`, `webrtc_media`) that all read it.
+
+use std::time::Duration;
+
+use sip_core::sdp::Codec;
+
+use crate::config::{AudioConfig, SrtpPolicy};
+use crate::media::codec::AudioCodec;
+
+/// Media settings for calls.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    pub audio: AudioConfig,
+    /// Our codecs in preference order (`[media] codecs`, those this build supports).
+    pub codecs: Vec<Codec>,
+    pub srtp: SrtpPolicy,
+    /// Session-timer interval in seconds (RFC 4028); None: off.
+    pub session_interval: Option<u32>,
+    /// A call with no media from the far end for this long (not on hold) is hung up.
+    pub rtp_timeout: Option<Duration>,
+}
+
+impl MediaSettings {
+    pub fn from_config(audio: &AudioConfig, media: &crate::config::MediaConfig) -> Self {
+        let names = &media.codecs;
+        let codecs: Vec<Codec> = names
+            .iter()
+            .filter_map(|name| match Codec::by_name(name) {
+                Some(codec) if AudioCodec::from_name(&codec.name).is_some() => Some(codec),
+                Some(_) => {
+                    tracing::warn!(
+                        "codec {name:?} is not supported by this build yet; skipping it"
+                    );
+                    None
+                }
+                None => {
+                    tracing::warn!("unknown codec {name:?} in [media] codecs; skipping it");
+                    None
+                }
+            })
+            .collect();
+        let codecs = if codecs.is_empty() {
+            vec![Codec::pcmu(), Codec::pcma()]
+        } else {
+            codecs
+        };
+        Self {
+            audio: audio.clone(),
+            codecs,
+            srtp: media.srtp,
+            session_interval: (media.session_timer > 0)
+                .then_some(media.session_timer.max(sip_core::call::MIN_SE)),
+            rtp_timeout: (media.rtp_timeout > 0)
+                .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
+        }
+    }
+}
