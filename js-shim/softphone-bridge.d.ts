@@ -259,6 +259,10 @@ declare namespace SoftphoneBridge {
     held: boolean;
     by: 'agent' | 'remote';
   }
+  interface CallMuteChanged {
+    conversationId: string;
+    muted: boolean;
+  }
   interface DtmfReceived {
     conversationId: string;
     digit: string;
@@ -285,6 +289,7 @@ declare namespace SoftphoneBridge {
     callEnded: CallEnded;
     callNotesSubmitted: CallNotesSubmitted;
     callHoldChanged: CallHoldChanged;
+    callMuteChanged: CallMuteChanged;
     dtmfReceived: DtmfReceived;
     log: LogLine;
   }

@@ -30,7 +30,7 @@
     'callNotesSubmitted', 'outboundCallInitiated', 'statusChanged'
   ];
   var CALL_EVENTS = ['outboundCallInitiated', 'callRinging', 'incomingCall', 'callAccepted',
-    'callRejected', 'callEnded'];
+    'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged'];
 
   /** An error with a stable `code` (the daemon's codes, plus the shim's own below). */
   class BridgeError extends Error {

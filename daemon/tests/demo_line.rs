@@ -84,3 +84,46 @@ async fn a_call_on_the_device_backend_opens_the_devices() {
     page.event("callEnded").await;
     assert!(!daemon.log().contains("has no audio"), "{}", daemon.log());
 }
+
+/// Muting is the agent's, not one page's: a second page (another tab, the tray) sees
+/// `callMuteChanged` when the first mutes or unmutes, once per change, and its snapshot agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_hears_of_a_mute() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tone = dir.path().join("mic.wav");
+    write_tone(&tone, 16000, 1000.0, 0.5, 10.0);
+    let daemon = Daemon::start(&format!(
+        "[demo]\nline = true\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        tone.display(),
+        dir.path().join("heard.wav").display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let mut other = daemon.connect(CRM).await;
+    let id = page.start_call("echo").await;
+    page.event("callAccepted").await;
+    other.event("callAccepted").await;
+    for muted in [true, true, false] {
+        let method = if muted { "mute" } else { "unmute" };
+        let (reply, _) = page.request(method, json!({"conversationId": id})).await;
+        assert_eq!(reply["result"]["muted"], muted, "{reply}");
+    }
+    let first = other.event("callMuteChanged").await;
+    assert_eq!(
+        first["payload"],
+        json!({"conversationId": id, "muted": true})
+    );
+    // The repeated mute said nothing: the next one is the unmute.
+    let second = other.event("callMuteChanged").await;
+    assert_eq!(
+        second["payload"],
+        json!({"conversationId": id, "muted": false})
+    );
+    let (state, _) = other.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["muted"], false,
+        "{state}"
+    );
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+}

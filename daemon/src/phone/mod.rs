@@ -20,9 +20,10 @@ use serde_json::{Value, json};
 use crate::ids::ConversationId;
 use crate::line::{LineCommand, LineEvent};
 use crate::protocol::{
-    Action, CallHoldChanged, CallNotesSubmitted, CallQuality, CallRinging, DispositionsChanged,
-    DtmfReceived, ErrorCode, Event, LineInfo, LineState, OutboundCallInitiated, PartnerConfig,
-    PresenceStatus, RegistrationChanged, Snapshot, StatusChanged,
+    Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
+    DispositionsChanged, DtmfReceived, ErrorCode, Event, LineInfo, LineState,
+    OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged, Snapshot,
+    StatusChanged,
 };
 
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
@@ -334,8 +335,15 @@ impl Phone {
 
     fn set_muted(&mut self, id: Option<&str>, muted: bool) -> Result<Value, PhoneError> {
         let id = self.pick(id, |c| c.state == CallState::Active, "active")?;
-        if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == id) {
+        if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == id)
+            && call.muted != muted
+        {
             call.muted = muted;
+            self.events
+                .push_back(Event::CallMuteChanged(CallMuteChanged {
+                    conversation_id: id.to_string(),
+                    muted,
+                }));
         }
         self.commands.push_back(LineCommand::Mute {
             conversation: id.clone(),

@@ -207,6 +207,15 @@ fn outbound_call_from_dial_to_end_with_duration() {
         Some(serde_json::json!(true))
     );
     assert!(phone.snapshot().calls[0].muted);
+    assert!(
+        matches!(phone.poll_event(), Some(Event::CallMuteChanged(m)) if m.muted && m.conversation_id == id)
+    );
+    // Muting a muted call changes nothing and says nothing.
+    phone
+        .handle_action(Action::Mute(CallRef::default()))
+        .expect("mutes again");
+    assert_eq!(phone.poll_event(), None);
+    phone.poll_command();
     phone.poll_command();
     phone
         .handle_action(Action::Hangup(CallRef::default()))

@@ -31,13 +31,14 @@ pub enum Event {
     CallEnded(CallEnded),
     CallNotesSubmitted(CallNotesSubmitted),
     CallHoldChanged(CallHoldChanged),
+    CallMuteChanged(CallMuteChanged),
     DtmfReceived(DtmfReceived),
     Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 16] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -51,6 +52,7 @@ impl Event {
         "callEnded",
         "callNotesSubmitted",
         "callHoldChanged",
+        "callMuteChanged",
         "dtmfReceived",
         "log",
     ];
@@ -70,6 +72,7 @@ impl Event {
             Self::CallEnded(_) => "callEnded",
             Self::CallNotesSubmitted(_) => "callNotesSubmitted",
             Self::CallHoldChanged(_) => "callHoldChanged",
+            Self::CallMuteChanged(_) => "callMuteChanged",
             Self::DtmfReceived(_) => "dtmfReceived",
             Self::Log(_) => "log",
         }
@@ -136,6 +139,15 @@ pub struct CallHoldChanged {
     pub held: bool,
     /// `agent` or `remote`.
     pub by: String,
+}
+
+/// The agent's microphone in a call was muted or unmuted (`mute`/`unmute` from any page or the
+/// tray), so every page shows the same state. Sent only when it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallMuteChanged {
+    pub conversation_id: String,
+    pub muted: bool,
 }
 
 /// A daemon log line, sent while the seed's `debug_html` is on.

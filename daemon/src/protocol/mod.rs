@@ -16,9 +16,9 @@ pub use actions::{
     Action, CallRef, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, StartCall, UpdatePresence,
 };
 pub use events::{
-    CallAccepted, CallEnded, CallHoldChanged, CallNotesSubmitted, CallRejected, CallRinging,
-    DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage, Hello, IncomingCall, LogLine,
-    OutboundCallInitiated, RegistrationChanged, StatusChanged,
+    CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
+    CallRinging, DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage, Hello,
+    IncomingCall, LogLine, OutboundCallInitiated, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};
 
