@@ -75,6 +75,11 @@ declare namespace SoftphoneBridge {
     digits: string;
     conversationId?: string;
   }
+  interface TransferParams {
+    /** A number or SIP URI, by the same policy as `start_call`. */
+    to: string;
+    conversationId?: string;
+  }
   interface SubmitNotesParams {
     conversationId: string;
     disposition: string;
@@ -124,6 +129,7 @@ declare namespace SoftphoneBridge {
     mute: CallRefParams | undefined;
     unmute: CallRefParams | undefined;
     dtmf: DtmfParams;
+    transfer: TransferParams;
     submit_notes: SubmitNotesParams;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
@@ -252,7 +258,8 @@ declare namespace SoftphoneBridge {
       | 'no_answer'
       | 'rejected'
       | 'timeout'
-      | 'failed';
+      | 'failed'
+      | 'transferred';
   }
   interface CallHoldChanged {
     conversationId: string;
@@ -262,6 +269,13 @@ declare namespace SoftphoneBridge {
   interface CallMuteChanged {
     conversationId: string;
     muted: boolean;
+  }
+  interface CallTransferred {
+    conversationId: string;
+    to: string;
+    kind: 'blind';
+    result: 'accepted' | 'failed';
+    reason?: string;
   }
   interface DtmfReceived {
     conversationId: string;
@@ -290,6 +304,7 @@ declare namespace SoftphoneBridge {
     callNotesSubmitted: CallNotesSubmitted;
     callHoldChanged: CallHoldChanged;
     callMuteChanged: CallMuteChanged;
+    callTransferred: CallTransferred;
     dtmfReceived: DtmfReceived;
     log: LogLine;
   }
@@ -356,6 +371,8 @@ declare namespace SoftphoneBridge {
     mute(params?: CallRefParams): Promise<{ conversationId: string; muted: boolean }>;
     unmute(params?: CallRefParams): Promise<{ conversationId: string; muted: boolean }>;
     dtmf(params: DtmfParams): Promise<{ conversationId: string }>;
+    /** Resolves once the REFER is sent; `callTransferred` says how it went. */
+    transfer(params: TransferParams): Promise<{ conversationId: string; to: string }>;
     submitNotes(params: SubmitNotesParams): Promise<Record<string, never>>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;

@@ -30,7 +30,7 @@
     'callNotesSubmitted', 'outboundCallInitiated', 'statusChanged'
   ];
   var CALL_EVENTS = ['outboundCallInitiated', 'callRinging', 'incomingCall', 'callAccepted',
-    'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged'];
+    'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged', 'callTransferred'];
 
   /** An error with a stable `code` (the daemon's codes, plus the shim's own below). */
   class BridgeError extends Error {
@@ -276,6 +276,8 @@
     mute(params) { return this.request('mute', params); }
     unmute(params) { return this.request('unmute', params); }
     dtmf(params) { return this.request('dtmf', params); }
+    /** Blind transfer: `{to, conversationId?}`; `callTransferred` follows. */
+    transfer(params) { return this.request('transfer', params); }
     submitNotes(params) { return this.request('submit_notes', params); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }

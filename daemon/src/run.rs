@@ -128,7 +128,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let phone = Phone::new(PhoneSettings {
         statuses: config.statuses(),
         initial_status: config.presence.initial.clone(),
-        line_domain: line.as_ref().map(|l| l.domain.clone()),
+        line_domain: line.as_ref().map(LineConfig::dial_domain),
         ids: Box::new(OsEntropy),
         wall_clock: time::OffsetDateTime::now_utc,
         auto_answer: config.account.as_ref().is_some_and(|a| a.auto_answer),

@@ -56,6 +56,8 @@ pub enum EndReason {
     Cancelled,
     /// No answer, no ACK, or a transport failure.
     Failed { reason: String },
+    /// We handed the call to another party (a blind transfer the far end carried out).
+    Transferred,
     /// The far end vanished: the session timer ran out, a refresh found no dialog (408/481), or
     /// no media arrived for too long.
     Timeout { reason: String },
@@ -81,6 +83,9 @@ pub enum CallEvent {
     ReofferFailed {
         status: u16,
     },
+    /// A transfer we asked for ([`Call::refer`]) ended; when accepted, `Ended(Transferred)`
+    /// follows.
+    Transferred(TransferOutcome),
     Ended(EndReason),
 }
 
@@ -136,6 +141,8 @@ pub struct Call {
     answered: Vec<(u32, Method, Vec<u8>)>,
     /// Refreshes (or expects refreshes) once the call is up, when session timers are on.
     session_timer: Option<SessionTimer>,
+    /// A blind transfer we asked for, until it ends.
+    transfer: Option<transfer::Transfer>,
     /// The line's connection dropped and it has not been rebound yet.
     disconnected: bool,
     /// Our last refused re-INVITE, kept while it ACKs retransmitted refusals (Timer D).
@@ -298,6 +305,7 @@ impl Call {
             ack: None,
             answered: Vec::new(),
             session_timer: None,
+            transfer: None,
             disconnected: false,
             refused_invite: None,
             transmits: VecDeque::new(),
@@ -472,7 +480,7 @@ impl Call {
     pub fn handle_message(&mut self, message: Message, now: Instant, entropy: &mut dyn Entropy) {
         match message {
             Message::Response(response) => self.handle_response(response, now, entropy),
-            Message::Request(request) => self.handle_request(request, now),
+            Message::Request(request) => self.handle_request(request, now, entropy),
         }
     }
 
@@ -552,10 +560,15 @@ impl Call {
             .as_ref()
             .filter(|_| self.state == CallState::Established)
             .map(SessionTimer::due);
+        let transfer = self
+            .transfer
+            .as_ref()
+            .and_then(transfer::Transfer::poll_timeout);
         transactions
             .chain(retransmit)
             .chain(self.ack_deadline)
             .chain(session)
+            .chain(transfer)
             .min()
     }
 
@@ -570,7 +583,10 @@ impl Call {
         self.dialog.local_seq += 1;
         let mut headers = self.dialog_headers(Method::Invite, self.dialog.local_seq, entropy);
         headers.push("Contact", format!("<{}>", self.party.contact));
-        headers.push("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+        headers.push(
+            "Allow",
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY",
+        );
         headers.push("User-Agent", self.party.user_agent.clone());
         if let Some(interval) = self.party.session_interval {
             headers.push("Supported", "timer");
@@ -630,6 +646,7 @@ impl Call {
         for event in invite_events {
             self.on_invite_event(event, now, entropy);
         }
+        self.drain_transfer(now, entropy);
         for event in other_events {
             // A BYE's outcome, whatever it is, ends the call for us. A CANCEL's does not: the
             // INVITE's 487 (or a late 2xx, then BYE) does.
@@ -800,6 +817,10 @@ impl Call {
     /// Every client transaction the call has running: its INVITE (or re-INVITE), its other
     /// request (BYE, CANCEL), and a refused re-INVITE lingering to ACK retransmissions.
     fn transactions_mut(&mut self) -> impl Iterator<Item = &mut ClientTransaction> {
+        let transfer = self
+            .transfer
+            .as_mut()
+            .and_then(transfer::Transfer::transaction_mut);
         [
             &mut self.invite_transaction,
             &mut self.other_transaction,
@@ -807,6 +828,7 @@ impl Call {
         ]
         .into_iter()
         .flatten()
+        .chain(transfer)
     }
 
     /// The far end is taken for gone (no media for too long, a refresh unanswered): a BYE in
@@ -913,7 +935,7 @@ impl Call {
 
     // ---------------------------------------------------------------- incoming
 
-    fn handle_request(&mut self, request: Request, now: Instant) {
+    fn handle_request(&mut self, request: Request, now: Instant, entropy: &mut dyn Entropy) {
         let Some(cseq) = request.headers.cseq() else {
             return;
         };
@@ -974,6 +996,9 @@ impl Call {
                 let mut response = self.dialog_response(&request, 200);
                 self.refreshed_by_them(&request, &mut response, now);
                 self.transmits.push_back(response.to_bytes());
+            }
+            Method::Notify if self.state != CallState::Ended => {
+                self.on_notify(&request, now, entropy)
             }
             Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => {
                 self.respond(&request, 200)
@@ -1214,6 +1239,9 @@ fn unsupported_media(request: &Request, to_tag: Option<&str>) -> Vec<u8> {
 
 mod replaces;
 mod session_timer;
+mod transfer;
+
+pub use transfer::{NOTIFY_WITHIN, TransferOutcome};
 
 pub use replaces::{Replaces, ReplacesHeader};
 pub use session_timer::{Due, MIN_SE, SessionTimer, Terms};

@@ -203,6 +203,22 @@ impl LineConfig {
         })
     }
 
+    /// The domain of the numbers the agent dials (`sip:1002@domain`): the server's host, with
+    /// its port when one was configured for SIP (a WebSocket's port is not a SIP port). The
+    /// port matters when someone else dials the URI, as a transferee dials `Refer-To`.
+    pub fn dial_domain(&self) -> String {
+        let host = if self.domain.contains(':') && !self.domain.starts_with('[') {
+            format!("[{}]", self.domain)
+        } else {
+            self.domain.clone()
+        };
+        if self.explicit_port && !matches!(self.kind, Kind::Ws | Kind::Wss) {
+            format!("{host}:{}", self.port)
+        } else {
+            host
+        }
+    }
+
     /// The built-in demo line's service (see `crate::demo`).
     pub fn demo(address: SocketAddr) -> Self {
         Self {
@@ -268,6 +284,21 @@ mod tests {
             username: "1001".into(),
             ..AccountConfig::default()
         }
+    }
+
+    /// Numbers are dialled at the server's host, with the SIP port when one was given (a
+    /// transferee dials our `Refer-To` itself), never a WebSocket's port.
+    #[test]
+    fn the_dial_domain_carries_a_given_sip_port() {
+        let dial = |server: &str| {
+            LineConfig::from_account(&account(server))
+                .map(|c| c.dial_domain())
+                .expect("valid")
+        };
+        assert_eq!(dial("pbx.example.com"), "pbx.example.com");
+        assert_eq!(dial("127.0.0.1:5070"), "127.0.0.1:5070");
+        assert_eq!(dial("[::1]:5070"), "[::1]:5070");
+        assert_eq!(dial("wss://pbx.example.com:8443/ws"), "pbx.example.com");
     }
 
     #[test]

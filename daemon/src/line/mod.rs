@@ -21,7 +21,9 @@ mod webrtc_media;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_core::call::{Call, CallEvent, CallState, EndReason, LocalParty, ReplacesHeader};
+use sip_core::call::{
+    Call, CallEvent, CallState, EndReason, LocalParty, ReplacesHeader, TransferOutcome,
+};
 use sip_core::flow::{FlowAction, FlowKeepalive, Pong, PongOutcome};
 use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
@@ -34,7 +36,7 @@ use crate::media::session::MediaStats;
 /// Registration lifetime asked of the registrar.
 pub const DEFAULT_EXPIRES: u32 = 600;
 
-const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
 
 /// What the line reports to the phone.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +83,12 @@ pub enum LineEvent {
         conversation: ConversationId,
         stats: MediaStats,
     },
+    /// A transfer we asked for ended: `Ok` when the far end took the call to the target (the
+    /// call then ends with `Transferred`), else why not (the call goes on).
+    CallTransferred {
+        conversation: ConversationId,
+        outcome: Result<(), String>,
+    },
 }
 
 /// What the phone asks of the line.
@@ -111,6 +119,11 @@ pub enum LineCommand {
     Hold {
         conversation: ConversationId,
         held: bool,
+    },
+    /// Blind transfer: ask the far end to call `target` instead.
+    Transfer {
+        conversation: ConversationId,
+        target: Uri,
     },
     /// Replace the line with this account (the driver does it; see `phone::driver`).
     Provision(Box<AccountConfig>),
@@ -327,6 +340,23 @@ impl SipLine {
         }
     }
 
+    /// Asks the far end to call `target` instead (REFER); false when the call cannot be
+    /// transferred now (not up, or a transfer already under way).
+    pub fn transfer(
+        &mut self,
+        conversation: &ConversationId,
+        target: &Uri,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
+        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
+            return false;
+        };
+        let sent = call.refer(target, now, entropy);
+        self.collect();
+        sent
+    }
+
     /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
     pub fn reoffer(
         &mut self,
@@ -449,6 +479,17 @@ impl SipLine {
                             conversation,
                             status,
                         })
+                    }
+                    CallEvent::Transferred(outcome) => {
+                        let outcome = match outcome {
+                            TransferOutcome::Accepted => Ok(()),
+                            TransferOutcome::Failed { reason } => Err(reason),
+                        };
+                        self.events
+                            .push_back(SipEvent::Line(LineEvent::CallTransferred {
+                                conversation,
+                                outcome,
+                            }));
                     }
                     CallEvent::Ended(reason) => {
                         self.events.push_back(SipEvent::Line(LineEvent::CallEnded {

@@ -76,6 +76,8 @@ pub struct PhoneCall {
     pub quality: Option<CallQuality>,
     pub answered_at: Option<Instant>,
     pub fields: ContractFields,
+    /// Where a transfer we asked for takes the call, until it ends.
+    pub transferring_to: Option<String>,
 }
 
 impl PhoneCall {
@@ -97,6 +99,7 @@ impl PhoneCall {
             quality: None,
             answered_at: None,
             fields,
+            transferring_to: None,
         }
     }
 
@@ -205,6 +208,7 @@ fn end_cause(reason: &EndReason) -> EndCause {
         },
         EndReason::Timeout { .. } => EndCause::Timeout,
         EndReason::Failed { .. } => EndCause::Failed,
+        EndReason::Transferred => EndCause::Transferred,
     }
 }
 

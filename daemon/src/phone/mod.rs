@@ -21,7 +21,7 @@ use crate::ids::ConversationId;
 use crate::line::{LineCommand, LineEvent};
 use crate::protocol::{
     Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
-    DispositionsChanged, DtmfReceived, ErrorCode, Event, LineInfo, LineState,
+    CallTransferred, DispositionsChanged, DtmfReceived, ErrorCode, Event, LineInfo, LineState,
     OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged, Snapshot,
     StatusChanged,
 };
@@ -257,6 +257,7 @@ impl Phone {
                 });
                 Ok(json!({ "conversationId": id }))
             }
+            Action::Transfer(t) => self.transfer(t),
             Action::SubmitNotes(n) => self.submit_notes(n),
         }
     }
@@ -369,6 +370,31 @@ impl Phone {
         Ok(json!({ "conversationId": id, "held": held }))
     }
 
+    /// Blind transfer of the active (or held) call to `to`, by the dialling policy.
+    fn transfer(&mut self, request: crate::protocol::Transfer) -> Result<Value, PhoneError> {
+        let domain = self.line_domain.clone().unwrap_or_default();
+        let (target, shown) =
+            calls::target_uri(&request.to, &domain).map_err(PhoneError::InvalidNumber)?;
+        let id = self.pick(
+            request.conversation_id.as_deref(),
+            |c| c.state == CallState::Active,
+            "connected",
+        )?;
+        if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == id) {
+            if call.transferring_to.is_some() {
+                return Err(PhoneError::CallInProgress(format!(
+                    "a transfer of call `{id}` is already under way"
+                )));
+            }
+            call.transferring_to = Some(shown.clone());
+        }
+        self.commands.push_back(LineCommand::Transfer {
+            conversation: id.clone(),
+            target,
+        });
+        Ok(json!({ "conversationId": id, "to": shown }))
+    }
+
     fn submit_notes(
         &mut self,
         notes: crate::protocol::NotesSubmission,
@@ -431,7 +457,7 @@ impl Phone {
                 "a call is in progress; provision again after it ends".into(),
             ));
         }
-        self.line_domain = Some(line.domain.clone());
+        self.line_domain = Some(line.dial_domain());
         self.auto_answer = self.provisioning.auto_answer;
         let expires = provisioning
             .expires_at
@@ -534,6 +560,31 @@ impl Phone {
                                 by,
                             }));
                     }
+                }
+                return;
+            }
+            LineEvent::CallTransferred {
+                conversation,
+                outcome,
+            } => {
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                {
+                    let to = call.transferring_to.take().unwrap_or_default();
+                    let (result, reason) = match outcome {
+                        Ok(()) => ("accepted", None),
+                        Err(reason) => ("failed", Some(reason)),
+                    };
+                    self.events
+                        .push_back(Event::CallTransferred(CallTransferred {
+                            conversation_id: conversation.to_string(),
+                            to,
+                            kind: "blind".into(),
+                            result: result.into(),
+                            reason,
+                        }));
                 }
                 return;
             }

@@ -36,6 +36,9 @@ pub enum Action {
     Mute(CallRef),
     Unmute(CallRef),
     Dtmf(Dtmf),
+    /// Blind transfer: the far end is asked (REFER) to call `to` instead; `callTransferred`
+    /// says how it went.
+    Transfer(Transfer),
     /// The agent's disposition and notes for a call (emits `callNotesSubmitted`).
     SubmitNotes(NotesSubmission),
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
@@ -108,6 +111,15 @@ pub struct Dtmf {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Transfer {
+    /// Where the call goes: a number or SIP URI, by the same policy as `start_call`.
+    pub to: String,
+    #[serde(default, alias = "guid", skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotesSubmission {
     pub conversation_id: String,
     pub disposition: String,
@@ -117,7 +129,7 @@ pub struct NotesSubmission {
 
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 19] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -133,6 +145,7 @@ impl Action {
         "mute",
         "unmute",
         "dtmf",
+        "transfer",
         "submit_notes",
         "provision",
         "logout",
@@ -155,6 +168,7 @@ impl Action {
             Self::Mute(_) => "mute",
             Self::Unmute(_) => "unmute",
             Self::Dtmf(_) => "dtmf",
+            Self::Transfer(_) => "transfer",
             Self::SubmitNotes(_) => "submit_notes",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
@@ -182,6 +196,7 @@ impl Action {
             "mute" => Self::Mute(call_ref(name, params)?),
             "unmute" => Self::Unmute(call_ref(name, params)?),
             "dtmf" => Self::Dtmf(typed(name, params)?),
+            "transfer" => Self::Transfer(typed(name, params)?),
             "submit_notes" => Self::SubmitNotes(typed(name, params)?),
             "provision" => Self::Provision(params),
             "logout" => {
@@ -214,6 +229,7 @@ impl Action {
             | Self::Mute(p)
             | Self::Unmute(p) => serde_json::to_value(p),
             Self::Dtmf(p) => serde_json::to_value(p),
+            Self::Transfer(p) => serde_json::to_value(p),
             Self::SubmitNotes(p) => serde_json::to_value(p),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),

@@ -32,13 +32,14 @@ pub enum Event {
     CallNotesSubmitted(CallNotesSubmitted),
     CallHoldChanged(CallHoldChanged),
     CallMuteChanged(CallMuteChanged),
+    CallTransferred(CallTransferred),
     DtmfReceived(DtmfReceived),
     Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -53,6 +54,7 @@ impl Event {
         "callNotesSubmitted",
         "callHoldChanged",
         "callMuteChanged",
+        "callTransferred",
         "dtmfReceived",
         "log",
     ];
@@ -73,6 +75,7 @@ impl Event {
             Self::CallNotesSubmitted(_) => "callNotesSubmitted",
             Self::CallHoldChanged(_) => "callHoldChanged",
             Self::CallMuteChanged(_) => "callMuteChanged",
+            Self::CallTransferred(_) => "callTransferred",
             Self::DtmfReceived(_) => "dtmfReceived",
             Self::Log(_) => "log",
         }
@@ -148,6 +151,20 @@ pub struct CallHoldChanged {
 pub struct CallMuteChanged {
     pub conversation_id: String,
     pub muted: bool,
+}
+
+/// A transfer ended. `kind` is `blind` (our `transfer`); `result` `accepted` (the call went
+/// to `to`; `callEnded` with cause `transferred` follows) or `failed` (with `reason`; the call
+/// goes on as it was).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallTransferred {
+    pub conversation_id: String,
+    pub to: String,
+    pub kind: String,
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A daemon log line, sent while the seed's `debug_html` is on.
@@ -239,6 +256,8 @@ pub enum EndCause {
     Timeout,
     /// The call could not go on: no media path, no ACK, the line stopped while disconnected.
     Failed,
+    /// The agent transferred the call and the far end took it to the target.
+    Transferred,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

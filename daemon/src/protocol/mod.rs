@@ -13,12 +13,13 @@ mod events;
 mod snapshot;
 
 pub use actions::{
-    Action, CallRef, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, StartCall, UpdatePresence,
+    Action, CallRef, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, StartCall, Transfer,
+    UpdatePresence,
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
-    CallRinging, DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage, Hello,
-    IncomingCall, LogLine, OutboundCallInitiated, RegistrationChanged, StatusChanged,
+    CallRinging, CallTransferred, DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage,
+    Hello, IncomingCall, LogLine, OutboundCallInitiated, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};
 

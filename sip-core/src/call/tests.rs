@@ -996,3 +996,198 @@ fn an_abandoned_ringing_call_cancels_its_invite() {
     );
     assert_eq!(bob.abandon(), None);
 }
+
+/// Alice's REFER of an established call to Carol, as sent.
+fn refer_sent(alice: &mut Call, e: &mut Counter, now: Instant) -> Request {
+    let carol = Uri::parse("sip:1003@127.0.0.1").expect("uri");
+    assert!(alice.refer(&carol, now, e));
+    let Message::Request(refer) = drain(alice).remove(0) else {
+        panic!("REFER")
+    };
+    assert_eq!(refer.method, Method::Refer);
+    assert_eq!(refer.headers.get("Refer-To"), Some("<sip:1003@127.0.0.1>"));
+    assert_eq!(
+        refer.headers.get("Referred-By"),
+        Some("<sip:1001@127.0.0.1>")
+    );
+    refer
+}
+
+/// The far end's NOTIFY in the REFER's dialog, reporting `frag` (RFC 3515 §2.4.5).
+fn notify_for(refer: &Request, seq: u32, frag: &str, state: &str) -> Message {
+    let mut headers = Headers::new();
+    headers.push(
+        "Via",
+        "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKn".to_string() + &seq.to_string(),
+    );
+    headers.push(
+        "From",
+        refer.headers.get("To").unwrap_or_default().to_owned(),
+    );
+    headers.push(
+        "To",
+        refer.headers.get("From").unwrap_or_default().to_owned(),
+    );
+    headers.push("Call-ID", refer.headers.call_id().to_owned());
+    headers.push("CSeq", format!("{seq} NOTIFY"));
+    headers.push("Event", "refer");
+    headers.push("Subscription-State", state);
+    headers.push("Content-Type", "message/sipfrag;version=2.0");
+    Message::Request(Request {
+        method: Method::Notify,
+        uri: Uri::parse("sip:1001@127.0.0.1:5061").expect("uri"),
+        headers,
+        body: frag.as_bytes().to_vec(),
+    })
+}
+
+/// RFC 5589 §6: 202, NOTIFY 100 (progress), NOTIFY 200 (the target answered): each NOTIFY
+/// gets 200, the transfer is accepted, and Alice hangs up with a BYE, ending `Transferred`.
+#[test]
+fn a_blind_transfer_ends_the_call_once_the_target_answers() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let refer = refer_sent(&mut alice, &mut e, now);
+    assert!(
+        !alice.refer(&Uri::parse("sip:9@x").expect("uri"), now, &mut e),
+        "one at a time"
+    );
+    let accepted = Response::to_request(&refer, 202, Some("bobtag"));
+    alice.handle_message(Message::Response(accepted), now, &mut e);
+    assert_eq!(events(&mut alice), []);
+    alice.handle_message(
+        notify_for(&refer, 100, "SIP/2.0 100 Trying\r\n", "active;expires=60"),
+        now,
+        &mut e,
+    );
+    assert_eq!(statuses(&drain(&mut alice)), [200]);
+    assert_eq!(events(&mut alice), [], "progress only");
+    alice.handle_message(
+        notify_for(
+            &refer,
+            101,
+            "SIP/2.0 200 OK\r\n",
+            "terminated;reason=noresource",
+        ),
+        now,
+        &mut e,
+    );
+    let sent = drain(&mut alice);
+    assert_eq!(statuses(&sent), [200]);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Request(r) if r.method == Method::Bye)),
+        "{sent:?}"
+    );
+    assert_eq!(
+        events(&mut alice),
+        [
+            CallEvent::Transferred(TransferOutcome::Accepted),
+            CallEvent::Ended(EndReason::Transferred)
+        ]
+    );
+}
+
+/// A refused REFER, or a target that does not take the call, leaves the call as it was; a
+/// later transfer can be tried.
+#[test]
+fn a_failed_transfer_leaves_the_call_up() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let refer = refer_sent(&mut alice, &mut e, now);
+    let refused = Response::to_request(&refer, 603, Some("bobtag"));
+    alice.handle_message(Message::Response(refused), now, &mut e);
+    assert!(matches!(
+        &events(&mut alice)[..],
+        [CallEvent::Transferred(TransferOutcome::Failed { reason })] if reason.contains("603")
+    ));
+    assert_eq!(alice.state(), CallState::Established);
+
+    let refer = refer_sent(&mut alice, &mut e, now);
+    alice.handle_message(
+        Message::Response(Response::to_request(&refer, 202, Some("bobtag"))),
+        now,
+        &mut e,
+    );
+    alice.handle_message(
+        notify_for(&refer, 200, "SIP/2.0 486 Busy Here", "terminated"),
+        now,
+        &mut e,
+    );
+    assert_eq!(statuses(&drain(&mut alice)), [200]);
+    assert!(matches!(
+        &events(&mut alice)[..],
+        [CallEvent::Transferred(TransferOutcome::Failed { reason })] if reason.contains("486 Busy Here")
+    ));
+    assert_eq!(alice.state(), CallState::Established);
+}
+
+/// A far end that accepts the REFER and never notifies: after `NOTIFY_WITHIN` the transfer is
+/// taken as done. One that never answers the REFER fails it (Timer F), the call staying up.
+#[test]
+fn notify_never_arriving_and_refer_never_answered() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let refer = refer_sent(&mut alice, &mut e, now);
+    alice.handle_message(
+        Message::Response(Response::to_request(&refer, 202, Some("bobtag"))),
+        now,
+        &mut e,
+    );
+    // The REFER transaction's own timer (Timer K) comes first; nothing happens then.
+    let mut due = alice.poll_timeout().expect("a timer");
+    while due < now + NOTIFY_WITHIN {
+        alice.handle_timeout(due, &mut e);
+        assert_eq!(events(&mut alice), []);
+        due = alice.poll_timeout().expect("the NOTIFY deadline");
+    }
+    assert_eq!(due, now + NOTIFY_WITHIN);
+    alice.handle_timeout(due, &mut e);
+    assert_eq!(
+        events(&mut alice),
+        [
+            CallEvent::Transferred(TransferOutcome::Accepted),
+            CallEvent::Ended(EndReason::Transferred)
+        ]
+    );
+
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    refer_sent(&mut alice, &mut e, now);
+    let mut at = now;
+    while alice.state() == CallState::Established && at < now + Duration::from_secs(40) {
+        at = alice.poll_timeout().expect("REFER retransmissions");
+        alice.handle_timeout(at, &mut e);
+        drain(&mut alice);
+        if !events(&mut alice).is_empty() {
+            break;
+        }
+    }
+    assert_eq!(alice.state(), CallState::Established);
+    assert!(
+        at >= now + Duration::from_secs(32),
+        "Timer F: {:?}",
+        at - now
+    );
+}
+
+/// A NOTIFY with no transfer of ours behind it is 481 (RFC 6665), and changes nothing.
+#[test]
+fn a_stray_notify_gets_481() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let refer = refer_sent(&mut alice, &mut e, now);
+    alice.handle_message(
+        Message::Response(Response::to_request(&refer, 603, Some("bobtag"))),
+        now,
+        &mut e,
+    );
+    events(&mut alice);
+    alice.handle_message(
+        notify_for(&refer, 300, "SIP/2.0 200 OK", "terminated"),
+        now,
+        &mut e,
+    );
+    assert_eq!(statuses(&drain(&mut alice)), [481]);
+    assert_eq!(events(&mut alice), []);
+    assert_eq!(alice.state(), CallState::Established);
+}

@@ -277,6 +277,20 @@ impl LineRuntime {
                     });
                 }
             }
+            LineCommand::Transfer {
+                conversation,
+                target,
+            } => {
+                let sent = self.sip.as_mut().is_some_and(|sip| {
+                    sip.transfer(&conversation, &target, now, &mut self.entropy)
+                });
+                if !sent {
+                    self.events.push_back(LineEvent::CallTransferred {
+                        conversation,
+                        outcome: Err("the call cannot be transferred now (not up, or a transfer is already under way)".into()),
+                    });
+                }
+            }
             LineCommand::Mute {
                 conversation,
                 muted,

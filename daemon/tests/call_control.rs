@@ -1,0 +1,102 @@
+//! Contact-center call control (issue 10), end to end: the real binary's line to Kamailio, baresip
+//! as the far ends, tones checked.
+
+mod call_lab;
+mod common;
+mod lab;
+
+use std::time::Duration;
+
+use common::{CRM, eventually};
+use lab::{Baresip, analyse};
+use serde_json::json;
+
+use call_lab::FAR_HZ;
+
+/// The transfer target's tone.
+const TARGET_HZ: f64 = 660.0;
+
+/// Blind transfer: the agent, in a call with 1002 (baresip), transfers it to 1003 (another
+/// baresip that answers by itself). 1002 gets our REFER, calls 1003, and reports the answer;
+/// the page sees `callTransferred` accepted and `callEnded` with cause `transferred`, and 1003
+/// hears 1002's tone: the two are talking without us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blind_transfer_hands_the_caller_to_the_target() {
+    let lab = call_lab::lab("PCMU");
+    let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let id = lab.answered_call(&mut page).await;
+
+    // Bad input first: it changes nothing.
+    let (reply, _) = page
+        .request(
+            "transfer",
+            json!({"to": "sip:1003@127.0.0.1\r\nX: y", "conversationId": id}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "invalid_number", "{reply}");
+    let (reply, _) = page
+        .request(
+            "transfer",
+            json!({"to": "1003", "conversationId": "no-such-call"}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "unknown_call", "{reply}");
+
+    let (reply, _) = page
+        .request("transfer", json!({"to": "1003", "conversationId": id}))
+        .await;
+    assert_eq!(reply["result"]["to"], "1003", "{reply}");
+    let transferred = page
+        .event_after_silence("callTransferred", Duration::from_secs(40))
+        .await;
+    assert_eq!(
+        transferred["payload"],
+        json!({"conversationId": id, "to": "1003", "kind": "blind", "result": "accepted"}),
+        "{transferred}"
+    );
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["cause"], "transferred", "{ended}");
+
+    // 1002 and 1003 talk: let 1003 hear two seconds, then end their call and read its recording.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    target.command("hangup", "");
+    let (rate, heard) = eventually("1003's recording", Duration::from_secs(10), || {
+        target
+            .recording()
+            .filter(|(_, samples)| samples.len() > 8000)
+    });
+    let report = analyse(rate, &heard, &[FAR_HZ, TARGET_HZ, 1000.0]);
+    assert_eq!(report.peaks[0].0, FAR_HZ, "1003 hears 1002: {report:?}");
+    assert!(report.peaks[0].1 > 0.8, "{report:?}");
+}
+
+/// A transfer to someone who cannot take the call (1099 is not registered: Kamailio answers
+/// the transferee's INVITE 404) fails and leaves the call as it was: tones both ways after it,
+/// and the agent's own hang-up ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_blind_transfer_leaves_the_call_up() {
+    let lab = call_lab::lab("PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let id = lab.answered_call(&mut page).await;
+    page.request("transfer", json!({"to": "1099", "conversationId": id}))
+        .await;
+    let transferred = page
+        .event_after_silence("callTransferred", Duration::from_secs(40))
+        .await;
+    assert_eq!(transferred["payload"]["result"], "failed", "{transferred}");
+    let reason = transferred["payload"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("404"), "{transferred}");
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["conversationId"],
+        id.as_str(),
+        "the call goes on: {state}"
+    );
+    lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the failed transfer")
+        .await;
+}

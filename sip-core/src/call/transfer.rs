@@ -1,0 +1,188 @@
+//! Blind transfer, the transferor's side (RFC 3515 REFER, RFC 5589 §6): a REFER with `Refer-To`
+//! and `Referred-By` in the dialog; the far end's 202 says it will try, and its NOTIFYs (a
+//! `message/sipfrag` of the status line its new call got) say how it went. A 2xx there, or a
+//! 202 and then silence (a far end that never notifies), completes the transfer and the call
+//! ends with a BYE; a refusal or a failed new call leaves the call as it was.
+
+use std::time::{Duration, Instant};
+
+use super::{Call, CallEvent, CallState, EndReason};
+use crate::message::{Method, Request, Uri};
+use crate::registration::Entropy;
+use crate::transaction::{ClientTransaction, TransactionEvent};
+
+/// How long to wait after the 202 for the NOTIFY that ends the transfer before taking it as
+/// done (the far end accepted the REFER; some never notify).
+pub const NOTIFY_WITHIN: Duration = Duration::from_secs(32);
+
+/// How a transfer we asked for ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// The far end took the call to the target; ours ends with `EndReason::Transferred`.
+    Accepted,
+    /// It refused, or the new call failed: our call goes on as it was.
+    Failed { reason: String },
+}
+
+#[derive(Debug)]
+pub(super) struct Transfer {
+    transaction: Option<ClientTransaction>,
+    /// The far end's 202 came at: the NOTIFY with the outcome is due within
+    /// [`NOTIFY_WITHIN`].
+    accepted_at: Option<Instant>,
+}
+
+impl Transfer {
+    pub(super) fn transaction_mut(&mut self) -> Option<&mut ClientTransaction> {
+        self.transaction.as_mut()
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        let transaction = self
+            .transaction
+            .as_ref()
+            .and_then(ClientTransaction::poll_timeout);
+        let notify = self.accepted_at.map(|at| at + NOTIFY_WITHIN);
+        transaction.into_iter().chain(notify).min()
+    }
+}
+
+impl Call {
+    /// Asks the far end to call `target` instead (a blind transfer). False when the call is not
+    /// up, or a transfer or another request is already under way.
+    pub fn refer(&mut self, target: &Uri, now: Instant, entropy: &mut dyn Entropy) -> bool {
+        if self.state != CallState::Established || self.transfer.is_some() || self.disconnected {
+            return false;
+        }
+        let mut request: Request = self.in_dialog_request(Method::Refer, entropy);
+        request.headers.push("Refer-To", format!("<{target}>"));
+        request
+            .headers
+            .push("Referred-By", format!("<{}>", self.party.aor));
+        request
+            .headers
+            .push("Contact", format!("<{}>", self.party.contact));
+        let mut transaction =
+            ClientTransaction::start(request, self.party.reliable, self.timers, now);
+        while let Some(bytes) = transaction.poll_transmit() {
+            self.transmits.push_back(bytes);
+        }
+        self.transfer = Some(Transfer {
+            transaction: Some(transaction),
+            accepted_at: None,
+        });
+        true
+    }
+
+    /// The REFER transaction's output and outcome; the NOTIFY deadline.
+    pub(super) fn drain_transfer(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        let events = super::drain(&mut transfer.transaction, &mut self.transmits);
+        for event in events {
+            match event {
+                TransactionEvent::Final(response) if (200..300).contains(&response.status) => {
+                    transfer.accepted_at = Some(now);
+                }
+                TransactionEvent::Final(response) => {
+                    let reason = format!(
+                        "the far end refused the transfer: {} {}",
+                        response.status, response.reason
+                    );
+                    return self.transfer_failed(reason);
+                }
+                TransactionEvent::Timeout | TransactionEvent::TransportError => {
+                    return self.transfer_failed("the far end did not answer the REFER".into());
+                }
+                TransactionEvent::Provisional(_) => {}
+            }
+        }
+        if transfer
+            .accepted_at
+            .is_some_and(|at| now >= at + NOTIFY_WITHIN)
+        {
+            self.transfer_accepted(now, entropy);
+        }
+    }
+
+    /// A NOTIFY in our dialog: the progress of the transfer we asked for (RFC 3515 §2.4.5).
+    pub(super) fn on_notify(&mut self, request: &Request, now: Instant, entropy: &mut dyn Entropy) {
+        let is_refer = request
+            .headers
+            .get("Event")
+            .or_else(|| request.headers.get("o"))
+            .is_some_and(|event| {
+                event
+                    .split(';')
+                    .next()
+                    .is_some_and(|name| name.trim().eq_ignore_ascii_case("refer"))
+            });
+        if !is_refer || self.transfer.is_none() {
+            // No subscription of ours it could belong to (RFC 6665 §4.1.3).
+            return self.respond(request, 481);
+        }
+        self.respond(request, 200);
+        match sipfrag_status(&request.body) {
+            Some(status) if (200..300).contains(&status.0) => self.transfer_accepted(now, entropy),
+            Some((status, reason)) if status >= 300 => self.transfer_failed(format!(
+                "the transfer target did not take the call: {status} {reason}"
+            )),
+            // Progress (100 Trying, 180 Ringing), or a body we cannot read: wait for the next.
+            _ => {}
+        }
+    }
+
+    fn transfer_accepted(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        self.transfer = None;
+        self.events
+            .push_back(CallEvent::Transferred(TransferOutcome::Accepted));
+        // RFC 5589 §6: the transferor hangs up once the transfer succeeded.
+        if self.state == CallState::Established {
+            let bye = self.in_dialog_request(Method::Bye, entropy);
+            self.start_other(bye, now);
+            self.session_timer = None;
+            self.end(EndReason::Transferred);
+        }
+    }
+
+    fn transfer_failed(&mut self, reason: String) {
+        self.transfer = None;
+        self.events
+            .push_back(CallEvent::Transferred(TransferOutcome::Failed { reason }));
+    }
+}
+
+/// The status line of a `message/sipfrag` body (RFC 3420): `SIP/2.0 200 OK`.
+fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?.trim();
+    let rest = line.strip_prefix("SIP/2.0 ")?;
+    let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+    let code: u16 = code.parse().ok()?;
+    (100..700)
+        .contains(&code)
+        .then(|| (code, reason.chars().take(80).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sipfrag_status;
+
+    #[test]
+    fn sipfrag_status_lines() {
+        assert_eq!(
+            sipfrag_status(b"SIP/2.0 200 OK\r\n"),
+            Some((200, "OK".into()))
+        );
+        assert_eq!(
+            sipfrag_status(b"SIP/2.0 180 Ringing"),
+            Some((180, "Ringing".into()))
+        );
+        assert_eq!(sipfrag_status(b"SIP/2.0 603"), Some((603, String::new())));
+        assert_eq!(sipfrag_status(b"SIP/2.0 99 Low"), None);
+        assert_eq!(sipfrag_status(b"INVITE sip:a SIP/2.0"), None);
+        assert_eq!(sipfrag_status(&[0xff, 0xfe]), None);
+        assert_eq!(sipfrag_status(b""), None);
+    }
+}
