@@ -107,6 +107,7 @@ fn every_name_round_trips_through_from_parts() {
             "start_call" => json!({"dialTo": "1"}),
             "call" | "callWithPhone" => json!({"destination": "1"}),
             "dtmf" => json!({"digits": "1"}),
+            "transfer" => json!({"to": "1"}),
             "submit_notes" => json!({"conversationId": "c", "disposition": "d"}),
             _ => serde_json::Value::Null,
         };
