@@ -287,22 +287,30 @@ impl Client {
     /// [`Self::event`] for an event that may follow a silence longer than one frame's wait
     /// (nothing else is sent meanwhile); fails the test after `within`.
     pub async fn event_after_silence(&mut self, name: &str, within: Duration) -> Value {
+        match self.event_within(name, within).await {
+            Some(event) => event,
+            None => panic!("no `{name}` within {within:?}"),
+        }
+    }
+
+    /// The next event named `name` if one comes within `within` (other events are skipped).
+    pub async fn event_within(&mut self, name: &str, within: Duration) -> Option<Value> {
         while let Some(message) = self.pending.pop_front() {
             if message["event"] == name {
-                return message;
+                return Some(message);
             }
         }
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
-                .unwrap_or_else(|_| panic!("no `{name}` within {within:?}"))
+                .ok()?
                 .expect("connection open")
                 .expect("frame reads");
             if let Message::Text(text) = frame {
                 let message: Value = serde_json::from_str(&text).expect("JSON frame");
                 if message["event"] == name {
-                    return message;
+                    return Some(message);
                 }
             }
         }
