@@ -100,3 +100,80 @@ async fn a_failed_blind_transfer_leaves_the_call_up() {
     lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the failed transfer")
         .await;
 }
+
+/// Several calls, one conversation at a time: the agent talks with 1002 when 1003 calls;
+/// answering 1003 puts 1002 on hold (its phone agrees: `callHoldChanged` by `agent`), taking
+/// 1002 off hold puts 1003 on hold (a switch), and the snapshot lists both calls throughout.
+/// 1003 hears the agent's tone while it is the one the agent talks with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_a_second_call_holds_the_first_and_unhold_switches() {
+    let lab = call_lab::lab("PCMU");
+    let second = Baresip::start_with(&lab.kamailio, "1003", TARGET_HZ, "PCMU", "auto");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let first = lab.answered_call(&mut page).await;
+
+    second.command(
+        "dial",
+        &format!("sip:1001@{}:{}", lab.kamailio.address, lab.kamailio.port),
+    );
+    let (other, _) = page.incoming_call().await;
+    page.request("answer", json!({"conversationId": other}))
+        .await;
+    let held = page.event("callHoldChanged").await;
+    assert_eq!(
+        held["payload"],
+        json!({"conversationId": first, "held": true, "by": "agent"}),
+        "{held}"
+    );
+    page.event("callAccepted").await;
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    let calls = state["result"]["state"]["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(calls.len(), 2, "{state}");
+    let held_call = calls
+        .iter()
+        .find(|c| c["conversationId"] == first.as_str())
+        .expect("the first call");
+    assert_eq!(held_call["state"], "held", "{state}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Switch back to 1002: 1003 goes on hold first.
+    page.request("unhold", json!({"conversationId": first}))
+        .await;
+    let mut changes = Vec::new();
+    for _ in 0..2 {
+        let change = page.event("callHoldChanged").await;
+        changes.push((
+            change["payload"]["conversationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            change["payload"]["held"].as_bool(),
+        ));
+    }
+    changes.sort();
+    let mut expected = vec![(first.clone(), Some(false)), (other.clone(), Some(true))];
+    expected.sort();
+    assert_eq!(changes, expected);
+
+    // 1003 ends its call: its recording holds the agent's tone from the time it was answered.
+    second.command("hangup", "");
+    page.event("callEnded").await;
+    let (rate, heard) = eventually("1003's recording", Duration::from_secs(10), || {
+        second
+            .recording()
+            .filter(|(_, samples)| samples.len() > 8000)
+    });
+    let report = analyse(rate, &heard, &[call_lab::AGENT_HZ, TARGET_HZ, FAR_HZ]);
+    assert_eq!(
+        report.peaks[0].0,
+        call_lab::AGENT_HZ,
+        "1003 heard the agent: {report:?}"
+    );
+    page.request("hangup", json!({"conversationId": first}))
+        .await;
+    page.event("callEnded").await;
+}

@@ -197,6 +197,7 @@ impl Phone {
                     |c| c.direction == Direction::Inbound && c.state == CallState::Ringing,
                     "ringing incoming",
                 )?;
+                self.hold_others(&id);
                 self.commands.push_back(LineCommand::Answer {
                     conversation: id.clone(),
                 });
@@ -276,6 +277,7 @@ impl Phone {
         let (target, shown) =
             calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
         let id = ConversationId::new(self.ids.as_mut());
+        self.hold_others(&id);
         let fields = calls::ContractFields {
             partner_id: partner_id.clone(),
             ..Default::default()
@@ -363,11 +365,33 @@ impl Phone {
                 self.pick(id, |c| c.state == CallState::Active, "active")
                     .map_err(|_| e)
             })?;
+        // Taking a call off hold puts the one the agent was talking on on hold: a switch.
+        if !held {
+            self.hold_others(&id);
+        }
         self.commands.push_back(LineCommand::Hold {
             conversation: id.clone(),
             held,
         });
         Ok(json!({ "conversationId": id, "held": held }))
+    }
+
+    /// One conversation at a time: before the agent talks on `id` (answering it, placing it,
+    /// taking it off hold), every other connected call the agent is talking on goes on hold.
+    /// `callHoldChanged` (by `agent`) follows for each once its far end agrees.
+    fn hold_others(&mut self, id: &ConversationId) {
+        let talking: Vec<ConversationId> = self
+            .calls
+            .iter()
+            .filter(|c| c.conversation_id != *id && c.state == CallState::Active && !c.held)
+            .map(|c| c.conversation_id.clone())
+            .collect();
+        for conversation in talking {
+            self.commands.push_back(LineCommand::Hold {
+                conversation,
+                held: true,
+            });
+        }
     }
 
     /// Blind transfer of the active (or held) call to `to`, by the dialling policy.

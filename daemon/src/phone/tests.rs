@@ -663,3 +663,124 @@ fn logout_ends_the_line_for_call_actions() {
         Err(PhoneError::NoLine { .. })
     ));
 }
+
+/// Issue 10, several calls: answering a second call holds the first; taking the first off hold
+/// holds the second (a switch); placing a third holds whichever the agent talks on. Only calls
+/// the agent talks on are held: a held one is not held again.
+#[test]
+fn one_conversation_at_a_time() {
+    let mut phone = registered();
+    let now = Instant::now();
+    let commands =
+        |phone: &mut Phone| std::iter::from_fn(|| phone.poll_command()).collect::<Vec<_>>();
+    let up = |phone: &mut Phone, id: &str| {
+        phone.handle_line_event(
+            LineEvent::CallIncoming {
+                conversation: id.into(),
+                caller: "1002".into(),
+                headers: Vec::new(),
+            },
+            now,
+        );
+        phone
+            .handle_action(Action::Answer(CallRef {
+                conversation_id: Some(id.into()),
+            }))
+            .expect("answers");
+    };
+    up(&mut phone, "c1");
+    assert_eq!(
+        commands(&mut phone),
+        [LineCommand::Answer {
+            conversation: "c1".into()
+        }],
+        "nothing to hold yet"
+    );
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "c1".into(),
+        },
+        now,
+    );
+    up(&mut phone, "c2");
+    assert_eq!(
+        commands(&mut phone),
+        [
+            LineCommand::Hold {
+                conversation: "c1".into(),
+                held: true
+            },
+            LineCommand::Answer {
+                conversation: "c2".into()
+            }
+        ]
+    );
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "c2".into(),
+        },
+        now,
+    );
+    phone.handle_line_event(
+        LineEvent::CallHold {
+            conversation: "c1".into(),
+            held: true,
+            by_remote: false,
+        },
+        now,
+    );
+    // Switch back to c1.
+    phone
+        .handle_action(Action::Unhold(CallRef {
+            conversation_id: Some("c1".into()),
+        }))
+        .expect("unholds");
+    assert_eq!(
+        commands(&mut phone),
+        [
+            LineCommand::Hold {
+                conversation: "c2".into(),
+                held: true
+            },
+            LineCommand::Hold {
+                conversation: "c1".into(),
+                held: false
+            }
+        ]
+    );
+    phone.handle_line_event(
+        LineEvent::CallHold {
+            conversation: "c2".into(),
+            held: true,
+            by_remote: false,
+        },
+        now,
+    );
+    phone.handle_line_event(
+        LineEvent::CallHold {
+            conversation: "c1".into(),
+            held: false,
+            by_remote: false,
+        },
+        now,
+    );
+    // A third, placed by the agent: only c1 (talking) is held, c2 is held already.
+    phone.handle_action(start_call("1003")).expect("dials");
+    let placed = commands(&mut phone);
+    assert_eq!(
+        placed[0],
+        LineCommand::Hold {
+            conversation: "c1".into(),
+            held: true
+        }
+    );
+    assert!(
+        matches!(&placed[1..], [LineCommand::Dial { .. }]),
+        "{placed:?}"
+    );
+    assert_eq!(
+        phone.snapshot().calls.len(),
+        3,
+        "the snapshot lists every call"
+    );
+}
