@@ -237,10 +237,26 @@ declare namespace SoftphoneBridge {
     escalationType: string | null;
     recordingStatus: 'ON' | 'OFF';
   }
+  /** Why a call ended (an addition to the contract). */
+  type EndCause =
+    | 'local'
+    | 'remote'
+    | 'busy'
+    | 'declined'
+    | 'no_answer'
+    | 'rejected'
+    | 'timeout'
+    | 'failed'
+    | 'transferred'
+    | 'network';
   interface CallRejected {
     partnerId: string | null;
     conversationId: string;
     reason: 'active' | 'passive';
+    cause: EndCause;
+    /** The SIP final response that ended it, when one did. */
+    sipStatus?: number;
+    sipReason?: string;
   }
   interface CallEnded {
     partnerId: string | null;
@@ -250,16 +266,10 @@ declare namespace SoftphoneBridge {
     notes: string | null;
     callType: 'inbound' | 'outbound';
     /** Why it ended: `timeout` when the far end vanished mid-call (session timer, no media). */
-    cause:
-      | 'local'
-      | 'remote'
-      | 'busy'
-      | 'declined'
-      | 'no_answer'
-      | 'rejected'
-      | 'timeout'
-      | 'failed'
-      | 'transferred';
+    cause: EndCause;
+    /** The SIP final response that ended it, when one did (`486`, `Busy Here`). */
+    sipStatus?: number;
+    sipReason?: string;
   }
   interface CallHoldChanged {
     conversationId: string;

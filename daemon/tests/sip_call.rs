@@ -191,6 +191,9 @@ async fn far_end_rejects_and_we_cancel_before_answer() {
         }
     }
     let ended = ended.expect("callEnded after baresip refused the call");
+    // Why, as a CRM needs it: busy, and the SIP answer that said so.
+    assert_eq!(ended["payload"]["cause"], "busy", "{ended}");
+    assert_eq!(ended["payload"]["sipStatus"], 486, "{ended}");
     assert_eq!(
         (
             ended["payload"]["conversationId"].as_str(),

@@ -58,6 +58,8 @@ pub enum EndReason {
     Failed { reason: String },
     /// We handed the call to another party (a blind transfer the far end carried out).
     Transferred,
+    /// The connection to the server was lost (or never there) before the call could go on.
+    Network { reason: String },
     /// The far end vanished: the session timer ran out, a refresh found no dialog (408/481), or
     /// no media arrived for too long.
     Timeout { reason: String },

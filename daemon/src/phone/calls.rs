@@ -167,6 +167,13 @@ impl PhoneCall {
     /// The contract event for this call's end: `callEnded` once it was up; for an inbound call
     /// that never was, `callRejected` (`active` when the agent declined, `passive` otherwise).
     pub fn end_event(&self, reason: &EndReason, now: Instant) -> Result<CallEnded, CallRejected> {
+        let (sip_status, sip_reason) = match reason {
+            EndReason::Rejected { status, reason } => (
+                Some(*status),
+                Some(reason.chars().take(80).collect::<String>()).filter(|r| !r.is_empty()),
+            ),
+            _ => (None, None),
+        };
         if self.answered_at.is_none() && self.direction == Direction::Inbound {
             return Err(CallRejected {
                 partner_id: self.fields.partner_id.clone(),
@@ -177,6 +184,9 @@ impl PhoneCall {
                     "passive"
                 }
                 .into(),
+                cause: end_cause(reason),
+                sip_status,
+                sip_reason,
             });
         }
         Ok(CallEnded {
@@ -189,6 +199,8 @@ impl PhoneCall {
             notes: None,
             call_type: self.call_type().into(),
             cause: end_cause(reason),
+            sip_status,
+            sip_reason,
         })
     }
 }
@@ -209,6 +221,7 @@ fn end_cause(reason: &EndReason) -> EndCause {
         EndReason::Timeout { .. } => EndCause::Timeout,
         EndReason::Failed { .. } => EndCause::Failed,
         EndReason::Transferred => EndCause::Transferred,
+        EndReason::Network { .. } => EndCause::Network,
     }
 }
 

@@ -218,6 +218,13 @@ pub struct CallRejected {
     pub conversation_id: String,
     /// `active` (the agent rejected) or `passive` (not answered in time, or the caller gave up).
     pub reason: String,
+    /// Why, in the words `callEnded` uses (an addition to the contract).
+    pub cause: EndCause,
+    /// The SIP final response that ended it, when one did (`486`, `Busy Here`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +240,11 @@ pub struct CallEnded {
     pub call_type: String,
     /// Why the call ended.
     pub cause: EndCause,
+    /// The SIP final response that ended it, when one did (`486`, `Busy Here`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_reason: Option<String>,
 }
 
 /// Why a call ended, for pages that must tell a hang-up from a lost call.
@@ -258,6 +270,8 @@ pub enum EndCause {
     Failed,
     /// The agent transferred the call and the far end took it to the target.
     Transferred,
+    /// The connection to the SIP server was lost (or never there) before the call could go on.
+    Network,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

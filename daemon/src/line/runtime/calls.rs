@@ -25,7 +25,7 @@ impl LineRuntime {
             let reason = "the line is not connected".to_owned();
             return self.events.push_back(LineEvent::CallEnded {
                 conversation,
-                reason: EndReason::Failed { reason },
+                reason: EndReason::Network { reason },
             });
         };
         self.preparing.insert(conversation.clone());
@@ -152,7 +152,7 @@ impl LineRuntime {
                     let reason = "the line is not connected".to_owned();
                     self.events.push_back(LineEvent::CallEnded {
                         conversation,
-                        reason: EndReason::Failed { reason },
+                        reason: EndReason::Network { reason },
                     });
                 }
                 (Err(reason), _) => self.events.push_back(LineEvent::CallEnded {

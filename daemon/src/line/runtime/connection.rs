@@ -337,7 +337,7 @@ impl LineRuntime {
             self.media_seen.remove(&conversation);
             self.events.push_back(LineEvent::CallEnded {
                 conversation,
-                reason: sip_core::call::EndReason::Failed {
+                reason: sip_core::call::EndReason::Network {
                     reason: reason.to_owned(),
                 },
             });

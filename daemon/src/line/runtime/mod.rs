@@ -572,7 +572,7 @@ impl LineRuntime {
         for conversation in calls {
             self.events.push_back(LineEvent::CallEnded {
                 conversation,
-                reason: EndReason::Failed {
+                reason: EndReason::Network {
                     reason: reason.to_owned(),
                 },
             });
