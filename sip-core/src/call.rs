@@ -145,6 +145,8 @@ pub struct Call {
     session_timer: Option<SessionTimer>,
     /// A blind transfer we asked for, until it ends.
     transfer: Option<transfer::Transfer>,
+    /// A transfer's outcome is known; its subscription's later NOTIFYs still get 200.
+    refer_subscribed: bool,
     /// The line's connection dropped and it has not been rebound yet.
     disconnected: bool,
     /// Our last refused re-INVITE, kept while it ACKs retransmitted refusals (Timer D).
@@ -308,6 +310,7 @@ impl Call {
             answered: Vec::new(),
             session_timer: None,
             transfer: None,
+            refer_subscribed: false,
             disconnected: false,
             refused_invite: None,
             transmits: VecDeque::new(),
@@ -673,6 +676,19 @@ impl Call {
     ) {
         if self.state == CallState::Established {
             return self.on_reinvite_event(event, now, entropy);
+        }
+        // Our re-INVITE answered after the call ended (a transfer completed while it was in
+        // flight): its 2xx still gets an ACK, and nothing else happens; the call stays ended.
+        if self.state == CallState::Ended
+            && let TransactionEvent::Final(response) = &event
+            && let Some(cseq) = response.headers.cseq()
+            && cseq.seq != self.invite_cseq()
+        {
+            if response.status < 300 {
+                let ack = self.ack_for(cseq.seq, entropy);
+                self.transmits.push_back(ack);
+            }
+            return;
         }
         match event {
             TransactionEvent::Provisional(response) if matches!(response.status, 180 | 183) => {
@@ -1174,6 +1190,9 @@ impl Call {
     }
 
     fn end(&mut self, reason: EndReason) {
+        if reason != EndReason::Transferred {
+            self.settle_transfer_on_end();
+        }
         if self.state != CallState::Ended {
             self.state = CallState::Ended;
             self.events.push_back(CallEvent::Ended(reason));
@@ -1243,7 +1262,7 @@ mod replaces;
 mod session_timer;
 mod transfer;
 
-pub use transfer::{NOTIFY_WITHIN, TransferOutcome};
+pub use transfer::{NOTIFY_WITHIN, TransferOutcome, clean_reason};
 
 pub use replaces::{Replaces, ReplacesHeader};
 pub use session_timer::{Due, MIN_SE, SessionTimer, Terms};

@@ -188,9 +188,12 @@ impl CallMedia {
     }
 
     /// A new offer putting the call on hold (`sendonly`) or taking it off (`sendrecv`).
+    /// Holding stops our media at once, before the far end agrees: the agent's voice must not
+    /// reach a caller they put on hold, even if the far end is slow or refuses.
     pub fn hold_offer(&mut self, held: bool) -> String {
         self.set_direction(held);
         self.requested_hold = Some(held);
+        self.apply_flow();
         self.sdp()
     }
 
@@ -234,6 +237,7 @@ impl CallMedia {
         }
         if self.requested_hold.take().is_some() {
             self.set_direction(self.held);
+            self.apply_flow();
         }
     }
 
@@ -262,7 +266,7 @@ impl CallMedia {
     }
 
     fn flow(&self) -> Flow {
-        if self.held {
+        if self.held || self.requested_hold == Some(true) {
             return Flow {
                 send: false,
                 receive: false,

@@ -212,10 +212,13 @@ impl LineConfig {
         } else {
             self.domain.clone()
         };
-        if self.explicit_port && !matches!(self.kind, Kind::Ws | Kind::Wss) {
-            format!("{host}:{}", self.port)
-        } else {
-            host
+        // With the transport, so whoever dials it reaches that port the same way we do.
+        match self.kind {
+            _ if !self.explicit_port => host,
+            Kind::Udp => format!("{host}:{}", self.port),
+            Kind::Tcp => format!("{host}:{};transport=tcp", self.port),
+            Kind::Tls => format!("{host}:{};transport=tls", self.port),
+            Kind::Ws | Kind::Wss => host,
         }
     }
 
@@ -299,6 +302,14 @@ mod tests {
         assert_eq!(dial("127.0.0.1:5070"), "127.0.0.1:5070");
         assert_eq!(dial("[::1]:5070"), "[::1]:5070");
         assert_eq!(dial("wss://pbx.example.com:8443/ws"), "pbx.example.com");
+        let tls = AccountConfig {
+            transport: Kind::Tls,
+            ..account("pbx.example.com:5061")
+        };
+        assert_eq!(
+            LineConfig::from_account(&tls).map(|c| c.dial_domain()),
+            Ok("pbx.example.com:5061;transport=tls".to_owned())
+        );
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl PhoneCall {
         let (sip_status, sip_reason) = match reason {
             EndReason::Rejected { status, reason } => (
                 Some(*status),
-                Some(reason.chars().take(80).collect::<String>()).filter(|r| !r.is_empty()),
+                Some(sip_core::call::clean_reason(reason)).filter(|r| !r.is_empty()),
             ),
             _ => (None, None),
         };

@@ -383,7 +383,13 @@ impl Phone {
         let talking: Vec<ConversationId> = self
             .calls
             .iter()
-            .filter(|c| c.conversation_id != *id && c.state == CallState::Active && !c.held)
+            // A call being transferred is on its way out: holding it would only race the REFER.
+            .filter(|c| {
+                c.conversation_id != *id
+                    && c.state == CallState::Active
+                    && !c.held
+                    && c.transferring_to.is_none()
+            })
             .map(|c| c.conversation_id.clone())
             .collect();
         for conversation in talking {
@@ -399,11 +405,20 @@ impl Phone {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(&request.to, &domain).map_err(PhoneError::InvalidNumber)?;
-        let id = self.pick(
-            request.conversation_id.as_deref(),
-            |c| c.state == CallState::Active,
-            "connected",
-        )?;
+        // Without an id: the call the agent talks on, else a held one.
+        let id = self
+            .pick(
+                request.conversation_id.as_deref(),
+                |c| c.state == CallState::Active && !c.held,
+                "connected",
+            )
+            .or_else(|_| {
+                self.pick(
+                    request.conversation_id.as_deref(),
+                    |c| c.state == CallState::Active,
+                    "connected",
+                )
+            })?;
         if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == id) {
             if call.transferring_to.is_some() {
                 return Err(PhoneError::CallInProgress(format!(
@@ -538,12 +553,13 @@ impl Phone {
                 );
                 self.events
                     .push_back(Event::IncomingCall(call.incoming_event()));
-                if self.auto_answer {
-                    self.commands.push_back(LineCommand::Answer {
-                        conversation: call.conversation_id.clone(),
-                    });
-                }
+                let auto_answer = self.auto_answer.then(|| call.conversation_id.clone());
                 self.calls.push(call);
+                if let Some(conversation) = auto_answer {
+                    self.hold_others(&conversation);
+                    self.commands
+                        .push_back(LineCommand::Answer { conversation });
+                }
                 return;
             }
             LineEvent::CallEstablished { conversation } => {

@@ -784,3 +784,51 @@ fn one_conversation_at_a_time() {
         "the snapshot lists every call"
     );
 }
+
+/// Auto-answer takes a second call the same way the agent would: the call they talk on is
+/// held first.
+#[test]
+fn auto_answer_holds_the_call_the_agent_talks_on() {
+    let mut phone = Phone::new(PhoneSettings {
+        auto_answer: true,
+        ..settings(Some("127.0.0.1"))
+    });
+    let now = Instant::now();
+    let incoming = |phone: &mut Phone, id: &str| {
+        phone.handle_line_event(
+            LineEvent::CallIncoming {
+                conversation: id.into(),
+                caller: "1002".into(),
+                headers: Vec::new(),
+            },
+            now,
+        );
+    };
+    incoming(&mut phone, "c1");
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Answer {
+            conversation: "c1".into()
+        })
+    );
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "c1".into(),
+        },
+        now,
+    );
+    incoming(&mut phone, "c2");
+    let commands: Vec<_> = std::iter::from_fn(|| phone.poll_command()).collect();
+    assert_eq!(
+        commands,
+        [
+            LineCommand::Hold {
+                conversation: "c1".into(),
+                held: true
+            },
+            LineCommand::Answer {
+                conversation: "c2".into()
+            }
+        ]
+    );
+}

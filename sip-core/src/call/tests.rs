@@ -1129,11 +1129,8 @@ fn notify_never_arriving_and_refer_never_answered() {
     let (now, mut e) = (Instant::now(), Counter(0));
     let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
     let refer = refer_sent(&mut alice, &mut e, now);
-    alice.handle_message(
-        Message::Response(Response::to_request(&refer, 202, Some("bobtag"))),
-        now,
-        &mut e,
-    );
+    let accepted = Response::to_request(&refer, 202, Some("bobtag"));
+    alice.handle_message(Message::Response(accepted), now, &mut e);
     // The REFER transaction's own timer (Timer K) comes first; nothing happens then.
     let mut due = alice.poll_timeout().expect("a timer");
     while due < now + NOTIFY_WITHIN {
@@ -1153,15 +1150,20 @@ fn notify_never_arriving_and_refer_never_answered() {
 
     let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
     refer_sent(&mut alice, &mut e, now);
-    let mut at = now;
-    while alice.state() == CallState::Established && at < now + Duration::from_secs(40) {
+    let mut at;
+    let outcome = loop {
         at = alice.poll_timeout().expect("REFER retransmissions");
+        assert!(at < now + Duration::from_secs(40), "Timer F fires by 32 s");
         alice.handle_timeout(at, &mut e);
         drain(&mut alice);
-        if !events(&mut alice).is_empty() {
-            break;
+        if let Some(event) = events(&mut alice).pop() {
+            break event;
         }
-    }
+    };
+    assert!(
+        matches!(&outcome, CallEvent::Transferred(TransferOutcome::Failed { reason }) if reason.contains("did not answer")),
+        "{outcome:?}"
+    );
     assert_eq!(alice.state(), CallState::Established);
     assert!(
         at >= now + Duration::from_secs(32),
@@ -1170,24 +1172,154 @@ fn notify_never_arriving_and_refer_never_answered() {
     );
 }
 
-/// A NOTIFY with no transfer of ours behind it is 481 (RFC 6665), and changes nothing.
+/// Once a NOTIFY reported progress there is no fallback to success: a target that rings on
+/// until the subscription's `expires` is a failed transfer, and so is a `terminated` NOTIFY
+/// without a final status. Later NOTIFYs of a settled subscription still get 200.
 #[test]
-fn a_stray_notify_gets_481() {
+fn progress_then_silence_or_an_empty_end_is_a_failed_transfer() {
     let (now, mut e) = (Instant::now(), Counter(0));
     let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
     let refer = refer_sent(&mut alice, &mut e, now);
+    let accepted = Response::to_request(&refer, 202, Some("bobtag"));
+    alice.handle_message(Message::Response(accepted), now, &mut e);
+    let ringing = notify_for(&refer, 100, "SIP/2.0 180 Ringing", "active;expires=45");
+    alice.handle_message(ringing, now, &mut e);
+    drain(&mut alice);
+    let mut at;
+    let outcome = loop {
+        at = alice.poll_timeout().expect("the outcome deadline");
+        alice.handle_timeout(at, &mut e);
+        drain(&mut alice);
+        if let Some(event) = events(&mut alice).pop() {
+            break event;
+        }
+    };
+    assert_eq!(
+        at,
+        now + Duration::from_secs(45),
+        "the subscription's expires"
+    );
+    assert!(
+        matches!(
+            outcome,
+            CallEvent::Transferred(TransferOutcome::Failed { .. })
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(alice.state(), CallState::Established);
+
+    let refer = refer_sent(&mut alice, &mut e, at);
+    let accepted = Response::to_request(&refer, 202, Some("bobtag"));
+    alice.handle_message(Message::Response(accepted), at, &mut e);
     alice.handle_message(
-        Message::Response(Response::to_request(&refer, 603, Some("bobtag"))),
+        notify_for(&refer, 200, "", "terminated;reason=timeout"),
+        at,
+        &mut e,
+    );
+    assert_eq!(statuses(&drain(&mut alice)), [200]);
+    assert!(matches!(
+        &events(&mut alice)[..],
+        [CallEvent::Transferred(TransferOutcome::Failed { reason })] if reason.contains("without an outcome")
+    ));
+    let late = notify_for(&refer, 201, "SIP/2.0 408 Request Timeout", "terminated");
+    alice.handle_message(late, at, &mut e);
+    assert_eq!(statuses(&drain(&mut alice)), [200]);
+    assert_eq!(events(&mut alice), []);
+    assert_eq!(alice.state(), CallState::Established);
+}
+
+/// The far end hanging up during a transfer settles it: after its 202 that is how some
+/// transferees finish (accepted), before it the transfer failed. Either way pages hear.
+#[test]
+fn a_hang_up_during_a_transfer_settles_it() {
+    for accepted in [true, false] {
+        let (now, mut e) = (Instant::now(), Counter(0));
+        let (mut alice, mut bob) = established_with_timers(&mut e, now, None, None);
+        let refer = refer_sent(&mut alice, &mut e, now);
+        if accepted {
+            let ok = Response::to_request(&refer, 202, Some("bobtag"));
+            alice.handle_message(Message::Response(ok), now, &mut e);
+        }
+        bob.hangup(now, &mut e);
+        for message in drain(&mut bob) {
+            alice.handle_message(message, now, &mut e);
+        }
+        let outcome = events(&mut alice);
+        assert_eq!(outcome.len(), 2, "{outcome:?}");
+        assert_eq!(
+            matches!(
+                outcome[0],
+                CallEvent::Transferred(TransferOutcome::Accepted)
+            ),
+            accepted,
+            "{outcome:?}"
+        );
+        assert_eq!(outcome[1], CallEvent::Ended(EndReason::Remote));
+    }
+}
+
+/// A re-INVITE (a hold) answered after a transfer ended the call gets its ACK and nothing
+/// more: the call stays ended. A REFER is not sent while a re-INVITE is in flight.
+#[test]
+fn a_late_reinvite_answer_after_a_transfer_is_acked_only() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let refer = refer_sent(&mut alice, &mut e, now);
+    assert!(alice.reoffer("v=0 held".into(), now, &mut e));
+    let Message::Request(reinvite) = drain(&mut alice).remove(0) else {
+        panic!("re-INVITE")
+    };
+    let accepted = Response::to_request(&refer, 202, Some("bobtag"));
+    alice.handle_message(Message::Response(accepted), now, &mut e);
+    alice.handle_message(
+        notify_for(&refer, 100, "SIP/2.0 200 OK", "terminated"),
         now,
         &mut e,
     );
+    drain(&mut alice);
     events(&mut alice);
+    assert_eq!(alice.state(), CallState::Ended);
+    let mut ok = Response::to_request(&reinvite, 200, Some("bobtag"));
+    ok.body = b"v=0 bob".to_vec();
+    alice.handle_message(Message::Response(ok), now, &mut e);
+    let sent = drain(&mut alice);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Request(r) if r.method == Method::Ack)),
+        "{sent:?}"
+    );
+    assert_eq!(events(&mut alice), []);
+    assert_eq!(alice.state(), CallState::Ended);
+
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    assert!(alice.reoffer("v=0 held".into(), now, &mut e));
+    let carol = Uri::parse("sip:1003@127.0.0.1").expect("uri");
+    assert!(!alice.refer(&carol, now, &mut e));
+}
+
+/// A NOTIFY where no transfer of ours ever was gets 481 (RFC 6665); one for an event package
+/// we never subscribed to gets 489. Neither changes anything.
+#[test]
+fn a_stray_notify_gets_481_and_another_package_489() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    // A REFER-shaped request gives the dialog's identifiers; the NOTIFY below is made up.
+    assert!(alice.reoffer("v=0".into(), now, &mut e));
+    let Message::Request(reinvite) = drain(&mut alice).remove(0) else {
+        panic!("re-INVITE")
+    };
     alice.handle_message(
-        notify_for(&refer, 300, "SIP/2.0 200 OK", "terminated"),
+        notify_for(&reinvite, 300, "SIP/2.0 200 OK", "terminated"),
         now,
         &mut e,
     );
     assert_eq!(statuses(&drain(&mut alice)), [481]);
+    let Message::Request(mut presence) = notify_for(&reinvite, 301, "", "active") else {
+        panic!("NOTIFY")
+    };
+    presence.headers.set("Event", "presence");
+    alice.handle_message(Message::Request(presence), now, &mut e);
+    assert_eq!(statuses(&drain(&mut alice)), [489]);
     assert_eq!(events(&mut alice), []);
     assert_eq!(alice.state(), CallState::Established);
 }

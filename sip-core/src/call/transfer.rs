@@ -11,9 +11,14 @@ use crate::message::{Method, Request, Uri};
 use crate::registration::Entropy;
 use crate::transaction::{ClientTransaction, TransactionEvent};
 
-/// How long to wait after the 202 for the NOTIFY that ends the transfer before taking it as
-/// done (the far end accepted the REFER; some never notify).
+/// How long to wait after the 202 for a first NOTIFY before taking the transfer as done (the
+/// far end accepted the REFER; some never notify).
 pub const NOTIFY_WITHIN: Duration = Duration::from_secs(32);
+/// Once a NOTIFY reported progress, how long the outcome may take when the subscription named
+/// no `expires` (RFC 3515 §2.4.5 suggests the REFER's subscription lasts about a minute).
+const OUTCOME_WITHIN: Duration = Duration::from_secs(60);
+/// The longest `expires` we wait for, whatever the far end says.
+const OUTCOME_AT_MOST: Duration = Duration::from_secs(300);
 
 /// How a transfer we asked for ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +32,10 @@ pub enum TransferOutcome {
 #[derive(Debug)]
 pub(super) struct Transfer {
     transaction: Option<ClientTransaction>,
-    /// The far end's 202 came at: the NOTIFY with the outcome is due within
-    /// [`NOTIFY_WITHIN`].
+    /// The far end's 202 came at: a NOTIFY is due within [`NOTIFY_WITHIN`].
     accepted_at: Option<Instant>,
+    /// A NOTIFY reported progress: the outcome is due by then (no fallback to success).
+    outcome_due: Option<Instant>,
 }
 
 impl Transfer {
@@ -42,7 +48,10 @@ impl Transfer {
             .transaction
             .as_ref()
             .and_then(ClientTransaction::poll_timeout);
-        let notify = self.accepted_at.map(|at| at + NOTIFY_WITHIN);
+        let notify = match self.outcome_due {
+            Some(due) => Some(due),
+            None => self.accepted_at.map(|at| at + NOTIFY_WITHIN),
+        };
         transaction.into_iter().chain(notify).min()
     }
 }
@@ -51,7 +60,11 @@ impl Call {
     /// Asks the far end to call `target` instead (a blind transfer). False when the call is not
     /// up, or a transfer or another request is already under way.
     pub fn refer(&mut self, target: &Uri, now: Instant, entropy: &mut dyn Entropy) -> bool {
-        if self.state != CallState::Established || self.transfer.is_some() || self.disconnected {
+        if self.state != CallState::Established
+            || self.transfer.is_some()
+            || self.invite_transaction.is_some()
+            || self.disconnected
+        {
             return false;
         }
         let mut request: Request = self.in_dialog_request(Method::Refer, entropy);
@@ -70,6 +83,7 @@ impl Call {
         self.transfer = Some(Transfer {
             transaction: Some(transaction),
             accepted_at: None,
+            outcome_due: None,
         });
         true
     }
@@ -88,7 +102,8 @@ impl Call {
                 TransactionEvent::Final(response) => {
                     let reason = format!(
                         "the far end refused the transfer: {} {}",
-                        response.status, response.reason
+                        response.status,
+                        clean_reason(&response.reason)
                     );
                     return self.transfer_failed(reason);
                 }
@@ -98,11 +113,12 @@ impl Call {
                 TransactionEvent::Provisional(_) => {}
             }
         }
-        if transfer
-            .accepted_at
-            .is_some_and(|at| now >= at + NOTIFY_WITHIN)
-        {
-            self.transfer_accepted(now, entropy);
+        match (transfer.outcome_due, transfer.accepted_at) {
+            (Some(due), _) if now >= due => {
+                self.transfer_failed("the far end never said how the transfer went".into())
+            }
+            (None, Some(at)) if now >= at + NOTIFY_WITHIN => self.transfer_accepted(now, entropy),
+            _ => {}
         }
     }
 
@@ -118,23 +134,66 @@ impl Call {
                     .next()
                     .is_some_and(|name| name.trim().eq_ignore_ascii_case("refer"))
             });
-        if !is_refer || self.transfer.is_none() {
-            // No subscription of ours it could belong to (RFC 6665 §4.1.3).
-            return self.respond(request, 481);
+        if !is_refer {
+            // An event package we never subscribed to (RFC 6665 §8.3.1).
+            return self.respond(request, 489);
+        }
+        if self.transfer.is_none() {
+            // The outcome is known: later NOTIFYs of the same subscription (a `terminated` one
+            // after the final status) get 200 while the dialog lasts, since a 481 could make an
+            // older UA tear the whole dialog down (RFC 3261 §12.2.1.2).
+            return self.respond(request, if self.refer_subscribed { 200 } else { 481 });
         }
         self.respond(request, 200);
+        let state = request
+            .headers
+            .get("Subscription-State")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         match sipfrag_status(&request.body) {
             Some(status) if (200..300).contains(&status.0) => self.transfer_accepted(now, entropy),
             Some((status, reason)) if status >= 300 => self.transfer_failed(format!(
                 "the transfer target did not take the call: {status} {reason}"
             )),
-            // Progress (100 Trying, 180 Ringing), or a body we cannot read: wait for the next.
-            _ => {}
+            // Over without a final status: not a success.
+            _ if state.trim_start().starts_with("terminated") => {
+                self.transfer_failed("the far end ended the transfer without an outcome".into())
+            }
+            // Progress (100 Trying, 180 Ringing), or a body we cannot read: the outcome is due
+            // within the subscription's `expires`.
+            _ => {
+                let expires = state
+                    .split(';')
+                    .filter_map(|p| p.trim().strip_prefix("expires="))
+                    .find_map(|v| v.trim().parse::<u64>().ok())
+                    .map_or(OUTCOME_WITHIN, Duration::from_secs)
+                    .min(OUTCOME_AT_MOST);
+                if let Some(transfer) = &mut self.transfer {
+                    transfer.outcome_due = Some(now + expires);
+                }
+            }
         }
+    }
+
+    /// The call ends while a transfer is under way: the far end hanging up after its 202 is
+    /// how some transferees finish a transfer; before it, the transfer failed.
+    pub(super) fn settle_transfer_on_end(&mut self) {
+        let Some(transfer) = self.transfer.take() else {
+            return;
+        };
+        let outcome = if transfer.accepted_at.is_some() {
+            TransferOutcome::Accepted
+        } else {
+            TransferOutcome::Failed {
+                reason: "the call ended before the far end took the transfer".into(),
+            }
+        };
+        self.events.push_back(CallEvent::Transferred(outcome));
     }
 
     fn transfer_accepted(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         self.transfer = None;
+        self.refer_subscribed = true;
         self.events
             .push_back(CallEvent::Transferred(TransferOutcome::Accepted));
         // RFC 5589 §6: the transferor hangs up once the transfer succeeded.
@@ -148,6 +207,7 @@ impl Call {
 
     fn transfer_failed(&mut self, reason: String) {
         self.transfer = None;
+        self.refer_subscribed = true;
         self.events
             .push_back(CallEvent::Transferred(TransferOutcome::Failed { reason }));
     }
@@ -162,7 +222,20 @@ fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
     let code: u16 = code.parse().ok()?;
     (100..700)
         .contains(&code)
-        .then(|| (code, reason.chars().take(80).collect()))
+        .then(|| (code, clean_reason(reason)))
+}
+
+/// A far end's reason phrase as pages may see it: at most 80 characters, no control or
+/// bidirectional-override characters (a log line or a page must not be rewritten by it).
+pub fn clean_reason(text: &str) -> String {
+    text.chars()
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
+        .take(80)
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]
