@@ -252,8 +252,8 @@ fn hash(bytes: &[u8]) -> u32 {
     })
 }
 
-/// The two STUN messages a flow keepalive needs (RFC 5389): a Binding request with no
-/// attributes, and recognizing the Binding success response to it.
+/// The STUN a flow keepalive needs (RFC 5389): a Binding request with no attributes, and
+/// reading the Binding response to it (success or error, and the XOR-MAPPED-ADDRESS).
 pub mod stun {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -83,11 +83,10 @@ pub enum LineEvent {
         conversation: ConversationId,
         stats: MediaStats,
     },
-    /// A transfer we asked for ended: `Ok` when the far end took the call to the target (the
-    /// call then ends with `Transferred`), else why not (the call goes on).
+    /// A transfer we asked for ended (when accepted, the call then ends with `Transferred`).
     CallTransferred {
         conversation: ConversationId,
-        outcome: Result<(), String>,
+        outcome: TransferOutcome,
     },
 }
 
@@ -295,21 +294,13 @@ impl SipLine {
     }
 
     pub fn answer(&mut self, conversation: &ConversationId, sdp: String, now: Instant) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
-            return false;
-        };
-        call.answer(sdp, now);
-        self.collect();
-        true
+        self.with_call(conversation, |call| call.answer(sdp, now))
+            .is_some()
     }
 
     pub fn reject(&mut self, conversation: &ConversationId, status: u16, now: Instant) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
-            return false;
-        };
-        call.reject(status, now);
-        self.collect();
-        true
+        self.with_call(conversation, |call| call.reject(status, now))
+            .is_some()
     }
 
     pub fn hangup(
@@ -318,12 +309,8 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
-            return false;
-        };
-        call.hangup(now, entropy);
-        self.collect();
-        true
+        self.with_call(conversation, |call| call.hangup(now, entropy))
+            .is_some()
     }
 
     /// Ends a call whose far end is taken for gone (see `Call::give_up`).
@@ -334,10 +321,7 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
-        if let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) {
-            call.give_up(reason, now, entropy);
-            self.collect();
-        }
+        self.with_call(conversation, |call| call.give_up(reason, now, entropy));
     }
 
     /// Asks the far end to call `target` instead (REFER); false when the call cannot be
@@ -349,12 +333,8 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
-            return false;
-        };
-        let sent = call.refer(target, now, entropy);
-        self.collect();
-        sent
+        self.with_call(conversation, |call| call.refer(target, now, entropy))
+            .unwrap_or(false)
     }
 
     /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
@@ -365,12 +345,21 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        let Some((_, call)) = self.calls.iter_mut().find(|(c, _)| c == conversation) else {
-            return false;
-        };
-        let sent = call.reoffer(sdp, now, entropy);
+        self.with_call(conversation, |call| call.reoffer(sdp, now, entropy))
+            .unwrap_or(false)
+    }
+
+    /// Runs `act` on the call named `conversation` and collects what it did; None when the line
+    /// has no such call.
+    fn with_call<T>(
+        &mut self,
+        conversation: &ConversationId,
+        act: impl FnOnce(&mut Call) -> T,
+    ) -> Option<T> {
+        let (_, call) = self.calls.iter_mut().find(|(c, _)| c == conversation)?;
+        let result = act(call);
         self.collect();
-        sent
+        Some(result)
     }
 
     /// The stream connection dropped: calls give up what was in flight on it (see
@@ -481,10 +470,6 @@ impl SipLine {
                         })
                     }
                     CallEvent::Transferred(outcome) => {
-                        let outcome = match outcome {
-                            TransferOutcome::Accepted => Ok(()),
-                            TransferOutcome::Failed { reason } => Err(reason),
-                        };
                         self.events
                             .push_back(SipEvent::Line(LineEvent::CallTransferred {
                                 conversation,

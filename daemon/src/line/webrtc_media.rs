@@ -74,16 +74,7 @@ impl IceRestart {
             .restart_ice()
             .await
             .map_err(|e| format!("ICE restart: {e}"))?;
-        let offer = self
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| format!("ICE restart offer: {e}"))?;
-        self.pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| format!("ICE restart offer: {e}"))?;
-        gathered_sdp(&self.pc, &mut self.gathered).await
+        offer_gathered(&self.pc, &mut self.gathered).await
     }
 }
 
@@ -125,6 +116,22 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
+/// A new offer set as `pc`'s local description, returned once candidates are gathered (a new
+/// call's, or an ICE restart's).
+async fn offer_gathered(
+    pc: &Arc<dyn PeerConnection>,
+    gathered: &mut watch::Receiver<bool>,
+) -> Result<String, String> {
+    let offer = pc
+        .create_offer(None)
+        .await
+        .map_err(|e| format!("WebRTC offer: {e}"))?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| format!("WebRTC offer: {e}"))?;
+    gathered_sdp(pc, gathered).await
+}
+
 /// `pc`'s description once candidates are gathered (or the wait is over).
 async fn gathered_sdp(
     pc: &Arc<dyn PeerConnection>,
@@ -155,18 +162,7 @@ impl WebRtcMedia {
     ) -> Result<Self, String> {
         let mut media = Self::build(settings, webrtc).await?;
         tracing::debug!("WebRTC peer connection built");
-        let offer = media
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| format!("WebRTC offer: {e}"))?;
-        tracing::debug!("WebRTC offer created");
-        media
-            .pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| format!("WebRTC offer: {e}"))?;
-        media.local_sdp = media.gathered_sdp().await?;
+        media.local_sdp = offer_gathered(&media.pc, &mut media.gathered).await?;
         Ok(media)
     }
 

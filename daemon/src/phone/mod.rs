@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use calls::{CallState, Direction, PhoneCall};
+use sip_core::call::TransferOutcome;
 use sip_core::registration::Entropy;
 
 use serde_json::{Value, json};
@@ -614,8 +615,8 @@ impl Phone {
                 {
                     let to = call.transferring_to.take().unwrap_or_default();
                     let (result, reason) = match outcome {
-                        Ok(()) => ("accepted", None),
-                        Err(reason) => ("failed", Some(reason)),
+                        TransferOutcome::Accepted => ("accepted", None),
+                        TransferOutcome::Failed { reason } => ("failed", Some(reason)),
                     };
                     self.events
                         .push_back(Event::CallTransferred(CallTransferred {

@@ -10,7 +10,7 @@ use std::future::pending;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use sip_core::call::EndReason;
+use sip_core::call::{EndReason, TransferOutcome};
 use tokio::sync::mpsc;
 
 use super::call_media::{CallMedia, Unacceptable};
@@ -287,7 +287,9 @@ impl LineRuntime {
                 if !sent {
                     self.events.push_back(LineEvent::CallTransferred {
                         conversation,
-                        outcome: Err("the call cannot be transferred now (not up, or a transfer is already under way)".into()),
+                        outcome: TransferOutcome::Failed {
+                            reason: "the call cannot be transferred now (not up, or a transfer is already under way)".into(),
+                        },
                     });
                 }
             }
