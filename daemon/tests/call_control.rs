@@ -59,8 +59,8 @@ async fn a_blind_transfer_hands_the_caller_to_the_target() {
     let ended = page.event("callEnded").await;
     assert_eq!(ended["payload"]["cause"], "transferred", "{ended}");
 
-    // 1002 and 1003 talk: let 1003 hear two seconds, then end their call and read its recording.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // 1002 and 1003 talk: once 1003 has recorded two seconds, end their call and read it.
+    wait_recorded(&target, 2.0);
     target.command("hangup", "");
     let (rate, heard) = eventually("1003's recording", Duration::from_secs(10), || {
         target
@@ -91,12 +91,7 @@ async fn a_failed_blind_transfer_leaves_the_call_up() {
         .as_str()
         .unwrap_or_default();
     assert!(reason.contains("404"), "{transferred}");
-    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(
-        state["result"]["state"]["calls"][0]["conversationId"],
-        id.as_str(),
-        "the call goes on: {state}"
-    );
+    page.assert_call_listed(&id, "the failed transfer").await;
     lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the failed transfer")
         .await;
 }
@@ -138,7 +133,7 @@ async fn answering_a_second_call_holds_the_first_and_unhold_switches() {
         .find(|c| c["conversationId"] == first.as_str())
         .expect("the first call");
     assert_eq!(held_call["state"], "held", "{state}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_recorded(&second, 2.0);
 
     // Switch back to 1002: 1003 goes on hold first.
     page.request("unhold", json!({"conversationId": first}))
@@ -176,4 +171,12 @@ async fn answering_a_second_call_holds_the_first_and_unhold_switches() {
     page.request("hangup", json!({"conversationId": first}))
         .await;
     page.event("callEnded").await;
+}
+
+/// Waits until `phone` has recorded `seconds` of 8 kHz audio (the files grow while it talks).
+fn wait_recorded(phone: &Baresip, seconds: f64) {
+    let bytes = (seconds * 8000.0 * 2.0) as u64;
+    eventually("the far end's recording", Duration::from_secs(20), || {
+        (phone.recorded_bytes() >= bytes).then_some(())
+    });
 }

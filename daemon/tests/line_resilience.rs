@@ -132,12 +132,7 @@ async fn the_line_fails_over_mid_call_and_the_call_goes_on() {
         "registered on the backup"
     );
     eprintln!("tcp: on the backup server {moved:?} after the primary stopped");
-    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(
-        state["result"]["state"]["calls"][0]["conversationId"],
-        id.as_str(),
-        "the call outlived the primary: {state}"
-    );
+    page.assert_call_listed(&id, "the primary").await;
     let after = lab.heard_bytes();
     eventually(
         "the far end's audio after the failover",
@@ -429,20 +424,7 @@ async fn a_call_follows_the_machine_to_a_new_address() {
         "registered again from the new address {:?} after the move",
         moved.elapsed()
     );
-    let after = eventually("only the new contact", Duration::from_secs(10), || {
-        let contacts = lab.kamailio.contacts("1001");
-        (contacts.iter().all(|c| c.contains("10.9.0.3")) && !contacts.is_empty())
-            .then_some(contacts)
-    });
-    assert_eq!(after.len(), 1, "{after:?}");
-    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(
-        state["result"]["state"]["calls"][0]["conversationId"],
-        id.as_str(),
-        "{state}"
-    );
-    lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the move")
-        .await;
+    followed_to(&lab, &mut page, &id, "10.9.0.3", "the move").await;
 }
 
 /// A network flap (a laptop's cable or Wi-Fi drops and comes back on another network): the
@@ -456,49 +438,46 @@ async fn a_call_survives_a_link_flap_to_a_new_address() {
     if !lab::webrtc::in_loopback_namespace("a_call_survives_a_link_flap_to_a_new_address") {
         return;
     }
-    let pbx = lab::Netns::new();
-    ip(&format!(
-        "link add vagent type veth peer name vpbx netns {}",
-        pbx.pid()
-    ));
-    pbx.ip("addr add 10.9.1.1/24 dev vpbx");
-    pbx.ip("link set vpbx up");
-    ip("addr add 10.9.1.2/24 dev vagent");
-    ip("link set vagent up");
-    let kamailio = lab::Kamailio::start_in(&pbx, "10.9.1.1", "MD5");
+    let pbx = lab::Netns::linked_pbx();
+    let kamailio = lab::Kamailio::start_in(&pbx, lab::PBX_ADDRESS, "MD5");
     let server = format!(
-        "server = \"10.9.1.1:{}\"\ntransport = \"tcp\"\n",
+        "server = \"{}:{}\"\ntransport = \"tcp\"\n",
+        lab::PBX_ADDRESS,
         kamailio.port
     );
     let lab = call_lab::lab_on_server(kamailio, &server, "PCMU");
     let mut page = lab.daemon.connect(CRM).await;
     page.registered().await;
     let before = lab.kamailio.wait_contacts("1001");
-    assert!(before.iter().all(|c| c.contains("10.9.1.2")), "{before:?}");
+    assert!(
+        before.iter().all(|c| c.contains(lab::AGENT_BEFORE)),
+        "{before:?}"
+    );
     let id = lab.answered_call(&mut page).await;
 
-    ip("link set vagent down");
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    ip("addr del 10.9.1.2/24 dev vagent");
-    ip("addr add 10.9.1.3/24 dev vagent");
-    let returned = Instant::now();
-    ip("link set vagent up");
+    let returned = lab::flap_agent_link(Duration::from_secs(5)).await;
     page.registration("registered").await;
     let took = returned.elapsed();
     eprintln!("registered again {took:?} after the link returned");
     assert!(took < Duration::from_secs(10), "within seconds: {took:?}");
+    followed_to(&lab, &mut page, &id, lab::AGENT_AFTER, "the flap").await;
+}
+
+/// After `event` moved the agent to `address`: Kamailio holds one contact, from there; the call
+/// is still listed and carries on (tones both ways after the event), and our hang-up ends it at
+/// the far end.
+async fn followed_to(
+    lab: &call_lab::Lab,
+    page: &mut common::Client,
+    id: &str,
+    address: &str,
+    event: &str,
+) {
     let after = eventually("only the new contact", Duration::from_secs(10), || {
         let contacts = lab.kamailio.contacts("1001");
-        (contacts.iter().all(|c| c.contains("10.9.1.3")) && !contacts.is_empty())
-            .then_some(contacts)
+        (contacts.iter().all(|c| c.contains(address)) && !contacts.is_empty()).then_some(contacts)
     });
     assert_eq!(after.len(), 1, "{after:?}");
-    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(
-        state["result"]["state"]["calls"][0]["conversationId"],
-        id.as_str(),
-        "{state}"
-    );
-    lab.hang_up_after(&mut page, &id, lab.heard_bytes(), "the flap")
-        .await;
+    page.assert_call_listed(id, event).await;
+    lab.hang_up_after(page, id, lab.heard_bytes(), event).await;
 }

@@ -148,11 +148,7 @@ async fn retransmitted_invite_and_a_register_flood_leave_the_call_intact() {
     page.request("answer", json!({"conversationId": id})).await;
     page.event("callAccepted").await;
     // Through the flood the API answers and the call is listed; the next call event is its end.
-    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    assert_eq!(
-        state["result"]["state"]["calls"][0]["conversationId"],
-        id.as_str()
-    );
+    page.assert_call_listed(&id, "the flood").await;
     // sipp floods (a few seconds: it paces its sends), asks OPTIONS, and hangs up.
     sipp.finished();
     loop {

@@ -537,12 +537,7 @@ async fn a_webrtc_call_survives_a_proxy_restart() {
         "wss: registered again {:?} after the restart began",
         restarted.elapsed()
     );
-    let (state, _) = page.request("get_state", Value::Null).await;
-    assert_eq!(
-        state["result"]["state"]["calls"][0]["conversationId"],
-        id.as_str(),
-        "the call outlived the WebSocket: {state}"
-    );
+    page.assert_call_listed(&id, "the WebSocket").await;
     // Three more seconds of the browser's tone, all after the restart, and the browser still
     // hears ours.
     let heard = lab.heard();
@@ -593,28 +588,21 @@ async fn a_webrtc_call_survives_a_link_flap_by_restarting_ice() {
     if !in_loopback_namespace("a_webrtc_call_survives_a_link_flap_by_restarting_ice") {
         return;
     }
-    let pbx = lab::Netns::new();
-    lab::ip(&format!(
-        "link add vagent type veth peer name vpbx netns {}",
-        pbx.pid()
-    ));
-    pbx.ip("addr add 10.9.1.1/24 dev vpbx");
-    pbx.ip("link set vpbx up");
-    lab::ip("addr add 10.9.1.2/24 dev vagent");
-    lab::ip("link set vagent up");
-    let kamailio = Kamailio::start_with_ws_in(&pbx, "10.9.1.1");
+    let pbx = lab::Netns::linked_pbx();
+    let kamailio = Kamailio::start_with_ws_in(&pbx, lab::PBX_ADDRESS);
     let wss = kamailio.ws_ports.expect("ws").1;
     let dir = tempfile::tempdir().expect("tempdir");
     let far_tone = dir.path().join("far.wav");
     write_tone(&far_tone, 48000, FAR_HZ, 0.5, 90.0);
-    let mut phone = BrowserPhone::start_in(&pbx, "10.9.1.1", wss, "1002", &far_tone);
+    let mut phone = BrowserPhone::start_in(&pbx, lab::PBX_ADDRESS, wss, "1002", &far_tone);
     let agent_tone = dir.path().join("agent.wav");
     write_tone(&agent_tone, 48000, AGENT_HZ, 0.5, 10.0);
     let heard = dir.path().join("heard.wav");
     let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"wss://10.9.1.1:{wss}\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+        "[account]\nserver = \"wss://{pbx}:{wss}\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
          ca_file = \"{ca}\"\n[log]\nlevel = \"debug\"\n[media]\ncodecs = [\"opus\"]\n\
          [audio]\nbackend = \"file\"\ninput_file = \"{input}\"\noutput_file = \"{output}\"\n",
+        pbx = lab::PBX_ADDRESS,
         ca = kamailio.ca_file().display(),
         input = agent_tone.display(),
         output = heard.display(),
@@ -631,12 +619,7 @@ async fn a_webrtc_call_survives_a_link_flap_by_restarting_ice() {
         (size() > 2 * 48000 * 2).then_some(())
     });
 
-    lab::ip("link set vagent down");
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    lab::ip("addr del 10.9.1.2/24 dev vagent");
-    lab::ip("addr add 10.9.1.3/24 dev vagent");
-    let returned = std::time::Instant::now();
-    lab::ip("link set vagent up");
+    let returned = lab::flap_agent_link(Duration::from_secs(5)).await;
     page.registration("registered").await;
     eprintln!(
         "webrtc: registered again {:?} after the link returned",

@@ -58,6 +58,19 @@ fn next_event(line: &mut SipLine) -> Option<SipEvent> {
     line.poll_sip_event()
 }
 
+/// A line whose flow the registrar keeps, with its first ping just sent (at the returned time).
+fn pinging(reliable: bool) -> (SipLine, Instant, OsEntropy) {
+    let (mut line, start, mut entropy) = line(reliable);
+    registered(&mut line, start, &mut entropy, true);
+    let at = line.poll_timeout().expect("a ping is due");
+    line.handle_timeout(at, &mut entropy);
+    assert!(matches!(
+        next_event(&mut line),
+        Some(SipEvent::FlowPing { .. })
+    ));
+    (line, at, entropy)
+}
+
 #[test]
 fn a_kept_flow_is_pinged_and_an_unanswered_ping_fails_it() {
     let (mut line, start, mut entropy) = line(true);
@@ -183,14 +196,7 @@ fn a_rebind_waits_for_the_registrar_before_pinging_the_new_flow() {
 /// already replaced. A move to another server forgets the GRUU it did not issue.
 #[test]
 fn a_dropped_connection_forgets_its_flow_and_a_new_server_the_gruu() {
-    let (mut line, start, mut entropy) = line(true);
-    registered(&mut line, start, &mut entropy, true);
-    let at = line.poll_timeout().expect("a ping is due");
-    line.handle_timeout(at, &mut entropy);
-    assert!(matches!(
-        next_event(&mut line),
-        Some(SipEvent::FlowPing { .. })
-    ));
+    let (mut line, at, mut entropy) = pinging(true);
     line.forget_flow();
     line.handle_timeout(at + Duration::from_secs(30), &mut entropy);
     while let Some(event) = next_event(&mut line) {
@@ -211,14 +217,7 @@ fn a_dropped_connection_forgets_its_flow_and_a_new_server_the_gruu() {
 /// line stays connected, and the next refresh does not start them again.
 #[test]
 fn an_edge_that_never_answers_keepalives_is_not_pinged_again() {
-    let (mut line, start, mut entropy) = line(true);
-    registered(&mut line, start, &mut entropy, true);
-    let at = line.poll_timeout().expect("a ping is due");
-    line.handle_timeout(at, &mut entropy);
-    assert!(matches!(
-        next_event(&mut line),
-        Some(SipEvent::FlowPing { .. })
-    ));
+    let (mut line, at, mut entropy) = pinging(true);
     line.handle_timeout(at + Duration::from_secs(10), &mut entropy);
     assert_eq!(next_event(&mut line), None, "not a failure");
     assert!(!line.flow_watched());

@@ -26,6 +26,18 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
     }
 }
 
+/// A call from 1002 rings in as `id`.
+fn ring(phone: &mut Phone, id: &str, now: Instant) {
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: id.into(),
+            caller: "1002".into(),
+            headers: Vec::new(),
+        },
+        now,
+    );
+}
+
 fn phone() -> Phone {
     Phone::new(settings(None))
 }
@@ -674,14 +686,7 @@ fn one_conversation_at_a_time() {
     let commands =
         |phone: &mut Phone| std::iter::from_fn(|| phone.poll_command()).collect::<Vec<_>>();
     let up = |phone: &mut Phone, id: &str| {
-        phone.handle_line_event(
-            LineEvent::CallIncoming {
-                conversation: id.into(),
-                caller: "1002".into(),
-                headers: Vec::new(),
-            },
-            now,
-        );
+        ring(phone, id, now);
         phone
             .handle_action(Action::Answer(CallRef {
                 conversation_id: Some(id.into()),
@@ -794,17 +799,7 @@ fn auto_answer_holds_the_call_the_agent_talks_on() {
         ..settings(Some("127.0.0.1"))
     });
     let now = Instant::now();
-    let incoming = |phone: &mut Phone, id: &str| {
-        phone.handle_line_event(
-            LineEvent::CallIncoming {
-                conversation: id.into(),
-                caller: "1002".into(),
-                headers: Vec::new(),
-            },
-            now,
-        );
-    };
-    incoming(&mut phone, "c1");
+    ring(&mut phone, "c1", now);
     assert_eq!(
         phone.poll_command(),
         Some(LineCommand::Answer {
@@ -817,7 +812,7 @@ fn auto_answer_holds_the_call_the_agent_talks_on() {
         },
         now,
     );
-    incoming(&mut phone, "c2");
+    ring(&mut phone, "c2", now);
     let commands: Vec<_> = std::iter::from_fn(|| phone.poll_command()).collect();
     assert_eq!(
         commands,

@@ -346,6 +346,16 @@ impl Client {
     }
 
     /// Waits for `incomingCall`; returns its `conversationId` and payload.
+    /// Asks for the snapshot and checks that `id` is its first call: a call that survived
+    /// `what` (a restart, a failover, a failed transfer) is still listed.
+    pub async fn assert_call_listed(&mut self, id: &str, what: &str) {
+        let (state, _) = self.request("get_state", Value::Null).await;
+        assert_eq!(
+            state["result"]["state"]["calls"][0]["conversationId"], id,
+            "the call outlived {what}: {state}"
+        );
+    }
+
     pub async fn incoming_call(&mut self) -> (String, Value) {
         let incoming = self.event("incomingCall").await;
         let payload = incoming["payload"].clone();

@@ -76,6 +76,41 @@ impl Netns {
     }
 }
 
+/// The link flap tests' addresses: the PBX across the veth pair, and the agent's end before
+/// and after the flap.
+pub const PBX_ADDRESS: &str = "10.9.1.1";
+pub const AGENT_BEFORE: &str = "10.9.1.2";
+pub const AGENT_AFTER: &str = "10.9.1.3";
+
+impl Netns {
+    /// A namespace for the PBX joined to the test's by a veth pair: `vpbx` at [`PBX_ADDRESS`]
+    /// there, `vagent` at [`AGENT_BEFORE`] here.
+    pub fn linked_pbx() -> Self {
+        let pbx = Self::new();
+        ip(&format!(
+            "link add vagent type veth peer name vpbx netns {}",
+            pbx.pid()
+        ));
+        pbx.ip(&format!("addr add {PBX_ADDRESS}/24 dev vpbx"));
+        pbx.ip("link set vpbx up");
+        ip(&format!("addr add {AGENT_BEFORE}/24 dev vagent"));
+        ip("link set vagent up");
+        pbx
+    }
+}
+
+/// The agent's end of the link goes down for `outage` (the outage itself, not a wait for
+/// anything) and comes back up at [`AGENT_AFTER`]; returns when it came back.
+pub async fn flap_agent_link(outage: Duration) -> Instant {
+    ip("link set vagent down");
+    tokio::time::sleep(outage).await;
+    ip(&format!("addr del {AGENT_BEFORE}/24 dev vagent"));
+    ip(&format!("addr add {AGENT_AFTER}/24 dev vagent"));
+    let returned = Instant::now();
+    ip("link set vagent up");
+    returned
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = self.holder.kill();
@@ -669,6 +704,20 @@ impl Baresip {
                 Ok(n) => seen.extend_from_slice(&chunk[..n]),
             }
         }
+    }
+
+    /// Bytes baresip has recorded so far, over all its calls (the files grow while calls run).
+    pub fn recorded_bytes(&self) -> u64 {
+        std::fs::read_dir(self.dir.path().join("rec"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Samples baresip received and decoded, once a call's recording is closed.

@@ -137,28 +137,31 @@ impl BrowserPhone {
         user: &str,
         tone: &Path,
     ) -> NodeScript {
-        let config = json!({
-            "wss": format!("wss://{address}:{wss_port}"),
-            "user": user,
-            "password": format!("secret{user}"),
-            "tone": tone,
-            "autoAnswer": false,
-        });
-        let mut phone = NodeScript::start_in(Some(&netns.path()), "browser-phone.mjs", &config);
-        phone.wait("registered");
-        phone
+        let wss = format!("wss://{address}:{wss_port}");
+        Self::launch(Some(&netns.path()), &wss, user, tone, false)
     }
 
     /// Optionally answering every call at once.
     pub fn start_with(wss_port: u16, user: &str, tone: &Path, auto_answer: bool) -> NodeScript {
+        let wss = format!("wss://127.0.0.1:{wss_port}");
+        Self::launch(None, &wss, user, tone, auto_answer)
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        wss: &str,
+        user: &str,
+        tone: &Path,
+        auto_answer: bool,
+    ) -> NodeScript {
         let config = json!({
-            "wss": format!("wss://127.0.0.1:{wss_port}"),
+            "wss": wss,
             "user": user,
             "password": format!("secret{user}"),
             "tone": tone,
             "autoAnswer": auto_answer,
         });
-        let mut phone = NodeScript::start("browser-phone.mjs", &config);
+        let mut phone = NodeScript::start_in(netns, "browser-phone.mjs", &config);
         phone.wait("registered");
         phone
     }
