@@ -566,15 +566,7 @@ async fn a_webrtc_call_survives_a_proxy_restart() {
     // but its dialog contact is its GRUU: Kamailio routes our BYE to JsSIP's new flow.
     let browser = lab.phone.wait("ended");
     eprintln!("wss: the browser heard our hang-up: {browser}");
-    let (rate, samples) = read_wav(&heard).expect("the agent's recording");
-    let from = (after.saturating_sub(44) / 2) as usize;
-    let report = analyse(
-        rate,
-        &samples[from.min(samples.len())..],
-        &[FAR_HZ, AGENT_HZ, 1500.0],
-    );
-    assert_eq!(report.peaks[0].0, FAR_HZ, "after the restart: {report:?}");
-    assert!(report.peaks[0].1 > 0.8, "{report:?}");
+    assert_heard_the_browser_after(&heard, after, "the restart");
 }
 
 /// A network flap on the WebRTC line: the PBX (Kamailio with its WebSocket modules) and the
@@ -658,13 +650,18 @@ async fn a_webrtc_call_survives_a_link_flap_by_restarting_ice() {
     page.event_after_silence("callEnded", Duration::from_secs(20))
         .await;
     phone.wait("ended");
-    let (rate, samples) = read_wav(&heard).expect("the agent's recording");
+    assert_heard_the_browser_after(&heard, after, "the flap");
+}
+
+/// The agent's recording from byte `after` on (what came after `event`) is the browser's tone.
+fn assert_heard_the_browser_after(heard: &std::path::Path, after: u64, event: &str) {
+    let (rate, samples) = read_wav(heard).expect("the agent's recording");
     let from = (after.saturating_sub(44) / 2) as usize;
     let report = analyse(
         rate,
         &samples[from.min(samples.len())..],
         &[FAR_HZ, AGENT_HZ, 1500.0],
     );
-    assert_eq!(report.peaks[0].0, FAR_HZ, "after the flap: {report:?}");
+    assert_eq!(report.peaks[0].0, FAR_HZ, "after {event}: {report:?}");
     assert!(report.peaks[0].1 > 0.8, "{report:?}");
 }

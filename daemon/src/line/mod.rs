@@ -4,7 +4,10 @@
 //! The line registers, refreshes and unregisters, and holds every call's dialog (`sip_core`'s
 //! `Call`). Its connection can drop, move to a backup server or to a new local address without
 //! ending the calls that are up: [`SipLine::rebind`] takes them over to the new connection.
-//! Media, the transport and timers live in [`runtime`]; the liveness probe in `probe.rs`.
+//! When the registrar keeps the flow (RFC 5626) the line pings it and reports its failure; on
+//! streams, calls carry the registrar's GRUU as their contact. Calls are keyed by
+//! [`ConversationId`]. Media, the transport and timers live in [`runtime`]; the liveness probe
+//! in `probe.rs`; what call media is set up with in `media_settings.rs`.
 
 mod call_media;
 mod config;

@@ -156,7 +156,8 @@ impl Kamailio {
 
     /// Listening on `address` (an address of this machine other than 127.0.0.1), UDP and TCP.
     pub fn start_at(address: &str, algorithm: &str) -> Self {
-        Self::launch_at(address, free_port(), None, None, algorithm, None)
+        let setup = Setup::default();
+        Self::launch_set(address, free_port(), None, None, algorithm, None, setup)
     }
 
     /// Runs in the network namespace `netns`, listening at `address` there; the baresips
@@ -236,26 +237,8 @@ impl Kamailio {
         algorithm: &str,
         certificate: Option<(&Path, &Path)>,
     ) -> Self {
-        Self::launch_at(
-            "127.0.0.1",
-            port,
-            tls_port,
-            ws_ports,
-            algorithm,
-            certificate,
-        )
-    }
-
-    fn launch_at(
-        address: &str,
-        port: u16,
-        tls_port: Option<u16>,
-        ws_ports: Option<(u16, u16)>,
-        algorithm: &str,
-        certificate: Option<(&Path, &Path)>,
-    ) -> Self {
         Self::launch_set(
-            address,
+            "127.0.0.1",
             port,
             tls_port,
             ws_ports,
