@@ -90,6 +90,9 @@ pub enum CallEvent {
     /// A transfer we asked for ([`Call::refer`]) ended; when accepted, `Ended(Transferred)`
     /// follows.
     Transferred(TransferOutcome),
+    /// The far end asks us to call someone else (their REFER, accepted with 202): the line
+    /// places that call and reports its progress with [`Call::notify_referral`].
+    Referred(Referral),
     Ended(EndReason),
 }
 
@@ -149,6 +152,11 @@ pub struct Call {
     transfer: Option<transfer::Transfer>,
     /// A transfer's outcome is known; its subscription's later NOTIFYs still get 200.
     refer_subscribed: bool,
+    /// Their REFER's implicit subscription: the NOTIFYs we owe them.
+    referral: Option<referred::Subscription>,
+    /// Headers our INVITE carries besides the usual (a referred call's `Replaces`,
+    /// `Referred-By`).
+    invite_extra: Vec<(&'static str, String)>,
     /// The line's connection dropped and it has not been rebound yet.
     disconnected: bool,
     /// Our last refused re-INVITE, kept while it ACKs retransmitted refusals (Timer D).
@@ -162,6 +170,20 @@ impl Call {
     pub fn outgoing(
         party: LocalParty,
         target: Uri,
+        offer: String,
+        timers: Timers,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Self {
+        Self::outgoing_referred(party, target, None, offer, timers, now, entropy)
+    }
+
+    /// Starts the outgoing call a far end's REFER asked for: its INVITE carries the referral's
+    /// `Replaces` and `Referred-By` (RFC 3891 §5, RFC 3892).
+    pub fn outgoing_referred(
+        party: LocalParty,
+        target: Uri,
+        referral: Option<&Referral>,
         offer: String,
         timers: Timers,
         now: Instant,
@@ -193,6 +215,14 @@ impl Call {
             Request::placeholder(),
             CallState::Calling,
         );
+        if let Some(referral) = referral {
+            if let Some(replaces) = &referral.replaces {
+                call.invite_extra.push(("Replaces", replaces.clone()));
+            }
+            if let Some(by) = &referral.referred_by {
+                call.invite_extra.push(("Referred-By", by.clone()));
+            }
+        }
         call.send_invite(now, entropy);
         call
     }
@@ -313,6 +343,8 @@ impl Call {
             session_timer: None,
             transfer: None,
             refer_subscribed: false,
+            referral: None,
+            invite_extra: Vec::new(),
             disconnected: false,
             refused_invite: None,
             transmits: VecDeque::new(),
@@ -571,11 +603,16 @@ impl Call {
             .transfer
             .as_ref()
             .and_then(transfer::Transfer::poll_timeout);
+        let referral = self
+            .referral
+            .as_ref()
+            .and_then(referred::Subscription::poll_timeout);
         transactions
             .chain(retransmit)
             .chain(self.ack_deadline)
             .chain(session)
             .chain(transfer)
+            .chain(referral)
             .min()
     }
 
@@ -592,9 +629,12 @@ impl Call {
         headers.push("Contact", format!("<{}>", self.party.contact));
         headers.push(
             "Allow",
-            "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY",
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER",
         );
         headers.push("User-Agent", self.party.user_agent.clone());
+        for (name, value) in &self.invite_extra {
+            headers.push(name, value.clone());
+        }
         if let Some(interval) = self.party.session_interval {
             headers.push("Supported", "timer");
             headers.push("Session-Expires", interval.to_string());
@@ -654,6 +694,7 @@ impl Call {
             self.on_invite_event(event, now, entropy);
         }
         self.drain_transfer(now, entropy);
+        self.drain_referral(now);
         for event in other_events {
             // A BYE's outcome, whatever it is, ends the call for us. A CANCEL's does not: the
             // INVITE's 487 (or a late 2xx, then BYE) does.
@@ -841,6 +882,10 @@ impl Call {
             .transfer
             .as_mut()
             .and_then(transfer::Transfer::transaction_mut);
+        let referral = self
+            .referral
+            .as_mut()
+            .and_then(referred::Subscription::transaction_mut);
         [
             &mut self.invite_transaction,
             &mut self.other_transaction,
@@ -849,6 +894,7 @@ impl Call {
         .into_iter()
         .flatten()
         .chain(transfer)
+        .chain(referral)
     }
 
     /// The far end is taken for gone (no media for too long, a refresh unanswered): a BYE in
@@ -1020,6 +1066,7 @@ impl Call {
             Method::Notify if self.state != CallState::Ended => {
                 self.on_notify(&request, now, entropy)
             }
+            Method::Refer => self.on_refer(&request, now, entropy),
             Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => {
                 self.respond(&request, 200)
             }
@@ -1260,10 +1307,12 @@ fn unsupported_media(request: &Request, to_tag: Option<&str>) -> Vec<u8> {
     refusal.to_bytes()
 }
 
+mod referred;
 mod replaces;
 mod session_timer;
 mod transfer;
 
+pub use referred::Referral;
 pub use transfer::{NOTIFY_WITHIN, TransferOutcome, clean_reason};
 
 pub use replaces::{Replaces, ReplacesHeader};

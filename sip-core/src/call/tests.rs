@@ -1000,7 +1000,7 @@ fn an_abandoned_ringing_call_cancels_its_invite() {
 /// Alice's REFER of an established call to Carol, as sent.
 fn refer_sent(alice: &mut Call, e: &mut Counter, now: Instant) -> Request {
     let carol = Uri::parse("sip:1003@127.0.0.1").expect("uri");
-    assert!(alice.refer(&carol, now, e));
+    assert!(alice.refer(&carol, None, now, e));
     let Message::Request(refer) = drain(alice).remove(0) else {
         panic!("REFER")
     };
@@ -1049,7 +1049,7 @@ fn a_blind_transfer_ends_the_call_once_the_target_answers() {
     let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
     let refer = refer_sent(&mut alice, &mut e, now);
     assert!(
-        !alice.refer(&Uri::parse("sip:9@x").expect("uri"), now, &mut e),
+        !alice.refer(&Uri::parse("sip:9@x").expect("uri"), None, now, &mut e),
         "one at a time"
     );
     let accepted = Response::to_request(&refer, 202, Some("bobtag"));
@@ -1294,7 +1294,7 @@ fn a_late_reinvite_answer_after_a_transfer_is_acked_only() {
     let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
     assert!(alice.reoffer("v=0 held".into(), now, &mut e));
     let carol = Uri::parse("sip:1003@127.0.0.1").expect("uri");
-    assert!(!alice.refer(&carol, now, &mut e));
+    assert!(!alice.refer(&carol, None, now, &mut e));
 }
 
 /// A NOTIFY where no transfer of ours ever was gets 481 (RFC 6665); one for an event package
@@ -1322,4 +1322,178 @@ fn a_stray_notify_gets_481_and_another_package_489() {
     assert_eq!(statuses(&drain(&mut alice)), [489]);
     assert_eq!(events(&mut alice), []);
     assert_eq!(alice.state(), CallState::Established);
+}
+
+/// Issue 10, both sides of a transfer with our own stack: Alice REFERs Bob to Carol with a
+/// `Replaces` (attended); Bob accepts (202, NOTIFY 100), reports the referral with the
+/// `Replaces` unescaped, and his final NOTIFY 200 completes Alice's transfer (she hangs up).
+#[test]
+fn a_refer_is_followed_and_its_outcome_notified() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = established_with_timers(&mut e, now, None, None);
+    let carol = Uri::parse("sip:1003@127.0.0.1").expect("uri");
+    let replaces = "abc@host;to-tag=c1;from-tag=a1";
+    assert!(alice.refer(&carol, Some(replaces), now, &mut e));
+    let refer = drain(&mut alice);
+    let Message::Request(request) = &refer[0] else {
+        panic!("REFER")
+    };
+    assert_eq!(
+        request.headers.get("Refer-To"),
+        Some("<sip:1003@127.0.0.1?Replaces=abc%40host%3Bto-tag%3Dc1%3Bfrom-tag%3Da1>")
+    );
+    for m in refer {
+        bob.handle_message(m, now, &mut e);
+    }
+    assert_eq!(
+        events(&mut bob),
+        [CallEvent::Referred(Referral {
+            target: carol.clone(),
+            replaces: Some(replaces.into()),
+            referred_by: Some("<sip:1001@127.0.0.1>".into()),
+        })]
+    );
+    let out = drain(&mut bob);
+    assert_eq!(statuses(&out), [202]);
+    let notify = out
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.method == Method::Notify => Some(r.clone()),
+            _ => None,
+        })
+        .expect("NOTIFY 100 at once");
+    assert_eq!(notify.headers.get("Event"), Some("refer;id=2"));
+    assert_eq!(String::from_utf8_lossy(&notify.body), "SIP/2.0 100 Trying\r\n");
+    for m in out {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert_eq!(events(&mut alice), []);
+    assert!(
+        !alice.refer(&carol, None, now, &mut e),
+        "hers is under way"
+    );
+    for m in drain(&mut alice) {
+        bob.handle_message(m, now, &mut e);
+    }
+
+    // A second REFER while this one runs is refused with 491, and the call stays.
+    bob.notify_referral(180, "Ringing", now, &mut e);
+    bob.notify_referral(200, "OK", now, &mut e);
+    bob.notify_referral(200, "OK again", now, &mut e);
+    // The 180 is in flight; the 200 waits for it (one NOTIFY at a time), the third is dropped.
+    let first = drain(&mut bob);
+    assert_eq!(first.len(), 1, "{first:?}");
+    for m in first {
+        alice.handle_message(m, now, &mut e);
+    }
+    for m in drain(&mut alice) {
+        bob.handle_message(m, now, &mut e);
+    }
+    let last = drain(&mut bob);
+    let Some(Message::Request(final_notify)) = last.first() else {
+        panic!("{last:?}")
+    };
+    assert_eq!(
+        final_notify.headers.get("Subscription-State"),
+        Some("terminated;reason=noresource")
+    );
+    for m in last {
+        alice.handle_message(m, now, &mut e);
+    }
+    assert_eq!(
+        events(&mut alice),
+        [
+            CallEvent::Transferred(TransferOutcome::Accepted),
+            CallEvent::Ended(EndReason::Transferred)
+        ]
+    );
+}
+
+/// Bad REFERs change nothing: no `Refer-To`, two of them, a `tel:` target, a malformed
+/// `Replaces` (400); a REFER before the call is up (403); one while ours runs (491).
+#[test]
+fn bad_refers_are_refused() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = established_with_timers(&mut e, now, None, None);
+    let refer = refer_sent(&mut alice, &mut e, now);
+    let with = |refer_to: &[&str], seq: u32| {
+        let mut request = refer.clone();
+        request.headers = Headers::new();
+        for (name, value) in refer.headers.iter() {
+            if name != "Refer-To" && name != "CSeq" {
+                request.headers.push(name, value);
+            }
+        }
+        request.headers.push("CSeq", format!("{seq} REFER"));
+        for value in refer_to {
+            request.headers.push("Refer-To", *value);
+        }
+        Message::Request(request)
+    };
+    let cases: [(&[&str], u16); 4] = [
+        (&[], 400),
+        (&["<sip:a@b>", "<sip:c@d>"], 400),
+        (&["<tel:+15551234>"], 400),
+        (&["<sip:a@b?Replaces=x%3Bto-tag%3D1>"], 400),
+    ];
+    for (seq, (refer_to, status)) in (10..).zip(cases) {
+        bob.handle_message(with(refer_to, seq), now, &mut e);
+        assert_eq!(statuses(&drain(&mut bob)), [status], "{refer_to:?}");
+        assert_eq!(events(&mut bob), [], "{refer_to:?}");
+    }
+    assert_eq!(bob.state(), CallState::Established);
+    // Bob's own transfer runs: Alice's REFER to him meanwhile is 491.
+    bob.refer(&Uri::parse("sip:1003@x").expect("uri"), None, now, &mut e);
+    drain(&mut bob);
+    bob.handle_message(with(&["<sip:a@b>"], 20), now, &mut e);
+    assert_eq!(statuses(&drain(&mut bob)), [491]);
+
+    let (_caller, mut ringing_bob) = ringing(&mut e, now);
+    let mut early = refer.clone();
+    early.headers = Headers::new();
+    for (name, value) in refer.headers.iter() {
+        if name != "Call-ID" {
+            early.headers.push(name, value);
+        }
+    }
+    early.headers.push("Call-ID", ringing_bob.call_id().to_owned());
+    ringing_bob.handle_message(Message::Request(early), now, &mut e);
+    assert_eq!(
+        statuses(&drain(&mut ringing_bob)),
+        [403],
+        "not before the call is up"
+    );
+}
+
+/// The call a referral asks for carries its `Replaces` and `Referred-By`; the consultation
+/// call's `replaces_for_target` names its dialog as its far end sees it.
+#[test]
+fn a_referred_invite_carries_replaces_and_referred_by() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (alice, bob) = established_with_timers(&mut e, now, None, None);
+    let from_alice = alice.replaces_for_target().expect("up");
+    let named = Replaces::parse(&from_alice).expect("valid");
+    assert!(bob.is_replaced_by(&named), "{from_alice}");
+    let referral = Referral {
+        target: Uri::parse("sip:1003@127.0.0.1").expect("uri"),
+        replaces: Some(from_alice.clone()),
+        referred_by: Some("<sip:1001@127.0.0.1>".into()),
+    };
+    let mut carol = Call::outgoing_referred(
+        party("1002", 5062),
+        referral.target.clone(),
+        Some(&referral),
+        "v=0".into(),
+        Timers::default(),
+        now,
+        &mut e,
+    );
+    let Message::Request(invite) = drain(&mut carol).remove(0) else {
+        panic!("INVITE")
+    };
+    assert_eq!(invite.headers.get("Replaces"), Some(from_alice.as_str()));
+    assert_eq!(
+        invite.headers.get("Referred-By"),
+        Some("<sip:1001@127.0.0.1>")
+    );
 }

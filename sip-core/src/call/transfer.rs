@@ -1,5 +1,6 @@
-//! Blind transfer, the transferor's side (RFC 3515 REFER, RFC 5589 §6): a REFER with `Refer-To`
-//! and `Referred-By` in the dialog; the far end's 202 says it will try, and its NOTIFYs (a
+//! Transfer, the transferor's side (RFC 3515 REFER, RFC 5589 §6, §7): a REFER with `Refer-To`
+//! and `Referred-By` in the dialog — for an attended transfer the `Refer-To` URI carries a
+//! `Replaces` header naming our call with the target ([`Call::replaces_for_target`]); the far end's 202 says it will try, and its NOTIFYs (a
 //! `message/sipfrag` of the status line its new call got) say how it went. A 2xx there, or a
 //! 202 and then silence (a far end that never notifies), completes the transfer and the call
 //! ends with a BYE; a refusal or a failed new call leaves the call as it was.
@@ -57,9 +58,17 @@ impl Transfer {
 }
 
 impl Call {
-    /// Asks the far end to call `target` instead (a blind transfer). False when the call is not
-    /// up, or a transfer or another request is already under way.
-    pub fn refer(&mut self, target: &Uri, now: Instant, entropy: &mut dyn Entropy) -> bool {
+    /// Asks the far end to call `target` instead: a blind transfer, or with `replaces` (the
+    /// value of [`Call::replaces_for_target`] of our call with the target) an attended one,
+    /// where the far end's INVITE takes that call's place at the target. False when the call is
+    /// not up, or a transfer or another request is already under way.
+    pub fn refer(
+        &mut self,
+        target: &Uri,
+        replaces: Option<&str>,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
         if self.state != CallState::Established
             || self.transfer.is_some()
             || self.invite_transaction.is_some()
@@ -68,7 +77,11 @@ impl Call {
             return false;
         }
         let mut request: Request = self.in_dialog_request(Method::Refer, entropy);
-        request.headers.push("Refer-To", format!("<{target}>"));
+        let refer_to = match replaces {
+            Some(replaces) => format!("<{target}?Replaces={}>", escape_header_value(replaces)),
+            None => format!("<{target}>"),
+        };
+        request.headers.push("Refer-To", refer_to);
         request
             .headers
             .push("Referred-By", format!("<{}>", self.party.aor));
@@ -191,6 +204,37 @@ impl Call {
         self.events.push_back(CallEvent::Transferred(outcome));
     }
 
+    /// The `Replaces` value (RFC 3891 §3) that names this call's dialog as its far end sees
+    /// it — their tag is the `to-tag` — for a REFER that hands another party to them. None
+    /// unless the call is up.
+    pub fn replaces_for_target(&self) -> Option<String> {
+        if self.state != CallState::Established {
+            return None;
+        }
+        Some(format!(
+            "{};to-tag={};from-tag={}",
+            self.call_id,
+            self.dialog.remote.tag()?,
+            self.dialog.local.tag()?
+        ))
+    }
+
+    /// Who the far end is: the address we dialled, or the caller's From.
+    pub fn remote_uri(&self) -> &Uri {
+        &self.dialog.remote.uri
+    }
+
+    /// Hangs up a call whose party now talks to someone else (the consultation call of an
+    /// attended transfer that succeeded): BYE, and the call ends `Transferred`.
+    pub fn hang_up_transferred(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        if matches!(self.state, CallState::Established | CallState::AwaitingAck) {
+            let bye = self.in_dialog_request(Method::Bye, entropy);
+            self.start_other(bye, now);
+            self.session_timer = None;
+            self.end(EndReason::Transferred);
+        }
+    }
+
     fn transfer_accepted(&mut self, now: Instant, entropy: &mut dyn Entropy) {
         self.transfer = None;
         self.refer_subscribed = true;
@@ -225,6 +269,38 @@ fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
         .then(|| (code, clean_reason(reason)))
 }
 
+/// A URI header's value, escaped (RFC 3261 §25.1 `hvalue`): everything but the unreserved
+/// characters as `%XX`, so `;`, `=` and `@` of a `Replaces` stay inside the header.
+fn escape_header_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len() * 2);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte) {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    escaped
+}
+
+/// `%XX` sequences decoded; None when one is malformed or the result is not UTF-8.
+pub(super) fn unescape(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// A far end's reason phrase as pages may see it: at most 80 characters, no control or
 /// bidirectional-override characters (a log line or a page must not be rewritten by it).
 pub fn clean_reason(text: &str) -> String {
@@ -240,7 +316,18 @@ pub fn clean_reason(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sipfrag_status;
+    use super::{escape_header_value, sipfrag_status, unescape};
+
+    #[test]
+    fn replaces_escapes_and_unescapes() {
+        let value = "a1@host;to-tag=x=y;from-tag=z%";
+        let escaped = escape_header_value(value);
+        assert_eq!(escaped, "a1%40host%3Bto-tag%3Dx%3Dy%3Bfrom-tag%3Dz%25");
+        assert_eq!(unescape(&escaped).as_deref(), Some(value));
+        assert_eq!(unescape("%4"), None);
+        assert_eq!(unescape("%zz"), None);
+        assert_eq!(unescape("%FF"), None, "not UTF-8");
+    }
 
     #[test]
     fn sipfrag_status_lines() {
