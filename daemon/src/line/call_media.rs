@@ -358,6 +358,10 @@ impl CallMedia {
         self.session.is_some() && !self.remote_hold && self.flow() == Flow::BOTH
     }
 
+    pub fn is_muted(&self) -> bool {
+        self.muted
+    }
+
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
         if let Some(session) = &self.session {

@@ -11,6 +11,7 @@
 
 mod call_media;
 mod config;
+mod line_call;
 mod media_settings;
 mod probe;
 mod resolve;
@@ -24,9 +25,7 @@ mod webrtc_media;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_core::call::{
-    Call, CallEvent, CallState, EndReason, LocalParty, ReplacesHeader, TransferOutcome,
-};
+use sip_core::call::{Call, CallState, EndReason, LocalParty, ReplacesHeader, TransferOutcome};
 use sip_core::flow::{FlowAction, FlowKeepalive, Pong, PongOutcome};
 use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
@@ -39,7 +38,21 @@ use crate::media::session::MediaStats;
 /// Registration lifetime asked of the registrar.
 pub const DEFAULT_EXPIRES: u32 = 600;
 
-const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
+const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER";
+
+/// The most numbers one shotgun dial rings at once (seed `002_…`).
+pub const MAX_SHOTGUN: usize = 5;
+
+/// Whose transfer it was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransferKind {
+    /// Ours, to a number.
+    Blind,
+    /// Ours, joining the call's party to the agent's other call `with` (RFC 3891 `Replaces`).
+    Attended { with: ConversationId },
+    /// The far end's: the call now talks to `to` (their REFER, or an INVITE replacing it).
+    Remote { to: String },
+}
 
 /// What the line reports to the phone.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +81,11 @@ pub enum LineEvent {
     CallEstablished {
         conversation: ConversationId,
     },
+    /// Of a dial to several numbers, the one at `leg` answered (just before `CallEstablished`).
+    CallAnsweredBy {
+        conversation: ConversationId,
+        leg: usize,
+    },
     CallEnded {
         conversation: ConversationId,
         reason: EndReason,
@@ -86,10 +104,12 @@ pub enum LineEvent {
         conversation: ConversationId,
         stats: MediaStats,
     },
-    /// A transfer we asked for ended (when accepted, the call then ends with `Transferred`).
+    /// A transfer ended: ours (when accepted, the call then ends with `Transferred`), or the
+    /// far end's (when accepted, the call goes on with the new party).
     CallTransferred {
         conversation: ConversationId,
         outcome: TransferOutcome,
+        kind: TransferKind,
     },
 }
 
@@ -99,6 +119,11 @@ pub enum LineCommand {
     Dial {
         conversation: ConversationId,
         target: Uri,
+    },
+    /// Shotgun dial: ring every target at once; the first to answer is the call.
+    DialAll {
+        conversation: ConversationId,
+        targets: Vec<Uri>,
     },
     Answer {
         conversation: ConversationId,
@@ -127,6 +152,11 @@ pub enum LineCommand {
         conversation: ConversationId,
         target: Uri,
     },
+    /// Attended transfer: join the far end of `conversation` to the far end of `with`.
+    ConnectCalls {
+        conversation: ConversationId,
+        with: ConversationId,
+    },
     /// Replace the line with this account (the driver does it; see `phone::driver`).
     Provision(Box<AccountConfig>),
     /// End the session: unregister and stay off until provisioned again.
@@ -141,6 +171,23 @@ pub enum SipEvent {
     MediaReady {
         conversation: ConversationId,
         remote_sdp: String,
+    },
+    /// A transfer of the far end's doing reached its new party: the call's media now goes to
+    /// them (the media prepared for the new dialog replaces the old).
+    MediaSwitched {
+        conversation: ConversationId,
+        remote_sdp: String,
+    },
+    /// The far end asks us to call `target` (their REFER): prepare media for an offer, then
+    /// [`SipLine::follow_referral`] (or [`SipLine::referral_failed`]).
+    Referred {
+        conversation: ConversationId,
+        target: Uri,
+    },
+    /// An INVITE with `Replaces` names this call: prepare media for its offer
+    /// ([`SipLine::next_remote_sdp`]), then [`SipLine::answer_next`].
+    Replacing {
+        conversation: ConversationId,
     },
     /// A re-INVITE changed their media.
     MediaChanged {
@@ -173,8 +220,8 @@ pub struct SipLine {
     registration: Registration,
     extension: String,
     party: LocalParty,
-    /// conversation id → call.
-    calls: Vec<(ConversationId, Call)>,
+    /// Every call, one per conversation.
+    calls: Vec<line_call::LineCall>,
     /// The registrar's URI, probed with OPTIONS.
     registrar: Uri,
     probe: Option<probe::Probe>,
@@ -263,47 +310,73 @@ impl SipLine {
         );
         self.registration.register(now, entropy);
         let party = self.dialog_party();
-        for (conversation, call) in &mut self.calls {
-            if call.rebind(
-                party.clone(),
-                moved.get(conversation.as_str()).cloned(),
-                now,
-                entropy,
-            ) {
-                tracing::info!(%conversation, "target refresh sent from the new address");
+        for call in &mut self.calls {
+            let conversation = call.conversation.clone();
+            let sdp = moved.get(&conversation).cloned();
+            for dialog in call.dialogs_mut() {
+                if dialog.rebind(party.clone(), sdp.clone(), now, entropy) {
+                    tracing::info!(%conversation, "target refresh sent from the new address");
+                }
             }
         }
-        self.collect();
+        self.collect(now, entropy);
     }
 
+    /// Calls `targets` with one offer: one number, or a shotgun's several at once (each its
+    /// own INVITE; the first to answer is the call).
     pub fn dial(
         &mut self,
         conversation: ConversationId,
-        target: Uri,
+        targets: Vec<Uri>,
         offer: String,
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
-        let call = Call::outgoing(
-            self.dialog_party(),
-            target,
-            offer,
-            Timers::default(),
-            now,
-            entropy,
-        );
-        self.calls.push((conversation, call));
-        self.collect();
+        let party = self.dialog_party();
+        let legs = targets
+            .into_iter()
+            .map(|target| {
+                Call::outgoing(
+                    party.clone(),
+                    target,
+                    offer.clone(),
+                    Timers::default(),
+                    now,
+                    entropy,
+                )
+            })
+            .collect();
+        self.calls
+            .push(line_call::LineCall::dialling(conversation, legs));
+        self.collect(now, entropy);
     }
 
-    pub fn answer(&mut self, conversation: &ConversationId, sdp: String, now: Instant) -> bool {
-        self.with_call(conversation, |call| call.answer(sdp, now))
-            .is_some()
+    pub fn answer(
+        &mut self,
+        conversation: &ConversationId,
+        sdp: String,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
+        self.with_line_call(conversation, now, entropy, |call, _| {
+            call.current().map(|current| current.answer(sdp, now))
+        })
+        .flatten()
+        .is_some()
     }
 
-    pub fn reject(&mut self, conversation: &ConversationId, status: u16, now: Instant) -> bool {
-        self.with_call(conversation, |call| call.reject(status, now))
-            .is_some()
+    pub fn reject(
+        &mut self,
+        conversation: &ConversationId,
+        status: u16,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
+        self.with_line_call(conversation, now, entropy, |call, _| {
+            call.current().map(|current| current.reject(status, now))
+        })
+        .flatten()
+        .is_some()
     }
 
     pub fn hangup(
@@ -312,8 +385,10 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        self.with_call(conversation, |call| call.hangup(now, entropy))
-            .is_some()
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            call.hangup(now, entropy)
+        })
+        .is_some()
     }
 
     /// Ends a call whose far end is taken for gone (see `Call::give_up`).
@@ -324,7 +399,11 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
-        self.with_call(conversation, |call| call.give_up(reason, now, entropy));
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            if let Some(current) = call.current() {
+                current.give_up(reason, now, entropy);
+            }
+        });
     }
 
     /// Asks the far end to call `target` instead (REFER); false when the call cannot be
@@ -336,8 +415,106 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        self.with_call(conversation, |call| call.refer(target, now, entropy))
-            .unwrap_or(false)
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            call.current()
+                .is_some_and(|current| current.refer(target, None, now, entropy))
+        })
+        .unwrap_or(false)
+    }
+
+    /// Attended transfer: asks the far end of `conversation` to call the far end of `with` in
+    /// its place (REFER with `Replaces` naming our call with them). False when either call is
+    /// not up or a transfer of `conversation` is under way.
+    pub fn connect_calls(
+        &mut self,
+        conversation: &ConversationId,
+        with: &ConversationId,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
+        let Some((target, replaces)) = self
+            .calls
+            .iter()
+            .find(|c| c.conversation == *with)
+            .and_then(line_call::LineCall::current_ref)
+            .and_then(|call| Some((call.remote_uri().clone(), call.replaces_for_target()?)))
+        else {
+            return false;
+        };
+        let with = with.clone();
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            let sent = call
+                .current()
+                .is_some_and(|current| current.refer(&target, Some(&replaces), now, entropy));
+            if sent {
+                call.consulting = Some(with);
+            }
+            sent
+        })
+        .unwrap_or(false)
+    }
+
+    /// The media for their REFER's call is ready: place it with `offer`.
+    pub fn follow_referral(
+        &mut self,
+        conversation: &ConversationId,
+        offer: String,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
+        let party = self.dialog_party();
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            call.follow_referral(party, offer, now, entropy)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Their REFER cannot be followed (no media): the referrer hears so.
+    pub fn referral_failed(
+        &mut self,
+        conversation: &ConversationId,
+        reason: &str,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            call.referral_failed(reason, now, entropy)
+        });
+    }
+
+    /// The offer of an INVITE replacing `conversation`.
+    pub fn next_remote_sdp(&self, conversation: &ConversationId) -> Option<String> {
+        self.calls
+            .iter()
+            .find(|c| c.conversation == *conversation)
+            .and_then(|c| c.next_remote_sdp().map(str::to_owned))
+    }
+
+    /// Answers the INVITE replacing `conversation` with `sdp`.
+    pub fn answer_next(
+        &mut self,
+        conversation: &ConversationId,
+        sdp: String,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
+        self.with_line_call(conversation, now, entropy, |call, _| {
+            call.answer_next(sdp, now)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Refuses the INVITE replacing `conversation` (its offer is unusable).
+    pub fn reject_next(
+        &mut self,
+        conversation: &ConversationId,
+        status: u16,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        self.with_line_call(conversation, now, entropy, |call, _| {
+            call.reject_next(status, now)
+        });
     }
 
     /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
@@ -348,30 +525,40 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        self.with_call(conversation, |call| call.reoffer(sdp, now, entropy))
-            .unwrap_or(false)
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            call.current()
+                .is_some_and(|current| current.reoffer(sdp, now, entropy))
+        })
+        .unwrap_or(false)
     }
 
     /// Runs `act` on the call named `conversation` and collects what it did; None when the line
     /// has no such call.
-    fn with_call<T>(
+    fn with_line_call<T>(
         &mut self,
         conversation: &ConversationId,
-        act: impl FnOnce(&mut Call) -> T,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+        act: impl FnOnce(&mut line_call::LineCall, &mut dyn Entropy) -> T,
     ) -> Option<T> {
-        let (_, call) = self.calls.iter_mut().find(|(c, _)| c == conversation)?;
-        let result = act(call);
-        self.collect();
+        let call = self
+            .calls
+            .iter_mut()
+            .find(|c| c.conversation == *conversation)?;
+        let result = act(call, entropy);
+        self.collect(now, entropy);
         Some(result)
     }
 
     /// The stream connection dropped: calls give up what was in flight on it (see
     /// `Call::connection_lost`).
-    pub fn connection_lost(&mut self) {
-        for (_, call) in &mut self.calls {
-            call.connection_lost();
+    pub fn connection_lost(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        for call in &mut self.calls {
+            for dialog in call.dialogs_mut() {
+                dialog.connection_lost();
+            }
         }
-        self.collect();
+        self.collect(now, entropy);
     }
 
     /// Forgets the calls that are not up yet (ringing either way) and returns them
@@ -382,17 +569,19 @@ impl SipLine {
         let mut dropped = Vec::new();
         let mut call_ids = Vec::new();
         let mut cancels = Vec::new();
-        self.calls.retain(|(conversation, call)| {
-            let up = matches!(
-                call.state(),
-                CallState::Established | CallState::AwaitingAck
-            );
-            if !up && call.state() != CallState::Ended {
-                dropped.push((conversation.clone(), call.call_id().to_owned()));
-                call_ids.push(call.call_id().to_owned());
-                cancels.extend(call.abandon());
+        self.calls.retain(|call| {
+            if !call.is_unanswered() {
+                return true;
             }
-            up
+            for dialog in call.dialogs() {
+                if dialog.state() != CallState::Ended {
+                    call_ids.push(dialog.call_id().to_owned());
+                    cancels.extend(dialog.abandon());
+                }
+            }
+            let first = call.dialogs().next().map(|d| d.call_id().to_owned());
+            dropped.push((call.conversation.clone(), first.unwrap_or_default()));
+            false
         });
         // What they queued (an INVITE, a 180) must not go out on the new connection: a callee
         // would ring for a call nobody holds.
@@ -410,7 +599,7 @@ impl SipLine {
     pub fn conversations(&self) -> Vec<ConversationId> {
         self.calls
             .iter()
-            .map(|(conversation, _)| conversation.clone())
+            .map(|call| call.conversation.clone())
             .collect()
     }
 
@@ -418,8 +607,9 @@ impl SipLine {
     pub fn remote_sdp(&self, conversation: &ConversationId) -> Option<String> {
         self.calls
             .iter()
-            .find(|(c, _)| c == conversation)
-            .and_then(|(_, call)| call.remote_sdp().map(str::to_owned))
+            .find(|c| c.conversation == *conversation)
+            .and_then(line_call::LineCall::current_ref)
+            .and_then(|call| call.remote_sdp().map(str::to_owned))
     }
 
     pub fn poll_sip_event(&mut self) -> Option<SipEvent> {
@@ -435,60 +625,35 @@ impl SipLine {
     }
 
     /// Moves the calls' output into the line's queues and forgets finished calls.
-    fn collect(&mut self) {
-        for (conversation, call) in &mut self.calls {
-            while let Some(bytes) = call.poll_transmit() {
-                self.transmits.push_back(bytes);
-            }
-            while let Some(event) = call.poll_event() {
-                let conversation = conversation.clone();
-                match event {
-                    CallEvent::Ringing => self
-                        .events
-                        .push_back(SipEvent::Line(LineEvent::CallRinging { conversation })),
-                    CallEvent::Established { remote_sdp } => {
-                        self.events.push_back(SipEvent::MediaReady {
-                            conversation: conversation.clone(),
-                            remote_sdp,
-                        });
-                        self.events
-                            .push_back(SipEvent::Line(LineEvent::CallEstablished { conversation }));
-                    }
-                    CallEvent::RemoteSdpChanged { remote_sdp } => {
-                        self.events.push_back(SipEvent::MediaChanged {
-                            conversation,
-                            remote_sdp,
-                        })
-                    }
-                    CallEvent::ReofferAnswered { remote_sdp } => {
-                        self.events.push_back(SipEvent::ReofferAnswered {
-                            conversation,
-                            remote_sdp,
-                        })
-                    }
-                    CallEvent::ReofferFailed { status } => {
-                        self.events.push_back(SipEvent::ReofferFailed {
-                            conversation,
-                            status,
-                        })
-                    }
-                    CallEvent::Transferred(outcome) => {
-                        self.events
-                            .push_back(SipEvent::Line(LineEvent::CallTransferred {
-                                conversation,
-                                outcome,
-                            }));
-                    }
-                    CallEvent::Ended(reason) => {
-                        self.events.push_back(SipEvent::Line(LineEvent::CallEnded {
-                            conversation,
-                            reason,
-                        }))
-                    }
+    fn collect(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+        let before = self.events.len();
+        for call in &mut self.calls {
+            call.collect(&mut self.transmits, &mut self.events, now, entropy);
+        }
+        // An attended transfer that succeeded: the consultation call's party now talks to the
+        // transferee, so our leg with them ends too (their phone usually hangs it up first,
+        // having been told by the `Replaces`; one that did not is hung up here).
+        let joined: Vec<ConversationId> = self
+            .events
+            .range(before..)
+            .filter_map(|event| match event {
+                SipEvent::Line(LineEvent::CallTransferred {
+                    outcome: TransferOutcome::Accepted,
+                    kind: TransferKind::Attended { with },
+                    ..
+                }) => Some(with.clone()),
+                _ => None,
+            })
+            .collect();
+        for with in joined {
+            if let Some(call) = self.calls.iter_mut().find(|c| c.conversation == with) {
+                if let Some(current) = call.current() {
+                    current.hang_up_transferred(now, entropy);
                 }
+                call.collect(&mut self.transmits, &mut self.events, now, entropy);
             }
         }
-        self.calls.retain(|(_, call)| !call.is_finished());
+        self.calls.retain(|call| !call.is_finished());
     }
 
     pub fn start(&mut self, now: Instant, entropy: &mut dyn Entropy) {
@@ -598,21 +763,28 @@ impl SipLine {
             }
             return;
         }
-        if let Some((_, call)) = self
+        let unrouted = match self
             .calls
             .iter_mut()
-            .find(|(_, call)| call.matches(&message))
+            .flat_map(line_call::LineCall::dialogs_mut)
+            .find(|dialog| dialog.matches(&message))
         {
-            call.handle_message(message, now, entropy);
-            self.collect();
+            Some(dialog) => {
+                dialog.handle_message(message, now, entropy);
+                None
+            }
+            None => Some(message),
+        };
+        let Some(message) = unrouted else {
+            self.collect(now, entropy);
             return;
-        }
+        };
         let Message::Request(request) = message else {
             return;
         };
         match request.method {
             Method::Invite if request.headers.to().is_some_and(|to| to.tag().is_none()) => {
-                self.incoming(request, entropy);
+                self.incoming(request, now, entropy);
             }
             Method::Options => {
                 let mut response = Response::to_request(&request, 200, Some(&entropy.token()));
@@ -639,24 +811,32 @@ impl SipLine {
         }
     }
 
-    fn incoming(&mut self, invite: Request, entropy: &mut dyn Entropy) {
+    fn incoming(&mut self, invite: Request, now: Instant, entropy: &mut dyn Entropy) {
         // RFC 3891 §3: a Replaces naming no dialog of ours, or an early dialog someone else
         // started (a call ringing in), is 481; `early-only` for a call already up is 486; a
         // call that has ended is 603 — never a new call ringing as if nothing were named. One
-        // naming a call of ours rings as a new call for now (taking its place is the transfer
-        // work, issue 10).
+        // naming a call that is up takes its place (an attended transfer's target is us): it
+        // is answered without ringing, and the old dialog ends once it is up. One naming a
+        // call of ours still ringing out rings as a new call.
+        let mut replacing = None;
         if let ReplacesHeader::One(replaces) = ReplacesHeader::of(&invite) {
-            let named = self
-                .calls
-                .iter()
-                .find(|(_, call)| call.is_replaced_by(&replaces))
-                .map(|(_, call)| call.state());
+            let named = self.calls.iter().enumerate().find_map(|(index, call)| {
+                call.dialogs()
+                    .find(|dialog| dialog.is_replaced_by(&replaces))
+                    .map(|dialog| (index, dialog.state()))
+            });
             let refusal = match named {
-                None | Some(CallState::Offered) => Some(481),
-                Some(CallState::Established | CallState::AwaitingAck) if replaces.early_only => {
+                None | Some((_, CallState::Offered)) => Some(481),
+                Some((_, CallState::Established | CallState::AwaitingAck))
+                    if replaces.early_only =>
+                {
                     Some(486)
                 }
-                Some(CallState::Ended | CallState::Ending) => Some(603),
+                Some((_, CallState::Ended | CallState::Ending)) => Some(603),
+                Some((index, CallState::Established | CallState::AwaitingAck)) => {
+                    replacing = Some(index);
+                    None
+                }
                 Some(_) => None,
             };
             if let Some(status) = refusal {
@@ -668,6 +848,27 @@ impl SipLine {
         }
         let message = Message::Request(invite.clone());
         let caller = caller_id(&message);
+        if let Some(index) = replacing {
+            match Call::incoming(self.dialog_party(), invite, Timers::default(), entropy) {
+                Ok(call) => {
+                    let line_call = &mut self.calls[index];
+                    match line_call.replaced_by(call, caller) {
+                        Ok(()) => self.events.push_back(SipEvent::Replacing {
+                            conversation: line_call.conversation.clone(),
+                        }),
+                        // Another transfer of that call is under way.
+                        Err(mut call) => {
+                            call.reject(486, now);
+                            self.transmits
+                                .extend(std::iter::from_fn(|| call.poll_transmit()));
+                        }
+                    }
+                    self.collect(now, entropy);
+                }
+                Err(response) => self.transmits.push_back(response),
+            }
+            return;
+        }
         let headers: Vec<(String, String)> = invite
             .headers
             .iter()
@@ -682,8 +883,9 @@ impl SipLine {
                         caller,
                         headers,
                     }));
-                self.calls.push((conversation, call));
-                self.collect();
+                self.calls
+                    .push(line_call::LineCall::incoming(conversation, call));
+                self.collect(now, entropy);
             }
             Err(response) => self.transmits.push_back(response),
         }
@@ -722,10 +924,12 @@ impl SipLine {
             }
         }
         self.registration.handle_timeout(now, entropy);
-        for (_, call) in &mut self.calls {
-            call.handle_timeout(now, entropy);
+        for call in &mut self.calls {
+            for dialog in call.dialogs_mut() {
+                dialog.handle_timeout(now, entropy);
+            }
         }
-        self.collect();
+        self.collect(now, entropy);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -738,7 +942,8 @@ impl SipLine {
         let calls = self
             .calls
             .iter()
-            .filter_map(|(_, call)| call.poll_timeout());
+            .flat_map(line_call::LineCall::dialogs)
+            .filter_map(Call::poll_timeout);
         calls
             .chain(self.registration.poll_timeout())
             .chain(self.probe.as_ref().map(probe::Probe::poll_timeout))

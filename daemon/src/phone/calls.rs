@@ -78,6 +78,8 @@ pub struct PhoneCall {
     pub fields: ContractFields,
     /// Where a transfer we asked for takes the call, until it ends.
     pub transferring_to: Option<String>,
+    /// A shotgun dial's numbers, in order (empty for a call to one number).
+    pub shotgun: Vec<String>,
 }
 
 impl PhoneCall {
@@ -100,6 +102,7 @@ impl PhoneCall {
             answered_at: None,
             fields,
             transferring_to: None,
+            shotgun: Vec::new(),
         }
     }
 
@@ -161,6 +164,7 @@ impl PhoneCall {
                 Some(s) if s.eq_ignore_ascii_case("on") => "ON".into(),
                 _ => "OFF".into(),
             },
+            dialled_to: (!self.shotgun.is_empty()).then(|| self.remote.clone()),
         }
     }
 

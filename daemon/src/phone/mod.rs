@@ -19,7 +19,7 @@ use sip_core::registration::Entropy;
 use serde_json::{Value, json};
 
 use crate::ids::ConversationId;
-use crate::line::{LineCommand, LineEvent};
+use crate::line::{LineCommand, LineEvent, MAX_SHOTGUN, TransferKind};
 use crate::protocol::{
     Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
     CallTransferred, DispositionsChanged, DtmfReceived, ErrorCode, Event, LineInfo, LineState,
@@ -260,6 +260,8 @@ impl Phone {
                 Ok(json!({ "conversationId": id }))
             }
             Action::Transfer(t) => self.transfer(t),
+            Action::ConnectCalls(c) => self.connect_calls(c),
+            Action::ShotgunCall(s) => self.shotgun(s),
             Action::SubmitNotes(n) => self.submit_notes(n),
         }
     }
@@ -299,8 +301,102 @@ impl Phone {
                 partner_id,
                 conversation_id: id.to_string(),
                 dialled_to: shown,
+                dialled_to_all: None,
             }));
         Ok(id)
+    }
+
+    /// Shotgun dial: every number at once, the first to answer is the call. Every number is
+    /// checked first: one bad number dials none.
+    fn shotgun(&mut self, request: crate::protocol::ShotgunCall) -> Result<Value, PhoneError> {
+        if request.dial_to.is_empty() || request.dial_to.len() > MAX_SHOTGUN {
+            return Err(PhoneError::InvalidParams(format!(
+                "`dialTo` takes 1 to {MAX_SHOTGUN} numbers, got {}",
+                request.dial_to.len()
+            )));
+        }
+        let domain = self.line_domain.clone().unwrap_or_default();
+        let mut targets = Vec::new();
+        let mut shown = Vec::new();
+        for (index, dial) in request.dial_to.iter().enumerate() {
+            let (target, number) = calls::target_uri(dial, &domain)
+                .map_err(|e| PhoneError::InvalidNumber(format!("`dialTo[{index}]`: {e}")))?;
+            if targets.contains(&target) {
+                return Err(PhoneError::InvalidParams(format!(
+                    "`dialTo[{index}]`: {number} is in the list twice"
+                )));
+            }
+            targets.push(target);
+            shown.push(number);
+        }
+        let partner_id = request
+            .partner_id
+            .or_else(|| self.partner_config.as_ref().map(|c| c.partner_id.clone()));
+        let id = ConversationId::new(self.ids.as_mut());
+        self.hold_others(&id);
+        let fields = calls::ContractFields {
+            partner_id: partner_id.clone(),
+            ..Default::default()
+        };
+        let joined = shown.join(", ");
+        let mut call = PhoneCall::new(
+            id.clone(),
+            Direction::Outbound,
+            CallState::Dialing,
+            joined.clone(),
+            fields,
+        );
+        call.shotgun = shown.clone();
+        self.calls.push(call);
+        self.commands.push_back(LineCommand::DialAll {
+            conversation: id.clone(),
+            targets,
+        });
+        self.events
+            .push_back(Event::OutboundCallInitiated(OutboundCallInitiated {
+                partner_id,
+                conversation_id: id.to_string(),
+                dialled_to: joined,
+                dialled_to_all: Some(shown),
+            }));
+        Ok(json!({ "conversationId": id }))
+    }
+
+    /// Attended transfer: the far end of `conversationId` is handed to the far end of
+    /// `withConversationId`; both calls must be up, distinct, and not being transferred.
+    fn connect_calls(
+        &mut self,
+        request: crate::protocol::ConnectCalls,
+    ) -> Result<Value, PhoneError> {
+        let up = |c: &PhoneCall| c.state == CallState::Active;
+        let id = self.pick(Some(&request.conversation_id), up, "connected")?;
+        let with = self.pick(Some(&request.with_conversation_id), up, "connected")?;
+        if id == with {
+            return Err(PhoneError::InvalidParams(
+                "a call cannot be connected with itself".into(),
+            ));
+        }
+        if self.calls.iter().any(|c| {
+            (c.conversation_id == id || c.conversation_id == with) && c.transferring_to.is_some()
+        }) {
+            return Err(PhoneError::CallInProgress(
+                "a transfer of one of these calls is already under way".into(),
+            ));
+        }
+        let target = self
+            .calls
+            .iter()
+            .find(|c| c.conversation_id == with)
+            .map(|c| c.remote.clone())
+            .unwrap_or_default();
+        if let Some(call) = self.calls.iter_mut().find(|c| c.conversation_id == id) {
+            call.transferring_to = Some(target.clone());
+        }
+        self.commands.push_back(LineCommand::ConnectCalls {
+            conversation: id.clone(),
+            with: with.clone(),
+        });
+        Ok(json!({ "conversationId": id, "withConversationId": with, "to": target }))
     }
 
     /// The call an action applies to: the one named, else the only one that fits.
@@ -607,25 +703,56 @@ impl Phone {
             LineEvent::CallTransferred {
                 conversation,
                 outcome,
+                kind,
             } => {
                 if let Some(call) = self
                     .calls
                     .iter_mut()
                     .find(|c| c.conversation_id == conversation)
                 {
-                    let to = call.transferring_to.take().unwrap_or_default();
                     let (result, reason) = match outcome {
                         TransferOutcome::Accepted => ("accepted", None),
                         TransferOutcome::Failed { reason } => ("failed", Some(reason)),
+                    };
+                    let (kind, to, with) = match kind {
+                        TransferKind::Blind => (
+                            "blind",
+                            call.transferring_to.take().unwrap_or_default(),
+                            None,
+                        ),
+                        TransferKind::Attended { with } => (
+                            "attended",
+                            call.transferring_to.take().unwrap_or_default(),
+                            Some(with.to_string()),
+                        ),
+                        TransferKind::Remote { to } => {
+                            // The call goes on, with someone else.
+                            if result == "accepted" && !to.is_empty() {
+                                call.remote = to.clone();
+                            }
+                            ("remote", to, None)
+                        }
                     };
                     self.events
                         .push_back(Event::CallTransferred(CallTransferred {
                             conversation_id: conversation.to_string(),
                             to,
-                            kind: "blind".into(),
+                            kind: kind.into(),
                             result: result.into(),
                             reason,
+                            with_conversation_id: with,
                         }));
+                }
+                return;
+            }
+            LineEvent::CallAnsweredBy { conversation, leg } => {
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                    && let Some(number) = call.shotgun.get(leg)
+                {
+                    call.remote = number.clone();
                 }
                 return;
             }

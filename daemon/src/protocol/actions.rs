@@ -39,6 +39,11 @@ pub enum Action {
     /// Blind transfer: the far end is asked (REFER) to call `to` instead; `callTransferred`
     /// says how it went.
     Transfer(Transfer),
+    /// Attended transfer ("connect calls"): the far end of `conversationId` is joined to the
+    /// far end of `withConversationId` (the call the agent consulted on); both local calls end.
+    ConnectCalls(ConnectCalls),
+    /// Shotgun dial: ring up to five numbers at once; the first to answer is the call.
+    ShotgunCall(ShotgunCall),
     /// The agent's disposition and notes for a call (emits `callNotesSubmitted`).
     SubmitNotes(NotesSubmission),
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
@@ -120,6 +125,24 @@ pub struct Transfer {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectCalls {
+    /// The call whose far end is handed over (usually the one on hold).
+    pub conversation_id: String,
+    /// The call with the party who takes it (the consultation).
+    pub with_conversation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShotgunCall {
+    /// One to five numbers or SIP URIs, by the same policy as `start_call`.
+    pub dial_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotesSubmission {
     pub conversation_id: String,
     pub disposition: String,
@@ -129,7 +152,7 @@ pub struct NotesSubmission {
 
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 21] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -146,6 +169,8 @@ impl Action {
         "unmute",
         "dtmf",
         "transfer",
+        "connect_calls",
+        "shotgun_call",
         "submit_notes",
         "provision",
         "logout",
@@ -169,6 +194,8 @@ impl Action {
             Self::Unmute(_) => "unmute",
             Self::Dtmf(_) => "dtmf",
             Self::Transfer(_) => "transfer",
+            Self::ConnectCalls(_) => "connect_calls",
+            Self::ShotgunCall(_) => "shotgun_call",
             Self::SubmitNotes(_) => "submit_notes",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
@@ -197,6 +224,8 @@ impl Action {
             "unmute" => Self::Unmute(call_ref(name, params)?),
             "dtmf" => Self::Dtmf(typed(name, params)?),
             "transfer" => Self::Transfer(typed(name, params)?),
+            "connect_calls" => Self::ConnectCalls(typed(name, params)?),
+            "shotgun_call" => Self::ShotgunCall(typed(name, params)?),
             "submit_notes" => Self::SubmitNotes(typed(name, params)?),
             "provision" => Self::Provision(params),
             "logout" => {
@@ -230,6 +259,8 @@ impl Action {
             | Self::Unmute(p) => serde_json::to_value(p),
             Self::Dtmf(p) => serde_json::to_value(p),
             Self::Transfer(p) => serde_json::to_value(p),
+            Self::ConnectCalls(p) => serde_json::to_value(p),
+            Self::ShotgunCall(p) => serde_json::to_value(p),
             Self::SubmitNotes(p) => serde_json::to_value(p),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),

@@ -124,7 +124,11 @@ pub struct RegistrationChanged {
 pub struct OutboundCallInitiated {
     pub partner_id: Option<String>,
     pub conversation_id: String,
+    /// The number dialled; for a shotgun dial, every number, comma-separated.
     pub dialled_to: String,
+    /// A shotgun dial's numbers, in order (absent for a call to one number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialled_to_all: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,10 +165,15 @@ pub struct CallMuteChanged {
 pub struct CallTransferred {
     pub conversation_id: String,
     pub to: String,
+    /// `blind`, `attended` (our `connect_calls`) or `remote` (the far end's transfer: the call
+    /// goes on with `to`).
     pub kind: String,
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For `attended`: the consultation call whose party took the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_conversation_id: Option<String>,
 }
 
 /// A daemon log line, sent while the seed's `debug_html` is on.
@@ -209,6 +218,9 @@ pub struct CallAccepted {
     pub escalation_type: Option<String>,
     /// `ON` or `OFF`.
     pub recording_status: String,
+    /// The number that answered: for a shotgun dial, which of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialled_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

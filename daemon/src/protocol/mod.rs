@@ -13,8 +13,8 @@ mod events;
 mod snapshot;
 
 pub use actions::{
-    Action, CallRef, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, StartCall, Transfer,
-    UpdatePresence,
+    Action, CallRef, ConnectCalls, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, ShotgunCall,
+    StartCall, Transfer, UpdatePresence,
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,

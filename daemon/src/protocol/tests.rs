@@ -108,6 +108,8 @@ fn every_name_round_trips_through_from_parts() {
             "call" | "callWithPhone" => json!({"destination": "1"}),
             "dtmf" => json!({"digits": "1"}),
             "transfer" => json!({"to": "1"}),
+            "connect_calls" => json!({"conversationId": "a", "withConversationId": "b"}),
+            "shotgun_call" => json!({"dialTo": ["1", "2"]}),
             "submit_notes" => json!({"conversationId": "c", "disposition": "d"}),
             _ => serde_json::Value::Null,
         };

@@ -1363,15 +1363,15 @@ fn a_refer_is_followed_and_its_outcome_notified() {
         })
         .expect("NOTIFY 100 at once");
     assert_eq!(notify.headers.get("Event"), Some("refer;id=2"));
-    assert_eq!(String::from_utf8_lossy(&notify.body), "SIP/2.0 100 Trying\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&notify.body),
+        "SIP/2.0 100 Trying\r\n"
+    );
     for m in out {
         alice.handle_message(m, now, &mut e);
     }
     assert_eq!(events(&mut alice), []);
-    assert!(
-        !alice.refer(&carol, None, now, &mut e),
-        "hers is under way"
-    );
+    assert!(!alice.refer(&carol, None, now, &mut e), "hers is under way");
     for m in drain(&mut alice) {
         bob.handle_message(m, now, &mut e);
     }
@@ -1456,7 +1456,9 @@ fn bad_refers_are_refused() {
             early.headers.push(name, value);
         }
     }
-    early.headers.push("Call-ID", ringing_bob.call_id().to_owned());
+    early
+        .headers
+        .push("Call-ID", ringing_bob.call_id().to_owned());
     ringing_bob.handle_message(Message::Request(early), now, &mut e);
     assert_eq!(
         statuses(&drain(&mut ringing_bob)),

@@ -10,15 +10,16 @@ use sip_core::sdp::SessionDescription;
 
 use super::{LineRuntime, Prepared};
 use crate::ids::ConversationId;
-use crate::line::call_media::CallMedia;
+use crate::line::call_media::{CallMedia, Unacceptable};
 use crate::line::webrtc_media::WebRtcSettings;
 use crate::line::{LineEvent, MediaKind};
 
 impl LineRuntime {
+    /// Places a call to `targets`: one number, or a shotgun's several with one offer.
     pub(super) async fn dial(
         &mut self,
         conversation: ConversationId,
-        target: sip_core::Uri,
+        targets: Vec<sip_core::Uri>,
         now: Instant,
     ) {
         let Some(ip) = self.local_ip() else {
@@ -41,7 +42,7 @@ impl LineRuntime {
                     let media = CallMedia::for_webrtc_offer(&settings, &webrtc).await;
                     let _ = done.send(Prepared::Offer {
                         conversation,
-                        target,
+                        targets,
                         media,
                     });
                 });
@@ -51,12 +52,125 @@ impl LineRuntime {
         self.on_prepared(
             Prepared::Offer {
                 conversation,
-                target,
+                targets,
                 media,
             },
             now,
         )
         .await;
+    }
+
+    /// The far end's REFER asks for a call to someone else: media for its offer, in a task
+    /// for WebRTC; [`Prepared::Referral`] places it.
+    pub(super) async fn prepare_referral(&mut self, conversation: ConversationId, now: Instant) {
+        let Some(ip) = self.local_ip() else { return };
+        let media = match self.config.media {
+            MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
+            MediaKind::WebRtc => {
+                let (settings, webrtc, done) = (
+                    self.media_settings.clone(),
+                    self.webrtc_settings(ip),
+                    self.prepared.0.clone(),
+                );
+                tokio::spawn(async move {
+                    let media = CallMedia::for_webrtc_offer(&settings, &webrtc).await;
+                    let _ = done.send(Prepared::Referral {
+                        conversation,
+                        media,
+                    });
+                });
+                return;
+            }
+        };
+        self.on_prepared(
+            Prepared::Referral {
+                conversation,
+                media,
+            },
+            now,
+        )
+        .await;
+    }
+
+    /// An INVITE with `Replaces` takes the call's place: media for our answer to its offer.
+    pub(super) async fn prepare_replacing(&mut self, conversation: ConversationId, now: Instant) {
+        let (Some(ip), Some(sip)) = (self.local_ip(), &mut self.sip) else {
+            return;
+        };
+        let text = sip.next_remote_sdp(&conversation);
+        let Some((text, offer)) = text.and_then(|text| {
+            SessionDescription::parse(&text)
+                .ok()
+                .map(|offer| (text, offer))
+        }) else {
+            sip.reject_next(&conversation, 488, now, &mut self.entropy);
+            return;
+        };
+        let media =
+            if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
+                let (settings, webrtc, done) = (
+                    self.media_settings.clone(),
+                    self.webrtc_settings(ip),
+                    self.prepared.0.clone(),
+                );
+                tokio::spawn(async move {
+                    let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
+                    let _ = done.send(Prepared::Replacing {
+                        conversation,
+                        media,
+                    });
+                });
+                return;
+            } else {
+                CallMedia::for_answer(ip, &self.media_settings, &offer).await
+            };
+        self.on_prepared(
+            Prepared::Replacing {
+                conversation,
+                media,
+            },
+            now,
+        )
+        .await;
+    }
+
+    /// A transfer of the far end's doing reached the new party: the media prepared for the new
+    /// dialog takes over (keeping the agent's mute), the old stops. A hold of the old dialog
+    /// does not carry over: the page hears that it ended.
+    pub(super) async fn switch_media(&mut self, conversation: ConversationId, remote_sdp: &str) {
+        let Some(mut media) = self.next_media.remove(&conversation) else {
+            return;
+        };
+        let old = self.media.remove(&conversation);
+        if let Some(old) = &old {
+            media.set_muted(old.is_muted());
+        }
+        if let Err(e) = media
+            .start(
+                &conversation,
+                remote_sdp,
+                &self.media_settings,
+                self.reports.0.clone(),
+            )
+            .await
+        {
+            tracing::warn!(%conversation, "{e}; the call has no audio");
+        }
+        self.media_seen.remove(&conversation);
+        self.waiting_restarts.remove(&conversation);
+        if let Some(old) = old {
+            for (held, by_remote) in [(old.held, false), (old.remote_hold, true)] {
+                if held {
+                    self.events.push_back(LineEvent::CallHold {
+                        conversation: conversation.clone(),
+                        held: false,
+                        by_remote,
+                    });
+                }
+            }
+            old.stop().await;
+        }
+        self.media.insert(conversation, media);
     }
 
     pub(super) async fn answer(&mut self, conversation: &ConversationId, now: Instant) {
@@ -69,7 +183,7 @@ impl LineRuntime {
                 .map(|offer| (text, offer))
         }) else {
             // No usable offer (offerless INVITE is not supported yet): refuse honestly.
-            sip.reject(conversation, 488, now);
+            sip.reject(conversation, 488, now, &mut self.entropy);
             return;
         };
         self.preparing.insert(conversation.to_owned());
@@ -116,6 +230,14 @@ impl LineRuntime {
                 }
                 return;
             }
+            Prepared::Referral {
+                conversation,
+                media,
+            } => return self.on_referral_prepared(conversation, media, now).await,
+            Prepared::Replacing {
+                conversation,
+                media,
+            } => return self.on_replacing_prepared(conversation, media, now).await,
             Prepared::Offer {
                 ref conversation, ..
             }
@@ -139,12 +261,12 @@ impl LineRuntime {
         match prepared {
             Prepared::Offer {
                 conversation,
-                target,
+                targets,
                 media,
             } => match (media, &mut self.sip) {
                 (Ok(media), Some(sip)) => {
                     let offer = media.sdp();
-                    sip.dial(conversation.clone(), target, offer, now, &mut self.entropy);
+                    sip.dial(conversation.clone(), targets, offer, now, &mut self.entropy);
                     self.media.insert(conversation, media);
                 }
                 (Ok(media), None) => {
@@ -172,7 +294,7 @@ impl LineRuntime {
                 };
                 match media {
                     Ok(media) => {
-                        if !sip.answer(&conversation, media.sdp(), now) {
+                        if !sip.answer(&conversation, media.sdp(), now, &mut self.entropy) {
                             // The caller gave up while we prepared.
                             return media.stop().await;
                         }
@@ -187,12 +309,66 @@ impl LineRuntime {
                     }
                     Err(refusal) => {
                         tracing::warn!(%conversation, "cannot answer: {}", refusal.reason);
-                        sip.reject(&conversation, refusal.status, now);
+                        sip.reject(&conversation, refusal.status, now, &mut self.entropy);
                     }
                 }
             }
             // Handled above, before the wait for preparing calls.
-            Prepared::IceRestart { .. } => {}
+            Prepared::IceRestart { .. }
+            | Prepared::Referral { .. }
+            | Prepared::Replacing { .. } => {}
+        }
+    }
+
+    async fn on_referral_prepared(
+        &mut self,
+        conversation: ConversationId,
+        media: Result<CallMedia, String>,
+        now: Instant,
+    ) {
+        let Some(sip) = &mut self.sip else {
+            if let Ok(media) = media {
+                media.stop().await;
+            }
+            return;
+        };
+        match media {
+            Ok(media) => {
+                if sip.follow_referral(&conversation, media.sdp(), now, &mut self.entropy) {
+                    self.next_media.insert(conversation, media);
+                } else {
+                    // The call ended meanwhile.
+                    media.stop().await;
+                }
+            }
+            Err(reason) => sip.referral_failed(&conversation, &reason, now, &mut self.entropy),
+        }
+    }
+
+    async fn on_replacing_prepared(
+        &mut self,
+        conversation: ConversationId,
+        media: Result<CallMedia, Unacceptable>,
+        now: Instant,
+    ) {
+        let Some(sip) = &mut self.sip else {
+            if let Ok(media) = media {
+                media.stop().await;
+            }
+            return;
+        };
+        match media {
+            Ok(media) => {
+                if sip.answer_next(&conversation, media.sdp(), now, &mut self.entropy) {
+                    self.next_media.insert(conversation, media);
+                } else {
+                    media.stop().await;
+                }
+            }
+            Err(refusal) => {
+                tracing::warn!(%conversation, "cannot take the replacing call: {}", refusal.reason);
+                sip.reject_next(&conversation, refusal.status, now, &mut self.entropy);
+            }
         }
     }
 

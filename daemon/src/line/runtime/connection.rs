@@ -181,7 +181,7 @@ impl LineRuntime {
     /// with the line (their RTP announced at the new address by the target refresh).
     fn follow_network(&mut self, old: IpAddr, new: IpAddr, now: Instant) {
         tracing::warn!(%old, %new, "the network changed; reconnecting from the new address");
-        self.drop_connection();
+        self.drop_connection(now);
         self.end_unanswered("the network changed before the call was up");
         self.events.push_back(LineEvent::Failed {
             reason: "the network changed; reconnecting".into(),
@@ -198,7 +198,7 @@ impl LineRuntime {
     /// is stopping ends every call here, since it will not reconnect.
     pub(super) fn lost(&mut self, error: &TransportError, now: Instant) {
         tracing::warn!("SIP transport: {error}");
-        if let Some(current) = self.drop_connection() {
+        if let Some(current) = self.drop_connection(now) {
             self.servers.next = current + 1;
         }
         if self.stopping {
@@ -215,11 +215,11 @@ impl LineRuntime {
 
     /// Forgets the connection and everything timed on it; returns the index of the server it
     /// was to. On a stream, what was in flight on it is gone with it (`SipLine::connection_lost`).
-    fn drop_connection(&mut self) -> Option<usize> {
+    fn drop_connection(&mut self, now: Instant) -> Option<usize> {
         if let Some(sip) = &mut self.sip {
             sip.forget_flow();
             if self.transport.as_ref().is_some_and(Transport::is_reliable) {
-                sip.connection_lost();
+                sip.connection_lost(now, &mut self.entropy);
             }
         }
         self.transport = None;
@@ -245,7 +245,7 @@ impl LineRuntime {
             server = current,
             "the SIP server does not answer; moving on"
         );
-        self.drop_connection();
+        self.drop_connection(now);
         self.servers.next = current + 1;
         self.end_unanswered("the SIP server stopped answering before the call was up");
         self.events.push_back(LineEvent::Failed {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::call_media::{CallMedia, Unacceptable};
 use super::transport::{Inbound, Transport, TransportError};
-use super::{LineCommand, LineConfig, LineEvent, MediaSettings, SipEvent, SipLine};
+use super::{LineCommand, LineConfig, LineEvent, MediaSettings, SipEvent, SipLine, TransferKind};
 use crate::audio::ringer::Ringer;
 use crate::ids::{ConversationId, OsEntropy};
 use crate::media::session::{MediaReport, ReportReceiver, ReportSender};
@@ -43,6 +43,9 @@ pub struct LineRuntime {
     /// When the provisioned session ends (`expire_date`).
     expires_at: Option<Instant>,
     media: HashMap<ConversationId, CallMedia>,
+    /// The media of a call's next dialog (a transfer of the far end's doing), until that
+    /// dialog is up and takes the call's place.
+    next_media: HashMap<ConversationId, CallMedia>,
     /// Incoming calls still ringing, and the ring tone while there are any.
     ringing: HashSet<ConversationId>,
     ringer: Option<Ringer>,
@@ -80,10 +83,20 @@ pub struct LineRuntime {
 pub enum Prepared {
     Offer {
         conversation: ConversationId,
-        target: sip_core::Uri,
+        targets: Vec<sip_core::Uri>,
         media: Result<CallMedia, String>,
     },
     Answer {
+        conversation: ConversationId,
+        media: Result<CallMedia, Unacceptable>,
+    },
+    /// The offer for the call the far end's REFER asked for.
+    Referral {
+        conversation: ConversationId,
+        media: Result<CallMedia, String>,
+    },
+    /// The answer to an INVITE that replaces the call.
+    Replacing {
         conversation: ConversationId,
         media: Result<CallMedia, Unacceptable>,
     },
@@ -122,6 +135,7 @@ impl LineRuntime {
             stop_reason: None,
             expires_at,
             media: HashMap::new(),
+            next_media: HashMap::new(),
             ringing: HashSet::new(),
             ringer: None,
             reports: mpsc::unbounded_channel(),
@@ -253,14 +267,18 @@ impl LineRuntime {
             LineCommand::Dial {
                 conversation,
                 target,
-            } => self.dial(conversation, target, now).await,
+            } => self.dial(conversation, vec![target], now).await,
+            LineCommand::DialAll {
+                conversation,
+                targets,
+            } => self.dial(conversation, targets, now).await,
             LineCommand::Answer { conversation } => self.answer(&conversation, now).await,
             LineCommand::Reject {
                 conversation,
                 status,
             } => {
                 if let Some(sip) = &mut self.sip {
-                    sip.reject(&conversation, status, now);
+                    sip.reject(&conversation, status, now, &mut self.entropy);
                 }
             }
             LineCommand::Hangup { conversation } => {
@@ -290,6 +308,21 @@ impl LineRuntime {
                         outcome: TransferOutcome::Failed {
                             reason: "the call cannot be transferred now (not up, or a transfer is already under way)".into(),
                         },
+                        kind: TransferKind::Blind,
+                    });
+                }
+            }
+            LineCommand::ConnectCalls { conversation, with } => {
+                let sent = self.sip.as_mut().is_some_and(|sip| {
+                    sip.connect_calls(&conversation, &with, now, &mut self.entropy)
+                });
+                if !sent {
+                    self.events.push_back(LineEvent::CallTransferred {
+                        conversation,
+                        outcome: TransferOutcome::Failed {
+                            reason: "the calls cannot be connected now (one is not up, or a transfer is already under way)".into(),
+                        },
+                        kind: TransferKind::Attended { with },
                     });
                 }
             }
@@ -458,11 +491,30 @@ impl LineRuntime {
                     if let Some(media) = self.media.remove(&conversation) {
                         media.stop().await;
                     }
+                    if let Some(media) = self.next_media.remove(&conversation) {
+                        media.stop().await;
+                    }
                     self.events.push_back(LineEvent::CallEnded {
                         conversation,
                         reason,
                     });
                 }
+                SipEvent::Referred {
+                    conversation,
+                    target,
+                } => {
+                    tracing::info!(%conversation, "the far end transfers the call (REFER); calling the new party");
+                    tracing::debug!(%conversation, %target, "REFER target");
+                    self.prepare_referral(conversation, now).await;
+                }
+                SipEvent::Replacing { conversation } => {
+                    tracing::info!(%conversation, "a new party takes the call's place (INVITE with Replaces)");
+                    self.prepare_replacing(conversation, now).await;
+                }
+                SipEvent::MediaSwitched {
+                    conversation,
+                    remote_sdp,
+                } => self.switch_media(conversation, &remote_sdp).await,
                 SipEvent::ServerSilent => self.server_silent(now),
                 SipEvent::FlowPing { transaction } => {
                     if let Some(transport) = &mut self.transport
