@@ -80,6 +80,17 @@ declare namespace SoftphoneBridge {
     to: string;
     conversationId?: string;
   }
+  interface ConnectCallsParams {
+    /** The call whose party is handed over (usually the held one). */
+    conversationId: string;
+    /** The consultation call, whose party takes it. */
+    withConversationId: string;
+  }
+  interface ShotgunCallParams {
+    /** 1 to 5 numbers or SIP URIs; the first to answer is the call. */
+    dialTo: string[];
+    partnerId?: string;
+  }
   interface SubmitNotesParams {
     conversationId: string;
     disposition: string;
@@ -130,6 +141,8 @@ declare namespace SoftphoneBridge {
     unmute: CallRefParams | undefined;
     dtmf: DtmfParams;
     transfer: TransferParams;
+    connect_calls: ConnectCallsParams;
+    shotgun_call: ShotgunCallParams;
     submit_notes: SubmitNotesParams;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
@@ -214,7 +227,10 @@ declare namespace SoftphoneBridge {
   interface OutboundCallInitiated {
     partnerId: string | null;
     conversationId: string;
+    /** For `shotgun_call`, every number, comma-separated. */
     dialledTo: string;
+    /** Only for `shotgun_call`: its numbers. */
+    dialledToAll?: string[];
   }
   interface CallRinging {
     conversationId: string;
@@ -236,6 +252,8 @@ declare namespace SoftphoneBridge {
     specialEvent: string | null;
     escalationType: string | null;
     recordingStatus: 'ON' | 'OFF';
+    /** Only for `shotgun_call`: the number that answered. */
+    dialledTo?: string;
   }
   /** Why a call ended (an addition to the contract). */
   type EndCause =
@@ -283,9 +301,12 @@ declare namespace SoftphoneBridge {
   interface CallTransferred {
     conversationId: string;
     to: string;
-    kind: 'blind';
+    /** `remote`: the far end transferred the agent; the call goes on with `to`. */
+    kind: 'blind' | 'attended' | 'remote';
     result: 'accepted' | 'failed';
     reason?: string;
+    /** For `attended`: the consultation call. */
+    withConversationId?: string;
   }
   interface DtmfReceived {
     conversationId: string;
@@ -383,6 +404,10 @@ declare namespace SoftphoneBridge {
     dtmf(params: DtmfParams): Promise<{ conversationId: string }>;
     /** Resolves once the REFER is sent; `callTransferred` says how it went. */
     transfer(params: TransferParams): Promise<{ conversationId: string; to: string }>;
+    /** Attended transfer; resolves once the REFER is sent, `callTransferred` says how it went. */
+    connectCalls(params: ConnectCallsParams): Promise<{ conversationId: string; withConversationId: string; to: string }>;
+    /** Rings up to 5 numbers at once; `callAccepted.dialledTo` names the one that answered. */
+    shotgunCall(params: ShotgunCallParams): Promise<{ conversationId: string }>;
     submitNotes(params: SubmitNotesParams): Promise<Record<string, never>>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;

@@ -278,6 +278,10 @@
     dtmf(params) { return this.request('dtmf', params); }
     /** Blind transfer: `{to, conversationId?}`; `callTransferred` follows. */
     transfer(params) { return this.request('transfer', params); }
+    /** Attended transfer: `{conversationId, withConversationId}`; `callTransferred` follows. */
+    connectCalls(params) { return this.request('connect_calls', params); }
+    /** Shotgun dial: `{dialTo: [up to 5 numbers], partnerId?}`; the first to answer wins. */
+    shotgunCall(params) { return this.request('shotgun_call', params); }
     submitNotes(params) { return this.request('submit_notes', params); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }
