@@ -180,3 +180,268 @@ fn wait_recorded(phone: &Baresip, seconds: f64) {
         (phone.recorded_bytes() >= bytes).then_some(())
     });
 }
+
+/// Shotgun dial to five numbers: 1003 rings and is answered by hand after a moment, 1004 and
+/// 1006 ring and are never answered, 1005 is busy, 1099 is not registered (Kamailio: 404). The
+/// page sees one `outboundCallInitiated` with every number, then `callAccepted` naming 1003;
+/// the two still ringing are cancelled (their phones log the CANCEL), and the
+/// winner's tone is heard both ways. Bad requests first: they dial nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shotgun_dial_takes_the_first_to_answer_and_cancels_the_rest() {
+    let lab = call_lab::lab("PCMU");
+    let ringing =
+        |user: &str, hz: f64| Baresip::start_with(&lab.kamailio, user, hz, "PCMU", "manual");
+    let (winner, slow, busy, other) = (
+        ringing("1003", TARGET_HZ),
+        ringing("1004", 500.0),
+        ringing("1005", 520.0),
+        ringing("1006", 540.0),
+    );
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+
+    for (params, code) in [
+        (json!({"dialTo": []}), "invalid_params"),
+        (
+            json!({"dialTo": ["1", "2", "3", "4", "5", "6"]}),
+            "invalid_params",
+        ),
+        (json!({"dialTo": ["1003", "1003"]}), "invalid_params"),
+        (json!({"dialTo": ["1003", "12\r\nX: y"]}), "invalid_number"),
+        (json!({"dialTo": "1003"}), "invalid_params"),
+    ] {
+        let (reply, _) = page.request("shotgun_call", params.clone()).await;
+        assert_eq!(reply["error"]["code"], code, "{params}: {reply}");
+    }
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(
+        state["result"]["state"]["calls"],
+        json!([]),
+        "nothing dialled"
+    );
+
+    let numbers = ["1003", "1004", "1005", "1006", "1099"];
+    let (reply, _) = page
+        .request("shotgun_call", json!({"dialTo": numbers}))
+        .await;
+    let id = reply["result"]["conversationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{reply}"))
+        .to_owned();
+    let initiated = page.event("outboundCallInitiated").await;
+    assert_eq!(initiated["payload"]["dialledToAll"], json!(numbers));
+    assert_eq!(
+        initiated["payload"]["dialledTo"],
+        "1003, 1004, 1005, 1006, 1099"
+    );
+    page.event("callRinging").await;
+    for phone in [&winner, &slow, &busy, &other] {
+        eventually("every phone rings", Duration::from_secs(10), || {
+            phone.log().contains("Incoming call").then_some(())
+        });
+    }
+    busy.command("hangup", "");
+    winner.command("accept", "");
+    let accepted = page.event("callAccepted").await;
+    assert_eq!(accepted["payload"]["conversationId"], id.as_str());
+    assert_eq!(accepted["payload"]["dialledTo"], "1003", "{accepted}");
+    assert_eq!(accepted["payload"]["callerANI"], "1003", "{accepted}");
+    // libre reports a CANCEL of a call ringing in as the session reset by its peer (a BYE
+    // could not reach a call that was never answered).
+    for phone in [&slow, &other] {
+        eventually(
+            "the losing legs to be cancelled",
+            Duration::from_secs(10),
+            || {
+                phone
+                    .log()
+                    .contains("session closed: Connection reset by peer")
+                    .then_some(())
+            },
+        );
+    }
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    let calls = &state["result"]["state"]["calls"];
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{state}");
+    assert_eq!(calls[0]["remote"], "1003", "{state}");
+
+    // The winner's tone, heard by the agent, and the agent's by the winner.
+    wait_recorded(&winner, 2.0);
+    eventually("the agent hears 1003", Duration::from_secs(20), || {
+        (lab.heard_bytes() > 3 * 16000).then_some(())
+    });
+    page.request("hangup", json!({"conversationId": id})).await;
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["cause"], "local", "{ended}");
+    let (rate, heard) = lab::read_wav(&lab.heard_path()).expect("the agent's recording");
+    let report = analyse(rate, &heard, &[TARGET_HZ, 500.0, 520.0, 540.0, FAR_HZ]);
+    assert_eq!(
+        report.peaks[0].0, TARGET_HZ,
+        "the agent hears 1003: {report:?}"
+    );
+    assert!(report.peaks[0].1 > 0.8, "{report:?}");
+    let (rate, far) = eventually("1003's recording", Duration::from_secs(10), || {
+        winner.recording().filter(|(_, s)| s.len() > 8000)
+    });
+    let report = analyse(rate, &far, &[call_lab::AGENT_HZ, TARGET_HZ]);
+    assert_eq!(report.peaks[0].0, call_lab::AGENT_HZ, "{report:?}");
+}
+
+/// Attended transfer: the agent talks with 1002, consults 1003 on a second call (1002 is held
+/// meanwhile), then connects them. 1002 gets our REFER naming 1003 with a `Replaces` of our
+/// call with 1003, calls 1003, and reports the answer: `callTransferred` (`attended`,
+/// `withConversationId`), both our calls end, and 1003 hears 1002's tone. Bad requests first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_calls_joins_the_caller_with_the_consulted_party() {
+    let lab = call_lab::lab("PCMU");
+    let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let first = lab.answered_call(&mut page).await;
+    let consult = page.start_call("1003").await;
+    let held = page.event("callHoldChanged").await;
+    assert_eq!(held["payload"]["conversationId"], first.as_str(), "{held}");
+    page.event("callAccepted").await;
+    wait_recorded(&target, 1.0);
+
+    for (params, code) in [
+        (
+            json!({"conversationId": first, "withConversationId": first}),
+            "invalid_params",
+        ),
+        (
+            json!({"conversationId": first, "withConversationId": "nope"}),
+            "unknown_call",
+        ),
+        (json!({"conversationId": first}), "invalid_params"),
+    ] {
+        let (reply, _) = page.request("connect_calls", params.clone()).await;
+        assert_eq!(reply["error"]["code"], code, "{params}: {reply}");
+    }
+
+    let (reply, _) = page
+        .request(
+            "connect_calls",
+            json!({"conversationId": first, "withConversationId": consult}),
+        )
+        .await;
+    assert_eq!(reply["result"]["to"], "1003", "{reply}");
+    let transferred = page
+        .event_after_silence("callTransferred", Duration::from_secs(40))
+        .await;
+    assert_eq!(
+        transferred["payload"],
+        json!({"conversationId": first, "to": "1003", "kind": "attended",
+               "result": "accepted", "withConversationId": consult}),
+        "{transferred}"
+    );
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let end = page.event("callEnded").await;
+        ended.push((
+            end["payload"]["conversationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            end["payload"]["cause"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ));
+    }
+    ended.sort();
+    let mut expected = vec![
+        (first.clone(), "transferred".to_owned()),
+        (consult.clone(), "transferred".to_owned()),
+    ];
+    expected.sort();
+    // The consultation ends `transferred` (we hung it up) or `remote` (1003 did, as a phone
+    // that understood the `Replaces` would).
+    for ((id, cause), (want_id, _)) in ended.iter().zip(&expected) {
+        assert_eq!(id, want_id, "{ended:?}");
+        assert!(
+            cause == "transferred" || (id == &consult && cause == "remote"),
+            "{ended:?}"
+        );
+    }
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    assert_eq!(state["result"]["state"]["calls"], json!([]), "{state}");
+
+    // 1002 and 1003 talk: 1003's newest recording holds 1002's tone.
+    let before = target.recorded_bytes();
+    eventually("1003 to record 1002", Duration::from_secs(20), || {
+        (target.recorded_bytes() >= before + 2 * 16000).then_some(())
+    });
+    target.command("hangup", "");
+    let (rate, heard) = eventually("1003's recording of 1002", Duration::from_secs(10), || {
+        target
+            .newest_recording()
+            .filter(|(_, samples)| samples.len() > 8000)
+    });
+    let report = analyse(rate, &heard, &[FAR_HZ, call_lab::AGENT_HZ, TARGET_HZ]);
+    assert_eq!(report.peaks[0].0, FAR_HZ, "1003 hears 1002: {report:?}");
+}
+
+/// Being transferred: 1002, in a call with the agent, transfers the agent to 1003 (its REFER).
+/// The daemon calls 1003 by itself; the page keeps its `conversationId`, sees
+/// `callTransferred` (`remote`, to 1003, accepted) and no `callEnded`, and the agent now hears
+/// 1003 while 1003 hears the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_by_the_far_end_moves_the_call_to_the_new_party() {
+    let lab = call_lab::lab("PCMU");
+    let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "PCMU");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let id = lab.answered_call(&mut page).await;
+
+    lab.baresip.command(
+        "transfer",
+        &format!("sip:1003@{}:{}", lab.kamailio.address, lab.kamailio.port),
+    );
+    let transferred = page
+        .event_after_silence("callTransferred", Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        transferred["payload"],
+        json!({"conversationId": id, "to": "1003", "kind": "remote", "result": "accepted"}),
+        "{transferred}"
+    );
+    assert!(
+        page.event_within("callEnded", Duration::from_secs(2))
+            .await
+            .is_none(),
+        "the call goes on"
+    );
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    let calls = &state["result"]["state"]["calls"];
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{state}");
+    assert_eq!(calls[0]["conversationId"], id.as_str(), "{state}");
+    assert_eq!(calls[0]["remote"], "1003", "{state}");
+
+    // The agent's recording restarted with the new party's media: it holds 1003's tone.
+    wait_recorded(&target, 2.0);
+    eventually("the agent hears 1003", Duration::from_secs(20), || {
+        lab::read_wav(&lab.heard_path())
+            .filter(|(rate, samples)| samples.len() > 2 * *rate as usize)
+            .map(|_| ())
+    });
+    page.request("hangup", json!({"conversationId": id})).await;
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["cause"], "local", "{ended}");
+    let (rate, heard) = lab::read_wav(&lab.heard_path()).expect("the agent's recording");
+    let tail = &heard[heard.len().saturating_sub(2 * rate as usize)..];
+    let report = analyse(rate, tail, &[TARGET_HZ, FAR_HZ, call_lab::AGENT_HZ]);
+    assert_eq!(
+        report.peaks[0].0, TARGET_HZ,
+        "the agent hears 1003: {report:?}"
+    );
+    let (rate, far) = eventually("1003's recording", Duration::from_secs(10), || {
+        target.recording().filter(|(_, s)| s.len() > 8000)
+    });
+    let report = analyse(rate, &far, &[call_lab::AGENT_HZ, FAR_HZ, TARGET_HZ]);
+    assert_eq!(
+        report.peaks[0].0,
+        call_lab::AGENT_HZ,
+        "1003 hears the agent: {report:?}"
+    );
+}

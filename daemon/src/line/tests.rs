@@ -133,7 +133,13 @@ fn calls_on_a_stream_carry_the_gruu_and_on_udp_the_address() {
         let (mut line, start, mut entropy) = line(reliable);
         registered(&mut line, start, &mut entropy, true);
         let target = sip_core::Uri::parse("sip:1002@127.0.0.1").expect("uri");
-        line.dial("c1".into(), vec![target], "v=0\r\n".into(), start, &mut entropy);
+        line.dial(
+            "c1".into(),
+            vec![target],
+            "v=0\r\n".into(),
+            start,
+            &mut entropy,
+        );
         let invite = sent(&mut line);
         let contact = invite.headers.get("Contact").expect("a contact");
         if reliable {
@@ -185,7 +191,13 @@ fn a_rebind_waits_for_the_registrar_before_pinging_the_new_flow() {
     line.handle_message(Message::Response(ok), later, &mut entropy);
     assert!(line.flow_watched());
     let target = sip_core::Uri::parse("sip:1002@127.0.0.1").expect("uri");
-    line.dial("c1".into(), vec![target], "v=0\r\n".into(), later, &mut entropy);
+    line.dial(
+        "c1".into(),
+        vec![target],
+        "v=0\r\n".into(),
+        later,
+        &mut entropy,
+    );
     assert_eq!(
         sent(&mut line).headers.get("Contact"),
         Some(format!("<{GRUU}>").as_str())
@@ -204,7 +216,13 @@ fn a_dropped_connection_forgets_its_flow_and_a_new_server_the_gruu() {
     }
     line.forget_gruu();
     let target = sip_core::Uri::parse("sip:1002@127.0.0.1").expect("uri");
-    line.dial("c1".into(), vec![target], "v=0\r\n".into(), at, &mut entropy);
+    line.dial(
+        "c1".into(),
+        vec![target],
+        "v=0\r\n".into(),
+        at,
+        &mut entropy,
+    );
     let invite = sent(&mut line);
     let contact = invite.headers.get("Contact").expect("a contact");
     assert!(

@@ -712,6 +712,22 @@ impl Baresip {
         read_wav(&path)
     }
 
+    /// The newest call's decoded samples, once its recording is closed (for a phone that had
+    /// several calls).
+    pub fn newest_recording(&self) -> Option<(u32, Vec<i16>)> {
+        let entries = std::fs::read_dir(self.dir.path().join("rec")).ok()?;
+        let path = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"))
+            .max_by_key(|e| {
+                e.metadata()
+                    .and_then(|m| m.created().or_else(|_| m.modified()))
+                    .ok()
+            })?
+            .path();
+        read_wav(&path)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
     }
