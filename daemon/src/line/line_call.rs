@@ -135,6 +135,16 @@ impl LineCall {
         }
     }
 
+    /// The call has ended for the agent (its dialogs may still linger to finish retransmits).
+    pub fn is_over(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_none_or(|call| call.state() == CallState::Ended)
+            && self.dialling.is_empty()
+            && self.next.is_none()
+            && self.referral.is_none()
+    }
+
     /// Nothing left: no dialog to talk on or waiting to, and nothing to send or retransmit.
     pub fn is_finished(&self) -> bool {
         self.dialogs().all(Call::is_finished) && self.referral.is_none()
@@ -183,18 +193,19 @@ impl LineCall {
         tracing::warn!(conversation = %self.conversation, "{reason}; the transfer failed");
     }
 
+    /// A transfer of the far end's doing is under way (one at a time).
+    pub fn is_being_transferred(&self) -> bool {
+        self.next.is_some() || self.referral.is_some()
+    }
+
     /// An INVITE whose `Replaces` names this call: it waits for the line's answer
-    /// ([`Self::answer_next`]). False when another transfer is already under way.
-    pub fn replaced_by(&mut self, call: Call, party: String) -> Result<(), Call> {
-        if self.next.is_some() || self.referral.is_some() {
-            return Err(call);
-        }
+    /// ([`Self::answer_next`]). Only when [`Self::is_being_transferred`] is false.
+    pub fn replaced_by(&mut self, call: Call, party: String) {
         self.next = Some(Next {
             call,
             kind: NextKind::Replacing,
             party,
         });
-        Ok(())
     }
 
     /// The replacing INVITE's offer.
@@ -234,7 +245,7 @@ impl LineCall {
             let mut busy = false;
             busy |= self.collect_dialling(events, now, entropy);
             busy |= self.collect_next(events, now, entropy);
-            busy |= self.collect_current(events);
+            busy |= self.collect_current(events, now, entropy);
             for call in self.dialogs_mut() {
                 while let Some(bytes) = call.poll_transmit() {
                     transmits.push_back(bytes);
@@ -251,7 +262,12 @@ impl LineCall {
         }
     }
 
-    fn collect_current(&mut self, events: &mut VecDeque<SipEvent>) -> bool {
+    fn collect_current(
+        &mut self,
+        events: &mut VecDeque<SipEvent>,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> bool {
         let Some(current) = &mut self.current else {
             return false;
         };
@@ -302,6 +318,7 @@ impl LineCall {
                 CallEvent::Referred(referral) => {
                     if self.next.is_some() || self.referral.is_some() {
                         // Their REFER crossed a replacing INVITE: one transfer at a time.
+                        current.notify_referral(503, "Service Unavailable", now, entropy);
                         continue;
                     }
                     events.push_back(SipEvent::Referred {

@@ -595,10 +595,12 @@ impl SipLine {
         dropped
     }
 
-    /// Every call the line holds, ringing or up.
+    /// Every call the line holds, ringing or up (not those that ended and only linger to
+    /// finish their retransmissions).
     pub fn conversations(&self) -> Vec<ConversationId> {
         self.calls
             .iter()
+            .filter(|call| !call.is_over())
             .map(|call| call.conversation.clone())
             .collect()
     }
@@ -850,18 +852,18 @@ impl SipLine {
         let caller = caller_id(&message);
         if let Some(index) = replacing {
             match Call::incoming(self.dialog_party(), invite, Timers::default(), entropy) {
-                Ok(call) => {
+                Ok(mut call) => {
                     let line_call = &mut self.calls[index];
-                    match line_call.replaced_by(call, caller) {
-                        Ok(()) => self.events.push_back(SipEvent::Replacing {
+                    if line_call.is_being_transferred() {
+                        // One transfer of a call at a time.
+                        call.reject(486, now);
+                        self.transmits
+                            .extend(std::iter::from_fn(|| call.poll_transmit()));
+                    } else {
+                        line_call.replaced_by(call, caller);
+                        self.events.push_back(SipEvent::Replacing {
                             conversation: line_call.conversation.clone(),
-                        }),
-                        // Another transfer of that call is under way.
-                        Err(mut call) => {
-                            call.reject(486, now);
-                            self.transmits
-                                .extend(std::iter::from_fn(|| call.poll_transmit()));
-                        }
+                        });
                     }
                     self.collect(now, entropy);
                 }
@@ -1046,5 +1048,7 @@ fn caller_id(invite: &Message) -> String {
         .unwrap_or_else(|| "anonymous".into())
 }
 
+#[cfg(test)]
+mod call_flows;
 #[cfg(test)]
 mod tests;

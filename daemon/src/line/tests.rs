@@ -14,7 +14,7 @@ use crate::ids::OsEntropy;
 const INSTANCE: &str = "urn:uuid:6f1c2b0e-0d3a-4c55-9a41-2f5d7e0b8c11";
 const GRUU: &str = "sip:agent@127.0.0.1;gr=urn:uuid:6f1c2b0e-0d3a-4c55-9a41-2f5d7e0b8c11";
 
-fn line(reliable: bool) -> (SipLine, Instant, OsEntropy) {
+pub(super) fn line(reliable: bool) -> (SipLine, Instant, OsEntropy) {
     let server: SocketAddr = "127.0.0.1:5060".parse().expect("address");
     let mut config = LineConfig::demo(server);
     config.sip_instance = Some(INSTANCE.into());
@@ -36,7 +36,12 @@ fn sent(line: &mut SipLine) -> Request {
 }
 
 /// The registrar answers like the lab's Kamailio: outbound kept, a Flow-Timer, our GRUU.
-fn registered(line: &mut SipLine, now: Instant, entropy: &mut OsEntropy, outbound: bool) {
+pub(super) fn registered(
+    line: &mut SipLine,
+    now: Instant,
+    entropy: &mut OsEntropy,
+    outbound: bool,
+) {
     let register = sent(line);
     let contact = register
         .headers

@@ -224,6 +224,11 @@ impl Call {
         &self.dialog.remote.uri
     }
 
+    /// Who we are in the call: our AOR as caller, the address called as callee.
+    pub fn local_uri(&self) -> &Uri {
+        &self.dialog.local.uri
+    }
+
     /// Hangs up a call whose party now talks to someone else (the consultation call of an
     /// attended transfer that succeeded): BYE, and the call ends `Transferred`.
     pub fn hang_up_transferred(&mut self, now: Instant, entropy: &mut dyn Entropy) {
