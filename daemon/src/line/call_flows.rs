@@ -328,7 +328,7 @@ fn a_refer_from_the_far_end_moves_the_call() {
         "{seen:?}"
     );
     assert_eq!(referrer.state(), CallState::Ended);
-    assert_eq!(line.conversations(), [conversation.clone()]);
+    assert_eq!(line.conversations(), std::slice::from_ref(&conversation));
     line.hangup(&conversation, now, &mut e);
     net.run(&mut line, now, &mut e);
     assert!(matches!(
