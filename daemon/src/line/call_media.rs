@@ -358,6 +358,20 @@ impl CallMedia {
         self.session.is_some() && !self.remote_hold && self.flow() == Flow::BOTH
     }
 
+    /// The sample rate of the call's audio, once media runs.
+    pub fn rate(&self) -> Option<u32> {
+        self.session.as_ref().map(MediaSession::rate)
+    }
+
+    /// Gives the running media new audio ends (a conference's leg, or the devices again);
+    /// returns the old ones. None when media does not run.
+    pub async fn swap_audio(
+        &self,
+        audio: crate::audio::CallAudio,
+    ) -> Option<crate::audio::CallAudio> {
+        self.session.as_ref()?.swap_audio(audio).await
+    }
+
     pub fn is_muted(&self) -> bool {
         self.muted
     }

@@ -43,6 +43,9 @@ const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, 
 /// The most numbers one shotgun dial rings at once (seed `002_…`).
 pub const MAX_SHOTGUN: usize = 5;
 
+/// The most calls one local conference mixes with the agent.
+pub const MAX_CONFERENCE: usize = 4;
+
 /// Whose transfer it was.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransferKind {
@@ -104,6 +107,10 @@ pub enum LineEvent {
         conversation: ConversationId,
         stats: MediaStats,
     },
+    /// Who the local conference mixes now (empty: it ended).
+    ConferenceMixed {
+        conversations: Vec<ConversationId>,
+    },
     /// A transfer ended: ours (when accepted, the call then ends with `Transferred`), or the
     /// far end's (when accepted, the call goes on with the new party).
     CallTransferred {
@@ -156,6 +163,10 @@ pub enum LineCommand {
     ConnectCalls {
         conversation: ConversationId,
         with: ConversationId,
+    },
+    /// Mix exactly these calls with the agent in a local conference (empty: end it).
+    Conference {
+        conversations: Vec<ConversationId>,
     },
     /// Replace the line with this account (the driver does it; see `phone::driver`).
     Provision(Box<AccountConfig>),

@@ -3,8 +3,10 @@
 //! task is in `session.rs`.
 
 pub mod codec;
+pub mod conference;
 pub mod g711;
 pub mod jitter;
+pub mod mixer;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

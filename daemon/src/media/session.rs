@@ -16,7 +16,7 @@ use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{DtmfReceiver, RtpPacket, dtmf_code, telephone_event};
 use super::source::SourceFilter;
 use super::srtp::SrtpSession;
-use crate::audio::{AudioSink, AudioSource};
+use crate::audio::{AudioSink, AudioSource, CallAudio};
 use crate::ids::ConversationId;
 
 const FRAME: Duration = Duration::from_millis(20);
@@ -110,6 +110,10 @@ pub struct MediaSession {
     remote: watch::Sender<Option<(SocketAddr, SocketAddr)>>,
     flow: watch::Sender<Flow>,
     dtmf: mpsc::UnboundedSender<char>,
+    /// New audio ends for the task (joining or leaving a conference), and where the old go.
+    audio: mpsc::UnboundedSender<(CallAudio, oneshot::Sender<CallAudio>)>,
+    /// The codec's sample rate: what the audio ends run at.
+    rate: u32,
     task: JoinHandle<()>,
 }
 
@@ -119,6 +123,7 @@ struct Controls {
     remote: watch::Receiver<Option<(SocketAddr, SocketAddr)>>,
     flow: watch::Receiver<Flow>,
     dtmf: mpsc::UnboundedReceiver<char>,
+    audio: mpsc::UnboundedReceiver<(CallAudio, oneshot::Sender<CallAudio>)>,
     reports: ReportSender,
 }
 
@@ -134,14 +139,17 @@ impl MediaSession {
         let (remote, remote_rx) = watch::channel(None);
         let (flow, flow_rx) = watch::channel(Flow::BOTH);
         let (dtmf, dtmf_rx) = mpsc::unbounded_channel();
+        let (audio, audio_rx) = mpsc::unbounded_channel();
         let controls = Controls {
             stopped,
             muted: muted_rx,
             remote: remote_rx,
             flow: flow_rx,
             dtmf: dtmf_rx,
+            audio: audio_rx,
             reports,
         };
+        let rate = params.codec.clock_rate();
         let task = tokio::spawn(run(params, source, sink, controls));
         Self {
             stop: Some(stop),
@@ -149,8 +157,23 @@ impl MediaSession {
             remote,
             flow,
             dtmf,
+            audio,
+            rate,
             task,
         }
+    }
+
+    /// The sample rate its audio ends run at.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Gives the task new audio ends from the next frame on; the old ones come back (unless
+    /// the task has ended).
+    pub async fn swap_audio(&self, audio: CallAudio) -> Option<CallAudio> {
+        let (back, old) = oneshot::channel();
+        self.audio.send((audio, back)).ok()?;
+        old.await.ok()
     }
 
     pub fn set_muted(&self, muted: bool) {
@@ -287,6 +310,13 @@ async fn run(
     loop {
         tokio::select! {
             _ = &mut controls.stopped => break,
+            Some((audio, back)) = controls.audio.recv() => {
+                let old = CallAudio {
+                    source: std::mem::replace(&mut source, audio.source),
+                    sink: std::mem::replace(&mut sink, audio.sink),
+                };
+                let _ = back.send(old);
+            }
             Ok(()) = controls.remote.changed() => {
                 let moved = *controls.remote.borrow_and_update();
                 if let (Some((rtp, rtcp)), Some(_)) = (moved, rtp_source.as_ref()) {
@@ -328,6 +358,12 @@ async fn run(
                 }
                 sink.write(&decoded);
                 if !flow.send {
+                    // RFC 3550 §5.1: the timestamp keeps counting sampling instants through a
+                    // hold, and the first packet after it marks a new talkspurt; a receiver
+                    // whose jitter buffer follows timestamps would otherwise take what we send
+                    // after a resume for audio from the past.
+                    sender.timestamp = sender.timestamp.wrapping_add(frame_samples as u32);
+                    sender.first = true;
                     continue;
                 }
                 if digit.is_none() && let Ok(next) = controls.dtmf.try_recv() {

@@ -122,6 +122,7 @@ impl PhoneCall {
             muted: self.muted,
             remote_hold: self.remote_hold,
             quality: self.quality.clone(),
+            conference_id: None,
         }
     }
 

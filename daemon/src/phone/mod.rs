@@ -19,12 +19,12 @@ use sip_core::registration::Entropy;
 use serde_json::{Value, json};
 
 use crate::ids::ConversationId;
-use crate::line::{LineCommand, LineEvent, MAX_SHOTGUN, TransferKind};
+use crate::line::{LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, TransferKind};
 use crate::protocol::{
     Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
-    CallTransferred, DispositionsChanged, DtmfReceived, ErrorCode, Event, LineInfo, LineState,
-    OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged, Snapshot,
-    StatusChanged,
+    CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, ErrorCode, Event,
+    LineInfo, LineState, OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged,
+    Snapshot, StatusChanged,
 };
 
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
@@ -111,6 +111,10 @@ pub struct Phone {
     line_domain: Option<String>,
     calls: Vec<PhoneCall>,
     ended: VecDeque<PhoneCall>,
+    /// The local conference: its id and the calls mixed in it, as the line last reported.
+    conference: Option<(String, Vec<ConversationId>)>,
+    /// The id a conference asked for gets once the line mixes it.
+    next_conference_id: Option<String>,
     ids: Box<dyn Entropy + Send>,
     wall_clock: fn() -> time::OffsetDateTime,
     auto_answer: bool,
@@ -146,6 +150,8 @@ impl Phone {
             line_domain: settings.line_domain,
             calls: Vec::new(),
             ended: VecDeque::new(),
+            conference: None,
+            next_conference_id: None,
             ids: settings.ids,
             wall_clock: settings.wall_clock,
             auto_answer: settings.auto_answer,
@@ -262,6 +268,8 @@ impl Phone {
             Action::Transfer(t) => self.transfer(t),
             Action::ConnectCalls(c) => self.connect_calls(c),
             Action::ShotgunCall(s) => self.shotgun(s),
+            Action::Conference(c) => self.conference(c),
+            Action::Split(s) => self.split(s),
             Action::SubmitNotes(n) => self.submit_notes(n),
         }
     }
@@ -359,6 +367,98 @@ impl Phone {
                 dialled_to: joined,
                 dialled_to_all: Some(shown),
             }));
+        Ok(json!({ "conversationId": id }))
+    }
+
+    /// Local conference: the calls named join the agent's mix (with those already in it, 2 to
+    /// [`MAX_CONFERENCE`]). Held ones are taken off hold; `conferenceChanged` follows once the
+    /// line mixes them.
+    fn conference(
+        &mut self,
+        request: crate::protocol::ConferenceRequest,
+    ) -> Result<Value, PhoneError> {
+        let mut members = self
+            .conference
+            .as_ref()
+            .map(|(_, members)| members.clone())
+            .unwrap_or_default();
+        for (index, id) in request.conversation_ids.iter().enumerate() {
+            let id = self.pick(Some(id), |c| c.state == CallState::Active, "connected")?;
+            if members.contains(&id) || request.conversation_ids[..index].contains(&id.to_string())
+            {
+                return Err(PhoneError::InvalidParams(format!(
+                    "call `{id}` is named twice or already in the conference (a conference of a call with itself)"
+                )));
+            }
+            members.push(id);
+        }
+        if members.len() < 2 || members.len() > MAX_CONFERENCE {
+            return Err(PhoneError::InvalidParams(format!(
+                "a conference takes 2 to {MAX_CONFERENCE} calls, this one would have {}",
+                members.len()
+            )));
+        }
+        if let Some(call) = self
+            .calls
+            .iter()
+            .find(|c| members.contains(&c.conversation_id) && c.transferring_to.is_some())
+        {
+            return Err(PhoneError::CallInProgress(format!(
+                "call `{}` is being transferred",
+                call.conversation_id
+            )));
+        }
+        self.hold_all_but(&members);
+        for call in &self.calls {
+            if members.contains(&call.conversation_id) && call.held {
+                self.commands.push_back(LineCommand::Hold {
+                    conversation: call.conversation_id.clone(),
+                    held: false,
+                });
+            }
+        }
+        let conference_id = match (&self.conference, &self.next_conference_id) {
+            (Some((id, _)), _) | (None, Some(id)) => id.clone(),
+            (None, None) => ConversationId::new(self.ids.as_mut()).to_string(),
+        };
+        if self.conference.is_none() {
+            self.next_conference_id = Some(conference_id.clone());
+        }
+        self.commands.push_back(LineCommand::Conference {
+            conversations: members.clone(),
+        });
+        let ids: Vec<String> = members.iter().map(ToString::to_string).collect();
+        Ok(json!({ "conferenceId": conference_id, "conversationIds": ids }))
+    }
+
+    /// Takes a call out of the conference and puts it on hold; with one call left the
+    /// conference ends (that call talks with the agent alone).
+    fn split(&mut self, request: crate::protocol::Split) -> Result<Value, PhoneError> {
+        let id = self.pick(
+            Some(&request.conversation_id),
+            |c| c.state == CallState::Active,
+            "connected",
+        )?;
+        let Some((_, members)) = &self.conference else {
+            return Err(PhoneError::InvalidParams("there is no conference".into()));
+        };
+        if !members.contains(&id) {
+            return Err(PhoneError::InvalidParams(format!(
+                "call `{id}` is not in the conference"
+            )));
+        }
+        // `conferenceChanged` follows from the line's report of who is mixed.
+        let mut rest: Vec<ConversationId> = members.iter().filter(|m| **m != id).cloned().collect();
+        if rest.len() < 2 {
+            rest.clear();
+        }
+        self.commands.push_back(LineCommand::Conference {
+            conversations: rest,
+        });
+        self.commands.push_back(LineCommand::Hold {
+            conversation: id.clone(),
+            held: true,
+        });
         Ok(json!({ "conversationId": id }))
     }
 
@@ -477,12 +577,22 @@ impl Phone {
     /// taking it off hold), every other connected call the agent is talking on goes on hold.
     /// `callHoldChanged` (by `agent`) follows for each once its far end agrees.
     fn hold_others(&mut self, id: &ConversationId) {
+        // Talking on a conference call is talking on the conference: its calls stay.
+        let keep = match &self.conference {
+            Some((_, members)) if members.contains(id) => members.clone(),
+            _ => vec![id.clone()],
+        };
+        self.hold_all_but(&keep);
+    }
+
+    /// Puts every call the agent talks on on hold, but those in `keep`.
+    fn hold_all_but(&mut self, keep: &[ConversationId]) {
         let talking: Vec<ConversationId> = self
             .calls
             .iter()
             // A call being transferred is on its way out: holding it would only race the REFER.
             .filter(|c| {
-                c.conversation_id != *id
+                !keep.contains(&c.conversation_id)
                     && c.state == CallState::Active
                     && !c.held
                     && c.transferring_to.is_none()
@@ -612,7 +722,19 @@ impl Phone {
             statuses: self.statuses.clone(),
             dispositions: self.dispositions.clone(),
             partner_config: self.partner_config.clone(),
-            calls: self.calls.iter().map(PhoneCall::info).collect(),
+            calls: self
+                .calls
+                .iter()
+                .map(|call| {
+                    let mut info = call.info();
+                    info.conference_id = self
+                        .conference
+                        .as_ref()
+                        .filter(|(_, members)| members.contains(&call.conversation_id))
+                        .map(|(id, _)| id.clone());
+                    info
+                })
+                .collect(),
         }
     }
 
@@ -741,6 +863,33 @@ impl Phone {
                             result: result.into(),
                             reason,
                             with_conversation_id: with,
+                        }));
+                }
+                return;
+            }
+            LineEvent::ConferenceMixed { conversations } => {
+                let id = match (&self.conference, conversations.is_empty()) {
+                    (Some((id, _)), _) => id.clone(),
+                    (None, true) => return,
+                    (None, false) => match self.next_conference_id.take() {
+                        Some(id) => id,
+                        None => ConversationId::new(self.ids.as_mut()).to_string(),
+                    },
+                };
+                let changed = self
+                    .conference
+                    .as_ref()
+                    .is_none_or(|(_, members)| *members != conversations);
+                self.conference =
+                    (!conversations.is_empty()).then(|| (id.clone(), conversations.clone()));
+                if changed || conversations.is_empty() {
+                    self.events
+                        .push_back(Event::ConferenceChanged(ConferenceChanged {
+                            conference_id: id,
+                            conversation_ids: conversations
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect(),
                         }));
                 }
                 return;

@@ -44,6 +44,10 @@ pub enum Action {
     ConnectCalls(ConnectCalls),
     /// Shotgun dial: ring up to five numbers at once; the first to answer is the call.
     ShotgunCall(ShotgunCall),
+    /// Local conference: the calls named join the agent's mix (created if none).
+    Conference(ConferenceRequest),
+    /// Takes one call out of the conference, on hold.
+    Split(Split),
     /// The agent's disposition and notes for a call (emits `callNotesSubmitted`).
     SubmitNotes(NotesSubmission),
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
@@ -143,6 +147,19 @@ pub struct ShotgunCall {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConferenceRequest {
+    /// Connected calls to mix with the agent (with those already in the conference, 2 to 4).
+    pub conversation_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Split {
+    pub conversation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotesSubmission {
     pub conversation_id: String,
     pub disposition: String,
@@ -152,7 +169,7 @@ pub struct NotesSubmission {
 
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 23] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -171,6 +188,8 @@ impl Action {
         "transfer",
         "connect_calls",
         "shotgun_call",
+        "conference",
+        "split",
         "submit_notes",
         "provision",
         "logout",
@@ -196,6 +215,8 @@ impl Action {
             Self::Transfer(_) => "transfer",
             Self::ConnectCalls(_) => "connect_calls",
             Self::ShotgunCall(_) => "shotgun_call",
+            Self::Conference(_) => "conference",
+            Self::Split(_) => "split",
             Self::SubmitNotes(_) => "submit_notes",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
@@ -226,6 +247,8 @@ impl Action {
             "transfer" => Self::Transfer(typed(name, params)?),
             "connect_calls" => Self::ConnectCalls(typed(name, params)?),
             "shotgun_call" => Self::ShotgunCall(typed(name, params)?),
+            "conference" => Self::Conference(typed(name, params)?),
+            "split" => Self::Split(typed(name, params)?),
             "submit_notes" => Self::SubmitNotes(typed(name, params)?),
             "provision" => Self::Provision(params),
             "logout" => {
@@ -261,6 +284,8 @@ impl Action {
             Self::Transfer(p) => serde_json::to_value(p),
             Self::ConnectCalls(p) => serde_json::to_value(p),
             Self::ShotgunCall(p) => serde_json::to_value(p),
+            Self::Conference(p) => serde_json::to_value(p),
+            Self::Split(p) => serde_json::to_value(p),
             Self::SubmitNotes(p) => serde_json::to_value(p),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),

@@ -33,13 +33,14 @@ pub enum Event {
     CallHoldChanged(CallHoldChanged),
     CallMuteChanged(CallMuteChanged),
     CallTransferred(CallTransferred),
+    ConferenceChanged(ConferenceChanged),
     DtmfReceived(DtmfReceived),
     Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 18] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -55,6 +56,7 @@ impl Event {
         "callHoldChanged",
         "callMuteChanged",
         "callTransferred",
+        "conferenceChanged",
         "dtmfReceived",
         "log",
     ];
@@ -76,6 +78,7 @@ impl Event {
             Self::CallHoldChanged(_) => "callHoldChanged",
             Self::CallMuteChanged(_) => "callMuteChanged",
             Self::CallTransferred(_) => "callTransferred",
+            Self::ConferenceChanged(_) => "conferenceChanged",
             Self::DtmfReceived(_) => "dtmfReceived",
             Self::Log(_) => "log",
         }
@@ -174,6 +177,15 @@ pub struct CallTransferred {
     /// For `attended`: the consultation call whose party took the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_conversation_id: Option<String>,
+}
+
+/// Who is in the local conference: `conversationIds` mixed with the agent; empty when it
+/// ended (fewer than two calls left, or every call split off).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConferenceChanged {
+    pub conference_id: String,
+    pub conversation_ids: Vec<String>,
 }
 
 /// A daemon log line, sent while the seed's `debug_html` is on.

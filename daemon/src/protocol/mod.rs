@@ -13,13 +13,14 @@ mod events;
 mod snapshot;
 
 pub use actions::{
-    Action, CallRef, ConnectCalls, Dtmf, NotesSubmission, PartnerConfig, PortholeCall, ShotgunCall,
-    StartCall, Transfer, UpdatePresence,
+    Action, CallRef, ConferenceRequest, ConnectCalls, Dtmf, NotesSubmission, PartnerConfig,
+    PortholeCall, ShotgunCall, Split, StartCall, Transfer, UpdatePresence,
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
-    CallRinging, CallTransferred, DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage,
-    Hello, IncomingCall, LogLine, OutboundCallInitiated, RegistrationChanged, StatusChanged,
+    CallRinging, CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, EndCause,
+    Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RegistrationChanged,
+    StatusChanged,
 };
 pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};
 

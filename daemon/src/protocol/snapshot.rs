@@ -61,6 +61,9 @@ pub struct CallInfo {
     /// Media statistics from RTP/RTCP, refreshed every few seconds while media flows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<CallQuality>,
+    /// The local conference the call is mixed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference_id: Option<String>,
 }
 
 /// Call quality both ways: what we receive (loss, jitter, concealment) and what the far end's

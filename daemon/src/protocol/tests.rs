@@ -110,6 +110,8 @@ fn every_name_round_trips_through_from_parts() {
             "transfer" => json!({"to": "1"}),
             "connect_calls" => json!({"conversationId": "a", "withConversationId": "b"}),
             "shotgun_call" => json!({"dialTo": ["1", "2"]}),
+            "conference" => json!({"conversationIds": ["a", "b"]}),
+            "split" => json!({"conversationId": "a"}),
             "submit_notes" => json!({"conversationId": "c", "disposition": "d"}),
             _ => serde_json::Value::Null,
         };

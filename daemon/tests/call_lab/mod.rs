@@ -89,14 +89,22 @@ fn lab_on(
     let tone = dir.path().join("agent.wav");
     write_tone(&tone, 48000, AGENT_HZ, 0.5, 10.0);
     let heard = dir.path().join("heard.wav");
+    // The agent speaks baresip's codec only, unless `media` names the codecs itself.
+    let codecs = if media.contains("codecs") {
+        String::new()
+    } else {
+        format!(
+            "codecs = [\"{}\"]\n",
+            codec
+                .split('/')
+                .next()
+                .unwrap_or(codec)
+                .to_ascii_lowercase()
+        )
+    };
     let daemon = Daemon::start(&format!(
         "[account]\n{server}username = \"1001\"\npassword = \"secret1001\"\n{account}\n\
-         [log]\nlevel = \"debug\"\n[media]\ncodecs = [\"{}\"]\n{media}\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\nringer_file = \"{}\"\n",
-        codec
-            .split('/')
-            .next()
-            .unwrap_or(codec)
-            .to_ascii_lowercase(),
+         [log]\nlevel = \"debug\"\n[media]\n{codecs}{media}\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\nringer_file = \"{}\"\n",
         tone.display(),
         heard.display(),
         dir.path().join("ringer.wav").display()

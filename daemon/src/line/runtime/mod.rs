@@ -3,6 +3,7 @@
 //! media reports and timers into line events. The phone task polls it in its one loop.
 
 mod calls;
+mod conference;
 mod connection;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -77,6 +78,8 @@ pub struct LineRuntime {
     /// ICE-restart offers gathered while their call had a re-INVITE in flight: sent when it
     /// ends.
     waiting_restarts: HashMap<ConversationId, String>,
+    /// Calls mixed in a local conference, when there is one.
+    conference: Option<conference::LocalConference>,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
@@ -148,6 +151,7 @@ impl LineRuntime {
             failback: mpsc::unbounded_channel(),
             garbage_log: LineBudget::new(GARBAGE_LINES_PER_SECOND, GARBAGE_LINES_BURST, now),
             waiting_restarts: HashMap::new(),
+            conference: None,
         }
     }
 
@@ -342,6 +346,9 @@ impl LineRuntime {
                     media.send_dtmf(&digits);
                 }
             }
+            LineCommand::Conference { conversations } => {
+                self.set_conference(conversations).await;
+            }
             // The phone's driver replaces or ends the line for these.
             LineCommand::Provision(_) | LineCommand::Logout => {}
             LineCommand::Hold { conversation, held } => {
@@ -494,6 +501,7 @@ impl LineRuntime {
                     if let Some(media) = self.next_media.remove(&conversation) {
                         media.stop().await;
                     }
+                    self.conference_call_ended(&conversation).await;
                     self.events.push_back(LineEvent::CallEnded {
                         conversation,
                         reason,
@@ -514,7 +522,10 @@ impl LineRuntime {
                 SipEvent::MediaSwitched {
                     conversation,
                     remote_sdp,
-                } => self.switch_media(conversation, &remote_sdp).await,
+                } => {
+                    self.switch_media(conversation.clone(), &remote_sdp).await;
+                    self.conference_media_replaced(&conversation).await;
+                }
                 SipEvent::ServerSilent => self.server_silent(now),
                 SipEvent::FlowPing { transaction } => {
                     if let Some(transport) = &mut self.transport
@@ -618,6 +629,7 @@ impl LineRuntime {
                 .filter(|c| !calls.contains(c))
                 .collect::<Vec<_>>(),
         );
+        self.conference = None;
         self.media.clear();
         self.media_seen.clear();
         // Dropping the ringer stops it (its task sees the stop channel close).
