@@ -86,6 +86,13 @@ declare namespace SoftphoneBridge {
     /** The consultation call, whose party takes it. */
     withConversationId: string;
   }
+  interface ConferenceParams {
+    /** Connected calls to mix with the agent (with those already in it, 2 to 4). */
+    conversationIds: string[];
+  }
+  interface SplitParams {
+    conversationId: string;
+  }
   interface ShotgunCallParams {
     /** 1 to 5 numbers or SIP URIs; the first to answer is the call. */
     dialTo: string[];
@@ -143,6 +150,8 @@ declare namespace SoftphoneBridge {
     transfer: TransferParams;
     connect_calls: ConnectCallsParams;
     shotgun_call: ShotgunCallParams;
+    conference: ConferenceParams;
+    split: SplitParams;
     submit_notes: SubmitNotesParams;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
@@ -178,6 +187,8 @@ declare namespace SoftphoneBridge {
     remoteHold: boolean;
     /** RTP/RTCP statistics, once media flows; refreshed every RTCP report. */
     quality?: CallQuality;
+    /** The local conference the call is mixed in. */
+    conferenceId?: string;
   }
   interface CallQuality {
     codec: string;
@@ -308,6 +319,11 @@ declare namespace SoftphoneBridge {
     /** For `attended`: the consultation call. */
     withConversationId?: string;
   }
+  /** Who is mixed with the agent; empty when the conference ended. */
+  interface ConferenceChanged {
+    conferenceId: string;
+    conversationIds: string[];
+  }
   interface DtmfReceived {
     conversationId: string;
     digit: string;
@@ -336,6 +352,7 @@ declare namespace SoftphoneBridge {
     callHoldChanged: CallHoldChanged;
     callMuteChanged: CallMuteChanged;
     callTransferred: CallTransferred;
+    conferenceChanged: ConferenceChanged;
     dtmfReceived: DtmfReceived;
     log: LogLine;
   }
@@ -408,6 +425,10 @@ declare namespace SoftphoneBridge {
     connectCalls(params: ConnectCallsParams): Promise<{ conversationId: string; withConversationId: string; to: string }>;
     /** Rings up to 5 numbers at once; `callAccepted.dialledTo` names the one that answered. */
     shotgunCall(params: ShotgunCallParams): Promise<{ conversationId: string }>;
+    /** `conferenceChanged` follows once the calls are mixed. */
+    conference(params: ConferenceParams): Promise<{ conferenceId: string; conversationIds: string[] }>;
+    /** Takes a call out of the conference, on hold. */
+    split(params: SplitParams): Promise<{ conversationId: string }>;
     submitNotes(params: SubmitNotesParams): Promise<Record<string, never>>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;

@@ -282,6 +282,10 @@
     connectCalls(params) { return this.request('connect_calls', params); }
     /** Shotgun dial: `{dialTo: [up to 5 numbers], partnerId?}`; the first to answer wins. */
     shotgunCall(params) { return this.request('shotgun_call', params); }
+    /** Local conference: `{conversationIds: [...]}`; `conferenceChanged` follows. */
+    conference(params) { return this.request('conference', params); }
+    /** Takes `{conversationId}` out of the conference, on hold. */
+    split(params) { return this.request('split', params); }
     submitNotes(params) { return this.request('submit_notes', params); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }

@@ -26,8 +26,9 @@ use crate::sdp::SessionDescription;
 use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
 
 /// SIP extensions (option tags) this UA always implements, for `Require` (RFC 3261 §8.2.2.3);
-/// `timer` too while session timers are on.
-pub const SUPPORTED: [&str; 0] = [];
+/// `timer` too while session timers are on. `replaces`: an INVITE that takes a call's place
+/// (RFC 3891; PJSIP requires it when it follows an attended transfer's REFER).
+pub const SUPPORTED: [&str; 1] = ["replaces"];
 /// Who we are on this line.
 #[derive(Debug, Clone)]
 pub struct LocalParty {

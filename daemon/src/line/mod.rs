@@ -235,6 +235,8 @@ pub struct SipLine {
     calls: Vec<line_call::LineCall>,
     /// The registrar's URI, probed with OPTIONS.
     registrar: Uri,
+    /// Where the numbers the agent dials live (`LineConfig::dial_domain`).
+    dial_domain: String,
     probe: Option<probe::Probe>,
     /// Keepalives of the flow the registrar confirmed as outbound (RFC 5626).
     flow: Option<FlowKeepalive>,
@@ -282,6 +284,7 @@ impl SipLine {
             party,
             calls: Vec::new(),
             registrar,
+            dial_domain: config.dial_domain(),
             probe: None,
             flow: None,
             flow_unanswered: false,
@@ -448,7 +451,12 @@ impl SipLine {
             .iter()
             .find(|c| c.conversation == *with)
             .and_then(line_call::LineCall::current_ref)
-            .and_then(|call| Some((call.remote_uri().clone(), call.replaces_for_target()?)))
+            .and_then(|call| {
+                Some((
+                    self.routable(call.remote_uri()),
+                    call.replaces_for_target()?,
+                ))
+            })
         else {
             return false;
         };
@@ -463,6 +471,22 @@ impl SipLine {
             sent
         })
         .unwrap_or(false)
+    }
+
+    /// `uri` as someone else can dial it: a party on our server (`user@server-host`, as a
+    /// phone's answer or From names it, often without the port) gets the server's port and
+    /// transport, as the numbers the agent dials do.
+    fn routable(&self, uri: &Uri) -> Uri {
+        let on_our_server = uri.port.is_none()
+            && uri.host.eq_ignore_ascii_case(&self.registrar.host)
+            && uri.params.is_empty();
+        match &uri.user {
+            Some(user) if on_our_server => {
+                Uri::parse(&format!("{}:{user}@{}", uri.scheme, self.dial_domain))
+                    .unwrap_or_else(|_| uri.clone())
+            }
+            _ => uri.clone(),
+        }
     }
 
     /// The media for their REFER's call is ready: place it with `offer`.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::eventually;
 
+pub mod pjsip;
 pub mod webrtc;
 
 /// Runs `ip ARGS` (iproute2) in the test's network namespace.
