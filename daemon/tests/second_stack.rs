@@ -75,6 +75,7 @@ async fn an_attended_transfer_is_taken_by_its_replaces() {
         }
     }
     target.expect("replaced 0 1", WAIT);
+    transferee.expect("confirmed 1", WAIT);
     let transferred = transferred.unwrap_or_default();
     assert_eq!(transferred["kind"], "attended", "{transferred}");
     assert_eq!(transferred["result"], "accepted", "{transferred}");
