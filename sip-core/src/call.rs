@@ -162,6 +162,10 @@ pub struct Call {
     disconnected: bool,
     /// Our last refused re-INVITE, kept while it ACKs retransmitted refusals (Timer D).
     refused_invite: Option<ClientTransaction>,
+    /// Our re-INVITE met theirs (glare, 491): it goes again at this time (RFC 3261 §14.1).
+    reoffer_again_at: Option<Instant>,
+    /// We placed the call: we own its Call-ID, which decides how long glare waits.
+    we_called: bool,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<CallEvent>,
 }
@@ -348,6 +352,8 @@ impl Call {
             invite_extra: Vec::new(),
             disconnected: false,
             refused_invite: None,
+            reoffer_again_at: None,
+            we_called: state == CallState::Calling,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -397,6 +403,8 @@ impl Call {
         if self.state != CallState::Established || self.invite_transaction.is_some() {
             return false;
         }
+        // A newer offer replaces one waiting out a glare.
+        self.reoffer_again_at = None;
         self.local_sdp = sdp;
         let mut request = self.in_dialog_request(Method::Invite, entropy);
         request
@@ -552,6 +560,13 @@ impl Call {
                 Due::Expired => self.gone("the session timer expired", now, entropy),
             }
         }
+        if self.reoffer_again_at.is_some_and(|at| now >= at) {
+            self.reoffer_again_at = None;
+            if self.state == CallState::Established && self.invite_transaction.is_none() {
+                let sdp = self.local_sdp.clone();
+                self.reoffer(sdp, now, entropy);
+            }
+        }
         if self.ack_deadline.is_some_and(|at| now >= at) {
             self.ack_deadline = None;
             self.final_response = None;
@@ -610,6 +625,10 @@ impl Call {
             .and_then(referred::Subscription::poll_timeout);
         transactions
             .chain(retransmit)
+            .chain(
+                self.reoffer_again_at
+                    .filter(|_| self.state == CallState::Established),
+            )
             .chain(self.ack_deadline)
             .chain(session)
             .chain(transfer)
@@ -844,6 +863,19 @@ impl Call {
                     now,
                     entropy,
                 );
+            }
+            // Glare: our re-INVITE crossed theirs and each side refused the other's (491). Ours
+            // goes again after a random wait, longer for the Call-ID's owner (RFC 3261 §14.1:
+            // 2.1–4 s for it, up to 2 s for the other), so the two do not cross again.
+            TransactionEvent::Final(response) if response.status == 491 => {
+                self.refused_invite = self.invite_transaction.take();
+                let spread = token_number(&entropy.token());
+                let wait_ms = if self.we_called {
+                    2100 + spread % 1900
+                } else {
+                    spread % 2000
+                };
+                self.reoffer_again_at = Some(now + Duration::from_millis(wait_ms));
             }
             TransactionEvent::Final(response) => {
                 // Refused: the next INVITE may go at once (§14.1 forbids only one in progress).
@@ -1283,6 +1315,13 @@ impl Request {
             body: Vec::new(),
         }
     }
+}
+
+/// A number from an entropy token, for random waits.
+fn token_number(token: &str) -> u64 {
+    token
+        .bytes()
+        .fold(0u64, |n, b| n.wrapping_mul(131).wrapping_add(u64::from(b)))
 }
 
 /// The SDP in a request's or response's body (alone, or a part of a multipart body).

@@ -425,16 +425,16 @@ fn hold_and_resume_by_reoffer_with_mirrored_directions() {
     for m in ack {
         bob.handle_message(m, now, &mut e);
     }
-    // Resume; Bob refuses this one (491): the call goes on.
+    // Resume; Bob refuses this one (488): the call goes on.
     assert!(alice.reoffer(sdp(4000, Direction::SendRecv), now, &mut e));
     let Message::Request(resume) = drain(&mut alice).remove(0) else {
         panic!("INVITE")
     };
-    let refusal = Response::to_request(&resume, 491, Some("bobtag"));
+    let refusal = Response::to_request(&resume, 488, Some("bobtag"));
     alice.handle_message(Message::Response(refusal), now, &mut e);
     assert_eq!(
         events(&mut alice),
-        [CallEvent::ReofferFailed { status: 491 }]
+        [CallEvent::ReofferFailed { status: 488 }]
     );
     assert_eq!(alice.state(), CallState::Established);
     assert!(
@@ -1497,5 +1497,108 @@ fn a_referred_invite_carries_replaces_and_referred_by() {
     assert_eq!(
         invite.headers.get("Referred-By"),
         Some("<sip:1001@127.0.0.1>")
+    );
+}
+
+/// Delivers `from`'s output to `to` and returns it.
+fn drain_keep(from: &mut Call, to: &mut Call, now: Instant, e: &mut Counter) -> Vec<Message> {
+    let sent = drain(from);
+    for m in sent.clone() {
+        to.handle_message(m, now, e);
+    }
+    sent
+}
+
+/// Glare (RFC 3261 §14.1): Alice (who placed the call) and Bob re-INVITE at the same moment
+/// (both hold). Each refuses the other's with 491 and neither reports a failure; Bob, who does
+/// not own the Call-ID, tries again within 2 s and is answered; Alice waits 2.1–4 s, tries
+/// again and is answered too. Both holds go through, nothing ends.
+#[test]
+fn glare_is_resolved_by_waiting_and_offering_again() {
+    let (start, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = established_with_timers(&mut e, start, None, None);
+    assert!(alice.reoffer("v=0 alice held".into(), start, &mut e));
+    assert!(bob.reoffer("v=0 bob held".into(), start, &mut e));
+    let (from_alice, from_bob) = (drain(&mut alice), drain(&mut bob));
+    for m in from_alice {
+        bob.handle_message(m, start, &mut e);
+    }
+    for m in from_bob {
+        alice.handle_message(m, start, &mut e);
+    }
+    // Each answers the other's offer 491 (one offer at a time).
+    let (to_bob, to_alice) = (drain(&mut alice), drain(&mut bob));
+    assert_eq!(statuses(&to_bob), [491]);
+    assert_eq!(statuses(&to_alice), [491]);
+    for m in to_bob {
+        bob.handle_message(m, start, &mut e);
+    }
+    for m in to_alice {
+        alice.handle_message(m, start, &mut e);
+    }
+    assert_eq!(events(&mut alice), [], "a glare is no failure");
+    assert_eq!(events(&mut bob), []);
+    // The 491s are ACKed.
+    for m in drain(&mut alice).into_iter().chain(drain(&mut bob)) {
+        assert!(
+            matches!(&m, Message::Request(r) if r.method == Method::Ack),
+            "{m:?}"
+        );
+    }
+
+    let bob_again = bob.poll_timeout().expect("Bob tries again");
+    let alice_again = alice.poll_timeout().expect("Alice tries again");
+    assert!(
+        bob_again < start + Duration::from_secs(2),
+        "{:?}",
+        bob_again - start
+    );
+    assert!(
+        alice_again >= start + Duration::from_millis(2100)
+            && alice_again <= start + Duration::from_secs(4),
+        "{:?}",
+        alice_again - start
+    );
+    // Bob first: Alice answers, Bob has his answer.
+    bob.handle_timeout(bob_again, &mut e);
+    for m in drain(&mut bob) {
+        alice.handle_message(m, bob_again, &mut e);
+    }
+    assert!(matches!(
+        &events(&mut alice)[..],
+        [CallEvent::RemoteSdpChanged { .. }]
+    ));
+    for m in drain(&mut alice) {
+        bob.handle_message(m, bob_again, &mut e);
+    }
+    assert!(matches!(
+        &events(&mut bob)[..],
+        [CallEvent::ReofferAnswered { .. }]
+    ));
+    for m in drain(&mut bob) {
+        alice.handle_message(m, bob_again, &mut e);
+    }
+    // Then Alice. (Her description already reached Bob in her answer to his offer, so his
+    // side sees no change; hers is answered.)
+    alice.handle_timeout(alice_again, &mut e);
+    let again = drain(&mut alice);
+    assert!(
+        matches!(&again[..], [Message::Request(r)] if r.method == Method::Invite),
+        "{again:?}"
+    );
+    for m in again {
+        bob.handle_message(m, alice_again, &mut e);
+    }
+    assert_eq!(
+        statuses(&drain_keep(&mut bob, &mut alice, alice_again, &mut e)),
+        [200]
+    );
+    assert!(matches!(
+        &events(&mut alice)[..],
+        [CallEvent::ReofferAnswered { .. }]
+    ));
+    assert_eq!(
+        (alice.state(), bob.state()),
+        (CallState::Established, CallState::Established)
     );
 }
