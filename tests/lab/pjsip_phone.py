@@ -8,6 +8,8 @@ hears to its own WAV file, and takes commands on stdin (one per line):
     transfer URI        blind transfer of the first call to URI (REFER)
     replace             attended transfer: the first call's party replaces us in the second
                         call (REFER with Replaces to the second call's party)
+    conference          mixes the first two calls: each hears the other and us (PJSIP's
+                        conference bridge)
 
 It reports on stdout, one line each: `registered`, `incoming <n>`, `confirmed <n>`,
 `disconnected <n> <status>`, `transfer-status <n> <status>`, `replaced <old> <new>`, where
@@ -83,6 +85,9 @@ class Call(pj.Call):
 
     def onCallTransferStatus(self, prm):
         say(f"transfer-status {self.number} {prm.statusCode}")
+        # As a desk phone does: a transfer that succeeded ends our call (RFC 5589 §6).
+        if prm.finalNotify and 200 <= prm.statusCode < 300:
+            self.hangup(pj.CallOpParam(True))
 
     def onCallReplaced(self, prm):
         new = Call(self.account_ref, prm.newCallId)
@@ -159,6 +164,10 @@ def main():
             calls[0].xfer(argument, pj.CallOpParam(True))
         elif verb == "replace":
             calls[0].xferReplaces(calls[1], pj.CallOpParam(True))
+        elif verb == "conference":
+            first, second = calls[0].getAudioMedia(-1), calls[1].getAudioMedia(-1)
+            first.startTransmit(second)
+            second.startTransmit(first)
         say(f"done {verb}")
     endpoint.hangupAllCalls()
     for _ in range(50):

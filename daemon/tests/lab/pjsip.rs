@@ -98,6 +98,10 @@ impl Pjsip {
             .unwrap_or(0)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lines").clone()
     }
