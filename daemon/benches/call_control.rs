@@ -40,10 +40,7 @@ fn daemon(kamailio: &Kamailio, dir: &std::path::Path) -> Daemon {
 }
 
 fn cpu(usage: Usage) -> String {
-    format!(
-        "{:.2} s",
-        usage.cpu_ticks as f64 / clock_ticks_per_second() as f64
-    )
+    format!("{:.2} s", usage.cpu_ticks as f64 / clock_ticks_per_second())
 }
 
 fn median(mut times: Vec<Duration>) -> String {

@@ -827,3 +827,247 @@ fn auto_answer_holds_the_call_the_agent_talks_on() {
         ]
     );
 }
+
+/// Two calls up: `a` (answered from 1002) and `b` (placed to 1003); every command and event so
+/// far drained.
+fn two_calls() -> (Phone, ConversationId, ConversationId) {
+    let now = Instant::now();
+    let mut phone = registered();
+    ring(&mut phone, "a", now);
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "a".into(),
+        },
+        now,
+    );
+    let b = phone
+        .handle_action(start_call("1003"))
+        .ok()
+        .and_then(|v| v["conversationId"].as_str().map(ConversationId::from))
+        .expect("placed");
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: b.clone(),
+        },
+        now,
+    );
+    while phone.poll_command().is_some() {}
+    while phone.poll_event().is_some() {}
+    (phone, "a".into(), b)
+}
+
+fn code(result: Result<Value, PhoneError>) -> Option<ErrorCode> {
+    result.err().map(|e| e.code())
+}
+
+/// Issue 10: `connect_calls` refuses a call with itself, an unknown call, a call not up; and
+/// asks the line to connect two calls that are up.
+#[test]
+fn connect_calls_checks_both_calls() {
+    let (mut phone, a, b) = two_calls();
+    let connect = |with: &str, from: &str| {
+        Action::ConnectCalls(crate::protocol::ConnectCalls {
+            conversation_id: from.into(),
+            with_conversation_id: with.into(),
+        })
+    };
+    assert_eq!(
+        code(phone.handle_action(connect(a.as_str(), a.as_str()))),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        code(phone.handle_action(connect("nope", a.as_str()))),
+        Some(ErrorCode::UnknownCall)
+    );
+    ring(&mut phone, "ringing", Instant::now());
+    assert_eq!(
+        code(phone.handle_action(connect("ringing", a.as_str()))),
+        Some(ErrorCode::UnknownCall),
+        "a call that is not up"
+    );
+    assert_eq!(phone.poll_command(), None, "nothing was asked of the line");
+    let reply = phone
+        .handle_action(connect(b.as_str(), a.as_str()))
+        .expect("connects");
+    assert_eq!(reply["to"], "1003");
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::ConnectCalls {
+            conversation: a.clone(),
+            with: b.clone()
+        })
+    );
+    assert_eq!(
+        code(phone.handle_action(connect(b.as_str(), a.as_str()))),
+        Some(ErrorCode::CallInProgress),
+        "one transfer at a time"
+    );
+}
+
+/// Issue 10: `shotgun_call` checks every number before dialling any; the answering leg names
+/// the call in `callAccepted`.
+#[test]
+fn shotgun_checks_every_number_and_names_the_winner() {
+    let mut phone = registered();
+    let shotgun = |numbers: &[&str]| {
+        Action::ShotgunCall(crate::protocol::ShotgunCall {
+            dial_to: numbers.iter().map(|n| (*n).to_owned()).collect(),
+            partner_id: None,
+        })
+    };
+    assert_eq!(
+        code(phone.handle_action(shotgun(&[]))),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        code(phone.handle_action(shotgun(&["1", "2", "3", "4", "5", "6"]))),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        code(phone.handle_action(shotgun(&["1002", "x\ny"]))),
+        Some(ErrorCode::InvalidNumber)
+    );
+    assert_eq!(
+        code(phone.handle_action(shotgun(&["1002", "1002"]))),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert_eq!(phone.poll_command(), None);
+    assert!(phone.snapshot().calls.is_empty());
+
+    let id = phone
+        .handle_action(shotgun(&["1002", "1003"]))
+        .ok()
+        .and_then(|v| v["conversationId"].as_str().map(ConversationId::from))
+        .expect("dialled");
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::DialAll { targets, .. }) if targets.len() == 2)
+    );
+    let now = Instant::now();
+    phone.handle_line_event(
+        LineEvent::CallAnsweredBy {
+            conversation: id.clone(),
+            leg: 1,
+        },
+        now,
+    );
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: id.clone(),
+        },
+        now,
+    );
+    let accepted = std::iter::from_fn(|| phone.poll_event())
+        .find_map(|event| match event {
+            Event::CallAccepted(accepted) => Some(accepted),
+            _ => None,
+        })
+        .expect("callAccepted");
+    assert_eq!(accepted.dialled_to.as_deref(), Some("1003"));
+    assert_eq!(accepted.caller_ani, "1003");
+}
+
+/// Issue 10: a conference needs 2 to 4 distinct connected calls; `conferenceChanged` follows the
+/// line's report of who is mixed, the snapshot marks its calls, `split` asks for the rest and a
+/// hold, and an empty report ends it.
+#[test]
+fn conference_follows_what_the_line_mixes() {
+    let (mut phone, a, b) = two_calls();
+    let conference = |ids: &[&str]| {
+        Action::Conference(crate::protocol::ConferenceRequest {
+            conversation_ids: ids.iter().map(|i| (*i).to_owned()).collect(),
+        })
+    };
+    let split = |id: &str| {
+        Action::Split(crate::protocol::Split {
+            conversation_id: id.into(),
+        })
+    };
+    assert_eq!(
+        code(phone.handle_action(conference(&[a.as_str()]))),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        code(phone.handle_action(conference(&[a.as_str(), a.as_str()]))),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert_eq!(
+        code(phone.handle_action(conference(&[a.as_str(), "nope"]))),
+        Some(ErrorCode::UnknownCall)
+    );
+    assert_eq!(
+        code(phone.handle_action(split(a.as_str()))),
+        Some(ErrorCode::InvalidParams),
+        "no conference"
+    );
+    assert_eq!(phone.poll_command(), None);
+
+    let reply = phone
+        .handle_action(conference(&[a.as_str(), b.as_str()]))
+        .expect("asked");
+    let id = reply["conferenceId"].as_str().expect("an id").to_owned();
+    let commands: Vec<LineCommand> = std::iter::from_fn(|| phone.poll_command()).collect();
+    assert!(
+        commands.contains(&LineCommand::Conference {
+            conversations: vec![a.clone(), b.clone()]
+        }),
+        "{commands:?}"
+    );
+    let now = Instant::now();
+    phone.handle_line_event(
+        LineEvent::ConferenceMixed {
+            conversations: vec![a.clone(), b.clone()],
+        },
+        now,
+    );
+    let changed: Vec<Event> = std::iter::from_fn(|| phone.poll_event()).collect();
+    assert_eq!(
+        changed,
+        [Event::ConferenceChanged(ConferenceChanged {
+            conference_id: id.clone(),
+            conversation_ids: vec![a.to_string(), b.to_string()],
+        })]
+    );
+    assert!(
+        phone
+            .snapshot()
+            .calls
+            .iter()
+            .all(|c| c.conference_id.as_deref() == Some(id.as_str()))
+    );
+
+    phone.handle_action(split(b.as_str())).expect("split");
+    let commands: Vec<LineCommand> = std::iter::from_fn(|| phone.poll_command()).collect();
+    assert_eq!(
+        commands,
+        [
+            LineCommand::Conference {
+                conversations: Vec::new()
+            },
+            LineCommand::Hold {
+                conversation: b.clone(),
+                held: true
+            }
+        ],
+        "one call left: no conference"
+    );
+    phone.handle_line_event(
+        LineEvent::ConferenceMixed {
+            conversations: Vec::new(),
+        },
+        now,
+    );
+    assert_eq!(
+        phone.poll_event(),
+        Some(Event::ConferenceChanged(ConferenceChanged {
+            conference_id: id,
+            conversation_ids: Vec::new()
+        }))
+    );
+    assert!(
+        phone
+            .snapshot()
+            .calls
+            .iter()
+            .all(|c| c.conference_id.is_none())
+    );
+}
