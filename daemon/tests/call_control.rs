@@ -602,3 +602,41 @@ fn wait_recorded_more(phone: &Baresip, from: u64, bytes: f64) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A call the agent holds is not handed over by its far end: 1002, on hold, transfers the
+/// agent to 1003. The daemon refuses (its NOTIFY says 403), 1003 never rings, and the page
+/// hears of no transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_is_not_transferred_by_its_far_end() {
+    let lab = call_lab::lab("PCMU");
+    let target = Baresip::start_with(&lab.kamailio, "1003", TARGET_HZ, "PCMU", "manual");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let id = lab.answered_call(&mut page).await;
+    page.request("hold", json!({"conversationId": id})).await;
+    page.event("callHoldChanged").await;
+
+    lab.baresip.command(
+        "transfer",
+        &format!("sip:1003@{}:{}", lab.kamailio.address, lab.kamailio.port),
+    );
+    eventually("1002 to hear the refusal", Duration::from_secs(10), || {
+        lab.baresip.log().contains("403").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!target.log().contains("Incoming call"), "1003 never rang");
+    // baresip 1.0 drops a call whose transfer failed (`ua.c`: CALL_EVENT_TRANSFER_FAILED frees
+    // it): if the call ended, it was 1002's doing, not a transfer; otherwise it is still held.
+    match page.event_within("callEnded", Duration::from_secs(3)).await {
+        Some(ended) => assert_eq!(ended["payload"]["cause"], "remote", "{ended}"),
+        None => {
+            let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+            assert_eq!(
+                state["result"]["state"]["calls"][0]["state"], "held",
+                "{state}"
+            );
+            page.request("hangup", json!({"conversationId": id})).await;
+            page.event("callEnded").await;
+        }
+    }
+}

@@ -153,6 +153,8 @@ pub struct Call {
     transfer: Option<transfer::Transfer>,
     /// A transfer's outcome is known; its subscription's later NOTIFYs still get 200.
     refer_subscribed: bool,
+    /// That outcome was a NOTIFY's 2xx (see [`Call::transfer_confirmed`]).
+    transfer_confirmed: bool,
     /// Their REFER's implicit subscription: the NOTIFYs we owe them.
     referral: Option<referred::Subscription>,
     /// Headers our INVITE carries besides the usual (a referred call's `Replaces`,
@@ -164,6 +166,8 @@ pub struct Call {
     refused_invite: Option<ClientTransaction>,
     /// Our re-INVITE met theirs (glare, 491): it goes again at this time (RFC 3261 §14.1).
     reoffer_again_at: Option<Instant>,
+    /// Glares in a row for the current offer: after [`MAX_GLARES`] it is reported refused.
+    glares: u32,
     /// We placed the call: we own its Call-ID, which decides how long glare waits.
     we_called: bool,
     transmits: VecDeque<Vec<u8>>,
@@ -348,11 +352,13 @@ impl Call {
             session_timer: None,
             transfer: None,
             refer_subscribed: false,
+            transfer_confirmed: false,
             referral: None,
             invite_extra: Vec::new(),
             disconnected: false,
             refused_invite: None,
             reoffer_again_at: None,
+            glares: 0,
             we_called: state == CallState::Calling,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -403,8 +409,10 @@ impl Call {
         if self.state != CallState::Established || self.invite_transaction.is_some() {
             return false;
         }
-        // A newer offer replaces one waiting out a glare.
-        self.reoffer_again_at = None;
+        // A newer offer replaces one waiting out a glare (and starts its own count).
+        if self.reoffer_again_at.take().is_none() {
+            self.glares = 0;
+        }
         self.local_sdp = sdp;
         let mut request = self.in_dialog_request(Method::Invite, entropy);
         request
@@ -561,10 +569,10 @@ impl Call {
             }
         }
         if self.reoffer_again_at.is_some_and(|at| now >= at) {
-            self.reoffer_again_at = None;
-            if self.state == CallState::Established && self.invite_transaction.is_none() {
-                let sdp = self.local_sdp.clone();
-                self.reoffer(sdp, now, entropy);
+            // `reoffer` clears the wait and keeps the glare count for this offer.
+            let sdp = self.local_sdp.clone();
+            if !self.reoffer(sdp, now, entropy) {
+                self.reoffer_again_at = None;
             }
         }
         if self.ack_deadline.is_some_and(|at| now >= at) {
@@ -867,7 +875,10 @@ impl Call {
             // Glare: our re-INVITE crossed theirs and each side refused the other's (491). Ours
             // goes again after a random wait, longer for the Call-ID's owner (RFC 3261 §14.1:
             // 2.1–4 s for it, up to 2 s for the other), so the two do not cross again.
-            TransactionEvent::Final(response) if response.status == 491 => {
+            TransactionEvent::Final(response)
+                if response.status == 491 && self.glares < MAX_GLARES =>
+            {
+                self.glares += 1;
                 self.refused_invite = self.invite_transaction.take();
                 let spread = token_number(&entropy.token());
                 let wait_ms = if self.we_called {
@@ -1316,6 +1327,10 @@ impl Request {
         }
     }
 }
+
+/// How often one offer of ours is sent again after a glare before it counts as refused (a far
+/// end that always answers 491 must not keep us re-offering).
+const MAX_GLARES: u32 = 3;
 
 /// A number from an entropy token, for random waits.
 fn token_number(token: &str) -> u64 {

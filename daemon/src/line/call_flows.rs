@@ -486,3 +486,102 @@ fn connect_calls_ends_both_legs_once_the_transferee_reports_success() {
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(ended, expected);
 }
+
+/// Review findings: the referrer hangs up right after its REFER and the referral then cannot
+/// be followed — the call ends once (not never); and a far end that keeps transferring is
+/// followed three times, then refused.
+#[test]
+fn a_referral_that_comes_to_nothing_ends_the_call_once_and_loops_are_cut() {
+    let (mut line, now, mut e) = registered_line();
+    let mut net = Network::default();
+    let conversation = answered_incoming(&mut line, &mut net, now, &mut e);
+    net.phone("1002").refer(&uri("1003"), None, now, &mut e);
+    net.run(&mut line, now, &mut e);
+    assert!(matches!(
+        &events(&mut line)[..],
+        [SipEvent::Referred { .. }]
+    ));
+    net.phone("1002").hangup(now, &mut e);
+    net.run(&mut line, now, &mut e);
+    assert_eq!(
+        events(&mut line),
+        [],
+        "the transfer may still take the call on"
+    );
+    line.referral_failed(&conversation, 503, "no media", now, &mut e);
+    net.run(&mut line, now, &mut e);
+    let ended = line_events(&mut line);
+    assert!(
+        matches!(
+            &ended[..],
+            [LineEvent::CallEnded {
+                reason: EndReason::Remote,
+                ..
+            }]
+        ),
+        "{ended:?}"
+    );
+    assert!(line.conversations().is_empty());
+
+    // Transfers in a loop: each fails at the target; the fourth is refused outright.
+    let conversation = answered_incoming(&mut line, &mut net, now, &mut e);
+    for round in 0..4 {
+        net.phone("1002").refer(&uri("1099"), None, now, &mut e);
+        net.run(&mut line, now, &mut e);
+        let seen = events(&mut line);
+        if round < 3 {
+            assert!(
+                matches!(&seen[..], [SipEvent::Referred { .. }]),
+                "{round}: {seen:?}"
+            );
+            line.follow_referral(&conversation, "v=0 agent2".into(), now, &mut e);
+            net.run(&mut line, now, &mut e);
+            net.phone("1099").reject(404, now);
+            net.run(&mut line, now, &mut e);
+            events(&mut line);
+        } else {
+            assert_eq!(seen, [], "not followed");
+            let referrer = net.phone("1002");
+            let outcome = std::iter::from_fn(|| referrer.poll_event()).last();
+            assert!(
+                matches!(&outcome, Some(CallEvent::Transferred(TransferOutcome::Failed { reason })) if reason.contains("403")),
+                "{outcome:?}"
+            );
+        }
+    }
+}
+
+/// Review finding: an attended transfer the transferee never confirmed (it accepted the
+/// REFER and hung up) ends our call with it, but leaves the consultation call up: its party
+/// may never have been reached.
+#[test]
+fn an_unconfirmed_attended_transfer_leaves_the_consultation() {
+    let (mut line, now, mut e) = registered_line();
+    let mut net = Network::default();
+    let first = answered_incoming(&mut line, &mut net, now, &mut e);
+    line.dial(id("c2"), vec![uri("1003")], "v=0 agent".into(), now, &mut e);
+    net.run(&mut line, now, &mut e);
+    net.phone("1003").answer("v=0 1003".into(), now);
+    net.run(&mut line, now, &mut e);
+    events(&mut line);
+    assert!(line.connect_calls(&first, &id("c2"), now, &mut e));
+    net.run(&mut line, now, &mut e);
+    net.phone("1002").hangup(now, &mut e);
+    net.run(&mut line, now, &mut e);
+    let seen = line_events(&mut line);
+    assert!(
+        seen.iter().any(|event| matches!(
+            event,
+            LineEvent::CallTransferred {
+                outcome: TransferOutcome::Accepted,
+                ..
+            }
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|event| matches!(event, LineEvent::CallEnded { conversation, .. } if *conversation == id("c2"))),
+        "{seen:?}"
+    );
+    assert_eq!(line.conversations(), [id("c2")]);
+}

@@ -372,6 +372,11 @@ impl CallMedia {
         self.session.as_ref()?.swap_audio(audio).await
     }
 
+    /// The agent holds the call, or asked to and waits for the far end's answer.
+    pub fn agent_holds(&self) -> bool {
+        self.held || self.requested_hold == Some(true)
+    }
+
     pub fn is_muted(&self) -> bool {
         self.muted
     }

@@ -15,11 +15,17 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use sip_core::call::{Call, CallEvent, CallState, EndReason, Referral, TransferOutcome};
+use sip_core::call::{
+    Call, CallEvent, CallState, EndReason, Referral, TransferOutcome, clean_reason,
+};
 use sip_core::registration::Entropy;
 
 use super::{LineEvent, SipEvent, TransferKind};
 use crate::ids::ConversationId;
+
+/// How many of the far end's transfers one call follows: each places a call through the
+/// agent's account, so a far end must not be able to make it dial in a loop.
+const MAX_REFERRALS: u32 = 3;
 
 /// What a dialog next in line for the call came from.
 #[derive(Debug)]
@@ -59,6 +65,13 @@ pub(super) struct LineCall {
     last_failure: Option<EndReason>,
     /// An attended transfer of ours joins this call's party to the other conversation's.
     pub consulting: Option<ConversationId>,
+    /// The far end's transfers this call followed (see [`MAX_REFERRALS`]).
+    referrals: u32,
+    /// The old dialog ended while a transfer of theirs was under way: the call's end, should
+    /// the transfer not take it on.
+    quiet_end: Option<EndReason>,
+    /// `CallEnded` went to the phone: never twice.
+    ended: bool,
 }
 
 impl LineCall {
@@ -82,7 +95,26 @@ impl LineCall {
             rang: false,
             last_failure: None,
             consulting: None,
+            referrals: 0,
+            quiet_end: None,
+            ended: false,
         }
+    }
+
+    /// Reports the call's end, once.
+    fn report_end(&mut self, events: &mut VecDeque<SipEvent>, reason: EndReason) {
+        if !std::mem::replace(&mut self.ended, true) {
+            events.push_back(SipEvent::Line(LineEvent::CallEnded {
+                conversation: self.conversation.clone(),
+                reason,
+            }));
+        }
+    }
+
+    /// A dialog of the call is being transferred by us, or consults for one: another party
+    /// must not take its place meanwhile.
+    pub fn has_transfer_of_ours(&self) -> bool {
+        self.consulting.is_some() || self.current.as_ref().is_some_and(Call::is_transferring)
     }
 
     /// The dialog the agent talks on, once there is one.
@@ -163,7 +195,7 @@ impl LineCall {
         let Some(referral) = self.referral.take() else {
             return false;
         };
-        let shown = referral.target.user.clone().unwrap_or_default();
+        let shown = clean_reason(&referral.target.user.clone().unwrap_or_default());
         let call = Call::outgoing_referred(
             party,
             referral.target.clone(),
@@ -181,16 +213,23 @@ impl LineCall {
         true
     }
 
-    /// The media for a referral could not be prepared: the referrer hears 503, the call goes
-    /// on.
-    pub fn referral_failed(&mut self, reason: &str, now: Instant, entropy: &mut dyn Entropy) {
+    /// Their referral is not followed (no media, or the agent holds the call): the referrer
+    /// hears `status`, the call goes on (or, if its old dialog ended meanwhile, ends).
+    pub fn referral_failed(
+        &mut self,
+        status: u16,
+        phrase: &str,
+        why: &str,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
         if self.referral.take().is_none() {
             return;
         }
         if let Some(current) = &mut self.current {
-            current.notify_referral(503, "Service Unavailable", now, entropy);
+            current.notify_referral(status, phrase, now, entropy);
         }
-        tracing::warn!(conversation = %self.conversation, "{reason}; the transfer failed");
+        tracing::warn!(conversation = %self.conversation, "{why}; the far end's transfer is not followed");
     }
 
     /// A transfer of the far end's doing is under way (one at a time).
@@ -204,7 +243,7 @@ impl LineCall {
         self.next = Some(Next {
             call,
             kind: NextKind::Replacing,
-            party,
+            party: clean_reason(&party),
         });
     }
 
@@ -259,6 +298,12 @@ impl LineCall {
             if !busy {
                 break;
             }
+        }
+        // The old dialog ended during a transfer of theirs that then came to nothing.
+        if self.is_over()
+            && let Some(reason) = self.quiet_end.take()
+        {
+            self.report_end(events, reason);
         }
     }
 
@@ -321,6 +366,12 @@ impl LineCall {
                         current.notify_referral(503, "Service Unavailable", now, entropy);
                         continue;
                     }
+                    if self.referrals >= MAX_REFERRALS {
+                        tracing::warn!(conversation = %self.conversation, "the far end asked for another transfer of this call; refused");
+                        current.notify_referral(403, "Forbidden", now, entropy);
+                        continue;
+                    }
+                    self.referrals += 1;
                     events.push_back(SipEvent::Referred {
                         conversation,
                         target: referral.target.clone(),
@@ -329,14 +380,17 @@ impl LineCall {
                 }
                 // The old dialog of a transfer under way ends quietly: the next one carries on
                 // (or, should it fail, ends the call).
-                CallEvent::Ended(_) if self.next.is_some() || self.referral.is_some() => {
+                CallEvent::Ended(reason) if self.next.is_some() || self.referral.is_some() => {
                     gone = true;
+                    self.quiet_end = Some(reason);
                 }
                 CallEvent::Ended(reason) => {
-                    events.push_back(SipEvent::Line(LineEvent::CallEnded {
-                        conversation,
-                        reason,
-                    }));
+                    if !std::mem::replace(&mut self.ended, true) {
+                        events.push_back(SipEvent::Line(LineEvent::CallEnded {
+                            conversation,
+                            reason,
+                        }));
+                    }
                 }
             }
         }
@@ -416,10 +470,7 @@ impl LineCall {
             }
         } else if waiting.is_empty() {
             let reason = self.last_failure.take().unwrap_or(EndReason::Local);
-            events.push_back(SipEvent::Line(LineEvent::CallEnded {
-                conversation: self.conversation.clone(),
-                reason,
-            }));
+            self.report_end(events, reason);
         } else {
             self.dialling = waiting;
         }
@@ -475,6 +526,7 @@ impl LineCall {
                     self.leaving.push(old);
                 }
                 self.current = Some(next.call);
+                self.quiet_end = None;
                 events.push_back(SipEvent::MediaSwitched {
                     conversation: conversation.clone(),
                     remote_sdp,
@@ -491,6 +543,10 @@ impl LineCall {
                     _ => (503, "Service Unavailable".to_owned()),
                 };
                 self.leaving.push(next.call);
+                // The media prepared for it goes.
+                events.push_back(SipEvent::NextFailed {
+                    conversation: conversation.clone(),
+                });
                 let still_up = self.current.as_ref().is_some_and(|call| {
                     matches!(
                         call.state(),
@@ -516,10 +572,8 @@ impl LineCall {
                     if let Some(old) = self.current.take() {
                         self.leaving.push(old);
                     }
-                    events.push_back(SipEvent::Line(LineEvent::CallEnded {
-                        conversation,
-                        reason,
-                    }));
+                    self.quiet_end = None;
+                    self.report_end(events, reason);
                 }
             }
         }

@@ -200,6 +200,11 @@ pub enum SipEvent {
     Replacing {
         conversation: ConversationId,
     },
+    /// The dialog that was to take the call's place (a transfer of theirs) failed: the media
+    /// prepared for it goes.
+    NextFailed {
+        conversation: ConversationId,
+    },
     /// A re-INVITE changed their media.
     MediaChanged {
         conversation: ConversationId,
@@ -460,6 +465,15 @@ impl SipLine {
         else {
             return false;
         };
+        // The consultation party's own URI becomes the transferee's request: a user part that
+        // could carry URI headers or end the `<…>` (a caller's From says what it likes) is not
+        // passed on.
+        if target.user.as_deref().is_some_and(|user| {
+            user.chars()
+                .any(|c| "?&<>\"\\ ".contains(c) || c.is_control())
+        }) {
+            return false;
+        }
         let with = with.clone();
         self.with_line_call(conversation, now, entropy, |call, entropy| {
             let sent = call
@@ -504,16 +518,22 @@ impl SipLine {
         .unwrap_or(false)
     }
 
-    /// Their REFER cannot be followed (no media): the referrer hears so.
+    /// Their REFER is not followed (no media for it, or the agent holds the call): the
+    /// referrer hears `status`.
     pub fn referral_failed(
         &mut self,
         conversation: &ConversationId,
-        reason: &str,
+        status: u16,
+        why: &str,
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
+        let phrase = match status {
+            403 => "Forbidden",
+            _ => "Service Unavailable",
+        };
         self.with_line_call(conversation, now, entropy, |call, entropy| {
-            call.referral_failed(reason, now, entropy)
+            call.referral_failed(status, phrase, why, now, entropy)
         });
     }
 
@@ -670,17 +690,30 @@ impl SipLine {
         // An attended transfer that succeeded: the consultation call's party now talks to the
         // transferee, so our leg with them ends too (their phone usually hangs it up first,
         // having been told by the `Replaces`; one that did not is hung up here).
-        let joined: Vec<ConversationId> = self
+        let joined: Vec<(ConversationId, ConversationId)> = self
             .events
             .range(before..)
             .filter_map(|event| match event {
                 SipEvent::Line(LineEvent::CallTransferred {
+                    conversation,
                     outcome: TransferOutcome::Accepted,
                     kind: TransferKind::Attended { with },
-                    ..
-                }) => Some(with.clone()),
+                }) => Some((conversation.clone(), with.clone())),
                 _ => None,
             })
+            .collect();
+        // Only on the transferee's word (a NOTIFY's 2xx): a transfer taken as done from its
+        // silence or its hang-up must not drop the party it never reached.
+        let joined: Vec<ConversationId> = joined
+            .into_iter()
+            .filter(|(conversation, _)| {
+                self.calls
+                    .iter()
+                    .find(|c| c.conversation == *conversation)
+                    .and_then(line_call::LineCall::current_ref)
+                    .is_some_and(Call::transfer_confirmed)
+            })
+            .map(|(_, with)| with)
             .collect();
         for with in joined {
             if let Some(call) = self.calls.iter_mut().find(|c| c.conversation == with) {
@@ -889,7 +922,7 @@ impl SipLine {
             match Call::incoming(self.dialog_party(), invite, Timers::default(), entropy) {
                 Ok(mut call) => {
                     let line_call = &mut self.calls[index];
-                    if line_call.is_being_transferred() {
+                    if line_call.is_being_transferred() || line_call.has_transfer_of_ours() {
                         // One transfer of a call at a time.
                         call.reject(486, now);
                         self.transmits

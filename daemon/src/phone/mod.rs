@@ -953,6 +953,10 @@ impl Phone {
                     .position(|c| c.conversation_id == conversation)
                 {
                     let call = self.calls.remove(index);
+                    // The line reports the conference without it too; until then it is not listed.
+                    if let Some((_, members)) = &mut self.conference {
+                        members.retain(|m| *m != conversation);
+                    }
                     self.events.push_back(match call.end_event(&reason, now) {
                         Ok(ended) => Event::CallEnded(ended),
                         Err(rejected) => Event::CallRejected(rejected),

@@ -191,6 +191,11 @@ fn parse_referral(request: &Request) -> Option<Referral> {
             let (name, value) = header.split_once('=').unwrap_or((header, ""));
             if name.eq_ignore_ascii_case("replaces") {
                 let value = unescape(value)?;
+                // Call-IDs and tags are words and tokens (RFC 3261 §25.1): printable ASCII, no
+                // comma. Anything else would go on our INVITE as it came.
+                if !value.chars().all(|c| c.is_ascii_graphic() && c != ',') {
+                    return None;
+                }
                 Replaces::parse(&value)?;
                 if replaces.replace(value).is_some() {
                     return None;

@@ -1430,11 +1430,15 @@ fn bad_refers_are_refused() {
         }
         Message::Request(request)
     };
-    let cases: [(&[&str], u16); 4] = [
+    let cases: [(&[&str], u16); 5] = [
         (&[], 400),
         (&["<sip:a@b>", "<sip:c@d>"], 400),
         (&["<tel:+15551234>"], 400),
         (&["<sip:a@b?Replaces=x%3Bto-tag%3D1>"], 400),
+        (
+            &["<sip:a@b?Replaces=x%0D%0AX:%20y%3Bto-tag%3D1%3Bfrom-tag%3D2>"],
+            400,
+        ),
     ];
     for (seq, (refer_to, status)) in (10..).zip(cases) {
         bob.handle_message(with(refer_to, seq), now, &mut e);
@@ -1601,4 +1605,32 @@ fn glare_is_resolved_by_waiting_and_offering_again() {
         (alice.state(), bob.state()),
         (CallState::Established, CallState::Established)
     );
+}
+
+/// A far end that answers every re-INVITE with 491 is not re-offered forever: after three
+/// waits the offer is reported refused.
+#[test]
+fn a_far_end_that_always_answers_491_is_given_up_on() {
+    let (mut now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    assert!(alice.reoffer("v=0 held".into(), now, &mut e));
+    for round in 0..=3 {
+        let invite = drain(&mut alice)
+            .into_iter()
+            .find_map(|m| match m {
+                Message::Request(r) if r.method == Method::Invite => Some(r),
+                _ => None,
+            })
+            .expect("a re-INVITE");
+        let refusal = Response::to_request(&invite, 491, Some("bobtag"));
+        alice.handle_message(Message::Response(refusal), now, &mut e);
+        let seen = events(&mut alice);
+        if round < 3 {
+            assert_eq!(seen, [], "round {round}");
+            now = alice.poll_timeout().expect("tries again");
+            alice.handle_timeout(now, &mut e);
+        } else {
+            assert_eq!(seen, [CallEvent::ReofferFailed { status: 491 }]);
+        }
+    }
 }

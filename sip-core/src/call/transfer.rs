@@ -130,7 +130,9 @@ impl Call {
             (Some(due), _) if now >= due => {
                 self.transfer_failed("the far end never said how the transfer went".into())
             }
-            (None, Some(at)) if now >= at + NOTIFY_WITHIN => self.transfer_accepted(now, entropy),
+            (None, Some(at)) if now >= at + NOTIFY_WITHIN => {
+                self.transfer_accepted(false, now, entropy)
+            }
             _ => {}
         }
     }
@@ -164,7 +166,9 @@ impl Call {
             .unwrap_or_default()
             .to_ascii_lowercase();
         match sipfrag_status(&request.body) {
-            Some(status) if (200..300).contains(&status.0) => self.transfer_accepted(now, entropy),
+            Some(status) if (200..300).contains(&status.0) => {
+                self.transfer_accepted(true, now, entropy)
+            }
             Some((status, reason)) if status >= 300 => self.transfer_failed(format!(
                 "the transfer target did not take the call: {status} {reason}"
             )),
@@ -240,7 +244,19 @@ impl Call {
         }
     }
 
-    fn transfer_accepted(&mut self, now: Instant, entropy: &mut dyn Entropy) {
+    /// A transfer of ours is under way (REFER sent, outcome not known).
+    pub fn is_transferring(&self) -> bool {
+        self.transfer.is_some()
+    }
+
+    /// The last transfer of ours was accepted on the far end's word (a NOTIFY with a 2xx), not
+    /// taken as done from its silence or its hang-up.
+    pub fn transfer_confirmed(&self) -> bool {
+        self.transfer_confirmed
+    }
+
+    fn transfer_accepted(&mut self, confirmed: bool, now: Instant, entropy: &mut dyn Entropy) {
+        self.transfer_confirmed = confirmed;
         self.transfer = None;
         self.refer_subscribed = true;
         self.events

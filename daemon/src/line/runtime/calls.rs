@@ -63,7 +63,13 @@ impl LineRuntime {
     /// The far end's REFER asks for a call to someone else: media for its offer, in a task
     /// for WebRTC; [`Prepared::Referral`] places it.
     pub(super) async fn prepare_referral(&mut self, conversation: ConversationId, now: Instant) {
-        let Some(ip) = self.local_ip() else { return };
+        let Some(ip) = self.local_ip() else {
+            if let Some(sip) = &mut self.sip {
+                let why = "the line is not connected";
+                sip.referral_failed(&conversation, 503, why, now, &mut self.entropy);
+            }
+            return;
+        };
         let media = match self.config.media {
             MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
             MediaKind::WebRtc => {
@@ -341,7 +347,7 @@ impl LineRuntime {
                     media.stop().await;
                 }
             }
-            Err(reason) => sip.referral_failed(&conversation, &reason, now, &mut self.entropy),
+            Err(reason) => sip.referral_failed(&conversation, 503, &reason, now, &mut self.entropy),
         }
     }
 

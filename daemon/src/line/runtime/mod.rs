@@ -507,6 +507,14 @@ impl LineRuntime {
                         reason,
                     });
                 }
+                // A call the agent holds is not handed to anyone by its far end: its new party
+                // would hear the agent talking with someone else.
+                SipEvent::Referred { conversation, .. } if self.held_by_agent(&conversation) => {
+                    if let Some(sip) = &mut self.sip {
+                        let why = "the agent holds the call";
+                        sip.referral_failed(&conversation, 403, why, now, &mut self.entropy);
+                    }
+                }
                 SipEvent::Referred {
                     conversation,
                     target,
@@ -515,9 +523,20 @@ impl LineRuntime {
                     tracing::debug!(%conversation, %target, "REFER target");
                     self.prepare_referral(conversation, now).await;
                 }
+                SipEvent::Replacing { conversation } if self.held_by_agent(&conversation) => {
+                    tracing::warn!(%conversation, "an INVITE with Replaces for a call the agent holds; refused");
+                    if let Some(sip) = &mut self.sip {
+                        sip.reject_next(&conversation, 603, now, &mut self.entropy);
+                    }
+                }
                 SipEvent::Replacing { conversation } => {
                     tracing::info!(%conversation, "a new party takes the call's place (INVITE with Replaces)");
                     self.prepare_replacing(conversation, now).await;
+                }
+                SipEvent::NextFailed { conversation } => {
+                    if let Some(media) = self.next_media.remove(&conversation) {
+                        media.stop().await;
+                    }
                 }
                 SipEvent::MediaSwitched {
                     conversation,
@@ -597,6 +616,13 @@ impl LineRuntime {
         }
     }
 
+    /// The agent put the call on hold (or is putting it on hold).
+    fn held_by_agent(&self, conversation: &ConversationId) -> bool {
+        self.media
+            .get(conversation)
+            .is_some_and(CallMedia::agent_holds)
+    }
+
     /// This call no longer rings; the ring tone stops with the last ringing call.
     async fn stop_ringing(&mut self, conversation: &ConversationId) {
         self.ringing.remove(conversation);
@@ -629,8 +655,13 @@ impl LineRuntime {
                 .filter(|c| !calls.contains(c))
                 .collect::<Vec<_>>(),
         );
-        self.conference = None;
+        if self.conference.take().is_some() {
+            self.events.push_back(LineEvent::ConferenceMixed {
+                conversations: Vec::new(),
+            });
+        }
         self.media.clear();
+        self.next_media.clear();
         self.media_seen.clear();
         // Dropping the ringer stops it (its task sees the stop channel close).
         self.ringing.clear();
