@@ -29,7 +29,7 @@ impl LineRuntime {
                 reason: EndReason::Network { reason },
             });
         };
-        self.preparing.insert(conversation.clone());
+        self.io(&conversation).preparing = true;
         let media = match self.config.media {
             MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
             MediaKind::WebRtc => {
@@ -144,10 +144,15 @@ impl LineRuntime {
     /// dialog takes over (keeping the agent's mute), the old stops. A hold of the old dialog
     /// does not carry over: the page hears that it ended.
     pub(super) async fn switch_media(&mut self, conversation: ConversationId, remote_sdp: &str) {
-        let Some(mut media) = self.next_media.remove(&conversation) else {
+        let Some(io) = self.calls.get_mut(&conversation) else {
             return;
         };
-        let old = self.media.remove(&conversation);
+        let Some(mut media) = io.next_media.take() else {
+            return;
+        };
+        let old = io.media.take();
+        io.media_seen = None;
+        io.waiting_restart = None;
         if let Some(old) = &old {
             media.set_muted(old.is_muted());
         }
@@ -162,8 +167,6 @@ impl LineRuntime {
         {
             tracing::warn!(%conversation, "{e}; the call has no audio");
         }
-        self.media_seen.remove(&conversation);
-        self.waiting_restarts.remove(&conversation);
         if let Some(old) = old {
             for (held, by_remote) in [(old.held, false), (old.remote_hold, true)] {
                 if held {
@@ -176,7 +179,7 @@ impl LineRuntime {
             }
             old.stop().await;
         }
-        self.media.insert(conversation, media);
+        self.io(&conversation).media = Some(media);
     }
 
     pub(super) async fn answer(&mut self, conversation: &ConversationId, now: Instant) {
@@ -192,7 +195,7 @@ impl LineRuntime {
             sip.reject(conversation, 488, now, &mut self.entropy);
             return;
         };
-        self.preparing.insert(conversation.to_owned());
+        self.io(conversation).preparing = true;
         // The offer's profile decides, so a WebRTC line still takes a plain-RTP call from a PBX.
         let media =
             if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
@@ -252,7 +255,7 @@ impl LineRuntime {
             } => conversation.clone(),
         };
         // Not waited for: hung up while gathering, or the line dropped meanwhile (both reported).
-        if !self.preparing.remove(&conversation) {
+        if !self.stop_preparing(&conversation) {
             if let Prepared::Offer {
                 media: Ok(media), ..
             }
@@ -273,7 +276,7 @@ impl LineRuntime {
                 (Ok(media), Some(sip)) => {
                     let offer = media.sdp();
                     sip.dial(conversation.clone(), targets, offer, now, &mut self.entropy);
-                    self.media.insert(conversation, media);
+                    self.calls.entry(conversation).or_default().media = Some(media);
                 }
                 (Ok(media), None) => {
                     media.stop().await;
@@ -311,7 +314,7 @@ impl LineRuntime {
                                 by_remote: true,
                             });
                         }
-                        self.media.insert(conversation, media);
+                        self.calls.entry(conversation).or_default().media = Some(media);
                     }
                     Err(refusal) => {
                         tracing::warn!(%conversation, "cannot answer: {}", refusal.reason);
@@ -341,7 +344,7 @@ impl LineRuntime {
         match media {
             Ok(media) => {
                 if sip.follow_referral(&conversation, media.sdp(), now, &mut self.entropy) {
-                    self.next_media.insert(conversation, media);
+                    self.calls.entry(conversation).or_default().next_media = Some(media);
                 } else {
                     // The call ended meanwhile.
                     media.stop().await;
@@ -366,7 +369,7 @@ impl LineRuntime {
         match media {
             Ok(media) => {
                 if sip.answer_next(&conversation, media.sdp(), now, &mut self.entropy) {
-                    self.next_media.insert(conversation, media);
+                    self.calls.entry(conversation).or_default().next_media = Some(media);
                 } else {
                     media.stop().await;
                 }
@@ -392,8 +395,8 @@ impl LineRuntime {
     /// addresses it has now. Gathering runs off the loop; the offers come back as
     /// [`Prepared::IceRestart`] and go out as re-INVITEs.
     pub(super) fn restart_ice(&mut self) {
-        for (conversation, media) in &self.media {
-            let Some(restart) = media.ice_restart() else {
+        for (conversation, io) in &self.calls {
+            let Some(restart) = io.media.as_ref().and_then(CallMedia::ice_restart) else {
                 continue;
             };
             let (conversation, done) = (conversation.clone(), self.prepared.0.clone());
@@ -410,21 +413,29 @@ impl LineRuntime {
 
     /// Sends an ICE restart's offer, or keeps it until the call's re-INVITE in flight ends.
     fn offer_ice_restart(&mut self, conversation: &ConversationId, gathered: &str, now: Instant) {
-        let (Some(media), Some(sip)) = (self.media.get_mut(conversation), &mut self.sip) else {
+        let (Some(media), Some(sip)) = (
+            self.calls
+                .get_mut(conversation)
+                .and_then(|io| io.media.as_mut()),
+            &mut self.sip,
+        ) else {
             return;
         };
         let offer = media.ice_offer(gathered);
         if sip.reoffer(conversation, offer.clone(), now, &mut self.entropy) {
             media.ice_restart_sent(offer);
-        } else {
-            self.waiting_restarts
-                .insert(conversation.to_owned(), gathered.to_owned());
+        } else if let Some(io) = self.calls.get_mut(conversation) {
+            io.waiting_restart = Some(gathered.to_owned());
         }
     }
 
     /// A re-INVITE of `conversation` ended: an ICE restart waiting for it goes out now.
     pub(super) fn send_waiting_restart(&mut self, conversation: &ConversationId, now: Instant) {
-        if let Some(gathered) = self.waiting_restarts.remove(conversation) {
+        if let Some(gathered) = self
+            .calls
+            .get_mut(conversation)
+            .and_then(|io| io.waiting_restart.take())
+        {
             self.offer_ice_restart(conversation, &gathered, now);
         }
     }

@@ -29,8 +29,9 @@ impl LineRuntime {
         let joinable: Vec<ConversationId> = wanted
             .into_iter()
             .filter(|c| {
-                self.media
+                self.calls
                     .get(c)
+                    .and_then(|io| io.media.as_ref())
                     .and_then(|media| media.rate())
                     .is_some_and(|rate| RateConverter::new(rate).is_some())
             })
@@ -76,7 +77,12 @@ impl LineRuntime {
             if conference.legs.contains(conversation) {
                 continue;
             }
-            let Some(rate) = self.media.get(conversation).and_then(|m| m.rate()) else {
+            let Some(rate) = self
+                .calls
+                .get(conversation)
+                .and_then(|io| io.media.as_ref())
+                .and_then(|m| m.rate())
+            else {
                 continue;
             };
             if let Some(leg) = conference.hub.leg(rate) {
@@ -121,8 +127,9 @@ impl LineRuntime {
             return;
         }
         let leg = self
-            .media
+            .calls
             .get(conversation)
+            .and_then(|io| io.media.as_ref())
             .and_then(|m| m.rate())
             .and_then(|rate| conference.hub.leg(rate));
         if let Some(leg) = leg {
@@ -147,7 +154,12 @@ impl LineRuntime {
 
     /// The call's media gets the agent's devices again.
     async fn own_audio(&mut self, conversation: &ConversationId) {
-        let Some(rate) = self.media.get(conversation).and_then(|m| m.rate()) else {
+        let Some(rate) = self
+            .calls
+            .get(conversation)
+            .and_then(|io| io.media.as_ref())
+            .and_then(|m| m.rate())
+        else {
             return;
         };
         let own = audio::open_for_call(&self.media_settings.audio, rate).unwrap_or_else(|e| {
@@ -159,7 +171,10 @@ impl LineRuntime {
 
     /// Hands `audio` to the call's media; the old ends are closed.
     async fn give_audio(&mut self, conversation: &ConversationId, audio: CallAudio) {
-        if let Some(media) = self.media.get(conversation)
+        if let Some(media) = self
+            .calls
+            .get(conversation)
+            .and_then(|io| io.media.as_ref())
             && let Some(old) = media.swap_audio(audio).await
         {
             old.sink.finish();

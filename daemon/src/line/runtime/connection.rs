@@ -104,10 +104,11 @@ impl LineRuntime {
                     sip.forget_gruu();
                 }
                 let moved: std::collections::HashMap<ConversationId, String> = self
-                    .media
+                    .calls
                     .iter_mut()
-                    .filter_map(|(conversation, media)| {
-                        media
+                    .filter_map(|(conversation, io)| {
+                        io.media
+                            .as_mut()?
                             .moved_to(local.ip())
                             .map(|sdp| (conversation.clone(), sdp))
                     })
@@ -271,7 +272,7 @@ impl LineRuntime {
         }
         if self.servers.failback_at.is_some_and(|at| now >= at) {
             self.servers.failback_at = Some(now + FAILBACK_EVERY);
-            let busy = !self.preparing.is_empty()
+            let busy = self.any_preparing()
                 || self
                     .sip
                     .as_ref()
@@ -293,7 +294,7 @@ impl LineRuntime {
         let Some((transport, peer)) = found else {
             return;
         };
-        let busy = !self.preparing.is_empty()
+        let busy = self.any_preparing()
             || self
                 .sip
                 .as_ref()
@@ -322,19 +323,16 @@ impl LineRuntime {
             self.unsent = None;
         }
         let mut unanswered: Vec<ConversationId> = dropped.into_iter().map(|(c, _)| c).collect();
-        let preparing: Vec<ConversationId> = self.preparing.drain().collect();
-        for conversation in preparing {
+        for conversation in self.drain_preparing() {
             if !unanswered.contains(&conversation) {
                 unanswered.push(conversation);
             }
         }
         for conversation in unanswered {
-            self.ringing.remove(&conversation);
-            if let Some(media) = self.media.remove(&conversation) {
+            if let Some(io) = self.calls.remove(&conversation) {
                 // A WebRTC peer connection closes (ICE, TURN allocation) only when stopped.
-                tokio::spawn(media.stop());
+                tokio::spawn(io.stop());
             }
-            self.media_seen.remove(&conversation);
             self.events.push_back(LineEvent::CallEnded {
                 conversation,
                 reason: sip_core::call::EndReason::Network {
@@ -342,7 +340,7 @@ impl LineRuntime {
                 },
             });
         }
-        if self.ringing.is_empty() {
+        if !self.calls.values().any(|io| io.ringing) {
             // Dropping the ringer stops it.
             self.ringer = None;
         }

@@ -1,12 +1,13 @@
 //! The I/O half of the line: owns the transport, the sans-IO [`SipLine`], and each call's media
-//! ([`CallMedia`]). Connects and reconnects with back-off, sends keepalives, and turns bytes,
+//! ([`CallMedia`]) with the rest of its I/O, one `CallIo` per conversation (`call_io.rs`). Connects and reconnects with back-off, sends keepalives, and turns bytes,
 //! media reports and timers into line events. The phone task polls it in its one loop.
 
+mod call_io;
 mod calls;
 mod conference;
 mod connection;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::pending;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -43,18 +44,13 @@ pub struct LineRuntime {
     stop_reason: Option<String>,
     /// When the provisioned session ends (`expire_date`).
     expires_at: Option<Instant>,
-    media: HashMap<ConversationId, CallMedia>,
-    /// The media of a call's next dialog (a transfer of the far end's doing), until that
-    /// dialog is up and takes the call's place.
-    next_media: HashMap<ConversationId, CallMedia>,
-    /// Incoming calls still ringing, and the ring tone while there are any.
-    ringing: HashSet<ConversationId>,
+    /// Each call's media and other I/O (see `call_io.rs`).
+    calls: HashMap<ConversationId, call_io::CallIo>,
+    /// The ring tone, while any call rings in.
     ringer: Option<Ringer>,
     /// Media tasks report DTMF and statistics here.
     reports: (ReportSender, ReportReceiver),
-    /// Media being prepared off the loop (WebRTC gathers candidates, which can take seconds with
-    /// a TURN server): the calls waiting for it, and where it arrives.
-    preparing: HashSet<ConversationId>,
+    /// Where media prepared off the loop arrives.
     prepared: (
         mpsc::UnboundedSender<Prepared>,
         mpsc::UnboundedReceiver<Prepared>,
@@ -63,9 +59,6 @@ pub struct LineRuntime {
     /// A message whose send failed when the connection dropped, sent again after reconnecting
     /// (once: a message that fails twice is the problem, not the connection).
     unsent: Option<Vec<u8>>,
-    /// Per call: since when media has been expected without a break (not held either way),
-    /// for `[media] rtp_timeout`.
-    media_seen: HashMap<ConversationId, Instant>,
     /// Which server, probing it, and returning to the preferred one.
     servers: connection::Servers,
     /// Where a failback check's result arrives (see `connection.rs`).
@@ -75,9 +68,6 @@ pub struct LineRuntime {
     ),
     /// Budget for the lines about malformed SIP.
     garbage_log: LineBudget,
-    /// ICE-restart offers gathered while their call had a re-INVITE in flight: sent when it
-    /// ends.
-    waiting_restarts: HashMap<ConversationId, String>,
     /// Calls mixed in a local conference, when there is one.
     conference: Option<conference::LocalConference>,
 }
@@ -137,20 +127,15 @@ impl LineRuntime {
             stopping: false,
             stop_reason: None,
             expires_at,
-            media: HashMap::new(),
-            next_media: HashMap::new(),
-            ringing: HashSet::new(),
+            calls: HashMap::new(),
             ringer: None,
             reports: mpsc::unbounded_channel(),
-            preparing: HashSet::new(),
             prepared: mpsc::unbounded_channel(),
             events: VecDeque::new(),
             unsent: None,
-            media_seen: HashMap::new(),
             servers: connection::Servers::default(),
             failback: mpsc::unbounded_channel(),
             garbage_log: LineBudget::new(GARBAGE_LINES_PER_SECOND, GARBAGE_LINES_BURST, now),
-            waiting_restarts: HashMap::new(),
             conference: None,
         }
     }
@@ -291,8 +276,9 @@ impl LineRuntime {
                     .as_mut()
                     .is_some_and(|sip| sip.hangup(&conversation, now, &mut self.entropy));
                 // A call still waiting for its media ends here; the media is dropped on arrival.
-                let preparing = self.preparing.remove(&conversation);
+                let preparing = self.stop_preparing(&conversation);
                 if !known || preparing {
+                    self.forget(&conversation).await;
                     self.events.push_back(LineEvent::CallEnded {
                         conversation,
                         reason: EndReason::Local,
@@ -334,7 +320,7 @@ impl LineRuntime {
                 conversation,
                 muted,
             } => {
-                if let Some(media) = self.media.get_mut(&conversation) {
+                if let Some(media) = self.media_mut(&conversation) {
                     media.set_muted(muted);
                 }
             }
@@ -342,7 +328,7 @@ impl LineRuntime {
                 conversation,
                 digits,
             } => {
-                if let Some(media) = self.media.get(&conversation) {
+                if let Some(media) = self.media(&conversation) {
                     media.send_dtmf(&digits);
                 }
             }
@@ -352,8 +338,12 @@ impl LineRuntime {
             // The phone's driver replaces or ends the line for these.
             LineCommand::Provision(_) | LineCommand::Logout => {}
             LineCommand::Hold { conversation, held } => {
-                let (Some(media), Some(sip)) = (self.media.get_mut(&conversation), &mut self.sip)
-                else {
+                let (Some(media), Some(sip)) = (
+                    self.calls
+                        .get_mut(&conversation)
+                        .and_then(|io| io.media.as_mut()),
+                    &mut self.sip,
+                ) else {
                     return;
                 };
                 if media.held == held {
@@ -384,7 +374,8 @@ impl LineRuntime {
     pub async fn stop(&mut self, now: Instant) {
         self.stopping = true;
         self.connect_at = None;
-        for conversation in self.preparing.drain() {
+        for conversation in self.drain_preparing() {
+            self.forget(&conversation).await;
             self.events.push_back(LineEvent::CallEnded {
                 conversation,
                 reason: EndReason::Local,
@@ -429,7 +420,11 @@ impl LineRuntime {
                     conversation,
                     remote_sdp,
                 } => {
-                    let Some(media) = self.media.get_mut(&conversation) else {
+                    let Some(media) = self
+                        .calls
+                        .get_mut(&conversation)
+                        .and_then(|io| io.media.as_mut())
+                    else {
                         continue;
                     };
                     if let Err(e) = media
@@ -448,7 +443,11 @@ impl LineRuntime {
                     conversation,
                     remote_sdp,
                 } => {
-                    let Some(media) = self.media.get_mut(&conversation) else {
+                    let Some(media) = self
+                        .calls
+                        .get_mut(&conversation)
+                        .and_then(|io| io.media.as_mut())
+                    else {
                         continue;
                     };
                     if let Some(held) = media.remote_changed(&remote_sdp) {
@@ -463,7 +462,11 @@ impl LineRuntime {
                     conversation,
                     remote_sdp,
                 } => {
-                    let Some(media) = self.media.get_mut(&conversation) else {
+                    let Some(media) = self
+                        .calls
+                        .get_mut(&conversation)
+                        .and_then(|io| io.media.as_mut())
+                    else {
                         continue;
                     };
                     if let Some(apply) = media.ice_answer(&remote_sdp) {
@@ -483,7 +486,11 @@ impl LineRuntime {
                     status,
                 } => {
                     tracing::warn!(%conversation, status, "the far end refused our re-INVITE; hold unchanged");
-                    if let Some(media) = self.media.get_mut(&conversation) {
+                    if let Some(media) = self
+                        .calls
+                        .get_mut(&conversation)
+                        .and_then(|io| io.media.as_mut())
+                    {
                         media.reoffer_failed();
                     }
                     self.send_waiting_restart(&conversation, now);
@@ -492,15 +499,7 @@ impl LineRuntime {
                     conversation,
                     reason,
                 }) => {
-                    self.stop_ringing(&conversation).await;
-                    self.media_seen.remove(&conversation);
-                    self.waiting_restarts.remove(&conversation);
-                    if let Some(media) = self.media.remove(&conversation) {
-                        media.stop().await;
-                    }
-                    if let Some(media) = self.next_media.remove(&conversation) {
-                        media.stop().await;
-                    }
+                    self.forget(&conversation).await;
                     self.conference_call_ended(&conversation).await;
                     self.events.push_back(LineEvent::CallEnded {
                         conversation,
@@ -534,7 +533,11 @@ impl LineRuntime {
                     self.prepare_replacing(conversation, now).await;
                 }
                 SipEvent::NextFailed { conversation } => {
-                    if let Some(media) = self.next_media.remove(&conversation) {
+                    if let Some(media) = self
+                        .calls
+                        .get_mut(&conversation)
+                        .and_then(|io| io.next_media.take())
+                    {
                         media.stop().await;
                     }
                 }
@@ -560,7 +563,7 @@ impl LineRuntime {
                 SipEvent::FlowFailed => {}
                 SipEvent::Line(event @ LineEvent::CallIncoming { .. }) => {
                     if let LineEvent::CallIncoming { conversation, .. } = &event {
-                        self.ringing.insert(conversation.clone());
+                        self.io(conversation).ringing = true;
                         if self.ringer.is_none() {
                             self.ringer = Ringer::start(&self.media_settings.audio);
                         }
@@ -587,16 +590,16 @@ impl LineRuntime {
     /// has received none for `[media] rtp_timeout` is hung up with the cause `timeout`.
     /// `silent`: how long since the far end's last packet, as the media task measured it.
     fn watch_media(&mut self, conversation: &ConversationId, silent: Duration, now: Instant) {
-        let (Some(limit), Some(media)) = (
+        let (Some(limit), Some(io)) = (
             self.media_settings.rtp_timeout,
-            self.media.get(conversation),
+            self.calls.get_mut(conversation),
         ) else {
             return;
         };
-        let expected_since = self
-            .media_seen
-            .entry(conversation.to_owned())
-            .or_insert(now);
+        let Some(media) = &io.media else {
+            return;
+        };
+        let expected_since = io.media_seen.get_or_insert(now);
         if !media.expects_media() {
             *expected_since = now;
             return;
@@ -618,18 +621,29 @@ impl LineRuntime {
 
     /// The agent put the call on hold (or is putting it on hold).
     fn held_by_agent(&self, conversation: &ConversationId) -> bool {
-        self.media
+        self.calls
             .get(conversation)
+            .and_then(|io| io.media.as_ref())
             .is_some_and(CallMedia::agent_holds)
     }
 
     /// This call no longer rings; the ring tone stops with the last ringing call.
     async fn stop_ringing(&mut self, conversation: &ConversationId) {
-        self.ringing.remove(conversation);
-        if self.ringing.is_empty()
+        if let Some(io) = self.calls.get_mut(conversation) {
+            io.ringing = false;
+        }
+        if !self.calls.values().any(|io| io.ringing)
             && let Some(ringer) = self.ringer.take()
         {
             ringer.stop().await;
+        }
+    }
+
+    /// The call ended: its media stops, and the ring tone with the last ringing call.
+    async fn forget(&mut self, conversation: &ConversationId) {
+        self.stop_ringing(conversation).await;
+        if let Some(io) = self.calls.remove(conversation) {
+            io.stop().await;
         }
     }
 
@@ -649,22 +663,19 @@ impl LineRuntime {
             .map(|sip| sip.conversations())
             .unwrap_or_default();
         // Calls still gathering candidates end too (an incoming one is in both lists).
-        calls.extend(
-            self.preparing
-                .drain()
-                .filter(|c| !calls.contains(c))
-                .collect::<Vec<_>>(),
-        );
+        for conversation in self.drain_preparing() {
+            if !calls.contains(&conversation) {
+                calls.push(conversation);
+            }
+        }
         if self.conference.take().is_some() {
             self.events.push_back(LineEvent::ConferenceMixed {
                 conversations: Vec::new(),
             });
         }
-        self.media.clear();
-        self.next_media.clear();
-        self.media_seen.clear();
-        // Dropping the ringer stops it (its task sees the stop channel close).
-        self.ringing.clear();
+        // Their media stops with the tasks; dropping the ringer stops it (its task sees the
+        // stop channel close).
+        self.calls.clear();
         self.ringer = None;
         for conversation in calls {
             self.events.push_back(LineEvent::CallEnded {
