@@ -39,6 +39,14 @@ fn daemon(kamailio: &Kamailio, dir: &std::path::Path) -> Daemon {
     ))
 }
 
+/// Two baresip phones that answer at once: 1002 (441 Hz) and 1003 (660 Hz).
+fn far_ends(kamailio: &Kamailio) -> (Baresip, Baresip) {
+    (
+        Baresip::start(kamailio, "1002", 441.0, "PCMU"),
+        Baresip::start(kamailio, "1003", 660.0, "PCMU"),
+    )
+}
+
 fn cpu(usage: Usage) -> String {
     format!("{:.2} s", usage.cpu_ticks as f64 / clock_ticks_per_second())
 }
@@ -75,10 +83,7 @@ async fn main() {
 
     eprintln!("conference: softphone-bridge");
     let ours = {
-        let (_a, _b) = (
-            Baresip::start(&kamailio, "1002", 441.0, "PCMU"),
-            Baresip::start(&kamailio, "1003", 660.0, "PCMU"),
-        );
+        let _far_ends = far_ends(&kamailio);
         let dir = tempfile::tempdir().expect("tempdir");
         let daemon = daemon(&kamailio, dir.path());
         let mut page = daemon.connect(CRM).await;
@@ -98,10 +103,7 @@ async fn main() {
 
     eprintln!("conference: PJSIP");
     let theirs = {
-        let (_a, _b) = (
-            Baresip::start(&kamailio, "1002", 441.0, "PCMU"),
-            Baresip::start(&kamailio, "1003", 660.0, "PCMU"),
-        );
+        let _far_ends = far_ends(&kamailio);
         let phone = Pjsip::start(&kamailio, "1004", 1000.0);
         phone.command(&format!("dial {}", target("1002")));
         phone.expect("confirmed 0", Duration::from_secs(10));
@@ -120,10 +122,7 @@ async fn main() {
         let mut page = daemon.connect(CRM).await;
         page.registered().await;
         for _ in 0..TRANSFERS {
-            let (_a, _b) = (
-                Baresip::start(&kamailio, "1002", 441.0, "PCMU"),
-                Baresip::start(&kamailio, "1003", 660.0, "PCMU"),
-            );
+            let _far_ends = far_ends(&kamailio);
             let id = page.start_call("1002").await;
             page.event("callAccepted").await;
             let asked = Instant::now();
@@ -140,10 +139,7 @@ async fn main() {
     eprintln!("blind transfers: PJSIP");
     let mut their_transfers = Vec::new();
     for _ in 0..TRANSFERS {
-        let (_a, _b) = (
-            Baresip::start(&kamailio, "1002", 441.0, "PCMU"),
-            Baresip::start(&kamailio, "1003", 660.0, "PCMU"),
-        );
+        let _far_ends = far_ends(&kamailio);
         let phone = Pjsip::start(&kamailio, "1004", 1000.0);
         phone.command(&format!("dial {}", target("1002")));
         phone.expect("confirmed 0", Duration::from_secs(10));

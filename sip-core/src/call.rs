@@ -1226,6 +1226,11 @@ impl Call {
 
     fn respond(&mut self, request: &Request, status: u16) {
         let bytes = Response::to_request(request, status, self.dialog.local.tag()).to_bytes();
+        self.send_answer(request, bytes);
+    }
+
+    /// Sends our answer to `request`, kept to answer its retransmissions the same way.
+    fn send_answer(&mut self, request: &Request, bytes: Vec<u8>) {
         if let Some(cseq) = request.headers.cseq() {
             self.answered
                 .push((cseq.seq, request.method.clone(), bytes.clone()));

@@ -112,6 +112,13 @@ fn uri(user: &str) -> Uri {
     Uri::parse(&format!("sip:{user}@127.0.0.1")).expect("uri")
 }
 
+/// The line calls `users` as conversation `c1` (a shotgun when several) and the phones ring.
+fn dial(line: &mut SipLine, net: &mut Network, users: &[&str], now: Instant, e: &mut OsEntropy) {
+    let targets = users.iter().map(|user| uri(user)).collect();
+    line.dial(id("c1"), targets, "v=0 agent".into(), now, e);
+    net.run(line, now, e);
+}
+
 fn registered_line() -> (SipLine, Instant, OsEntropy) {
     let (mut line, now, mut e) = line(false);
     registered(&mut line, now, &mut e, false);
@@ -129,14 +136,7 @@ fn id(text: &str) -> ConversationId {
 fn shotgun_first_answer_wins_and_the_others_are_cancelled() {
     let (mut line, now, mut e) = registered_line();
     let mut net = Network::default();
-    line.dial(
-        id("c1"),
-        vec![uri("1002"), uri("1003"), uri("1004")],
-        "v=0 agent".into(),
-        now,
-        &mut e,
-    );
-    net.run(&mut line, now, &mut e);
+    dial(&mut line, &mut net, &["1002", "1003", "1004"], now, &mut e);
     assert_eq!(net.count(Method::Invite), 3);
     assert_eq!(
         line_events(&mut line),
@@ -186,14 +186,7 @@ fn shotgun_first_answer_wins_and_the_others_are_cancelled() {
 fn an_answer_crossing_our_cancel_gets_ack_and_bye() {
     let (mut line, now, mut e) = registered_line();
     let mut net = Network::default();
-    line.dial(
-        id("c1"),
-        vec![uri("1002"), uri("1004")],
-        "v=0 agent".into(),
-        now,
-        &mut e,
-    );
-    net.run(&mut line, now, &mut e);
+    dial(&mut line, &mut net, &["1002", "1004"], now, &mut e);
     line_events(&mut line);
     // Both answer before either hears from the line again.
     net.phone("1002").answer("v=0 1002".into(), now);
@@ -219,14 +212,7 @@ fn an_answer_crossing_our_cancel_gets_ack_and_bye() {
 fn a_shotgun_nobody_takes_ends_once_with_the_last_failure() {
     let (mut line, now, mut e) = registered_line();
     let mut net = Network::default();
-    line.dial(
-        id("c1"),
-        vec![uri("1002"), uri("1003")],
-        "v=0 agent".into(),
-        now,
-        &mut e,
-    );
-    net.run(&mut line, now, &mut e);
+    dial(&mut line, &mut net, &["1002", "1003"], now, &mut e);
     line_events(&mut line);
     net.phone("1002").reject(404, now);
     net.run(&mut line, now, &mut e);

@@ -413,28 +413,15 @@ impl LineCall {
         let legs = std::mem::take(&mut self.dialling);
         let mut waiting = Vec::new();
         for (leg, mut call) in legs {
-            let mut outcome = None;
-            while let Some(event) = call.poll_event() {
-                any = true;
-                match event {
-                    CallEvent::Ringing if !self.rang => {
-                        self.rang = true;
-                        events.push_back(SipEvent::Line(LineEvent::CallRinging {
-                            conversation: self.conversation.clone(),
-                        }));
-                    }
-                    CallEvent::Established { remote_sdp } => {
-                        outcome = Some(Ok(remote_sdp));
-                        break;
-                    }
-                    CallEvent::Ended(reason) => {
-                        outcome = Some(Err(reason));
-                        break;
-                    }
-                    _ => {}
-                }
+            let news = settle(&mut call);
+            any |= news.any;
+            if news.rang && !self.rang {
+                self.rang = true;
+                events.push_back(SipEvent::Line(LineEvent::CallRinging {
+                    conversation: self.conversation.clone(),
+                }));
             }
-            match outcome {
+            match news.outcome {
                 Some(Ok(_)) if self.current.is_some() => {
                     // Answered after another leg won: hang up (the caller of a shotgun talks to
                     // one party).
@@ -486,26 +473,9 @@ impl LineCall {
         let Some(next) = &mut self.next else {
             return false;
         };
-        let mut any = false;
-        let mut outcome = None;
-        while let Some(event) = next.call.poll_event() {
-            any = true;
-            match event {
-                CallEvent::Ringing => {
-                    if let (Some(current), NextKind::Referred) = (&mut self.current, &next.kind) {
-                        current.notify_referral(180, "Ringing", now, entropy);
-                    }
-                }
-                CallEvent::Established { remote_sdp } => {
-                    outcome = Some(Ok(remote_sdp));
-                    break;
-                }
-                CallEvent::Ended(reason) => {
-                    outcome = Some(Err(reason));
-                    break;
-                }
-                _ => {}
-            }
+        let News { any, rang, outcome } = settle(&mut next.call);
+        if let (true, Some(current), NextKind::Referred) = (rang, &mut self.current, &next.kind) {
+            current.notify_referral(180, "Ringing", now, entropy);
         }
         let Some(outcome) = outcome else {
             return any;
@@ -579,4 +549,39 @@ impl LineCall {
         }
         true
     }
+}
+
+/// What a dialog that is not yet the call had to say.
+struct News {
+    /// It said anything at all.
+    any: bool,
+    /// Its callee rings.
+    rang: bool,
+    /// Up (their SDP) or over (why), when it came to that.
+    outcome: Option<Result<String, EndReason>>,
+}
+
+/// Reads a dialog's events up to its answer or its end (what follows waits for the next round).
+fn settle(call: &mut Call) -> News {
+    let mut news = News {
+        any: false,
+        rang: false,
+        outcome: None,
+    };
+    while let Some(event) = call.poll_event() {
+        news.any = true;
+        match event {
+            CallEvent::Ringing => news.rang = true,
+            CallEvent::Established { remote_sdp } => {
+                news.outcome = Some(Ok(remote_sdp));
+                break;
+            }
+            CallEvent::Ended(reason) => {
+                news.outcome = Some(Err(reason));
+                break;
+            }
+            _ => {}
+        }
+    }
+    news
 }

@@ -377,11 +377,9 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        self.with_line_call(conversation, now, entropy, |call, _| {
-            call.current().map(|current| current.answer(sdp, now))
+        self.with_current(conversation, now, entropy, |current| {
+            current.answer(sdp, now)
         })
-        .flatten()
-        .is_some()
     }
 
     pub fn reject(
@@ -391,11 +389,23 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> bool {
-        self.with_line_call(conversation, now, entropy, |call, _| {
-            call.current().map(|current| current.reject(status, now))
+        self.with_current(conversation, now, entropy, |current| {
+            current.reject(status, now)
         })
-        .flatten()
-        .is_some()
+    }
+
+    /// [`Self::with_line_call`] on the dialog the agent talks on; false when there is none.
+    fn with_current(
+        &mut self,
+        conversation: &ConversationId,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+        act: impl FnOnce(&mut Call),
+    ) -> bool {
+        self.with_line_call(conversation, now, entropy, |call, _| {
+            call.current().map(act).is_some()
+        })
+        .unwrap_or(false)
     }
 
     pub fn hangup(

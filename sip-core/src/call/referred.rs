@@ -63,19 +63,9 @@ impl Call {
         let Some(referral) = parse_referral(request) else {
             return self.respond(request, 400);
         };
-        let mut accepted = self.dialog_response(request, 202);
-        accepted
-            .headers
-            .push("Contact", format!("<{}>", self.party.contact));
-        let bytes = accepted.to_bytes();
-        if let Some(cseq) = request.headers.cseq() {
-            self.answered
-                .push((cseq.seq, request.method.clone(), bytes.clone()));
-            if self.answered.len() > 16 {
-                self.answered.remove(0);
-            }
-        }
-        self.transmits.push_back(bytes);
+        // With our Contact (`dialog_response`): the NOTIFYs' subscription is a dialog usage.
+        let accepted = self.dialog_response(request, 202).to_bytes();
+        self.send_answer(request, accepted);
         self.referral = Some(Subscription {
             id: request.headers.cseq().map_or(0, |c| c.seq),
             transaction: None,

@@ -48,6 +48,11 @@ impl LineRuntime {
         self.calls.get_mut(conversation)?.media.as_mut()
     }
 
+    /// The sample rate of the call's running media.
+    pub(super) fn media_rate(&self, conversation: &ConversationId) -> Option<u32> {
+        self.media(conversation)?.rate()
+    }
+
     /// The call's entry, made on first use.
     pub(super) fn io(&mut self, conversation: &ConversationId) -> &mut CallIo {
         self.calls.entry(conversation.clone()).or_default()

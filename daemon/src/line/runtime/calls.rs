@@ -30,38 +30,18 @@ impl LineRuntime {
             });
         };
         self.io(&conversation).preparing = true;
-        let media = match self.config.media {
-            MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
-            MediaKind::WebRtc => {
-                let (settings, webrtc, done) = (
-                    self.media_settings.clone(),
-                    self.webrtc_settings(ip),
-                    self.prepared.0.clone(),
-                );
-                tokio::spawn(async move {
-                    let media = CallMedia::for_webrtc_offer(&settings, &webrtc).await;
-                    let _ = done.send(Prepared::Offer {
-                        conversation,
-                        targets,
-                        media,
-                    });
-                });
-                return;
-            }
+        let wrap = move |media| Prepared::Offer {
+            conversation,
+            targets,
+            media,
         };
-        self.on_prepared(
-            Prepared::Offer {
-                conversation,
-                targets,
-                media,
-            },
-            now,
-        )
-        .await;
+        if let Some(prepared) = self.offer_media(ip, wrap).await {
+            self.on_prepared(prepared, now).await;
+        }
     }
 
-    /// The far end's REFER asks for a call to someone else: media for its offer, in a task
-    /// for WebRTC; [`Prepared::Referral`] places it.
+    /// The far end's REFER asks for a call to someone else: media for its offer;
+    /// [`Prepared::Referral`] places it.
     pub(super) async fn prepare_referral(&mut self, conversation: ConversationId, now: Instant) {
         let Some(ip) = self.local_ip() else {
             if let Some(sip) = &mut self.sip {
@@ -70,8 +50,41 @@ impl LineRuntime {
             }
             return;
         };
-        let media = match self.config.media {
-            MediaKind::Rtp => CallMedia::for_offer(ip, &self.media_settings).await,
+        let wrap = move |media| Prepared::Referral {
+            conversation,
+            media,
+        };
+        if let Some(prepared) = self.offer_media(ip, wrap).await {
+            self.on_prepared(prepared, now).await;
+        }
+    }
+
+    /// An INVITE with `Replaces` takes the call's place: media for our answer to its offer.
+    pub(super) async fn prepare_replacing(&mut self, conversation: ConversationId, now: Instant) {
+        let (Some(ip), Some(sip)) = (self.local_ip(), &mut self.sip) else {
+            return;
+        };
+        let Some(text) = sip.next_remote_sdp(&conversation) else {
+            return;
+        };
+        let wrap = move |media| Prepared::Replacing {
+            conversation,
+            media,
+        };
+        if let Some(prepared) = self.answer_media(ip, text, wrap).await {
+            self.on_prepared(prepared, now).await;
+        }
+    }
+
+    /// Media for an offer: bound at once for plain RTP (returned, `wrap`ped); gathered in a task
+    /// for WebRTC, arriving later as `wrap(media)` (None now).
+    async fn offer_media(
+        &mut self,
+        ip: IpAddr,
+        wrap: impl FnOnce(Result<CallMedia, String>) -> Prepared + Send + 'static,
+    ) -> Option<Prepared> {
+        match self.config.media {
+            MediaKind::Rtp => Some(wrap(CallMedia::for_offer(ip, &self.media_settings).await)),
             MediaKind::WebRtc => {
                 let (settings, webrtc, done) = (
                     self.media_settings.clone(),
@@ -80,64 +93,43 @@ impl LineRuntime {
                 );
                 tokio::spawn(async move {
                     let media = CallMedia::for_webrtc_offer(&settings, &webrtc).await;
-                    let _ = done.send(Prepared::Referral {
-                        conversation,
-                        media,
-                    });
+                    let _ = done.send(wrap(media));
                 });
-                return;
+                None
             }
-        };
-        self.on_prepared(
-            Prepared::Referral {
-                conversation,
-                media,
-            },
-            now,
-        )
-        .await;
+        }
     }
 
-    /// An INVITE with `Replaces` takes the call's place: media for our answer to its offer.
-    pub(super) async fn prepare_replacing(&mut self, conversation: ConversationId, now: Instant) {
-        let (Some(ip), Some(sip)) = (self.local_ip(), &mut self.sip) else {
-            return;
+    /// Media for our answer to their offer `text`, as [`Self::offer_media`]. The offer's profile
+    /// decides, so a WebRTC line still takes a plain-RTP call from a PBX; an offer we cannot
+    /// read is refused with 488.
+    async fn answer_media(
+        &mut self,
+        ip: IpAddr,
+        text: String,
+        wrap: impl FnOnce(Result<CallMedia, Unacceptable>) -> Prepared + Send + 'static,
+    ) -> Option<Prepared> {
+        let Ok(offer) = SessionDescription::parse(&text) else {
+            return Some(wrap(Err(Unacceptable {
+                status: 488,
+                reason: "their offer is not SDP we can read".into(),
+            })));
         };
-        let text = sip.next_remote_sdp(&conversation);
-        let Some((text, offer)) = text.and_then(|text| {
-            SessionDescription::parse(&text)
-                .ok()
-                .map(|offer| (text, offer))
-        }) else {
-            sip.reject_next(&conversation, 488, now, &mut self.entropy);
-            return;
-        };
-        let media =
-            if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
-                let (settings, webrtc, done) = (
-                    self.media_settings.clone(),
-                    self.webrtc_settings(ip),
-                    self.prepared.0.clone(),
-                );
-                tokio::spawn(async move {
-                    let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
-                    let _ = done.send(Prepared::Replacing {
-                        conversation,
-                        media,
-                    });
-                });
-                return;
-            } else {
-                CallMedia::for_answer(ip, &self.media_settings, &offer).await
-            };
-        self.on_prepared(
-            Prepared::Replacing {
-                conversation,
-                media,
-            },
-            now,
-        )
-        .await;
+        if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
+            let (settings, webrtc, done) = (
+                self.media_settings.clone(),
+                self.webrtc_settings(ip),
+                self.prepared.0.clone(),
+            );
+            tokio::spawn(async move {
+                let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
+                let _ = done.send(wrap(media));
+            });
+            return None;
+        }
+        Some(wrap(
+            CallMedia::for_answer(ip, &self.media_settings, &offer).await,
+        ))
     }
 
     /// A transfer of the far end's doing reached the new party: the media prepared for the new
@@ -185,45 +177,20 @@ impl LineRuntime {
     pub(super) async fn answer(&mut self, conversation: &ConversationId, now: Instant) {
         let Some(ip) = self.local_ip() else { return };
         let Some(sip) = &mut self.sip else { return };
-        let text = sip.remote_sdp(conversation);
-        let Some((text, offer)) = text.and_then(|text| {
-            SessionDescription::parse(&text)
-                .ok()
-                .map(|offer| (text, offer))
-        }) else {
-            // No usable offer (offerless INVITE is not supported yet): refuse honestly.
+        let Some(text) = sip.remote_sdp(conversation) else {
+            // No offer (an offerless INVITE is not supported yet): refuse honestly.
             sip.reject(conversation, 488, now, &mut self.entropy);
             return;
         };
         self.io(conversation).preparing = true;
-        // The offer's profile decides, so a WebRTC line still takes a plain-RTP call from a PBX.
-        let media =
-            if offer.audio.protocol.contains("TLS") && self.config.media == MediaKind::WebRtc {
-                let (settings, webrtc, done) = (
-                    self.media_settings.clone(),
-                    self.webrtc_settings(ip),
-                    self.prepared.0.clone(),
-                );
-                let conversation = conversation.to_owned();
-                tokio::spawn(async move {
-                    let media = CallMedia::for_webrtc_answer(&settings, &webrtc, &text).await;
-                    let _ = done.send(Prepared::Answer {
-                        conversation,
-                        media,
-                    });
-                });
-                return;
-            } else {
-                CallMedia::for_answer(ip, &self.media_settings, &offer).await
-            };
-        self.on_prepared(
-            Prepared::Answer {
-                conversation: conversation.to_owned(),
-                media,
-            },
-            now,
-        )
-        .await;
+        let conversation = conversation.to_owned();
+        let wrap = move |media| Prepared::Answer {
+            conversation,
+            media,
+        };
+        if let Some(prepared) = self.answer_media(ip, text, wrap).await {
+            self.on_prepared(prepared, now).await;
+        }
     }
 
     /// The media a call waited for is ready: send the INVITE or the 200, or give up on the call.
@@ -242,11 +209,17 @@ impl LineRuntime {
             Prepared::Referral {
                 conversation,
                 media,
-            } => return self.on_referral_prepared(conversation, media, now).await,
+            } => {
+                let media = media.map_err(|reason| Unacceptable {
+                    status: 503,
+                    reason,
+                });
+                return self.on_next_prepared(conversation, media, true, now).await;
+            }
             Prepared::Replacing {
                 conversation,
                 media,
-            } => return self.on_replacing_prepared(conversation, media, now).await,
+            } => return self.on_next_prepared(conversation, media, false, now).await,
             Prepared::Offer {
                 ref conversation, ..
             }
@@ -329,10 +302,13 @@ impl LineRuntime {
         }
     }
 
-    async fn on_referral_prepared(
+    /// Media for the dialog that is to take a call's place is ready: place it (their REFER) or
+    /// answer it (their INVITE with `Replaces`); or tell them it cannot be.
+    async fn on_next_prepared(
         &mut self,
         conversation: ConversationId,
-        media: Result<CallMedia, String>,
+        media: Result<CallMedia, Unacceptable>,
+        referral: bool,
         now: Instant,
     ) {
         let Some(sip) = &mut self.sip else {
@@ -341,42 +317,27 @@ impl LineRuntime {
             }
             return;
         };
+        let entropy = &mut self.entropy;
         match media {
             Ok(media) => {
-                if sip.follow_referral(&conversation, media.sdp(), now, &mut self.entropy) {
+                let placed = if referral {
+                    sip.follow_referral(&conversation, media.sdp(), now, entropy)
+                } else {
+                    sip.answer_next(&conversation, media.sdp(), now, entropy)
+                };
+                if placed {
                     self.calls.entry(conversation).or_default().next_media = Some(media);
                 } else {
                     // The call ended meanwhile.
                     media.stop().await;
                 }
             }
-            Err(reason) => sip.referral_failed(&conversation, 503, &reason, now, &mut self.entropy),
-        }
-    }
-
-    async fn on_replacing_prepared(
-        &mut self,
-        conversation: ConversationId,
-        media: Result<CallMedia, Unacceptable>,
-        now: Instant,
-    ) {
-        let Some(sip) = &mut self.sip else {
-            if let Ok(media) = media {
-                media.stop().await;
-            }
-            return;
-        };
-        match media {
-            Ok(media) => {
-                if sip.answer_next(&conversation, media.sdp(), now, &mut self.entropy) {
-                    self.calls.entry(conversation).or_default().next_media = Some(media);
-                } else {
-                    media.stop().await;
-                }
+            Err(refusal) if referral => {
+                sip.referral_failed(&conversation, refusal.status, &refusal.reason, now, entropy)
             }
             Err(refusal) => {
                 tracing::warn!(%conversation, "cannot take the replacing call: {}", refusal.reason);
-                sip.reject_next(&conversation, refusal.status, now, &mut self.entropy);
+                sip.reject_next(&conversation, refusal.status, now, entropy);
             }
         }
     }

@@ -29,10 +29,7 @@ impl LineRuntime {
         let joinable: Vec<ConversationId> = wanted
             .into_iter()
             .filter(|c| {
-                self.calls
-                    .get(c)
-                    .and_then(|io| io.media.as_ref())
-                    .and_then(|media| media.rate())
+                self.media_rate(c)
                     .is_some_and(|rate| RateConverter::new(rate).is_some())
             })
             .collect();
@@ -77,12 +74,7 @@ impl LineRuntime {
             if conference.legs.contains(conversation) {
                 continue;
             }
-            let Some(rate) = self
-                .calls
-                .get(conversation)
-                .and_then(|io| io.media.as_ref())
-                .and_then(|m| m.rate())
-            else {
+            let Some(rate) = self.media_rate(conversation) else {
                 continue;
             };
             if let Some(leg) = conference.hub.leg(rate) {
@@ -127,10 +119,7 @@ impl LineRuntime {
             return;
         }
         let leg = self
-            .calls
-            .get(conversation)
-            .and_then(|io| io.media.as_ref())
-            .and_then(|m| m.rate())
+            .media_rate(conversation)
             .and_then(|rate| conference.hub.leg(rate));
         if let Some(leg) = leg {
             self.give_audio(conversation, leg).await;
@@ -154,12 +143,7 @@ impl LineRuntime {
 
     /// The call's media gets the agent's devices again.
     async fn own_audio(&mut self, conversation: &ConversationId) {
-        let Some(rate) = self
-            .calls
-            .get(conversation)
-            .and_then(|io| io.media.as_ref())
-            .and_then(|m| m.rate())
-        else {
+        let Some(rate) = self.media_rate(conversation) else {
             return;
         };
         let own = audio::open_for_call(&self.media_settings.audio, rate).unwrap_or_else(|e| {
