@@ -415,6 +415,23 @@ fn an_invite_with_replaces_takes_the_calls_place() {
     assert_eq!(line.conversations(), [conversation]);
 }
 
+/// 1002 called the agent, who then called 1003 (conversation `c2`); both are up. Returns the
+/// first conversation.
+fn consulting(
+    line: &mut SipLine,
+    net: &mut Network,
+    now: Instant,
+    e: &mut OsEntropy,
+) -> ConversationId {
+    let first = answered_incoming(line, net, now, e);
+    line.dial(id("c2"), vec![uri("1003")], "v=0 agent".into(), now, e);
+    net.run(line, now, e);
+    net.phone("1003").answer("v=0 1003".into(), now);
+    net.run(line, now, e);
+    events(line);
+    first
+}
+
 /// Our attended transfer: the agent has 1002 and 1003 up; `connect_calls` REFERs 1002 to 1003
 /// with a `Replaces` naming our call with 1003. 1002 accepts and reports success: both our
 /// calls end `Transferred`.
@@ -422,12 +439,7 @@ fn an_invite_with_replaces_takes_the_calls_place() {
 fn connect_calls_ends_both_legs_once_the_transferee_reports_success() {
     let (mut line, now, mut e) = registered_line();
     let mut net = Network::default();
-    let first = answered_incoming(&mut line, &mut net, now, &mut e);
-    line.dial(id("c2"), vec![uri("1003")], "v=0 agent".into(), now, &mut e);
-    net.run(&mut line, now, &mut e);
-    net.phone("1003").answer("v=0 1003".into(), now);
-    net.run(&mut line, now, &mut e);
-    events(&mut line);
+    let first = consulting(&mut line, &mut net, now, &mut e);
     assert!(!line.connect_calls(&first, &id("nope"), now, &mut e));
     assert!(line.connect_calls(&first, &id("c2"), now, &mut e));
     net.run(&mut line, now, &mut e);
@@ -544,12 +556,7 @@ fn a_referral_that_comes_to_nothing_ends_the_call_once_and_loops_are_cut() {
 fn an_unconfirmed_attended_transfer_leaves_the_consultation() {
     let (mut line, now, mut e) = registered_line();
     let mut net = Network::default();
-    let first = answered_incoming(&mut line, &mut net, now, &mut e);
-    line.dial(id("c2"), vec![uri("1003")], "v=0 agent".into(), now, &mut e);
-    net.run(&mut line, now, &mut e);
-    net.phone("1003").answer("v=0 1003".into(), now);
-    net.run(&mut line, now, &mut e);
-    events(&mut line);
+    let first = consulting(&mut line, &mut net, now, &mut e);
     assert!(line.connect_calls(&first, &id("c2"), now, &mut e));
     net.run(&mut line, now, &mut e);
     net.phone("1002").hangup(now, &mut e);
