@@ -5,9 +5,13 @@
 //! cancels an unanswered call or sends BYE. Incoming: [`Call::incoming`] answers 100 and 180;
 //! [`Call::answer`] sends 200 with our SDP and retransmits it until the ACK (Timers G/H);
 //! [`Call::reject`] sends 486/603. Either side's BYE ends it. Their re-INVITE gets our SDP with
-//! the direction mirrored; [`Call::reoffer`] sends ours (hold and resume). [`Call::refer`]
-//! transfers an established call (blind, RFC 3515; `call/transfer.rs`): the far end's NOTIFYs
-//! decide the outcome, and a transferred call ends with a BYE.
+//! the direction mirrored; [`Call::reoffer`] sends ours (hold and resume), and sends it again
+//! after a glare (their re-INVITE crossing ours: 491 both ways; RFC 3261 §14.1). [`Call::refer`]
+//! transfers an established call (RFC 3515; `call/transfer.rs`), blind or attended (a `Replaces`
+//! in `Refer-To`): the far end's NOTIFYs decide the outcome, and a transferred call ends with a
+//! BYE. Their REFER is accepted and reported ([`CallEvent::Referred`], `call/referred.rs`); the
+//! line places the new call ([`Call::outgoing_referred`]) and reports its progress back with
+//! [`Call::notify_referral`].
 //!
 //! Refused up front: a `Require` we lack (420), a body without SDP (415), a session interval
 //! below ours (422), bad `Replaces` (400). Session timers (`session_timer.rs`) refresh or expire
