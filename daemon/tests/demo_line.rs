@@ -31,8 +31,16 @@ async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
     eventually("two seconds of echo", Duration::from_secs(15), || {
         (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) > 2 * 8000 * 2 + 44).then_some(())
     });
+    // What the agent submits during the call is its outcome in `callEnded` (issue 11).
+    page.request(
+        "submit_notes",
+        json!({"conversationId": id, "disposition": "Sale", "notes": "two seats"}),
+    )
+    .await;
     page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["disposition"], "Sale", "{ended}");
+    assert_eq!(ended["payload"]["notes"], "two seats", "{ended}");
     let (rate, samples) = read_wav(&heard).expect("recording");
     let report = analyse(rate, &samples, &[1000.0, 441.0]);
     assert_eq!(

@@ -80,6 +80,8 @@ pub struct PhoneCall {
     pub transferring_to: Option<String>,
     /// A shotgun dial's numbers, in order (empty for a call to one number).
     pub shotgun: Vec<String>,
+    /// The agent's disposition and notes submitted during the call, for its `callEnded`.
+    pub outcome: Option<(String, String)>,
 }
 
 impl PhoneCall {
@@ -103,6 +105,7 @@ impl PhoneCall {
             fields,
             transferring_to: None,
             shotgun: Vec::new(),
+            outcome: None,
         }
     }
 
@@ -200,8 +203,8 @@ impl PhoneCall {
             duration: self
                 .answered_at
                 .map_or(0, |at| now.saturating_duration_since(at).as_secs()),
-            disposition: None,
-            notes: None,
+            disposition: self.outcome.as_ref().map(|(d, _)| d.clone()),
+            notes: self.outcome.as_ref().map(|(_, n)| n.clone()),
             call_type: self.call_type().into(),
             cause: end_cause(reason),
             sip_status,

@@ -653,8 +653,8 @@ impl Phone {
         }
         let call = self
             .ended
-            .iter()
-            .chain(self.calls.iter())
+            .iter_mut()
+            .chain(self.calls.iter_mut())
             .find(|c| c.conversation_id == *notes.conversation_id.as_str())
             .ok_or_else(|| {
                 PhoneError::UnknownCall(format!(
@@ -662,6 +662,8 @@ impl Phone {
                     shorten(&notes.conversation_id)
                 ))
             })?;
+        // The latest outcome counts: a call still going carries it in its `callEnded`.
+        call.outcome = Some((notes.disposition.clone(), notes.notes.clone()));
         self.events
             .push_back(Event::CallNotesSubmitted(CallNotesSubmitted {
                 partner_id: call.fields.partner_id.clone(),

@@ -1071,3 +1071,46 @@ fn conference_follows_what_the_line_mixes() {
             .all(|c| c.conference_id.is_none())
     );
 }
+
+/// Issue 11 (first part): what the agent submits during a call — the latest of it — is the
+/// call's outcome in its `callEnded`; a call with nothing submitted ends with nulls.
+#[test]
+fn call_ended_carries_the_outcome_submitted_during_the_call() {
+    let (mut phone, a, b) = two_calls();
+    for (disposition, notes) in [("Call back", "first thought"), ("Sale", "two seats")] {
+        phone
+            .handle_action(Action::SubmitNotes(NotesSubmission {
+                conversation_id: a.to_string(),
+                disposition: disposition.into(),
+                notes: notes.into(),
+            }))
+            .expect("notes taken");
+    }
+    while phone.poll_event().is_some() {}
+    let now = Instant::now();
+    for id in [&a, &b] {
+        phone.handle_line_event(
+            LineEvent::CallEnded {
+                conversation: id.clone(),
+                reason: EndReason::Remote,
+            },
+            now,
+        );
+    }
+    let ended: Vec<(String, Option<String>, Option<String>)> =
+        std::iter::from_fn(|| phone.poll_event())
+            .filter_map(|event| match event {
+                Event::CallEnded(ended) => {
+                    Some((ended.conversation_id, ended.disposition, ended.notes))
+                }
+                _ => None,
+            })
+            .collect();
+    assert_eq!(
+        ended,
+        [
+            (a.to_string(), Some("Sale".into()), Some("two seats".into())),
+            (b.to_string(), None, None),
+        ]
+    );
+}
