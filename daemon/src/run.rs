@@ -136,6 +136,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         may_provision: config
             .provisioning
             .pages_may_provision(config.account.is_some()),
+        free_text_dispositions: config.dispositions.free_text,
     });
     let media = MediaSettings::from_config(&config.audio, &config.media);
     // A provisioned line gets IT's audio devices but not IT's [media] choices.

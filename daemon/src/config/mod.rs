@@ -28,6 +28,16 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub demo: DemoConfig,
     pub provisioning: ProvisioningConfig,
+    pub dispositions: DispositionsConfig,
+}
+
+/// What the agent's outcome of a call may be.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispositionsConfig {
+    /// Accept a disposition that is not in the list the page set (`disposition`), as free text.
+    /// Off: once a list is set, `submit_notes` takes only its codes.
+    pub free_text: bool,
 }
 
 /// What IT decides about accounts that CRM pages provision with the seed's parameters.

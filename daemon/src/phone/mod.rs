@@ -50,6 +50,8 @@ pub struct PhoneSettings {
     /// Whether pages may `provision` and `logout` at all (`[provisioning] allowed`, resolved
     /// against whether IT configured an `[account]`).
     pub may_provision: bool,
+    /// `[dispositions] free_text`: a disposition outside the page's list is taken.
+    pub free_text_dispositions: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -120,6 +122,7 @@ pub struct Phone {
     auto_answer: bool,
     provisioning: crate::config::ProvisioningConfig,
     may_provision: bool,
+    free_text_dispositions: bool,
     commands: VecDeque<LineCommand>,
     events: VecDeque<Event>,
 }
@@ -157,6 +160,7 @@ impl Phone {
             auto_answer: settings.auto_answer,
             provisioning: settings.provisioning,
             may_provision: settings.may_provision,
+            free_text_dispositions: settings.free_text_dispositions,
             commands: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -646,6 +650,16 @@ impl Phone {
         notes: crate::protocol::NotesSubmission,
     ) -> Result<Value, PhoneError> {
         check_text("disposition", &notes.disposition)?;
+        if !self.free_text_dispositions
+            && !self.dispositions.is_empty()
+            && !self.dispositions.contains(&notes.disposition)
+        {
+            return Err(PhoneError::InvalidParams(format!(
+                "`{}` is not one of the dispositions set for this phone ({}); IT may allow free text with [dispositions] free_text = true",
+                shorten(&notes.disposition),
+                shorten(&self.dispositions.join(", "))
+            )));
+        }
         if notes.notes.chars().count() > 10_000 {
             return Err(PhoneError::InvalidParams(
                 "notes are longer than 10000 characters".into(),

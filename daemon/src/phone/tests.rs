@@ -23,6 +23,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         ids: Box::new(Counter(0)),
         wall_clock: || time::macros::datetime!(2026-11-22 09:00 UTC),
         auto_answer: false,
+        free_text_dispositions: false,
     }
 }
 
@@ -1113,4 +1114,42 @@ fn call_ended_carries_the_outcome_submitted_during_the_call() {
             (b.to_string(), None, None),
         ]
     );
+}
+
+/// Issue 11: once the page set the dispositions, `submit_notes` takes only those codes, unless
+/// IT allows free text; with no list any disposition is taken.
+#[test]
+fn dispositions_outside_the_list_are_refused_unless_it_allows_free_text() {
+    let submit = |phone: &mut Phone, id: &ConversationId, disposition: &str| {
+        phone.handle_action(Action::SubmitNotes(NotesSubmission {
+            conversation_id: id.to_string(),
+            disposition: disposition.into(),
+            notes: String::new(),
+        }))
+    };
+    let (mut phone, a, _) = two_calls();
+    assert!(submit(&mut phone, &a, "Anything").is_ok(), "no list yet");
+    phone
+        .handle_action(Action::Disposition(vec!["Sale".into(), "No answer".into()]))
+        .expect("list set");
+    assert_eq!(
+        code(submit(&mut phone, &a, "Anything")),
+        Some(ErrorCode::InvalidParams)
+    );
+    assert!(submit(&mut phone, &a, "Sale").is_ok());
+
+    let mut open = Phone::new(PhoneSettings {
+        free_text_dispositions: true,
+        ..settings(Some("127.0.0.1"))
+    });
+    open.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    ring(&mut open, "c", Instant::now());
+    open.handle_action(Action::Disposition(vec!["Sale".into()]))
+        .expect("list set");
+    assert!(submit(&mut open, &"c".into(), "Customer asked for a brochure").is_ok());
 }
