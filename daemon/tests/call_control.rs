@@ -7,7 +7,7 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{CRM, eventually};
+use common::eventually;
 use lab::{Baresip, analyse};
 use serde_json::json;
 
@@ -24,8 +24,7 @@ const TARGET_HZ: f64 = 660.0;
 async fn a_blind_transfer_hands_the_caller_to_the_target() {
     let lab = call_lab::lab("PCMU");
     let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "PCMU");
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let id = lab.answered_call(&mut page).await;
 
     // Bad input first: it changes nothing.
@@ -78,8 +77,7 @@ async fn a_blind_transfer_hands_the_caller_to_the_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_blind_transfer_leaves_the_call_up() {
     let lab = call_lab::lab("PCMU");
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let id = lab.answered_call(&mut page).await;
     page.request("transfer", json!({"to": "1099", "conversationId": id}))
         .await;
@@ -104,8 +102,7 @@ async fn a_failed_blind_transfer_leaves_the_call_up() {
 async fn answering_a_second_call_holds_the_first_and_unhold_switches() {
     let lab = call_lab::lab("PCMU");
     let second = Baresip::start_with(&lab.kamailio, "1003", TARGET_HZ, "PCMU", "auto");
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let first = lab.answered_call(&mut page).await;
 
     second.command(
@@ -197,8 +194,7 @@ async fn a_shotgun_dial_takes_the_first_to_answer_and_cancels_the_rest() {
         ringing("1005", 520.0),
         ringing("1006", 540.0),
     );
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
 
     for (params, code) in [
         (json!({"dialTo": []}), "invalid_params"),
@@ -295,8 +291,7 @@ async fn a_shotgun_dial_takes_the_first_to_answer_and_cancels_the_rest() {
 async fn connect_calls_joins_the_caller_with_the_consulted_party() {
     let lab = call_lab::lab("PCMU");
     let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "PCMU");
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let first = lab.answered_call(&mut page).await;
     let consult = page.start_call("1003").await;
     let held = page.event("callHoldChanged").await;
@@ -390,8 +385,7 @@ async fn connect_calls_joins_the_caller_with_the_consulted_party() {
 async fn a_transfer_by_the_far_end_moves_the_call_to_the_new_party() {
     let lab = call_lab::lab("PCMU");
     let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "PCMU");
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let id = lab.answered_call(&mut page).await;
 
     lab.baresip.command(
@@ -454,8 +448,7 @@ async fn a_transfer_by_the_far_end_moves_the_call_to_the_new_party() {
 async fn a_conference_mixes_every_party_and_split_takes_one_out() {
     let lab = call_lab::lab_with("PCMU", "", "codecs = [\"pcmu\", \"opus\"]");
     let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "opus/48000/2");
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let first = lab.answered_call(&mut page).await;
     // 1002's level when it hears only the agent: the two-party reference.
     let two_party = {
@@ -514,7 +507,8 @@ async fn a_conference_mixes_every_party_and_split_takes_one_out() {
     // `aufilt_setup` does not rebuild them while the send filters exist) — PJSIP's test
     // covers the held party (`second_stack.rs`).
     let marks = |phone: &Baresip| phone.recorded_bytes();
-    std::thread::sleep(Duration::from_secs(1));
+    // The first second of the mix (legs joining) is left out.
+    wait_recorded_more(&target, marks(&target), 192_000.0);
     let from_1003 = marks(&target);
     wait_recorded_more(&target, from_1003, 4.0 * 192_000.0);
     let to_1003 = marks(&target);
@@ -592,15 +586,11 @@ async fn a_conference_mixes_every_party_and_split_takes_one_out() {
 
 /// Waits until `phone` has recorded `bytes` more than `from`.
 fn wait_recorded_more(phone: &Baresip, from: u64, bytes: f64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while phone.recorded_bytes() < from + bytes as u64 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the far end's recording grew from {from} to {} bytes, not by {bytes}",
-            phone.recorded_bytes()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        &format!("the far end's recording to grow from {from} bytes by {bytes}"),
+        Duration::from_secs(20),
+        || (phone.recorded_bytes() >= from + bytes as u64).then_some(()),
+    );
 }
 
 /// A call the agent holds is not handed over by its far end: 1002, on hold, transfers the
@@ -610,8 +600,7 @@ fn wait_recorded_more(phone: &Baresip, from: u64, bytes: f64) {
 async fn a_held_call_is_not_transferred_by_its_far_end() {
     let lab = call_lab::lab("PCMU");
     let target = Baresip::start_with(&lab.kamailio, "1003", TARGET_HZ, "PCMU", "manual");
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let id = lab.answered_call(&mut page).await;
     page.request("hold", json!({"conversationId": id})).await;
     page.event("callHoldChanged").await;
@@ -623,8 +612,6 @@ async fn a_held_call_is_not_transferred_by_its_far_end() {
     eventually("1002 to hear the refusal", Duration::from_secs(10), || {
         lab.baresip.log().contains("403").then_some(())
     });
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(!target.log().contains("Incoming call"), "1003 never rang");
     // baresip 1.0 drops a call whose transfer failed (`ua.c`: CALL_EVENT_TRANSFER_FAILED frees
     // it): if the call ended, it was 1002's doing, not a transfer; otherwise it is still held.
     match page.event_within("callEnded", Duration::from_secs(3)).await {
@@ -639,4 +626,6 @@ async fn a_held_call_is_not_transferred_by_its_far_end() {
             page.event("callEnded").await;
         }
     }
+    // The refusal was decided when the REFER came, before 1002 heard it: no INVITE went out.
+    assert!(!target.log().contains("Incoming call"), "1003 never rang");
 }

@@ -10,7 +10,7 @@ mod lab;
 
 use std::time::Duration;
 
-use common::{CRM, eventually};
+use common::eventually;
 use lab::analyse;
 use lab::pjsip::Pjsip;
 use serde_json::json;
@@ -41,8 +41,7 @@ async fn an_attended_transfer_is_taken_by_its_replaces() {
     let lab = call_lab::lab("PCMU");
     let transferee = Pjsip::start(&lab.kamailio, "1004", PJSIP_A_HZ);
     let target = Pjsip::start(&lab.kamailio, "1005", PJSIP_B_HZ);
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let first = page.start_call("1004").await;
     page.event("callAccepted").await;
     let consult = page.start_call("1005").await;
@@ -107,8 +106,7 @@ async fn an_invite_with_replaces_moves_the_agents_call() {
     let lab = call_lab::lab("PCMU");
     let transferor = Pjsip::start(&lab.kamailio, "1004", PJSIP_A_HZ);
     let newcomer = Pjsip::start(&lab.kamailio, "1005", PJSIP_B_HZ);
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     transferor.command(&format!("dial {}", uri(&lab, "1005")));
     transferor.expect("confirmed 0", WAIT);
     transferor.command(&format!("dial {}", uri(&lab, "1001")));
@@ -163,8 +161,7 @@ async fn a_refer_with_replaces_hands_the_agent_over() {
     let lab = call_lab::lab("PCMU");
     let transferor = Pjsip::start(&lab.kamailio, "1004", PJSIP_A_HZ);
     let target = Pjsip::start(&lab.kamailio, "1005", PJSIP_B_HZ);
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     transferor.command(&format!("dial {}", uri(&lab, "1001")));
     let (id, _) = page.incoming_call().await;
     page.request("answer", json!({"conversationId": id})).await;
@@ -205,8 +202,7 @@ async fn a_refer_with_replaces_hands_the_agent_over() {
 async fn the_held_party_of_a_conference_hears_both_others() {
     let lab = call_lab::lab("PCMU");
     let phone = Pjsip::start(&lab.kamailio, "1004", PJSIP_A_HZ);
-    let mut page = lab.daemon.connect(CRM).await;
-    page.registered().await;
+    let mut page = lab.page().await;
     let first = page.start_call("1004").await;
     page.event("callAccepted").await;
     eventually("1004 hears the agent", WAIT, || {
@@ -218,7 +214,11 @@ async fn the_held_party_of_a_conference_hears_both_others() {
     page.request("conference", json!({"conversationIds": [first, second]}))
         .await;
     page.event("conferenceChanged").await;
-    std::thread::sleep(Duration::from_secs(1));
+    // The first second of the mix (legs joining) is left out.
+    let joined = phone.recorded_bytes(0);
+    eventually("the mix to run a second", WAIT, || {
+        (phone.recorded_bytes(0) > joined + 32_000).then_some(())
+    });
     let from = phone.recorded_bytes(0);
     eventually("four seconds of conference", WAIT, || {
         (phone.recorded_bytes(0) > from + 4 * 32_000).then_some(())

@@ -147,6 +147,13 @@ impl Lab {
             .unwrap_or(0)
     }
 
+    /// A page of the CRM's origin, connected once the line is registered.
+    pub async fn page(&self) -> common::Client {
+        let mut page = self.daemon.connect(common::CRM).await;
+        page.registered().await;
+        page
+    }
+
     /// baresip calls the agent, the page answers, and audio flows; returns the conversation id.
     pub async fn answered_call(&self, page: &mut common::Client) -> String {
         let (id, _) = self.call_the_agent(page).await;
