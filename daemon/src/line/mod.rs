@@ -5,9 +5,12 @@
 //! `Call`). Its connection can drop, move to a backup server or to a new local address without
 //! ending the calls that are up: [`SipLine::rebind`] takes them over to the new connection.
 //! When the registrar keeps the flow (RFC 5626) the line pings it and reports its failure; on
-//! streams, calls carry the registrar's GRUU as their contact. Calls are keyed by
-//! [`ConversationId`]. Media, the transport and timers live in [`runtime`]; the liveness probe
-//! in `probe.rs`; what call media is set up with in `media_settings.rs`.
+//! streams, calls carry the registrar's GRUU as their contact. Each call is one `LineCall`
+//! (`line_call.rs`) keyed by [`ConversationId`], whatever dialogs stand behind it: a shotgun's
+//! legs, the new party of a transfer of the far end's doing, dialogs winding down. Media, the
+//! transport and timers live in [`runtime`] (a call's I/O in one `CallIo`, the local conference
+//! in `runtime/conference.rs`); the liveness probe in `probe.rs`; what call media is set up with
+//! in `media_settings.rs`.
 
 mod call_media;
 mod config;
