@@ -33,8 +33,9 @@ use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
 /// `timer` too while session timers are on. `replaces`: an INVITE that takes a call's place
 /// (RFC 3891; PJSIP requires it when it follows an attended transfer's REFER).
 pub const SUPPORTED: [&str; 1] = ["replaces"];
-/// Who we are on this line.
-#[derive(Debug, Clone)]
+/// Who we are on this line. Its `Debug` leaves the password out: calls and the line that hold
+/// it are debug-printable, and a secret must not reach a log line by that road.
+#[derive(Clone)]
 pub struct LocalParty {
     pub aor: Uri,
     pub contact: Uri,
@@ -47,6 +48,22 @@ pub struct LocalParty {
     pub user_agent: String,
     /// Session timers (RFC 4028): the interval we ask for and accept, in seconds; None: off.
     pub session_interval: Option<u32>,
+}
+
+impl std::fmt::Debug for LocalParty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalParty")
+            .field("aor", &self.aor)
+            .field("contact", &self.contact)
+            .field("transport", &self.transport)
+            .field("sent_by", &self.sent_by)
+            .field("reliable", &self.reliable)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("user_agent", &self.user_agent)
+            .field("session_interval", &self.session_interval)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

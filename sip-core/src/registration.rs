@@ -22,7 +22,8 @@ pub trait Entropy {
     fn token(&mut self) -> String;
 }
 
-#[derive(Debug, Clone)]
+/// Its `Debug` leaves the password out (see `call::LocalParty`).
+#[derive(Clone)]
 pub struct RegistrationConfig {
     /// Request-URI of REGISTER, e.g. `sip:127.0.0.1:5060`.
     pub registrar: Uri,
@@ -46,6 +47,25 @@ pub struct RegistrationConfig {
     /// This installation's `+sip.instance` (`urn:uuid:…`), the same across restarts; None: a
     /// plain RFC 3261 registration.
     pub instance: Option<String>,
+}
+
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("registrar", &self.registrar)
+            .field("aor", &self.aor)
+            .field("contact", &self.contact)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("expires", &self.expires)
+            .field("transport", &self.transport)
+            .field("sent_by", &self.sent_by)
+            .field("reliable", &self.reliable)
+            .field("user_agent", &self.user_agent)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("instance", &self.instance)
+            .finish()
+    }
 }
 
 /// What the registrar's last 2xx said about our binding.

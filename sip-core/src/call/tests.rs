@@ -1634,3 +1634,13 @@ fn a_far_end_that_always_answers_491_is_given_up_on() {
         }
     }
 }
+
+/// A call is debug-printable (the line's state is); its password never shows.
+#[test]
+fn debug_output_leaves_the_password_out() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let printed = format!("{alice:?}");
+    assert!(printed.contains("<redacted>"), "{printed}");
+    assert!(!printed.contains("secret1001"), "{printed}");
+}
