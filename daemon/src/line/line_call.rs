@@ -319,6 +319,7 @@ impl LineCall {
         let conversation = &self.conversation;
         let mut any = false;
         let mut gone = false;
+        let mut ended = None;
         while let Some(event) = current.poll_event() {
             any = true;
             let conversation = conversation.clone();
@@ -384,15 +385,11 @@ impl LineCall {
                     gone = true;
                     self.quiet_end = Some(reason);
                 }
-                CallEvent::Ended(reason) => {
-                    if !std::mem::replace(&mut self.ended, true) {
-                        events.push_back(SipEvent::Line(LineEvent::CallEnded {
-                            conversation,
-                            reason,
-                        }));
-                    }
-                }
+                CallEvent::Ended(reason) => ended = Some(reason),
             }
+        }
+        if let Some(reason) = ended {
+            self.report_end(events, reason);
         }
         if gone && let Some(old) = self.current.take() {
             self.leaving.push(old);
@@ -480,6 +477,7 @@ impl LineCall {
         let Some(outcome) = outcome else {
             return any;
         };
+        // `next` was there above: taken now that it is settled either way.
         let Some(next) = self.next.take() else {
             return any;
         };

@@ -202,8 +202,12 @@ mod tests {
         mixer.remove_leg(a);
         mixer.push_heard(a, &constant(7));
         assert_eq!(mixer.mix(&constant(0)), constant(0));
+        // `b` hears only what `a` said before it left (one frame), then nothing.
         let mut out = vec![0; MIX_FRAME];
         mixer.pull_send(b, &mut out);
+        assert_eq!(out, constant(7));
+        mixer.pull_send(b, &mut out);
+        assert_eq!(out, constant(0));
         assert_eq!(mixer.legs(), 1);
     }
 

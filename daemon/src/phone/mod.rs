@@ -386,10 +386,10 @@ impl Phone {
             .as_ref()
             .map(|(_, members)| members.clone())
             .unwrap_or_default();
-        for (index, id) in request.conversation_ids.iter().enumerate() {
+        for id in &request.conversation_ids {
             let id = self.pick(Some(id), |c| c.state == CallState::Active, "connected")?;
-            if members.contains(&id) || request.conversation_ids[..index].contains(&id.to_string())
-            {
+            // `members` holds the conference's calls and those named before this one.
+            if members.contains(&id) {
                 return Err(PhoneError::InvalidParams(format!(
                     "call `{id}` is named twice or already in the conference (a conference of a call with itself)"
                 )));
@@ -848,6 +848,7 @@ impl Phone {
                     .iter_mut()
                     .find(|c| c.conversation_id == conversation)
                 {
+                    let accepted = outcome == TransferOutcome::Accepted;
                     let (result, reason) = match outcome {
                         TransferOutcome::Accepted => ("accepted", None),
                         TransferOutcome::Failed { reason } => ("failed", Some(reason)),
@@ -865,7 +866,7 @@ impl Phone {
                         ),
                         TransferKind::Remote { to } => {
                             // The call goes on, with someone else.
-                            if result == "accepted" && !to.is_empty() {
+                            if accepted && !to.is_empty() {
                                 call.remote = to.clone();
                             }
                             ("remote", to, None)
@@ -886,7 +887,11 @@ impl Phone {
             LineEvent::ConferenceMixed { conversations } => {
                 let id = match (&self.conference, conversations.is_empty()) {
                     (Some((id, _)), _) => id.clone(),
-                    (None, true) => return,
+                    // A conference asked for and refused: the page hears it did not start.
+                    (None, true) => match self.next_conference_id.take() {
+                        Some(id) => id,
+                        None => return,
+                    },
                     (None, false) => match self.next_conference_id.take() {
                         Some(id) => id,
                         None => ConversationId::new(self.ids.as_mut()).to_string(),

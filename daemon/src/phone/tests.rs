@@ -1153,3 +1153,36 @@ fn dispositions_outside_the_list_are_refused_unless_it_allows_free_text() {
         .expect("list set");
     assert!(submit(&mut open, &"c".into(), "Customer asked for a brochure").is_ok());
 }
+
+/// A conference the line could not make (a call's media not running) is reported to the page
+/// as one that did not start: `conferenceChanged` with the id it was given and no calls.
+#[test]
+fn a_refused_conference_is_reported() {
+    let (mut phone, a, b) = two_calls();
+    let reply = phone
+        .handle_action(Action::Conference(crate::protocol::ConferenceRequest {
+            conversation_ids: vec![a.to_string(), b.to_string()],
+        }))
+        .expect("asked");
+    let id = reply["conferenceId"].as_str().expect("an id").to_owned();
+    phone.handle_line_event(
+        LineEvent::ConferenceMixed {
+            conversations: Vec::new(),
+        },
+        Instant::now(),
+    );
+    assert_eq!(
+        phone.poll_event(),
+        Some(Event::ConferenceChanged(ConferenceChanged {
+            conference_id: id,
+            conversation_ids: Vec::new()
+        }))
+    );
+    assert!(
+        phone
+            .snapshot()
+            .calls
+            .iter()
+            .all(|c| c.conference_id.is_none())
+    );
+}

@@ -1376,11 +1376,12 @@ fn a_refer_is_followed_and_its_outcome_notified() {
         bob.handle_message(m, now, &mut e);
     }
 
-    // A second REFER while this one runs is refused with 491, and the call stays.
+    // Progress, then the outcome (a second REFER meanwhile: `one_referral_at_a_time`).
     bob.notify_referral(180, "Ringing", now, &mut e);
     bob.notify_referral(200, "OK", now, &mut e);
     bob.notify_referral(200, "OK again", now, &mut e);
-    // The 180 is in flight; the 200 waits for it (one NOTIFY at a time), the third is dropped.
+    // The 180 is in flight; the 200 waits for it (one NOTIFY at a time), and the third, after
+    // the final one, is dropped.
     let first = drain(&mut bob);
     assert_eq!(first.len(), 1, "{first:?}");
     for m in first {
@@ -1390,6 +1391,11 @@ fn a_refer_is_followed_and_its_outcome_notified() {
         bob.handle_message(m, now, &mut e);
     }
     let last = drain(&mut bob);
+    assert_eq!(
+        last.len(),
+        1,
+        "the report after the final one is dropped: {last:?}"
+    );
     let Some(Message::Request(final_notify)) = last.first() else {
         panic!("{last:?}")
     };
@@ -1643,4 +1649,39 @@ fn debug_output_leaves_the_password_out() {
     let printed = format!("{alice:?}");
     assert!(printed.contains("<redacted>"), "{printed}");
     assert!(!printed.contains("secret1001"), "{printed}");
+}
+
+/// A second REFER while the first one's transfer runs is refused with 491; after the final
+/// NOTIFY, one more report is dropped (the subscription has ended).
+#[test]
+fn one_referral_at_a_time() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, mut bob) = established_with_timers(&mut e, now, None, None);
+    let refer = refer_sent(&mut alice, &mut e, now);
+    bob.handle_message(Message::Request(refer.clone()), now, &mut e);
+    assert!(matches!(&events(&mut bob)[..], [CallEvent::Referred(_)]));
+    // The 202 and the NOTIFY 100 reach Alice, whose 200 to the NOTIFY reaches Bob.
+    drain_keep(&mut bob, &mut alice, now, &mut e);
+    drain_keep(&mut alice, &mut bob, now, &mut e);
+    let mut again = refer.clone();
+    again.headers = Headers::new();
+    for (name, value) in refer.headers.iter() {
+        if name != "CSeq" {
+            again.headers.push(name, value);
+        }
+    }
+    again.headers.push("CSeq", "40 REFER");
+    bob.handle_message(Message::Request(again), now, &mut e);
+    assert_eq!(statuses(&drain(&mut bob)), [491]);
+    assert_eq!(events(&mut bob), []);
+
+    bob.notify_referral(200, "OK", now, &mut e);
+    let last = drain(&mut bob);
+    assert!(
+        matches!(&last[..], [Message::Request(r)] if r.method == Method::Notify
+            && r.body == b"SIP/2.0 200 OK\r\n"),
+        "{last:?}"
+    );
+    bob.notify_referral(200, "OK again", now, &mut e);
+    assert_eq!(drain(&mut bob), [], "nothing after the final NOTIFY");
 }

@@ -24,7 +24,8 @@ fn silence() -> CallAudio {
 
 impl LineRuntime {
     /// Mixes exactly `wanted` (those whose media runs at a rate the mix takes); fewer than two
-    /// ends the conference. Reports who is mixed with [`LineEvent::ConferenceMixed`].
+    /// ends the conference, or refuses to make one. Reports who is mixed with
+    /// [`LineEvent::ConferenceMixed`] either way, so the phone never waits on a refusal.
     pub(super) async fn set_conference(&mut self, wanted: Vec<ConversationId>) {
         let joinable: Vec<ConversationId> = wanted
             .into_iter()
@@ -34,12 +35,16 @@ impl LineRuntime {
             })
             .collect();
         if joinable.len() < 2 {
-            if let Some(wanted) = joinable.first() {
-                tracing::warn!(conversation = %wanted, "a conference needs two calls with media running");
+            if self.conference.is_none() {
+                tracing::warn!("a conference needs two calls with media running; none made");
             }
-            return self.end_conference().await;
+            self.end_conference().await;
+            self.events.push_back(LineEvent::ConferenceMixed {
+                conversations: Vec::new(),
+            });
+            return;
         }
-        let conference = match self.conference.take() {
+        let mut conference = match self.conference.take() {
             Some(conference) => conference,
             None => {
                 // The calls let go of the agent's devices (a recording closes) before the mix
@@ -60,7 +65,6 @@ impl LineRuntime {
                 }
             }
         };
-        let mut conference = conference;
         for leaving in conference
             .legs
             .iter()
@@ -104,9 +108,6 @@ impl LineRuntime {
             .filter(|c| *c != conversation)
             .cloned()
             .collect();
-        if let Some(conference) = &mut self.conference {
-            conference.legs = rest.clone();
-        }
         self.set_conference(rest).await;
     }
 
@@ -126,6 +127,7 @@ impl LineRuntime {
         }
     }
 
+    /// Ends the conference, if there is one (the caller reports it).
     async fn end_conference(&mut self) {
         let Some(conference) = self.conference.take() else {
             return;
@@ -136,9 +138,6 @@ impl LineRuntime {
             self.own_audio(conversation).await;
         }
         tracing::info!("conference ended");
-        self.events.push_back(LineEvent::ConferenceMixed {
-            conversations: Vec::new(),
-        });
     }
 
     /// The call's media gets the agent's devices again.
@@ -155,10 +154,7 @@ impl LineRuntime {
 
     /// Hands `audio` to the call's media; the old ends are closed.
     async fn give_audio(&mut self, conversation: &ConversationId, audio: CallAudio) {
-        if let Some(media) = self
-            .calls
-            .get(conversation)
-            .and_then(|io| io.media.as_ref())
+        if let Some(media) = self.media(conversation)
             && let Some(old) = media.swap_audio(audio).await
         {
             old.sink.finish();

@@ -443,14 +443,10 @@ impl LineRuntime {
                     conversation,
                     remote_sdp,
                 } => {
-                    let Some(media) = self
-                        .calls
-                        .get_mut(&conversation)
-                        .and_then(|io| io.media.as_mut())
-                    else {
-                        continue;
-                    };
-                    if let Some(held) = media.remote_changed(&remote_sdp) {
+                    let held = self
+                        .media_mut(&conversation)
+                        .and_then(|media| media.remote_changed(&remote_sdp));
+                    if let Some(held) = held {
                         self.events.push_back(LineEvent::CallHold {
                             conversation,
                             held,
@@ -462,11 +458,7 @@ impl LineRuntime {
                     conversation,
                     remote_sdp,
                 } => {
-                    let Some(media) = self
-                        .calls
-                        .get_mut(&conversation)
-                        .and_then(|io| io.media.as_mut())
-                    else {
+                    let Some(media) = self.media_mut(&conversation) else {
                         continue;
                     };
                     if let Some(apply) = media.ice_answer(&remote_sdp) {
@@ -486,11 +478,7 @@ impl LineRuntime {
                     status,
                 } => {
                     tracing::warn!(%conversation, status, "the far end refused our re-INVITE; hold unchanged");
-                    if let Some(media) = self
-                        .calls
-                        .get_mut(&conversation)
-                        .and_then(|io| io.media.as_mut())
-                    {
+                    if let Some(media) = self.media_mut(&conversation) {
                         media.reoffer_failed();
                     }
                     self.send_waiting_restart(&conversation, now);
@@ -621,10 +609,7 @@ impl LineRuntime {
 
     /// The agent put the call on hold (or is putting it on hold).
     fn held_by_agent(&self, conversation: &ConversationId) -> bool {
-        self.calls
-            .get(conversation)
-            .and_then(|io| io.media.as_ref())
-            .is_some_and(CallMedia::agent_holds)
+        self.media(conversation).is_some_and(CallMedia::agent_holds)
     }
 
     /// This call no longer rings; the ring tone stops with the last ringing call.
