@@ -20,7 +20,7 @@ use sip_core::call::{
 };
 use sip_core::registration::Entropy;
 
-use super::{LineEvent, SipEvent, TransferKind};
+use super::events::{LineEvent, SipEvent, TransferKind};
 use crate::ids::ConversationId;
 
 /// How many of the far end's transfers one call follows: each places a call through the

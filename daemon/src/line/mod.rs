@@ -14,6 +14,7 @@
 
 mod call_media;
 mod config;
+mod events;
 mod line_call;
 mod media_settings;
 mod probe;
@@ -22,21 +23,20 @@ pub mod runtime;
 pub mod transport;
 
 pub use config::{LineConfig, LineConfigError, MediaKind, TurnServer};
+pub use events::{LineCommand, LineEvent, SipEvent, TransferKind};
 pub use media_settings::MediaSettings;
 mod webrtc_media;
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_core::call::{Call, CallState, EndReason, LocalParty, ReplacesHeader, TransferOutcome};
+use sip_core::call::{Call, CallState, LocalParty, ReplacesHeader, TransferOutcome};
 use sip_core::flow::{FlowAction, FlowKeepalive, Pong, PongOutcome};
 use sip_core::message::{Message, Method, Request, Response, Uri};
 use sip_core::registration::{Entropy, Registration, RegistrationConfig, RegistrationEvent};
 use sip_core::transaction::Timers;
 
-use crate::config::AccountConfig;
 use crate::ids::ConversationId;
-use crate::media::session::MediaStats;
 
 /// Registration lifetime asked of the registrar.
 pub const DEFAULT_EXPIRES: u32 = 600;
@@ -48,190 +48,6 @@ pub const MAX_SHOTGUN: usize = 5;
 
 /// The most calls one local conference mixes with the agent.
 pub const MAX_CONFERENCE: usize = 4;
-
-/// Whose transfer it was.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TransferKind {
-    /// Ours, to a number.
-    Blind,
-    /// Ours, joining the call's party to the agent's other call `with` (RFC 3891 `Replaces`).
-    Attended { with: ConversationId },
-    /// The far end's: the call now talks to `to` (their REFER, or an INVITE replacing it).
-    Remote { to: String },
-}
-
-/// What the line reports to the phone.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LineEvent {
-    Registered {
-        extension: String,
-    },
-    Failed {
-        reason: String,
-    },
-    /// No longer registered; `reason` says why when it was not the registrar's doing
-    /// (`expired`: the provisioned `expire_date` passed; `logout`; `shutdown`).
-    Unregistered {
-        reason: Option<String>,
-    },
-    /// The callee's phone rings.
-    CallRinging {
-        conversation: ConversationId,
-    },
-    /// Someone calls the agent. `headers` are the INVITE's, for the contract's header map.
-    CallIncoming {
-        conversation: ConversationId,
-        caller: String,
-        headers: Vec<(String, String)>,
-    },
-    CallEstablished {
-        conversation: ConversationId,
-    },
-    /// Of a dial to several numbers, the one at `leg` answered (just before `CallEstablished`).
-    CallAnsweredBy {
-        conversation: ConversationId,
-        leg: usize,
-    },
-    CallEnded {
-        conversation: ConversationId,
-        reason: EndReason,
-    },
-    /// Hold changed: by our re-INVITE (confirmed) or by theirs (`by_remote`).
-    CallHold {
-        conversation: ConversationId,
-        held: bool,
-        by_remote: bool,
-    },
-    DtmfReceived {
-        conversation: ConversationId,
-        digit: char,
-    },
-    CallQuality {
-        conversation: ConversationId,
-        stats: MediaStats,
-    },
-    /// Who the local conference mixes now (empty: it ended).
-    ConferenceMixed {
-        conversations: Vec<ConversationId>,
-    },
-    /// A transfer ended: ours (when accepted, the call then ends with `Transferred`), or the
-    /// far end's (when accepted, the call goes on with the new party).
-    CallTransferred {
-        conversation: ConversationId,
-        outcome: TransferOutcome,
-        kind: TransferKind,
-    },
-}
-
-/// What the phone asks of the line.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LineCommand {
-    Dial {
-        conversation: ConversationId,
-        target: Uri,
-    },
-    /// Shotgun dial: ring every target at once; the first to answer is the call.
-    DialAll {
-        conversation: ConversationId,
-        targets: Vec<Uri>,
-    },
-    Answer {
-        conversation: ConversationId,
-    },
-    Reject {
-        conversation: ConversationId,
-        status: u16,
-    },
-    Hangup {
-        conversation: ConversationId,
-    },
-    Mute {
-        conversation: ConversationId,
-        muted: bool,
-    },
-    Dtmf {
-        conversation: ConversationId,
-        digits: String,
-    },
-    Hold {
-        conversation: ConversationId,
-        held: bool,
-    },
-    /// Blind transfer: ask the far end to call `target` instead.
-    Transfer {
-        conversation: ConversationId,
-        target: Uri,
-    },
-    /// Attended transfer: join the far end of `conversation` to the far end of `with`.
-    ConnectCalls {
-        conversation: ConversationId,
-        with: ConversationId,
-    },
-    /// Mix exactly these calls with the agent in a local conference (empty: end it).
-    Conference {
-        conversations: Vec<ConversationId>,
-    },
-    /// Replace the line with this account (the driver does it; see `phone::driver`).
-    Provision(Box<AccountConfig>),
-    /// End the session: unregister and stay off until provisioned again.
-    Logout,
-}
-
-/// What the sans-IO line tells its runtime, which owns sockets and media.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SipEvent {
-    Line(LineEvent),
-    /// Media can flow: `remote_sdp` is their answer (outgoing) or offer (incoming).
-    MediaReady {
-        conversation: ConversationId,
-        remote_sdp: String,
-    },
-    /// A transfer of the far end's doing reached its new party: the call's media now goes to
-    /// them (the media prepared for the new dialog replaces the old).
-    MediaSwitched {
-        conversation: ConversationId,
-        remote_sdp: String,
-    },
-    /// The far end asks us to call `target` (their REFER): prepare media for an offer, then
-    /// [`SipLine::follow_referral`] (or [`SipLine::referral_failed`]).
-    Referred {
-        conversation: ConversationId,
-        target: Uri,
-    },
-    /// An INVITE with `Replaces` names this call: prepare media for its offer
-    /// ([`SipLine::next_remote_sdp`]), then [`SipLine::answer_next`].
-    Replacing {
-        conversation: ConversationId,
-    },
-    /// The dialog that was to take the call's place (a transfer of theirs) failed: the media
-    /// prepared for it goes.
-    NextFailed {
-        conversation: ConversationId,
-    },
-    /// A re-INVITE changed their media.
-    MediaChanged {
-        conversation: ConversationId,
-        remote_sdp: String,
-    },
-    /// Our re-INVITE was answered, or refused.
-    ReofferAnswered {
-        conversation: ConversationId,
-        remote_sdp: String,
-    },
-    ReofferFailed {
-        conversation: ConversationId,
-        status: u16,
-    },
-    /// The server did not answer our probe (or a REGISTER) in time.
-    ServerSilent,
-    /// Ping the flow (RFC 5626 §4.4): CRLFCRLF or a WebSocket ping on a stream, on UDP a STUN
-    /// Binding request with this transaction id.
-    FlowPing {
-        transaction: [u8; 12],
-    },
-    /// The registrar confirmed outbound and our ping went unanswered: the flow is dead.
-    FlowFailed,
-}
 
 /// The sans-IO line: the registration and every call, routed by Call-ID.
 #[derive(Debug)]

@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use super::{Call, CallEvent, CallState, Replaces, transfer::unescape};
+use super::replaces::unescape;
+use super::{Call, CallEvent, CallState, Replaces};
 use crate::message::{Method, NameAddr, Request, Uri};
 use crate::registration::Entropy;
 use crate::transaction::{ClientTransaction, TransactionEvent};

@@ -65,6 +65,38 @@ impl Replaces {
     }
 }
 
+/// A URI header's value, escaped (RFC 3261 §25.1 `hvalue`): everything but the unreserved
+/// characters as `%XX`, so `;`, `=` and `@` of a `Replaces` stay inside the header.
+pub(super) fn escape_header_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len() * 2);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte) {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    escaped
+}
+
+/// `%XX` sequences decoded; None when one is malformed or the result is not UTF-8.
+pub(super) fn unescape(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +123,16 @@ mod tests {
             "both tags are required"
         );
         assert_eq!(Replaces::parse(";to-tag=1;from-tag=2"), None);
+    }
+
+    #[test]
+    fn replaces_escapes_and_unescapes() {
+        let value = "a1@host;to-tag=x=y;from-tag=z%";
+        let escaped = escape_header_value(value);
+        assert_eq!(escaped, "a1%40host%3Bto-tag%3Dx%3Dy%3Bfrom-tag%3Dz%25");
+        assert_eq!(unescape(&escaped).as_deref(), Some(value));
+        assert_eq!(unescape("%4"), None);
+        assert_eq!(unescape("%zz"), None);
+        assert_eq!(unescape("%FF"), None, "not UTF-8");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::replaces::escape_header_value;
 use super::{Call, CallEvent, CallState, EndReason};
 use crate::message::{Method, Request, Uri};
 use crate::registration::Entropy;
@@ -290,38 +291,6 @@ fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
         .then(|| (code, clean_reason(reason)))
 }
 
-/// A URI header's value, escaped (RFC 3261 §25.1 `hvalue`): everything but the unreserved
-/// characters as `%XX`, so `;`, `=` and `@` of a `Replaces` stay inside the header.
-fn escape_header_value(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len() * 2);
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte) {
-            escaped.push(char::from(byte));
-        } else {
-            escaped.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    escaped
-}
-
-/// `%XX` sequences decoded; None when one is malformed or the result is not UTF-8.
-pub(super) fn unescape(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// A far end's reason phrase as pages may see it: at most 80 characters, no control or
 /// bidirectional-override characters (a log line or a page must not be rewritten by it).
 pub fn clean_reason(text: &str) -> String {
@@ -337,18 +306,7 @@ pub fn clean_reason(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape_header_value, sipfrag_status, unescape};
-
-    #[test]
-    fn replaces_escapes_and_unescapes() {
-        let value = "a1@host;to-tag=x=y;from-tag=z%";
-        let escaped = escape_header_value(value);
-        assert_eq!(escaped, "a1%40host%3Bto-tag%3Dx%3Dy%3Bfrom-tag%3Dz%25");
-        assert_eq!(unescape(&escaped).as_deref(), Some(value));
-        assert_eq!(unescape("%4"), None);
-        assert_eq!(unescape("%zz"), None);
-        assert_eq!(unescape("%FF"), None, "not UTF-8");
-    }
+    use super::sipfrag_status;
 
     #[test]
     fn sipfrag_status_lines() {
