@@ -71,6 +71,22 @@ impl ConversationId {
     }
 }
 
+/// Names the local conference while it lasts (a UUID v4, made by the phone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceId(String);
+
+impl ConferenceId {
+    pub fn new(entropy: &mut dyn Entropy) -> Self {
+        Self(uuid_v4(entropy))
+    }
+}
+
+impl fmt::Display for ConferenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Display for ConversationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

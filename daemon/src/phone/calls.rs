@@ -81,7 +81,14 @@ pub struct PhoneCall {
     /// A shotgun dial's numbers, in order (empty for a call to one number).
     pub shotgun: Vec<String>,
     /// The agent's disposition and notes submitted during the call, for its `callEnded`.
-    pub outcome: Option<(String, String)>,
+    pub outcome: Option<Outcome>,
+}
+
+/// What the agent made of a call (`submit_notes`).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub disposition: String,
+    pub notes: String,
 }
 
 impl PhoneCall {
@@ -203,8 +210,8 @@ impl PhoneCall {
             duration: self
                 .answered_at
                 .map_or(0, |at| now.saturating_duration_since(at).as_secs()),
-            disposition: self.outcome.as_ref().map(|(d, _)| d.clone()),
-            notes: self.outcome.as_ref().map(|(_, n)| n.clone()),
+            disposition: self.outcome.as_ref().map(|o| o.disposition.clone()),
+            notes: self.outcome.as_ref().map(|o| o.notes.clone()),
             call_type: self.call_type().into(),
             cause: end_cause(reason),
             sip_status,

@@ -18,7 +18,7 @@ use sip_core::registration::Entropy;
 
 use serde_json::{Value, json};
 
-use crate::ids::ConversationId;
+use crate::ids::{ConferenceId, ConversationId};
 use crate::line::{LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, TransferKind};
 use crate::protocol::{
     Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
@@ -114,9 +114,9 @@ pub struct Phone {
     calls: Vec<PhoneCall>,
     ended: VecDeque<PhoneCall>,
     /// The local conference: its id and the calls mixed in it, as the line last reported.
-    conference: Option<(String, Vec<ConversationId>)>,
+    conference: Option<(ConferenceId, Vec<ConversationId>)>,
     /// The id a conference asked for gets once the line mixes it.
-    next_conference_id: Option<String>,
+    next_conference_id: Option<ConferenceId>,
     ids: Box<dyn Entropy + Send>,
     wall_clock: fn() -> time::OffsetDateTime,
     auto_answer: bool,
@@ -423,7 +423,7 @@ impl Phone {
         }
         let conference_id = match (&self.conference, &self.next_conference_id) {
             (Some((id, _)), _) | (None, Some(id)) => id.clone(),
-            (None, None) => ConversationId::new(self.ids.as_mut()).to_string(),
+            (None, None) => ConferenceId::new(self.ids.as_mut()),
         };
         if self.conference.is_none() {
             self.next_conference_id = Some(conference_id.clone());
@@ -432,7 +432,7 @@ impl Phone {
             conversations: members.clone(),
         });
         let ids: Vec<String> = members.iter().map(ToString::to_string).collect();
-        Ok(json!({ "conferenceId": conference_id, "conversationIds": ids }))
+        Ok(json!({ "conferenceId": conference_id.to_string(), "conversationIds": ids }))
     }
 
     /// Takes a call out of the conference and puts it on hold; with one call left the
@@ -677,7 +677,10 @@ impl Phone {
                 ))
             })?;
         // The latest outcome counts: a call still going carries it in its `callEnded`.
-        call.outcome = Some((notes.disposition.clone(), notes.notes.clone()));
+        call.outcome = Some(calls::Outcome {
+            disposition: notes.disposition.clone(),
+            notes: notes.notes.clone(),
+        });
         self.events
             .push_back(Event::CallNotesSubmitted(CallNotesSubmitted {
                 partner_id: call.fields.partner_id.clone(),
@@ -747,7 +750,7 @@ impl Phone {
                         .conference
                         .as_ref()
                         .filter(|(_, members)| members.contains(&call.conversation_id))
-                        .map(|(id, _)| id.clone());
+                        .map(|(id, _)| id.to_string());
                     info
                 })
                 .collect(),
@@ -894,7 +897,7 @@ impl Phone {
                     },
                     (None, false) => match self.next_conference_id.take() {
                         Some(id) => id,
-                        None => ConversationId::new(self.ids.as_mut()).to_string(),
+                        None => ConferenceId::new(self.ids.as_mut()),
                     },
                 };
                 let changed = self
@@ -906,7 +909,7 @@ impl Phone {
                 if changed || conversations.is_empty() {
                     self.events
                         .push_back(Event::ConferenceChanged(ConferenceChanged {
-                            conference_id: id,
+                            conference_id: id.to_string(),
                             conversation_ids: conversations
                                 .iter()
                                 .map(ToString::to_string)

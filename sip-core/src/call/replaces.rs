@@ -1,5 +1,6 @@
 //! The `Replaces` header (RFC 3891): an INVITE that takes the place of an existing dialog, as
-//! an attended transfer's target receives it.
+//! an attended transfer's target receives it; and its escaping as a URI header, as a `Refer-To`
+//! carries it.
 
 use crate::message::Request;
 
