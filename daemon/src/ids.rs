@@ -69,6 +69,11 @@ impl ConversationId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An id this daemon made earlier, read back from its own store (never a page's text).
+    pub fn from_store(id: String) -> Self {
+        Self(id)
+    }
 }
 
 /// Names the local conference while it lasts (a UUID v4, made by the phone).
@@ -111,8 +116,8 @@ impl PartialEq<String> for ConversationId {
     }
 }
 
-/// Tests name their calls `"c1"`. The daemon never makes an id from text: a page's id is
-/// only compared with the ones the line made.
+/// Tests name their calls `"c1"`. The daemon never makes an id from a page's text: a page's id
+/// is only compared with the ones the line made (or the store kept).
 #[cfg(test)]
 impl From<&str> for ConversationId {
     fn from(text: &str) -> Self {

@@ -18,5 +18,6 @@ pub mod private_files;
 pub mod protocol;
 pub mod rate;
 pub mod run;
+pub mod store;
 pub mod timer;
 pub mod tray;

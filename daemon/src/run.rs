@@ -13,6 +13,7 @@ use crate::ids::{OsEntropy, random_hex, uuid_v4};
 use crate::line::LineConfig;
 use crate::line::MediaSettings;
 use crate::origins::{ApprovalStore, Origin, OriginPolicy};
+use crate::phone::journal::{Journal, Retention};
 use crate::phone::{Phone, PhoneSettings, driver};
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +115,24 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let store = ApprovalStore::open(&data_dir.join("origins.json"))?;
     let policy = OriginPolicy::new(configured, port, store);
 
-    let instance = random_hex(8);
+    let journal = Journal::open(
+        &data_dir.join(crate::store::FILE_NAME),
+        &time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap_or_default(),
+        config.api.replay_events,
+        Retention {
+            keep: std::time::Duration::from_secs(u64::from(config.store.keep_days) * 86_400),
+            max_events: config.store.max_events,
+        },
+        i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX),
+        || random_hex(8),
+    );
+    let instance = journal.0.instance().to_owned();
+    let saved = journal.1.saved.clone();
     let line = match &config.account {
         Some(account) => Some(LineConfig::from_account(account).map_err(RunError::Line)?),
         None if config.demo.line => {
@@ -137,6 +155,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             .provisioning
             .pages_may_provision(config.account.is_some()),
         free_text_dispositions: config.dispositions.free_text,
+        saved,
     });
     let media = MediaSettings::from_config(&config.audio, &config.media);
     // A provisioned line gets IT's audio devices but not IT's [media] choices.
@@ -153,8 +172,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     );
     let phone = driver::spawn(
         phone,
-        instance.clone(),
-        config.api.replay_events,
+        journal,
         driver::Media {
             line: media,
             provisioned: provisioned_media,

@@ -272,10 +272,10 @@ where
         Ok(published) => {
             // Replayed events may overlap the live feed by a few; send each seq once.
             if published.stored {
-                if published.message.seq <= *sent_seq {
+                if published.seq <= *sent_seq {
                     return Ok(());
                 }
-                *sent_seq = published.message.seq;
+                *sent_seq = published.seq;
             }
             sink.send(Message::text(published.json.clone()))
                 .await
@@ -340,7 +340,7 @@ async fn handle_text(
         return Reply::err(Some(id), ErrorBody::new(ErrorCode::Forbidden, message));
     }
     let name = action.name();
-    match context.phone.act(action).await {
+    match context.phone.act_for(Some(peer.origin.clone()), action).await {
         Ok(Ok(result)) => Reply::ok(id, result),
         Ok(Err(e)) => {
             tracing::debug!(action = name, "action refused: {e}");

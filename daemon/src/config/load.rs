@@ -246,6 +246,18 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             message: "must be at least 1".into(),
         });
     }
+    if config.store.keep_days == 0 {
+        return Err(ConfigError::Invalid {
+            key: "store.keep_days".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    if config.store.max_events < 1000 {
+        return Err(ConfigError::Invalid {
+            key: "store.max_events".into(),
+            message: "must be at least 1000".into(),
+        });
+    }
     if config.api.actions_per_second == 0 {
         return Err(ConfigError::Invalid {
             key: "api.actions_per_second".into(),

@@ -29,6 +29,27 @@ pub struct Config {
     pub demo: DemoConfig,
     pub provisioning: ProvisioningConfig,
     pub dispositions: DispositionsConfig,
+    pub store: StoreConfig,
+}
+
+/// How long the on-disk store keeps events for pages that have not acknowledged them. The call
+/// history and the agent's state are kept regardless.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Events older than this many days are dropped (at least 1).
+    pub keep_days: u32,
+    /// At most this many events are kept; the oldest go first (at least 1000).
+    pub max_events: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            keep_days: 30,
+            max_events: 100_000,
+        }
+    }
 }
 
 /// What the agent's outcome of a call may be.
@@ -101,7 +122,8 @@ pub struct ApiConfig {
     pub origin_actions_per_second: u32,
     /// Burst for all connections of one origin together.
     pub origin_action_burst: u32,
-    /// Events kept for `?since=` resumption.
+    /// Newest events kept in memory for quick `?since=` resumption (older ones are read from
+    /// the store).
     pub replay_events: usize,
 }
 

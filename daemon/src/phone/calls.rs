@@ -9,8 +9,9 @@ use sip_core::call::EndReason;
 use crate::ids::ConversationId;
 
 use crate::protocol::{
-    CallAccepted, CallEnded, CallInfo, CallQuality, CallRejected, EndCause, IncomingCall,
+    CallAccepted, CallEnded, CallInfo, CallQuality, CallRejected, EndCause, Event, IncomingCall,
 };
+use crate::store::StoredCall;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -218,6 +219,36 @@ impl PhoneCall {
             sip_reason,
         })
     }
+}
+
+/// The end of a call the daemon's stop cut (found unfinished in the store at start):
+/// `callRejected` for an incoming call that never was answered, else `callEnded`, with cause
+/// `interrupted` and the duration up to `last_ms`, the last event stored before the stop.
+pub fn interrupted_event(call: &StoredCall, last_ms: i64) -> Event {
+    if call.direction == "inbound" && call.answered_ms.is_none() {
+        return Event::CallRejected(CallRejected {
+            partner_id: call.partner_id.clone(),
+            conversation_id: call.conversation_id.clone(),
+            reason: "passive".into(),
+            cause: EndCause::Interrupted,
+            sip_status: None,
+            sip_reason: None,
+        });
+    }
+    let duration = call.answered_ms.map_or(0, |at| {
+        u64::try_from(last_ms.saturating_sub(at) / 1000).unwrap_or(0)
+    });
+    Event::CallEnded(CallEnded {
+        partner_id: call.partner_id.clone(),
+        conversation_id: call.conversation_id.clone(),
+        duration,
+        disposition: call.disposition.clone(),
+        notes: call.notes.clone(),
+        call_type: call.direction.clone(),
+        cause: EndCause::Interrupted,
+        sip_status: None,
+        sip_reason: None,
+    })
 }
 
 /// The line's end reason in the contract's words.

@@ -1,14 +1,16 @@
 //! Runs the sans-IO [`Phone`] in one task. Surfaces talk to it through a cloneable
 //! [`PhoneHandle`]; the task is the only owner of phone state, so no lock guards it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::event_log::{EventLog, Published, Replay};
+use super::event_log::Published;
+pub use super::journal::Resume;
+use super::journal::{Journal, JournalError, Startup};
+use super::calls::interrupted_event;
 use super::{Phone, PhoneError};
 use crate::line::MediaSettings;
 use crate::line::runtime::{LineInput, LineRuntime};
@@ -18,13 +20,6 @@ use crate::origins::Origin;
 use crate::protocol::{Action, Event, Hello, Snapshot, VERSION};
 use crate::rate::LineBudget;
 use crate::timer::sleep_until;
-
-/// Where a reconnecting client left off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resume {
-    pub instance: String,
-    pub since: u64,
-}
 
 /// What a new connection starts with: its `hello`, any replayed events, and the live feed.
 #[derive(Debug)]
@@ -41,6 +36,8 @@ pub struct PhoneStopped;
 enum Request {
     Act {
         action: Action,
+        /// The page's origin; `None` for the daemon's own surfaces.
+        origin: Option<Origin>,
         reply: oneshot::Sender<Result<Value, PhoneError>>,
     },
     Subscribe {
@@ -74,9 +71,22 @@ pub struct PhoneHandle {
 
 impl PhoneHandle {
     pub async fn act(&self, action: Action) -> Result<Result<Value, PhoneError>, PhoneStopped> {
+        self.act_for(None, action).await
+    }
+
+    /// An action of a page of `origin` (`ack` needs to know whose).
+    pub async fn act_for(
+        &self,
+        origin: Option<Origin>,
+        action: Action,
+    ) -> Result<Result<Value, PhoneError>, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Act { action, reply })
+            .send(Request::Act {
+                action,
+                origin,
+                reply,
+            })
             .await
             .map_err(|_| PhoneStopped)?;
         answer.await.map_err(|_| PhoneStopped)
@@ -86,7 +96,11 @@ impl PhoneHandle {
     pub fn blocking_act(&self, action: Action) -> Result<Result<Value, PhoneError>, PhoneStopped> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .blocking_send(Request::Act { action, reply })
+            .blocking_send(Request::Act {
+                action,
+                origin: None,
+                reply,
+            })
             .map_err(|_| PhoneStopped)?;
         answer.blocking_recv().map_err(|_| PhoneStopped)
     }
@@ -153,11 +167,11 @@ const LOG_LINES_PER_SECOND: u32 = 20;
 const LOG_LINES_BURST: u32 = 100;
 
 /// Starts the phone task, with its line when one is configured. It ends when every handle is
-/// dropped or on [`PhoneHandle::shutdown`].
+/// dropped or on [`PhoneHandle::shutdown`]. Calls the `journal` found interrupted by the last
+/// stop are reported ended first.
 pub fn spawn(
     phone: Phone,
-    instance: String,
-    replay_capacity: usize,
+    journal: (Journal, Startup),
     media: Media,
     line: Option<LineConfig>,
     logs: Option<(LogControl, mpsc::Receiver<LogLine>)>,
@@ -165,17 +179,20 @@ pub fn spawn(
     let (requests, inbox) = mpsc::channel(256);
     // The broadcast buffer only has to absorb bursts; a client that falls further behind is
     // told to reconnect and resumes from the replay log instead.
-    let (feed, _) = broadcast::channel(replay_capacity.max(16));
+    let (feed, _) = broadcast::channel(1024);
+    let (journal, startup) = journal;
     let sip_instance = media.sip_instance;
     let line = line.map(|mut config| {
         config.sip_instance = sip_instance.clone();
         LineRuntime::new(config, media.line, Instant::now())
     });
     let (log_control, log_lines) = logs.unzip();
-    let driver = Driver {
+    let mut driver = Driver {
         phone,
-        instance,
-        log: EventLog::new(replay_capacity),
+        journal,
+        started_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
         feed,
         line,
         media: media.provisioned,
@@ -183,17 +200,18 @@ pub fn spawn(
         log_control,
         log_lines,
         log_budget: LineBudget::new(LOG_LINES_PER_SECOND, LOG_LINES_BURST, Instant::now()),
-        floors: HashMap::new(),
         shutdown: None,
     };
+    driver.end_interrupted(&startup);
     tokio::spawn(driver.run(inbox));
     PhoneHandle { requests }
 }
 
 struct Driver {
     phone: Phone,
-    instance: String,
-    log: EventLog,
+    journal: Journal,
+    /// `hello.startedAt`: pages tell a restart by it.
+    started_at: String,
     feed: broadcast::Sender<Arc<Published>>,
     line: Option<LineRuntime>,
     /// For lines provisioned later.
@@ -201,9 +219,6 @@ struct Driver {
     sip_instance: Option<String>,
     /// Rate limit for `log` events, and how many it dropped since the last one sent.
     log_budget: LineBudget,
-    /// Per origin, the last seq before its first connection: replay never reaches further back,
-    /// so a newly allowed page does not receive other pages' history.
-    floors: HashMap<Origin, u64>,
     /// The seed's `debug_console`/`debug_html`, switched by provisioning; lines for pages.
     log_control: Option<LogControl>,
     log_lines: Option<mpsc::Receiver<LogLine>>,
@@ -263,8 +278,12 @@ impl Driver {
 
     async fn handle_request(&mut self, request: Request, now: Instant) {
         match request {
-            Request::Act { action, reply } => {
-                let result = self.phone.handle_action(action);
+            Request::Act {
+                action,
+                origin,
+                reply,
+            } => {
+                let result = self.act(action, origin.as_ref());
                 self.publish_events();
                 // The requester may have gone away; the action still took effect.
                 let _ = reply.send(result);
@@ -280,11 +299,9 @@ impl Driver {
                 let _ = reply.send(self.subscription(resume, origin));
             }
             Request::Snapshot { reply } => {
-                let _ = reply.send(self.phone.snapshot());
+                let _ = reply.send(self.snapshot());
             }
-            Request::ForgetOrigin { origin } => {
-                self.floors.remove(&origin);
-            }
+            Request::ForgetOrigin { origin } => self.journal.forget(&origin),
             Request::Shutdown { reply } => {
                 if let Some(line) = &mut self.line {
                     line.stop(now).await;
@@ -367,16 +384,95 @@ impl Driver {
         done
     }
 
+    /// The phone's events: stored, then sent.
     fn publish_events(&mut self) {
+        let mut events = Vec::new();
         while let Some(event) = self.phone.poll_event() {
-            let published = self.log.push(event);
-            tracing::debug!(
-                event = published.message.event.name(),
-                seq = published.message.seq,
-                "event"
-            );
+            tracing::debug!(event = event.name(), "event");
+            events.push(event);
+        }
+        if !events.is_empty() {
+            self.publish(&events);
+        }
+    }
+
+    fn publish(&mut self, events: &[Event]) {
+        for published in self.journal.publish(events, now_ms()) {
             // No receivers is fine: nobody is connected.
             let _ = self.feed.send(published);
+        }
+    }
+
+    /// The actions the journal answers (history, acknowledgements) or helps with (notes for a
+    /// call only the history knows); the rest are the phone's.
+    fn act(&mut self, action: Action, origin: Option<&Origin>) -> Result<Value, PhoneError> {
+        match action {
+            Action::GetState => Ok(serde_json::json!({ "state": self.snapshot() })),
+            Action::Ack(ack) => match self.journal.ack(origin, ack.seq) {
+                Ok(acked) => Ok(serde_json::json!({ "acked": acked })),
+                Err(e @ JournalError::Unavailable(_)) => {
+                    Err(PhoneError::StorageUnavailable(e.to_string()))
+                }
+                Err(e) => Err(PhoneError::InvalidParams(e.to_string())),
+            },
+            Action::GetHistory(query) => {
+                let limit = query.limit.unwrap_or(50);
+                if !(1..=500).contains(&limit) {
+                    return Err(PhoneError::InvalidParams(format!(
+                        "`limit` is 1 to 500, got {limit}"
+                    )));
+                }
+                let before = match query.before.as_deref() {
+                    None => None,
+                    Some(text) => Some(parse_time_ms(text).ok_or_else(|| {
+                        PhoneError::InvalidParams(
+                            "`before` is an RFC 3339 time such as 2026-12-03T09:30:00Z".into(),
+                        )
+                    })?),
+                };
+                match self.journal.history(limit, before) {
+                    Ok(calls) => Ok(serde_json::json!({ "calls": calls })),
+                    Err(e) => Err(PhoneError::StorageUnavailable(e.to_string())),
+                }
+            }
+            Action::SubmitNotes(notes) => {
+                // After-call work on a call from before the memory's recent calls (or a restart).
+                if !self.phone.knows_call(&notes.conversation_id)
+                    && let Some(call) = self.journal.call(&notes.conversation_id)
+                {
+                    self.phone.recall(&call);
+                }
+                self.phone.handle_action(Action::SubmitNotes(notes))
+            }
+            action => self.phone.handle_action(action),
+        }
+    }
+
+    /// The phone's state with the store's.
+    fn snapshot(&self) -> Snapshot {
+        let mut snapshot = self.phone.snapshot();
+        snapshot.storage = self.journal.status();
+        snapshot
+    }
+
+    /// Calls the last run left up or ringing end now, with cause `interrupted`, and stay known
+    /// for after-call work.
+    fn end_interrupted(&mut self, startup: &Startup) {
+        let last_ms = startup.last_event_ms.unwrap_or(0);
+        let events: Vec<Event> = startup
+            .interrupted
+            .iter()
+            .map(|call| {
+                self.phone.recall(call);
+                interrupted_event(call, last_ms)
+            })
+            .collect();
+        if !events.is_empty() {
+            tracing::warn!(
+                calls = events.len(),
+                "calls were cut by the daemon stopping; reporting them ended"
+            );
+            self.publish(&events);
         }
     }
 
@@ -394,29 +490,19 @@ impl Driver {
             level: line.level,
             message,
         });
-        let _ = self.feed.send(self.log.transient(event));
+        let _ = self.feed.send(self.journal.transient(&event));
     }
 
     fn subscription(&mut self, resume: Option<Resume>, origin: Option<Origin>) -> Subscription {
-        let floor = match origin {
-            Some(origin) => *self.floors.entry(origin).or_insert(self.log.last_seq()),
-            None => self.log.last_seq(),
-        };
-        let replay = match resume {
-            Some(r) if r.instance == self.instance && r.since >= floor => self.log.since(r.since),
-            _ => Replay::Gap,
-        };
-        let (resumed, replay) = match replay {
-            Replay::Events(events) => (true, events),
-            Replay::Gap => (false, Vec::new()),
-        };
+        let (resumed, replay) = self.journal.subscribe(origin.as_ref(), resume.as_ref());
         Subscription {
             hello: Hello {
                 version: VERSION,
-                instance: self.instance.clone(),
+                instance: self.journal.instance().to_owned(),
+                started_at: self.started_at.clone(),
                 resumed,
-                last_seq: self.log.last_seq(),
-                state: self.phone.snapshot(),
+                last_seq: self.journal.last_seq(),
+                state: self.snapshot(),
             },
             replay,
             events: self.feed.subscribe(),
@@ -436,6 +522,19 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
         Some(line) => line.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The wall clock in ms since the Unix epoch (when events are stored).
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// An RFC 3339 time in ms since the Unix epoch.
+fn parse_time_ms(text: &str) -> Option<i64> {
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// The `hello` frame as sent on the wire (always `seq` 0).

@@ -1,16 +1,33 @@
-//! Numbers events and keeps the newest ones so a reconnecting page can resume with `?since=`.
+//! Numbers events and keeps the newest ones in memory, so most reconnecting pages resume
+//! without reading the store (and all of them do when there is no store).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::protocol::{Event, EventMessage};
+use serde::Serialize;
+
+use crate::protocol::Event;
+
+/// An event framed as on the wire (`EventMessage`'s form), without copying the event.
+#[derive(Serialize)]
+struct Framed<'a> {
+    #[serde(flatten)]
+    event: &'a Event,
+    seq: u64,
+}
+
+/// The wire JSON of `event` numbered `seq`.
+pub fn frame(event: &Event, seq: u64) -> String {
+    serde_json::to_string(&Framed { event, seq }).unwrap_or_default()
+}
 
 /// One numbered event, serialized once and shared by every connection that sends it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Published {
-    pub message: EventMessage,
+    pub seq: u64,
     pub json: String,
-    /// Kept for replay and numbered; false for `log` events, which carry the last seq unchanged.
+    /// Kept for replay and numbered; false for `log` and `storageChanged` events, which carry
+    /// the last seq unchanged.
     pub stored: bool,
 }
 
@@ -30,16 +47,11 @@ pub enum Replay {
     Gap,
 }
 
-impl PartialEq for Published {
-    fn eq(&self, other: &Self) -> bool {
-        self.message == other.message
-    }
-}
-
 impl EventLog {
-    pub fn new(capacity: usize) -> Self {
+    /// An empty window whose next event is `last_seq + 1`.
+    pub fn new(capacity: usize, last_seq: u64) -> Self {
         Self {
-            last_seq: 0,
+            last_seq,
             capacity: capacity.max(1),
             recent: VecDeque::new(),
         }
@@ -49,16 +61,11 @@ impl EventLog {
         self.last_seq
     }
 
-    pub fn push(&mut self, event: Event) -> Arc<Published> {
+    pub fn push(&mut self, event: &Event) -> Arc<Published> {
         self.last_seq += 1;
-        let message = EventMessage {
-            event,
-            seq: self.last_seq,
-        };
-        let json = serde_json::to_string(&message).unwrap_or_default();
         let published = Arc::new(Published {
-            message,
-            json,
+            seq: self.last_seq,
+            json: frame(event, self.last_seq),
             stored: true,
         });
         if self.recent.len() == self.capacity {
@@ -70,17 +77,17 @@ impl EventLog {
 
     /// An event sent live but neither numbered nor kept (`log` lines): it carries the last seq,
     /// so a page resuming from it misses nothing.
-    pub fn transient(&self, event: Event) -> Arc<Published> {
-        let message = EventMessage {
-            event,
-            seq: self.last_seq,
-        };
-        let json = serde_json::to_string(&message).unwrap_or_default();
+    pub fn transient(&self, event: &Event) -> Arc<Published> {
         Arc::new(Published {
-            message,
-            json,
+            seq: self.last_seq,
+            json: frame(event, self.last_seq),
             stored: false,
         })
+    }
+
+    /// The kept events after `since` (oldest first), whatever the window still holds.
+    pub fn kept_after(&self, since: u64) -> impl Iterator<Item = &Arc<Published>> {
+        self.recent.iter().filter(move |p| p.seq > since)
     }
 
     pub fn since(&self, since: u64) -> Replay {
@@ -90,7 +97,7 @@ impl EventLog {
         let oldest_kept = self
             .recent
             .front()
-            .map_or(self.last_seq + 1, |p| p.message.seq);
+            .map_or(self.last_seq + 1, |p| p.seq);
         // Events since+1 .. oldest_kept-1 were dropped from the buffer.
         if since + 1 < oldest_kept {
             return Replay::Gap;
@@ -98,7 +105,7 @@ impl EventLog {
         Replay::Events(
             self.recent
                 .iter()
-                .filter(|p| p.message.seq > since)
+                .filter(|p| p.seq > since)
                 .cloned()
                 .collect(),
         )
@@ -119,17 +126,17 @@ mod tests {
 
     fn seqs(replay: Replay) -> Option<Vec<u64>> {
         match replay {
-            Replay::Events(events) => Some(events.iter().map(|p| p.message.seq).collect()),
+            Replay::Events(events) => Some(events.iter().map(|p| p.seq).collect()),
             Replay::Gap => None,
         }
     }
 
     #[test]
     fn numbers_from_one_and_replays_after_since() {
-        let mut log = EventLog::new(3);
+        let mut log = EventLog::new(3, 0);
         assert_eq!(seqs(log.since(0)), Some(vec![]), "nothing happened yet");
         for n in 1..=3 {
-            assert_eq!(log.push(event(n)).message.seq, u64::from(n));
+            assert_eq!(log.push(&event(n)).seq, u64::from(n));
         }
         assert_eq!(seqs(log.since(0)), Some(vec![1, 2, 3]));
         assert_eq!(seqs(log.since(2)), Some(vec![3]));
@@ -143,13 +150,13 @@ mod tests {
 
     #[test]
     fn gap_when_the_buffer_no_longer_holds_the_next_event() {
-        let mut log = EventLog::new(3);
+        let mut log = EventLog::new(3, 0);
         for n in 1..=5 {
-            log.push(event(n));
+            log.push(&event(n));
         }
         // Kept: 3, 4, 5.
         assert_eq!(seqs(log.since(1)), None, "event 2 is gone");
         assert_eq!(seqs(log.since(2)), Some(vec![3, 4, 5]));
-        assert!(log.push(event(6)).json.contains(r#""seq":6"#));
+        assert!(log.push(&event(6)).json.contains(r#""seq":6"#));
     }
 }

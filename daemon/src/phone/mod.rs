@@ -8,6 +8,7 @@
 mod calls;
 pub mod driver;
 pub mod event_log;
+pub mod journal;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use sip_core::registration::Entropy;
 use serde_json::{Value, json};
 
 use crate::ids::{ConferenceId, ConversationId};
+use crate::store::{SavedState, StoredCall};
 use crate::line::{LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, TransferKind};
 use crate::protocol::{
     Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
@@ -52,6 +54,9 @@ pub struct PhoneSettings {
     pub may_provision: bool,
     /// `[dispositions] free_text`: a disposition outside the page's list is taken.
     pub free_text_dispositions: bool,
+    /// What the agent had chosen before the last stop (from the store): it wins over
+    /// `initial_status`.
+    pub saved: SavedState,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -79,6 +84,8 @@ pub enum PhoneError {
     CallInProgress(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    StorageUnavailable(String),
 }
 
 impl PhoneError {
@@ -93,6 +100,7 @@ impl PhoneError {
             Self::InvalidProvisioning(_) => ErrorCode::InvalidProvisioning,
             Self::CallInProgress(_) => ErrorCode::CallInProgress,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
         }
     }
 }
@@ -100,7 +108,7 @@ impl PhoneError {
 const PROVISIONING_OFF: &str =
     "IT has not allowed pages to provision or log out this phone ([provisioning] allowed)";
 
-/// Ended calls kept for `submit_notes`.
+/// Ended calls kept in memory for `submit_notes` (older ones are recalled from the store).
 const RECENT_CALLS: usize = 20;
 
 pub struct Phone {
@@ -133,15 +141,21 @@ impl Phone {
         if statuses.is_empty() {
             statuses = crate::config::default_statuses();
         }
-        let presence = settings
-            .initial_status
+        let saved = settings.saved;
+        let presence = saved
+            .presence
             .and_then(|id| statuses.iter().position(|s| s.softphone_id == id))
+            .or_else(|| {
+                settings
+                    .initial_status
+                    .and_then(|id| statuses.iter().position(|s| s.softphone_id == id))
+            })
             .unwrap_or(0);
         Self {
             statuses,
             presence,
-            dispositions: Vec::new(),
-            partner_config: None,
+            dispositions: saved.dispositions.unwrap_or_default(),
+            partner_config: saved.partner_config,
             line: LineInfo {
                 state: if settings.line_domain.is_some() {
                     LineState::Registering
@@ -275,6 +289,10 @@ impl Phone {
             Action::Conference(c) => self.conference(c),
             Action::Split(s) => self.split(s),
             Action::SubmitNotes(n) => self.submit_notes(n),
+            // The driver answers these from the store.
+            Action::Ack(_) | Action::GetHistory(_) => Err(PhoneError::StorageUnavailable(
+                "this phone runs without a store".into(),
+            )),
         }
     }
 
@@ -691,6 +709,48 @@ impl Phone {
         Ok(json!({}))
     }
 
+    /// Whether a call with this id is up or among the recent ended ones.
+    pub fn knows_call(&self, conversation_id: &str) -> bool {
+        self.calls
+            .iter()
+            .chain(&self.ended)
+            .any(|c| c.conversation_id == *conversation_id)
+    }
+
+    /// Makes a call from the store's history known again as an ended call, for after-call work.
+    pub fn recall(&mut self, stored: &StoredCall) {
+        if self.knows_call(&stored.conversation_id) {
+            return;
+        }
+        let direction = if stored.direction == "inbound" {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let fields = calls::ContractFields {
+            partner_id: stored.partner_id.clone(),
+            ..Default::default()
+        };
+        let mut call = PhoneCall::new(
+            ConversationId::from_store(stored.conversation_id.clone()),
+            direction,
+            CallState::Active,
+            stored.number.clone(),
+            fields,
+        );
+        call.outcome = stored
+            .disposition
+            .clone()
+            .map(|disposition| calls::Outcome {
+                disposition,
+                notes: stored.notes.clone().unwrap_or_default(),
+            });
+        self.ended.push_back(call);
+        if self.ended.len() > RECENT_CALLS {
+            self.ended.pop_front();
+        }
+    }
+
     /// The next event to publish, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -741,6 +801,8 @@ impl Phone {
             statuses: self.statuses.clone(),
             dispositions: self.dispositions.clone(),
             partner_config: self.partner_config.clone(),
+            // The driver fills in the store's state.
+            storage: crate::protocol::StorageInfo::ok(),
             calls: self
                 .calls
                 .iter()

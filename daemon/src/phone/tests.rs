@@ -24,6 +24,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         wall_clock: || time::macros::datetime!(2026-11-22 09:00 UTC),
         auto_answer: false,
         free_text_dispositions: false,
+        saved: SavedState::default(),
     }
 }
 

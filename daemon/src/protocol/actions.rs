@@ -48,8 +48,13 @@ pub enum Action {
     Conference(ConferenceRequest),
     /// Takes one call out of the conference, on hold.
     Split(Split),
-    /// The agent's disposition and notes for a call (emits `callNotesSubmitted`).
+    /// The agent's disposition and notes for a call, during it or after it for any call in the
+    /// history (emits `callNotesSubmitted`).
     SubmitNotes(NotesSubmission),
+    /// The page's origin has processed every event up to `seq`: they are not replayed to it again.
+    Ack(Ack),
+    /// Past calls, newest first.
+    GetHistory(HistoryQuery),
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
     /// replaces the line with this account. Checked in `config::provision`, parameter by parameter.
     Provision(Value),
@@ -167,9 +172,27 @@ pub struct NotesSubmission {
     pub notes: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ack {
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// At most this many calls (1 to 500; 50 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only calls that started before this time (RFC 3339, e.g. the `startedAt` of the last
+    /// call of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+}
+
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 23] = [
+    pub const NAMES: [&'static str; 25] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -191,6 +214,8 @@ impl Action {
         "conference",
         "split",
         "submit_notes",
+        "ack",
+        "get_history",
         "provision",
         "logout",
     ];
@@ -218,6 +243,8 @@ impl Action {
             Self::Conference(_) => "conference",
             Self::Split(_) => "split",
             Self::SubmitNotes(_) => "submit_notes",
+            Self::Ack(_) => "ack",
+            Self::GetHistory(_) => "get_history",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
         }
@@ -250,6 +277,12 @@ impl Action {
             "conference" => Self::Conference(typed(name, params)?),
             "split" => Self::Split(typed(name, params)?),
             "submit_notes" => Self::SubmitNotes(typed(name, params)?),
+            "ack" => Self::Ack(typed(name, params)?),
+            "get_history" => Self::GetHistory(if params.is_null() {
+                HistoryQuery::default()
+            } else {
+                typed(name, params)?
+            }),
             "provision" => Self::Provision(params),
             "logout" => {
                 no_params(name, &params)?;
@@ -287,6 +320,8 @@ impl Action {
             Self::Conference(p) => serde_json::to_value(p),
             Self::Split(p) => serde_json::to_value(p),
             Self::SubmitNotes(p) => serde_json::to_value(p),
+            Self::Ack(p) => serde_json::to_value(p),
+            Self::GetHistory(p) => serde_json::to_value(p),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),
         };
@@ -302,6 +337,8 @@ impl Action {
                 | Self::Disposition(_)
                 | Self::PartnerConfig(_)
                 | Self::SubmitNotes(_)
+                | Self::Ack(_)
+                | Self::GetHistory(_)
                 | Self::Provision(_)
                 | Self::Logout
         )

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{PartnerConfig, Snapshot};
+use super::{PartnerConfig, Snapshot, StorageInfo};
 
 /// An event with its sequence number, as framed on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,12 +35,13 @@ pub enum Event {
     CallTransferred(CallTransferred),
     ConferenceChanged(ConferenceChanged),
     DtmfReceived(DtmfReceived),
+    StorageChanged(StorageInfo),
     Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 19] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -58,6 +59,7 @@ impl Event {
         "callTransferred",
         "conferenceChanged",
         "dtmfReceived",
+        "storageChanged",
         "log",
     ];
 
@@ -80,6 +82,7 @@ impl Event {
             Self::CallTransferred(_) => "callTransferred",
             Self::ConferenceChanged(_) => "conferenceChanged",
             Self::DtmfReceived(_) => "dtmfReceived",
+            Self::StorageChanged(_) => "storageChanged",
             Self::Log(_) => "log",
         }
     }
@@ -90,8 +93,12 @@ impl Event {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Hello {
     pub version: u32,
-    /// Random per daemon start; a client resumes only with the same instance.
+    /// This data folder's event history: the same across restarts, so a page resumes with
+    /// `?since=SEQ&instance=ID` after one too.
     pub instance: String,
+    /// When this daemon process started (RFC 3339): a different value than last time means it
+    /// restarted, and calls it had up were ended with cause `interrupted`.
+    pub started_at: String,
     /// True when the client asked to resume (`?since=`) and the missed events follow this frame.
     pub resumed: bool,
     /// The seq of the newest event so far; resume later with `?since=` this or a later seq.
@@ -296,6 +303,9 @@ pub enum EndCause {
     Transferred,
     /// The connection to the SIP server was lost (or never there) before the call could go on.
     Network,
+    /// The daemon stopped (a crash, a kill, a power cut) while the call was up or ringing;
+    /// reported when it starts again. `duration` then counts up to the last event it stored.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,8 @@ mod events;
 mod snapshot;
 
 pub use actions::{
-    Action, CallRef, ConferenceRequest, ConnectCalls, Dtmf, NotesSubmission, PartnerConfig,
+    Ack, Action, CallRef, ConferenceRequest, ConnectCalls, Dtmf, HistoryQuery, NotesSubmission,
+    PartnerConfig,
     PortholeCall, ShotgunCall, Split, StartCall, Transfer, UpdatePresence,
 };
 pub use events::{
@@ -22,7 +23,10 @@ pub use events::{
     Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RegistrationChanged,
     StatusChanged,
 };
-pub use snapshot::{CallInfo, CallQuality, LineInfo, LineState, PresenceStatus, Snapshot};
+pub use snapshot::{
+    CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus, Snapshot, StorageInfo,
+    StorageState,
+};
 
 use actions::truncate;
 use serde::{Deserialize, Serialize};
@@ -76,6 +80,8 @@ pub enum ErrorCode {
     CallInProgress,
     /// IT's settings do not let this page (or any page) do this action (`provision`, `logout`).
     Forbidden,
+    /// The on-disk store is not available (`get_history`); the snapshot's `storage` says why.
+    StorageUnavailable,
     /// The daemon could not complete the action; the message says why.
     Internal,
 }
@@ -96,11 +102,12 @@ impl ErrorCode {
             Self::InvalidProvisioning => "invalid_provisioning",
             Self::CallInProgress => "call_in_progress",
             Self::Forbidden => "forbidden",
+            Self::StorageUnavailable => "storage_unavailable",
             Self::Internal => "internal",
         }
     }
 
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::InvalidJson,
         Self::InvalidRequest,
         Self::UnknownAction,
@@ -113,6 +120,8 @@ impl ErrorCode {
         Self::NotSupported,
         Self::InvalidProvisioning,
         Self::CallInProgress,
+        Self::Forbidden,
+        Self::StorageUnavailable,
         Self::Internal,
     ];
 }

@@ -16,6 +16,64 @@ pub struct Snapshot {
     pub dispositions: Vec<String>,
     pub partner_config: Option<PartnerConfig>,
     pub calls: Vec<CallInfo>,
+    /// Whether events, notes and the call history are being kept on disk.
+    pub storage: StorageInfo,
+}
+
+/// The on-disk store as the agent's work depends on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageInfo {
+    pub state: StorageState,
+    /// What went wrong, naming the file (absent when `ok` and nothing was set aside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Events dropped by the retention limits (`[store]`) before every page origin had
+    /// acknowledged them, since the store was created.
+    pub dropped_events: u64,
+}
+
+impl StorageInfo {
+    pub fn ok() -> Self {
+        Self {
+            state: StorageState::Ok,
+            reason: None,
+            dropped_events: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageState {
+    /// Every event is written to disk before it is sent.
+    Ok,
+    /// Writing failed (disk full, read-only): events are sent and kept in memory only, and the
+    /// store is tried again with each event.
+    Failing,
+    /// There is no store this run (it could not be opened): memory only.
+    Unavailable,
+}
+
+/// One past call (`get_history`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallRecord {
+    pub conversation_id: String,
+    pub partner_id: Option<String>,
+    /// `inbound` or `outbound`.
+    pub call_type: String,
+    /// The number dialled, or the caller's; the party the call ended with.
+    pub number: String,
+    /// RFC 3339, when it was dialled or started ringing.
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    /// Whole seconds from answer to end; absent while the call is up.
+    pub duration: Option<u64>,
+    /// Why it ended (`callEnded`'s causes); absent while the call is up.
+    pub cause: Option<String>,
+    pub disposition: Option<String>,
+    pub notes: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,423 @@
+//! Every event a page may need goes through the journal: numbered, written to the store, then
+//! sent; replayed to each page origin from where it left off (its acknowledgement, or the
+//! `?since=` it asks for) — also after a restart, since the store keeps the numbering.
+//!
+//! `log` lines and `storageChanged` are sent but never numbered nor kept (they must not use up
+//! the window). Without a store (it could not be opened) or while writing fails, events are
+//! kept in the memory window only, and the snapshot's `storage` says so.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::event_log::{EventLog, Published, Replay};
+use crate::origins::Origin;
+use crate::protocol::{CallRecord, Event, StorageInfo, StorageState};
+use crate::store::{Mark, NewEvent, SavedState, SetAside, Store, StoreError, StoredCall};
+
+/// How long and how many events the store keeps for pages that have not acknowledged them.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub keep: Duration,
+    pub max_events: u64,
+}
+
+/// Appends between two prunes of the store.
+const PRUNE_EVERY: u32 = 1_000;
+
+/// Where a reconnecting page left off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub instance: String,
+    pub since: u64,
+}
+
+/// What the journal found on disk at start.
+#[derive(Debug, Default)]
+pub struct Startup {
+    pub saved: SavedState,
+    /// Calls that were up or ringing when the daemon stopped.
+    pub interrupted: Vec<StoredCall>,
+    /// When the last event was stored before this start (ms since the Unix epoch).
+    pub last_event_ms: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum JournalError {
+    #[error("seq {seq} is newer than the newest event ({last})")]
+    AckFromTheFuture { seq: u64, last: u64 },
+    #[error("only pages acknowledge events")]
+    AckWithoutOrigin,
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub struct Journal {
+    memory: EventLog,
+    store: Option<Store>,
+    status: StorageInfo,
+    instance: String,
+    /// Each origin's mark, as loaded from (and written through to) the store.
+    marks: HashMap<Origin, Mark>,
+    retention: Retention,
+    appends_since_prune: u32,
+}
+
+impl Journal {
+    /// Opens the store at `path`, making the data folder's instance id with `make_instance` the
+    /// first time. When the store cannot be opened the journal runs in memory and says why.
+    pub fn open(
+        path: &Path,
+        stamp: &str,
+        memory_window: usize,
+        retention: Retention,
+        now_ms: i64,
+        make_instance: impl FnOnce() -> String,
+    ) -> (Self, Startup) {
+        let opened = Store::open(path, stamp).and_then(|(mut store, set_aside)| {
+            let instance = store.instance(make_instance)?;
+            Ok((store, set_aside, instance))
+        });
+        let (mut store, set_aside, instance) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::error!("{e}; events, notes and call history are kept in memory only");
+                let status = StorageInfo {
+                    state: StorageState::Unavailable,
+                    reason: Some(e.to_string()),
+                    dropped_events: 0,
+                };
+                let journal = Self::with(None, status, crate::ids::random_hex(8), memory_window, retention, 0);
+                return (journal, Startup::default());
+            }
+        };
+        let mut status = StorageInfo::ok();
+        if let Some(SetAside { file, why }) = &set_aside {
+            let reason = format!(
+                "the store was unusable ({why}); it was moved to {} and a new one started",
+                file.display()
+            );
+            tracing::error!("{reason}");
+            status.reason = Some(reason);
+        }
+        let startup = (|| -> Result<(Startup, u64), StoreError> {
+            Ok((
+                Startup {
+                    saved: store.saved_state()?,
+                    interrupted: store.unfinished_calls()?,
+                    last_event_ms: store.last_event_ms()?,
+                },
+                store.last_seq()?,
+            ))
+        })();
+        let (startup, last_seq) = match startup {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!("{e}");
+                (Startup::default(), 0)
+            }
+        };
+        match store.prune(now_ms, millis(retention.keep), retention.max_events) {
+            Ok(pruned) if pruned.unacknowledged > 0 => tracing::warn!(
+                "the store dropped {} events no page had acknowledged ([store] keep_days / max_events)",
+                pruned.unacknowledged
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+        status.dropped_events = store.dropped_events().unwrap_or(0);
+        let journal = Self::with(
+            Some(store),
+            status,
+            instance,
+            memory_window,
+            retention,
+            last_seq,
+        );
+        (journal, startup)
+    }
+
+    /// A journal without a store (tests, and when the store cannot be opened).
+    pub fn in_memory(instance: String, memory_window: usize) -> Self {
+        let retention = Retention {
+            keep: Duration::MAX,
+            max_events: u64::MAX,
+        };
+        let status = StorageInfo {
+            state: StorageState::Unavailable,
+            reason: Some("this phone runs without a store".into()),
+            dropped_events: 0,
+        };
+        Self::with(None, status, instance, memory_window, retention, 0)
+    }
+
+    fn with(
+        store: Option<Store>,
+        status: StorageInfo,
+        instance: String,
+        memory_window: usize,
+        retention: Retention,
+        last_seq: u64,
+    ) -> Self {
+        Self {
+            memory: EventLog::new(memory_window, last_seq),
+            store,
+            status,
+            instance,
+            marks: HashMap::new(),
+            retention,
+            appends_since_prune: 0,
+        }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.memory.last_seq()
+    }
+
+    pub fn status(&self) -> StorageInfo {
+        self.status.clone()
+    }
+
+    /// Numbers `events`, writes them to the store and returns them to send, in order; a
+    /// `storageChanged` follows when writing started or stopped failing.
+    pub fn publish(&mut self, events: &[Event], now_ms: i64) -> Vec<Arc<Published>> {
+        let mut out: Vec<Arc<Published>> = events.iter().map(|e| self.memory.push(e)).collect();
+        let Some(store) = &mut self.store else {
+            return out;
+        };
+        // The agent's own choices are committed so that even a power cut keeps them.
+        let durable = events.iter().any(|e| {
+            matches!(
+                e,
+                Event::CallNotesSubmitted(_)
+                    | Event::DispositionsChanged(_)
+                    | Event::StatusChanged(_)
+                    | Event::PartnerConfigChanged(_)
+            )
+        });
+        let rows: Vec<NewEvent<'_>> = events
+            .iter()
+            .zip(&out)
+            .map(|(event, published)| NewEvent {
+                seq: published.seq,
+                at_ms: now_ms,
+                event,
+                json: &published.json,
+            })
+            .collect();
+        let written = store.append(&rows, durable);
+        let was = self.status.state;
+        match written {
+            Ok(()) => {
+                if was == StorageState::Failing {
+                    tracing::warn!("the store {} is written again", store.path().display());
+                    self.status.state = StorageState::Ok;
+                    self.status.reason = None;
+                }
+                self.appends_since_prune += 1;
+                if self.appends_since_prune >= PRUNE_EVERY {
+                    self.appends_since_prune = 0;
+                    self.prune(now_ms);
+                }
+            }
+            Err(e) => {
+                if was != StorageState::Failing {
+                    tracing::error!(
+                        "{e}; events are sent and kept in memory only until it can be written again"
+                    );
+                }
+                self.status.state = StorageState::Failing;
+                self.status.reason = Some(e.to_string());
+            }
+        }
+        if self.status.state != was {
+            out.push(self.transient(&Event::StorageChanged(self.status.clone())));
+        }
+        out
+    }
+
+    fn prune(&mut self, now_ms: i64) {
+        let Some(store) = &mut self.store else { return };
+        match store.prune(
+            now_ms,
+            millis(self.retention.keep),
+            self.retention.max_events,
+        ) {
+            Ok(pruned) => {
+                if pruned.unacknowledged > 0 {
+                    tracing::warn!(
+                        "the store dropped {} events no page had acknowledged ([store] keep_days / max_events)",
+                        pruned.unacknowledged
+                    );
+                    self.status.dropped_events += pruned.unacknowledged;
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// An event sent live but neither numbered nor kept.
+    pub fn transient(&self, event: &Event) -> Arc<Published> {
+        self.memory.transient(event)
+    }
+
+    /// Where `origin` stands, created at the current seq on its first connection (a newly
+    /// allowed page does not receive other pages' history).
+    fn mark(&mut self, origin: &Origin) -> Mark {
+        if let Some(mark) = self.marks.get(origin) {
+            return *mark;
+        }
+        let last = self.memory.last_seq();
+        let stored = self
+            .store
+            .as_ref()
+            .and_then(|s| s.mark(origin.as_str()).ok().flatten());
+        let mark = match stored {
+            // A mark from a different numbering (the store was replaced) starts over.
+            Some(mark) if mark.floor <= last && mark.acked <= last => mark,
+            _ => {
+                let fresh = Mark {
+                    floor: last,
+                    acked: 0,
+                };
+                self.write_mark(origin, fresh);
+                fresh
+            }
+        };
+        self.marks.insert(origin.clone(), mark);
+        mark
+    }
+
+    fn write_mark(&mut self, origin: &Origin, mark: Mark) {
+        if let Some(store) = &mut self.store
+            && let Err(e) = store.set_mark(origin.as_str(), mark)
+        {
+            tracing::debug!("{e}");
+        }
+    }
+
+    /// What a new connection of `origin` is sent after `hello`: every event its origin has not
+    /// acknowledged and every event after the `since` it resumes from, oldest first. Whether
+    /// it `resumed`: it asked, and nothing since its `since` is missing.
+    pub fn subscribe(
+        &mut self,
+        origin: Option<&Origin>,
+        resume: Option<&Resume>,
+    ) -> (bool, Vec<Arc<Published>>) {
+        let Some(origin) = origin else {
+            return (false, Vec::new());
+        };
+        let mark = self.mark(origin);
+        let last = self.memory.last_seq();
+        let since = resume
+            .filter(|r| r.instance == self.instance && r.since <= last)
+            .map(|r| r.since);
+        let from = since
+            .map_or(mark.delivered(), |s| s.min(mark.delivered()))
+            .max(mark.floor);
+        let (events, complete) = self.after(from);
+        let resumed = since.is_some_and(|s| s >= mark.floor) && complete;
+        (resumed, events)
+    }
+
+    /// Events after `from`, oldest first: from memory when the window reaches back that far,
+    /// else from the store (then memory for any the store could not take). `complete` when
+    /// none is missing.
+    fn after(&self, from: u64) -> (Vec<Arc<Published>>, bool) {
+        let last = self.memory.last_seq();
+        if from >= last {
+            return (Vec::new(), true);
+        }
+        if let Replay::Events(events) = self.memory.since(from) {
+            return (events, true);
+        }
+        let mut out = Vec::new();
+        let mut next = from + 1;
+        let mut complete = true;
+        if let Some(store) = &self.store {
+            match store.events_after(from, usize::MAX) {
+                Ok(rows) => {
+                    for row in rows {
+                        complete &= row.seq == next;
+                        next = row.seq + 1;
+                        out.push(Arc::new(Published {
+                            seq: row.seq,
+                            json: row.json,
+                            stored: true,
+                        }));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    complete = false;
+                }
+            }
+        }
+        for published in self.memory.kept_after(next - 1) {
+            complete &= published.seq == next;
+            next = published.seq + 1;
+            out.push(Arc::clone(published));
+        }
+        (out, complete && next == last + 1)
+    }
+
+    /// `origin` has processed every event up to `seq`; returns what it has acknowledged now.
+    pub fn ack(&mut self, origin: Option<&Origin>, seq: u64) -> Result<u64, JournalError> {
+        let origin = origin.ok_or(JournalError::AckWithoutOrigin)?;
+        let last = self.memory.last_seq();
+        if seq > last {
+            return Err(JournalError::AckFromTheFuture { seq, last });
+        }
+        let mut mark = self.mark(origin);
+        if seq > mark.acked {
+            mark.acked = seq;
+            self.marks.insert(origin.clone(), mark);
+            self.write_mark(origin, mark);
+        }
+        Ok(mark.delivered())
+    }
+
+    /// The origin was revoked: if allowed again, it starts without history.
+    pub fn forget(&mut self, origin: &Origin) {
+        self.marks.remove(origin);
+        if let Some(store) = &mut self.store
+            && let Err(e) = store.forget_mark(origin.as_str())
+        {
+            tracing::debug!("{e}");
+        }
+    }
+
+    /// Past calls, newest first.
+    pub fn history(
+        &self,
+        limit: u32,
+        before_ms: Option<i64>,
+    ) -> Result<Vec<CallRecord>, JournalError> {
+        let store = self.store.as_ref().ok_or_else(|| {
+            JournalError::Unavailable(format!(
+                "there is no call history: {}",
+                self.status.reason.as_deref().unwrap_or("no store")
+            ))
+        })?;
+        store
+            .history(limit, before_ms)
+            .map(|calls| calls.iter().map(StoredCall::record).collect())
+            .map_err(|e| JournalError::Unavailable(e.to_string()))
+    }
+
+    /// One call of the history.
+    pub fn call(&self, conversation_id: &str) -> Option<StoredCall> {
+        self.store
+            .as_ref()
+            .and_then(|s| s.call(conversation_id).ok().flatten())
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,233 @@
+//! The call history and the agent's state, as projections of the events: each event changes
+//! them in the transaction that stores it.
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{Store, StoreError};
+use crate::protocol::{CallRecord, Event, PartnerConfig};
+
+/// What the agent had chosen when the daemon last stopped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SavedState {
+    /// `softphoneId` of the presence status.
+    pub presence: Option<String>,
+    pub dispositions: Option<Vec<String>>,
+    pub partner_config: Option<PartnerConfig>,
+}
+
+/// One call as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCall {
+    pub conversation_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    pub number: String,
+    pub partner_id: Option<String>,
+    pub started_ms: i64,
+    pub answered_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub duration: Option<u64>,
+    pub cause: Option<String>,
+    pub disposition: Option<String>,
+    pub notes: Option<String>,
+}
+
+impl StoredCall {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            conversation_id: row.get(0)?,
+            direction: row.get(1)?,
+            number: row.get(2)?,
+            partner_id: row.get(3)?,
+            started_ms: row.get(4)?,
+            answered_ms: row.get(5)?,
+            ended_ms: row.get(6)?,
+            duration: row
+                .get::<_, Option<i64>>(7)?
+                .map(|d| u64::try_from(d).unwrap_or(0)),
+            cause: row.get(8)?,
+            disposition: row.get(9)?,
+            notes: row.get(10)?,
+        })
+    }
+
+    /// The wire form (`get_history`).
+    pub fn record(&self) -> CallRecord {
+        CallRecord {
+            conversation_id: self.conversation_id.clone(),
+            partner_id: self.partner_id.clone(),
+            call_type: self.direction.clone(),
+            number: self.number.clone(),
+            started_at: rfc3339(self.started_ms),
+            answered_at: self.answered_ms.map(rfc3339),
+            duration: self.duration,
+            cause: self.cause.clone(),
+            disposition: self.disposition.clone(),
+            notes: self.notes.clone(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 (UTC).
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+const CALL_COLUMNS: &str = "conversation_id, direction, number, partner_id, started_ms, \
+     answered_ms, ended_ms, duration, cause, disposition, notes";
+
+/// What `event` (stored at `at_ms`) changes in the history and the agent's state.
+pub(super) fn project(tx: &Transaction<'_>, at_ms: i64, event: &Event) -> rusqlite::Result<()> {
+    match event {
+        Event::OutboundCallInitiated(e) => {
+            tx.execute(
+                "INSERT OR IGNORE INTO calls (conversation_id, direction, number, partner_id, started_ms)
+                 VALUES (?1, 'outbound', ?2, ?3, ?4)",
+                params![e.conversation_id, e.dialled_to, e.partner_id, at_ms],
+            )?;
+        }
+        Event::IncomingCall(e) => {
+            tx.execute(
+                "INSERT OR IGNORE INTO calls (conversation_id, direction, number, partner_id, started_ms)
+                 VALUES (?1, 'inbound', ?2, ?3, ?4)",
+                params![e.conversation_id, e.caller_ani, e.partner_id, at_ms],
+            )?;
+        }
+        Event::CallAccepted(e) => {
+            tx.execute(
+                "UPDATE calls SET answered_ms = ?2, number = coalesce(?3, number)
+                 WHERE conversation_id = ?1",
+                params![e.conversation_id, at_ms, e.dialled_to],
+            )?;
+        }
+        Event::CallTransferred(e) if e.kind == "remote" && e.result == "accepted" => {
+            tx.execute(
+                "UPDATE calls SET number = ?2 WHERE conversation_id = ?1 AND ?2 <> ''",
+                params![e.conversation_id, e.to],
+            )?;
+        }
+        Event::CallEnded(e) => {
+            tx.execute(
+                "UPDATE calls SET ended_ms = ?2, duration = ?3, cause = ?4,
+                     disposition = coalesce(?5, disposition), notes = coalesce(?6, notes)
+                 WHERE conversation_id = ?1",
+                params![
+                    e.conversation_id,
+                    at_ms,
+                    i64::try_from(e.duration).unwrap_or(i64::MAX),
+                    cause_name(&e.cause),
+                    e.disposition,
+                    e.notes
+                ],
+            )?;
+        }
+        Event::CallRejected(e) => {
+            tx.execute(
+                "UPDATE calls SET ended_ms = ?2, duration = 0, cause = ?3 WHERE conversation_id = ?1",
+                params![e.conversation_id, at_ms, cause_name(&e.cause)],
+            )?;
+        }
+        Event::CallNotesSubmitted(e) => {
+            tx.execute(
+                "UPDATE calls SET disposition = ?2, notes = ?3 WHERE conversation_id = ?1",
+                params![e.conversation_id, e.disposition, e.notes],
+            )?;
+        }
+        Event::StatusChanged(e) => save(tx, "presence", &e.softphone_id)?,
+        Event::DispositionsChanged(e) => save(tx, "dispositions", &e.codes)?,
+        Event::PartnerConfigChanged(config) => save(tx, "partner_config", config)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn cause_name(cause: &crate::protocol::EndCause) -> String {
+    serde_json::to_value(cause)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn save(tx: &Transaction<'_>, key: &str, value: &impl serde::Serialize) -> rusqlite::Result<()> {
+    let json = serde_json::to_string(value).unwrap_or_default();
+    tx.execute(
+        "INSERT INTO state (key, json) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET json = ?2",
+        params![key, json],
+    )
+    .map(drop)
+}
+
+impl Store {
+    /// The agent's state as the events last left it; a value that no longer parses is skipped.
+    pub fn saved_state(&self) -> Result<SavedState, StoreError> {
+        let load = |key: &str| -> Result<Option<String>, StoreError> {
+            self.conn
+                .query_row("SELECT json FROM state WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(self.read_error())
+        };
+        fn parse<T: serde::de::DeserializeOwned>(json: Option<String>) -> Option<T> {
+            json.and_then(|j| serde_json::from_str(&j).ok())
+        }
+        Ok(SavedState {
+            presence: parse(load("presence")?),
+            dispositions: parse(load("dispositions")?),
+            partner_config: parse(load("partner_config")?),
+        })
+    }
+
+    /// Calls newest first: at most `limit`, started before `before_ms` when given.
+    pub fn history(
+        &self,
+        limit: u32,
+        before_ms: Option<i64>,
+    ) -> Result<Vec<StoredCall>, StoreError> {
+        let mut query = self
+            .conn
+            .prepare(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls WHERE started_ms < ?1
+                 ORDER BY started_ms DESC, rowid DESC LIMIT ?2"
+            ))
+            .map_err(self.read_error())?;
+        let rows = query
+            .query_map(
+                params![before_ms.unwrap_or(i64::MAX), i64::from(limit)],
+                StoredCall::from_row,
+            )
+            .map_err(self.read_error())?;
+        rows.collect::<Result<_, _>>().map_err(self.read_error())
+    }
+
+    pub fn call(&self, conversation_id: &str) -> Result<Option<StoredCall>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {CALL_COLUMNS} FROM calls WHERE conversation_id = ?1"),
+                params![conversation_id],
+                StoredCall::from_row,
+            )
+            .optional()
+            .map_err(self.read_error())
+    }
+
+    /// Calls that never ended: the daemon stopped during them.
+    pub fn unfinished_calls(&self) -> Result<Vec<StoredCall>, StoreError> {
+        let mut query = self
+            .conn
+            .prepare(&format!(
+                "SELECT {CALL_COLUMNS} FROM calls WHERE ended_ms IS NULL ORDER BY started_ms, rowid"
+            ))
+            .map_err(self.read_error())?;
+        let rows = query
+            .query_map([], StoredCall::from_row)
+            .map_err(self.read_error())?;
+        rows.collect::<Result<_, _>>().map_err(self.read_error())
+    }
+}
