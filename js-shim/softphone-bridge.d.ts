@@ -21,6 +21,7 @@ declare namespace SoftphoneBridge {
     | 'invalid_provisioning'
     | 'call_in_progress'
     | 'forbidden'
+    | 'storage_unavailable'
     | 'internal';
 
   /** Codes the shim itself raises (connection trouble, timeouts). */
@@ -103,6 +104,15 @@ declare namespace SoftphoneBridge {
     disposition: string;
     notes?: string;
   }
+  interface AckParams {
+    seq: number;
+  }
+  interface GetHistoryParams {
+    /** 1 to 500, default 50. */
+    limit?: number;
+    /** RFC 3339: calls that started before this (the last `startedAt` of the previous page). */
+    before?: string;
+  }
 
   /** A daemon log line, sent while the seed's `debug_html` is on. */
   interface LogLine {
@@ -153,6 +163,8 @@ declare namespace SoftphoneBridge {
     conference: ConferenceParams;
     split: SplitParams;
     submit_notes: SubmitNotesParams;
+    ack: AckParams;
+    get_history: GetHistoryParams | undefined;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
   }
@@ -212,13 +224,41 @@ declare namespace SoftphoneBridge {
     dispositions: string[];
     partnerConfig: PartnerConfigParams | null;
     calls: CallInfo[];
+    /** Whether events, notes and the call history are kept on disk. */
+    storage: StorageInfo;
+  }
+  interface StorageInfo {
+    /** `failing`: writes fail (disk full, read-only), events are kept in memory only. */
+    state: 'ok' | 'failing' | 'unavailable';
+    /** What went wrong, naming the file. */
+    reason?: string;
+    /** Events dropped by retention before every origin acknowledged them. */
+    droppedEvents: number;
+  }
+  /** One past call (`get_history`). */
+  interface CallRecord {
+    conversationId: string;
+    partnerId: string | null;
+    callType: 'inbound' | 'outbound';
+    number: string;
+    /** RFC 3339. */
+    startedAt: string;
+    answeredAt: string | null;
+    /** Whole seconds; null while the call is up. */
+    duration: number | null;
+    cause: EndCause | null;
+    disposition: string | null;
+    notes: string | null;
   }
 
   // ------------------------------------------------------------------ events
 
   interface Hello {
     version: 1;
+    /** The data folder's event history: the same across restarts. */
     instance: string;
+    /** When the daemon process started (RFC 3339): a new value means it restarted. */
+    startedAt: string;
     resumed: boolean;
     lastSeq: number;
     state: Snapshot;
@@ -277,7 +317,9 @@ declare namespace SoftphoneBridge {
     | 'timeout'
     | 'failed'
     | 'transferred'
-    | 'network';
+    | 'network'
+    /** The daemon stopped while the call was up or ringing; reported when it started again. */
+    | 'interrupted';
   interface CallRejected {
     partnerId: string | null;
     conversationId: string;
@@ -354,6 +396,7 @@ declare namespace SoftphoneBridge {
     callTransferred: CallTransferred;
     conferenceChanged: ConferenceChanged;
     dtmfReceived: DtmfReceived;
+    storageChanged: StorageInfo;
     log: LogLine;
   }
   type EventName = keyof EventPayloads;
@@ -380,6 +423,11 @@ declare namespace SoftphoneBridge {
     minRetryMs?: number;
     maxRetryMs?: number;
     bridgeTimeoutMs?: number;
+    /** Acknowledge each event once the listeners have run (default true); false: call `ack()` yourself,
+     *  e.g. after saving a `callEnded` to your server. Unacknowledged events are replayed on the next connection. */
+    autoAck?: boolean;
+    /** How long to gather events into one `ack` (default 250 ms). */
+    ackDelayMs?: number;
   }
 
   class BridgeError extends Error {
@@ -397,6 +445,7 @@ declare namespace SoftphoneBridge {
     readonly state: Snapshot | null;
     readonly connected: boolean;
     readonly instance: string | null;
+    readonly startedAt: string | null;
     readonly lastSeq: number | null;
     on<E extends keyof ShimEvents>(event: E, fn: (payload: ShimEvents[E], message?: EventMessage) => void): () => void;
     on(event: '*', fn: (event: string, payload: unknown, message?: EventMessage) => void): () => void;
@@ -429,7 +478,11 @@ declare namespace SoftphoneBridge {
     conference(params: ConferenceParams): Promise<{ conferenceId: string; conversationIds: string[] }>;
     /** Takes a call out of the conference, on hold. */
     split(params: SplitParams): Promise<{ conversationId: string }>;
+    /** For a call in progress or any call of the history (after-call work). */
     submitNotes(params: SubmitNotesParams): Promise<Record<string, never>>;
+    /** The page has processed every event up to `seq`; done for you unless `autoAck: false`. */
+    ack(seq: number): Promise<{ acked: number }>;
+    getHistory(params?: GetHistoryParams): Promise<CallRecord[]>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;
     close(): void;

@@ -29,6 +29,8 @@
     'incomingCall', 'callAccepted', 'callRejected', 'callEnded',
     'callNotesSubmitted', 'outboundCallInitiated', 'statusChanged'
   ];
+  /** Sent live but never numbered, kept or replayed: nothing to acknowledge. */
+  var UNKEPT_EVENTS = ['log', 'storageChanged'];
   var CALL_EVENTS = ['outboundCallInitiated', 'callRinging', 'incomingCall', 'callAccepted',
     'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged', 'callTransferred'];
 
@@ -205,10 +207,13 @@
    */
   class Phone {
     constructor(options) {
-      this.options = Object.assign({ port: DEFAULT_PORT, minRetryMs: 250, maxRetryMs: 10000 }, options || {});
+      this.options = Object.assign({ port: DEFAULT_PORT, minRetryMs: 250, maxRetryMs: 10000, autoAck: true, ackDelayMs: 250 }, options || {});
       this.state = null;
       this.instance = null;
+      this.startedAt = null;
       this.lastSeq = null;
+      this._ackTo = 0;
+      this._ackTimer = null;
       this.connected = false;
       this._listeners = new Map();
       this._pending = new Map();
@@ -286,7 +291,12 @@
     conference(params) { return this.request('conference', params); }
     /** Takes `{conversationId}` out of the conference, on hold. */
     split(params) { return this.request('split', params); }
+    /** Disposition and notes for a call in progress or any call of the history (after-call work). */
     submitNotes(params) { return this.request('submit_notes', params); }
+    /** The page has processed every event up to `seq` (done for you unless `autoAck: false`). */
+    ack(seq) { return this.request('ack', { seq: seq }); }
+    /** Past calls, newest first: `{limit?, before?}`. */
+    getHistory(params) { return this.request('get_history', params).then(function (r) { return r.calls; }); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }
     logout() { return this.request('logout'); }
@@ -358,8 +368,9 @@
     }
 
     _onHello(hello) {
-      var sameDaemon = this.instance === hello.instance;
+      var sameDaemon = this.instance === hello.instance && this.startedAt === hello.startedAt;
       this.instance = hello.instance;
+      this.startedAt = hello.startedAt;
       this.lastSeq = hello.lastSeq;
       this.state = hello.state;
       this.connected = true;
@@ -374,6 +385,10 @@
         if (typeof message.seq === 'number') this.lastSeq = message.seq;
         this._apply(message.event, message.payload);
         this._emit(message.event, message.payload, message);
+        // The listeners have run: the page has processed it (log lines are never kept, so never acknowledged).
+        if (this.options.autoAck && typeof message.seq === 'number' && UNKEPT_EVENTS.indexOf(message.event) < 0) {
+          this._scheduleAck(message.seq);
+        }
         return;
       }
       var pending = this._pending.get(message.id);
@@ -394,12 +409,24 @@
       else if (event === 'dispositionsChanged') state.dispositions = payload.codes;
       else if (event === 'partnerConfigChanged') state.partnerConfig = payload;
       else if (event === 'registrationChanged') state.line = { state: payload.state, extension: payload.extension || null };
+      else if (event === 'storageChanged') state.storage = payload;
       else changed = false;
       if (changed) this._emit('state', state);
       if (CALL_EVENTS.indexOf(event) >= 0) {
         var self = this;
         this.getState().then(function (fresh) { self.state = fresh; self._emit('state', fresh); }, function () {});
       }
+    }
+
+    /** Acknowledges events up to `seq` a moment later, once for a burst. */
+    _scheduleAck(seq) {
+      if (seq > this._ackTo) this._ackTo = seq;
+      if (this._ackTimer) return;
+      var self = this;
+      this._ackTimer = setTimeout(function () {
+        self._ackTimer = null;
+        if (self.connected) self.ack(self._ackTo).catch(function () { /* replayed next time */ });
+      }, this.options.ackDelayMs);
     }
 
     _failPending() {

@@ -85,6 +85,11 @@ impl EventLog {
         })
     }
 
+    /// The oldest seq the window holds (past the last when it is empty).
+    pub fn oldest_seq(&self) -> u64 {
+        self.recent.front().map_or(self.last_seq + 1, |p| p.seq)
+    }
+
     /// The kept events after `since` (oldest first), whatever the window still holds.
     pub fn kept_after(&self, since: u64) -> impl Iterator<Item = &Arc<Published>> {
         self.recent.iter().filter(move |p| p.seq > since)

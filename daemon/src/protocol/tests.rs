@@ -113,6 +113,7 @@ fn every_name_round_trips_through_from_parts() {
             "conference" => json!({"conversationIds": ["a", "b"]}),
             "split" => json!({"conversationId": "a"}),
             "submit_notes" => json!({"conversationId": "c", "disposition": "d"}),
+            "ack" => json!({"seq": 1}),
             _ => serde_json::Value::Null,
         };
         let action = Action::from_parts(name, params).unwrap_or_else(|e| panic!("{name}: {e:?}"));

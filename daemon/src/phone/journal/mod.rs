@@ -326,8 +326,8 @@ impl Journal {
     }
 
     /// Events after `from`, oldest first: from memory when the window reaches back that far,
-    /// else from the store (then memory for any the store could not take). `complete` when
-    /// none is missing.
+    /// else from the store up to where the window starts, then the window (which also holds
+    /// events the store could not take). `complete` when none is missing.
     fn after(&self, from: u64) -> (Vec<Arc<Published>>, bool) {
         let last = self.memory.last_seq();
         if from >= last {
@@ -339,10 +339,11 @@ impl Journal {
         let mut out = Vec::new();
         let mut next = from + 1;
         let mut complete = true;
+        let window = self.memory.oldest_seq();
         if let Some(store) = &self.store {
             match store.events_after(from, usize::MAX) {
                 Ok(rows) => {
-                    for row in rows {
+                    for row in rows.into_iter().take_while(|row| row.seq < window) {
                         complete &= row.seq == next;
                         next = row.seq + 1;
                         out.push(Arc::new(Published {
@@ -358,7 +359,7 @@ impl Journal {
                 }
             }
         }
-        for published in self.memory.kept_after(next - 1) {
+        for published in self.memory.kept_after(from) {
             complete &= published.seq == next;
             next = published.seq + 1;
             out.push(Arc::clone(published));
@@ -421,3 +422,6 @@ impl Journal {
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests;

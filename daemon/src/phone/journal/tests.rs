@@ -1,0 +1,171 @@
+use super::*;
+use crate::protocol::StatusChanged;
+
+fn status(n: u64) -> Event {
+    Event::StatusChanged(StatusChanged {
+        softphone_id: n.to_string(),
+        name: n.to_string(),
+    })
+}
+
+const KEEP_ALL: Retention = Retention {
+    keep: Duration::from_secs(86_400),
+    max_events: 100_000,
+};
+
+fn open(dir: &tempfile::TempDir, window: usize) -> Journal {
+    let path = dir.path().join(crate::store::FILE_NAME);
+    Journal::open(&path, "stamp", window, KEEP_ALL, 1_000, || "inst".into()).0
+}
+
+fn origin(text: &str) -> Origin {
+    Origin::parse(text).expect("origin")
+}
+
+fn seqs(events: &[Arc<Published>]) -> Vec<u64> {
+    events.iter().map(|p| p.seq).collect()
+}
+
+fn publish(journal: &mut Journal, range: std::ops::RangeInclusive<u64>) -> Vec<Arc<Published>> {
+    let events: Vec<Event> = range.map(status).collect();
+    journal.publish(&events, 1_000)
+}
+
+fn resume(since: u64) -> Resume {
+    Resume {
+        instance: "inst".into(),
+        since,
+    }
+}
+
+#[test]
+fn the_instance_and_the_numbering_go_on_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut journal = open(&dir, 16);
+    assert_eq!(seqs(&publish(&mut journal, 1..=3)), [1, 2, 3]);
+    drop(journal);
+    let mut journal = open(&dir, 16);
+    assert_eq!(journal.instance(), "inst");
+    assert_eq!(journal.last_seq(), 3);
+    assert_eq!(seqs(&publish(&mut journal, 4..=4)), [4]);
+    // A page that saw 2 before the restart resumes across it.
+    let crm = origin("https://crm.example.com");
+    journal.ack(Some(&crm), 0).expect("first contact");
+    assert_eq!(journal.status().state, StorageState::Ok);
+}
+
+#[test]
+fn an_origin_is_replayed_what_it_has_not_acknowledged_and_nothing_from_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut journal = open(&dir, 16);
+    publish(&mut journal, 1..=2);
+    let crm = origin("https://crm.example.com");
+    assert_eq!(
+        journal.subscribe(Some(&crm), None),
+        (false, Vec::new()),
+        "other pages' history is not replayed"
+    );
+    publish(&mut journal, 3..=5);
+    let (resumed, events) = journal.subscribe(Some(&crm), None);
+    assert_eq!((resumed, seqs(&events)), (false, vec![3, 4, 5]));
+    assert_eq!(journal.ack(Some(&crm), 4), Ok(4));
+    assert_eq!(journal.ack(Some(&crm), 3), Ok(4), "an ack never goes back");
+    assert_eq!(seqs(&journal.subscribe(Some(&crm), None).1), [5]);
+    let (resumed, events) = journal.subscribe(Some(&crm), Some(&resume(3)));
+    assert_eq!(
+        (resumed, seqs(&events)),
+        (true, vec![4, 5]),
+        "a page that saw less than its origin acknowledged gets what it missed"
+    );
+    let (resumed, events) = journal.subscribe(Some(&crm), Some(&resume(0)));
+    assert_eq!(
+        (resumed, seqs(&events)),
+        (false, vec![3, 4, 5]),
+        "never before the origin's first connection"
+    );
+    let (resumed, _) = journal.subscribe(
+        Some(&crm),
+        Some(&Resume {
+            instance: "other".into(),
+            since: 4,
+        }),
+    );
+    assert!(!resumed, "another instance's seq means nothing here");
+    assert_eq!(
+        journal.ack(Some(&crm), 6),
+        Err(JournalError::AckFromTheFuture { seq: 6, last: 5 })
+    );
+    assert_eq!(journal.ack(None, 1), Err(JournalError::AckWithoutOrigin));
+    assert_eq!(journal.subscribe(None, Some(&resume(0))), (false, Vec::new()));
+
+    // Marks are kept with the events.
+    drop(journal);
+    let mut journal = open(&dir, 16);
+    assert_eq!(seqs(&journal.subscribe(Some(&crm), None).1), [5]);
+    journal.forget(&crm);
+    assert_eq!(
+        journal.subscribe(Some(&crm), None),
+        (false, Vec::new()),
+        "a forgotten origin starts afresh"
+    );
+}
+
+#[test]
+fn the_store_reaches_back_where_the_memory_window_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut journal = open(&dir, 2);
+    let crm = origin("https://crm.example.com");
+    journal.subscribe(Some(&crm), None);
+    publish(&mut journal, 1..=6);
+    let (resumed, events) = journal.subscribe(Some(&crm), Some(&resume(1)));
+    assert_eq!((resumed, seqs(&events)), (true, vec![1, 2, 3, 4, 5, 6]));
+    assert!(events[5].json.contains(r#""seq":6"#));
+}
+
+#[test]
+fn while_the_store_fails_events_are_sent_kept_in_memory_and_the_state_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut journal = open(&dir, 3);
+    let crm = origin("https://crm.example.com");
+    journal.subscribe(Some(&crm), None);
+    publish(&mut journal, 1..=2);
+    // Another process breaks the store under us (as a full disk would refuse the write).
+    let side = rusqlite::Connection::open(dir.path().join(crate::store::FILE_NAME)).expect("open");
+    side.execute_batch("ALTER TABLE events RENAME TO gone")
+        .expect("break");
+    let sent = publish(&mut journal, 3..=3);
+    assert_eq!(seqs(&sent), [3, 3], "the event, then storageChanged carrying its seq");
+    assert!(!sent[1].stored && sent[1].json.contains("storageChanged"));
+    let status = journal.status();
+    assert_eq!(status.state, StorageState::Failing);
+    assert!(status.reason.is_some_and(|r| r.contains("softphone.db")));
+    assert_eq!(publish(&mut journal, 4..=4).len(), 1, "told once");
+    side.execute_batch("ALTER TABLE gone RENAME TO events")
+        .expect("mend");
+    let sent = publish(&mut journal, 5..=5);
+    assert_eq!(sent.len(), 2, "and told when it works again");
+    assert_eq!(journal.status().state, StorageState::Ok);
+    // 3 and 4 live only in memory (window 3: 3, 4, 5): the origin (which acknowledged nothing)
+    // gets 1 and 2 from the store and the rest from memory.
+    let (resumed, events) = journal.subscribe(Some(&crm), Some(&resume(2)));
+    assert_eq!((resumed, seqs(&events)), (true, vec![1, 2, 3, 4, 5]));
+    publish(&mut journal, 6..=6);
+    // Now 3 is gone from memory and was never stored: the replay says it is incomplete.
+    let (resumed, events) = journal.subscribe(Some(&crm), Some(&resume(0)));
+    assert_eq!((resumed, seqs(&events)), (false, vec![1, 2, 4, 5, 6]));
+}
+
+#[test]
+fn without_a_store_the_journal_runs_in_memory_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The store's place is a folder: it cannot be opened.
+    std::fs::create_dir(dir.path().join(crate::store::FILE_NAME)).expect("dir");
+    let mut journal = open(&dir, 16);
+    assert_eq!(journal.status().state, StorageState::Unavailable);
+    assert!(journal.status().reason.is_some_and(|r| r.contains("softphone.db")));
+    assert_eq!(seqs(&publish(&mut journal, 1..=2)), [1, 2]);
+    assert!(matches!(
+        journal.history(10, None),
+        Err(JournalError::Unavailable(_))
+    ));
+}
