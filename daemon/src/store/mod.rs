@@ -248,6 +248,19 @@ impl Store {
         }
     }
 
+    /// Records when the store was opened: a store that cannot be written (a read-only file)
+    /// says so at start rather than at the first event.
+    pub fn check_writable(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('opened_ms', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = ?1",
+                params![now_ms.to_string()],
+            )
+            .map(drop)
+            .map_err(self.write_error())
+    }
+
     /// The data folder's instance id, made by `make` the first time.
     pub fn instance(&mut self, make: impl FnOnce() -> String) -> Result<String, StoreError> {
         if let Some(id) = self.meta("instance")? {

@@ -57,6 +57,9 @@ impl Daemon {
             )
             .expect("config");
         }
+        let info = dir.path().join("daemon.json");
+        // A daemon killed before (restart tests) left its port behind: wait for the new one.
+        let _ = std::fs::remove_file(&info);
         let mut run = command(dir.path());
         run.envs(env.iter().copied()).arg("run");
         if headless {
@@ -69,7 +72,6 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .expect("daemon starts");
-        let info = dir.path().join("daemon.json");
         let deadline = Instant::now() + Duration::from_secs(20);
         let port = loop {
             let parsed = std::fs::read_to_string(&info)

@@ -93,6 +93,13 @@ impl Journal {
             }
         };
         let mut status = StorageInfo::ok();
+        if let Err(e) = store.check_writable(now_ms) {
+            tracing::error!(
+                "{e}; what it holds is read, new events are kept in memory only until it can be written"
+            );
+            status.state = StorageState::Failing;
+            status.reason = Some(e.to_string());
+        }
         if let Some(SetAside { file, why }) = &set_aside {
             let reason = format!(
                 "the store was unusable ({why}); it was moved to {} and a new one started",
