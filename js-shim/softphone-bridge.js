@@ -303,6 +303,7 @@
 
     /** Stops reconnecting and closes the connection. */
     close() {
+      this._flushAck();
       this._closed = true;
       clearTimeout(this._retryTimer);
       if (this._socket) this._socket.close(1000, 'closed by page');
@@ -423,10 +424,19 @@
       if (seq > this._ackTo) this._ackTo = seq;
       if (this._ackTimer) return;
       var self = this;
-      this._ackTimer = setTimeout(function () {
-        self._ackTimer = null;
-        if (self.connected) self.ack(self._ackTo).catch(function () { /* replayed next time */ });
-      }, this.options.ackDelayMs);
+      if (!this._flushOnHide && global.addEventListener) {
+        // A page closed within the delay still acknowledges what its listeners processed.
+        this._flushOnHide = function () { self._flushAck(); };
+        global.addEventListener('pagehide', this._flushOnHide);
+      }
+      this._ackTimer = setTimeout(function () { self._flushAck(); }, this.options.ackDelayMs);
+    }
+
+    _flushAck() {
+      if (!this._ackTimer) return;
+      clearTimeout(this._ackTimer);
+      this._ackTimer = null;
+      if (this.connected) this.ack(this._ackTo).catch(function () { /* replayed next time */ });
     }
 
     _failPending() {

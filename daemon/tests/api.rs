@@ -434,9 +434,17 @@ async fn since_replays_missed_events_or_says_not_resumed() {
     assert_eq!(from_store.hello()["payload"]["resumed"], true);
     let mut seqs = Vec::new();
     for _ in 0..7 {
-        seqs.push(from_store.next_message().await["seq"].as_u64().expect("seq"));
+        seqs.push(
+            from_store.next_message().await["seq"]
+                .as_u64()
+                .expect("seq"),
+        );
     }
-    assert_eq!(seqs, (since + 1..=since + 7).collect::<Vec<_>>(), "in order, none missing");
+    assert_eq!(
+        seqs,
+        (since + 1..=since + 7).collect::<Vec<_>>(),
+        "in order, none missing"
+    );
 }
 
 #[tokio::test]

@@ -37,7 +37,10 @@ async fn replayed(client: &mut Client, quiet: Duration) -> Vec<Value> {
 async fn next_event(client: &mut Client, within: Duration) -> Option<Value> {
     use futures_util::StreamExt;
     loop {
-        let frame = tokio::time::timeout(within, client.ws.next()).await.ok()??.ok()?;
+        let frame = tokio::time::timeout(within, client.ws.next())
+            .await
+            .ok()??
+            .ok()?;
         if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
             return serde_json::from_str(&text).ok();
         }
@@ -60,7 +63,8 @@ async fn kill_9_mid_call_right_after_notes_loses_nothing() {
         .expect("instance")
         .to_owned();
     let started = page.hello()["payload"]["startedAt"].clone();
-    page.request("disposition", json!(["Sale", "No sale"])).await;
+    page.request("disposition", json!(["Sale", "No sale"]))
+        .await;
     page.request("update_presence", json!({"softphoneId": "break"}))
         .await;
     page.request(
@@ -89,9 +93,15 @@ async fn kill_9_mid_call_right_after_notes_loses_nothing() {
     let dir = daemon.stop();
 
     let daemon = Daemon::start_in(dir, DEMO);
-    let mut page = daemon.connect_to(resume(&daemon, seq(&notes), &instance)).await;
+    let mut page = daemon
+        .connect_to(resume(&daemon, seq(&notes), &instance))
+        .await;
     let hello = page.hello()["payload"].clone();
-    assert_eq!(hello["instance"], instance.as_str(), "the data folder's history goes on");
+    assert_eq!(
+        hello["instance"],
+        instance.as_str(),
+        "the data folder's history goes on"
+    );
     assert_ne!(hello["startedAt"], started, "a page can tell it restarted");
     assert_eq!(hello["resumed"], true, "{hello}");
     let state = &hello["state"];
@@ -146,7 +156,10 @@ async fn kill_9_mid_call_right_after_notes_loses_nothing() {
             json!({"conversationId": id, "disposition": "Maybe"}),
         )
         .await;
-    assert_eq!(reply["error"]["code"], "invalid_params", "not in the list: {reply}");
+    assert_eq!(
+        reply["error"]["code"], "invalid_params",
+        "not in the list: {reply}"
+    );
     let dir = daemon.stop();
     let daemon = Daemon::start_in(dir, DEMO);
     let mut page = daemon.connect(CRM).await;
@@ -177,7 +190,10 @@ async fn notes_reach_any_call_of_the_history_and_a_page_pages_through_it() {
             json!({"conversationId": ids[0], "disposition": "Voicemail", "notes": "left a message"}),
         )
         .await;
-    assert_eq!(reply["ok"], true, "the oldest of 25 calls still takes notes: {reply}");
+    assert_eq!(
+        reply["ok"], true,
+        "the oldest of 25 calls still takes notes: {reply}"
+    );
 
     let (first, _) = page.request("get_history", json!({"limit": 10})).await;
     let first = first["result"]["calls"].as_array().expect("calls").clone();
@@ -206,14 +222,18 @@ async fn notes_reach_any_call_of_the_history_and_a_page_pages_through_it() {
     }
     for params in [json!({"seq": -1}), json!({"seq": 1_000_000}), json!({})] {
         let (reply, _) = page.request("ack", params.clone()).await;
-        assert_eq!(reply["error"]["code"], "invalid_params", "{params}: {reply}");
+        assert_eq!(
+            reply["error"]["code"], "invalid_params",
+            "{params}: {reply}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_damaged_store_is_set_aside_and_a_fresh_one_started() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let garbage = b"SQLite format 3\0 but then nothing a database would hold, repeated....".repeat(100);
+    let garbage =
+        b"SQLite format 3\0 but then nothing a database would hold, repeated....".repeat(100);
     std::fs::write(dir.path().join("softphone.db"), &garbage).expect("write");
     let daemon = Daemon::start_in(dir, "");
     let mut page = daemon.connect(CRM).await;
@@ -227,12 +247,21 @@ async fn a_damaged_store_is_set_aside_and_a_fresh_one_started() {
     let aside: Vec<_> = std::fs::read_dir(daemon.data_dir())
         .expect("dir")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("softphone.db.unusable-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("softphone.db.unusable-")
+        })
         .collect();
     assert_eq!(aside.len(), 1);
     assert_eq!(std::fs::read(aside[0].path()).expect("kept"), garbage);
-    assert!(daemon.log().contains("softphone.db.unusable-"), "the log says it too");
-    let (reply, _) = page.request("update_presence", json!({"softphoneId": "busy"})).await;
+    assert!(
+        daemon.log().contains("softphone.db.unusable-"),
+        "the log says it too"
+    );
+    let (reply, _) = page
+        .request("update_presence", json!({"softphoneId": "busy"}))
+        .await;
     assert_eq!(reply["ok"], true);
     assert_eq!(history(&mut page).await, Vec::<Value>::new());
 }
@@ -243,7 +272,13 @@ struct Mount(std::path::PathBuf);
 impl Mount {
     fn tmpfs(dir: &Path, size: &str) -> Option<Self> {
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .status()
             .is_ok_and(|s| s.success());
@@ -285,7 +320,9 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 async fn a_full_or_read_only_disk_is_reported_and_the_phone_keeps_working() {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(disk) = Mount::tmpfs(dir.path(), "8m") else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full path is covered by the journal's unit tests");
+        eprintln!(
+            "SKIPPED: mounting a tmpfs needs root; the disk-full path is covered by the journal's unit tests"
+        );
         return;
     };
     let daemon = Daemon::start_in(dir, DEMO);
@@ -302,22 +339,30 @@ async fn a_full_or_read_only_disk_is_reported_and_the_phone_keeps_working() {
     page.event("callEnded").await;
 
     let filler = fill(daemon.data_dir());
-    let (reply, _) = page.request("update_presence", json!({"softphoneId": "busy"})).await;
+    let (reply, _) = page
+        .request("update_presence", json!({"softphoneId": "busy"}))
+        .await;
     assert_eq!(reply["ok"], true, "the phone works on: {reply}");
     let changed = page.event("storageChanged").await;
     assert_eq!(changed["payload"]["state"], "failing", "{changed}");
     let reason = changed["payload"]["reason"].as_str().expect("reason");
-    assert!(reason.contains("the disk is full") && reason.contains("softphone.db"), "{reason}");
+    assert!(
+        reason.contains("the disk is full") && reason.contains("softphone.db"),
+        "{reason}"
+    );
     // Calls go on while nothing can be stored.
     let second = page.start_call("echo").await;
     page.event("callAccepted").await;
-    page.request("hangup", json!({"conversationId": second})).await;
+    page.request("hangup", json!({"conversationId": second}))
+        .await;
     page.event("callEnded").await;
     let (state, _) = page.request("get_state", Value::Null).await;
     assert_eq!(state["result"]["state"]["storage"]["state"], "failing");
 
     std::fs::remove_file(&filler).expect("free space");
-    let (reply, _) = page.request("update_presence", json!({"softphoneId": "break"})).await;
+    let (reply, _) = page
+        .request("update_presence", json!({"softphoneId": "break"}))
+        .await;
     assert_eq!(reply["ok"], true);
     let changed = page.event("storageChanged").await;
     assert_eq!(changed["payload"]["state"], "ok", "{changed}");
@@ -333,10 +378,18 @@ async fn a_full_or_read_only_disk_is_reported_and_the_phone_keeps_working() {
     let storage = page.hello()["payload"]["state"]["storage"].clone();
     assert_eq!(storage["state"], "failing", "{storage}");
     let reason = storage["reason"].as_str().expect("reason");
-    assert!(reason.contains("read-only") && reason.contains("softphone.db"), "{reason}");
+    assert!(
+        reason.contains("read-only") && reason.contains("softphone.db"),
+        "{reason}"
+    );
     let calls = history(&mut page).await;
-    assert!(calls.iter().any(|c| c["conversationId"] == id.as_str()), "{calls:?}");
-    let (reply, _) = page.request("update_presence", json!({"softphoneId": "busy"})).await;
+    assert!(
+        calls.iter().any(|c| c["conversationId"] == id.as_str()),
+        "{calls:?}"
+    );
+    let (reply, _) = page
+        .request("update_presence", json!({"softphoneId": "busy"}))
+        .await;
     assert_eq!(reply["ok"], true, "the phone works on: {reply}");
     drop(read_only);
 

@@ -192,6 +192,40 @@ async fn tray_shows_state_and_changes_presence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tray_lists_recent_calls_from_the_history() {
+    let bus = SessionBus::start();
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("tempdir"),
+        "[demo]\nline = true\n[audio]\nbackend = \"file\"\n",
+        &[("DBUS_SESSION_BUS_ADDRESS", &bus.address)],
+        false,
+    );
+    let tray = bus.tray_name();
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    // Only `echo` answers on the demo line: this one ends at once, unanswered.
+    page.request("start_call", serde_json::json!({"dialTo": "5550199"}))
+        .await;
+    page.event("callEnded").await;
+    let labels = eventually(
+        "the call among recent calls",
+        Duration::from_secs(15),
+        || {
+            let labels: Vec<String> = bus.menu(&tray).into_iter().map(|(_, l)| l).collect();
+            labels
+                .iter()
+                .any(|l| l.starts_with("↗ 5550199 · "))
+                .then_some(labels)
+        },
+    );
+    assert!(labels.iter().any(|l| l == "Recent calls"), "{labels:?}");
+    assert!(
+        !labels.iter().any(|l| l.contains("not being saved")),
+        "no warning while the store works: {labels:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tray_approves_a_pending_origin_and_quits() {
     let bus = SessionBus::start();
     let mut daemon = daemon_with_tray(&bus);

@@ -340,7 +340,11 @@ async fn handle_text(
         return Reply::err(Some(id), ErrorBody::new(ErrorCode::Forbidden, message));
     }
     let name = action.name();
-    match context.phone.act_for(Some(peer.origin.clone()), action).await {
+    match context
+        .phone
+        .act_for(Some(peer.origin.clone()), action)
+        .await
+    {
         Ok(Ok(result)) => Reply::ok(id, result),
         Ok(Err(e)) => {
             tracing::debug!(action = name, "action refused: {e}");

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::calls::interrupted_event;
 use super::event_log::Published;
 pub use super::journal::Resume;
 use super::journal::{Journal, JournalError, Startup};
-use super::calls::interrupted_event;
 use super::{Phone, PhoneError};
 use crate::line::MediaSettings;
 use crate::line::runtime::{LineInput, LineRuntime};
@@ -532,8 +532,8 @@ fn now_ms() -> i64 {
 
 /// An RFC 3339 time in ms since the Unix epoch.
 fn parse_time_ms(text: &str) -> Option<i64> {
-    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let time =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
 }
 

@@ -99,10 +99,7 @@ impl EventLog {
         if since > self.last_seq {
             return Replay::Gap;
         }
-        let oldest_kept = self
-            .recent
-            .front()
-            .map_or(self.last_seq + 1, |p| p.seq);
+        let oldest_kept = self.recent.front().map_or(self.last_seq + 1, |p| p.seq);
         // Events since+1 .. oldest_kept-1 were dropped from the buffer.
         if since + 1 < oldest_kept {
             return Replay::Gap;

@@ -20,7 +20,6 @@ use sip_core::registration::Entropy;
 use serde_json::{Value, json};
 
 use crate::ids::{ConferenceId, ConversationId};
-use crate::store::{SavedState, StoredCall};
 use crate::line::{LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, TransferKind};
 use crate::protocol::{
     Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
@@ -28,6 +27,7 @@ use crate::protocol::{
     LineInfo, LineState, OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged,
     Snapshot, StatusChanged,
 };
+use crate::store::{SavedState, StoredCall};
 
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
 const MAX_DISPOSITIONS: usize = 200;

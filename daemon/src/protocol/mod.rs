@@ -14,8 +14,7 @@ mod snapshot;
 
 pub use actions::{
     Ack, Action, CallRef, ConferenceRequest, ConnectCalls, Dtmf, HistoryQuery, NotesSubmission,
-    PartnerConfig,
-    PortholeCall, ShotgunCall, Split, StartCall, Transfer, UpdatePresence,
+    PartnerConfig, PortholeCall, ShotgunCall, Split, StartCall, Transfer, UpdatePresence,
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,

@@ -188,8 +188,7 @@ impl Store {
         let _ = crate::private_files::open(path, crate::private_files::Existing::Append);
         let mut conn = Connection::open(path).map_err(open_error)?;
         let _ = conn.busy_timeout(std::time::Duration::from_secs(2));
-        let application_id: i32 = match conn.query_row("PRAGMA application_id", [], |r| r.get(0))
-        {
+        let application_id: i32 = match conn.query_row("PRAGMA application_id", [], |r| r.get(0)) {
             Ok(id) => id,
             Err(e) if is_not_ours(&e) => return Err(Unusable::Foreign(why_not_ours(&e))),
             Err(e) => return Err(open_error(e)),

@@ -47,7 +47,9 @@ pub fn latest() -> u32 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("it was written by a newer softphone-bridge (schema version {found}, this one knows up to {latest})")]
+    #[error(
+        "it was written by a newer softphone-bridge (schema version {found}, this one knows up to {latest})"
+    )]
     Newer { found: u32, latest: u32 },
     #[error("migration to schema version {version} failed: {source}")]
     Migration {

@@ -76,22 +76,20 @@ fn the_instance_and_the_numbering_outlive_a_reopen() {
     assert_eq!(store.last_seq().expect("seq"), 2);
     let after = store.events_after(1, 10).expect("events");
     assert_eq!(after.len(), 1);
-    assert_eq!(
-        (after[0].seq, after[0].name.as_str()),
-        (2, "statusChanged")
-    );
+    assert_eq!((after[0].seq, after[0].name.as_str()), (2, "statusChanged"));
     assert!(after[0].json.contains(r#""seq":2"#));
     assert_eq!(
-        store.append(
-            &[NewEvent {
-                seq: 2,
-                at_ms: 0,
-                event: &status("x"),
-                json: "{}"
-            }],
-            false
-        )
-        .map_err(|e| matches!(e, StoreError::Write { .. })),
+        store
+            .append(
+                &[NewEvent {
+                    seq: 2,
+                    at_ms: 0,
+                    event: &status("x"),
+                    json: "{}"
+                }],
+                false
+            )
+            .map_err(|e| matches!(e, StoreError::Write { .. })),
         Err(true),
         "a seq is stored once"
     );
@@ -206,7 +204,10 @@ fn history_and_agent_state_follow_the_events() {
         saved.dispositions,
         Some(vec!["SALE".to_owned(), "NO_SALE".to_owned()])
     );
-    assert_eq!(saved.partner_config.map(|p| p.partner_id), Some("p9".into()));
+    assert_eq!(
+        saved.partner_config.map(|p| p.partner_id),
+        Some("p9".into())
+    );
 }
 
 #[test]
@@ -250,7 +251,8 @@ fn a_store_from_a_newer_version_is_left_alone() {
     drop(conn);
     let error = Store::open(&path, "stamp").expect_err("refused");
     assert!(
-        error.to_string().contains("newer softphone-bridge") && error.to_string().contains("softphone.db"),
+        error.to_string().contains("newer softphone-bridge")
+            && error.to_string().contains("softphone.db"),
         "{error}"
     );
     assert!(path.exists(), "the newer file is not touched");
@@ -258,7 +260,13 @@ fn a_store_from_a_newer_version_is_left_alone() {
 
 #[test]
 fn foreign_and_damaged_files_are_set_aside_for_a_fresh_store() {
-    let not_sqlite = |path: &Path| std::fs::write(path, b"this is not a database at all, just text that is long enough to look like a header").expect("write");
+    let not_sqlite = |path: &Path| {
+        std::fs::write(
+            path,
+            b"this is not a database at all, just text that is long enough to look like a header",
+        )
+        .expect("write")
+    };
     let other_program = |path: &Path| {
         let conn = Connection::open(path).expect("open");
         conn.execute_batch("CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('x');")
@@ -282,7 +290,11 @@ fn foreign_and_damaged_files_are_set_aside_for_a_fresh_store() {
         std::fs::write(path, bytes).expect("damage");
     };
     for (what, make, why) in [
-        ("text", &not_sqlite as &dyn Fn(&Path), "not an SQLite database"),
+        (
+            "text",
+            &not_sqlite as &dyn Fn(&Path),
+            "not an SQLite database",
+        ),
         ("another program's", &other_program, "another program"),
         ("damaged", &damaged, "damaged"),
     ] {
@@ -312,22 +324,46 @@ fn pruning_counts_what_no_page_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = store_in(&dir);
     for seq in 1..=10 {
-        append(&mut store, seq, i64::try_from(seq).expect("small") * 1000, status("a"));
+        append(
+            &mut store,
+            seq,
+            i64::try_from(seq).expect("small") * 1000,
+            status("a"),
+        );
     }
-    store.set_mark("https://a", Mark { floor: 0, acked: 6 }).expect("mark");
-    store.set_mark("https://b", Mark { floor: 3, acked: 9 }).expect("mark");
+    store
+        .set_mark("https://a", Mark { floor: 0, acked: 6 })
+        .expect("mark");
+    store
+        .set_mark("https://b", Mark { floor: 3, acked: 9 })
+        .expect("mark");
     // Older than 4.5 s at 10 s: events 1..=4 go; a had acknowledged them all.
     let pruned = store.prune(10_000, 5_500, 100).expect("prune");
-    assert_eq!(pruned, Pruned { events: 4, unacknowledged: 0 });
+    assert_eq!(
+        pruned,
+        Pruned {
+            events: 4,
+            unacknowledged: 0
+        }
+    );
     // At most 2 events: 5..=8 go; a had not acknowledged 7 and 8.
     let pruned = store.prune(10_000, 1_000_000, 2).expect("prune");
-    assert_eq!(pruned, Pruned { events: 4, unacknowledged: 2 });
+    assert_eq!(
+        pruned,
+        Pruned {
+            events: 4,
+            unacknowledged: 2
+        }
+    );
     assert_eq!(store.dropped_events().expect("dropped"), 2);
     // Everything is old: the newest event stays, so the numbering never goes back.
     store.prune(1_000_000, 1, 100).expect("prune");
     assert_eq!(store.last_seq().expect("seq"), 10);
     assert_eq!(store.events_after(0, 10).expect("events").len(), 1);
-    assert_eq!(store.mark("https://b").expect("mark"), Some(Mark { floor: 3, acked: 9 }));
+    assert_eq!(
+        store.mark("https://b").expect("mark"),
+        Some(Mark { floor: 3, acked: 9 })
+    );
     store.forget_mark("https://b").expect("forget");
     assert_eq!(store.mark("https://b").expect("mark"), None);
 }

@@ -8,7 +8,7 @@ use tray_icon::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuIt
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use super::{TrayContext, Update, open_with_desktop};
-use crate::protocol::{Action, LineState, Snapshot, UpdatePresence};
+use crate::protocol::{Action, CallRecord, LineState, Snapshot, StorageState, UpdatePresence};
 
 const ORIGIN_REFRESH: Duration = Duration::from_secs(1);
 
@@ -31,14 +31,14 @@ pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver
     MenuEvent::set_event_handler(Some(move |event: MenuEvent| {
         let _ = updates.send(Update::Click(event.id.0));
     }));
-    let mut state: Option<Snapshot> = None;
+    let mut state: Option<(Snapshot, Vec<CallRecord>)> = None;
     let mut pending: Vec<String> = Vec::new();
     let mut next_refresh = Instant::now();
     loop {
         let mut dirty = false;
         match inbox.recv_timeout(next_refresh.saturating_duration_since(Instant::now())) {
-            Ok(Update::State(snapshot)) => {
-                state = Some(snapshot);
+            Ok(Update::State(snapshot, recent)) => {
+                state = Some((*snapshot, recent));
                 dirty = true;
             }
             Ok(Update::Click(id)) => {
@@ -63,8 +63,8 @@ pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver
                 dirty = true;
             }
         }
-        if dirty && let Some(snapshot) = &state {
-            rebuild(&tray, snapshot, &pending);
+        if dirty && let Some((snapshot, recent)) = &state {
+            rebuild(&tray, snapshot, recent, &pending);
         }
     }
     MenuEvent::set_event_handler(None::<fn(MenuEvent)>);
@@ -106,7 +106,7 @@ fn decide(context: &TrayContext, origin: &str, approve: bool) {
     }
 }
 
-fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, pending: &[String]) {
+fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, recent: &[CallRecord], pending: &[String]) {
     let menu = Menu::new();
     let line = match snapshot.line.state {
         LineState::None => "Line: not configured".to_owned(),
@@ -134,6 +134,26 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, pending: &[String]) {
         let _ = presence.append(&item);
     }
     items.push(Box::new(presence));
+    if snapshot.storage.state != StorageState::Ok {
+        items.push(Box::new(MenuItem::with_id(
+            "storage",
+            storage_warning(snapshot),
+            false,
+            None,
+        )));
+    }
+    if !recent.is_empty() {
+        let calls = Submenu::new("Recent calls", true);
+        for call in recent {
+            let _ = calls.append(&MenuItem::with_id(
+                format!("call:{}", call.conversation_id),
+                recent_call_label(call),
+                false,
+                None,
+            ));
+        }
+        items.push(Box::new(calls));
+    }
     if !pending.is_empty() {
         let approvals = Submenu::new(format!("Pages asking for access ({})", pending.len()), true);
         for origin in pending {
@@ -174,10 +194,48 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, pending: &[String]) {
     }
     tray.set_menu(Some(Box::new(menu)));
     let _ = tray.set_icon(Some(icon(snapshot.line.state == LineState::Registered)));
+    let warning = match snapshot.storage.state {
+        StorageState::Ok => String::new(),
+        _ => " — work NOT being saved".to_owned(),
+    };
     let _ = tray.set_tooltip(Some(format!(
-        "softphone-bridge — {}",
+        "softphone-bridge — {}{warning}",
         snapshot.presence.name
     )));
+}
+
+/// The tray's line about a store that is not saving, short enough for a menu.
+fn storage_warning(snapshot: &Snapshot) -> String {
+    let why = snapshot
+        .storage
+        .reason
+        .as_deref()
+        .unwrap_or("unknown reason");
+    let short: String = why.chars().take(80).collect();
+    format!("⚠ Calls and notes are not being saved: {short}")
+}
+
+/// `↘ 1002 · 3:04 · Sale` — direction, number, duration and disposition.
+fn recent_call_label(call: &CallRecord) -> String {
+    let arrow = if call.call_type == "inbound" {
+        "↘"
+    } else {
+        "↗"
+    };
+    let number: String = call.number.chars().take(32).collect();
+    let mut label = format!("{arrow} {number}");
+    match (call.duration, call.cause.as_deref()) {
+        (None, _) => label.push_str(" · now"),
+        (Some(0), Some(cause)) if call.answered_at.is_none() => {
+            label.push_str(&format!(" · {}", cause.replace('_', " ")));
+        }
+        (Some(seconds), _) => label.push_str(&format!(" · {}:{:02}", seconds / 60, seconds % 60)),
+    }
+    if let Some(disposition) = &call.disposition {
+        let short: String = disposition.chars().take(24).collect();
+        label.push_str(&format!(" · {short}"));
+    }
+    label
 }
 
 /// A 32×32 dot: green when the line is registered, grey otherwise.

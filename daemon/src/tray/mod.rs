@@ -1,4 +1,5 @@
-//! The tray menu: line state, presence, pending origin approvals, demo page, logs, quit.
+//! The tray menu: line state, presence, a warning while the agent's work is not being saved,
+//! recent calls, pending origin approvals, demo page, logs, quit.
 //!
 //! An adapter over the phone's command/event interface like the WebSocket API. The tray library
 //! delivers clicks through a process-global receiver; this module is the one place that reads
@@ -22,7 +23,11 @@ pub struct TrayContext {
 #[cfg(feature = "tray")]
 #[derive(Debug)]
 enum Update {
-    State(crate::protocol::Snapshot),
+    /// The phone's state and its newest calls.
+    State(
+        Box<crate::protocol::Snapshot>,
+        Vec<crate::protocol::CallRecord>,
+    ),
     /// A menu item was clicked (its id).
     Click(String),
 }
@@ -42,7 +47,11 @@ pub fn start(context: TrayContext) {
         let Ok(mut subscription) = phone.subscribe(None, None).await else {
             return;
         };
-        if feed.send(Update::State(subscription.hello.state)).is_err() {
+        let recent = recent_calls(&phone).await;
+        if feed
+            .send(Update::State(Box::new(subscription.hello.state), recent))
+            .is_err()
+        {
             return;
         }
         loop {
@@ -54,7 +63,11 @@ pub fn start(context: TrayContext) {
             let Ok(snapshot) = phone.snapshot().await else {
                 return;
             };
-            if feed.send(Update::State(snapshot)).is_err() {
+            let recent = recent_calls(&phone).await;
+            if feed
+                .send(Update::State(Box::new(snapshot), recent))
+                .is_err()
+            {
                 return;
             }
         }
@@ -64,6 +77,23 @@ pub fn start(context: TrayContext) {
         .spawn(move || menu::run(context, updates, inbox));
     if let Err(e) = spawned {
         tracing::warn!("cannot start the tray thread: {e}; running without a tray");
+    }
+}
+
+/// Calls the tray lists under "Recent calls".
+#[cfg(feature = "tray")]
+const RECENT_CALLS: u32 = 8;
+
+/// The newest calls of the history (none without a store).
+#[cfg(feature = "tray")]
+async fn recent_calls(phone: &PhoneHandle) -> Vec<crate::protocol::CallRecord> {
+    let query = crate::protocol::HistoryQuery {
+        limit: Some(RECENT_CALLS),
+        before: None,
+    };
+    match phone.act(crate::protocol::Action::GetHistory(query)).await {
+        Ok(Ok(result)) => serde_json::from_value(result["calls"].clone()).unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 

@@ -88,7 +88,14 @@ impl Journal {
                     reason: Some(e.to_string()),
                     dropped_events: 0,
                 };
-                let journal = Self::with(None, status, crate::ids::random_hex(8), memory_window, retention, 0);
+                let journal = Self::with(
+                    None,
+                    status,
+                    crate::ids::random_hex(8),
+                    memory_window,
+                    retention,
+                    0,
+                );
                 return (journal, Startup::default());
             }
         };

@@ -96,7 +96,10 @@ fn an_origin_is_replayed_what_it_has_not_acknowledged_and_nothing_from_before_it
         Err(JournalError::AckFromTheFuture { seq: 6, last: 5 })
     );
     assert_eq!(journal.ack(None, 1), Err(JournalError::AckWithoutOrigin));
-    assert_eq!(journal.subscribe(None, Some(&resume(0))), (false, Vec::new()));
+    assert_eq!(
+        journal.subscribe(None, Some(&resume(0))),
+        (false, Vec::new())
+    );
 
     // Marks are kept with the events.
     drop(journal);
@@ -134,7 +137,11 @@ fn while_the_store_fails_events_are_sent_kept_in_memory_and_the_state_says_so() 
     side.execute_batch("ALTER TABLE events RENAME TO gone")
         .expect("break");
     let sent = publish(&mut journal, 3..=3);
-    assert_eq!(seqs(&sent), [3, 3], "the event, then storageChanged carrying its seq");
+    assert_eq!(
+        seqs(&sent),
+        [3, 3],
+        "the event, then storageChanged carrying its seq"
+    );
     assert!(!sent[1].stored && sent[1].json.contains("storageChanged"));
     let status = journal.status();
     assert_eq!(status.state, StorageState::Failing);
@@ -162,7 +169,12 @@ fn without_a_store_the_journal_runs_in_memory_and_says_why() {
     std::fs::create_dir(dir.path().join(crate::store::FILE_NAME)).expect("dir");
     let mut journal = open(&dir, 16);
     assert_eq!(journal.status().state, StorageState::Unavailable);
-    assert!(journal.status().reason.is_some_and(|r| r.contains("softphone.db")));
+    assert!(
+        journal
+            .status()
+            .reason
+            .is_some_and(|r| r.contains("softphone.db"))
+    );
     assert_eq!(seqs(&publish(&mut journal, 1..=2)), [1, 2]);
     assert!(matches!(
         journal.history(10, None),
