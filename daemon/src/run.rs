@@ -127,8 +127,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             keep: std::time::Duration::from_secs(u64::from(config.store.keep_days) * 86_400),
             max_events: config.store.max_events,
         },
-        i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-            .unwrap_or(i64::MAX),
+        crate::phone::driver::now_ms,
         || random_hex(8),
     );
     let instance = journal.0.instance().to_owned();

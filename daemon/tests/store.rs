@@ -210,6 +210,24 @@ async fn notes_reach_any_call_of_the_history_and_a_page_pages_through_it() {
     assert_eq!(next[14]["conversationId"], ids[0].as_str());
     assert_eq!(next[14]["notes"], "left a message");
 
+    // A page allowed later (here the daemon's own origin) sees the history from its first
+    // connection on: not the calls and notes of before, as it gets none of their events.
+    let own = format!("https://localhost:{}", daemon.port);
+    let mut newcomer = daemon.connect(&own).await;
+    let calls = history(&mut newcomer).await;
+    assert_eq!(calls, Vec::<Value>::new(), "{calls:?}");
+    for id in [&ids[0], &ids[24]] {
+        let (reply, _) = newcomer
+            .request(
+                "submit_notes",
+                json!({"conversationId": id, "disposition": "x", "notes": "overwritten"}),
+            )
+            .await;
+        assert_eq!(reply["error"]["code"], "unknown_call", "{reply}");
+    }
+    let calls = history(&mut page).await;
+    assert_eq!(calls[24]["notes"], "left a message", "untouched");
+
     for (params, code) in [
         (json!({"limit": 0}), "invalid_params"),
         (json!({"limit": 501}), "invalid_params"),

@@ -430,16 +430,23 @@ impl Driver {
                         )
                     })?),
                 };
-                match self.journal.history(limit, before) {
+                match self.journal.history(origin, limit, before) {
                     Ok(calls) => Ok(serde_json::json!({ "calls": calls })),
                     Err(e) => Err(PhoneError::StorageUnavailable(e.to_string())),
                 }
             }
             Action::SubmitNotes(notes) => {
-                // After-call work on a call from before the memory's recent calls (or a restart).
-                if !self.phone.knows_call(&notes.conversation_id)
-                    && let Some(call) = self.journal.call(&notes.conversation_id)
-                {
+                // After-call work: on any call of the history the page may see (one from before
+                // the memory's recent calls or a restart is recalled); a call in progress is the
+                // phone's. Without a store, the phone's recent calls are all there is.
+                let id = notes.conversation_id.as_str();
+                if !self.phone.has_call_in_progress(id) && self.journal.has_store() {
+                    let Some(call) = self.journal.call(origin, id) else {
+                        return Err(PhoneError::UnknownCall(format!(
+                            "no call with conversationId `{}` in this page's history",
+                            id.chars().take(64).collect::<String>()
+                        )));
+                    };
                     self.phone.recall(&call);
                 }
                 self.phone.handle_action(Action::SubmitNotes(notes))
@@ -525,7 +532,7 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
 }
 
 /// The wall clock in ms since the Unix epoch (when events are stored).
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(i64::MAX)
 }

@@ -709,6 +709,13 @@ impl Phone {
         Ok(json!({}))
     }
 
+    /// Whether a call with this id is ringing, dialling or up.
+    pub fn has_call_in_progress(&self, conversation_id: &str) -> bool {
+        self.calls
+            .iter()
+            .any(|c| c.conversation_id == *conversation_id)
+    }
+
     /// Whether a call with this id is up or among the recent ended ones.
     pub fn knows_call(&self, conversation_id: &str) -> bool {
         self.calls

@@ -184,22 +184,25 @@ impl Store {
         })
     }
 
-    /// Calls newest first: at most `limit`, started before `before_ms` when given.
+    /// Calls newest first: at most `limit`, started before `before_ms` and not ended before
+    /// `since_ms`.
     pub fn history(
         &self,
         limit: u32,
+        since_ms: i64,
         before_ms: Option<i64>,
     ) -> Result<Vec<StoredCall>, StoreError> {
         let mut query = self
             .conn
             .prepare(&format!(
-                "SELECT {CALL_COLUMNS} FROM calls WHERE started_ms < ?1
-                 ORDER BY started_ms DESC, rowid DESC LIMIT ?2"
+                "SELECT {CALL_COLUMNS} FROM calls
+                 WHERE coalesce(ended_ms, 9223372036854775807) >= ?1 AND started_ms < ?2
+                 ORDER BY started_ms DESC, rowid DESC LIMIT ?3"
             ))
             .map_err(self.read_error())?;
         let rows = query
             .query_map(
-                params![before_ms.unwrap_or(i64::MAX), i64::from(limit)],
+                params![since_ms, before_ms.unwrap_or(i64::MAX), i64::from(limit)],
                 StoredCall::from_row,
             )
             .map_err(self.read_error())?;

@@ -47,11 +47,13 @@ pub struct StoredEvent {
 }
 
 /// Where a page origin's delivery stands: replay never reaches before `floor` (its first
-/// connection), and events up to `acked` were processed.
+/// connection, at `since_ms`), and events up to `acked` were processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Mark {
     pub floor: u64,
     pub acked: u64,
+    /// When the origin first connected: it sees the history of calls from then on.
+    pub since_ms: i64,
 }
 
 impl Mark {
@@ -354,12 +356,13 @@ impl Store {
     pub fn mark(&self, origin: &str) -> Result<Option<Mark>, StoreError> {
         self.conn
             .query_row(
-                "SELECT floor, acked FROM origins WHERE origin = ?1",
+                "SELECT floor, acked, since_ms FROM origins WHERE origin = ?1",
                 params![origin],
                 |r| {
                     Ok(Mark {
                         floor: to_u64(r.get(0)?),
                         acked: to_u64(r.get(1)?),
+                        since_ms: r.get(2)?,
                     })
                 },
             )
@@ -370,9 +373,14 @@ impl Store {
     pub fn set_mark(&mut self, origin: &str, mark: Mark) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO origins (origin, floor, acked) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (origin) DO UPDATE SET floor = ?2, acked = ?3",
-                params![origin, to_i64(mark.floor), to_i64(mark.acked)],
+                "INSERT INTO origins (origin, floor, acked, since_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (origin) DO UPDATE SET floor = ?2, acked = ?3, since_ms = ?4",
+                params![
+                    origin,
+                    to_i64(mark.floor),
+                    to_i64(mark.acked),
+                    mark.since_ms
+                ],
             )
             .map(drop)
             .map_err(self.write_error())

@@ -21,7 +21,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE TABLE origins (
          origin TEXT PRIMARY KEY,
          floor INTEGER NOT NULL,
-         acked INTEGER NOT NULL
+         acked INTEGER NOT NULL,
+         since_ms INTEGER NOT NULL
      ) STRICT;
      CREATE TABLE state (key TEXT PRIMARY KEY, json TEXT NOT NULL) STRICT;
      CREATE TABLE calls (

@@ -159,7 +159,7 @@ fn history_and_agent_state_follow_the_events() {
         }),
     );
 
-    let history = store.history(10, None).expect("history");
+    let history = store.history(10, 0, None).expect("history");
     assert_eq!(
         history
             .iter()
@@ -183,7 +183,7 @@ fn history_and_agent_state_follow_the_events() {
     assert_eq!(history[0].record().duration, None, "c2 is not over");
     assert_eq!(
         store
-            .history(10, Some(50_000))
+            .history(10, 0, Some(50_000))
             .expect("history")
             .iter()
             .map(|c| c.conversation_id.as_str())
@@ -191,7 +191,22 @@ fn history_and_agent_state_follow_the_events() {
         ["c1"],
         "before is exclusive"
     );
-    assert_eq!(store.history(1, None).expect("history").len(), 1);
+    assert_eq!(store.history(1, 0, None).expect("history").len(), 1);
+    assert_eq!(
+        store
+            .history(10, 42_000, None)
+            .expect("history")
+            .iter()
+            .map(|c| c.conversation_id.as_str())
+            .collect::<Vec<_>>(),
+        ["c2", "c1"],
+        "a call that ended at `since` or later is seen"
+    );
+    assert_eq!(
+        store.history(10, 42_001, None).expect("history").len(),
+        1,
+        "c1 ended before, c2 is still going"
+    );
     assert_eq!(
         store.call("c1").expect("call").map(|c| c.notes),
         Some(Some("wants the blue one".into()))
@@ -332,10 +347,24 @@ fn pruning_counts_what_no_page_acknowledged() {
         );
     }
     store
-        .set_mark("https://a", Mark { floor: 0, acked: 6 })
+        .set_mark(
+            "https://a",
+            Mark {
+                floor: 0,
+                acked: 6,
+                since_ms: 0,
+            },
+        )
         .expect("mark");
     store
-        .set_mark("https://b", Mark { floor: 3, acked: 9 })
+        .set_mark(
+            "https://b",
+            Mark {
+                floor: 3,
+                acked: 9,
+                since_ms: 5,
+            },
+        )
         .expect("mark");
     // Older than 4.5 s at 10 s: events 1..=4 go; a had acknowledged them all.
     let pruned = store.prune(10_000, 5_500, 100).expect("prune");
@@ -362,7 +391,11 @@ fn pruning_counts_what_no_page_acknowledged() {
     assert_eq!(store.events_after(0, 10).expect("events").len(), 1);
     assert_eq!(
         store.mark("https://b").expect("mark"),
-        Some(Mark { floor: 3, acked: 9 })
+        Some(Mark {
+            floor: 3,
+            acked: 9,
+            since_ms: 5
+        })
     );
     store.forget_mark("https://b").expect("forget");
     assert_eq!(store.mark("https://b").expect("mark"), None);

@@ -62,6 +62,8 @@ pub struct Journal {
     marks: HashMap<Origin, Mark>,
     retention: Retention,
     appends_since_prune: u32,
+    /// The wall clock in ms since the Unix epoch (an origin's first connection is dated).
+    clock: fn() -> i64,
 }
 
 impl Journal {
@@ -72,9 +74,10 @@ impl Journal {
         stamp: &str,
         memory_window: usize,
         retention: Retention,
-        now_ms: i64,
+        clock: fn() -> i64,
         make_instance: impl FnOnce() -> String,
     ) -> (Self, Startup) {
+        let now_ms = clock();
         let opened = Store::open(path, stamp).and_then(|(mut store, set_aside)| {
             let instance = store.instance(make_instance)?;
             Ok((store, set_aside, instance))
@@ -92,9 +95,9 @@ impl Journal {
                     None,
                     status,
                     crate::ids::random_hex(8),
-                    memory_window,
+                    (memory_window, 0),
                     retention,
-                    0,
+                    clock,
                 );
                 return (journal, Startup::default());
             }
@@ -145,44 +148,36 @@ impl Journal {
             Some(store),
             status,
             instance,
-            memory_window,
+            (memory_window, last_seq),
             retention,
-            last_seq,
+            clock,
         );
         (journal, startup)
     }
 
-    /// A journal without a store (tests, and when the store cannot be opened).
-    pub fn in_memory(instance: String, memory_window: usize) -> Self {
-        let retention = Retention {
-            keep: Duration::MAX,
-            max_events: u64::MAX,
-        };
-        let status = StorageInfo {
-            state: StorageState::Unavailable,
-            reason: Some("this phone runs without a store".into()),
-            dropped_events: 0,
-        };
-        Self::with(None, status, instance, memory_window, retention, 0)
-    }
-
+    /// `memory`: the window's size and the last seq so far.
     fn with(
         store: Option<Store>,
         status: StorageInfo,
         instance: String,
-        memory_window: usize,
+        memory: (usize, u64),
         retention: Retention,
-        last_seq: u64,
+        clock: fn() -> i64,
     ) -> Self {
         Self {
-            memory: EventLog::new(memory_window, last_seq),
+            memory: EventLog::new(memory.0, memory.1),
             store,
             status,
             instance,
             marks: HashMap::new(),
             retention,
             appends_since_prune: 0,
+            clock,
         }
+    }
+
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
     }
 
     pub fn instance(&self) -> &str {
@@ -298,6 +293,7 @@ impl Journal {
                 let fresh = Mark {
                     floor: last,
                     acked: 0,
+                    since_ms: (self.clock)(),
                 };
                 self.write_mark(origin, fresh);
                 fresh
@@ -407,12 +403,21 @@ impl Journal {
         }
     }
 
-    /// Past calls, newest first.
+    /// From when `origin` may see the call history: calls still going at its first connection
+    /// or later, so a newly allowed page does not read the calls and notes of before (as it
+    /// gets no events of before). The daemon's own surfaces (`None`) see it all.
+    fn visible_since(&mut self, origin: Option<&Origin>) -> i64 {
+        origin.map_or(i64::MIN, |o| self.mark(o).since_ms)
+    }
+
+    /// Past calls `origin` may see, newest first.
     pub fn history(
-        &self,
+        &mut self,
+        origin: Option<&Origin>,
         limit: u32,
         before_ms: Option<i64>,
     ) -> Result<Vec<CallRecord>, JournalError> {
+        let since = self.visible_since(origin);
         let store = self.store.as_ref().ok_or_else(|| {
             JournalError::Unavailable(format!(
                 "there is no call history: {}",
@@ -420,16 +425,18 @@ impl Journal {
             ))
         })?;
         store
-            .history(limit, before_ms)
+            .history(limit, since, before_ms)
             .map(|calls| calls.iter().map(StoredCall::record).collect())
             .map_err(|e| JournalError::Unavailable(e.to_string()))
     }
 
-    /// One call of the history.
-    pub fn call(&self, conversation_id: &str) -> Option<StoredCall> {
+    /// One call of the history, if `origin` may see it.
+    pub fn call(&mut self, origin: Option<&Origin>, conversation_id: &str) -> Option<StoredCall> {
+        let since = self.visible_since(origin);
         self.store
             .as_ref()
             .and_then(|s| s.call(conversation_id).ok().flatten())
+            .filter(|call| call.ended_ms.is_none_or(|ended| ended >= since))
     }
 }
 

@@ -15,7 +15,7 @@ const KEEP_ALL: Retention = Retention {
 
 fn open(dir: &tempfile::TempDir, window: usize) -> Journal {
     let path = dir.path().join(crate::store::FILE_NAME);
-    Journal::open(&path, "stamp", window, KEEP_ALL, 1_000, || "inst".into()).0
+    Journal::open(&path, "stamp", window, KEEP_ALL, || 1_000, || "inst".into()).0
 }
 
 fn origin(text: &str) -> Origin {
@@ -177,7 +177,7 @@ fn without_a_store_the_journal_runs_in_memory_and_says_why() {
     );
     assert_eq!(seqs(&publish(&mut journal, 1..=2)), [1, 2]);
     assert!(matches!(
-        journal.history(10, None),
+        journal.history(None, 10, None),
         Err(JournalError::Unavailable(_))
     ));
 }
