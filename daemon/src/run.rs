@@ -115,21 +115,25 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let store = ApprovalStore::open(&data_dir.join("origins.json"))?;
     let policy = OriginPolicy::new(configured, port, store);
 
-    let journal = Journal::open(
-        &data_dir.join(crate::store::FILE_NAME),
-        &time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!(
-                "[year][month][day]T[hour][minute][second]Z"
-            ))
-            .unwrap_or_default(),
-        config.api.replay_events,
-        Retention {
-            keep: std::time::Duration::from_secs(u64::from(config.store.keep_days) * 86_400),
-            max_events: config.store.max_events,
-        },
-        crate::phone::driver::now_ms,
-        || random_hex(8),
-    );
+    let journal = if config.store.enabled {
+        Journal::open(
+            &data_dir.join(crate::store::FILE_NAME),
+            &time::OffsetDateTime::now_utc()
+                .format(time::macros::format_description!(
+                    "[year][month][day]T[hour][minute][second]Z"
+                ))
+                .unwrap_or_default(),
+            config.api.replay_events,
+            Retention {
+                keep: std::time::Duration::from_secs(u64::from(config.store.keep_days) * 86_400),
+                max_events: config.store.max_events,
+            },
+            crate::phone::driver::now_ms,
+            || random_hex(8),
+        )
+    } else {
+        Journal::without_store(config.api.replay_events, crate::phone::driver::now_ms)
+    };
     let instance = journal.0.instance().to_owned();
     let saved = journal.1.saved.clone();
     let line = match &config.account {

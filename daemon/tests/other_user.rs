@@ -197,6 +197,9 @@ async fn every_file_and_folder_the_daemon_writes_is_owner_only() {
         "logs/softphone-bridge.log",
         "certs/ca.pem",
         "certs/localhost.key",
+        "softphone.db",
+        "softphone.db-wal",
+        "softphone.db-shm",
     ] {
         assert!(dir.join(name).exists(), "{name} written");
     }

@@ -284,6 +284,26 @@ async fn a_damaged_store_is_set_aside_and_a_fresh_one_started() {
     assert_eq!(history(&mut page).await, Vec::<Value>::new());
 }
 
+#[tokio::test]
+async fn with_the_store_off_nothing_is_written_and_the_snapshot_says_so() {
+    let daemon = Daemon::start("[store]\nenabled = false\n");
+    let mut page = daemon.connect(CRM).await;
+    let storage = page.hello()["payload"]["state"]["storage"].clone();
+    assert_eq!(storage["state"], "unavailable", "{storage}");
+    assert!(
+        storage["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("[store] enabled = false"))
+    );
+    let (reply, _) = page
+        .request("update_presence", json!({"softphoneId": "busy"}))
+        .await;
+    assert_eq!(reply["ok"], true);
+    let (reply, _) = page.request("get_history", Value::Null).await;
+    assert_eq!(reply["error"]["code"], "storage_unavailable", "{reply}");
+    assert!(!daemon.data_dir().join("softphone.db").exists());
+}
+
 /// A small tmpfs mounted on a folder for the test's life (root only).
 struct Mount(std::path::PathBuf);
 

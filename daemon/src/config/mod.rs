@@ -37,6 +37,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// Off: nothing is kept on disk (no history, no replay after a restart, state resets).
+    pub enabled: bool,
     /// Events older than this many days are dropped (at least 1).
     pub keep_days: u32,
     /// At most this many events are kept; the oldest go first (at least 1000).
@@ -46,6 +48,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             keep_days: 30,
             max_events: 100_000,
         }

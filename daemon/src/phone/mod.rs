@@ -3,7 +3,8 @@
 //! [`Phone`] is sans-IO: it takes [`Action`]s and hands back a reply, and queues [`Event`]s for
 //! the caller to drain with [`Phone::poll_event`]. It reads no clock and touches no socket, so
 //! it is tested directly. [`driver`] runs it in one tokio task that owns it (no mutex around
-//! phone state) and numbers and fans out its events.
+//! phone state); the [`journal`] numbers its events, writes them to the store before they are
+//! sent, and replays them to each page origin from where it left off.
 
 mod calls;
 pub mod driver;

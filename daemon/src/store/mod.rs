@@ -6,8 +6,8 @@
 //! Call history and agent state are projections of the events, written in the same transaction
 //! as the event itself ([`history`]): what a page was told and what the store remembers cannot
 //! disagree. Durability (docs/decisions.md): WAL with `synchronous=NORMAL`, which survives the
-//! process being killed at any point; the agent's own work (notes, dispositions, status,
-//! partner config) is committed with `synchronous=FULL`, which also survives a power cut.
+//! process being killed at any point; the agent's notes are committed with `synchronous=FULL`,
+//! which also survives a power cut.
 //!
 //! A file that is not our database, or is damaged, is moved aside (named in the error) and a
 //! fresh store is started; a store that cannot be written (disk full, read-only) is reported by

@@ -155,6 +155,30 @@ impl Journal {
         (journal, startup)
     }
 
+    /// A journal that keeps nothing on disk (`[store] enabled = false`).
+    pub fn without_store(memory_window: usize, clock: fn() -> i64) -> (Self, Startup) {
+        let status = StorageInfo {
+            state: StorageState::Unavailable,
+            reason: Some(
+                "IT turned the store off ([store] enabled = false): nothing is kept on disk".into(),
+            ),
+            dropped_events: 0,
+        };
+        let retention = Retention {
+            keep: Duration::MAX,
+            max_events: u64::MAX,
+        };
+        let journal = Self::with(
+            None,
+            status,
+            crate::ids::random_hex(8),
+            (memory_window, 0),
+            retention,
+            clock,
+        );
+        (journal, Startup::default())
+    }
+
     /// `memory`: the window's size and the last seq so far.
     fn with(
         store: Option<Store>,
@@ -199,16 +223,10 @@ impl Journal {
         let Some(store) = &mut self.store else {
             return out;
         };
-        // The agent's own choices are committed so that even a power cut keeps them.
-        let durable = events.iter().any(|e| {
-            matches!(
-                e,
-                Event::CallNotesSubmitted(_)
-                    | Event::DispositionsChanged(_)
-                    | Event::StatusChanged(_)
-                    | Event::PartnerConfigChanged(_)
-            )
-        });
+        // The agent's work is committed so that even a power cut keeps it (docs/decisions.md).
+        let durable = events
+            .iter()
+            .any(|e| matches!(e, Event::CallNotesSubmitted(_)));
         let rows: Vec<NewEvent<'_>> = events
             .iter()
             .zip(&out)
