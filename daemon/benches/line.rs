@@ -10,7 +10,8 @@
 //! - INVITE → 200 when auto-answering (a bare UDP peer sends the INVITE straight to each);
 //!
 //! and for the daemon alone, with the bench as its SIP server and a page on the WebSocket:
-//! - `start_call` sent → INVITE on the wire, and SIP 200 sent → `callAccepted` on the WebSocket.
+//! - `start_call` sent → INVITE on the wire, and SIP 200 sent → `callAccepted` on the WebSocket
+//!   (with the store, which writes each event before it is sent, and with `[store] enabled = false`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -222,10 +223,14 @@ impl Peer {
 }
 
 /// A daemon registered with `peer` as its server.
-async fn daemon_on(peer: &mut Peer, auto_answer: bool) -> (Daemon, Client, SocketAddr) {
+async fn daemon_on(
+    peer: &mut Peer,
+    auto_answer: bool,
+    store: bool,
+) -> (Daemon, Client, SocketAddr) {
     // Rate limits out of the way (these lines land in [api]): this measures the line.
     let daemon = Daemon::start(&format!(
-        "actions_per_second = 1000000\naction_burst = 1000000\norigin_actions_per_second = 1000000\norigin_action_burst = 1000000\n[account]\nserver = \"{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"x\"\nauto_answer = {auto_answer}\n[log]\nlevel = \"warn\"\n[media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\n",
+        "actions_per_second = 1000000\naction_burst = 1000000\norigin_actions_per_second = 1000000\norigin_action_burst = 1000000\n[store]\nenabled = {store}\n[account]\nserver = \"{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"x\"\nauto_answer = {auto_answer}\n[log]\nlevel = \"warn\"\n[media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\n",
         peer.addr()
     ));
     let (register, from) = peer.request(Method::Register).await;
@@ -235,54 +240,10 @@ async fn daemon_on(peer: &mut Peer, auto_answer: bool) -> (Daemon, Client, Socke
     (daemon, page, from)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let hz = clock_ticks_per_second();
-    let cpu = |u: Usage| format!("{:.2} s", u.cpu_ticks as f64 / hz);
-    let kamailio = Kamailio::start("MD5");
-
-    // Idle and registered.
-    let baresip = Baresip::start(&kamailio, "1002", 441.0, "PCMU");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = lab_daemon(&kamailio, dir.path(), "pcmu", "");
-    daemon.connect(CRM).await.registered().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (idle_daemon, idle_baresip) = (usage(daemon.pid()), usage(baresip.pid()));
-
-    // INVITE → 200, auto-answering: straight to baresip, and to a daemon whose server is the peer.
+/// `start_call` → INVITE and SIP 200 → `callAccepted` for `ACTIONS` calls to a bare peer.
+async fn setup_times(store: bool) -> (Vec<Duration>, Vec<Duration>) {
     let mut peer = Peer::new().await;
-    let to_baresip = SocketAddr::from(([127, 0, 0, 1], baresip.sip_port));
-    eprintln!("INVITEs to baresip at {to_baresip}");
-    let baresip_invite = match tokio::time::timeout(
-        Duration::from_secs(20),
-        peer.invite_to_ok(&format!("sip:1002@{to_baresip}"), to_baresip),
-    )
-    .await
-    {
-        Ok(t) => t,
-        Err(_) => panic!(
-            "baresip did not answer 50 INVITEs within 20 s; its log:\n{}",
-            baresip
-                .log()
-                .lines()
-                .filter(|l| !l.contains("audio="))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-    };
-    drop((daemon, baresip));
-    eprintln!("INVITEs to the daemon");
-    let (auto, _page, daemon_addr) = daemon_on(&mut peer, true).await;
-    eprintln!("  registered from {daemon_addr}");
-    let daemon_invite = peer
-        .invite_to_ok(&format!("sip:1001@{daemon_addr}"), daemon_addr)
-        .await;
-    drop(auto);
-
-    // start_call → INVITE on the wire; SIP 200 → callAccepted on the WebSocket.
-    eprintln!("start_call and callAccepted");
-    let mut peer = Peer::new().await;
-    let (daemon, mut page, _) = daemon_on(&mut peer, false).await;
+    let (daemon, mut page, _) = daemon_on(&mut peer, false, store).await;
     let (mut to_wire, mut to_event) = (Vec::with_capacity(ACTIONS), Vec::with_capacity(ACTIONS));
     for i in 0..ACTIONS {
         let started = Instant::now();
@@ -330,6 +291,58 @@ async fn main() {
         page.event("callEnded").await;
     }
     drop(daemon);
+    (to_wire, to_event)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let hz = clock_ticks_per_second();
+    let cpu = |u: Usage| format!("{:.2} s", u.cpu_ticks as f64 / hz);
+    let kamailio = Kamailio::start("MD5");
+
+    // Idle and registered.
+    let baresip = Baresip::start(&kamailio, "1002", 441.0, "PCMU");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = lab_daemon(&kamailio, dir.path(), "pcmu", "");
+    daemon.connect(CRM).await.registered().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (idle_daemon, idle_baresip) = (usage(daemon.pid()), usage(baresip.pid()));
+
+    // INVITE → 200, auto-answering: straight to baresip, and to a daemon whose server is the peer.
+    let mut peer = Peer::new().await;
+    let to_baresip = SocketAddr::from(([127, 0, 0, 1], baresip.sip_port));
+    eprintln!("INVITEs to baresip at {to_baresip}");
+    let baresip_invite = match tokio::time::timeout(
+        Duration::from_secs(20),
+        peer.invite_to_ok(&format!("sip:1002@{to_baresip}"), to_baresip),
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(_) => panic!(
+            "baresip did not answer 50 INVITEs within 20 s; its log:\n{}",
+            baresip
+                .log()
+                .lines()
+                .filter(|l| !l.contains("audio="))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    drop((daemon, baresip));
+    eprintln!("INVITEs to the daemon");
+    let (auto, _page, daemon_addr) = daemon_on(&mut peer, true, true).await;
+    eprintln!("  registered from {daemon_addr}");
+    let daemon_invite = peer
+        .invite_to_ok(&format!("sip:1001@{daemon_addr}"), daemon_addr)
+        .await;
+    drop(auto);
+
+    // start_call → INVITE on the wire; SIP 200 → callAccepted on the WebSocket; with the
+    // store (every event written before it is sent) and without it, in the same run.
+    eprintln!("start_call and callAccepted");
+    let (to_wire, to_event) = setup_times(true).await;
+    let (_, to_event_memory) = setup_times(false).await;
 
     // 20 s calls.
     eprintln!("20 s calls");
@@ -384,7 +397,11 @@ async fn main() {
         percentiles(to_wire)
     );
     println!(
-        "| SIP 200 → `callAccepted` on the WebSocket ({ACTIONS}) | {} | — | p99 < 1 ms |",
+        "| SIP 200 → `callAccepted` on the WebSocket ({ACTIONS}), store on | {} | — | p99 < 1 ms |",
         percentiles(to_event)
+    );
+    println!(
+        "| SIP 200 → `callAccepted` on the WebSocket ({ACTIONS}), `[store] enabled = false` | {} | — | — |",
+        percentiles(to_event_memory)
     );
 }

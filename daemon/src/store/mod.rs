@@ -108,6 +108,63 @@ pub enum StoreError {
     },
 }
 
+/// Moves the WAL into the database on its own thread and connection, so the phone's commits
+/// never pay for it: left to itself SQLite checkpoints inside the commit that crosses 1000
+/// pages, an fsync or two on the way to a `callAccepted`. Stops when dropped.
+pub struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, every: std::time::Duration) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(1));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    // PASSIVE never waits for the writer; what it cannot copy now waits for
+                    // the next round.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!("store checkpoint: {e}");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How often the checkpointer runs (often in unit tests, which wait for it).
+const CHECKPOINT_EVERY: std::time::Duration = if cfg!(test) {
+    std::time::Duration::from_millis(20)
+} else {
+    std::time::Duration::from_secs(5)
+};
+
 /// SQLite's error in words an agent or IT can act on.
 fn describe(error: &rusqlite::Error) -> String {
     use rusqlite::ErrorCode as Code;
@@ -134,6 +191,9 @@ enum Unusable {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Held for its thread; `None` when it could not start (SQLite then checkpoints in commits
+    /// as usual).
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -225,9 +285,20 @@ impl Store {
                 source,
             })
         })?;
+        let checkpointer = match Checkpointer::start(path, CHECKPOINT_EVERY) {
+            Ok(checkpointer) => {
+                let _ = conn.pragma_update(None, "wal_autocheckpoint", 0);
+                Some(checkpointer)
+            }
+            Err(e) => {
+                tracing::warn!("{e}; the store checkpoints in its commits");
+                None
+            }
+        };
         Ok(Self {
             conn,
             path: path.to_owned(),
+            _checkpointer: checkpointer,
         })
     }
 

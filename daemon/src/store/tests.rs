@@ -416,3 +416,28 @@ fn the_database_and_its_journal_files_are_owner_only() {
         assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
     }
 }
+
+#[test]
+fn the_wal_is_checkpointed_off_the_writers_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_in(&dir);
+    let autocheckpoint: i64 = store
+        .conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(autocheckpoint, 0, "commits never checkpoint");
+    let size = |name: &str| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len());
+    let before = size(FILE_NAME);
+    for seq in 1..=300 {
+        append(&mut store, seq, 1, status(&"x".repeat(100)));
+    }
+    assert!(size("softphone.db-wal") > 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size(FILE_NAME) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checkpointer copied nothing into the database"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
