@@ -12,6 +12,7 @@ pub mod ids;
 pub mod line;
 pub mod logging;
 pub mod media;
+pub mod notify;
 pub mod origins;
 pub mod phone;
 pub mod private_files;

@@ -134,7 +134,23 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     } else {
         Journal::without_store(config.api.replay_events, crate::phone::driver::now_ms)
     };
+    let mut journal = journal;
     let instance = journal.0.instance().to_owned();
+    match crate::notify::Endpoint::from_config(&config.notifications) {
+        Ok(None) => {}
+        Ok(Some(endpoint)) => match journal.0.watch_stored() {
+            Some(stored) => crate::notify::spawn(
+                endpoint,
+                data_dir.join(crate::store::FILE_NAME),
+                instance.clone(),
+                stored,
+            ),
+            None => tracing::error!(
+                "[notifications] need the store, and there is none this run; no notifications are sent"
+            ),
+        },
+        Err(e) => tracing::error!("{e}; no notifications are sent"),
+    }
     let saved = journal.1.saved.clone();
     let line = match &config.account {
         Some(account) => Some(LineConfig::from_account(account).map_err(RunError::Line)?),

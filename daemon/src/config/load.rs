@@ -216,6 +216,35 @@ fn merge(base: &mut toml::Table, layer: toml::Table) {
     }
 }
 
+/// A notification URL: `https://host[:port]/path`, or `http://` to this machine only; no user
+/// name or password in it (they would end up in logs).
+fn check_notification_url(url: &str) -> Result<(), String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains spaces or control characters".into());
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not an https:// URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("must not carry a user name or password; use notifications.secret".into());
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host,
+        _ => authority,
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} names no host"));
+    }
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err("plain http:// only to this machine (localhost); use https://".into()),
+        _ => Err(format!("{url:?} is not an https:// URL")),
+    }
+}
+
 /// Checks that need more than types: origins parse, statuses are unique, references resolve.
 fn validate(config: &Config) -> Result<(), ConfigError> {
     let lists = [
@@ -245,6 +274,18 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             key: (*key).into(),
             message: "must be at least 1".into(),
         });
+    }
+    if let Some(url) = &config.notifications.url {
+        check_notification_url(url).map_err(|message| ConfigError::Invalid {
+            key: "notifications.url".into(),
+            message,
+        })?;
+        if config.notifications.secret.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "notifications.secret".into(),
+                message: "is required with notifications.url: the endpoint needs it to check that events come from this daemon".into(),
+            });
+        }
     }
     if config.store.keep_days == 0 {
         return Err(ConfigError::Invalid {

@@ -30,6 +30,40 @@ pub struct Config {
     pub provisioning: ProvisioningConfig,
     pub dispositions: DispositionsConfig,
     pub store: StoreConfig,
+    pub notifications: NotificationsConfig,
+}
+
+/// The seed's notification endpoint: every event POSTed as JSON, signed (`notify`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// `https://…` (plain `http://` only to this machine). Unset: no notifications.
+    pub url: Option<String>,
+    /// The HMAC-SHA256 key of `X-Softphone-Signature`; required with `url`.
+    pub secret: Secret,
+    /// Trust only this CA (or, holding one certificate, only that certificate).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `sha256:…` of the endpoint's certificate: accept exactly that one.
+    pub tls_fingerprint: Option<String>,
+    /// Per request, connecting included.
+    pub timeout_seconds: u32,
+    /// The first wait after a failed attempt; doubles up to `retry_max_seconds`.
+    pub retry_first_ms: u64,
+    pub retry_max_seconds: u32,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            secret: Secret::default(),
+            ca_file: None,
+            tls_fingerprint: None,
+            timeout_seconds: 10,
+            retry_first_ms: 1000,
+            retry_max_seconds: 60,
+        }
+    }
 }
 
 /// How long the on-disk store keeps events for pages that have not acknowledged them. The call

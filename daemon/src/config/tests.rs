@@ -200,3 +200,41 @@ fn provisioning_origins_are_checked_like_api_origins() {
         "{message}"
     );
 }
+
+#[test]
+fn notification_endpoints_are_https_with_a_secret_and_no_credentials_in_the_url() {
+    let parse = |url: &str, secret: &str| {
+        let f = file(&format!(
+            "[notifications]\nurl = \"{url}\"\nsecret = \"{secret}\"\n"
+        ));
+        parse_file(f.path()).map(|_| ()).map_err(|e| e.to_string())
+    };
+    for ok in [
+        "https://hooks.example.com/softphone?token=x",
+        "https://hooks.example.com:8443/a",
+        "http://127.0.0.1:8080/local-relay",
+        "http://localhost/relay",
+        "http://[::1]:9000/",
+    ] {
+        assert_eq!(parse(ok, "k"), Ok(()), "{ok}");
+    }
+    for (bad, why) in [
+        ("http://hooks.example.com/", "only to this machine"),
+        (
+            "https://user:pw@hooks.example.com/",
+            "user name or password",
+        ),
+        ("ftp://hooks.example.com/", "not an https"),
+        ("hooks.example.com", "not an https"),
+        ("https:///path", "names no host"),
+        ("https://hooks.example.com/a b", "spaces"),
+    ] {
+        let err = parse(bad, "k").expect_err(bad);
+        assert!(
+            err.contains("notifications.url") && err.contains(why),
+            "{bad}: {err}"
+        );
+    }
+    let err = parse("https://hooks.example.com/", "").expect_err("no secret");
+    assert!(err.contains("notifications.secret"), "{err}");
+}

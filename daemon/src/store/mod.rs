@@ -302,6 +302,25 @@ impl Store {
         })
     }
 
+    /// A second connection to a store the journal opened (the notifier's): no checks, no
+    /// migrations, no checkpointer.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(2));
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+            _checkpointer: None,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -64,6 +64,8 @@ pub struct Journal {
     appends_since_prune: u32,
     /// The wall clock in ms since the Unix epoch (an origin's first connection is dated).
     clock: fn() -> i64,
+    /// Told the last stored seq after each write (the notifier waits on it).
+    stored: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Journal {
@@ -197,7 +199,16 @@ impl Journal {
             retention,
             appends_since_prune: 0,
             clock,
+            stored: None,
         }
+    }
+
+    /// A channel told the newest stored seq after every write; `None` without a store.
+    pub fn watch_stored(&mut self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.store.as_ref()?;
+        let (sender, receiver) = tokio::sync::watch::channel(self.memory.last_seq());
+        self.stored = Some(sender);
+        Some(receiver)
     }
 
     pub fn has_store(&self) -> bool {
@@ -241,6 +252,9 @@ impl Journal {
         let was = self.status.state;
         match written {
             Ok(()) => {
+                if let (Some(stored), Some(last)) = (&self.stored, out.last()) {
+                    let _ = stored.send(last.seq);
+                }
                 if was == StorageState::Failing {
                     tracing::warn!("the store {} is written again", store.path().display());
                     self.status.state = StorageState::Ok;
