@@ -214,6 +214,7 @@
       this.lastSeq = null;
       this._ackTo = 0;
       this._ackTimer = null;
+      this._helloSeq = 0;
       this.connected = false;
       this._listeners = new Map();
       this._pending = new Map();
@@ -370,6 +371,9 @@
 
     _onHello(hello) {
       var sameDaemon = this.instance === hello.instance && this.startedAt === hello.startedAt;
+      // Another history: what was acknowledged there means nothing here.
+      if (this.instance !== hello.instance) this._ackTo = 0;
+      this._helloSeq = hello.lastSeq;
       this.instance = hello.instance;
       this.startedAt = hello.startedAt;
       this.lastSeq = hello.lastSeq;
@@ -383,8 +387,12 @@
 
     _onMessage(message) {
       if (message.event) {
-        if (typeof message.seq === 'number') this.lastSeq = message.seq;
-        this._apply(message.event, message.payload);
+        var numbered = typeof message.seq === 'number' && UNKEPT_EVENTS.indexOf(message.event) < 0;
+        // A replayed event (older than hello's snapshot) goes to the listeners, but the
+        // snapshot is newer than what it says.
+        var replayed = numbered && message.seq <= this._helloSeq;
+        if (numbered) this.lastSeq = Math.max(this.lastSeq || 0, message.seq);
+        if (!replayed) this._apply(message.event, message.payload);
         this._emit(message.event, message.payload, message);
         // The listeners have run: the page has processed it (log lines are never kept, so never acknowledged).
         if (this.options.autoAck && typeof message.seq === 'number' && UNKEPT_EVENTS.indexOf(message.event) < 0) {

@@ -127,6 +127,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             Retention {
                 keep: std::time::Duration::from_secs(u64::from(config.store.keep_days) * 86_400),
                 max_events: config.store.max_events,
+                max_bytes: config.store.max_megabytes.saturating_mul(1024 * 1024),
             },
             crate::phone::driver::now_ms,
             || random_hex(8),
@@ -136,7 +137,20 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     };
     let mut journal = journal;
     let instance = journal.0.instance().to_owned();
-    match crate::notify::Endpoint::from_config(&config.notifications) {
+    let endpoint = crate::notify::Endpoint::from_config(&config.notifications);
+    // Marks of origins no longer allowed (revoked while the daemon was down, dropped from IT's
+    // list) and of endpoints no longer configured go: a re-approved origin starts afresh.
+    let notify_key = match &endpoint {
+        Ok(Some(e)) => Some(e.key().to_owned()),
+        _ => None,
+    };
+    journal
+        .0
+        .retain_marks(|key| match key.strip_prefix("notify:") {
+            Some(_) => notify_key.as_deref() == Some(key),
+            None => Origin::parse(key).is_ok_and(|origin| policy.still_allowed(&origin)),
+        });
+    match endpoint {
         Ok(None) => {}
         Ok(Some(endpoint)) => match journal.0.watch_stored() {
             Some(stored) => crate::notify::spawn(

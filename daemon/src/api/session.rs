@@ -193,7 +193,17 @@ async fn run<S>(
             .await;
         return;
     }
-    for published in replay {
+    for (n, published) in replay.into_iter().enumerate() {
+        // A replay is capped (a few MB), but the agent may revoke the origin during it.
+        if n % 256 == 255 && !context.policy.still_allowed(&peer.origin) {
+            let _ = sink
+                .send(close(
+                    CloseCode::Library(CLOSE_REVOKED),
+                    "this origin is no longer allowed",
+                ))
+                .await;
+            return;
+        }
         if sink
             .send(Message::text(published.json.clone()))
             .await

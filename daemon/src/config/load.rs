@@ -216,15 +216,16 @@ fn merge(base: &mut toml::Table, layer: toml::Table) {
     }
 }
 
-/// A notification URL: `https://host[:port]/path`, or `http://` to this machine only; no user
-/// name or password in it (they would end up in logs).
+/// A notification URL: `https://host[:port]/path`; no user name or password in it (they would
+/// end up in logs).
 fn check_notification_url(url: &str) -> Result<(), String> {
+    // Messages never quote the URL: its path or query may carry a token.
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("contains spaces or control characters".into());
     }
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or_else(|| format!("{url:?} is not an https:// URL"))?;
+        .ok_or_else(|| "is not an https:// URL".to_owned())?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err("must not carry a user name or password; use notifications.secret".into());
@@ -234,14 +235,14 @@ fn check_notification_url(url: &str) -> Result<(), String> {
         _ => authority,
     };
     if host.is_empty() {
-        return Err(format!("{url:?} names no host"));
+        return Err("names no host".into());
     }
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    // Not plain http even to this machine: another OS user could listen on that port.
     match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err("plain http:// only to this machine (localhost); use https://".into()),
-        _ => Err(format!("{url:?} is not an https:// URL")),
+        _ => Err(
+            "is not an https:// URL (plain http would hand every event to whoever listens)".into(),
+        ),
     }
 }
 
@@ -290,6 +291,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.store.keep_days == 0 {
         return Err(ConfigError::Invalid {
             key: "store.keep_days".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    if config.store.max_megabytes == 0 {
+        return Err(ConfigError::Invalid {
+            key: "store.max_megabytes".into(),
             message: "must be at least 1".into(),
         });
     }

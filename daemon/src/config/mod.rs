@@ -77,6 +77,8 @@ pub struct StoreConfig {
     pub keep_days: u32,
     /// At most this many events are kept; the oldest go first (at least 1000).
     pub max_events: u64,
+    /// At most this many megabytes of events (at least 1).
+    pub max_megabytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -85,6 +87,7 @@ impl Default for StoreConfig {
             enabled: true,
             keep_days: 30,
             max_events: 100_000,
+            max_megabytes: 256,
         }
     }
 }

@@ -23,8 +23,8 @@ use crate::store::{Mark, Store, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("[notifications] url {0:?} is not a valid URL")]
-    Url(String),
+    #[error("[notifications] url is not a valid URL")]
+    Url,
     #[error("[notifications] tls_fingerprint: {0}")]
     Fingerprint(#[from] crate::line::transport::tls::FingerprintError),
     #[error("[notifications]: {0}")]
@@ -36,8 +36,10 @@ pub enum NotifyError {
 /// Where and how events are posted.
 pub struct Endpoint {
     url: reqwest::Url,
-    /// The URL without its query (which may carry a token), for logs.
+    /// Scheme, host and port only, for logs: the path or query may carry a token.
     shown: String,
+    /// Names the endpoint's cursor in the store: a digest of the whole URL, never the URL.
+    key: String,
     secret: Secret,
     client: reqwest::Client,
     retry_first: Duration,
@@ -50,13 +52,24 @@ impl Endpoint {
         let Some(text) = &config.url else {
             return Ok(None);
         };
-        let url = reqwest::Url::parse(text).map_err(|_| NotifyError::Url(text.clone()))?;
+        let url = reqwest::Url::parse(text).map_err(|_| NotifyError::Url)?;
+        if url.scheme() != "https" {
+            return Err(NotifyError::Url);
+        }
         let shown = format!(
             "{}://{}{}",
             url.scheme(),
             url.host_str().unwrap_or_default(),
             url.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ) + url.path();
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        let key = format!(
+            "notify:{}",
+            digest.as_ref()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
         let pin = config
             .tls_fingerprint
             .as_deref()
@@ -73,12 +86,15 @@ impl Endpoint {
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_max_idle_per_host(1)
+            // Events go to the endpoint and nowhere else (no HTTP(S)_PROXY from the environment).
+            .no_proxy()
             .user_agent(concat!("softphone-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(NotifyError::Client)?;
         Ok(Some(Self {
             url,
             shown,
+            key,
             secret: config.secret.clone(),
             client,
             retry_first: Duration::from_millis(config.retry_first_ms.max(1)),
@@ -139,6 +155,13 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
+impl Endpoint {
+    /// The key of its cursor among the store's marks.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// Starts posting the store's events to `endpoint`; `stored` says when new ones were written.
 pub fn spawn(endpoint: Endpoint, store: PathBuf, instance: String, stored: watch::Receiver<u64>) {
     tokio::spawn(run(endpoint, store, instance, stored));
@@ -147,40 +170,78 @@ pub fn spawn(endpoint: Endpoint, store: PathBuf, instance: String, stored: watch
 /// Events read from the store at a time.
 const BATCH: usize = 64;
 
+/// Runs `work` with the store off the runtime's threads (SQLite blocks), and hands it back.
+async fn with_store<T: Send + 'static>(
+    store: Store,
+    work: impl FnOnce(&mut Store) -> T + Send + 'static,
+) -> Option<(Store, T)> {
+    tokio::task::spawn_blocking(move || {
+        let mut store = store;
+        let out = work(&mut store);
+        (store, out)
+    })
+    .await
+    .ok()
+}
+
 async fn run(
     endpoint: Endpoint,
     path: PathBuf,
     instance: String,
     mut stored: watch::Receiver<u64>,
 ) {
-    let mut store = match Store::open_reader(&path) {
-        Ok(store) => store,
-        Err(e) => {
-            tracing::error!("notifications to {} are off: {e}", endpoint.shown);
+    let opened = tokio::task::spawn_blocking(move || Store::open_reader(&path)).await;
+    let mut store = match opened {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => {
+            tracing::error!(endpoint = %endpoint.shown, "notifications are off: {e}");
             return;
         }
+        Err(_) => return,
     };
-    // The cursor is kept per endpoint: a new endpoint starts with the events from now on.
-    let key = format!("notify:{}", endpoint.shown);
-    let mut mark = match store.mark(&key) {
-        Ok(Some(mark)) => mark,
-        _ => {
-            let last = store.last_seq().unwrap_or(0);
-            let mark = Mark {
-                floor: last,
-                acked: last,
-                since_ms: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
-            };
-            if let Err(e) = store.set_mark(&key, mark) {
-                tracing::warn!("{e}");
+    // The cursor is kept per endpoint: a new endpoint starts with the events from now on. A
+    // cursor that cannot be read is retried, never replaced (that would skip events).
+    let key = endpoint.key.clone();
+    let mut mark = loop {
+        let key = key.clone();
+        let Some((back, found)) = with_store(store, move |s| {
+            s.mark(&key).and_then(|mark| match mark {
+                Some(mark) => Ok(mark),
+                None => {
+                    let last = s.last_seq()?;
+                    let mark = Mark {
+                        floor: last,
+                        acked: last,
+                        since_ms: time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+                    };
+                    s.set_mark(&key, mark)?;
+                    Ok(mark)
+                }
+            })
+        })
+        .await
+        else {
+            return;
+        };
+        store = back;
+        match found {
+            Ok(mark) => break mark,
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint.shown, "notifications: {e}; trying again");
+                tokio::time::sleep(endpoint.retry_max).await;
             }
-            mark
         }
     };
     tracing::info!(endpoint = %endpoint.shown, from_seq = mark.acked + 1, "posting events to the notification endpoint");
     let mut backoff = Backoff::new(endpoint.retry_first, endpoint.retry_max);
     loop {
-        let batch = match store.events_after(mark.acked, BATCH) {
+        let after = mark.acked;
+        let Some((back, batch)) = with_store(store, move |s| s.events_after(after, BATCH)).await
+        else {
+            return;
+        };
+        store = back;
+        let batch = match batch {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!("notifications: {e}");
@@ -197,7 +258,7 @@ async fn run(
         if first.seq > mark.acked + 1 {
             tracing::warn!(
                 endpoint = %endpoint.shown,
-                "{} events were dropped by the store's retention ([store] keep_days / max_events) before the endpoint took them",
+                "{} events are not in the store (dropped by [store] retention) and were not posted",
                 first.seq - mark.acked - 1
             );
         }
@@ -227,7 +288,14 @@ async fn run(
                 }
             }
             mark.acked = event.seq;
-            if let Err(e) = store.set_mark(&key, mark) {
+            // Kept after each event: a restart repeats at most the one in flight.
+            let (key, saved) = (key.clone(), mark);
+            let Some((back, written)) = with_store(store, move |s| s.set_mark(&key, saved)).await
+            else {
+                return;
+            };
+            store = back;
+            if let Err(e) = written {
                 tracing::debug!("{e}");
             }
         }

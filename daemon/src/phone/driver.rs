@@ -417,9 +417,9 @@ impl Driver {
             },
             Action::GetHistory(query) => {
                 let limit = query.limit.unwrap_or(50);
-                if !(1..=500).contains(&limit) {
+                if !(1..=MAX_HISTORY).contains(&limit) {
                     return Err(PhoneError::InvalidParams(format!(
-                        "`limit` is 1 to 500, got {limit}"
+                        "`limit` is 1 to {MAX_HISTORY}, got {limit}"
                     )));
                 }
                 let before = match query.before.as_deref() {
@@ -440,7 +440,10 @@ impl Driver {
                 // the memory's recent calls or a restart is recalled); a call in progress is the
                 // phone's. Without a store, the phone's recent calls are all there is.
                 let id = notes.conversation_id.as_str();
-                if !self.phone.has_call_in_progress(id) && self.journal.has_store() {
+                // While the store fails it may lack a recent call: the phone's memory decides.
+                let store_decides = self.journal.has_store()
+                    && self.journal.status().state == crate::protocol::StorageState::Ok;
+                if !self.phone.has_call_in_progress(id) && store_decides {
                     let Some(call) = self.journal.call(origin, id) else {
                         return Err(PhoneError::UnknownCall(format!(
                             "no call with conversationId `{}` in this page's history",
@@ -465,6 +468,11 @@ impl Driver {
     /// Calls the last run left up or ringing end now, with cause `interrupted`, and stay known
     /// for after-call work.
     fn end_interrupted(&mut self, startup: &Startup) {
+        // A store that cannot be written would not remember they were reported: each start
+        // would report them again under new seqs. They wait for a writable store.
+        if self.journal.status().state != crate::protocol::StorageState::Ok {
+            return;
+        }
         let last_ms = startup.last_event_ms.unwrap_or(0);
         let events: Vec<Event> = startup
             .interrupted
@@ -530,6 +538,9 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
         None => std::future::pending().await,
     }
 }
+
+/// The most calls one `get_history` returns (notes are up to 10,000 characters each).
+const MAX_HISTORY: u32 = 100;
 
 /// The wall clock in ms since the Unix epoch (when events are stored).
 pub fn now_ms() -> i64 {

@@ -106,6 +106,8 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("cannot start the store's checkpoint thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Moves the WAL into the database on its own thread and connection, so the phone's commits
@@ -138,10 +140,7 @@ impl Checkpointer {
                     }
                 }
             })
-            .map_err(|e| StoreError::Open {
-                path: path.to_owned(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+            .map_err(StoreError::Thread)?;
         Ok(Self {
             stop: Some(stop),
             thread: Some(thread),
@@ -210,8 +209,16 @@ impl Store {
             Ok(store) => Ok((store, None)),
             Err(Unusable::Failed(e)) => Err(e),
             Err(Unusable::Foreign(why)) => {
-                let name = format!("{FILE_NAME}.unusable-{stamp}");
-                let aside = path.with_file_name(&name);
+                // Never over an earlier one kept for support (a crash loop).
+                let aside = (0..100)
+                    .map(|n| match n {
+                        0 => path.with_file_name(format!("{FILE_NAME}.unusable-{stamp}")),
+                        n => path.with_file_name(format!("{FILE_NAME}.unusable-{stamp}-{n}")),
+                    })
+                    .find(|candidate| !candidate.exists())
+                    .unwrap_or_else(|| {
+                        path.with_file_name(format!("{FILE_NAME}.unusable-{stamp}-last"))
+                    });
                 std::fs::rename(path, &aside).map_err(|source| StoreError::SetAside {
                     path: path.to_owned(),
                     why: why.clone(),
@@ -275,10 +282,16 @@ impl Store {
         if check != "ok" {
             return Err(Unusable::Foreign(format!("it is damaged: {check}")));
         }
+        // A new file gives freed pages back (after pruning), a little at a time.
+        if objects == 0 {
+            let _ = conn.pragma_update(None, "auto_vacuum", "INCREMENTAL");
+        }
         // WAL: readers never block the writer, and a commit is one append. On a read-only
         // file these fail; reads still work and writes report the read-only file.
         let _ = conn.pragma_update(None, "journal_mode", "WAL");
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        // The WAL shrinks back to this after a checkpoint rather than keeping its largest size.
+        let _ = conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024);
         schema::migrate_to(&mut conn, schema::latest()).map_err(|source| {
             Unusable::Failed(StoreError::Schema {
                 path: path.to_owned(),
@@ -314,6 +327,8 @@ impl Store {
             source,
         })?;
         let _ = conn.busy_timeout(std::time::Duration::from_secs(2));
+        // Its commits never checkpoint either: the journal's checkpointer does.
+        let _ = conn.pragma_update(None, "wal_autocheckpoint", 0);
         Ok(Self {
             conn,
             path: path.to_owned(),
@@ -422,6 +437,55 @@ impl Store {
         result.map_err(|source| StoreError::Write { path, source })
     }
 
+    /// The newest stored events in `after..before` (exclusive), oldest first: at most `limit`
+    /// of them and about `max_bytes` of JSON (at least one). Reads newest first and stops at
+    /// the cap, so memory stays bounded whatever is stored. `true` when the cap cut older ones.
+    pub fn newest_events_between(
+        &self,
+        after: u64,
+        before: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        let mut query = self
+            .conn
+            .prepare(
+                "SELECT seq, name, json FROM events WHERE seq > ?1 AND seq < ?2 ORDER BY seq DESC",
+            )
+            .map_err(self.read_error())?;
+        let mut rows = query
+            .query(params![to_i64(after), to_i64(before)])
+            .map_err(self.read_error())?;
+        let (mut out, mut bytes, mut cut) = (Vec::new(), 0usize, false);
+        while let Some(row) = rows.next().map_err(self.read_error())? {
+            let json: String = row.get(2).map_err(self.read_error())?;
+            if out.len() >= limit || (!out.is_empty() && bytes + json.len() > max_bytes) {
+                cut = true;
+                break;
+            }
+            bytes += json.len();
+            out.push(StoredEvent {
+                seq: to_u64(row.get(0).map_err(self.read_error())?),
+                name: row.get(1).map_err(self.read_error())?,
+                json,
+            });
+        }
+        out.reverse();
+        Ok((out, cut))
+    }
+
+    /// Every key with a mark (page origins, `notify:` cursors).
+    pub fn mark_keys(&self) -> Result<Vec<String>, StoreError> {
+        let mut query = self
+            .conn
+            .prepare("SELECT origin FROM origins")
+            .map_err(self.read_error())?;
+        let keys = query
+            .query_map([], |r| r.get(0))
+            .map_err(self.read_error())?;
+        keys.collect::<Result<_, _>>().map_err(self.read_error())
+    }
+
     /// Stored events after `seq`, oldest first, at most `limit`.
     pub fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let mut query = self
@@ -491,13 +555,15 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Deletes events older than `keep_ms` or beyond the newest `max_events` (the newest event
-    /// always stays, so seq never goes back), counting those some origin had not acknowledged.
+    /// Deletes events older than `keep_ms`, beyond the newest `max_events`, or beyond the newest
+    /// `max_bytes` of JSON (the newest event always stays, so seq never goes back), counting
+    /// those some origin had not acknowledged, and gives the freed pages back.
     pub fn prune(
         &mut self,
         now_ms: i64,
         keep_ms: i64,
         max_events: u64,
+        max_bytes: u64,
     ) -> Result<Pruned, StoreError> {
         let last = self.last_seq()?;
         if last == 0 {
@@ -512,7 +578,21 @@ impl Store {
             )
             .map(to_u64)
             .map_err(self.read_error())?;
-        let cut = too_old.max(last.saturating_sub(max_events)).min(last - 1);
+        let too_big: u64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce(max(seq), 0) FROM (
+                     SELECT seq, sum(length(json)) OVER (ORDER BY seq DESC) AS total FROM events
+                 ) WHERE total > ?1",
+                params![to_i64(max_bytes)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(to_u64)
+            .map_err(self.read_error())?;
+        let cut = too_old
+            .max(too_big)
+            .max(last.saturating_sub(max_events))
+            .min(last - 1);
         let first = self
             .conn
             .query_row("SELECT coalesce(min(seq), 0) FROM events", [], |r| {
@@ -530,7 +610,7 @@ impl Store {
             })
             .map_err(self.read_error())?;
         let unacknowledged = match least_delivered.map(to_u64) {
-            Some(delivered) if delivered < cut => cut - delivered.max(first - 1),
+            Some(delivered) if delivered < cut => cut - delivered.max(first.saturating_sub(1)),
             _ => 0,
         };
         let dropped = self.dropped_events()? + unacknowledged;
@@ -547,6 +627,8 @@ impl Store {
             Ok(events)
         })();
         let events = result.map_err(|source| StoreError::Write { path, source })?;
+        // Free pages go back to the file system (auto_vacuum=INCREMENTAL on new stores).
+        let _ = self.conn.execute_batch("PRAGMA incremental_vacuum");
         Ok(Pruned {
             events: u64::try_from(events).unwrap_or(0),
             unacknowledged,

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[&str] = &[
          name TEXT NOT NULL,
          json TEXT NOT NULL
      ) STRICT;
+     CREATE INDEX events_by_time ON events (at_ms);
      CREATE TABLE origins (
          origin TEXT PRIMARY KEY,
          floor INTEGER NOT NULL,

@@ -367,7 +367,7 @@ fn pruning_counts_what_no_page_acknowledged() {
         )
         .expect("mark");
     // Older than 4.5 s at 10 s: events 1..=4 go; a had acknowledged them all.
-    let pruned = store.prune(10_000, 5_500, 100).expect("prune");
+    let pruned = store.prune(10_000, 5_500, 100, u64::MAX).expect("prune");
     assert_eq!(
         pruned,
         Pruned {
@@ -376,7 +376,7 @@ fn pruning_counts_what_no_page_acknowledged() {
         }
     );
     // At most 2 events: 5..=8 go; a had not acknowledged 7 and 8.
-    let pruned = store.prune(10_000, 1_000_000, 2).expect("prune");
+    let pruned = store.prune(10_000, 1_000_000, 2, u64::MAX).expect("prune");
     assert_eq!(
         pruned,
         Pruned {
@@ -386,7 +386,7 @@ fn pruning_counts_what_no_page_acknowledged() {
     );
     assert_eq!(store.dropped_events().expect("dropped"), 2);
     // Everything is old: the newest event stays, so the numbering never goes back.
-    store.prune(1_000_000, 1, 100).expect("prune");
+    store.prune(1_000_000, 1, 100, u64::MAX).expect("prune");
     assert_eq!(store.last_seq().expect("seq"), 10);
     assert_eq!(store.events_after(0, 10).expect("events").len(), 1);
     assert_eq!(
@@ -440,4 +440,52 @@ fn the_wal_is_checkpointed_off_the_writers_path() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+#[test]
+fn bytes_bound_the_store_and_a_replay_reads_newest_first_within_its_caps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_in(&dir);
+    for seq in 1..=20 {
+        append(&mut store, seq, 1, status(&"x".repeat(1000)));
+    }
+    let each = u64::try_from(store.events_after(19, 1).expect("events")[0].json.len()).expect("len");
+    // Room for 5 events' JSON: the 15 oldest go (no origin ever connected: none counted).
+    let pruned = store
+        .prune(1, 1_000_000, 1000, each * 5 + 10)
+        .expect("prune");
+    assert_eq!(pruned.events, 15);
+    assert_eq!(store.events_after(0, 100).expect("events")[0].seq, 16);
+
+    let seqs = |events: &[StoredEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let (events, cut) = store
+        .newest_events_between(0, 21, 100, usize::MAX)
+        .expect("read");
+    assert_eq!((seqs(&events), cut), (vec![16, 17, 18, 19, 20], false));
+    let (events, cut) = store
+        .newest_events_between(0, 19, 100, usize::MAX)
+        .expect("read");
+    assert_eq!(
+        (seqs(&events), cut),
+        (vec![16, 17, 18], false),
+        "before is exclusive"
+    );
+    let (events, cut) = store
+        .newest_events_between(0, 21, 2, usize::MAX)
+        .expect("read");
+    assert_eq!(
+        (seqs(&events), cut),
+        (vec![19, 20], true),
+        "the newest within the count"
+    );
+    let (events, cut) = store
+        .newest_events_between(0, 21, 100, usize::try_from(each * 3).expect("small"))
+        .expect("read");
+    assert_eq!(
+        (seqs(&events), cut),
+        (vec![18, 19, 20], true),
+        "the newest within the bytes"
+    );
+    let (events, _) = store.newest_events_between(0, 21, 100, 1).expect("read");
+    assert_eq!(seqs(&events), [20], "at least one");
 }

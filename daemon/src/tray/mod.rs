@@ -47,25 +47,31 @@ pub fn start(context: TrayContext) {
         let Ok(mut subscription) = phone.subscribe(None, None).await else {
             return;
         };
-        let recent = recent_calls(&phone).await;
+        let mut recent = recent_calls(&phone).await;
         if feed
-            .send(Update::State(Box::new(subscription.hello.state), recent))
+            .send(Update::State(
+                Box::new(subscription.hello.state),
+                recent.clone(),
+            ))
             .is_err()
         {
             return;
         }
         loop {
-            if let Err(tokio::sync::broadcast::error::RecvError::Closed) =
-                subscription.events.recv().await
-            {
-                return;
-            }
+            let event = match subscription.events.recv().await {
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Ok(published) => Some(published),
+                Err(_) => None,
+            };
             let Ok(snapshot) = phone.snapshot().await else {
                 return;
             };
-            let recent = recent_calls(&phone).await;
+            // The history changes with calls and notes, not with every event (log lines).
+            if event.is_none_or(|p| changes_history(&p.json)) {
+                recent = recent_calls(&phone).await;
+            }
             if feed
-                .send(Update::State(Box::new(snapshot), recent))
+                .send(Update::State(Box::new(snapshot), recent.clone()))
                 .is_err()
             {
                 return;
@@ -78,6 +84,21 @@ pub fn start(context: TrayContext) {
     if let Err(e) = spawned {
         tracing::warn!("cannot start the tray thread: {e}; running without a tray");
     }
+}
+
+/// Whether an event (as framed on the wire) changes the call history.
+#[cfg(feature = "tray")]
+fn changes_history(json: &str) -> bool {
+    [
+        "callEnded",
+        "callRejected",
+        "callNotesSubmitted",
+        "outboundCallInitiated",
+        "incomingCall",
+        "callAccepted",
+    ]
+    .iter()
+    .any(|name| json.starts_with(&format!("{{\"event\":\"{name}\"")))
 }
 
 /// Calls the tray lists under "Recent calls".

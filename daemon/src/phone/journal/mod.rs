@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::event_log::{EventLog, Published, Replay};
 use crate::origins::Origin;
-use crate::protocol::{CallRecord, Event, StorageInfo, StorageState};
+use crate::protocol::{CallRecord, Event, EventMessage, StorageInfo, StorageState};
 use crate::store::{Mark, NewEvent, SavedState, SetAside, Store, StoreError, StoredCall};
 
 /// How long and how many events the store keeps for pages that have not acknowledged them.
@@ -21,10 +21,18 @@ use crate::store::{Mark, NewEvent, SavedState, SetAside, Store, StoreError, Stor
 pub struct Retention {
     pub keep: Duration,
     pub max_events: u64,
+    /// Of JSON, all events together.
+    pub max_bytes: u64,
 }
 
 /// Appends between two prunes of the store.
 const PRUNE_EVERY: u32 = 1_000;
+/// At most one fsynced commit (the agent's notes) this often.
+const DURABLE_EVERY_MS: i64 = 100;
+/// What one connection is replayed at most: the newest events within these caps (older ones
+/// are the snapshot's; `resumed` is false then).
+const MAX_REPLAY_EVENTS: usize = 5_000;
+const MAX_REPLAY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Where a reconnecting page left off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +74,12 @@ pub struct Journal {
     clock: fn() -> i64,
     /// Told the last stored seq after each write (the notifier waits on it).
     stored: Option<tokio::sync::watch::Sender<u64>>,
+    /// The first event the store did not take, while writing fails.
+    unstored_from: Option<u64>,
+    /// When the last fsynced commit was (ms since the Unix epoch).
+    last_durable_ms: i64,
+    /// The store's folder, kept out of what pages are told.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Journal {
@@ -80,6 +94,7 @@ impl Journal {
         make_instance: impl FnOnce() -> String,
     ) -> (Self, Startup) {
         let now_ms = clock();
+        let data_dir = path.parent().map(Path::to_path_buf);
         let opened = Store::open(path, stamp).and_then(|(mut store, set_aside)| {
             let instance = store.instance(make_instance)?;
             Ok((store, set_aside, instance))
@@ -93,7 +108,7 @@ impl Journal {
                     reason: Some(e.to_string()),
                     dropped_events: 0,
                 };
-                let journal = Self::with(
+                let mut journal = Self::with(
                     None,
                     status,
                     crate::ids::random_hex(8),
@@ -101,6 +116,10 @@ impl Journal {
                     retention,
                     clock,
                 );
+                journal.data_dir = data_dir;
+                if let Some(reason) = &journal.status.reason {
+                    journal.status.reason = Some(journal.for_pages(reason));
+                }
                 return (journal, Startup::default());
             }
         };
@@ -133,11 +152,35 @@ impl Journal {
         let (startup, last_seq) = match startup {
             Ok(found) => found,
             Err(e) => {
-                tracing::error!("{e}");
-                (Startup::default(), 0)
+                // Without its numbering the store cannot be written without reusing seqs:
+                // this run keeps events in memory, under an instance of its own.
+                tracing::error!("{e}; events, notes and call history are kept in memory only");
+                let status = StorageInfo {
+                    state: StorageState::Unavailable,
+                    reason: Some(e.to_string()),
+                    dropped_events: 0,
+                };
+                let mut journal = Self::with(
+                    None,
+                    status,
+                    crate::ids::random_hex(8),
+                    (memory_window, 0),
+                    retention,
+                    clock,
+                );
+                journal.data_dir = data_dir;
+                if let Some(reason) = &journal.status.reason {
+                    journal.status.reason = Some(journal.for_pages(reason));
+                }
+                return (journal, Startup::default());
             }
         };
-        match store.prune(now_ms, millis(retention.keep), retention.max_events) {
+        match store.prune(
+            now_ms,
+            millis(retention.keep),
+            retention.max_events,
+            retention.max_bytes,
+        ) {
             Ok(pruned) if pruned.unacknowledged > 0 => tracing::warn!(
                 "the store dropped {} events no page had acknowledged ([store] keep_days / max_events)",
                 pruned.unacknowledged
@@ -146,7 +189,7 @@ impl Journal {
             Err(e) => tracing::warn!("{e}"),
         }
         status.dropped_events = store.dropped_events().unwrap_or(0);
-        let journal = Self::with(
+        let mut journal = Self::with(
             Some(store),
             status,
             instance,
@@ -154,6 +197,10 @@ impl Journal {
             retention,
             clock,
         );
+        journal.data_dir = data_dir;
+        if let Some(reason) = &journal.status.reason {
+            journal.status.reason = Some(journal.for_pages(reason));
+        }
         (journal, startup)
     }
 
@@ -169,6 +216,7 @@ impl Journal {
         let retention = Retention {
             keep: Duration::MAX,
             max_events: u64::MAX,
+            max_bytes: u64::MAX,
         };
         let journal = Self::with(
             None,
@@ -200,6 +248,9 @@ impl Journal {
             appends_since_prune: 0,
             clock,
             stored: None,
+            unstored_from: None,
+            last_durable_ms: i64::MIN,
+            data_dir: None,
         }
     }
 
@@ -228,32 +279,68 @@ impl Journal {
     }
 
     /// Numbers `events`, writes them to the store and returns them to send, in order; a
-    /// `storageChanged` follows when writing started or stopped failing.
+    /// `storageChanged` follows when writing started or stopped failing. Events numbered while
+    /// writing failed are written with the next batch that can be (from the memory window), so
+    /// a `seq` never stands for two events and the notifier misses none.
     pub fn publish(&mut self, events: &[Event], now_ms: i64) -> Vec<Arc<Published>> {
         let mut out: Vec<Arc<Published>> = events.iter().map(|e| self.memory.push(e)).collect();
+        let Some(first_new) = out.first().map(|p| p.seq) else {
+            return out;
+        };
         let Some(store) = &mut self.store else {
             return out;
         };
-        // The agent's work is committed so that even a power cut keeps it (docs/decisions.md).
+        // Events the store missed, read back from the window (their JSON is the event).
+        let missed: Vec<(u64, Event, String)> = match self.unstored_from {
+            Some(from) => self
+                .memory
+                .kept_after(from.saturating_sub(1))
+                .filter(|p| p.seq < first_new)
+                .filter_map(|p| {
+                    let message: EventMessage = serde_json::from_str(&p.json).ok()?;
+                    Some((p.seq, message.event, p.json.clone()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        // The agent's notes are committed so that even a power cut keeps them, at most ten
+        // fsyncs a second (docs/decisions.md); the checkpoint within 5 s covers the rest.
         let durable = events
             .iter()
-            .any(|e| matches!(e, Event::CallNotesSubmitted(_)));
-        let rows: Vec<NewEvent<'_>> = events
+            .any(|e| matches!(e, Event::CallNotesSubmitted(_)))
+            && now_ms.saturating_sub(self.last_durable_ms) >= DURABLE_EVERY_MS;
+        let rows: Vec<NewEvent<'_>> = missed
             .iter()
-            .zip(&out)
-            .map(|(event, published)| NewEvent {
+            .map(|(seq, event, json)| NewEvent {
+                seq: *seq,
+                at_ms: now_ms,
+                event,
+                json,
+            })
+            .chain(events.iter().zip(&out).map(|(event, published)| NewEvent {
                 seq: published.seq,
                 at_ms: now_ms,
                 event,
                 json: &published.json,
-            })
+            }))
             .collect();
         let written = store.append(&rows, durable);
         let was = self.status.state;
         match written {
             Ok(()) => {
+                if durable {
+                    self.last_durable_ms = now_ms;
+                }
                 if let (Some(stored), Some(last)) = (&self.stored, out.last()) {
                     let _ = stored.send(last.seq);
+                }
+                if let Some(from) = self.unstored_from.take() {
+                    let lost = (first_new - from).saturating_sub(missed.len() as u64);
+                    if lost > 0 {
+                        tracing::warn!(
+                            "{lost} events sent while the store failed had left the memory window ([api] replay_events) and are not kept"
+                        );
+                    }
                 }
                 if was == StorageState::Failing {
                     tracing::warn!("the store {} is written again", store.path().display());
@@ -272,8 +359,9 @@ impl Journal {
                         "{e}; events are sent and kept in memory only until it can be written again"
                     );
                 }
+                self.unstored_from.get_or_insert(first_new);
                 self.status.state = StorageState::Failing;
-                self.status.reason = Some(e.to_string());
+                self.status.reason = Some(self.for_pages(&e.to_string()));
             }
         }
         if self.status.state != was {
@@ -282,12 +370,22 @@ impl Journal {
         out
     }
 
+    /// A message for pages: the data folder's path (the agent's home, user name) becomes
+    /// `DATA_DIR`; the log keeps it.
+    fn for_pages(&self, text: &str) -> String {
+        match self.data_dir.as_deref().and_then(Path::to_str) {
+            Some(dir) if !dir.is_empty() => text.replace(dir, "DATA_DIR"),
+            _ => text.to_owned(),
+        }
+    }
+
     fn prune(&mut self, now_ms: i64) {
         let Some(store) = &mut self.store else { return };
         match store.prune(
             now_ms,
             millis(self.retention.keep),
             self.retention.max_events,
+            self.retention.max_bytes,
         ) {
             Ok(pruned) => {
                 if pruned.unacknowledged > 0 {
@@ -314,19 +412,21 @@ impl Journal {
             return *mark;
         }
         let last = self.memory.last_seq();
-        let stored = self
-            .store
-            .as_ref()
-            .and_then(|s| s.mark(origin.as_str()).ok().flatten());
+        let fresh = Mark {
+            floor: last,
+            acked: 0,
+            since_ms: (self.clock)(),
+        };
+        let stored = self.store.as_ref().map(|s| s.mark(origin.as_str()));
         let mark = match stored {
             // A mark from a different numbering (the store was replaced) starts over.
-            Some(mark) if mark.floor <= last && mark.acked <= last => mark,
+            Some(Ok(Some(mark))) if mark.floor <= last && mark.acked <= last => mark,
+            // Unreadable: nothing is replayed this time, and the stored mark is left as it is.
+            Some(Err(e)) => {
+                tracing::warn!("{e}");
+                return fresh;
+            }
             _ => {
-                let fresh = Mark {
-                    floor: last,
-                    acked: 0,
-                    since_ms: (self.clock)(),
-                };
                 self.write_mark(origin, fresh);
                 fresh
             }
@@ -368,8 +468,9 @@ impl Journal {
     }
 
     /// Events after `from`, oldest first: from memory when the window reaches back that far,
-    /// else from the store up to where the window starts, then the window (which also holds
-    /// events the store could not take). `complete` when none is missing.
+    /// else the newest from the store up to where the window starts (within the replay caps),
+    /// then the window (which also holds events the store could not take). `complete` when
+    /// none is missing.
     fn after(&self, from: u64) -> (Vec<Arc<Published>>, bool) {
         let last = self.memory.last_seq();
         if from >= last {
@@ -378,35 +479,31 @@ impl Journal {
         if let Replay::Events(events) = self.memory.since(from) {
             return (events, true);
         }
-        let mut out = Vec::new();
-        let mut next = from + 1;
-        let mut complete = true;
+        let kept: Vec<Arc<Published>> = self.memory.kept_after(from).cloned().collect();
+        let kept_bytes: usize = kept.iter().map(|p| p.json.len()).sum();
         let window = self.memory.oldest_seq();
-        if let Some(store) = &self.store {
-            match store.events_after(from, usize::MAX) {
-                Ok(rows) => {
-                    for row in rows.into_iter().take_while(|row| row.seq < window) {
-                        complete &= row.seq == next;
-                        next = row.seq + 1;
-                        out.push(Arc::new(Published {
-                            seq: row.seq,
-                            json: row.json,
-                            stored: true,
-                        }));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    complete = false;
-                }
+        let room = MAX_REPLAY_EVENTS.saturating_sub(kept.len());
+        let mut out = Vec::new();
+        if let Some(store) = &self.store
+            && room > 0
+        {
+            let bytes = MAX_REPLAY_BYTES.saturating_sub(kept_bytes).max(1);
+            match store.newest_events_between(from, window, room, bytes) {
+                Ok((rows, _)) => out.extend(rows.into_iter().map(|row| {
+                    Arc::new(Published {
+                        seq: row.seq,
+                        json: row.json,
+                        stored: true,
+                    })
+                })),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
-        for published in self.memory.kept_after(from) {
-            complete &= published.seq == next;
-            next = published.seq + 1;
-            out.push(Arc::clone(published));
-        }
-        (out, complete && next == last + 1)
+        out.extend(kept);
+        let complete = out.first().map(|p| p.seq) == Some(from + 1)
+            && out.windows(2).all(|w| w[1].seq == w[0].seq + 1)
+            && out.last().map(|p| p.seq) == Some(last);
+        (out, complete)
     }
 
     /// `origin` has processed every event up to `seq`; returns what it has acknowledged now.
@@ -423,6 +520,26 @@ impl Journal {
             self.write_mark(origin, mark);
         }
         Ok(mark.delivered())
+    }
+
+    /// Forgets the marks of every key `keep` refuses (origins no longer allowed, cursors of
+    /// notification endpoints no longer configured), so a re-approved origin starts afresh and
+    /// stale marks do not count as unacknowledged forever.
+    pub fn retain_marks(&mut self, keep: impl Fn(&str) -> bool) {
+        let Some(store) = &mut self.store else { return };
+        let keys = match store.mark_keys() {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
+        };
+        for key in keys.iter().filter(|k| !keep(k)) {
+            if let Err(e) = store.forget_mark(key) {
+                tracing::warn!("{e}");
+            }
+        }
+        self.marks.retain(|origin, _| keep(origin.as_str()));
     }
 
     /// The origin was revoked: if allowed again, it starts without history.
@@ -456,10 +573,11 @@ impl Journal {
                 self.status.reason.as_deref().unwrap_or("no store")
             ))
         })?;
+        // (`status.reason` is already written for pages.)
         store
             .history(limit, since, before_ms)
             .map(|calls| calls.iter().map(StoredCall::record).collect())
-            .map_err(|e| JournalError::Unavailable(e.to_string()))
+            .map_err(|e| JournalError::Unavailable(self.for_pages(&e.to_string())))
     }
 
     /// One call of the history, if `origin` may see it.
