@@ -449,7 +449,8 @@ fn bytes_bound_the_store_and_a_replay_reads_newest_first_within_its_caps() {
     for seq in 1..=20 {
         append(&mut store, seq, 1, status(&"x".repeat(1000)));
     }
-    let each = u64::try_from(store.events_after(19, 1).expect("events")[0].json.len()).expect("len");
+    let each =
+        u64::try_from(store.events_after(19, 1).expect("events")[0].json.len()).expect("len");
     // Room for 5 events' JSON: the 15 oldest go (no origin ever connected: none counted).
     let pruned = store
         .prune(1, 1_000_000, 1000, each * 5 + 10)
