@@ -107,6 +107,19 @@ declare namespace SoftphoneBridge {
   interface AckParams {
     seq: number;
   }
+  interface ListRecordingsParams {
+    /** 1 to 500, default 50. */
+    limit?: number;
+    /** RFC 3339: recordings that started before this. */
+    before?: string;
+    /** Only this call's recordings. */
+    conversationId?: string;
+  }
+  interface TagRecordingParams {
+    id: string;
+    /** Replaces the recording's tags: at most 20, each 1 to 64 characters. */
+    tags: string[];
+  }
   interface GetHistoryParams {
     /** 1 to 500, default 50. */
     limit?: number;
@@ -165,6 +178,12 @@ declare namespace SoftphoneBridge {
     submit_notes: SubmitNotesParams;
     ack: AckParams;
     get_history: GetHistoryParams | undefined;
+    start_recording: CallRefParams | undefined;
+    pause_recording: CallRefParams | undefined;
+    resume_recording: CallRefParams | undefined;
+    stop_recording: CallRefParams | undefined;
+    list_recordings: ListRecordingsParams | undefined;
+    tag_recording: TagRecordingParams;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
   }
@@ -201,6 +220,8 @@ declare namespace SoftphoneBridge {
     quality?: CallQuality;
     /** The local conference the call is mixed in. */
     conferenceId?: string;
+    /** While the call is recorded. */
+    recording?: 'recording' | 'paused';
   }
   interface CallQuality {
     codec: string;
@@ -249,6 +270,34 @@ declare namespace SoftphoneBridge {
     cause: EndCause | null;
     disposition: string | null;
     notes: string | null;
+    /** The id of the call's (last) recording. */
+    recording: string | null;
+  }
+  type RecordingState = 'recording' | 'paused' | 'stopped' | 'failed';
+  /** One recording (`list_recordings`): stereo Ogg Opus in DATA_DIR/recordings/, agent left, far end right. */
+  interface RecordingInfo {
+    id: string;
+    conversationId: string;
+    file: string | null;
+    startedAt: string;
+    state: RecordingState;
+    /** Seconds of audio, once stopped (paused time is not in it). */
+    duration: number | null;
+    reason: string | null;
+    tags: string[];
+  }
+  interface RecordingChanged {
+    conversationId: string;
+    recordingId: string;
+    state: RecordingState;
+    /** The file's name in DATA_DIR/recordings/, when it started. */
+    file?: string;
+    /** Seconds of audio, once stopped. */
+    duration?: number;
+    /** Why it failed or is incomplete. */
+    reason?: string;
+    /** The tags, when they changed. */
+    tags?: string[];
   }
 
   // ------------------------------------------------------------------ events
@@ -397,6 +446,7 @@ declare namespace SoftphoneBridge {
     conferenceChanged: ConferenceChanged;
     dtmfReceived: DtmfReceived;
     storageChanged: StorageInfo;
+    recordingChanged: RecordingChanged;
     log: LogLine;
   }
   type EventName = keyof EventPayloads;
@@ -483,6 +533,13 @@ declare namespace SoftphoneBridge {
     /** The page has processed every event up to `seq`; done for you unless `autoAck: false`. */
     ack(seq: number): Promise<{ acked: number }>;
     getHistory(params?: GetHistoryParams): Promise<CallRecord[]>;
+    /** Records the call; `recordingChanged` follows. */
+    startRecording(params?: CallRefParams): Promise<{ conversationId: string; recordingId: string }>;
+    pauseRecording(params?: CallRefParams): Promise<{ conversationId: string; recordingId: string }>;
+    resumeRecording(params?: CallRefParams): Promise<{ conversationId: string; recordingId: string }>;
+    stopRecording(params?: CallRefParams): Promise<{ conversationId: string; recordingId: string }>;
+    listRecordings(params?: ListRecordingsParams): Promise<RecordingInfo[]>;
+    tagRecording(params: TagRecordingParams): Promise<{ id: string; tags: string[] }>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;
     close(): void;

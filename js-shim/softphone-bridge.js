@@ -32,7 +32,7 @@
   /** Sent live but never numbered, kept or replayed: nothing to acknowledge. */
   var UNKEPT_EVENTS = ['log', 'storageChanged'];
   var CALL_EVENTS = ['outboundCallInitiated', 'callRinging', 'incomingCall', 'callAccepted',
-    'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged', 'callTransferred'];
+    'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged', 'callTransferred', 'recordingChanged'];
 
   /** An error with a stable `code` (the daemon's codes, plus the shim's own below). */
   class BridgeError extends Error {
@@ -298,6 +298,15 @@
     ack(seq) { return this.request('ack', { seq: seq }); }
     /** Past calls, newest first: `{limit?, before?}`. */
     getHistory(params) { return this.request('get_history', params).then(function (r) { return r.calls; }); }
+    /** Records the call (`{conversationId?}`); `recordingChanged` follows. */
+    startRecording(params) { return this.request('start_recording', params); }
+    pauseRecording(params) { return this.request('pause_recording', params); }
+    resumeRecording(params) { return this.request('resume_recording', params); }
+    stopRecording(params) { return this.request('stop_recording', params); }
+    /** Recordings, newest first: `{limit?, before?, conversationId?}`. */
+    listRecordings(params) { return this.request('list_recordings', params).then(function (r) { return r.recordings; }); }
+    /** Replaces a recording's tags: `{id, tags}`. */
+    tagRecording(params) { return this.request('tag_recording', params); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }
     logout() { return this.request('logout'); }

@@ -189,10 +189,13 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             .pages_may_provision(config.account.is_some()),
         free_text_dispositions: config.dispositions.free_text,
         saved,
+        auto_record: config.recording.auto,
     });
-    let media = MediaSettings::from_config(&config.audio, &config.media);
+    let recordings = data_dir.join("recordings");
+    let mut media = MediaSettings::from_config(&config.audio, &config.media);
+    media.recordings = Some(recordings.clone());
     // A provisioned line gets IT's audio devices but not IT's [media] choices.
-    let provisioned_media = MediaSettings::from_config(
+    let mut provisioned_media = MediaSettings::from_config(
         &config.audio,
         &crate::config::MediaConfig {
             codecs: config
@@ -203,6 +206,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             ..crate::config::MediaConfig::default()
         },
     );
+    provisioned_media.recordings = Some(recordings.clone());
     let phone = driver::spawn(
         phone,
         journal,
@@ -210,6 +214,10 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             line: media,
             provisioned: provisioned_media,
             sip_instance: sip_instance(&data_dir),
+            recordings: driver::Recordings {
+                dir: Some(recordings.clone()),
+                keep_days: (config.recording.keep_days > 0).then_some(config.recording.keep_days),
+            },
         },
         line,
         logs,

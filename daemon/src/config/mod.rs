@@ -31,6 +31,26 @@ pub struct Config {
     pub dispositions: DispositionsConfig,
     pub store: StoreConfig,
     pub notifications: NotificationsConfig,
+    pub recording: RecordingConfig,
+}
+
+/// Call recordings (`DATA_DIR/recordings/`, stereo Ogg Opus).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Record every call from its answer.
+    pub auto: bool,
+    /// Recordings are deleted this many days after they ended (0: kept until deleted by hand).
+    pub keep_days: u32,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            auto: false,
+            keep_days: 90,
+        }
+    }
 }
 
 /// The seed's notification endpoint: every event POSTed as JSON, signed (`notify`).

@@ -358,6 +358,13 @@ impl CallMedia {
         self.session.is_some() && !self.remote_hold && self.flow() == Flow::BOTH
     }
 
+    /// Hands every frame of the call to a recording (`None`: stop).
+    pub fn record(&self, tap: Option<crate::media::recording::Tap>) {
+        if let Some(session) = &self.session {
+            session.record(tap);
+        }
+    }
+
     /// The sample rate of the call's audio, once media runs.
     pub fn rate(&self) -> Option<u32> {
         self.session.as_ref().map(MediaSession::rate)
@@ -659,6 +666,7 @@ mod tests {
             srtp,
             session_interval: None,
             rtp_timeout: None,
+            recordings: None,
         };
         let offer = SessionDescription::parse(&format!("{SESSION}{streams}")).expect("parses");
         pick_stream(&settings, &offer)

@@ -81,6 +81,51 @@ pub enum LineEvent {
         outcome: TransferOutcome,
         kind: TransferKind,
     },
+    /// A recording of the call started, paused, resumed, stopped or failed.
+    Recording {
+        conversation: ConversationId,
+        id: String,
+        state: RecordingState,
+        /// The file (when it started).
+        file: Option<std::path::PathBuf>,
+        /// Seconds of audio in the file (when it stopped).
+        seconds: Option<f64>,
+        /// Why it failed or is incomplete.
+        problem: Option<String>,
+    },
+}
+
+/// Where a call's recording stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingState {
+    Recording,
+    Paused,
+    Stopped,
+    Failed,
+}
+
+impl RecordingState {
+    /// As on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recording => "recording",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What the phone asks of a call's recording.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOp {
+    /// Start one named `id` (made by the phone).
+    Start {
+        id: String,
+    },
+    Pause,
+    Resume,
+    Stop,
 }
 
 /// What the phone asks of the line.
@@ -130,6 +175,11 @@ pub enum LineCommand {
     /// Mix exactly these calls with the agent in a local conference (empty: end it).
     Conference {
         conversations: Vec<ConversationId>,
+    },
+    /// Record the call (both sides, stereo), or pause, resume or stop its recording.
+    Record {
+        conversation: ConversationId,
+        op: RecordOp,
     },
     /// Replace the line with this account (the driver does it; see `phone::driver`).
     Provision(Box<AccountConfig>),

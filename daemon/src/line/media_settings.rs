@@ -20,6 +20,8 @@ pub struct MediaSettings {
     pub session_interval: Option<u32>,
     /// A call with no media from the far end for this long (not on hold) is hung up.
     pub rtp_timeout: Option<Duration>,
+    /// Where call recordings go (`DATA_DIR/recordings`); None: recording is not available.
+    pub recordings: Option<std::path::PathBuf>,
 }
 
 impl MediaSettings {
@@ -54,6 +56,8 @@ impl MediaSettings {
                 .then_some(media.session_timer.max(sip_core::call::MIN_SE)),
             rtp_timeout: (media.rtp_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
+            // The daemon sets it to its data folder's `recordings/`.
+            recordings: None,
         }
     }
 }

@@ -23,7 +23,7 @@ pub mod runtime;
 pub mod transport;
 
 pub use config::{LineConfig, LineConfigError, MediaKind, TurnServer};
-pub use events::{LineCommand, LineEvent, SipEvent, TransferKind};
+pub use events::{LineCommand, LineEvent, RecordOp, RecordingState, SipEvent, TransferKind};
 pub use media_settings::MediaSettings;
 mod webrtc_media;
 

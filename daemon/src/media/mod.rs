@@ -8,6 +8,8 @@ pub mod conference;
 pub mod g711;
 pub mod jitter;
 pub mod mixer;
+pub mod recorder;
+pub mod recording;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

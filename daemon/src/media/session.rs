@@ -100,6 +100,8 @@ pub struct MediaStats {
 pub enum MediaReport {
     Dtmf(char),
     Stats(MediaStats),
+    /// A recording's file was closed.
+    Recorded(super::recording::Finished),
 }
 
 /// A running media task; stop it to close the recording.
@@ -114,6 +116,8 @@ pub struct MediaSession {
     audio: mpsc::UnboundedSender<(CallAudio, oneshot::Sender<CallAudio>)>,
     /// The codec's sample rate: what the audio ends run at.
     rate: u32,
+    /// Where each frame also goes while the call is recorded.
+    recording: watch::Sender<Option<super::recording::Tap>>,
     task: JoinHandle<()>,
 }
 
@@ -124,6 +128,7 @@ struct Controls {
     flow: watch::Receiver<Flow>,
     dtmf: mpsc::UnboundedReceiver<char>,
     audio: mpsc::UnboundedReceiver<(CallAudio, oneshot::Sender<CallAudio>)>,
+    recording: watch::Receiver<Option<super::recording::Tap>>,
     reports: ReportSender,
 }
 
@@ -140,7 +145,9 @@ impl MediaSession {
         let (flow, flow_rx) = watch::channel(Flow::BOTH);
         let (dtmf, dtmf_rx) = mpsc::unbounded_channel();
         let (audio, audio_rx) = mpsc::unbounded_channel();
+        let (recording, recording_rx) = watch::channel(None);
         let controls = Controls {
+            recording: recording_rx,
             stopped,
             muted: muted_rx,
             remote: remote_rx,
@@ -159,8 +166,14 @@ impl MediaSession {
             dtmf,
             audio,
             rate,
+            recording,
             task,
         }
+    }
+
+    /// Starts (`Some`) or stops (`None`) handing each frame to a recording.
+    pub fn record(&self, tap: Option<super::recording::Tap>) {
+        let _ = self.recording.send(tap);
     }
 
     /// The sample rate its audio ends run at.
@@ -273,6 +286,7 @@ async fn run(
         }
     };
     let frame_samples = codec.samples_per_frame();
+    let silence = vec![0i16; frame_samples];
     let mut sender = Sender {
         ssrc: u32::from_str_radix(&crate::ids::random_hex(4), 16).unwrap_or(0x5350_4252),
         sequence: u16::from_str_radix(&crate::ids::random_hex(2), 16).unwrap_or(1),
@@ -357,7 +371,15 @@ async fn run(
                     }
                 }
                 sink.write(&decoded);
+                // The agent's side of a frame the microphone is not read for (hold, a DTMF
+                // tone) is silence in the recording.
+                let record = |agent: &[i16]| {
+                    if let Some(tap) = controls.recording.borrow().as_ref() {
+                        tap.frame(agent, &decoded);
+                    }
+                };
                 if !flow.send {
+                    record(&silence);
                     // RFC 3550 §5.1: the timestamp keeps counting sampling instants through a
                     // hold, and the first packet after it marks a new talkspurt; a receiver
                     // whose jitter buffer follows timestamps would otherwise take what we send
@@ -378,6 +400,7 @@ async fn run(
                     let duration = *frames * frame_samples as u16;
                     let end = *frames >= 5;
                     let payload = telephone_event(*code, end, 10, duration);
+                    record(&silence);
                     for _ in 0..if end { 3 } else { 1 } {
                         send_rtp(&out, rtp_source.as_ref().map(SourceFilter::target), &mut srtp, &mut sender, pt, *frames == 1, &payload, &mut packet_bytes).await;
                     }
@@ -391,6 +414,7 @@ async fn run(
                 if *controls.muted.borrow() {
                     pcm.fill(0);
                 }
+                record(&pcm);
                 state.encode(&pcm, &mut encoded);
                 let marker = sender.first;
                 sender.first = false;

@@ -7,6 +7,7 @@ use sip_core::Uri;
 use sip_core::call::EndReason;
 
 use crate::ids::ConversationId;
+use crate::line::RecordingState;
 
 use crate::protocol::{
     CallAccepted, CallEnded, CallInfo, CallQuality, CallRejected, EndCause, Event, IncomingCall,
@@ -83,6 +84,8 @@ pub struct PhoneCall {
     pub shotgun: Vec<String>,
     /// The agent's disposition and notes submitted during the call, for its `callEnded`.
     pub outcome: Option<Outcome>,
+    /// Its recording: the id and where it stands (asked for, then as the line reports).
+    pub recording: Option<(String, RecordingState)>,
 }
 
 /// What the agent made of a call (`submit_notes`).
@@ -114,7 +117,16 @@ impl PhoneCall {
             transferring_to: None,
             shotgun: Vec::new(),
             outcome: None,
+            recording: None,
         }
+    }
+
+    /// Recorded now (or about to be): `recording` or `paused`.
+    pub fn recording_state(&self) -> Option<RecordingState> {
+        self.recording
+            .as_ref()
+            .map(|(_, state)| *state)
+            .filter(|s| matches!(s, RecordingState::Recording | RecordingState::Paused))
     }
 
     pub fn info(&self) -> CallInfo {
@@ -134,6 +146,7 @@ impl PhoneCall {
             remote_hold: self.remote_hold,
             quality: self.quality.clone(),
             conference_id: None,
+            recording: self.recording_state().map(|s| s.as_str().to_owned()),
         }
     }
 
@@ -172,7 +185,9 @@ impl PhoneCall {
             reservation_start_date: f.reservation_start_date.clone(),
             special_event: f.special_event.clone(),
             escalation_type: f.escalation_type.clone(),
+            // True to what happens: ON while we record it, or when the PBX says it records.
             recording_status: match f.recording_status.as_deref() {
+                _ if self.recording_state().is_some() => "ON".into(),
                 Some(s) if s.eq_ignore_ascii_case("on") => "ON".into(),
                 _ => "OFF".into(),
             },

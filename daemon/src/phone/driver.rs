@@ -154,12 +154,20 @@ impl PhoneHandle {
     }
 }
 
+/// Where recordings go, and how many days they are kept (`None`: until deleted by hand).
+#[derive(Debug, Clone, Default)]
+pub struct Recordings {
+    pub dir: Option<std::path::PathBuf>,
+    pub keep_days: Option<u32>,
+}
+
 /// Media settings for the configured line and for lines pages provision (which do not inherit
 /// IT's `[media]` choices), and the installation's SIP instance id every line registers with.
 pub struct Media {
     pub line: MediaSettings,
     pub provisioned: MediaSettings,
     pub sip_instance: Option<String>,
+    pub recordings: Recordings,
 }
 
 /// `log` events a second, and the burst, that reach pages; the rest are counted and dropped.
@@ -182,6 +190,7 @@ pub fn spawn(
     let (feed, _) = broadcast::channel(1024);
     let (journal, startup) = journal;
     let sip_instance = media.sip_instance;
+    let recordings = media.recordings;
     let line = line.map(|mut config| {
         config.sip_instance = sip_instance.clone();
         LineRuntime::new(config, media.line, Instant::now())
@@ -190,6 +199,7 @@ pub fn spawn(
     let mut driver = Driver {
         phone,
         journal,
+        recordings,
         started_at: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
@@ -210,6 +220,8 @@ pub fn spawn(
 struct Driver {
     phone: Phone,
     journal: Journal,
+    /// Where recordings are and how long they stay.
+    recordings: Recordings,
     /// `hello.startedAt`: pages tell a restart by it.
     started_at: String,
     feed: broadcast::Sender<Arc<Published>>,
@@ -401,6 +413,12 @@ impl Driver {
             // No receivers is fine: nobody is connected.
             let _ = self.feed.send(published);
         }
+        let closed = events
+            .iter()
+            .any(|e| matches!(e, Event::RecordingChanged(r) if r.state == "stopped"));
+        if closed {
+            self.expire_recordings();
+        }
     }
 
     /// The actions the journal answers (history, acknowledgements) or helps with (notes for a
@@ -435,6 +453,32 @@ impl Driver {
                     Err(e) => Err(PhoneError::StorageUnavailable(e.to_string())),
                 }
             }
+            Action::ListRecordings(query) => {
+                let limit = query.limit.unwrap_or(50);
+                if !(1..=500).contains(&limit) {
+                    return Err(PhoneError::InvalidParams(format!(
+                        "`limit` is 1 to 500, got {limit}"
+                    )));
+                }
+                let before = match query.before.as_deref() {
+                    None => None,
+                    Some(text) => Some(parse_time_ms(text).ok_or_else(|| {
+                        PhoneError::InvalidParams(
+                            "`before` is an RFC 3339 time such as 2026-12-03T09:30:00Z".into(),
+                        )
+                    })?),
+                };
+                match self.journal.recordings(
+                    origin,
+                    limit,
+                    before,
+                    query.conversation_id.as_deref(),
+                ) {
+                    Ok(recordings) => Ok(serde_json::json!({ "recordings": recordings })),
+                    Err(e) => Err(PhoneError::StorageUnavailable(e.to_string())),
+                }
+            }
+            Action::TagRecording(request) => self.tag_recording(origin, request),
             Action::SubmitNotes(notes) => {
                 // After-call work: on any call of the history the page may see (one from before
                 // the memory's recent calls or a restart is recalled); a call in progress is the
@@ -458,6 +502,46 @@ impl Driver {
         }
     }
 
+    /// Replaces a recording's tags: at most 20, each 1 to 64 characters, no control characters.
+    fn tag_recording(
+        &mut self,
+        origin: Option<&Origin>,
+        request: crate::protocol::TagRecording,
+    ) -> Result<Value, PhoneError> {
+        if request.tags.len() > 20 {
+            return Err(PhoneError::InvalidParams(format!(
+                "at most 20 tags, got {}",
+                request.tags.len()
+            )));
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for tag in &request.tags {
+            let tag = tag.trim();
+            if tag.is_empty() || tag.chars().count() > 64 || tag.chars().any(char::is_control) {
+                return Err(PhoneError::InvalidParams(
+                    "each tag is 1 to 64 characters, without control characters".into(),
+                ));
+            }
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_owned());
+            }
+        }
+        if !self.journal.has_store() {
+            return Err(PhoneError::StorageUnavailable(
+                "recordings are tagged in the store, and there is none this run".into(),
+            ));
+        }
+        let Some(mut recording) = self.journal.recording(origin, &request.id) else {
+            return Err(PhoneError::InvalidParams(format!(
+                "no recording with id `{}`",
+                request.id.chars().take(64).collect::<String>()
+            )));
+        };
+        recording.tags = tags.clone();
+        self.publish(&[recording.event()]);
+        Ok(serde_json::json!({ "id": recording.id, "tags": tags }))
+    }
+
     /// The phone's state with the store's.
     fn snapshot(&self) -> Snapshot {
         let mut snapshot = self.phone.snapshot();
@@ -474,7 +558,7 @@ impl Driver {
             return;
         }
         let last_ms = startup.last_event_ms.unwrap_or(0);
-        let events: Vec<Event> = startup
+        let mut events: Vec<Event> = startup
             .interrupted
             .iter()
             .map(|call| {
@@ -487,7 +571,40 @@ impl Driver {
                 calls = events.len(),
                 "calls were cut by the daemon stopping; reporting them ended"
             );
+        }
+        // Their recordings hold what was written up to the stop (a page a second).
+        for recording in &startup.interrupted_recordings {
+            let mut stopped = recording.clone();
+            stopped.state = "stopped".into();
+            stopped.problem = Some(
+                "the daemon stopped during the recording; the file holds what was written until then"
+                    .into(),
+            );
+            events.push(stopped.event());
+        }
+        if !events.is_empty() {
             self.publish(&events);
+        }
+        self.expire_recordings();
+    }
+
+    /// Deletes recordings older than `[recording] keep_days` (files and entries).
+    fn expire_recordings(&mut self) {
+        let (Some(days), Some(dir)) = (self.recordings.keep_days, self.recordings.dir.clone())
+        else {
+            return;
+        };
+        let before = now_ms().saturating_sub(i64::from(days) * 86_400_000);
+        for name in self.journal.expire_recordings(before) {
+            // Only names this daemon gave: never a path.
+            if name.contains(['/', '\\']) || name.starts_with('.') {
+                continue;
+            }
+            match std::fs::remove_file(dir.join(&name)) {
+                Ok(()) => tracing::info!(file = %name, "recording deleted ([recording] keep_days)"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(file = %name, "cannot delete an expired recording: {e}"),
+            }
         }
     }
 

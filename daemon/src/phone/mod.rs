@@ -21,7 +21,9 @@ use sip_core::registration::Entropy;
 use serde_json::{Value, json};
 
 use crate::ids::{ConferenceId, ConversationId};
-use crate::line::{LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, TransferKind};
+use crate::line::{
+    LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, RecordOp, RecordingState, TransferKind,
+};
 use crate::protocol::{
     Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
     CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, ErrorCode, Event,
@@ -58,6 +60,8 @@ pub struct PhoneSettings {
     /// What the agent had chosen before the last stop (from the store): it wins over
     /// `initial_status`.
     pub saved: SavedState,
+    /// `[recording] auto`: every call is recorded from its answer.
+    pub auto_record: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -132,6 +136,7 @@ pub struct Phone {
     provisioning: crate::config::ProvisioningConfig,
     may_provision: bool,
     free_text_dispositions: bool,
+    auto_record: bool,
     commands: VecDeque<LineCommand>,
     events: VecDeque<Event>,
 }
@@ -176,6 +181,7 @@ impl Phone {
             provisioning: settings.provisioning,
             may_provision: settings.may_provision,
             free_text_dispositions: settings.free_text_dispositions,
+            auto_record: settings.auto_record,
             commands: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -290,8 +296,21 @@ impl Phone {
             Action::Conference(c) => self.conference(c),
             Action::Split(s) => self.split(s),
             Action::SubmitNotes(n) => self.submit_notes(n),
+            Action::StartRecording(r) => self.start_recording(r.conversation_id.as_deref()),
+            Action::PauseRecording(r) => {
+                self.change_recording(r.conversation_id.as_deref(), RecordOp::Pause)
+            }
+            Action::ResumeRecording(r) => {
+                self.change_recording(r.conversation_id.as_deref(), RecordOp::Resume)
+            }
+            Action::StopRecording(r) => {
+                self.change_recording(r.conversation_id.as_deref(), RecordOp::Stop)
+            }
             // The driver answers these from the store.
-            Action::Ack(_) | Action::GetHistory(_) => Err(PhoneError::StorageUnavailable(
+            Action::Ack(_)
+            | Action::GetHistory(_)
+            | Action::ListRecordings(_)
+            | Action::TagRecording(_) => Err(PhoneError::StorageUnavailable(
                 "this phone runs without a store".into(),
             )),
         }
@@ -710,6 +729,71 @@ impl Phone {
         Ok(json!({}))
     }
 
+    /// Records the connected call (the one named, else the one the agent talks on).
+    fn start_recording(&mut self, id: Option<&str>) -> Result<Value, PhoneError> {
+        let conversation = self.pick(id, |c| c.state == CallState::Active, "connected")?;
+        if let Some(call) = self
+            .calls
+            .iter()
+            .find(|c| c.conversation_id == conversation)
+            && call.recording_state().is_some()
+        {
+            return Err(PhoneError::CallInProgress(format!(
+                "call `{conversation}` is already being recorded"
+            )));
+        }
+        let recording = self.begin_recording(&conversation);
+        Ok(json!({ "conversationId": conversation, "recordingId": recording }))
+    }
+
+    /// Asks the line to record `conversation`; the recording's id.
+    fn begin_recording(&mut self, conversation: &ConversationId) -> String {
+        let id = crate::ids::uuid_v4(self.ids.as_mut());
+        if let Some(call) = self
+            .calls
+            .iter_mut()
+            .find(|c| c.conversation_id == *conversation)
+        {
+            call.recording = Some((id.clone(), RecordingState::Recording));
+        }
+        self.commands.push_back(LineCommand::Record {
+            conversation: conversation.clone(),
+            op: RecordOp::Start { id: id.clone() },
+        });
+        id
+    }
+
+    fn change_recording(&mut self, id: Option<&str>, op: RecordOp) -> Result<Value, PhoneError> {
+        let (fits, what): (fn(RecordingState) -> bool, &str) = match op {
+            RecordOp::Pause => (|s| s == RecordingState::Recording, "recorded"),
+            RecordOp::Resume => (|s| s == RecordingState::Paused, "paused-recording"),
+            _ => (
+                |s| matches!(s, RecordingState::Recording | RecordingState::Paused),
+                "recorded",
+            ),
+        };
+        let conversation = self.pick(id, |c| c.recording_state().is_some_and(fits), what)?;
+        let mut recording = String::new();
+        if let Some(call) = self
+            .calls
+            .iter_mut()
+            .find(|c| c.conversation_id == conversation)
+            && let Some((rid, state)) = &mut call.recording
+        {
+            recording = rid.clone();
+            *state = match op {
+                RecordOp::Pause => RecordingState::Paused,
+                RecordOp::Resume => RecordingState::Recording,
+                _ => RecordingState::Stopped,
+            };
+        }
+        self.commands.push_back(LineCommand::Record {
+            conversation: conversation.clone(),
+            op,
+        });
+        Ok(json!({ "conversationId": conversation, "recordingId": recording }))
+    }
+
     /// Whether a call with this id is ringing, dialling or up.
     pub fn has_call_in_progress(&self, conversation_id: &str) -> bool {
         self.calls
@@ -878,6 +962,16 @@ impl Phone {
                 {
                     call.state = CallState::Active;
                     call.answered_at = Some(now);
+                }
+                // `[recording] auto`: recorded from the answer, and `callAccepted` says so.
+                if self.auto_record {
+                    self.begin_recording(&conversation);
+                }
+                if let Some(call) = self
+                    .calls
+                    .iter()
+                    .find(|c| c.conversation_id == conversation)
+                {
                     self.events
                         .push_back(Event::CallAccepted(call.accepted_event()));
                 }
@@ -997,6 +1091,37 @@ impl Phone {
                 {
                     call.remote = number.clone();
                 }
+                return;
+            }
+            LineEvent::Recording {
+                conversation,
+                id,
+                state,
+                file,
+                seconds,
+                problem,
+            } => {
+                // The call may have ended meanwhile: its recording closes after it.
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .chain(self.ended.iter_mut())
+                    .find(|c| c.conversation_id == conversation)
+                    && let Some((current, known)) = &mut call.recording
+                    && *current == id
+                {
+                    *known = state;
+                }
+                self.events
+                    .push_back(Event::RecordingChanged(crate::protocol::RecordingChanged {
+                        conversation_id: conversation.to_string(),
+                        recording_id: id,
+                        state: state.as_str().into(),
+                        file: file.map(|f| f.to_string_lossy().into_owned()),
+                        duration: seconds.map(round),
+                        reason: problem,
+                        tags: None,
+                    }));
                 return;
             }
             LineEvent::DtmfReceived {

@@ -25,6 +25,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         auto_answer: false,
         free_text_dispositions: false,
         saved: SavedState::default(),
+        auto_record: false,
     }
 }
 

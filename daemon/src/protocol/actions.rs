@@ -55,6 +55,16 @@ pub enum Action {
     Ack(Ack),
     /// Past calls, newest first.
     GetHistory(HistoryQuery),
+    /// Records the call (the agent left, the far end right) until stopped or the call ends.
+    StartRecording(CallRef),
+    /// Leaves what follows out of the recording until resumed (card numbers, say).
+    PauseRecording(CallRef),
+    ResumeRecording(CallRef),
+    StopRecording(CallRef),
+    /// Recordings, newest first.
+    ListRecordings(RecordingQuery),
+    /// Sets a recording's tags (replacing those it had).
+    TagRecording(TagRecording),
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
     /// replaces the line with this account. Checked in `config::provision`, parameter by parameter.
     Provision(Value),
@@ -190,9 +200,30 @@ pub struct HistoryQuery {
     pub before: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordingQuery {
+    /// At most this many (1 to 500; 50 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only recordings that started before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Only this call's recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagRecording {
+    pub id: String,
+    pub tags: Vec<String>,
+}
+
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 25] = [
+    pub const NAMES: [&'static str; 31] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -216,6 +247,12 @@ impl Action {
         "submit_notes",
         "ack",
         "get_history",
+        "start_recording",
+        "pause_recording",
+        "resume_recording",
+        "stop_recording",
+        "list_recordings",
+        "tag_recording",
         "provision",
         "logout",
     ];
@@ -245,6 +282,12 @@ impl Action {
             Self::SubmitNotes(_) => "submit_notes",
             Self::Ack(_) => "ack",
             Self::GetHistory(_) => "get_history",
+            Self::StartRecording(_) => "start_recording",
+            Self::PauseRecording(_) => "pause_recording",
+            Self::ResumeRecording(_) => "resume_recording",
+            Self::StopRecording(_) => "stop_recording",
+            Self::ListRecordings(_) => "list_recordings",
+            Self::TagRecording(_) => "tag_recording",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
         }
@@ -283,6 +326,16 @@ impl Action {
             } else {
                 typed(name, params)?
             }),
+            "start_recording" => Self::StartRecording(call_ref(name, params)?),
+            "pause_recording" => Self::PauseRecording(call_ref(name, params)?),
+            "resume_recording" => Self::ResumeRecording(call_ref(name, params)?),
+            "stop_recording" => Self::StopRecording(call_ref(name, params)?),
+            "list_recordings" => Self::ListRecordings(if params.is_null() {
+                RecordingQuery::default()
+            } else {
+                typed(name, params)?
+            }),
+            "tag_recording" => Self::TagRecording(typed(name, params)?),
             "provision" => Self::Provision(params),
             "logout" => {
                 no_params(name, &params)?;
@@ -322,6 +375,12 @@ impl Action {
             Self::SubmitNotes(p) => serde_json::to_value(p),
             Self::Ack(p) => serde_json::to_value(p),
             Self::GetHistory(p) => serde_json::to_value(p),
+            Self::StartRecording(p)
+            | Self::PauseRecording(p)
+            | Self::ResumeRecording(p)
+            | Self::StopRecording(p) => serde_json::to_value(p),
+            Self::ListRecordings(p) => serde_json::to_value(p),
+            Self::TagRecording(p) => serde_json::to_value(p),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),
         };
@@ -339,6 +398,8 @@ impl Action {
                 | Self::SubmitNotes(_)
                 | Self::Ack(_)
                 | Self::GetHistory(_)
+                | Self::ListRecordings(_)
+                | Self::TagRecording(_)
                 | Self::Provision(_)
                 | Self::Logout
         )

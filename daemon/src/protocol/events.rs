@@ -36,12 +36,13 @@ pub enum Event {
     ConferenceChanged(ConferenceChanged),
     DtmfReceived(DtmfReceived),
     StorageChanged(StorageInfo),
+    RecordingChanged(RecordingChanged),
     Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 20] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -60,6 +61,7 @@ impl Event {
         "conferenceChanged",
         "dtmfReceived",
         "storageChanged",
+        "recordingChanged",
         "log",
     ];
 
@@ -83,6 +85,7 @@ impl Event {
             Self::ConferenceChanged(_) => "conferenceChanged",
             Self::DtmfReceived(_) => "dtmfReceived",
             Self::StorageChanged(_) => "storageChanged",
+            Self::RecordingChanged(_) => "recordingChanged",
             Self::Log(_) => "log",
         }
     }
@@ -306,6 +309,28 @@ pub enum EndCause {
     /// The daemon stopped (a crash, a kill, a power cut) while the call was up or ringing;
     /// reported when it starts again. `duration` then counts up to the last event it stored.
     Interrupted,
+}
+
+/// A call's recording started, paused, resumed, stopped, failed, or was tagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordingChanged {
+    pub conversation_id: String,
+    pub recording_id: String,
+    /// `recording`, `paused`, `stopped` or `failed`.
+    pub state: String,
+    /// The file's name in `DATA_DIR/recordings/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Seconds of audio in the file, once stopped (paused time is not in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Why it failed or is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The recording's tags, when they changed (`tag_recording`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

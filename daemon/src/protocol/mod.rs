@@ -14,17 +14,18 @@ mod snapshot;
 
 pub use actions::{
     Ack, Action, CallRef, ConferenceRequest, ConnectCalls, Dtmf, HistoryQuery, NotesSubmission,
-    PartnerConfig, PortholeCall, ShotgunCall, Split, StartCall, Transfer, UpdatePresence,
+    PartnerConfig, PortholeCall, RecordingQuery, ShotgunCall, Split, StartCall, TagRecording,
+    Transfer, UpdatePresence,
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
     CallRinging, CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, EndCause,
-    Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RegistrationChanged,
-    StatusChanged,
+    Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RecordingChanged,
+    RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{
-    CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus, Snapshot, StorageInfo,
-    StorageState,
+    CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus, RecordingInfo,
+    Snapshot, StorageInfo, StorageState,
 };
 
 use actions::truncate;

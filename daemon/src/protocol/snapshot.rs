@@ -74,6 +74,26 @@ pub struct CallRecord {
     pub cause: Option<String>,
     pub disposition: Option<String>,
     pub notes: Option<String>,
+    /// The id of the call's (last) recording.
+    pub recording: Option<String>,
+}
+
+/// One recording (`list_recordings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordingInfo {
+    pub id: String,
+    pub conversation_id: String,
+    /// The file's name in `DATA_DIR/recordings/` (stereo Ogg Opus: agent left, far end right).
+    pub file: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// `recording`, `paused`, `stopped` or `failed`.
+    pub state: String,
+    /// Seconds of audio, once stopped.
+    pub duration: Option<f64>,
+    pub reason: Option<String>,
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +142,9 @@ pub struct CallInfo {
     /// The local conference the call is mixed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conference_id: Option<String>,
+    /// `recording` or `paused` while the call is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
 }
 
 /// Call quality both ways: what we receive (loss, jitter, concealment) and what the far end's

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Store, StoreError};
-use crate::protocol::{CallRecord, Event, PartnerConfig};
+use crate::protocol::{CallRecord, Event, PartnerConfig, RecordingChanged, RecordingInfo};
 
 /// What the agent had chosen when the daemon last stopped.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,6 +32,7 @@ pub struct StoredCall {
     pub cause: Option<String>,
     pub disposition: Option<String>,
     pub notes: Option<String>,
+    pub recording: Option<String>,
 }
 
 impl StoredCall {
@@ -50,6 +51,7 @@ impl StoredCall {
             cause: row.get(8)?,
             disposition: row.get(9)?,
             notes: row.get(10)?,
+            recording: row.get(11)?,
         })
     }
 
@@ -66,9 +68,71 @@ impl StoredCall {
             cause: self.cause.clone(),
             disposition: self.disposition.clone(),
             notes: self.notes.clone(),
+            recording: self.recording.clone(),
         }
     }
 }
+
+/// One recording as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecording {
+    pub id: String,
+    pub conversation_id: String,
+    pub file: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub seconds: Option<f64>,
+    pub state: String,
+    pub problem: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl StoredRecording {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        let tags: String = row.get(8)?;
+        Ok(Self {
+            id: row.get(0)?,
+            conversation_id: row.get(1)?,
+            file: row.get(2)?,
+            started_ms: row.get(3)?,
+            ended_ms: row.get(4)?,
+            seconds: row.get(5)?,
+            state: row.get(6)?,
+            problem: row.get(7)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+        })
+    }
+
+    /// The wire form (`list_recordings`).
+    pub fn info(&self) -> RecordingInfo {
+        RecordingInfo {
+            id: self.id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            file: self.file.clone(),
+            started_at: rfc3339(self.started_ms),
+            state: self.state.clone(),
+            duration: self.seconds,
+            reason: self.problem.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+
+    /// The event that says where it stands now (after a tag, or at a restart).
+    pub fn event(&self) -> Event {
+        Event::RecordingChanged(RecordingChanged {
+            conversation_id: self.conversation_id.clone(),
+            recording_id: self.id.clone(),
+            state: self.state.clone(),
+            file: self.file.clone(),
+            duration: self.seconds,
+            reason: self.problem.clone(),
+            tags: Some(self.tags.clone()),
+        })
+    }
+}
+
+const RECORDING_COLUMNS: &str =
+    "id, conversation_id, file, started_ms, ended_ms, seconds, state, problem, tags";
 
 /// Milliseconds since the Unix epoch as RFC 3339 (UTC).
 pub fn rfc3339(ms: i64) -> String {
@@ -79,7 +143,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 const CALL_COLUMNS: &str = "conversation_id, direction, number, partner_id, started_ms, \
-     answered_ms, ended_ms, duration, cause, disposition, notes";
+     answered_ms, ended_ms, duration, cause, disposition, notes, recording_id";
 
 /// What `event` (stored at `at_ms`) changes in the history and the agent's state.
 pub(super) fn project(tx: &Transaction<'_>, at_ms: i64, event: &Event) -> rusqlite::Result<()> {
@@ -136,6 +200,37 @@ pub(super) fn project(tx: &Transaction<'_>, at_ms: i64, event: &Event) -> rusqli
             tx.execute(
                 "UPDATE calls SET disposition = ?2, notes = ?3 WHERE conversation_id = ?1",
                 params![e.conversation_id, e.disposition, e.notes],
+            )?;
+        }
+        Event::RecordingChanged(e) => {
+            let ended = matches!(e.state.as_str(), "stopped" | "failed").then_some(at_ms);
+            tx.execute(
+                "INSERT INTO recordings (id, conversation_id, file, started_ms, ended_ms, seconds, state, problem, tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET
+                     file = coalesce(excluded.file, file),
+                     ended_ms = coalesce(excluded.ended_ms, ended_ms),
+                     seconds = coalesce(excluded.seconds, seconds),
+                     state = excluded.state,
+                     problem = coalesce(excluded.problem, problem),
+                     tags = CASE WHEN ?10 THEN excluded.tags ELSE tags END",
+                params![
+                    e.recording_id,
+                    e.conversation_id,
+                    e.file,
+                    at_ms,
+                    ended,
+                    e.duration,
+                    e.state,
+                    e.reason,
+                    serde_json::to_string(e.tags.as_deref().unwrap_or_default())
+                        .unwrap_or_else(|_| "[]".into()),
+                    e.tags.is_some()
+                ],
+            )?;
+            tx.execute(
+                "UPDATE calls SET recording_id = ?2 WHERE conversation_id = ?1",
+                params![e.conversation_id, e.recording_id],
             )?;
         }
         Event::StatusChanged(e) => save(tx, "presence", &e.softphone_id)?,
@@ -232,5 +327,84 @@ impl Store {
             .query_map([], StoredCall::from_row)
             .map_err(self.read_error())?;
         rows.collect::<Result<_, _>>().map_err(self.read_error())
+    }
+
+    /// Recordings newest first: at most `limit`, started before `before_ms`, not ended before
+    /// `since_ms`, of one call when given.
+    pub fn recordings(
+        &self,
+        limit: u32,
+        since_ms: i64,
+        before_ms: Option<i64>,
+        conversation_id: Option<&str>,
+    ) -> Result<Vec<StoredRecording>, StoreError> {
+        let mut query = self
+            .conn
+            .prepare(&format!(
+                "SELECT {RECORDING_COLUMNS} FROM recordings
+                 WHERE coalesce(ended_ms, 9223372036854775807) >= ?1 AND started_ms < ?2
+                     AND (?3 IS NULL OR conversation_id = ?3)
+                 ORDER BY started_ms DESC, rowid DESC LIMIT ?4"
+            ))
+            .map_err(self.read_error())?;
+        let rows = query
+            .query_map(
+                params![
+                    since_ms,
+                    before_ms.unwrap_or(i64::MAX),
+                    conversation_id,
+                    i64::from(limit)
+                ],
+                StoredRecording::from_row,
+            )
+            .map_err(self.read_error())?;
+        rows.collect::<Result<_, _>>().map_err(self.read_error())
+    }
+
+    pub fn recording(&self, id: &str) -> Result<Option<StoredRecording>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ?1"),
+                params![id],
+                StoredRecording::from_row,
+            )
+            .optional()
+            .map_err(self.read_error())
+    }
+
+    /// Recordings the daemon's stop cut (still `recording` or `paused`).
+    pub fn unfinished_recordings(&self) -> Result<Vec<StoredRecording>, StoreError> {
+        let mut query = self
+            .conn
+            .prepare(&format!(
+                "SELECT {RECORDING_COLUMNS} FROM recordings WHERE state IN ('recording', 'paused')
+                 ORDER BY started_ms"
+            ))
+            .map_err(self.read_error())?;
+        let rows = query
+            .query_map([], StoredRecording::from_row)
+            .map_err(self.read_error())?;
+        rows.collect::<Result<_, _>>().map_err(self.read_error())
+    }
+
+    /// Forgets recordings that ended before `before_ms`; their files, for the caller to delete.
+    pub fn expire_recordings(&mut self, before_ms: i64) -> Result<Vec<String>, StoreError> {
+        let mut query = self
+            .conn
+            .prepare("SELECT file FROM recordings WHERE ended_ms < ?1 AND file IS NOT NULL")
+            .map_err(self.read_error())?;
+        let files = query
+            .query_map(params![before_ms], |r| r.get::<_, String>(0))
+            .map_err(self.read_error())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.read_error())?;
+        drop(query);
+        self.conn
+            .execute(
+                "DELETE FROM recordings WHERE ended_ms < ?1",
+                params![before_ms],
+            )
+            .map_err(self.write_error())?;
+        Ok(files)
     }
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use history::{SavedState, StoredCall};
+pub use history::{SavedState, StoredCall, StoredRecording};
 
 use crate::protocol::Event;
 

@@ -40,6 +40,20 @@ pub const MIGRATIONS: &[&str] = &[
          notes TEXT
      ) STRICT;
      CREATE INDEX calls_by_start ON calls (started_ms);",
+    // 2: call recordings, and each call's latest.
+    "CREATE TABLE recordings (
+         id TEXT PRIMARY KEY,
+         conversation_id TEXT NOT NULL,
+         file TEXT,
+         started_ms INTEGER NOT NULL,
+         ended_ms INTEGER,
+         seconds REAL,
+         state TEXT NOT NULL,
+         problem TEXT,
+         tags TEXT NOT NULL DEFAULT '[]'
+     ) STRICT;
+     CREATE INDEX recordings_by_start ON recordings (started_ms);
+     ALTER TABLE calls ADD COLUMN recording_id TEXT;",
 ];
 
 /// The version this build writes.

@@ -27,6 +27,8 @@ pub(super) struct CallIo {
     /// An ICE restart's offer gathered while the call had a re-INVITE in flight: sent when it
     /// ends.
     pub waiting_restart: Option<String>,
+    /// The call's recording, while it runs (its file closes when this goes).
+    pub recording: Option<super::recording::CallRecording>,
 }
 
 impl CallIo {

@@ -172,6 +172,7 @@ impl LineRuntime {
             old.stop().await;
         }
         self.io(&conversation).media = Some(media);
+        self.retap(&conversation);
     }
 
     pub(super) async fn answer(&mut self, conversation: &ConversationId, now: Instant) {

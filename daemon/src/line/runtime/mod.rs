@@ -6,6 +6,7 @@ mod call_io;
 mod calls;
 mod conference;
 mod connection;
+mod recording;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::pending;
@@ -214,6 +215,10 @@ impl LineRuntime {
                 self.process(now).await;
                 return;
             }
+            LineInput::Media(conversation, MediaReport::Recorded(done)) => {
+                self.recorded(conversation, done);
+                return;
+            }
             LineInput::Media(conversation, report) => {
                 if let MediaReport::Stats(stats) = &report {
                     self.watch_media(&conversation, Duration::from_millis(stats.silent_ms), now);
@@ -228,6 +233,10 @@ impl LineRuntime {
                         conversation,
                         stats,
                     },
+                    MediaReport::Recorded(done) => {
+                        self.recorded(conversation, done);
+                        return;
+                    }
                 });
                 return;
             }
@@ -335,6 +344,7 @@ impl LineRuntime {
             LineCommand::Conference { conversations } => {
                 self.set_conference(conversations).await;
             }
+            LineCommand::Record { conversation, op } => self.record(conversation, op),
             // The phone's driver replaces or ends the line for these.
             LineCommand::Provision(_) | LineCommand::Logout => {}
             LineCommand::Hold { conversation, held } => {

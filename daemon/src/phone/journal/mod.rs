@@ -13,8 +13,12 @@ use std::time::Duration;
 
 use super::event_log::{EventLog, Published, Replay};
 use crate::origins::Origin;
-use crate::protocol::{CallRecord, Event, EventMessage, StorageInfo, StorageState};
-use crate::store::{Mark, NewEvent, SavedState, SetAside, Store, StoreError, StoredCall};
+use crate::protocol::{
+    CallRecord, Event, EventMessage, RecordingInfo, StorageInfo, StorageState,
+};
+use crate::store::{
+    Mark, NewEvent, SavedState, SetAside, Store, StoreError, StoredCall, StoredRecording,
+};
 
 /// How long and how many events the store keeps for pages that have not acknowledged them.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +51,8 @@ pub struct Startup {
     pub saved: SavedState,
     /// Calls that were up or ringing when the daemon stopped.
     pub interrupted: Vec<StoredCall>,
+    /// Recordings that were running when it stopped.
+    pub interrupted_recordings: Vec<StoredRecording>,
     /// When the last event was stored before this start (ms since the Unix epoch).
     pub last_event_ms: Option<i64>,
 }
@@ -144,6 +150,7 @@ impl Journal {
                 Startup {
                     saved: store.saved_state()?,
                     interrupted: store.unfinished_calls()?,
+                    interrupted_recordings: store.unfinished_recordings()?,
                     last_event_ms: store.last_event_ms()?,
                 },
                 store.last_seq()?,
@@ -578,6 +585,50 @@ impl Journal {
             .history(limit, since, before_ms)
             .map(|calls| calls.iter().map(StoredCall::record).collect())
             .map_err(|e| JournalError::Unavailable(self.for_pages(&e.to_string())))
+    }
+
+    fn unavailable(&self) -> JournalError {
+        JournalError::Unavailable(format!(
+            "there is no store: {}",
+            self.status.reason.as_deref().unwrap_or("none this run")
+        ))
+    }
+
+    /// Recordings `origin` may see, newest first.
+    pub fn recordings(
+        &mut self,
+        origin: Option<&Origin>,
+        limit: u32,
+        before_ms: Option<i64>,
+        conversation_id: Option<&str>,
+    ) -> Result<Vec<RecordingInfo>, JournalError> {
+        let since = self.visible_since(origin);
+        let store = self.store.as_ref().ok_or_else(|| self.unavailable())?;
+        store
+            .recordings(limit, since, before_ms, conversation_id)
+            .map(|all| all.iter().map(StoredRecording::info).collect())
+            .map_err(|e| JournalError::Unavailable(self.for_pages(&e.to_string())))
+    }
+
+    /// One recording, if `origin` may see it.
+    pub fn recording(&mut self, origin: Option<&Origin>, id: &str) -> Option<StoredRecording> {
+        let since = self.visible_since(origin);
+        self.store
+            .as_ref()
+            .and_then(|s| s.recording(id).ok().flatten())
+            .filter(|r| r.ended_ms.is_none_or(|ended| ended >= since))
+    }
+
+    /// Forgets recordings that ended before `before_ms`; the names of their files.
+    pub fn expire_recordings(&mut self, before_ms: i64) -> Vec<String> {
+        match self.store.as_mut().map(|s| s.expire_recordings(before_ms)) {
+            Some(Ok(files)) => files,
+            Some(Err(e)) => {
+                tracing::warn!("{e}");
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// One call of the history, if `origin` may see it.
