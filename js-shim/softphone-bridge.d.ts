@@ -108,7 +108,7 @@ declare namespace SoftphoneBridge {
     seq: number;
   }
   interface ListRecordingsParams {
-    /** 1 to 500, default 50. */
+    /** 1 to 100, default 50. */
     limit?: number;
     /** RFC 3339: recordings that started before this. */
     before?: string;
@@ -121,7 +121,7 @@ declare namespace SoftphoneBridge {
     tags: string[];
   }
   interface GetHistoryParams {
-    /** 1 to 500, default 50. */
+    /** 1 to 100, default 50. */
     limit?: number;
     /** RFC 3339: calls that started before this (the last `startedAt` of the previous page). */
     before?: string;

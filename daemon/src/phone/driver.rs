@@ -455,9 +455,9 @@ impl Driver {
             }
             Action::ListRecordings(query) => {
                 let limit = query.limit.unwrap_or(50);
-                if !(1..=500).contains(&limit) {
+                if !(1..=MAX_HISTORY).contains(&limit) {
                     return Err(PhoneError::InvalidParams(format!(
-                        "`limit` is 1 to 500, got {limit}"
+                        "`limit` is 1 to {MAX_HISTORY}, got {limit}"
                     )));
                 }
                 let before = match query.before.as_deref() {

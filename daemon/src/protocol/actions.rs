@@ -191,7 +191,7 @@ pub struct Ack {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HistoryQuery {
-    /// At most this many calls (1 to 500; 50 when absent).
+    /// At most this many calls (1 to 100; 50 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// Only calls that started before this time (RFC 3339, e.g. the `startedAt` of the last
@@ -203,7 +203,7 @@ pub struct HistoryQuery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordingQuery {
-    /// At most this many (1 to 500; 50 when absent).
+    /// At most this many (1 to 100; 50 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// Only recordings that started before this time (RFC 3339).
