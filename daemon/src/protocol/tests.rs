@@ -114,6 +114,7 @@ fn every_name_round_trips_through_from_parts() {
             "split" => json!({"conversationId": "a"}),
             "submit_notes" => json!({"conversationId": "c", "disposition": "d"}),
             "ack" => json!({"seq": 1}),
+            "tag_recording" => json!({"id": "r", "tags": ["a"]}),
             _ => serde_json::Value::Null,
         };
         let action = Action::from_parts(name, params).unwrap_or_else(|e| panic!("{name}: {e:?}"));
