@@ -74,7 +74,10 @@ async fn a_recording_holds_the_agent_left_the_far_end_right_and_leaves_the_pause
     let (reply, _) = page
         .request("pause_recording", json!({"conversationId": id}))
         .await;
-    assert_eq!(reply["error"]["code"], "unknown_call", "not recorded yet: {reply}");
+    assert_eq!(
+        reply["error"]["code"], "unknown_call",
+        "not recorded yet: {reply}"
+    );
     let (reply, _) = page
         .request("start_recording", json!({"conversationId": id}))
         .await;
@@ -91,7 +94,10 @@ async fn a_recording_holds_the_agent_left_the_far_end_right_and_leaves_the_pause
         .await;
     assert_eq!(reply["error"]["code"], "call_in_progress", "{reply}");
     let (state, _) = page.request("get_state", Value::Null).await;
-    assert_eq!(state["result"]["state"]["calls"][0]["recording"], "recording");
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["recording"],
+        "recording"
+    );
 
     wait_heard(&lab, 2.0);
     page.request("pause_recording", json!({"conversationId": id}))
@@ -119,10 +125,16 @@ async fn a_recording_holds_the_agent_left_the_far_end_right_and_leaves_the_pause
     }
     let (left, right) = decode(&path);
     let decoded = left.len() as f64 / 48000.0;
-    assert!((seconds - decoded).abs() < 0.2, "{decoded} s decoded of {seconds}");
+    assert!(
+        (seconds - decoded).abs() < 0.2,
+        "{decoded} s decoded of {seconds}"
+    );
     let agent = analyse(48000, &left, &[AGENT_HZ, FAR_HZ, 1500.0]);
     assert_eq!(agent.peaks[0].0, AGENT_HZ, "left is the agent: {agent:?}");
-    assert!(agent.peaks[0].1 > 0.8 && agent.level_dbfs > -25.0, "{agent:?}");
+    assert!(
+        agent.peaks[0].1 > 0.8 && agent.level_dbfs > -25.0,
+        "{agent:?}"
+    );
     let far = analyse(48000, &right, &[FAR_HZ, AGENT_HZ, 1500.0]);
     assert_eq!(far.peaks[0].0, FAR_HZ, "right is the far end: {far:?}");
     assert!(far.peaks[0].1 > 0.8 && far.level_dbfs > -35.0, "{far:?}");
@@ -136,8 +148,14 @@ async fn a_recording_holds_the_agent_left_the_far_end_right_and_leaves_the_pause
     assert_eq!(listed["state"], "stopped");
     assert_eq!(listed["file"], file.as_str());
     for (params, code) in [
-        (json!({"id": recording, "tags": vec!["x"; 21]}), "invalid_params"),
-        (json!({"id": recording, "tags": ["bad\ntag"]}), "invalid_params"),
+        (
+            json!({"id": recording, "tags": vec!["x"; 21]}),
+            "invalid_params",
+        ),
+        (
+            json!({"id": recording, "tags": ["bad\ntag"]}),
+            "invalid_params",
+        ),
         (json!({"id": "nope", "tags": ["a"]}), "invalid_params"),
     ] {
         let (reply, _) = page.request("tag_recording", params.clone()).await;
@@ -149,7 +167,11 @@ async fn a_recording_holds_the_agent_left_the_far_end_right_and_leaves_the_pause
             json!({"id": recording, "tags": ["complaint", " escalated ", "complaint"]}),
         )
         .await;
-    assert_eq!(reply["result"]["tags"], json!(["complaint", "escalated"]), "{reply}");
+    assert_eq!(
+        reply["result"]["tags"],
+        json!(["complaint", "escalated"]),
+        "{reply}"
+    );
     let tagged = page.event("recordingChanged").await;
     assert_eq!(tagged["payload"]["tags"], json!(["complaint", "escalated"]));
     assert_eq!(tagged["payload"]["state"], "stopped");
@@ -180,9 +202,17 @@ async fn auto_recording_starts_at_the_answer_and_ends_with_the_call() {
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     let stopped = recording_event(&mut page, "stopped").await;
-    assert!(stopped["duration"].as_f64().expect("duration") > 2.0, "{stopped}");
-    let (left, right) =
-        decode(&lab.daemon.data_dir().join("recordings").join(&file));
-    assert_eq!(analyse(48000, &left, &[AGENT_HZ, FAR_HZ]).peaks[0].0, AGENT_HZ);
-    assert_eq!(analyse(48000, &right, &[FAR_HZ, AGENT_HZ]).peaks[0].0, FAR_HZ);
+    assert!(
+        stopped["duration"].as_f64().expect("duration") > 2.0,
+        "{stopped}"
+    );
+    let (left, right) = decode(&lab.daemon.data_dir().join("recordings").join(&file));
+    assert_eq!(
+        analyse(48000, &left, &[AGENT_HZ, FAR_HZ]).peaks[0].0,
+        AGENT_HZ
+    );
+    assert_eq!(
+        analyse(48000, &right, &[FAR_HZ, AGENT_HZ]).peaks[0].0,
+        FAR_HZ
+    );
 }

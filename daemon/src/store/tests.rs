@@ -490,3 +490,86 @@ fn bytes_bound_the_store_and_a_replay_reads_newest_first_within_its_caps() {
     let (events, _) = store.newest_events_between(0, 21, 100, 1).expect("read");
     assert_eq!(seqs(&events), [20], "at least one");
 }
+
+#[test]
+fn recordings_follow_their_events_and_expire() {
+    use crate::protocol::RecordingChanged;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = store_in(&dir);
+    append(&mut store, 1, 1_000, dialled("c1"));
+    let changed = |state: &str, tags: Option<Vec<String>>, duration: Option<f64>| {
+        Event::RecordingChanged(RecordingChanged {
+            conversation_id: "c1".into(),
+            recording_id: "r1".into(),
+            state: state.into(),
+            file: (state == "recording").then(|| "20261203T080000Z-r1.opus".into()),
+            duration,
+            reason: None,
+            tags,
+        })
+    };
+    append(&mut store, 2, 2_000, changed("recording", None, None));
+    assert_eq!(
+        store.unfinished_recordings().expect("read").len(),
+        1,
+        "a recording in progress is unfinished"
+    );
+    append(
+        &mut store,
+        3,
+        3_000,
+        changed("paused", Some(vec!["vip".into()]), None),
+    );
+    append(&mut store, 4, 9_000, changed("stopped", None, Some(5.5)));
+    let r = store.recording("r1").expect("read").expect("kept");
+    assert_eq!(
+        (
+            r.state.as_str(),
+            r.file.as_deref(),
+            r.seconds,
+            r.started_ms,
+            r.ended_ms
+        ),
+        (
+            "stopped",
+            Some("20261203T080000Z-r1.opus"),
+            Some(5.5),
+            2_000,
+            Some(9_000)
+        )
+    );
+    assert_eq!(r.tags, ["vip"], "an event without tags keeps them");
+    assert!(store.unfinished_recordings().expect("read").is_empty());
+    assert_eq!(
+        store.call("c1").expect("read").and_then(|c| c.recording),
+        Some("r1".into())
+    );
+    assert_eq!(
+        store
+            .recordings(10, 0, None, Some("c1"))
+            .expect("read")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .recordings(10, 0, None, Some("c2"))
+            .expect("read")
+            .len(),
+        0
+    );
+    assert_eq!(
+        store.recordings(10, 9_001, None, None).expect("read").len(),
+        0,
+        "ended before since"
+    );
+    assert_eq!(
+        store.expire_recordings(9_000).expect("expire"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.expire_recordings(9_001).expect("expire"),
+        ["20261203T080000Z-r1.opus"]
+    );
+    assert_eq!(store.recording("r1").expect("read"), None);
+}

@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use super::event_log::{EventLog, Published, Replay};
 use crate::origins::Origin;
-use crate::protocol::{
-    CallRecord, Event, EventMessage, RecordingInfo, StorageInfo, StorageState,
-};
+use crate::protocol::{CallRecord, Event, EventMessage, RecordingInfo, StorageInfo, StorageState};
 use crate::store::{
     Mark, NewEvent, SavedState, SetAside, Store, StoreError, StoredCall, StoredRecording,
 };
