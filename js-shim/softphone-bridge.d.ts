@@ -296,8 +296,11 @@ declare namespace SoftphoneBridge {
     duration?: number;
     /** Why it failed or is incomplete. */
     reason?: string;
-    /** The tags, when they changed. */
-    tags?: string[];
+  }
+  interface RecordingTagged {
+    conversationId: string;
+    recordingId: string;
+    tags: string[];
   }
 
   // ------------------------------------------------------------------ events
@@ -447,6 +450,7 @@ declare namespace SoftphoneBridge {
     dtmfReceived: DtmfReceived;
     storageChanged: StorageInfo;
     recordingChanged: RecordingChanged;
+    recordingTagged: RecordingTagged;
     log: LogLine;
   }
   type EventName = keyof EventPayloads;

@@ -190,10 +190,12 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         free_text_dispositions: config.dispositions.free_text,
         saved,
         auto_record: config.recording.auto,
+        pages_may_record: config.recording.allowed,
     });
     let recordings = data_dir.join("recordings");
     let mut media = MediaSettings::from_config(&config.audio, &config.media);
     media.recordings = Some(recordings.clone());
+    media.recording_max_seconds = u64::from(config.recording.max_minutes) * 60;
     // A provisioned line gets IT's audio devices but not IT's [media] choices.
     let mut provisioned_media = MediaSettings::from_config(
         &config.audio,
@@ -207,6 +209,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         },
     );
     provisioned_media.recordings = Some(recordings.clone());
+    provisioned_media.recording_max_seconds = media.recording_max_seconds;
     let phone = driver::spawn(
         phone,
         journal,
@@ -217,6 +220,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             recordings: driver::Recordings {
                 dir: Some(recordings.clone()),
                 keep_days: (config.recording.keep_days > 0).then_some(config.recording.keep_days),
+                expired_at: i64::MIN,
             },
         },
         line,

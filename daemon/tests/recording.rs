@@ -156,6 +156,10 @@ async fn a_recording_holds_the_agent_left_the_far_end_right_and_leaves_the_pause
             json!({"id": recording, "tags": ["bad\ntag"]}),
             "invalid_params",
         ),
+        (
+            json!({"id": recording, "tags": ["gnp.exe\u{202E}"]}),
+            "invalid_params",
+        ),
         (json!({"id": "nope", "tags": ["a"]}), "invalid_params"),
     ] {
         let (reply, _) = page.request("tag_recording", params.clone()).await;
@@ -172,9 +176,9 @@ async fn a_recording_holds_the_agent_left_the_far_end_right_and_leaves_the_pause
         json!(["complaint", "escalated"]),
         "{reply}"
     );
-    let tagged = page.event("recordingChanged").await;
+    let tagged = page.event("recordingTagged").await;
     assert_eq!(tagged["payload"]["tags"], json!(["complaint", "escalated"]));
-    assert_eq!(tagged["payload"]["state"], "stopped");
+    assert_eq!(tagged["payload"]["recordingId"], recording.as_str());
     let (reply, _) = page.request("list_recordings", Value::Null).await;
     assert_eq!(
         reply["result"]["recordings"][0]["tags"],

@@ -294,6 +294,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             message: "must be at least 1".into(),
         });
     }
+    if config.recording.max_minutes == 0 {
+        return Err(ConfigError::Invalid {
+            key: "recording.max_minutes".into(),
+            message: "must be at least 1".into(),
+        });
+    }
     if config.store.max_megabytes == 0 {
         return Err(ConfigError::Invalid {
             key: "store.max_megabytes".into(),

@@ -38,8 +38,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
+    /// Pages may start, pause, resume and stop recordings (off: only `auto` records).
+    pub allowed: bool,
     /// Record every call from its answer.
     pub auto: bool,
+    /// A recording stops by itself after this many minutes (at least 1).
+    pub max_minutes: u32,
     /// Recordings are deleted this many days after they ended (0: kept until deleted by hand).
     pub keep_days: u32,
 }
@@ -47,7 +51,9 @@ pub struct RecordingConfig {
 impl Default for RecordingConfig {
     fn default() -> Self {
         Self {
+            allowed: true,
             auto: false,
+            max_minutes: 240,
             keep_days: 90,
         }
     }

@@ -667,6 +667,7 @@ mod tests {
             session_interval: None,
             rtp_timeout: None,
             recordings: None,
+            recording_max_seconds: 60,
         };
         let offer = SessionDescription::parse(&format!("{SESSION}{streams}")).expect("parses");
         pick_stream(&settings, &offer)

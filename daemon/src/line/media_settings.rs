@@ -22,6 +22,8 @@ pub struct MediaSettings {
     pub rtp_timeout: Option<Duration>,
     /// Where call recordings go (`DATA_DIR/recordings`); None: recording is not available.
     pub recordings: Option<std::path::PathBuf>,
+    /// The longest a recording runs before it stops by itself (`[recording] max_minutes`).
+    pub recording_max_seconds: u64,
 }
 
 impl MediaSettings {
@@ -56,8 +58,9 @@ impl MediaSettings {
                 .then_some(media.session_timer.max(sip_core::call::MIN_SE)),
             rtp_timeout: (media.rtp_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
-            // The daemon sets it to its data folder's `recordings/`.
+            // The daemon sets these from its data folder and `[recording]`.
             recordings: None,
+            recording_max_seconds: 4 * 3600,
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct PhoneCall {
     pub outcome: Option<Outcome>,
     /// Its recording: the id and where it stands (asked for, then as the line reports).
     pub recording: Option<(String, RecordingState)>,
+    /// Recordings started for it so far.
+    pub recordings: u32,
 }
 
 /// What the agent made of a call (`submit_notes`).
@@ -118,6 +120,7 @@ impl PhoneCall {
             shotgun: Vec::new(),
             outcome: None,
             recording: None,
+            recordings: 0,
         }
     }
 

@@ -159,6 +159,8 @@ impl PhoneHandle {
 pub struct Recordings {
     pub dir: Option<std::path::PathBuf>,
     pub keep_days: Option<u32>,
+    /// When expiry last ran (ms since the Unix epoch).
+    pub expired_at: i64,
 }
 
 /// Media settings for the configured line and for lines pages provision (which do not inherit
@@ -517,9 +519,14 @@ impl Driver {
         let mut tags: Vec<String> = Vec::new();
         for tag in &request.tags {
             let tag = tag.trim();
-            if tag.is_empty() || tag.chars().count() > 64 || tag.chars().any(char::is_control) {
+            // Control and format characters (U+202E…) could disguise a tag in a CRM's page.
+            let hidden = |c: char| {
+                c.is_control()
+                    || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+            };
+            if tag.is_empty() || tag.chars().count() > 64 || tag.chars().any(hidden) {
                 return Err(PhoneError::InvalidParams(
-                    "each tag is 1 to 64 characters, without control characters".into(),
+                    "each tag is 1 to 64 characters, without control or format characters".into(),
                 ));
             }
             if !tags.iter().any(|t| t == tag) {
@@ -538,7 +545,7 @@ impl Driver {
             )));
         };
         recording.tags = tags.clone();
-        self.publish(&[recording.event()]);
+        self.publish(&[recording.tagged()]);
         Ok(serde_json::json!({ "id": recording.id, "tags": tags }))
     }
 
@@ -588,8 +595,14 @@ impl Driver {
         self.expire_recordings();
     }
 
-    /// Deletes recordings older than `[recording] keep_days` (files and entries).
+    /// Deletes recordings older than `[recording] keep_days` (files and entries), at most
+    /// once an hour.
     fn expire_recordings(&mut self) {
+        let now = now_ms();
+        if now.saturating_sub(self.recordings.expired_at) < 3_600_000 {
+            return;
+        }
+        self.recordings.expired_at = now;
         let (Some(days), Some(dir)) = (self.recordings.keep_days, self.recordings.dir.clone())
         else {
             return;

@@ -62,6 +62,8 @@ pub struct PhoneSettings {
     pub saved: SavedState,
     /// `[recording] auto`: every call is recorded from its answer.
     pub auto_record: bool,
+    /// `[recording] allowed`: pages may start, pause, resume and stop recordings.
+    pub pages_may_record: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -113,6 +115,9 @@ impl PhoneError {
 const PROVISIONING_OFF: &str =
     "IT has not allowed pages to provision or log out this phone ([provisioning] allowed)";
 
+/// Recordings one call may have (start and stop in a loop would otherwise fill the disk).
+const MAX_RECORDINGS_PER_CALL: u32 = 10;
+
 /// Ended calls kept in memory for `submit_notes` (older ones are recalled from the store).
 const RECENT_CALLS: usize = 20;
 
@@ -137,6 +142,7 @@ pub struct Phone {
     may_provision: bool,
     free_text_dispositions: bool,
     auto_record: bool,
+    pages_may_record: bool,
     commands: VecDeque<LineCommand>,
     events: VecDeque<Event>,
 }
@@ -182,6 +188,7 @@ impl Phone {
             may_provision: settings.may_provision,
             free_text_dispositions: settings.free_text_dispositions,
             auto_record: settings.auto_record,
+            pages_may_record: settings.pages_may_record,
             commands: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -296,6 +303,17 @@ impl Phone {
             Action::Conference(c) => self.conference(c),
             Action::Split(s) => self.split(s),
             Action::SubmitNotes(n) => self.submit_notes(n),
+            Action::StartRecording(_)
+            | Action::PauseRecording(_)
+            | Action::ResumeRecording(_)
+            | Action::StopRecording(_)
+                if !self.pages_may_record =>
+            {
+                Err(PhoneError::Forbidden(
+                    "IT has not allowed pages to control recordings ([recording] allowed = false)"
+                        .into(),
+                ))
+            }
             Action::StartRecording(r) => self.start_recording(r.conversation_id.as_deref()),
             Action::PauseRecording(r) => {
                 self.change_recording(r.conversation_id.as_deref(), RecordOp::Pause)
@@ -729,18 +747,27 @@ impl Phone {
         Ok(json!({}))
     }
 
-    /// Records the connected call (the one named, else the one the agent talks on).
+    /// Records the connected call (the one named, else the one the agent talks on, else a
+    /// held one).
     fn start_recording(&mut self, id: Option<&str>) -> Result<Value, PhoneError> {
-        let conversation = self.pick(id, |c| c.state == CallState::Active, "connected")?;
+        let conversation = self
+            .pick(id, |c| c.state == CallState::Active && !c.held, "connected")
+            .or_else(|_| self.pick(id, |c| c.state == CallState::Active, "connected"))?;
         if let Some(call) = self
             .calls
             .iter()
             .find(|c| c.conversation_id == conversation)
-            && call.recording_state().is_some()
         {
-            return Err(PhoneError::CallInProgress(format!(
-                "call `{conversation}` is already being recorded"
-            )));
+            if call.recording_state().is_some() {
+                return Err(PhoneError::CallInProgress(format!(
+                    "call `{conversation}` is already being recorded"
+                )));
+            }
+            if call.recordings >= MAX_RECORDINGS_PER_CALL {
+                return Err(PhoneError::InvalidParams(format!(
+                    "call `{conversation}` was recorded {MAX_RECORDINGS_PER_CALL} times already"
+                )));
+            }
         }
         let recording = self.begin_recording(&conversation);
         Ok(json!({ "conversationId": conversation, "recordingId": recording }))
@@ -755,6 +782,7 @@ impl Phone {
             .find(|c| c.conversation_id == *conversation)
         {
             call.recording = Some((id.clone(), RecordingState::Recording));
+            call.recordings += 1;
         }
         self.commands.push_back(LineCommand::Record {
             conversation: conversation.clone(),
@@ -1109,6 +1137,8 @@ impl Phone {
                     .find(|c| c.conversation_id == conversation)
                     && let Some((current, known)) = &mut call.recording
                     && *current == id
+                    // An ended recording stays ended (a pause crossing a stop).
+                    && !matches!(*known, RecordingState::Stopped | RecordingState::Failed)
                 {
                     *known = state;
                 }
@@ -1120,7 +1150,6 @@ impl Phone {
                         file: file.map(|f| f.to_string_lossy().into_owned()),
                         duration: seconds.map(round),
                         reason: problem,
-                        tags: None,
                     }));
                 return;
             }

@@ -26,6 +26,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         free_text_dispositions: false,
         saved: SavedState::default(),
         auto_record: false,
+        pages_may_record: true,
     }
 }
 
@@ -1186,5 +1187,141 @@ fn a_refused_conference_is_reported() {
             .calls
             .iter()
             .all(|c| c.conference_id.is_none())
+    );
+}
+
+/// An answered incoming call `c1` on a registered phone, with commands and events drained.
+fn answered(phone: &mut Phone) {
+    let now = Instant::now();
+    ring(phone, "c1", now);
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "c1".into(),
+        },
+        now,
+    );
+    while phone.poll_command().is_some() {}
+    while phone.poll_event().is_some() {}
+}
+
+fn recording(phone: &mut Phone, id: &str, state: RecordingState) {
+    phone.handle_line_event(
+        LineEvent::Recording {
+            conversation: "c1".into(),
+            id: id.into(),
+            state,
+            file: None,
+            seconds: None,
+            problem: None,
+        },
+        Instant::now(),
+    );
+}
+
+#[test]
+fn recording_follows_the_line_and_its_limits() {
+    let mut phone = registered();
+    assert_eq!(
+        phone
+            .handle_action(Action::StartRecording(CallRef::default()))
+            .map_err(|e| e.code()),
+        Err(ErrorCode::UnknownCall),
+        "no call to record"
+    );
+    answered(&mut phone);
+    let reply = phone
+        .handle_action(Action::StartRecording(CallRef::default()))
+        .expect("started");
+    let id = reply["recordingId"].as_str().expect("id").to_owned();
+    assert!(matches!(
+        phone.poll_command(),
+        Some(LineCommand::Record {
+            op: RecordOp::Start { .. },
+            ..
+        })
+    ));
+    assert_eq!(
+        phone
+            .handle_action(Action::StartRecording(CallRef::default()))
+            .map_err(|e| e.code()),
+        Err(ErrorCode::CallInProgress)
+    );
+    assert_eq!(
+        phone
+            .handle_action(Action::ResumeRecording(CallRef::default()))
+            .map_err(|e| e.code()),
+        Err(ErrorCode::UnknownCall),
+        "not paused"
+    );
+    phone
+        .handle_action(Action::StopRecording(CallRef::default()))
+        .expect("stopped");
+    // A pause the line reports after the stop does not bring it back.
+    recording(&mut phone, &id, RecordingState::Paused);
+    assert_eq!(phone.snapshot().calls[0].recording, None);
+    recording(&mut phone, &id, RecordingState::Stopped);
+    let event = std::iter::from_fn(|| phone.poll_event())
+        .filter_map(|e| match e {
+            Event::RecordingChanged(r) => Some(r.state),
+            _ => None,
+        })
+        .last();
+    assert_eq!(event.as_deref(), Some("stopped"));
+    // Ten recordings a call, then no more.
+    for _ in 1..MAX_RECORDINGS_PER_CALL {
+        phone
+            .handle_action(Action::StartRecording(CallRef::default()))
+            .expect("started");
+        phone
+            .handle_action(Action::StopRecording(CallRef::default()))
+            .expect("stopped");
+    }
+    assert_eq!(
+        phone
+            .handle_action(Action::StartRecording(CallRef::default()))
+            .map_err(|e| e.code()),
+        Err(ErrorCode::InvalidParams)
+    );
+}
+
+#[test]
+fn it_may_leave_recording_to_auto_alone() {
+    let mut phone = Phone::new(PhoneSettings {
+        auto_record: true,
+        pages_may_record: false,
+        ..settings(Some("127.0.0.1"))
+    });
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    ring(&mut phone, "c1", Instant::now());
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "c1".into(),
+        },
+        Instant::now(),
+    );
+    let accepted = std::iter::from_fn(|| phone.poll_event()).find_map(|e| match e {
+        Event::CallAccepted(a) => Some(a),
+        _ => None,
+    });
+    assert_eq!(accepted.map(|a| a.recording_status), Some("ON".into()));
+    assert!(
+        std::iter::from_fn(|| phone.poll_command()).any(|c| matches!(
+            c,
+            LineCommand::Record {
+                op: RecordOp::Start { .. },
+                ..
+            }
+        ))
+    );
+    assert_eq!(
+        phone
+            .handle_action(Action::StopRecording(CallRef::default()))
+            .map_err(|e| e.code()),
+        Err(ErrorCode::Forbidden)
     );
 }

@@ -37,12 +37,13 @@ pub enum Event {
     DtmfReceived(DtmfReceived),
     StorageChanged(StorageInfo),
     RecordingChanged(RecordingChanged),
+    RecordingTagged(RecordingTagged),
     Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 20] = [
+    pub const NAMES: [&'static str; 21] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -62,6 +63,7 @@ impl Event {
         "dtmfReceived",
         "storageChanged",
         "recordingChanged",
+        "recordingTagged",
         "log",
     ];
 
@@ -86,6 +88,7 @@ impl Event {
             Self::DtmfReceived(_) => "dtmfReceived",
             Self::StorageChanged(_) => "storageChanged",
             Self::RecordingChanged(_) => "recordingChanged",
+            Self::RecordingTagged(_) => "recordingTagged",
             Self::Log(_) => "log",
         }
     }
@@ -311,7 +314,7 @@ pub enum EndCause {
     Interrupted,
 }
 
-/// A call's recording started, paused, resumed, stopped, failed, or was tagged.
+/// A call's recording started, paused, resumed, stopped or failed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordingChanged {
@@ -328,9 +331,15 @@ pub struct RecordingChanged {
     /// Why it failed or is incomplete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The recording's tags, when they changed (`tag_recording`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<String>>,
+}
+
+/// A recording's tags were set (`tag_recording`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordingTagged {
+    pub conversation_id: String,
+    pub recording_id: String,
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

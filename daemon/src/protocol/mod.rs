@@ -21,7 +21,7 @@ pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
     CallRinging, CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, EndCause,
     Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RecordingChanged,
-    RegistrationChanged, StatusChanged,
+    RecordingTagged, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{
     CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus, RecordingInfo,

@@ -6,7 +6,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Store, StoreError};
-use crate::protocol::{CallRecord, Event, PartnerConfig, RecordingChanged, RecordingInfo};
+use crate::protocol::{
+    CallRecord, Event, PartnerConfig, RecordingChanged, RecordingInfo, RecordingTagged,
+};
 
 /// What the agent had chosen when the daemon last stopped.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -126,7 +128,15 @@ impl StoredRecording {
             file: self.file.clone(),
             duration: self.seconds,
             reason: self.problem.clone(),
-            tags: Some(self.tags.clone()),
+        })
+    }
+
+    /// The event for its tags (`tag_recording`).
+    pub fn tagged(&self) -> Event {
+        Event::RecordingTagged(RecordingTagged {
+            conversation_id: self.conversation_id.clone(),
+            recording_id: self.id.clone(),
+            tags: self.tags.clone(),
         })
     }
 }
@@ -205,15 +215,14 @@ pub(super) fn project(tx: &Transaction<'_>, at_ms: i64, event: &Event) -> rusqli
         Event::RecordingChanged(e) => {
             let ended = matches!(e.state.as_str(), "stopped" | "failed").then_some(at_ms);
             tx.execute(
-                "INSERT INTO recordings (id, conversation_id, file, started_ms, ended_ms, seconds, state, problem, tags)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO recordings (id, conversation_id, file, started_ms, ended_ms, seconds, state, problem)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (id) DO UPDATE SET
-                     file = coalesce(excluded.file, file),
-                     ended_ms = coalesce(excluded.ended_ms, ended_ms),
+                     file = coalesce(file, excluded.file),
+                     ended_ms = coalesce(ended_ms, excluded.ended_ms),
                      seconds = coalesce(excluded.seconds, seconds),
                      state = excluded.state,
-                     problem = coalesce(excluded.problem, problem),
-                     tags = CASE WHEN ?10 THEN excluded.tags ELSE tags END",
+                     problem = coalesce(excluded.problem, problem)",
                 params![
                     e.recording_id,
                     e.conversation_id,
@@ -223,14 +232,23 @@ pub(super) fn project(tx: &Transaction<'_>, at_ms: i64, event: &Event) -> rusqli
                     e.duration,
                     e.state,
                     e.reason,
-                    serde_json::to_string(e.tags.as_deref().unwrap_or_default())
-                        .unwrap_or_else(|_| "[]".into()),
-                    e.tags.is_some()
                 ],
             )?;
+            // The call's latest recording is the one that started last.
+            if e.file.is_some() {
+                tx.execute(
+                    "UPDATE calls SET recording_id = ?2 WHERE conversation_id = ?1",
+                    params![e.conversation_id, e.recording_id],
+                )?;
+            }
+        }
+        Event::RecordingTagged(e) => {
             tx.execute(
-                "UPDATE calls SET recording_id = ?2 WHERE conversation_id = ?1",
-                params![e.conversation_id, e.recording_id],
+                "UPDATE recordings SET tags = ?2 WHERE id = ?1",
+                params![
+                    e.recording_id,
+                    serde_json::to_string(&e.tags).unwrap_or_else(|_| "[]".into())
+                ],
             )?;
         }
         Event::StatusChanged(e) => save(tx, "presence", &e.softphone_id)?,

@@ -53,6 +53,7 @@ pub const MIGRATIONS: &[&str] = &[
          tags TEXT NOT NULL DEFAULT '[]'
      ) STRICT;
      CREATE INDEX recordings_by_start ON recordings (started_ms);
+     CREATE INDEX recordings_by_end ON recordings (ended_ms);
      ALTER TABLE calls ADD COLUMN recording_id TEXT;",
 ];
 

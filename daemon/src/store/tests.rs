@@ -497,7 +497,7 @@ fn recordings_follow_their_events_and_expire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = store_in(&dir);
     append(&mut store, 1, 1_000, dialled("c1"));
-    let changed = |state: &str, tags: Option<Vec<String>>, duration: Option<f64>| {
+    let changed = |state: &str, duration: Option<f64>| {
         Event::RecordingChanged(RecordingChanged {
             conversation_id: "c1".into(),
             recording_id: "r1".into(),
@@ -505,22 +505,28 @@ fn recordings_follow_their_events_and_expire() {
             file: (state == "recording").then(|| "20261203T080000Z-r1.opus".into()),
             duration,
             reason: None,
-            tags,
         })
     };
-    append(&mut store, 2, 2_000, changed("recording", None, None));
+    append(&mut store, 2, 2_000, changed("recording", None));
     assert_eq!(
         store.unfinished_recordings().expect("read").len(),
         1,
         "a recording in progress is unfinished"
     );
+    append(&mut store, 3, 3_000, changed("paused", None));
     append(
         &mut store,
-        3,
-        3_000,
-        changed("paused", Some(vec!["vip".into()]), None),
+        4,
+        4_000,
+        Event::RecordingTagged(crate::protocol::RecordingTagged {
+            conversation_id: "c1".into(),
+            recording_id: "r1".into(),
+            tags: vec!["vip".into()],
+        }),
     );
-    append(&mut store, 4, 9_000, changed("stopped", None, Some(5.5)));
+    append(&mut store, 5, 9_000, changed("stopped", Some(5.5)));
+    // A later event changes neither the end nor the call's recording.
+    append(&mut store, 6, 20_000, changed("stopped", None));
     let r = store.recording("r1").expect("read").expect("kept");
     assert_eq!(
         (
@@ -538,7 +544,7 @@ fn recordings_follow_their_events_and_expire() {
             Some(9_000)
         )
     );
-    assert_eq!(r.tags, ["vip"], "an event without tags keeps them");
+    assert_eq!(r.tags, ["vip"], "other events keep the tags");
     assert!(store.unfinished_recordings().expect("read").is_empty());
     assert_eq!(
         store.call("c1").expect("read").and_then(|c| c.recording),

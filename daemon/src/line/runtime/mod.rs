@@ -71,6 +71,8 @@ pub struct LineRuntime {
     garbage_log: LineBudget,
     /// Calls mixed in a local conference, when there is one.
     conference: Option<conference::LocalConference>,
+    /// Recordings closed here before their writers reported (by id).
+    closed_early: HashMap<String, recording::ClosedEarly>,
 }
 
 /// A call's media, ready (or not) for the SIP step that waits on it.
@@ -138,6 +140,7 @@ impl LineRuntime {
             failback: mpsc::unbounded_channel(),
             garbage_log: LineBudget::new(GARBAGE_LINES_PER_SECOND, GARBAGE_LINES_BURST, now),
             conference: None,
+            closed_early: HashMap::new(),
         }
     }
 
@@ -233,10 +236,8 @@ impl LineRuntime {
                         conversation,
                         stats,
                     },
-                    MediaReport::Recorded(done) => {
-                        self.recorded(conversation, done);
-                        return;
-                    }
+                    // Taken by the arm above.
+                    MediaReport::Recorded(_) => return,
                 });
                 return;
             }
@@ -383,6 +384,7 @@ impl LineRuntime {
     /// Starts unregistering and hangs up every call; [`Self::is_stopped`] tells when done.
     pub async fn stop(&mut self, now: Instant) {
         self.stopping = true;
+        self.close_every_recording("the line stopped (logout, a new provisioning, or shutdown)");
         self.connect_at = None;
         for conversation in self.drain_preparing() {
             self.forget(&conversation).await;
