@@ -436,40 +436,14 @@ impl Driver {
                 Err(e) => Err(PhoneError::InvalidParams(e.to_string())),
             },
             Action::GetHistory(query) => {
-                let limit = query.limit.unwrap_or(50);
-                if !(1..=MAX_HISTORY).contains(&limit) {
-                    return Err(PhoneError::InvalidParams(format!(
-                        "`limit` is 1 to {MAX_HISTORY}, got {limit}"
-                    )));
-                }
-                let before = match query.before.as_deref() {
-                    None => None,
-                    Some(text) => Some(parse_time_ms(text).ok_or_else(|| {
-                        PhoneError::InvalidParams(
-                            "`before` is an RFC 3339 time such as 2026-12-03T09:30:00Z".into(),
-                        )
-                    })?),
-                };
+                let (limit, before) = page_of(query.limit, query.before.as_deref())?;
                 match self.journal.history(origin, limit, before) {
                     Ok(calls) => Ok(serde_json::json!({ "calls": calls })),
                     Err(e) => Err(PhoneError::StorageUnavailable(e.to_string())),
                 }
             }
             Action::ListRecordings(query) => {
-                let limit = query.limit.unwrap_or(50);
-                if !(1..=MAX_HISTORY).contains(&limit) {
-                    return Err(PhoneError::InvalidParams(format!(
-                        "`limit` is 1 to {MAX_HISTORY}, got {limit}"
-                    )));
-                }
-                let before = match query.before.as_deref() {
-                    None => None,
-                    Some(text) => Some(parse_time_ms(text).ok_or_else(|| {
-                        PhoneError::InvalidParams(
-                            "`before` is an RFC 3339 time such as 2026-12-03T09:30:00Z".into(),
-                        )
-                    })?),
-                };
+                let (limit, before) = page_of(query.limit, query.before.as_deref())?;
                 match self.journal.recordings(
                     origin,
                     limit,
@@ -667,6 +641,26 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
         Some(line) => line.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// A page of the history or the recordings: `limit` (1 to [`MAX_HISTORY`], 50 when absent) and
+/// `before` (RFC 3339) in ms since the Unix epoch.
+fn page_of(limit: Option<u32>, before: Option<&str>) -> Result<(u32, Option<i64>), PhoneError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_HISTORY).contains(&limit) {
+        return Err(PhoneError::InvalidParams(format!(
+            "`limit` is 1 to {MAX_HISTORY}, got {limit}"
+        )));
+    }
+    let before = match before {
+        None => None,
+        Some(text) => Some(parse_time_ms(text).ok_or_else(|| {
+            PhoneError::InvalidParams(
+                "`before` is an RFC 3339 time such as 2026-12-03T09:30:00Z".into(),
+            )
+        })?),
+    };
+    Ok((limit, before))
 }
 
 /// The most calls one `get_history` returns (notes are up to 10,000 characters each).

@@ -305,21 +305,15 @@ impl Store {
         since_ms: i64,
         before_ms: Option<i64>,
     ) -> Result<Vec<StoredCall>, StoreError> {
-        let mut query = self
-            .conn
-            .prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {CALL_COLUMNS} FROM calls
                  WHERE coalesce(ended_ms, 9223372036854775807) >= ?1 AND started_ms < ?2
                  ORDER BY started_ms DESC, rowid DESC LIMIT ?3"
-            ))
-            .map_err(self.read_error())?;
-        let rows = query
-            .query_map(
-                params![since_ms, before_ms.unwrap_or(i64::MAX), i64::from(limit)],
-                StoredCall::from_row,
-            )
-            .map_err(self.read_error())?;
-        rows.collect::<Result<_, _>>().map_err(self.read_error())
+            ),
+            params![since_ms, before_ms.unwrap_or(i64::MAX), i64::from(limit)],
+            StoredCall::from_row,
+        )
     }
 
     pub fn call(&self, conversation_id: &str) -> Result<Option<StoredCall>, StoreError> {
@@ -335,16 +329,13 @@ impl Store {
 
     /// Calls that never ended: the daemon stopped during them.
     pub fn unfinished_calls(&self) -> Result<Vec<StoredCall>, StoreError> {
-        let mut query = self
-            .conn
-            .prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {CALL_COLUMNS} FROM calls WHERE ended_ms IS NULL ORDER BY started_ms, rowid"
-            ))
-            .map_err(self.read_error())?;
-        let rows = query
-            .query_map([], StoredCall::from_row)
-            .map_err(self.read_error())?;
-        rows.collect::<Result<_, _>>().map_err(self.read_error())
+            ),
+            [],
+            StoredCall::from_row,
+        )
     }
 
     /// Recordings newest first: at most `limit`, started before `before_ms`, not ended before
@@ -356,27 +347,21 @@ impl Store {
         before_ms: Option<i64>,
         conversation_id: Option<&str>,
     ) -> Result<Vec<StoredRecording>, StoreError> {
-        let mut query = self
-            .conn
-            .prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {RECORDING_COLUMNS} FROM recordings
                  WHERE coalesce(ended_ms, 9223372036854775807) >= ?1 AND started_ms < ?2
                      AND (?3 IS NULL OR conversation_id = ?3)
                  ORDER BY started_ms DESC, rowid DESC LIMIT ?4"
-            ))
-            .map_err(self.read_error())?;
-        let rows = query
-            .query_map(
-                params![
-                    since_ms,
-                    before_ms.unwrap_or(i64::MAX),
-                    conversation_id,
-                    i64::from(limit)
-                ],
-                StoredRecording::from_row,
-            )
-            .map_err(self.read_error())?;
-        rows.collect::<Result<_, _>>().map_err(self.read_error())
+            ),
+            params![
+                since_ms,
+                before_ms.unwrap_or(i64::MAX),
+                conversation_id,
+                i64::from(limit)
+            ],
+            StoredRecording::from_row,
+        )
     }
 
     pub fn recording(&self, id: &str) -> Result<Option<StoredRecording>, StoreError> {
@@ -392,17 +377,14 @@ impl Store {
 
     /// Recordings the daemon's stop cut (still `recording` or `paused`).
     pub fn unfinished_recordings(&self) -> Result<Vec<StoredRecording>, StoreError> {
-        let mut query = self
-            .conn
-            .prepare(&format!(
+        self.all(
+            &format!(
                 "SELECT {RECORDING_COLUMNS} FROM recordings WHERE state IN ('recording', 'paused')
                  ORDER BY started_ms"
-            ))
-            .map_err(self.read_error())?;
-        let rows = query
-            .query_map([], StoredRecording::from_row)
-            .map_err(self.read_error())?;
-        rows.collect::<Result<_, _>>().map_err(self.read_error())
+            ),
+            [],
+            StoredRecording::from_row,
+        )
     }
 
     /// Forgets recordings that ended before `before_ms`; their files, for the caller to delete.

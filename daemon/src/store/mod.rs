@@ -340,6 +340,18 @@ impl Store {
         &self.path
     }
 
+    /// Every row `sql` gives for `params`, as `row` makes it.
+    fn all<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut query = self.conn.prepare(sql).map_err(self.read_error())?;
+        let rows = query.query_map(params, row).map_err(self.read_error())?;
+        rows.collect::<Result<_, _>>().map_err(self.read_error())
+    }
+
     fn read_error(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |source| StoreError::Read {
             path: self.path.clone(),

@@ -105,27 +105,7 @@ impl Journal {
         });
         let (mut store, set_aside, instance) = match opened {
             Ok(opened) => opened,
-            Err(e) => {
-                tracing::error!("{e}; events, notes and call history are kept in memory only");
-                let status = StorageInfo {
-                    state: StorageState::Unavailable,
-                    reason: Some(e.to_string()),
-                    dropped_events: 0,
-                };
-                let mut journal = Self::with(
-                    None,
-                    status,
-                    crate::ids::random_hex(8),
-                    (memory_window, 0),
-                    retention,
-                    clock,
-                );
-                journal.data_dir = data_dir;
-                if let Some(reason) = &journal.status.reason {
-                    journal.status.reason = Some(journal.for_pages(reason));
-                }
-                return (journal, Startup::default());
-            }
+            Err(e) => return Self::memory_only(&e, data_dir, memory_window, retention, clock),
         };
         let mut status = StorageInfo::ok();
         if let Err(e) = store.check_writable(now_ms) {
@@ -156,29 +136,9 @@ impl Journal {
         })();
         let (startup, last_seq) = match startup {
             Ok(found) => found,
-            Err(e) => {
-                // Without its numbering the store cannot be written without reusing seqs:
-                // this run keeps events in memory, under an instance of its own.
-                tracing::error!("{e}; events, notes and call history are kept in memory only");
-                let status = StorageInfo {
-                    state: StorageState::Unavailable,
-                    reason: Some(e.to_string()),
-                    dropped_events: 0,
-                };
-                let mut journal = Self::with(
-                    None,
-                    status,
-                    crate::ids::random_hex(8),
-                    (memory_window, 0),
-                    retention,
-                    clock,
-                );
-                journal.data_dir = data_dir;
-                if let Some(reason) = &journal.status.reason {
-                    journal.status.reason = Some(journal.for_pages(reason));
-                }
-                return (journal, Startup::default());
-            }
+            // Without its numbering the store cannot be written without reusing seqs: this run
+            // keeps events in memory, under an instance of its own.
+            Err(e) => return Self::memory_only(&e, data_dir, memory_window, retention, clock),
         };
         match store.prune(
             now_ms,
@@ -207,6 +167,34 @@ impl Journal {
             journal.status.reason = Some(journal.for_pages(reason));
         }
         (journal, startup)
+    }
+
+    /// A journal for a run whose store could not be used: memory only, an instance of its own,
+    /// and `error` (its path as `DATA_DIR`) in the snapshot.
+    fn memory_only(
+        error: &StoreError,
+        data_dir: Option<std::path::PathBuf>,
+        memory_window: usize,
+        retention: Retention,
+        clock: fn() -> i64,
+    ) -> (Self, Startup) {
+        tracing::error!("{error}; events, notes and call history are kept in memory only");
+        let status = StorageInfo {
+            state: StorageState::Unavailable,
+            reason: None,
+            dropped_events: 0,
+        };
+        let mut journal = Self::with(
+            None,
+            status,
+            crate::ids::random_hex(8),
+            (memory_window, 0),
+            retention,
+            clock,
+        );
+        journal.data_dir = data_dir;
+        journal.status.reason = Some(journal.for_pages(&error.to_string()));
+        (journal, Startup::default())
     }
 
     /// A journal that keeps nothing on disk (`[store] enabled = false`).
