@@ -118,7 +118,10 @@ async fn answering_a_second_call_holds_the_first_and_unhold_switches() {
         json!({"conversationId": first, "held": true, "by": "agent"}),
         "{held}"
     );
-    page.event("callAccepted").await;
+    // The second answer waits for 1003's ACK through Kamailio; on a loaded machine (the whole
+    // suite at once) that has taken longer than one frame's 5 s wait.
+    page.event_after_silence("callAccepted", Duration::from_secs(20))
+        .await;
     let (state, _) = page.request("get_state", serde_json::Value::Null).await;
     let calls = state["result"]["state"]["calls"]
         .as_array()
