@@ -185,23 +185,13 @@ async fn run<S>(
     // Established: the peer process's handshake place is free for its next tab.
     drop(handshake);
     if !context.policy.still_allowed(&peer.origin) {
-        let _ = sink
-            .send(close(
-                CloseCode::Library(CLOSE_REVOKED),
-                "this origin is no longer allowed",
-            ))
-            .await;
+        let _ = sink.send(revoked()).await;
         return;
     }
     for (n, published) in replay.into_iter().enumerate() {
         // A replay is capped (a few MB), but the agent may revoke the origin during it.
         if n % 256 == 255 && !context.policy.still_allowed(&peer.origin) {
-            let _ = sink
-                .send(close(
-                    CloseCode::Library(CLOSE_REVOKED),
-                    "this origin is no longer allowed",
-                ))
-                .await;
+            let _ = sink.send(revoked()).await;
             return;
         }
         if sink
@@ -260,7 +250,7 @@ async fn run<S>(
             Ok(()) = revocations.changed() => {
                 if !context.policy.still_allowed(&peer.origin) {
                     tracing::info!(origin = %peer.origin, "origin no longer allowed; closing its connection");
-                    let _ = sink.send(close(CloseCode::Library(CLOSE_REVOKED), "this origin is no longer allowed")).await;
+                    let _ = sink.send(revoked()).await;
                     break;
                 }
             }
@@ -303,6 +293,14 @@ where
         }
         Err(RecvError::Closed) => Err(()),
     }
+}
+
+/// The close frame for an origin the agent revoked (the shim does not reconnect after it).
+fn revoked() -> Message {
+    close(
+        CloseCode::Library(CLOSE_REVOKED),
+        "this origin is no longer allowed",
+    )
 }
 
 fn close(code: CloseCode, reason: &str) -> Message {

@@ -179,47 +179,48 @@ impl Journal {
         clock: fn() -> i64,
     ) -> (Self, Startup) {
         tracing::error!("{error}; events, notes and call history are kept in memory only");
-        let status = StorageInfo {
-            state: StorageState::Unavailable,
-            reason: None,
-            dropped_events: 0,
-        };
-        let mut journal = Self::with(
-            None,
-            status,
-            crate::ids::random_hex(8),
-            (memory_window, 0),
-            retention,
-            clock,
-        );
+        let mut journal = Self::unstored(String::new(), memory_window, retention, clock);
         journal.data_dir = data_dir;
         journal.status.reason = Some(journal.for_pages(&error.to_string()));
         (journal, Startup::default())
     }
 
-    /// A journal that keeps nothing on disk (`[store] enabled = false`).
-    pub fn without_store(memory_window: usize, clock: fn() -> i64) -> (Self, Startup) {
+    /// A journal with no store this run: memory only, `unavailable` for `reason`, an instance of
+    /// its own (its numbering starts again).
+    fn unstored(
+        reason: String,
+        memory_window: usize,
+        retention: Retention,
+        clock: fn() -> i64,
+    ) -> Self {
         let status = StorageInfo {
             state: StorageState::Unavailable,
-            reason: Some(
-                "IT turned the store off ([store] enabled = false): nothing is kept on disk".into(),
-            ),
+            reason: Some(reason),
             dropped_events: 0,
         };
-        let retention = Retention {
-            keep: Duration::MAX,
-            max_events: u64::MAX,
-            max_bytes: u64::MAX,
-        };
-        let journal = Self::with(
+        Self::with(
             None,
             status,
             crate::ids::random_hex(8),
             (memory_window, 0),
             retention,
             clock,
-        );
-        (journal, Startup::default())
+        )
+    }
+
+    /// A journal that keeps nothing on disk (`[store] enabled = false`).
+    pub fn without_store(memory_window: usize, clock: fn() -> i64) -> (Self, Startup) {
+        let retention = Retention {
+            keep: Duration::MAX,
+            max_events: u64::MAX,
+            max_bytes: u64::MAX,
+        };
+        let reason =
+            "IT turned the store off ([store] enabled = false): nothing is kept on disk".into();
+        (
+            Self::unstored(reason, memory_window, retention, clock),
+            Startup::default(),
+        )
     }
 
     /// `memory`: the window's size and the last seq so far.
