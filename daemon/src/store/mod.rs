@@ -1,13 +1,14 @@
 //! The on-disk store: one SQLite database (`DATA_DIR/softphone.db`) holding every business
-//! event before it is sent, each page origin's delivery marks, the agent's state (presence,
-//! dispositions, partner config) and the call history, so none of the agent's work is lost to a
-//! crash or a restart.
+//! event before it is sent, each page origin's delivery marks (and the notifier's cursor), the
+//! agent's state (presence, dispositions, partner config), the call history and the recordings'
+//! entries, so none of the agent's work is lost to a crash or a restart.
 //!
 //! Call history and agent state are projections of the events, written in the same transaction
 //! as the event itself ([`history`]): what a page was told and what the store remembers cannot
 //! disagree. Durability (docs/decisions.md): WAL with `synchronous=NORMAL`, which survives the
-//! process being killed at any point; the agent's notes are committed with `synchronous=FULL`,
-//! which also survives a power cut.
+//! process being killed at any point; the agent's notes are committed with `synchronous=FULL`
+//! (at most ten a second; the checkpoint thread makes the rest durable within 5 s), which also
+//! survives a power cut. Checkpoints run on a thread of their own, never inside a commit.
 //!
 //! A file that is not our database, or is damaged, is moved aside (named in the error) and a
 //! fresh store is started; a store that cannot be written (disk full, read-only) is reported by
