@@ -19,6 +19,7 @@ pub mod private_files;
 pub mod protocol;
 pub mod rate;
 pub mod run;
+pub mod secrets;
 pub mod store;
 pub mod timer;
 pub mod tray;

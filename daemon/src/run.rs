@@ -165,6 +165,13 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         },
         Err(e) => tracing::error!("{e}; no notifications are sent"),
     }
+    if journal.0.has_store() {
+        let vault = crate::secrets::Vault::os(&instance);
+        if let Err(e) = &vault {
+            tracing::warn!("{e}: an account a page provisions is not restored after a restart");
+        }
+        journal.0.set_vault(vault);
+    }
     let saved = journal.1.saved.clone();
     let line = match &config.account {
         Some(account) => Some(LineConfig::from_account(account).map_err(RunError::Line)?),

@@ -24,6 +24,8 @@ enum Mode {
     Status(u16),
     Redirect,
     Hang,
+    /// 500 with a body that never ends: what a hostile or broken endpoint could send.
+    Flood,
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +198,15 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             Mode::Redirect => "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:9/elsewhere\r\nContent-Length: 0\r\n\r\n".to_owned(),
             Mode::Hang => {
                 std::future::pending::<()>().await;
+                return;
+            }
+            Mode::Flood => {
+                let head = "HTTP/1.1 500 Oops\r\nContent-Length: 10000000000\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                while stream.write_all(&chunk).await.is_ok() {}
                 return;
             }
         };
@@ -411,4 +422,80 @@ async fn a_failing_redirecting_or_hanging_endpoint_is_retried_with_back_off() {
             .then_some(())
     });
     assert!(daemon.log().contains("not delivered"), "the log says so");
+}
+
+/// The daemon's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// `count` business events (presence changes), one request each.
+async fn pile_up(page: &mut common::Client, count: usize) {
+    for i in 0..count {
+        let status = if i % 2 == 0 { "busy" } else { "break" };
+        let (reply, _) = page
+            .request("update_presence", json!({"softphoneId": status}))
+            .await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_piling_up_behind_a_failing_endpoint_cost_no_memory() {
+    let (_certs, certificate, key) = certificate();
+    let endpoint = Endpoint::start(0, &certificate, &key).await;
+    endpoint.set(Mode::Status(500));
+    // (As many actions as the test can send: the pile is the point.)
+    let daemon = Daemon::start(&format!(
+        "actions_per_second = 1000000\naction_burst = 1000000\norigin_actions_per_second = 1000000\norigin_action_burst = 1000000\n{}",
+        config(endpoint.port, &certificate, "timeout_seconds = 1\n")
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    // Warm-up: the store's pages and caches reach their working size.
+    pile_up(&mut page, 4_000).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = endpoint
+        .received()
+        .first()
+        .map(Received::seq)
+        .expect("tried");
+
+    // Almost four times as many events wait while the endpoint fails every way it can: the queue is the
+    // store's, on disk, and an answer's body is never read. SQLite's page caches fill up to their
+    // fixed size (2 MB per connection) along the way; after that, nothing more is held.
+    let mut rss = vec![rss_kib(daemon.pid())];
+    for mode in [Mode::Flood, Mode::Hang, Mode::Status(500)].repeat(2) {
+        endpoint.set(mode);
+        let tried = endpoint.received().len();
+        pile_up(&mut page, 2_500).await;
+        eventually("attempts go on", Duration::from_secs(10), || {
+            (endpoint.received().len() >= tried + 2).then_some(())
+        });
+        rss.push(rss_kib(daemon.pid()));
+    }
+    let received = endpoint.received();
+    eprintln!(
+        "RSS (KiB) after 4,000 undelivered events, then every 2,500 more: {rss:?}; {} attempts",
+        received.len()
+    );
+    assert!(
+        received.iter().all(|r| r.seq() == first),
+        "only the oldest undelivered event is tried"
+    );
+    let (start, end) = (rss[0], rss[rss.len() - 1]);
+    assert!(
+        end < start + 6 * 1024,
+        "memory grew from {start} KiB to {end} KiB"
+    );
+    let last_two = rss[rss.len() - 3];
+    assert!(
+        end < last_two + 1024,
+        "memory still growing over the last 5,000 events: {last_two} KiB to {end} KiB"
+    );
 }

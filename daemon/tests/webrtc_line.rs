@@ -389,6 +389,105 @@ async fn provisioning_from_a_page_registers_over_wss_then_expires_on_time() {
     );
 }
 
+/// Every file under `dir`, as bytes, with its path.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            found.push((path, bytes));
+        }
+    }
+    found
+}
+
+/// The live kernel keys this process may see whose description has `text` (an invalidated,
+/// revoked or dead key waits only for the kernel's garbage collector).
+fn kernel_keys_with(text: &str) -> Vec<String> {
+    let live = |line: &str| {
+        line.split_whitespace()
+            .nth(1)
+            .is_some_and(|flags| !flags.contains(['i', 'R', 'D']))
+    };
+    std::fs::read_to_string("/proc/keys")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(text) && live(l))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioned_account_survives_kill_9_without_a_secret_on_disk() {
+    let kamailio = Kamailio::start_with_ws("MD5");
+    let wss = kamailio.ws_ports.expect("ws").1;
+    let config = format!(
+        "[provisioning]\nallowed_origins = [\"{CRM}\"]\nca_file = \"{}\"\n",
+        kamailio.ca_file().display()
+    );
+    let daemon = Daemon::start(&config);
+    let mut page = daemon.connect(CRM).await;
+    let instance = page.hello()["payload"]["instance"]
+        .as_str()
+        .expect("instance")
+        .to_owned();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let (reply, _) = page
+        .request("provision", seed_params(wss, 3478, later))
+        .await;
+    assert_eq!(reply["result"]["extension"], "1001", "{reply}");
+    page.registration("registered").await;
+    // The secrets are in the kernel keyring, under this data folder's instance...
+    let keys = kernel_keys_with(&format!("keyring:{instance}/"));
+    assert_eq!(
+        keys.len(),
+        2,
+        "password and auth_key: {keys:?}\n{}",
+        daemon.log()
+    );
+    let dir = daemon.stop();
+    // ...and nowhere in the data folder (the store, its WAL, the log).
+    let files = files_under(dir.path());
+    assert!(files.iter().any(|(p, _)| p.ends_with("softphone.db")));
+    for (path, bytes) in &files {
+        for secret in ["secret1001", "k-7f3a"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {}",
+                path.display()
+            );
+        }
+    }
+
+    // After kill -9, the same account registers again with nothing asked of the page.
+    let daemon = Daemon::start_in(dir, &config);
+    let log = LogOnPanic(&daemon);
+    let mut page = daemon.connect(CRM).await;
+    let registered = page.registration("registered").await;
+    assert_eq!(registered["extension"], "1001", "{registered}");
+    eventually("one contact in Kamailio", Duration::from_secs(5), || {
+        (kamailio.contacts("1001").len() == 1).then_some(())
+    });
+    assert!(daemon.log().contains("restored"), "the log says so");
+
+    // Logout forgets it: the keys go, and the next start has no line.
+    let (reply, _) = page.request("logout", Value::Null).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    page.registration("unregistered").await;
+    assert_eq!(
+        kernel_keys_with(&format!("keyring:{instance}/")),
+        Vec::<String>::new()
+    );
+    drop(log);
+    let dir = daemon.stop();
+    let daemon = Daemon::start_in(dir, &config);
+    let mut page = daemon.connect(CRM).await;
+    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+    assert_eq!(reply["error"]["code"], "no_line", "{reply}");
+}
+
 /// Prints the daemon's log when the test fails.
 struct LogOnPanic<'a>(&'a Daemon);
 

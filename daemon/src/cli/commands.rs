@@ -117,6 +117,8 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
         headless: args.headless,
         logs: Some(logs),
     };
+    // Before the runtime's threads exist: they inherit the keyring it sets up.
+    crate::secrets::prepare_process();
     runtime()?.block_on(crate::run::run(options))?;
     Ok(())
 }

@@ -193,10 +193,6 @@ pub fn spawn(
     let (journal, startup) = journal;
     let sip_instance = media.sip_instance;
     let recordings = media.recordings;
-    let line = line.map(|mut config| {
-        config.sip_instance = sip_instance.clone();
-        LineRuntime::new(config, media.line, Instant::now())
-    });
     let (log_control, log_lines) = logs.unzip();
     let mut driver = Driver {
         phone,
@@ -206,7 +202,7 @@ pub fn spawn(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         feed,
-        line,
+        line: None,
         media: media.provisioned,
         sip_instance,
         log_control,
@@ -215,6 +211,14 @@ pub fn spawn(
         shutdown: None,
     };
     driver.end_interrupted(&startup);
+    // A page's account from before the restart takes the place of the configured line, as its
+    // provisioning did then.
+    if !driver.restore_provisioning(startup.saved.provisioning.clone()) {
+        driver.line = line.map(|mut config| {
+            config.sip_instance = driver.sip_instance.clone();
+            LineRuntime::new(config, media.line, Instant::now())
+        });
+    }
     tokio::spawn(driver.run(inbox));
     PhoneHandle { requests }
 }
@@ -252,6 +256,10 @@ impl Driver {
     /// The one loop: page/tray requests, SIP bytes and timers, one at a time, so phone state
     /// needs no lock.
     async fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
+        // A restored provisioning's line.
+        while let Some(command) = self.phone.poll_command() {
+            self.command(command, Instant::now()).await;
+        }
         loop {
             let deadline = [
                 self.line.as_ref().and_then(LineRuntime::next_wake),
@@ -474,7 +482,53 @@ impl Driver {
                 }
                 self.phone.handle_action(Action::SubmitNotes(notes))
             }
+            Action::Provision(params) => {
+                let result = self.phone.handle_action(Action::Provision(params.clone()));
+                if result.is_ok()
+                    && let Err(e) = self.journal.keep_provisioning(&params)
+                {
+                    tracing::warn!(
+                        "the provisioned account will not be restored after a restart: {e}"
+                    );
+                }
+                result
+            }
+            Action::Logout => {
+                let result = self.phone.handle_action(Action::Logout);
+                if result.is_ok() {
+                    self.journal.forget_provisioning();
+                }
+                result
+            }
             action => self.phone.handle_action(action),
+        }
+    }
+
+    /// Provisions the phone again with the account a page provisioned before the restart, if
+    /// one was kept and is still valid (not expired, IT still allows provisioning).
+    fn restore_provisioning(&mut self, saved: Option<Value>) -> bool {
+        let params = match self.journal.recall_provisioning(saved) {
+            Ok(Some(params)) => params,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::warn!(
+                    "the account a page provisioned before the restart is not restored: {e}; a page provisions it again"
+                );
+                return false;
+            }
+        };
+        match self.phone.handle_action(Action::Provision(params)) {
+            Ok(_) => {
+                tracing::info!("the account a page provisioned before the restart is restored");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "the account a page provisioned before the restart is not restored: {e}"
+                );
+                self.journal.forget_provisioning();
+                false
+            }
         }
     }
 

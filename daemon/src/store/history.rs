@@ -17,6 +17,8 @@ pub struct SavedState {
     pub presence: Option<String>,
     pub dispositions: Option<Vec<String>>,
     pub partner_config: Option<PartnerConfig>,
+    /// The account a page provisioned, without its secrets (those are in the OS keyring).
+    pub provisioning: Option<serde_json::Value>,
 }
 
 /// One call as the store keeps it.
@@ -294,7 +296,27 @@ impl Store {
             presence: parse(load("presence")?),
             dispositions: parse(load("dispositions")?),
             partner_config: parse(load("partner_config")?),
+            provisioning: parse(load("provisioning")?),
         })
+    }
+
+    /// Keeps the provisioned account's parameters (the caller has taken the secrets out), or
+    /// forgets them (`None`: logout, or an account that can no longer be restored).
+    pub fn keep_provisioning(
+        &mut self,
+        params: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let result = match params {
+            Some(params) => self.conn.execute(
+                "INSERT INTO state (key, json) VALUES ('provisioning', ?1)
+                 ON CONFLICT (key) DO UPDATE SET json = ?1",
+                params![params.to_string()],
+            ),
+            None => self
+                .conn
+                .execute("DELETE FROM state WHERE key = 'provisioning'", []),
+        };
+        result.map(drop).map_err(self.write_error())
     }
 
     /// Calls newest first: at most `limit`, started before `before_ms` and not ended before

@@ -11,6 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod provisioning;
+
+pub use provisioning::Unkept;
+
 use super::event_log::{EventLog, Published, Replay};
 use crate::origins::Origin;
 use crate::protocol::{CallRecord, Event, EventMessage, RecordingInfo, StorageInfo, StorageState};
@@ -84,6 +88,8 @@ pub struct Journal {
     last_durable_ms: i64,
     /// The store's folder, kept out of what pages are told.
     data_dir: Option<std::path::PathBuf>,
+    /// Where a provisioned account's secrets are kept, or why they cannot be.
+    vault: Result<crate::secrets::Vault, String>,
 }
 
 impl Journal {
@@ -245,6 +251,7 @@ impl Journal {
             unstored_from: None,
             last_durable_ms: i64::MIN,
             data_dir: None,
+            vault: Err("no OS keyring was opened for this data folder".into()),
         }
     }
 

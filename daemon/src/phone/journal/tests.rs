@@ -208,3 +208,65 @@ fn without_a_store_the_journal_runs_in_memory_and_says_why() {
         Err(JournalError::Unavailable(_))
     ));
 }
+
+fn open_startup(dir: &tempfile::TempDir) -> (Journal, Startup) {
+    let path = dir.path().join(crate::store::FILE_NAME);
+    Journal::open(&path, "stamp", 16, KEEP_ALL, || 1_000, || "inst".into())
+}
+
+#[test]
+fn a_provisioned_account_is_kept_without_its_secrets_and_put_back_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = crate::secrets::Vault::in_memory("inst");
+    let params = serde_json::json!({
+        "server": "wss://pbx.example.com", "username": "1001",
+        "password": "pw-1001", "auth_key": "ak-1001", "turn_port": 3478
+    });
+    let mut journal = open(&dir, 16);
+    journal.set_vault(Ok(vault.clone()));
+    journal.keep_provisioning(&params).expect("kept");
+    drop(journal);
+    let bytes = std::fs::read(dir.path().join(crate::store::FILE_NAME)).expect("db");
+    let wal = std::fs::read(dir.path().join("softphone.db-wal")).unwrap_or_default();
+    for secret in [b"pw-1001", b"ak-1001"] {
+        assert!(
+            ![&bytes, &wal]
+                .iter()
+                .any(|b| b.windows(7).any(|w| w == secret)),
+            "no secret in the store"
+        );
+    }
+
+    let (mut journal, startup) = open_startup(&dir);
+    journal.set_vault(Ok(vault.clone()));
+    let saved = startup.saved.provisioning.clone();
+    assert_eq!(saved.as_ref().map(|p| p.get("password")), Some(None));
+    let recalled = journal.recall_provisioning(saved).expect("recalled");
+    assert_eq!(recalled, Some(params.clone()));
+
+    // A reboot cleared the keyring: the account is forgotten, parameters too.
+    vault.remove("password").expect("removed");
+    let err = journal
+        .recall_provisioning(Some(serde_json::json!({"username": "1001"})))
+        .expect_err("secret gone");
+    assert!(matches!(err, Unkept::SecretGone("password")), "{err}");
+    assert_eq!(vault.get("auth_key").expect("get"), None, "both go");
+    drop(journal);
+    let (_, startup) = open_startup(&dir);
+    assert_eq!(startup.saved.provisioning, None);
+}
+
+#[test]
+fn without_a_keyring_nothing_is_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut journal = open(&dir, 16);
+    journal.set_vault(Err(crate::secrets::VaultError::NoKeyring("test".into())));
+    let params = serde_json::json!({"password": "p", "auth_key": "a"});
+    assert!(matches!(
+        journal.keep_provisioning(&params),
+        Err(Unkept::NoKeyring(_))
+    ));
+    drop(journal);
+    let (_, startup) = open_startup(&dir);
+    assert_eq!(startup.saved.provisioning, None);
+}
