@@ -202,6 +202,10 @@ declare namespace SoftphoneBridge {
   interface PresenceStatus {
     softphoneId: string;
     name: string;
+    /** Incoming calls ring in this status; `false` is do-not-disturb (they are declined). */
+    acceptCalls: boolean;
+    /** The dialler's ready state: calls bridged to the agent are answered only when ready. */
+    ready: boolean;
   }
   interface LineInfo {
     state: LineState;
@@ -318,6 +322,8 @@ declare namespace SoftphoneBridge {
   interface StatusChanged {
     softphoneId: string;
     name: string;
+    acceptCalls: boolean;
+    ready: boolean;
   }
   interface DispositionsChanged {
     codes: string[];
@@ -371,7 +377,11 @@ declare namespace SoftphoneBridge {
     | 'transferred'
     | 'network'
     /** The daemon stopped while the call was up or ringing; reported when it started again. */
-    | 'interrupted';
+    | 'interrupted'
+    /** Declined by itself: the agent's status takes no calls (do-not-disturb). */
+    | 'dnd'
+    /** Declined by itself: a bridged (auto-answer) call while the agent is not ready. */
+    | 'not_ready';
   interface CallRejected {
     partnerId: string | null;
     conversationId: string;

@@ -189,7 +189,11 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         line_domain: line.as_ref().map(LineConfig::dial_domain),
         ids: Box::new(OsEntropy),
         wall_clock: time::OffsetDateTime::now_utc,
-        auto_answer: config.account.as_ref().is_some_and(|a| a.auto_answer),
+        answering: config
+            .account
+            .as_ref()
+            .map(crate::phone::Answering::from_account)
+            .unwrap_or_default(),
         provisioning: config.provisioning.clone(),
         may_provision: config
             .provisioning

@@ -6,107 +6,23 @@
 mod common;
 mod lab;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use common::{CRM, Daemon, eventually};
+use common::{CRM, Daemon};
+use lab::sipp::Sipp;
 use serde_json::json;
 
-/// sipp running `scenario` (from tests/lab, with `@KEY@` replaced) as a UAS on a free port.
-struct Sipp {
-    child: std::process::Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Sipp {
-    /// `calls`: how many sipp calls (distinct Call-IDs) the scenario takes before sipp exits.
-    fn start(scenario: &str, calls: u32, replacements: &[(&str, String)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut text = std::fs::read_to_string(format!(
-            "{}/../tests/lab/{scenario}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("scenario");
-        for (key, value) in replacements {
-            text = text.replace(key, value);
-        }
-        let path = dir.path().join(scenario);
-        std::fs::write(&path, text).expect("write");
-        let port = lab::free_port();
-        let child = Command::new("sipp")
-            .args(["-sf"])
-            .arg(&path)
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                &calls.to_string(),
-                "-timeout",
-                "60",
-                "-nostdin",
-                "-trace_err",
-            ])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp (package sip-tester) is installed");
-        Self { child, port, dir }
-    }
-
-    fn daemon(&self) -> Daemon {
-        Daemon::start(&format!(
-            "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n[log]\nlevel = \"debug\"\n",
-            self.port
-        ))
-    }
-
-    /// sipp's error log (`-trace_err`), for failure messages.
-    fn errors(&self) -> String {
-        let entries = std::fs::read_dir(self.dir.path())
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        entries
-            .iter()
-            .filter(|p| p.to_string_lossy().ends_with("_errors.log"))
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect()
-    }
-
-    fn finished(&mut self) {
-        let status = eventually("sipp to finish", Duration::from_secs(30), || {
-            self.child.try_wait().ok().flatten()
-        });
-        assert!(
-            status.success(),
-            "sipp's scenario failed (exit {status:?}):\n{}",
-            self.errors()
-        );
-    }
-}
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("sipp errors:\n{}", self.errors());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A daemon registered with `sipp` as its server.
+fn daemon(sipp: &Sipp) -> Daemon {
+    Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n[log]\nlevel = \"debug\"\n",
+        sipp.port
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
     // A ~60 KB header value in a malformed message: rejected by the parser, never fatal.
     let mut sipp = Sipp::start("sipp-pbx.xml", 1, &[("@JUNK@", "x".repeat(60_000))]);
-    let daemon = sipp.daemon();
+    let daemon = daemon(&sipp);
     let mut page = daemon.connect(CRM).await;
     let incoming = page.event("incomingCall").await;
     let payload = &incoming["payload"];
@@ -141,7 +57,7 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retransmitted_invite_and_a_register_flood_leave_the_call_intact() {
     let mut sipp = Sipp::start("sipp-flood.xml", 1, &[("@FLOOD@", "2000".into())]);
-    let mut daemon = sipp.daemon();
+    let mut daemon = daemon(&sipp);
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let (id, _) = page.incoming_call().await;
@@ -186,7 +102,7 @@ async fn retransmitted_invite_and_a_register_flood_leave_the_call_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_407_on_our_invite_is_answered_with_credentials() {
     let mut sipp = Sipp::start("sipp-proxy-auth.xml", 2, &[]);
-    let daemon = sipp.daemon();
+    let daemon = daemon(&sipp);
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let id = page.start_call("1002").await;

@@ -145,8 +145,12 @@ pub struct ProvisioningConfig {
     pub ca_file: Option<PathBuf>,
     /// Send WebRTC media only through the provisioned TURN relay.
     pub force_relay: bool,
-    /// Answer incoming calls on a provisioned line at once. Off unless IT turns it on here.
-    pub auto_answer: bool,
+    /// Auto-answer on a provisioned line (`never` unless IT sets it here), as `[account]`'s.
+    pub auto_answer: AutoAnswer,
+    /// As `[account] auto_answer_header`, for provisioned lines.
+    pub auto_answer_header: Option<String>,
+    /// As `[account] ring_timeout`, for provisioned lines.
+    pub ring_timeout: u32,
     /// Codecs for a provisioned line, in preference order; the built-in list when unset.
     pub codecs: Option<Vec<String>>,
     /// Accept a plain `ws://` server (SIP password and call setup in clear text on the network).
@@ -242,8 +246,15 @@ pub struct AccountConfig {
     pub tls_fingerprint: Option<String>,
     /// `ip:port` of a DNS server for SRV/A/AAAA lookups of `server`, instead of the system's.
     pub dns_server: Option<String>,
-    /// Answer incoming calls at once (dialler campaigns, intercom-style lines).
-    pub auto_answer: bool,
+    /// Which incoming calls are answered without the agent: `never`, `bridged` (only calls the
+    /// server marks as bridged or intercom, after the delay they ask for) or `always`.
+    pub auto_answer: AutoAnswer,
+    /// A header IT's dialler puts on bridged calls (`Name` or `Name: value`), taken as a mark
+    /// besides the standard ones when `auto_answer = "bridged"`.
+    pub auto_answer_header: Option<String>,
+    /// Seconds an incoming call rings before it is declined (480, cause `no_answer`); 0: until
+    /// the caller gives up.
+    pub ring_timeout: u32,
     /// Media for calls: `auto` (WebRTC on `ws`/`wss`, RTP otherwise), `rtp` or `webrtc`.
     pub media: AccountMedia,
     /// WebRTC: send media only through the TURN relay (`turn_port`).
@@ -251,6 +262,44 @@ pub struct AccountConfig {
     /// The seed's `debug_console` and `debug_html` may also come with the account.
     pub debug_console: Option<bool>,
     pub debug_html: Option<bool>,
+}
+
+/// Which incoming calls the phone answers by itself. `true`/`false` (older configs) mean
+/// `always`/`never`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "AutoAnswerSetting")]
+pub enum AutoAnswer {
+    #[default]
+    Never,
+    /// Only calls that come through the registered server marked as bridged or intercom calls.
+    Bridged,
+    Always,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AutoAnswerSetting {
+    Flag(bool),
+    Mode(String),
+}
+
+impl TryFrom<AutoAnswerSetting> for AutoAnswer {
+    type Error = String;
+
+    fn try_from(setting: AutoAnswerSetting) -> Result<Self, String> {
+        match setting {
+            AutoAnswerSetting::Flag(true) => Ok(Self::Always),
+            AutoAnswerSetting::Flag(false) => Ok(Self::Never),
+            AutoAnswerSetting::Mode(mode) => match mode.as_str() {
+                "never" => Ok(Self::Never),
+                "bridged" => Ok(Self::Bridged),
+                "always" => Ok(Self::Always),
+                _ => Err(format!(
+                    "`auto_answer` is \"never\", \"bridged\" or \"always\", not {mode:?}"
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -354,20 +403,34 @@ pub struct StatusEntry {
     #[serde(rename = "softphoneId")]
     pub softphone_id: String,
     pub name: String,
+    /// Incoming calls ring in this status; `false` is do-not-disturb (declined with 486).
+    #[serde(default = "yes")]
+    pub accept_calls: bool,
+    /// The dialler's ready state: calls that would be answered by themselves are, and
+    /// declined with 480 when `false`.
+    #[serde(default = "yes")]
+    pub ready: bool,
 }
 
-/// Statuses offered when IT configures none.
+fn yes() -> bool {
+    true
+}
+
+/// Statuses offered when IT configures none: Busy and Offline take no calls; On break takes
+/// calls made to the agent but is not ready for the dialler.
 pub fn default_statuses() -> Vec<PresenceStatus> {
     [
-        ("available", "Available"),
-        ("busy", "Busy"),
-        ("break", "On break"),
-        ("offline", "Offline"),
+        ("available", "Available", true, true),
+        ("busy", "Busy", false, false),
+        ("break", "On break", true, false),
+        ("offline", "Offline", false, false),
     ]
     .into_iter()
-    .map(|(id, name)| PresenceStatus {
+    .map(|(id, name, accept_calls, ready)| PresenceStatus {
         softphone_id: id.into(),
         name: name.into(),
+        accept_calls,
+        ready,
     })
     .collect()
 }
@@ -403,6 +466,8 @@ impl Config {
             .map(|s| PresenceStatus {
                 softphone_id: s.softphone_id.clone(),
                 name: s.name.clone(),
+                accept_calls: s.accept_calls,
+                ready: s.ready,
             })
             .collect()
     }

@@ -238,3 +238,40 @@ fn notification_endpoints_are_https_with_a_secret_and_no_credentials_in_the_url(
     let err = parse("https://hooks.example.com/", "").expect_err("no secret");
     assert!(err.contains("notifications.secret"), "{err}");
 }
+
+#[test]
+fn auto_answer_takes_a_mode_or_an_older_flag_and_statuses_say_what_they_accept() {
+    let account = "[account]\nserver = \"pbx\"\nusername = \"1\"\npassword = \"p\"\n";
+    for (value, expected) in [
+        ("\"never\"", AutoAnswer::Never),
+        ("\"bridged\"", AutoAnswer::Bridged),
+        ("\"always\"", AutoAnswer::Always),
+        ("true", AutoAnswer::Always),
+        ("false", AutoAnswer::Never),
+    ] {
+        let f = file(&format!("{account}auto_answer = {value}\n"));
+        let (config, _) = parse_file(f.path()).expect("parses");
+        assert_eq!(
+            config.account.map(|a| a.auto_answer),
+            Some(expected),
+            "{value}"
+        );
+    }
+    let f = file(&format!("{account}auto_answer = \"sometimes\"\n"));
+    let err = parse_file(f.path()).expect_err("bad mode").to_string();
+    assert!(
+        err.contains("auto_answer") && err.contains("bridged"),
+        "{err}"
+    );
+
+    let f = file(
+        "[[presence.status]]\nsoftphoneId = \"ready\"\nname = \"Ready\"\n\
+         [[presence.status]]\nsoftphoneId = \"dnd\"\nname = \"DND\"\naccept_calls = false\nready = false\n",
+    );
+    let statuses = parse_file(f.path()).expect("parses").0.statuses();
+    assert!(
+        statuses[0].accept_calls && statuses[0].ready,
+        "default: both"
+    );
+    assert!(!statuses[1].accept_calls && !statuses[1].ready);
+}

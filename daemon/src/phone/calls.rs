@@ -88,6 +88,9 @@ pub struct PhoneCall {
     pub recording: Option<(String, RecordingState)>,
     /// Recordings started for it so far.
     pub recordings: u32,
+    /// Why the phone declined it by itself (do-not-disturb, not ready, rang too long): its
+    /// `callRejected` is then passive with this cause.
+    pub declined_for: Option<EndCause>,
 }
 
 /// What the agent made of a call (`submit_notes`).
@@ -121,6 +124,7 @@ impl PhoneCall {
             outcome: None,
             recording: None,
             recordings: 0,
+            declined_for: None,
         }
     }
 
@@ -212,13 +216,16 @@ impl PhoneCall {
             return Err(CallRejected {
                 partner_id: self.fields.partner_id.clone(),
                 conversation_id: self.conversation_id.to_string(),
-                reason: if *reason == EndReason::Declined {
+                reason: if *reason == EndReason::Declined && self.declined_for.is_none() {
                     "active"
                 } else {
                     "passive"
                 }
                 .into(),
-                cause: end_cause(reason),
+                cause: match (reason, self.declined_for) {
+                    (EndReason::Declined, Some(cause)) => cause,
+                    _ => end_cause(reason),
+                },
                 sip_status,
                 sip_reason,
             });

@@ -263,6 +263,7 @@ impl Driver {
         loop {
             let deadline = [
                 self.line.as_ref().and_then(LineRuntime::next_wake),
+                self.phone.next_wake(),
                 self.shutdown.as_ref().map(|(at, _)| *at),
             ]
             .into_iter()
@@ -289,6 +290,11 @@ impl Driver {
                         line.on_timer(now).await;
                     }
                 }
+            }
+            // Calls to answer by themselves or to give up on (the phone's own deadlines).
+            self.phone.handle_timeout(now);
+            while let Some(command) = self.phone.poll_command() {
+                self.command(command, now).await;
             }
             self.drain_line().await;
             self.publish_events();

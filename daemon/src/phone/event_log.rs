@@ -122,6 +122,8 @@ mod tests {
     fn event(n: u32) -> Event {
         Event::StatusChanged(StatusChanged {
             softphone_id: n.to_string(),
+            accept_calls: true,
+            ready: true,
             name: n.to_string(),
         })
     }

@@ -6,6 +6,7 @@
 //! phone state); the [`journal`] numbers its events, writes them to the store before they are
 //! sent, and replays them to each page origin from where it left off.
 
+pub mod answering;
 mod calls;
 pub mod driver;
 pub mod event_log;
@@ -31,6 +32,15 @@ use crate::protocol::{
     Snapshot, StatusChanged,
 };
 use crate::store::{SavedState, StoredCall};
+pub use answering::Answering;
+use answering::Decision;
+
+/// What happens to a ringing call at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    Answer,
+    GiveUp,
+}
 
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
 const MAX_DISPOSITIONS: usize = 200;
@@ -48,8 +58,8 @@ pub struct PhoneSettings {
     pub ids: Box<dyn Entropy + Send>,
     /// The wall clock (`expire_date` is a calendar time); the system's in the daemon, fixed in tests.
     pub wall_clock: fn() -> time::OffsetDateTime,
-    /// `[account] auto_answer`: incoming calls are answered without a page.
-    pub auto_answer: bool,
+    /// `[account] auto_answer`, `auto_answer_header`, `ring_timeout`.
+    pub answering: Answering,
     /// `[provisioning]`: IT's settings for accounts pages provision.
     pub provisioning: crate::config::ProvisioningConfig,
     /// Whether pages may `provision` and `logout` at all (`[provisioning] allowed`, resolved
@@ -137,7 +147,9 @@ pub struct Phone {
     next_conference_id: Option<ConferenceId>,
     ids: Box<dyn Entropy + Send>,
     wall_clock: fn() -> time::OffsetDateTime,
-    auto_answer: bool,
+    answering: Answering,
+    /// Incoming calls to answer by themselves, or to give up on, at these instants.
+    deadlines: Vec<(Instant, ConversationId, Deadline)>,
     provisioning: crate::config::ProvisioningConfig,
     may_provision: bool,
     free_text_dispositions: bool,
@@ -183,7 +195,8 @@ impl Phone {
             next_conference_id: None,
             ids: settings.ids,
             wall_clock: settings.wall_clock,
-            auto_answer: settings.auto_answer,
+            answering: settings.answering,
+            deadlines: Vec::new(),
             provisioning: settings.provisioning,
             may_provision: settings.may_provision,
             free_text_dispositions: settings.free_text_dispositions,
@@ -871,6 +884,43 @@ impl Phone {
         }
     }
 
+    /// When [`Phone::handle_timeout`] is next due.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.deadlines.iter().map(|(at, _, _)| *at).min()
+    }
+
+    /// Answers the calls whose answer-after delay is over and declines those that rang for
+    /// `ring_timeout`, if they still ring.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let (due, later) = std::mem::take(&mut self.deadlines)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
+        self.deadlines = later;
+        for (_, conversation, deadline) in due {
+            let Some(call) = self.calls.iter_mut().find(|c| {
+                c.conversation_id == conversation
+                    && c.state == CallState::Ringing
+                    && c.direction == Direction::Inbound
+            }) else {
+                continue;
+            };
+            match deadline {
+                Deadline::Answer => {
+                    self.hold_others(&conversation);
+                    self.commands
+                        .push_back(LineCommand::Answer { conversation });
+                }
+                Deadline::GiveUp => {
+                    call.declined_for = Some(crate::protocol::EndCause::NoAnswer);
+                    self.commands.push_back(LineCommand::Reject {
+                        conversation,
+                        status: 480,
+                    });
+                }
+            }
+        }
+    }
+
     /// The next event to publish, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -895,6 +945,8 @@ impl Phone {
         provisioning.account.ca_file = self.provisioning.ca_file.clone();
         provisioning.account.force_relay = self.provisioning.force_relay;
         provisioning.account.auto_answer = self.provisioning.auto_answer;
+        provisioning.account.auto_answer_header = self.provisioning.auto_answer_header.clone();
+        provisioning.account.ring_timeout = self.provisioning.ring_timeout;
         let line = crate::line::LineConfig::from_account(&provisioning.account)
             .map_err(|e| PhoneError::InvalidProvisioning(format!("`server`: {e}")))?;
         if !self.calls.is_empty() {
@@ -903,7 +955,7 @@ impl Phone {
             ));
         }
         self.line_domain = Some(line.dial_domain());
-        self.auto_answer = self.provisioning.auto_answer;
+        self.answering = Answering::from_provisioning(&self.provisioning);
         let expires = provisioning
             .expires_at
             .format(&time::format_description::well_known::Rfc3339)
@@ -964,8 +1016,8 @@ impl Phone {
                 headers,
             } => {
                 let fields = calls::ContractFields::from_headers(&headers);
-                let call = PhoneCall::new(
-                    conversation,
+                let mut call = PhoneCall::new(
+                    conversation.clone(),
                     Direction::Inbound,
                     CallState::Ringing,
                     caller,
@@ -973,13 +1025,30 @@ impl Phone {
                 );
                 self.events
                     .push_back(Event::IncomingCall(call.incoming_event()));
-                let auto_answer = self.auto_answer.then(|| call.conversation_id.clone());
-                self.calls.push(call);
-                if let Some(conversation) = auto_answer {
-                    self.hold_others(&conversation);
-                    self.commands
-                        .push_back(LineCommand::Answer { conversation });
+                let decision = self
+                    .answering
+                    .decide(&headers, &self.statuses[self.presence], now);
+                match decision {
+                    Decision::Ring { give_up_at } => {
+                        if let Some(at) = give_up_at {
+                            self.deadlines
+                                .push((at, conversation.clone(), Deadline::GiveUp));
+                        }
+                    }
+                    Decision::AnswerAt(at) => {
+                        self.deadlines
+                            .push((at, conversation.clone(), Deadline::Answer));
+                    }
+                    Decision::Decline { status, cause } => {
+                        call.declined_for = Some(cause);
+                        self.commands.push_back(LineCommand::Reject {
+                            conversation: conversation.clone(),
+                            status,
+                        });
+                    }
                 }
+                self.calls.push(call);
+                self.handle_timeout(now);
                 return;
             }
             LineEvent::CallEstablished { conversation } => {
@@ -1246,8 +1315,15 @@ impl Phone {
         self.events.push_back(Event::StatusChanged(StatusChanged {
             softphone_id: status.softphone_id.clone(),
             name: status.name.clone(),
+            accept_calls: status.accept_calls,
+            ready: status.ready,
         }));
-        Ok(json!({ "softphoneId": status.softphone_id, "name": status.name }))
+        Ok(json!({
+            "softphoneId": status.softphone_id,
+            "name": status.name,
+            "acceptCalls": status.accept_calls,
+            "ready": status.ready,
+        }))
     }
 
     fn set_dispositions(&mut self, codes: Vec<String>) -> Result<Value, PhoneError> {

@@ -22,11 +22,18 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         line_domain: line_domain.map(str::to_owned),
         ids: Box::new(Counter(0)),
         wall_clock: || time::macros::datetime!(2026-11-22 09:00 UTC),
-        auto_answer: false,
+        answering: Default::default(),
         free_text_dispositions: false,
         saved: SavedState::default(),
         auto_record: false,
         pages_may_record: true,
+    }
+}
+
+fn always() -> super::Answering {
+    super::Answering {
+        auto: crate::config::AutoAnswer::Always,
+        ..Default::default()
     }
 }
 
@@ -481,7 +488,7 @@ fn hold_dtmf_and_quality_follow_the_line() {
 #[test]
 fn auto_answer_answers_incoming_calls_without_a_page() {
     let mut phone = Phone::new(PhoneSettings {
-        auto_answer: true,
+        answering: always(),
         ..settings(Some("127.0.0.1"))
     });
     phone.handle_line_event(
@@ -593,7 +600,7 @@ fn provisioning_is_refused_when_expired_during_a_call_or_turned_off() {
 #[test]
 fn a_provisioned_account_does_not_inherit_it_auto_answer() {
     let mut phone = Phone::new(PhoneSettings {
-        auto_answer: true,
+        answering: always(),
         ..settings(Some("pbx.example.com"))
     });
     phone
@@ -602,7 +609,11 @@ fn a_provisioned_account_does_not_inherit_it_auto_answer() {
     let Some(LineCommand::Provision(account)) = phone.poll_command() else {
         panic!("a Provision command")
     };
-    assert!(!account.auto_answer, "the account does not auto-answer");
+    assert_eq!(
+        account.auto_answer,
+        crate::config::AutoAnswer::Never,
+        "the account does not auto-answer"
+    );
     phone.handle_line_event(
         LineEvent::Registered {
             extension: "1001".into(),
@@ -626,7 +637,7 @@ fn a_provisioned_account_does_not_inherit_it_auto_answer() {
     // IT may choose auto-answer for provisioned lines, in [provisioning].
     let mut phone = Phone::new(PhoneSettings {
         provisioning: crate::config::ProvisioningConfig {
-            auto_answer: true,
+            auto_answer: crate::config::AutoAnswer::Always,
             ..Default::default()
         },
         ..settings(None)
@@ -634,7 +645,9 @@ fn a_provisioned_account_does_not_inherit_it_auto_answer() {
     phone
         .handle_action(Action::Provision(seed_params()))
         .expect("provisioned");
-    assert!(matches!(phone.poll_command(), Some(LineCommand::Provision(a)) if a.auto_answer));
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::Provision(a)) if a.auto_answer == crate::config::AutoAnswer::Always)
+    );
 }
 
 #[test]
@@ -799,7 +812,7 @@ fn one_conversation_at_a_time() {
 #[test]
 fn auto_answer_holds_the_call_the_agent_talks_on() {
     let mut phone = Phone::new(PhoneSettings {
-        auto_answer: true,
+        answering: always(),
         ..settings(Some("127.0.0.1"))
     });
     let now = Instant::now();
@@ -1323,5 +1336,137 @@ fn it_may_leave_recording_to_auto_alone() {
             .handle_action(Action::StopRecording(CallRef::default()))
             .map_err(|e| e.code()),
         Err(ErrorCode::Forbidden)
+    );
+}
+
+/// The line reports the end of a call the phone declined (`Declined`: our own final answer).
+fn declined(phone: &mut Phone, id: &str, now: Instant) -> Event {
+    phone.handle_line_event(
+        LineEvent::CallEnded {
+            conversation: id.into(),
+            reason: EndReason::Declined,
+        },
+        now,
+    );
+    phone.poll_event().expect("an end event")
+}
+
+#[test]
+fn do_not_disturb_declines_with_486_and_pages_see_why() {
+    let mut phone = registered();
+    phone
+        .handle_action(Action::UpdatePresence(UpdatePresence {
+            softphone_id: "busy".into(),
+        }))
+        .expect("busy");
+    assert!(
+        matches!(phone.poll_event(), Some(Event::StatusChanged(s)) if !s.accept_calls && !s.ready)
+    );
+    let now = Instant::now();
+    ring(&mut phone, "c1", now);
+    assert!(matches!(phone.poll_event(), Some(Event::IncomingCall(_))));
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Reject {
+            conversation: "c1".into(),
+            status: 486
+        })
+    );
+    let Event::CallRejected(rejected) = declined(&mut phone, "c1", now) else {
+        panic!("callRejected")
+    };
+    assert_eq!(
+        (rejected.reason.as_str(), rejected.cause),
+        ("passive", crate::protocol::EndCause::Dnd)
+    );
+}
+
+#[test]
+fn an_unanswered_call_gives_up_at_the_ring_timeout_and_a_mark_answers_after_its_delay() {
+    let mut phone = Phone::new(PhoneSettings {
+        answering: super::Answering {
+            auto: crate::config::AutoAnswer::Bridged,
+            header: None,
+            ring_timeout: Some(Duration::from_secs(30)),
+        },
+        ..settings(Some("127.0.0.1"))
+    });
+    let start = Instant::now();
+    ring(&mut phone, "plain", start);
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "marked".into(),
+            caller: "dialler".into(),
+            headers: vec![("Call-Info".into(), "<sip:127.0.0.1>;answer-after=2".into())],
+        },
+        start,
+    );
+    assert_eq!(phone.poll_command(), None, "both ring for now");
+    assert_eq!(phone.next_wake(), Some(start + Duration::from_secs(2)));
+
+    phone.handle_timeout(start + Duration::from_secs(2));
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Answer {
+            conversation: "marked".into()
+        })
+    );
+    assert_eq!(phone.next_wake(), Some(start + Duration::from_secs(30)));
+    // Nothing is due before its time.
+    phone.handle_timeout(start + Duration::from_secs(29));
+    assert_eq!(phone.poll_command(), None);
+    phone.handle_timeout(start + Duration::from_secs(30));
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Reject {
+            conversation: "plain".into(),
+            status: 480
+        })
+    );
+    while phone.poll_event().is_some() {}
+    let Event::CallRejected(rejected) = declined(&mut phone, "plain", start) else {
+        panic!("callRejected")
+    };
+    assert_eq!(
+        (rejected.reason.as_str(), rejected.cause),
+        ("passive", crate::protocol::EndCause::NoAnswer)
+    );
+    assert_eq!(phone.next_wake(), None);
+}
+
+#[test]
+fn a_call_the_agent_answered_first_is_left_alone_at_its_deadline() {
+    let mut phone = Phone::new(PhoneSettings {
+        answering: super::Answering {
+            ring_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        },
+        ..settings(Some("127.0.0.1"))
+    });
+    let start = Instant::now();
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        start,
+    );
+    ring(&mut phone, "c1", start);
+    phone
+        .handle_action(Action::Answer(CallRef {
+            conversation_id: Some("c1".into()),
+        }))
+        .expect("answers");
+    phone.poll_command();
+    phone.handle_line_event(
+        LineEvent::CallEstablished {
+            conversation: "c1".into(),
+        },
+        start,
+    );
+    phone.handle_timeout(start + Duration::from_secs(5));
+    assert_eq!(
+        phone.poll_command(),
+        None,
+        "an answered call is not declined"
     );
 }

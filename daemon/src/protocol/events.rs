@@ -117,6 +117,10 @@ pub struct Hello {
 pub struct StatusChanged {
     pub softphone_id: String,
     pub name: String,
+    /// Whether incoming calls ring in this status (`false`: do-not-disturb).
+    pub accept_calls: bool,
+    /// The dialler's ready state.
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,8 +300,14 @@ pub enum EndCause {
     Busy,
     /// The callee declined (603).
     Declined,
-    /// Nobody answered (408, 480, 487 without a cancel of ours).
+    /// Nobody answered (408, 480, 487 without a cancel of ours), or an incoming call rang for
+    /// `ring_timeout`.
     NoAnswer,
+    /// An incoming call declined because the agent's status takes no calls (do-not-disturb).
+    Dnd,
+    /// A call that would have been answered by itself (bridged by a dialler) declined because
+    /// the agent is not ready.
+    NotReady,
     /// The callee refused otherwise (another 4xx–6xx).
     Rejected,
     /// The far end vanished mid-call: the session timer ran out, a refresh went unanswered,

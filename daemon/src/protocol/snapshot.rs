@@ -101,6 +101,10 @@ pub struct RecordingInfo {
 pub struct PresenceStatus {
     pub softphone_id: String,
     pub name: String,
+    /// Incoming calls ring (`false`: do-not-disturb, they are declined).
+    pub accept_calls: bool,
+    /// Ready for the dialler: calls that would be answered by themselves are.
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

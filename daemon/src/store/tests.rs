@@ -55,6 +55,8 @@ fn accepted(id: &str) -> Event {
 fn status(id: &str) -> Event {
     Event::StatusChanged(StatusChanged {
         softphone_id: id.into(),
+        accept_calls: true,
+        ready: true,
         name: id.into(),
     })
 }

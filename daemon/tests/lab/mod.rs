@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::eventually;
 
 pub mod pjsip;
+pub mod sipp;
 pub mod webrtc;
 
 /// Runs `ip ARGS` (iproute2) in the test's network namespace.

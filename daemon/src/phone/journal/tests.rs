@@ -4,6 +4,8 @@ use crate::protocol::StatusChanged;
 fn status(n: u64) -> Event {
     Event::StatusChanged(StatusChanged {
         softphone_id: n.to_string(),
+        accept_calls: true,
+        ready: true,
         name: n.to_string(),
     })
 }
