@@ -423,7 +423,7 @@
       var state = this.state;
       if (!state) return;
       var changed = true;
-      if (event === 'statusChanged') state.presence = { softphoneId: payload.softphoneId, name: payload.name };
+      if (event === 'statusChanged') state.presence = { softphoneId: payload.softphoneId, name: payload.name, acceptCalls: payload.acceptCalls, ready: payload.ready };
       else if (event === 'dispositionsChanged') state.dispositions = payload.codes;
       else if (event === 'partnerConfigChanged') state.partnerConfig = payload;
       else if (event === 'registrationChanged') state.line = { state: payload.state, extension: payload.extension || null };

@@ -337,7 +337,7 @@ async fn presence_change_reaches_every_client() {
         .await;
     assert_eq!(
         reply["result"],
-        json!({"softphoneId": "busy", "name": "Busy"})
+        json!({"softphoneId": "busy", "name": "Busy", "acceptCalls": false, "ready": false})
     );
     // The acting page gets the event before its reply, so its state is current when it resumes.
     assert_eq!(before_reply.len(), 1, "{before_reply:?}");
@@ -346,7 +346,7 @@ async fn presence_change_reaches_every_client() {
         let event = client.event("statusChanged").await;
         assert_eq!(
             event["payload"],
-            json!({"softphoneId": "busy", "name": "Busy"})
+            json!({"softphoneId": "busy", "name": "Busy", "acceptCalls": false, "ready": false})
         );
         assert!(event["seq"].as_u64().unwrap_or(0) >= 1);
     }

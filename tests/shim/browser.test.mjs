@@ -45,9 +45,9 @@ test('promise API: hello state, presence, typed errors', async () => {
     return { initial, reply, event, state: phone.state.presence, statuses: phone.state.statuses.length, errors };
   }, daemon.port);
   assert.equal(result.initial, 'available');
-  assert.deepEqual(result.reply, { softphoneId: 'busy', name: 'Busy' });
-  assert.deepEqual(result.event, { softphoneId: 'busy', name: 'Busy' });
-  assert.deepEqual(result.state, { softphoneId: 'busy', name: 'Busy' }, 'phone.state follows events');
+  assert.deepEqual(result.reply, { softphoneId: 'busy', name: 'Busy', acceptCalls: false, ready: false });
+  assert.deepEqual(result.event, { softphoneId: 'busy', name: 'Busy', acceptCalls: false, ready: false });
+  assert.deepEqual(result.state, { softphoneId: 'busy', name: 'Busy', acceptCalls: false, ready: false }, 'phone.state follows events');
   assert.equal(result.statuses, 4);
   assert.deepEqual(result.errors, {
     startCall: 'BridgeError:no_line',
@@ -74,7 +74,7 @@ test('ES module form and fan-out to a second page', async () => {
     const phone = await SoftphoneBridge.connect({ port });
     await phone.updatePresence({ softphoneId: 'break' });
   }, daemon.port);
-  assert.deepEqual(await b.evaluate(() => window.received), { softphoneId: 'break', name: 'On break' });
+  assert.deepEqual(await b.evaluate(() => window.received), { softphoneId: 'break', name: 'On break', acceptCalls: true, ready: false });
   assert.equal(await b.evaluate(() => window.moduleHasDefault), true);
   await a.close();
   await b.close();
@@ -137,7 +137,7 @@ test('wrapper contract: load(callback) drives actions, events call the wrapper',
     return { calls, startCall, dispositions: state.dispositions, partner: state.partnerConfig.partnerId };
   }, daemon.port);
   assert.equal(result.calls[0], 'load');
-  assert.deepEqual(result.calls[1], ['statusChanged', { softphoneId: 'busy', name: 'Busy' }]);
+  assert.deepEqual(result.calls[1], ['statusChanged', { softphoneId: 'busy', name: 'Busy', acceptCalls: false, ready: false }]);
   assert.deepEqual(result.calls[2], ['onError', 'start_call', 'no_line']);
   assert.equal(result.startCall, 'no_line');
   assert.deepEqual(result.dispositions, ['Sale', 'No answer']);
@@ -157,7 +157,7 @@ test('iframe mode works where the page CSP forbids connecting to localhost', asy
     return { direct, event: await seen, version: phone.state ? 1 : 0 };
   }, daemon.port);
   assert.equal(result.direct, 'csp_blocked', 'a direct connection is blocked by the CSP and says so');
-  assert.deepEqual(result.event, { softphoneId: 'offline', name: 'Offline' });
+  assert.deepEqual(result.event, { softphoneId: 'offline', name: 'Offline', acceptCalls: false, ready: false });
   await page.close();
 });
 
