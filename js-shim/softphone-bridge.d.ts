@@ -22,6 +22,7 @@ declare namespace SoftphoneBridge {
     | 'call_in_progress'
     | 'forbidden'
     | 'storage_unavailable'
+    | 'blacklisted'
     | 'internal';
 
   /** Codes the shim itself raises (connection trouble, timeouts). */
@@ -115,6 +116,11 @@ declare namespace SoftphoneBridge {
     /** Only this call's recordings. */
     conversationId?: string;
   }
+  /** One number or many (uContact's single and multiple blacklist calls). */
+  interface BlacklistParams {
+    number?: string;
+    numbers?: string[];
+  }
   interface TagRecordingParams {
     id: string;
     /** Replaces the recording's tags: at most 20, each 1 to 64 characters. */
@@ -184,6 +190,9 @@ declare namespace SoftphoneBridge {
     stop_recording: CallRefParams | undefined;
     list_recordings: ListRecordingsParams | undefined;
     tag_recording: TagRecordingParams;
+    blacklist_add: BlacklistParams;
+    blacklist_remove: BlacklistParams;
+    blacklist_list: Record<string, never> | undefined;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
   }
@@ -554,6 +563,10 @@ declare namespace SoftphoneBridge {
     stopRecording(params?: CallRefParams): Promise<{ conversationId: string; recordingId: string }>;
     listRecordings(params?: ListRecordingsParams): Promise<RecordingInfo[]>;
     tagRecording(params: TagRecordingParams): Promise<{ id: string; tags: string[] }>;
+    blacklistAdd(params: BlacklistParams): Promise<{ added: string[]; alreadyListed: string[] }>;
+    blacklistRemove(params: BlacklistParams): Promise<{ removed: string[]; notListed: string[] }>;
+    /** The agent's numbers; IT's machine-wide list is only counted. */
+    blacklistList(): Promise<{ numbers: string[]; machineCount: number }>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;
     close(): void;

@@ -307,6 +307,10 @@
     listRecordings(params) { return this.request('list_recordings', params).then(function (r) { return r.recordings; }); }
     /** Replaces a recording's tags: `{id, tags}`. */
     tagRecording(params) { return this.request('tag_recording', params); }
+    /** Never dial these: `{number}` or `{numbers: [...]}`. */
+    blacklistAdd(params) { return this.request('blacklist_add', params); }
+    blacklistRemove(params) { return this.request('blacklist_remove', params); }
+    blacklistList() { return this.request('blacklist_list'); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }
     logout() { return this.request('logout'); }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod blacklist;
 pub mod certs;
 pub mod cli;
 pub mod client;

@@ -189,6 +189,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         line_domain: line.as_ref().map(LineConfig::dial_domain),
         ids: Box::new(OsEntropy),
         wall_clock: time::OffsetDateTime::now_utc,
+        machine_blacklist: machine_blacklist(&config.dialling),
         answering: config
             .account
             .as_ref()
@@ -353,6 +354,33 @@ fn valid_instance(text: &str) -> Option<String> {
             .iter()
             .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())))
     .then(|| format!("urn:uuid:{}", uuid.to_ascii_lowercase()))
+}
+
+/// IT's blacklist: `[dialling] blacklist` and the numbers in `blacklist_file` (a line that is no
+/// number is logged with its line number and skipped; an unreadable file is logged).
+fn machine_blacklist(dialling: &crate::config::DiallingConfig) -> Vec<String> {
+    let mut numbers = dialling.blacklist.clone();
+    if let Some(path) = &dialling.blacklist_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for (index, line) in text.lines().enumerate() {
+                    let line = line.split('#').next().unwrap_or_default().trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    match crate::blacklist::Number::parse(line) {
+                        Ok(_) => numbers.push(line.to_owned()),
+                        Err(e) => tracing::warn!("{}:{}: {e}; skipped", path.display(), index + 1),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(
+                "[dialling] blacklist_file {}: {e}; its numbers are NOT blocked",
+                path.display()
+            ),
+        }
+    }
+    numbers
 }
 
 #[cfg(test)]

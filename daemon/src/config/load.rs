@@ -288,6 +288,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             });
         }
     }
+    for (i, number) in config.dialling.blacklist.iter().enumerate() {
+        crate::blacklist::Number::parse(number).map_err(|e| ConfigError::Invalid {
+            key: format!("dialling.blacklist[{i}]"),
+            message: e.to_string(),
+        })?;
+    }
     if config.store.keep_days == 0 {
         return Err(ConfigError::Invalid {
             key: "store.keep_days".into(),

@@ -32,6 +32,17 @@ pub struct Config {
     pub store: StoreConfig,
     pub notifications: NotificationsConfig,
     pub recording: RecordingConfig,
+    pub dialling: DiallingConfig,
+}
+
+/// What may be dialled.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiallingConfig {
+    /// IT's machine-wide blacklist: never dialled, and the agent cannot remove them.
+    pub blacklist: Vec<String>,
+    /// More of IT's blacklist, one number per line (`#` starts a comment); read at start.
+    pub blacklist_file: Option<PathBuf>,
 }
 
 /// Call recordings (`DATA_DIR/recordings/`, stereo Ogg Opus).

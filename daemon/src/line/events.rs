@@ -147,6 +147,8 @@ pub enum LineCommand {
         conversation: ConversationId,
         status: u16,
     },
+    /// The numbers a far end's REFER may not have the line call.
+    Blacklist(std::sync::Arc<crate::blacklist::Blacklist>),
     Hangup {
         conversation: ConversationId,
     },

@@ -499,6 +499,20 @@ impl Driver {
                 }
                 result
             }
+            action @ (Action::BlacklistAdd(_) | Action::BlacklistRemove(_)) => {
+                let result = self.phone.handle_action(action)?;
+                let numbers = serde_json::json!(self.phone.agent_blacklist());
+                // With the store off (IT's choice) the list lives for this run, as documented.
+                if self.journal.has_store()
+                    && let Err(e) = self.journal.keep_state("blacklist", &numbers)
+                {
+                    tracing::warn!("the blacklist changed but could not be stored: {e}");
+                    return Err(PhoneError::StorageUnavailable(format!(
+                        "the blacklist changed for this run but could not be stored: {e}"
+                    )));
+                }
+                Ok(result)
+            }
             Action::Logout => {
                 let result = self.phone.handle_action(Action::Logout);
                 if result.is_ok() {

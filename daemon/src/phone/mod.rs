@@ -7,6 +7,7 @@
 //! sent, and replays them to each page origin from where it left off.
 
 pub mod answering;
+mod blacklisting;
 mod calls;
 pub mod driver;
 pub mod event_log;
@@ -74,6 +75,8 @@ pub struct PhoneSettings {
     pub auto_record: bool,
     /// `[recording] allowed`: pages may start, pause, resume and stop recordings.
     pub pages_may_record: bool,
+    /// IT's machine-wide blacklist (`[dialling] blacklist`); the agent's comes in `saved`.
+    pub machine_blacklist: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -103,6 +106,8 @@ pub enum PhoneError {
     Forbidden(String),
     #[error("{0}")]
     StorageUnavailable(String),
+    #[error("{0}")]
+    Blacklisted(String),
 }
 
 impl PhoneError {
@@ -118,6 +123,7 @@ impl PhoneError {
             Self::CallInProgress(_) => ErrorCode::CallInProgress,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
+            Self::Blacklisted(_) => ErrorCode::Blacklisted,
         }
     }
 }
@@ -148,6 +154,7 @@ pub struct Phone {
     ids: Box<dyn Entropy + Send>,
     wall_clock: fn() -> time::OffsetDateTime,
     answering: Answering,
+    blacklist: crate::blacklist::Blacklist,
     /// Incoming calls to answer by themselves, or to give up on, at these instants.
     deadlines: Vec<(Instant, ConversationId, Deadline)>,
     provisioning: crate::config::ProvisioningConfig,
@@ -175,7 +182,7 @@ impl Phone {
                     .and_then(|id| statuses.iter().position(|s| s.softphone_id == id))
             })
             .unwrap_or(0);
-        Self {
+        let mut phone = Self {
             statuses,
             presence,
             dispositions: saved.dispositions.unwrap_or_default(),
@@ -196,6 +203,10 @@ impl Phone {
             ids: settings.ids,
             wall_clock: settings.wall_clock,
             answering: settings.answering,
+            blacklist: crate::blacklist::Blacklist::new(
+                settings.machine_blacklist.iter().map(String::as_str),
+                saved.blacklist.iter().flatten().map(String::as_str),
+            ),
             deadlines: Vec::new(),
             provisioning: settings.provisioning,
             may_provision: settings.may_provision,
@@ -204,7 +215,11 @@ impl Phone {
             pages_may_record: settings.pages_may_record,
             commands: VecDeque::new(),
             events: VecDeque::new(),
+        };
+        if phone.blacklist.agent_len() + phone.blacklist.machine_len() > 0 {
+            phone.share_blacklist();
         }
+        phone
     }
 
     /// Carries out one action. On success returns the reply's `result`.
@@ -239,6 +254,9 @@ impl Phone {
                 let id = self.dial(&call.dial_to, partner)?;
                 Ok(json!({ "conversationId": id }))
             }
+            Action::BlacklistAdd(request) => self.blacklist_add(&request),
+            Action::BlacklistRemove(request) => self.blacklist_remove(&request),
+            Action::BlacklistList => Ok(self.blacklist_list()),
             Action::Call(call) | Action::CallWithPhone(call) => {
                 let id = self.dial(&call.destination, None)?;
                 Ok(json!({ "guid": id, "conversationId": id }))
@@ -360,6 +378,7 @@ impl Phone {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
+        self.check_blacklist(&target, &shown)?;
         let id = ConversationId::new(self.ids.as_mut());
         self.hold_others(&id);
         let fields = calls::ContractFields {
@@ -402,6 +421,7 @@ impl Phone {
         for (index, dial) in request.dial_to.iter().enumerate() {
             let (target, number) = calls::target_uri(dial, &domain)
                 .map_err(|e| PhoneError::InvalidNumber(format!("`dialTo[{index}]`: {e}")))?;
+            self.check_blacklist(&target, &format!("`dialTo[{index}]` {number}"))?;
             if targets.contains(&target) {
                 return Err(PhoneError::InvalidParams(format!(
                     "`dialTo[{index}]`: {number} is in the list twice"
@@ -685,6 +705,7 @@ impl Phone {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(&request.to, &domain).map_err(PhoneError::InvalidNumber)?;
+        self.check_blacklist(&target, &shown)?;
         // Without an id: the call the agent talks on, else a held one.
         let id = self
             .pick(
@@ -963,6 +984,9 @@ impl Phone {
         let extension = provisioning.account.username.clone();
         self.commands
             .push_back(LineCommand::Provision(Box::new(provisioning.account)));
+        if self.blacklist.agent_len() + self.blacklist.machine_len() > 0 {
+            self.share_blacklist();
+        }
         Ok(json!({ "extension": extension, "expiresAt": expires }))
     }
 

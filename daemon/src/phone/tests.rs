@@ -27,6 +27,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         saved: SavedState::default(),
         auto_record: false,
         pages_may_record: true,
+        machine_blacklist: Vec::new(),
     }
 }
 
@@ -1468,5 +1469,102 @@ fn a_call_the_agent_answered_first_is_left_alone_at_its_deadline() {
         phone.poll_command(),
         None,
         "an answered call is not declined"
+    );
+}
+
+#[test]
+fn the_blacklist_stops_every_dialling_path_and_it_numbers_stay() {
+    let mut phone = Phone::new(PhoneSettings {
+        machine_blacklist: vec!["+44 20 7946 0958".into()],
+        ..settings(Some("127.0.0.1"))
+    });
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::Blacklist(list)) if list.blocks("442079460958")),
+        "the line gets IT's list at start"
+    );
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    let numbers = |list: &[&str]| crate::protocol::BlacklistNumbers {
+        number: None,
+        numbers: list.iter().map(|n| (*n).to_owned()).collect(),
+    };
+    // One bad number changes nothing.
+    let err = phone
+        .handle_action(Action::BlacklistAdd(numbers(&["555-0100", "call me"])))
+        .expect_err("bad number");
+    assert_eq!(err.code(), ErrorCode::InvalidNumber);
+    assert!(err.to_string().contains("`numbers[1]`"), "{err}");
+    assert_eq!(phone.agent_blacklist(), Vec::<String>::new());
+    let added = phone
+        .handle_action(Action::BlacklistAdd(numbers(&[
+            "555-0100",
+            "+1 555 0101",
+            "5550100",
+        ])))
+        .expect("added");
+    assert_eq!(
+        added,
+        json!({"added": ["5550100", "+15550101"], "alreadyListed": ["5550100"]})
+    );
+    assert!(
+        matches!(phone.poll_command(), Some(LineCommand::Blacklist(l)) if l.blocks("15550101"))
+    );
+
+    let refused = |phone: &mut Phone, action: Action| {
+        phone.handle_action(action).expect_err("blacklisted").code()
+    };
+    assert_eq!(
+        refused(&mut phone, start_call("555 0100")),
+        ErrorCode::Blacklisted
+    );
+    assert_eq!(
+        refused(
+            &mut phone,
+            Action::Call(PortholeCall {
+                destination: "0015550101".into(),
+                campaign: None,
+                callerid: None,
+            })
+        ),
+        ErrorCode::Blacklisted
+    );
+    assert_eq!(
+        refused(
+            &mut phone,
+            Action::ShotgunCall(crate::protocol::ShotgunCall {
+                dial_to: vec!["1002".into(), "+442079460958".into()],
+                partner_id: None,
+            })
+        ),
+        ErrorCode::Blacklisted
+    );
+    assert_eq!(phone.poll_command(), None, "no INVITE for any of them");
+
+    // IT's numbers are not the agent's to remove, and one of them stops the whole removal.
+    let err = phone
+        .handle_action(Action::BlacklistRemove(numbers(&[
+            "5550100",
+            "+442079460958",
+        ])))
+        .expect_err("IT's");
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    assert_eq!(phone.agent_blacklist(), ["+15550101", "5550100"]);
+    let removed = phone
+        .handle_action(Action::BlacklistRemove(crate::protocol::BlacklistNumbers {
+            number: Some("555.0100".into()),
+            numbers: vec!["5559999".into()],
+        }))
+        .expect("removed");
+    assert_eq!(
+        removed,
+        json!({"removed": ["5550100"], "notListed": ["5559999"]})
+    );
+    assert_eq!(
+        phone.handle_action(Action::BlacklistList).expect("list"),
+        json!({"numbers": ["+15550101"], "machineCount": 1})
     );
 }

@@ -65,6 +65,9 @@ pub enum Action {
     ListRecordings(RecordingQuery),
     /// Sets a recording's tags (replacing those it had).
     TagRecording(TagRecording),
+    BlacklistAdd(BlacklistNumbers),
+    BlacklistRemove(BlacklistNumbers),
+    BlacklistList,
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
     /// replaces the line with this account. Checked in `config::provision`, parameter by parameter.
     Provision(Value),
@@ -214,6 +217,28 @@ pub struct RecordingQuery {
     pub conversation_id: Option<String>,
 }
 
+/// `blacklist_add` / `blacklist_remove`: one number (`number`) or many (`numbers`), as uContact's
+/// single and multiple calls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlacklistNumbers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numbers: Vec<String>,
+}
+
+impl BlacklistNumbers {
+    /// `number` then `numbers`, as given.
+    pub fn all(&self) -> Vec<&str> {
+        self.number
+            .iter()
+            .chain(&self.numbers)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagRecording {
@@ -223,7 +248,7 @@ pub struct TagRecording {
 
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 31] = [
+    pub const NAMES: [&'static str; 34] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -253,6 +278,9 @@ impl Action {
         "stop_recording",
         "list_recordings",
         "tag_recording",
+        "blacklist_add",
+        "blacklist_remove",
+        "blacklist_list",
         "provision",
         "logout",
     ];
@@ -288,6 +316,9 @@ impl Action {
             Self::StopRecording(_) => "stop_recording",
             Self::ListRecordings(_) => "list_recordings",
             Self::TagRecording(_) => "tag_recording",
+            Self::BlacklistAdd(_) => "blacklist_add",
+            Self::BlacklistRemove(_) => "blacklist_remove",
+            Self::BlacklistList => "blacklist_list",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
         }
@@ -336,6 +367,12 @@ impl Action {
                 typed(name, params)?
             }),
             "tag_recording" => Self::TagRecording(typed(name, params)?),
+            "blacklist_add" => Self::BlacklistAdd(typed(name, params)?),
+            "blacklist_remove" => Self::BlacklistRemove(typed(name, params)?),
+            "blacklist_list" => {
+                no_params(name, &params)?;
+                Self::BlacklistList
+            }
             "provision" => Self::Provision(params),
             "logout" => {
                 no_params(name, &params)?;
@@ -381,6 +418,8 @@ impl Action {
             | Self::StopRecording(p) => serde_json::to_value(p),
             Self::ListRecordings(p) => serde_json::to_value(p),
             Self::TagRecording(p) => serde_json::to_value(p),
+            Self::BlacklistAdd(p) | Self::BlacklistRemove(p) => serde_json::to_value(p),
+            Self::BlacklistList => Ok(Value::Object(Default::default())),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),
         };
@@ -400,6 +439,9 @@ impl Action {
                 | Self::GetHistory(_)
                 | Self::ListRecordings(_)
                 | Self::TagRecording(_)
+                | Self::BlacklistAdd(_)
+                | Self::BlacklistRemove(_)
+                | Self::BlacklistList
                 | Self::Provision(_)
                 | Self::Logout
         )

@@ -13,9 +13,9 @@ mod events;
 mod snapshot;
 
 pub use actions::{
-    Ack, Action, CallRef, ConferenceRequest, ConnectCalls, Dtmf, HistoryQuery, NotesSubmission,
-    PartnerConfig, PortholeCall, RecordingQuery, ShotgunCall, Split, StartCall, TagRecording,
-    Transfer, UpdatePresence,
+    Ack, Action, BlacklistNumbers, CallRef, ConferenceRequest, ConnectCalls, Dtmf, HistoryQuery,
+    NotesSubmission, PartnerConfig, PortholeCall, RecordingQuery, ShotgunCall, Split, StartCall,
+    TagRecording, Transfer, UpdatePresence,
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
@@ -82,6 +82,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The on-disk store is not available (`get_history`); the snapshot's `storage` says why.
     StorageUnavailable,
+    /// The number is on the blacklist (the agent's or IT's): no INVITE goes out.
+    Blacklisted,
     /// The daemon could not complete the action; the message says why.
     Internal,
 }
@@ -103,11 +105,12 @@ impl ErrorCode {
             Self::CallInProgress => "call_in_progress",
             Self::Forbidden => "forbidden",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::Blacklisted => "blacklisted",
             Self::Internal => "internal",
         }
     }
 
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::InvalidJson,
         Self::InvalidRequest,
         Self::UnknownAction,
@@ -122,6 +125,7 @@ impl ErrorCode {
         Self::CallInProgress,
         Self::Forbidden,
         Self::StorageUnavailable,
+        Self::Blacklisted,
         Self::Internal,
     ];
 }

@@ -115,6 +115,7 @@ fn every_name_round_trips_through_from_parts() {
             "submit_notes" => json!({"conversationId": "c", "disposition": "d"}),
             "ack" => json!({"seq": 1}),
             "tag_recording" => json!({"id": "r", "tags": ["a"]}),
+            "blacklist_add" | "blacklist_remove" => json!({"numbers": ["5550100"]}),
             _ => serde_json::Value::Null,
         };
         let action = Action::from_parts(name, params).unwrap_or_else(|e| panic!("{name}: {e:?}"));

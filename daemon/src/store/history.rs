@@ -19,6 +19,8 @@ pub struct SavedState {
     pub partner_config: Option<PartnerConfig>,
     /// The account a page provisioned, without its secrets (those are in the OS keyring).
     pub provisioning: Option<serde_json::Value>,
+    /// The agent's blacklist (IT's is in the config).
+    pub blacklist: Option<Vec<String>>,
 }
 
 /// One call as the store keeps it.
@@ -297,24 +299,26 @@ impl Store {
             dispositions: parse(load("dispositions")?),
             partner_config: parse(load("partner_config")?),
             provisioning: parse(load("provisioning")?),
+            blacklist: parse(load("blacklist")?),
         })
     }
 
-    /// Keeps the provisioned account's parameters (the caller has taken the secrets out), or
-    /// forgets them (`None`: logout, or an account that can no longer be restored).
-    pub fn keep_provisioning(
+    /// Keeps a piece of state no event carries (the provisioned account without its secrets,
+    /// the agent's blacklist), or forgets it (`None`).
+    pub fn keep_state(
         &mut self,
-        params: Option<&serde_json::Value>,
+        key: &str,
+        value: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let result = match params {
-            Some(params) => self.conn.execute(
-                "INSERT INTO state (key, json) VALUES ('provisioning', ?1)
-                 ON CONFLICT (key) DO UPDATE SET json = ?1",
-                params![params.to_string()],
+        let result = match value {
+            Some(value) => self.conn.execute(
+                "INSERT INTO state (key, json) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET json = ?2",
+                params![key, value.to_string()],
             ),
             None => self
                 .conn
-                .execute("DELETE FROM state WHERE key = 'provisioning'", []),
+                .execute("DELETE FROM state WHERE key = ?1", params![key]),
         };
         result.map(drop).map_err(self.write_error())
     }

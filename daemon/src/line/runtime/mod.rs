@@ -49,6 +49,8 @@ pub struct LineRuntime {
     calls: HashMap<ConversationId, call_io::CallIo>,
     /// The ring tone, while any call rings in.
     ringer: Option<Ringer>,
+    /// Numbers a far end's REFER may not have the line call (the phone's blacklist).
+    blacklist: std::sync::Arc<crate::blacklist::Blacklist>,
     /// Media tasks report DTMF and statistics here.
     reports: (ReportSender, ReportReceiver),
     /// Where media prepared off the loop arrives.
@@ -132,6 +134,7 @@ impl LineRuntime {
             expires_at,
             calls: HashMap::new(),
             ringer: None,
+            blacklist: std::sync::Arc::default(),
             reports: mpsc::unbounded_channel(),
             prepared: mpsc::unbounded_channel(),
             events: VecDeque::new(),
@@ -348,6 +351,7 @@ impl LineRuntime {
             LineCommand::Record { conversation, op } => self.record(conversation, op),
             // The phone's driver replaces or ends the line for these.
             LineCommand::Provision(_) | LineCommand::Logout => {}
+            LineCommand::Blacklist(list) => self.blacklist = list,
             LineCommand::Hold { conversation, held } => {
                 let (Some(media), Some(sip)) = (
                     self.calls
@@ -511,6 +515,20 @@ impl LineRuntime {
                 SipEvent::Referred { conversation, .. } if self.held_by_agent(&conversation) => {
                     if let Some(sip) = &mut self.sip {
                         let why = "the agent holds the call";
+                        sip.referral_failed(&conversation, 403, why, now, &mut self.entropy);
+                    }
+                }
+                // A blacklisted party is never called, whoever asks.
+                SipEvent::Referred {
+                    conversation,
+                    target,
+                } if self
+                    .blacklist
+                    .blocks(target.user.as_deref().unwrap_or(&target.host)) =>
+                {
+                    tracing::warn!(%conversation, "the far end transfers the call (REFER) to a blacklisted number; refused");
+                    if let Some(sip) = &mut self.sip {
+                        let why = "the number is on the blacklist";
                         sip.referral_failed(&conversation, 403, why, now, &mut self.entropy);
                     }
                 }

@@ -625,6 +625,18 @@ impl Journal {
         }
     }
 
+    /// Keeps state no event carries (the agent's blacklist) for the next start.
+    pub fn keep_state(&mut self, key: &str, value: &serde_json::Value) -> Result<(), JournalError> {
+        let Some(store) = &mut self.store else {
+            return Err(JournalError::Unavailable(
+                "there is no store this run".into(),
+            ));
+        };
+        store
+            .keep_state(key, Some(value))
+            .map_err(|e| JournalError::Unavailable(self.for_pages(&e.to_string())))
+    }
+
     /// One call of the history, if `origin` may see it.
     pub fn call(&mut self, origin: Option<&Origin>, conversation_id: &str) -> Option<StoredCall> {
         let since = self.visible_since(origin);

@@ -51,7 +51,9 @@ impl Journal {
             vault.put(name, &secret)?;
         }
         let kept = match &mut self.store {
-            Some(store) => store.keep_provisioning(Some(&public)).map_err(Unkept::from),
+            Some(store) => store
+                .keep_state("provisioning", Some(&public))
+                .map_err(Unkept::from),
             None => Err(Unkept::NoStore),
         };
         if kept.is_err() {
@@ -67,7 +69,7 @@ impl Journal {
             remove_secrets(&vault);
         }
         if let Some(store) = &mut self.store
-            && let Err(e) = store.keep_provisioning(None)
+            && let Err(e) = store.keep_state("provisioning", None)
         {
             tracing::warn!("the provisioned account could not be forgotten: {e}");
         }

@@ -1,0 +1,212 @@
+//! Numbers never dialled (uContact's blacklist, seed `003_…`): IT's machine-wide list, which the
+//! agent cannot shorten, and the agent's own, which pages change. Below the phone and the line:
+//! the phone checks every number it is asked to dial or transfer to, the line every party a far
+//! end's REFER would have it call.
+//!
+//! Numbers are compared by their digits: spaces, dashes, dots and parentheses are ignored, and a
+//! leading `+` or `00` (the international prefix) is dropped, so `+1 555-123-4567`,
+//! `0015551234567` and `15551234567` are one entry. A list holds what was added, in that form.
+
+use std::collections::BTreeSet;
+
+/// The most numbers the agent's list holds.
+pub const MAX_AGENT_NUMBERS: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("the number is empty")]
+    Empty,
+    #[error(
+        "{0} is not a phone number: only digits, a leading + and spaces, dashes, dots or parentheses"
+    )]
+    NotANumber(String),
+    #[error("{0} has {1} digits; a phone number has 3 to 20")]
+    Length(String, usize),
+}
+
+/// A number as the blacklist keeps it: `+` and the digits when it was international.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Number {
+    /// The digits without an international prefix: what comparisons use.
+    key: String,
+    international: bool,
+}
+
+impl Number {
+    pub fn parse(text: &str) -> Result<Self, NumberError> {
+        let compact: String = text
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        if compact.is_empty() {
+            return Err(NumberError::Empty);
+        }
+        let (international, digits) = match compact.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => match compact.strip_prefix("00") {
+                Some(rest) => (true, rest),
+                None => (false, compact.as_str()),
+            },
+        };
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(NumberError::NotANumber(shown(text)));
+        }
+        if !(3..=20).contains(&digits.len()) {
+            return Err(NumberError::Length(shown(text), digits.len()));
+        }
+        Ok(Self {
+            key: digits.to_owned(),
+            international,
+        })
+    }
+
+    /// As shown in lists: `+15551234567` or `5551234`.
+    pub fn text(&self) -> String {
+        if self.international {
+            format!("+{}", self.key)
+        } else {
+            self.key.clone()
+        }
+    }
+}
+
+fn shown(text: &str) -> String {
+    format!("{:?}", text.chars().take(40).collect::<String>())
+}
+
+/// IT's list and the agent's, keyed by digits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blacklist {
+    machine: BTreeSet<String>,
+    agent: BTreeSet<String>,
+    /// The agent's entries in the form they were added, by key.
+    agent_numbers: std::collections::BTreeMap<String, Number>,
+}
+
+impl Blacklist {
+    /// IT's numbers (already checked by the config) and the agent's, from the store; entries
+    /// that no longer parse are skipped.
+    pub fn new<'a>(
+        machine: impl IntoIterator<Item = &'a str>,
+        agent: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut list = Self {
+            machine: machine
+                .into_iter()
+                .filter_map(|n| Number::parse(n).ok())
+                .map(|n| n.key)
+                .collect(),
+            ..Self::default()
+        };
+        for number in agent.into_iter().filter_map(|n| Number::parse(n).ok()) {
+            list.agent.insert(number.key.clone());
+            list.agent_numbers.insert(number.key.clone(), number);
+        }
+        list
+    }
+
+    /// Whether a dialled user part (`+15551234567`, `5551234`) is listed. Anything that is not a
+    /// phone number (a name such as `echo`) never is.
+    pub fn blocks(&self, user: &str) -> bool {
+        Number::parse(user)
+            .is_ok_and(|n| self.machine.contains(&n.key) || self.agent.contains(&n.key))
+    }
+
+    /// Whether IT's list has it.
+    pub fn machine_has(&self, number: &Number) -> bool {
+        self.machine.contains(&number.key)
+    }
+
+    pub fn agent_has(&self, number: &Number) -> bool {
+        self.agent.contains(&number.key)
+    }
+
+    /// Adds to the agent's list; false when it was there already.
+    pub fn add(&mut self, number: Number) -> bool {
+        if !self.agent.insert(number.key.clone()) {
+            return false;
+        }
+        self.agent_numbers.insert(number.key.clone(), number);
+        true
+    }
+
+    /// Removes from the agent's list; false when it was not there.
+    pub fn remove(&mut self, number: &Number) -> bool {
+        self.agent_numbers.remove(&number.key);
+        self.agent.remove(&number.key)
+    }
+
+    /// The agent's numbers, as added.
+    pub fn agent_numbers(&self) -> Vec<String> {
+        self.agent_numbers.values().map(Number::text).collect()
+    }
+
+    pub fn agent_len(&self) -> usize {
+        self.agent.len()
+    }
+
+    pub fn machine_len(&self) -> usize {
+        self.machine.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_compared_by_their_digits() {
+        let list = Blacklist::new(["+44 20 7946 0958"], ["(555) 123-4567", "0015550001111"]);
+        for listed in [
+            "+442079460958",
+            "00442079460958",
+            "442079460958",
+            "5551234567",
+            "+5551234567",
+            "+1 555 000 1111",
+        ] {
+            assert!(list.blocks(listed), "{listed}");
+        }
+        for free in ["5551234568", "echo", "1002x", ""] {
+            assert!(!list.blocks(free), "{free}");
+        }
+        assert_eq!(list.agent_numbers(), ["+15550001111", "5551234567"]);
+    }
+
+    #[test]
+    fn bad_numbers_are_named() {
+        assert_eq!(Number::parse("  "), Err(NumberError::Empty));
+        assert!(matches!(
+            Number::parse("555-CALL-NOW"),
+            Err(NumberError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Number::parse("12"),
+            Err(NumberError::Length(_, 2))
+        ));
+        assert!(matches!(
+            Number::parse(&"9".repeat(21)),
+            Err(NumberError::Length(_, 21))
+        ));
+        assert!(matches!(
+            Number::parse("+1\r\nX-Evil: 1"),
+            Err(NumberError::NotANumber(_))
+        ));
+    }
+
+    #[test]
+    fn the_agent_cannot_shorten_its_list() {
+        let mut list = Blacklist::new(["5550001"], []);
+        let it = Number::parse("555-0001").expect("number");
+        assert!(list.machine_has(&it));
+        assert!(!list.remove(&it), "not the agent's to remove");
+        assert!(list.blocks("5550001"));
+        assert!(list.add(Number::parse("5550002").expect("number")));
+        assert!(
+            !list.add(Number::parse("555 0002").expect("number")),
+            "once"
+        );
+        assert_eq!(list.agent_len(), 1);
+    }
+}
