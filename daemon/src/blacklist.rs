@@ -71,6 +71,29 @@ impl Number {
     }
 }
 
+/// `text` with `%XX` escapes decoded (a bad escape is kept as it is).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'%'));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn shown(text: &str) -> String {
     format!("{:?}", text.chars().take(40).collect::<String>())
 }
@@ -109,7 +132,8 @@ impl Blacklist {
     /// Whether a dialled user part (`+15551234567`, `5551234`) is listed. Anything that is not a
     /// phone number (a name such as `echo`) never is.
     pub fn blocks(&self, user: &str) -> bool {
-        Number::parse(user)
+        // `%35` is `5` to the server: compare what it will dial.
+        Number::parse(&percent_decoded(user))
             .is_ok_and(|n| self.machine.contains(&n.key) || self.agent.contains(&n.key))
     }
 
@@ -168,7 +192,8 @@ mod tests {
         ] {
             assert!(list.blocks(listed), "{listed}");
         }
-        for free in ["5551234568", "echo", "1002x", ""] {
+        assert!(list.blocks("%35%355-123-4567"), "escaped digits are digits");
+        for free in ["5551234568", "echo", "1002x", "", "%", "%3"] {
             assert!(!list.blocks(free), "{free}");
         }
         assert_eq!(list.agent_numbers(), ["+15550001111", "5551234567"]);
