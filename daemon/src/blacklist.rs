@@ -6,11 +6,19 @@
 //! Numbers are compared by their digits: spaces, dashes, dots and parentheses are ignored, and a
 //! leading `+` or `00` (the international prefix) is dropped, so `+1 555-123-4567`,
 //! `0015551234567` and `15551234567` are one entry. A list holds what was added, in that form.
+//!
+//! A dialled number is blocked when its digits are a listed number's, or when one ends with the
+//! other (less a national trunk `0`) and the shorter has at least [`MIN_SUFFIX_DIGITS`] digits:
+//! the same party dialled with
+//! an outside-line `9`, a trunk `0`, a country code, or a feature code such as `*67` is still the
+//! same party. For a do-not-call list, blocking too much is the safe side.
 
 use std::collections::BTreeSet;
 
 /// The most numbers the agent's list holds.
 pub const MAX_AGENT_NUMBERS: usize = 10_000;
+/// The fewest digits two numbers must share at their end to be taken for the same party.
+pub const MIN_SUFFIX_DIGITS: usize = 7;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NumberError {
@@ -69,6 +77,22 @@ impl Number {
             self.key.clone()
         }
     }
+}
+
+/// The digits a server will dial for a user part: user parameters (`;phone-context=…`) dropped,
+/// `%XX` escapes decoded (`%35` is `5`), then every digit in order (`*67`, `#`, `+`, separators
+/// are not part of the party). `None` for a name (`echo`, `alice`) or fewer than 3 digits.
+fn dialled_digits(user: &str) -> Option<String> {
+    let user = percent_decoded(user.split(';').next().unwrap_or_default());
+    if user.chars().any(char::is_alphabetic) {
+        return None;
+    }
+    let digits: String = user.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits
+        .strip_prefix("00")
+        .filter(|_| user.trim_start().starts_with("00"))
+        .map_or(digits.clone(), str::to_owned);
+    (digits.len() >= 3).then_some(digits)
 }
 
 /// `text` with `%XX` escapes decoded (a bad escape is kept as it is).
@@ -132,9 +156,23 @@ impl Blacklist {
     /// Whether a dialled user part (`+15551234567`, `5551234`) is listed. Anything that is not a
     /// phone number (a name such as `echo`) never is.
     pub fn blocks(&self, user: &str) -> bool {
-        // `%35` is `5` to the server: compare what it will dial.
-        Number::parse(&percent_decoded(user))
-            .is_ok_and(|n| self.machine.contains(&n.key) || self.agent.contains(&n.key))
+        let Some(digits) = dialled_digits(user) else {
+            return false;
+        };
+        if self.machine.contains(&digits) || self.agent.contains(&digits) {
+            return true;
+        }
+        let same_party = |key: &String| {
+            let (short, long) = if key.len() <= digits.len() {
+                (key.as_str(), digits.as_str())
+            } else {
+                (digits.as_str(), key.as_str())
+            };
+            // A national number's trunk `0` is not dialled after a country code.
+            let core = short.strip_prefix('0').unwrap_or(short);
+            core.len() >= MIN_SUFFIX_DIGITS && long.ends_with(core)
+        };
+        self.machine.iter().chain(&self.agent).any(same_party)
     }
 
     /// Whether IT's list has it.
@@ -193,7 +231,28 @@ mod tests {
             assert!(list.blocks(listed), "{listed}");
         }
         assert!(list.blocks("%35%355-123-4567"), "escaped digits are digits");
-        for free in ["5551234568", "echo", "1002x", "", "%", "%3"] {
+        for dressed in [
+            "*675551234567",
+            "5551234567#",
+            "%2A5551234567",
+            "5551234567;phone-context=example.com",
+            "95551234567",
+            "0015551234567",
+            "02079460958",
+            "0442079460958",
+        ] {
+            assert!(list.blocks(dressed), "{dressed}");
+        }
+        for free in [
+            "5551234568",
+            "echo",
+            "1002x",
+            "",
+            "%",
+            "%3",
+            "2345678",
+            "12",
+        ] {
             assert!(!list.blocks(free), "{free}");
         }
         assert_eq!(list.agent_numbers(), ["+15550001111", "5551234567"]);

@@ -2,8 +2,8 @@
 //! page provisioned — held in the OS keyring, never in a file.
 //!
 //! On Linux that is the kernel's keyring (keyutils): the key is linked to the session keyring and
-//! the user's persistent keyring, readable by this user's processes of that login session only and
-//! never written to disk. It outlives a crash or a restart of the daemon within the login session
+//! the user's persistent keyring, readable by this user's processes (any of them can reach the
+//! persistent keyring) and by root, never by other users, and never written to disk. It outlives a crash or a restart of the daemon within the login session
 //! (and, through the persistent keyring, a logout for a few days) but not a reboot: then the page
 //! provisions again, as it does at every agent login. Where no keyring can be reached (another OS
 //! for now, or a sandbox forbidding `keyctl`) [`Vault::os`] says why and nothing is kept.

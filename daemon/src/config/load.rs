@@ -294,6 +294,22 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             message: e.to_string(),
         })?;
     }
+    let ring_timeouts = [
+        (
+            "account.ring_timeout",
+            config.account.as_ref().map_or(0, |a| a.ring_timeout),
+        ),
+        (
+            "provisioning.ring_timeout",
+            config.provisioning.ring_timeout,
+        ),
+    ];
+    if let Some((key, _)) = ring_timeouts.iter().find(|(_, s)| *s > 3_600) {
+        return Err(ConfigError::Invalid {
+            key: (*key).into(),
+            message: "is at most 3600 seconds (0: ring until the caller gives up)".into(),
+        });
+    }
     if config.store.keep_days == 0 {
         return Err(ConfigError::Invalid {
             key: "store.keep_days".into(),

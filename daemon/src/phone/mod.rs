@@ -925,17 +925,29 @@ impl Phone {
             }) else {
                 continue;
             };
-            match deadline {
-                Deadline::Answer => {
+            // The agent may have gone do-not-disturb or not ready during the delay.
+            let status = &self.statuses[self.presence];
+            let refusal = match deadline {
+                Deadline::Answer if !status.accept_calls => {
+                    Some((486, crate::protocol::EndCause::Dnd))
+                }
+                Deadline::Answer if !status.ready => {
+                    Some((480, crate::protocol::EndCause::NotReady))
+                }
+                Deadline::Answer => None,
+                Deadline::GiveUp => Some((480, crate::protocol::EndCause::NoAnswer)),
+            };
+            match refusal {
+                None => {
                     self.hold_others(&conversation);
                     self.commands
                         .push_back(LineCommand::Answer { conversation });
                 }
-                Deadline::GiveUp => {
-                    call.declined_for = Some(crate::protocol::EndCause::NoAnswer);
+                Some((status, cause)) => {
+                    call.declined_for = Some(cause);
                     self.commands.push_back(LineCommand::Reject {
                         conversation,
-                        status: 480,
+                        status,
                     });
                 }
             }
@@ -1288,6 +1300,8 @@ impl Phone {
                 conversation,
                 reason,
             } => {
+                // An INVITE/CANCEL flood leaves no deadlines behind.
+                self.deadlines.retain(|(_, c, _)| *c != conversation);
                 if let Some(index) = self
                     .calls
                     .iter()

@@ -1568,3 +1568,73 @@ fn the_blacklist_stops_every_dialling_path_and_it_numbers_stay() {
         json!({"numbers": ["+15550101"], "machineCount": 1})
     );
 }
+
+#[test]
+fn going_do_not_disturb_during_an_answer_delay_declines_instead() {
+    let mut phone = Phone::new(PhoneSettings {
+        answering: super::Answering {
+            auto: crate::config::AutoAnswer::Bridged,
+            ..Default::default()
+        },
+        ..settings(Some("127.0.0.1"))
+    });
+    let start = Instant::now();
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "marked".into(),
+            caller: "dialler".into(),
+            headers: vec![("Answer-Mode".into(), "Auto".into())],
+        },
+        start,
+    );
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "later".into(),
+            caller: "dialler".into(),
+            headers: vec![("Call-Info".into(), "<sip:pbx>;answer-after=5".into())],
+        },
+        start,
+    );
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Answer {
+            conversation: "marked".into()
+        })
+    );
+    phone
+        .handle_action(Action::UpdatePresence(UpdatePresence {
+            softphone_id: "busy".into(),
+        }))
+        .expect("busy");
+    phone.handle_timeout(start + Duration::from_secs(5));
+    assert_eq!(
+        phone.poll_command(),
+        Some(LineCommand::Reject {
+            conversation: "later".into(),
+            status: 486
+        })
+    );
+    // A call that ended leaves no deadline behind.
+    phone
+        .handle_action(Action::UpdatePresence(UpdatePresence {
+            softphone_id: "available".into(),
+        }))
+        .expect("available");
+    phone.handle_line_event(
+        LineEvent::CallIncoming {
+            conversation: "gone".into(),
+            caller: "dialler".into(),
+            headers: vec![("Call-Info".into(), "<sip:pbx>;answer-after=9".into())],
+        },
+        start,
+    );
+    assert_eq!(phone.next_wake(), Some(start + Duration::from_secs(9)));
+    phone.handle_line_event(
+        LineEvent::CallEnded {
+            conversation: "gone".into(),
+            reason: EndReason::Cancelled,
+        },
+        start,
+    );
+    assert_eq!(phone.next_wake(), None);
+}

@@ -41,6 +41,10 @@ impl Journal {
         if self.store.is_none() {
             return Err(Unkept::NoStore);
         }
+        // The old account goes first: a new secret must never be paired with an old server.
+        if let Some(store) = &mut self.store {
+            store.keep_state("provisioning", None)?;
+        }
         let mut public = params.clone();
         for name in SECRETS {
             let secret = public
