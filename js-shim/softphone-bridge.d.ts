@@ -65,8 +65,17 @@ declare namespace SoftphoneBridge {
   }
   interface PortholeCallParams {
     destination: string;
+    /** Sent to the server in IT's campaign header (default X-Campaign). */
     campaign?: string;
+    /** Only a caller ID IT allows ([dialling] caller_ids); `invalid_params` otherwise. */
     callerid?: string;
+    /** uContact's outbound campaign: the campaign when `campaign` is absent. */
+    outqueue?: string;
+    /** uContact's two-step call parameters: taken, not used (the daemon is the agent's phone). */
+    agent?: string;
+    phone?: string;
+    tech?: string;
+    context?: string;
   }
   interface CallRefParams {
     conversationId?: string;
@@ -102,8 +111,11 @@ declare namespace SoftphoneBridge {
   }
   interface SubmitNotesParams {
     conversationId: string;
+    /** A code from the page's list, or a dialler disposition: RESPOOL, RESPOOLALTERNATIVE, BLACKLIST, SCHEDULE. */
     disposition: string;
     notes?: string;
+    /** With SCHEDULE: when to call back (RFC 3339, in the future, within a year). */
+    scheduleAt?: string;
   }
   interface AckParams {
     seq: number;
@@ -446,6 +458,14 @@ declare namespace SoftphoneBridge {
     conversationId: string;
     disposition: string;
     notes: string;
+    /** With SCHEDULE: when the callback is due (RFC 3339, UTC). */
+    scheduleAt?: string;
+  }
+  /** A callback scheduled with SCHEDULE is due (or came due while the daemon was down). */
+  interface CallbackDue {
+    number: string;
+    conversationId: string;
+    at: string;
   }
 
   /** Every event and its payload. */
@@ -470,6 +490,7 @@ declare namespace SoftphoneBridge {
     storageChanged: StorageInfo;
     recordingChanged: RecordingChanged;
     recordingTagged: RecordingTagged;
+    callbackDue: CallbackDue;
     log: LogLine;
   }
   type EventName = keyof EventPayloads;

@@ -190,6 +190,11 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         ids: Box::new(OsEntropy),
         wall_clock: time::OffsetDateTime::now_utc,
         machine_blacklist: machine_blacklist(&config.dialling),
+        dial_headers: crate::phone::DialHeaders {
+            caller_ids: config.dialling.caller_ids.clone(),
+            caller_id_header: config.dialling.caller_id_header.clone(),
+            campaign_header: config.dialling.campaign_header.clone(),
+        },
         answering: config
             .account
             .as_ref()

@@ -113,3 +113,63 @@ async fn a_407_on_our_invite_is_answered_with_credentials() {
     sipp.finished();
     assert!(daemon.log().contains("SIP in 407"));
 }
+
+/// uContact's Porthole call with `callerid` and `outqueue`: the server sees the caller ID IT
+/// allows in P-Preferred-Identity and the campaign in X-Campaign (sipp checks both); one IT does
+/// not allow never reaches the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sees_the_caller_id_and_campaign_it_allowed() {
+    let mut sipp = Sipp::start("sipp-caller-id.xml", 2, &[]);
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+         [dialling]\ncaller_ids = [\"+1666*\"]\n[log]\nlevel = \"debug\"\n",
+        sipp.port
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let (reply, _) = page
+        .request(
+            "call",
+            json!({"destination": "1002", "callerid": "+15550100", "outqueue": "Sale->"}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "invalid_params", "{reply}");
+    let (reply, _) = page
+        .request(
+            "call",
+            json!({"destination": "1002", "callerid": "+1 666 000 1234", "outqueue": "Sale->", "agent": "agent7", "tech": "SIP", "context": "from-internal", "phone": "1001"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["cause"], "busy", "{ended}");
+    sipp.finished();
+}
+
+/// DTMF in SIP INFO both ways with a PBX that offers no telephone-event: the agent's digits go
+/// as INFO in order (sipp checks 1, 2, #), and the PBX's INFOs (dtmf-relay and application/dtmf)
+/// reach the page as `dtmfReceived`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_goes_and_comes_in_sip_info_when_the_far_end_has_no_telephone_event() {
+    let mut sipp = Sipp::start("sipp-info-dtmf.xml", 2, &[]);
+    let daemon = daemon(&sipp);
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let id = page.start_call("1002").await;
+    page.event("callAccepted").await;
+    let (reply, _) = page
+        .request("dtmf", json!({"conversationId": id, "digits": "12#"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let first = page.event("dtmfReceived").await;
+    let second = page.event("dtmfReceived").await;
+    assert_eq!(
+        (
+            first["payload"]["digit"].clone(),
+            second["payload"]["digit"].clone()
+        ),
+        (json!("5"), json!("9"))
+    );
+    page.event("callEnded").await;
+    sipp.finished();
+}

@@ -93,6 +93,8 @@ pub enum EndReason {
 pub enum CallEvent {
     /// 180/183 from the callee.
     Ringing,
+    /// A DTMF digit in their INFO (`0`–`9`, `*`, `#`, `A`–`D`).
+    Dtmf(char),
     /// The call is up; `remote_sdp` is their offer (incoming) or answer (outgoing).
     Established {
         remote_sdp: String,
@@ -178,9 +180,11 @@ pub struct Call {
     transfer_confirmed: bool,
     /// Their REFER's implicit subscription: the NOTIFYs we owe them.
     referral: Option<referred::Subscription>,
+    /// DTMF digits we send in INFO requests, one at a time.
+    info_dtmf: info_dtmf::InfoDtmf,
     /// Headers our INVITE carries besides the usual (a referred call's `Replaces`,
-    /// `Referred-By`).
-    invite_extra: Vec<(&'static str, String)>,
+    /// `Referred-By`; the caller's own, such as a caller ID or a campaign).
+    invite_extra: Vec<(String, String)>,
     /// The line's connection dropped and it has not been rebound yet.
     disconnected: bool,
     /// Our last refused re-INVITE, kept while it ACKs retransmitted refusals (Timer D).
@@ -208,6 +212,33 @@ impl Call {
         Self::outgoing_referred(party, target, None, offer, timers, now, entropy)
     }
 
+    /// As [`Call::outgoing`], the INVITE also carrying `extra` headers (a caller ID, a campaign).
+    /// A header whose name is not a token or whose value holds a control character is left out:
+    /// it could end the header and start another.
+    pub fn outgoing_with(
+        party: LocalParty,
+        target: Uri,
+        extra: Vec<(String, String)>,
+        offer: String,
+        timers: Timers,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Self {
+        let mut call = Self::calling(party, target, offer, timers, entropy);
+        call.invite_extra = extra
+            .into_iter()
+            .filter(|(name, value)| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+                    && !value.chars().any(char::is_control)
+            })
+            .collect();
+        call.send_invite(now, entropy);
+        call
+    }
+
     /// Starts the outgoing call a far end's REFER asked for: its INVITE carries the referral's
     /// `Replaces` and `Referred-By` (RFC 3891 §5, RFC 3892).
     pub fn outgoing_referred(
@@ -217,6 +248,28 @@ impl Call {
         offer: String,
         timers: Timers,
         now: Instant,
+        entropy: &mut dyn Entropy,
+    ) -> Self {
+        let mut call = Self::calling(party, target, offer, timers, entropy);
+        if let Some(referral) = referral {
+            if let Some(replaces) = &referral.replaces {
+                call.invite_extra
+                    .push(("Replaces".into(), replaces.clone()));
+            }
+            if let Some(by) = &referral.referred_by {
+                call.invite_extra.push(("Referred-By".into(), by.clone()));
+            }
+        }
+        call.send_invite(now, entropy);
+        call
+    }
+
+    /// A call we place, before its INVITE is sent.
+    fn calling(
+        party: LocalParty,
+        target: Uri,
+        offer: String,
+        timers: Timers,
         entropy: &mut dyn Entropy,
     ) -> Self {
         let local = NameAddr {
@@ -236,7 +289,7 @@ impl Call {
             route_set: Vec::new(),
             local_seq: 0,
         };
-        let mut call = Self::new(
+        Self::new(
             party,
             timers,
             entropy.token(),
@@ -244,17 +297,7 @@ impl Call {
             offer,
             Request::placeholder(),
             CallState::Calling,
-        );
-        if let Some(referral) = referral {
-            if let Some(replaces) = &referral.replaces {
-                call.invite_extra.push(("Replaces", replaces.clone()));
-            }
-            if let Some(by) = &referral.referred_by {
-                call.invite_extra.push(("Referred-By", by.clone()));
-            }
-        }
-        call.send_invite(now, entropy);
-        call
+        )
     }
 
     /// Takes an incoming INVITE: answers 100 Trying and 180 Ringing. Refuses it (the bytes to
@@ -375,6 +418,7 @@ impl Call {
             refer_subscribed: false,
             transfer_confirmed: false,
             referral: None,
+            info_dtmf: info_dtmf::InfoDtmf::default(),
             invite_extra: Vec::new(),
             disconnected: false,
             refused_invite: None,
@@ -652,6 +696,7 @@ impl Call {
             .referral
             .as_ref()
             .and_then(referred::Subscription::poll_timeout);
+        let info = self.info_dtmf.poll_timeout();
         transactions
             .chain(retransmit)
             .chain(
@@ -662,6 +707,7 @@ impl Call {
             .chain(session)
             .chain(transfer)
             .chain(referral)
+            .chain(info)
             .min()
     }
 
@@ -744,6 +790,7 @@ impl Call {
         }
         self.drain_transfer(now, entropy);
         self.drain_referral(now);
+        self.drain_info(now, entropy);
         for event in other_events {
             // A BYE's outcome, whatever it is, ends the call for us. A CANCEL's does not: the
             // INVITE's 487 (or a late 2xx, then BYE) does.
@@ -951,6 +998,7 @@ impl Call {
             .referral
             .as_mut()
             .and_then(referred::Subscription::transaction_mut);
+        let info = self.info_dtmf.transaction_mut();
         [
             &mut self.invite_transaction,
             &mut self.other_transaction,
@@ -960,6 +1008,7 @@ impl Call {
         .flatten()
         .chain(transfer)
         .chain(referral)
+        .chain(info)
     }
 
     /// The far end is taken for gone (no media for too long, a refresh unanswered): a BYE in
@@ -1132,7 +1181,8 @@ impl Call {
                 self.on_notify(&request, now, entropy)
             }
             Method::Refer => self.on_refer(&request, now, entropy),
-            Method::Options | Method::Info | Method::Update if self.state != CallState::Ended => {
+            Method::Info if self.state != CallState::Ended => self.on_info(&request),
+            Method::Options | Method::Update if self.state != CallState::Ended => {
                 self.respond(&request, 200)
             }
             _ => self.respond(&request, 405),
@@ -1388,6 +1438,7 @@ fn unsupported_media(request: &Request, to_tag: Option<&str>) -> Vec<u8> {
     refusal.to_bytes()
 }
 
+mod info_dtmf;
 mod referred;
 mod replaces;
 mod session_timer;

@@ -288,6 +288,34 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             });
         }
     }
+    for (key, name) in [
+        (
+            "dialling.caller_id_header",
+            &config.dialling.caller_id_header,
+        ),
+        ("dialling.campaign_header", &config.dialling.campaign_header),
+    ] {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        if !token {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                message: format!("{name:?} is not a SIP header name"),
+            });
+        }
+    }
+    for (i, entry) in config.dialling.caller_ids.iter().enumerate() {
+        let number = entry
+            .trim()
+            .strip_suffix('*')
+            .map_or(entry.clone(), |p| format!("{p}000"));
+        crate::blacklist::Number::parse(&number).map_err(|e| ConfigError::Invalid {
+            key: format!("dialling.caller_ids[{i}]"),
+            message: format!("{e} (a number, or digits ending in * for a range)"),
+        })?;
+    }
     for (i, number) in config.dialling.blacklist.iter().enumerate() {
         crate::blacklist::Number::parse(number).map_err(|e| ConfigError::Invalid {
             key: format!("dialling.blacklist[{i}]"),

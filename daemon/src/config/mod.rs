@@ -35,14 +35,33 @@ pub struct Config {
     pub dialling: DiallingConfig,
 }
 
-/// What may be dialled.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// What may be dialled, and what pages may add to the calls they place.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiallingConfig {
     /// IT's machine-wide blacklist: never dialled, and the agent cannot remove them.
     pub blacklist: Vec<String>,
     /// More of IT's blacklist, one number per line (`#` starts a comment); read at start.
     pub blacklist_file: Option<PathBuf>,
+    /// Caller IDs pages may ask for (`dialFrom`, `callerid`): numbers, or digits ending in `*`
+    /// for a range. Empty: none.
+    pub caller_ids: Vec<String>,
+    /// The header that carries a chosen caller ID to the server.
+    pub caller_id_header: String,
+    /// The header that carries a call's campaign to the server.
+    pub campaign_header: String,
+}
+
+impl Default for DiallingConfig {
+    fn default() -> Self {
+        Self {
+            blacklist: Vec::new(),
+            blacklist_file: None,
+            caller_ids: Vec::new(),
+            caller_id_header: "P-Preferred-Identity".into(),
+            campaign_header: "X-Campaign".into(),
+        }
+    }
 }
 
 /// Call recordings (`DATA_DIR/recordings/`, stereo Ogg Opus).
@@ -358,6 +377,18 @@ pub struct MediaConfig {
     /// Seconds without any media from the far end (not on hold) after which a call is taken
     /// for dead and hung up; 0 turns it off.
     pub rtp_timeout: u32,
+    /// How DTMF is sent: `auto` (RFC 4733 in the media when the far end offered
+    /// telephone-event, SIP INFO otherwise), `rfc4733`, or `info` (always SIP INFO).
+    pub dtmf: DtmfMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    #[default]
+    Auto,
+    Rfc4733,
+    Info,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -375,6 +406,7 @@ impl Default for MediaConfig {
             srtp: SrtpPolicy::Optional,
             session_timer: 1800,
             rtp_timeout: 30,
+            dtmf: DtmfMode::Auto,
         }
     }
 }

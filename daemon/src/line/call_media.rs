@@ -50,6 +50,8 @@ pub struct CallMedia {
     remote_direction: Direction,
     /// The hold state our outstanding re-INVITE asks for.
     requested_hold: Option<bool>,
+    /// The far end takes RFC 4733 telephone-events (a browser always does).
+    telephone_event: bool,
 }
 
 impl CallMedia {
@@ -177,6 +179,7 @@ impl CallMedia {
             remote_hold: false,
             remote_direction: Direction::SendRecv,
             requested_hold: None,
+            telephone_event: false,
         }
     }
 
@@ -395,6 +398,11 @@ impl CallMedia {
         }
     }
 
+    /// Whether digits can go in the media (RFC 4733): the far end offered telephone-event.
+    pub fn takes_telephone_events(&self) -> bool {
+        self.telephone_event
+    }
+
     pub fn send_dtmf(&self, digits: &str) {
         if let Some(session) = &self.session {
             session.send_dtmf(digits);
@@ -422,6 +430,8 @@ impl CallMedia {
         };
         if let Ok(remote) = self.remote(remote_sdp) {
             self.remote_direction = remote.audio.direction;
+            self.telephone_event =
+                matches!(self.path, Path::WebRtc(_)) || remote.audio.telephone_event.is_some();
         }
         session.set_muted(self.muted);
         session.set_flow(self.flow());
@@ -668,6 +678,7 @@ mod tests {
             rtp_timeout: None,
             recordings: None,
             recording_max_seconds: 60,
+            dtmf: Default::default(),
         };
         let offer = SessionDescription::parse(&format!("{SESSION}{streams}")).expect("parses");
         pick_stream(&settings, &offer)

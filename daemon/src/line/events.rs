@@ -134,6 +134,8 @@ pub enum LineCommand {
     Dial {
         conversation: ConversationId,
         target: Uri,
+        /// Headers IT allowed the page to add (a caller ID, a campaign), already checked.
+        headers: Vec<(String, String)>,
     },
     /// Shotgun dial: ring every target at once; the first to answer is the call.
     DialAll {

@@ -327,6 +327,12 @@ impl LineCall {
                 CallEvent::Ringing => {
                     events.push_back(SipEvent::Line(LineEvent::CallRinging { conversation }))
                 }
+                CallEvent::Dtmf(digit) => {
+                    events.push_back(SipEvent::Line(LineEvent::DtmfReceived {
+                        conversation,
+                        digit,
+                    }))
+                }
                 CallEvent::Established { remote_sdp } => {
                     events.push_back(SipEvent::MediaReady {
                         conversation: conversation.clone(),

@@ -20,6 +20,8 @@ pub struct MediaSettings {
     pub session_interval: Option<u32>,
     /// A call with no media from the far end for this long (not on hold) is hung up.
     pub rtp_timeout: Option<Duration>,
+    /// `[media] dtmf`: how digits are sent.
+    pub dtmf: crate::config::DtmfMode,
     /// Where call recordings go (`DATA_DIR/recordings`); None: recording is not available.
     pub recordings: Option<std::path::PathBuf>,
     /// The longest a recording runs before it stops by itself (`[recording] max_minutes`).
@@ -58,6 +60,7 @@ impl MediaSettings {
                 .then_some(media.session_timer.max(sip_core::call::MIN_SE)),
             rtp_timeout: (media.rtp_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
+            dtmf: media.dtmf,
             // The daemon sets these from its data folder and `[recording]`.
             recordings: None,
             recording_max_seconds: 4 * 3600,

@@ -170,13 +170,27 @@ impl SipLine {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
+        self.dial_with(conversation, targets, Vec::new(), offer, now, entropy);
+    }
+
+    /// As [`SipLine::dial`], every INVITE carrying `headers` too.
+    pub fn dial_with(
+        &mut self,
+        conversation: ConversationId,
+        targets: Vec<Uri>,
+        headers: Vec<(String, String)>,
+        offer: String,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
         let party = self.dialog_party();
         let legs = targets
             .into_iter()
             .map(|target| {
-                Call::outgoing(
+                Call::outgoing_with(
                     party.clone(),
                     target,
+                    headers.clone(),
                     offer.clone(),
                     Timers::default(),
                     now,
@@ -250,6 +264,21 @@ impl SipLine {
         self.with_line_call(conversation, now, entropy, |call, entropy| {
             if let Some(current) = call.current() {
                 current.give_up(reason, now, entropy);
+            }
+        });
+    }
+
+    /// Sends `digits` to the far end in SIP INFO requests (when RFC 4733 is not to be had).
+    pub fn send_dtmf_info(
+        &mut self,
+        conversation: &ConversationId,
+        digits: &str,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        self.with_line_call(conversation, now, entropy, |call, entropy| {
+            if let Some(current) = call.current() {
+                current.send_dtmf_info(digits, now, entropy);
             }
         });
     }

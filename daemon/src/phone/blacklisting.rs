@@ -52,6 +52,7 @@ impl Phone {
                 added.push(text);
             }
         }
+        self.blacklist_changed = true;
         self.share_blacklist();
         Ok(json!({ "added": added, "alreadyListed": already }))
     }
@@ -76,6 +77,7 @@ impl Phone {
                 not_listed.push(number.text());
             }
         }
+        self.blacklist_changed = true;
         self.share_blacklist();
         Ok(json!({ "removed": removed, "notListed": not_listed }))
     }
@@ -87,7 +89,7 @@ impl Phone {
         })
     }
 
-    /// The agent's numbers, for the store.
+    /// The agent's numbers.
     pub fn agent_blacklist(&self) -> Vec<String> {
         self.blacklist.agent_numbers()
     }

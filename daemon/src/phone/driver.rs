@@ -264,6 +264,10 @@ impl Driver {
             let deadline = [
                 self.line.as_ref().and_then(LineRuntime::next_wake),
                 self.phone.next_wake(),
+                self.phone.next_callback_at().map(|at| {
+                    let wait = at - time::OffsetDateTime::now_utc();
+                    Instant::now() + Duration::try_from(wait).unwrap_or(Duration::ZERO)
+                }),
                 self.shutdown.as_ref().map(|(at, _)| *at),
             ]
             .into_iter()
@@ -291,13 +295,16 @@ impl Driver {
                     }
                 }
             }
-            // Calls to answer by themselves or to give up on (the phone's own deadlines).
+            // Calls to answer by themselves or to give up on, callbacks due (the phone's own
+            // deadlines).
             self.phone.handle_timeout(now);
             while let Some(command) = self.phone.poll_command() {
                 self.command(command, now).await;
             }
             self.drain_line().await;
             self.publish_events();
+            // After the events: a callback is forgotten only once its `callbackDue` is stored.
+            self.keep_state();
             if self.finish_shutdown(now) {
                 break;
             }
@@ -312,6 +319,8 @@ impl Driver {
                 reply,
             } => {
                 let result = self.act(action, origin.as_ref());
+                // Before the reply: what the agent changed survives a crash once acknowledged.
+                self.keep_state();
                 self.publish_events();
                 // The requester may have gone away; the action still took effect.
                 let _ = reply.send(result);
@@ -490,28 +499,16 @@ impl Driver {
             }
             Action::Provision(params) => {
                 let result = self.phone.handle_action(Action::Provision(params.clone()));
+                // Only pages provision (the session allows no other caller).
+                let origin = origin.map(Origin::as_str).unwrap_or_default();
                 if result.is_ok()
-                    && let Err(e) = self.journal.keep_provisioning(&params)
+                    && let Err(e) = self.journal.keep_provisioning(&params, origin)
                 {
                     tracing::warn!(
                         "the provisioned account will not be restored after a restart: {e}"
                     );
                 }
                 result
-            }
-            action @ (Action::BlacklistAdd(_) | Action::BlacklistRemove(_)) => {
-                let result = self.phone.handle_action(action)?;
-                let numbers = serde_json::json!(self.phone.agent_blacklist());
-                // With the store off (IT's choice) the list lives for this run, as documented.
-                if self.journal.has_store()
-                    && let Err(e) = self.journal.keep_state("blacklist", &numbers)
-                {
-                    tracing::warn!("the blacklist changed but could not be stored: {e}");
-                    return Err(PhoneError::StorageUnavailable(format!(
-                        "the blacklist changed for this run but could not be stored: {e}"
-                    )));
-                }
-                Ok(result)
             }
             Action::Logout => {
                 let result = self.phone.handle_action(Action::Logout);
@@ -524,11 +521,45 @@ impl Driver {
         }
     }
 
+    /// Stores what the phone changed that no event carries: the agent's blacklist, pending
+    /// callbacks. With the store off (IT's choice) they last for this run, as documented.
+    fn keep_state(&mut self) {
+        let changes = [
+            (
+                "blacklist",
+                self.phone
+                    .take_changed_blacklist()
+                    .map(|b| serde_json::json!(b)),
+            ),
+            (
+                "callbacks",
+                self.phone
+                    .take_changed_callbacks()
+                    .map(|c| serde_json::json!(c)),
+            ),
+        ];
+        for (key, value) in changes {
+            if let Some(value) = value
+                && self.journal.has_store()
+                && let Err(e) = self.journal.keep_state(key, &value)
+            {
+                tracing::warn!("the {key} changed but could not be stored: {e}");
+            }
+        }
+    }
+
     /// Provisions the phone again with the account a page provisioned before the restart, if
     /// one was kept and is still valid (not expired, IT still allows provisioning).
     fn restore_provisioning(&mut self, saved: Option<Value>) -> bool {
         let params = match self.journal.recall_provisioning(saved) {
-            Ok(Some(params)) => params,
+            Ok(Some((params, origin))) if self.phone.provisioning_allowed_for(&origin) => params,
+            Ok(Some(_)) => {
+                tracing::warn!(
+                    "the account a page provisioned before the restart is not restored: IT no longer lists its origin in [provisioning] allowed_origins"
+                );
+                self.journal.forget_provisioning();
+                return false;
+            }
             Ok(None) => return false,
             Err(e) => {
                 tracing::warn!(

@@ -9,6 +9,8 @@
 pub mod answering;
 mod blacklisting;
 mod calls;
+mod dial_headers;
+mod dialler;
 pub mod driver;
 pub mod event_log;
 pub mod journal;
@@ -35,6 +37,7 @@ use crate::protocol::{
 use crate::store::{SavedState, StoredCall};
 pub use answering::Answering;
 use answering::Decision;
+pub use dial_headers::DialHeaders;
 
 /// What happens to a ringing call at its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,8 @@ pub struct PhoneSettings {
     pub pages_may_record: bool,
     /// IT's machine-wide blacklist (`[dialling] blacklist`); the agent's comes in `saved`.
     pub machine_blacklist: Vec<String>,
+    /// IT's caller IDs and campaign header (`[dialling]`).
+    pub dial_headers: DialHeaders,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -155,6 +160,13 @@ pub struct Phone {
     wall_clock: fn() -> time::OffsetDateTime,
     answering: Answering,
     blacklist: crate::blacklist::Blacklist,
+    dial_headers: DialHeaders,
+    /// The agent's blacklist changed since the driver last stored it.
+    blacklist_changed: bool,
+    /// Callbacks the agent scheduled (`SCHEDULE`), by when they are due.
+    callbacks: Vec<(time::OffsetDateTime, crate::protocol::CallbackDue)>,
+    /// They changed since the driver last stored them.
+    callbacks_changed: bool,
     /// Incoming calls to answer by themselves, or to give up on, at these instants.
     deadlines: Vec<(Instant, ConversationId, Deadline)>,
     provisioning: crate::config::ProvisioningConfig,
@@ -207,6 +219,10 @@ impl Phone {
                 settings.machine_blacklist.iter().map(String::as_str),
                 saved.blacklist.iter().flatten().map(String::as_str),
             ),
+            blacklist_changed: false,
+            dial_headers: settings.dial_headers,
+            callbacks: dialler::restored(saved.callbacks),
+            callbacks_changed: false,
             deadlines: Vec::new(),
             provisioning: settings.provisioning,
             may_provision: settings.may_provision,
@@ -251,14 +267,20 @@ impl Phone {
                 let partner = call
                     .partner_id
                     .or_else(|| self.partner_config.as_ref().map(|c| c.partner_id.clone()));
-                let id = self.dial(&call.dial_to, partner)?;
+                let headers = self.dial_headers(call.dial_from.as_deref(), "dialFrom", None)?;
+                let id = self.dial(&call.dial_to, partner, headers)?;
                 Ok(json!({ "conversationId": id }))
             }
             Action::BlacklistAdd(request) => self.blacklist_add(&request),
             Action::BlacklistRemove(request) => self.blacklist_remove(&request),
             Action::BlacklistList => Ok(self.blacklist_list()),
             Action::Call(call) | Action::CallWithPhone(call) => {
-                let id = self.dial(&call.destination, None)?;
+                let headers = self.dial_headers(
+                    call.callerid.as_deref(),
+                    "callerid",
+                    call.campaign.as_deref().or(call.outqueue.as_deref()),
+                )?;
+                let id = self.dial(&call.destination, None, headers)?;
                 Ok(json!({ "guid": id, "conversationId": id }))
             }
             Action::Answer(r) => {
@@ -374,6 +396,7 @@ impl Phone {
         &mut self,
         dial: &str,
         partner_id: Option<String>,
+        headers: Vec<(String, String)>,
     ) -> Result<ConversationId, PhoneError> {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
@@ -395,6 +418,7 @@ impl Phone {
         self.commands.push_back(LineCommand::Dial {
             conversation: id.clone(),
             target,
+            headers,
         });
         self.events
             .push_back(Event::OutboundCallInitiated(OutboundCallInitiated {
@@ -740,7 +764,9 @@ impl Phone {
         notes: crate::protocol::NotesSubmission,
     ) -> Result<Value, PhoneError> {
         check_text("disposition", &notes.disposition)?;
-        if !self.free_text_dispositions
+        let dialler_code = dialler::DIALLER_DISPOSITIONS.contains(&notes.disposition.as_str());
+        if !dialler_code
+            && !self.free_text_dispositions
             && !self.dispositions.is_empty()
             && !self.dispositions.contains(&notes.disposition)
         {
@@ -755,17 +781,33 @@ impl Phone {
                 "notes are longer than 10000 characters".into(),
             ));
         }
+        let unknown = || {
+            PhoneError::UnknownCall(format!(
+                "no call with conversationId `{}`",
+                shorten(&notes.conversation_id)
+            ))
+        };
+        let number = self
+            .ended
+            .iter()
+            .chain(self.calls.iter())
+            .find(|c| c.conversation_id == *notes.conversation_id.as_str())
+            .map(|c| c.remote.clone())
+            .ok_or_else(unknown)?;
+        // Checked in full before anything changes.
+        let outcome = self.dialler_outcome(
+            &notes.disposition,
+            notes.schedule_at.as_deref(),
+            &notes.conversation_id,
+            &number,
+        )?;
+        let schedule_at = self.apply_dialler_outcome(outcome);
         let call = self
             .ended
             .iter_mut()
             .chain(self.calls.iter_mut())
             .find(|c| c.conversation_id == *notes.conversation_id.as_str())
-            .ok_or_else(|| {
-                PhoneError::UnknownCall(format!(
-                    "no call with conversationId `{}`",
-                    shorten(&notes.conversation_id)
-                ))
-            })?;
+            .ok_or_else(unknown)?;
         // The latest outcome counts: a call still going carries it in its `callEnded`.
         call.outcome = Some(calls::Outcome {
             disposition: notes.disposition.clone(),
@@ -777,8 +819,12 @@ impl Phone {
                 conversation_id: notes.conversation_id,
                 disposition: notes.disposition,
                 notes: notes.notes,
+                schedule_at: schedule_at.clone(),
             }));
-        Ok(json!({}))
+        Ok(match schedule_at {
+            Some(at) => json!({ "scheduleAt": at }),
+            None => json!({}),
+        })
     }
 
     /// Records the connected call (the one named, else the one the agent talks on, else a
@@ -905,6 +951,20 @@ impl Phone {
         }
     }
 
+    /// Whether `origin` (as the page sent it) is still one IT lets provision.
+    pub fn provisioning_allowed_for(&self, origin: &str) -> bool {
+        let Ok(origin) = crate::origins::Origin::parse(origin) else {
+            return false;
+        };
+        self.may_provision
+            && self
+                .provisioning
+                .allowed_origins
+                .iter()
+                .filter_map(|o| crate::origins::Origin::parse(o).ok())
+                .any(|allowed| allowed == origin)
+    }
+
     /// When [`Phone::handle_timeout`] is next due.
     pub fn next_wake(&self) -> Option<Instant> {
         self.deadlines.iter().map(|(at, _, _)| *at).min()
@@ -913,6 +973,7 @@ impl Phone {
     /// Answers the calls whose answer-after delay is over and declines those that rang for
     /// `ring_timeout`, if they still ring.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.fire_due_callbacks((self.wall_clock)());
         let (due, later) = std::mem::take(&mut self.deadlines)
             .into_iter()
             .partition(|(at, _, _)| *at <= now);

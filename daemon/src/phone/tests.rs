@@ -28,6 +28,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         auto_record: false,
         pages_may_record: true,
         machine_blacklist: Vec::new(),
+        dial_headers: Default::default(),
     }
 }
 
@@ -173,8 +174,7 @@ fn call_actions_say_no_line_instead_of_pretending() {
     let start = start_call("+18883973342");
     let call = Action::Call(PortholeCall {
         destination: "1".into(),
-        campaign: None,
-        callerid: None,
+        ..Default::default()
     });
     for action in [
         start,
@@ -202,7 +202,7 @@ fn outbound_call_from_dial_to_end_with_duration() {
         .map(str::to_owned)
         .expect("id");
     assert!(
-        matches!(phone.poll_command(), Some(LineCommand::Dial { conversation, target }) if conversation == id && target.to_string() == "sip:+18883973342@127.0.0.1")
+        matches!(phone.poll_command(), Some(LineCommand::Dial { conversation, target, .. }) if conversation == id && target.to_string() == "sip:+18883973342@127.0.0.1")
     );
     assert!(
         matches!(phone.poll_event(), Some(Event::OutboundCallInitiated(e)) if e.dialled_to == "+18883973342" && e.partner_id.as_deref() == Some("p1"))
@@ -263,6 +263,7 @@ fn outbound_call_from_dial_to_end_with_duration() {
         conversation_id: id.clone(),
         disposition: "Sale".into(),
         notes: "booked".into(),
+        schedule_at: None,
     };
     phone
         .handle_action(Action::SubmitNotes(notes))
@@ -1101,6 +1102,7 @@ fn call_ended_carries_the_outcome_submitted_during_the_call() {
                 conversation_id: a.to_string(),
                 disposition: disposition.into(),
                 notes: notes.into(),
+                schedule_at: None,
             }))
             .expect("notes taken");
     }
@@ -1142,6 +1144,7 @@ fn dispositions_outside_the_list_are_refused_unless_it_allows_free_text() {
             conversation_id: id.to_string(),
             disposition: disposition.into(),
             notes: String::new(),
+            schedule_at: None,
         }))
     };
     let (mut phone, a, _) = two_calls();
@@ -1526,8 +1529,7 @@ fn the_blacklist_stops_every_dialling_path_and_it_numbers_stay() {
             &mut phone,
             Action::Call(PortholeCall {
                 destination: "0015550101".into(),
-                campaign: None,
-                callerid: None,
+                ..Default::default()
             })
         ),
         ErrorCode::Blacklisted
@@ -1637,4 +1639,126 @@ fn going_do_not_disturb_during_an_answer_delay_declines_instead() {
         start,
     );
     assert_eq!(phone.next_wake(), None);
+}
+
+#[test]
+fn schedule_keeps_a_callback_until_it_is_due_and_survives_a_restart() {
+    let mut phone = registered();
+    let now = Instant::now();
+    ring(&mut phone, "c1", now);
+    phone.handle_line_event(
+        LineEvent::CallEnded {
+            conversation: "c1".into(),
+            reason: EndReason::Cancelled,
+        },
+        now,
+    );
+    while phone.poll_event().is_some() {}
+    let schedule = |at: &str| {
+        Action::SubmitNotes(NotesSubmission {
+            conversation_id: "c1".into(),
+            disposition: "SCHEDULE".into(),
+            notes: String::new(),
+            schedule_at: Some(at.into()),
+        })
+    };
+    // The test's wall clock says 2026-11-22 09:00 UTC.
+    assert_eq!(
+        phone
+            .handle_action(schedule("2026-11-22T08:59:59Z"))
+            .map_err(|e| e.code()),
+        Err(ErrorCode::InvalidParams),
+        "in the past"
+    );
+    assert_eq!(phone.take_changed_callbacks(), None, "nothing changed");
+    let reply = phone
+        .handle_action(schedule("2026-11-22T11:00:00+01:00"))
+        .expect("scheduled");
+    assert_eq!(reply, json!({"scheduleAt": "2026-11-22T10:00:00Z"}));
+    assert!(matches!(
+        phone.poll_event(),
+        Some(Event::CallNotesSubmitted(n)) if n.schedule_at.as_deref() == Some("2026-11-22T10:00:00Z")
+    ));
+    let kept = phone.take_changed_callbacks().expect("to store");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].number, "1002");
+
+    // A restart: the stored callback comes back and fires when due, once.
+    let mut phone = Phone::new(PhoneSettings {
+        saved: SavedState {
+            callbacks: Some(kept),
+            ..SavedState::default()
+        },
+        ..settings(Some("127.0.0.1"))
+    });
+    let ten = time::macros::datetime!(2026-11-22 10:00 UTC);
+    assert_eq!(phone.next_callback_at(), Some(ten));
+    phone.fire_due_callbacks(ten - time::Duration::seconds(1));
+    assert_eq!(phone.poll_event(), None);
+    phone.fire_due_callbacks(ten);
+    assert!(matches!(
+        phone.poll_event(),
+        Some(Event::CallbackDue(c)) if c.conversation_id == "c1" && c.at == "2026-11-22T10:00:00Z"
+    ));
+    assert_eq!(phone.take_changed_callbacks(), Some(Vec::new()));
+    phone.fire_due_callbacks(ten + time::Duration::hours(1));
+    assert_eq!(phone.poll_event(), None, "once");
+}
+
+#[test]
+fn a_caller_id_goes_out_only_when_it_allows_it_and_a_campaign_only_when_clean() {
+    let mut phone = Phone::new(PhoneSettings {
+        dial_headers: DialHeaders {
+            caller_ids: vec!["+1 555 0100".into(), "+1666*".into()],
+            ..Default::default()
+        },
+        ..settings(Some("pbx.example.com"))
+    });
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    let porthole = |callerid: &str, campaign: &str| {
+        Action::Call(PortholeCall {
+            destination: "1002".into(),
+            callerid: Some(callerid.into()),
+            outqueue: Some(campaign.into()),
+            agent: Some("agent7".into()),
+            tech: Some("SIP".into()),
+            ..Default::default()
+        })
+    };
+    for (callerid, campaign, says) in [
+        ("+15550199", "Sale->", "not a caller ID IT allows"),
+        ("five", "Sale->", "not a phone number"),
+        ("+15550100", "Sale\r\nX-Evil: 1", "`campaign`"),
+        ("+15550100", &"x".repeat(65), "`campaign`"),
+    ] {
+        let err = phone
+            .handle_action(porthole(callerid, campaign))
+            .expect_err("refused");
+        assert_eq!(err.code(), ErrorCode::InvalidParams);
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert_eq!(phone.poll_command(), None, "nothing dialled");
+    phone
+        .handle_action(porthole("+1 (666) 000-1234", "Sale->"))
+        .expect("allowed");
+    assert!(matches!(
+        phone.poll_command(),
+        Some(LineCommand::Dial { headers, .. }) if headers == vec![
+            ("P-Preferred-Identity".to_owned(), "<sip:+16660001234@pbx.example.com>".to_owned()),
+            ("X-Campaign".to_owned(), "Sale->".to_owned()),
+        ]
+    ));
+    // Without IT's list, no page chooses a caller ID.
+    let mut phone = registered();
+    let mut call = start_call("1002");
+    if let Action::StartCall(c) = &mut call {
+        c.dial_from = Some("+15550100".into());
+    }
+    let err = phone.handle_action(call).expect_err("not allowed");
+    assert!(err.to_string().contains("[dialling] caller_ids"), "{err}");
 }

@@ -108,14 +108,28 @@ pub struct StartCall {
 }
 
 /// Porthole-style call request (`003_…`); field names are uContact's, lower case.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortholeCall {
     pub destination: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    /// The caller ID the server should show: only one IT allows (`[dialling] caller_ids`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callerid: Option<String>,
+    /// uContact's "outbound campaign to compute the call": the campaign when `campaign` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outqueue: Option<String>,
+    /// uContact's agent, phone, technology and context of the two-step call: the daemon is
+    /// the agent's phone already, so these are taken and not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tech: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 /// Names a call; without one the action applies to the current call.
@@ -183,6 +197,9 @@ pub struct NotesSubmission {
     pub disposition: String,
     #[serde(default)]
     pub notes: String,
+    /// With the dialler disposition `SCHEDULE`: when to call back (RFC 3339, in the future).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,12 +38,13 @@ pub enum Event {
     StorageChanged(StorageInfo),
     RecordingChanged(RecordingChanged),
     RecordingTagged(RecordingTagged),
+    CallbackDue(CallbackDue),
     Log(LogLine),
 }
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 22] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -64,6 +65,7 @@ impl Event {
         "storageChanged",
         "recordingChanged",
         "recordingTagged",
+        "callbackDue",
         "log",
     ];
 
@@ -89,6 +91,7 @@ impl Event {
             Self::StorageChanged(_) => "storageChanged",
             Self::RecordingChanged(_) => "recordingChanged",
             Self::RecordingTagged(_) => "recordingTagged",
+            Self::CallbackDue(_) => "callbackDue",
             Self::Log(_) => "log",
         }
     }
@@ -359,4 +362,19 @@ pub struct CallNotesSubmitted {
     pub conversation_id: String,
     pub disposition: String,
     pub notes: String,
+    /// With `SCHEDULE`: when the callback is due (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_at: Option<String>,
+}
+
+/// A callback the agent scheduled (disposition `SCHEDULE`) is due: call `number` back.
+/// Sent when due, or at the daemon's next start if it was down then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallbackDue {
+    pub number: String,
+    /// The call the callback was scheduled on.
+    pub conversation_id: String,
+    /// When it was scheduled for (RFC 3339, UTC).
+    pub at: String,
 }

@@ -19,9 +19,9 @@ pub use actions::{
 };
 pub use events::{
     CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
-    CallRinging, CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, EndCause,
-    Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RecordingChanged,
-    RecordingTagged, RegistrationChanged, StatusChanged,
+    CallRinging, CallTransferred, CallbackDue, ConferenceChanged, DispositionsChanged,
+    DtmfReceived, EndCause, Event, EventMessage, Hello, IncomingCall, LogLine,
+    OutboundCallInitiated, RecordingChanged, RecordingTagged, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{
     CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus, RecordingInfo,

@@ -21,6 +21,8 @@ pub struct SavedState {
     pub provisioning: Option<serde_json::Value>,
     /// The agent's blacklist (IT's is in the config).
     pub blacklist: Option<Vec<String>>,
+    /// Callbacks the agent scheduled that were not due yet.
+    pub callbacks: Option<Vec<crate::protocol::CallbackDue>>,
 }
 
 /// One call as the store keeps it.
@@ -300,6 +302,7 @@ impl Store {
             partner_config: parse(load("partner_config")?),
             provisioning: parse(load("provisioning")?),
             blacklist: parse(load("blacklist")?),
+            callbacks: parse(load("callbacks")?),
         })
     }
 

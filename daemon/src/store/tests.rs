@@ -122,6 +122,7 @@ fn history_and_agent_state_follow_the_events() {
             conversation_id: "c1".into(),
             disposition: "SALE".into(),
             notes: "wants the blue one".into(),
+            schedule_at: None,
         }),
     );
     append(

@@ -20,6 +20,7 @@ impl LineRuntime {
         &mut self,
         conversation: ConversationId,
         targets: Vec<sip_core::Uri>,
+        headers: Vec<(String, String)>,
         now: Instant,
     ) {
         let Some(ip) = self.local_ip() else {
@@ -33,6 +34,7 @@ impl LineRuntime {
         let wrap = move |media| Prepared::Offer {
             conversation,
             targets,
+            headers,
             media,
         };
         if let Some(prepared) = self.offer_media(ip, wrap).await {
@@ -245,11 +247,19 @@ impl LineRuntime {
             Prepared::Offer {
                 conversation,
                 targets,
+                headers,
                 media,
             } => match (media, &mut self.sip) {
                 (Ok(media), Some(sip)) => {
                     let offer = media.sdp();
-                    sip.dial(conversation.clone(), targets, offer, now, &mut self.entropy);
+                    sip.dial_with(
+                        conversation.clone(),
+                        targets,
+                        headers,
+                        offer,
+                        now,
+                        &mut self.entropy,
+                    );
                     self.calls.entry(conversation).or_default().media = Some(media);
                 }
                 (Ok(media), None) => {

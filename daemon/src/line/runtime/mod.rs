@@ -82,6 +82,7 @@ pub enum Prepared {
     Offer {
         conversation: ConversationId,
         targets: Vec<sip_core::Uri>,
+        headers: Vec<(String, String)>,
         media: Result<CallMedia, String>,
     },
     Answer {
@@ -269,11 +270,12 @@ impl LineRuntime {
             LineCommand::Dial {
                 conversation,
                 target,
-            } => self.dial(conversation, vec![target], now).await,
+                headers,
+            } => self.dial(conversation, vec![target], headers, now).await,
             LineCommand::DialAll {
                 conversation,
                 targets,
-            } => self.dial(conversation, targets, now).await,
+            } => self.dial(conversation, targets, Vec::new(), now).await,
             LineCommand::Answer { conversation } => self.answer(&conversation, now).await,
             LineCommand::Reject {
                 conversation,
@@ -341,8 +343,19 @@ impl LineRuntime {
                 conversation,
                 digits,
             } => {
-                if let Some(media) = self.media(&conversation) {
-                    media.send_dtmf(&digits);
+                use crate::config::DtmfMode;
+                let mode = self.media_settings.dtmf;
+                let info = match self.media(&conversation) {
+                    None => false,
+                    Some(_) if mode == DtmfMode::Info => true,
+                    Some(media) if mode == DtmfMode::Rfc4733 || media.takes_telephone_events() => {
+                        media.send_dtmf(&digits);
+                        false
+                    }
+                    Some(_) => true,
+                };
+                if info && let Some(sip) = &mut self.sip {
+                    sip.send_dtmf_info(&conversation, &digits, now, &mut self.entropy);
                 }
             }
             LineCommand::Conference { conversations } => {

@@ -27,6 +27,8 @@ pub enum Unkept {
     SecretGone(&'static str),
     #[error("its `{0}` is not a string")]
     NotAString(&'static str),
+    #[error("what the store holds of it is not in the form this version keeps")]
+    Unreadable,
 }
 
 impl Journal {
@@ -35,8 +37,9 @@ impl Journal {
         self.vault = vault.map_err(|e| e.to_string());
     }
 
-    /// Keeps `params` (already accepted by the phone) for the next start.
-    pub fn keep_provisioning(&mut self, params: &Value) -> Result<(), Unkept> {
+    /// Keeps `params` (already accepted by the phone), and the origin that sent them, for the
+    /// next start.
+    pub fn keep_provisioning(&mut self, params: &Value, origin: &str) -> Result<(), Unkept> {
         let vault = self.vault()?;
         if self.store.is_none() {
             return Err(Unkept::NoStore);
@@ -56,7 +59,10 @@ impl Journal {
         }
         let kept = match &mut self.store {
             Some(store) => store
-                .keep_state("provisioning", Some(&public))
+                .keep_state(
+                    "provisioning",
+                    Some(&serde_json::json!({ "origin": origin, "params": public })),
+                )
                 .map_err(Unkept::from),
             None => Err(Unkept::NoStore),
         };
@@ -79,13 +85,21 @@ impl Journal {
         }
     }
 
-    /// The parameters kept by the last run, secrets put back; `Ok(None)` when none were kept.
-    /// An account that cannot be put back together is forgotten.
-    pub fn recall_provisioning(&mut self, saved: Option<Value>) -> Result<Option<Value>, Unkept> {
-        let Some(mut params) = saved else {
+    /// The parameters kept by the last run, secrets put back, and the origin that sent them;
+    /// `Ok(None)` when none were kept. An account that cannot be put back together is forgotten.
+    pub fn recall_provisioning(
+        &mut self,
+        saved: Option<Value>,
+    ) -> Result<Option<(Value, String)>, Unkept> {
+        let Some(saved) = saved else {
             return Ok(None);
         };
+        let origin = saved["origin"].as_str().unwrap_or_default().to_owned();
+        let mut params = saved["params"].clone();
         let recalled = self.vault().and_then(|vault| {
+            if origin.is_empty() || !params.is_object() {
+                return Err(Unkept::Unreadable);
+            }
             for name in SECRETS {
                 let secret = vault.get(name)?.ok_or(Unkept::SecretGone(name))?;
                 if let Some(map) = params.as_object_mut() {
@@ -97,7 +111,7 @@ impl Journal {
         if recalled.is_err() {
             self.forget_provisioning();
         }
-        recalled.map(Some)
+        recalled.map(|params| Some((params, origin)))
     }
 
     fn vault(&self) -> Result<Vault, Unkept> {

@@ -226,7 +226,9 @@ fn a_provisioned_account_is_kept_without_its_secrets_and_put_back_together() {
     });
     let mut journal = open(&dir, 16);
     journal.set_vault(Ok(vault.clone()));
-    journal.keep_provisioning(&params).expect("kept");
+    journal
+        .keep_provisioning(&params, "https://crm.example.com")
+        .expect("kept");
     drop(journal);
     let bytes = std::fs::read(dir.path().join(crate::store::FILE_NAME)).expect("db");
     let wal = std::fs::read(dir.path().join("softphone.db-wal")).unwrap_or_default();
@@ -242,14 +244,23 @@ fn a_provisioned_account_is_kept_without_its_secrets_and_put_back_together() {
     let (mut journal, startup) = open_startup(&dir);
     journal.set_vault(Ok(vault.clone()));
     let saved = startup.saved.provisioning.clone();
-    assert_eq!(saved.as_ref().map(|p| p.get("password")), Some(None));
+    assert_eq!(
+        saved.as_ref().map(|p| p["params"].get("password")),
+        Some(None)
+    );
     let recalled = journal.recall_provisioning(saved).expect("recalled");
-    assert_eq!(recalled, Some(params.clone()));
+    assert_eq!(
+        recalled,
+        Some((params.clone(), "https://crm.example.com".to_owned()))
+    );
 
     // A reboot cleared the keyring: the account is forgotten, parameters too.
     vault.remove("password").expect("removed");
     let err = journal
-        .recall_provisioning(Some(serde_json::json!({"username": "1001"})))
+        .recall_provisioning(Some(serde_json::json!({
+            "origin": "https://crm.example.com",
+            "params": {"username": "1001"}
+        })))
         .expect_err("secret gone");
     assert!(matches!(err, Unkept::SecretGone("password")), "{err}");
     assert_eq!(vault.get("auth_key").expect("get"), None, "both go");
@@ -265,7 +276,7 @@ fn without_a_keyring_nothing_is_kept() {
     journal.set_vault(Err(crate::secrets::VaultError::NoKeyring("test".into())));
     let params = serde_json::json!({"password": "p", "auth_key": "a"});
     assert!(matches!(
-        journal.keep_provisioning(&params),
+        journal.keep_provisioning(&params, "https://crm.example.com"),
         Err(Unkept::NoKeyring(_))
     ));
     drop(journal);
