@@ -508,7 +508,7 @@ declare namespace SoftphoneBridge {
   // ------------------------------------------------------------------ the shim's API
 
   interface ConnectOptions {
-    /** Default 48443. */
+    /** The port shim.js was loaded from, else 48443. */
     port?: number;
     /** 'localhost' (default), '127.0.0.1' or '::1'. */
     host?: string;
@@ -522,6 +522,8 @@ declare namespace SoftphoneBridge {
     autoAck?: boolean;
     /** How long to gather events into one `ack` (default 250 ms). */
     ackDelayMs?: number;
+    /** WindowProxy only: deliver events to listeners too (default true; false for `Porthole.WindowProxy`). */
+    events?: boolean;
   }
 
   class BridgeError extends Error {
@@ -598,11 +600,13 @@ declare namespace SoftphoneBridge {
 
   /** Porthole-style proxy (uContact 003_…). */
   interface ProxyMessageEvent {
-    data: { guid?: string; action?: string; event?: string; ok?: boolean; error?: ErrorBody; [key: string]: unknown };
+    /** `guid`: the call's id, or 0 when a call action failed (uContact's convention). */
+    data: { guid?: string | 0; action?: string; event?: string; ok?: boolean; error?: ErrorBody; [key: string]: unknown };
   }
   class WindowProxy {
     constructor(options?: ConnectOptions);
-    constructor(url: string, options?: ConnectOptions);
+    /** As Porthole's: the URL (and a target window name) are taken and not used. */
+    constructor(url: string, options?: ConnectOptions | string);
     readonly ready: Promise<Phone>;
     post(message: { action: ActionName; [param: string]: unknown }): void;
     addEventListener(fn: (event: ProxyMessageEvent) => void): void;
@@ -626,6 +630,8 @@ declare namespace SoftphoneBridge {
 
   const version: 1;
   const DEFAULT_PORT: number;
+  /** Also the global `Porthole` when the page has none: uContact pages run unchanged. */
+  const Porthole: { WindowProxy: typeof WindowProxy };
 }
 
 export = SoftphoneBridge;

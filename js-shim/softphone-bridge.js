@@ -20,6 +20,19 @@
   'use strict';
 
   var DEFAULT_PORT = 48443;
+  /**
+   * The daemon's port when none is given: the one this script was loaded from
+   * (https://localhost:PORT/shim.js), else the default. Pages written for uContact's Porthole
+   * create their proxy with a URL only, so the port must come from somewhere else.
+   */
+  var PORT = (function () {
+    try {
+      var script = global.document && global.document.currentScript;
+      var url = script && script.src ? new URL(script.src) : null;
+      if (url && url.protocol === 'https:' && url.hostname === 'localhost' && url.port) return Number(url.port);
+    } catch (e) { /* not loaded from the daemon: the default */ }
+    return DEFAULT_PORT;
+  })();
   var REQUEST_TIMEOUT_MS = 15000;
   var CLOSE_LAGGED = 4000;
   // The agent revoked this page's origin: reconnecting would only be refused.
@@ -31,6 +44,10 @@
   ];
   /** Sent live but never numbered, kept or replayed: nothing to acknowledge. */
   var UNKEPT_EVENTS = ['log', 'storageChanged'];
+  /** Connections WindowProxy instances share, by port, host and transport. */
+  var SHARED_PROXY_CONNECTIONS = {};
+  /** Actions that place a call: uContact answers them with the call's guid, or 0. */
+  var CALL_ACTIONS = ['call', 'callWithPhone', 'start_call', 'shotgun_call'];
   var CALL_EVENTS = ['outboundCallInitiated', 'callRinging', 'incomingCall', 'callAccepted',
     'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged', 'callTransferred', 'recordingChanged'];
 
@@ -80,7 +97,7 @@
    */
   async function diagnose(options) {
     options = options || {};
-    var port = options.port || DEFAULT_PORT;
+    var port = options.port || PORT;
     var host = hostFor(options);
     var fetchFn = global.fetch;
     if (typeof fetchFn !== 'function') return blocked('daemon_not_running');
@@ -114,7 +131,7 @@
 
   /** Direct transport: a WebSocket to wss://localhost:PORT/ws. */
   function directSocket(options, query) {
-    var url = 'wss://' + hostFor(options) + ':' + (options.port || DEFAULT_PORT) + '/ws' + query;
+    var url = 'wss://' + hostFor(options) + ':' + (options.port || PORT) + '/ws' + query;
     return new global.WebSocket(url);
   }
 
@@ -125,7 +142,7 @@
    */
   class IframeHost {
     constructor(options) {
-      this.origin = 'https://' + hostFor(options) + ':' + (options.port || DEFAULT_PORT);
+      this.origin = 'https://' + hostFor(options) + ':' + (options.port || PORT);
       this.ready = null;
       this.frame = null;
       this.options = options;
@@ -207,7 +224,7 @@
    */
   class Phone {
     constructor(options) {
-      this.options = Object.assign({ port: DEFAULT_PORT, minRetryMs: 250, maxRetryMs: 10000, autoAck: true, ackDelayMs: 250 }, options || {});
+      this.options = Object.assign({ port: PORT, minRetryMs: 250, maxRetryMs: 10000, autoAck: true, ackDelayMs: 250 }, options || {});
       this.state = null;
       this.instance = null;
       this.startedAt = null;
@@ -512,19 +529,30 @@
   /**
    * uContact's Porthole proxy, same calls: `new WindowProxy()` then `.post({action, …})` and
    * `.addEventListener(fn)`. Listeners receive `{data: {…}}`: replies carry `action`, `ok` and the
-   * result (`guid` for call actions); events carry `event`, the payload and `guid`.
-   * A URL first argument (as Porthole takes) is accepted and ignored.
+   * result (`guid` for call actions, `0` when the call could not be placed, as uContact answers);
+   * events carry `event`, the payload and `guid`. A URL first argument and a target window name
+   * (as Porthole takes) are accepted and ignored; options may come first or second.
    */
   class WindowProxy {
     constructor(urlOrOptions, maybeOptions) {
-      var options = typeof urlOrOptions === 'object' && urlOrOptions !== null ? urlOrOptions : (maybeOptions || {});
+      var isOptions = function (o) { return typeof o === 'object' && o !== null; };
+      var options = isOptions(urlOrOptions) ? urlOrOptions : (isOptions(maybeOptions) ? maybeOptions : {});
       this._listeners = [];
       this._queue = [];
       this._phone = null;
       var self = this;
-      this.ready = connect(options).then(function (phone) {
+      // Porthole pages expect one answer per post; events only when asked for.
+      var events = options.events !== undefined ? options.events : !this.constructor.repliesOnly;
+      // One connection for every proxy of a page: uContact's samples make a proxy per click.
+      var key = JSON.stringify([options.port || PORT, hostFor(options), options.mode || 'direct']);
+      var shared = SHARED_PROXY_CONNECTIONS[key];
+      if (!shared) {
+        shared = SHARED_PROXY_CONNECTIONS[key] = connect(options);
+        shared.catch(function () { delete SHARED_PROXY_CONNECTIONS[key]; });
+      }
+      this.ready = shared.then(function (phone) {
         self._phone = phone;
-        phone.on('*', function (event, payload) {
+        if (events) phone.on('*', function (event, payload) {
           if (event === 'hello' || event === 'state' || event === 'connected' || event === 'disconnected') return;
           var data = Object.assign({ event: event }, payload);
           if (payload && payload.conversationId) data.guid = payload.conversationId;
@@ -552,7 +580,9 @@
         if (result && result.conversationId && !data.guid) data.guid = result.conversationId;
         self._dispatch(data);
       }, function (error) {
-        self._dispatch({ action: action, ok: false, error: { code: error.code, message: error.message } });
+        var data = { action: action, ok: false, error: { code: error.code, message: error.message } };
+        if (CALL_ACTIONS.indexOf(action) >= 0) data.guid = 0;
+        self._dispatch(data);
       });
     }
 
@@ -605,4 +635,11 @@
 
   if (typeof module === 'object' && module && module.exports) module.exports = SoftphoneBridge;
   global.SoftphoneBridge = SoftphoneBridge;
+  // uContact pages load this script where they loaded porthole.js and run unchanged. The real
+  // porthole.js, if the page loads it too, is left alone (SoftphoneBridge.WindowProxy still works).
+  /** As uContact's: one reply per post (`{guid}` for calls, 0 on error); `{events: true}` adds events. */
+  class PortholeWindowProxy extends WindowProxy {}
+  PortholeWindowProxy.repliesOnly = true;
+  SoftphoneBridge.Porthole = { WindowProxy: PortholeWindowProxy };
+  if (typeof global.Porthole === 'undefined') global.Porthole = SoftphoneBridge.Porthole;
 })(typeof globalThis !== 'undefined' ? globalThis : this);

@@ -107,3 +107,26 @@ async function fetchInsecure(url) {
   await page.close();
   return text;
 }
+
+test('a page written for uContact Porthole runs unchanged on shim.js', async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const alerts = [];
+  page.on('dialog', async (dialog) => { alerts.push(dialog.message()); await dialog.dismiss(); });
+  await page.goto(`${pages.allowed}/examples/porthole-ucontact.html?port=${daemon.port}`);
+  assert.equal(await page.evaluate(() => typeof Porthole.WindowProxy), 'function');
+  // "Make call by phone": the guid of the call, as uContact answers (its alert).
+  await page.click('#by-phone');
+  const deadline = Date.now() + 10000;
+  while (alerts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.match(alerts[0] ?? '', /^[0-9a-f-]{36}$/, `guid: ${alerts}`);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(alerts.length, 1, `one answer per post, as uContact gives: ${alerts}`);
+  // "Make call" with a callerid IT does not allow here: 0, uContact's answer for an error.
+  await page.click('#make-call');
+  await until(page, () => document.getElementById('out').textContent.includes('call guid:'));
+  assert.equal((await page.textContent('#out')).trim(), 'call guid: 0');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
