@@ -190,6 +190,15 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         ids: Box::new(OsEntropy),
         wall_clock: time::OffsetDateTime::now_utc,
         machine_blacklist: machine_blacklist(&config.dialling),
+        dial_rules: crate::phone::DialRules {
+            patterns: config.dialling.patterns.clone(),
+            partners: config
+                .dialling
+                .partner
+                .iter()
+                .map(|p| (p.partner_id.clone(), p.patterns.clone()))
+                .collect(),
+        },
         dial_headers: crate::phone::DialHeaders {
             caller_ids: config.dialling.caller_ids.clone(),
             caller_id_header: config.dialling.caller_id_header.clone(),

@@ -148,3 +148,28 @@ async fn a_scheduled_callback_fires_after_a_kill_9_and_blacklist_lists_the_numbe
         .await;
     assert_eq!(reply["error"]["code"], "blacklisted", "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dialpad_follows_its_patterns_and_the_partners() {
+    let daemon = Daemon::start(&format!(
+        "{CONFIG}[dialling]\npatterns = [\"echo\", \"1???\"]\n[[dialling.partner]]\npartner_id = \"acme\"\npatterns = [\"+44*\"]\n"
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let (reply, _) = page
+        .request("start_call", json!({"dialTo": "+1 555 0100"}))
+        .await;
+    assert_eq!(reply["error"]["code"], "invalid_number", "{reply}");
+    ended_call(&mut page, "echo").await;
+    page.request("partner_config", json!({"partnerId": "acme"}))
+        .await;
+    let (reply, _) = page.request("start_call", json!({"dialTo": "echo"})).await;
+    assert_eq!(
+        reply["error"]["code"], "invalid_number",
+        "the partner's rules: {reply}"
+    );
+    let (reply, _) = page
+        .request("call", json!({"destination": "+44 20 7946 0958"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+}

@@ -316,6 +316,27 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             message: format!("{e} (a number, or digits ending in * for a range)"),
         })?;
     }
+    let pattern_lists =
+        std::iter::once(("dialling.patterns".to_owned(), &config.dialling.patterns)).chain(
+            config
+                .dialling
+                .partner
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("dialling.partner[{i}].patterns"), &p.patterns)),
+        );
+    for (key, patterns) in pattern_lists {
+        if let Some((i, bad)) = patterns.iter().enumerate().find(|(_, p)| {
+            p.is_empty() || p.chars().count() > 100 || p.chars().any(char::is_control)
+        }) {
+            return Err(ConfigError::Invalid {
+                key: format!("{key}[{i}]"),
+                message: format!(
+                    "{bad:?}: a pattern is 1 to 100 characters, `?` and `*` as wildcards"
+                ),
+            });
+        }
+    }
     for (i, number) in config.dialling.blacklist.iter().enumerate() {
         crate::blacklist::Number::parse(number).map_err(|e| ConfigError::Invalid {
             key: format!("dialling.blacklist[{i}]"),

@@ -50,6 +50,17 @@ pub struct DiallingConfig {
     pub caller_id_header: String,
     /// The header that carries a call's campaign to the server.
     pub campaign_header: String,
+    /// What the dialpad may dial (`?` one character, `*` any run); empty: anything.
+    pub patterns: Vec<String>,
+    /// Patterns for one partner, used while a page's `partner_config` names it.
+    pub partner: Vec<PartnerDialling>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerDialling {
+    pub partner_id: String,
+    pub patterns: Vec<String>,
 }
 
 impl Default for DiallingConfig {
@@ -60,6 +71,8 @@ impl Default for DiallingConfig {
             caller_ids: Vec::new(),
             caller_id_header: "P-Preferred-Identity".into(),
             campaign_header: "X-Campaign".into(),
+            patterns: Vec::new(),
+            partner: Vec::new(),
         }
     }
 }

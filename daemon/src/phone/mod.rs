@@ -10,6 +10,7 @@ pub mod answering;
 mod blacklisting;
 mod calls;
 mod dial_headers;
+mod dial_rules;
 mod dialler;
 pub mod driver;
 pub mod event_log;
@@ -38,6 +39,7 @@ use crate::store::{SavedState, StoredCall};
 pub use answering::Answering;
 use answering::Decision;
 pub use dial_headers::DialHeaders;
+pub use dial_rules::DialRules;
 
 /// What happens to a ringing call at its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,8 @@ pub struct PhoneSettings {
     pub machine_blacklist: Vec<String>,
     /// IT's caller IDs and campaign header (`[dialling]`).
     pub dial_headers: DialHeaders,
+    /// IT's dialling patterns, overall and per partner (`[dialling]`).
+    pub dial_rules: DialRules,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -161,6 +165,7 @@ pub struct Phone {
     answering: Answering,
     blacklist: crate::blacklist::Blacklist,
     dial_headers: DialHeaders,
+    dial_rules: DialRules,
     /// The agent's blacklist changed since the driver last stored it.
     blacklist_changed: bool,
     /// Callbacks the agent scheduled (`SCHEDULE`), by when they are due.
@@ -221,6 +226,7 @@ impl Phone {
             ),
             blacklist_changed: false,
             dial_headers: settings.dial_headers,
+            dial_rules: settings.dial_rules,
             callbacks: dialler::restored(saved.callbacks),
             callbacks_changed: false,
             deadlines: Vec::new(),
@@ -401,6 +407,7 @@ impl Phone {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
+        self.check_dial_rules(&shown)?;
         self.check_blacklist(&target, &shown)?;
         let id = ConversationId::new(self.ids.as_mut());
         self.hold_others(&id);
@@ -445,6 +452,7 @@ impl Phone {
         for (index, dial) in request.dial_to.iter().enumerate() {
             let (target, number) = calls::target_uri(dial, &domain)
                 .map_err(|e| PhoneError::InvalidNumber(format!("`dialTo[{index}]`: {e}")))?;
+            self.check_dial_rules(&number)?;
             self.check_blacklist(&target, &format!("`dialTo[{index}]` {number}"))?;
             if targets.contains(&target) {
                 return Err(PhoneError::InvalidParams(format!(
@@ -729,6 +737,7 @@ impl Phone {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(&request.to, &domain).map_err(PhoneError::InvalidNumber)?;
+        self.check_dial_rules(&shown)?;
         self.check_blacklist(&target, &shown)?;
         // Without an id: the call the agent talks on, else a held one.
         let id = self

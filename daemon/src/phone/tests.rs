@@ -29,6 +29,7 @@ fn settings(line_domain: Option<&str>) -> PhoneSettings {
         pages_may_record: true,
         machine_blacklist: Vec::new(),
         dial_headers: Default::default(),
+        dial_rules: Default::default(),
     }
 }
 
@@ -1761,4 +1762,49 @@ fn a_caller_id_goes_out_only_when_it_allows_it_and_a_campaign_only_when_clean() 
     }
     let err = phone.handle_action(call).expect_err("not allowed");
     assert!(err.to_string().contains("[dialling] caller_ids"), "{err}");
+}
+
+#[test]
+fn the_dialpad_dials_what_its_patterns_allow_and_a_partner_may_narrow_them() {
+    let mut phone = Phone::new(PhoneSettings {
+        dial_rules: DialRules {
+            patterns: vec!["1???".into(), "+1*".into()],
+            partners: [("acme".to_owned(), vec!["+44*".to_owned()])].into(),
+        },
+        ..settings(Some("127.0.0.1"))
+    });
+    phone.handle_line_event(
+        LineEvent::Registered {
+            extension: "1001".into(),
+        },
+        Instant::now(),
+    );
+    phone
+        .handle_action(start_call("1002"))
+        .expect("an extension");
+    phone
+        .handle_action(start_call("+1 888 397 3342"))
+        .expect("North America");
+    let err = phone
+        .handle_action(start_call("+44 20 7946 0958"))
+        .expect_err("not for this phone");
+    assert_eq!(err.code(), ErrorCode::InvalidNumber);
+    assert!(err.to_string().contains("[dialling] patterns"), "{err}");
+    phone
+        .handle_action(Action::PartnerConfig(crate::protocol::PartnerConfig {
+            partner_id: "acme".into(),
+            business_segment_id: None,
+            channel_origin_id: None,
+        }))
+        .expect("partner");
+    phone
+        .handle_action(start_call("+44 20 7946 0958"))
+        .expect("the partner's");
+    let err = phone
+        .handle_action(Action::ShotgunCall(crate::protocol::ShotgunCall {
+            dial_to: vec!["+442079460958".into(), "1002".into()],
+            partner_id: None,
+        }))
+        .expect_err("one number outside the partner's patterns dials none");
+    assert!(err.to_string().contains("partner acme"), "{err}");
 }
