@@ -28,7 +28,9 @@
   var PORT = (function () {
     try {
       var script = global.document && global.document.currentScript;
-      var url = script && script.src ? new URL(script.src) : null;
+      // Markup named `currentScript` (DOM clobbering) must not choose the port: a real script only.
+      if (!(global.HTMLScriptElement && script instanceof global.HTMLScriptElement)) return DEFAULT_PORT;
+      var url = script.src ? new URL(script.src) : null;
       if (url && url.protocol === 'https:' && url.hostname === 'localhost' && url.port) return Number(url.port);
     } catch (e) { /* not loaded from the daemon: the default */ }
     return DEFAULT_PORT;

@@ -96,7 +96,7 @@ fn dialled_digits(user: &str) -> Option<String> {
 }
 
 /// `text` with `%XX` escapes decoded (a bad escape is kept as it is).
-fn percent_decoded(text: &str) -> String {
+pub fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -175,3 +175,27 @@ async fn do_not_disturb_and_not_ready_against_baresip_calling_in() {
     lab.baresip.command("hangup", "");
     page.event("callEnded").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_call_from_baresip_gives_up_at_the_ring_timeout() {
+    let lab = call_lab::lab_with_account("PCMU", "ring_timeout = 2");
+    let mut page = lab.daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = lab.call_the_agent(&mut page).await;
+    let rang = Instant::now();
+    let rejected = page.event("callRejected").await;
+    let waited = rang.elapsed();
+    assert_eq!(rejected["payload"]["conversationId"], id.as_str());
+    assert_eq!(rejected["payload"]["cause"], "no_answer", "{rejected}");
+    assert_eq!(rejected["payload"]["reason"], "passive");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5),
+        "ring_timeout = 2: {waited:?}"
+    );
+    common::eventually("baresip told 480", Duration::from_secs(5), || {
+        lab.baresip
+            .log()
+            .contains("480 Temporarily Unavailable")
+            .then_some(())
+    });
+}

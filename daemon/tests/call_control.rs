@@ -632,3 +632,39 @@ async fn a_held_call_is_not_transferred_by_its_far_end() {
     // The refusal was decided when the REFER came, before 1002 heard it: no INVITE went out.
     assert!(!target.log().contains("Incoming call"), "1003 never rang");
 }
+
+/// The blacklist holds for a transfer of the far end's doing too: their REFER to a listed
+/// number is refused with 403 and nobody is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_end_transfer_to_a_blacklisted_number_is_refused() {
+    let lab = call_lab::lab("PCMU");
+    let target = Baresip::start(&lab.kamailio, "1003", TARGET_HZ, "PCMU");
+    let mut page = lab.page().await;
+    let (added, _) = page
+        .request("blacklist_add", json!({"number": "1003"}))
+        .await;
+    assert_eq!(added["ok"], true, "{added}");
+    let id = lab.answered_call(&mut page).await;
+
+    lab.baresip.command(
+        "transfer",
+        &format!("sip:1003@{}:{}", lab.kamailio.address, lab.kamailio.port),
+    );
+    eventually("baresip told 403", Duration::from_secs(10), || {
+        lab.baresip.log().contains("403 Forbidden").then_some(())
+    });
+    // baresip hangs up itself after a failed transfer ("transfer failure: 403"): the call
+    // ends by its BYE, not by ours.
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["cause"], "remote", "{ended}");
+    assert!(
+        !target.log().to_lowercase().contains("incoming call"),
+        "nobody called 1003:\n{}",
+        target.log()
+    );
+    assert!(
+        lab.daemon.log().contains("blacklisted number; refused"),
+        "the log says why"
+    );
+    assert_eq!(ended["payload"]["conversationId"], id.as_str());
+}

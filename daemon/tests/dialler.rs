@@ -81,6 +81,8 @@ async fn a_scheduled_callback_fires_after_a_kill_9_and_blacklist_lists_the_numbe
         assert!(message.contains(says), "{params} → {message}");
         assert!(events.is_empty(), "nothing was submitted: {events:?}");
     }
+    let (list, _) = page.request("blacklist_list", Value::Null).await;
+    assert_eq!(list["result"]["numbers"], json!([]), "nothing was listed");
 
     // SCHEDULE in 5 s; the daemon is killed before it is due.
     let due = now + time::Duration::seconds(5);
@@ -152,7 +154,7 @@ async fn a_scheduled_callback_fires_after_a_kill_9_and_blacklist_lists_the_numbe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dialpad_follows_its_patterns_and_the_partners() {
     let daemon = Daemon::start(&format!(
-        "{CONFIG}[dialling]\npatterns = [\"echo\", \"1???\"]\n[[dialling.partner]]\npartner_id = \"acme\"\npatterns = [\"+44*\"]\n"
+        "{CONFIG}[dialling]\npatterns = [\"echo\", \"1???\", \"+44*\"]\n[[dialling.partner]]\npartner_id = \"acme\"\npatterns = [\"+44*\"]\n"
     ));
     let mut page = daemon.connect(CRM).await;
     page.registered().await;

@@ -299,12 +299,61 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        // Headers the line writes itself: a second copy would confuse every server.
+        const OURS: [&str; 30] = [
+            "via",
+            "v",
+            "from",
+            "f",
+            "to",
+            "t",
+            "call-id",
+            "i",
+            "cseq",
+            "contact",
+            "m",
+            "content-length",
+            "l",
+            "content-type",
+            "c",
+            "max-forwards",
+            "route",
+            "record-route",
+            "authorization",
+            "proxy-authorization",
+            "allow",
+            "supported",
+            "k",
+            "require",
+            "session-expires",
+            "min-se",
+            "user-agent",
+            "replaces",
+            "referred-by",
+            "refer-to",
+        ];
+        if OURS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                message: format!("{name:?} is a header the line writes itself; name another"),
+            });
+        }
         if !token {
             return Err(ConfigError::Invalid {
                 key: key.into(),
                 message: format!("{name:?} is not a SIP header name"),
             });
         }
+    }
+    if config
+        .dialling
+        .caller_id_header
+        .eq_ignore_ascii_case(&config.dialling.campaign_header)
+    {
+        return Err(ConfigError::Invalid {
+            key: "dialling.campaign_header".into(),
+            message: "is the same header as dialling.caller_id_header".into(),
+        });
     }
     for (i, entry) in config.dialling.caller_ids.iter().enumerate() {
         let number = entry
@@ -325,6 +374,17 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
                 .enumerate()
                 .map(|(i, p)| (format!("dialling.partner[{i}].patterns"), &p.patterns)),
         );
+    if let Some(i) = config
+        .dialling
+        .partner
+        .iter()
+        .position(|p| p.patterns.is_empty())
+    {
+        return Err(ConfigError::Invalid {
+            key: format!("dialling.partner[{i}].patterns"),
+            message: "is empty: a partner's patterns narrow what the phone may dial, so list at least one".into(),
+        });
+    }
     for (key, patterns) in pattern_lists {
         if let Some((i, bad)) = patterns.iter().enumerate().find(|(_, p)| {
             p.is_empty() || p.chars().count() > 100 || p.chars().any(char::is_control)

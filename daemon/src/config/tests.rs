@@ -275,3 +275,28 @@ fn auto_answer_takes_a_mode_or_an_older_flag_and_statuses_say_what_they_accept()
     );
     assert!(!statuses[1].accept_calls && !statuses[1].ready);
 }
+
+#[test]
+fn dialling_headers_and_patterns_are_checked() {
+    for (text, says) in [
+        ("[dialling]\ncampaign_header = \"Via\"\n", "writes itself"),
+        (
+            "[dialling]\ncaller_id_header = \"X-Campaign\"\n",
+            "same header",
+        ),
+        (
+            "[dialling]\ncampaign_header = \"X Campaign\"\n",
+            "not a SIP header name",
+        ),
+        ("[dialling]\ncaller_ids = [\"abc*\"]\n", "caller_ids[0]"),
+        (
+            "[[dialling.partner]]\npartner_id = \"p\"\npatterns = []\n",
+            "partner[0].patterns",
+        ),
+        ("[dialling]\npatterns = [\"\"]\n", "patterns[0]"),
+    ] {
+        let f = file(text);
+        let err = parse_file(f.path()).expect_err(text).to_string();
+        assert!(err.contains(says), "{text} → {err}");
+    }
+}

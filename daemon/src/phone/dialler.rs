@@ -23,6 +23,8 @@ const MAX_AHEAD: time::Duration = time::Duration::days(366);
 /// What a dialler disposition will do, checked before anything changes.
 pub(super) enum DiallerOutcome {
     None,
+    /// Any other disposition: a callback scheduled on the call before is called off.
+    Other(String),
     Blacklist(Number),
     Schedule(CallbackDue, OffsetDateTime),
 }
@@ -43,11 +45,26 @@ impl Phone {
             ));
         }
         match disposition {
-            "BLACKLIST" => Number::parse(number).map(DiallerOutcome::Blacklist).map_err(|e| {
-                PhoneError::InvalidNumber(format!(
-                    "BLACKLIST: the call's number cannot be blacklisted: {e}; nothing was changed"
-                ))
-            }),
+            "BLACKLIST" => {
+                let number = Number::parse(number).map_err(|e| {
+                    PhoneError::InvalidNumber(format!(
+                        "BLACKLIST: the call's number cannot be blacklisted: {e}; nothing was changed"
+                    ))
+                })?;
+                let listed =
+                    self.blacklist.agent_has(&number) || self.blacklist.machine_has(&number);
+                if !listed && self.blacklist.agent_len() >= crate::blacklist::MAX_AGENT_NUMBERS {
+                    return Err(PhoneError::InvalidParams(format!(
+                        "BLACKLIST: the blacklist holds at most {} numbers; nothing was changed",
+                        crate::blacklist::MAX_AGENT_NUMBERS
+                    )));
+                }
+                Ok(if listed {
+                    DiallerOutcome::None
+                } else {
+                    DiallerOutcome::Blacklist(number)
+                })
+            }
             "SCHEDULE" => {
                 let text = schedule_at.ok_or_else(|| {
                     PhoneError::InvalidParams(
@@ -87,7 +104,7 @@ impl Phone {
                     at,
                 ))
             }
-            _ => Ok(DiallerOutcome::None),
+            _ => Ok(DiallerOutcome::Other(conversation_id.to_owned())),
         }
     }
 
@@ -95,6 +112,15 @@ impl Phone {
     pub(super) fn apply_dialler_outcome(&mut self, outcome: DiallerOutcome) -> Option<String> {
         match outcome {
             DiallerOutcome::None => None,
+            DiallerOutcome::Other(conversation_id) => {
+                let before = self.callbacks.len();
+                self.callbacks
+                    .retain(|(_, c)| c.conversation_id != conversation_id);
+                if self.callbacks.len() != before {
+                    self.callbacks_changed = true;
+                }
+                None
+            }
             DiallerOutcome::Blacklist(number) => {
                 self.blacklist.add(number);
                 self.blacklist_changed = true;
@@ -136,6 +162,16 @@ impl Phone {
     pub fn take_changed_callbacks(&mut self) -> Option<Vec<CallbackDue>> {
         std::mem::take(&mut self.callbacks_changed)
             .then(|| self.callbacks.iter().map(|(_, c)| c.clone()).collect())
+    }
+
+    /// Storing what [`Phone::take_changed_blacklist`] or [`Phone::take_changed_callbacks`]
+    /// handed out failed: hand it out again next time.
+    pub fn still_to_store(&mut self, key: &str) {
+        match key {
+            "blacklist" => self.blacklist_changed = true,
+            "callbacks" => self.callbacks_changed = true,
+            _ => {}
+        }
     }
 
     /// The agent's blacklist when it changed since the last call (for the store).

@@ -543,7 +543,10 @@ impl Driver {
                 && self.journal.has_store()
                 && let Err(e) = self.journal.keep_state(key, &value)
             {
-                tracing::warn!("the {key} changed but could not be stored: {e}");
+                tracing::warn!(
+                    "the {key} changed but could not be stored (tried again at the next change or timer): {e}"
+                );
+                self.phone.still_to_store(key);
             }
         }
     }

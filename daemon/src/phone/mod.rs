@@ -140,6 +140,9 @@ impl PhoneError {
 const PROVISIONING_OFF: &str =
     "IT has not allowed pages to provision or log out this phone ([provisioning] allowed)";
 
+/// Digits a far end may send a second before the rest are dropped (a person types 5–10).
+const MAX_DTMF_PER_SECOND: u32 = 20;
+
 /// Recordings one call may have (start and stop in a loop would otherwise fill the disk).
 const MAX_RECORDINGS_PER_CALL: u32 = 10;
 
@@ -407,7 +410,7 @@ impl Phone {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(dial, &domain).map_err(PhoneError::InvalidNumber)?;
-        self.check_dial_rules(&shown)?;
+        self.check_dial_rules(&target, &shown, partner_id.as_deref())?;
         self.check_blacklist(&target, &shown)?;
         let id = ConversationId::new(self.ids.as_mut());
         self.hold_others(&id);
@@ -452,7 +455,7 @@ impl Phone {
         for (index, dial) in request.dial_to.iter().enumerate() {
             let (target, number) = calls::target_uri(dial, &domain)
                 .map_err(|e| PhoneError::InvalidNumber(format!("`dialTo[{index}]`: {e}")))?;
-            self.check_dial_rules(&number)?;
+            self.check_dial_rules(&target, &number, request.partner_id.as_deref())?;
             self.check_blacklist(&target, &format!("`dialTo[{index}]` {number}"))?;
             if targets.contains(&target) {
                 return Err(PhoneError::InvalidParams(format!(
@@ -737,7 +740,7 @@ impl Phone {
         let domain = self.line_domain.clone().unwrap_or_default();
         let (target, shown) =
             calls::target_uri(&request.to, &domain).map_err(PhoneError::InvalidNumber)?;
-        self.check_dial_rules(&shown)?;
+        self.check_dial_rules(&target, &shown, None)?;
         self.check_blacklist(&target, &shown)?;
         // Without an id: the call the agent talks on, else a held one.
         let id = self
@@ -1332,11 +1335,24 @@ impl Phone {
                 conversation,
                 digit,
             } => {
-                if self.calls.iter().any(|c| c.conversation_id == conversation) {
-                    self.events.push_back(Event::DtmfReceived(DtmfReceived {
-                        conversation_id: conversation.to_string(),
-                        digit: digit.to_string(),
-                    }));
+                // A far end flooding digits (INFO costs it nothing) must not fill the store:
+                // at most MAX_DTMF_PER_SECOND a call, the rest dropped.
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                {
+                    let (since, count) = call.dtmf_window.get_or_insert((now, 0));
+                    if now.saturating_duration_since(*since) >= std::time::Duration::from_secs(1) {
+                        (*since, *count) = (now, 0);
+                    }
+                    *count += 1;
+                    if *count <= MAX_DTMF_PER_SECOND {
+                        self.events.push_back(Event::DtmfReceived(DtmfReceived {
+                            conversation_id: conversation.to_string(),
+                            digit: digit.to_string(),
+                        }));
+                    }
                 }
                 return;
             }

@@ -1768,7 +1768,7 @@ fn a_caller_id_goes_out_only_when_it_allows_it_and_a_campaign_only_when_clean() 
 fn the_dialpad_dials_what_its_patterns_allow_and_a_partner_may_narrow_them() {
     let mut phone = Phone::new(PhoneSettings {
         dial_rules: DialRules {
-            patterns: vec!["1???".into(), "+1*".into()],
+            patterns: vec!["1???".into(), "+1*".into(), "+44*".into()],
             partners: [("acme".to_owned(), vec!["+44*".to_owned()])].into(),
         },
         ..settings(Some("127.0.0.1"))
@@ -1786,10 +1786,21 @@ fn the_dialpad_dials_what_its_patterns_allow_and_a_partner_may_narrow_them() {
         .handle_action(start_call("+1 888 397 3342"))
         .expect("North America");
     let err = phone
-        .handle_action(start_call("+44 20 7946 0958"))
+        .handle_action(start_call("+33 1 23 45 67 89"))
         .expect_err("not for this phone");
     assert_eq!(err.code(), ErrorCode::InvalidNumber);
     assert!(err.to_string().contains("[dialling] patterns"), "{err}");
+    let err = phone
+        .handle_action(start_call("sip:1002@premium-gateway.example.com"))
+        .expect_err("another server");
+    assert!(err.to_string().contains("another server"), "{err}");
+    // The call's own partner counts, and narrows.
+    let mut call = start_call("1002");
+    if let Action::StartCall(c) = &mut call {
+        c.partner_id = Some("acme".into());
+    }
+    let err = phone.handle_action(call).expect_err("not acme's");
+    assert!(err.to_string().contains("partner acme"), "{err}");
     phone
         .handle_action(Action::PartnerConfig(crate::protocol::PartnerConfig {
             partner_id: "acme".into(),
@@ -1807,4 +1818,59 @@ fn the_dialpad_dials_what_its_patterns_allow_and_a_partner_may_narrow_them() {
         }))
         .expect_err("one number outside the partner's patterns dials none");
     assert!(err.to_string().contains("partner acme"), "{err}");
+}
+
+#[test]
+fn another_disposition_calls_a_callback_off_and_a_dtmf_flood_is_cut() {
+    let mut phone = registered();
+    let now = Instant::now();
+    ring(&mut phone, "c1", now);
+    let notes = |disposition: &str, at: Option<&str>| {
+        Action::SubmitNotes(NotesSubmission {
+            conversation_id: "c1".into(),
+            disposition: disposition.into(),
+            notes: String::new(),
+            schedule_at: at.map(str::to_owned),
+        })
+    };
+    phone
+        .handle_action(notes("SCHEDULE", Some("2026-11-22T10:00:00Z")))
+        .expect("scheduled");
+    assert_eq!(phone.take_changed_callbacks().map(|c| c.len()), Some(1));
+    phone
+        .handle_action(notes("RESPOOL", None))
+        .expect("respool");
+    assert_eq!(
+        phone.take_changed_callbacks(),
+        Some(Vec::new()),
+        "called off"
+    );
+    assert_eq!(phone.next_callback_at(), None);
+
+    while phone.poll_event().is_some() {}
+    for _ in 0..100 {
+        phone.handle_line_event(
+            LineEvent::DtmfReceived {
+                conversation: "c1".into(),
+                digit: '5',
+            },
+            now,
+        );
+    }
+    let heard = std::iter::from_fn(|| phone.poll_event()).count();
+    assert_eq!(
+        heard, MAX_DTMF_PER_SECOND as usize,
+        "the rest of the second dropped"
+    );
+    phone.handle_line_event(
+        LineEvent::DtmfReceived {
+            conversation: "c1".into(),
+            digit: '6',
+        },
+        now + Duration::from_secs(1),
+    );
+    assert!(
+        matches!(phone.poll_event(), Some(Event::DtmfReceived(_))),
+        "a new second"
+    );
 }
