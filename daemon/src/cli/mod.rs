@@ -72,11 +72,13 @@ pub enum CertsCommand {
     Show,
     /// Trust the local CA in this user's browsers (and, with --system, the system store).
     Install {
+        /// Also the machine's trust store (run as root / administrator; every user trusts it).
         #[arg(long)]
         system: bool,
     },
     /// Remove the local CA from the stores `install` wrote to.
     Uninstall {
+        /// Also from the machine's trust store (run as root / administrator).
         #[arg(long)]
         system: bool,
     },
@@ -88,14 +90,19 @@ pub enum CertsCommand {
 pub enum OriginsCommand {
     /// Show approved, denied and pending origins.
     List,
+    /// Let an origin use the phone (as the agent's "Allow" in the tray).
     Approve {
+        /// The origin, `scheme://host[:port]`, e.g. https://crm.example.com.
         origin: String,
     },
+    /// Refuse an origin; its pages are turned away until it is forgotten or approved.
     Deny {
+        /// The origin, `scheme://host[:port]`.
         origin: String,
     },
     /// Forget an origin: it will be pending again on its next attempt.
     Forget {
+        /// The origin, `scheme://host[:port]`.
         origin: String,
     },
 }
@@ -103,9 +110,13 @@ pub enum OriginsCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Parse FILE strictly and report the first problem.
-    Check { file: PathBuf },
+    Check {
+        /// The TOML file to check (unknown keys, wrong types and bad values are errors).
+        file: PathBuf,
+    },
     /// Print the merged configuration the daemon would use (secrets redacted).
     Show {
+        /// An extra config file, applied over the system-wide and per-user files (as `run --config`).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -131,4 +142,32 @@ pub fn main() -> ExitCode {
 
 pub fn default_data_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "softphone-bridge").map(|d| d.data_dir().to_owned())
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand and every argument of the CLI says what it is for (`--help`).
+    #[test]
+    fn every_subcommand_and_flag_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "softphone-bridge", &mut missing);
+        assert_eq!(missing, Vec::<String>::new(), "without help text");
+    }
 }
