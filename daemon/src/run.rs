@@ -38,6 +38,10 @@ pub enum RunError {
     Line(crate::line::LineConfigError),
     #[error("cannot start the demo line: {source}")]
     Demo { source: std::io::Error },
+    #[error(
+        "another softphone-bridge{pid} already runs on the data folder {path}; one daemon per data folder (see `softphone-bridge status`, or pass another --data-dir)"
+    )]
+    AlreadyRunning { path: PathBuf, pid: String },
 }
 
 /// Written to `DATA_DIR/daemon.json` while the daemon runs, so the CLI and tests find it.
@@ -86,6 +90,8 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     crate::private_files::tighten_tree(&data_dir)
         .map_err(data_dir_error)?
         .warn();
+    // Held until the process ends: the OS lets go of it even after a kill -9.
+    let _lock = lock_data_dir(&data_dir)?;
 
     let certs = certs::ensure(&CertPaths::in_data_dir(&data_dir))?;
     if certs.created {
@@ -368,6 +374,27 @@ fn valid_instance(text: &str) -> Option<String> {
             .iter()
             .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())))
     .then(|| format!("urn:uuid:{}", uuid.to_ascii_lowercase()))
+}
+
+/// One daemon per data folder: an exclusive lock on `DATA_DIR/daemon.lock` (the file stays; the
+/// lock goes with the process, however it ends).
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, RunError> {
+    let path = data_dir.join("daemon.lock");
+    let (file, _) = crate::private_files::open(&path, crate::private_files::Existing::Append)
+        .map_err(|e| RunError::DataDir {
+            path: e.path,
+            source: e.source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RunError::AlreadyRunning {
+            path: data_dir.to_owned(),
+            pid: DaemonInfo::read(data_dir)
+                .map(|info| format!(" (pid {})", info.pid))
+                .unwrap_or_default(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(RunError::DataDir { path, source }),
+    }
 }
 
 /// IT's blacklist: `[dialling] blacklist` and the numbers in `blacklist_file` (a line that is no

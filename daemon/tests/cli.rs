@@ -123,3 +123,109 @@ fn denying_an_it_listed_origin_says_it_stays_allowed() {
         .expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).is_empty());
 }
+
+/// One daemon per data folder: a second one exits at once, saying which one runs, and leaves
+/// the first one's files alone; after a kill -9 of the first, a new one starts (the OS dropped
+/// the lock with the process).
+#[test]
+fn a_second_daemon_on_one_data_folder_exits_and_says_why() {
+    let daemon = Daemon::start("");
+    let info = std::fs::read_to_string(daemon.dir().join("daemon.json")).expect("daemon.json");
+    let out = command(daemon.dir())
+        .args(["run", "--headless", "--config"])
+        .arg(daemon.dir().join("config.toml"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "the second one stops");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already runs on the data folder")
+            && err.contains(&format!("pid {}", daemon.pid())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(daemon.dir().join("daemon.json")).expect("daemon.json"),
+        info,
+        "the running daemon's daemon.json is untouched"
+    );
+    let dir = daemon.stop();
+    let again = Daemon::start_in(dir, "");
+    assert_ne!(again.port, 0);
+}
+
+/// IT's partial machine-wide file checks clean with --machine; `config show` prints TOML that
+/// parses; `--origin` says, per key, which file set it, and a locked key stays IT's.
+#[test]
+fn machine_files_locks_and_where_each_key_came_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let it = dir.path().join("machine.toml");
+    std::fs::write(
+        &it,
+        "[account]\nserver = \"pbx.example.com\"\ntransport = \"tls\"\n\
+         [api]\nallowed_origins = [\"https://crm.example.com\"]\n[lock]\nkeys = [\"api.allowed_origins\", \"account.server\"]\n",
+    )
+    .expect("write");
+    let agent = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent,
+        "[account]\nserver = \"attacker.example\"\nusername = \"1001\"\npassword = \"s3cret\"\n\
+         [api]\nallowed_origins = [\"https://evil.example\"]\n",
+    )
+    .expect("write");
+    let run = |args: &[&str]| {
+        command(dir.path())
+            .env("SOFTPHONE_BRIDGE_SYSTEM_CONFIG", &it)
+            .env("SOFTPHONE_BRIDGE_USER_CONFIG", &agent)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let it_path = it.to_str().expect("path");
+    let strict = run(&["config", "check", it_path]);
+    assert!(!strict.status.success(), "partial: {}", text(&strict));
+    let machine = run(&["config", "check", "--machine", it_path]);
+    assert!(machine.status.success(), "{}", text(&machine));
+
+    let show = run(&["config", "show"]);
+    assert!(show.status.success(), "{}", text(&show));
+    let shown = String::from_utf8_lossy(&show.stdout);
+    let parsed: toml::Table = toml::from_str(&shown).expect("config show prints TOML");
+    assert_eq!(
+        parsed["account"]["server"].as_str(),
+        Some("pbx.example.com")
+    );
+    assert_eq!(parsed["account"]["password"].as_str(), Some("***"));
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(
+        text(&show).contains("`account.server` is locked"),
+        "the agent hears why: {}",
+        text(&show)
+    );
+
+    let origin = run(&["config", "show", "--origin"]);
+    let lines = String::from_utf8_lossy(&origin.stdout);
+    let line = |key: &str| {
+        lines
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line("api.allowed_origins").ends_with(&format!("# {}", it.display())),
+        "{lines}"
+    );
+    assert!(
+        line("account.username").ends_with(&format!("# {}", agent.display())),
+        "{lines}"
+    );
+    assert!(line("api.port").ends_with("# default"), "{lines}");
+}

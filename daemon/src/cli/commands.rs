@@ -41,25 +41,54 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
         Command::Certs { command } => certs_command(command, &data_dir),
         Command::Origins { command } => origins_command(command, &data_dir),
         Command::Config {
-            command: ConfigCommand::Check { file },
+            command: ConfigCommand::Check { file, machine },
         } => {
             let (config, _) = config::parse_file(&file)?;
-            // What only makes sense as a whole: the account's server, its DNS server.
+            // What only makes sense as a whole: the account's server, its DNS server. IT's file
+            // may leave the credentials to the agents' files.
             if let Some(account) = &config.account {
-                crate::line::LineConfig::from_account(account)
+                let mut account = account.clone();
+                if machine {
+                    if account.username.is_empty() {
+                        account.username = "agent".into();
+                    }
+                    if account.password.is_empty() {
+                        account.password = crate::config::Secret::new("-");
+                    }
+                }
+                crate::line::LineConfig::from_account(&account)
                     .map_err(|e| CliError::Status(format!("{}: {e}", file.display())))?;
+            }
+            if !machine && !config.lock.keys.is_empty() {
+                return Err(CliError::Status(format!(
+                    "{}: [lock] is only read from IT's machine-wide file (check it with --machine)",
+                    file.display()
+                )));
             }
             println!("{}: ok", file.display());
             Ok(())
         }
         Command::Config {
-            command: ConfigCommand::Show { config },
+            command: ConfigCommand::Show { config, origin },
         } => {
-            let (config, used) = config::load(&Sources::standard(config))?;
-            for path in used {
-                println!("# from {}", path.display());
+            let loaded = config::load_layers(&Sources::standard(config))?;
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
             }
-            println!("{config:#?}");
+            let value = toml::Value::try_from(&loaded.config)
+                .map_err(|e| CliError::Status(format!("cannot print the configuration: {e}")))?;
+            if origin {
+                // Every key, flat, with where its value came from.
+                for (key, shown) in flat(&value, "") {
+                    let from = loaded.origins.get(&key).map_or("default", String::as_str);
+                    println!("{key} = {shown}  # {from}");
+                }
+            } else {
+                for path in &loaded.used {
+                    println!("# from {}", path.display());
+                }
+                print!("{}", toml::to_string(&value).unwrap_or_default());
+            }
             Ok(())
         }
         Command::Status => status(&data_dir),
@@ -67,6 +96,24 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
             devices();
             Ok(())
         }
+    }
+}
+
+/// Every leaf of `value` as a dotted key and its TOML text (arrays whole).
+fn flat(value: &toml::Value, prefix: &str) -> Vec<(String, String)> {
+    match value {
+        toml::Value::Table(table) => table
+            .iter()
+            .flat_map(|(key, inner)| {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flat(inner, &path)
+            })
+            .collect(),
+        other => vec![(prefix.to_owned(), other.to_string())],
     }
 }
 
@@ -104,12 +151,16 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
             .overrides
             .insert("log".into(), toml::Value::Table(log));
     }
-    let (config, used) = config::load(&sources)?;
+    let loaded = config::load_layers(&sources)?;
+    let (config, used) = (loaded.config, loaded.used);
     let logs = crate::logging::init(&config.log.level, Some(&data_dir.join("logs")));
     logs.0.set_verbose(config.debug_console());
     logs.0.set_pages(config.debug_html());
     for path in &used {
         tracing::info!("config: {}", path.display());
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
     }
     let options = RunOptions {
         config,

@@ -113,12 +113,19 @@ pub enum ConfigCommand {
     Check {
         /// The TOML file to check (unknown keys, wrong types and bad values are errors).
         file: PathBuf,
+        /// FILE is IT's machine-wide file: it may leave out what agents' files add (the
+        /// account's user name and password), and may lock keys with `[lock]`.
+        #[arg(long)]
+        machine: bool,
     },
     /// Print the merged configuration the daemon would use (secrets redacted).
     Show {
         /// An extra config file, applied over the system-wide and per-user files (as `run --config`).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Print each key the files or flags set with the file it came from, one per line.
+        #[arg(long)]
+        origin: bool,
     },
 }
 

@@ -94,22 +94,67 @@ fn user_config_path() -> Option<PathBuf> {
         .map(|dirs| dirs.config_dir().join("config.toml"))
 }
 
+/// A configuration as loaded: where each key came from, and what was left out.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// The files read, lowest precedence first.
+    pub used: Vec<PathBuf>,
+    /// Each key a file or flag set (dotted, `api.allowed_origins`), and where it came from.
+    pub origins: std::collections::BTreeMap<String, String>,
+    /// Keys left out because IT locked them, and other things to log once logging runs.
+    pub warnings: Vec<String>,
+}
+
 /// Loads and merges every source; returns the config and the files that were read.
 pub fn load(sources: &Sources) -> Result<(Config, Vec<PathBuf>), ConfigError> {
+    load_layers(sources).map(|loaded| (loaded.config, loaded.used))
+}
+
+/// As [`load`], keeping where each key came from. IT's machine-wide file may lock keys
+/// (`[lock] keys = ["api.allowed_origins", "provisioning.*"]`): later files and flags cannot
+/// change them — what they set there is left out, with a warning naming the file and key.
+pub fn load_layers(sources: &Sources) -> Result<Loaded, ConfigError> {
     let mut merged = toml::Table::new();
-    let mut used = Vec::new();
-    let optional = [&sources.system, &sources.user];
-    for path in optional.into_iter().flatten() {
-        if path.exists() {
-            merge(&mut merged, parse_file(path)?.1);
-            used.push(path.clone());
+    let mut loaded = Loaded {
+        config: Config::default(),
+        used: Vec::new(),
+        origins: std::collections::BTreeMap::new(),
+        warnings: Vec::new(),
+    };
+    let mut locked: Vec<String> = Vec::new();
+    let mut layers: Vec<(String, toml::Table)> = Vec::new();
+    if let Some(path) = sources.system.as_ref().filter(|p| p.exists()) {
+        let table = parse_layer(path)?;
+        locked = lock_keys(&table);
+        layers.push((path.display().to_string(), table));
+        loaded.used.push(path.clone());
+    }
+    let later = [
+        sources.user.as_ref().filter(|p| p.exists()),
+        sources.explicit.as_ref(),
+    ];
+    for path in later.into_iter().flatten() {
+        let mut table = parse_layer(path)?;
+        let name = path.display().to_string();
+        unlock(&mut table, &locked, &name, &mut loaded.warnings);
+        layers.push((name, table));
+        loaded.used.push(path.clone());
+    }
+    let mut flags = sources.overrides.clone();
+    unlock(
+        &mut flags,
+        &locked,
+        "command-line flags",
+        &mut loaded.warnings,
+    );
+    layers.push(("command-line flags".into(), flags));
+    for (name, table) in layers {
+        for key in leaf_keys(&table, "") {
+            loaded.origins.insert(key, name.clone());
         }
+        merge(&mut merged, table);
     }
-    if let Some(path) = &sources.explicit {
-        merge(&mut merged, parse_file(path)?.1);
-        used.push(path.clone());
-    }
-    merge(&mut merged, sources.overrides.clone());
     let config = Config::deserialize(merged).map_err(|e| ConfigError::Invalid {
         key: "(command-line flags)".into(),
         message: hide_secret(
@@ -118,7 +163,88 @@ pub fn load(sources: &Sources) -> Result<(Config, Vec<PathBuf>), ConfigError> {
         ),
     })?;
     validate(&config)?;
-    Ok((config, used))
+    loaded.config = config;
+    Ok(loaded)
+}
+
+/// One layer: its TOML, and its keys and types checked (a file may leave out what another
+/// layer sets, such as the agent's own credentials).
+fn parse_layer(path: &Path) -> Result<toml::Table, ConfigError> {
+    parse_file(path).map(|(_, table)| table)
+}
+
+/// The keys IT's file locks.
+fn lock_keys(table: &toml::Table) -> Vec<String> {
+    table
+        .get("lock")
+        .and_then(|l| l.get("keys"))
+        .and_then(toml::Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(toml::Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether dotted `key` falls under a lock entry: the key itself, a section (`provisioning`), or
+/// a section's keys (`provisioning.*`).
+pub fn is_locked(locked: &[String], key: &str) -> bool {
+    locked.iter().any(|entry| {
+        let section = entry.strip_suffix(".*").unwrap_or(entry);
+        key == section || key.starts_with(&format!("{section}."))
+    })
+}
+
+/// Takes out of a later layer what IT locked (and any `[lock]` of its own), saying so.
+fn unlock(table: &mut toml::Table, locked: &[String], name: &str, warnings: &mut Vec<String>) {
+    if table.remove("lock").is_some() {
+        warnings.push(format!(
+            "{name}: [lock] is only read from IT's machine-wide file; ignored here"
+        ));
+    }
+    for key in leaf_keys(table, "") {
+        if is_locked(locked, &key) {
+            remove_key(table, &key);
+            warnings.push(format!(
+                "{name}: `{key}` is locked by IT's machine-wide file; its value there is kept"
+            ));
+        }
+    }
+}
+
+/// Every leaf key of `table`, dotted (arrays are leaves).
+fn leaf_keys(table: &toml::Table, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => keys.extend(leaf_keys(inner, &path)),
+            _ => keys.push(path),
+        }
+    }
+    keys
+}
+
+fn remove_key(table: &mut toml::Table, dotted: &str) {
+    match dotted.split_once('.') {
+        Some((head, rest)) => {
+            if let Some(toml::Value::Table(inner)) = table.get_mut(head) {
+                remove_key(inner, rest);
+                if inner.is_empty() {
+                    table.remove(head);
+                }
+            }
+        }
+        None => {
+            table.remove(dotted);
+        }
+    }
 }
 
 /// Parses one file strictly (unknown keys and wrong types are errors) and also returns its raw

@@ -5,19 +5,19 @@ mod load;
 pub mod provision;
 mod secret;
 
-pub use load::{ConfigError, Sources, load, parse_file};
+pub use load::{ConfigError, Loaded, Sources, is_locked, load, load_layers, parse_file};
 pub use secret::Secret;
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::PresenceStatus;
 
 /// The port pages connect to unless IT picks another.
 pub const DEFAULT_PORT: u16 = 48443;
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub api: ApiConfig,
@@ -33,10 +33,20 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub recording: RecordingConfig,
     pub dialling: DiallingConfig,
+    /// Keys IT locks (read only from the machine-wide file).
+    pub lock: LockConfig,
+}
+
+/// `[lock] keys = ["api.allowed_origins", "provisioning.*"]` in IT's machine-wide file: the agent's
+/// file and flags cannot change these keys (a section name or `section.*` locks all of it).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockConfig {
+    pub keys: Vec<String>,
 }
 
 /// What may be dialled, and what pages may add to the calls they place.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiallingConfig {
     /// IT's machine-wide blacklist: never dialled, and the agent cannot remove them.
@@ -56,7 +66,7 @@ pub struct DiallingConfig {
     pub partner: Vec<PartnerDialling>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerDialling {
     pub partner_id: String,
@@ -78,7 +88,7 @@ impl Default for DiallingConfig {
 }
 
 /// Call recordings (`DATA_DIR/recordings/`, stereo Ogg Opus).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
     /// Pages may start, pause, resume and stop recordings (off: only `auto` records).
@@ -103,7 +113,7 @@ impl Default for RecordingConfig {
 }
 
 /// The seed's notification endpoint: every event POSTed as JSON, signed (`notify`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationsConfig {
     /// `https://…` (plain `http://` only to this machine). Unset: no notifications.
@@ -137,7 +147,7 @@ impl Default for NotificationsConfig {
 
 /// How long the on-disk store keeps events for pages that have not acknowledged them. The call
 /// history and the agent's state are kept regardless.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Off: nothing is kept on disk (no history, no replay after a restart, state resets).
@@ -162,7 +172,7 @@ impl Default for StoreConfig {
 }
 
 /// What the agent's outcome of a call may be.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DispositionsConfig {
     /// Accept a disposition that is not in the list the page set (`disposition`), as free text.
@@ -175,7 +185,7 @@ pub struct DispositionsConfig {
 /// A provisioned account is the page's choice of server, so it gets none of IT's `[account]`
 /// settings (auto-answer above all: it would hand the microphone to that server) and none of
 /// `[media] codecs`; only what is written here applies to it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisioningConfig {
     /// Whether pages may `provision` and `logout` at all. Unset: yes when IT configured no
@@ -207,7 +217,7 @@ impl ProvisioningConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     /// With no `[account]`, run the built-in demo line (call `echo`). Ignored when an account is set.
@@ -220,7 +230,7 @@ impl Default for DemoConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// 0 picks a free port; the daemon writes the one it got to `DATA_DIR/daemon.json`.
@@ -254,7 +264,7 @@ impl Default for ApiConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     #[default]
@@ -266,7 +276,7 @@ pub enum Transport {
 }
 
 /// The agent's line, in the seed platform's provisioning names.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountConfig {
     pub server: String,
@@ -309,8 +319,8 @@ pub struct AccountConfig {
 
 /// Which incoming calls the phone answers by itself. `true`/`false` (older configs) mean
 /// `always`/`never`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "AutoAnswerSetting")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "AutoAnswerSetting", rename_all = "lowercase")]
 pub enum AutoAnswer {
     #[default]
     Never,
@@ -319,7 +329,7 @@ pub enum AutoAnswer {
     Always,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(untagged)]
 enum AutoAnswerSetting {
     Flag(bool),
@@ -345,7 +355,7 @@ impl TryFrom<AutoAnswerSetting> for AutoAnswer {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountMedia {
     #[default]
@@ -354,7 +364,7 @@ pub enum AccountMedia {
     Webrtc,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AudioBackend {
     #[default]
@@ -362,7 +372,7 @@ pub enum AudioBackend {
     File,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
     pub backend: AudioBackend,
@@ -375,7 +385,7 @@ pub struct AudioConfig {
     pub ringer_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
     /// Preference order for negotiation.
@@ -395,7 +405,7 @@ pub struct MediaConfig {
     pub dtmf: DtmfMode,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DtmfMode {
     #[default]
@@ -404,7 +414,7 @@ pub enum DtmfMode {
     Info,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SrtpPolicy {
     Off,
@@ -424,7 +434,7 @@ impl Default for MediaConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter directive.
@@ -445,7 +455,7 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
     /// `softphoneId` to start in; the first status when unset.
@@ -453,7 +463,7 @@ pub struct PresenceConfig {
     pub status: Vec<StatusEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusEntry {
     #[serde(rename = "softphoneId")]

@@ -2,8 +2,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-/// A password or key. It prints as `***` and cannot be serialized, so it never reaches a log
-/// line or a WebSocket message by accident.
+/// A password or key. It prints as `***` and serializes as `***` (`config show`), so it never
+/// reaches a log line, a printout or a WebSocket message by accident.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -24,6 +24,12 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
     }
 }
 

@@ -300,3 +300,45 @@ fn dialling_headers_and_patterns_are_checked() {
         assert!(err.contains(says), "{text} → {err}");
     }
 }
+
+#[test]
+fn it_locks_keys_the_agents_file_and_flags_cannot_change() {
+    let it = file(
+        "[api]\nallowed_origins = [\"https://crm.example.com\"]\nport = 48443\n\
+         [provisioning]\nallowed = false\n\
+         [lock]\nkeys = [\"api.allowed_origins\", \"provisioning.*\"]\n",
+    );
+    let agent = file(
+        "[api]\nallowed_origins = [\"https://evil.example\"]\nport = 48500\n\
+         [provisioning]\nallowed = true\n[lock]\nkeys = []\n",
+    );
+    let mut s = sources(&[&it, &agent]);
+    s.overrides =
+        toml::from_str("[api]\nallowed_origins = [\"https://flag.example\"]\n").expect("flags");
+    let loaded = load_layers(&s).expect("loads");
+    assert_eq!(
+        loaded.config.api.allowed_origins,
+        ["https://crm.example.com"],
+        "IT's value stays"
+    );
+    assert_eq!(loaded.config.provisioning.allowed, Some(false));
+    assert_eq!(
+        loaded.config.api.port, 48500,
+        "what IT did not lock, the agent sets"
+    );
+    let it_name = it.path().display().to_string();
+    let agent_name = agent.path().display().to_string();
+    assert_eq!(loaded.origins["api.allowed_origins"], it_name);
+    assert_eq!(loaded.origins["api.port"], agent_name);
+    let warnings = loaded.warnings.join("\n");
+    for expected in [
+        format!("{agent_name}: `api.allowed_origins` is locked"),
+        format!("{agent_name}: `provisioning.allowed` is locked"),
+        "command-line flags: `api.allowed_origins` is locked".to_owned(),
+        format!("{agent_name}: [lock] is only read from IT's machine-wide file"),
+    ] {
+        assert!(warnings.contains(&expected), "{expected}\n{warnings}");
+    }
+    assert!(is_locked(&["provisioning".into()], "provisioning.ca_file"));
+    assert!(!is_locked(&["api.port".into()], "api.port_range"));
+}
