@@ -37,6 +37,14 @@ pub enum ConfigError {
     },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// A problem of the layers together (a value one file sets against another's), named with
+    /// the file (or the flags) that set the key.
+    #[error("{source_name}: config key `{key}`: {message}")]
+    InLayer {
+        source_name: String,
+        key: String,
+        message: String,
+    },
 }
 
 /// The files (and flag overrides) a configuration is built from, lowest precedence first.
@@ -155,16 +163,45 @@ pub fn load_layers(sources: &Sources) -> Result<Loaded, ConfigError> {
         }
         merge(&mut merged, table);
     }
-    let config = Config::deserialize(merged).map_err(|e| ConfigError::Invalid {
-        key: "(command-line flags)".into(),
-        message: hide_secret(
-            SECRET_KEYS.iter().any(|k| e.message().contains(k)),
-            e.message(),
-        ),
+    let config: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = hide_secret(
+            is_secret_key(&key) || SECRET_KEYS.iter().any(|k| inner.message().contains(k)),
+            inner.message(),
+        );
+        in_layer(&loaded.origins, key, message)
     })?;
-    validate(&config)?;
+    validate(&config).map_err(|e| match e {
+        ConfigError::Invalid { key, message } => in_layer(&loaded.origins, key, message),
+        other => other,
+    })?;
     loaded.config = config;
     Ok(loaded)
+}
+
+/// `key`'s problem, named with the layer that set it (`presence.status[2].name` is
+/// `presence.status`'s; a section's own problem is its first key's).
+fn in_layer(
+    origins: &std::collections::BTreeMap<String, String>,
+    key: String,
+    message: String,
+) -> ConfigError {
+    let base = key.split('[').next().unwrap_or(&key);
+    let source = origins.get(base).or_else(|| {
+        origins
+            .iter()
+            .find(|(k, _)| k.starts_with(&format!("{base}.")))
+            .map(|(_, v)| v)
+    });
+    match source {
+        Some(source_name) => ConfigError::InLayer {
+            source_name: source_name.clone(),
+            key,
+            message,
+        },
+        None => ConfigError::Invalid { key, message },
+    }
 }
 
 /// One layer: its TOML, and its keys and types checked (a file may leave out what another

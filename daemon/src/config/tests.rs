@@ -342,3 +342,19 @@ fn it_locks_keys_the_agents_file_and_flags_cannot_change() {
     assert!(is_locked(&["provisioning".into()], "provisioning.ca_file"));
     assert!(!is_locked(&["api.port".into()], "api.port_range"));
 }
+
+#[test]
+fn a_clash_between_layers_names_the_file_that_set_the_key() {
+    let it = file(
+        "[[presence.status]]\nsoftphoneId = \"ready\"\nname = \"Ready\"\n\
+         [[presence.status]]\nsoftphoneId = \"away\"\nname = \"Away\"\n",
+    );
+    let agent = file("[presence]\ninitial = \"available\"\n");
+    let err = load(&sources(&[&it, &agent]))
+        .expect_err("no such status")
+        .to_string();
+    assert!(
+        err.contains(&agent.path().display().to_string()) && err.contains("presence.initial"),
+        "{err}"
+    );
+}
