@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::Config;
 use crate::origins::Origin;
 
