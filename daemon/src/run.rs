@@ -100,7 +100,15 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             certs.paths.ca.display()
         );
     }
-    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(certs.server_config()?));
+    // IT's own certificate when it gave one; the per-install CA still exists for `certs`.
+    let server_config = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(cert), Some(key)) => {
+            tracing::info!("serving IT's certificate {}", cert.display());
+            certs::server_config_from_files(cert, key)?
+        }
+        _ => certs.server_config()?,
+    };
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
     let listeners = Listeners::bind(config.api.port)
         .await
         .map_err(|source| RunError::Listen {

@@ -229,3 +229,114 @@ fn machine_files_locks_and_where_each_key_came_from() {
     );
     assert!(line("api.port").ends_with("# default"), "{lines}");
 }
+
+/// IT's own PKI: a CA and a localhost certificate made by OpenSSL, given as `[api] tls_cert` and
+/// `tls_key`. A client trusting only IT's CA connects; one trusting only the per-install CA does
+/// not (so IT's certificate is what is served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_can_serve_its_own_localhost_certificate() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pki = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| pki.path().join(name);
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(pki.path())
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=IT Root",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        at("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "leaf.pem",
+    ]);
+
+    let daemon = Daemon::start(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        at("leaf.pem").display(),
+        at("leaf.key").display()
+    ));
+    let it_ca = CertificateDer::from_pem_file(at("ca.pem")).expect("ca.pem");
+    let target = daemon.target(Some(common::CRM));
+    softphone_bridge::client::connect(&target, &it_ca)
+        .await
+        .expect("a browser trusting IT's PKI connects");
+    assert!(
+        softphone_bridge::client::connect(&target, &daemon.ca)
+            .await
+            .is_err(),
+        "the per-install CA's certificate is not what is served"
+    );
+
+    // Half of the pair is a config error naming the missing key.
+    let lonely = pki.path().join("lonely.toml");
+    std::fs::write(
+        &lonely,
+        format!("[api]\ntls_cert = \"{}\"\n", at("leaf.pem").display()),
+    )
+    .expect("write");
+    let out = command(pki.path())
+        .args(["config", "check"])
+        .arg(&lonely)
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("api.tls_key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

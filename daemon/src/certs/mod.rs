@@ -373,6 +373,41 @@ impl LocalCerts {
     }
 }
 
+/// The TLS setup for IT's own localhost certificate (`[api] tls_cert`, `tls_key`): a PEM chain,
+/// leaf first, from IT's PKI that browsers already trust, and its private key.
+pub fn server_config_from_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::ServerConfig, CertError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|_| CertError::Pem {
+            path: cert.to_owned(),
+            what: "certificate",
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|_| CertError::Pem {
+            path: cert.to_owned(),
+            what: "certificate",
+        })?;
+    if chain.is_empty() {
+        return Err(CertError::Pem {
+            path: cert.to_owned(),
+            what: "certificate",
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|_| CertError::Pem {
+        path: key.to_owned(),
+        what: "private key",
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 pub fn sha256_hex(der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
     digest

@@ -580,6 +580,18 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             message: "is at most 3600 seconds (0: ring until the caller gives up)".into(),
         });
     }
+    if config.api.tls_cert.is_some() != config.api.tls_key.is_some() {
+        return Err(ConfigError::Invalid {
+            key: if config.api.tls_cert.is_some() {
+                "api.tls_key"
+            } else {
+                "api.tls_cert"
+            }
+            .into(),
+            message: "api.tls_cert and api.tls_key go together: IT's certificate needs its key"
+                .into(),
+        });
+    }
     if config.store.keep_days == 0 {
         return Err(ConfigError::Invalid {
             key: "store.keep_days".into(),

@@ -248,6 +248,10 @@ pub struct ApiConfig {
     /// Newest events kept in memory for quick `?since=` resumption (older ones are read from
     /// the store).
     pub replay_events: usize,
+    /// IT's own localhost certificate (PEM chain, leaf first) and key, from a PKI every browser
+    /// already trusts, served instead of the per-install CA's. Both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -260,6 +264,8 @@ impl Default for ApiConfig {
             origin_actions_per_second: 40,
             origin_action_burst: 80,
             replay_events: 1024,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
