@@ -340,3 +340,53 @@ async fn it_can_serve_its_own_localhost_certificate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Local Network Access policies for IT: the Linux form is the managed-policy JSON Chrome
+/// reads, listing the origins under both policies; a bad origin is refused by name.
+#[test]
+fn policies_print_what_chrome_and_edge_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = command(dir.path())
+        .args([
+            "policies",
+            "--origin",
+            "https://crm.example.com",
+            "--origin",
+            "[*.]force.com",
+            "--os",
+            "linux",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for name in [
+        "LocalNetworkAccessAllowedForUrls",
+        "LoopbackNetworkAllowedForUrls",
+    ] {
+        assert_eq!(
+            policy[name],
+            serde_json::json!(["https://crm.example.com", "[*.]force.com"]),
+            "{policy}"
+        );
+    }
+    let all = command(dir.path())
+        .args(["policies", "--origin", "https://crm.example.com"])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        text.contains("Windows Registry Editor") && text.contains("<plist version=\"1.0\">"),
+        "{text}"
+    );
+    let bad = command(dir.path())
+        .args(["policies", "--origin", "crm.example.com/login"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("crm.example.com/login"));
+}

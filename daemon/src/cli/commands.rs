@@ -96,7 +96,51 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
             devices();
             Ok(())
         }
+        Command::Policies { origin, os } => policies(&origin, os.as_deref()),
     }
+}
+
+/// `policies`: each origin checked (a page origin or a `[*.]` pattern), then the forms asked for.
+fn policies(origins: &[String], os: Option<&str>) -> Result<(), CliError> {
+    for origin in origins {
+        // Chrome's URL patterns: an origin, or a host (`[*.]example.com`) for any scheme.
+        let pattern = origin.replace("[*.]", "").replace("*.", "");
+        let pattern = if pattern.contains("://") {
+            pattern
+        } else {
+            format!("https://{pattern}")
+        };
+        crate::origins::Origin::parse(&pattern)
+            .map_err(|e| CliError::Status(format!("--origin {origin:?}: {e}")))?;
+    }
+    use super::policies::{linux_json, macos_mobileconfig, windows_reg};
+    let uuid = |_: u8| crate::ids::uuid_v4(&mut crate::ids::OsEntropy);
+    let forms = [
+        (
+            "linux",
+            "# /etc/opt/chrome/policies/managed/softphone-bridge.json (also /etc/chromium/policies/managed/, /etc/opt/edge/policies/managed/)",
+            linux_json(origins),
+        ),
+        (
+            "windows",
+            "; softphone-bridge.reg: import with `reg import`, or push the same values by Group Policy / Intune",
+            windows_reg(origins),
+        ),
+        (
+            "macos",
+            "<!-- softphone-bridge.mobileconfig: install with your MDM (System scope) -->",
+            macos_mobileconfig(origins, uuid),
+        ),
+    ];
+    for (name, comment, text) in forms {
+        if os.is_none_or(|o| o == name) {
+            if os.is_none() {
+                println!("{comment}");
+            }
+            println!("{text}");
+        }
+    }
+    Ok(())
 }
 
 /// Every leaf of `value` as a dotted key and its TOML text (arrays whole).

@@ -2,6 +2,7 @@
 //! an exit code (0 success, 1 failure at run time, 2 bad usage or bad config).
 
 mod commands;
+pub mod policies;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,15 @@ pub enum Command {
     Status,
     /// List audio devices (names for [audio] input, output, ringer).
     Devices,
+    /// Print the Chrome/Edge policies that let CRM origins reach the phone on localhost.
+    Policies {
+        /// A CRM origin (repeatable), e.g. https://crm.example.com; `[*.]example.com` patterns too.
+        #[arg(long, required = true)]
+        origin: Vec<String>,
+        /// Only this OS's form: linux (managed-policy JSON), windows (.reg), macos (.mobileconfig).
+        #[arg(long, value_parser = ["linux", "windows", "macos"])]
+        os: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
