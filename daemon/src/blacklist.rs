@@ -118,6 +118,46 @@ pub fn percent_decoded(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A number, or a range of them (`+1555*`: every number starting so), as IT writes caller IDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRange {
+    /// The number, or the range's leading digits, as [`Number::text`] shows them.
+    text: String,
+    range: bool,
+}
+
+impl NumberRange {
+    pub fn parse(entry: &str) -> Result<Self, NumberError> {
+        let entry = entry.trim();
+        match entry.strip_suffix('*') {
+            // The leading digits are checked as a number's would be, less its minimum length.
+            Some(prefix) => {
+                let number = Number::parse(&format!("{prefix}000"))
+                    .map_err(|_| NumberError::NotANumber(shown(entry)))?;
+                let text = number.text();
+                Ok(Self {
+                    text: text[..text.len() - 3].to_owned(),
+                    range: true,
+                })
+            }
+            None => Ok(Self {
+                text: Number::parse(entry)?.text(),
+                range: false,
+            }),
+        }
+    }
+
+    /// Whether `number` is this one, or in this range. International and national forms differ.
+    pub fn contains(&self, number: &Number) -> bool {
+        let text = number.text();
+        if self.range {
+            text.starts_with(&self.text)
+        } else {
+            text == self.text
+        }
+    }
+}
+
 fn shown(text: &str) -> String {
     format!("{:?}", text.chars().take(40).collect::<String>())
 }

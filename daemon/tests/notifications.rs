@@ -459,12 +459,9 @@ async fn events_piling_up_behind_a_failing_endpoint_cost_no_memory() {
     page.registered().await;
     // Warm-up: the store's pages and caches reach their working size.
     pile_up(&mut page, 4_000).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let first = endpoint
-        .received()
-        .first()
-        .map(Received::seq)
-        .expect("tried");
+    let first = eventually("a first attempt", Duration::from_secs(10), || {
+        endpoint.received().first().map(Received::seq)
+    });
 
     // Almost four times as many events wait while the endpoint fails every way it can: the queue is the
     // store's, on disk, and an answer's body is never read. SQLite's page caches fill up to their

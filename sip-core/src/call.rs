@@ -209,34 +209,7 @@ impl Call {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> Self {
-        Self::outgoing_referred(party, target, None, offer, timers, now, entropy)
-    }
-
-    /// As [`Call::outgoing`], the INVITE also carrying `extra` headers (a caller ID, a campaign).
-    /// A header whose name is not a token or whose value holds a control character is left out:
-    /// it could end the header and start another.
-    pub fn outgoing_with(
-        party: LocalParty,
-        target: Uri,
-        extra: Vec<(String, String)>,
-        offer: String,
-        timers: Timers,
-        now: Instant,
-        entropy: &mut dyn Entropy,
-    ) -> Self {
-        let mut call = Self::calling(party, target, offer, timers, entropy);
-        call.invite_extra = extra
-            .into_iter()
-            .filter(|(name, value)| {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-                    && !value.chars().any(char::is_control)
-            })
-            .collect();
-        call.send_invite(now, entropy);
-        call
+        Self::outgoing_with(party, target, Vec::new(), offer, timers, now, entropy)
     }
 
     /// Starts the outgoing call a far end's REFER asked for: its INVITE carries the referral's
@@ -250,26 +223,24 @@ impl Call {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) -> Self {
-        let mut call = Self::calling(party, target, offer, timers, entropy);
-        if let Some(referral) = referral {
-            if let Some(replaces) = &referral.replaces {
-                call.invite_extra
-                    .push(("Replaces".into(), replaces.clone()));
-            }
-            if let Some(by) = &referral.referred_by {
-                call.invite_extra.push(("Referred-By".into(), by.clone()));
-            }
-        }
-        call.send_invite(now, entropy);
-        call
+        let extra = referral
+            .into_iter()
+            .flat_map(|r| [("Replaces", &r.replaces), ("Referred-By", &r.referred_by)])
+            .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+            .collect();
+        Self::outgoing_with(party, target, extra, offer, timers, now, entropy)
     }
 
-    /// A call we place, before its INVITE is sent.
-    fn calling(
+    /// As [`Call::outgoing`], the INVITE also carrying `extra` headers (a caller ID, a campaign,
+    /// a referral's). A header whose name is not a token or whose value holds a control
+    /// character is left out: it could end the header and start another.
+    pub fn outgoing_with(
         party: LocalParty,
         target: Uri,
+        extra: Vec<(String, String)>,
         offer: String,
         timers: Timers,
+        now: Instant,
         entropy: &mut dyn Entropy,
     ) -> Self {
         let local = NameAddr {
@@ -289,7 +260,7 @@ impl Call {
             route_set: Vec::new(),
             local_seq: 0,
         };
-        Self::new(
+        let mut call = Self::new(
             party,
             timers,
             entropy.token(),
@@ -297,7 +268,19 @@ impl Call {
             offer,
             Request::placeholder(),
             CallState::Calling,
-        )
+        );
+        call.invite_extra = extra
+            .into_iter()
+            .filter(|(name, value)| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+                    && !value.chars().any(char::is_control)
+            })
+            .collect();
+        call.send_invite(now, entropy);
+        call
     }
 
     /// Takes an incoming INVITE: answers 100 Trying and 180 Ringing. Refuses it (the bytes to

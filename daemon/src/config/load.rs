@@ -517,11 +517,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         });
     }
     for (i, entry) in config.dialling.caller_ids.iter().enumerate() {
-        let number = entry
-            .trim()
-            .strip_suffix('*')
-            .map_or(entry.clone(), |p| format!("{p}000"));
-        crate::blacklist::Number::parse(&number).map_err(|e| ConfigError::Invalid {
+        crate::blacklist::NumberRange::parse(entry).map_err(|e| ConfigError::Invalid {
             key: format!("dialling.caller_ids[{i}]"),
             message: format!("{e} (a number, or digits ending in * for a range)"),
         })?;

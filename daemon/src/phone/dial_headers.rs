@@ -4,7 +4,7 @@
 //! out as INVITE headers; nothing a page sends reaches the wire unchecked.
 
 use super::{Phone, PhoneError};
-use crate::blacklist::Number;
+use crate::blacklist::{Number, NumberRange};
 
 /// IT's `[dialling]` settings for caller IDs and campaigns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,14 +85,9 @@ impl Phone {
     }
 }
 
-/// Whether IT's entry (`+15550100`, or `+1555*` for a prefix) allows `number`.
+/// Whether IT's entry (`+15550100`, or `+1555*` for a range) allows `number`.
 fn matches(allowed: &str, number: &Number) -> bool {
-    match allowed.trim().strip_suffix('*') {
-        Some(prefix) => Number::parse(&format!("{prefix}000"))
-            .map(|p| p.text())
-            .is_ok_and(|p| number.text().starts_with(&p[..p.len() - 3])),
-        None => Number::parse(allowed).is_ok_and(|a| a.text() == number.text()),
-    }
+    NumberRange::parse(allowed).is_ok_and(|range| range.contains(number))
 }
 
 #[cfg(test)]
