@@ -166,9 +166,8 @@ fn shown(text: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Blacklist {
     machine: BTreeSet<String>,
-    agent: BTreeSet<String>,
     /// The agent's entries in the form they were added, by key.
-    agent_numbers: std::collections::BTreeMap<String, Number>,
+    agent: std::collections::BTreeMap<String, Number>,
 }
 
 impl Blacklist {
@@ -187,8 +186,7 @@ impl Blacklist {
             ..Self::default()
         };
         for number in agent.into_iter().filter_map(|n| Number::parse(n).ok()) {
-            list.agent.insert(number.key.clone());
-            list.agent_numbers.insert(number.key.clone(), number);
+            list.agent.insert(number.key.clone(), number);
         }
         list
     }
@@ -199,7 +197,7 @@ impl Blacklist {
         let Some(digits) = dialled_digits(user) else {
             return false;
         };
-        if self.machine.contains(&digits) || self.agent.contains(&digits) {
+        if self.machine.contains(&digits) || self.agent.contains_key(&digits) {
             return true;
         }
         let same_party = |key: &String| {
@@ -212,7 +210,7 @@ impl Blacklist {
             let core = short.strip_prefix('0').unwrap_or(short);
             core.len() >= MIN_SUFFIX_DIGITS && long.ends_with(core)
         };
-        self.machine.iter().chain(&self.agent).any(same_party)
+        self.machine.iter().chain(self.agent.keys()).any(same_party)
     }
 
     /// Whether IT's list has it.
@@ -221,27 +219,26 @@ impl Blacklist {
     }
 
     pub fn agent_has(&self, number: &Number) -> bool {
-        self.agent.contains(&number.key)
+        self.agent.contains_key(&number.key)
     }
 
     /// Adds to the agent's list; false when it was there already.
     pub fn add(&mut self, number: Number) -> bool {
-        if !self.agent.insert(number.key.clone()) {
+        if self.agent.contains_key(&number.key) {
             return false;
         }
-        self.agent_numbers.insert(number.key.clone(), number);
+        self.agent.insert(number.key.clone(), number);
         true
     }
 
     /// Removes from the agent's list; false when it was not there.
     pub fn remove(&mut self, number: &Number) -> bool {
-        self.agent_numbers.remove(&number.key);
-        self.agent.remove(&number.key)
+        self.agent.remove(&number.key).is_some()
     }
 
     /// The agent's numbers, as added.
     pub fn agent_numbers(&self) -> Vec<String> {
-        self.agent_numbers.values().map(Number::text).collect()
+        self.agent.values().map(Number::text).collect()
     }
 
     pub fn agent_len(&self) -> usize {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TokenBucket {
     per_second: f64,
     burst: f64,

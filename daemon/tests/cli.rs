@@ -323,17 +323,11 @@ async fn it_can_serve_its_own_localhost_certificate() {
     );
 
     // Half of the pair is a config error naming the missing key.
-    let lonely = pki.path().join("lonely.toml");
-    std::fs::write(
-        &lonely,
-        format!("[api]\ntls_cert = \"{}\"\n", at("leaf.pem").display()),
-    )
-    .expect("write");
-    let out = command(pki.path())
-        .args(["config", "check"])
-        .arg(&lonely)
-        .output()
-        .expect("runs");
+    let out = common::check_config(
+        pki.path(),
+        "lonely.toml",
+        &format!("[api]\ntls_cert = \"{}\"\n", at("leaf.pem").display()),
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("api.tls_key"),
         "{}",

@@ -10,7 +10,7 @@ mod lab;
 
 use std::path::PathBuf;
 
-use common::{CRM, Daemon, command};
+use common::{CRM, Daemon};
 use lab::{Kamailio, openssl_fingerprint, openssl_self_signed};
 
 /// Kamailio serving an `openssl req -x509` certificate on its TLS and WSS ports.
@@ -180,35 +180,23 @@ fn config_check_names_a_malformed_tls_fingerprint() {
         "21D11D85AF3CF5241D033CF1E8311561029A713B6C7713019DBF9C5B495D89C1",
         "sha256:ZZD11D85AF3CF5241D033CF1E8311561029A713B6C7713019DBF9C5B495D89C1",
     ] {
-        let file = dir.path().join("pin.toml");
-        std::fs::write(
-            &file,
-            format!(
+        let out = common::check_config(
+            dir.path(),
+            "pin.toml",
+            &format!(
                 "[account]\nserver = \"127.0.0.1:5061\"\ntransport = \"tls\"\nusername = \"1001\"\ntls_fingerprint = \"{bad}\"\n"
             ),
-        )
-        .expect("write");
-        let out = command(dir.path())
-            .args(["config", "check"])
-            .arg(&file)
-            .output()
-            .expect("runs");
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{bad} accepted");
         assert!(err.contains("tls_fingerprint"), "{bad}: {err}");
     }
-    let good = dir.path().join("good.toml");
-    std::fs::write(
-        &good,
+    let out = common::check_config(
+        dir.path(),
+        "good.toml",
         "[account]\nserver = \"127.0.0.1:5061\"\ntransport = \"tls\"\nusername = \"1001\"\n\
          tls_fingerprint = \"sha256:21:D1:1D:85:AF:3C:F5:24:1D:03:3C:F1:E8:31:15:61:02:9A:71:3B:6C:77:13:01:9D:BF:9C:5B:49:5D:89:C1\"\n",
-    )
-    .expect("write");
-    let out = command(dir.path())
-        .args(["config", "check"])
-        .arg(&good)
-        .output()
-        .expect("runs");
+    );
     assert!(
         out.status.success(),
         "{}",

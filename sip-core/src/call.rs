@@ -272,11 +272,7 @@ impl Call {
         call.invite_extra = extra
             .into_iter()
             .filter(|(name, value)| {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
-                    && !value.chars().any(char::is_control)
+                crate::message::is_token(name) && !value.chars().any(char::is_control)
             })
             .collect();
         call.send_invite(now, entropy);

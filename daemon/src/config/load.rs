@@ -456,10 +456,7 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ),
         ("dialling.campaign_header", &config.dialling.campaign_header),
     ] {
-        let token = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        let token = sip_core::message::is_token(name);
         // Headers the line writes itself: a second copy would confuse every server.
         const OURS: [&str; 30] = [
             "via",

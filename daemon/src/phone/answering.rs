@@ -92,15 +92,26 @@ impl Answering {
             AutoAnswer::Bridged => bridged_mark(headers, self.header.as_ref()),
         };
         match delay {
-            Some(_) if !status.ready => Decision::Decline {
-                status: 480,
-                cause: EndCause::NotReady,
+            Some(delay) => match refusal_to_answer(status) {
+                Some((status, cause)) => Decision::Decline { status, cause },
+                None => Decision::AnswerAt(now + delay.min(MAX_ANSWER_DELAY)),
             },
-            Some(delay) => Decision::AnswerAt(now + delay.min(MAX_ANSWER_DELAY)),
             None => Decision::Ring {
                 give_up_at: self.ring_timeout.map(|t| now + t),
             },
         }
+    }
+}
+
+/// Why a call may not be answered by itself in `status`, as the SIP refusal and its cause:
+/// do-not-disturb (486) or not ready (480). Checked when it arrives and again when its delay ends.
+pub fn refusal_to_answer(status: &PresenceStatus) -> Option<(u16, EndCause)> {
+    if !status.accept_calls {
+        Some((486, EndCause::Dnd))
+    } else if !status.ready {
+        Some((480, EndCause::NotReady))
+    } else {
+        None
     }
 }
 

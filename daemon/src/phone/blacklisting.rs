@@ -89,7 +89,8 @@ impl Phone {
         })
     }
 
-    /// The agent's numbers.
+    /// The agent's numbers (the store gets them through `take_changed_blacklist`).
+    #[cfg(test)]
     pub fn agent_blacklist(&self) -> Vec<String> {
         self.blacklist.agent_numbers()
     }

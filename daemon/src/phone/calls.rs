@@ -91,8 +91,8 @@ pub struct PhoneCall {
     /// Why the phone declined it by itself (do-not-disturb, not ready, rang too long): its
     /// `callRejected` is then passive with this cause.
     pub declined_for: Option<EndCause>,
-    /// The far end's digits in the current second: when it began, how many.
-    pub dtmf_window: Option<(Instant, u32)>,
+    /// How many more digits the far end may send now (made at its first digit).
+    pub dtmf_budget: Option<crate::rate::TokenBucket>,
 }
 
 /// What the agent made of a call (`submit_notes`).
@@ -127,7 +127,7 @@ impl PhoneCall {
             recording: None,
             recordings: 0,
             declined_for: None,
-            dtmf_window: None,
+            dtmf_budget: None,
         }
     }
 

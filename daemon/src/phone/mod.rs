@@ -1001,13 +1001,7 @@ impl Phone {
             // The agent may have gone do-not-disturb or not ready during the delay.
             let status = &self.statuses[self.presence];
             let refusal = match deadline {
-                Deadline::Answer if !status.accept_calls => {
-                    Some((486, crate::protocol::EndCause::Dnd))
-                }
-                Deadline::Answer if !status.ready => {
-                    Some((480, crate::protocol::EndCause::NotReady))
-                }
-                Deadline::Answer => None,
+                Deadline::Answer => answering::refusal_to_answer(status),
                 Deadline::GiveUp => Some((480, crate::protocol::EndCause::NoAnswer)),
             };
             match refusal {
@@ -1342,12 +1336,10 @@ impl Phone {
                     .iter_mut()
                     .find(|c| c.conversation_id == conversation)
                 {
-                    let (since, count) = call.dtmf_window.get_or_insert((now, 0));
-                    if now.saturating_duration_since(*since) >= std::time::Duration::from_secs(1) {
-                        (*since, *count) = (now, 0);
-                    }
-                    *count += 1;
-                    if *count <= MAX_DTMF_PER_SECOND {
+                    let budget = call.dtmf_budget.get_or_insert_with(|| {
+                        crate::rate::TokenBucket::new(MAX_DTMF_PER_SECOND, MAX_DTMF_PER_SECOND, now)
+                    });
+                    if budget.try_take(now) {
                         self.events.push_back(Event::DtmfReceived(DtmfReceived {
                             conversation_id: conversation.to_string(),
                             digit: digit.to_string(),

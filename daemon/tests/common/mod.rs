@@ -185,6 +185,17 @@ impl Drop for Daemon {
     }
 }
 
+/// `softphone-bridge config check FILE` on `dir/name` holding `text`.
+pub fn check_config(dir: &Path, name: &str, text: &str) -> Output {
+    let file = dir.join(name);
+    std::fs::write(&file, text).expect("write the config file");
+    command(dir)
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .expect("cli runs")
+}
+
 /// A CLI command isolated from the machine's real config files.
 pub fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(BIN);

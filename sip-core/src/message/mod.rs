@@ -16,7 +16,7 @@ mod via;
 pub use address::NameAddr;
 pub use bad_request::bad_request;
 pub use body::{BodyError, sdp_of};
-pub use lexical::split_list;
+pub use lexical::{is_token, split_list};
 pub use parse::{MAX_HEADERS, MAX_MESSAGE, ParseError, Parsed, parse_datagram, parse_stream};
 pub use uri::Uri;
 pub use via::Via;
