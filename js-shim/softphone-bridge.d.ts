@@ -28,6 +28,7 @@ declare namespace SoftphoneBridge {
   /** Codes the shim itself raises (connection trouble, timeouts). */
   type ShimErrorCode =
     | 'not_connected'
+    | 'invalid_options'
     | 'disconnected'
     | 'timeout'
     | 'certificate_not_trusted'
@@ -510,6 +511,9 @@ declare namespace SoftphoneBridge {
   interface ConnectOptions {
     /** The port shim.js was loaded from, else 48443. */
     port?: number;
+    /** Terminal servers: the range IT gave `[api] port` (e.g. '48443-48543' or [48443, 48543]). The shim
+     *  finds this OS user's daemon in it (other users' daemons refuse the connection) and uses that port. */
+    ports?: string | [number, number];
     /** 'localhost' (default), '127.0.0.1' or '::1'. */
     host?: string;
     /** 'direct' (default) or 'iframe' (through https://localhost:PORT/bridge.html). */

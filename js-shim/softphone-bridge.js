@@ -99,7 +99,7 @@
    */
   async function diagnose(options) {
     options = options || {};
-    var port = options.port || PORT;
+    var port = options.ports !== undefined ? await findPort(options) : (options.port || PORT);
     var host = hostFor(options);
     var fetchFn = global.fetch;
     if (typeof fetchFn !== 'function') return blocked('daemon_not_running');
@@ -127,6 +127,66 @@
       }
     }
     return blocked('daemon_not_running');
+  }
+
+  /* ------------------------------------------------------------------ terminal servers */
+
+  /** `ports: '48443-48543'` (or `[48443, 48543]`) as [first, last], or null when not given. */
+  function portRange(options) {
+    var ports = options.ports;
+    if (ports === undefined || ports === null) return null;
+    var pair = Array.isArray(ports) ? ports : String(ports).split('-');
+    var first = Number(pair[0]);
+    var last = pair.length > 1 ? Number(pair[1]) : first;
+    var valid = function (p) { return Number.isInteger(p) && p > 0 && p < 65536; };
+    if (!valid(first) || !valid(last) || first > last) {
+      throw new BridgeError('invalid_options', 'ports must be a range like "48443-48543"');
+    }
+    return [first, Math.min(last, first + 999)];
+  }
+
+  var PORT_MEMO = 'softphone-bridge:port';
+
+  /**
+   * Finds this OS user's daemon in a port range (terminal servers: every agent's daemon takes the
+   * next free port of one range). Other users' daemons close the connection before TLS, so only
+   * this user's answers `/origin` — the lowest such port wins; the last one found is tried first.
+   * When none answers over https, the first that answers plain `/ping` (its certificate is not
+   * trusted yet), else the range's first port, so `diagnose` can say why.
+   */
+  async function findPort(options) {
+    var range = portRange(options);
+    if (!range) return options.port || PORT;
+    var host = hostFor(options);
+    var fetchFn = global.fetch;
+    if (typeof fetchFn !== 'function') return range[0];
+    var storage = null;
+    try { storage = global.localStorage || null; } catch (e) { /* storage blocked */ }
+    var answers = function (port, secure) {
+      var url = secure ? 'https://' + host + ':' + port + '/origin' : 'http://' + host + ':' + port + '/ping';
+      var init = secure ? { cache: 'no-store' } : { cache: 'no-store', mode: 'no-cors' };
+      return fetchFn(url, init).then(function (response) {
+        return secure ? response.json().then(function (body) { return typeof body.status === 'string'; }) : true;
+      }).catch(function () { return false; });
+    };
+    var remembered = storage ? Number(storage.getItem(PORT_MEMO)) : 0;
+    if (remembered >= range[0] && remembered <= range[1] && await answers(remembered, true)) return remembered;
+    var scan = async function (secure) {
+      for (var start = range[0]; start <= range[1]; start += 8) {
+        var batch = [];
+        for (var port = start; port <= Math.min(start + 7, range[1]); port++) batch.push(port);
+        var results = await Promise.all(batch.map(function (p) { return answers(p, secure); }));
+        var found = results.indexOf(true);
+        if (found >= 0) return batch[found];
+      }
+      return null;
+    };
+    var port = await scan(true);
+    if (port !== null) {
+      try { if (storage) storage.setItem(PORT_MEMO, String(port)); } catch (e) { /* storage full or blocked */ }
+      return port;
+    }
+    return (await scan(false)) || range[0];
   }
 
   /* ------------------------------------------------------------------ transports */
@@ -495,7 +555,12 @@
       this._retryMs = Math.min(this._retryMs * 2, this.options.maxRetryMs);
       clearTimeout(this._retryTimer);
       this._retryTimer = setTimeout(function () {
-        self._open().catch(function () { self._scheduleReconnect(); });
+        // On a terminal server the restarted daemon may have had to take another port.
+        var located = self.options.ports && !self._iframe ? findPort(self.options) : Promise.resolve(self.options.port);
+        located.then(function (port) {
+          self.options.port = port;
+          return self._open();
+        }).catch(function () { self._scheduleReconnect(); });
       }, wait);
     }
   }
@@ -503,9 +568,12 @@
   /**
    * Connects to the daemon. Resolves with a Phone once `hello` arrives; rejects with a
    * BridgeError that says why the connection is blocked and how to fix it.
-   * Options: port (48443), host ('localhost'), mode ('direct' | 'iframe').
+   * Options: port (48443), ports ('48443-48543' on terminal servers), host ('localhost'),
+   * mode ('direct' | 'iframe').
    */
   async function connect(options) {
+    options = Object.assign({}, options);
+    if (options.ports !== undefined) options.port = await findPort(options);
     var phone = new Phone(options);
     var cspBlocked = false;
     var doc = global.document;

@@ -109,7 +109,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         _ => certs.server_config()?,
     };
     let tls = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
-    let listeners = Listeners::bind(config.api.port)
+    let listeners = Listeners::bind_first_free(config.api.port)
         .await
         .map_err(|source| RunError::Listen {
             port: source.port(),

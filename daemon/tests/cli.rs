@@ -17,7 +17,7 @@ fn config_check_reports_file_key_and_type() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.toml") && err.contains("api.port") && err.contains("u16"),
+        err.contains("bad.toml") && err.contains("api.port") && err.contains("is not a port"),
         "{err}"
     );
 

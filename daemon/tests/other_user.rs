@@ -9,104 +9,13 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use common::{CRM, Daemon, eventually};
+use common::{CRM, Daemon, eventually, other_user};
 
-/// The throwaway account playing "another agent on the terminal server".
-const OTHER_USER: &str = "sb-test-other";
-const PYTHON: &str = "/usr/bin/python3";
-const SETPRIV: &str = "/usr/bin/setpriv";
-
-/// Connects to `host:port` over TLS (trusting only the CA in `$CA_PEM`) and asks for a WebSocket
-/// upgrade with the allowed `Origin`. Prints the status line, or `refused <why>` when the daemon
-/// closed the connection before answering. The socket timeout only bounds a hung daemon.
-const CLIENT: &str = r#"
-import os, socket, ssl, sys
-host, port, origin = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-context = ssl.create_default_context(cadata=os.environ["CA_PEM"])
-raw = socket.create_connection((host, port), timeout=20)
-try:
-    tls = context.wrap_socket(raw, server_hostname=host)
-    tls.sendall((
-        "GET /ws HTTP/1.1\r\nHost: localhost:%d\r\nOrigin: %s\r\nConnection: Upgrade\r\n"
-        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" % (port, origin)).encode())
-    data = b""
-    while b"\r\n" not in data:
-        chunk = tls.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-except (OSError, ssl.SSLError) as e:
-    print("refused", type(e).__name__)
-    sys.exit(0)
-print(data.split(b"\r\n", 1)[0].decode() if data else "refused EOF")
-"#;
-
-/// The uid and gid of the throwaway user, created if missing; `None` (with the reason printed)
-/// when this machine cannot run the test.
-fn other_user() -> Option<(u32, u32)> {
-    let own_uid = softphone_bridge::private_files::own_uid().expect("/proc/self");
-    if own_uid != 0 {
-        eprintln!("SKIPPED: needs root to create and switch to another OS user (uid {own_uid})");
-        return None;
-    }
-    for tool in [SETPRIV, PYTHON] {
-        if !Path::new(tool).exists() {
-            eprintln!("SKIPPED: {tool} is missing (apt-get install util-linux python3)");
-            return None;
-        }
-    }
-    let id = |flag: &str| {
-        let out = Command::new("id").args([flag, OTHER_USER]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u32>()
-            .ok()
-    };
-    if id("-u").is_none() {
-        // A second test binary may create it at the same moment: its "already exists" is fine.
-        let _ = Command::new("useradd")
-            .args(["-r", "-M", "-s", "/usr/sbin/nologin", OTHER_USER])
-            .status();
-    }
-    match (id("-u"), id("-g")) {
-        (Some(uid), Some(gid)) if uid != own_uid => Some((uid, gid)),
-        _ => {
-            eprintln!("SKIPPED: could not create the throwaway user {OTHER_USER}");
-            None
-        }
-    }
-}
-
-/// Runs [`CLIENT`] against the daemon, as `user` (uid, gid) or as ourselves; its one line.
+/// Runs the upgrade client against the daemon, as `user` (uid, gid) or as ourselves.
 fn try_upgrade(daemon: &Daemon, host: &str, user: Option<(u32, u32)>) -> String {
-    let ca = std::fs::read_to_string(daemon.data_dir().join("certs/ca.pem")).expect("ca.pem");
-    let mut command = match user {
-        Some((uid, gid)) => {
-            let mut c = Command::new(SETPRIV);
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .arg("--clear-groups")
-                .arg(PYTHON);
-            c
-        }
-        None => Command::new(PYTHON),
-    };
-    let out = command
-        .args(["-I", "-c", CLIENT, host, &daemon.port.to_string(), CRM])
-        .env("CA_PEM", ca)
-        .current_dir("/")
-        .output()
-        .expect("client runs");
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    common::try_upgrade(daemon.data_dir(), host, daemon.port, user)
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 // throw-away HOME. Everything listens on and talks to loopback only.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync, copyFileSync, chmodSync, chownSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -31,13 +31,29 @@ async function waitFor(what, check, timeoutMs = 20000) {
   }
 }
 
-/** Runs the daemon; resolves once it has written DATA_DIR/daemon.json. */
-export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-data-')), port = 0, allowedOrigins = [], demoLine = false } = {}) {
+/**
+ * Runs the daemon; resolves once it has written DATA_DIR/daemon.json. `port` may be a range
+ * ('20000-20003'); `user` ({uid, gid}) runs it as another OS user (terminal servers), from a copy
+ * of the binary that user may read, with the data folder theirs.
+ */
+export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-data-')), port = 0, allowedOrigins = [], demoLine = false, user = null } = {}) {
   const config = join(dataDir, 'config.toml');
   const origins = allowedOrigins.map((o) => JSON.stringify(o)).join(', ');
-  writeFileSync(config, `[demo]\nline = ${demoLine}\n[api]\nport = ${port}\nallowed_origins = [${origins}]\n`);
-  const child = spawn(BIN, ['--data-dir', dataDir, 'run', '--headless', '--config', config], {
-    env: isolatedEnv(), stdio: ['ignore', 'ignore', 'pipe'],
+  writeFileSync(config, `[demo]\nline = ${demoLine}\n[api]\nport = ${JSON.stringify(port)}\nallowed_origins = [${origins}]\n`);
+  let command = BIN;
+  let prefix = [];
+  let binaryDir = null;
+  if (user) {
+    binaryDir = mkdtempSync(join(tmpdir(), 'sb-bin-'));
+    chmodSync(binaryDir, 0o755);
+    copyFileSync(BIN, join(binaryDir, 'softphone-bridge'));
+    chmodSync(join(binaryDir, 'softphone-bridge'), 0o755);
+    for (const path of [dataDir, config]) chownSync(path, user.uid, user.gid);
+    command = '/usr/bin/setpriv';
+    prefix = [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', join(binaryDir, 'softphone-bridge')];
+  }
+  const child = spawn(command, [...prefix, '--data-dir', dataDir, 'run', '--headless', '--config', config], {
+    env: isolatedEnv(), stdio: ['ignore', 'ignore', 'pipe'], cwd: '/',
   });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
@@ -51,13 +67,17 @@ export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-dat
     } catch { return null; }
   });
   return {
-    dataDir, port: info.port, child,
+    dataDir, port: info.port, instance: info.instance, child,
     /** SIGTERM and wait: the daemon removes daemon.json on a clean stop. */
     async stop() {
+      if (binaryDir) cleanup(binaryDir);
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
+    },
+    log() {
+      try { return readFileSync(join(dataDir, 'logs', 'softphone-bridge.log'), 'utf8'); } catch { return ''; }
     },
     cli(args, extraEnv = {}) {
       return execFileSync(BIN, ['--data-dir', dataDir, ...args], { env: isolatedEnv(extraEnv), encoding: 'utf8' });

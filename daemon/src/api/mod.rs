@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::Ports;
 use crate::origins::{Origin, OriginPolicy, Verdict};
 use crate::phone::driver::{PhoneHandle, Resume};
 use request::{HeadError, RequestHead, read_head};
@@ -82,12 +83,25 @@ pub enum BindError {
         "[::1]:{port} is taken{by}: pages that try IPv6 first would reach that process instead of this daemon; stop it or choose another [api] port"
     )]
     V6Taken { port: u16, by: String },
+    #[error(
+        "every port of {first}-{last} is taken (one per daemon on this machine): widen [api] port"
+    )]
+    RangeTaken { first: u16, last: u16 },
 }
 
 impl BindError {
     pub fn port(&self) -> u16 {
         match self {
             Self::V4 { port, .. } | Self::V6Taken { port, .. } => *port,
+            Self::RangeTaken { first, .. } => *first,
+        }
+    }
+
+    /// Another process holds the port (on IPv4 or IPv6), so the next one of a range may do.
+    fn is_taken(&self) -> bool {
+        match self {
+            Self::V4 { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
+            Self::V6Taken { .. } | Self::RangeTaken { .. } => true,
         }
     }
 }
@@ -98,6 +112,25 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// Binds the first port of `ports` that is free on both loopbacks. On a terminal server every
+    /// agent's daemon shares one range, so each takes the next free port; a port held by anyone
+    /// (another daemon, another program) is skipped.
+    pub async fn bind_first_free(ports: Ports) -> Result<Self, BindError> {
+        if !ports.is_range() {
+            return Self::bind(ports.first()).await;
+        }
+        for port in ports.iter() {
+            match Self::bind(port).await {
+                Err(e) if e.is_taken() => continue,
+                bound => return bound,
+            }
+        }
+        Err(BindError::RangeTaken {
+            first: ports.first(),
+            last: ports.last(),
+        })
+    }
+
     /// Binds `127.0.0.1:port` and `[::1]:port` (the same port; 0 picks a free one). A machine
     /// without IPv6 loopback gets a warning and IPv4 only; but when another process holds
     /// `[::1]:port` the daemon refuses to start half-bound, since clients that try `::1` first

@@ -173,7 +173,12 @@ fn run(args: RunArgs, data_dir: PathBuf) -> Result<(), CliError> {
     let mut sources = Sources::standard(args.config);
     let mut api = toml::Table::new();
     if let Some(port) = args.port {
-        api.insert("port".into(), toml::Value::Integer(i64::from(port)));
+        let value = if port.is_range() {
+            toml::Value::String(port.to_string())
+        } else {
+            toml::Value::Integer(i64::from(port.first()))
+        };
+        api.insert("port".into(), value);
     }
     if !args.allow_origins.is_empty() {
         let origins = args

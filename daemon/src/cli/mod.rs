@@ -65,9 +65,10 @@ pub struct RunArgs {
     /// Run without a tray icon.
     #[arg(long)]
     pub headless: bool,
-    /// Port for https/wss on localhost (0 picks a free one; see DATA_DIR/daemon.json).
-    #[arg(long)]
-    pub port: Option<u16>,
+    /// Port for https/wss on localhost (0 picks a free one), or a range whose first free port
+    /// is taken (terminal servers: "48443-48543"). The port in use is in DATA_DIR/daemon.json.
+    #[arg(long, value_name = "PORT|FIRST-LAST")]
+    pub port: Option<crate::config::Ports>,
     /// Allow an origin without approval (repeatable), e.g. https://crm.example.com.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,

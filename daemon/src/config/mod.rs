@@ -2,10 +2,12 @@
 //! to command-line flags (later wins). See `docs/deploy.md` for every key.
 
 mod load;
+mod ports;
 pub mod provision;
 mod secret;
 
 pub use load::{ConfigError, Loaded, Sources, is_locked, load, load_layers, parse_file};
+pub use ports::{Ports, PortsError};
 pub use secret::Secret;
 
 use std::path::PathBuf;
@@ -233,8 +235,9 @@ impl Default for DemoConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// 0 picks a free port; the daemon writes the one it got to `DATA_DIR/daemon.json`.
-    pub port: u16,
+    /// A port (0 picks a free one) or, on terminal servers, a range (`"48443-48543"`) whose
+    /// first free port is taken. The daemon writes the one it got to `DATA_DIR/daemon.json`.
+    pub port: Ports,
     /// Origins (`scheme://host[:port]`) allowed without the agent's approval.
     pub allowed_origins: Vec<String>,
     /// Sustained actions per second allowed on one connection.
@@ -257,7 +260,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            port: DEFAULT_PORT,
+            port: Ports::single(DEFAULT_PORT),
             allowed_origins: Vec::new(),
             actions_per_second: 20,
             action_burst: 40,

@@ -1,7 +1,7 @@
 use std::io::Write;
 
 use super::*;
-use crate::config::{AudioBackend, Transport};
+use crate::config::{AudioBackend, Ports, Transport};
 
 fn file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().expect("temp file");
@@ -46,7 +46,7 @@ name = "Ready"
 "#,
     );
     let (config, _) = parse_file(f.path()).expect("valid");
-    assert_eq!(config.api.port, 9443);
+    assert_eq!(config.api.port, Ports::single(9443));
     let account = config.account.expect("account");
     assert_eq!(account.transport, Transport::Tls);
     assert_eq!(account.password.expose(), "s3cret");
@@ -70,10 +70,14 @@ fn unknown_key_names_file_key_and_line() {
 
 #[test]
 fn wrong_type_names_key_and_expected_type() {
-    let f = file("[api]\nport = \"abc\"\n");
+    let f = file("[api]\nactions_per_second = \"abc\"\n");
     let err = parse_file(f.path()).expect_err("wrong type").to_string();
-    assert!(err.contains("api.port"), "{err}");
-    assert!(err.contains("u16"), "{err}");
+    assert!(err.contains("api.actions_per_second"), "{err}");
+    assert!(err.contains("u32"), "{err}");
+    let f = file("[api]\nport = \"abc\"\n");
+    let err = parse_file(f.path()).expect_err("not a port").to_string();
+    assert!(err.contains("api.port") && err.contains(":2:"), "{err}");
+    assert!(err.contains("`abc` is not a port"), "{err}");
 }
 
 #[test]
@@ -109,7 +113,7 @@ fn layers_override_key_by_key() {
     let mut s = sources(&[&system, &user, &explicit]);
     let (config, used) = load(&s).expect("loads");
     assert_eq!(used.len(), 3);
-    assert_eq!(config.api.port, 2000, "user beats system");
+    assert_eq!(config.api.port, Ports::single(2000), "user beats system");
     assert_eq!(
         config.api.allowed_origins,
         ["https://it.example"],
@@ -121,7 +125,7 @@ fn layers_override_key_by_key() {
     s.overrides.insert("api".into(), toml::Value::Table(api));
     assert_eq!(
         load(&s).expect("loads").0.api.port,
-        3000,
+        Ports::single(3000),
         "flags beat files"
     );
 }
@@ -323,7 +327,8 @@ fn it_locks_keys_the_agents_file_and_flags_cannot_change() {
     );
     assert_eq!(loaded.config.provisioning.allowed, Some(false));
     assert_eq!(
-        loaded.config.api.port, 48500,
+        loaded.config.api.port,
+        Ports::single(48500),
         "what IT did not lock, the agent sets"
     );
     let it_name = it.path().display().to_string();

@@ -23,6 +23,8 @@ pub struct Daemon {
     pub port: u16,
     pub ca: CertificateDer<'static>,
     child: Child,
+    /// A copy of the binary another OS user may run (see [`Daemon::start_as`]).
+    binary: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
@@ -36,12 +38,38 @@ impl Daemon {
         Self::launch(dir, extra, &[], true)
     }
 
+    /// Starts the daemon as another OS `user` (uid, gid), as on a terminal server where every
+    /// agent runs their own. Its data folder becomes theirs; it runs a copy of the binary in a
+    /// folder anyone may enter, since the build folder may sit under a private home.
+    pub fn start_as(dir: tempfile::TempDir, extra: &str, user: (u32, u32)) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let binary = tempfile::tempdir().expect("tempdir");
+        let copy = binary.path().join("softphone-bridge");
+        std::fs::copy(BIN, &copy).expect("copy the binary");
+        std::fs::set_permissions(binary.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::os::unix::fs::chown(dir.path(), Some(user.0), Some(user.1)).expect("chown");
+        let mut daemon = Self::spawn(dir, extra, &[], true, Some((user, &copy)));
+        daemon.binary = Some(binary);
+        daemon
+    }
+
     /// Starts with extra environment variables; `headless: false` lets it try to show a tray.
     pub fn launch(
         dir: tempfile::TempDir,
         extra: &str,
         env: &[(&str, &str)],
         headless: bool,
+    ) -> Self {
+        Self::spawn(dir, extra, env, headless, None)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        extra: &str,
+        env: &[(&str, &str)],
+        headless: bool,
+        user: Option<((u32, u32), &Path)>,
     ) -> Self {
         let config = dir.path().join("config.toml");
         if !config.exists() {
@@ -60,7 +88,13 @@ impl Daemon {
         let info = dir.path().join("daemon.json");
         // A daemon killed before (restart tests) left its port behind: wait for the new one.
         let _ = std::fs::remove_file(&info);
-        let mut run = command(dir.path());
+        let mut run = match user {
+            Some((user, binary)) => {
+                std::os::unix::fs::chown(&config, Some(user.0), Some(user.1)).expect("chown");
+                isolated(as_user(user, binary), dir.path())
+            }
+            None => command(dir.path()),
+        };
         run.envs(env.iter().copied()).arg("run");
         if headless {
             run.arg("--headless");
@@ -93,7 +127,15 @@ impl Daemon {
             port,
             ca,
             child,
+            binary: None,
         }
+    }
+
+    /// The copy of the binary a daemon of another OS user runs.
+    pub fn binary_path(&self) -> Option<std::path::PathBuf> {
+        self.binary
+            .as_ref()
+            .map(|dir| dir.path().join("softphone-bridge"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -198,13 +240,117 @@ pub fn check_config(dir: &Path, name: &str, text: &str) -> Output {
 
 /// A CLI command isolated from the machine's real config files.
 pub fn command(data_dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
+    isolated(Command::new(BIN), data_dir)
+}
+
+fn isolated(mut command: Command, data_dir: &Path) -> Command {
     command
         .env("SOFTPHONE_BRIDGE_SYSTEM_CONFIG", "")
         .env("SOFTPHONE_BRIDGE_USER_CONFIG", "")
         .env_remove("RUST_LOG")
         .arg("--data-dir")
         .arg(data_dir);
+    command
+}
+
+/// util-linux's tool to run a command as another OS user.
+pub const SETPRIV: &str = "/usr/bin/setpriv";
+/// The throwaway account playing "another agent on the terminal server".
+pub const OTHER_USER: &str = "sb-test-other";
+const PYTHON: &str = "/usr/bin/python3";
+
+/// The uid and gid of the throwaway user, created if missing; `None` (with the reason printed)
+/// when this machine cannot run the test.
+pub fn other_user() -> Option<(u32, u32)> {
+    let own_uid = softphone_bridge::private_files::own_uid().expect("/proc/self");
+    if own_uid != 0 {
+        eprintln!("SKIPPED: needs root to create and switch to another OS user (uid {own_uid})");
+        return None;
+    }
+    for tool in [SETPRIV, PYTHON] {
+        if !Path::new(tool).exists() {
+            eprintln!("SKIPPED: {tool} is missing (apt-get install util-linux python3)");
+            return None;
+        }
+    }
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, OTHER_USER]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    if id("-u").is_none() {
+        // A second test binary may create it at the same moment: its "already exists" is fine.
+        let _ = Command::new("useradd")
+            .args(["-r", "-M", "-s", "/usr/sbin/nologin", OTHER_USER])
+            .status();
+    }
+    match (id("-u"), id("-g")) {
+        (Some(uid), Some(gid)) if uid != own_uid => Some((uid, gid)),
+        _ => {
+            eprintln!("SKIPPED: could not create the throwaway user {OTHER_USER}");
+            None
+        }
+    }
+}
+
+/// Connects to `host:port` over TLS (trusting only the CA in `$CA_PEM`) and asks for a WebSocket
+/// upgrade with the allowed `Origin`. Prints the status line, or `refused <why>` when the daemon
+/// closed the connection before answering. The socket timeout only bounds a hung daemon.
+const CLIENT: &str = r#"
+import os, socket, ssl, sys
+host, port, origin = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+context = ssl.create_default_context(cadata=os.environ["CA_PEM"])
+raw = socket.create_connection((host, port), timeout=20)
+try:
+    tls = context.wrap_socket(raw, server_hostname=host)
+    tls.sendall((
+        "GET /ws HTTP/1.1\r\nHost: localhost:%d\r\nOrigin: %s\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" % (port, origin)).encode())
+    data = b""
+    while b"\r\n" not in data:
+        chunk = tls.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except (OSError, ssl.SSLError) as e:
+    print("refused", type(e).__name__)
+    sys.exit(0)
+print(data.split(b"\r\n", 1)[0].decode() if data else "refused EOF")
+"#;
+
+/// Runs [`CLIENT`] against the daemon whose data folder is `data_dir` at `host:port`, as `user`
+/// (uid, gid) or as ourselves; its one line (`HTTP/1.1 101 …` or `refused …`).
+pub fn try_upgrade(data_dir: &Path, host: &str, port: u16, user: Option<(u32, u32)>) -> String {
+    let ca = std::fs::read_to_string(data_dir.join("certs/ca.pem")).expect("ca.pem");
+    let mut command = match user {
+        Some(user) => as_user(user, PYTHON),
+        None => Command::new(PYTHON),
+    };
+    let out = command
+        .args(["-I", "-c", CLIENT, host, &port.to_string(), CRM])
+        .env("CA_PEM", ca)
+        .current_dir("/")
+        .output()
+        .expect("client runs");
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `program` run as `user` (uid, gid) with no supplementary groups.
+pub fn as_user((uid, gid): (u32, u32), program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(SETPRIV);
+    command
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg(program);
     command
 }
 
