@@ -4,9 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, rmSync, existsSync, rmdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync, existsSync, rmdirSync, readdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, launchBrowser } from './harness.mjs';
+import { tmpdir } from 'node:os';
+import { BIN, launchBrowser, startDaemon, cleanup } from './harness.mjs';
 
 const MANAGED = '/etc/chromium/policies/managed';
 
@@ -47,5 +48,40 @@ test('the Linux policy from `policies` is what Chromium applies', async () => {
       rmdirSync(MANAGED);
       rmdirSync('/etc/chromium/policies');
     }
+  }
+});
+
+test('`policies --ca` makes Chromium trust the localhost CA with no per-user step', async () => {
+  const daemon = await startDaemon({});
+  const home = mkdtempSync(join(tmpdir(), 'sb-home-')); // an empty NSS database: trusts nothing of ours
+  const created = !existsSync(MANAGED);
+  mkdirSync(MANAGED, { recursive: true });
+  const file = join(MANAGED, `softphone-bridge-ca-test-${process.pid}.json`);
+  const load = async () => {
+    const browser = await launchBrowser(home);
+    try {
+      const page = await browser.newPage();
+      const response = await page.goto(`https://localhost:${daemon.port}/shim.js`);
+      return `status ${response.status()}`;
+    } catch (e) {
+      return String(e).split('\n')[0];
+    } finally {
+      await browser.close();
+    }
+  };
+  try {
+    assert.match(await load(), /ERR_CERT_AUTHORITY_INVALID/, 'not trusted without the policy');
+    const json = execFileSync(BIN, ['policies', '--os', 'linux', '--ca', join(daemon.dataDir, 'certs', 'ca.pem')], { encoding: 'utf8' });
+    assert.deepEqual(Object.keys(JSON.parse(json)), ['CACertificates']);
+    writeFileSync(file, json, { mode: 0o644 });
+    assert.equal(await load(), 'status 200', 'trusted through the managed policy');
+  } finally {
+    rmSync(file, { force: true });
+    if (created && readdirSync(MANAGED).length === 0) {
+      rmdirSync(MANAGED);
+      rmdirSync('/etc/chromium/policies');
+    }
+    await daemon.stop();
+    cleanup(home, daemon.dataDir);
   }
 });

@@ -334,7 +334,12 @@ mod platform {
 mod platform {
     use super::*;
 
-    fn keychain() -> String {
+    /// The System keychain with `--system` (as root: every user, no prompt when an MDM or the
+    /// package runs it), else the user's login keychain.
+    fn keychain(system: bool) -> String {
+        if system {
+            return "/Library/Keychains/System.keychain".into();
+        }
         let home = std::env::var("HOME").unwrap_or_default();
         format!("{home}/Library/Keychains/login.keychain-db")
     }
@@ -342,30 +347,26 @@ mod platform {
     pub fn install(
         ca: &Path,
         _verified: &VerifiedCa,
-        _system: bool,
+        system: bool,
         _who: Installer,
     ) -> Result<Report, TrustError> {
-        let kc = keychain();
-        run(
-            "security",
-            &[
-                "add-trusted-cert",
-                "-r",
-                "trustRoot",
-                "-k",
-                &kc,
-                &ca.to_string_lossy(),
-            ],
-            "part of macOS",
-        )?;
+        let kc = keychain(system);
+        let mut args = vec!["add-trusted-cert"];
+        if system {
+            // Admin trust settings: they apply to every user of the machine.
+            args.push("-d");
+        }
+        let ca = ca.to_string_lossy();
+        args.extend(["-r", "trustRoot", "-k", &kc, &ca]);
+        run("security", &args, "part of macOS")?;
         Ok(Report {
             done: vec![format!("login keychain {kc}")],
             skipped: Vec::new(),
         })
     }
 
-    pub fn uninstall(_system: bool, _who: Installer) -> Result<Report, TrustError> {
-        let kc = keychain();
+    pub fn uninstall(system: bool, _who: Installer) -> Result<Report, TrustError> {
+        let kc = keychain(system);
         run(
             "security",
             &["delete-certificate", "-c", "softphone-bridge local CA", &kc],
@@ -382,31 +383,40 @@ mod platform {
 mod platform {
     use super::*;
 
+    /// `--system` (elevated: the MSI, or IT): the machine's Root store, which every user and
+    /// Chrome/Edge trust; else the current user's (Windows asks the user to confirm).
+    fn store(system: bool) -> (&'static [&'static str], &'static str) {
+        if system {
+            (&[], "machine Root store")
+        } else {
+            (&["-user"], "current user's Root store")
+        }
+    }
+
     pub fn install(
         ca: &Path,
         _verified: &VerifiedCa,
-        _system: bool,
+        system: bool,
         _who: Installer,
     ) -> Result<Report, TrustError> {
-        run(
-            "certutil",
-            &["-user", "-f", "-addstore", "Root", &ca.to_string_lossy()],
-            "part of Windows",
-        )?;
+        let (scope, name) = store(system);
+        let ca = ca.to_string_lossy();
+        let mut args = scope.to_vec();
+        args.extend(["-f", "-addstore", "Root", &ca]);
+        run("certutil", &args, "part of Windows")?;
         Ok(Report {
-            done: vec!["current user's Root store".into()],
+            done: vec![name.into()],
             skipped: Vec::new(),
         })
     }
 
-    pub fn uninstall(_system: bool, _who: Installer) -> Result<Report, TrustError> {
-        run(
-            "certutil",
-            &["-user", "-delstore", "Root", "softphone-bridge local CA"],
-            "part of Windows",
-        )?;
+    pub fn uninstall(system: bool, _who: Installer) -> Result<Report, TrustError> {
+        let (scope, name) = store(system);
+        let mut args = scope.to_vec();
+        args.extend(["-delstore", "Root", "softphone-bridge local CA"]);
+        run("certutil", &args, "part of Windows")?;
         Ok(Report {
-            done: vec!["current user's Root store".into()],
+            done: vec![name.into()],
             skipped: Vec::new(),
         })
     }

@@ -23,6 +23,8 @@ pub enum CliError {
     Status(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Bundle(#[from] super::support_bundle::BundleError),
 }
 
 impl CliError {
@@ -75,33 +77,47 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
-            let value = toml::Value::try_from(&loaded.config)
-                .map_err(|e| CliError::Status(format!("cannot print the configuration: {e}")))?;
-            if origin {
-                // Every key, flat, with where its value came from.
-                for (key, shown) in flat(&value, "") {
-                    let from = loaded.origins.get(&key).map_or("default", String::as_str);
-                    println!("{key} = {shown}  # {from}");
-                }
-            } else {
-                for path in &loaded.used {
-                    println!("# from {}", path.display());
-                }
-                print!("{}", toml::to_string(&value).unwrap_or_default());
-            }
+            print!("{}", config_text(&loaded, origin)?);
             Ok(())
         }
         Command::Status => status(&data_dir),
         Command::Devices => {
-            devices();
+            print!("{}", devices_text());
             Ok(())
         }
-        Command::Policies { origin, os } => policies(&origin, os.as_deref()),
+        Command::SupportBundle { out, config } => {
+            let loaded = config::load_layers(&Sources::standard(config))?;
+            let written = super::support_bundle::write(&data_dir, &loaded, out)?;
+            println!("{}", written.display());
+            Ok(())
+        }
+        Command::Policies { origin, os, ca } => policies(&origin, os.as_deref(), ca.as_deref()),
     }
 }
 
 /// `policies`: each origin checked (a page origin or a `[*.]` pattern), then the forms asked for.
-fn policies(origins: &[String], os: Option<&str>) -> Result<(), CliError> {
+fn policies(
+    origins: &[String],
+    os: Option<&str>,
+    ca: Option<&std::path::Path>,
+) -> Result<(), CliError> {
+    // Only a CA that can sign nothing but localhost goes into every browser's trust.
+    let ca_der = ca
+        .map(|path| {
+            let pem = std::fs::read(path)
+                .map_err(|e| CliError::Status(format!("--ca {}: {e}", path.display())))?;
+            crate::certs::inspect::inspect_pem(&pem)
+                .and_then(|(der, facts)| {
+                    crate::certs::inspect::check_constraints(&facts).map(|()| der)
+                })
+                .map_err(|e| CliError::Status(format!("--ca {}: {e}", path.display())))
+        })
+        .transpose()?;
+    if origins.is_empty() && os.is_some_and(|o| o != "linux") {
+        return Err(CliError::Status(
+            "--ca alone is for Linux; on Windows and macOS trust the CA in the machine store (docs/deploy.md)".into(),
+        ));
+    }
     for origin in origins {
         // Chrome's URL patterns: an origin, or a host (`[*.]example.com`) for any scheme.
         let pattern = origin.replace("[*.]", "").replace("*.", "");
@@ -119,7 +135,7 @@ fn policies(origins: &[String], os: Option<&str>) -> Result<(), CliError> {
         (
             "linux",
             "# /etc/opt/chrome/policies/managed/softphone-bridge.json (also /etc/chromium/policies/managed/, /etc/opt/edge/policies/managed/)",
-            linux_json(origins),
+            linux_json(origins, ca_der.as_deref()),
         ),
         (
             "windows",
@@ -133,7 +149,9 @@ fn policies(origins: &[String], os: Option<&str>) -> Result<(), CliError> {
         ),
     ];
     for (name, comment, text) in forms {
-        if os.is_none_or(|o| o == name) {
+        // With only a CA there is nothing for the other systems' forms to say.
+        let wanted = os.map_or(!origins.is_empty() || name == "linux", |o| o == name);
+        if wanted {
             if os.is_none() {
                 println!("{comment}");
             }
@@ -141,6 +159,27 @@ fn policies(origins: &[String], os: Option<&str>) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The merged configuration as TOML (secrets as `***`), headed by the files it came from; with
+/// `origin`, every key flat with the file (or `default`) its value came from.
+pub(super) fn config_text(loaded: &config::Loaded, origin: bool) -> Result<String, CliError> {
+    use std::fmt::Write;
+    let value = toml::Value::try_from(&loaded.config)
+        .map_err(|e| CliError::Status(format!("cannot print the configuration: {e}")))?;
+    let mut out = String::new();
+    if origin {
+        for (key, shown) in flat(&value, "") {
+            let from = loaded.origins.get(&key).map_or("default", String::as_str);
+            let _ = writeln!(out, "{key} = {shown}  # {from}");
+        }
+    } else {
+        for path in &loaded.used {
+            let _ = writeln!(out, "# from {}", path.display());
+        }
+        out.push_str(&toml::to_string(&value).unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// Every leaf of `value` as a dotted key and its TOML text (arrays whole).
@@ -434,8 +473,10 @@ fn status(data_dir: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The audio devices, as `devices` prints them (and the support bundle keeps them).
 #[cfg(feature = "devices")]
-fn devices() {
+pub(super) fn devices_text() -> String {
+    use std::fmt::Write;
     let list = crate::audio::device::list();
     let mark = |name: &String, default: &Option<String>| {
         if default.as_ref() == Some(name) {
@@ -444,20 +485,21 @@ fn devices() {
             ""
         }
     };
-    println!("input devices:");
+    let mut out = String::from("input devices:\n");
     for name in &list.inputs {
-        println!("  {name}{}", mark(name, &list.default_input));
+        let _ = writeln!(out, "  {name}{}", mark(name, &list.default_input));
     }
-    println!("output devices:");
+    out.push_str("output devices:\n");
     for name in &list.outputs {
-        println!("  {name}{}", mark(name, &list.default_output));
+        let _ = writeln!(out, "  {name}{}", mark(name, &list.default_output));
     }
     if list.inputs.is_empty() && list.outputs.is_empty() {
-        println!("  (none found; calls use [audio] backend = \"file\" or have no audio)");
+        out.push_str("  (none found; calls use [audio] backend = \"file\" or have no audio)\n");
     }
+    out
 }
 
 #[cfg(not(feature = "devices"))]
-fn devices() {
-    println!("built without the `devices` feature: no audio devices");
+pub(super) fn devices_text() -> String {
+    "built without the `devices` feature: no audio devices\n".into()
 }

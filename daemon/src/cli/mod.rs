@@ -3,6 +3,7 @@
 
 mod commands;
 pub mod policies;
+mod support_bundle;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,11 +47,27 @@ pub enum Command {
     Status,
     /// List audio devices (names for [audio] input, output, ringer).
     Devices,
+    /// Write a zip for a helpdesk ticket: config (secrets hidden), logs, versions, audio devices,
+    /// the last 100 events. No passwords, keys or recordings are in it.
+    SupportBundle {
+        /// Where to write it (default: softphone-bridge-support-DATE-TIME.zip here). An existing
+        /// file is not replaced.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The extra config file the daemon runs with (as `run --config`), if any.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print the Chrome/Edge policies that let CRM origins reach the phone on localhost.
     Policies {
         /// A CRM origin (repeatable), e.g. https://crm.example.com; `[*.]example.com` patterns too.
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "ca")]
         origin: Vec<String>,
+        /// Also trust this localhost CA (PEM; name-constrained to localhost, as `certs` and the
+        /// package make them) in Chrome and Edge on Linux, which do not read the system store
+        /// (the CACertificates policy). On Windows and macOS the machine store serves.
+        #[arg(long, value_name = "CA_PEM")]
+        ca: Option<PathBuf>,
         /// Only this OS's form: linux (managed-policy JSON), windows (.reg), macos (.mobileconfig).
         #[arg(long, value_parser = ["linux", "windows", "macos"])]
         os: Option<String>,
@@ -159,7 +176,11 @@ pub fn main() -> ExitCode {
 }
 
 pub fn default_data_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "softphone-bridge").map(|d| d.data_dir().to_owned())
+    // The local profile: on Windows %LOCALAPPDATA%, never the roaming profile (a call's store,
+    // logs and certificates must not follow the agent to another machine or slow every sign-in);
+    // elsewhere the same as the data folder.
+    directories::ProjectDirs::from("", "", "softphone-bridge")
+        .map(|d| d.data_local_dir().to_owned())
 }
 
 #[cfg(test)]

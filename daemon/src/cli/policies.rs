@@ -13,12 +13,23 @@ pub const POLICIES: [&str; 2] = [
 
 /// Managed-policy JSON for Chrome (`/etc/opt/chrome/policies/managed/`), Chromium
 /// (`/etc/chromium/policies/managed/`) and Edge (`/etc/opt/edge/policies/managed/`).
-pub fn linux_json(origins: &[String]) -> String {
+/// With `ca` (DER), also `CACertificates`: Chrome on Linux trusts only its own root store and the
+/// user's NSS database, not the system store, so a machine-wide localhost CA needs the policy.
+pub fn linux_json(origins: &[String], ca: Option<&[u8]>) -> String {
+    use base64::Engine;
     let list = serde_json::Value::from(origins.to_vec());
-    let policy: serde_json::Map<String, serde_json::Value> = POLICIES
-        .iter()
-        .map(|name| ((*name).to_owned(), list.clone()))
-        .collect();
+    let mut policy: serde_json::Map<String, serde_json::Value> = if origins.is_empty() {
+        serde_json::Map::new()
+    } else {
+        POLICIES
+            .iter()
+            .map(|name| ((*name).to_owned(), list.clone()))
+            .collect()
+    };
+    if let Some(der) = ca {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+        policy.insert("CACertificates".into(), serde_json::json!([encoded]));
+    }
     serde_json::to_string_pretty(&policy).unwrap_or_default()
 }
 
@@ -86,10 +97,18 @@ mod tests {
     #[test]
     fn linux_json_lists_the_origins_under_both_policies() {
         let parsed: serde_json::Value =
-            serde_json::from_str(&linux_json(&origins())).expect("JSON");
+            serde_json::from_str(&linux_json(&origins(), None)).expect("JSON");
         for policy in POLICIES {
             assert_eq!(parsed[policy], serde_json::json!(origins()), "{policy}");
         }
+        assert!(parsed.get("CACertificates").is_none());
+    }
+
+    #[test]
+    fn a_ca_alone_becomes_the_ca_certificates_policy_only() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(&linux_json(&[], Some(b"\x30\x03der"))).expect("JSON");
+        assert_eq!(parsed, serde_json::json!({"CACertificates": ["MANkZXI="]}));
     }
 
     #[test]

@@ -155,19 +155,7 @@ impl Daemon {
     }
 
     pub async fn connect_to(&self, target: Target) -> Client {
-        let ws = client::connect(&target, &self.ca)
-            .await
-            .unwrap_or_else(|e| panic!("connect {target:?}: {e}"));
-        let mut client = Client {
-            ws,
-            next_id: 1,
-            hello: None,
-            pending: Default::default(),
-        };
-        let hello = client.next_message().await;
-        assert_eq!(hello["event"], "hello", "first frame is hello: {hello}");
-        client.hello = Some(hello);
-        client
+        Client::connect(target, &self.ca).await
     }
 
     /// Runs the CLI against this daemon's data directory.
@@ -295,13 +283,15 @@ pub fn other_user() -> Option<(u32, u32)> {
     }
 }
 
-/// Connects to `host:port` over TLS (trusting only the CA in `$CA_PEM`) and asks for a WebSocket
-/// upgrade with the allowed `Origin`. Prints the status line, or `refused <why>` when the daemon
-/// closed the connection before answering. The socket timeout only bounds a hung daemon.
+/// Connects to `host:port` over TLS (trusting only the CA in `$CA_PEM`, or the system store when it is
+/// empty) and asks for a WebSocket upgrade with the allowed `Origin`. Prints the status line, or
+/// `refused <why>` when the daemon closed the connection before answering. The socket timeout only
+/// bounds a hung daemon.
 const CLIENT: &str = r#"
 import os, socket, ssl, sys
 host, port, origin = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-context = ssl.create_default_context(cadata=os.environ["CA_PEM"])
+ca = os.environ.get("CA_PEM")
+context = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
 raw = socket.create_connection((host, port), timeout=20)
 try:
     tls = context.wrap_socket(raw, server_hostname=host)
@@ -325,13 +315,19 @@ print(data.split(b"\r\n", 1)[0].decode() if data else "refused EOF")
 /// (uid, gid) or as ourselves; its one line (`HTTP/1.1 101 …` or `refused …`).
 pub fn try_upgrade(data_dir: &Path, host: &str, port: u16, user: Option<(u32, u32)>) -> String {
     let ca = std::fs::read_to_string(data_dir.join("certs/ca.pem")).expect("ca.pem");
+    upgrade(host, port, Some(&ca), user)
+}
+
+/// Runs [`CLIENT`] against `host:port` trusting only `ca` (PEM), or with `None` the system's
+/// trust store, as `user` (uid, gid) or as ourselves.
+pub fn upgrade(host: &str, port: u16, ca: Option<&str>, user: Option<(u32, u32)>) -> String {
     let mut command = match user {
         Some(user) => as_user(user, PYTHON),
         None => Command::new(PYTHON),
     };
     let out = command
         .args(["-I", "-c", CLIENT, host, &port.to_string(), CRM])
-        .env("CA_PEM", ca)
+        .env("CA_PEM", ca.unwrap_or_default())
         .current_dir("/")
         .output()
         .expect("client runs");
@@ -367,6 +363,23 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to a daemon at `target` trusting only `ca`; returns once `hello` arrived.
+    pub async fn connect(target: Target, ca: &CertificateDer<'static>) -> Self {
+        let ws = client::connect(&target, ca)
+            .await
+            .unwrap_or_else(|e| panic!("connect {target:?}: {e}"));
+        let mut client = Client {
+            ws,
+            next_id: 1,
+            hello: None,
+            pending: Default::default(),
+        };
+        let hello = client.next_message().await;
+        assert_eq!(hello["event"], "hello", "first frame is hello: {hello}");
+        client.hello = Some(hello);
+        client
+    }
+
     /// Events received but not yet taken with [`Self::event`].
     pub fn pending_events(&self) -> Vec<Value> {
         self.pending.iter().cloned().collect()
