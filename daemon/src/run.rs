@@ -285,6 +285,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         tracing::info!("listening on https://{address} (wss://localhost:{port}/ws)");
     }
 
+    let sessions = Arc::new(crate::api::Slots::new(crate::api::MAX_SESSIONS_PER_ORIGIN));
     let context = Arc::new(ApiContext {
         phone: phone.clone(),
         policy: policy.clone(),
@@ -300,7 +301,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             config.api.origin_action_burst,
         ),
         handshakes: crate::api::Slots::new(crate::api::MAX_HANDSHAKES_PER_PROCESS),
-        sessions: crate::api::Slots::new(crate::api::MAX_SESSIONS_PER_ORIGIN),
+        sessions: Arc::clone(&sessions),
         refusals: crate::api::LogBudget::default(),
     });
     let server = tokio::spawn(api::serve(listeners, context));
@@ -312,6 +313,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             policy,
             port,
             data_dir: data_dir.clone(),
+            connected: sessions,
             quit: quit_tx,
         });
     }

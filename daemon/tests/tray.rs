@@ -4,6 +4,7 @@
 //! checks the effect over the WebSocket API.
 
 mod common;
+mod lab;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -264,4 +265,128 @@ async fn tray_approves_a_pending_origin_and_quits() {
         !daemon.data_dir().join("daemon.json").exists(),
         "and it cleans up after itself"
     );
+}
+
+/// The StatusNotifierItem's tooltip title and text, joined.
+fn tooltip(bus: &SessionBus, tray: &str) -> String {
+    let value = bus
+        .busctl(&[
+            "get-property",
+            tray,
+            "/StatusNotifierItem",
+            "org.kde.StatusNotifierItem",
+            "ToolTip",
+        ])
+        .unwrap_or_default();
+    value.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tray_answers_mutes_holds_and_hangs_up_a_call_and_shows_pages_and_dnd() {
+    let bus = SessionBus::start();
+    let kamailio = lab::Kamailio::start("MD5");
+    let baresip = lab::Baresip::start(&kamailio, "1002", 441.0, "PCMU");
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("tempdir"),
+        &format!(
+            "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\n\
+             password = \"secret1001\"\n[media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\n",
+            kamailio.port
+        ),
+        &[("DBUS_SESSION_BUS_ADDRESS", &bus.address)],
+        false,
+    );
+    let tray = bus.tray_name();
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let has = |label: &str| bus.menu(&tray).iter().any(|(_, l)| l == label);
+    eventually("the connected page", Duration::from_secs(15), || {
+        (has("Connected pages (1)") && has(CRM)).then_some(())
+    });
+
+    // The far end calls; the agent answers from the tray.
+    baresip.command(
+        "dial",
+        &format!("sip:1001@{}:{}", kamailio.address, kamailio.port),
+    );
+    let (id, _) = page.incoming_call().await;
+    eventually("the ringing call", Duration::from_secs(15), || {
+        has("Incoming call: 1002").then_some(())
+    });
+    assert!(
+        tooltip(&bus, &tray).contains("Incoming call: 1002"),
+        "{}",
+        tooltip(&bus, &tray)
+    );
+    bus.click(&tray, "Answer");
+    let accepted = page.event("callAccepted").await;
+    assert_eq!(accepted["payload"]["conversationId"], id.as_str());
+
+    bus.click(&tray, "Mute");
+    let muted = page.event("callMuteChanged").await;
+    assert_eq!(muted["payload"]["muted"], true, "{muted}");
+    bus.click(&tray, "Unmute");
+    let unmuted = page.event("callMuteChanged").await;
+    assert_eq!(unmuted["payload"]["muted"], false, "{unmuted}");
+    bus.click(&tray, "Hold");
+    let held = page.event("callHoldChanged").await;
+    assert_eq!(held["payload"]["conversationId"], id.as_str(), "{held}");
+    eventually("the held call", Duration::from_secs(15), || {
+        has("On hold: 1002").then_some(())
+    });
+    bus.click(&tray, "Resume");
+    page.event("callHoldChanged").await;
+    bus.click(&tray, "Hang up");
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["conversationId"], id.as_str());
+
+    // "Do not disturb" declines calls until it is turned off again.
+    bus.click(&tray, "Do not disturb");
+    let dnd = page.event("statusChanged").await;
+    assert_eq!(dnd["payload"]["acceptCalls"], false, "{dnd}");
+    eventually("the menu to show DND", Duration::from_secs(15), || {
+        has("Status: Busy").then_some(())
+    });
+    bus.click(&tray, "Do not disturb");
+    let back = page.event("statusChanged").await;
+    assert_eq!(back["payload"]["softphoneId"], "available", "{back}");
+
+    // A page waiting for approval puts a badge on the icon and says so in the tooltip.
+    let waiting = "https://other-crm.example.org";
+    let refused =
+        softphone_bridge::client::connect(&daemon.target(Some(waiting)), &daemon.ca).await;
+    assert!(refused.is_err());
+    eventually(
+        "the approval in the tooltip",
+        Duration::from_secs(15),
+        || {
+            tooltip(&bus, &tray)
+                .contains("a page is waiting for approval")
+                .then_some(())
+        },
+    );
+    let pixmap = bus
+        .busctl(&[
+            "get-property",
+            &tray,
+            "/StatusNotifierItem",
+            "org.kde.StatusNotifierItem",
+            "IconPixmap",
+        ])
+        .unwrap_or_default();
+    // ARGB pixels: the orange badge (opaque #f08c00) is on the icon.
+    let bytes: Vec<u64> = pixmap["data"][0][2]
+        .as_array()
+        .expect("pixels")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(
+        bytes.chunks(4).any(|argb| argb == [255, 0xf0, 0x8c, 0x00]),
+        "no badge on the icon"
+    );
+    drop(page);
+    eventually("no page connected", Duration::from_secs(15), || {
+        has("Connected pages (0)").then_some(())
+    });
 }

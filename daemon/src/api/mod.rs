@@ -55,8 +55,8 @@ pub struct ApiContext {
     pub origin_budget: rate::OriginBudget,
     /// Handshakes in progress per peer process.
     pub handshakes: Slots<u32>,
-    /// Open sessions per origin.
-    pub sessions: Slots<Origin>,
+    /// Open sessions per origin (the tray lists them as connected pages).
+    pub sessions: Arc<Slots<Origin>>,
     /// Log lines about refused connections.
     pub refusals: LogBudget,
 }

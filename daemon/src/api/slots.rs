@@ -29,6 +29,14 @@ impl<K: Hash + Eq + Clone> Slots<K> {
         }
     }
 
+    /// The keys holding places now, with how many each (the tray's "Connected pages").
+    pub fn open(&self) -> Vec<(K, usize)> {
+        self.open
+            .lock()
+            .map(|open| open.iter().map(|(k, n)| (k.clone(), *n)).collect())
+            .unwrap_or_default()
+    }
+
     /// Slots taken now, for every key and none.
     pub fn in_progress(&self) -> usize {
         self.taken.load(Ordering::Relaxed)

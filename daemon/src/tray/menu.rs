@@ -1,5 +1,5 @@
-//! The tray thread: builds the menu from the phone snapshot and the pending origins, and turns
-//! clicks into phone actions and approval decisions.
+//! The tray thread: builds the menu from the phone snapshot, the pending origins and the
+//! connected pages, and turns clicks into phone actions and approval decisions.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -8,14 +8,16 @@ use tray_icon::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuIt
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use super::{TrayContext, Update, open_with_desktop};
-use crate::protocol::{Action, CallRecord, LineState, Snapshot, StorageState, UpdatePresence};
+use crate::protocol::{
+    Action, CallInfo, CallRecord, CallRef, LineState, Snapshot, StorageState, UpdatePresence,
+};
 
 const ORIGIN_REFRESH: Duration = Duration::from_secs(1);
 
 pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver<Update>) {
     let tray = match TrayIconBuilder::new()
         .with_tooltip("softphone-bridge")
-        .with_icon(icon(false))
+        .with_icon(icon(false, false))
         .build()
     {
         Ok(tray) => tray,
@@ -33,6 +35,9 @@ pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver
     }));
     let mut state: Option<(Snapshot, Vec<CallRecord>)> = None;
     let mut pending: Vec<String> = Vec::new();
+    let mut connected: Vec<(String, usize)> = Vec::new();
+    // The status to go back to when "Do not disturb" is turned off.
+    let mut before_dnd: Option<String> = None;
     let mut next_refresh = Instant::now();
     loop {
         let mut dirty = false;
@@ -42,7 +47,13 @@ pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver
                 dirty = true;
             }
             Ok(Update::Click(id)) => {
-                handle_click(&id, &context);
+                if id == "dnd" {
+                    if let Some((snapshot, _)) = &state {
+                        toggle_dnd(&context, snapshot, &mut before_dnd);
+                    }
+                } else {
+                    handle_click(&id, &context);
+                }
                 dirty = true;
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -62,16 +73,33 @@ pub(super) fn run(context: TrayContext, updates: Sender<Update>, inbox: Receiver
                 pending = now;
                 dirty = true;
             }
+            let mut pages: Vec<(String, usize)> = context
+                .connected
+                .open()
+                .into_iter()
+                .map(|(origin, n)| (origin.to_string(), n))
+                .collect();
+            pages.sort();
+            if pages != connected {
+                connected = pages;
+                dirty = true;
+            }
         }
         if dirty && let Some((snapshot, recent)) = &state {
-            rebuild(&tray, snapshot, recent, &pending);
+            rebuild(&tray, snapshot, recent, &pending, &connected);
         }
     }
     MenuEvent::set_event_handler(None::<fn(MenuEvent)>);
 }
 
 fn handle_click(id: &str, context: &TrayContext) {
-    if let Some(status) = id.strip_prefix("presence:") {
+    if let Some((verb, conversation)) = id.split_once(':')
+        && let Some(action) = call_action(verb, conversation)
+    {
+        if let Ok(Err(e)) = context.phone.blocking_act(action) {
+            tracing::warn!("{verb} from the tray failed: {e}");
+        }
+    } else if let Some(status) = id.strip_prefix("presence:") {
         let action = Action::UpdatePresence(UpdatePresence {
             softphone_id: status.to_owned(),
         });
@@ -91,6 +119,49 @@ fn handle_click(id: &str, context: &TrayContext) {
     }
 }
 
+/// A call control's menu id (`answer:ID`, …) as the phone action it stands for.
+fn call_action(verb: &str, conversation: &str) -> Option<Action> {
+    let call = CallRef {
+        conversation_id: Some(conversation.to_owned()),
+    };
+    Some(match verb {
+        "answer" => Action::Answer(call),
+        "reject" => Action::Reject(call),
+        "hangup" => Action::Hangup(call),
+        "mute" => Action::Mute(call),
+        "unmute" => Action::Unmute(call),
+        "hold" => Action::Hold(call),
+        "unhold" => Action::Unhold(call),
+        _ => return None,
+    })
+}
+
+/// "Do not disturb": on, the first status that declines calls; off, the status the agent had
+/// before (or the first that takes calls).
+fn toggle_dnd(context: &TrayContext, snapshot: &Snapshot, before: &mut Option<String>) {
+    let target = if snapshot.presence.accept_calls {
+        *before = Some(snapshot.presence.softphone_id.clone());
+        snapshot.statuses.iter().find(|s| !s.accept_calls)
+    } else {
+        let back = before.take();
+        snapshot
+            .statuses
+            .iter()
+            .find(|s| Some(&s.softphone_id) == back.as_ref() && s.accept_calls)
+            .or_else(|| snapshot.statuses.iter().find(|s| s.accept_calls))
+    };
+    let Some(status) = target else {
+        tracing::warn!("no status fits \"Do not disturb\" ([presence] statuses)");
+        return;
+    };
+    let action = Action::UpdatePresence(UpdatePresence {
+        softphone_id: status.softphone_id.clone(),
+    });
+    if let Ok(Err(e)) = context.phone.blocking_act(action) {
+        tracing::warn!("\"Do not disturb\" from the tray failed: {e}");
+    }
+}
+
 fn decide(context: &TrayContext, origin: &str, approve: bool) {
     let Ok(mut store) = context.policy.store().lock() else {
         return;
@@ -106,7 +177,13 @@ fn decide(context: &TrayContext, origin: &str, approve: bool) {
     }
 }
 
-fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, recent: &[CallRecord], pending: &[String]) {
+fn rebuild(
+    tray: &TrayIcon,
+    snapshot: &Snapshot,
+    recent: &[CallRecord],
+    pending: &[String],
+    connected: &[(String, usize)],
+) {
     let menu = Menu::new();
     let line = match snapshot.line.state {
         LineState::None => "Line: not configured".to_owned(),
@@ -121,6 +198,28 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, recent: &[CallRecord], pending:
     };
     let mut items: Vec<Box<dyn tray_icon::menu::IsMenuItem>> = Vec::new();
     items.push(Box::new(MenuItem::with_id("line", line, false, None)));
+    // The calls first: answering is what the agent opens the menu for. One call's controls sit
+    // in the menu itself; with several, each call has its own submenu.
+    if let [call] = snapshot.calls.as_slice() {
+        items.push(Box::new(MenuItem::with_id(
+            format!("current:{}", call.conversation_id),
+            call_label(call),
+            false,
+            None,
+        )));
+        items.extend(call_controls(call));
+    } else {
+        for call in &snapshot.calls {
+            let menu = Submenu::new(call_label(call), true);
+            for control in call_controls(call) {
+                let _ = menu.append(control.as_ref());
+            }
+            items.push(Box::new(menu));
+        }
+    }
+    if !snapshot.calls.is_empty() {
+        items.push(Box::new(PredefinedMenuItem::separator()));
+    }
     let presence = Submenu::new(format!("Status: {}", snapshot.presence.name), true);
     for status in &snapshot.statuses {
         let checked = status.softphone_id == snapshot.presence.softphone_id;
@@ -134,6 +233,13 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, recent: &[CallRecord], pending:
         let _ = presence.append(&item);
     }
     items.push(Box::new(presence));
+    items.push(Box::new(CheckMenuItem::with_id(
+        "dnd",
+        "Do not disturb",
+        true,
+        !snapshot.presence.accept_calls,
+        None,
+    )));
     if snapshot.storage.state != StorageState::Ok {
         items.push(Box::new(MenuItem::with_id(
             "storage",
@@ -174,6 +280,23 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, recent: &[CallRecord], pending:
         }
         items.push(Box::new(approvals));
     }
+    let pages = Submenu::new(format!("Connected pages ({})", connected.len()), true);
+    if connected.is_empty() {
+        let _ = pages.append(&MenuItem::with_id("pages:none", "None", false, None));
+    }
+    for (origin, tabs) in connected {
+        let label = match tabs {
+            1 => origin.clone(),
+            n => format!("{origin} ({n} connections)"),
+        };
+        let _ = pages.append(&MenuItem::with_id(
+            format!("page:{origin}"),
+            label,
+            false,
+            None,
+        ));
+    }
+    items.push(Box::new(pages));
     items.push(Box::new(PredefinedMenuItem::separator()));
     items.push(Box::new(MenuItem::with_id(
         "demo",
@@ -193,15 +316,68 @@ fn rebuild(tray: &TrayIcon, snapshot: &Snapshot, recent: &[CallRecord], pending:
         let _ = menu.append(item.as_ref());
     }
     tray.set_menu(Some(Box::new(menu)));
-    let _ = tray.set_icon(Some(icon(snapshot.line.state == LineState::Registered)));
-    let warning = match snapshot.storage.state {
-        StorageState::Ok => String::new(),
-        _ => " — work NOT being saved".to_owned(),
-    };
-    let _ = tray.set_tooltip(Some(format!(
-        "softphone-bridge — {}{warning}",
-        snapshot.presence.name
+    let _ = tray.set_icon(Some(icon(
+        snapshot.line.state == LineState::Registered,
+        !pending.is_empty(),
     )));
+    let mut tooltip = format!("softphone-bridge — {}", snapshot.presence.name);
+    if let Some(call) = snapshot.calls.first() {
+        tooltip.push_str(&format!(" — {}", call_label(call)));
+    }
+    if snapshot.storage.state != StorageState::Ok {
+        tooltip.push_str(" — work NOT being saved");
+    }
+    match pending.len() {
+        0 => {}
+        1 => tooltip.push_str(" — a page is waiting for approval"),
+        n => tooltip.push_str(&format!(" — {n} pages are waiting for approval")),
+    }
+    let _ = tray.set_tooltip(Some(tooltip));
+}
+
+/// `Incoming call: 1002`, `Calling 1002…`, `On call: 1002 (muted)`, `On hold: 1002`.
+fn call_label(call: &CallInfo) -> String {
+    let number: String = call.remote.chars().take(32).collect();
+    let mut label = match (call.state.as_str(), call.call_type.as_str()) {
+        ("ringing", "inbound") => format!("Incoming call: {number}"),
+        ("ringing", _) => format!("Calling {number}…"),
+        ("held", _) => format!("On hold: {number}"),
+        _ => format!("On call: {number}"),
+    };
+    if call.muted {
+        label.push_str(" (muted)");
+    }
+    label
+}
+
+/// What the agent can do with the call in its state.
+fn call_controls(call: &CallInfo) -> Vec<Box<dyn tray_icon::menu::IsMenuItem>> {
+    let id = &call.conversation_id;
+    let item = |verb: &str, label: &str| -> Box<dyn tray_icon::menu::IsMenuItem> {
+        Box::new(MenuItem::with_id(format!("{verb}:{id}"), label, true, None))
+    };
+    let mut controls = Vec::new();
+    if call.state == "ringing" && call.call_type == "inbound" {
+        controls.push(item("answer", "Answer"));
+        controls.push(item("reject", "Reject"));
+        return controls;
+    }
+    controls.push(item("hangup", "Hang up"));
+    if call.state != "ringing" {
+        let (verb, label) = if call.muted {
+            ("unmute", "Unmute")
+        } else {
+            ("mute", "Mute")
+        };
+        controls.push(item(verb, label));
+        let (verb, label) = if call.state == "held" {
+            ("unhold", "Resume")
+        } else {
+            ("hold", "Hold")
+        };
+        controls.push(item(verb, label));
+    }
+    controls
 }
 
 /// The tray's line about a store that is not saving, short enough for a menu.
@@ -238,8 +414,9 @@ fn recent_call_label(call: &CallRecord) -> String {
     label
 }
 
-/// A 32×32 dot: green when the line is registered, grey otherwise.
-fn icon(registered: bool) -> Icon {
+/// A 32×32 dot: green when the line is registered, grey otherwise; with `badge`, a small orange
+/// dot at the top right (pages are waiting for the agent's approval).
+fn icon(registered: bool, badge: bool) -> Icon {
     const SIZE: u32 = 32;
     let color: [u8; 3] = if registered {
         [0x2e, 0xa0, 0x43]
@@ -251,6 +428,11 @@ fn icon(registered: bool) -> Icon {
         for x in 0..SIZE {
             let (dx, dy) = (x as f32 - 15.5, y as f32 - 15.5);
             let inside = dx * dx + dy * dy <= 14.0 * 14.0;
+            let (bx, by) = (x as f32 - 25.5, y as f32 - 6.5);
+            if badge && bx * bx + by * by <= 6.0 * 6.0 {
+                rgba.extend_from_slice(&[0xf0, 0x8c, 0x00, 0xff]);
+                continue;
+            }
             rgba.extend_from_slice(&color);
             rgba.push(if inside { 0xff } else { 0 });
         }

@@ -1,5 +1,7 @@
-//! The tray menu: line state, presence, a warning while the agent's work is not being saved,
-//! recent calls, pending origin approvals, demo page, logs, quit.
+//! The tray menu: line state, the current calls with answer / reject / hang up / mute / hold,
+//! presence and "Do not disturb", a warning while the agent's work is not being saved, recent
+//! calls, the connected pages, pending origin approvals (with a badge on the icon), demo page,
+//! logs, quit.
 //!
 //! An adapter over the phone's command/event interface like the WebSocket API. The tray library
 //! delivers clicks through a process-global receiver; this module is the one place that reads
@@ -16,6 +18,8 @@ pub struct TrayContext {
     pub policy: OriginPolicy,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// Open WebSocket sessions per origin, as the API counts them.
+    pub connected: std::sync::Arc<crate::api::Slots<crate::origins::Origin>>,
     pub quit: tokio::sync::mpsc::Sender<()>,
 }
 
