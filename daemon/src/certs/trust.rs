@@ -92,12 +92,15 @@ impl PrivateCopy {
             let path = path.to_owned();
             move |source| TrustError::Io { path, source }
         };
-        let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
-        {
+        let builder = {
             use std::os::unix::fs::DirBuilderExt;
+            let mut builder = std::fs::DirBuilder::new();
             builder.mode(0o700);
-        }
+            builder
+        };
+        #[cfg(not(unix))]
+        let builder = std::fs::DirBuilder::new();
         // `create` (not `create_all`) fails if anything, a planted link included, is there.
         builder.create(&dir).map_err(io(&dir))?;
         let copy = Self {
