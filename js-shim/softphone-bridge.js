@@ -139,13 +139,19 @@
     var first = Number(pair[0]);
     var last = pair.length > 1 ? Number(pair[1]) : first;
     var valid = function (p) { return Number.isInteger(p) && p > 0 && p < 65536; };
-    if (!valid(first) || !valid(last) || first > last) {
-      throw new BridgeError('invalid_options', 'ports must be a range like "48443-48543"');
+    if (!valid(first) || !valid(last) || first > last || last - first >= MAX_PORTS) {
+      throw new BridgeError('invalid_options', 'ports must be a range like "48443-48543", at most ' + MAX_PORTS + ' ports');
     }
-    return [first, Math.min(last, first + 999)];
+    return [first, last];
   }
 
   var PORT_MEMO = 'softphone-bridge:port';
+  /** As the daemon's `[api] port` range allows. */
+  var MAX_PORTS = 1000;
+  /** Ports tried at once, and how long one may take: a listener that accepts and never answers
+   *  (anyone's, on a shared machine) must not hold the page up. */
+  var PROBE_BATCH = 16;
+  var PROBE_TIMEOUT_MS = 1500;
 
   /**
    * Finds this OS user's daemon in a port range (terminal servers: every agent's daemon takes the
@@ -165,6 +171,8 @@
     var answers = function (port, secure) {
       var url = secure ? 'https://' + host + ':' + port + '/origin' : 'http://' + host + ':' + port + '/ping';
       var init = secure ? { cache: 'no-store' } : { cache: 'no-store', mode: 'no-cors' };
+      var abortable = global.AbortSignal && typeof global.AbortSignal.timeout === 'function';
+      if (abortable) init.signal = global.AbortSignal.timeout(PROBE_TIMEOUT_MS);
       return fetchFn(url, init).then(function (response) {
         return secure ? response.json().then(function (body) { return typeof body.status === 'string'; }) : true;
       }).catch(function () { return false; });
@@ -172,9 +180,9 @@
     var remembered = storage ? Number(storage.getItem(PORT_MEMO)) : 0;
     if (remembered >= range[0] && remembered <= range[1] && await answers(remembered, true)) return remembered;
     var scan = async function (secure) {
-      for (var start = range[0]; start <= range[1]; start += 8) {
+      for (var start = range[0]; start <= range[1]; start += PROBE_BATCH) {
         var batch = [];
-        for (var port = start; port <= Math.min(start + 7, range[1]); port++) batch.push(port);
+        for (var port = start; port <= Math.min(start + PROBE_BATCH - 1, range[1]); port++) batch.push(port);
         var results = await Promise.all(batch.map(function (p) { return answers(p, secure); }));
         var found = results.indexOf(true);
         if (found >= 0) return batch[found];

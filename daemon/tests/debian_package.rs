@@ -22,7 +22,7 @@ use softphone_bridge::client::Target;
 
 const PACKAGE: &str = "softphone-bridge";
 const INSTALLED: &str = "/usr/bin/softphone-bridge";
-const TLS: &str = "/etc/softphone-bridge/tls";
+const TLS: &str = "/etc/softphone-bridge/workstation-tls";
 const MACHINE_CONFIG: &str = "/etc/softphone-bridge/config.toml";
 const ANCHOR: &str = "/usr/local/share/ca-certificates/softphone-bridge.crt";
 const CHROMIUM_POLICY: &str = "/etc/chromium/policies/managed/softphone-bridge-ca.json";
@@ -126,13 +126,18 @@ async fn the_debian_package_installs_runs_the_demo_line_and_leaves_nothing_when_
         writeln!(stdin, "{PACKAGE} {PACKAGE}/trust-ca boolean true").expect("preseed");
     }
     assert!(preseed.wait().expect("waits").success());
-    run(
-        "dpkg -i",
-        Command::new("dpkg")
-            .arg("-i")
-            .arg(&deb)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    );
+    // Root acts for IT with HOME pointing nowhere: nothing may appear there.
+    let nowhere_existed = Path::new("/nonexistent").exists();
+    // Twice: the second is what an upgrade runs (prerm upgrade, postinst configure again).
+    for _ in 0..2 {
+        run(
+            "dpkg -i",
+            Command::new("dpkg")
+                .arg("-i")
+                .arg(&deb)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        );
+    }
 
     let ca_pem = std::fs::read_to_string(format!("{TLS}/ca.pem")).unwrap_or_default();
     let mut daemon = None;
@@ -151,6 +156,10 @@ async fn the_debian_package_installs_runs_the_demo_line_and_leaves_nothing_when_
         .filter(|path| Path::new(path).exists())
         .collect();
     assert!(left.is_empty(), "left after purge: {left:?}\n{removal}");
+    assert!(
+        nowhere_existed || !Path::new("/nonexistent").exists(),
+        "/nonexistent was created"
+    );
     let bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").expect("bundle");
     let body = ca_pem.lines().nth(1).expect("a PEM body");
     assert!(

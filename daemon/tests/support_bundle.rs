@@ -11,6 +11,9 @@ use common::{CRM, Daemon, command};
 
 const PASSWORD: &str = "Bundle-pw-5f3a9c";
 const AUTH_KEY: &str = "Bundle-key-77e1d2";
+/// A webhook's token, in its URL's path.
+const HOOK_TOKEN: &str = "HookToken9d81";
+const HOOK_SECRET: &str = "Bundle-hmac-0c4e2b";
 
 #[tokio::test]
 async fn the_support_bundle_has_what_a_helpdesk_needs_and_no_secret() {
@@ -18,7 +21,8 @@ async fn the_support_bundle_has_what_a_helpdesk_needs_and_no_secret() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     let port = silent.local_addr().expect("addr").port();
     let daemon = Daemon::start(&format!(
-        "[account]\nserver = \"127.0.0.1:{port}\"\nusername = \"1001\"\npassword = \"{PASSWORD}\"\nauth_key = \"{AUTH_KEY}\"\n"
+        "[account]\nserver = \"127.0.0.1:{port}\"\nusername = \"1001\"\npassword = \"{PASSWORD}\"\nauth_key = \"{AUTH_KEY}\"\n\
+         [notifications]\nurl = \"https://127.0.0.1:9/hooks/{HOOK_TOKEN}?v=1\"\nsecret = \"{HOOK_SECRET}\"\n"
     ));
     let mut page = daemon.connect(CRM).await;
     let (reply, _) = page
@@ -30,6 +34,19 @@ async fn the_support_bundle_has_what_a_helpdesk_needs_and_no_secret() {
     assert_eq!(reply["ok"], true, "{reply}");
     page.event("statusChanged").await;
 
+    // A line an older version (or a bug) might have written: the bundle redacts logs again.
+    {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(daemon.dir().join("logs/softphone-bridge.log"))
+            .expect("the log");
+        writeln!(
+            log,
+            "DEBUG sip: REGISTER password=\"{PASSWORD}\" auth_key={AUTH_KEY}"
+        )
+        .expect("append");
+    }
     let out_dir = tempfile::tempdir().expect("tempdir");
     let zip_path = out_dir.path().join("ticket-4711.zip");
     let config = daemon.dir().join("config.toml");
@@ -78,6 +95,11 @@ async fn the_support_bundle_has_what_a_helpdesk_needs_and_no_secret() {
     for (name, text) in &files {
         assert!(!text.contains(PASSWORD), "the password in {name}");
         assert!(!text.contains(AUTH_KEY), "the auth key in {name}");
+        assert!(!text.contains(HOOK_TOKEN), "the webhook's token in {name}");
+        assert!(
+            !text.contains(HOOK_SECRET),
+            "the webhook's secret in {name}"
+        );
     }
     assert!(
         files["config.toml"].contains("password = \"***\""),
@@ -85,6 +107,12 @@ async fn the_support_bundle_has_what_a_helpdesk_needs_and_no_secret() {
         files["config.toml"]
     );
     assert!(files["config.toml"].contains(&format!("server = \"127.0.0.1:{port}\"")));
+    assert!(
+        files["config.toml"].contains("url = \"https://127.0.0.1:9/…\""),
+        "{}",
+        files["config.toml"]
+    );
+    assert!(files["logs/softphone-bridge.log"].contains("password=<redacted>"));
     assert!(
         files["config-origins.txt"].contains(&format!(
             "account.username = \"1001\"  # {}",

@@ -96,3 +96,48 @@ test("on a terminal server the shim finds its own user's daemon in the port rang
     cleanup(home, ours?.dataDir, theirs?.dataDir);
   }
 });
+
+test('a port in the range held by a listener that never answers does not hold the page up', async () => {
+  const [first, last] = await freeRange(3);
+  const range = `${first}-${last}`;
+  // Anyone on a shared machine can listen on a port of the range and never answer.
+  const sockets = new Set();
+  const squatters = [];
+  for (const host of ['127.0.0.1', '::1']) {
+    const server = createServer((socket) => { sockets.add(socket); });
+    await new Promise((resolve) => server.listen(first, host, resolve));
+    squatters.push(server);
+  }
+  let ours = null;
+  let home = null;
+  let browser = null;
+  const pages = await startPages(() => ours.port);
+  try {
+    ours = await startDaemon({ port: range, allowedOrigins: [pages.allowed] });
+    assert.equal(ours.port, first + 1);
+    home = trustingHome(ours);
+    browser = await launchBrowser(home);
+    const page = await openWithShim(browser, `${pages.allowed}/page`, ours.port);
+    // Not a timing test: the bound only tells "gave up on the silent port" (1.5 s a probe) from
+    // "waited for the browser's own TLS timeout" (about 30 s in Chromium).
+    const found = await page.evaluate(async (ports) => {
+      const hung = new Promise((resolve) => setTimeout(() => resolve('hung'), 10000));
+      const connected = SoftphoneBridge.connect({ ports }).then((phone) => {
+        const result = { port: phone.options.port, instance: phone.instance };
+        phone.close();
+        return result;
+      });
+      return Promise.race([connected, hung]);
+    }, range);
+    assert.notEqual(found, 'hung', 'connect() waited on the silent listener');
+    assert.equal(found.port, ours.port);
+    assert.equal(found.instance, ours.instance);
+  } finally {
+    await browser?.close();
+    await ours?.stop();
+    for (const socket of sockets) socket.destroy();
+    for (const server of squatters) await new Promise((r) => server.close(r));
+    await pages.close();
+    cleanup(home, ours?.dataDir);
+  }
+});

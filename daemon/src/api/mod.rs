@@ -87,21 +87,31 @@ pub enum BindError {
         "every port of {first}-{last} is taken (one per daemon on this machine): widen [api] port"
     )]
     RangeTaken { first: u16, last: u16 },
+    #[error(
+        "[api] port is a range (a terminal server), but this build cannot tell which OS user a local connection comes from, so one agent's page could reach another agent's daemon; use one port per machine (see docs/security.md)"
+    )]
+    RangeWithoutUserCheck { first: u16 },
 }
 
 impl BindError {
     pub fn port(&self) -> u16 {
         match self {
             Self::V4 { port, .. } | Self::V6Taken { port, .. } => *port,
-            Self::RangeTaken { first, .. } => *first,
+            Self::RangeTaken { first, .. } | Self::RangeWithoutUserCheck { first } => *first,
         }
     }
 
-    /// Another process holds the port (on IPv4 or IPv6), so the next one of a range may do.
+    /// Another process holds the port (on IPv4 or IPv6), or the OS keeps it (Windows reserves
+    /// port ranges for Hyper-V and WSL and refuses them with "access denied"), so the next one of
+    /// a range may do.
     fn is_taken(&self) -> bool {
         match self {
-            Self::V4 { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
+            Self::V4 { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied
+            ),
             Self::V6Taken { .. } | Self::RangeTaken { .. } => true,
+            Self::RangeWithoutUserCheck { .. } => false,
         }
     }
 }
@@ -118,6 +128,12 @@ impl Listeners {
     pub async fn bind_first_free(ports: Ports) -> Result<Self, BindError> {
         if !ports.is_range() {
             return Self::bind(ports.first()).await;
+        }
+        // Several daemons on one machine are safe only where each refuses other users' peers.
+        if !peer::CHECKS_OS_USER {
+            return Err(BindError::RangeWithoutUserCheck {
+                first: ports.first(),
+            });
         }
         for port in ports.iter() {
             match Self::bind(port).await {

@@ -41,6 +41,9 @@ pub enum Peer {
     Unchecked,
 }
 
+/// Whether this build refuses local connections from other OS users (see the module docs).
+pub const CHECKS_OS_USER: bool = cfg!(target_os = "linux");
+
 /// Says once, at start, what this build can check about local peers.
 pub fn announce() {
     #[cfg(target_os = "linux")]

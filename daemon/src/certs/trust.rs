@@ -363,7 +363,7 @@ mod platform {
         args.extend(["-r", "trustRoot", "-k", &kc, &ca]);
         run("security", &args, "part of macOS")?;
         Ok(Report {
-            done: vec![format!("login keychain {kc}")],
+            done: vec![format!("keychain {kc}")],
             skipped: Vec::new(),
         })
     }
@@ -376,7 +376,7 @@ mod platform {
             "part of macOS",
         )?;
         Ok(Report {
-            done: vec![format!("login keychain {kc}")],
+            done: vec![format!("keychain {kc}")],
             skipped: Vec::new(),
         })
     }

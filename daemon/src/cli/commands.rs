@@ -164,12 +164,21 @@ fn policies(
 /// The merged configuration as TOML (secrets as `***`), headed by the files it came from; with
 /// `origin`, every key flat with the file (or `default`) its value came from.
 pub(super) fn config_text(loaded: &config::Loaded, origin: bool) -> Result<String, CliError> {
+    Ok(config_render(&config_value(loaded)?, loaded, origin))
+}
+
+/// The merged configuration as a TOML value (secrets as `***`).
+pub(super) fn config_value(loaded: &config::Loaded) -> Result<toml::Value, CliError> {
+    toml::Value::try_from(&loaded.config)
+        .map_err(|e| CliError::Status(format!("cannot print the configuration: {e}")))
+}
+
+/// [`config_text`] of a value the caller may have trimmed further (the support bundle).
+pub(super) fn config_render(value: &toml::Value, loaded: &config::Loaded, origin: bool) -> String {
     use std::fmt::Write;
-    let value = toml::Value::try_from(&loaded.config)
-        .map_err(|e| CliError::Status(format!("cannot print the configuration: {e}")))?;
     let mut out = String::new();
     if origin {
-        for (key, shown) in flat(&value, "") {
+        for (key, shown) in flat(value, "") {
             let from = loaded.origins.get(&key).map_or("default", String::as_str);
             let _ = writeln!(out, "{key} = {shown}  # {from}");
         }
@@ -177,9 +186,9 @@ pub(super) fn config_text(loaded: &config::Loaded, origin: bool) -> Result<Strin
         for path in &loaded.used {
             let _ = writeln!(out, "# from {}", path.display());
         }
-        out.push_str(&toml::to_string(&value).unwrap_or_default());
+        out.push_str(&toml::to_string(value).unwrap_or_default());
     }
-    Ok(out)
+    out
 }
 
 /// Every leaf of `value` as a dotted key and its TOML text (arrays whole).
@@ -277,8 +286,12 @@ fn certs_command(command: CertsCommand, data_dir: &std::path::Path) -> Result<()
     // and there acts for IT (the system store only). Root is its own user (its own NSS stores)
     // only when both the folder and `$HOME` are root's: under `sudo -E` HOME is the agent's.
     let may_write = !root || certs::nofollow::root_only(data_dir);
-    let home_is_roots = std::env::var_os("HOME")
-        .is_some_and(|home| certs::nofollow::root_only(std::path::Path::new(&home)));
+    // A HOME that does not exist is no one's: root then acts for IT (the package's trust script
+    // runs with HOME=/nonexistent so that nothing is created there).
+    let home_is_roots = std::env::var_os("HOME").is_some_and(|home| {
+        let home = std::path::Path::new(&home);
+        home.is_dir() && certs::nofollow::root_only(home)
+    });
     let who = if !root || (may_write && home_is_roots) {
         trust::Installer::Agent
     } else {

@@ -4,7 +4,9 @@
 //! merged config with secrets shown as `***` (and where each key came from), the logs (written
 //! redacted, and redacted again here), versions, audio devices, whether the daemon runs, the
 //! certificate's fingerprint and dates, the origins' approvals, and the last 100 events. Never in
-//! it: passwords and auth keys (they live in the OS keyring), private keys, recordings.
+//! it: passwords and auth keys (they live in the OS keyring), private keys, recordings, the DTMF
+//! digits callers pressed (PINs, card numbers), the agents' call notes, and the path and query of
+//! the notification URL (webhook URLs often carry their token there).
 //!
 //! The zip is built in memory and written owner-only, without replacing an existing file.
 
@@ -62,6 +64,13 @@ fn default_name() -> PathBuf {
 
 /// Everything the bundle holds, in order.
 pub fn collect(data_dir: &Path, loaded: &Loaded) -> Result<Vec<Entry>, super::commands::CliError> {
+    let mut config = super::commands::config_value(loaded)?;
+    if let Some(url) = config
+        .get_mut("notifications")
+        .and_then(|n| n.get_mut("url"))
+    {
+        *url = toml::Value::String(url_origin(url.as_str().unwrap_or_default()));
+    }
     let mut entries = vec![
         Entry {
             name: "README.txt",
@@ -78,11 +87,11 @@ pub fn collect(data_dir: &Path, loaded: &Loaded) -> Result<Vec<Entry>, super::co
         Entry {
             name: "config.toml",
             // Secrets serialize as `***` (config::Secret): the file stays valid TOML.
-            text: super::commands::config_text(loaded, false)?,
+            text: super::commands::config_render(&config, loaded, false),
         },
         Entry {
             name: "config-origins.txt",
-            text: super::commands::config_text(loaded, true)?,
+            text: super::commands::config_render(&config, loaded, true),
         },
         Entry {
             name: "devices.txt",
@@ -120,11 +129,36 @@ status.txt          whether the daemon runs (daemon.json), its certificate's fin
 config.toml         the merged configuration, secrets shown as ***\n\
 config-origins.txt  every key with the file (or default) its value came from\n\
 devices.txt         the audio devices this computer offers\n\
-events.json         the last 100 events the daemon numbered (calls, registration, presence)\n\
+events.json         the last 100 events the daemon numbered (calls, presence); DTMF digits and\n\
+                    call notes left out\n\
 origins.json        web origins approved, denied or waiting\n\
 logs/               the daemon's log (rotated at 10 MB), with secrets redacted\n\
 \n\
-Not included: passwords and auth keys (kept in the OS keyring), private keys, recordings.\n";
+Not included: passwords and auth keys (kept in the OS keyring), private keys, recordings,\n\
+the path and query of the notification URL.\n";
+
+/// `https://hooks.example.com:8443/T0K3N?k=…` → `https://hooks.example.com:8443/…`.
+fn url_origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find(['/', '?', '#']) {
+        Some(end) => format!("{}/…", &url[..after_scheme + end]),
+        None => url.to_owned(),
+    }
+}
+
+/// What an event may carry that a helpdesk must not see: the digits a caller pressed and the
+/// agent's notes are replaced by what they were (their length).
+fn masked(mut message: serde_json::Value) -> serde_json::Value {
+    if let Some(payload) = message.get_mut("payload").and_then(|p| p.as_object_mut()) {
+        for key in ["digit", "digits", "notes"] {
+            if let Some(value) = payload.get_mut(key) {
+                let length = value.as_str().map_or(0, |s| s.chars().count());
+                *value = serde_json::Value::String(format!("({length} characters left out)"));
+            }
+        }
+    }
+    message
+}
 
 /// The log redaction, once more: a line written by an older version is covered too.
 fn redacted(text: &str) -> String {
@@ -197,6 +231,7 @@ fn events(data_dir: &Path) -> String {
             .into_iter()
             .map(|e| {
                 serde_json::from_str::<serde_json::Value>(&e.json)
+                    .map(masked)
                     .unwrap_or_else(|_| serde_json::json!({"seq": e.seq, "event": e.name}))
             })
             .collect())
@@ -246,4 +281,41 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
             path: path.to_owned(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_url_keeps_only_where_it_goes() {
+        assert_eq!(
+            url_origin("https://hooks.example.com:8443/T0K3N?k=1"),
+            "https://hooks.example.com:8443/…"
+        );
+        assert_eq!(
+            url_origin("https://hooks.example.com?token=1"),
+            "https://hooks.example.com/…"
+        );
+        assert_eq!(
+            url_origin("https://hooks.example.com"),
+            "https://hooks.example.com"
+        );
+    }
+
+    #[test]
+    fn digits_and_notes_are_left_out_of_events() {
+        let dtmf = masked(serde_json::json!({
+            "event": "dtmfReceived", "seq": 4,
+            "payload": {"conversationId": "c1", "digit": "7"}
+        }));
+        assert_eq!(dtmf["payload"]["digit"], "(1 characters left out)");
+        assert_eq!(dtmf["payload"]["conversationId"], "c1");
+        let notes = masked(serde_json::json!({
+            "event": "callNotesSubmitted", "seq": 5,
+            "payload": {"conversationId": "c1", "disposition": "Sale", "notes": "card 4111 1111"}
+        }));
+        assert_eq!(notes["payload"]["notes"], "(14 characters left out)");
+        assert_eq!(notes["payload"]["disposition"], "Sale");
+    }
 }

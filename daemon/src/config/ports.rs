@@ -24,7 +24,14 @@ pub enum PortsError {
     Empty { first: u16, last: u16 },
     #[error("a range cannot include port 0 (0 alone means any free port)")]
     ZeroInRange,
+    #[error(
+        "a range of {count} ports is too long: at most {MAX_RANGE} (one per agent on the machine)"
+    )]
+    TooLong { count: u32 },
 }
+
+/// The most ports a range may have: the shim tries each when it looks for its daemon.
+pub const MAX_RANGE: u32 = 1000;
 
 impl Ports {
     pub const fn single(port: u16) -> Self {
@@ -40,6 +47,10 @@ impl Ports {
         }
         if first == 0 && last != 0 {
             return Err(PortsError::ZeroInRange);
+        }
+        let count = u32::from(last - first) + 1;
+        if count > MAX_RANGE {
+            return Err(PortsError::TooLong { count });
         }
         Ok(Self { first, last })
     }
@@ -152,6 +163,11 @@ mod tests {
             })
         );
         assert_eq!("0-10".parse::<Ports>(), Err(PortsError::ZeroInRange));
+        assert_eq!(
+            "2000-3000".parse::<Ports>(),
+            Err(PortsError::TooLong { count: 1001 })
+        );
+        assert!("2000-2999".parse::<Ports>().is_ok());
         assert_eq!(
             "80-http".parse::<Ports>(),
             Err(PortsError::Syntax("80-http".into()))

@@ -136,12 +136,23 @@ fn call_action(verb: &str, conversation: &str) -> Option<Action> {
     })
 }
 
-/// "Do not disturb": on, the first status that declines calls; off, the status the agent had
-/// before (or the first that takes calls).
+/// "Do not disturb": on, a status that declines calls — one named for it (`dnd`, `busy`, "Do not
+/// disturb") rather than, say, "Offline" — else the first that declines; off, the status the agent
+/// had before (or the first that takes calls).
 fn toggle_dnd(context: &TrayContext, snapshot: &Snapshot, before: &mut Option<String>) {
     let target = if snapshot.presence.accept_calls {
         *before = Some(snapshot.presence.softphone_id.clone());
-        snapshot.statuses.iter().find(|s| !s.accept_calls)
+        let declining = || snapshot.statuses.iter().filter(|s| !s.accept_calls);
+        let named_for_it = |s: &&crate::protocol::PresenceStatus| {
+            let (id, name) = (
+                s.softphone_id.to_ascii_lowercase(),
+                s.name.to_ascii_lowercase(),
+            );
+            id == "dnd" || id == "busy" || name.contains("disturb") || name == "busy"
+        };
+        declining()
+            .find(named_for_it)
+            .or_else(|| declining().next())
     } else {
         let back = before.take();
         snapshot
@@ -335,9 +346,18 @@ fn rebuild(
     let _ = tray.set_tooltip(Some(tooltip));
 }
 
+/// At most `max` characters of what a far end sent, without control characters or the bidi
+/// controls that could make a menu entry read as something else.
+fn shown(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}'))
+        .take(max)
+        .collect()
+}
+
 /// `Incoming call: 1002`, `Calling 1002…`, `On call: 1002 (muted)`, `On hold: 1002`.
 fn call_label(call: &CallInfo) -> String {
-    let number: String = call.remote.chars().take(32).collect();
+    let number = shown(&call.remote, 32);
     let mut label = match (call.state.as_str(), call.call_type.as_str()) {
         ("ringing", "inbound") => format!("Incoming call: {number}"),
         ("ringing", _) => format!("Calling {number}…"),
@@ -398,7 +418,7 @@ fn recent_call_label(call: &CallRecord) -> String {
     } else {
         "↗"
     };
-    let number: String = call.number.chars().take(32).collect();
+    let number = shown(&call.number, 32);
     let mut label = format!("{arrow} {number}");
     match (call.duration, call.cause.as_deref()) {
         (None, _) => label.push_str(" · now"),
@@ -408,7 +428,7 @@ fn recent_call_label(call: &CallRecord) -> String {
         (Some(seconds), _) => label.push_str(&format!(" · {}:{:02}", seconds / 60, seconds % 60)),
     }
     if let Some(disposition) = &call.disposition {
-        let short: String = disposition.chars().take(24).collect();
+        let short = shown(disposition, 24);
         label.push_str(&format!(" · {short}"));
     }
     label
@@ -440,4 +460,16 @@ fn icon(registered: bool, badge: bool) -> Icon {
     // The buffer is exactly SIZE×SIZE×4 bytes, the only way from_rgba can fail.
     Icon::from_rgba(rgba, SIZE, SIZE)
         .unwrap_or_else(|_| unreachable!("icon buffer has the right size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_far_end_cannot_dress_up_a_menu_entry() {
+        // "+1 555 0100" shown, then a right-to-left override that would reverse what follows.
+        assert_eq!(shown("+1555\u{202e}0100\u{7}\n", 32), "+15550100");
+        assert_eq!(shown(&"9".repeat(50), 32).len(), 32);
+    }
 }
