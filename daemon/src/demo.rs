@@ -4,10 +4,12 @@
 //!
 //! It accepts any REGISTER without authentication (it listens on 127.0.0.1 only), answers
 //! `echo` by sending every RTP packet straight back to where it came from, and answers other
-//! numbers with 404.
+//! numbers with 404. Dialling `ring-me` is declined (480) and, a few seconds later, the service
+//! calls the agent back — an incoming call to try answering, rejecting and `incomingCall` with no
+//! PBX; once answered it echoes like `echo`.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sip_core::call::{Call, CallEvent, LocalParty};
 use sip_core::message::{Message, Method, Response, Uri, parse_datagram};
@@ -22,6 +24,10 @@ use crate::timer::sleep_until;
 /// The user name the demo line registers as, and the number that echoes.
 pub const AGENT: &str = "agent";
 pub const ECHO: &str = "echo";
+/// The number that makes the demo service call the agent back.
+pub const RING_ME: &str = "ring-me";
+/// How long after `ring-me` the agent's phone rings: long enough to see the first call end.
+const CALL_BACK_AFTER: Duration = Duration::from_secs(3);
 
 /// Starts the service; returns the address to register with.
 pub async fn start() -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
@@ -37,23 +43,42 @@ struct EchoCall {
     echo: Option<JoinHandle<()>>,
 }
 
-async fn serve(socket: UdpSocket, address: SocketAddr) {
-    let mut entropy = OsEntropy;
-    let party = LocalParty {
-        aor: uri(&format!("sip:{ECHO}@{address}")),
-        contact: uri(&format!("sip:{ECHO}@{address}")),
+/// What the service knows between messages.
+#[derive(Default)]
+struct Demo {
+    calls: Vec<EchoCall>,
+    /// The agent's line as its last REGISTER said: its contact and where that came from.
+    agent: Option<(Uri, SocketAddr)>,
+    /// When to call the agent back (`ring-me`).
+    call_back_at: Option<Instant>,
+}
+
+fn party(number: &str, address: SocketAddr) -> LocalParty {
+    LocalParty {
+        aor: uri(&format!("sip:{number}@{address}")),
+        contact: uri(&format!("sip:{number}@{address}")),
         transport: "UDP".into(),
         sent_by: address.to_string(),
         reliable: false,
-        username: ECHO.into(),
+        username: number.into(),
         password: String::new(),
         user_agent: "softphone-bridge demo line".into(),
         session_interval: None,
-    };
-    let mut calls: Vec<EchoCall> = Vec::new();
+    }
+}
+
+async fn serve(socket: UdpSocket, address: SocketAddr) {
+    let mut entropy = OsEntropy;
+    let party = party(ECHO, address);
+    let mut demo = Demo::default();
     let mut buffer = vec![0u8; sip_core::message::MAX_MESSAGE];
     loop {
-        let deadline = calls.iter().filter_map(|c| c.call.poll_timeout()).min();
+        let calls = &mut demo.calls;
+        let deadline = calls
+            .iter()
+            .filter_map(|c| c.call.poll_timeout())
+            .chain(demo.call_back_at)
+            .min();
         let received = tokio::select! {
             received = socket.recv_from(&mut buffer) => Some(received),
             _ = sleep_until(deadline) => None,
@@ -63,7 +88,7 @@ async fn serve(socket: UdpSocket, address: SocketAddr) {
             Some(Ok((n, peer))) => match parse_datagram(&buffer[..n]) {
                 Ok(message) => {
                     if let Some(reply) =
-                        handle(message, peer, now, &party, &mut calls, &mut entropy).await
+                        handle(message, peer, now, &party, &mut demo, &mut entropy).await
                     {
                         let _ = socket.send_to(&reply, peer).await;
                     }
@@ -72,12 +97,17 @@ async fn serve(socket: UdpSocket, address: SocketAddr) {
             },
             Some(Err(e)) => tracing::debug!("demo line: {e}"),
             None => {
-                for c in &mut calls {
+                for c in &mut demo.calls {
                     c.call.handle_timeout(now, &mut entropy);
+                }
+                if demo.call_back_at.is_some_and(|at| at <= now) {
+                    demo.call_back_at = None;
+                    call_back(address, now, &mut demo, &mut entropy).await;
                 }
             }
         }
-        for c in &mut calls {
+        let calls = &mut demo.calls;
+        for c in calls.iter_mut() {
             while let Some(bytes) = c.call.poll_transmit() {
                 let _ = socket.send_to(&bytes, c.peer).await;
             }
@@ -93,14 +123,56 @@ async fn serve(socket: UdpSocket, address: SocketAddr) {
     }
 }
 
+/// Calls the agent's registered contact from `ring-me`; once answered the call echoes.
+async fn call_back(address: SocketAddr, now: Instant, demo: &mut Demo, entropy: &mut OsEntropy) {
+    let Some((contact, agent)) = demo.agent.clone() else {
+        tracing::info!("demo line: `ring-me`, but the agent's line is not registered");
+        return;
+    };
+    let Ok(rtp) = UdpSocket::bind(("127.0.0.1", 0)).await else {
+        return;
+    };
+    let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let codecs = [
+        sip_core::sdp::Codec::opus(),
+        sip_core::sdp::Codec::pcmu(),
+        sip_core::sdp::Codec::pcma(),
+        sip_core::sdp::Codec::telephone_event(),
+    ];
+    let offer = SessionDescription::offer(1, "127.0.0.1", port, &codecs);
+    let call = Call::outgoing(
+        party(RING_ME, address),
+        contact,
+        offer.to_string(),
+        Timers::default(),
+        now,
+        entropy,
+    );
+    tracing::info!("demo line: calling the agent back");
+    demo.calls.push(EchoCall {
+        call,
+        peer: agent,
+        echo: Some(tokio::spawn(echo(rtp))),
+    });
+}
+
+/// Sends every RTP packet back where it came from.
+async fn echo(rtp: UdpSocket) {
+    let mut packet = [0u8; 2048];
+    while let Ok((n, from)) = rtp.recv_from(&mut packet).await {
+        let _ = rtp.send_to(&packet[..n], from).await;
+    }
+}
+
 async fn handle(
     message: Message,
     peer: SocketAddr,
     now: Instant,
     party: &LocalParty,
-    calls: &mut Vec<EchoCall>,
+    demo: &mut Demo,
     entropy: &mut OsEntropy,
 ) -> Option<Vec<u8>> {
+    let calls = &mut demo.calls;
     if let Some(c) = calls.iter_mut().find(|c| c.call.matches(&message)) {
         c.call.handle_message(message, now, entropy);
         return None;
@@ -114,6 +186,11 @@ async fn handle(
             let mut ok = Response::to_request(&request, 200, Some(&tag));
             if let Some(contact) = request.headers.get("Contact") {
                 ok.headers.push("Contact", contact);
+                let expires = request.headers.get("Expires").unwrap_or("600");
+                demo.agent = (expires.trim() != "0")
+                    .then(|| contact_uri(contact))
+                    .flatten()
+                    .map(|uri| (uri, peer));
             }
             ok.headers
                 .push("Expires", request.headers.get("Expires").unwrap_or("600"));
@@ -146,18 +223,18 @@ async fn handle(
                     Err(response) => return Some(response),
                 };
             call.answer(answer.to_string(), now);
-            let echo = tokio::spawn(async move {
-                let mut packet = [0u8; 2048];
-                while let Ok((n, from)) = rtp.recv_from(&mut packet).await {
-                    let _ = rtp.send_to(&packet[..n], from).await;
-                }
-            });
             calls.push(EchoCall {
                 call,
                 peer,
-                echo: Some(echo),
+                echo: Some(tokio::spawn(echo(rtp))),
             });
             None
+        }
+        Method::Invite if request.uri.user.as_deref() == Some(RING_ME) => {
+            demo.call_back_at = Some(now + CALL_BACK_AFTER);
+            let mut busy = Response::to_request(&request, 480, Some(&tag));
+            busy.reason = "Calling you back in 3 seconds".into();
+            Some(Message::Response(busy).to_bytes())
         }
         Method::Invite => {
             let not_found = Response::to_request(&request, 404, Some(&tag));
@@ -169,6 +246,15 @@ async fn handle(
         Method::Ack => None,
         _ => Some(Message::Response(Response::to_request(&request, 481, Some(&tag))).to_bytes()),
     }
+}
+
+/// The URI in a Contact header value (`<sip:agent@127.0.0.1:5070;ob>;expires=600`).
+fn contact_uri(value: &str) -> Option<Uri> {
+    let inner = match (value.find('<'), value.find('>')) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        _ => value.split(';').next().unwrap_or(value),
+    };
+    Uri::parse(inner.trim()).ok()
 }
 
 fn uri(text: &str) -> Uri {

@@ -135,3 +135,47 @@ async fn every_page_hears_of_a_mute() {
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
 }
+
+/// `ring-me` makes the demo line call the agent back: `incomingCall` with no PBX, answered by the
+/// page, and the answered call echoes the agent's tone like `echo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_me_on_the_demo_line_rings_the_agent_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tone, heard) = (dir.path().join("mic.wav"), dir.path().join("heard.wav"));
+    write_tone(&tone, 16000, 1000.0, 0.5, 10.0);
+    let daemon = Daemon::start(&format!(
+        "[demo]\nline = true\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        tone.display(),
+        heard.display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let (reply, _) = page
+        .request("start_call", json!({"dialTo": "ring-me"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let declined = page.event("callEnded").await;
+    assert_eq!(declined["payload"]["duration"], 0, "{declined}");
+    assert_eq!(declined["payload"]["sipStatus"], 480, "{declined}");
+    assert_eq!(
+        declined["payload"]["sipReason"], "Calling you back in 3 seconds",
+        "the page can say why: {declined}"
+    );
+
+    let (id, incoming) = page.incoming_call().await;
+    assert_eq!(incoming["callerANI"], "ring-me", "{incoming}");
+    let (answered, _) = page.request("answer", json!({"conversationId": id})).await;
+    assert_eq!(answered["ok"], true, "{answered}");
+    page.event("callAccepted").await;
+    eventually("two seconds of echo", Duration::from_secs(15), || {
+        (std::fs::metadata(&heard).map(|m| m.len()).unwrap_or(0) > 2 * 8000 * 2 + 44).then_some(())
+    });
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    let (rate, samples) = read_wav(&heard).expect("recording");
+    let report = analyse(rate, &samples, &[1000.0, 441.0]);
+    assert_eq!(
+        report.peaks[0].0, 1000.0,
+        "the call back echoes: {report:?}"
+    );
+}
