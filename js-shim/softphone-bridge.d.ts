@@ -514,6 +514,12 @@ declare namespace SoftphoneBridge {
     /** Terminal servers: the range IT gave `[api] port` (e.g. '48443-48543' or [48443, 48543]). The shim
      *  finds this OS user's daemon in it (other users' daemons refuse the connection) and uses that port. */
     ports?: string | [number, number];
+    /** When the agent has not approved this page yet: report it once through `onBlocked`, then wait and
+     *  connect by itself once the agent allows (rejects with `origin_denied` if the agent denies). */
+    waitForApproval?: boolean;
+    onBlocked?: (error: BridgeError) => void;
+    /** How often to ask whether the agent decided, while waiting (default 2000 ms). */
+    approvalPollMs?: number;
     /** 'localhost' (default), '127.0.0.1' or '::1'. */
     host?: string;
     /** 'direct' (default) or 'iframe' (through https://localhost:PORT/bridge.html). */
@@ -537,6 +543,8 @@ declare namespace SoftphoneBridge {
 
   interface ShimEvents extends EventPayloads {
     state: Snapshot;
+    /** A ringing inbound call, as a Call object (Twilio's `device.on('incoming')`). */
+    incoming: Call;
     connected: { resumed: boolean; restarted: boolean };
     disconnected: { code: number; reason: string; willRetry: boolean };
   }
@@ -596,7 +604,47 @@ declare namespace SoftphoneBridge {
     blacklistList(): Promise<{ numbers: string[]; machineCount: number }>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;
+    /** Places a call and resolves with its Call object (Twilio's `device.connect`). */
+    dial(params: string | StartCallParams): Promise<Call>;
+    /** The calls in progress, as objects. */
+    calls(): Call[];
+    getCall(conversationId: string): Call | null;
     close(): void;
+  }
+
+  /** One call, in the style of the Twilio Voice SDK's `Call`. */
+  interface CallEvents {
+    ringing: CallRinging;
+    accepted: CallAccepted;
+    rejected: CallRejected;
+    ended: CallEnded;
+    muted: boolean;
+    held: boolean;
+    /** A DTMF digit the far end pressed. */
+    digits: string;
+    transferred: CallTransferred;
+  }
+  class Call {
+    readonly id: string;
+    readonly conversationId: string;
+    readonly direction: 'inbound' | 'outbound';
+    /** The far end's number. */
+    readonly remote: string;
+    /** `pending` while ringing, `open` once answered, `closed` after it ended. */
+    readonly status: 'pending' | 'open' | 'closed';
+    readonly muted: boolean;
+    readonly held: boolean;
+    on<E extends keyof CallEvents>(event: E, fn: (value: CallEvents[E]) => void): () => void;
+    off(event: keyof CallEvents, fn: (...args: any[]) => void): void;
+    answer(): Promise<{ conversationId: string }>;
+    reject(): Promise<{ conversationId: string }>;
+    hangup(): Promise<{ conversationId: string }>;
+    /** `mute()` mutes, `mute(false)` unmutes. */
+    mute(shouldMute?: boolean): Promise<{ conversationId: string; muted: boolean }>;
+    /** `hold()` holds, `hold(false)` resumes. */
+    hold(shouldHold?: boolean): Promise<{ conversationId: string; held: boolean }>;
+    sendDigits(digits: string): Promise<{ conversationId: string }>;
+    transfer(to: string): Promise<{ conversationId: string; to: string }>;
   }
 
   function connect(options?: ConnectOptions): Promise<Phone>;

@@ -304,6 +304,7 @@
       this._helloSeq = 0;
       this.connected = false;
       this._listeners = new Map();
+      this._calls = new Map();
       this._pending = new Map();
       this._nextId = 1;
       this._socket = null;
@@ -478,6 +479,7 @@
       this.startedAt = hello.startedAt;
       this.lastSeq = hello.lastSeq;
       this.state = hello.state;
+      this._syncCalls(hello.state);
       this.connected = true;
       this._retryMs = this.options.minRetryMs;
       this._emit('hello', hello);
@@ -493,7 +495,10 @@
         var replayed = numbered && message.seq <= this._helloSeq;
         if (numbered) this.lastSeq = Math.max(this.lastSeq || 0, message.seq);
         if (!replayed) this._apply(message.event, message.payload);
+        // Per-call objects follow live events only: a replayed one is history the snapshot has.
+        var call = replayed ? null : this._trackCall(message.event, message.payload);
         this._emit(message.event, message.payload, message);
+        if (call) call._onEvent(message.event, message.payload);
         // The listeners have run: the page has processed it (log lines are never kept, so never acknowledged).
         if (this.options.autoAck && typeof message.seq === 'number' && UNKEPT_EVENTS.indexOf(message.event) < 0) {
           this._scheduleAck(message.seq);
@@ -506,6 +511,53 @@
       clearTimeout(pending.timer);
       if (message.ok) pending.resolve(message.result);
       else pending.reject(new BridgeError(message.error.code, message.error.message));
+    }
+
+    /** The Call object an event is about (created for a new call); emits `incoming` for a
+     *  ringing inbound one, as Twilio's Device does. */
+    _trackCall(event, payload) {
+      var id = payload && payload.conversationId;
+      if (!id || (CALL_EVENTS.indexOf(event) < 0 && event !== 'dtmfReceived')) return null;
+      var call = this._calls.get(id);
+      if (!call && (event === 'incomingCall' || event === 'outboundCallInitiated')) {
+        var inbound = event === 'incomingCall';
+        call = new Call(this, id, inbound ? 'inbound' : 'outbound', inbound ? payload.callerANI : payload.dialledTo);
+        this._calls.set(id, call);
+        if (inbound) this._emit('incoming', call);
+      }
+      return call || null;
+    }
+
+    /** The calls in progress as objects (`call.on('accepted' | 'ended' | 'muted' | 'held' | …)`). */
+    calls() { return Array.from(this._calls.values()); }
+    getCall(conversationId) { return this._calls.get(conversationId) || null; }
+
+    /** Places a call and resolves with its Call object (Twilio's `device.connect`). `params` is
+     *  the number, or `start_call`'s parameters. */
+    dial(params) {
+      var self = this;
+      var request = typeof params === 'string' ? { dialTo: params } : params;
+      return this.startCall(request).then(function (result) {
+        var id = result.conversationId;
+        var call = self._calls.get(id);
+        if (!call) {
+          call = new Call(self, id, 'outbound', request.dialTo);
+          self._calls.set(id, call);
+        }
+        return call;
+      });
+    }
+
+    /** After hello: Call objects for exactly the calls the snapshot has. */
+    _syncCalls(state) {
+      var live = new Map();
+      var self = this;
+      ((state && state.calls) || []).forEach(function (info) {
+        var call = self._calls.get(info.conversationId) || new Call(self, info.conversationId, info.callType, info.remote);
+        call._fromSnapshot(info);
+        live.set(info.conversationId, call);
+      });
+      this._calls = live;
     }
 
     /** Keeps `phone.state` current so a page can redraw from it at any time; emits `state`
@@ -574,6 +626,78 @@
   }
 
   /**
+   * One call, in the style of the Twilio Voice SDK's `Call`: its own events and controls.
+   * Events: `ringing`, `accepted`, `rejected`, `ended` (the `callEnded` payload), `muted`
+   * (true/false), `held` (true/false), `digits` (a DTMF digit from the far end), `transferred`.
+   * `status`: `pending` (ringing), `open` (answered), `closed`.
+   */
+  class Call {
+    constructor(phone, id, direction, remote) {
+      this._phone = phone;
+      this.id = id;
+      this.conversationId = id;
+      this.direction = direction;
+      this.remote = remote || '';
+      this.status = 'pending';
+      this.muted = false;
+      this.held = false;
+      this._listeners = new Map();
+    }
+
+    on(event, fn) {
+      if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+      this._listeners.get(event).add(fn);
+      var self = this;
+      return function () { self.off(event, fn); };
+    }
+
+    off(event, fn) {
+      var set = this._listeners.get(event);
+      if (set) set.delete(fn);
+    }
+
+    _emit(event, value) {
+      (this._listeners.get(event) || []).forEach(function (fn) {
+        try { fn(value); } catch (e) { setTimeout(function () { throw e; }); }
+      });
+    }
+
+    _ref() { return { conversationId: this.id }; }
+    answer() { return this._phone.answer(this._ref()); }
+    reject() { return this._phone.reject(this._ref()); }
+    hangup() { return this._phone.hangup(this._ref()); }
+    /** `mute()` / `mute(false)`, as Twilio's. */
+    mute(shouldMute) { return shouldMute === false ? this._phone.unmute(this._ref()) : this._phone.mute(this._ref()); }
+    hold(shouldHold) { return shouldHold === false ? this._phone.unhold(this._ref()) : this._phone.hold(this._ref()); }
+    sendDigits(digits) { return this._phone.dtmf({ conversationId: this.id, digits: String(digits) }); }
+    transfer(to) { return this._phone.transfer({ conversationId: this.id, to: to }); }
+
+    _fromSnapshot(info) {
+      this.status = info.state === 'ringing' ? 'pending' : 'open';
+      this.muted = !!info.muted;
+      this.held = info.state === 'held';
+      if (info.remote) this.remote = info.remote;
+    }
+
+    _onEvent(event, payload) {
+      if (event === 'callRinging') this._emit('ringing', payload);
+      else if (event === 'callAccepted') { this.status = 'open'; this._emit('accepted', payload); }
+      else if (event === 'callRejected') this._close('rejected', payload);
+      else if (event === 'callEnded') this._close('ended', payload);
+      else if (event === 'callMuteChanged') { this.muted = payload.muted; this._emit('muted', payload.muted); }
+      else if (event === 'callHoldChanged') { this.held = payload.held; this._emit('held', payload.held); }
+      else if (event === 'dtmfReceived') this._emit('digits', payload.digit);
+      else if (event === 'callTransferred') this._emit('transferred', payload);
+    }
+
+    _close(event, payload) {
+      this.status = 'closed';
+      this._phone._calls.delete(this.id);
+      this._emit(event, payload);
+    }
+  }
+
+  /**
    * Connects to the daemon. Resolves with a Phone once `hello` arrives; rejects with a
    * BridgeError that says why the connection is blocked and how to fix it.
    * Options: port (48443), ports ('48443-48543' on terminal servers), host ('localhost'),
@@ -582,6 +706,38 @@
   async function connect(options) {
     options = Object.assign({}, options);
     if (options.ports !== undefined) options.port = await findPort(options);
+    for (var told = false; ; told = true) {
+      try {
+        return await connectOnce(options);
+      } catch (error) {
+        if (!options.waitForApproval || error.code !== 'origin_not_approved') throw error;
+        // The page learns why once, then the shim waits for the agent's answer by itself.
+        if (!told && typeof options.onBlocked === 'function') {
+          try { options.onBlocked(error); } catch (e) { setTimeout(function () { throw e; }); }
+        }
+        await approvalDecided(options);
+      }
+    }
+  }
+
+  /** Resolves once this origin is no longer pending (then the connection is tried again);
+   *  rejects with `origin_denied` when the agent denies it. */
+  async function approvalDecided(options) {
+    var url = 'https://' + hostFor(options) + ':' + (options.port || PORT) + '/origin';
+    var every = options.approvalPollMs || 2000;
+    for (;;) {
+      await new Promise(function (resolve) { setTimeout(resolve, every); });
+      var status = null;
+      try {
+        var response = await global.fetch(url, { cache: 'no-store' });
+        status = (await response.json()).status;
+      } catch (e) { /* the daemon restarts or is away: keep waiting */ }
+      if (status === 'denied') throw blocked('origin_denied');
+      if (status && status !== 'pending') return;
+    }
+  }
+
+  async function connectOnce(options) {
     var phone = new Phone(options);
     var cspBlocked = false;
     var doc = global.document;
@@ -708,6 +864,7 @@
     useWrapper: useWrapper,
     WindowProxy: WindowProxy,
     Phone: Phone,
+    Call: Call,
     BridgeError: BridgeError
   };
 
