@@ -623,6 +623,9 @@ declare namespace SoftphoneBridge {
     /** A DTMF digit the far end pressed. */
     digits: string;
     transferred: CallTransferred;
+    /** Twilio's names: the Call itself, when `accepted` / `ended` fire. */
+    accept: Call;
+    disconnect: Call;
   }
   class Call {
     readonly id: string;
@@ -645,6 +648,10 @@ declare namespace SoftphoneBridge {
     hold(shouldHold?: boolean): Promise<{ conversationId: string; held: boolean }>;
     sendDigits(digits: string): Promise<{ conversationId: string }>;
     transfer(to: string): Promise<{ conversationId: string; to: string }>;
+    /** Twilio's names for `answer`, `hangup` and `muted`. */
+    accept(): Promise<{ conversationId: string }>;
+    disconnect(): Promise<{ conversationId: string }>;
+    isMuted(): boolean;
   }
 
   function connect(options?: ConnectOptions): Promise<Phone>;

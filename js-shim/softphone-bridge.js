@@ -628,7 +628,8 @@
   /**
    * One call, in the style of the Twilio Voice SDK's `Call`: its own events and controls.
    * Events: `ringing`, `accepted`, `rejected`, `ended` (the `callEnded` payload), `muted`
-   * (true/false), `held` (true/false), `digits` (a DTMF digit from the far end), `transferred`.
+   * (true/false), `held` (true/false), `digits` (a DTMF digit from the far end), `transferred`;
+   * and Twilio's `accept` and `disconnect` (with the Call), beside `accepted` and `ended`.
    * `status`: `pending` (ringing), `open` (answered), `closed`.
    */
   class Call {
@@ -666,6 +667,10 @@
     answer() { return this._phone.answer(this._ref()); }
     reject() { return this._phone.reject(this._ref()); }
     hangup() { return this._phone.hangup(this._ref()); }
+    /** Twilio's names for `answer` and `hangup`. */
+    accept() { return this.answer(); }
+    disconnect() { return this.hangup(); }
+    isMuted() { return this.muted; }
     /** `mute()` / `mute(false)`, as Twilio's. */
     mute(shouldMute) { return shouldMute === false ? this._phone.unmute(this._ref()) : this._phone.mute(this._ref()); }
     hold(shouldHold) { return shouldHold === false ? this._phone.unhold(this._ref()) : this._phone.hold(this._ref()); }
@@ -681,9 +686,9 @@
 
     _onEvent(event, payload) {
       if (event === 'callRinging') this._emit('ringing', payload);
-      else if (event === 'callAccepted') { this.status = 'open'; this._emit('accepted', payload); }
+      else if (event === 'callAccepted') { this.status = 'open'; this._emit('accepted', payload); this._emit('accept', this); }
       else if (event === 'callRejected') this._close('rejected', payload);
-      else if (event === 'callEnded') this._close('ended', payload);
+      else if (event === 'callEnded') { this._close('ended', payload); this._emit('disconnect', this); }
       else if (event === 'callMuteChanged') { this.muted = payload.muted; this._emit('muted', payload.muted); }
       else if (event === 'callHoldChanged') { this.held = payload.held; this._emit('held', payload.held); }
       else if (event === 'dtmfReceived') this._emit('digits', payload.digit);

@@ -6,10 +6,14 @@ pub const BRIDGE_HTML: &str = include_str!("../../../js-shim/bridge.html");
 pub const BRIDGE_JS: &str = include_str!("../../../js-shim/bridge.js");
 pub const DEMO_HTML: &str = include_str!("../../../examples/crm-demo.html");
 
-/// The ES-module form of the shim: the same code, then named exports of its global.
+/// The npm package's ES module: an import of the classic script, then its exports.
+const SHIM_MJS: &str = include_str!("../../../js-shim/softphone-bridge.mjs");
+
+/// The ES-module form of the shim: the same code, then the npm module's exports (its lines after
+/// the import of the classic script, which is inlined here instead).
 pub fn shim_module() -> String {
-    format!(
-        "{SHIM_JS}\nconst SoftphoneBridge = globalThis.SoftphoneBridge;\nexport default SoftphoneBridge;\n\
-         export const {{ connect, useWrapper, WindowProxy, BridgeError, diagnose }} = SoftphoneBridge;\n"
-    )
+    let exports = SHIM_MJS
+        .split_once("import './softphone-bridge.js';")
+        .map_or(SHIM_MJS, |(_, rest)| rest);
+    format!("{SHIM_JS}\n{exports}")
 }
