@@ -5,6 +5,8 @@ pub const SHIM_DTS: &str = include_str!("../../../js-shim/softphone-bridge.d.ts"
 pub const BRIDGE_HTML: &str = include_str!("../../../js-shim/bridge.html");
 pub const BRIDGE_JS: &str = include_str!("../../../js-shim/bridge.js");
 pub const DEMO_HTML: &str = include_str!("../../../examples/crm-demo.html");
+pub const PANEL_HTML: &str = include_str!("../../pages/panel.html");
+pub const PANEL_JS: &str = include_str!("../../pages/panel.js");
 
 /// The npm package's ES module: an import of the classic script, then its exports.
 const SHIM_MJS: &str = include_str!("../../../js-shim/softphone-bridge.mjs");

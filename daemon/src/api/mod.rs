@@ -375,10 +375,32 @@ fn static_response(head: &RequestHead, context: &ApiContext) -> Response {
                 &page_csp(context.port, "'self' 'unsafe-inline'"),
             )
             .header("X-Frame-Options", "DENY"),
+        "/panel" => Response::body(200, HTML, assets::PANEL_HTML.as_bytes().to_vec()).header(
+            "Content-Security-Policy",
+            &format!(
+                "{}; frame-ancestors {}",
+                page_csp(context.port, "'self'"),
+                frame_ancestors(context)
+            ),
+        ),
+        "/panel.js" => Response::body(200, JS, assets::PANEL_JS.as_bytes().to_vec()),
         "/origin" => origin_status(head, context),
         "/ping" => Response::empty(204).cors_any(),
         _ => Response::text(404, "not found"),
     }
+}
+
+/// `'self'` and every origin allowed to drive the phone (IT's list, the agent's approvals): they
+/// may embed the panel (a CRM side bar, an Open CTI softphone); no one else may frame it. Origins
+/// are checked `scheme://host[:port]` values, so nothing here can break out of the header.
+fn frame_ancestors(context: &ApiContext) -> String {
+    std::iter::once("'self'".to_owned())
+        .chain(context.policy.embedders().into_iter().filter(|o| {
+            o.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Tells a page whether its own origin may connect, so the shim can explain a refusal.

@@ -169,6 +169,19 @@ impl OriginPolicy {
         self.own.contains(origin)
     }
 
+    /// The origins that may embed the daemon's agent panel: IT's and the agent's approved ones.
+    pub fn embedders(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .configured
+            .iter()
+            .map(|o| o.as_str().to_owned())
+            .collect();
+        if let Ok(store) = self.store.lock() {
+            all.extend(store.origins().approved.iter().cloned());
+        }
+        all
+    }
+
     /// Decides, and records an unknown origin as pending.
     pub fn check(&self, origin: &Origin) -> Verdict {
         if self.is_own(origin) || self.configured.contains(origin) {

@@ -110,6 +110,8 @@ fn handle_click(id: &str, context: &TrayContext) {
         decide(context, origin, true);
     } else if let Some(origin) = id.strip_prefix("deny:") {
         decide(context, origin, false);
+    } else if id == "panel" {
+        open_with_desktop(&format!("https://localhost:{}/panel", context.port));
     } else if id == "demo" {
         open_with_desktop(&format!("https://localhost:{}/demo", context.port));
     } else if id == "logs" {
@@ -309,6 +311,12 @@ fn rebuild(
     }
     items.push(Box::new(pages));
     items.push(Box::new(PredefinedMenuItem::separator()));
+    items.push(Box::new(MenuItem::with_id(
+        "panel",
+        "Open phone panel",
+        true,
+        None,
+    )));
     items.push(Box::new(MenuItem::with_id(
         "demo",
         "Open demo page",
