@@ -248,3 +248,63 @@ async fn dtmf_both_ways_and_hold_both_ways() {
         "agent heard {agent_s:.1} s, baresip {far_s:.1} s: our hold stopped our audio"
     );
 }
+
+/// G.722 with baresip (whose g722 module is SpanDSP's): wideband both ways, proven with tones
+/// above 4 kHz, which no narrowband codec carries — 5 kHz from the agent, 6 kHz from the far end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g722_carries_wideband_tones_both_ways_with_baresip() {
+    const AGENT_WIDE_HZ: f64 = 5000.0;
+    const FAR_WIDE_HZ: f64 = 6000.0;
+    let kamailio = lab::Kamailio::start("MD5");
+    let baresip = lab::Baresip::start(&kamailio, "1002", FAR_WIDE_HZ, "G722");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tone, heard) = (dir.path().join("agent.wav"), dir.path().join("heard.wav"));
+    lab::write_tone(&tone, 48000, AGENT_WIDE_HZ, 0.5, 10.0);
+    let daemon = common::Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+         [media]\ncodecs = [\"g722\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        kamailio.port,
+        tone.display(),
+        heard.display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let id = page.start_call("1002").await;
+    page.event("callAccepted").await;
+    eventually("4 s of the far end", Duration::from_secs(20), || {
+        (std::fs::metadata(&heard).map_or(0, |m| m.len()) > 4 * 16000 * 2 + 44).then_some(())
+    });
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+
+    let (rate, samples) = read_wav(&heard).expect("the agent's recording");
+    assert_eq!(rate, 16000, "the call's audio runs at G.722's 16 kHz");
+    let ours = analyse(
+        rate,
+        &samples,
+        &[FAR_WIDE_HZ, AGENT_WIDE_HZ, 1000.0, 3000.0],
+    );
+    assert_eq!(
+        ours.peaks[0].0, FAR_WIDE_HZ,
+        "the agent hears 6 kHz: {ours:?}"
+    );
+    assert!(ours.peaks[0].1 > 0.8, "{ours:?}");
+    assert!(
+        ours.level_dbfs > -15.0 && ours.level_dbfs < -3.0,
+        "{ours:?}"
+    );
+
+    let (rate, far) = eventually("baresip's recording", Duration::from_secs(10), || {
+        baresip.recording().filter(|(_, s)| !s.is_empty())
+    });
+    let theirs = analyse(rate, &far, &[AGENT_WIDE_HZ, FAR_WIDE_HZ, 1000.0, 3000.0]);
+    assert_eq!(
+        theirs.peaks[0].0, AGENT_WIDE_HZ,
+        "baresip hears 5 kHz: {theirs:?}"
+    );
+    assert!(theirs.peaks[0].1 > 0.8, "{theirs:?}");
+    assert!(
+        theirs.level_dbfs > -15.0 && theirs.level_dbfs < -3.0,
+        "{theirs:?}"
+    );
+}

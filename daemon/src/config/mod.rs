@@ -434,7 +434,9 @@ pub enum SrtpPolicy {
 impl Default for MediaConfig {
     fn default() -> Self {
         Self {
-            codecs: vec!["opus".into(), "pcmu".into(), "pcma".into()],
+            // Wideband first (Opus, then G.722 — what desk phones and PBXs offer as HD voice),
+            // then G.711 for everyone else.
+            codecs: vec!["opus".into(), "g722".into(), "pcmu".into(), "pcma".into()],
             srtp: SrtpPolicy::Optional,
             session_timer: 1800,
             rtp_timeout: 30,

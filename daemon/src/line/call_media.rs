@@ -478,7 +478,7 @@ impl CallMedia {
         })?;
         let srtp = srtp_for(keys, &remote, settings.srtp)?;
         let audio::CallAudio { source, sink } =
-            audio::open_for_call(&settings.audio, codec.clock_rate())
+            audio::open_for_call(&settings.audio, codec.sample_rate())
                 .map_err(|e| format!("audio: {e}"))?;
         tracing::info!(%conversation, codec = %chosen.name, remote = %rtp_remote, srtp = srtp.is_some(), "media started");
         let params = MediaParams {

@@ -447,7 +447,7 @@ impl WebRtcMedia {
             }
         });
         let audio::CallAudio { source, sink } =
-            audio::open_for_call(&settings.audio, codec.clock_rate())
+            audio::open_for_call(&settings.audio, codec.sample_rate())
                 .map_err(|e| format!("audio: {e}"))?;
         tracing::info!(%conversation, codec = %chosen.name, "WebRTC media started");
         let params = MediaParams {
@@ -504,9 +504,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_offer_on_loopback_has_every_codec_dtmf_and_host_candidates() {
         let sdp = offer(None, false).await;
-        // Our preference order (opus, PCMU, PCMA), then telephone-event.
+        // Our preference order (opus, G722, PCMU, PCMA), then telephone-event.
         assert!(
-            sdp.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 101"),
+            sdp.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111 9 0 8 101"),
             "{sdp}"
         );
         assert!(sdp.contains("a=rtpmap:101 telephone-event/8000"), "{sdp}");

@@ -1,12 +1,14 @@
 //! The audio codecs we negotiate, with their per-call state, and packet-loss concealment.
 
-use super::g711;
+use super::{g711, g722};
 
 /// The negotiated audio codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioCodec {
     Pcmu,
     Pcma,
+    /// Wideband: 16 kHz audio on an 8 kHz RTP clock (`G722/8000`, RFC 3551).
+    G722,
     /// 48 kHz, sent mono (SDP still says `opus/48000/2`, RFC 7587).
     Opus,
 }
@@ -16,6 +18,7 @@ impl AudioCodec {
         match name.to_ascii_uppercase().as_str() {
             "PCMU" => Some(Self::Pcmu),
             "PCMA" => Some(Self::Pcma),
+            "G722" => Some(Self::G722),
             "OPUS" => Some(Self::Opus),
             _ => None,
         }
@@ -24,18 +27,31 @@ impl AudioCodec {
         match self {
             Self::Pcmu => "PCMU",
             Self::Pcma => "PCMA",
+            Self::G722 => "G722",
             Self::Opus => "opus",
         }
     }
+    /// The RTP clock: what timestamps and jitter count in.
     pub fn clock_rate(self) -> u32 {
         match self {
-            Self::Pcmu | Self::Pcma => 8000,
+            Self::Pcmu | Self::Pcma | Self::G722 => 8000,
             Self::Opus => 48000,
         }
     }
-    /// Samples in one 20 ms frame.
+    /// The audio's own sample rate: what the devices, the mixer and recordings run at.
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            Self::G722 => 16000,
+            other => other.clock_rate(),
+        }
+    }
+    /// Audio samples in one 20 ms frame.
     pub fn samples_per_frame(self) -> usize {
-        self.clock_rate() as usize / 50
+        self.sample_rate() as usize / 50
+    }
+    /// RTP timestamp ticks in one 20 ms frame.
+    pub fn ticks_per_frame(self) -> u32 {
+        self.clock_rate() / 50
     }
 }
 
@@ -44,6 +60,13 @@ pub enum CodecState {
     G711 {
         codec: AudioCodec,
         /// The last good frame and how many frames in a row were concealed since.
+        last: Vec<i16>,
+        concealed: u32,
+    },
+    G722 {
+        encoder: Box<g722::Encoder>,
+        decoder: Box<g722::Decoder>,
+        /// As G.711's: the last good frame, and frames concealed since.
         last: Vec<i16>,
         concealed: u32,
     },
@@ -74,6 +97,12 @@ impl CodecState {
                     decoder: Box::new(decoder),
                 })
             }
+            AudioCodec::G722 => Ok(Self::G722 {
+                encoder: Box::default(),
+                decoder: Box::default(),
+                last: Vec::new(),
+                concealed: 0,
+            }),
             codec => Ok(Self::G711 {
                 codec,
                 last: Vec::new(),
@@ -90,6 +119,7 @@ impl CodecState {
                 ..
             } => out.extend(pcm.iter().map(|s| g711::alaw_encode(*s))),
             Self::G711 { .. } => out.extend(pcm.iter().map(|s| g711::ulaw_encode(*s))),
+            Self::G722 { encoder, .. } => encoder.encode(pcm, out),
             Self::Opus { encoder, .. } => {
                 out.resize(1500, 0);
                 match encoder.encode(pcm, out) {
@@ -118,6 +148,16 @@ impl CodecState {
                 last.clone_from(out);
                 *concealed = 0;
             }
+            Self::G722 {
+                decoder,
+                last,
+                concealed,
+                ..
+            } => {
+                decoder.decode(payload, out);
+                last.clone_from(out);
+                *concealed = 0;
+            }
             Self::Opus { decoder, .. } => {
                 // Up to 120 ms per packet at 48 kHz.
                 out.resize(5760, 0);
@@ -138,6 +178,9 @@ impl CodecState {
         out.clear();
         match self {
             Self::G711 {
+                last, concealed, ..
+            }
+            | Self::G722 {
                 last, concealed, ..
             } => {
                 *concealed += 1;

@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod conference;
 pub mod g711;
+pub mod g722;
 pub mod jitter;
 pub mod mixer;
 pub mod recorder;

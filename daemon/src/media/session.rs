@@ -156,7 +156,7 @@ impl MediaSession {
             audio: audio_rx,
             reports,
         };
-        let rate = params.codec.clock_rate();
+        let rate = params.codec.sample_rate();
         let task = tokio::spawn(run(params, source, sink, controls));
         Self {
             stop: Some(stop),
@@ -286,6 +286,8 @@ async fn run(
         }
     };
     let frame_samples = codec.samples_per_frame();
+    // RTP timestamps count the codec's clock, which is not its sample rate for G.722.
+    let ticks = codec.ticks_per_frame();
     let silence = vec![0i16; frame_samples];
     let mut sender = Sender {
         ssrc: u32::from_str_radix(&crate::ids::random_hex(4), 16).unwrap_or(0x5350_4252),
@@ -384,7 +386,7 @@ async fn run(
                     // hold, and the first packet after it marks a new talkspurt; a receiver
                     // whose jitter buffer follows timestamps would otherwise take what we send
                     // after a resume for audio from the past.
-                    sender.timestamp = sender.timestamp.wrapping_add(frame_samples as u32);
+                    sender.timestamp = sender.timestamp.wrapping_add(ticks);
                     sender.first = true;
                     continue;
                 }
@@ -397,7 +399,7 @@ async fn run(
                 if let (Some(pt), Some((code, frames))) = (event_pt, digit.as_mut()) {
                     // 100 ms tone; the end packet is sent three times (RFC 4733 §2.5.1.4).
                     *frames += 1;
-                    let duration = *frames * frame_samples as u16;
+                    let duration = *frames * ticks as u16;
                     let end = *frames >= 5;
                     let payload = telephone_event(*code, end, 10, duration);
                     record(&silence);
@@ -419,7 +421,7 @@ async fn run(
                 let marker = sender.first;
                 sender.first = false;
                 send_rtp(&out, rtp_source.as_ref().map(SourceFilter::target), &mut srtp, &mut sender, payload_type, marker, &encoded, &mut packet_bytes).await;
-                sender.timestamp = sender.timestamp.wrapping_add(frame_samples as u32);
+                sender.timestamp = sender.timestamp.wrapping_add(ticks);
             }
             received = recv_udp(socket.as_ref(), &mut buffer) => {
                 let Ok((n, from)) = received else { continue };

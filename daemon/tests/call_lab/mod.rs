@@ -111,6 +111,8 @@ fn lab_on(
     ));
     let rate = if codec.starts_with("opus") {
         48000
+    } else if codec.eq_ignore_ascii_case("g722") {
+        16000
     } else {
         8000
     };

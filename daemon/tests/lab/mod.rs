@@ -576,6 +576,8 @@ impl Baresip {
         // must match the codec's rate.
         let (rate, channels) = if codec.to_ascii_lowercase().starts_with("opus") {
             (48000, 2)
+        } else if codec.eq_ignore_ascii_case("g722") {
+            (16000, 1)
         } else {
             (8000, 1)
         };

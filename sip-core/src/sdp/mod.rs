@@ -46,6 +46,16 @@ impl Codec {
             fmtp: None,
         }
     }
+    /// G.722 says 8000 in SDP and RTP though it samples at 16 kHz (RFC 3551 §4.5.2).
+    pub fn g722() -> Self {
+        Self {
+            payload_type: 9,
+            name: "G722".into(),
+            clock_rate: 8000,
+            channels: 1,
+            fmtp: None,
+        }
+    }
     /// Opus is always described as 48 kHz stereo in SDP (RFC 7587), even when sent mono.
     pub fn opus() -> Self {
         Self {
@@ -66,11 +76,12 @@ impl Codec {
         }
     }
 
-    /// By configuration name (`[media] codecs`): `pcmu`, `pcma`, `opus`.
+    /// By configuration name (`[media] codecs`): `pcmu`, `pcma`, `g722`, `opus`.
     pub fn by_name(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "pcmu" | "g711u" => Some(Self::pcmu()),
             "pcma" | "g711a" => Some(Self::pcma()),
+            "g722" => Some(Self::g722()),
             "opus" => Some(Self::opus()),
             _ => None,
         }
