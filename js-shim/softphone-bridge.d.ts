@@ -248,6 +248,8 @@ declare namespace SoftphoneBridge {
     conferenceId?: string;
     /** While the call is recorded. */
     recording?: 'recording' | 'paused';
+    /** Why the call has no working audio device (see `audioDeviceUnavailable`). */
+    audioUnavailable?: string;
   }
   interface CallQuality {
     codec: string;
@@ -435,6 +437,11 @@ declare namespace SoftphoneBridge {
     conversationId: string;
     muted: boolean;
   }
+  /** The call's media started without a working microphone or speaker; it carries silence. */
+  interface AudioDeviceUnavailable {
+    conversationId: string;
+    reason: string;
+  }
   interface CallTransferred {
     conversationId: string;
     to: string;
@@ -485,6 +492,7 @@ declare namespace SoftphoneBridge {
     callNotesSubmitted: CallNotesSubmitted;
     callHoldChanged: CallHoldChanged;
     callMuteChanged: CallMuteChanged;
+    audioDeviceUnavailable: AudioDeviceUnavailable;
     callTransferred: CallTransferred;
     conferenceChanged: ConferenceChanged;
     dtmfReceived: DtmfReceived;
@@ -623,6 +631,8 @@ declare namespace SoftphoneBridge {
     /** A DTMF digit the far end pressed. */
     digits: string;
     transferred: CallTransferred;
+    /** The call has no working audio device (the reason). */
+    audioUnavailable: string;
     /** Twilio's names: the Call itself, when `accepted` / `ended` fire. */
     accept: Call;
     disconnect: Call;
@@ -637,6 +647,8 @@ declare namespace SoftphoneBridge {
     readonly status: 'pending' | 'open' | 'closed';
     readonly muted: boolean;
     readonly held: boolean;
+    /** Why it has no working audio device, if so. */
+    readonly audioUnavailable: string | null;
     on<E extends keyof CallEvents>(event: E, fn: (value: CallEvents[E]) => void): () => void;
     off(event: keyof CallEvents, fn: (...args: any[]) => void): void;
     answer(): Promise<{ conversationId: string }>;

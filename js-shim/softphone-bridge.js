@@ -51,7 +51,8 @@
   /** Actions that place a call: uContact answers them with the call's guid, or 0. */
   var CALL_ACTIONS = ['call', 'callWithPhone', 'start_call', 'shotgun_call'];
   var CALL_EVENTS = ['outboundCallInitiated', 'callRinging', 'incomingCall', 'callAccepted',
-    'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged', 'callTransferred', 'recordingChanged'];
+    'callRejected', 'callEnded', 'callHoldChanged', 'callMuteChanged', 'callTransferred', 'recordingChanged',
+    'audioDeviceUnavailable'];
 
   /** An error with a stable `code` (the daemon's codes, plus the shim's own below). */
   class BridgeError extends Error {
@@ -628,7 +629,8 @@
   /**
    * One call, in the style of the Twilio Voice SDK's `Call`: its own events and controls.
    * Events: `ringing`, `accepted`, `rejected`, `ended` (the `callEnded` payload), `muted`
-   * (true/false), `held` (true/false), `digits` (a DTMF digit from the far end), `transferred`;
+   * (true/false), `held` (true/false), `digits` (a DTMF digit from the far end), `transferred`,
+   * `audioUnavailable` (why the call has no working microphone or speaker);
    * and Twilio's `accept` and `disconnect` (with the Call), beside `accepted` and `ended`.
    * `status`: `pending` (ringing), `open` (answered), `closed`.
    */
@@ -642,6 +644,7 @@
       this.status = 'pending';
       this.muted = false;
       this.held = false;
+      this.audioUnavailable = null;
       this._listeners = new Map();
     }
 
@@ -681,6 +684,7 @@
       this.status = info.state === 'ringing' ? 'pending' : 'open';
       this.muted = !!info.muted;
       this.held = info.state === 'held';
+      this.audioUnavailable = info.audioUnavailable || null;
       if (info.remote) this.remote = info.remote;
     }
 
@@ -692,6 +696,7 @@
       else if (event === 'callMuteChanged') { this.muted = payload.muted; this._emit('muted', payload.muted); }
       else if (event === 'callHoldChanged') { this.held = payload.held; this._emit('held', payload.held); }
       else if (event === 'dtmfReceived') this._emit('digits', payload.digit);
+      else if (event === 'audioDeviceUnavailable') { this.audioUnavailable = payload.reason; this._emit('audioUnavailable', payload.reason); }
       else if (event === 'callTransferred') this._emit('transferred', payload);
     }
 

@@ -99,6 +99,8 @@
       el('span', { class: 'timer', 'data-id': id }),
     ]);
     if (q) meta.appendChild(el('span', { class: 'quality ' + q.level, title: q.detail, text: ' ' + q.level + ' ' }));
+    var noAudio = call.audioUnavailable ? el('p', { class: 'no-audio', role: 'alert',
+      text: 'No working microphone or speaker: ' + call.audioUnavailable }) : null;
     var transferInput = el('input', { type: 'tel', class: 'grow', placeholder: 'Transfer to…', 'aria-label': 'Transfer ' + (call.remote || 'the call') + ' to' });
     var controls = el('div', { class: 'row' }, [
       el('button', { type: 'button', 'aria-pressed': String(call.muted), text: call.muted ? 'Unmute' : 'Mute',
@@ -116,7 +118,7 @@
         }, fail('Transfer'));
       } })]);
     if (call.state === 'ringing') return el('div', { class: 'call' }, [el('div', { class: 'who', text: call.remote }), meta, el('div', { class: 'row' }, [controls.lastChild])]);
-    return el('div', { class: 'call' }, [el('div', { class: 'who', text: call.remote }), meta, controls, transfer]);
+    return el('div', { class: 'call' }, [el('div', { class: 'who', text: call.remote }), meta].concat(noAudio ? [noAudio] : [], [controls, transfer]));
   }
 
   function renderCalls() {

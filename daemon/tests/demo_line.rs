@@ -179,3 +179,28 @@ async fn ring_me_on_the_demo_line_rings_the_agent_back() {
         "the call back echoes: {report:?}"
     );
 }
+
+/// A call with no working audio device says so (`audioDeviceUnavailable`, and the snapshot keeps
+/// the reason) instead of looking healthy; the call itself goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_a_working_audio_device_says_so() {
+    let daemon = Daemon::start(
+        "[demo]\nline = true\n[audio]\nbackend = \"cpal\"\ninput = \"No Such Headset 3000\"\noutput = \"No Such Headset 3000\"\n",
+    );
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let id = page.start_call("echo").await;
+    page.event("callAccepted").await;
+    let unavailable = page.event("audioDeviceUnavailable").await;
+    assert_eq!(unavailable["payload"]["conversationId"], id.as_str());
+    let reason = unavailable["payload"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!reason.is_empty(), "{unavailable}");
+    let (state, _) = page.request("get_state", json!(null)).await;
+    let call = &state["result"]["state"]["calls"][0];
+    assert_eq!(call["state"], "active", "the call goes on: {call}");
+    assert_eq!(call["audioUnavailable"], reason, "{call}");
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+}

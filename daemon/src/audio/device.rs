@@ -93,6 +93,7 @@ pub fn open(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
             scratch: Vec::new(),
             _stop: stop,
         }),
+        unavailable: None,
     })
 }
 

@@ -41,6 +41,20 @@ pub enum AudioError {
 pub struct CallAudio {
     pub source: Box<dyn AudioSource>,
     pub sink: Box<dyn AudioSink>,
+    /// Why the call has no working device (silence stands in for it), for the call to say so
+    /// rather than look healthy.
+    pub unavailable: Option<String>,
+}
+
+impl CallAudio {
+    /// No device: silence in, nothing out, and why.
+    pub fn unavailable(reason: String) -> Self {
+        Self {
+            source: Box::new(Silence),
+            sink: Box::new(Discard),
+            unavailable: Some(reason),
+        }
+    }
 }
 
 /// Opens a source and a sink for one call at `rate` Hz.
@@ -55,17 +69,18 @@ pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, Audio
                 Some(path) => Box::new(WavSink::create(path, rate)?),
                 None => Box::new(Discard),
             };
-            Ok(CallAudio { source, sink })
+            Ok(CallAudio {
+                source,
+                sink,
+                unavailable: None,
+            })
         }
         #[cfg(feature = "devices")]
         AudioBackend::Cpal => match device::open(config, rate) {
             Ok(audio) => Ok(audio),
             Err(e) => {
                 tracing::warn!("{e}; this call has no audio (see `softphone-bridge devices`)");
-                Ok(CallAudio {
-                    source: Box::new(Silence),
-                    sink: Box::new(Discard),
-                })
+                Ok(CallAudio::unavailable(e.to_string()))
             }
         },
         #[cfg(not(feature = "devices"))]
@@ -73,10 +88,9 @@ pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, Audio
             tracing::warn!(
                 "built without the `devices` feature; this call has no audio (use [audio] backend = \"file\")"
             );
-            Ok(CallAudio {
-                source: Box::new(Silence),
-                sink: Box::new(Discard),
-            })
+            Ok(CallAudio::unavailable(
+                "this build has no audio devices (the `devices` feature)".into(),
+            ))
         }
     }
 }

@@ -477,9 +477,18 @@ impl CallMedia {
             )
         })?;
         let srtp = srtp_for(keys, &remote, settings.srtp)?;
-        let audio::CallAudio { source, sink } =
-            audio::open_for_call(&settings.audio, codec.sample_rate())
-                .map_err(|e| format!("audio: {e}"))?;
+        let audio::CallAudio {
+            source,
+            sink,
+            unavailable,
+        } = audio::open_for_call(&settings.audio, codec.sample_rate())
+            .map_err(|e| format!("audio: {e}"))?;
+        if let Some(reason) = unavailable {
+            let _ = reports.send((
+                conversation.clone(),
+                crate::media::session::MediaReport::AudioUnavailable(reason),
+            ));
+        }
         tracing::info!(%conversation, codec = %chosen.name, remote = %rtp_remote, srtp = srtp.is_some(), "media started");
         let params = MediaParams {
             wire: Wire::Udp {

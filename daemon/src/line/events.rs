@@ -56,6 +56,11 @@ pub enum LineEvent {
         conversation: ConversationId,
         reason: EndReason,
     },
+    /// The call's media started without a working audio device; it carries silence.
+    AudioUnavailable {
+        conversation: ConversationId,
+        reason: String,
+    },
     /// Hold changed: by our re-INVITE (confirmed) or by theirs (`by_remote`).
     CallHold {
         conversation: ConversationId,

@@ -446,9 +446,18 @@ impl WebRtcMedia {
                 }
             }
         });
-        let audio::CallAudio { source, sink } =
-            audio::open_for_call(&settings.audio, codec.sample_rate())
-                .map_err(|e| format!("audio: {e}"))?;
+        let audio::CallAudio {
+            source,
+            sink,
+            unavailable,
+        } = audio::open_for_call(&settings.audio, codec.sample_rate())
+            .map_err(|e| format!("audio: {e}"))?;
+        if let Some(reason) = unavailable {
+            let _ = reports.send((
+                conversation.clone(),
+                crate::media::session::MediaReport::AudioUnavailable(reason),
+            ));
+        }
         tracing::info!(%conversation, codec = %chosen.name, "WebRTC media started");
         let params = MediaParams {
             wire: Wire::Packets { out, inbound },

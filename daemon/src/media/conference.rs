@@ -49,6 +49,7 @@ impl Conference {
                 id,
                 converter: up,
             }),
+            unavailable: None,
         })
     }
 
@@ -82,6 +83,7 @@ async fn run(mixer: Shared, agent: CallAudio, mut stopped: oneshot::Receiver<()>
     let CallAudio {
         mut source,
         mut sink,
+        ..
     } = agent;
     let mut mic = vec![0i16; MIX_FRAME];
     let mut tick = tokio::time::interval(Duration::from_millis(20));

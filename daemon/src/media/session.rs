@@ -102,6 +102,8 @@ pub enum MediaReport {
     Stats(MediaStats),
     /// A recording's file was closed.
     Recorded(super::recording::Finished),
+    /// The call started without a working audio device (why); it carries silence.
+    AudioUnavailable(String),
 }
 
 /// A running media task; stop it to close the recording.
@@ -330,6 +332,7 @@ async fn run(
                 let old = CallAudio {
                     source: std::mem::replace(&mut source, audio.source),
                     sink: std::mem::replace(&mut sink, audio.sink),
+                    unavailable: None,
                 };
                 let _ = back.send(old);
             }

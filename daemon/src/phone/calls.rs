@@ -93,6 +93,8 @@ pub struct PhoneCall {
     pub declined_for: Option<EndCause>,
     /// How many more digits the far end may send now (made at its first digit).
     pub dtmf_budget: Option<crate::rate::TokenBucket>,
+    /// Why its media has no working audio device, when it has none.
+    pub audio_unavailable: Option<String>,
 }
 
 /// What the agent made of a call (`submit_notes`).
@@ -128,6 +130,7 @@ impl PhoneCall {
             recordings: 0,
             declined_for: None,
             dtmf_budget: None,
+            audio_unavailable: None,
         }
     }
 
@@ -157,6 +160,7 @@ impl PhoneCall {
             quality: self.quality.clone(),
             conference_id: None,
             recording: self.recording_state().map(|s| s.as_str().to_owned()),
+            audio_unavailable: self.audio_unavailable.clone(),
         }
     }
 

@@ -1325,6 +1325,25 @@ impl Phone {
                     }));
                 return;
             }
+            LineEvent::AudioUnavailable {
+                conversation,
+                reason,
+            } => {
+                if let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                {
+                    call.audio_unavailable = Some(reason.clone());
+                    self.events.push_back(Event::AudioDeviceUnavailable(
+                        crate::protocol::AudioDeviceUnavailable {
+                            conversation_id: conversation.to_string(),
+                            reason,
+                        },
+                    ));
+                }
+                return;
+            }
             LineEvent::DtmfReceived {
                 conversation,
                 digit,

@@ -32,6 +32,7 @@ pub enum Event {
     CallNotesSubmitted(CallNotesSubmitted),
     CallHoldChanged(CallHoldChanged),
     CallMuteChanged(CallMuteChanged),
+    AudioDeviceUnavailable(AudioDeviceUnavailable),
     CallTransferred(CallTransferred),
     ConferenceChanged(ConferenceChanged),
     DtmfReceived(DtmfReceived),
@@ -44,7 +45,7 @@ pub enum Event {
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 22] = [
+    pub const NAMES: [&'static str; 23] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -59,6 +60,7 @@ impl Event {
         "callNotesSubmitted",
         "callHoldChanged",
         "callMuteChanged",
+        "audioDeviceUnavailable",
         "callTransferred",
         "conferenceChanged",
         "dtmfReceived",
@@ -85,6 +87,7 @@ impl Event {
             Self::CallNotesSubmitted(_) => "callNotesSubmitted",
             Self::CallHoldChanged(_) => "callHoldChanged",
             Self::CallMuteChanged(_) => "callMuteChanged",
+            Self::AudioDeviceUnavailable(_) => "audioDeviceUnavailable",
             Self::CallTransferred(_) => "callTransferred",
             Self::ConferenceChanged(_) => "conferenceChanged",
             Self::DtmfReceived(_) => "dtmfReceived",
@@ -178,6 +181,16 @@ pub struct CallHoldChanged {
 pub struct CallMuteChanged {
     pub conversation_id: String,
     pub muted: bool,
+}
+
+/// A call's media started without a working microphone or speaker (none plugged in, the one
+/// configured is gone, the OS refused it): it carries silence, and says so instead of looking
+/// healthy. The call's snapshot keeps the reason (`audioUnavailable`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AudioDeviceUnavailable {
+    pub conversation_id: String,
+    pub reason: String,
 }
 
 /// A transfer ended. `kind` is `blind` (our `transfer`); `result` `accepted` (the call went

@@ -18,9 +18,9 @@ pub use actions::{
     TagRecording, Transfer, UpdatePresence,
 };
 pub use events::{
-    CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected,
-    CallRinging, CallTransferred, CallbackDue, ConferenceChanged, DispositionsChanged,
-    DtmfReceived, EndCause, Event, EventMessage, Hello, IncomingCall, LogLine,
+    AudioDeviceUnavailable, CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged,
+    CallNotesSubmitted, CallRejected, CallRinging, CallTransferred, CallbackDue, ConferenceChanged,
+    DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage, Hello, IncomingCall, LogLine,
     OutboundCallInitiated, RecordingChanged, RecordingTagged, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{

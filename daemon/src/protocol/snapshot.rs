@@ -149,6 +149,9 @@ pub struct CallInfo {
     /// `recording` or `paused` while the call is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// Why the call has no working audio device (`audioDeviceUnavailable`); absent when it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_unavailable: Option<String>,
 }
 
 /// Call quality both ways: what we receive (loss, jitter, concealment) and what the far end's

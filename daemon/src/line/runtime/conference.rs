@@ -19,6 +19,7 @@ fn silence() -> CallAudio {
     CallAudio {
         source: Box::new(Silence),
         sink: Box::new(Discard),
+        unavailable: None,
     }
 }
 

@@ -240,6 +240,10 @@ impl LineRuntime {
                         conversation,
                         stats,
                     },
+                    MediaReport::AudioUnavailable(reason) => LineEvent::AudioUnavailable {
+                        conversation,
+                        reason,
+                    },
                     // Taken by the arm above.
                     MediaReport::Recorded(_) => return,
                 });
