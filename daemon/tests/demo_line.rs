@@ -184,8 +184,13 @@ async fn ring_me_on_the_demo_line_rings_the_agent_back() {
 /// the reason) instead of looking healthy; the call itself goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_without_a_working_audio_device_says_so() {
-    let daemon = Daemon::start(
+    // The chosen headset is not plugged in and ALSA is told of no device at all (an empty
+    // configuration), so there is no default to fall back to either.
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("tempdir"),
         "[demo]\nline = true\n[audio]\nbackend = \"cpal\"\ninput = \"No Such Headset 3000\"\noutput = \"No Such Headset 3000\"\n",
+        &[("ALSA_CONFIG_PATH", "/dev/null")],
+        true,
     );
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
@@ -196,7 +201,10 @@ async fn a_call_without_a_working_audio_device_says_so() {
     let reason = unavailable["payload"]["reason"]
         .as_str()
         .unwrap_or_default();
-    assert!(!reason.is_empty(), "{unavailable}");
+    assert!(
+        reason.contains("\"No Such Headset 3000\" not plugged in"),
+        "{unavailable}"
+    );
     let (state, _) = page.request("get_state", json!(null)).await;
     let call = &state["result"]["state"]["calls"][0];
     assert_eq!(call["state"], "active", "the call goes on: {call}");

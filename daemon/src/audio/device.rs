@@ -181,16 +181,63 @@ fn start_streams(
     playback: Buffer,
 ) -> Result<(Streams, (u32, u32)), AudioError> {
     let host = cpal::default_host();
-    let input_device = match input {
-        Some(name) => find(host.input_devices(), name)
-            .ok_or_else(|| AudioError::Device(format!("no input device named {name:?}")))?,
+    // The chosen devices that are not plugged in: a failure of the default in their place says so.
+    let mut missing: Vec<&str> = [
+        input.filter(|name| find(host.input_devices(), name).is_none()),
+        output.filter(|name| find(host.output_devices(), name).is_none()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    missing.dedup();
+    start_found_streams(&host, input, output, capture, playback).map_err(|e| {
+        match missing.as_slice() {
+            [] => e,
+            names => AudioError::Device(format!(
+                "{} not plugged in, and the system default did not work ({e})",
+                names
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        }
+    })
+}
+
+fn start_found_streams(
+    host: &cpal::Host,
+    input: Option<&str>,
+    output: Option<&str>,
+    capture: Buffer,
+    playback: Buffer,
+) -> Result<(Streams, (u32, u32)), AudioError> {
+    // The agent's chosen device when it is plugged in, else the system default (a headset
+    // unplugged between calls must not leave the next call silent).
+    let input_device = match input.map(|name| (name, find(host.input_devices(), name))) {
+        Some((_, Some(device))) => device,
+        Some((name, None)) => {
+            tracing::warn!("no input device named {name:?}; using the system default");
+            host.default_input_device().ok_or_else(|| {
+                AudioError::Device(format!(
+                    "no input device named {name:?}, and no default input device"
+                ))
+            })?
+        }
         None => host
             .default_input_device()
             .ok_or_else(|| AudioError::Device("no default input device".into()))?,
     };
-    let output_device = match output {
-        Some(name) => find(host.output_devices(), name)
-            .ok_or_else(|| AudioError::Device(format!("no output device named {name:?}")))?,
+    let output_device = match output.map(|name| (name, find(host.output_devices(), name))) {
+        Some((_, Some(device))) => device,
+        Some((name, None)) => {
+            tracing::warn!("no output device named {name:?}; using the system default");
+            host.default_output_device().ok_or_else(|| {
+                AudioError::Device(format!(
+                    "no output device named {name:?}, and no default output device"
+                ))
+            })?
+        }
         None => host
             .default_output_device()
             .ok_or_else(|| AudioError::Device("no default output device".into()))?,
