@@ -29,6 +29,7 @@ declare namespace SoftphoneBridge {
   type ShimErrorCode =
     | 'not_connected'
     | 'invalid_options'
+    | 'aborted'
     | 'disconnected'
     | 'timeout'
     | 'certificate_not_trusted'
@@ -528,6 +529,10 @@ declare namespace SoftphoneBridge {
     onBlocked?: (error: BridgeError) => void;
     /** How often to ask whether the agent decided, while waiting (default 2000 ms). */
     approvalPollMs?: number;
+    /** Stop waiting after this long (rejects with `origin_not_approved`); default: wait until decided. */
+    approvalTimeoutMs?: number;
+    /** Stop waiting when aborted (rejects with `aborted`). */
+    signal?: AbortSignal;
     /** 'localhost' (default), '127.0.0.1' or '::1'. */
     host?: string;
     /** 'direct' (default) or 'iframe' (through https://localhost:PORT/bridge.html). */

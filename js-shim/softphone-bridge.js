@@ -306,6 +306,8 @@
       this.connected = false;
       this._listeners = new Map();
       this._calls = new Map();
+      /** The last calls that ended, for a `dial` whose reply comes after its call's end. */
+      this._ended = new Map();
       this._pending = new Map();
       this._nextId = 1;
       this._socket = null;
@@ -334,6 +336,8 @@
         try { fn.apply(null, args); } catch (e) { setTimeout(function () { throw e; }); }
       };
       (this._listeners.get(event) || []).forEach(function (fn) { deliver(fn, [payload, message]); });
+      // `incoming` carries a Call object, not a wire event: '*' (and so Porthole) never sees it.
+      if (event === 'incoming') return;
       (this._listeners.get('*') || []).forEach(function (fn) { deliver(fn, [event, payload, message]); });
     }
 
@@ -496,8 +500,11 @@
         var replayed = numbered && message.seq <= this._helloSeq;
         if (numbered) this.lastSeq = Math.max(this.lastSeq || 0, message.seq);
         if (!replayed) this._apply(message.event, message.payload);
-        // Per-call objects follow live events only: a replayed one is history the snapshot has.
-        var call = replayed ? null : this._trackCall(message.event, message.payload);
+        // Per-call objects follow live events; of a replay, only the end of a call the page
+        // still holds (it ended while the page was away), so its `ended` fires.
+        var call = !replayed ? this._trackCall(message.event, message.payload)
+          : (message.event === 'callEnded' || message.event === 'callRejected') && message.payload
+            ? this._calls.get(message.payload.conversationId) || null : null;
         this._emit(message.event, message.payload, message);
         if (call) call._onEvent(message.event, message.payload);
         // The listeners have run: the page has processed it (log lines are never kept, so never acknowledged).
@@ -540,7 +547,8 @@
       var request = typeof params === 'string' ? { dialTo: params } : params;
       return this.startCall(request).then(function (result) {
         var id = result.conversationId;
-        var call = self._calls.get(id);
+        // The daemon sends what an action caused before its reply: the call may be over already.
+        var call = self._calls.get(id) || self._ended.get(id);
         if (!call) {
           call = new Call(self, id, 'outbound', request.dialTo);
           self._calls.set(id, call);
@@ -551,14 +559,30 @@
 
     /** After hello: Call objects for exactly the calls the snapshot has. */
     _syncCalls(state) {
-      var live = new Map();
       var self = this;
+      var listed = new Set();
       ((state && state.calls) || []).forEach(function (info) {
-        var call = self._calls.get(info.conversationId) || new Call(self, info.conversationId, info.callType, info.remote);
+        listed.add(info.conversationId);
+        var call = self._calls.get(info.conversationId);
+        var fresh = !call;
+        if (fresh) {
+          call = new Call(self, info.conversationId, info.callType, info.remote);
+          self._calls.set(info.conversationId, call);
+        }
         call._fromSnapshot(info);
-        live.set(info.conversationId, call);
+        // A call that started ringing while the page was away (or before it loaded).
+        if (fresh && info.callType === 'inbound' && info.state === 'ringing') self._emit('incoming', call);
       });
-      this._calls = live;
+      // Calls that ended while the page was away: the replay that follows hello brings their
+      // `callEnded`; any it does not (older than the replay window) end here, cause unknown.
+      var gone = Array.from(this._calls.values()).filter(function (c) { return !listed.has(c.id); });
+      if (gone.length) {
+        setTimeout(function () {
+          gone.forEach(function (call) {
+            if (call.status !== 'closed') call._close('ended', { conversationId: call.id, cause: 'unknown' });
+          });
+        }, 2000);
+      }
     }
 
     /** Keeps `phone.state` current so a page can redraw from it at any time; emits `state`
@@ -702,7 +726,10 @@
 
     _close(event, payload) {
       this.status = 'closed';
-      this._phone._calls.delete(this.id);
+      var phone = this._phone;
+      phone._calls.delete(this.id);
+      phone._ended.set(this.id, this);
+      if (phone._ended.size > 20) phone._ended.delete(phone._ended.keys().next().value);
       this._emit(event, payload);
     }
   }
@@ -735,8 +762,12 @@
   async function approvalDecided(options) {
     var url = 'https://' + hostFor(options) + ':' + (options.port || PORT) + '/origin';
     var every = options.approvalPollMs || 2000;
+    var until = options.approvalTimeoutMs ? Date.now() + options.approvalTimeoutMs : Infinity;
+    if (typeof global.fetch !== 'function') throw blocked('origin_not_approved');
     for (;;) {
       await new Promise(function (resolve) { setTimeout(resolve, every); });
+      if (options.signal && options.signal.aborted) throw new BridgeError('aborted', 'stopped waiting for the agent\'s approval');
+      if (Date.now() > until) throw blocked('origin_not_approved', 'the agent did not decide in time');
       var status = null;
       try {
         var response = await global.fetch(url, { cache: 'no-store' });

@@ -182,6 +182,11 @@ async fn handle(
     };
     let tag = crate::ids::random_hex(4);
     match request.method {
+        // Only the demo line's own account registers (any other local process would otherwise
+        // take the agent's call-backs).
+        Method::Register if request_user(&request) != Some(AGENT) => {
+            Some(Message::Response(Response::to_request(&request, 403, Some(&tag))).to_bytes())
+        }
         Method::Register => {
             let mut ok = Response::to_request(&request, 200, Some(&tag));
             if let Some(contact) = request.headers.get("Contact") {
@@ -231,7 +236,10 @@ async fn handle(
             None
         }
         Method::Invite if request.uri.user.as_deref() == Some(RING_ME) => {
-            demo.call_back_at = Some(now + CALL_BACK_AFTER);
+            // One call-back at a time: repeated `ring-me`s do not ring the agent over and over.
+            if demo.call_back_at.is_none() {
+                demo.call_back_at = Some(now + CALL_BACK_AFTER);
+            }
             let mut busy = Response::to_request(&request, 480, Some(&tag));
             busy.reason = "Calling you back in 3 seconds".into();
             Some(Message::Response(busy).to_bytes())
@@ -246,6 +254,13 @@ async fn handle(
         Method::Ack => None,
         _ => Some(Message::Response(Response::to_request(&request, 481, Some(&tag))).to_bytes()),
     }
+}
+
+/// The user the request's `To` names (a REGISTER's account).
+fn request_user(request: &sip_core::message::Request) -> Option<&str> {
+    let to = request.headers.get("To")?;
+    let inner = to.split_once("sip:")?.1;
+    inner.split('@').next()
 }
 
 /// The URI in a Contact header value (`<sip:agent@127.0.0.1:5070;ob>;expires=600`).

@@ -74,6 +74,16 @@ test('npm pack output installs and works as CJS, ESM, types and in a page', asyn
     execFileSync(process.execPath, [TSC, '--noEmit', '--strict', '--target', 'es2020', '--module', 'commonjs', '--moduleResolution', 'node', 'page.ts'], {
       cwd: project, encoding: 'utf8', stdio: 'pipe',
     });
+    // And as an ES module resolved through the package's `exports` (Node 16+ resolution).
+    writeFileSync(join(project, 'page.mts'), [
+      "import SoftphoneBridge from 'softphone-bridge';",
+      "const phone: SoftphoneBridge.Phone = await SoftphoneBridge.connect({ waitForApproval: true });",
+      "const call: SoftphoneBridge.Call = await phone.dial('1002');",
+      "call.on('ended', (end) => console.log(end.cause));",
+    ].join('\n'));
+    execFileSync(process.execPath, [TSC, '--noEmit', '--strict', '--target', 'es2022', '--module', 'node16', '--moduleResolution', 'node16', 'page.mts'], {
+      cwd: project, encoding: 'utf8', stdio: 'pipe',
+    });
 
     // Bundled into the CRM's page (here: inlined from node_modules), with no daemon on the port.
     const port = await freePort();

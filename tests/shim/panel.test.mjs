@@ -107,6 +107,12 @@ test('a disposition and notes are saved for the last call; the status is changed
 
 test('an allowed CRM may frame the panel; another origin may not', async () => {
   const panel = `https://localhost:${lab.daemon.port}/panel`;
+  const direct = await lab.browser.newPage();
+  const response = await direct.goto(panel);
+  const csp = response.headers()['content-security-policy'];
+  assert.match(csp, new RegExp(`frame-ancestors 'self' ${lab.pages.allowed.replace(/[.]/g, '\\.')}($|;| )`), csp);
+  assert.ok(!csp.includes(lab.pages.other), csp);
+  await direct.close();
   const framed = async (origin) => {
     const page = await lab.browser.newPage();
     await page.goto(`${origin}/page`);

@@ -2,10 +2,10 @@
 // must still tell the CRM `daemon_not_running` and how to fix it (the shim itself cannot load);
 // with the daemon up it connects and dials.
 
-import { test } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdtempSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +13,23 @@ import { startDaemon, startPages, trustingHome, launchBrowser, cleanup } from '.
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The fenced block after the README's snippet marker. */
+before(async () => {
+  assert.match(writtenSnippet(), /const PORT = 48443;/, 'the README snippet names the default port');
+  PORT_FOR_TESTS = await new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)); });
+  });
+});
+
+/** The fenced block after the README's snippet marker, as written but for its port, which the
+ *  tests move to one that is free (48443 is the daemon's default and may be in use). */
+let PORT_FOR_TESTS = null;
 function snippet() {
+  const block = writtenSnippet();
+  return PORT_FOR_TESTS ? block.replace(/const PORT = \d+;/, `const PORT = ${PORT_FOR_TESTS};`) : block;
+}
+
+function writtenSnippet() {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const marker = readme.indexOf('<!-- integration snippet');
   assert.ok(marker >= 0, 'the README marks its integration snippet');

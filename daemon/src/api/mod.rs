@@ -391,14 +391,19 @@ fn static_response(head: &RequestHead, context: &ApiContext) -> Response {
 }
 
 /// `'self'` and every origin allowed to drive the phone (IT's list, the agent's approvals): they
-/// may embed the panel (a CRM side bar, an Open CTI softphone); no one else may frame it. Origins
-/// are checked `scheme://host[:port]` values, so nothing here can break out of the header.
+/// may embed the panel (a CRM side bar, an Open CTI softphone); no one else may frame it. Each is
+/// parsed as an origin again (`scheme://host[:port]`), so nothing here widens or breaks the header.
 fn frame_ancestors(context: &ApiContext) -> String {
     std::iter::once("'self'".to_owned())
-        .chain(context.policy.embedders().into_iter().filter(|o| {
-            o.bytes()
-                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
-        }))
+        // Only real origins: a hand-edited approvals file must not add `*` or `https:`.
+        .chain(
+            context
+                .policy
+                .embedders()
+                .into_iter()
+                .filter_map(|o| Origin::parse(&o).ok())
+                .map(|o| o.as_str().to_owned()),
+        )
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -224,6 +224,21 @@ mod tests {
     }
 
     #[test]
+    fn g722_counts_an_8_khz_clock_for_16_khz_audio() {
+        let g722 = AudioCodec::from_name("g722").expect("known");
+        assert_eq!((g722.clock_rate(), g722.sample_rate()), (8000, 16000));
+        assert_eq!(
+            (g722.ticks_per_frame(), g722.samples_per_frame()),
+            (160, 320)
+        );
+        let opus = AudioCodec::Opus;
+        assert_eq!(
+            (opus.ticks_per_frame(), opus.samples_per_frame()),
+            (960, 960)
+        );
+    }
+
+    #[test]
     fn g711_concealment_fades_to_silence() {
         let mut state = CodecState::new(AudioCodec::Pcmu).expect("pcmu");
         let (mut encoded, mut decoded) = (Vec::new(), Vec::new());

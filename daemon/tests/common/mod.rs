@@ -241,6 +241,23 @@ fn isolated(mut command: Command, data_dir: &Path) -> Command {
     command
 }
 
+/// Seconds of audio a mono 16-bit WAV being written holds so far, at the rate its header says
+/// (0 before the header is there).
+pub fn wav_seconds(path: &Path) -> f64 {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0.0;
+    };
+    let Some(rate) = bytes
+        .get(24..28)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+        .filter(|r| *r > 0)
+    else {
+        return 0.0;
+    };
+    bytes.len().saturating_sub(44) as f64 / 2.0 / f64::from(rate)
+}
+
 /// util-linux's tool to run a command as another OS user.
 pub const SETPRIV: &str = "/usr/bin/setpriv";
 /// The throwaway account playing "another agent on the terminal server".

@@ -230,6 +230,7 @@ fn audio(session: &SessionLevel, section: &Section) -> Result<Audio, SdpError> {
             match pt {
                 0 => audio.codecs.push(Codec::pcmu()),
                 8 => audio.codecs.push(Codec::pcma()),
+                9 => audio.codecs.push(Codec::g722()),
                 _ => {}
             }
         }
