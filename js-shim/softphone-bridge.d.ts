@@ -207,6 +207,7 @@ declare namespace SoftphoneBridge {
     blacklist_add: BlacklistParams;
     blacklist_remove: BlacklistParams;
     blacklist_list: Record<string, never> | undefined;
+    set_audio_devices: AudioDevices;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
   }
@@ -274,8 +275,17 @@ declare namespace SoftphoneBridge {
     dispositions: string[];
     partnerConfig: PartnerConfigParams | null;
     calls: CallInfo[];
+    /** The devices the agent chose for calls (`null`: the system default). */
+    audioDevices: AudioDevices;
     /** Whether events, notes and the call history are kept on disk. */
     storage: StorageInfo;
+  }
+  /** Audio devices by name (`softphone-bridge devices` lists them); `null` is the system default. In
+   *  `set_audio_devices` a field left out keeps its device and `""` means the system default. */
+  interface AudioDevices {
+    input?: string | null;
+    output?: string | null;
+    ringer?: string | null;
   }
   interface StorageInfo {
     /** `failing`: writes fail (disk full, read-only), events are kept in memory only. */
@@ -494,6 +504,7 @@ declare namespace SoftphoneBridge {
     callHoldChanged: CallHoldChanged;
     callMuteChanged: CallMuteChanged;
     audioDeviceUnavailable: AudioDeviceUnavailable;
+    audioDevicesChanged: AudioDevices;
     callTransferred: CallTransferred;
     conferenceChanged: ConferenceChanged;
     dtmfReceived: DtmfReceived;
@@ -615,6 +626,8 @@ declare namespace SoftphoneBridge {
     blacklistRemove(params: BlacklistParams): Promise<{ removed: string[]; notListed: string[] }>;
     /** The agent's numbers; IT's machine-wide list is only counted. */
     blacklistList(): Promise<{ numbers: string[]; machineCount: number }>;
+    /** The microphone, speaker and ringer for the next calls (kept across restarts). */
+    setAudioDevices(params: AudioDevices): Promise<AudioDevices>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;
     /** Places a call and resolves with its Call object (Twilio's `device.connect`). */

@@ -404,6 +404,9 @@
     blacklistAdd(params) { return this.request('blacklist_add', params); }
     blacklistRemove(params) { return this.request('blacklist_remove', params); }
     blacklistList() { return this.request('blacklist_list'); }
+    /** The microphone, speaker and ringer for the next calls: `{input?, output?, ringer?}` (names as
+     *  `softphone-bridge devices` lists them, `""` for the system default); `audioDevicesChanged` follows. */
+    setAudioDevices(params) { return this.request('set_audio_devices', params); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }
     logout() { return this.request('logout'); }
@@ -596,6 +599,7 @@
       else if (event === 'partnerConfigChanged') state.partnerConfig = payload;
       else if (event === 'registrationChanged') state.line = { state: payload.state, extension: payload.extension || null };
       else if (event === 'storageChanged') state.storage = payload;
+      else if (event === 'audioDevicesChanged') state.audioDevices = payload;
       else changed = false;
       if (changed) this._emit('state', state);
       if (CALL_EVENTS.indexOf(event) >= 0) {

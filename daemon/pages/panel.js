@@ -150,9 +150,21 @@
     select.value = chosen;
   }
 
+  function renderAudio() {
+    var devices = state.audioDevices || {};
+    var name = function (d) { return d || 'system default'; };
+    $('audio-now').textContent = 'Microphone: ' + name(devices.input) + ' · speaker: ' + name(devices.output) +
+      ' · ringer: ' + name(devices.ringer);
+    ['input', 'output', 'ringer'].forEach(function (which) {
+      var field = $('audio-' + which);
+      if (document.activeElement !== field) field.value = devices[which] || '';
+    });
+  }
+
   function render(next) {
     state = next;
     renderLine();
+    renderAudio();
     renderStatus();
     renderIncoming();
     renderCalls();
@@ -204,6 +216,12 @@
         else { $('number').value += key.textContent; }
       };
     });
+    $('audio-form').onsubmit = function (event) {
+      event.preventDefault();
+      phone.setAudioDevices({
+        input: $('audio-input').value.trim(), output: $('audio-output').value.trim(), ringer: $('audio-ringer').value.trim(),
+      }).then(function () { notice('Audio devices saved for the next calls.'); }, fail('Audio devices'));
+    };
     $('wrapup').onsubmit = function (event) {
       event.preventDefault();
       if (!noteTarget) return;

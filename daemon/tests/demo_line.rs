@@ -212,3 +212,56 @@ async fn a_call_without_a_working_audio_device_says_so() {
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
 }
+
+/// `set_audio_devices`: every page hears of it, it survives a restart, and the line uses it for
+/// the next call (here a headset that is not plugged in, on a machine with no device at all:
+/// the call's `audioDeviceUnavailable` names it). Bad names are refused with their reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chosen_audio_devices_are_kept_and_used_for_the_next_call() {
+    const HEADSET: &str = "Desk Headset 7";
+    let env = [("ALSA_CONFIG_PATH", "/dev/null")];
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("tempdir"),
+        "[demo]\nline = true\n[audio]\nbackend = \"cpal\"\n",
+        &env,
+        true,
+    );
+    let mut page = daemon.connect(CRM).await;
+    let (reply, _) = page
+        .request(
+            "set_audio_devices",
+            json!({"input": HEADSET, "output": HEADSET}),
+        )
+        .await;
+    assert_eq!(
+        reply["result"],
+        json!({"input": HEADSET, "output": HEADSET, "ringer": null}),
+        "{reply}"
+    );
+    let changed = page.event("audioDevicesChanged").await;
+    assert_eq!(changed["payload"]["input"], HEADSET, "{changed}");
+    let (refused, _) = page
+        .request("set_audio_devices", json!({"ringer": "bell\nring"}))
+        .await;
+    assert_eq!(refused["error"]["code"], "invalid_params", "{refused}");
+
+    let dir = daemon.stop();
+    let daemon = Daemon::launch(dir, "", &env, true);
+    let mut page = daemon.connect(CRM).await;
+    assert_eq!(
+        page.hello()["payload"]["state"]["audioDevices"],
+        json!({"input": HEADSET, "output": HEADSET, "ringer": null}),
+        "kept across the restart"
+    );
+    page.registered().await;
+    let id = page.start_call("echo").await;
+    let unavailable = page.event("audioDeviceUnavailable").await;
+    assert!(
+        unavailable["payload"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(HEADSET)),
+        "the line opened the chosen headset: {unavailable}"
+    );
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+}

@@ -99,6 +99,14 @@ test('a disposition and notes are saved for the last call; the status is changed
   await page.locator('#saved', { hasText: 'Saved' }).waitFor({ timeout: 15000 });
   await page.locator('#recent li', { hasText: 'Sale' }).first().waitFor({ timeout: 15000 });
 
+  // The agent picks a headset for the next calls; every page hears of it.
+  await page.fill('#audio-input', 'Desk Headset 7');
+  await page.click('#audio-form button');
+  await page.locator('#audio-now', { hasText: 'Microphone: Desk Headset 7 · speaker: system default' }).waitFor({ timeout: 15000 });
+  await page.fill('#audio-input', '');
+  await page.click('#audio-form button');
+  await page.locator('#audio-now', { hasText: 'Microphone: system default' }).waitFor({ timeout: 15000 });
+
   await page.selectOption('#status', 'busy');
   await page.locator('#ready', { hasText: 'Calls declined' }).waitFor({ timeout: 15000 });
   await page.selectOption('#status', 'available');

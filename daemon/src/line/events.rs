@@ -156,6 +156,8 @@ pub enum LineCommand {
     },
     /// The numbers a far end's REFER may not have the line call.
     Blacklist(std::sync::Arc<crate::blacklist::Blacklist>),
+    /// The agent's devices for the next calls and the ringer (`None`: the system default).
+    AudioDevices(crate::protocol::AudioDevices),
     Hangup {
         conversation: ConversationId,
     },

@@ -30,10 +30,10 @@ use crate::line::{
     LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, RecordOp, RecordingState, TransferKind,
 };
 use crate::protocol::{
-    Action, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality, CallRinging,
-    CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, ErrorCode, Event,
-    LineInfo, LineState, OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged,
-    Snapshot, StatusChanged,
+    Action, AudioDevices, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality,
+    CallRinging, CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, ErrorCode,
+    Event, LineInfo, LineState, OutboundCallInitiated, PartnerConfig, PresenceStatus,
+    RegistrationChanged, Snapshot, StatusChanged,
 };
 use crate::store::{SavedState, StoredCall};
 pub use answering::Answering;
@@ -51,6 +51,8 @@ enum Deadline {
 /// Limits on page-supplied lists, so one page cannot make every snapshot huge.
 const MAX_DISPOSITIONS: usize = 200;
 const MAX_TEXT_CHARS: usize = 200;
+/// Longest audio device name `set_audio_devices` takes (OS names are far shorter).
+const MAX_DEVICE_NAME_CHARS: usize = 128;
 
 /// What the phone is set up with at start.
 pub struct PhoneSettings {
@@ -157,6 +159,8 @@ pub struct Phone {
     partner_config: Option<PartnerConfig>,
     line: LineInfo,
     line_domain: Option<String>,
+    /// The devices the agent chose (`set_audio_devices`), kept by the store.
+    audio_devices: AudioDevices,
     calls: Vec<PhoneCall>,
     ended: VecDeque<PhoneCall>,
     /// The local conference: its id and the calls mixed in it, as the line last reported.
@@ -232,6 +236,7 @@ impl Phone {
             dial_rules: settings.dial_rules,
             callbacks: dialler::restored(saved.callbacks),
             callbacks_changed: false,
+            audio_devices: saved.audio_devices.unwrap_or_default(),
             deadlines: Vec::new(),
             provisioning: settings.provisioning,
             may_provision: settings.may_provision,
@@ -244,7 +249,39 @@ impl Phone {
         if phone.blacklist.agent_len() + phone.blacklist.machine_len() > 0 {
             phone.share_blacklist();
         }
+        if phone.audio_devices != AudioDevices::default() {
+            phone
+                .commands
+                .push_back(LineCommand::AudioDevices(phone.audio_devices.clone()));
+        }
         phone
+    }
+
+    /// `set_audio_devices`: a field left out keeps its device, `""` is the system default, a
+    /// name must be one a person could have typed (no control characters, not endless).
+    fn set_audio_devices(&mut self, request: AudioDevices) -> Result<Value, PhoneError> {
+        let mut chosen = self.audio_devices.clone();
+        for (what, asked, slot) in [
+            ("input", request.input, &mut chosen.input),
+            ("output", request.output, &mut chosen.output),
+            ("ringer", request.ringer, &mut chosen.ringer),
+        ] {
+            let Some(name) = asked else { continue };
+            if name.chars().count() > MAX_DEVICE_NAME_CHARS || name.chars().any(char::is_control) {
+                return Err(PhoneError::InvalidParams(format!(
+                    "{what} must be a device name of at most {MAX_DEVICE_NAME_CHARS} characters without control characters (\"\" for the system default)"
+                )));
+            }
+            *slot = (!name.trim().is_empty()).then_some(name);
+        }
+        if chosen != self.audio_devices {
+            self.audio_devices = chosen;
+            self.events
+                .push_back(Event::AudioDevicesChanged(self.audio_devices.clone()));
+            self.commands
+                .push_back(LineCommand::AudioDevices(self.audio_devices.clone()));
+        }
+        Ok(json!(self.audio_devices))
     }
 
     /// Carries out one action. On success returns the reply's `result`.
@@ -283,6 +320,7 @@ impl Phone {
             Action::BlacklistAdd(request) => self.blacklist_add(&request),
             Action::BlacklistRemove(request) => self.blacklist_remove(&request),
             Action::BlacklistList => Ok(self.blacklist_list()),
+            Action::SetAudioDevices(devices) => self.set_audio_devices(devices),
             Action::Call(call) | Action::CallWithPhone(call) => {
                 let headers = self.dial_headers(
                     call.callerid.as_deref(),
@@ -1066,6 +1104,10 @@ impl Phone {
         if self.blacklist.agent_len() + self.blacklist.machine_len() > 0 {
             self.share_blacklist();
         }
+        if self.audio_devices != AudioDevices::default() {
+            self.commands
+                .push_back(LineCommand::AudioDevices(self.audio_devices.clone()));
+        }
         Ok(json!({ "extension": extension, "expiresAt": expires }))
     }
 
@@ -1078,6 +1120,7 @@ impl Phone {
             partner_config: self.partner_config.clone(),
             // The driver fills in the store's state.
             storage: crate::protocol::StorageInfo::ok(),
+            audio_devices: self.audio_devices.clone(),
             calls: self
                 .calls
                 .iter()

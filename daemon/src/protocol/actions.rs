@@ -68,6 +68,10 @@ pub enum Action {
     BlacklistAdd(BlacklistNumbers),
     BlacklistRemove(BlacklistNumbers),
     BlacklistList,
+    /// The agent's microphone, speaker and ringer for the next calls (kept across restarts);
+    /// a name the OS lists (`softphone-bridge devices`), `""` for the system default, a field left
+    /// out unchanged. `audioDevicesChanged` goes to every page.
+    SetAudioDevices(super::snapshot::AudioDevices),
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
     /// replaces the line with this account. Checked in `config::provision`, parameter by parameter.
     Provision(Value),
@@ -265,7 +269,7 @@ pub struct TagRecording {
 
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 34] = [
+    pub const NAMES: [&'static str; 35] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -298,6 +302,7 @@ impl Action {
         "blacklist_add",
         "blacklist_remove",
         "blacklist_list",
+        "set_audio_devices",
         "provision",
         "logout",
     ];
@@ -336,6 +341,7 @@ impl Action {
             Self::BlacklistAdd(_) => "blacklist_add",
             Self::BlacklistRemove(_) => "blacklist_remove",
             Self::BlacklistList => "blacklist_list",
+            Self::SetAudioDevices(_) => "set_audio_devices",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
         }
@@ -390,6 +396,7 @@ impl Action {
                 no_params(name, &params)?;
                 Self::BlacklistList
             }
+            "set_audio_devices" => Self::SetAudioDevices(typed(name, params)?),
             "provision" => Self::Provision(params),
             "logout" => {
                 no_params(name, &params)?;
@@ -437,6 +444,7 @@ impl Action {
             Self::TagRecording(p) => serde_json::to_value(p),
             Self::BlacklistAdd(p) | Self::BlacklistRemove(p) => serde_json::to_value(p),
             Self::BlacklistList => Ok(Value::Object(Default::default())),
+            Self::SetAudioDevices(p) => serde_json::to_value(p),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),
         };
@@ -459,6 +467,7 @@ impl Action {
                 | Self::BlacklistAdd(_)
                 | Self::BlacklistRemove(_)
                 | Self::BlacklistList
+                | Self::SetAudioDevices(_)
                 | Self::Provision(_)
                 | Self::Logout
         )

@@ -33,6 +33,7 @@ pub enum Event {
     CallHoldChanged(CallHoldChanged),
     CallMuteChanged(CallMuteChanged),
     AudioDeviceUnavailable(AudioDeviceUnavailable),
+    AudioDevicesChanged(super::snapshot::AudioDevices),
     CallTransferred(CallTransferred),
     ConferenceChanged(ConferenceChanged),
     DtmfReceived(DtmfReceived),
@@ -45,7 +46,7 @@ pub enum Event {
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 23] = [
+    pub const NAMES: [&'static str; 24] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -61,6 +62,7 @@ impl Event {
         "callHoldChanged",
         "callMuteChanged",
         "audioDeviceUnavailable",
+        "audioDevicesChanged",
         "callTransferred",
         "conferenceChanged",
         "dtmfReceived",
@@ -88,6 +90,7 @@ impl Event {
             Self::CallHoldChanged(_) => "callHoldChanged",
             Self::CallMuteChanged(_) => "callMuteChanged",
             Self::AudioDeviceUnavailable(_) => "audioDeviceUnavailable",
+            Self::AudioDevicesChanged(_) => "audioDevicesChanged",
             Self::CallTransferred(_) => "callTransferred",
             Self::ConferenceChanged(_) => "conferenceChanged",
             Self::DtmfReceived(_) => "dtmfReceived",

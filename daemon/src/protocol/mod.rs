@@ -24,8 +24,8 @@ pub use events::{
     OutboundCallInitiated, RecordingChanged, RecordingTagged, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{
-    CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus, RecordingInfo,
-    Snapshot, StorageInfo, StorageState,
+    AudioDevices, CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus,
+    RecordingInfo, Snapshot, StorageInfo, StorageState,
 };
 
 use actions::truncate;

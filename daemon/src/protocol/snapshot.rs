@@ -16,8 +16,21 @@ pub struct Snapshot {
     pub dispositions: Vec<String>,
     pub partner_config: Option<PartnerConfig>,
     pub calls: Vec<CallInfo>,
+    /// The devices the agent chose for calls (`None`: the system default).
+    #[serde(default)]
+    pub audio_devices: AudioDevices,
     /// Whether events, notes and the call history are being kept on disk.
     pub storage: StorageInfo,
+}
+
+/// The agent's audio devices by name (`None`: the system default). In `set_audio_devices` a
+/// field left out keeps its device and `""` means the system default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AudioDevices {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub ringer: Option<String>,
 }
 
 /// The on-disk store as the agent's work depends on it.

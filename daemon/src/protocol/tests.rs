@@ -116,6 +116,7 @@ fn every_name_round_trips_through_from_parts() {
             "ack" => json!({"seq": 1}),
             "tag_recording" => json!({"id": "r", "tags": ["a"]}),
             "blacklist_add" | "blacklist_remove" => json!({"numbers": ["5550100"]}),
+            "set_audio_devices" => json!({"input": "Headset"}),
             _ => serde_json::Value::Null,
         };
         let action = Action::from_parts(name, params).unwrap_or_else(|e| panic!("{name}: {e:?}"));

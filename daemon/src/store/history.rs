@@ -23,6 +23,8 @@ pub struct SavedState {
     pub blacklist: Option<Vec<String>>,
     /// Callbacks the agent scheduled that were not due yet.
     pub callbacks: Option<Vec<crate::protocol::CallbackDue>>,
+    /// The audio devices the agent chose.
+    pub audio_devices: Option<crate::protocol::AudioDevices>,
 }
 
 /// One call as the store keeps it.
@@ -260,6 +262,7 @@ pub(super) fn project(tx: &Transaction<'_>, at_ms: i64, event: &Event) -> rusqli
         Event::StatusChanged(e) => save(tx, "presence", &e.softphone_id)?,
         Event::DispositionsChanged(e) => save(tx, "dispositions", &e.codes)?,
         Event::PartnerConfigChanged(config) => save(tx, "partner_config", config)?,
+        Event::AudioDevicesChanged(devices) => save(tx, "audio_devices", devices)?,
         _ => {}
     }
     Ok(())
@@ -303,6 +306,7 @@ impl Store {
             provisioning: parse(load("provisioning")?),
             blacklist: parse(load("blacklist")?),
             callbacks: parse(load("callbacks")?),
+            audio_devices: parse(load("audio_devices")?),
         })
     }
 

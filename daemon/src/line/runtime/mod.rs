@@ -369,6 +369,12 @@ impl LineRuntime {
             // The phone's driver replaces or ends the line for these.
             LineCommand::Provision(_) | LineCommand::Logout => {}
             LineCommand::Blacklist(list) => self.blacklist = list,
+            LineCommand::AudioDevices(devices) => {
+                let audio = &mut self.media_settings.audio;
+                audio.input = devices.input;
+                audio.output = devices.output;
+                audio.ringer = devices.ringer;
+            }
             LineCommand::Hold { conversation, held } => {
                 let (Some(media), Some(sip)) = (
                     self.calls
