@@ -34,6 +34,16 @@ def say(line):
     print(line, flush=True)
 
 
+class StderrLog(pj.LogWriter):
+    """PJSIP's own log lines go to stderr (the test's log file): on stdout a line it writes without
+    a newline would run into the next of ours, which the test reads line by line."""
+
+    def write(self, entry):
+        message = entry.msg if entry.msg.endswith("\n") else entry.msg + "\n"
+        sys.stderr.write(message)
+        sys.stderr.flush()
+
+
 class Call(pj.Call):
     def __init__(self, account, call_id=pj.PJSUA_INVALID_ID):
         pj.Call.__init__(self, account, call_id)
@@ -125,6 +135,8 @@ def main():
     level = int(os.environ.get("PJSIP_LOG_LEVEL", "3"))
     config.logConfig.level = level
     config.logConfig.consoleLevel = level
+    log_writer = StderrLog()
+    config.logConfig.writer = log_writer
     config.medConfig.clockRate = 16000
     endpoint.libInit(config)
     transport = pj.TransportConfig()
