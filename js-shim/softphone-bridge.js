@@ -289,36 +289,14 @@
 
   /* ------------------------------------------------------------------ the phone */
 
-  /**
-   * A live connection to the daemon. Keeps itself connected (backoff with jitter), resumes from
-   * the last event seq it saw, and rejects requests still pending when the connection drops.
-   */
-  class Phone {
-    constructor(options) {
-      this.options = Object.assign({ port: PORT, minRetryMs: 250, maxRetryMs: 10000, autoAck: true, ackDelayMs: 250 }, options || {});
-      this.state = null;
-      this.instance = null;
-      this.startedAt = null;
-      this.lastSeq = null;
-      this._ackTo = 0;
-      this._ackTimer = null;
-      this._helloSeq = 0;
-      this.connected = false;
+  /** Listeners by event name: the Phone's and each Call's. A listener that throws does not stop
+   *  the others (its error is rethrown on its own). */
+  class Emitter {
+    constructor() {
       this._listeners = new Map();
-      this._calls = new Map();
-      /** The last calls that ended, for a `dial` whose reply comes after its call's end. */
-      this._ended = new Map();
-      this._pending = new Map();
-      this._nextId = 1;
-      this._socket = null;
-      this._closed = false;
-      this._retryMs = this.options.minRetryMs;
-      this._retryTimer = null;
-      this._iframe = this.options.mode === 'iframe' ? new IframeHost(this.options) : null;
     }
 
-    /** Subscribe to an event (protocol event names, plus 'hello', 'state', 'connected',
-     *  'disconnected', and '*' for everything). Returns an unsubscribe function. */
+    /** Subscribes; returns an unsubscribe function. */
     on(event, fn) {
       if (!this._listeners.has(event)) this._listeners.set(event, new Set());
       this._listeners.get(event).add(fn);
@@ -331,14 +309,47 @@
       if (set) set.delete(fn);
     }
 
-    _emit(event, payload, message) {
-      var deliver = function (fn, args) {
+    _deliver(event, args) {
+      (this._listeners.get(event) || []).forEach(function (fn) {
         try { fn.apply(null, args); } catch (e) { setTimeout(function () { throw e; }); }
-      };
-      (this._listeners.get(event) || []).forEach(function (fn) { deliver(fn, [payload, message]); });
+      });
+    }
+  }
+
+  /**
+   * A live connection to the daemon. Keeps itself connected (backoff with jitter), resumes from
+   * the last event seq it saw, and rejects requests still pending when the connection drops.
+   */
+  class Phone extends Emitter {
+    constructor(options) {
+      super();
+      this.options = Object.assign({ port: PORT, minRetryMs: 250, maxRetryMs: 10000, autoAck: true, ackDelayMs: 250 }, options || {});
+      this.state = null;
+      this.instance = null;
+      this.startedAt = null;
+      this.lastSeq = null;
+      this._ackTo = 0;
+      this._ackTimer = null;
+      this._helloSeq = 0;
+      this.connected = false;
+      this._calls = new Map();
+      /** The last calls that ended, for a `dial` whose reply comes after its call's end. */
+      this._ended = new Map();
+      this._pending = new Map();
+      this._nextId = 1;
+      this._socket = null;
+      this._closed = false;
+      this._retryMs = this.options.minRetryMs;
+      this._retryTimer = null;
+      this._iframe = this.options.mode === 'iframe' ? new IframeHost(this.options) : null;
+    }
+
+    /** `on(event, fn)` takes protocol event names, plus 'hello', 'state', 'connected',
+     *  'disconnected', 'incoming' (a Call), and '*' for every wire event. */
+    _emit(event, payload, message) {
+      this._deliver(event, [payload, message]);
       // `incoming` carries a Call object, not a wire event: '*' (and so Porthole) never sees it.
-      if (event === 'incoming') return;
-      (this._listeners.get('*') || []).forEach(function (fn) { deliver(fn, [event, payload, message]); });
+      if (event !== 'incoming') this._deliver('*', [event, payload, message]);
     }
 
     /** Sends one action; resolves with its result or rejects with a BridgeError. */
@@ -662,8 +673,9 @@
    * and Twilio's `accept` and `disconnect` (with the Call), beside `accepted` and `ended`.
    * `status`: `pending` (ringing), `open` (answered), `closed`.
    */
-  class Call {
+  class Call extends Emitter {
     constructor(phone, id, direction, remote) {
+      super();
       this._phone = phone;
       this.id = id;
       this.conversationId = id;
@@ -673,25 +685,10 @@
       this.muted = false;
       this.held = false;
       this.audioUnavailable = null;
-      this._listeners = new Map();
-    }
-
-    on(event, fn) {
-      if (!this._listeners.has(event)) this._listeners.set(event, new Set());
-      this._listeners.get(event).add(fn);
-      var self = this;
-      return function () { self.off(event, fn); };
-    }
-
-    off(event, fn) {
-      var set = this._listeners.get(event);
-      if (set) set.delete(fn);
     }
 
     _emit(event, value) {
-      (this._listeners.get(event) || []).forEach(function (fn) {
-        try { fn(value); } catch (e) { setTimeout(function () { throw e; }); }
-      });
+      this._deliver(event, [value]);
     }
 
     _ref() { return { conversationId: this.id }; }

@@ -9,7 +9,6 @@ use tokio::net::UdpSocket;
 
 use super::MediaSettings;
 use super::webrtc_media::{WebRtcMedia, WebRtcSettings};
-use crate::audio;
 use crate::config::SrtpPolicy;
 use crate::ids::ConversationId;
 use crate::media::codec::AudioCodec;
@@ -477,18 +476,7 @@ impl CallMedia {
             )
         })?;
         let srtp = srtp_for(keys, &remote, settings.srtp)?;
-        let audio::CallAudio {
-            source,
-            sink,
-            unavailable,
-        } = audio::open_for_call(&settings.audio, codec.sample_rate())
-            .map_err(|e| format!("audio: {e}"))?;
-        if let Some(reason) = unavailable {
-            let _ = reports.send((
-                conversation.clone(),
-                crate::media::session::MediaReport::AudioUnavailable(reason),
-            ));
-        }
+        let (source, sink) = settings.open_call_audio(conversation, codec, &reports)?;
         tracing::info!(%conversation, codec = %chosen.name, remote = %rtp_remote, srtp = srtp.is_some(), "media started");
         let params = MediaParams {
             wire: Wire::Udp {

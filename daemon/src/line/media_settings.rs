@@ -9,6 +9,12 @@ use sip_core::sdp::Codec;
 use crate::config::{AudioConfig, SrtpPolicy};
 use crate::media::codec::AudioCodec;
 
+/// A call's microphone and speaker ends.
+pub type CallEnds = (
+    Box<dyn crate::audio::AudioSource>,
+    Box<dyn crate::audio::AudioSink>,
+);
+
 /// Media settings for calls.
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
@@ -29,6 +35,29 @@ pub struct MediaSettings {
 }
 
 impl MediaSettings {
+    /// The agent's devices for one call's media at the codec's rate. Without a working device
+    /// the call gets silence and says so (`MediaReport::AudioUnavailable`), rather than failing.
+    pub fn open_call_audio(
+        &self,
+        conversation: &crate::ids::ConversationId,
+        codec: AudioCodec,
+        reports: &crate::media::session::ReportSender,
+    ) -> Result<CallEnds, String> {
+        let crate::audio::CallAudio {
+            source,
+            sink,
+            unavailable,
+        } = crate::audio::open_for_call(&self.audio, codec.sample_rate())
+            .map_err(|e| format!("audio: {e}"))?;
+        if let Some(reason) = unavailable {
+            let _ = reports.send((
+                conversation.clone(),
+                crate::media::session::MediaReport::AudioUnavailable(reason),
+            ));
+        }
+        Ok((source, sink))
+    }
+
     pub fn from_config(audio: &AudioConfig, media: &crate::config::MediaConfig) -> Self {
         let names = &media.codecs;
         let codecs: Vec<Codec> = names

@@ -27,7 +27,6 @@ use webrtc::peer_connection::{
 
 use super::MediaSettings;
 use super::TurnServer;
-use crate::audio;
 use crate::ids::ConversationId;
 use crate::media::codec::AudioCodec;
 use crate::media::session::{MediaParams, MediaSession, ReportSender, Wire};
@@ -446,18 +445,7 @@ impl WebRtcMedia {
                 }
             }
         });
-        let audio::CallAudio {
-            source,
-            sink,
-            unavailable,
-        } = audio::open_for_call(&settings.audio, codec.sample_rate())
-            .map_err(|e| format!("audio: {e}"))?;
-        if let Some(reason) = unavailable {
-            let _ = reports.send((
-                conversation.clone(),
-                crate::media::session::MediaReport::AudioUnavailable(reason),
-            ));
-        }
+        let (source, sink) = settings.open_call_audio(conversation, codec, &reports)?;
         tracing::info!(%conversation, codec = %chosen.name, "WebRTC media started");
         let params = MediaParams {
             wire: Wire::Packets { out, inbound },
