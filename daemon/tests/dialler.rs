@@ -16,7 +16,8 @@ const CONFIG: &str = "[demo]\nline = true\n[audio]\nbackend = \"file\"\n";
 async fn ended_call(page: &mut Client, number: &str) -> String {
     let id = page.start_call(number).await;
     loop {
-        let event = page.next_message().await;
+        // The call may have been answered (even ended) before `start_call`'s reply came.
+        let event = page.next_event().await;
         let name = event["event"].as_str().unwrap_or_default();
         if matches!(name, "callEnded" | "callRejected") {
             break;

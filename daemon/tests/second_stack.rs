@@ -59,7 +59,7 @@ async fn an_attended_transfer_is_taken_by_its_replaces() {
     // before `callTransferred`: every event counts, in the order it comes.
     let (mut transferred, mut causes) = (None, Vec::new());
     while transferred.is_none() || causes.len() < 2 {
-        let message = page.next_message().await;
+        let message = page.next_event().await;
         let payload = message["payload"].clone();
         match message["event"].as_str() {
             Some("callTransferred") => transferred = Some(payload),

@@ -68,7 +68,7 @@ async fn retransmitted_invite_and_a_register_flood_leave_the_call_intact() {
     // sipp floods (a few seconds: it paces its sends), asks OPTIONS, and hangs up.
     sipp.finished();
     loop {
-        let message = page.next_message().await;
+        let message = page.next_event().await;
         assert_ne!(
             message["event"], "incomingCall",
             "a retransmission is not a second call: {message}"

@@ -429,6 +429,15 @@ impl Client {
         }
     }
 
+    /// The next event: one that came in while waiting for a reply first (the daemon sends what an
+    /// action caused before its reply), else the next frame.
+    pub async fn next_event(&mut self) -> Value {
+        match self.pending.pop_front() {
+            Some(message) => message,
+            None => self.next_message().await,
+        }
+    }
+
     /// Sends an action and returns its reply, collecting any events that arrive first.
     pub async fn request(&mut self, action: &str, params: Value) -> (Value, Vec<Value>) {
         let id = self.next_id;
