@@ -10,8 +10,8 @@ use common::{CRM, Daemon, eventually};
 use lab::{analyse, read_wav, write_tone};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
+/// The demo line with a 1 kHz tone as the agent's microphone; where what the agent hears goes.
+fn demo_with_a_tone() -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (tone, heard) = (dir.path().join("mic.wav"), dir.path().join("heard.wav"));
     write_tone(&tone, 16000, 1000.0, 0.5, 10.0);
@@ -20,6 +20,12 @@ async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
         tone.display(),
         heard.display()
     ));
+    (dir, heard, daemon)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_echo_on_the_demo_line_plays_your_voice_back() {
+    let (_dir, heard, daemon) = demo_with_a_tone();
     let mut page = daemon.connect(CRM).await;
     if page.hello()["payload"]["state"]["line"]["state"] != "registered" {
         let registered = page.event("registrationChanged").await;
@@ -140,14 +146,7 @@ async fn every_page_hears_of_a_mute() {
 /// page, and the answered call echoes the agent's tone like `echo`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_me_on_the_demo_line_rings_the_agent_back() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (tone, heard) = (dir.path().join("mic.wav"), dir.path().join("heard.wav"));
-    write_tone(&tone, 16000, 1000.0, 0.5, 10.0);
-    let daemon = Daemon::start(&format!(
-        "[demo]\nline = true\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
-        tone.display(),
-        heard.display()
-    ));
+    let (_dir, heard, daemon) = demo_with_a_tone();
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let (reply, _) = page

@@ -50,6 +50,14 @@ function listening(port) {
   });
 }
 
+/** A fresh page of the allowed CRM origin running the snippet. */
+async function crmPageWithSnippet(browser, pages) {
+  const page = await browser.newPage();
+  await page.goto(`${pages.allowed}/page`);
+  await page.setContent(`<!doctype html><html><head></head><body>${CRM}${snippet()}</body></html>`);
+  return page;
+}
+
 async function told(page) {
   const deadline = Date.now() + 15000;
   for (;;) {
@@ -66,9 +74,7 @@ test("the README's snippet says daemon_not_running, with its fix, when the daemo
   const home = mkdtempSync(join(tmpdir(), 'sb-home-'));
   const browser = await launchBrowser(home);
   try {
-    const page = await browser.newPage();
-    await page.goto(`${pages.allowed}/page`);
-    await page.setContent(`<!doctype html><html><head></head><body>${CRM}${snippet()}</body></html>`);
+    const page = await crmPageWithSnippet(browser, pages);
     const messages = await told(page);
     assert.equal(messages.length, 1, JSON.stringify(messages));
     assert.equal(messages[0].code, 'daemon_not_running');
@@ -88,9 +94,7 @@ test("the README's snippet says certificate_not_trusted when the browser does no
   const home = mkdtempSync(join(tmpdir(), 'sb-home-')); // trusts nothing of ours
   const browser = await launchBrowser(home);
   try {
-    const page = await browser.newPage();
-    await page.goto(`${pages.allowed}/page`);
-    await page.setContent(`<!doctype html><html><head></head><body>${CRM}${snippet()}</body></html>`);
+    const page = await crmPageWithSnippet(browser, pages);
     const messages = await told(page);
     assert.equal(messages[0]?.code, 'certificate_not_trusted', JSON.stringify(messages));
   } finally {
@@ -109,9 +113,7 @@ test("the README's snippet connects and dials once the daemon runs and is truste
   const home = trustingHome(daemon);
   const browser = await launchBrowser(home);
   try {
-    const page = await browser.newPage();
-    await page.goto(`${pages.allowed}/page`);
-    await page.setContent(`<!doctype html><html><head></head><body>${CRM}${snippet()}</body></html>`);
+    const page = await crmPageWithSnippet(browser, pages);
     await page.waitForFunction(() => typeof document.querySelector('#dial').onclick === 'function', null, { timeout: 15000 });
     await page.evaluate(() => {
       window.ended = new Promise((resolve) => { window.crm.logCall = (id, duration) => resolve({ id, duration }); });
