@@ -450,12 +450,16 @@ async fn since_replays_missed_events_or_says_not_resumed() {
 #[tokio::test]
 async fn listens_on_loopback_only() {
     let daemon = Daemon::start("");
-    let mut listening = Vec::new();
+    // Keyed by socket inode: /proc/net/tcp* is read in pages, and a table that changes between two
+    // reads (other tests open sockets meanwhile) can show one row twice.
+    let mut listening = std::collections::BTreeMap::new();
     for (file, width) in [("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)] {
         let table = std::fs::read_to_string(file).unwrap_or_default();
         for line in table.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
                 continue;
             };
             let Some((address, port)) = local.split_once(':') else {
@@ -463,10 +467,11 @@ async fn listens_on_loopback_only() {
             };
             if *state == "0A" && u16::from_str_radix(port, 16).ok() == Some(daemon.port) {
                 assert_eq!(address.len(), width);
-                listening.push(address.to_owned());
+                listening.insert(inode.to_string(), address.to_owned());
             }
         }
     }
+    let mut listening: Vec<String> = listening.into_values().collect();
     listening.sort();
     // /proc shows addresses in host byte order per 32-bit word: 127.0.0.1 is 0100007F, ::1 ends in 01000000.
     assert_eq!(
