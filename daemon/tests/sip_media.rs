@@ -308,3 +308,73 @@ async fn g722_carries_wideband_tones_both_ways_with_baresip() {
         "{theirs:?}"
     );
 }
+
+/// Echo cancellation in a call, with the file backend as a speakerphone (`file_echo_db`):
+/// baresip's 700 Hz comes back into the agent's microphone 10 dB down, beside the agent's own
+/// 1.5 kHz. Without the canceller baresip hears its own tone back; with it, at least 20 dB
+/// less (after the first seconds), while the agent's tone still reaches baresip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_canceller_removes_the_far_end_fed_back_into_the_microphone() {
+    const FAR: f64 = 700.0;
+    const AGENT: f64 = 1500.0;
+    let kamailio = lab::Kamailio::start("MD5");
+    let baresip = lab::Baresip::start(&kamailio, "1002", FAR, "PCMU");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tone = dir.path().join("agent.wav");
+    lab::write_tone(&tone, 8000, AGENT, 0.1, 20.0);
+    // (the far end's tone, the agent's) in dBFS as baresip heard them, without and with.
+    let mut heard_by_baresip = Vec::new();
+    for canceller in ["off", "on"] {
+        let heard = dir.path().join(format!("heard-{canceller}.wav"));
+        let daemon = common::Daemon::start(&format!(
+            "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+             [media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n\
+             file_echo_db = -10.0\necho_cancellation = \"{canceller}\"\nnoise_suppression = \"off\"\ngain_control = \"off\"\n",
+            kamailio.port,
+            tone.display(),
+            heard.display()
+        ));
+        let mut page = daemon.connect(CRM).await;
+        page.registered().await;
+        let id = page.start_call("1002").await;
+        page.event("callAccepted").await;
+        eventually("8 s of the far end", Duration::from_secs(30), || {
+            (std::fs::metadata(&heard).map_or(0, |m| m.len()) > 8 * 8000 * 2 + 44).then_some(())
+        });
+        page.request("hangup", json!({"conversationId": id})).await;
+        page.event("callEnded").await;
+        let calls = heard_by_baresip.len() + 1;
+        let (rate, samples) = eventually("baresip's recording", Duration::from_secs(10), || {
+            let this_call = baresip.recording_count() >= calls;
+            baresip
+                .newest_recording()
+                .filter(|(rate, s)| this_call && s.len() > 6 * *rate as usize)
+        });
+        // The last 5 s (the canceller has had 3 s to converge); `analyse` skips a fifth at each end.
+        let tail = &samples[samples.len() - 5 * rate as usize..];
+        let report = analyse(rate, tail, &[FAR, AGENT]);
+        let level = |hz: f64| {
+            let share = report.peaks.iter().find(|p| p.0 == hz).map_or(0.0, |p| p.1);
+            report.level_dbfs + 10.0 * share.max(1e-12).log10()
+        };
+        heard_by_baresip.push((level(FAR), level(AGENT)));
+    }
+    eprintln!(
+        "baresip heard (its own tone, the agent's) in dBFS, without and with the canceller: {heard_by_baresip:.1?}"
+    );
+    let [(echo_off, agent_off), (echo_on, agent_on)] = heard_by_baresip[..] else {
+        unreachable!("two calls");
+    };
+    assert!(
+        echo_off > -30.0,
+        "without the canceller baresip hears its own tone back: {heard_by_baresip:?}"
+    );
+    assert!(
+        echo_off - echo_on >= 20.0,
+        "the canceller takes at least 20 dB off the echo: {heard_by_baresip:?}"
+    );
+    assert!(
+        (agent_off - agent_on).abs() < 3.0,
+        "the agent's own voice passes: {heard_by_baresip:?}"
+    );
+}

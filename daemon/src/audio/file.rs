@@ -1,8 +1,77 @@
 //! The `file` audio backend: WAV in, WAV out.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use super::{AudioError, AudioSink, AudioSource};
+use super::{AudioError, AudioSink, AudioSource, CallAudio};
+
+/// How late the simulated speakerphone's sound reaches the microphone.
+const SPEAKERPHONE_DELAY_MS: u32 = 30;
+
+/// The file backend as a speakerphone: what the agent hears (written to the sink) comes back
+/// into the microphone `db` dB down (clamped to −60…0) and [`SPEAKERPHONE_DELAY_MS`] late, on
+/// top of the input file — an echo for the echo canceller to remove, with no devices.
+pub fn speakerphone(audio: CallAudio, rate: u32, db: f32) -> CallAudio {
+    let delay = (rate * SPEAKERPHONE_DELAY_MS / 1000) as usize;
+    // The air between speaker and microphone: the delay's worth of silence to start with.
+    let air = Arc::new(Mutex::new(VecDeque::from(vec![0i16; delay])));
+    CallAudio {
+        source: Box::new(Microphone {
+            inner: audio.source,
+            air: Arc::clone(&air),
+            gain: 10f32.powf(db.clamp(-60.0, 0.0) / 20.0),
+            bound: delay + rate as usize / 5,
+        }),
+        sink: Box::new(Speaker {
+            inner: audio.sink,
+            air,
+        }),
+        unavailable: audio.unavailable,
+    }
+}
+
+struct Microphone {
+    inner: Box<dyn AudioSource>,
+    air: Arc<Mutex<VecDeque<i16>>>,
+    gain: f32,
+    /// The most sound kept in the air (the delay and 200 ms): the loop is paced by the call.
+    bound: usize,
+}
+
+impl AudioSource for Microphone {
+    fn read(&mut self, frame: &mut [i16]) {
+        self.inner.read(frame);
+        let Ok(mut air) = self.air.lock() else {
+            return;
+        };
+        let excess = air.len().saturating_sub(self.bound);
+        air.drain(..excess);
+        for sample in frame.iter_mut() {
+            let echo = air.pop_front().unwrap_or(0);
+            let mixed = f32::from(*sample) + f32::from(echo) * self.gain;
+            *sample = mixed.clamp(-32768.0, 32767.0) as i16;
+        }
+    }
+}
+
+struct Speaker {
+    inner: Box<dyn AudioSink>,
+    air: Arc<Mutex<VecDeque<i16>>>,
+}
+
+impl AudioSink for Speaker {
+    fn write(&mut self, samples: &[i16]) {
+        if let Ok(mut air) = self.air.lock() {
+            air.extend(samples);
+        }
+        self.inner.write(samples);
+    }
+
+    fn finish(self: Box<Self>) {
+        self.inner.finish();
+    }
+}
 
 /// A WAV file played in a loop, mixed to mono and resampled (linear) to the call's rate.
 pub struct WavSource {

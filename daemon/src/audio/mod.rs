@@ -4,6 +4,7 @@
 //! Backends: `cpal` (the agent's devices, `device.rs`; feature `devices`, on by default) and
 //! `file` (a WAV looped as the microphone, a WAV recording of the far end — tests and headless
 //! use). When no device can be opened the call still goes through, silent, with a warning.
+//! Between the backend and the call sits voice processing on the microphone (`voice.rs`).
 
 #[cfg(feature = "devices")]
 pub mod device;
@@ -11,6 +12,7 @@ mod file;
 #[cfg(feature = "devices")]
 mod resample;
 pub mod ringer;
+pub mod voice;
 
 pub use file::{WavSink, WavSource};
 
@@ -57,8 +59,18 @@ impl CallAudio {
     }
 }
 
-/// Opens a source and a sink for one call at `rate` Hz.
+/// Opens a source and a sink for one call at `rate` Hz, with the voice processing `config`
+/// asks for on the microphone.
 pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
+    let audio = open_backend(config, rate)?;
+    let audio = match (config.backend, config.file_echo_db) {
+        (AudioBackend::File, Some(db)) => file::speakerphone(audio, rate, db),
+        _ => audio,
+    };
+    Ok(voice::wrap(audio, rate, config.voice_settings()))
+}
+
+fn open_backend(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
     match config.backend {
         AudioBackend::File => {
             let source: Box<dyn AudioSource> = match &config.input_file {

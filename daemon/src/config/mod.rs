@@ -381,7 +381,7 @@ pub enum AudioBackend {
     File,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
     pub backend: AudioBackend,
@@ -392,6 +392,65 @@ pub struct AudioConfig {
     pub output_file: Option<PathBuf>,
     /// File backend: where the ring tone for incoming calls is written (what the ringer plays).
     pub ringer_file: Option<PathBuf>,
+    /// Voice processing on the microphone (`audio/voice.rs`): `auto` is on for devices and off
+    /// for the file backend (a test file is clean already, and tests compare its exact tones).
+    pub echo_cancellation: Processing,
+    pub noise_suppression: Processing,
+    pub gain_control: Processing,
+    /// File backend: what the agent hears leaks into the microphone at this level (dB, −60 to
+    /// 0) 30 ms late, as a speakerphone's would — to try the echo canceller without devices.
+    pub file_echo_db: Option<f32>,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        Self {
+            backend: AudioBackend::default(),
+            input: None,
+            output: None,
+            ringer: None,
+            input_file: None,
+            output_file: None,
+            ringer_file: None,
+            echo_cancellation: Processing::Auto,
+            noise_suppression: Processing::Auto,
+            gain_control: Processing::Auto,
+            file_echo_db: None,
+        }
+    }
+}
+
+impl AudioConfig {
+    /// The voice-processing stages that run on this backend.
+    pub fn voice_settings(&self) -> crate::audio::voice::VoiceSettings {
+        let devices = self.backend == AudioBackend::Cpal;
+        crate::audio::voice::VoiceSettings {
+            echo_cancellation: self.echo_cancellation.on(devices),
+            noise_suppression: self.noise_suppression.on(devices),
+            gain_control: self.gain_control.on(devices),
+        }
+    }
+}
+
+/// A voice-processing switch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Processing {
+    /// On for the agent's devices, off for the file backend.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl Processing {
+    fn on(self, devices: bool) -> bool {
+        match self {
+            Self::Auto => devices,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -707,6 +707,16 @@ impl Baresip {
             .unwrap_or(0)
     }
 
+    /// How many calls baresip has recorded (one `-dec.wav` each).
+    pub fn recording_count(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("rec")).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"))
+                .count()
+        })
+    }
+
     /// Samples baresip received and decoded, once a call's recording is closed.
     pub fn recording(&self) -> Option<(u32, Vec<i16>)> {
         let entries = std::fs::read_dir(self.dir.path().join("rec")).ok()?;
