@@ -208,6 +208,7 @@ declare namespace SoftphoneBridge {
     blacklist_remove: BlacklistParams;
     blacklist_list: Record<string, never> | undefined;
     set_audio_devices: AudioDevices;
+    list_audio_devices: Record<string, never> | undefined;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
   }
@@ -252,6 +253,29 @@ declare namespace SoftphoneBridge {
     recording?: 'recording' | 'paused';
     /** Why the call has no working audio device (see `audioDeviceUnavailable`). */
     audioUnavailable?: string;
+    /** The devices the call's audio runs on now (the system default's while a chosen one is
+     *  unplugged); absent for the file backend. */
+    audioDevices?: DevicesInUse;
+  }
+  interface DevicesInUse {
+    input: string;
+    output: string;
+  }
+  /** The devices plugged in (`list_audio_devices`). */
+  interface AudioDeviceList {
+    inputs: string[];
+    outputs: string[];
+    defaultInput: string | null;
+    defaultOutput: string | null;
+  }
+  /** The chosen devices, and what changed: `inUse`, a call's devices switching by themselves
+   *  (a chosen headset unplugged or plugged back); `available`, a device plugged or unplugged. */
+  interface AudioDevicesChanged {
+    input: string | null;
+    output: string | null;
+    ringer: string | null;
+    inUse?: DevicesInUse & { conversationId: string };
+    available?: AudioDeviceList;
   }
   interface CallQuality {
     codec: string;
@@ -504,7 +528,7 @@ declare namespace SoftphoneBridge {
     callHoldChanged: CallHoldChanged;
     callMuteChanged: CallMuteChanged;
     audioDeviceUnavailable: AudioDeviceUnavailable;
-    audioDevicesChanged: AudioDevices;
+    audioDevicesChanged: AudioDevicesChanged;
     callTransferred: CallTransferred;
     conferenceChanged: ConferenceChanged;
     dtmfReceived: DtmfReceived;
@@ -628,6 +652,8 @@ declare namespace SoftphoneBridge {
     blacklistList(): Promise<{ numbers: string[]; machineCount: number }>;
     /** The microphone, speaker and ringer for the next calls (kept across restarts). */
     setAudioDevices(params: AudioDevices): Promise<AudioDevices>;
+    /** The devices plugged in, for a picker. */
+    listAudioDevices(): Promise<AudioDeviceList>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;
     /** Places a call and resolves with its Call object (Twilio's `device.connect`). */

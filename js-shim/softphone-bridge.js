@@ -418,6 +418,7 @@
     /** The microphone, speaker and ringer for the next calls: `{input?, output?, ringer?}` (names as
      *  `softphone-bridge devices` lists them, `""` for the system default); `audioDevicesChanged` follows. */
     setAudioDevices(params) { return this.request('set_audio_devices', params); }
+    listAudioDevices() { return this.request('list_audio_devices', {}); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }
     logout() { return this.request('logout'); }

@@ -262,6 +262,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
                 keep_days: (config.recording.keep_days > 0).then_some(config.recording.keep_days),
                 expired_at: i64::MIN,
             },
+            devices: watch_devices(&config.audio),
         },
         line,
         logs,
@@ -332,6 +333,21 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
 /// Origins from config, which validation already parsed (so none is skipped here).
 fn parse_origins(list: &[String]) -> Vec<Origin> {
     list.iter().filter_map(|o| Origin::parse(o).ok()).collect()
+}
+
+/// The device list for pickers (`list_audio_devices`), kept fresh by a watcher thread when calls
+/// use the agent's devices.
+fn watch_devices(
+    audio: &crate::config::AudioConfig,
+) -> Option<tokio::sync::mpsc::Receiver<crate::protocol::AudioDeviceList>> {
+    #[cfg(feature = "devices")]
+    if audio.backend == crate::config::AudioBackend::Cpal {
+        let (lists, listed) = tokio::sync::mpsc::channel(4);
+        crate::audio::device::watch(lists);
+        return Some(listed);
+    }
+    let _ = audio;
+    None
 }
 
 async fn shutdown_signal() {

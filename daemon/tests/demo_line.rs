@@ -264,3 +264,121 @@ async fn the_chosen_audio_devices_are_kept_and_used_for_the_next_call() {
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
 }
+
+/// Audio that follows the headset: a call on the chosen headset keeps going when it is
+/// unplugged (the system default takes over within a second or two, `audioDevicesChanged` with
+/// `inUse` says so, and pickers hear that the list changed), and goes back to the headset when
+/// it is plugged in again. ALSA's configuration in a throw-away HOME stands in for the hardware:
+/// the headset is a named device there, unplugged by rewriting the file without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_follows_the_headset_out_and_back_in_without_dropping() {
+    const HEADSET: &str = "Desk Headset 7";
+    let home = tempfile::tempdir().expect("home");
+    let asoundrc = home.path().join(".asoundrc");
+    let plug = |plugged: bool| {
+        let headset = format!(
+            "pcm.headset {{ type plug slave.pcm \"null\" hint {{ show on description \"{HEADSET}\" }} }}\n"
+        );
+        std::fs::write(
+            &asoundrc,
+            format!(
+                "pcm.!default {{ type plug slave.pcm \"null\" }}\n{}",
+                if plugged { headset.as_str() } else { "" }
+            ),
+        )
+        .expect("asoundrc");
+    };
+    plug(true);
+    let home_path = home.path().to_string_lossy().into_owned();
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("dir"),
+        "[demo]\nline = true\n[audio]\nbackend = \"cpal\"\n",
+        &[("HOME", &home_path)],
+        true,
+    );
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    // The watcher lists the devices off the phone's task: the first list comes shortly after start.
+    let mut list = serde_json::Value::Null;
+    for _ in 0..50 {
+        list = page.request("list_audio_devices", json!({})).await.0;
+        if list["result"]["inputs"]
+            .as_array()
+            .is_some_and(|inputs| inputs.iter().any(|i| i == HEADSET))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        list.to_string().contains(HEADSET),
+        "the picker lists the headset: {list}"
+    );
+    page.request(
+        "set_audio_devices",
+        json!({"input": HEADSET, "output": HEADSET}),
+    )
+    .await;
+    page.event("audioDevicesChanged").await;
+    let id = page.start_call("echo").await;
+    page.event("callAccepted").await;
+    let in_use = |state: &serde_json::Value| state["payload"]["inUse"].clone();
+    let call_devices = |snapshot: serde_json::Value| {
+        snapshot["result"]["state"]["calls"][0]["audioDevices"].clone()
+    };
+    let on_headset = json!({"input": HEADSET, "output": HEADSET});
+    let mut opened = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (state, _) = page.request("get_state", json!({})).await;
+        opened = call_devices(state);
+        if !opened.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(opened, on_headset, "the call opened the headset");
+
+    plug(false);
+    let switched = loop {
+        let event = page.event("audioDevicesChanged").await;
+        if !in_use(&event).is_null() {
+            break event;
+        }
+    };
+    assert_eq!(
+        in_use(&switched)["conversationId"],
+        id.as_str(),
+        "{switched}"
+    );
+    assert_ne!(in_use(&switched)["input"], HEADSET, "{switched}");
+    assert_eq!(
+        switched["payload"]["input"], HEADSET,
+        "still the agent's choice"
+    );
+    let (state, _) = page.request("get_state", json!({})).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["conversationId"],
+        id.as_str(),
+        "the call goes on"
+    );
+    assert_ne!(call_devices(state)["input"], HEADSET);
+    let (list, _) = page.request("list_audio_devices", json!({})).await;
+    assert!(
+        !list.to_string().contains(HEADSET),
+        "unplugged, the headset is off the list: {list}"
+    );
+
+    plug(true);
+    let back = loop {
+        let event = page.event("audioDevicesChanged").await;
+        if in_use(&event)["input"] == HEADSET {
+            break event;
+        }
+    };
+    assert_eq!(in_use(&back)["output"], HEADSET, "{back}");
+    let (state, _) = page.request("get_state", json!({})).await;
+    assert_eq!(call_devices(state), on_headset, "back on the headset");
+    page.request("hangup", json!({"conversationId": id})).await;
+    let ended = page.event("callEnded").await;
+    assert_eq!(ended["payload"]["conversationId"], id.as_str());
+}

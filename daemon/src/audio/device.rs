@@ -6,22 +6,30 @@
 //! band-limited resampler ([`super::resample`]).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, Sample, SizedSample};
 
 use super::resample::StreamResampler;
-use super::{AudioError, AudioSink, AudioSource, CallAudio};
+use super::{AudioError, AudioSink, AudioSource, CallAudio, InUseReport};
 use crate::config::AudioConfig;
+use crate::protocol::DevicesInUse;
 
 /// Upper bound on buffered audio in each direction.
 const MAX_BUFFER_SECONDS: f32 = 0.2;
 
+/// How often a call's audio thread looks for its chosen devices (unplugged: the system default;
+/// back: the chosen one again), and how often the device list is refreshed for pickers.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
 type Buffer = Arc<Mutex<VecDeque<f32>>>;
 
 /// Device names for `softphone-bridge devices` and `[audio] input`/`output`/`ringer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceList {
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
@@ -45,32 +53,116 @@ pub fn list() -> DeviceList {
     }
 }
 
-/// Opens the configured (or default) input and output devices for one call at `rate` Hz.
-pub fn open(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
+/// Watches the devices plugged in, listing them every [`WATCH_INTERVAL`] on a thread of its own
+/// (enumeration can block for a while) and sending each list that differs from the last; stops
+/// when `lists` is closed.
+pub fn watch(lists: tokio::sync::mpsc::Sender<crate::protocol::AudioDeviceList>) {
+    let spawned = std::thread::Builder::new()
+        .name("device-watch".into())
+        .spawn(move || {
+            let mut last = None;
+            loop {
+                let DeviceList {
+                    inputs,
+                    outputs,
+                    default_input,
+                    default_output,
+                } = list();
+                let now = crate::protocol::AudioDeviceList {
+                    inputs,
+                    outputs,
+                    default_input,
+                    default_output,
+                };
+                if last.as_ref() != Some(&now) {
+                    if lists.blocking_send(now.clone()).is_err() {
+                        return;
+                    }
+                    last = Some(now);
+                }
+                std::thread::sleep(WATCH_INTERVAL);
+                if lists.is_closed() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot watch the audio devices: {e}");
+    }
+}
+
+/// Opens the configured (or default) input and output devices for one call at `rate` Hz. While
+/// the call lasts its thread follows the devices: a chosen one unplugged (or failing) gives way
+/// to the system default, and is taken back once plugged in again; `report` hears of each.
+pub fn open(
+    config: &AudioConfig,
+    rate: u32,
+    mut report: Option<InUseReport>,
+) -> Result<CallAudio, AudioError> {
     let capture: Buffer = Arc::default();
     let playback: Buffer = Arc::default();
+    let rates = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let (input_name, output_name) = (config.input.clone(), config.output.clone());
-    let (capture_cb, playback_cb) = (Arc::clone(&capture), Arc::clone(&playback));
+    let chosen = (config.input.clone(), config.output.clone());
+    let (capture_cb, playback_cb, rates_cb) = (
+        Arc::clone(&capture),
+        Arc::clone(&playback),
+        Arc::clone(&rates),
+    );
     std::thread::Builder::new()
         .name("audio".into())
         .spawn(move || {
-            let opened = start_streams(
-                input_name.as_deref(),
-                output_name.as_deref(),
-                capture_cb,
-                playback_cb,
-            );
-            match opened {
-                Ok((streams, rates)) => {
-                    let _ = ready_tx.send(Ok(rates));
-                    // Keep the streams alive until both ends of the call's audio are dropped.
-                    let _ = stop_rx.recv();
-                    drop(streams);
+            let (input, output) = (chosen.0.as_deref(), chosen.1.as_deref());
+            let lost = Arc::new(AtomicBool::new(false));
+            let open = |lost: &Arc<AtomicBool>| {
+                start_streams(input, output, &capture_cb, &playback_cb, lost)
+            };
+            let mut current = match open(&lost) {
+                Ok(opened) => {
+                    rates_cb.0.store(opened.rates.0, Ordering::Relaxed);
+                    rates_cb.1.store(opened.rates.1, Ordering::Relaxed);
+                    let _ = ready_tx.send(Ok(opened.rates));
+                    if let Some(report) = report.as_mut() {
+                        report(opened.names.clone(), false);
+                    }
+                    opened
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            // Until both ends of the call's audio are dropped: follow the devices.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(WATCH_INTERVAL) {
+                let host = cpal::default_host();
+                let wanted = DevicesInUse {
+                    input: wanted(input, host.input_devices(), host.default_input_device()),
+                    output: wanted(output, host.output_devices(), host.default_output_device()),
+                };
+                if !lost.load(Ordering::Relaxed) && wanted == current.names {
+                    continue;
+                }
+                // The old streams go first: some devices open only once.
+                drop(current.streams.take());
+                lost.store(false, Ordering::Relaxed);
+                match open(&lost) {
+                    Ok(opened) => {
+                        rates_cb.0.store(opened.rates.0, Ordering::Relaxed);
+                        rates_cb.1.store(opened.rates.1, Ordering::Relaxed);
+                        tracing::info!(input = %opened.names.input, output = %opened.names.output, "the call's audio devices changed");
+                        if opened.names != current.names
+                            && let Some(report) = report.as_mut()
+                        {
+                            report(opened.names.clone(), true);
+                        }
+                        current = opened;
+                    }
+                    // Nothing to open now (the default went too): try again next time.
+                    Err(e) => {
+                        tracing::warn!("reopening the call's audio devices: {e}");
+                        lost.store(true, Ordering::Relaxed);
+                    }
                 }
             }
         })
@@ -83,18 +175,36 @@ pub fn open(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
         source: Box::new(DeviceSource {
             buffer: capture,
             resampler: StreamResampler::new(input_rate, rate)?,
+            rates: Arc::clone(&rates),
+            device_rate: input_rate,
+            rate,
             captured: Vec::new(),
             _stop: Arc::clone(&stop),
         }),
         sink: Box::new(DeviceSink {
             buffer: playback,
             resampler: StreamResampler::new(rate, output_rate)?,
+            rates: Some(rates),
             device_rate: output_rate,
+            rate,
             scratch: Vec::new(),
             _stop: stop,
         }),
         unavailable: None,
     })
+}
+
+/// The device a call should be on: the chosen one while it is plugged in, else the default.
+fn wanted(
+    chosen: Option<&str>,
+    devices: Result<impl Iterator<Item = cpal::Device>, cpal::Error>,
+    default: Option<cpal::Device>,
+) -> String {
+    chosen
+        .filter(|name| find(devices, name).is_some())
+        .map(str::to_owned)
+        .or_else(|| default.map(|d| d.to_string()))
+        .unwrap_or_default()
 }
 
 /// Opens an output device alone (the ringer): `name`, else the default output.
@@ -120,15 +230,17 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
                 let config = device
                     .default_output_config()
                     .map_err(|e| AudioError::Device(e.to_string()))?;
+                // The ringer rings for a few seconds on whatever device it found.
+                let ringer_lost = Arc::new(AtomicBool::new(false));
                 let stream = match config.sample_format() {
                     cpal::SampleFormat::F32 => {
-                        playback_stream::<f32>(&device, &config.config(), buffer)
+                        playback_stream::<f32>(&device, &config.config(), &buffer, &ringer_lost)
                     }
                     cpal::SampleFormat::I16 => {
-                        playback_stream::<i16>(&device, &config.config(), buffer)
+                        playback_stream::<i16>(&device, &config.config(), &buffer, &ringer_lost)
                     }
                     cpal::SampleFormat::I32 => {
-                        playback_stream::<i32>(&device, &config.config(), buffer)
+                        playback_stream::<i32>(&device, &config.config(), &buffer, &ringer_lost)
                     }
                     other => {
                         return Err(AudioError::Device(format!(
@@ -159,7 +271,9 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
     Ok(Box::new(DeviceSink {
         buffer: playback,
         resampler: StreamResampler::new(rate, device_rate)?,
+        rates: None,
         device_rate,
+        rate,
         scratch: Vec::new(),
         _stop: Arc::new(stop_tx),
     }))
@@ -174,12 +288,22 @@ fn find(
 
 type Streams = (cpal::Stream, cpal::Stream);
 
+/// A call's open devices: the streams (kept alive here), their rates and names.
+struct Opened {
+    streams: Option<Streams>,
+    rates: (u32, u32),
+    names: DevicesInUse,
+}
+
+/// Opens the chosen devices, or the system default for one not plugged in. `lost` is set when
+/// a stream reports its device gone.
 fn start_streams(
     input: Option<&str>,
     output: Option<&str>,
-    capture: Buffer,
-    playback: Buffer,
-) -> Result<(Streams, (u32, u32)), AudioError> {
+    capture: &Buffer,
+    playback: &Buffer,
+    lost: &Arc<AtomicBool>,
+) -> Result<Opened, AudioError> {
     let host = cpal::default_host();
     // The chosen devices that are not plugged in: a failure of the default in their place says so.
     let mut missing: Vec<&str> = [
@@ -190,7 +314,7 @@ fn start_streams(
     .flatten()
     .collect();
     missing.dedup();
-    start_found_streams(&host, input, output, capture, playback).map_err(|e| {
+    start_found_streams(&host, input, output, capture, playback, lost).map_err(|e| {
         match missing.as_slice() {
             [] => e,
             names => AudioError::Device(format!(
@@ -209,9 +333,10 @@ fn start_found_streams(
     host: &cpal::Host,
     input: Option<&str>,
     output: Option<&str>,
-    capture: Buffer,
-    playback: Buffer,
-) -> Result<(Streams, (u32, u32)), AudioError> {
+    capture: &Buffer,
+    playback: &Buffer,
+    lost: &Arc<AtomicBool>,
+) -> Result<Opened, AudioError> {
     // The agent's chosen device when it is plugged in, else the system default (a headset
     // unplugged between calls must not leave the next call silent).
     let input_device = match input.map(|name| (name, find(host.input_devices(), name))) {
@@ -251,13 +376,13 @@ fn start_found_streams(
     let output_rate = output_config.sample_rate();
     let input_stream = match input_config.sample_format() {
         cpal::SampleFormat::F32 => {
-            capture_stream::<f32>(&input_device, &input_config.config(), capture)
+            capture_stream::<f32>(&input_device, &input_config.config(), capture, lost)
         }
         cpal::SampleFormat::I16 => {
-            capture_stream::<i16>(&input_device, &input_config.config(), capture)
+            capture_stream::<i16>(&input_device, &input_config.config(), capture, lost)
         }
         cpal::SampleFormat::I32 => {
-            capture_stream::<i32>(&input_device, &input_config.config(), capture)
+            capture_stream::<i32>(&input_device, &input_config.config(), capture, lost)
         }
         other => {
             return Err(AudioError::Device(format!(
@@ -267,13 +392,13 @@ fn start_found_streams(
     }?;
     let output_stream = match output_config.sample_format() {
         cpal::SampleFormat::F32 => {
-            playback_stream::<f32>(&output_device, &output_config.config(), playback)
+            playback_stream::<f32>(&output_device, &output_config.config(), playback, lost)
         }
         cpal::SampleFormat::I16 => {
-            playback_stream::<i16>(&output_device, &output_config.config(), playback)
+            playback_stream::<i16>(&output_device, &output_config.config(), playback, lost)
         }
         cpal::SampleFormat::I32 => {
-            playback_stream::<i32>(&output_device, &output_config.config(), playback)
+            playback_stream::<i32>(&output_device, &output_config.config(), playback, lost)
         }
         other => {
             return Err(AudioError::Device(format!(
@@ -288,13 +413,21 @@ fn start_found_streams(
         .play()
         .map_err(|e| AudioError::Device(e.to_string()))?;
     tracing::info!(input = %input_device, output = %output_device, input_rate, output_rate, "audio devices open");
-    Ok(((input_stream, output_stream), (input_rate, output_rate)))
+    Ok(Opened {
+        streams: Some((input_stream, output_stream)),
+        rates: (input_rate, output_rate),
+        names: DevicesInUse {
+            input: input_device.to_string(),
+            output: output_device.to_string(),
+        },
+    })
 }
 
 fn capture_stream<T>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
-    buffer: Buffer,
+    buffer: &Buffer,
+    lost: &Arc<AtomicBool>,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample,
@@ -302,6 +435,7 @@ where
 {
     let channels = usize::from(config.channels.max(1));
     let limit = (config.sample_rate as f32 * MAX_BUFFER_SECONDS) as usize;
+    let (buffer, lost) = (Arc::clone(buffer), Arc::clone(lost));
     device
         .build_input_stream::<T, _, _>(
             *config,
@@ -317,7 +451,12 @@ where
                 let excess = buffer.len().saturating_sub(limit);
                 buffer.drain(..excess);
             },
-            |e| tracing::warn!("microphone: {e}"),
+            move |e| {
+                tracing::warn!("microphone: {e}");
+                if e.kind() == cpal::ErrorKind::DeviceNotAvailable {
+                    lost.store(true, Ordering::Relaxed);
+                }
+            },
             None,
         )
         .map_err(|e| AudioError::Device(e.to_string()))
@@ -326,12 +465,14 @@ where
 fn playback_stream<T>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
-    buffer: Buffer,
+    buffer: &Buffer,
+    lost: &Arc<AtomicBool>,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(config.channels.max(1));
+    let (buffer, lost) = (Arc::clone(buffer), Arc::clone(lost));
     device
         .build_output_stream::<T, _, _>(
             *config,
@@ -342,7 +483,12 @@ where
                     frame.fill(T::from_sample(value));
                 }
             },
-            |e| tracing::warn!("speaker: {e}"),
+            move |e| {
+                tracing::warn!("speaker: {e}");
+                if e.kind() == cpal::ErrorKind::DeviceNotAvailable {
+                    lost.store(true, Ordering::Relaxed);
+                }
+            },
             None,
         )
         .map_err(|e| AudioError::Device(e.to_string()))
@@ -351,12 +497,22 @@ where
 struct DeviceSource {
     buffer: Buffer,
     resampler: StreamResampler,
+    /// The open devices' rates (input, output), which change when the call switches devices.
+    rates: Arc<(AtomicU32, AtomicU32)>,
+    device_rate: u32,
+    rate: u32,
     captured: Vec<f32>,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
 impl AudioSource for DeviceSource {
     fn read(&mut self, frame: &mut [i16]) {
+        let device_rate = self.rates.0.load(Ordering::Relaxed);
+        if device_rate != self.device_rate
+            && let Ok(resampler) = StreamResampler::new(device_rate, self.rate)
+        {
+            (self.resampler, self.device_rate) = (resampler, device_rate);
+        }
         self.captured.clear();
         if let Ok(mut buffer) = self.buffer.lock() {
             self.captured.extend(buffer.drain(..));
@@ -380,13 +536,24 @@ impl AudioSource for DeviceSource {
 struct DeviceSink {
     buffer: Buffer,
     resampler: StreamResampler,
+    /// A call's open devices' rates (the ringer's device does not change).
+    rates: Option<Arc<(AtomicU32, AtomicU32)>>,
     device_rate: u32,
+    rate: u32,
     scratch: Vec<f32>,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
 impl AudioSink for DeviceSink {
     fn write(&mut self, samples: &[i16]) {
+        if let Some(rates) = &self.rates {
+            let device_rate = rates.1.load(Ordering::Relaxed);
+            if device_rate != self.device_rate
+                && let Ok(resampler) = StreamResampler::new(self.rate, device_rate)
+            {
+                (self.resampler, self.device_rate) = (resampler, device_rate);
+            }
+        }
         self.scratch.clear();
         self.scratch
             .extend(samples.iter().map(|s| f32::from(*s) / 32768.0));

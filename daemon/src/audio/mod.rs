@@ -39,6 +39,10 @@ pub enum AudioError {
     Device(String),
 }
 
+/// Told the devices a call's audio runs on: when they open, and (`true`) each time they change
+/// during the call.
+pub type InUseReport = Box<dyn FnMut(crate::protocol::DevicesInUse, bool) + Send>;
+
 /// One call's audio ends.
 pub struct CallAudio {
     pub source: Box<dyn AudioSource>,
@@ -60,9 +64,13 @@ impl CallAudio {
 }
 
 /// Opens a source and a sink for one call at `rate` Hz, with the voice processing `config`
-/// asks for on the microphone.
-pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
-    let audio = open_backend(config, rate)?;
+/// asks for on the microphone; `report` hears which devices (the cpal backend) are in use.
+pub fn open_for_call(
+    config: &AudioConfig,
+    rate: u32,
+    report: Option<InUseReport>,
+) -> Result<CallAudio, AudioError> {
+    let audio = open_backend(config, rate, report)?;
     let audio = match (config.backend, config.file_echo_db) {
         (AudioBackend::File, Some(db)) => file::speakerphone(audio, rate, db),
         _ => audio,
@@ -70,7 +78,11 @@ pub fn open_for_call(config: &AudioConfig, rate: u32) -> Result<CallAudio, Audio
     Ok(voice::wrap(audio, rate, config.voice_settings()))
 }
 
-fn open_backend(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError> {
+fn open_backend(
+    config: &AudioConfig,
+    rate: u32,
+    #[cfg_attr(not(feature = "devices"), allow(unused_variables))] report: Option<InUseReport>,
+) -> Result<CallAudio, AudioError> {
     match config.backend {
         AudioBackend::File => {
             let source: Box<dyn AudioSource> = match &config.input_file {
@@ -88,7 +100,7 @@ fn open_backend(config: &AudioConfig, rate: u32) -> Result<CallAudio, AudioError
             })
         }
         #[cfg(feature = "devices")]
-        AudioBackend::Cpal => match device::open(config, rate) {
+        AudioBackend::Cpal => match device::open(config, rate, report) {
             Ok(audio) => Ok(audio),
             Err(e) => {
                 tracing::warn!("{e}; this call has no audio (see `softphone-bridge devices`)");

@@ -56,6 +56,13 @@ pub enum LineEvent {
         conversation: ConversationId,
         reason: EndReason,
     },
+    /// The devices a call's audio runs on: when they open, and (`switched`) when they change
+    /// during the call (a chosen device unplugged or plugged back).
+    AudioDevicesInUse {
+        conversation: ConversationId,
+        devices: crate::protocol::DevicesInUse,
+        switched: bool,
+    },
     /// The call's media started without a working audio device; it carries silence.
     AudioUnavailable {
         conversation: ConversationId,

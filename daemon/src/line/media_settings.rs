@@ -47,8 +47,12 @@ impl MediaSettings {
             source,
             sink,
             unavailable,
-        } = crate::audio::open_for_call(&self.audio, codec.sample_rate())
-            .map_err(|e| format!("audio: {e}"))?;
+        } = crate::audio::open_for_call(
+            &self.audio,
+            codec.sample_rate(),
+            Some(in_use_report(conversation.clone(), reports.clone())),
+        )
+        .map_err(|e| format!("audio: {e}"))?;
         if let Some(reason) = unavailable {
             let _ = reports.send((
                 conversation.clone(),
@@ -95,4 +99,17 @@ impl MediaSettings {
             recording_max_seconds: 4 * 3600,
         }
     }
+}
+
+/// Reports a call's devices to the line as they open and switch.
+fn in_use_report(
+    conversation: crate::ids::ConversationId,
+    reports: crate::media::session::ReportSender,
+) -> crate::audio::InUseReport {
+    Box::new(move |devices, switched| {
+        let _ = reports.send((
+            conversation.clone(),
+            crate::media::session::MediaReport::AudioDevices { devices, switched },
+        ));
+    })
 }

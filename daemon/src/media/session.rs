@@ -104,6 +104,11 @@ pub enum MediaReport {
     Recorded(super::recording::Finished),
     /// The call started without a working audio device (why); it carries silence.
     AudioUnavailable(String),
+    /// The devices the call's audio runs on: when they open, and (`switched`) when they change.
+    AudioDevices {
+        devices: crate::protocol::DevicesInUse,
+        switched: bool,
+    },
 }
 
 /// A running media task; stop it to close the recording.

@@ -95,6 +95,8 @@ pub struct PhoneCall {
     pub dtmf_budget: Option<crate::rate::TokenBucket>,
     /// Why its media has no working audio device, when it has none.
     pub audio_unavailable: Option<String>,
+    /// The devices its audio runs on now, as its media reported them.
+    pub audio_devices: Option<crate::protocol::DevicesInUse>,
 }
 
 /// What the agent made of a call (`submit_notes`).
@@ -131,6 +133,7 @@ impl PhoneCall {
             declined_for: None,
             dtmf_budget: None,
             audio_unavailable: None,
+            audio_devices: None,
         }
     }
 
@@ -161,6 +164,7 @@ impl PhoneCall {
             conference_id: None,
             recording: self.recording_state().map(|s| s.as_str().to_owned()),
             audio_unavailable: self.audio_unavailable.clone(),
+            audio_devices: self.audio_devices.clone(),
         }
     }
 

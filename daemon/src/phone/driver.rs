@@ -170,6 +170,8 @@ pub struct Media {
     pub provisioned: MediaSettings,
     pub sip_instance: Option<String>,
     pub recordings: Recordings,
+    /// The devices plugged in, from a watcher thread (the cpal backend; `None` for files).
+    pub devices: Option<mpsc::Receiver<crate::protocol::AudioDeviceList>>,
 }
 
 /// `log` events a second, and the burst, that reach pages; the rest are counted and dropped.
@@ -207,6 +209,8 @@ pub fn spawn(
         sip_instance,
         log_control,
         log_lines,
+        devices: media.devices,
+        devices_listed: false,
         log_budget: LineBudget::new(LOG_LINES_PER_SECOND, LOG_LINES_BURST, Instant::now()),
         shutdown: None,
     };
@@ -240,6 +244,9 @@ struct Driver {
     /// The seed's `debug_console`/`debug_html`, switched by provisioning; lines for pages.
     log_control: Option<LogControl>,
     log_lines: Option<mpsc::Receiver<LogLine>>,
+    devices: Option<mpsc::Receiver<crate::protocol::AudioDeviceList>>,
+    /// Whether the phone has had the first list (pages hear only of changes after it).
+    devices_listed: bool,
     /// Set while shutting down: when to give up waiting, and whom to tell.
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
 }
@@ -249,6 +256,7 @@ enum Wake {
     Request(Option<Request>),
     Line(LineInput),
     Log(LogLine),
+    Devices(crate::protocol::AudioDeviceList),
     Timer,
 }
 
@@ -277,6 +285,7 @@ impl Driver {
                 request = inbox.recv(), if self.shutdown.is_none() => Wake::Request(request),
                 inbound = recv_line(&mut self.line) => Wake::Line(inbound),
                 Some(line) = recv_log(&mut self.log_lines) => Wake::Log(line),
+                Some(list) = recv_devices(&mut self.devices) => Wake::Devices(list),
                 _ = sleep_until(deadline) => Wake::Timer,
             };
             let now = Instant::now();
@@ -289,6 +298,10 @@ impl Driver {
                     }
                 }
                 Wake::Log(line) => self.publish_log(line, now),
+                Wake::Devices(list) => {
+                    self.phone.devices_listed(list, !self.devices_listed);
+                    self.devices_listed = true;
+                }
                 Wake::Timer => {
                     if let Some(line) = &mut self.line {
                         line.on_timer(now).await;
@@ -740,6 +753,15 @@ impl Driver {
 async fn recv_log(lines: &mut Option<mpsc::Receiver<LogLine>>) -> Option<LogLine> {
     match lines {
         Some(lines) => lines.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_devices(
+    lists: &mut Option<mpsc::Receiver<crate::protocol::AudioDeviceList>>,
+) -> Option<crate::protocol::AudioDeviceList> {
+    match lists {
+        Some(lists) => lists.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -30,10 +30,11 @@ use crate::line::{
     LineCommand, LineEvent, MAX_CONFERENCE, MAX_SHOTGUN, RecordOp, RecordingState, TransferKind,
 };
 use crate::protocol::{
-    Action, AudioDevices, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallQuality,
-    CallRinging, CallTransferred, ConferenceChanged, DispositionsChanged, DtmfReceived, ErrorCode,
-    Event, LineInfo, LineState, OutboundCallInitiated, PartnerConfig, PresenceStatus,
-    RegistrationChanged, Snapshot, StatusChanged,
+    Action, AudioDevices, AudioDevicesChanged, CallHoldChanged, CallMuteChanged,
+    CallNotesSubmitted, CallQuality, CallRinging, CallTransferred, ConferenceChanged,
+    DispositionsChanged, DtmfReceived, ErrorCode, Event, LineInfo, LineState,
+    OutboundCallInitiated, PartnerConfig, PresenceStatus, RegistrationChanged, Snapshot,
+    StatusChanged,
 };
 use crate::store::{SavedState, StoredCall};
 pub use answering::Answering;
@@ -161,6 +162,8 @@ pub struct Phone {
     line_domain: Option<String>,
     /// The devices the agent chose (`set_audio_devices`), kept by the store.
     audio_devices: AudioDevices,
+    /// The devices plugged in, as the driver's watcher last listed them.
+    device_list: crate::protocol::AudioDeviceList,
     calls: Vec<PhoneCall>,
     ended: VecDeque<PhoneCall>,
     /// The local conference: its id and the calls mixed in it, as the line last reported.
@@ -237,6 +240,7 @@ impl Phone {
             callbacks: dialler::restored(saved.callbacks),
             callbacks_changed: false,
             audio_devices: saved.audio_devices.unwrap_or_default(),
+            device_list: Default::default(),
             deadlines: Vec::new(),
             provisioning: settings.provisioning,
             may_provision: settings.may_provision,
@@ -255,6 +259,22 @@ impl Phone {
                 .push_back(LineCommand::AudioDevices(phone.audio_devices.clone()));
         }
         phone
+    }
+
+    /// The driver's device watcher listed what is plugged in: pages hear of a change (a headset
+    /// plugged or unplugged), not of the first listing.
+    pub fn devices_listed(&mut self, list: crate::protocol::AudioDeviceList, first: bool) {
+        if list == self.device_list {
+            return;
+        }
+        self.device_list = list;
+        if !first {
+            self.events
+                .push_back(Event::AudioDevicesChanged(AudioDevicesChanged {
+                    available: Some(self.device_list.clone()),
+                    ..AudioDevicesChanged::chosen(&self.audio_devices)
+                }));
+        }
     }
 
     /// `set_audio_devices`: a field left out keeps its device, `""` is the system default, a
@@ -277,7 +297,9 @@ impl Phone {
         if chosen != self.audio_devices {
             self.audio_devices = chosen;
             self.events
-                .push_back(Event::AudioDevicesChanged(self.audio_devices.clone()));
+                .push_back(Event::AudioDevicesChanged(AudioDevicesChanged::chosen(
+                    &self.audio_devices,
+                )));
             self.commands
                 .push_back(LineCommand::AudioDevices(self.audio_devices.clone()));
         }
@@ -321,6 +343,7 @@ impl Phone {
             Action::BlacklistRemove(request) => self.blacklist_remove(&request),
             Action::BlacklistList => Ok(self.blacklist_list()),
             Action::SetAudioDevices(devices) => self.set_audio_devices(devices),
+            Action::ListAudioDevices => Ok(json!(self.device_list)),
             Action::Call(call) | Action::CallWithPhone(call) => {
                 let headers = self.dial_headers(
                     call.callerid.as_deref(),
@@ -1366,6 +1389,34 @@ impl Phone {
                         duration: seconds.map(round),
                         reason: problem,
                     }));
+                return;
+            }
+            LineEvent::AudioDevicesInUse {
+                conversation,
+                devices,
+                switched,
+            } => {
+                let Some(call) = self
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.conversation_id == conversation)
+                else {
+                    return;
+                };
+                // Devices that opened put an end to "no working device".
+                call.audio_unavailable = None;
+                call.audio_devices = Some(devices.clone());
+                if switched {
+                    self.events
+                        .push_back(Event::AudioDevicesChanged(AudioDevicesChanged {
+                            in_use: Some(crate::protocol::CallDevicesInUse {
+                                conversation_id: conversation.to_string(),
+                                input: devices.input,
+                                output: devices.output,
+                            }),
+                            ..AudioDevicesChanged::chosen(&self.audio_devices)
+                        }));
+                }
                 return;
             }
             LineEvent::AudioUnavailable {

@@ -72,6 +72,8 @@ pub enum Action {
     /// a name the OS lists (`softphone-bridge devices`), `""` for the system default, a field left
     /// out unchanged. `audioDevicesChanged` goes to every page.
     SetAudioDevices(super::snapshot::AudioDevices),
+    /// The devices plugged in, for a picker (kept fresh by a watcher off the phone's task).
+    ListAudioDevices,
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
     /// replaces the line with this account. Checked in `config::provision`, parameter by parameter.
     Provision(Value),
@@ -269,7 +271,7 @@ pub struct TagRecording {
 
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 35] = [
+    pub const NAMES: [&'static str; 36] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -303,6 +305,7 @@ impl Action {
         "blacklist_remove",
         "blacklist_list",
         "set_audio_devices",
+        "list_audio_devices",
         "provision",
         "logout",
     ];
@@ -342,6 +345,7 @@ impl Action {
             Self::BlacklistRemove(_) => "blacklist_remove",
             Self::BlacklistList => "blacklist_list",
             Self::SetAudioDevices(_) => "set_audio_devices",
+            Self::ListAudioDevices => "list_audio_devices",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
         }
@@ -397,6 +401,10 @@ impl Action {
                 Self::BlacklistList
             }
             "set_audio_devices" => Self::SetAudioDevices(typed(name, params)?),
+            "list_audio_devices" => {
+                no_params(name, &params)?;
+                Self::ListAudioDevices
+            }
             "provision" => Self::Provision(params),
             "logout" => {
                 no_params(name, &params)?;
@@ -445,6 +453,7 @@ impl Action {
             Self::BlacklistAdd(p) | Self::BlacklistRemove(p) => serde_json::to_value(p),
             Self::BlacklistList => Ok(Value::Object(Default::default())),
             Self::SetAudioDevices(p) => serde_json::to_value(p),
+            Self::ListAudioDevices => Ok(Value::Object(Default::default())),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),
         };
@@ -468,6 +477,7 @@ impl Action {
                 | Self::BlacklistRemove(_)
                 | Self::BlacklistList
                 | Self::SetAudioDevices(_)
+                | Self::ListAudioDevices
                 | Self::Provision(_)
                 | Self::Logout
         )

@@ -33,7 +33,7 @@ pub enum Event {
     CallHoldChanged(CallHoldChanged),
     CallMuteChanged(CallMuteChanged),
     AudioDeviceUnavailable(AudioDeviceUnavailable),
-    AudioDevicesChanged(super::snapshot::AudioDevices),
+    AudioDevicesChanged(AudioDevicesChanged),
     CallTransferred(CallTransferred),
     ConferenceChanged(ConferenceChanged),
     DtmfReceived(DtmfReceived),
@@ -194,6 +194,52 @@ pub struct CallMuteChanged {
 pub struct AudioDeviceUnavailable {
     pub conversation_id: String,
     pub reason: String,
+}
+
+/// The agent's audio devices changed: the chosen ones (`set_audio_devices` from any page;
+/// `null` is the system default), and with `inUse` a call's devices switching by themselves (a
+/// chosen headset unplugged: the system default; plugged back: the headset), with `available`
+/// the devices plugged in (one was plugged or unplugged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AudioDevicesChanged {
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub ringer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<CallDevicesInUse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<super::snapshot::AudioDeviceList>,
+}
+
+impl AudioDevicesChanged {
+    pub fn chosen(chosen: &super::snapshot::AudioDevices) -> Self {
+        Self {
+            input: chosen.input.clone(),
+            output: chosen.output.clone(),
+            ringer: chosen.ringer.clone(),
+            in_use: None,
+            available: None,
+        }
+    }
+
+    /// The chosen devices alone, as the store keeps them.
+    pub fn as_chosen(&self) -> super::snapshot::AudioDevices {
+        super::snapshot::AudioDevices {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            ringer: self.ringer.clone(),
+        }
+    }
+}
+
+/// The devices one call's audio switched to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallDevicesInUse {
+    pub conversation_id: String,
+    pub input: String,
+    pub output: String,
 }
 
 /// A transfer ended. `kind` is `blind` (our `transfer`); `result` `accepted` (the call went

@@ -18,14 +18,15 @@ pub use actions::{
     TagRecording, Transfer, UpdatePresence,
 };
 pub use events::{
-    AudioDeviceUnavailable, CallAccepted, CallEnded, CallHoldChanged, CallMuteChanged,
-    CallNotesSubmitted, CallRejected, CallRinging, CallTransferred, CallbackDue, ConferenceChanged,
-    DispositionsChanged, DtmfReceived, EndCause, Event, EventMessage, Hello, IncomingCall, LogLine,
-    OutboundCallInitiated, RecordingChanged, RecordingTagged, RegistrationChanged, StatusChanged,
+    AudioDeviceUnavailable, AudioDevicesChanged, CallAccepted, CallDevicesInUse, CallEnded,
+    CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected, CallRinging,
+    CallTransferred, CallbackDue, ConferenceChanged, DispositionsChanged, DtmfReceived, EndCause,
+    Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RecordingChanged,
+    RecordingTagged, RegistrationChanged, StatusChanged,
 };
 pub use snapshot::{
-    AudioDevices, CallInfo, CallQuality, CallRecord, LineInfo, LineState, PresenceStatus,
-    RecordingInfo, Snapshot, StorageInfo, StorageState,
+    AudioDeviceList, AudioDevices, CallInfo, CallQuality, CallRecord, DevicesInUse, LineInfo,
+    LineState, PresenceStatus, RecordingInfo, Snapshot, StorageInfo, StorageState,
 };
 
 use actions::truncate;

@@ -165,6 +165,29 @@ pub struct CallInfo {
     /// Why the call has no working audio device (`audioDeviceUnavailable`); absent when it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_unavailable: Option<String>,
+    /// The devices the call's audio runs on now: the chosen ones, or the system default's while
+    /// a chosen one is unplugged. Absent for the file backend and before the media starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_devices: Option<DevicesInUse>,
+}
+
+/// A call's microphone and speaker by name, as the OS lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DevicesInUse {
+    pub input: String,
+    pub output: String,
+}
+
+/// The devices plugged in (`list_audio_devices`), for a picker; names as `set_audio_devices`
+/// takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AudioDeviceList {
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub default_input: Option<String>,
+    pub default_output: Option<String>,
 }
 
 /// Call quality both ways: what we receive (loss, jitter, concealment) and what the far end's

@@ -262,7 +262,7 @@ pub(super) fn project(tx: &Transaction<'_>, at_ms: i64, event: &Event) -> rusqli
         Event::StatusChanged(e) => save(tx, "presence", &e.softphone_id)?,
         Event::DispositionsChanged(e) => save(tx, "dispositions", &e.codes)?,
         Event::PartnerConfigChanged(config) => save(tx, "partner_config", config)?,
-        Event::AudioDevicesChanged(devices) => save(tx, "audio_devices", devices)?,
+        Event::AudioDevicesChanged(devices) => save(tx, "audio_devices", &devices.as_chosen())?,
         _ => {}
     }
     Ok(())

@@ -53,7 +53,7 @@ impl LineRuntime {
                 for conversation in &joinable {
                     self.give_audio(conversation, silence()).await;
                 }
-                let agent = match audio::open_for_call(&self.media_settings.audio, MIX_RATE) {
+                let agent = match audio::open_for_call(&self.media_settings.audio, MIX_RATE, None) {
                     Ok(agent) => agent,
                     Err(e) => {
                         tracing::warn!("conference: {e}; the agent is not heard in it");
@@ -146,10 +146,11 @@ impl LineRuntime {
         let Some(rate) = self.media_rate(conversation) else {
             return;
         };
-        let own = audio::open_for_call(&self.media_settings.audio, rate).unwrap_or_else(|e| {
-            tracing::warn!(%conversation, "{e}; the call has no audio");
-            silence()
-        });
+        let own =
+            audio::open_for_call(&self.media_settings.audio, rate, None).unwrap_or_else(|e| {
+                tracing::warn!(%conversation, "{e}; the call has no audio");
+                silence()
+            });
         self.give_audio(conversation, own).await;
     }
 

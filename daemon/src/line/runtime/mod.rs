@@ -244,6 +244,13 @@ impl LineRuntime {
                         conversation,
                         reason,
                     },
+                    MediaReport::AudioDevices { devices, switched } => {
+                        LineEvent::AudioDevicesInUse {
+                            conversation,
+                            devices,
+                            switched,
+                        }
+                    }
                     // Taken by the arm above.
                     MediaReport::Recorded(_) => return,
                 });
