@@ -209,6 +209,7 @@ declare namespace SoftphoneBridge {
     blacklist_list: Record<string, never> | undefined;
     set_audio_devices: AudioDevices;
     list_audio_devices: Record<string, never> | undefined;
+    test_audio: TestAudioParams | undefined;
     provision: ProvisionParams;
     logout: Record<string, never> | undefined;
   }
@@ -260,6 +261,18 @@ declare namespace SoftphoneBridge {
   interface DevicesInUse {
     input: string;
     output: string;
+  }
+  /** `test_audio`: 1 to 10 seconds (3 when left out). */
+  interface TestAudioParams {
+    seconds?: number;
+  }
+  /** `test_audio` running, the microphone's RMS level ten times a second, then `done` (with
+   *  `reason` when the devices did not open). Not replayed. */
+  interface AudioTest {
+    /** dBFS over the last 100 ms; −100 is silence. */
+    inputLevel?: number;
+    done: boolean;
+    reason?: string;
   }
   /** The devices plugged in (`list_audio_devices`). */
   interface AudioDeviceList {
@@ -529,6 +542,7 @@ declare namespace SoftphoneBridge {
     callMuteChanged: CallMuteChanged;
     audioDeviceUnavailable: AudioDeviceUnavailable;
     audioDevicesChanged: AudioDevicesChanged;
+    audioTest: AudioTest;
     callTransferred: CallTransferred;
     conferenceChanged: ConferenceChanged;
     dtmfReceived: DtmfReceived;
@@ -654,6 +668,9 @@ declare namespace SoftphoneBridge {
     setAudioDevices(params: AudioDevices): Promise<AudioDevices>;
     /** The devices plugged in, for a picker. */
     listAudioDevices(): Promise<AudioDeviceList>;
+    /** A test tone on the output while the microphone's level comes as `audioTest` events;
+     *  between calls, 1 to 10 seconds (3). */
+    testAudio(params?: TestAudioParams): Promise<{ seconds: number }>;
     provision(params: ProvisionParams): Promise<ProvisionResult>;
     logout(): Promise<Record<string, never>>;
     /** Places a call and resolves with its Call object (Twilio's `device.connect`). */

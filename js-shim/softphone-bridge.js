@@ -419,6 +419,7 @@
      *  `softphone-bridge devices` lists them, `""` for the system default); `audioDevicesChanged` follows. */
     setAudioDevices(params) { return this.request('set_audio_devices', params); }
     listAudioDevices() { return this.request('list_audio_devices', {}); }
+    testAudio(params) { return this.request('test_audio', params || {}); }
     /** The seed platform's provisioning parameters; the daemon keeps the password, the page forgets it. */
     provision(params) { return this.request('provision', params); }
     logout() { return this.request('logout'); }

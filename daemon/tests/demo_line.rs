@@ -382,3 +382,46 @@ async fn a_call_follows_the_headset_out_and_back_in_without_dropping() {
     let ended = page.event("callEnded").await;
     assert_eq!(ended["payload"]["conversationId"], id.as_str());
 }
+
+/// The agent's device check (`test_audio`): a tone out, the microphone's level in. With the file
+/// backend the microphone is a 1 kHz tone at half scale (−9 dBFS RMS), and the output is a file:
+/// the levels say −9 dBFS ten times a second, the file holds the check's 1 kHz at −15 dBFS.
+/// Refused during a call and for a length out of range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_check_plays_a_tone_and_measures_the_microphone() {
+    let (_dir, heard, daemon) = demo_with_a_tone();
+    let mut page = daemon.connect(CRM).await;
+    let (refused, _) = page.request("test_audio", json!({"seconds": 11})).await;
+    assert_eq!(refused["error"]["code"], "invalid_params", "{refused}");
+    let (reply, _) = page.request("test_audio", json!({"seconds": 2})).await;
+    assert_eq!(reply["result"]["seconds"], 2, "{reply}");
+    let mut levels = Vec::new();
+    loop {
+        let event = page.event("audioTest").await;
+        if event["payload"]["done"] == true {
+            assert!(event["payload"].get("reason").is_none(), "{event}");
+            break;
+        }
+        levels.push(event["payload"]["inputLevel"].as_f64().expect("a level"));
+    }
+    assert!(
+        (18..=20).contains(&levels.len()),
+        "ten levels a second for 2 s: {levels:?}"
+    );
+    assert!(
+        levels[2..].iter().all(|l| (l + 9.0).abs() < 1.0),
+        "the microphone at −9 dBFS: {levels:?}"
+    );
+    let (rate, samples) = read_wav(&heard).expect("the output");
+    let tone = analyse(rate, &samples, &[1000.0, 440.0]);
+    assert_eq!(tone.peaks[0].0, 1000.0, "{tone:?}");
+    assert!((tone.level_dbfs + 15.0).abs() < 1.0, "{tone:?}");
+
+    page.registered().await;
+    let id = page.start_call("echo").await;
+    page.event("callAccepted").await;
+    let (busy, _) = page.request("test_audio", json!({})).await;
+    assert_eq!(busy["error"]["code"], "call_in_progress", "{busy}");
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+}

@@ -6,6 +6,7 @@
 //! use). When no device can be opened the call still goes through, silent, with a warning.
 //! Between the backend and the call sits voice processing on the microphone (`voice.rs`).
 
+pub mod check;
 #[cfg(feature = "devices")]
 pub mod device;
 mod file;

@@ -201,6 +201,12 @@ pub enum LineCommand {
     },
     /// Replace the line with this account (the driver does it; see `phone::driver`).
     Provision(Box<AccountConfig>),
+    /// `test_audio`, for the driver: a tone out and the microphone's level for `seconds`, on
+    /// the agent's chosen devices (`None`: those of the configuration).
+    CheckAudio {
+        seconds: u32,
+        devices: Option<crate::protocol::AudioDevices>,
+    },
     /// End the session: unregister and stay off until provisioned again.
     Logout,
 }

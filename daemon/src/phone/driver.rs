@@ -210,6 +210,7 @@ pub fn spawn(
         log_control,
         log_lines,
         devices: media.devices,
+        audio_check: None,
         devices_listed: false,
         log_budget: LineBudget::new(LOG_LINES_PER_SECOND, LOG_LINES_BURST, Instant::now()),
         shutdown: None,
@@ -245,6 +246,8 @@ struct Driver {
     log_control: Option<LogControl>,
     log_lines: Option<mpsc::Receiver<LogLine>>,
     devices: Option<mpsc::Receiver<crate::protocol::AudioDeviceList>>,
+    /// The levels of the device check running (`test_audio`).
+    audio_check: Option<mpsc::Receiver<Result<f32, String>>>,
     /// Whether the phone has had the first list (pages hear only of changes after it).
     devices_listed: bool,
     /// Set while shutting down: when to give up waiting, and whom to tell.
@@ -257,6 +260,8 @@ enum Wake {
     Line(LineInput),
     Log(LogLine),
     Devices(crate::protocol::AudioDeviceList),
+    /// A level from the device check; `None` when it ended.
+    AudioCheck(Option<Result<f32, String>>),
     Timer,
 }
 
@@ -286,6 +291,7 @@ impl Driver {
                 inbound = recv_line(&mut self.line) => Wake::Line(inbound),
                 Some(line) = recv_log(&mut self.log_lines) => Wake::Log(line),
                 Some(list) = recv_devices(&mut self.devices) => Wake::Devices(list),
+                level = recv_check(&mut self.audio_check) => Wake::AudioCheck(level),
                 _ = sleep_until(deadline) => Wake::Timer,
             };
             let now = Instant::now();
@@ -298,6 +304,7 @@ impl Driver {
                     }
                 }
                 Wake::Log(line) => self.publish_log(line, now),
+                Wake::AudioCheck(level) => self.publish_check(level),
                 Wake::Devices(list) => {
                     self.phone.devices_listed(list, !self.devices_listed);
                     self.devices_listed = true;
@@ -412,6 +419,17 @@ impl Driver {
                 if let Some(line) = &mut self.line {
                     line.stop_with(now, "logout").await;
                 }
+            }
+            LineCommand::CheckAudio { seconds, devices } => {
+                let mut audio = self.media.audio.clone();
+                if let Some(chosen) = devices {
+                    (audio.input, audio.output) = (chosen.input, chosen.output);
+                }
+                // A check asked for again replaces the one running (its thread stops on the
+                // closed channel).
+                let (levels, measured) = mpsc::channel(16);
+                crate::audio::check::run(audio, seconds, levels);
+                self.audio_check = Some(measured);
             }
             command => {
                 if let Some(line) = &mut self.line {
@@ -733,6 +751,28 @@ impl Driver {
         let _ = self.feed.send(self.journal.transient(&event));
     }
 
+    /// `audioTest` events: to the pages connected now, not kept (a level meter replays nothing).
+    fn publish_check(&mut self, level: Option<Result<f32, String>>) {
+        let test = match level {
+            Some(Ok(level)) => crate::protocol::AudioTest {
+                input_level: Some(f64::from(level)),
+                done: false,
+                reason: None,
+            },
+            end => {
+                self.audio_check = None;
+                crate::protocol::AudioTest {
+                    input_level: None,
+                    done: true,
+                    reason: end.and_then(Result::err),
+                }
+            }
+        };
+        let _ = self
+            .feed
+            .send(self.journal.transient(&Event::AudioTest(test)));
+    }
+
     fn subscription(&mut self, resume: Option<Resume>, origin: Option<Origin>) -> Subscription {
         let (resumed, replay) = self.journal.subscribe(origin.as_ref(), resume.as_ref());
         Subscription {
@@ -762,6 +802,15 @@ async fn recv_devices(
 ) -> Option<crate::protocol::AudioDeviceList> {
     match lists {
         Some(lists) => lists.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_check(
+    check: &mut Option<mpsc::Receiver<Result<f32, String>>>,
+) -> Option<Result<f32, String>> {
+    match check {
+        Some(levels) => levels.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -277,6 +277,27 @@ impl Phone {
         }
     }
 
+    /// `test_audio`: between calls only (a call holds the devices), 1 to 10 seconds.
+    fn test_audio(&mut self, test: crate::protocol::TestAudio) -> Result<Value, PhoneError> {
+        let seconds = test.seconds.unwrap_or(3);
+        if !(1..=10).contains(&seconds) {
+            return Err(PhoneError::InvalidParams(format!(
+                "seconds must be 1 to 10, not {seconds}"
+            )));
+        }
+        if !self.calls.is_empty() {
+            return Err(PhoneError::CallInProgress(
+                "the devices are in a call; test them between calls".into(),
+            ));
+        }
+        self.commands.push_back(LineCommand::CheckAudio {
+            seconds,
+            devices: (self.audio_devices != AudioDevices::default())
+                .then(|| self.audio_devices.clone()),
+        });
+        Ok(json!({ "seconds": seconds }))
+    }
+
     /// `set_audio_devices`: a field left out keeps its device, `""` is the system default, a
     /// name must be one a person could have typed (no control characters, not endless).
     fn set_audio_devices(&mut self, request: AudioDevices) -> Result<Value, PhoneError> {
@@ -344,6 +365,7 @@ impl Phone {
             Action::BlacklistList => Ok(self.blacklist_list()),
             Action::SetAudioDevices(devices) => self.set_audio_devices(devices),
             Action::ListAudioDevices => Ok(json!(self.device_list)),
+            Action::TestAudio(test) => self.test_audio(test),
             Action::Call(call) | Action::CallWithPhone(call) => {
                 let headers = self.dial_headers(
                     call.callerid.as_deref(),

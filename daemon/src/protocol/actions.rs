@@ -74,6 +74,9 @@ pub enum Action {
     SetAudioDevices(super::snapshot::AudioDevices),
     /// The devices plugged in, for a picker (kept fresh by a watcher off the phone's task).
     ListAudioDevices,
+    /// A test tone on the agent's output while the microphone's level is measured (`audioTest`
+    /// events), between calls.
+    TestAudio(TestAudio),
     /// The seed platform's provisioning parameters (`auth_key`, `server`, `turn_port`, …):
     /// replaces the line with this account. Checked in `config::provision`, parameter by parameter.
     Provision(Value),
@@ -269,9 +272,17 @@ pub struct TagRecording {
     pub tags: Vec<String>,
 }
 
+/// `test_audio`: how long, 1 to 10 seconds (3 when left out).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestAudio {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
+}
+
 impl Action {
     /// Every action name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 36] = [
+    pub const NAMES: [&'static str; 37] = [
         "get_state",
         "update_presence",
         "disposition",
@@ -306,6 +317,7 @@ impl Action {
         "blacklist_list",
         "set_audio_devices",
         "list_audio_devices",
+        "test_audio",
         "provision",
         "logout",
     ];
@@ -346,6 +358,7 @@ impl Action {
             Self::BlacklistList => "blacklist_list",
             Self::SetAudioDevices(_) => "set_audio_devices",
             Self::ListAudioDevices => "list_audio_devices",
+            Self::TestAudio(_) => "test_audio",
             Self::Provision(_) => "provision",
             Self::Logout => "logout",
         }
@@ -405,6 +418,11 @@ impl Action {
                 no_params(name, &params)?;
                 Self::ListAudioDevices
             }
+            "test_audio" => Self::TestAudio(if params.is_null() {
+                TestAudio::default()
+            } else {
+                typed(name, params)?
+            }),
             "provision" => Self::Provision(params),
             "logout" => {
                 no_params(name, &params)?;
@@ -454,6 +472,7 @@ impl Action {
             Self::BlacklistList => Ok(Value::Object(Default::default())),
             Self::SetAudioDevices(p) => serde_json::to_value(p),
             Self::ListAudioDevices => Ok(Value::Object(Default::default())),
+            Self::TestAudio(p) => serde_json::to_value(p),
             Self::Provision(p) => Ok(p.clone()),
             Self::Logout => Ok(Value::Object(Default::default())),
         };
@@ -478,6 +497,7 @@ impl Action {
                 | Self::BlacklistList
                 | Self::SetAudioDevices(_)
                 | Self::ListAudioDevices
+                | Self::TestAudio(_)
                 | Self::Provision(_)
                 | Self::Logout
         )

@@ -34,6 +34,7 @@ pub enum Event {
     CallMuteChanged(CallMuteChanged),
     AudioDeviceUnavailable(AudioDeviceUnavailable),
     AudioDevicesChanged(AudioDevicesChanged),
+    AudioTest(AudioTest),
     CallTransferred(CallTransferred),
     ConferenceChanged(ConferenceChanged),
     DtmfReceived(DtmfReceived),
@@ -46,7 +47,7 @@ pub enum Event {
 
 impl Event {
     /// Every event name of protocol v1, as spelled on the wire.
-    pub const NAMES: [&'static str; 24] = [
+    pub const NAMES: [&'static str; 25] = [
         "hello",
         "statusChanged",
         "dispositionsChanged",
@@ -63,6 +64,7 @@ impl Event {
         "callMuteChanged",
         "audioDeviceUnavailable",
         "audioDevicesChanged",
+        "audioTest",
         "callTransferred",
         "conferenceChanged",
         "dtmfReceived",
@@ -91,6 +93,7 @@ impl Event {
             Self::CallMuteChanged(_) => "callMuteChanged",
             Self::AudioDeviceUnavailable(_) => "audioDeviceUnavailable",
             Self::AudioDevicesChanged(_) => "audioDevicesChanged",
+            Self::AudioTest(_) => "audioTest",
             Self::CallTransferred(_) => "callTransferred",
             Self::ConferenceChanged(_) => "conferenceChanged",
             Self::DtmfReceived(_) => "dtmfReceived",
@@ -231,6 +234,20 @@ impl AudioDevicesChanged {
             ringer: self.ringer.clone(),
         }
     }
+}
+
+/// `test_audio` in progress: the microphone's level ten times a second while the tone plays,
+/// then `done`, with `reason` when the devices did not open. Sent to pages connected at the time,
+/// not kept for replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AudioTest {
+    /// RMS level in dBFS (−100 for silence) over the last 100 ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_level: Option<f64>,
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The devices one call's audio switched to.

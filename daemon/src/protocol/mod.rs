@@ -15,11 +15,11 @@ mod snapshot;
 pub use actions::{
     Ack, Action, BlacklistNumbers, CallRef, ConferenceRequest, ConnectCalls, Dtmf, HistoryQuery,
     NotesSubmission, PartnerConfig, PortholeCall, RecordingQuery, ShotgunCall, Split, StartCall,
-    TagRecording, Transfer, UpdatePresence,
+    TagRecording, TestAudio, Transfer, UpdatePresence,
 };
 pub use events::{
-    AudioDeviceUnavailable, AudioDevicesChanged, CallAccepted, CallDevicesInUse, CallEnded,
-    CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected, CallRinging,
+    AudioDeviceUnavailable, AudioDevicesChanged, AudioTest, CallAccepted, CallDevicesInUse,
+    CallEnded, CallHoldChanged, CallMuteChanged, CallNotesSubmitted, CallRejected, CallRinging,
     CallTransferred, CallbackDue, ConferenceChanged, DispositionsChanged, DtmfReceived, EndCause,
     Event, EventMessage, Hello, IncomingCall, LogLine, OutboundCallInitiated, RecordingChanged,
     RecordingTagged, RegistrationChanged, StatusChanged,

@@ -374,7 +374,7 @@ impl LineRuntime {
             }
             LineCommand::Record { conversation, op } => self.record(conversation, op),
             // The phone's driver replaces or ends the line for these.
-            LineCommand::Provision(_) | LineCommand::Logout => {}
+            LineCommand::Provision(_) | LineCommand::Logout | LineCommand::CheckAudio { .. } => {}
             LineCommand::Blacklist(list) => self.blacklist = list,
             LineCommand::AudioDevices(devices) => {
                 let audio = &mut self.media_settings.audio;
