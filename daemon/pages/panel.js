@@ -12,6 +12,8 @@
   /** The call the wrap-up form writes to: the current one, else the last that ended. */
   var noteTarget = null;
   var lastEnded = null;
+  // The devices plugged in (list_audio_devices), for the pickers.
+  var plugged = {};
   var shownIncoming = null;
 
   function notice(message, isError) {
@@ -99,6 +101,7 @@
       el('span', { class: 'timer', 'data-id': id }),
     ]);
     if (q) meta.appendChild(el('span', { class: 'quality ' + q.level, title: q.detail, text: ' ' + q.level + ' ' }));
+    if (call.audioDevices) meta.appendChild(el('span', { class: 'devices', text: ' · ' + deviceNames(call.audioDevices) }));
     var noAudio = call.audioUnavailable ? el('p', { class: 'no-audio', role: 'alert',
       text: 'No working microphone or speaker: ' + call.audioUnavailable }) : null;
     var transferInput = el('input', { type: 'tel', class: 'grow', placeholder: 'Transfer to…', 'aria-label': 'Transfer ' + (call.remote || 'the call') + ' to' });
@@ -150,15 +153,48 @@
     select.value = chosen;
   }
 
+  function deviceNames(inUse) {
+    return inUse.input === inUse.output ? inUse.input : inUse.input + ' / ' + inUse.output;
+  }
+
+  // The picker: the system default, the devices plugged in, and a chosen one that is not.
+  function fillPicker(field, names, fallback, chosen) {
+    if (document.activeElement === field && field.options.length) return;
+    field.textContent = '';
+    field.appendChild(el('option', { value: '', text: 'System default' + (fallback ? ' (' + fallback + ')' : '') }));
+    names.forEach(function (name) { field.appendChild(el('option', { value: name, text: name })); });
+    if (chosen && names.indexOf(chosen) < 0) field.appendChild(el('option', { value: chosen, text: chosen + ' (not plugged in)' }));
+    field.value = chosen || '';
+  }
+
   function renderAudio() {
-    var devices = state.audioDevices || {};
+    var chosen = state.audioDevices || {};
     var name = function (d) { return d || 'system default'; };
-    $('audio-now').textContent = 'Microphone: ' + name(devices.input) + ' · speaker: ' + name(devices.output) +
-      ' · ringer: ' + name(devices.ringer);
-    ['input', 'output', 'ringer'].forEach(function (which) {
-      var field = $('audio-' + which);
-      if (document.activeElement !== field) field.value = devices[which] || '';
-    });
+    $('audio-now').textContent = 'Microphone: ' + name(chosen.input) + ' · speaker: ' + name(chosen.output) +
+      ' · ringer: ' + name(chosen.ringer);
+    fillPicker($('audio-input'), plugged.inputs || [], plugged.defaultInput, chosen.input);
+    fillPicker($('audio-output'), plugged.outputs || [], plugged.defaultOutput, chosen.output);
+    fillPicker($('audio-ringer'), plugged.outputs || [], plugged.defaultOutput, chosen.ringer);
+  }
+
+  function refreshDevices() {
+    phone.listAudioDevices().then(function (list) { plugged = list; if (state) renderAudio(); }, function () {});
+  }
+
+  var loudest = -100;
+  function onAudioTest(test) {
+    var status = $('audio-test-status');
+    if (!test.done) {
+      loudest = Math.max(loudest, test.inputLevel);
+      $('mic-level').value = Math.max(-60, test.inputLevel);
+      status.textContent = 'Microphone ' + Math.round(test.inputLevel) + ' dB. Speak: the bar follows your voice; you should hear a tone.';
+      return;
+    }
+    $('audio-test').disabled = false;
+    $('mic-level').value = -60;
+    status.textContent = test.reason ? 'The devices did not open: ' + test.reason
+      : loudest <= -60 ? 'Test finished: the microphone picked up nothing. Check it is plugged in and not muted.'
+        : 'Test finished: the microphone peaked at ' + Math.round(loudest) + ' dB.';
   }
 
   function render(next) {
@@ -216,6 +252,15 @@
         else { $('number').value += key.textContent; }
       };
     });
+    $('audio-test').onclick = function () {
+      loudest = -100;
+      $('audio-test').disabled = true;
+      $('audio-test-status').textContent = 'Testing…';
+      phone.testAudio({ seconds: 3 }).catch(function (error) {
+        $('audio-test').disabled = false;
+        fail('Test audio')(error);
+      });
+    };
     $('audio-form').onsubmit = function (event) {
       event.preventDefault();
       phone.setAudioDevices({
@@ -243,11 +288,17 @@
       phone.on('state', render);
       phone.on('callEnded', function () { refreshRecent(); });
       phone.on('callNotesSubmitted', function () { refreshRecent(); });
+      phone.on('audioTest', onAudioTest);
+      phone.on('audioDevicesChanged', function (change) {
+        if (change.available) { plugged = change.available; renderAudio(); }
+        if (change.inUse) notice('The call now uses ' + deviceNames(change.inUse) + '.');
+      });
       phone.on('disconnected', function () { notice('Reconnecting to the softphone…', true); });
-      phone.on('connected', function () { notice('Connected to the softphone.'); refreshRecent(); });
+      phone.on('connected', function () { notice('Connected to the softphone.'); refreshRecent(); refreshDevices(); });
       notice('Connected to the softphone.');
       render(phone.state);
       refreshRecent();
+      refreshDevices();
     }, function (error) { notice(error.message, true); });
   }
 

@@ -36,7 +36,7 @@ async function waitFor(what, check, timeoutMs = 20000) {
  * ('20000-20003'); `user` ({uid, gid}) runs it as another OS user (terminal servers), from a copy
  * of the binary that user may read, with the data folder theirs.
  */
-export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-data-')), port = 0, allowedOrigins = [], demoLine = false, user = null } = {}) {
+export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-data-')), port = 0, allowedOrigins = [], demoLine = false, user = null, env = {} } = {}) {
   const config = join(dataDir, 'config.toml');
   const origins = allowedOrigins.map((o) => JSON.stringify(o)).join(', ');
   writeFileSync(config, `[demo]\nline = ${demoLine}\n[api]\nport = ${JSON.stringify(port)}\nallowed_origins = [${origins}]\n`);
@@ -53,7 +53,7 @@ export async function startDaemon({ dataDir = mkdtempSync(join(tmpdir(), 'sb-dat
     prefix = [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', join(binaryDir, 'softphone-bridge')];
   }
   const child = spawn(command, [...prefix, '--data-dir', dataDir, 'run', '--headless', '--config', config], {
-    env: isolatedEnv(), stdio: ['ignore', 'ignore', 'pipe'], cwd: '/',
+    env: isolatedEnv(env), stdio: ['ignore', 'ignore', 'pipe'], cwd: '/',
   });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
@@ -158,10 +158,10 @@ export function cleanup(...dirs) {
  * The usual lab: fixture pages, a daemon allowing the pages' first origin, a HOME that trusts the
  * daemon's CA, and Chromium. `lab.daemon` may be replaced (restart tests); `close()` tears down all.
  */
-export async function startLab({ demoLine = false } = {}) {
+export async function startLab({ demoLine = false, daemonEnv = {} } = {}) {
   const lab = {};
   lab.pages = await startPages(() => lab.daemon.port);
-  lab.daemon = await startDaemon({ allowedOrigins: [lab.pages.allowed], demoLine });
+  lab.daemon = await startDaemon({ allowedOrigins: [lab.pages.allowed], demoLine, env: daemonEnv });
   lab.home = trustingHome(lab.daemon);
   lab.browser = await launchBrowser(lab.home);
   lab.close = async () => {

@@ -5,21 +5,29 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLab } from './harness.mjs';
 
 const SHOTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'target', 'screenshots');
+const HEADSET = 'Desk Headset 7';
 let lab;
+// The daemon's sound devices: ALSA's null device as the default and a named headset, from a
+// throw-away HOME's .asoundrc (this machine has no sound card).
+const soundHome = mkdtempSync(join(tmpdir(), 'sb-sound-'));
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  lab = await startLab({ demoLine: true });
+  writeFileSync(join(soundHome, '.asoundrc'), 'pcm.!default { type plug slave.pcm "null" }\n' +
+    `pcm.headset { type plug slave.pcm "null" hint { show on description "${HEADSET}" } }\n`);
+  lab = await startLab({ demoLine: true, daemonEnv: { HOME: soundHome } });
 });
 
 after(async () => {
   await lab?.close();
+  rmSync(soundHome, { recursive: true, force: true });
 });
 
 async function openPanel(width) {
@@ -99,11 +107,17 @@ test('a disposition and notes are saved for the last call; the status is changed
   await page.locator('#saved', { hasText: 'Saved' }).waitFor({ timeout: 15000 });
   await page.locator('#recent li', { hasText: 'Sale' }).first().waitFor({ timeout: 15000 });
 
-  // The agent picks a headset for the next calls; every page hears of it.
-  await page.fill('#audio-input', 'Desk Headset 7');
+  // The agent picks the headset from the devices plugged in; every page hears of it.
+  await page.locator('#audio-input option', { hasText: HEADSET }).waitFor({ state: 'attached', timeout: 15000 });
+  await page.selectOption('#audio-input', HEADSET);
   await page.click('#audio-form button');
-  await page.locator('#audio-now', { hasText: 'Microphone: Desk Headset 7 · speaker: system default' }).waitFor({ timeout: 15000 });
-  await page.fill('#audio-input', '');
+  await page.locator('#audio-now', { hasText: `Microphone: ${HEADSET} · speaker: system default` }).waitFor({ timeout: 15000 });
+  // The device check: a level meter while the tone plays (ALSA's null device hears silence).
+  await page.click('#audio-test');
+  await page.locator('#audio-test-status', { hasText: 'Microphone' }).waitFor({ timeout: 15000 });
+  await page.locator('#audio-test-status', { hasText: 'Test finished: the microphone picked up nothing' }).waitFor({ timeout: 15000 });
+  assert.equal(await page.locator('#audio-test').isDisabled(), false);
+  await page.selectOption('#audio-input', '');
   await page.click('#audio-form button');
   await page.locator('#audio-now', { hasText: 'Microphone: system default' }).waitFor({ timeout: 15000 });
 
