@@ -31,19 +31,27 @@ async function until(page, predicate, timeoutMs = 10000) {
   }
 }
 
-test('demo CRM page at /demo: presence, a call to echo, dispositions', async () => {
-  const page = await browser.newPage();
+test('demo CRM page at /demo: presence, a call to echo, dispositions; fits a phone, enables what applies', async () => {
+  const page = await browser.newPage({ viewport: { width: 375, height: 800 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(`https://localhost:${daemon.port}/demo`);
   await until(page, () => document.getElementById('status').textContent === 'connected');
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 375, `the demo is ${width} px wide at 375 px`);
+  const disabled = (selector) => page.locator(selector).isDisabled();
+  assert.equal(await disabled('[data-action="hangup"]'), true, 'no call to hang up');
+  assert.equal(await disabled('#conference'), true);
   await page.selectOption('#presence', 'busy');
   await until(page, () => document.getElementById('log').textContent.includes('statusChanged'));
   await until(page, () => document.getElementById('line').textContent.startsWith('registered'));
   await page.click('#dial');
-  await until(page, () => document.getElementById('dial-result').textContent.includes('conversationId'));
+  await until(page, () => /^Done: conversationId \S+/.test(document.getElementById('dial-result').textContent));
   await until(page, () => document.getElementById('log').textContent.includes('callAccepted'));
   await until(page, () => document.getElementById('calls').textContent.includes('echo — active'));
+  assert.equal(await disabled('[data-action="hangup"]'), false, 'a call to hang up');
+  assert.equal(await disabled('[data-action="unhold"]'), true, 'nothing held');
+  assert.ok(!(await page.textContent('#log')).includes('{"'), 'events read as text, not raw JSON');
   await page.click('[data-action="hangup"]');
   await until(page, () => document.getElementById('log').textContent.includes('callEnded'));
   await page.click('#set-codes');
