@@ -417,9 +417,25 @@ async fn the_device_check_plays_a_tone_and_measures_the_microphone() {
     assert_eq!(tone.peaks[0].0, 1000.0, "{tone:?}");
     assert!((tone.level_dbfs + 15.0).abs() < 1.0, "{tone:?}");
 
+    // One at a time; and a call takes the devices from a check at once.
     page.registered().await;
+    let (reply, _) = page.request("test_audio", json!({"seconds": 10})).await;
+    assert_eq!(reply["result"]["seconds"], 10, "{reply}");
+    let (again, _) = page.request("test_audio", json!({})).await;
+    assert_eq!(again["error"]["code"], "call_in_progress", "{again}");
+    let asked = std::time::Instant::now();
     let id = page.start_call("echo").await;
-    page.event("callAccepted").await;
+    loop {
+        if page.event("audioTest").await["payload"]["done"] == true {
+            break;
+        }
+    }
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the call stopped the 10 s check"
+    );
+    // (Waiting for the check's end skipped the call's own events.)
+    page.assert_call_listed(&id, "the device check").await;
     let (busy, _) = page.request("test_audio", json!({})).await;
     assert_eq!(busy["error"]["code"], "call_in_progress", "{busy}");
     page.request("hangup", json!({"conversationId": id})).await;

@@ -1,6 +1,8 @@
 //! The agent's device check: a test tone on the output while the microphone's level is measured
 //! — what a settings page's "Test audio" does, with no call.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::AudioSource;
@@ -20,11 +22,13 @@ pub const SILENCE_DBFS: f32 = -100.0;
 
 /// Plays the tone and measures the microphone for `seconds` on a thread of its own; sends the
 /// microphone's RMS level in dBFS ten times a second, then closes `levels`. Devices that do not
-/// open are reported as one `Err` with the reason.
+/// open are reported as one `Err` with the reason. Setting `stop` ends it at the next frame (a
+/// call came in: the devices are the call's).
 pub fn run(
     config: AudioConfig,
     seconds: u32,
     levels: tokio::sync::mpsc::Sender<Result<f32, String>>,
+    stop: Arc<AtomicBool>,
 ) {
     let spawned = std::thread::Builder::new()
         .name("audio-check".into())
@@ -48,6 +52,9 @@ pub fn run(
             let (mut energy, mut counted) = (0.0f64, 0usize);
             let started = Instant::now();
             for frame in 0..frames {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 for sample in tone.iter_mut() {
                     *sample =
                         (TONE_AMPLITUDE * 32767.0 * (std::f32::consts::TAU * phase).sin()) as i16;

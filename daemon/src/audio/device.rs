@@ -42,14 +42,14 @@ pub fn list() -> DeviceList {
     DeviceList {
         inputs: host
             .input_devices()
-            .map(|d| d.map(|d| d.to_string()).collect())
+            .map(|d| d.filter_map(|d| name(&d)).collect())
             .unwrap_or_default(),
         outputs: host
             .output_devices()
-            .map(|d| d.map(|d| d.to_string()).collect())
+            .map(|d| d.filter_map(|d| name(&d)).collect())
             .unwrap_or_default(),
-        default_input: host.default_input_device().map(|d| d.to_string()),
-        default_output: host.default_output_device().map(|d| d.to_string()),
+        default_input: host.default_input_device().and_then(|d| name(&d)),
+        default_output: host.default_output_device().and_then(|d| name(&d)),
     }
 }
 
@@ -150,6 +150,12 @@ pub fn open(
                     Ok(opened) => {
                         rates_cb.0.store(opened.rates.0, Ordering::Relaxed);
                         rates_cb.1.store(opened.rates.1, Ordering::Relaxed);
+                        // What the old devices left is at their rates: not worth a glitch.
+                        for buffer in [&capture_cb, &playback_cb] {
+                            if let Ok(mut buffer) = buffer.lock() {
+                                buffer.clear();
+                            }
+                        }
                         tracing::info!(input = %opened.names.input, output = %opened.names.output, "the call's audio devices changed");
                         if opened.names != current.names
                             && let Some(report) = report.as_mut()
@@ -160,7 +166,14 @@ pub fn open(
                     }
                     // Nothing to open now (the default went too): try again next time.
                     Err(e) => {
-                        tracing::warn!("reopening the call's audio devices: {e}");
+                        // Once, not every second until a device is back.
+                        if !current.names.input.is_empty() {
+                            tracing::warn!("reopening the call's audio devices: {e}");
+                        }
+                        current.names = DevicesInUse {
+                            input: String::new(),
+                            output: String::new(),
+                        };
                         lost.store(true, Ordering::Relaxed);
                     }
                 }
@@ -203,7 +216,7 @@ fn wanted(
     chosen
         .filter(|name| find(devices, name).is_some())
         .map(str::to_owned)
-        .or_else(|| default.map(|d| d.to_string()))
+        .or_else(|| default.and_then(|d| name(&d)))
         .unwrap_or_default()
 }
 
@@ -279,11 +292,21 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
     }))
 }
 
+/// A device's name as the OS describes it; `None` when the OS cannot say (cpal's `Display`
+/// fails then — WASAPI with no default device, the unplug case — and `to_string` would panic).
+fn name(device: &cpal::Device) -> Option<String> {
+    use std::fmt::Write;
+    let mut name = String::new();
+    write!(name, "{device}").ok().map(|()| name)
+}
+
 fn find(
     devices: Result<impl Iterator<Item = cpal::Device>, cpal::Error>,
     name: &str,
 ) -> Option<cpal::Device> {
-    devices.ok()?.find(|d| d.to_string() == name)
+    devices
+        .ok()?
+        .find(|d| self::name(d).as_deref() == Some(name))
 }
 
 type Streams = (cpal::Stream, cpal::Stream);
@@ -412,14 +435,15 @@ fn start_found_streams(
     output_stream
         .play()
         .map_err(|e| AudioError::Device(e.to_string()))?;
-    tracing::info!(input = %input_device, output = %output_device, input_rate, output_rate, "audio devices open");
+    let names = DevicesInUse {
+        input: name(&input_device).unwrap_or_default(),
+        output: name(&output_device).unwrap_or_default(),
+    };
+    tracing::info!(input = %names.input, output = %names.output, input_rate, output_rate, "audio devices open");
     Ok(Opened {
         streams: Some((input_stream, output_stream)),
         rates: (input_rate, output_rate),
-        names: DevicesInUse {
-            input: input_device.to_string(),
-            output: output_device.to_string(),
-        },
+        names,
     })
 }
 
@@ -508,10 +532,12 @@ struct DeviceSource {
 impl AudioSource for DeviceSource {
     fn read(&mut self, frame: &mut [i16]) {
         let device_rate = self.rates.0.load(Ordering::Relaxed);
-        if device_rate != self.device_rate
-            && let Ok(resampler) = StreamResampler::new(device_rate, self.rate)
-        {
-            (self.resampler, self.device_rate) = (resampler, device_rate);
+        if device_rate != self.device_rate {
+            match StreamResampler::new(device_rate, self.rate) {
+                Ok(resampler) => self.resampler = resampler,
+                Err(e) => tracing::warn!("the new microphone's rate: {e}"),
+            }
+            self.device_rate = device_rate;
         }
         self.captured.clear();
         if let Ok(mut buffer) = self.buffer.lock() {
@@ -548,10 +574,12 @@ impl AudioSink for DeviceSink {
     fn write(&mut self, samples: &[i16]) {
         if let Some(rates) = &self.rates {
             let device_rate = rates.1.load(Ordering::Relaxed);
-            if device_rate != self.device_rate
-                && let Ok(resampler) = StreamResampler::new(self.rate, device_rate)
-            {
-                (self.resampler, self.device_rate) = (resampler, device_rate);
+            if device_rate != self.device_rate {
+                match StreamResampler::new(self.rate, device_rate) {
+                    Ok(resampler) => self.resampler = resampler,
+                    Err(e) => tracing::warn!("the new speaker's rate: {e}"),
+                }
+                self.device_rate = device_rate;
             }
         }
         self.scratch.clear();

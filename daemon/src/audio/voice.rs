@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use aec3::api::{EchoCanceller3Config, EchoControl};
 use aec3::audio_processing::aec3::echo_canceller3::EchoCanceller3;
@@ -129,6 +130,12 @@ impl VoiceProcessor {
     /// are 20 ms; a remainder shorter than a chunk passes unprocessed).
     pub fn capture(&mut self, frame: &mut [i16]) {
         let size = self.chunk * self.factor;
+        // Far end played while the microphone was not read (hold, digits being sent) is older
+        // than anything this frame can echo: pairing it would leave the canceller behind for
+        // the rest of the call. Keep one frame's worth, the newest.
+        let keep = frame.len() / self.chunk * size;
+        let stale = self.render.len().saturating_sub(keep);
+        self.render.drain(..stale);
         for part in frame.chunks_exact_mut(self.chunk) {
             if let Some(echo) = self.echo.as_mut() {
                 // One render chunk per capture chunk; none played: silence.
@@ -204,8 +211,8 @@ pub fn wrap(audio: CallAudio, rate: u32, settings: VoiceSettings) -> CallAudio {
         tracing::warn!("{e}; this call's microphone is not processed");
         return audio;
     }
-    let (jobs, inbox) = mpsc::channel::<Job>();
-    let (processed_tx, processed) = mpsc::channel();
+    let (jobs, inbox) = mpsc::sync_channel::<Job>(JOBS);
+    let (processed_tx, processed) = mpsc::sync_channel(JOBS);
     let spawned = std::thread::Builder::new()
         .name("voice".into())
         .spawn(move || {
@@ -216,9 +223,9 @@ pub fn wrap(audio: CallAudio, rate: u32, settings: VoiceSettings) -> CallAudio {
             while let Ok(job) = inbox.recv() {
                 match job {
                     Job::Render(samples) => processor.render(&samples),
-                    Job::Capture(mut frame) => {
+                    Job::Capture(number, mut frame) => {
                         processor.capture(&mut frame);
-                        if processed_tx.send(frame).is_err() {
+                        if processed_tx.send((number, frame)).is_err() {
                             return;
                         }
                     }
@@ -234,6 +241,7 @@ pub fn wrap(audio: CallAudio, rate: u32, settings: VoiceSettings) -> CallAudio {
             inner: audio.source,
             jobs: jobs.clone(),
             processed,
+            frames: 0,
         }),
         sink: Box::new(RenderTap {
             inner: audio.sink,
@@ -243,38 +251,60 @@ pub fn wrap(audio: CallAudio, rate: u32, settings: VoiceSettings) -> CallAudio {
     }
 }
 
+/// Frames queued for the processor's thread, either way; a thread that falls this far behind
+/// loses frames rather than delaying the call.
+const JOBS: usize = 16;
+/// How long the call's media loop waits for its processed frame before sending it as it was
+/// (the processing takes about 0.3 ms; a starved thread must not stall the call).
+const PROCESSED_WITHIN: Duration = Duration::from_millis(10);
+
 enum Job {
     Render(Vec<i16>),
-    Capture(Vec<i16>),
+    /// A microphone frame and its number, so a late reply is never taken for a later frame.
+    Capture(u64, Vec<i16>),
 }
 
 struct ProcessedSource {
     inner: Box<dyn AudioSource>,
-    jobs: mpsc::Sender<Job>,
-    processed: mpsc::Receiver<Vec<i16>>,
+    jobs: mpsc::SyncSender<Job>,
+    processed: mpsc::Receiver<(u64, Vec<i16>)>,
+    frames: u64,
 }
 
 impl AudioSource for ProcessedSource {
     fn read(&mut self, frame: &mut [i16]) {
         self.inner.read(frame);
-        if self.jobs.send(Job::Capture(frame.to_vec())).is_err() {
+        self.frames += 1;
+        if self
+            .jobs
+            .try_send(Job::Capture(self.frames, frame.to_vec()))
+            .is_err()
+        {
             return;
         }
-        match self.processed.recv() {
-            Ok(processed) if processed.len() == frame.len() => frame.copy_from_slice(&processed),
-            _ => {}
+        let deadline = std::time::Instant::now() + PROCESSED_WITHIN;
+        while let Ok((number, processed)) = self
+            .processed
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if number == self.frames {
+                if processed.len() == frame.len() {
+                    frame.copy_from_slice(&processed);
+                }
+                return;
+            }
         }
     }
 }
 
 struct RenderTap {
     inner: Box<dyn AudioSink>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
 impl AudioSink for RenderTap {
     fn write(&mut self, samples: &[i16]) {
-        let _ = self.jobs.send(Job::Render(samples.to_vec()));
+        let _ = self.jobs.try_send(Job::Render(samples.to_vec()));
         self.inner.write(samples);
     }
 

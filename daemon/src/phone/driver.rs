@@ -2,6 +2,7 @@
 //! [`PhoneHandle`]; the task is the only owner of phone state, so no lock guards it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -246,13 +247,17 @@ struct Driver {
     log_control: Option<LogControl>,
     log_lines: Option<mpsc::Receiver<LogLine>>,
     devices: Option<mpsc::Receiver<crate::protocol::AudioDeviceList>>,
-    /// The levels of the device check running (`test_audio`).
-    audio_check: Option<mpsc::Receiver<Result<f32, String>>>,
+    /// The levels of the device check running (`test_audio`), and what stops it.
+    audio_check: Option<DeviceCheck>,
     /// Whether the phone has had the first list (pages hear only of changes after it).
     devices_listed: bool,
     /// Set while shutting down: when to give up waiting, and whom to tell.
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
 }
+
+/// A running device check (`test_audio`): its levels (an `Err` when the devices did not open),
+/// and what stops it.
+type DeviceCheck = (mpsc::Receiver<Result<f32, String>>, Arc<AtomicBool>);
 
 /// What woke the loop.
 enum Wake {
@@ -322,6 +327,12 @@ impl Driver {
                 self.command(command, now).await;
             }
             self.drain_line().await;
+            // A call (ringing too) takes the devices from a device check.
+            if let Some((_, stop)) = &self.audio_check
+                && self.phone.has_calls()
+            {
+                stop.store(true, Ordering::Relaxed);
+            }
             self.publish_events();
             // After the events: a callback is forgotten only once its `callbackDue` is stored.
             self.keep_state();
@@ -425,11 +436,10 @@ impl Driver {
                 if let Some(chosen) = devices {
                     (audio.input, audio.output) = (chosen.input, chosen.output);
                 }
-                // A check asked for again replaces the one running (its thread stops on the
-                // closed channel).
                 let (levels, measured) = mpsc::channel(16);
-                crate::audio::check::run(audio, seconds, levels);
-                self.audio_check = Some(measured);
+                let stop = Arc::new(AtomicBool::new(false));
+                crate::audio::check::run(audio, seconds, levels, Arc::clone(&stop));
+                self.audio_check = Some((measured, stop));
             }
             command => {
                 if let Some(line) = &mut self.line {
@@ -482,6 +492,10 @@ impl Driver {
     fn act(&mut self, action: Action, origin: Option<&Origin>) -> Result<Value, PhoneError> {
         match action {
             Action::GetState => Ok(serde_json::json!({ "state": self.snapshot() })),
+            // One at a time: a page asking again and again gets no pile of threads and tones.
+            Action::TestAudio(_) if self.audio_check.is_some() => Err(PhoneError::CallInProgress(
+                "a device check is running; wait for its audioTest with done".into(),
+            )),
             Action::Ack(ack) => match self.journal.ack(origin, ack.seq) {
                 Ok(acked) => Ok(serde_json::json!({ "acked": acked })),
                 Err(e @ JournalError::Unavailable(_)) => {
@@ -806,11 +820,9 @@ async fn recv_devices(
     }
 }
 
-async fn recv_check(
-    check: &mut Option<mpsc::Receiver<Result<f32, String>>>,
-) -> Option<Result<f32, String>> {
+async fn recv_check(check: &mut Option<DeviceCheck>) -> Option<Result<f32, String>> {
     match check {
-        Some(levels) => levels.recv().await,
+        Some((levels, _)) => levels.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -261,6 +261,11 @@ impl Phone {
         phone
     }
 
+    /// Whether any call is up or ringing (the devices are the calls').
+    pub fn has_calls(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
     /// The driver's device watcher listed what is plugged in: pages hear of a change (a headset
     /// plugged or unplugged), not of the first listing.
     pub fn devices_listed(&mut self, list: crate::protocol::AudioDeviceList, first: bool) {

@@ -157,6 +157,35 @@ fn a_far_end_fed_back_at_minus_10_db_is_cancelled_by_20_db_and_near_end_speech_p
     }
 }
 
+/// On hold, or while digits go out, the far end is still played but the microphone is not
+/// read: that far end must not stay queued ahead of the echo for the rest of the call.
+#[test]
+fn far_end_played_while_the_microphone_was_not_read_does_not_derail_the_canceller() {
+    let rate = 16_000;
+    let far = speech(0, 10.0, rate, 0.1);
+    let echo = room(&far, rate, -10.0);
+    let mut processor = VoiceProcessor::new(rate, VoiceSettings::ALL).expect("processor");
+    let frame = rate as usize / 50;
+    let (far, echo_i16) = (to_i16(&far), to_i16(&echo));
+    let mut out = Vec::new();
+    for (n, (far, mic)) in far.chunks(frame).zip(echo_i16.chunks(frame)).enumerate() {
+        processor.render(far);
+        // 200 ms without the microphone at 1 s (ten frames, like two digits sent).
+        if (50..60).contains(&n) {
+            out.extend(std::iter::repeat_n(0, frame));
+            continue;
+        }
+        let mut frame = mic.to_vec();
+        processor.capture(&mut frame);
+        out.extend(frame);
+    }
+    let erle = erle(rate, &echo, &out, 5.0..10.0);
+    assert!(
+        erle >= 20.0,
+        "ERLE {erle:.1} dB after a gap in the microphone"
+    );
+}
+
 #[test]
 fn echo_passes_when_echo_cancellation_is_off() {
     let rate = 16_000;
