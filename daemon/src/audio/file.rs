@@ -73,10 +73,22 @@ impl AudioSink for Speaker {
     }
 }
 
-/// A WAV file played in a loop, mixed to mono and resampled (linear) to the call's rate.
+/// A WAV file played in a loop, mixed to mono and resampled (linear) to the call's rate, read
+/// as it plays: loading a minute of 48 kHz stereo whole took ~30 MB of temporaries per call, and
+/// the allocator kept them resident after the call (issue 15's "44 MB mapping").
 pub struct WavSource {
-    samples: Vec<i16>,
-    position: usize,
+    path: PathBuf,
+    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+    channels: usize,
+    /// Integer samples to `[-1, 1]`; `None` for float files.
+    scale: Option<f32>,
+    /// Input samples per output sample.
+    step: f64,
+    /// Where the next output sample falls between `previous` and `next` (0 ≤ at < 1 after
+    /// catching up).
+    at: f64,
+    previous: f32,
+    next: f32,
 }
 
 impl WavSource {
@@ -85,67 +97,83 @@ impl WavSource {
             path: path.to_owned(),
             message,
         };
-        let mut reader = hound::WavReader::open(path).map_err(|e| error(e.to_string()))?;
+        let reader = hound::WavReader::open(path).map_err(|e| error(e.to_string()))?;
         let spec = reader.spec();
-        let channels = usize::from(spec.channels.max(1));
-        let interleaved: Vec<f32> = match spec.sample_format {
-            hound::SampleFormat::Int => {
-                let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
-                reader
-                    .samples::<i32>()
-                    .map(|s| s.map(|v| v as f32 * scale))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| error(e.to_string()))?
-            }
-            hound::SampleFormat::Float => reader
-                .samples::<f32>()
-                .collect::<Result<_, _>>()
-                .map_err(|e| error(e.to_string()))?,
-        };
-        let mono: Vec<f32> = interleaved
-            .chunks(channels)
-            .map(|frame| frame.iter().sum::<f32>() / frame.len() as f32)
-            .collect();
-        if mono.is_empty() {
+        if reader.duration() == 0 {
             return Err(error("has no samples".into()));
         }
-        let samples = resample(&mono, spec.sample_rate, rate)
-            .into_iter()
-            .map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .collect();
-        Ok(Self {
-            samples,
-            position: 0,
-        })
+        let scale = match spec.sample_format {
+            hound::SampleFormat::Int => {
+                Some(1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32)
+            }
+            hound::SampleFormat::Float => None,
+        };
+        let mut source = Self {
+            path: path.to_owned(),
+            reader,
+            channels: usize::from(spec.channels.max(1)),
+            scale,
+            step: f64::from(spec.sample_rate.max(1)) / f64::from(rate.max(1)),
+            at: 0.0,
+            previous: 0.0,
+            next: 0.0,
+        };
+        source.previous = source.mono();
+        source.next = source.mono();
+        Ok(source)
+    }
+
+    /// The next input frame mixed to mono; from the start again at the end.
+    fn mono(&mut self) -> f32 {
+        for _ in 0..2 {
+            let mut sum = 0.0;
+            let mut got = 0;
+            for _ in 0..self.channels {
+                let sample = match self.scale {
+                    Some(scale) => self
+                        .reader
+                        .samples::<i32>()
+                        .next()
+                        .map(|s| s.map(|v| v as f32 * scale)),
+                    None => self.reader.samples::<f32>().next(),
+                };
+                match sample {
+                    Some(Ok(value)) => {
+                        sum += value;
+                        got += 1;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!("playing {}: {e}", self.path.display());
+                        return 0.0;
+                    }
+                    None => break,
+                }
+            }
+            if got > 0 {
+                return sum / got as f32;
+            }
+            if let Err(e) = self.reader.seek(0) {
+                tracing::warn!("playing {} again: {e}", self.path.display());
+                return 0.0;
+            }
+        }
+        0.0
     }
 }
 
 impl AudioSource for WavSource {
     fn read(&mut self, frame: &mut [i16]) {
         for sample in frame {
-            *sample = self.samples[self.position];
-            self.position = (self.position + 1) % self.samples.len();
+            while self.at >= 1.0 {
+                self.previous = self.next;
+                self.next = self.mono();
+                self.at -= 1.0;
+            }
+            let value = self.previous + (self.next - self.previous) * self.at as f32;
+            *sample = (value.clamp(-1.0, 1.0) * 32767.0) as i16;
+            self.at += self.step;
         }
     }
-}
-
-/// Linear interpolation; good enough for test tones and prompts (rubato for devices).
-fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
-    if from == to || from == 0 {
-        return input.to_vec();
-    }
-    let out_len = (input.len() as u64 * u64::from(to) / u64::from(from)).max(1) as usize;
-    let step = f64::from(from) / f64::from(to);
-    (0..out_len)
-        .map(|i| {
-            let position = i as f64 * step;
-            let index = position.floor() as usize;
-            let fraction = (position - index as f64) as f32;
-            let a = input[index.min(input.len() - 1)];
-            let b = input[(index + 1).min(input.len() - 1)];
-            a + (b - a) * fraction
-        })
-        .collect()
 }
 
 /// Records what the agent hears as 16-bit mono WAV.
