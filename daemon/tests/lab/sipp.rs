@@ -16,6 +16,16 @@ pub struct Sipp {
 impl Sipp {
     /// `calls`: how many sipp calls (distinct Call-IDs) the scenario takes before sipp exits.
     pub fn start(scenario: &str, calls: u32, replacements: &[(&str, String)]) -> Self {
+        Self::start_with(scenario, calls, replacements, &[])
+    }
+
+    /// [`Self::start`] with more sipp arguments (`-rtp_echo`, say).
+    pub fn start_with(
+        scenario: &str,
+        calls: u32,
+        replacements: &[(&str, String)],
+        args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut text = std::fs::read_to_string(format!(
             "{}/../tests/lab/{scenario}",
@@ -43,6 +53,7 @@ impl Sipp {
                 "-nostdin",
                 "-trace_err",
             ])
+            .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
