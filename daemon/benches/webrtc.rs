@@ -48,7 +48,12 @@ fn main() {
 fn percentiles(mut times: Vec<Duration>) -> String {
     times.sort();
     let at = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3;
-    format!("p50 {:.1} ms, max {:.1} ms", at(0.5), at(1.0))
+    format!(
+        "p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        at(0.5),
+        at(0.9),
+        at(1.0)
+    )
 }
 
 async fn run() {
@@ -87,6 +92,23 @@ async fn run() {
         phone.wait("ended");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    // The anchor: the browser phone's own setup, JsSIP calling JsSIP through the same Kamailio,
+    // timed inside the caller's page (`calling` → `confirmed`).
+    eprintln!("browser to browser call setup ({SETUPS} calls)");
+    let mut caller = BrowserPhone::start(wss, "1003", &far_tone);
+    let mut browser_setups = Vec::new();
+    for _ in 0..SETUPS {
+        caller.send(json!({"cmd": "call", "target": "sip:1002@127.0.0.1"}));
+        let calling = caller.wait("calling");
+        let confirmed = caller.wait("confirmed");
+        let ms = confirmed["at"].as_f64().unwrap_or(0.0) - calling["at"].as_f64().unwrap_or(0.0);
+        browser_setups.push(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+        caller.send(json!({"cmd": "hangup"}));
+        caller.wait("ended");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(caller);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_setups = usage(daemon.pid());
@@ -127,8 +149,9 @@ async fn run() {
     println!("| measure | softphone-bridge | browser phone (Chromium, all processes) |");
     println!("|---|---|---|");
     println!(
-        "| call setup over wss: `start_call` → `callAccepted` ({SETUPS} calls, callee answers at once) | {} | — |",
-        percentiles(setups)
+        "| call setup over wss: `start_call` → `callAccepted` ({SETUPS} calls, callee answers at once) | {} | JsSIP calling JsSIP: {} |",
+        percentiles(setups),
+        percentiles(browser_setups)
     );
     println!(
         "| CPU for a 20 s Opus call | {} | {} |",

@@ -34,7 +34,8 @@ writeFileSync(join(dir, 'phone.html'), `<!doctype html><title>phone</title><scri
 <script>
 window.phone = (() => {
   const events = [];
-  const emit = (event) => events.push(event);
+  // Each event with the page's clock (ms), so a bench can time call setup inside the browser.
+  const emit = (event) => events.push({ ...event, at: performance.timeOrigin + performance.now() });
   let session = null;
   let remoteStream = null;
   const socket = new JsSIP.WebSocketInterface(${JSON.stringify(config.wss)});
@@ -74,7 +75,7 @@ window.phone = (() => {
   const options = { mediaConstraints: { audio, video: false }, pcConfig: { iceServers: [] } };
   return {
     take: () => events.splice(0),
-    call: (target) => track(ua.call(target, options)),
+    call: (target) => { emit({ event: 'calling' }); track(ua.call(target, options)); },
     answer: () => session.answer(options),
     hangup: () => session && !session.isEnded() && session.terminate(),
     dtmf: (digits) => session.sendDTMF(digits, { transportType: 'RFC2833' }),
