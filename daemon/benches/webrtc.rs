@@ -110,6 +110,31 @@ async fn run() {
     }
     drop(caller);
 
+    // Daemon calling daemon: a second daemon on the WebRTC line (1004) answering by itself.
+    eprintln!("daemon to daemon call setup ({} calls)", SETUPS * 2);
+    let callee = Daemon::start(&format!(
+        "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"1004\"\npassword = \"secret1004\"\nca_file = \"{}\"\nauto_answer = \"always\"\n\
+         [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"opus\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\n",
+        kamailio.ca_file().display(),
+        far_tone.display(),
+    ));
+    callee.connect(CRM).await.registered().await;
+    let mut daemon_setups = Vec::new();
+    for _ in 0..SETUPS * 2 {
+        let start = Instant::now();
+        let (reply, _) = page.request("start_call", json!({"dialTo": "1004"})).await;
+        page.event("callAccepted").await;
+        daemon_setups.push(start.elapsed());
+        page.request(
+            "hangup",
+            json!({"conversationId": reply["result"]["conversationId"]}),
+        )
+        .await;
+        page.event("callEnded").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(callee);
+
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_setups = usage(daemon.pid());
     eprintln!("a 20 s Opus call");
@@ -152,6 +177,11 @@ async fn run() {
         "| call setup over wss: `start_call` → `callAccepted` ({SETUPS} calls, callee answers at once) | {} | JsSIP calling JsSIP: {} |",
         percentiles(setups),
         percentiles(browser_setups)
+    );
+    println!(
+        "| call setup, daemon calling daemon ({} calls, callee answers by itself) | {} | — |",
+        SETUPS * 2,
+        percentiles(daemon_setups)
     );
     println!(
         "| CPU for a 20 s Opus call | {} | {} |",
