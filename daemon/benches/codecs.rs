@@ -6,31 +6,21 @@
 //! signal (a few harmonics with a changing pitch), as one call does 50 times a second each way,
 //! and what that is as a share of one core for a call.
 
+mod measure;
+
 use std::time::{Duration, Instant};
 
+use measure::speech_like;
 use softphone_bridge::media::codec::{AudioCodec, CodecState};
 
 /// Ten seconds of audio per codec, measured five times; the median run is printed.
 const SECONDS: usize = 10;
 const RUNS: usize = 5;
 
-fn speech_like(rate: u32, seconds: usize) -> Vec<i16> {
-    let rate = f64::from(rate);
-    (0..rate as usize * seconds)
-        .map(|i| {
-            let t = i as f64 / rate;
-            let pitch = 120.0 + 40.0 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
-            let phase = 2.0 * std::f64::consts::PI * pitch * t;
-            let voice: f64 = (1..=8).map(|h| (phase * h as f64).sin() / h as f64).sum();
-            (voice * 6000.0) as i16
-        })
-        .collect()
-}
-
 fn main() {
     println!("codec  encode+decode per 20 ms frame  one call's share of a core  payload per frame");
     for codec in [AudioCodec::Pcmu, AudioCodec::G722, AudioCodec::Opus] {
-        let signal = speech_like(codec.sample_rate(), SECONDS);
+        let signal = speech_like(codec.sample_rate(), SECONDS, false);
         let frames = signal.len() / codec.samples_per_frame();
         let mut runs: Vec<Duration> = Vec::new();
         let mut payload = 0;

@@ -8,29 +8,16 @@
 //! suppression, gain control, and each alone), and that as a share of one core, for a
 //! speech-like far end echoed into the microphone at −10 dB.
 
+mod measure;
+
 use std::time::{Duration, Instant};
 
+use measure::speech_like;
 use softphone_bridge::audio::voice::{VoiceProcessor, VoiceSettings};
 
 /// Ten seconds of audio per setting, measured three times; the median run is printed.
 const SECONDS: usize = 10;
 const RUNS: usize = 3;
-
-fn speech_like(rate: u32, seconds: usize) -> Vec<i16> {
-    let rate = f64::from(rate);
-    (0..rate as usize * seconds)
-        .map(|i| {
-            let t = i as f64 / rate;
-            let pitch = 120.0 + 40.0 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
-            let phase = 2.0 * std::f64::consts::PI * pitch * t;
-            let voice: f64 = (1..=8).map(|h| (phase * h as f64).sin() / h as f64).sum();
-            // Syllables: on for 200 ms, off for 100 ms.
-            let on = (t * 1000.0) as u64 % 300 < 200;
-            if on { voice * 6000.0 } else { 0.0 }
-        })
-        .map(|v| v as i16)
-        .collect()
-}
 
 fn main() {
     let stages = [
@@ -62,7 +49,7 @@ fn main() {
     ];
     println!("rate      stages              per 20 ms frame  one call's share of a core");
     for rate in [8_000u32, 16_000, 48_000] {
-        let far = speech_like(rate, SECONDS);
+        let far = speech_like(rate, SECONDS, true);
         // The echo: 30 ms late, 10 dB down.
         let delay = rate as usize * 30 / 1000;
         let mic: Vec<i16> = (0..far.len())

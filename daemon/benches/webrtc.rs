@@ -27,22 +27,7 @@ const SETUPS: usize = 10;
 const CALL: Duration = Duration::from_secs(20);
 
 fn main() {
-    // ICE checks every interface: run where only loopback exists (as the WebRTC tests do).
-    if !lab::webrtc::in_namespace() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        std::process::exit(
-            lab::webrtc::rerun_in_loopback_namespace(&args)
-                .code()
-                .unwrap_or(1),
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    lab::webrtc::block_on_in_loopback_namespace(run);
 }
 
 fn percentiles(mut times: Vec<Duration>) -> String {

@@ -97,3 +97,19 @@ pub fn clock_ticks_per_second() -> f64 {
 pub fn mb(kib: u64) -> String {
     format!("{:.1} MB", kib as f64 / 1024.0)
 }
+
+/// A speech-like signal for the CPU benches: eight harmonics with a pitch gliding 80–160 Hz, at
+/// about −15 dBFS; with `syllables`, on for 200 ms and off for 100 ms, as speech pauses.
+pub fn speech_like(rate: u32, seconds: usize, syllables: bool) -> Vec<i16> {
+    let rate = f64::from(rate);
+    (0..rate as usize * seconds)
+        .map(|i| {
+            let t = i as f64 / rate;
+            let pitch = 120.0 + 40.0 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+            let phase = 2.0 * std::f64::consts::PI * pitch * t;
+            let voice: f64 = (1..=8).map(|h| (phase * h as f64).sin() / h as f64).sum();
+            let on = !syllables || (t * 1000.0) as u64 % 300 < 200;
+            if on { (voice * 6000.0) as i16 } else { 0 }
+        })
+        .collect()
+}

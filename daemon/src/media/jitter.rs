@@ -50,6 +50,8 @@ pub struct JitterBuffer {
     underruns: u32,
     /// Ticks in a row with more than target + SLACK frames held.
     over: u32,
+    /// The frame whose slot a stall already filled with concealment (nothing later had come).
+    stalled: Option<u64>,
     /// Relative transit time of the previous packet, for the jitter estimate.
     last_transit: Option<f64>,
     stats: JitterStats,
@@ -65,6 +67,7 @@ impl JitterBuffer {
             playing: false,
             underruns: 0,
             over: 0,
+            stalled: None,
             last_transit: None,
             stats: JitterStats {
                 target_frames: MIN_TARGET,
@@ -131,9 +134,18 @@ impl JitterBuffer {
         } else {
             self.over = 0;
         }
-        let Some(next) = self.next else {
+        let Some(mut next) = self.next else {
             return Playout::Silence;
         };
+        if self.stalled.take() == Some(next)
+            && !self.packets.is_empty()
+            && !self.packets.contains_key(&next)
+        {
+            // A stall already filled this frame's slot, and later frames are here now: it is
+            // lost. Concealing it again would add a frame and shift all that follows; play on.
+            next += 1;
+            self.next = Some(next);
+        }
         if let Some(payload) = self.packets.remove(&next) {
             self.next = Some(next + 1);
             self.underruns = 0;
@@ -148,6 +160,7 @@ impl JitterBuffer {
                 self.next = None;
                 return Playout::Silence;
             }
+            self.stalled = Some(next);
             return Playout::Lost { next: None };
         }
         // A later frame is here, so this one is lost: conceal it and move on.
@@ -226,6 +239,26 @@ mod tests {
         buffer.push(3, 60.0, 130.0, &[3]);
         assert_eq!(buffer.stats().late, 1);
         assert_eq!(buffer.pop(), frame(5));
+    }
+
+    /// A frame lost while nothing later had come yet is concealed once, in its own slot: when the
+    /// next frames arrive it is not concealed a second time (which would shift the rest).
+    #[test]
+    fn a_frame_lost_at_the_edge_is_concealed_once() {
+        let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
+        // 3 is lost; at its tick nothing later is here yet.
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        buffer.push(4, 80.0, 85.0, &[4]);
+        assert_eq!(
+            buffer.pop(),
+            frame(4),
+            "3's slot was filled; 4 plays in its own"
+        );
+        buffer.push(5, 100.0, 105.0, &[5]);
+        assert_eq!(buffer.pop(), frame(5));
+        assert_eq!(buffer.stats().concealed, 1);
     }
 
     #[test]

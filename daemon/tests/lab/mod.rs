@@ -570,6 +570,29 @@ impl Baresip {
         answermode: &str,
         params: &str,
     ) -> Self {
+        Self::launch(kamailio, user, Err(tone_hz), codec, answermode, params)
+    }
+
+    /// Playing `source` (a WAV at the codec's rate: 8 kHz mono for G.711, 48 kHz stereo for
+    /// Opus, and longer than the call) instead of a tone.
+    pub fn start_playing(
+        kamailio: &Kamailio,
+        user: &str,
+        source: &std::path::Path,
+        codec: &str,
+        answermode: &str,
+    ) -> Self {
+        Self::launch(kamailio, user, Ok(source), codec, answermode, "")
+    }
+
+    fn launch(
+        kamailio: &Kamailio,
+        user: &str,
+        source: Result<&std::path::Path, f64>,
+        codec: &str,
+        answermode: &str,
+        params: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tone = dir.path().join("tone.wav");
         // Longer than any call: baresip hangs up when its source file ends. Its aufile source
@@ -581,7 +604,12 @@ impl Baresip {
         } else {
             (8000, 1)
         };
-        write_tone_channels(&tone, rate, channels, tone_hz, 0.5, 120.0);
+        match source {
+            Ok(file) => {
+                std::fs::copy(file, &tone).expect("baresip's source file");
+            }
+            Err(tone_hz) => write_tone_channels(&tone, rate, channels, tone_hz, 0.5, 120.0),
+        }
         let recordings = dir.path().join("rec");
         std::fs::create_dir_all(&recordings).expect("rec dir");
         let conf = dir.path().join("conf");
@@ -675,8 +703,10 @@ impl Baresip {
     pub fn command(&self, command: &str, params: &str) {
         use std::io::{Read, Write};
         let body = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
-        let mut stream = std::net::TcpStream::connect((self.address.as_str(), self.ctrl_port))
-            .expect("ctrl_tcp");
+        // ctrl_tcp may still be starting up (or restarting its listener) under load.
+        let mut stream = eventually("baresip's ctrl_tcp", Duration::from_secs(10), || {
+            std::net::TcpStream::connect((self.address.as_str(), self.ctrl_port)).ok()
+        });
         stream
             .write_all(format!("{}:{body},", body.len()).as_bytes())
             .expect("send");

@@ -35,6 +35,25 @@ pub fn in_namespace() -> bool {
     std::env::var_os(IN_NAMESPACE).is_some()
 }
 
+/// A bench's `main` where only loopback exists (ICE checks every interface; loss rules apply to
+/// `lo` alone): outside, runs this executable again in a fresh namespace and exits with its
+/// status; inside, runs `run` on a two-thread runtime.
+pub fn block_on_in_loopback_namespace<F: std::future::Future<Output = ()>>(
+    run: impl FnOnce() -> F,
+) {
+    if !in_namespace() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        std::process::exit(rerun_in_loopback_namespace(&args).code().unwrap_or(1));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run());
+}
+
 /// Runs this executable again with `args` in a fresh network namespace where only `lo` is up.
 pub fn rerun_in_loopback_namespace(args: &[&str]) -> std::process::ExitStatus {
     let exe = std::env::current_exe().expect("this executable");

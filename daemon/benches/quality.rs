@@ -1,0 +1,204 @@
+//! Voice quality under packet loss, ours beside baresip's (not a test: it prints scores).
+//! Needs the lab packages, root for a network namespace, and `./dev bench`'s extras: nftables,
+//! espeak-ng for the speech and the `pesq` package (ITU-T P.862) in `.lab/quality` (or
+//! `QUALITY_PYTHON`).
+//!
+//!     cargo bench -p softphone-bridge --bench quality      (or ./dev bench)
+//!
+//! In a network namespace where only `lo` exists, an nftables rule drops that share of the media
+//! packets (UDP not to or from Kamailio: SIP is spared, so every call is set up the same way).
+//! `tc netem` would add jitter too, but this machine's kernel has no netem qdisc ("Specified
+//! qdisc kind is unknown"), so jitter is not measured here.
+//! baresip (1002) plays speech (espeak-ng, a few sentences looped); the receiving end records
+//! what it plays out after its jitter buffer and concealment: first our daemon calling it, then
+//! a second baresip (1003) calling it — the same sender, the same network, so the difference is
+//! the receiver's. PESQ scores each recording (narrow band for PCMU, wide band for Opus).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{CRM, Daemon};
+use lab::{Baresip, Kamailio};
+use serde_json::json;
+
+/// Seconds recorded per call (the first is skipped by the scorer), and calls per row.
+const CALL: Duration = Duration::from_secs(9);
+const ROUNDS: usize = 3;
+
+/// (name, percent of media packets dropped).
+const CONDITIONS: [(&str, u32); 3] = [("no loss", 0), ("3 % loss", 3), ("10 % loss", 10)];
+
+fn main() {
+    lab::webrtc::block_on_in_loopback_namespace(run);
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("QUALITY_PYTHON").map_or_else(
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../.lab/quality/bin/python"
+            ))
+        },
+        PathBuf::from,
+    )
+}
+
+fn script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/quality.py")
+}
+
+/// Drops `percent` % of the UDP packets on `lo` that are not SIP to or from Kamailio.
+fn lose(percent: u32, sip_port: u16) {
+    let _ = Command::new("nft")
+        .args(["delete", "table", "inet", "loss"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if percent == 0 {
+        return;
+    }
+    let rules = format!(
+        "table inet loss {{\n chain input {{\n type filter hook input priority 0;\n \
+         udp sport != {sip_port} udp dport != {sip_port} numgen random mod 100 < {percent} drop\n }}\n}}\n"
+    );
+    let status = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut nft| {
+            use std::io::Write;
+            nft.stdin
+                .take()
+                .expect("stdin")
+                .write_all(rules.as_bytes())?;
+            nft.wait()
+        })
+        .expect("nft (nftables)");
+    assert!(status.success(), "nft: {rules}");
+}
+
+fn score(reference: &Path, recording: &Path) -> String {
+    let out = Command::new(python())
+        .args([script(), "score"])
+        .arg(reference)
+        .arg(recording)
+        .output()
+        .expect("the quality venv (./dev bench makes it)");
+    if !out.status.success() {
+        return format!("error: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// "mean (each score)".
+fn summary(scores: &[String]) -> String {
+    let values: Vec<f64> = scores.iter().filter_map(|s| s.parse().ok()).collect();
+    if values.len() != scores.len() || values.is_empty() {
+        return scores.join(", ");
+    }
+    format!(
+        "**{:.2}** ({})",
+        values.iter().sum::<f64>() / values.len() as f64,
+        scores.join(", ")
+    )
+}
+
+fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("wav");
+    for s in samples {
+        writer.write_sample(*s).expect("sample");
+    }
+    writer.finalize().expect("finalize");
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let made = Command::new(python())
+        .args([script(), "speech"])
+        .arg(dir.path())
+        .status()
+        .expect("the quality venv (./dev bench makes it)");
+    assert!(made.success(), "speech (espeak-ng)");
+    let kamailio = Kamailio::start("MD5");
+    println!(
+        "PESQ (MOS-LQO) of what the receiver plays out, baresip sending speech to it, media packets dropped at random on loopback"
+    );
+    println!(
+        "| codec | condition | softphone-bridge receiving: mean (each call) | baresip receiving |"
+    );
+    println!("|---|---|---|---|");
+    for (codec, baresip_codec, reference) in [
+        ("pcmu", "PCMU", "speech-8k.wav"),
+        ("opus", "opus/48000/2", "speech-48k.wav"),
+    ] {
+        let reference = dir.path().join(reference);
+        let heard = dir.path().join(format!("heard-{codec}.wav"));
+        let daemon = Daemon::start(&format!(
+            "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+             [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"{codec}\"]\n[audio]\nbackend = \"file\"\noutput_file = \"{}\"\n",
+            kamailio.port,
+            heard.display()
+        ));
+        let mut page = daemon.connect(CRM).await;
+        page.registered().await;
+        // One sender and one receiving baresip for all the calls of a codec (a baresip killed
+        // between calls would leave its registration behind at Kamailio).
+        let sender = Baresip::start_playing(&kamailio, "1002", &reference, baresip_codec, "auto");
+        let receiver = Baresip::start(&kamailio, "1003", 441.0, baresip_codec);
+        for (name, percent) in CONDITIONS {
+            // Random loss scatters the score from call to call: the mean of ROUNDS calls each.
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for round in 0..ROUNDS {
+                lose(percent, kamailio.port);
+                let id = page.start_call("1002").await;
+                page.event("callAccepted").await;
+                tokio::time::sleep(CALL).await;
+                page.request("hangup", json!({"conversationId": id})).await;
+                page.event("callEnded").await;
+                let ours_file = dir
+                    .path()
+                    .join(format!("ours-{codec}-{percent}-{round}.wav"));
+                std::fs::copy(&heard, &ours_file).expect("our recording");
+                let before = receiver.recording_count();
+                receiver.command(
+                    "dial",
+                    &format!("sip:1002@{}:{}", kamailio.address, kamailio.port),
+                );
+                tokio::time::sleep(CALL + Duration::from_secs(1)).await;
+                receiver.command("hangup", "");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                lose(0, kamailio.port);
+                let theirs_file = dir
+                    .path()
+                    .join(format!("theirs-{codec}-{percent}-{round}.wav"));
+                let recorded = (receiver.recording_count() > before)
+                    .then(|| receiver.newest_recording())
+                    .flatten();
+                match recorded {
+                    Some((rate, samples)) => write_wav(&theirs_file, rate, &samples),
+                    None => eprintln!("baresip recorded nothing: {}", receiver.log()),
+                }
+                ours.push(score(&reference, &ours_file));
+                theirs.push(score(&reference, &theirs_file));
+            }
+            println!(
+                "| {codec} | {name} | {} | {} |",
+                summary(&ours),
+                summary(&theirs)
+            );
+        }
+        drop((receiver, sender));
+    }
+}

@@ -1,0 +1,84 @@
+"""Speech in, PESQ out, for the voice-quality bench (daemon/benches/quality.rs).
+
+  quality.py speech DIR     writes DIR/speech-8k.wav (mono) and DIR/speech-48k.wav (stereo), 60 s of
+                            espeak-ng speech (a few sentences, repeated) at -20 dBFS RMS
+  quality.py score REF DEG  PESQ (ITU-T P.862, the `pesq` package) of the recording DEG against the
+                            reference REF: wide band at 16 kHz when DEG is wide band, else narrow band
+                            at 8 kHz. DEG's first second (the jitter buffer settling) is skipped; the
+                            reference segment is found by cross-correlation, since the sender's file
+                            loops and the recording starts wherever the call did. Prints the score.
+"""
+import subprocess, sys, tempfile, wave
+
+import numpy as np
+from pesq import pesq
+
+TEXT = ("The quick brown fox jumps over the lazy dog. Please hold while I transfer your call. "
+        "Your account number ends in four seven two nine. Thank you for calling, how can I help you today? "
+        "We will send the replacement part by Thursday afternoon. ")
+
+
+def read(path):
+    with wave.open(path) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype='<i2').astype(np.float64) / 32768
+    if channels > 1:
+        data = data.reshape(-1, channels)[:, 0]
+    return rate, data
+
+
+def write(path, rate, data, channels=1):
+    pcm = (np.clip(data, -1, 1) * 32767).astype('<i2')
+    if channels > 1:
+        pcm = np.repeat(pcm[:, None], channels, axis=1).reshape(-1)
+    with wave.open(path, 'wb') as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
+def resample(data, source, target):
+    """Band-limited resampling by FFT (offline files only)."""
+    if source == target:
+        return data
+    n = int(round(len(data) * target / source))
+    spectrum = np.fft.rfft(data)
+    keep = min(len(spectrum), n // 2 + 1)
+    out = np.zeros(n // 2 + 1, dtype=complex)
+    out[:keep] = spectrum[:keep]
+    return np.fft.irfft(out, n) * (n / len(data))
+
+
+def speech(directory):
+    with tempfile.NamedTemporaryFile(suffix='.wav') as raw:
+        subprocess.run(['espeak-ng', '-v', 'en-us', '-s', '150', '-w', raw.name, TEXT], check=True)
+        rate, voice = read(raw.name)
+    voice = voice / (np.sqrt(np.mean(voice[np.abs(voice) > 1e-3] ** 2)) + 1e-12) * 0.1
+    # Short pauses between repeats; 60 s in all.
+    unit = np.concatenate([voice, np.zeros(int(0.4 * rate))])
+    long = np.tile(unit, int(np.ceil(60 * rate / len(unit))))[: 60 * rate]
+    write(f'{directory}/speech-8k.wav', 8000, resample(long, rate, 8000))
+    write(f'{directory}/speech-16k.wav', 16000, resample(long, rate, 16000))
+    write(f'{directory}/speech-48k.wav', 48000, resample(long, rate, 48000), channels=2)
+
+
+def score(reference, degraded):
+    ref_rate, ref = read(reference)
+    deg_rate, deg = read(degraded)
+    rate, mode = (16000, 'wb') if deg_rate >= 16000 else (8000, 'nb')
+    ref, deg = resample(ref, ref_rate, rate), resample(deg, deg_rate, rate)
+    deg = deg[rate:]
+    # Where in the looping reference the recording starts: cross-correlate its first 3 s.
+    probe = deg[: 3 * rate]
+    corr = np.fft.irfft(np.fft.rfft(ref, 2 * len(ref)) * np.conj(np.fft.rfft(probe, 2 * len(ref))))
+    offset = int(np.argmax(corr[: len(ref) - len(deg)]))
+    segment = ref[offset: offset + len(deg)]
+    print(f'{pesq(rate, segment, deg, mode):.2f}')
+
+
+if __name__ == '__main__':
+    if sys.argv[1] == 'speech':
+        speech(sys.argv[2])
+    else:
+        score(sys.argv[2], sys.argv[3])
