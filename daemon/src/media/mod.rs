@@ -9,6 +9,7 @@ pub mod g711;
 pub mod g722;
 pub mod jitter;
 pub mod mixer;
+pub mod plc;
 pub mod recorder;
 pub mod recording;
 pub mod rtcp;
