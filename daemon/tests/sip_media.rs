@@ -12,6 +12,24 @@ use common::{CRM, Client, eventually};
 use lab::{analyse, read_wav};
 use serde_json::{Value, json};
 
+/// A daemon registered as 1001 to `kamailio`, offering only `codec`, with the file backend:
+/// `tone` as its microphone, what it hears recorded to `heard`, and `audio` more `[audio]` keys.
+fn file_daemon(
+    kamailio: &lab::Kamailio,
+    codec: &str,
+    tone: &std::path::Path,
+    heard: &std::path::Path,
+    audio: &str,
+) -> common::Daemon {
+    common::Daemon::start(&format!(
+        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+         [media]\ncodecs = [\"{codec}\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n{audio}",
+        kamailio.port,
+        tone.display(),
+        heard.display()
+    ))
+}
+
 async fn call_state(page: &mut Client) -> Value {
     let (state, _) = page.request("get_state", Value::Null).await;
     state["result"]["state"]["calls"][0].clone()
@@ -260,13 +278,7 @@ async fn g722_carries_wideband_tones_both_ways_with_baresip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (tone, heard) = (dir.path().join("agent.wav"), dir.path().join("heard.wav"));
     lab::write_tone(&tone, 48000, AGENT_WIDE_HZ, 0.5, 10.0);
-    let daemon = common::Daemon::start(&format!(
-        "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
-         [media]\ncodecs = [\"g722\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
-        kamailio.port,
-        tone.display(),
-        heard.display()
-    ));
+    let daemon = file_daemon(&kamailio, "g722", &tone, &heard, "");
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let id = page.start_call("1002").await;
@@ -326,14 +338,15 @@ async fn the_echo_canceller_removes_the_far_end_fed_back_into_the_microphone() {
     let mut heard_by_baresip = Vec::new();
     for canceller in ["off", "on"] {
         let heard = dir.path().join(format!("heard-{canceller}.wav"));
-        let daemon = common::Daemon::start(&format!(
-            "[account]\nserver = \"127.0.0.1:{}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
-             [media]\ncodecs = [\"pcmu\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n\
-             file_echo_db = -10.0\necho_cancellation = \"{canceller}\"\nnoise_suppression = \"off\"\ngain_control = \"off\"\n",
-            kamailio.port,
-            tone.display(),
-            heard.display()
-        ));
+        let daemon = file_daemon(
+            &kamailio,
+            "pcmu",
+            &tone,
+            &heard,
+            &format!(
+                "file_echo_db = -10.0\necho_cancellation = \"{canceller}\"\nnoise_suppression = \"off\"\ngain_control = \"off\"\n"
+            ),
+        );
         let mut page = daemon.connect(CRM).await;
         page.registered().await;
         let id = page.start_call("1002").await;

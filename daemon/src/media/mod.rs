@@ -1,5 +1,6 @@
-//! Call media: RTP and RTCP (RFC 3550) carrying G.711 or Opus, RFC 4733 DTMF both ways, an
-//! adaptive jitter buffer, SDES-SRTP, and the local conference's mix (`mixer.rs`). Pure packet,
+//! Call media: RTP and RTCP (RFC 3550) carrying G.711, G.722 or Opus, packet-loss concealment
+//! (`plc.rs` for the waveform codecs), RFC 4733 DTMF both ways, an adaptive jitter buffer,
+//! SDES-SRTP, and the local conference's mix (`mixer.rs`). Pure packet,
 //! codec, buffer and mixing code here; the per-call I/O task is in `session.rs`, the
 //! conference's in `conference.rs`.
 

@@ -544,6 +544,14 @@ pub struct Baresip {
     child: Child,
 }
 
+/// What baresip plays into its calls.
+enum Source<'a> {
+    /// A sine at this frequency, half scale.
+    Tone(f64),
+    /// A WAV at the codec's rate.
+    File(&'a std::path::Path),
+}
+
 impl Baresip {
     /// `codec`: the one codec it offers/accepts (`PCMU`, `PCMA`, `opus/48000/2`). Answers at once.
     pub fn start(kamailio: &Kamailio, user: &str, tone_hz: f64, codec: &str) -> Self {
@@ -570,7 +578,14 @@ impl Baresip {
         answermode: &str,
         params: &str,
     ) -> Self {
-        Self::launch(kamailio, user, Err(tone_hz), codec, answermode, params)
+        Self::launch(
+            kamailio,
+            user,
+            Source::Tone(tone_hz),
+            codec,
+            answermode,
+            params,
+        )
     }
 
     /// Playing `source` (a WAV at the codec's rate: 8 kHz mono for G.711, 48 kHz stereo for
@@ -582,13 +597,13 @@ impl Baresip {
         codec: &str,
         answermode: &str,
     ) -> Self {
-        Self::launch(kamailio, user, Ok(source), codec, answermode, "")
+        Self::launch(kamailio, user, Source::File(source), codec, answermode, "")
     }
 
     fn launch(
         kamailio: &Kamailio,
         user: &str,
-        source: Result<&std::path::Path, f64>,
+        source: Source<'_>,
         codec: &str,
         answermode: &str,
         params: &str,
@@ -605,10 +620,10 @@ impl Baresip {
             (8000, 1)
         };
         match source {
-            Ok(file) => {
+            Source::File(file) => {
                 std::fs::copy(file, &tone).expect("baresip's source file");
             }
-            Err(tone_hz) => write_tone_channels(&tone, rate, channels, tone_hz, 0.5, 120.0),
+            Source::Tone(hz) => write_tone_channels(&tone, rate, channels, hz, 0.5, 120.0),
         }
         let recordings = dir.path().join("rec");
         std::fs::create_dir_all(&recordings).expect("rec dir");
