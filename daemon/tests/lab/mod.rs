@@ -343,7 +343,9 @@ impl Kamailio {
     }
 
     fn wait_started(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        // 15 s was once not enough for a Kamailio restarted mid-test while the other namespace
+        // tests loaded both cores (its log showed a normal start, its RPC not yet answering).
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !self.rpc("core.version").contains("kamailio") {
             assert!(
                 Instant::now() < deadline,
