@@ -21,24 +21,12 @@ use std::time::{Duration, Instant};
 use common::{CRM, Daemon};
 use lab::sipp::Sipp;
 use lab::write_tone;
-use measure::{clock_ticks_per_second, mb, usage};
+use measure::{clock_ticks_per_second, mb, open_files, threads, usage};
 use serde_json::json;
 
 const CALLS: usize = 1000;
 const AT_ONCE: usize = 4;
 const HOLD: Duration = Duration::from_secs(1);
-
-fn count(pid: u32, what: &str) -> usize {
-    match what {
-        "fds" => std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
-        _ => std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-    }
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -80,8 +68,8 @@ async fn main() {
             started.elapsed().as_secs_f64(),
             mb(now.rss_kib),
             mb(now.anon_kib),
-            count(daemon.pid(), "fds"),
-            count(daemon.pid(), "threads"),
+            open_files(daemon.pid()),
+            threads(daemon.pid()),
             now.cpu_ticks.saturating_sub(first.cpu_ticks) as f64 / hz
         )
     };

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod ids;
+pub mod leads;
 pub mod line;
 pub mod logging;
 pub mod media;

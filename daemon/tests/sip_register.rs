@@ -27,6 +27,13 @@ async fn registers_and_unregisters(transport: &str, algorithm: &str) {
     }
     let contacts = kamailio.wait_contacts("1001");
     assert_eq!(contacts.len(), 1, "{contacts:?}");
+    // What the platform's User Login step needs, for IT at the command line too.
+    let status = daemon.cli(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("line:     registered (extension 1001)"),
+        "{status}"
+    );
     assert!(
         contacts[0].ends_with(&format!(";transport={}", transport)),
         "{contacts:?}"

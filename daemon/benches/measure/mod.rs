@@ -22,6 +22,21 @@ impl Usage {
     }
 }
 
+/// Open file descriptors of the process.
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Threads of the process.
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn usage(pid: u32) -> Usage {
     let proc = Path::new("/proc").join(pid.to_string());
     let status = std::fs::read_to_string(proc.join("status")).unwrap_or_default();

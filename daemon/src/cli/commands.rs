@@ -25,12 +25,22 @@ pub enum CliError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Bundle(#[from] super::support_bundle::BundleError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Leads(#[from] crate::leads::LeadsError),
+    /// A leads run that ended before its last batch or with refused batches: the report said
+    /// why; this carries its exit code.
+    #[error("the archive run did not complete (exit code {0})")]
+    LeadsStopped(u8),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) => 2,
+            Self::Config(_) | Self::Usage(_) => 2,
+            Self::Leads(e) => e.exit_code(),
+            Self::LeadsStopped(code) => *code,
             Self::Origins(StoreError::BadOrigin(..)) => 2,
             _ => 1,
         }
@@ -81,6 +91,7 @@ pub fn dispatch(command: Command, data_dir: PathBuf) -> Result<(), CliError> {
             Ok(())
         }
         Command::Status => status(&data_dir),
+        Command::Leads { command } => super::leads::run(command, &data_dir),
         Command::Devices => {
             print!("{}", devices_text());
             Ok(())
@@ -209,7 +220,7 @@ fn flat(value: &toml::Value, prefix: &str) -> Vec<(String, String)> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -471,8 +482,13 @@ fn status(data_dir: &std::path::Path) -> Result<(), CliError> {
     );
     let value: serde_json::Value = serde_json::from_str(&hello).unwrap_or_default();
     let state = &value["payload"]["state"];
+    // The extension is what the platform's User Login step needs (docs/deploy.md).
+    let extension = state["line"]["extension"]
+        .as_str()
+        .map(|e| format!(" (extension {e})"))
+        .unwrap_or_default();
     println!(
-        "line:     {}",
+        "line:     {}{extension}",
         state["line"]["state"].as_str().unwrap_or("?")
     );
     println!(

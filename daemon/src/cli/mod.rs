@@ -2,6 +2,7 @@
 //! an exit code (0 success, 1 failure at run time, 2 bad usage or bad config).
 
 mod commands;
+mod leads;
 pub mod policies;
 mod support_bundle;
 
@@ -45,6 +46,11 @@ pub enum Command {
     },
     /// Show whether the daemon runs, and its state.
     Status,
+    /// The platform's lead-archive endpoint (for IT's scripts).
+    Leads {
+        #[command(subcommand)]
+        command: leads::LeadsCommand,
+    },
     /// List audio devices (names for [audio] input, output, ringer).
     Devices,
     /// Write a zip for a helpdesk ticket: config (secrets hidden), logs, versions, audio devices,

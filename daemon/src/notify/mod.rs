@@ -134,7 +134,7 @@ impl Endpoint {
 }
 
 /// reqwest's error without the URL it carries (whose query may hold a token).
-fn describe(error: &reqwest::Error) -> String {
+pub fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "no answer in time"
     } else if error.is_connect() {

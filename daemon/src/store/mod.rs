@@ -31,6 +31,14 @@ use crate::protocol::Event;
 /// The database file's name in the data folder.
 pub const FILE_NAME: &str = "softphone.db";
 
+/// Each connection's page cache, in KiB. SQLite's default (2 MiB) filled up one call's events
+/// at a time — ~2 KB a call in issue 15's soak, for the first thousand calls — and the OS keeps
+/// the file's pages cached anyway; what the store reads again soon (the newest events, the
+/// indexes) fits in this.
+const CACHE_KIB: i64 = 256;
+/// The checkpointer's: it copies WAL pages into the database and reads little else.
+const CHECKPOINTER_CACHE_KIB: i64 = 64;
+
 /// One event as the store keeps it.
 pub struct NewEvent<'a> {
     pub seq: u64,
@@ -126,6 +134,8 @@ impl Checkpointer {
             source,
         })?;
         let _ = conn.busy_timeout(std::time::Duration::from_secs(1));
+        // Copying WAL pages into the database needs no cache of its own to speak of.
+        let _ = conn.pragma_update(None, "cache_size", -CHECKPOINTER_CACHE_KIB);
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("store-checkpoint".into())
@@ -258,6 +268,7 @@ impl Store {
         let _ = crate::private_files::open(path, crate::private_files::Existing::Append);
         let mut conn = Connection::open(path).map_err(open_error)?;
         let _ = conn.busy_timeout(std::time::Duration::from_secs(2));
+        let _ = conn.pragma_update(None, "cache_size", -CACHE_KIB);
         let application_id: i32 = match conn.query_row("PRAGMA application_id", [], |r| r.get(0)) {
             Ok(id) => id,
             Err(e) if is_not_ours(&e) => return Err(Unusable::Foreign(why_not_ours(&e))),
@@ -328,6 +339,7 @@ impl Store {
             source,
         })?;
         let _ = conn.busy_timeout(std::time::Duration::from_secs(2));
+        let _ = conn.pragma_update(None, "cache_size", -CACHE_KIB);
         // Its commits never checkpoint either: the journal's checkpointer does.
         let _ = conn.pragma_update(None, "wal_autocheckpoint", 0);
         Ok(Self {

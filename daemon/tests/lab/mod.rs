@@ -552,6 +552,9 @@ enum Source<'a> {
     Tone(f64),
     /// A WAV at the codec's rate.
     File(&'a std::path::Path),
+    /// What it hears: its player bridged to its source (baresip's `aubridge`), so what comes
+    /// back has been through its whole receive and send paths.
+    Echo,
 }
 
 impl Baresip {
@@ -602,6 +605,12 @@ impl Baresip {
         Self::launch(kamailio, user, Source::File(source), codec, answermode, "")
     }
 
+    /// Sending back what it hears, through its jitter buffer, player, source and encoder
+    /// (`aubridge`): an echo with baresip's own delay in it. Answers at once.
+    pub fn start_echoing(kamailio: &Kamailio, user: &str, codec: &str) -> Self {
+        Self::launch(kamailio, user, Source::Echo, codec, "auto", "")
+    }
+
     fn launch(
         kamailio: &Kamailio,
         user: &str,
@@ -621,11 +630,13 @@ impl Baresip {
         } else {
             (8000, 1)
         };
+        let echo = matches!(source, Source::Echo);
         match source {
             Source::File(file) => {
                 std::fs::copy(file, &tone).expect("baresip's source file");
             }
             Source::Tone(hz) => write_tone_channels(&tone, rate, channels, hz, 0.5, 120.0),
+            Source::Echo => write_tone_channels(&tone, rate, channels, 440.0, 0.0, 1.0),
         }
         let recordings = dir.path().join("rec");
         std::fs::create_dir_all(&recordings).expect("rec dir");
@@ -652,7 +663,14 @@ impl Baresip {
         for attempt in 1..=3 {
             // baresip listens for TLS on the SIP port + 1: both must be free.
             let (sip_port, ctrl_port) = (free_port_pair(), free_port());
-            let config = template
+            let mut config = template.clone();
+            if echo {
+                config = config.replace(
+                    "audio_source\t\taufile,@TONE@",
+                    "audio_source\t\taubridge,echo\naudio_player\t\taubridge,echo\nmodule\t\t\taubridge.so",
+                );
+            }
+            let config = config
                 .replace("@SIP@", &sip_port.to_string())
                 .replace("@CTRL@", &ctrl_port.to_string())
                 .replace("@TONE@", &tone.to_string_lossy())

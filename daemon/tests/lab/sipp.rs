@@ -64,6 +64,12 @@ impl Sipp {
 
     /// sipp's error log (`-trace_err`), for failure messages.
     pub fn errors(&self) -> String {
+        self.trace("_errors.log")
+    }
+
+    /// A trace file sipp writes in its directory, by the end of its name (`_messages.log` with
+    /// `-trace_msg`).
+    pub fn trace(&self, suffix: &str) -> String {
         let entries = std::fs::read_dir(self.dir.path())
             .map(|d| {
                 d.filter_map(Result::ok)
@@ -73,7 +79,7 @@ impl Sipp {
             .unwrap_or_default();
         entries
             .iter()
-            .filter(|p| p.to_string_lossy().ends_with("_errors.log"))
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
             .map(|p| std::fs::read_to_string(p).unwrap_or_default())
             .collect()
     }
