@@ -37,7 +37,7 @@ async fn main() {
         &[
             (
                 r#"<recv request="REGISTER" optional="true" next="register"/>"#,
-                r#"<recv request="REGISTER" optional="true" next="register"><action><ereg regexp="<([^>]*)>" search_in="hdr" header="Contact:" assign_to="contact,uri"/></action></recv>"#
+                r#"<recv request="REGISTER" optional="true" next="register"><action><ereg regexp="&lt;([^>]*)>" search_in="hdr" header="Contact:" assign_to="contact,uri"/></action></recv><Reference variables="contact"/>"#
                     .to_owned(),
             ),
             (

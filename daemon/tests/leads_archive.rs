@@ -521,6 +521,59 @@ fn a_batch_the_platform_refuses_is_reported_verbatim_and_the_others_go_through()
         7,
         "4 and 6 were not deleted"
     );
+    // The same command again: the refused batch is refused again, never taken for one an
+    // interrupted run had processed (all its ids gone), and the processed one is not resent.
+    let again = agent.archive(
+        &platform,
+        &["--ids", "1,2,3,4,99,6", "--batch-size", "3", "--json"],
+    );
+    assert_eq!(again.status.code(), Some(5), "{}", text(&again));
+    assert_eq!(json_of(&again)["batches"][1]["status"], "rejected");
+    let alone = agent.archive(&platform, &["--ids", "99"]);
+    assert_eq!(alone.status.code(), Some(5), "{}", text(&alone));
+    let alone = agent.archive(&platform, &["--ids", "99"]);
+    assert_eq!(
+        alone.status.code(),
+        Some(5),
+        "a lead that never existed is not 'done': {}",
+        text(&alone)
+    );
+    let firsts: Vec<Option<i64>> = platform.requests().iter().map(|r| r.2).collect();
+    assert_eq!(firsts, vec![Some(1), Some(4), Some(4), Some(99), Some(99)]);
+}
+
+#[test]
+fn a_run_with_another_batch_size_is_another_run() {
+    // Stopped after its first batch of 3 (ids 1..=3)…
+    let platform = Platform::start(10, &["--exit-after", "1"]);
+    let agent = Workstation::new();
+    let out = agent.archive(
+        &platform,
+        &[
+            "--ids",
+            "1,2,3,4,5,6,7,8,9",
+            "--batch-size",
+            "3",
+            "--retries",
+            "0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    // …then run with batches of 4: not the same run, so its first batch (1..=4) is sent, and
+    // the platform says which of its ids are gone — nothing is skipped unsent.
+    let platform = platform.restart(&[]);
+    let out = agent.archive(
+        &platform,
+        &["--ids", "1,2,3,4,5,6,7,8,9", "--batch-size", "4", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let report = json_of(&out);
+    assert_eq!(
+        report["batches"][0]["body"],
+        json!({"message": "lead_ids does not exist", "lead_errors": 3, "lead_ids": [1, 2, 3]})
+    );
+    assert_eq!(report["batches"][1]["status"], "processed");
+    assert_eq!(platform.rows("vicidial_list"), 2, "4 and 10 remain");
 }
 
 #[test]
@@ -602,9 +655,15 @@ fn the_key_is_read_only_from_an_owner_only_file_and_https_is_verified() {
     let certificate = certificate.to_string_lossy().into_owned();
     let tls = Platform::start(10, &["--tls", &certificate, &key.to_string_lossy()]);
     let agent = Workstation::new();
-    // Its certificate is not in the system's store: refused, and the key not sent.
-    let out = agent.archive(&tls, &["--ids", "1", "--retries", "0"]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    // Its certificate is not in the system's store: refused at once (not tried again), and the
+    // key not sent.
+    let out = agent.archive(&tls, &["--ids", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("certificate was refused") && !text(&out).contains("trying again"),
+        "{}",
+        text(&out)
+    );
     assert!(tls.requests().is_empty());
     let out = agent.archive(&tls, &["--ids", "1", "--ca-file", &certificate]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -630,4 +689,9 @@ fn the_key_is_read_only_from_an_owner_only_file_and_https_is_verified() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not a usable address"),
+        "{}",
+        text(&out)
+    );
 }

@@ -122,8 +122,11 @@ fn archive(args: ArchiveArgs, data_dir: &std::path::Path) -> Result<(), CliError
     let ids_text = match (&args.ids, &args.ids_file, &args.stdin) {
         (Some(ids), _, _) => ids.clone(),
         (None, Some(file), _) if file.as_os_str() == "-" => stdin()?,
-        (None, Some(file), _) => std::fs::read_to_string(file)
-            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?,
+        (None, Some(file), _) => read_ids(
+            std::fs::File::open(file)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?,
+            &file.display().to_string(),
+        )?,
         (None, None, Some(_)) => stdin()?,
         (None, None, None) => {
             return Err(CliError::Usage(
@@ -185,12 +188,25 @@ fn archive(args: ArchiveArgs, data_dir: &std::path::Path) -> Result<(), CliError
     }
 }
 
+/// The most ids text read (64 MiB: millions of ids); `--ids-file /dev/zero` is refused, not
+/// read until memory runs out.
+const MAX_IDS_TEXT: u64 = 64 * 1024 * 1024;
+
+fn read_ids(from: impl Read, what: &str) -> Result<String, CliError> {
+    let mut bytes = Vec::new();
+    from.take(MAX_IDS_TEXT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::Usage(format!("cannot read the ids from {what}: {e}")))?;
+    if bytes.len() as u64 > MAX_IDS_TEXT {
+        return Err(CliError::Usage(format!(
+            "{what} holds more than 64 MiB of ids; split it"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| CliError::Usage(format!("{what} is not text (UTF-8)")))
+}
+
 fn stdin() -> Result<String, CliError> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .map_err(|e| CliError::Usage(format!("cannot read the ids from standard input: {e}")))?;
-    Ok(text)
+    read_ids(std::io::stdin(), "standard input")
 }
 
 /// `--json`: nothing until the end.
@@ -202,7 +218,8 @@ impl Progress for Quiet {
     fn retry(&mut self, _: usize, _: &str, _: Duration) {}
 }
 
-/// A progress bar on standard error when it is a terminal; each batch's line on standard output.
+/// A progress bar on standard error when it is a terminal (each batch's line printed above it,
+/// on standard error too); otherwise each batch's line on standard output.
 struct Terminal {
     bar: Option<indicatif::ProgressBar>,
 }
@@ -242,7 +259,8 @@ impl Progress for Terminal {
 
     fn retry(&mut self, batch: usize, error: &str, wait: Duration) {
         self.say(&format!(
-            "batch {batch}: {error}; trying again in {} s",
+            "batch {batch}: {}; trying again in {} s",
+            for_terminal(error),
             wait.as_secs()
         ));
     }
@@ -254,6 +272,26 @@ impl Drop for Terminal {
             bar.finish_and_clear();
         }
     }
+}
+
+/// What the platform sent, made safe for a terminal: control characters (escape sequences
+/// that could rewrite lines, set the title or the clipboard) shown escaped, and at most 2,000
+/// characters. `--json` carries the body whole.
+fn for_terminal(text: &str) -> String {
+    const MAX: usize = 2000;
+    let mut shown = String::new();
+    for c in text.chars().take(MAX) {
+        if c.is_control() {
+            shown.extend(c.escape_debug());
+        } else {
+            shown.push(c);
+        }
+    }
+    let more = text.chars().count().saturating_sub(MAX);
+    if more > 0 {
+        shown.push_str(&format!(" … ({more} more characters)"));
+    }
+    shown
 }
 
 fn counts_text(c: &leads::journal::Counts) -> String {
@@ -279,7 +317,10 @@ fn batch_line(report: &BatchReport, total: usize) -> String {
             )
         }
         BatchOutcome::Rejected { raw, .. } => {
-            format!("{head} refused by the platform (400): {raw}")
+            format!(
+                "{head} refused by the platform (400): {}",
+                for_terminal(raw)
+            )
         }
         BatchOutcome::NotSent => format!("{head} not sent"),
     }
@@ -318,23 +359,68 @@ fn summary(outcome: &Outcome, run: &leads::Run) -> String {
     }
     match &outcome.stop {
         Some(Stop::KeyRefused { raw, .. }) => text.push_str(&format!(
-            "stopped: the platform did not accept the API key (401): {raw}. Check the key with Service Delivery; {resume}\n"
+            "stopped: the platform did not accept the API key (401): {}. Check the key with Service Delivery; {resume}\n",
+            for_terminal(raw)
         )),
         Some(Stop::OfficeHours { raw, .. }) => text.push_str(&format!(
-            "stopped: the platform refuses this during office hours (403): {raw}. The endpoint works outside office hours only: {resume} after they end\n"
+            "stopped: the platform refuses this during office hours (403): {}. The endpoint works outside office hours only: {resume} after they end\n",
+            for_terminal(raw)
         )),
         Some(Stop::Unreachable { error }) => text.push_str(&format!(
-            "stopped: {error} (tried again {} times). When the platform is back, {resume}\n",
+            "stopped: {} (tried again up to {} times). When the platform is back, {resume}\n",
+            for_terminal(error),
             run.retries
         )),
+        Some(Stop::Certificate { error }) => text.push_str(&format!(
+            "stopped: the platform's certificate was refused: {}. If a private CA signed it, pass that CA with --ca-file; then {resume}\n",
+            for_terminal(error)
+        )),
         Some(Stop::Unexpected { status, body }) => text.push_str(&format!(
-            "stopped: the platform answered {status}, which its contract does not have (is --server right?): {body}\n"
+            "stopped: the platform answered {status}, which its contract does not have (is --server right?): {}\n",
+            for_terminal(body)
         )),
         None => {}
+    }
+    // The safe delete keeps a lead whose archived row differs from it: say so, or a run that
+    // "processed" everything would hide leads left in vicidial_list.
+    let processed_ids: usize = outcome
+        .batches
+        .iter()
+        .filter(|b| {
+            matches!(
+                b.outcome,
+                BatchOutcome::Processed { .. } | BatchOutcome::AlreadyDone { counts: Some(_) }
+            )
+        })
+        .map(|b| b.ids)
+        .sum();
+    let kept = (processed_ids as u64).saturating_sub(outcome.totals.delete_count);
+    if run.steps.delete_leads && kept > 0 {
+        text.push_str(&format!(
+            "note: {kept} of these leads stay in vicidial_list: the platform deletes a lead only when its archived row matches it (with --no-update, a lead changed since it was archived is kept)\n"
+        ));
     }
     text.push_str(&format!(
         "{done} of {total} batches processed; {}\n",
         counts_text(&outcome.totals)
     ));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_terminal;
+
+    #[test]
+    fn what_the_platform_sends_cannot_drive_the_terminal() {
+        let hostile = "ok\u{1b}]52;c;cGF3bmVk\u{7}\u{1b}[2K\r3 of 3 batches processed\n";
+        let shown = for_terminal(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(
+            shown.contains("\\u{1b}]52") && shown.contains("\\r3 of 3"),
+            "{shown}"
+        );
+        let long = "x".repeat(5000);
+        assert!(for_terminal(&long).ends_with(" … (3000 more characters)"));
+    }
 }

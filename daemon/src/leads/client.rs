@@ -49,10 +49,35 @@ pub enum Answer {
     Unexpected(u16, String),
 }
 
+/// A request that got no answer.
+#[derive(Debug)]
+pub struct Unanswered {
+    pub error: String,
+    /// The request may have reached the platform (a time-out or a connection lost after
+    /// sending): it may have processed the batch. Not so for a refused connection.
+    pub maybe_sent: bool,
+    /// The platform's certificate was refused: trying again cannot help.
+    pub certificate: bool,
+}
+
+impl Unanswered {
+    fn from(error: &reqwest::Error, sent: bool) -> Self {
+        let error_text = crate::notify::describe(error);
+        // rustls' error is boxed several layers down (hyper, an io::Error) and does not
+        // downcast from here; its words say it: "invalid peer certificate: …".
+        let certificate = error_text.contains("invalid peer certificate");
+        Self {
+            error: error_text,
+            maybe_sent: sent || !error.is_connect(),
+            certificate,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "--server {0:?} is not a usable address: give https://host[:port] (http:// only for this machine, 127.0.0.1 or localhost)"
+        "--server {0:?} is not a usable address: give https://host[:port] (http:// only for this machine, 127.0.0.1 or localhost), without a user or password in it"
     )]
     Url(String),
     #[error("cannot set up TLS for the platform: {0}")]
@@ -74,7 +99,12 @@ impl ArchiveClient {
     /// with or without the endpoint's path). Plain http only to this machine: the key would
     /// otherwise cross the network readable.
     pub fn new(server: &str, key: &Secret, ca_file: Option<&Path>) -> Result<Self, ClientError> {
-        let bad = || ClientError::Url(server.to_owned());
+        // Whatever was given, shown without a password it may hold.
+        let shown = match server.rsplit_once('@') {
+            Some((_, host)) => format!("…@{host}"),
+            None => server.to_owned(),
+        };
+        let bad = || ClientError::Url(shown.clone());
         let mut url = reqwest::Url::parse(server.trim()).map_err(|_| bad())?;
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
         let usable = match url.scheme() {
@@ -89,8 +119,10 @@ impl ArchiveClient {
         {
             return Err(bad());
         }
-        if !url.path().trim_end_matches('/').ends_with(PATH) {
-            let base = url.path().trim_end_matches('/').to_owned();
+        let base = url.path().trim_end_matches('/').to_owned();
+        if base.ends_with(PATH) {
+            url.set_path(&base);
+        } else {
             url.set_path(&format!("{base}{PATH}"));
         }
         url.set_query(None);
@@ -124,9 +156,8 @@ impl ArchiveClient {
         &self.url
     }
 
-    /// One batch. `Err` is a request that got no answer (connection, TLS, time-out): worth
-    /// trying again.
-    pub async fn send(&self, steps: Steps, ids: &[i64]) -> Result<Answer, String> {
+    /// One batch. `Err` is a request that got no answer (connection, TLS, time-out).
+    pub async fn send(&self, steps: Steps, ids: &[i64]) -> Result<Answer, Unanswered> {
         let body = serde_json::to_vec(&Body {
             steps,
             lead_ids: ids,
@@ -140,13 +171,13 @@ impl ArchiveClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| crate::notify::describe(&e))?;
+            .map_err(|e| Unanswered::from(&e, false))?;
         let status = response.status().as_u16();
         let mut bytes = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| crate::notify::describe(&e))?
+            .map_err(|e| Unanswered::from(&e, true))?
         {
             let room = MAX_BODY.saturating_sub(bytes.len());
             bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -184,16 +215,17 @@ mod tests {
             "https://dialer.example.com/",
             "https://dialer.example.com/vicidial/leads/archive",
             "https://dialer.example.com/vicidial/leads/archive?x=1#y",
+            "https://dialer.example.com/vicidial/leads/archive/",
         ] {
             assert_eq!(
-                client(given).unwrap().url().as_str(),
+                client(given).expect("ok").url().as_str(),
                 "https://dialer.example.com/vicidial/leads/archive",
                 "{given}"
             );
         }
         assert_eq!(
             client("https://dialer.example.com:8443/api")
-                .unwrap()
+                .expect("ok")
                 .url()
                 .as_str(),
             "https://dialer.example.com:8443/api/vicidial/leads/archive"
@@ -210,10 +242,9 @@ mod tests {
             "https://user:pass@dialer.example.com",
             "",
         ] {
-            assert!(
-                matches!(client(refused), Err(ClientError::Url(_))),
-                "{refused}"
-            );
+            let error = client(refused).err().expect("refused");
+            assert!(matches!(error, ClientError::Url(_)), "{refused}");
+            assert!(!error.to_string().contains("pass"), "{error}");
         }
         for allowed in [
             "http://127.0.0.1:8080",
@@ -228,7 +259,7 @@ mod tests {
     fn a_key_that_cannot_be_a_header_is_refused_without_showing_it() {
         let error = ArchiveClient::new("https://d.example.com", &Secret::new("a\nb"), None)
             .err()
-            .unwrap();
+            .expect("ok");
         assert!(matches!(error, ClientError::Key));
         assert!(!error.to_string().contains("a\nb"));
     }
@@ -243,7 +274,7 @@ mod tests {
             },
             lead_ids: &[0, 1],
         })
-        .unwrap();
+        .expect("ok");
         assert_eq!(
             body,
             serde_json::json!({"insert_leads": true, "update_leads": false, "delete_leads": true, "lead_ids": [0, 1]})

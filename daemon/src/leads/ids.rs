@@ -56,9 +56,9 @@ pub fn parse(text: &str) -> Result<Vec<i64>, IdsError> {
         return Err(IdsError::Empty);
     }
     let mut seen = std::collections::HashSet::with_capacity(ids.len());
-    let mut duplicates: Vec<String> = Vec::new();
+    let (mut repeated, mut duplicates) = (std::collections::HashSet::new(), Vec::new());
     for id in &ids {
-        if !seen.insert(*id) && !duplicates.contains(&id.to_string()) {
+        if !seen.insert(*id) && repeated.insert(*id) {
             duplicates.push(id.to_string());
         }
     }
@@ -80,14 +80,14 @@ mod tests {
     #[test]
     fn ids_are_read_from_commas_spaces_and_lines() {
         assert_eq!(
-            parse("1,2, 3\n4\r\n5\t6,,").unwrap(),
+            parse("1,2, 3\n4\r\n5\t6,,").expect("ok"),
             vec![1, 2, 3, 4, 5, 6]
         );
     }
 
     #[test]
     fn anything_but_integers_is_refused_with_the_platforms_message() {
-        let error = parse("1, 2.0, x, +3, 0x10, 1e3, \"4\", 5").unwrap_err();
+        let error = parse("1, 2.0, x, +3, 0x10, 1e3, \"4\", 5").expect_err("an error");
         assert_eq!(
             error,
             IdsError::NotIntegers(
@@ -110,12 +110,12 @@ mod tests {
 
     #[test]
     fn no_ids_and_duplicates_are_refused() {
-        assert_eq!(parse(" , \n").unwrap_err(), IdsError::Empty);
+        assert_eq!(parse(" , \n").expect_err("an error"), IdsError::Empty);
         assert_eq!(
-            parse("").unwrap_err().to_string(),
+            parse("").expect_err("an error").to_string(),
             "lead_ids must contain atleast 1 value"
         );
-        let error = parse("7,8,7,9,8,7").unwrap_err();
+        let error = parse("7,8,7,9,8,7").expect_err("an error");
         assert_eq!(
             error,
             IdsError::Duplicates(vec!["7".to_owned(), "8".to_owned()])
@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn a_long_error_list_is_cut_short() {
         let text: Vec<String> = (0..25).map(|i| format!("x{i}")).collect();
-        let message = parse(&text.join(",")).unwrap_err().to_string();
+        let message = parse(&text.join(",")).expect_err("an error").to_string();
         assert!(message.ends_with("\"x9\" and 15 more"), "{message}");
     }
 

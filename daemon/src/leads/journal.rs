@@ -39,6 +39,11 @@ enum Entry {
     DoneBefore {
         batch: usize,
     },
+    /// Answered, and not processed (a 4xx): no longer in doubt.
+    Answered {
+        batch: usize,
+        status: u16,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,10 @@ pub enum JournalError {
     },
     #[error("cannot keep the run's journal: {0}")]
     File(#[from] crate::private_files::PrivateFileError),
+    #[error(
+        "another run of the same command is under way (its journal {0} is locked); wait for it to end"
+    )]
+    Busy(PathBuf),
 }
 
 /// What a batch's journal says.
@@ -63,7 +72,8 @@ pub enum Recorded {
 
 pub struct Journal {
     path: PathBuf,
-    file: std::fs::File,
+    /// `None` when only read (a dry run).
+    file: Option<std::fs::File>,
     done: BTreeMap<usize, Option<Counts>>,
     sending: BTreeSet<usize>,
 }
@@ -83,25 +93,53 @@ pub fn run_key(parts: &[&str]) -> String {
 }
 
 impl Journal {
-    /// Opens (or, with `fresh`, starts again) the journal of run `key` in `dir`.
+    /// Opens (or, with `fresh`, starts again) the journal of run `key` in `dir`, locked for
+    /// this run: two runs of the same command at once (an overlapping cron job) would send the
+    /// same batches twice.
     pub fn open(dir: &Path, key: &str, fresh: bool) -> Result<Self, JournalError> {
         crate::private_files::create_dir(dir)?;
         let path = dir.join(format!("archive-{key}.jsonl"));
-        let existing = if fresh {
-            crate::private_files::Existing::Truncate
-        } else {
-            crate::private_files::Existing::Append
+        let existing = crate::private_files::Existing::Append;
+        let (file, _) = crate::private_files::open(&path, existing)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(JournalError::Busy(path)),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(JournalError::Io { path, source });
+            }
+        }
+        let io = |source| JournalError::Io {
+            path: path.clone(),
+            source,
         };
+        if fresh {
+            file.set_len(0).map_err(io)?;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let mut journal = Self::from_text(path, Some(file), &text);
+        // A line torn by a crash: what is appended next starts on a line of its own.
+        if !text.is_empty() && !text.ends_with('\n') {
+            let path = journal.path.clone();
+            if let Some(file) = journal.file.as_mut() {
+                file.write_all(b"\n")
+                    .map_err(|source| JournalError::Io { path, source })?;
+            }
+        }
+        Ok(journal)
+    }
+
+    /// The journal of run `key` as it stands, for a dry run: nothing created, locked or written.
+    pub fn read(dir: &Path, key: &str, fresh: bool) -> Self {
+        let path = dir.join(format!("archive-{key}.jsonl"));
         let text = if fresh {
             String::new()
         } else {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(source) => return Err(JournalError::Io { path, source }),
-            }
+            std::fs::read_to_string(&path).unwrap_or_default()
         };
-        let (file, _) = crate::private_files::open(&path, existing)?;
+        Self::from_text(path, None, &text)
+    }
+
+    fn from_text(path: PathBuf, file: Option<std::fs::File>, text: &str) -> Self {
         let mut journal = Self {
             path,
             file,
@@ -116,7 +154,7 @@ impl Journal {
         {
             journal.apply(&entry);
         }
-        Ok(journal)
+        journal
     }
 
     pub fn path(&self) -> &Path {
@@ -133,6 +171,9 @@ impl Journal {
             }
             Entry::DoneBefore { batch } => {
                 self.done.insert(batch, None);
+            }
+            Entry::Answered { batch, .. } => {
+                self.sending.remove(&batch);
             }
         }
     }
@@ -158,16 +199,27 @@ impl Journal {
         self.append(Entry::DoneBefore { batch })
     }
 
+    /// The platform answered `status` and did not process the batch.
+    pub fn answered(&mut self, batch: usize, status: u16) -> Result<(), JournalError> {
+        self.append(Entry::Answered { batch, status })
+    }
+
     /// Appends and syncs one line: once this returns, a crash does not lose it.
     fn append(&mut self, entry: Entry) -> Result<(), JournalError> {
         let mut line = serde_json::to_string(&entry).unwrap_or_default();
         line.push('\n');
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
+        let path = self.path.clone();
+        let io = move |source| JournalError::Io {
+            path: path.clone(),
             source,
         };
-        self.file.write_all(line.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let Some(file) = self.file.as_mut() else {
+            return Err(io(std::io::Error::other(
+                "the journal was opened to read only",
+            )));
+        };
+        file.write_all(line.as_bytes()).map_err(&io)?;
+        file.sync_data().map_err(&io)?;
         self.apply(&entry);
         Ok(())
     }
@@ -186,26 +238,26 @@ mod tests {
 
     #[test]
     fn a_reopened_journal_knows_what_was_done_and_what_is_in_doubt() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("ok");
         let key = run_key(&["https://dialer", "ids"]);
-        let mut journal = Journal::open(dir.path(), &key, false).unwrap();
-        journal.sending(0).unwrap();
-        journal.done(0, COUNTS).unwrap();
-        journal.sending(1).unwrap();
+        let mut journal = Journal::open(dir.path(), &key, false).expect("ok");
+        journal.sending(0).expect("ok");
+        journal.done(0, COUNTS).expect("ok");
+        journal.sending(1).expect("ok");
         drop(journal);
-        let mut journal = Journal::open(dir.path(), &key, false).unwrap();
+        let mut journal = Journal::open(dir.path(), &key, false).expect("ok");
         assert_eq!(journal.recorded(0), Recorded::Done(COUNTS));
         assert_eq!(journal.recorded(1), Recorded::InDoubt);
         assert_eq!(journal.recorded(2), Recorded::NotSent);
-        journal.done_before(1).unwrap();
+        journal.done_before(1).expect("ok");
         drop(journal);
-        let journal = Journal::open(dir.path(), &key, false).unwrap();
+        let journal = Journal::open(dir.path(), &key, false).expect("ok");
         assert_eq!(journal.recorded(1), Recorded::DoneBefore);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(journal.path())
-                .unwrap()
+                .expect("ok")
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
@@ -214,25 +266,51 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_leaves_its_batch_not_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path(), "k", false).unwrap();
-        journal.sending(0).unwrap();
+        let dir = tempfile::tempdir().expect("ok");
+        let mut journal = Journal::open(dir.path(), "k", false).expect("ok");
+        journal.sending(0).expect("ok");
         let path = journal.path().to_owned();
         drop(journal);
-        let mut text = std::fs::read_to_string(&path).unwrap();
+        let mut text = std::fs::read_to_string(&path).expect("ok");
         text.push_str(r#"{"state":"done","batch":0,"select_co"#);
-        std::fs::write(&path, text).unwrap();
-        let journal = Journal::open(dir.path(), "k", false).unwrap();
+        std::fs::write(&path, text).expect("ok");
+        let mut journal = Journal::open(dir.path(), "k", false).expect("ok");
         assert_eq!(journal.recorded(0), Recorded::InDoubt);
+        // What is written next is not lost with the torn line.
+        journal.done(1, COUNTS).expect("ok");
+        drop(journal);
+        let journal = Journal::open(dir.path(), "k", false).expect("ok");
+        assert_eq!(journal.recorded(1), Recorded::Done(COUNTS));
+    }
+
+    #[test]
+    fn an_answered_batch_is_not_in_doubt_and_a_second_run_is_refused() {
+        let dir = tempfile::tempdir().expect("ok");
+        let mut journal = Journal::open(dir.path(), "k", false).expect("ok");
+        journal.sending(0).expect("ok");
+        journal.answered(0, 400).expect("ok");
+        assert_eq!(journal.recorded(0), Recorded::NotSent);
+        assert!(matches!(
+            Journal::open(dir.path(), "k", false),
+            Err(JournalError::Busy(_))
+        ));
+        // A dry run reads it without taking it.
+        assert_eq!(
+            Journal::read(dir.path(), "k", false).recorded(0),
+            Recorded::NotSent
+        );
+        assert!(Journal::read(dir.path(), "other", false).path().parent() == Some(dir.path()));
+        drop(journal);
+        assert!(Journal::open(dir.path(), "k", false).is_ok());
     }
 
     #[test]
     fn fresh_forgets_and_other_runs_have_other_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path(), "k", false).unwrap();
-        journal.done(0, COUNTS).unwrap();
+        let dir = tempfile::tempdir().expect("ok");
+        let mut journal = Journal::open(dir.path(), "k", false).expect("ok");
+        journal.done(0, COUNTS).expect("ok");
         drop(journal);
-        let journal = Journal::open(dir.path(), "k", true).unwrap();
+        let journal = Journal::open(dir.path(), "k", true).expect("ok");
         assert_eq!(journal.recorded(0), Recorded::NotSent);
         assert_ne!(run_key(&["ab", "c"]), run_key(&["a", "bc"]));
         assert_eq!(run_key(&["x", "y"]), run_key(&["x", "y"]));

@@ -56,8 +56,8 @@ pub enum LeadsError {
 impl LeadsError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Ids(_) | Self::Client(_) | Self::Key(_) => 2,
-            Self::Journal(_) => 1,
+            Self::Ids(_) | Self::Client(client::ClientError::Url(_)) | Self::Key(_) => 2,
+            Self::Client(_) | Self::Journal(_) => 1,
         }
     }
 }
@@ -118,6 +118,8 @@ pub enum Stop {
     },
     /// No answer, or 5xx, after every retry.
     Unreachable { error: String },
+    /// The platform's certificate was refused (not tried again).
+    Certificate { error: String },
     /// An answer the contract does not have.
     Unexpected { status: u16, body: String },
 }
@@ -153,10 +155,20 @@ fn verbatim(text: &str) -> serde_json::Value {
 }
 
 /// Whether a 400 says every id of the batch is gone from `vicidial_list`: for a batch sent
-/// before an interruption with `delete_leads`, the mark that it was processed then.
+/// before an interruption with `delete_leads`, the mark that it was processed then. The ids it
+/// lists must be exactly the batch's.
 fn all_gone(body: &serde_json::Value, ids: &[i64]) -> bool {
+    let listed: Option<std::collections::BTreeSet<i64>> = body["lead_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect());
     body["message"] == "lead_ids does not exist"
-        && body["lead_errors"].as_u64() == Some(ids.len() as u64)
+        && listed.is_some_and(|listed| listed == ids.iter().copied().collect())
+}
+
+/// The ids as part of the run's identity: the same ids in the same order, however they were
+/// separated, are the same run.
+fn ids_normalised(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 pub async fn archive(
@@ -171,10 +183,14 @@ pub async fn archive(
     let key_of_run = journal::run_key(&[
         client.url().as_str(),
         &serde_json::to_string(&run.steps).unwrap_or_default(),
-        &batches.len().to_string(),
-        &run.ids_text_normalised(&ids),
+        &run.batch_size.clamp(1, ids::MAX_BATCH).to_string(),
+        &ids_normalised(&ids),
     ]);
-    let mut journal = Journal::open(journal_dir, &key_of_run, run.fresh)?;
+    let mut journal = if run.dry_run {
+        Journal::read(journal_dir, &key_of_run, run.fresh)
+    } else {
+        Journal::open(journal_dir, &key_of_run, run.fresh)?
+    };
     let mut outcome = Outcome {
         url: client.url().to_string(),
         journal: journal.path().to_owned(),
@@ -205,6 +221,8 @@ pub async fn archive(
                 journal.sending(index)?;
                 let (answer, answer_lost) =
                     send_with_retries(&client, run, index, batch, progress).await;
+                // A 4xx was answered and not processed: the journal says so, so the batch is
+                // not in doubt on a later run. A 5xx or no answer leaves it in doubt.
                 match answer {
                     Ok(Answer::Processed(counts)) => {
                         journal.done(index, counts)?;
@@ -221,22 +239,26 @@ pub async fn archive(
                             journal.done_before(index)?;
                             report.outcome = BatchOutcome::DoneBeforeInterruption;
                         } else {
+                            journal.answered(index, 400)?;
                             report.outcome = BatchOutcome::Rejected { body, raw: text };
                         }
                     }
                     Ok(Answer::Unauthorized(text)) => {
+                        journal.answered(index, 401)?;
                         outcome.stop = Some(Stop::KeyRefused {
                             body: verbatim(&text),
                             raw: text,
                         })
                     }
                     Ok(Answer::OfficeHours(text)) => {
+                        journal.answered(index, 403)?;
                         outcome.stop = Some(Stop::OfficeHours {
                             body: verbatim(&text),
                             raw: text,
                         })
                     }
                     Ok(Answer::Unexpected(status, body)) => {
+                        journal.answered(index, status)?;
                         outcome.stop = Some(Stop::Unexpected { status, body })
                     }
                     Ok(Answer::ServerError(status, body)) => {
@@ -244,7 +266,16 @@ pub async fn archive(
                             error: format!("the platform answered {status}: {body}"),
                         })
                     }
-                    Err(error) => outcome.stop = Some(Stop::Unreachable { error }),
+                    Err(unanswered) if unanswered.certificate => {
+                        outcome.stop = Some(Stop::Certificate {
+                            error: unanswered.error,
+                        })
+                    }
+                    Err(unanswered) => {
+                        outcome.stop = Some(Stop::Unreachable {
+                            error: unanswered.error,
+                        })
+                    }
                 }
             }
         }
@@ -253,10 +284,12 @@ pub async fn archive(
             counts: Some(counts),
         } = &report.outcome
         {
-            outcome.totals.select_count += counts.select_count;
-            outcome.totals.insert_count += counts.insert_count;
-            outcome.totals.update_count += counts.update_count;
-            outcome.totals.delete_count += counts.delete_count;
+            // Figures from the server: added without overflowing, whatever it sent.
+            let totals = &mut outcome.totals;
+            totals.select_count = totals.select_count.saturating_add(counts.select_count);
+            totals.insert_count = totals.insert_count.saturating_add(counts.insert_count);
+            totals.update_count = totals.update_count.saturating_add(counts.update_count);
+            totals.delete_count = totals.delete_count.saturating_add(counts.delete_count);
         }
         progress.batch(&report, batches.len());
         outcome.batches.push(report);
@@ -265,7 +298,7 @@ pub async fn archive(
         Some(Stop::KeyRefused { .. }) => 3,
         Some(Stop::OfficeHours { .. }) => 4,
         Some(Stop::Unreachable { .. }) => 6,
-        Some(Stop::Unexpected { .. }) => 1,
+        Some(Stop::Unexpected { .. } | Stop::Certificate { .. }) => 1,
         None if outcome
             .batches
             .iter()
@@ -278,23 +311,16 @@ pub async fn archive(
     Ok(outcome)
 }
 
-impl Run {
-    /// The ids as the run's identity: the same ids in the same order, however they were
-    /// separated, are the same run.
-    fn ids_text_normalised(&self, ids: &[i64]) -> String {
-        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-    }
-}
-
-/// 5xx and no answer are tried again, after 1, 2, 4… times `first_retry` (at most a minute).
-/// Also says whether a try went unanswered (the platform may have processed it).
+/// 5xx and no answer are tried again, after 1, 2, 4… times `first_retry` (at most a minute);
+/// a refused certificate is not. Also says whether a try may have reached the platform
+/// unanswered (it may have processed the batch).
 async fn send_with_retries(
     client: &ArchiveClient,
     run: &Run,
     index: usize,
     batch: &[i64],
     progress: &mut dyn Progress,
-) -> (Result<Answer, String>, bool) {
+) -> (Result<Answer, client::Unanswered>, bool) {
     let mut wait = run.first_retry;
     let (mut attempt, mut answer_lost) = (0, false);
     loop {
@@ -303,13 +329,14 @@ async fn send_with_retries(
             Ok(Answer::ServerError(status, body)) => {
                 format!("the platform answered {status}: {body}")
             }
-            Err(error) => error.clone(),
+            Err(unanswered) if unanswered.certificate => return (answer, answer_lost),
+            Err(unanswered) => unanswered.error.clone(),
             Ok(_) => return (answer, answer_lost),
         };
         if attempt >= run.retries {
             return (answer, answer_lost);
         }
-        answer_lost |= answer.is_err();
+        answer_lost |= matches!(&answer, Err(u) if u.maybe_sent);
         attempt += 1;
         progress.retry(index + 1, &error, wait);
         tokio::time::sleep(wait).await;
@@ -321,15 +348,23 @@ async fn send_with_retries(
 /// is refused), else from the OS keyring (`leads key set`).
 pub fn read_key(file: Option<&Path>) -> Result<Secret, LeadsError> {
     if let Some(file) = file {
+        use std::io::Read;
+        let cannot = |e: std::io::Error| {
+            LeadsError::Key(format!("cannot read the key file {}: {e}", file.display()))
+        };
+        // A regular file only (a FIFO would block the run), checked again once open.
+        if !std::fs::metadata(file).map_err(cannot)?.is_file() {
+            return Err(LeadsError::Key(format!(
+                "the key file {} is not a file",
+                file.display()
+            )));
+        }
+        let opened = std::fs::File::open(file).map_err(cannot)?;
+        let metadata = opened.metadata().map_err(cannot)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(file)
-                .map_err(|e| {
-                    LeadsError::Key(format!("cannot read the key file {}: {e}", file.display()))
-                })?
-                .permissions()
-                .mode();
+            let mode = metadata.permissions().mode();
             if mode & 0o077 != 0 {
                 return Err(LeadsError::Key(format!(
                     "the key file {} can be read by other users (mode {:o}); make it owner-only: chmod 600 {}",
@@ -339,13 +374,15 @@ pub fn read_key(file: Option<&Path>) -> Result<Secret, LeadsError> {
                 )));
             }
         }
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            LeadsError::Key(format!("cannot read the key file {}: {e}", file.display()))
-        })?;
+        let mut text = String::new();
+        opened
+            .take(4096)
+            .read_to_string(&mut text)
+            .map_err(cannot)?;
         let key = text.trim();
-        if key.is_empty() {
+        if key.is_empty() || !metadata.is_file() {
             return Err(LeadsError::Key(format!(
-                "the key file {} is empty",
+                "the key file {} holds no key",
                 file.display()
             )));
         }
