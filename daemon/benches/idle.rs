@@ -86,6 +86,6 @@ async fn main() {
     println!(
         "({:.0} s; the line's registration state at the end: {})",
         started.elapsed().as_secs_f64(),
-        page.request("get_state", serde_json::json!({})).await.0["result"]["line"]["state"]
+        page.request("get_state", serde_json::json!({})).await.0["result"]["state"]["line"]["state"]
     );
 }

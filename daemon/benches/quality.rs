@@ -29,7 +29,7 @@ use serde_json::json;
 
 /// Seconds recorded per call (the first is skipped by the scorer), and calls per row.
 const CALL: Duration = Duration::from_secs(9);
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 6;
 
 /// (name, percent of media packets dropped).
 const CONDITIONS: [(&str, u32); 3] = [("no loss", 0), ("3 % loss", 3), ("10 % loss", 10)];

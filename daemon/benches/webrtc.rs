@@ -18,7 +18,7 @@ mod measure;
 use std::time::{Duration, Instant};
 
 use common::{CRM, Daemon};
-use lab::webrtc::BrowserPhone;
+use lab::webrtc::{BrowserPhone, Coturn};
 use lab::{Kamailio, write_tone};
 use measure::{Usage, clock_ticks_per_second, mb, tree_usage, usage};
 use serde_json::json;
@@ -118,6 +118,48 @@ async fn run() {
         page.event("callEnded").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    // The same, the caller's account with a TURN server (coturn; the seed's `turn_port`): each
+    // call gathers a relay candidate too.
+    eprintln!(
+        "daemon to daemon call setup with TURN ({} calls)",
+        SETUPS * 2
+    );
+    let coturn = Coturn::start();
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(8);
+    let turn_caller = Daemon::start(&format!(
+        "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"1003\"\npassword = \"secret1003\"\nca_file = \"{}\"\n\
+         auth_key = \"k-7f3a\"\ncustomer_id = 77\nuser_id = 1003\nturn_port = {}\nexpire_date = \"{}\"\n\
+         [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"opus\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\n",
+        kamailio.ca_file().display(),
+        coturn.port,
+        expires
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("date"),
+        agent_tone.display(),
+    ));
+    let mut turn_page = turn_caller.connect(CRM).await;
+    turn_page.registered().await;
+    let mut turn_setups = Vec::new();
+    for _ in 0..SETUPS * 2 {
+        let start = Instant::now();
+        let (reply, _) = turn_page
+            .request("start_call", json!({"dialTo": "1004"}))
+            .await;
+        turn_page.event("callAccepted").await;
+        turn_setups.push(start.elapsed());
+        turn_page
+            .request(
+                "hangup",
+                json!({"conversationId": reply["result"]["conversationId"]}),
+            )
+            .await;
+        turn_page.event("callEnded").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(turn_page);
+    drop(turn_caller);
+    drop(coturn);
     drop(callee);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -167,6 +209,11 @@ async fn run() {
         "| call setup, daemon calling daemon ({} calls, callee answers by itself) | {} | — |",
         SETUPS * 2,
         percentiles(daemon_setups)
+    );
+    println!(
+        "| call setup, daemon calling daemon, the caller's account with a TURN server (coturn) ({} calls) | {} | — |",
+        SETUPS * 2,
+        percentiles(turn_setups)
     );
     println!(
         "| CPU for a 20 s Opus call | {} | {} |",

@@ -483,7 +483,7 @@ fn a_refused_key_and_office_hours_stop_the_run_with_their_meaning() {
     assert_eq!(out.status.code(), Some(4), "{words}");
     assert!(
         words.contains("refuses this during office hours (403): {\"message\": \"api cannot be executed during office hours time condition\"}")
-            && words.contains("outside office hours only: run the same command again to resume at batch 1"),
+            && words.contains("outside office hours only: after they end, run the same command again (journal"),
         "{words}"
     );
     assert!(
@@ -597,8 +597,7 @@ fn server_errors_are_retried_and_an_unreachable_platform_is_reported() {
     let out = agent.archive(&gone, &["--ids", "3", "--retries", "1"]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
     assert!(
-        text(&out)
-            .contains("When the platform is back, run the same command again to resume at batch 1"),
+        text(&out).contains("When the platform is back, run the same command again (journal"),
         "{}",
         text(&out)
     );

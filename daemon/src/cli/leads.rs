@@ -345,10 +345,17 @@ fn summary(outcome: &Outcome, run: &leads::Run) -> String {
         .iter()
         .find(|b| matches!(b.outcome, BatchOutcome::NotSent))
         .map_or(0, |b| b.batch);
-    let resume = format!(
-        "run the same command again to resume at batch {first_pending}: the {done} batches done are not sent again (journal {})",
-        outcome.journal.display()
-    );
+    let resume = if done == 0 {
+        format!(
+            "run the same command again (journal {})",
+            outcome.journal.display()
+        )
+    } else {
+        format!(
+            "run the same command again to resume at batch {first_pending}: the {done} batches done are not sent again (journal {})",
+            outcome.journal.display()
+        )
+    };
     let mut text = String::new();
     if run.dry_run {
         text.push_str(&format!(
@@ -363,7 +370,7 @@ fn summary(outcome: &Outcome, run: &leads::Run) -> String {
             for_terminal(raw)
         )),
         Some(Stop::OfficeHours { raw, .. }) => text.push_str(&format!(
-            "stopped: the platform refuses this during office hours (403): {}. The endpoint works outside office hours only: {resume} after they end\n",
+            "stopped: the platform refuses this during office hours (403): {}. The endpoint works outside office hours only: after they end, {resume}\n",
             for_terminal(raw)
         )),
         Some(Stop::Unreachable { error }) => text.push_str(&format!(
