@@ -35,7 +35,7 @@ pub const FILE_NAME: &str = "softphone.db";
 /// at a time — ~2 KB a call in issue 15's soak, for the first thousand calls — and the OS keeps
 /// the file's pages cached anyway; what the store reads again soon (the newest events, the
 /// indexes) fits in this.
-const CACHE_KIB: i64 = 1024;
+const CACHE_KIB: i64 = 256;
 /// The checkpointer's: it copies WAL pages into the database and reads little else.
 const CHECKPOINTER_CACHE_KIB: i64 = 64;
 
