@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::{CRM, Daemon};
 use lab::sipp::Sipp;
-use measure::{clock_ticks_per_second, mb, open_files, threads, usage};
+use measure::{clock_ticks_per_second, curve_columns, usage};
 
 const MINUTES: u64 = 10;
 const GRANTED_SECONDS: u32 = 10;
@@ -72,15 +72,10 @@ async fn main() {
                 .event_within("no event expected", Duration::from_secs(60))
                 .await;
         }
-        let now = usage(daemon.pid());
         println!(
-            "| {minute} | {} | {} | {} | {} | {} | {:.2} s |",
+            "| {minute} | {} | {} |",
             registers(),
-            mb(now.rss_kib),
-            mb(now.anon_kib),
-            open_files(daemon.pid()),
-            threads(daemon.pid()),
-            now.cpu_ticks.saturating_sub(first.cpu_ticks) as f64 / hz
+            curve_columns(daemon.pid(), first, hz)
         );
     }
     println!(

@@ -19,6 +19,7 @@
 mod common;
 #[path = "../tests/lab/mod.rs"]
 mod lab;
+mod measure;
 
 use std::path::Path;
 use std::time::Duration;
@@ -61,17 +62,7 @@ fn write_click_train(path: &Path) -> u32 {
                 (16000.0 * window * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16;
         }
     }
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).expect("click train");
-    for s in samples {
-        writer.write_sample(s).expect("write");
-    }
-    writer.finalize().expect("finalize");
+    measure::write_wav(path, RATE, &samples);
     total
 }
 

@@ -18,6 +18,7 @@
 mod common;
 #[path = "../tests/lab/mod.rs"]
 mod lab;
+mod measure;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,20 +110,6 @@ fn summary(scores: &[String]) -> String {
     )
 }
 
-fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).expect("wav");
-    for s in samples {
-        writer.write_sample(*s).expect("sample");
-    }
-    writer.finalize().expect("finalize");
-}
-
 async fn run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let made = Command::new(python())
@@ -187,7 +174,7 @@ async fn run() {
                     .then(|| receiver.newest_recording())
                     .flatten();
                 match recorded {
-                    Some((rate, samples)) => write_wav(&theirs_file, rate, &samples),
+                    Some((rate, samples)) => measure::write_wav(&theirs_file, rate, &samples),
                     None => eprintln!("baresip recorded nothing: {}", receiver.log()),
                 }
                 ours.push(score(&reference, &ours_file));

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::{CRM, Daemon};
 use lab::sipp::Sipp;
 use lab::write_tone;
-use measure::{clock_ticks_per_second, mb, open_files, threads, usage};
+use measure::{clock_ticks_per_second, curve_columns, usage};
 use serde_json::json;
 
 const CALLS: usize = 1000;
@@ -62,15 +62,10 @@ async fn main() {
     let started = Instant::now();
     let first = usage(daemon.pid());
     let row = |calls: usize| {
-        let now = usage(daemon.pid());
         format!(
-            "| {calls} | {:.0} s | {} | {} | {} | {} | {:.2} s |",
+            "| {calls} | {:.0} s | {} |",
             started.elapsed().as_secs_f64(),
-            mb(now.rss_kib),
-            mb(now.anon_kib),
-            open_files(daemon.pid()),
-            threads(daemon.pid()),
-            now.cpu_ticks.saturating_sub(first.cpu_ticks) as f64 / hz
+            curve_columns(daemon.pid(), first, hz)
         )
     };
     println!(

@@ -22,6 +22,35 @@ impl Usage {
     }
 }
 
+/// A process's columns in the soak's and the idle bench's curves: RSS, private memory, open
+/// file descriptors, threads, CPU seconds since `first`.
+pub fn curve_columns(pid: u32, first: Usage, ticks_per_second: f64) -> String {
+    let now = usage(pid);
+    format!(
+        "{} | {} | {} | {} | {:.2} s",
+        mb(now.rss_kib),
+        mb(now.anon_kib),
+        open_files(pid),
+        threads(pid),
+        now.cpu_ticks.saturating_sub(first.cpu_ticks) as f64 / ticks_per_second
+    )
+}
+
+/// A mono 16-bit WAV.
+pub fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("wav");
+    for s in samples {
+        writer.write_sample(*s).expect("sample");
+    }
+    writer.finalize().expect("finalize");
+}
+
 /// Open file descriptors of the process.
 pub fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
