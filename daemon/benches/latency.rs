@@ -30,8 +30,9 @@ use lab::{Baresip, Kamailio};
 use serde_json::json;
 
 const RATE: u32 = 48000;
-/// Click onsets, in ms from the start of the train: irregular, so a click cannot be matched to
-/// its neighbour's echo; 30 clicks in ~24 s.
+/// Click onsets, in ms from the start of the train: 30 clicks in ~24 s, at least 650 ms apart, so
+/// a click is matched to its own echo (the first onset heard within 600 ms after it) while the
+/// round trip stays under 650 ms; irregular, so a periodic delay cannot line up with the spacing.
 const SPACING_MS: [u32; 6] = [700, 900, 800, 1000, 650, 850];
 const CLICKS: usize = 30;
 /// A sample louder than this (−24 dBFS) after 20 ms of quiet starts a click.
@@ -116,7 +117,7 @@ fn summary(delays: &[f64]) -> String {
 
 /// One call from a daemon on `server` to 1002 with `codec`, the click train as its microphone;
 /// returns the onsets heard in its speaker file.
-async fn call(server: u16, codec: &str, seconds: u32) -> Vec<f64> {
+async fn call(server: u16, codec: &str, millis: u32) -> Vec<f64> {
     let dir = tempfile::tempdir().expect("tempdir");
     let (train, heard) = (dir.path().join("train.wav"), dir.path().join("heard.wav"));
     write_click_train(&train);
@@ -134,7 +135,7 @@ async fn call(server: u16, codec: &str, seconds: u32) -> Vec<f64> {
         .unwrap_or_else(|| panic!("start_call: {reply}\n{}", daemon.log()))
         .to_owned();
     page.event("callAccepted").await;
-    tokio::time::sleep(Duration::from_millis(u64::from(seconds))).await;
+    tokio::time::sleep(Duration::from_millis(u64::from(millis))).await;
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     // The speaker's file is complete once the call's media has stopped.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod http;
 pub mod ids;
 pub mod leads;
 pub mod line;

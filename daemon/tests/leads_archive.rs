@@ -645,6 +645,23 @@ fn an_answer_lost_after_the_platform_processed_the_batch_is_recognised() {
     let report = json_of(&out);
     assert_eq!(report["batches"][0]["status"], "done_before_interruption");
     assert_eq!(platform.rows("vicidial_list_archive"), 3);
+
+    // The same, the answer lost and no retry (the run stops in doubt); the next run meets office
+    // hours (a 403 says nothing of the earlier request: still in doubt); after them, the batch
+    // is recognised as processed, not reported refused.
+    let platform = platform.restart(&["--lose-answer", "1"]);
+    let out = agent.archive(&platform, &["--ids", "4,5", "--retries", "0"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let platform = platform.restart(&["--office-hours", "always"]);
+    let out = agent.archive(&platform, &["--ids", "4,5"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let platform = platform.restart(&[]);
+    let out = agent.archive(&platform, &["--ids", "4,5", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        json_of(&out)["batches"][0]["status"],
+        "done_before_interruption"
+    );
 }
 
 #[test]

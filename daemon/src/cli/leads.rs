@@ -67,7 +67,8 @@ pub struct ArchiveArgs {
     /// The API key in a file readable only by you (else the key `leads key set` stored).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
-    /// Trust this CA (PEM) for the platform's certificate, besides the system's.
+    /// Trust this CA (PEM) for the platform's certificate instead of the system's (a file with
+    /// one certificate that is not a CA: that certificate itself).
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// Ids per request, 1 to 500.
@@ -182,7 +183,7 @@ fn archive(args: ArchiveArgs, data_dir: &std::path::Path) -> Result<(), CliError
     } else {
         print!("{}", summary(&outcome, &run));
     }
-    match outcome.exit_code() {
+    match outcome.exit_code {
         0 => Ok(()),
         code => Err(CliError::LeadsStopped(code)),
     }

@@ -62,7 +62,7 @@ pub struct Unanswered {
 
 impl Unanswered {
     fn from(error: &reqwest::Error, sent: bool) -> Self {
-        let error_text = crate::notify::describe(error);
+        let error_text = crate::http::describe(error);
         // rustls' error is boxed several layers down (hyper, an io::Error) and does not
         // downcast from here; its words say it: "invalid peer certificate: …".
         let certificate = error_text.contains("invalid peer certificate");

@@ -3,7 +3,7 @@
 //! platform's own rules, sent in batches of at most 500 in order, each batch's outcome written
 //! to a journal before the next is sent, so a run that stops resumes where it stopped.
 //!
-//! Exit codes ([`Outcome::exit_code`]): 0 every batch processed; 2 bad usage or ids the
+//! Exit codes ([`Outcome`]'s `exit_code`): 0 every batch processed; 2 bad usage or ids the
 //! platform would refuse (nothing sent); 3 the key was refused (401); 4 office hours (403: run
 //! again after them); 5 the platform refused some batches (400; the others were processed);
 //! 6 the platform could not be reached or kept failing (5xx) after the retries; 1 anything
@@ -135,12 +135,6 @@ pub struct Outcome {
     pub exit_code: u8,
 }
 
-impl Outcome {
-    pub fn exit_code(&self) -> u8 {
-        self.exit_code
-    }
-}
-
 /// Reports progress as batches go (a progress bar, lines on a terminal), and nothing for
 /// `--json`.
 pub trait Progress {
@@ -221,6 +215,18 @@ pub async fn archive(
                 journal.sending(index)?;
                 let (answer, answer_lost) =
                     send_with_retries(&client, run, index, batch, progress).await;
+                // A 4xx says this request was not processed — not that an earlier one, sent
+                // before an interruption or unanswered, was not: such a batch stays in doubt
+                // until a 200 or "every id gone" settles it. A 2xx we could not read is not
+                // "not processed" either.
+                let maybe_processed_before = recorded == Recorded::InDoubt || answer_lost;
+                let not_processed = |journal: &mut Journal, status: u16| {
+                    if maybe_processed_before || !(400..500).contains(&status) {
+                        Ok(())
+                    } else {
+                        journal.answered(index, status)
+                    }
+                };
                 // A 4xx was answered and not processed: the journal says so, so the batch is
                 // not in doubt on a later run. A 5xx or no answer leaves it in doubt.
                 match answer {
@@ -232,33 +238,33 @@ pub async fn archive(
                         let body = verbatim(&text);
                         // Sent before (an interrupted run, or a try whose answer was lost) and
                         // every id now gone: processed then.
-                        if (recorded == Recorded::InDoubt || answer_lost)
+                        if maybe_processed_before
                             && run.steps.delete_leads
                             && all_gone(&body, batch)
                         {
                             journal.done_before(index)?;
                             report.outcome = BatchOutcome::DoneBeforeInterruption;
                         } else {
-                            journal.answered(index, 400)?;
+                            not_processed(&mut journal, 400)?;
                             report.outcome = BatchOutcome::Rejected { body, raw: text };
                         }
                     }
                     Ok(Answer::Unauthorized(text)) => {
-                        journal.answered(index, 401)?;
+                        not_processed(&mut journal, 401)?;
                         outcome.stop = Some(Stop::KeyRefused {
                             body: verbatim(&text),
                             raw: text,
                         })
                     }
                     Ok(Answer::OfficeHours(text)) => {
-                        journal.answered(index, 403)?;
+                        not_processed(&mut journal, 403)?;
                         outcome.stop = Some(Stop::OfficeHours {
                             body: verbatim(&text),
                             raw: text,
                         })
                     }
                     Ok(Answer::Unexpected(status, body)) => {
-                        journal.answered(index, status)?;
+                        not_processed(&mut journal, status)?;
                         outcome.stop = Some(Stop::Unexpected { status, body })
                     }
                     Ok(Answer::ServerError(status, body)) => {
@@ -352,7 +358,8 @@ pub fn read_key(file: Option<&Path>) -> Result<Secret, LeadsError> {
         let cannot = |e: std::io::Error| {
             LeadsError::Key(format!("cannot read the key file {}: {e}", file.display()))
         };
-        // A regular file only (a FIFO would block the run), checked again once open.
+        // A regular file only: a FIFO would block the run at `open` (a file swapped for one
+        // between this check and the open still could; the key's folder is the user's own).
         if !std::fs::metadata(file).map_err(cannot)?.is_file() {
             return Err(LeadsError::Key(format!(
                 "the key file {} is not a file",
@@ -380,7 +387,7 @@ pub fn read_key(file: Option<&Path>) -> Result<Secret, LeadsError> {
             .read_to_string(&mut text)
             .map_err(cannot)?;
         let key = text.trim();
-        if key.is_empty() || !metadata.is_file() {
+        if key.is_empty() {
             return Err(LeadsError::Key(format!(
                 "the key file {} holds no key",
                 file.display()

@@ -119,7 +119,7 @@ impl Endpoint {
             .body(event.json.clone())
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| crate::http::describe(&e))?;
         let status = response.status();
         // The body is never read: an endpoint cannot make us hold anything.
         drop(response);
@@ -130,28 +130,6 @@ impl Endpoint {
         } else {
             Err(format!("it answered {status}"))
         }
-    }
-}
-
-/// reqwest's error without the URL it carries (whose query may hold a token).
-pub fn describe(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "no answer in time"
-    } else if error.is_connect() {
-        "cannot connect"
-    } else {
-        "the request failed"
-    };
-    let mut source = std::error::Error::source(error);
-    let mut detail = String::new();
-    while let Some(e) = source {
-        detail = e.to_string();
-        source = e.source();
-    }
-    if detail.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {detail}")
     }
 }
 

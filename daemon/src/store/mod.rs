@@ -32,7 +32,7 @@ use crate::protocol::Event;
 pub const FILE_NAME: &str = "softphone.db";
 
 /// Each connection's page cache, in KiB. SQLite's default (2 MiB) filled up one call's events
-/// at a time — ~2 KB a call in issue 15's soak, for the first thousand calls — and the OS keeps
+/// at a time — ~1.6 KB a call in issue 15's soak, for the first thousand calls — and the OS keeps
 /// the file's pages cached anyway; what the store reads again soon (the newest events, the
 /// indexes) fits in this.
 const CACHE_KIB: i64 = 256;
