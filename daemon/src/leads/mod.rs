@@ -367,11 +367,10 @@ pub fn read_key(file: Option<&Path>) -> Result<Secret, LeadsError> {
             )));
         }
         let opened = std::fs::File::open(file).map_err(cannot)?;
-        let metadata = opened.metadata().map_err(cannot)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = metadata.permissions().mode();
+            let mode = opened.metadata().map_err(cannot)?.permissions().mode();
             if mode & 0o077 != 0 {
                 return Err(LeadsError::Key(format!(
                     "the key file {} can be read by other users (mode {:o}); make it owner-only: chmod 600 {}",
