@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::commands::CliError;
-use crate::leads::{self, BatchOutcome, BatchReport, Outcome, Progress, Stop};
+use crate::leads::{
+    self, BatchOutcome, BatchReport, KeyError, LeadsError, Outcome, Progress, Stop,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum LeadsCommand {
@@ -88,35 +90,33 @@ pub fn run(command: LeadsCommand, data_dir: &std::path::Path) -> Result<(), CliE
             command: KeyCommand::Set,
         } => {
             let mut key = String::new();
-            std::io::stdin().read_to_string(&mut key).map_err(|e| {
-                CliError::Status(format!("cannot read the key from standard input: {e}"))
-            })?;
+            std::io::stdin()
+                .take(4096)
+                .read_to_string(&mut key)
+                .map_err(|e| {
+                    CliError::Usage(format!("cannot read the key from standard input: {e}"))
+                })?;
             let key = key.trim();
             if key.is_empty() {
-                return Err(CliError::Status("no key on standard input".into()));
+                return Err(LeadsError::from(KeyError::NoneOnStdin).into());
             }
-            vault()?
-                .put(leads::KEYRING_NAME, key)
-                .map_err(|e| CliError::Status(e.to_string()))?;
+            leads::keyring()
+                .and_then(|vault| Ok(vault.put(leads::KEYRING_NAME, key)?))
+                .map_err(LeadsError::from)?;
             println!("the platform's API key is stored in the OS keyring");
             Ok(())
         }
         LeadsCommand::Key {
             command: KeyCommand::Forget,
         } => {
-            vault()?
-                .remove(leads::KEYRING_NAME)
-                .map_err(|e| CliError::Status(e.to_string()))?;
+            leads::keyring()
+                .and_then(|vault| Ok(vault.remove(leads::KEYRING_NAME)?))
+                .map_err(LeadsError::from)?;
             println!("the platform's API key is removed from the OS keyring");
             Ok(())
         }
         LeadsCommand::Archive(args) => archive(args, data_dir),
     }
-}
-
-fn vault() -> Result<crate::secrets::Vault, CliError> {
-    crate::secrets::prepare_process();
-    crate::secrets::Vault::os(leads::KEYRING_INSTANCE).map_err(|e| CliError::Status(e.to_string()))
 }
 
 fn archive(args: ArchiveArgs, data_dir: &std::path::Path) -> Result<(), CliError> {
@@ -140,12 +140,11 @@ fn archive(args: ArchiveArgs, data_dir: &std::path::Path) -> Result<(), CliError
             "--no-insert, --no-update and --no-delete together leave nothing to do".into(),
         ));
     }
-    crate::secrets::prepare_process();
     let key = if args.dry_run {
         // Nothing is sent: no key needed, and none read.
         crate::config::Secret::new("-")
     } else {
-        leads::read_key(args.key_file.as_deref())?
+        leads::read_key(args.key_file.as_deref()).map_err(LeadsError::from)?
     };
     let run = leads::Run {
         server: args.server,

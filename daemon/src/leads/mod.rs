@@ -49,14 +49,17 @@ pub enum LeadsError {
     Client(#[from] client::ClientError),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
-    #[error("{0}")]
-    Key(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 impl LeadsError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Ids(_) | Self::Client(client::ClientError::Url(_)) | Self::Key(_) => 2,
+            // What the person running it can fix: the ids, the address, the key they gave.
+            Self::Ids(_) | Self::Client(client::ClientError::Url(_)) => 2,
+            Self::Key(KeyError::Keyring(_)) => 1,
+            Self::Key(_) => 2,
             Self::Client(_) | Self::Journal(_) => 1,
         }
     }
@@ -350,57 +353,76 @@ async fn send_with_retries(
     }
 }
 
+/// Why no API key could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the key file {0} is not a file")]
+    NotAFile(PathBuf),
+    #[error(
+        "the key file {path} can be read by other users (mode {mode:o}); make it owner-only: chmod 600 {path}"
+    )]
+    Readable { path: PathBuf, mode: u32 },
+    #[error("the key file {0} holds no key")]
+    Empty(PathBuf),
+    #[error(
+        "no API key: pass --key-file FILE (owner-only), or store it once with `softphone-bridge leads key set` (reads it from standard input)"
+    )]
+    None,
+    #[error("no key on standard input")]
+    NoneOnStdin,
+    #[error("the OS keyring: {0}")]
+    Keyring(#[from] crate::secrets::VaultError),
+}
+
+/// The OS keyring's entries of the CLI (`leads key set`, `leads key forget`).
+pub fn keyring() -> Result<crate::secrets::Vault, KeyError> {
+    crate::secrets::prepare_process();
+    Ok(crate::secrets::Vault::os(KEYRING_INSTANCE)?)
+}
+
 /// Reads the API key: from `file` (owner-only, as ssh asks of its keys: a key others can read
 /// is refused), else from the OS keyring (`leads key set`).
-pub fn read_key(file: Option<&Path>) -> Result<Secret, LeadsError> {
-    if let Some(file) = file {
-        use std::io::Read;
-        let cannot = |e: std::io::Error| {
-            LeadsError::Key(format!("cannot read the key file {}: {e}", file.display()))
-        };
-        // A regular file only: a FIFO would block the run at `open` (a file swapped for one
-        // between this check and the open still could; the key's folder is the user's own).
-        if !std::fs::metadata(file).map_err(cannot)?.is_file() {
-            return Err(LeadsError::Key(format!(
-                "the key file {} is not a file",
-                file.display()
-            )));
-        }
-        let opened = std::fs::File::open(file).map_err(cannot)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = opened.metadata().map_err(cannot)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(LeadsError::Key(format!(
-                    "the key file {} can be read by other users (mode {:o}); make it owner-only: chmod 600 {}",
-                    file.display(),
-                    mode & 0o777,
-                    file.display()
-                )));
-            }
-        }
-        let mut text = String::new();
-        opened
-            .take(4096)
-            .read_to_string(&mut text)
-            .map_err(cannot)?;
-        let key = text.trim();
-        if key.is_empty() {
-            return Err(LeadsError::Key(format!(
-                "the key file {} holds no key",
-                file.display()
-            )));
-        }
-        return Ok(Secret::new(key));
+pub fn read_key(file: Option<&Path>) -> Result<Secret, KeyError> {
+    let Some(file) = file else {
+        return keyring()?
+            .get(KEYRING_NAME)?
+            .map(Secret::new)
+            .ok_or(KeyError::None);
+    };
+    use std::io::Read;
+    let cannot = |source| KeyError::Read {
+        path: file.to_owned(),
+        source,
+    };
+    // A regular file only: a FIFO would block the run at `open` (a file swapped for one
+    // between this check and the open still could; the key's folder is the user's own).
+    if !std::fs::metadata(file).map_err(cannot)?.is_file() {
+        return Err(KeyError::NotAFile(file.to_owned()));
     }
-    let vault = crate::secrets::Vault::os(KEYRING_INSTANCE)
-        .map_err(|e| LeadsError::Key(format!("no --key-file, and {e}")))?;
-    match vault.get(KEYRING_NAME) {
-        Ok(Some(key)) => Ok(Secret::new(key)),
-        Ok(None) => Err(LeadsError::Key(
-            "no API key: pass --key-file FILE (owner-only), or store it once with `softphone-bridge leads key set` (reads it from standard input)".into(),
-        )),
-        Err(e) => Err(LeadsError::Key(e.to_string())),
+    let opened = std::fs::File::open(file).map_err(cannot)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = opened.metadata().map_err(cannot)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Readable {
+                path: file.to_owned(),
+                mode: mode & 0o777,
+            });
+        }
+    }
+    let mut text = String::new();
+    opened
+        .take(4096)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    match text.trim() {
+        "" => Err(KeyError::Empty(file.to_owned())),
+        key => Ok(Secret::new(key)),
     }
 }
