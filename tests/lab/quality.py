@@ -59,7 +59,6 @@ def speech(directory):
     unit = np.concatenate([voice, np.zeros(int(0.4 * rate))])
     long = np.tile(unit, int(np.ceil(60 * rate / len(unit))))[: 60 * rate]
     write(f'{directory}/speech-8k.wav', 8000, resample(long, rate, 8000))
-    write(f'{directory}/speech-16k.wav', 16000, resample(long, rate, 16000))
     write(f'{directory}/speech-48k.wav', 48000, resample(long, rate, 48000), channels=2)
 
 

@@ -65,11 +65,11 @@ impl Plc {
         }
         for _ in 0..samples {
             let value = self.period[self.concealed % self.period.len()] * self.gain();
-            out.push(value.clamp(-32768.0, 32767.0) as i16);
+            // `as` saturates: no clamp needed.
+            out.push(value as i16);
             self.concealed += 1;
         }
-        let played: Vec<f32> = out.iter().map(|s| f32::from(*s)).collect();
-        self.remember(played.into_iter());
+        self.remember(out.iter().map(|&s| f32::from(s)));
     }
 
     /// The level of the next concealed sample.

@@ -647,6 +647,20 @@ impl Baresip {
             "/../tests/lab/baresip.conf"
         ))
         .expect("baresip.conf");
+        // Echoing: its player bridged to its source, instead of playing the tone file.
+        let template = if echo {
+            let source = "audio_source\t\taufile,@TONE@";
+            assert!(
+                template.contains(source),
+                "baresip.conf names its source as {source:?}"
+            );
+            template.replace(
+                source,
+                "audio_source\t\taubridge,echo\naudio_player\t\taubridge,echo\nmodule\t\t\taubridge.so",
+            )
+        } else {
+            template
+        };
         std::fs::write(
             conf.join("accounts"),
             format!("<sip:{user}@{}:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}{params}\n", kamailio.address, kamailio.port),
@@ -663,14 +677,7 @@ impl Baresip {
         for attempt in 1..=3 {
             // baresip listens for TLS on the SIP port + 1: both must be free.
             let (sip_port, ctrl_port) = (free_port_pair(), free_port());
-            let mut config = template.clone();
-            if echo {
-                config = config.replace(
-                    "audio_source\t\taufile,@TONE@",
-                    "audio_source\t\taubridge,echo\naudio_player\t\taubridge,echo\nmodule\t\t\taubridge.so",
-                );
-            }
-            let config = config
+            let config = template
                 .replace("@SIP@", &sip_port.to_string())
                 .replace("@CTRL@", &ctrl_port.to_string())
                 .replace("@TONE@", &tone.to_string_lossy())
