@@ -236,6 +236,8 @@ declare namespace SoftphoneBridge {
   interface LineInfo {
     state: LineState;
     extension: string | null;
+    /** Why the line is `failed` or `unregistered` (as the last `registrationChanged` said); absent otherwise. */
+    reason?: string;
   }
   interface CallInfo {
     conversationId: string;

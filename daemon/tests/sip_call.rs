@@ -149,7 +149,7 @@ async fn tls_to_an_untrusted_server_is_refused() {
         other_ca.path().display()
     ));
     let mut page = daemon.connect(CRM).await;
-    let failed = page.registration("failed").await;
+    let failed = page.registration_failure().await;
     let reason = failed["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("TLS") && reason.to_lowercase().contains("certificate"),

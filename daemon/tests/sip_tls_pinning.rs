@@ -75,7 +75,7 @@ impl SelfSignedPbx {
     async fn refused(&self, config: &str) -> String {
         let daemon = Daemon::start(config);
         let mut page = daemon.connect(CRM).await;
-        let failed = page.registration("failed").await;
+        let failed = page.registration_failure().await;
         assert!(self.kamailio.contacts("1001").is_empty());
         let reason = failed["reason"].as_str().unwrap_or_default().to_owned();
         eprintln!("refused: {reason}");

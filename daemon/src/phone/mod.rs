@@ -221,6 +221,7 @@ impl Phone {
                     LineState::None
                 },
                 extension: None,
+                reason: None,
             },
             line_domain: settings.line_domain,
             calls: Vec::new(),
@@ -1546,6 +1547,7 @@ impl Phone {
         self.line = LineInfo {
             state,
             extension: extension.clone(),
+            reason: reason.clone(),
         };
         // Refreshes that change nothing are not news; failures always are (the reason may differ).
         if changed || reason.is_some() {

@@ -690,6 +690,8 @@ fn logout_ends_the_line_for_call_actions() {
         matches!(&event, Event::RegistrationChanged(r) if r.reason.as_deref() == Some("logout")),
         "{event:?}"
     );
+    // A page that connects later learns why from the snapshot.
+    assert_eq!(phone.snapshot().line.reason.as_deref(), Some("logout"));
     assert!(matches!(
         phone.handle_action(start_call("1002")),
         Err(PhoneError::NoLine { .. })

@@ -126,6 +126,10 @@ pub struct LineInfo {
     pub state: LineState,
     /// The registered extension (the seed platform's "WebRTC Phone Extension").
     pub extension: Option<String>,
+    /// Why the line is `failed` or `unregistered`, as the last `registrationChanged` said: a
+    /// page that connects after the failure learns it here. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

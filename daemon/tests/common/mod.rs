@@ -476,6 +476,16 @@ impl Client {
     }
 
     /// Returns once the line is registered: already in `hello`, or by a later event.
+    /// The line's failure — `{state, reason, …}` — from the snapshot if it failed before this
+    /// page connected (a failure that is not retried sends no second event), else the event.
+    pub async fn registration_failure(&mut self) -> Value {
+        let line = &self.hello()["payload"]["state"]["line"];
+        if line["state"] == "failed" {
+            return line.clone();
+        }
+        self.registration("failed").await
+    }
+
     pub async fn registered(&mut self) {
         if self.hello()["payload"]["state"]["line"]["state"] != "registered" {
             self.registration("registered").await;
