@@ -7,8 +7,9 @@
 //!
 //! In a network namespace where only `lo` exists, an nftables rule drops that share of the media
 //! packets (UDP not to or from Kamailio: SIP is spared, so every call is set up the same way).
-//! `tc netem` would add jitter too, but this machine's kernel has no netem qdisc ("Specified
-//! qdisc kind is unknown"), so jitter is not measured here.
+//! `tc netem` would add jitter, but this machine's kernel has no netem qdisc ("Specified qdisc
+//! kind is unknown"): the sender runs with `tests/lab/jitter.c` preloaded instead, which holds
+//! back each media packet it sends for a random 0..2·J ms (`netem delay J J`'s spread).
 //! baresip (1002) plays speech (espeak-ng, a few sentences looped); the receiving end records
 //! what it plays out after its jitter buffer and concealment: first our daemon calling it, then
 //! a second baresip (1003) calling it — the same sender, the same network, so the difference is
@@ -25,15 +26,20 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{CRM, Daemon};
-use lab::{Baresip, Kamailio};
+use lab::{Baresip, Jitter, Kamailio};
 use serde_json::json;
 
 /// Seconds recorded per call (the first is skipped by the scorer), and calls per row.
 const CALL: Duration = Duration::from_secs(9);
 const ROUNDS: usize = 6;
 
-/// (name, percent of media packets dropped).
-const CONDITIONS: [(&str, u32); 3] = [("no loss", 0), ("3 % loss", 3), ("10 % loss", 10)];
+/// (name, percent of media packets dropped, jitter J: each packet late by a uniform 0..2·J ms).
+const CONDITIONS: [(&str, u32, u32); 4] = [
+    ("no loss", 0, 0),
+    ("3 % loss", 3, 0),
+    ("10 % loss", 10, 0),
+    ("40 ms jitter", 0, 40),
+];
 
 fn main() {
     lab::webrtc::block_on_in_loopback_namespace(run);
@@ -142,17 +148,28 @@ async fn run() {
         page.registered().await;
         // One sender and one receiving baresip for all the calls of a codec (a baresip killed
         // between calls would leave its registration behind at Kamailio).
-        let sender = Baresip::start_playing(&kamailio, "1002", &reference, baresip_codec, "auto");
+        let jitter = Jitter::build();
+        let sender =
+            Baresip::start_playing_jittered(&kamailio, "1002", &reference, baresip_codec, &jitter);
         let receiver = Baresip::start(&kamailio, "1003", 441.0, baresip_codec);
-        for (name, percent) in CONDITIONS {
+        for (name, percent, jitter_ms) in CONDITIONS {
             // Random loss scatters the score from call to call: the mean of ROUNDS calls each.
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            // The interarrival jitter our daemon measured (RFC 3550), each call's last report.
+            let mut measured = Vec::new();
             // SIP is spared by the rule: it stays for the condition's calls.
             lose(percent, kamailio.port);
+            jitter.set(jitter_ms);
             for round in 0..ROUNDS {
                 let id = page.start_call("1002").await;
                 page.event("callAccepted").await;
                 tokio::time::sleep(CALL).await;
+                let (state, _) = page.request("get_state", json!({})).await;
+                if let Some(ms) =
+                    state["result"]["state"]["calls"][0]["quality"]["jitterMs"].as_f64()
+                {
+                    measured.push(format!("{ms:.1}"));
+                }
                 page.request("hangup", json!({"conversationId": id})).await;
                 page.event("callEnded").await;
                 let ours_file = dir
@@ -181,6 +198,11 @@ async fn run() {
                 theirs.push(score(&reference, &theirs_file));
             }
             lose(0, kamailio.port);
+            jitter.set(0);
+            eprintln!(
+                "{codec}, {name}: jitter measured by our daemon (ms): {}",
+                measured.join(", ")
+            );
             println!(
                 "| {codec} | {name} | {} | {} |",
                 summary(&ours),

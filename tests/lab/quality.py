@@ -6,7 +6,10 @@
                             reference REF: wide band at 16 kHz when DEG is wide band, else narrow band
                             at 8 kHz. DEG's first second (the jitter buffer settling) is skipped; the
                             reference segment is found by cross-correlation, since the sender's file
-                            loops and the recording starts wherever the call did. Prints the score.
+                            loops and the recording starts wherever the call did. Both are then cut
+                            at the reference's next pause and SECONDS long, so where a receiver's
+                            recording happens to start (its first frames of silence) does not move
+                            the cut into a word. Prints the score.
 """
 import subprocess, sys, tempfile, wave
 
@@ -67,13 +70,32 @@ def score(reference, degraded):
     deg_rate, deg = read(degraded)
     rate, mode = (16000, 'wb') if deg_rate >= 16000 else (8000, 'nb')
     ref, deg = resample(ref, ref_rate, rate), resample(deg, deg_rate, rate)
-    deg = deg[rate:]
-    # Where in the looping reference the recording starts: cross-correlate its first 3 s.
-    probe = deg[: 3 * rate]
+    # Where in the looping reference the recording starts: cross-correlate 3 s after the first.
+    probe = deg[rate: 4 * rate]
     corr = np.fft.irfft(np.fft.rfft(ref, 2 * len(ref)) * np.conj(np.fft.rfft(probe, 2 * len(ref))))
-    offset = int(np.argmax(corr[: len(ref) - len(deg)]))
-    segment = ref[offset: offset + len(deg)]
-    print(f'{pesq(rate, segment, deg, mode):.2f}')
+    offset = int(np.argmax(corr[: len(ref) - len(probe)]))
+    shift = offset - rate  # deg[i] is ref[i + shift]
+    start = next_pause(ref, offset, rate)
+    length = min(SECONDS * rate, len(ref) - start, len(deg) - (start - shift))
+    print(f'{pesq(rate, ref[start: start + length], deg[start - shift: start - shift + length], mode):.2f}')
+
+
+SECONDS = 5  # fits both receivers' recordings (ours 9 s, baresip's 10 s) after the cut
+
+
+def next_pause(ref, start, rate):
+    """The middle of the first 100 ms of near-silence in `ref` from `start` on (else `start`)."""
+    frame = rate // 100
+    level = np.sqrt(np.mean(ref ** 2)) + 1e-12
+    quiet = 0
+    for i in range(start, len(ref) - frame, frame):
+        if np.sqrt(np.mean(ref[i: i + frame] ** 2)) < level * 0.03:
+            quiet += 1
+            if quiet == 10:
+                return i - 4 * frame
+        else:
+            quiet = 0
+    return start
 
 
 if __name__ == '__main__':

@@ -50,8 +50,9 @@ pub struct JitterBuffer {
     underruns: u32,
     /// Ticks in a row with more than target + SLACK frames held.
     over: u32,
-    /// The frame whose slot a stall already filled with concealment (nothing later had come).
-    stalled: Option<u64>,
+    /// A stall: the frame it waits for, and how many ticks it has filled with concealment
+    /// while nothing later had come.
+    stalled: Option<(u64, u64)>,
     /// Relative transit time of the previous packet, for the jitter estimate.
     last_transit: Option<f64>,
     stats: JitterStats,
@@ -137,13 +138,18 @@ impl JitterBuffer {
         let Some(mut next) = self.next else {
             return Playout::Silence;
         };
-        if self.stalled.take() == Some(next)
+        let stall = self.stalled.take();
+        if let Some((first, ticks)) = stall
+            && first == next
             && !self.packets.is_empty()
             && !self.packets.contains_key(&next)
         {
-            // A stall already filled this frame's slot, and later frames are here now: it is
-            // lost. Concealing it again would add a frame and shift all that follows; play on.
-            next += 1;
+            // The stall filled `ticks` slots and later frames are here now, but not the one it
+            // waited for: the frames of those slots are lost (a burst). Concealing them again
+            // would add frames and shift all that follows; play on from the first frame here,
+            // at most `ticks` on (a late one within the stall still plays: a stretch).
+            let earliest = self.packets.keys().next().copied().unwrap_or(next);
+            next = earliest.min(first + ticks);
             self.next = Some(next);
         }
         if let Some(payload) = self.packets.remove(&next) {
@@ -160,7 +166,11 @@ impl JitterBuffer {
                 self.next = None;
                 return Playout::Silence;
             }
-            self.stalled = Some(next);
+            let ticks = match stall {
+                Some((first, ticks)) if first == next => ticks + 1,
+                _ => 1,
+            };
+            self.stalled = Some((next, ticks));
             return Playout::Lost { next: None };
         }
         // A later frame is here, so this one is lost: conceal it and move on.
@@ -259,6 +269,50 @@ mod tests {
         buffer.push(5, 100.0, 105.0, &[5]);
         assert_eq!(buffer.pop(), frame(5));
         assert_eq!(buffer.stats().concealed, 1);
+    }
+
+    /// A burst of three lost frames, two of them at ticks when nothing later had come: three
+    /// slots concealed in all, not four (which would shift everything after by a frame).
+    #[test]
+    fn a_burst_lost_at_the_edge_is_concealed_once_per_frame() {
+        let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
+        // 3, 4 and 5 are lost; nothing later is here at 3's and 4's ticks.
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        buffer.push(6, 120.0, 125.0, &[6]);
+        assert_eq!(
+            buffer.pop(),
+            Playout::Lost {
+                next: Some(vec![6])
+            },
+            "5's slot"
+        );
+        assert_eq!(buffer.pop(), frame(6));
+        assert_eq!(buffer.stats().concealed, 3);
+        // A stall whose frames come late, all together, is a stretch: they all play.
+        let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        for seq in 3..=5u16 {
+            buffer.push(seq, f64::from(seq) * 20.0, 125.0, &[seq as u8]);
+        }
+        for seq in 3..=5 {
+            assert_eq!(buffer.pop(), frame(seq));
+        }
+        // Only the stalled one lost, a later one of the stall late: that one still plays.
+        let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        buffer.push(4, 80.0, 125.0, &[4]);
+        buffer.push(5, 100.0, 125.0, &[5]);
+        assert_eq!(buffer.pop(), frame(4));
+        assert_eq!(buffer.pop(), frame(5));
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::ids::ConversationId;
 
 const FRAME: Duration = Duration::from_millis(20);
 const FIRST_REPORT: Duration = Duration::from_secs(1);
+/// Packets read before a playout tick at most (a 20 ms frame is one packet; a burst after a
+/// hiccup a few).
+const WAITING_PACKETS: usize = 16;
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 pub struct MediaParams {
@@ -330,6 +333,40 @@ async fn run(
     let mut report_at = tokio::time::Instant::now() + FIRST_REPORT;
     // A digit in progress: (event code, frames sent so far).
     let mut digit: Option<(u8, u16)> = None;
+    // A datagram on the RTP socket: checked, decrypted, into the jitter buffer. `continue`s the
+    // enclosing loop when it is not ours or not RTP.
+    macro_rules! on_datagram {
+        ($n:expr, $from:expr) => {{
+            let (n, from) = ($n, $from);
+            // Checked before anything is decrypted or played (RTP bleed, injection).
+            if !rtp_source.as_mut().is_some_and(|s| s.admits(from)) {
+                continue;
+            }
+            let bytes = &buffer[..n];
+            if rtcp::is_rtcp(bytes) {
+                // Muxed RTCP does not latch: only valid RTP does, below.
+                on_rtcp(bytes, &mut srtp, &mut reception, &mut stats, sender.ssrc);
+                continue;
+            }
+            let plain;
+            let bytes = match &mut srtp {
+                Some(srtp) => match srtp.unprotect_rtp(bytes) {
+                    Some(p) => {
+                        plain = p;
+                        &plain[..]
+                    }
+                    None => continue,
+                },
+                None => bytes,
+            };
+            if !receiving.on_rtp(bytes, &mut jitter, &mut reception, &report) {
+                continue;
+            }
+            if let Some(source) = rtp_source.as_mut() {
+                source.confirm(from);
+            }
+        }};
+    }
     loop {
         tokio::select! {
             _ = &mut controls.stopped => break,
@@ -370,10 +407,30 @@ async fn run(
                 report(MediaReport::Stats(stats.clone()));
             }
             _ = tick.tick() => {
+                // What has already arrived plays in this tick: the select may have taken the
+                // tick before a packet waiting on the socket, and the jitter buffer would
+                // conceal a frame that is here (then play it late: a frame inserted). Bounded,
+                // so a flood cannot hold up playout and sending.
+                for _ in 0..WAITING_PACKETS {
+                    let Some(Ok((n, from))) = socket.as_ref().map(|s| s.try_recv_from(&mut buffer)) else { break };
+                    on_datagram!(n, from);
+                }
+                if let Some(inbound) = packets_in.as_mut() {
+                    for _ in 0..WAITING_PACKETS {
+                        let Ok(packet) = inbound.try_recv() else { break };
+                        receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
+                    }
+                }
                 let flow = *controls.flow.borrow();
                 // Playout first: one frame to the sink per tick, whatever the network did.
                 match (flow.receive, jitter.pop()) {
-                    (true, Playout::Frame(payload)) => state.decode(&payload, &mut decoded),
+                    (true, Playout::Frame(payload)) => {
+                        state.decode(&payload, &mut decoded);
+                        if decoded.is_empty() {
+                            // Undecodable: its slot is concealed, so the timeline keeps its length.
+                            state.conceal(frame_samples, None, &mut decoded);
+                        }
+                    }
                     (true, Playout::Lost { next }) => state.conceal(frame_samples, next.as_deref(), &mut decoded),
                     _ => {
                         decoded.clear();
@@ -433,30 +490,7 @@ async fn run(
             }
             received = recv_udp(socket.as_ref(), &mut buffer) => {
                 let Ok((n, from)) = received else { continue };
-                // Checked before anything is decrypted or played (RTP bleed, injection).
-                if !rtp_source.as_mut().is_some_and(|s| s.admits(from)) {
-                    continue;
-                }
-                let bytes = &buffer[..n];
-                if rtcp::is_rtcp(bytes) {
-                    // Muxed RTCP does not latch: only valid RTP does, below.
-                    on_rtcp(bytes, &mut srtp, &mut reception, &mut stats, sender.ssrc);
-                    continue;
-                }
-                let plain;
-                let bytes = match &mut srtp {
-                    Some(srtp) => match srtp.unprotect_rtp(bytes) {
-                        Some(p) => { plain = p; &plain[..] }
-                        None => continue,
-                    },
-                    None => bytes,
-                };
-                if !receiving.on_rtp(bytes, &mut jitter, &mut reception, &report) {
-                    continue;
-                }
-                if let Some(source) = rtp_source.as_mut() {
-                    source.confirm(from);
-                }
+                on_datagram!(n, from);
             }
             Some(packet) = recv_packet(packets_in.as_mut()) => {
                 receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);

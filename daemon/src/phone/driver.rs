@@ -350,12 +350,26 @@ impl Driver {
                 reply,
             } => {
                 let result = self.act(action, origin.as_ref());
+                let mut commands =
+                    std::iter::from_fn(|| self.phone.poll_command()).collect::<Vec<_>>();
+                // What only sends a request (the INVITE of `start_call`, an answer, a hold) goes
+                // out before the store's commit, so the commit is not on the wire's path; the
+                // page still hears of it (event, reply) only once stored. The rest, in order,
+                // after the reply: stopping a line or a call's media may take a while.
+                let first_slow = commands
+                    .iter()
+                    .position(|c| !goes_out_at_once(c))
+                    .unwrap_or(commands.len());
+                let later = commands.split_off(first_slow);
+                for command in commands {
+                    self.command(command, now).await;
+                }
                 // Before the reply: what the agent changed survives a crash once acknowledged.
                 self.keep_state();
                 self.publish_events();
                 // The requester may have gone away; the action still took effect.
                 let _ = reply.send(result);
-                while let Some(command) = self.phone.poll_command() {
+                for command in later {
                     self.command(command, now).await;
                 }
             }
@@ -836,6 +850,20 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
 
 /// A page of the history or the recordings: `limit` (1 to [`MAX_HISTORY`], 50 when absent) and
 /// `before` (RFC 3339) in ms since the Unix epoch.
+/// Commands the line carries out by sending a request, without waiting on anything.
+fn goes_out_at_once(command: &LineCommand) -> bool {
+    matches!(
+        command,
+        LineCommand::Dial { .. }
+            | LineCommand::DialAll { .. }
+            | LineCommand::Answer { .. }
+            | LineCommand::Reject { .. }
+            | LineCommand::Hold { .. }
+            | LineCommand::Dtmf { .. }
+            | LineCommand::Transfer { .. }
+    )
+}
+
 fn page_of(limit: Option<u32>, before: Option<&str>) -> Result<(u32, Option<i64>), PhoneError> {
     let limit = limit.unwrap_or(50);
     if !(1..=MAX_HISTORY).contains(&limit) {

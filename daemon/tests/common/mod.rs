@@ -210,6 +210,11 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A profiled daemon (`./dev link-order`) writes its profile when it exits by itself.
+        if profiler().is_some() {
+            self.terminate();
+            let _ = self.wait_exit(Duration::from_secs(60));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -228,7 +233,24 @@ pub fn check_config(dir: &Path, name: &str, text: &str) -> Output {
 
 /// A CLI command isolated from the machine's real config files.
 pub fn command(data_dir: &Path) -> Command {
-    isolated(Command::new(BIN), data_dir)
+    let command = match profiler() {
+        Some(profiler) => {
+            let mut words = profiler.split_whitespace();
+            let mut command = Command::new(words.next().unwrap_or("env"));
+            command.args(words).arg(BIN);
+            command
+        }
+        None => Command::new(BIN),
+    };
+    isolated(command, data_dir)
+}
+
+/// `SOFTPHONE_BRIDGE_PROFILER`: a command line the daemons run under (`./dev link-order` sets
+/// it to callgrind); unset for tests.
+fn profiler() -> Option<String> {
+    std::env::var("SOFTPHONE_BRIDGE_PROFILER")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
 }
 
 fn isolated(mut command: Command, data_dir: &Path) -> Command {

@@ -547,6 +547,47 @@ pub struct Baresip {
 }
 
 /// What baresip plays into its calls.
+/// Network jitter without netem (this kernel has none): `tests/lab/jitter.c`, built with the
+/// system's C compiler, loaded into a sender with `LD_PRELOAD`, holds back each RTP/RTCP packet
+/// it sends for a random 0..2·J ms (J set with [`Jitter::set`], read by the library every 100 ms).
+pub struct Jitter {
+    dir: tempfile::TempDir,
+}
+
+impl Jitter {
+    pub fn build() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(dir.path().join("jitter.so"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/lab/jitter.c"
+            ))
+            .args(["-ldl", "-lpthread"])
+            .status()
+            .expect("a C compiler (cc)");
+        assert!(status.success(), "tests/lab/jitter.c builds");
+        let jitter = Self { dir };
+        jitter.set(0);
+        jitter
+    }
+
+    /// Each packet sent from now on is late by a uniform 0..2·`ms` (0: none).
+    pub fn set(&self, ms: u32) {
+        std::fs::write(self.dir.path().join("jitter-ms"), ms.to_string()).expect("jitter control");
+        // The library reads it at most every 100 ms.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn env(&self) -> [(&'static str, std::path::PathBuf); 2] {
+        [
+            ("LD_PRELOAD", self.dir.path().join("jitter.so")),
+            ("JITTER_CONTROL", self.dir.path().join("jitter-ms")),
+        ]
+    }
+}
+
 enum Source<'a> {
     /// A sine at this frequency, half scale.
     Tone(f64),
@@ -590,6 +631,7 @@ impl Baresip {
             codec,
             answermode,
             params,
+            &[],
         )
     }
 
@@ -602,13 +644,41 @@ impl Baresip {
         codec: &str,
         answermode: &str,
     ) -> Self {
-        Self::launch(kamailio, user, Source::File(source), codec, answermode, "")
+        Self::launch(
+            kamailio,
+            user,
+            Source::File(source),
+            codec,
+            answermode,
+            "",
+            &[],
+        )
+    }
+
+    /// [`Self::start_playing`], its RTP sent through `jitter`'s delays.
+    pub fn start_playing_jittered(
+        kamailio: &Kamailio,
+        user: &str,
+        source: &std::path::Path,
+        codec: &str,
+        jitter: &Jitter,
+    ) -> Self {
+        let env = jitter.env();
+        Self::launch(
+            kamailio,
+            user,
+            Source::File(source),
+            codec,
+            "auto",
+            "",
+            &env,
+        )
     }
 
     /// Sending back what it hears, through its jitter buffer, player, source and encoder
     /// (`aubridge`): an echo with baresip's own delay in it. Answers at once.
     pub fn start_echoing(kamailio: &Kamailio, user: &str, codec: &str) -> Self {
-        Self::launch(kamailio, user, Source::Echo, codec, "auto", "")
+        Self::launch(kamailio, user, Source::Echo, codec, "auto", "", &[])
     }
 
     fn launch(
@@ -618,6 +688,7 @@ impl Baresip {
         codec: &str,
         answermode: &str,
         params: &str,
+        env: &[(&str, std::path::PathBuf)],
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tone = dir.path().join("tone.wav");
@@ -686,6 +757,7 @@ impl Baresip {
             std::fs::write(conf.join("config"), config).expect("config");
             let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
             let mut child = in_netns(kamailio.netns.as_deref(), "baresip")
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .arg("-f")
                 .arg(&conf)
                 .current_dir(dir.path())
