@@ -11,9 +11,17 @@ fn main() {
     // Not the profile itself: lld reads it at every link, and a new profile only needs the
     // binary linked again (`./dev link-order` touches src/main.rs), not the library rebuilt.
     println!("cargo::rerun-if-changed=build.rs");
-    // Where lld is the default linker (Rust 1.90 on): x86-64 Linux with glibc.
+    // Where lld is the default linker (Rust 1.90 on, the workspace's rust-version): x86-64
+    // Linux with glibc — unless the build names a linker of its own (GNU ld would refuse the
+    // flag), in which case it links as it asked.
     let target = std::env::var("TARGET").unwrap_or_default();
-    let linux = target == "x86_64-unknown-linux-gnu";
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let own_linker = std::env::var_os("RUSTC_LINKER").is_some()
+        || ["fuse-ld", "linker-features", "linker="]
+            .iter()
+            .any(|flag| flags.contains(flag));
+    println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
+    let linux = target == "x86_64-unknown-linux-gnu" && !own_linker;
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     if linux && release && order.exists() {
         let path = std::path::absolute(order).unwrap_or_else(|_| order.to_owned());

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 
@@ -78,7 +79,9 @@ static void *sender(void *unused) {
         }
         struct datagram *d = pop();
         pthread_mutex_unlock(&lock);
-        real_sendto(d->fd, d->data, d->len, d->flags, (struct sockaddr *)&d->addr, d->addr_len);
+        real_sendto(d->fd, d->data, d->len, d->flags,
+                    d->addr_len ? (struct sockaddr *)&d->addr : NULL, d->addr_len);
+        close(d->fd);
         free(d);
         pthread_mutex_lock(&lock);
     }
@@ -127,12 +130,15 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
         return real_sendto(fd, buf, len, flags, addr, addr_len);
     }
     struct datagram *d = malloc(sizeof *d);
-    if (!d) {
+    /* Our own copy of the socket: if the caller closes it meanwhile, its number may be reused. */
+    int fd_copy = d ? dup(fd) : -1;
+    if (fd_copy < 0) {
+        free(d);
         pthread_mutex_unlock(&lock);
         return real_sendto(fd, buf, len, flags, addr, addr_len);
     }
     d->due = now + (long long)(rand_r(&seed) % (2 * jitter_ms * 1000 + 1)) * 1000LL;
-    d->fd = fd;
+    d->fd = fd_copy;
     d->flags = flags;
     d->len = len;
     d->addr_len = addr ? addr_len : 0;

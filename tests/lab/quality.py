@@ -6,10 +6,11 @@
                             reference REF: wide band at 16 kHz when DEG is wide band, else narrow band
                             at 8 kHz. DEG's first second (the jitter buffer settling) is skipped; the
                             reference segment is found by cross-correlation, since the sender's file
-                            loops and the recording starts wherever the call did. Both are then cut
-                            at the reference's next pause and SECONDS long, so where a receiver's
-                            recording happens to start (its first frames of silence) does not move
-                            the cut into a word. Prints the score.
+                            loops and the recording starts wherever the call did. The same
+                            SECONDS of the reference are then scored for every recording: from
+                            its first pause after 2 s (the sender starts the file anew each call),
+                            so where a receiver's recording happens to start (its first frames of
+                            silence) does not move the cut into a word. Prints the score.
 """
 import subprocess, sys, tempfile, wave
 
@@ -75,12 +76,16 @@ def score(reference, degraded):
     corr = np.fft.irfft(np.fft.rfft(ref, 2 * len(ref)) * np.conj(np.fft.rfft(probe, 2 * len(ref))))
     offset = int(np.argmax(corr[: len(ref) - len(probe)]))
     shift = offset - rate  # deg[i] is ref[i + shift]
-    start = next_pause(ref, offset, rate)
-    length = min(SECONDS * rate, len(ref) - start, len(deg) - (start - shift))
+    start = next_pause(ref, 2 * rate, rate)
+    if start - shift < rate:  # not in the first second of the recording: the next pause on
+        start = next_pause(ref, shift + 2 * rate, rate)
+    length = SECONDS * rate
+    if start - shift + length > len(deg) or start + length > len(ref):
+        sys.exit(f'the recording does not cover {SECONDS} s from the reference at {start / rate:.2f} s')
     print(f'{pesq(rate, ref[start: start + length], deg[start - shift: start - shift + length], mode):.2f}')
 
 
-SECONDS = 5  # fits both receivers' recordings (ours 9 s, baresip's 10 s) after the cut
+SECONDS = 5  # within both receivers' recordings (ours 9 s, baresip's 10 s)
 
 
 def next_pause(ref, start, rate):

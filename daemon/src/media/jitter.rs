@@ -97,6 +97,7 @@ impl JitterBuffer {
             if extended.abs_diff(next) > RESET_GAP {
                 self.packets.clear();
                 self.next = None;
+                self.stalled = None;
                 self.playing = false;
                 self.highest = Some(extended);
             } else if extended < next {

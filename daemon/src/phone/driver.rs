@@ -848,8 +848,6 @@ async fn recv_line(line: &mut Option<LineRuntime>) -> LineInput {
     }
 }
 
-/// A page of the history or the recordings: `limit` (1 to [`MAX_HISTORY`], 50 when absent) and
-/// `before` (RFC 3339) in ms since the Unix epoch.
 /// Commands the line carries out by sending a request, without waiting on anything.
 fn goes_out_at_once(command: &LineCommand) -> bool {
     matches!(
@@ -864,6 +862,8 @@ fn goes_out_at_once(command: &LineCommand) -> bool {
     )
 }
 
+/// A page of the history or the recordings: `limit` (1 to [`MAX_HISTORY`], 50 when absent) and
+/// `before` (RFC 3339) in ms since the Unix epoch.
 fn page_of(limit: Option<u32>, before: Option<&str>) -> Result<(u32, Option<i64>), PhoneError> {
     let limit = limit.unwrap_or(50);
     if !(1..=MAX_HISTORY).contains(&limit) {

@@ -546,7 +546,6 @@ pub struct Baresip {
     child: Child,
 }
 
-/// What baresip plays into its calls.
 /// Network jitter without netem (this kernel has none): `tests/lab/jitter.c`, built with the
 /// system's C compiler, loaded into a sender with `LD_PRELOAD`, holds back each RTP/RTCP packet
 /// it sends for a random 0..2·J ms (J set with [`Jitter::set`], read by the library every 100 ms).
@@ -588,6 +587,7 @@ impl Jitter {
     }
 }
 
+/// What baresip plays into its calls.
 enum Source<'a> {
     /// A sine at this frequency, half scale.
     Tone(f64),
