@@ -44,8 +44,6 @@ def main():
                         parts = line.split()
                         if len(parts) >= 2 and parts[1].isdigit():
                             cost[fn] += int(parts[1])
-                elif line.startswith(("cob=", "cfi=", "cfl=", "cfn=")):
-                    pass
     for fn, _ in sorted(cost.items(), key=lambda item: -item[1]):
         if fn in symbols:
             print(fn)

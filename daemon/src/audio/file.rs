@@ -201,8 +201,22 @@ impl WavSource {
                     *read = 0;
                 }
                 let left = usize::try_from(*bytes - *read).unwrap_or(usize::MAX);
-                let n = raw.len().min(left) / frame * frame;
-                file.read_exact(&mut raw[..n]).map_err(|e| e.to_string())?;
+                let wanted = raw.len().min(left) / frame * frame;
+                let mut got = 0;
+                while got < wanted {
+                    match file
+                        .read(&mut raw[got..wanted])
+                        .map_err(|e| e.to_string())?
+                    {
+                        0 => break,
+                        n => got += n,
+                    }
+                }
+                if got < wanted {
+                    // Shorter than its header says (a recording cut off): it loops where it ends.
+                    *bytes = *read + got as u64;
+                }
+                let n = got / frame * frame;
                 *read += n as u64;
                 let scale = 1.0 / (32768.0 * channels as f32);
                 self.block.extend(raw[..n].chunks_exact(frame).map(|frame| {
@@ -403,6 +417,41 @@ mod tests {
         // Rate 8000 → 8000: sample n of the output is the file's sample n, looping every 1000.
         for (n, sample) in played[0].iter().enumerate() {
             let expected = ramp[n % 1000];
+            assert!(
+                (i32::from(*sample) - i32::from(expected)).abs() <= 1,
+                "sample {n}: {sample} against {expected}"
+            );
+        }
+    }
+
+    /// A 16-bit file cut off (its header promises more than it holds) loops where it ends.
+    #[test]
+    fn a_file_shorter_than_its_header_loops_where_it_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("cut.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(&input, spec).expect("create");
+        for n in 0..1000i16 {
+            writer.write_sample(n * 10 + 1).expect("sample");
+        }
+        writer.finalize().expect("finalize");
+        // 400 samples' bytes lost from the end: 600 left.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&input)
+            .expect("open");
+        let length = file.metadata().expect("metadata").len();
+        file.set_len(length - 800).expect("truncate");
+        let mut source = WavSource::open(&input, 8000).expect("opens");
+        let mut out = vec![0i16; 1500];
+        source.read(&mut out);
+        for (n, sample) in out.iter().enumerate() {
+            let expected = (n % 600) as i16 * 10 + 1;
             assert!(
                 (i32::from(*sample) - i32::from(expected)).abs() <= 1,
                 "sample {n}: {sample} against {expected}"

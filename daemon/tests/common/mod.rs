@@ -235,9 +235,9 @@ pub fn check_config(dir: &Path, name: &str, text: &str) -> Output {
 pub fn command(data_dir: &Path) -> Command {
     let command = match profiler() {
         Some(profiler) => {
-            let mut words = profiler.split_whitespace();
-            let mut command = Command::new(words.next().unwrap_or("env"));
-            command.args(words).arg(BIN);
+            let words: Vec<&str> = profiler.split_whitespace().collect();
+            let mut command = Command::new(words[0]); // not blank: `profiler` checked
+            command.args(&words[1..]).arg(BIN);
             command
         }
         None => Command::new(BIN),
