@@ -4,6 +4,8 @@
 //! `QUALITY_PYTHON`).
 //!
 //!     cargo bench -p softphone-bridge --bench quality      (or ./dev bench)
+//!     QUALITY_CODECS=opus QUALITY_CONDITIONS=jitter cargo bench ...   (only some rows: codecs by
+//!                                     name, conditions by a part of theirs, comma-separated)
 //!
 //! In a network namespace where only `lo` exists, an nftables rule drops that share of the media
 //! packets (UDP not to or from Kamailio: SIP is spared, so every call is set up the same way).
@@ -11,9 +13,12 @@
 //! kind is unknown"): the sender runs with `tests/lab/jitter.c` preloaded instead, which holds
 //! back each media packet it sends for a random 0..2·J ms (`netem delay J J`'s spread).
 //! baresip (1002) plays speech (espeak-ng, a few sentences looped); the receiving end records
-//! what it plays out after its jitter buffer and concealment: first our daemon calling it, then
-//! a second baresip (1003) calling it — the same sender, the same network, so the difference is
-//! the receiver's. PESQ scores each recording (narrow band for PCMU, wide band for Opus).
+//! what it plays out after its jitter buffer and concealment: first our daemon calling it (its
+//! file backend), then a second baresip (1003) calling it — the same sender, the same network,
+//! so the difference is the receiver's. That baresip plays out into ALSA's `file` plugin paced
+//! like a sound card (`tests/lab/paced_alsa.c`); what its `sndfile` module records before its
+//! playout is scored too, in a column of its own. PESQ scores each recording (narrow band for
+//! PCMU, wide band for Opus).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -26,7 +31,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{CRM, Daemon};
-use lab::{Baresip, Jitter, Kamailio};
+use lab::{Baresip, Jitter, Kamailio, Playout};
 use serde_json::json;
 
 /// Seconds recorded per call (the first is skipped by the scorer), and calls per row.
@@ -129,13 +134,17 @@ async fn run() {
         "PESQ (MOS-LQO) of what the receiver plays out, baresip sending speech to it, media packets dropped at random on loopback"
     );
     println!(
-        "| codec | condition | softphone-bridge receiving: mean (each call) | baresip receiving |"
+        "| codec | condition | softphone-bridge receiving: mean (each call) | baresip receiving, played out | baresip, before its playout (`sndfile`) |"
     );
-    println!("|---|---|---|---|");
-    for (codec, baresip_codec, reference) in [
-        ("pcmu", "PCMU", "speech-8k.wav"),
-        ("opus", "opus/48000/2", "speech-48k.wav"),
+    println!("|---|---|---|---|---|");
+    // (ours, baresip's codec name, the reference, its rate, baresip's player channels).
+    for (codec, baresip_codec, reference, rate, channels) in [
+        ("pcmu", "PCMU", "speech-8k.wav", 8000, 1),
+        ("opus", "opus/48000/2", "speech-48k.wav", 48000, 2),
     ] {
+        if std::env::var("QUALITY_CODECS").is_ok_and(|only| !only.split(',').any(|c| c == codec)) {
+            continue;
+        }
         let reference = dir.path().join(reference);
         let heard = dir.path().join(format!("heard-{codec}.wav"));
         let daemon = Daemon::start(&format!(
@@ -151,10 +160,16 @@ async fn run() {
         let jitter = Jitter::build();
         let sender =
             Baresip::start_playing_jittered(&kamailio, "1002", &reference, baresip_codec, &jitter);
-        let receiver = Baresip::start(&kamailio, "1003", 441.0, baresip_codec);
+        let playout = Playout::build();
+        let receiver = Baresip::start_playing_out(&kamailio, "1003", baresip_codec, &playout);
         for (name, percent, jitter_ms) in CONDITIONS {
+            if std::env::var("QUALITY_CONDITIONS")
+                .is_ok_and(|only| !only.split(',').any(|part| name.contains(part)))
+            {
+                continue;
+            }
             // Random loss scatters the score from call to call: the mean of ROUNDS calls each.
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let (mut ours, mut theirs, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
             // The interarrival jitter our daemon measured (RFC 3550), each call's last report.
             let mut measured = Vec::new();
             // SIP is spared by the rule: it stays for the condition's calls.
@@ -187,15 +202,35 @@ async fn run() {
                 let theirs_file = dir
                     .path()
                     .join(format!("theirs-{codec}-{percent}-{round}.wav"));
+                match playout.last_call(channels) {
+                    Some(samples) => {
+                        // A check that the rate and channels are right: ~10 s per call.
+                        let log = receiver.log();
+                        eprintln!(
+                            "{codec}, {name}: baresip played out {:.1} s ({})",
+                            samples.len() as f64 / f64::from(rate),
+                            log.lines()
+                                .filter(|l| l.starts_with("paced_alsa"))
+                                .next_back()
+                                .unwrap_or("paced_alsa: no pace")
+                        );
+                        measure::write_wav(&theirs_file, rate, &samples)
+                    }
+                    None => eprintln!("baresip played out nothing: {}", receiver.log()),
+                }
+                let decoded_file = dir
+                    .path()
+                    .join(format!("decoded-{codec}-{percent}-{round}.wav"));
                 let recorded = (receiver.recording_count() > before)
                     .then(|| receiver.newest_recording())
                     .flatten();
                 match recorded {
-                    Some((rate, samples)) => measure::write_wav(&theirs_file, rate, &samples),
+                    Some((rate, samples)) => measure::write_wav(&decoded_file, rate, &samples),
                     None => eprintln!("baresip recorded nothing: {}", receiver.log()),
                 }
                 ours.push(score(&reference, &ours_file));
                 theirs.push(score(&reference, &theirs_file));
+                decoded.push(score(&reference, &decoded_file));
             }
             lose(0, kamailio.port);
             jitter.set(0);
@@ -204,11 +239,12 @@ async fn run() {
                 measured.join(", ")
             );
             println!(
-                "| {codec} | {name} | {} | {} |",
+                "| {codec} | {name} | {} | {} | {} |",
                 summary(&ours),
-                summary(&theirs)
+                summary(&theirs),
+                summary(&decoded)
             );
         }
-        drop((receiver, sender));
+        drop((receiver, sender, playout));
     }
 }

@@ -579,11 +579,84 @@ impl Jitter {
         std::thread::sleep(Duration::from_millis(150));
     }
 
-    fn env(&self) -> [(&'static str, std::path::PathBuf); 2] {
-        [
+    fn env(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        vec![
             ("LD_PRELOAD", self.dir.path().join("jitter.so")),
             ("JITTER_CONTROL", self.dir.path().join("jitter-ms")),
         ]
+    }
+}
+
+/// A receiving baresip's played-out audio (for the voice-quality bench): its player is ALSA's
+/// `file` plugin, which writes each frame played to a file, paced to real time by
+/// `tests/lab/paced_alsa.c` (built with the system's C compiler, loaded with `LD_PRELOAD`) as a
+/// sound card would pace it — so what is recorded is after its jitter buffer and playout, as
+/// our daemon's file backend records ours, not before them as `sndfile` does.
+pub struct Playout {
+    dir: tempfile::TempDir,
+}
+
+impl Playout {
+    pub fn build() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(dir.path().join("paced_alsa.so"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/lab/paced_alsa.c"
+            ))
+            .args(["-ldl", "-lasound", "-lpthread"])
+            .status()
+            .expect("a C compiler (cc)");
+        assert!(status.success(), "tests/lab/paced_alsa.c builds");
+        Self { dir }
+    }
+
+    fn file(&self) -> std::path::PathBuf {
+        self.dir.path().join("played.raw")
+    }
+
+    /// What the last call played out (the file is truncated at each call's start), its first
+    /// channel: 16-bit samples at `rate` with `channels` interleaved, as baresip opened its
+    /// player for the codec.
+    pub fn last_call(&self, channels: usize) -> Option<Vec<i16>> {
+        let bytes = std::fs::read(self.file()).ok()?;
+        let samples: Vec<i16> = bytes
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .step_by(channels.max(1))
+            .collect();
+        (!samples.is_empty()).then_some(samples)
+    }
+}
+
+/// What [`Baresip::launch`] adds to a plain start.
+#[derive(Default)]
+struct Extras {
+    env: Vec<(&'static str, std::path::PathBuf)>,
+    /// Modules loaded besides the template's.
+    modules: Vec<&'static str>,
+    /// Settings of its config file (key, value): replacing the template's, or added.
+    settings: Vec<(&'static str, String)>,
+}
+
+impl Extras {
+    /// `template` with the modules and settings.
+    fn apply(&self, template: &str) -> String {
+        let mut lines: Vec<String> = template.lines().map(str::to_owned).collect();
+        for (key, value) in &self.settings {
+            let line = format!("{key}\t\t{value}");
+            match lines
+                .iter_mut()
+                .find(|l| l.split_whitespace().next() == Some(*key))
+            {
+                Some(existing) => *existing = line,
+                None => lines.push(line),
+            }
+        }
+        lines.extend(self.modules.iter().map(|m| format!("module\t\t\t{m}")));
+        lines.join("\n") + "\n"
     }
 }
 
@@ -631,7 +704,7 @@ impl Baresip {
             codec,
             answermode,
             params,
-            &[],
+            Extras::default(),
         )
     }
 
@@ -651,7 +724,7 @@ impl Baresip {
             codec,
             answermode,
             "",
-            &[],
+            Extras::default(),
         )
     }
 
@@ -663,7 +736,10 @@ impl Baresip {
         codec: &str,
         jitter: &Jitter,
     ) -> Self {
-        let env = jitter.env();
+        let extras = Extras {
+            env: jitter.env(),
+            ..Extras::default()
+        };
         Self::launch(
             kamailio,
             user,
@@ -671,14 +747,52 @@ impl Baresip {
             codec,
             "auto",
             "",
-            &env,
+            extras,
+        )
+    }
+
+    /// [`Self::start`] (a tone, answering at once), playing out what it hears into `playout`.
+    pub fn start_playing_out(
+        kamailio: &Kamailio,
+        user: &str,
+        codec: &str,
+        playout: &Playout,
+    ) -> Self {
+        let extras = Extras {
+            env: vec![("LD_PRELOAD", playout.dir.path().join("paced_alsa.so"))],
+            modules: vec!["alsa.so"],
+            settings: vec![
+                (
+                    "audio_player",
+                    format!("alsa,file:{}", playout.file().display()),
+                ),
+                // Its ring and beeps elsewhere, not into what is scored.
+                ("audio_alert", "alsa,null".to_owned()),
+            ],
+        };
+        Self::launch(
+            kamailio,
+            user,
+            Source::Tone(441.0),
+            codec,
+            "auto",
+            "",
+            extras,
         )
     }
 
     /// Sending back what it hears, through its jitter buffer, player, source and encoder
     /// (`aubridge`): an echo with baresip's own delay in it. Answers at once.
     pub fn start_echoing(kamailio: &Kamailio, user: &str, codec: &str) -> Self {
-        Self::launch(kamailio, user, Source::Echo, codec, "auto", "", &[])
+        Self::launch(
+            kamailio,
+            user,
+            Source::Echo,
+            codec,
+            "auto",
+            "",
+            Extras::default(),
+        )
     }
 
     fn launch(
@@ -688,7 +802,7 @@ impl Baresip {
         codec: &str,
         answermode: &str,
         params: &str,
-        env: &[(&str, std::path::PathBuf)],
+        extras: Extras,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tone = dir.path().join("tone.wav");
@@ -732,6 +846,7 @@ impl Baresip {
         } else {
             template
         };
+        let template = extras.apply(&template);
         std::fs::write(
             conf.join("accounts"),
             format!("<sip:{user}@{}:{}>;auth_pass=secret{user};answermode={answermode};audio_codecs={codec}{params}\n", kamailio.address, kamailio.port),
@@ -757,7 +872,7 @@ impl Baresip {
             std::fs::write(conf.join("config"), config).expect("config");
             let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
             let mut child = in_netns(kamailio.netns.as_deref(), "baresip")
-                .envs(env.iter().map(|(k, v)| (k, v)))
+                .envs(extras.env.iter().map(|(k, v)| (k, v)))
                 .arg("-f")
                 .arg(&conf)
                 .current_dir(dir.path())
