@@ -210,8 +210,7 @@ async fn run() {
                             "{codec}, {name}: baresip played out {:.1} s ({})",
                             samples.len() as f64 / f64::from(rate),
                             log.lines()
-                                .filter(|l| l.starts_with("paced_alsa"))
-                                .next_back()
+                                .rfind(|l| l.starts_with("paced_alsa"))
                                 .unwrap_or("paced_alsa: no pace")
                         );
                         measure::write_wav(&theirs_file, rate, &samples)

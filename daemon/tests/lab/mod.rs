@@ -553,21 +553,29 @@ pub struct Jitter {
     dir: tempfile::TempDir,
 }
 
+/// A new folder holding `tests/lab/{name}.c` built by the system's C compiler as `{name}.so`, a
+/// library to load with `LD_PRELOAD`.
+fn build_preload(name: &str, libraries: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(dir.path().join(format!("{name}.so")))
+        .arg(format!(
+            "{}/../tests/lab/{name}.c",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args(libraries)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "tests/lab/{name}.c builds");
+    dir
+}
+
 impl Jitter {
     pub fn build() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O2", "-o"])
-            .arg(dir.path().join("jitter.so"))
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../tests/lab/jitter.c"
-            ))
-            .args(["-ldl", "-lpthread"])
-            .status()
-            .expect("a C compiler (cc)");
-        assert!(status.success(), "tests/lab/jitter.c builds");
-        let jitter = Self { dir };
+        let jitter = Self {
+            dir: build_preload("jitter", &["-ldl", "-lpthread"]),
+        };
         jitter.set(0);
         jitter
     }
@@ -598,19 +606,9 @@ pub struct Playout {
 
 impl Playout {
     pub fn build() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O2", "-o"])
-            .arg(dir.path().join("paced_alsa.so"))
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../tests/lab/paced_alsa.c"
-            ))
-            .args(["-ldl", "-lasound", "-lpthread"])
-            .status()
-            .expect("a C compiler (cc)");
-        assert!(status.success(), "tests/lab/paced_alsa.c builds");
-        Self { dir }
+        Self {
+            dir: build_preload("paced_alsa", &["-ldl", "-lasound", "-lpthread"]),
+        }
     }
 
     fn file(&self) -> std::path::PathBuf {
