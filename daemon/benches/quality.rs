@@ -108,6 +108,11 @@ fn score(reference: &Path, recording: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Whether a row is picked: `variable` unset, or one of its comma-separated parts `matches`.
+fn picked(variable: &str, matches: impl Fn(&str) -> bool) -> bool {
+    std::env::var(variable).map_or(true, |only| only.split(',').any(matches))
+}
+
 /// "mean (each score)".
 fn summary(scores: &[String]) -> String {
     let values: Vec<f64> = scores.iter().filter_map(|s| s.parse().ok()).collect();
@@ -137,12 +142,11 @@ async fn run() {
         "| codec | condition | softphone-bridge receiving: mean (each call) | baresip receiving, played out | baresip, before its playout (`sndfile`) |"
     );
     println!("|---|---|---|---|---|");
-    // (ours, baresip's codec name, the reference, its rate, baresip's player channels).
-    for (codec, baresip_codec, reference, rate, channels) in [
-        ("pcmu", "PCMU", "speech-8k.wav", 8000, 1),
-        ("opus", "opus/48000/2", "speech-48k.wav", 48000, 2),
+    for (codec, baresip_codec, reference) in [
+        ("pcmu", "PCMU", "speech-8k.wav"),
+        ("opus", "opus/48000/2", "speech-48k.wav"),
     ] {
-        if std::env::var("QUALITY_CODECS").is_ok_and(|only| !only.split(',').any(|c| c == codec)) {
+        if !picked("QUALITY_CODECS", |only| only == codec) {
             continue;
         }
         let reference = dir.path().join(reference);
@@ -163,9 +167,7 @@ async fn run() {
         let playout = Playout::build();
         let receiver = Baresip::start_playing_out(&kamailio, "1003", baresip_codec, &playout);
         for (name, percent, jitter_ms) in CONDITIONS {
-            if std::env::var("QUALITY_CONDITIONS")
-                .is_ok_and(|only| !only.split(',').any(|part| name.contains(part)))
-            {
+            if !picked("QUALITY_CONDITIONS", |part| name.contains(part)) {
                 continue;
             }
             // Random loss scatters the score from call to call: the mean of ROUNDS calls each.
@@ -202,8 +204,8 @@ async fn run() {
                 let theirs_file = dir
                     .path()
                     .join(format!("theirs-{codec}-{percent}-{round}.wav"));
-                match playout.last_call(channels) {
-                    Some(samples) => {
+                match playout.last_call(baresip_codec) {
+                    Some((rate, samples)) => {
                         // A check that the rate and channels are right: ~10 s per call.
                         let log = receiver.log();
                         eprintln!(

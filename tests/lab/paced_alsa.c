@@ -56,7 +56,8 @@ static struct clock *clock_of(snd_pcm_t *pcm, long long now) {
         if (clocks[i].pcm == pcm) c = &clocks[i];
         if (clocks[i].start < oldest->start) oldest = &clocks[i];
     }
-    if (c && c->rate && now <= due(c) + 100000000LL) return c;
+    if (c && !c->rate) return NULL; /* unknown for this stream, said once: not paced */
+    if (c && now <= due(c) + 100000000LL) return c;
     if (!c) c = oldest;
     c->pcm = pcm;
     c->rate = rate_of(pcm);

@@ -615,17 +615,13 @@ impl Playout {
         self.dir.path().join("played.raw")
     }
 
-    /// What the last call played out (the file is truncated at each call's start), its first
-    /// channel: 16-bit samples at `rate` with `channels` interleaved, as baresip opened its
-    /// player for the codec.
-    pub fn last_call(&self, channels: usize) -> Option<Vec<i16>> {
-        let bytes = std::fs::read(self.file()).ok()?;
-        let samples: Vec<i16> = bytes
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .step_by(channels.max(1))
-            .collect();
-        (!samples.is_empty()).then_some(samples)
+    /// What the last call of a baresip using `codec` played out (the file is truncated at each
+    /// call's start), its first channel, with its rate: raw 16-bit samples in the format
+    /// baresip opens its player with for the codec.
+    pub fn last_call(&self, codec: &str) -> Option<(u32, Vec<i16>)> {
+        let (rate, channels) = audio_format(codec);
+        let samples = first_channel(&std::fs::read(self.file()).ok()?, usize::from(channels));
+        (!samples.is_empty()).then_some((rate, samples))
     }
 }
 
@@ -806,13 +802,7 @@ impl Baresip {
         let tone = dir.path().join("tone.wav");
         // Longer than any call: baresip hangs up when its source file ends. Its aufile source
         // must match the codec's rate.
-        let (rate, channels) = if codec.to_ascii_lowercase().starts_with("opus") {
-            (48000, 2)
-        } else if codec.eq_ignore_ascii_case("g722") {
-            (16000, 1)
-        } else {
-            (8000, 1)
-        };
+        let (rate, channels) = audio_format(codec);
         let echo = matches!(source, Source::Echo);
         match source {
             Source::File(file) => {
@@ -1083,16 +1073,33 @@ pub fn read_wav(path: &std::path::Path) -> Option<(u32, Vec<i16>)> {
             } else {
                 body + size
             };
-            let samples: Vec<i16> = bytes[body..end]
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                .step_by(channels)
-                .collect();
+            let samples = first_channel(&bytes[body..end], channels);
             return (rate > 0 && !samples.is_empty()).then_some((rate, samples));
         }
         at = body + size + (size & 1);
     }
     None
+}
+
+/// The first channel of interleaved 16-bit little-endian samples.
+fn first_channel(bytes: &[u8], channels: usize) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .step_by(channels.max(1))
+        .collect()
+}
+
+/// The rate and channels baresip runs a codec's audio at (its `aufile` source must match them,
+/// and its player opens with them): `opus/48000/2` 48 kHz stereo, G.722 16 kHz, G.711 8 kHz.
+pub fn audio_format(codec: &str) -> (u32, u16) {
+    if codec.to_ascii_lowercase().starts_with("opus") {
+        (48000, 2)
+    } else if codec.eq_ignore_ascii_case("g722") {
+        (16000, 1)
+    } else {
+        (8000, 1)
+    }
 }
 
 /// What a recording sounds like: the strongest of the probed frequencies and the level.
