@@ -2,6 +2,8 @@
 //! speed). Needs the lab packages (`./dev setup`).
 //!
 //!     cargo bench -p softphone-bridge --bench line      (or ./dev bench)
+//!     LINE_PARTS=setup cargo bench ... --bench line     (the setup times only, with the slowest
+//!                                                       calls: where a tail comes from)
 //!
 //! With Kamailio and baresip on loopback, for the release daemon and for baresip:
 //! - RSS while idle and registered;
@@ -298,6 +300,21 @@ async fn setup_times(store: bool) -> (Vec<Duration>, Vec<Duration>) {
 async fn main() {
     let hz = clock_ticks_per_second();
     let cpu = |u: Usage| format!("{:.2} s", u.cpu_ticks as f64 / hz);
+    if std::env::var("LINE_PARTS").is_ok_and(|only| only == "setup") {
+        let (to_wire, to_event) = setup_times(true).await;
+        let mut slowest: Vec<(Duration, usize)> = to_wire.iter().copied().zip(0..).collect();
+        slowest.sort();
+        println!(
+            "`start_call` → INVITE on the wire ({ACTIONS}): {}; the slowest (time, call): {:?}",
+            percentiles(to_wire),
+            &slowest[slowest.len() - 5..]
+        );
+        println!(
+            "SIP 200 → `callAccepted` on the WebSocket ({ACTIONS}), store on: {}",
+            percentiles(to_event)
+        );
+        return;
+    }
     let kamailio = Kamailio::start("MD5");
 
     // Idle and registered.

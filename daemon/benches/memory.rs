@@ -5,6 +5,9 @@
 //! The release daemon registered to Kamailio, and baresip beside it for reference: private
 //! (anonymous) memory idle, then after 25 and 50 calls of half a second in a row to baresip, per
 //! codec — what a call leaves behind once it has ended is what an agent's machine keeps all day.
+//! The last calls' SIP transactions are still running 2 s after them (an ended call answers
+//! retransmissions for up to 32 s, RFC 6026's Timer M), so the daemon is measured again once they
+//! are over. baresip, which answered the same calls, is measured before and after them.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -20,6 +23,8 @@ use measure::{mb, usage};
 use serde_json::json;
 
 const CALLS: usize = 50;
+/// Longer than the longest transaction timer (64·T1 = 32 s).
+const TRANSACTIONS_OVER: Duration = Duration::from_secs(35);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -28,9 +33,9 @@ async fn main() {
         "private (anonymous) memory of the release daemon, {CALLS} calls of 0.5 s in a row to baresip"
     );
     println!(
-        "| codec | idle, registered (private / RSS) | after 25 calls | after {CALLS} calls (private / RSS) | baresip idle (private / RSS) |"
+        "| codec | idle, registered (private / RSS) | after 25 calls | after {CALLS} calls (private / RSS) | and 35 s later | baresip idle (private / RSS) | baresip after the {CALLS} calls |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (codec, baresip_codec) in [("pcmu", "PCMU"), ("opus", "opus/48000/2")] {
         let baresip = Baresip::start(&kamailio, "1002", 441.0, baresip_codec);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -60,15 +65,22 @@ async fn main() {
                 eprintln!("{codec}: {n} calls");
             }
         }
+        let baresip_after = usage(baresip.pid());
+        tokio::time::sleep(TRANSACTIONS_OVER).await;
+        let settled = usage(daemon.pid());
         println!(
-            "| {codec} | {} / {} | {} | {} / {} | {} / {} |",
+            "| {codec} | {} / {} | {} | {} / {} | {} / {} | {} / {} | {} / {} |",
             mb(idle.anon_kib),
             mb(idle.rss_kib),
             mb(marks[0].anon_kib),
             mb(marks[1].anon_kib),
             mb(marks[1].rss_kib),
+            mb(settled.anon_kib),
+            mb(settled.rss_kib),
             mb(baresip_idle.anon_kib),
-            mb(baresip_idle.rss_kib)
+            mb(baresip_idle.rss_kib),
+            mb(baresip_after.anon_kib),
+            mb(baresip_after.rss_kib)
         );
     }
 }

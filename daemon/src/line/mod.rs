@@ -582,6 +582,11 @@ impl SipLine {
             }
         }
         self.calls.retain(|call| !call.is_finished());
+        // An ended call lingers until its transactions are over (Timer M: 32 s), ~4 KB each, so
+        // a run of short calls leaves a long vector behind; it is given back once they are gone.
+        if self.calls.capacity() > 4 * self.calls.len().max(2) {
+            self.calls.shrink_to_fit();
+        }
     }
 
     pub fn start(&mut self, now: Instant, entropy: &mut dyn Entropy) {

@@ -2,6 +2,11 @@
 //! playout tick. It holds back a few frames (more when arrival times scatter, RFC 3550 jitter),
 //! stretches playout with concealment when the network stalls, and drops a frame to catch up when
 //! it holds more than it needs. The caller conceals what [`Playout::Lost`] reports.
+//!
+//! Playout starts once the frames held span the spread of the transit times seen so far: on a
+//! clean network after two frames (40 ms of mouth-to-ear less than a fixed deep start), on a
+//! scattering one as deep as the first packets show it must be. Delay added at the start costs
+//! nothing; delay added later (a stall) costs a concealed frame in the middle of speech.
 
 use std::collections::BTreeMap;
 
@@ -50,11 +55,16 @@ pub struct JitterBuffer {
     underruns: u32,
     /// Ticks in a row with more than target + SLACK frames held.
     over: u32,
+    /// Ticks waited with enough frames for the target but not for the transit spread.
+    waited: u32,
     /// A stall: the frame it waits for, and how many ticks it has filled with concealment
     /// while nothing later had come.
     stalled: Option<(u64, u64)>,
     /// Relative transit time of the previous packet, for the jitter estimate.
     last_transit: Option<f64>,
+    /// The lowest and highest transit times of the packets that came while not playing, and
+    /// how many came: how much later than the fastest a frame may come, for the start's depth.
+    waiting_transit: Option<(f64, f64, u32)>,
     stats: JitterStats,
 }
 
@@ -68,8 +78,10 @@ impl JitterBuffer {
             playing: false,
             underruns: 0,
             over: 0,
+            waited: 0,
             stalled: None,
             last_transit: None,
+            waiting_transit: None,
             stats: JitterStats {
                 target_frames: MIN_TARGET,
                 ..JitterStats::default()
@@ -89,6 +101,10 @@ impl JitterBuffer {
             self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
         }
         self.last_transit = Some(transit);
+        if !self.playing {
+            let (low, high, count) = self.waiting_transit.unwrap_or((transit, transit, 0));
+            self.waiting_transit = Some((low.min(transit), high.max(transit), count + 1));
+        }
         let wanted =
             ((2.0 * self.stats.jitter_ms + self.frame_ms / 2.0) / self.frame_ms).ceil() as usize;
         self.stats.target_frames = wanted.clamp(MIN_TARGET, MAX_TARGET);
@@ -99,6 +115,7 @@ impl JitterBuffer {
                 self.next = None;
                 self.stalled = None;
                 self.playing = false;
+                self.waiting_transit = Some((transit, transit, 1));
                 self.highest = Some(extended);
             } else if extended < next {
                 self.stats.late += 1;
@@ -120,7 +137,15 @@ impl JitterBuffer {
             if self.packets.len() < self.stats.target_frames {
                 return Playout::Silence;
             }
+            // Not past `MAX_TARGET` ticks: a far end that sends a few frames and pauses is
+            // still heard.
+            if !self.deep_enough() && self.waited < MAX_TARGET as u32 {
+                self.waited += 1;
+                return Playout::Silence;
+            }
             self.playing = true;
+            self.waited = 0;
+            self.waiting_transit = None;
             self.underruns = 0;
             self.next = self.packets.keys().next().copied();
         }
@@ -165,6 +190,7 @@ impl JitterBuffer {
             if self.underruns > MAX_UNDERRUN {
                 self.playing = false;
                 self.next = None;
+                self.waiting_transit = None;
                 return Playout::Silence;
             }
             let ticks = match stall {
@@ -179,6 +205,24 @@ impl JitterBuffer {
         Playout::Lost {
             next: self.packets.get(&(next + 1)).cloned(),
         }
+    }
+
+    /// The frames held span the spread of the transit times seen while waiting (at most
+    /// `MAX_TARGET` frames): a frame as late as the latest of them still comes in time. A few
+    /// packets show less than the whole spread: n of them, uniform over it, span (n−1)/(n+1) of
+    /// it on average, so the spread seen is scaled up by the inverse.
+    fn deep_enough(&self) -> bool {
+        let (Some((&lowest, _)), Some((&highest, _)), Some((fastest, slowest, count))) = (
+            self.packets.first_key_value(),
+            self.packets.last_key_value(),
+            self.waiting_transit,
+        ) else {
+            return true;
+        };
+        let n = f64::from(count.max(2));
+        let spread = (slowest - fastest) * (n + 1.0) / (n - 1.0);
+        let held_ms = (highest - lowest) as f64 * self.frame_ms;
+        held_ms >= spread.min(MAX_TARGET as f64 * self.frame_ms)
     }
 
     fn extend(&mut self, sequence: u16) -> u64 {
@@ -229,8 +273,48 @@ mod tests {
             "one frame is not enough to start"
         );
         buffer.push(10, 200.0, 1.0, &[10]);
-        assert_eq!(buffer.pop(), frame(10));
-        assert_eq!(buffer.pop(), frame(11));
+        assert_eq!(
+            buffer.pop(),
+            Playout::Silence,
+            "10 came 21 ms behind 11's pace: two frames held are not enough"
+        );
+        buffer.push(12, 240.0, 20.0, &[12]);
+        buffer.push(13, 260.0, 40.0, &[13]);
+        for seq in 10..=13 {
+            assert_eq!(buffer.pop(), frame(seq));
+        }
+    }
+
+    /// The start is as deep as the first packets' transit times spread: after two frames on a
+    /// clean network, later when they scatter, and never later than `MAX_TARGET` ticks.
+    #[test]
+    fn the_start_is_as_deep_as_the_first_packets_scatter() {
+        // Clean: two frames, then play.
+        let mut buffer = buffer_with(&[(1, 20.0), (2, 40.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        // 2 is 70 ms slower than the others: playout waits until the frames held span the
+        // spread those few packets suggest (70 ms seen in 5 packets: 105 ms; in 6: 98 ms).
+        let mut buffer = JitterBuffer::new(20);
+        buffer.push(1, 20.0, 20.0, &[1]);
+        buffer.push(3, 60.0, 60.0, &[3]);
+        buffer.push(2, 40.0, 110.0, &[2]);
+        buffer.push(4, 80.0, 80.0, &[4]);
+        buffer.push(5, 100.0, 100.0, &[5]);
+        assert_eq!(buffer.pop(), Playout::Silence, "held 80 ms of 105");
+        buffer.push(6, 120.0, 120.0, &[6]);
+        assert_eq!(buffer.pop(), frame(1), "held 100 ms of 98");
+        for seq in 2..=6 {
+            assert_eq!(buffer.pop(), frame(seq));
+        }
+        // A far end that sends two scattered frames and pauses is heard all the same.
+        let mut buffer = JitterBuffer::new(20);
+        buffer.push(1, 20.0, 100.0, &[1]);
+        buffer.push(2, 40.0, 40.0, &[2]);
+        for _ in 0..MAX_TARGET {
+            assert_eq!(buffer.pop(), Playout::Silence);
+        }
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
     }
 
     #[test]
