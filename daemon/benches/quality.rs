@@ -1,17 +1,18 @@
 //! Voice quality under packet loss, ours beside baresip's (not a test: it prints scores).
-//! Needs the lab packages, root for a network namespace, and `./dev bench`'s extras: nftables,
-//! espeak-ng for the speech and the `pesq` package (ITU-T P.862) in `.lab/quality` (or
+//! Needs the lab packages, root for a network namespace, and `./dev bench`'s extras: espeak-ng
+//! for the speech and the `pesq` package (ITU-T P.862) in `.lab/quality` (or
 //! `QUALITY_PYTHON`).
 //!
 //!     cargo bench -p softphone-bridge --bench quality      (or ./dev bench)
 //!     QUALITY_CODECS=opus QUALITY_CONDITIONS=jitter cargo bench ...   (only some rows: codecs by
 //!                                     name, conditions by a part of theirs, comma-separated)
 //!
-//! In a network namespace where only `lo` exists, an nftables rule drops that share of the media
-//! packets (UDP not to or from Kamailio: SIP is spared, so every call is set up the same way).
-//! `tc netem` would add jitter, but this machine's kernel has no netem qdisc ("Specified qdisc
-//! kind is unknown"): the sender runs with `tests/lab/jitter.c` preloaded instead, which holds
-//! back each media packet it sends for a random 0..2·J ms (`netem delay J J`'s spread).
+//! In a network namespace where only `lo` exists. `tc netem` would add loss and jitter, but this
+//! machine's kernel has no netem qdisc ("Specified qdisc kind is unknown"): the sender runs with
+//! `tests/lab/jitter.c` preloaded instead, which drops that share of the RTP packets it sends
+//! and holds back each media packet for a random 0..2·J ms (`netem delay J J`'s spread); SIP is
+//! spared, so every call is set up the same way. Its draws are seeded by the round: our daemon's
+//! call and baresip's call of a round lose the same packets and meet the same delays.
 //! baresip (1002) plays speech (espeak-ng, a few sentences looped); the receiving end records
 //! what it plays out after its jitter buffer and concealment: first our daemon calling it (its
 //! file backend), then a second baresip (1003) calling it — the same sender, the same network,
@@ -66,35 +67,6 @@ fn script() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/lab/quality.py")
 }
 
-/// Drops `percent` % of the UDP packets on `lo` that are not SIP to or from Kamailio.
-fn lose(percent: u32, sip_port: u16) {
-    let _ = Command::new("nft")
-        .args(["delete", "table", "inet", "loss"])
-        .stderr(std::process::Stdio::null())
-        .status();
-    if percent == 0 {
-        return;
-    }
-    let rules = format!(
-        "table inet loss {{\n chain input {{\n type filter hook input priority 0;\n \
-         udp sport != {sip_port} udp dport != {sip_port} numgen random mod 100 < {percent} drop\n }}\n}}\n"
-    );
-    let status = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut nft| {
-            use std::io::Write;
-            nft.stdin
-                .take()
-                .expect("stdin")
-                .write_all(rules.as_bytes())?;
-            nft.wait()
-        })
-        .expect("nft (nftables)");
-    assert!(status.success(), "nft: {rules}");
-}
-
 fn score(reference: &Path, recording: &Path) -> String {
     let out = Command::new(python())
         .args([script(), "score"])
@@ -136,7 +108,7 @@ async fn run() {
     assert!(made.success(), "speech (espeak-ng)");
     let kamailio = Kamailio::start("MD5");
     println!(
-        "PESQ (MOS-LQO) of what the receiver plays out, baresip sending speech to it, media packets dropped at random on loopback"
+        "PESQ (MOS-LQO) of what the receiver plays out, baresip sending speech to it, media packets dropped and delayed (the same draws for both receivers in a round)"
     );
     println!(
         "| codec | condition | softphone-bridge receiving: mean (each call) | baresip receiving, played out | baresip, before its playout (`sndfile`) |"
@@ -170,14 +142,14 @@ async fn run() {
             if !picked("QUALITY_CONDITIONS", |part| name.contains(part)) {
                 continue;
             }
-            // Random loss scatters the score from call to call: the mean of ROUNDS calls each.
+            // Where the losses fall scatters the score from call to call: the mean of ROUNDS
+            // calls each.
             let (mut ours, mut theirs, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
             // The interarrival jitter our daemon measured (RFC 3550), each call's last report.
             let mut measured = Vec::new();
-            // SIP is spared by the rule: it stays for the condition's calls.
-            lose(percent, kamailio.port);
-            jitter.set(jitter_ms);
             for round in 0..ROUNDS {
+                // Both receivers' calls of the round: the same packets lost, the same delays.
+                jitter.set(jitter_ms, percent, round as u32);
                 let id = page.start_call("1002").await;
                 page.event("callAccepted").await;
                 tokio::time::sleep(CALL).await;
@@ -233,8 +205,7 @@ async fn run() {
                 theirs.push(score(&reference, &theirs_file));
                 decoded.push(score(&reference, &decoded_file));
             }
-            lose(0, kamailio.port);
-            jitter.set(0);
+            jitter.set(0, 0, 0);
             eprintln!(
                 "{codec}, {name}: jitter measured by our daemon (ms): {}",
                 measured.join(", ")

@@ -546,9 +546,10 @@ pub struct Baresip {
     child: Child,
 }
 
-/// Network jitter without netem (this kernel has none): `tests/lab/jitter.c`, built with the
-/// system's C compiler, loaded into a sender with `LD_PRELOAD`, holds back each RTP/RTCP packet
-/// it sends for a random 0..2·J ms (J set with [`Jitter::set`], read by the library every 100 ms).
+/// Network jitter and loss without netem (this kernel has none): `tests/lab/jitter.c`, built with
+/// the system's C compiler, loaded into a sender with `LD_PRELOAD`, holds back each RTP/RTCP
+/// packet it sends for a random 0..2·J ms and drops L % of its RTP packets (set with
+/// [`Jitter::set`]), the draws seeded anew at each of the sender's streams.
 pub struct Jitter {
     dir: tempfile::TempDir,
 }
@@ -576,13 +577,19 @@ impl Jitter {
         let jitter = Self {
             dir: build_preload("jitter", &["-ldl", "-lpthread"]),
         };
-        jitter.set(0);
+        jitter.set(0, 0, 0);
         jitter
     }
 
-    /// Each packet sent from now on is late by a uniform 0..2·`ms` (0: none).
-    pub fn set(&self, ms: u32) {
-        std::fs::write(self.dir.path().join("jitter-ms"), ms.to_string()).expect("jitter control");
+    /// Each packet sent from now on is late by a uniform 0..2·`ms` (0: none), and `loss` % of
+    /// the RTP packets are dropped; the sender's next stream draws both from `seed`, so streams
+    /// started under the same seed meet the same network.
+    pub fn set(&self, ms: u32, loss: u32, seed: u32) {
+        std::fs::write(
+            self.dir.path().join("jitter-ms"),
+            format!("{ms} {loss} {seed}"),
+        )
+        .expect("jitter control");
         // The library reads it at most every 100 ms.
         std::thread::sleep(Duration::from_millis(150));
     }
