@@ -33,7 +33,8 @@ async fn main() {
         "private (anonymous) memory of the release daemon, {CALLS} calls of 0.5 s in a row to baresip"
     );
     println!(
-        "| codec | idle, registered (private / RSS) | after 25 calls | after {CALLS} calls (private / RSS) | and 35 s later | baresip idle (private / RSS) | baresip after the {CALLS} calls |"
+        "| codec | idle, registered (private / RSS) | after 25 calls | after {CALLS} calls (private / RSS) | and {} s later | baresip idle (private / RSS) | baresip after the {CALLS} calls |",
+        TRANSACTIONS_OVER.as_secs()
     );
     println!("|---|---|---|---|---|---|---|");
     for (codec, baresip_codec) in [("pcmu", "PCMU"), ("opus", "opus/48000/2")] {

@@ -107,8 +107,8 @@ static void init(void) {
 }
 
 /* Under the lock. */
-static void read_control(long long now, int now_or_never) {
-    if (!now_or_never && now - checked < 100000000LL) return;
+static void read_control(long long now, int at_once) {
+    if (!at_once && now - checked < 100000000LL) return;
     checked = now;
     const char *path = getenv("JITTER_CONTROL");
     FILE *f = path ? fopen(path, "r") : NULL;

@@ -44,6 +44,34 @@ pub struct JitterStats {
     pub target_frames: usize,
 }
 
+/// The packets that came while playout waits to start: the lowest and highest transit times and
+/// how many there were (how much later than the fastest a frame may come), and the ticks waited
+/// with enough frames for the target but not for that spread.
+#[derive(Debug)]
+struct Waiting {
+    fastest: f64,
+    slowest: f64,
+    packets: u32,
+    ticks: u32,
+}
+
+impl Waiting {
+    fn new(transit: f64) -> Self {
+        Self {
+            fastest: transit,
+            slowest: transit,
+            packets: 0,
+            ticks: 0,
+        }
+    }
+
+    fn heard(&mut self, transit: f64) {
+        self.fastest = self.fastest.min(transit);
+        self.slowest = self.slowest.max(transit);
+        self.packets += 1;
+    }
+}
+
 #[derive(Debug)]
 pub struct JitterBuffer {
     frame_ms: f64,
@@ -55,16 +83,13 @@ pub struct JitterBuffer {
     underruns: u32,
     /// Ticks in a row with more than target + SLACK frames held.
     over: u32,
-    /// Ticks waited with enough frames for the target but not for the transit spread.
-    waited: u32,
     /// A stall: the frame it waits for, and how many ticks it has filled with concealment
     /// while nothing later had come.
     stalled: Option<(u64, u64)>,
     /// Relative transit time of the previous packet, for the jitter estimate.
     last_transit: Option<f64>,
-    /// The lowest and highest transit times of the packets that came while not playing, and
-    /// how many came: how much later than the fastest a frame may come, for the start's depth.
-    waiting_transit: Option<(f64, f64, u32)>,
+    /// While not playing: what the start's depth is decided on.
+    waiting: Option<Waiting>,
     stats: JitterStats,
 }
 
@@ -78,10 +103,9 @@ impl JitterBuffer {
             playing: false,
             underruns: 0,
             over: 0,
-            waited: 0,
             stalled: None,
             last_transit: None,
-            waiting_transit: None,
+            waiting: None,
             stats: JitterStats {
                 target_frames: MIN_TARGET,
                 ..JitterStats::default()
@@ -102,8 +126,9 @@ impl JitterBuffer {
         }
         self.last_transit = Some(transit);
         if !self.playing {
-            let (low, high, count) = self.waiting_transit.unwrap_or((transit, transit, 0));
-            self.waiting_transit = Some((low.min(transit), high.max(transit), count + 1));
+            self.waiting
+                .get_or_insert_with(|| Waiting::new(transit))
+                .heard(transit);
         }
         let wanted =
             ((2.0 * self.stats.jitter_ms + self.frame_ms / 2.0) / self.frame_ms).ceil() as usize;
@@ -115,7 +140,9 @@ impl JitterBuffer {
                 self.next = None;
                 self.stalled = None;
                 self.playing = false;
-                self.waiting_transit = Some((transit, transit, 1));
+                let mut waiting = Waiting::new(transit);
+                waiting.heard(transit);
+                self.waiting = Some(waiting);
                 self.highest = Some(extended);
             } else if extended < next {
                 self.stats.late += 1;
@@ -139,13 +166,15 @@ impl JitterBuffer {
             }
             // Not past `MAX_TARGET` ticks: a far end that sends a few frames and pauses is
             // still heard.
-            if !self.deep_enough() && self.waited < MAX_TARGET as u32 {
-                self.waited += 1;
+            if !self.deep_enough()
+                && let Some(waiting) = self.waiting.as_mut()
+                && waiting.ticks < MAX_TARGET as u32
+            {
+                waiting.ticks += 1;
                 return Playout::Silence;
             }
             self.playing = true;
-            self.waited = 0;
-            self.waiting_transit = None;
+            self.waiting = None;
             self.underruns = 0;
             self.next = self.packets.keys().next().copied();
         }
@@ -190,7 +219,7 @@ impl JitterBuffer {
             if self.underruns > MAX_UNDERRUN {
                 self.playing = false;
                 self.next = None;
-                self.waiting_transit = None;
+                self.waiting = None;
                 return Playout::Silence;
             }
             let ticks = match stall {
@@ -212,15 +241,15 @@ impl JitterBuffer {
     /// packets show less than the whole spread: n of them, uniform over it, span (n−1)/(n+1) of
     /// it on average, so the spread seen is scaled up by the inverse.
     fn deep_enough(&self) -> bool {
-        let (Some((&lowest, _)), Some((&highest, _)), Some((fastest, slowest, count))) = (
+        let (Some((&lowest, _)), Some((&highest, _)), Some(waiting)) = (
             self.packets.first_key_value(),
             self.packets.last_key_value(),
-            self.waiting_transit,
+            &self.waiting,
         ) else {
             return true;
         };
-        let n = f64::from(count.max(2));
-        let spread = (slowest - fastest) * (n + 1.0) / (n - 1.0);
+        let n = f64::from(waiting.packets.max(2));
+        let spread = (waiting.slowest - waiting.fastest) * (n + 1.0) / (n - 1.0);
         let held_ms = (highest - lowest) as f64 * self.frame_ms;
         held_ms >= spread.min(MAX_TARGET as f64 * self.frame_ms)
     }

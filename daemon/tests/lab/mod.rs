@@ -581,17 +581,16 @@ impl Jitter {
         jitter
     }
 
-    /// Each packet sent from now on is late by a uniform 0..2·`ms` (0: none), and `loss` % of
-    /// the RTP packets are dropped; the sender's next stream draws both from `seed`, so streams
-    /// started under the same seed meet the same network.
+    /// The sender's next stream (its next call) is late by a uniform 0..2·`ms` per packet (0:
+    /// none) and loses `loss` % of its RTP packets, both drawn from `seed`, so streams started
+    /// under the same seed meet the same network. The library reads this at a stream's first
+    /// packet (and every 100 ms), so it is set before the call, with nothing to wait for.
     pub fn set(&self, ms: u32, loss: u32, seed: u32) {
         std::fs::write(
             self.dir.path().join("jitter-ms"),
             format!("{ms} {loss} {seed}"),
         )
         .expect("jitter control");
-        // The library reads it at most every 100 ms.
-        std::thread::sleep(Duration::from_millis(150));
     }
 
     fn env(&self) -> Vec<(&'static str, std::path::PathBuf)> {
