@@ -146,7 +146,7 @@ async fn run() {
             // calls each.
             let (mut ours, mut theirs, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
             // The interarrival jitter our daemon measured (RFC 3550), each call's last report.
-            let mut measured = Vec::new();
+            let (mut measured, mut concealed) = (Vec::new(), Vec::new());
             for round in 0..ROUNDS {
                 // Both receivers' calls of the round: the same packets lost, the same delays.
                 jitter.set(jitter_ms, percent, round as u32);
@@ -154,11 +154,16 @@ async fn run() {
                 page.event("callAccepted").await;
                 tokio::time::sleep(CALL).await;
                 let (state, _) = page.request("get_state", json!({})).await;
-                if let Some(ms) =
-                    state["result"]["state"]["calls"][0]["quality"]["jitterMs"].as_f64()
-                {
+                let quality = &state["result"]["state"]["calls"][0]["quality"];
+                if let Some(ms) = quality["jitterMs"].as_f64() {
                     measured.push(format!("{ms:.1}"));
                 }
+                concealed.push(
+                    quality["concealedFrames"]
+                        .as_u64()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
                 page.request("hangup", json!({"conversationId": id})).await;
                 page.event("callEnded").await;
                 let ours_file = dir
@@ -207,8 +212,9 @@ async fn run() {
             }
             jitter.set(0, 0, 0);
             eprintln!(
-                "{codec}, {name}: jitter measured by our daemon (ms): {}",
-                measured.join(", ")
+                "{codec}, {name}: jitter measured by our daemon (ms): {}; frames it concealed (at its last report, 1 s and every 5 s): {}",
+                measured.join(", "),
+                concealed.join(", ")
             );
             println!(
                 "| {codec} | {name} | {} | {} | {} |",

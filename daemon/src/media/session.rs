@@ -25,6 +25,9 @@ const FIRST_REPORT: Duration = Duration::from_secs(1);
 /// hiccup a few).
 const WAITING_PACKETS: usize = 16;
 const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// Quiet frames in a row that make a pause between words, where a frame can be cut unheard —
+/// shorter quiet runs are inside words (a stop consonant's closure), where a cut is heard.
+const PAUSE_FRAMES: u32 = 3;
 
 pub struct MediaParams {
     pub wire: Wire,
@@ -333,6 +336,8 @@ async fn run(
     let mut report_at = tokio::time::Instant::now() + FIRST_REPORT;
     // A digit in progress: (event code, frames sent so far).
     let mut digit: Option<(u8, u16)> = None;
+    // Quiet frames played in a row (a pause in the far end's speech once `PAUSE_FRAMES`).
+    let mut quiet_frames = 0u32;
     // A datagram on the RTP socket: checked, decrypted, into the jitter buffer. `continue`s the
     // enclosing loop when it is not ours or not RTP.
     macro_rules! on_datagram {
@@ -426,6 +431,12 @@ async fn run(
                 match (flow.receive, jitter.pop()) {
                     (true, Playout::Frame(payload)) => {
                         state.decode(&payload, &mut decoded);
+                        // A pause in the far end's speech: where delay no longer needed is cut
+                        // (`jitter.rs`), the next frame playing in this one's slot.
+                        quiet_frames = if quiet(&decoded) { quiet_frames + 1 } else { 0 };
+                        if quiet_frames >= PAUSE_FRAMES && let Some(next) = jitter.trim() {
+                            state.decode(&next, &mut decoded);
+                        }
                         if decoded.is_empty() {
                             // Undecodable: its slot is concealed, so the timeline keeps its length.
                             state.conceal(frame_samples, None, &mut decoded);
@@ -513,6 +524,13 @@ async fn run(
     stats.foreign_packets_dropped = dropped(&rtp_source, &rtcp_source);
     report(MediaReport::Stats(stats));
     sink.finish();
+}
+
+/// Below −40 dBFS RMS: a pause in speech, where 20 ms can go unheard.
+fn quiet(samples: &[i16]) -> bool {
+    const LEVEL: f64 = 32768.0 * 0.01;
+    let energy: f64 = samples.iter().map(|s| f64::from(*s).powi(2)).sum();
+    !samples.is_empty() && energy < LEVEL * LEVEL * samples.len() as f64
 }
 
 fn dropped(rtp: &Option<SourceFilter>, rtcp: &Option<SourceFilter>) -> u64 {
@@ -699,5 +717,22 @@ async fn recv_packet(inbound: Option<&mut mpsc::Receiver<Vec<u8>>>) -> Option<Ve
     match inbound {
         Some(inbound) => inbound.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quiet;
+
+    #[test]
+    fn quiet_is_below_minus_40_dbfs() {
+        assert!(quiet(&[0; 160]));
+        assert!(quiet(&[300; 160]), "−40.8 dBFS");
+        assert!(!quiet(&[340; 160]), "−39.7 dBFS");
+        let speech: Vec<i16> = (0..160)
+            .map(|i| if i % 2 == 0 { 3000 } else { -3000 })
+            .collect();
+        assert!(!quiet(&speech));
+        assert!(!quiet(&[]), "nothing decoded is not a pause");
     }
 }
