@@ -333,7 +333,10 @@ async fn run(
     // Burst: a late tick is caught up, so playout and sending keep 50 frames a second on average
     // (Delay would lose a frame per hiccup, and the jitter buffer would have to drop one).
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut report_at = tokio::time::Instant::now() + FIRST_REPORT;
+    // One timer for the reports, reset when it fires: a `sleep_until` made in the loop would be
+    // put into and taken out of the runtime's timer wheel at every packet and tick.
+    let next_report = tokio::time::sleep(FIRST_REPORT);
+    tokio::pin!(next_report);
     // A digit in progress: (event code, frames sent so far).
     let mut digit: Option<(u8, u16)> = None;
     // Quiet frames played in a row (a pause in the far end's speech once `PAUSE_FRAMES`).
@@ -391,8 +394,9 @@ async fn run(
                     rtcp_source = Some(SourceFilter::new(rtcp));
                 }
             }
-            _ = tokio::time::sleep_until(report_at) => {
-                report_at += REPORT_EVERY;
+            () = &mut next_report => {
+                let at = next_report.deadline() + REPORT_EVERY;
+                next_report.as_mut().reset(at);
                 let now_ntp = rtcp::ntp_time(SystemTime::now());
                 let sent = (sender.packets > 0).then_some(SenderInfo { rtp_timestamp: sender.timestamp, packets: sender.packets, octets: sender.octets });
                 rtcp::compound(sender.ssrc, now_ntp, sent, reception.report_block(now_ntp), &cname, &mut packet_bytes);
