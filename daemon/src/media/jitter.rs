@@ -3,9 +3,10 @@
 //! stretches playout with concealment when the network stalls, and drops a frame to catch up when
 //! it holds more than it needs. The caller conceals what [`Playout::Lost`] reports.
 //!
-//! Playout starts once the frames held span the spread of the transit times seen so far: on a
-//! clean network after two frames (40 ms of mouth-to-ear less than a fixed deep start), on a
-//! scattering one as deep as the first packets show it may be. Delay added at the start costs
+//! A stream's playout starts, once three packets are in, as deep as a bound on the spread of
+//! their transit times allows: on a clean network two frames (40 ms of mouth-to-ear less than a
+//! fixed deep start), on a scattering one as deep as the first packets show it may be; after a
+//! pause in the stream (an underrun) it resumes with what it held. Delay added at the start costs
 //! nothing; delay changed later shifts all that follows, which a listener (and PESQ) hears in
 //! speech: a stall costs a concealed frame, and delay that is no longer needed is cut where the
 //! far end pauses — the caller, which decodes, offers [`JitterBuffer::trim`] its quiet frames.
@@ -81,7 +82,7 @@ impl Waiting {
     fn heard(&mut self, transit: f64) {
         self.fastest = self.fastest.min(transit);
         self.slowest = self.slowest.max(transit);
-        self.packets += 1;
+        self.packets = self.packets.saturating_add(1);
     }
 }
 
@@ -103,6 +104,10 @@ pub struct JitterBuffer {
     last_transit: Option<f64>,
     /// While not playing: what the start's depth is decided on.
     waiting: Option<Waiting>,
+    /// Playout stopped on an underrun and the same stream goes on (the far end paused, or
+    /// sends only while its agent talks): the network is known, and what is held is the start
+    /// of a talkspurt, so playout resumes without waiting for `START_PACKETS` or skipping any.
+    resumed: bool,
     stats: JitterStats,
 }
 
@@ -119,6 +124,7 @@ impl JitterBuffer {
             stalled: None,
             last_transit: None,
             waiting: None,
+            resumed: false,
             stats: JitterStats {
                 target_frames: MIN_TARGET,
                 ..JitterStats::default()
@@ -138,37 +144,43 @@ impl JitterBuffer {
             self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
         }
         self.last_transit = Some(transit);
-        if !self.playing {
-            self.waiting
-                .get_or_insert_with(|| Waiting::new(transit))
-                .heard(transit);
-        }
         let wanted =
             ((2.0 * self.stats.jitter_ms + self.frame_ms / 2.0) / self.frame_ms).ceil() as usize;
         self.stats.target_frames = wanted.clamp(MIN_TARGET, MAX_TARGET);
 
-        if let Some(next) = self.next {
-            if extended.abs_diff(next) > RESET_GAP {
-                self.packets.clear();
-                self.next = None;
-                self.stalled = None;
-                self.playing = false;
-                let mut waiting = Waiting::new(transit);
-                waiting.heard(transit);
-                self.waiting = Some(waiting);
-                self.highest = Some(extended);
-            } else if extended < next {
-                self.stats.late += 1;
-                return;
-            }
+        // Far from where playout is, or from what waits to play: the far end restarted.
+        let here = self.next.or_else(|| self.packets.keys().next().copied());
+        if here.is_some_and(|here| extended.abs_diff(here) > RESET_GAP) {
+            self.new_stream(extended);
+        } else if self.next.is_some_and(|next| extended < next) {
+            self.stats.late += 1;
+            return;
+        }
+        if self.packets.contains_key(&extended) {
+            // A duplicate: it tells the start nothing more.
+            return;
         }
         if self.packets.len() >= CAPACITY {
             self.packets.pop_first();
             self.stats.dropped += 1;
         }
-        self.packets
-            .entry(extended)
-            .or_insert_with(|| payload.to_vec());
+        self.packets.insert(extended, payload.to_vec());
+        if !self.playing {
+            self.waiting
+                .get_or_insert_with(|| Waiting::new(transit))
+                .heard(transit);
+        }
+    }
+
+    /// Forgets the old stream; `extended` is the new one's first packet.
+    fn new_stream(&mut self, extended: u64) {
+        self.packets.clear();
+        self.next = None;
+        self.stalled = None;
+        self.playing = false;
+        self.waiting = None;
+        self.resumed = false;
+        self.highest = Some(extended);
     }
 
     /// The frame for this playout tick.
@@ -177,7 +189,12 @@ impl JitterBuffer {
             if self.packets.len() < self.stats.target_frames {
                 return Playout::Silence;
             }
+            let Some(&lowest) = self.packets.keys().next() else {
+                return Playout::Silence;
+            };
             let start = match (self.start_at(), self.waiting.as_mut()) {
+                // Resuming: the held frames are a talkspurt's first words, none to skip.
+                (Some(_), _) if self.resumed => lowest,
                 (Some(start), _) => start,
                 // Not past `MAX_TARGET` ticks: a far end that sends a few frames and pauses is
                 // still heard.
@@ -185,13 +202,14 @@ impl JitterBuffer {
                     waiting.ticks += 1;
                     return Playout::Silence;
                 }
-                (None, _) => self.packets.keys().next().copied().unwrap_or_default(),
+                (None, _) => lowest,
             };
-            // Frames older than the depth needed would be delay for nothing.
+            // At a stream's start, frames older than the depth needed would be delay for nothing.
             let kept = self.packets.split_off(&start);
             self.stats.dropped += std::mem::replace(&mut self.packets, kept).len() as u64;
             self.playing = true;
             self.waiting = None;
+            self.resumed = false;
             self.underruns = 0;
             self.next = Some(start);
         }
@@ -237,6 +255,7 @@ impl JitterBuffer {
                 self.playing = false;
                 self.next = None;
                 self.waiting = None;
+                self.resumed = true;
                 return Playout::Silence;
             }
             let ticks = match stall {
@@ -281,7 +300,7 @@ impl JitterBuffer {
         let Some(waiting) = &self.waiting else {
             return Some(lowest);
         };
-        if waiting.packets < START_PACKETS {
+        if waiting.packets < START_PACKETS && !self.resumed {
             return None;
         }
         let spread = spread_bound(waiting.slowest - waiting.fastest, waiting.packets)
@@ -315,8 +334,8 @@ impl JitterBuffer {
 /// How far apart transit times may be, from the spread `seen` among `packets` of them: a few
 /// packets show less than the whole. n of them drawn uniformly over a spread W span less than x·W
 /// with probability n·x^(n−1) − (n−1)·x^n; the bound is `seen` / x for the x at which that is
-/// `START_RISK` (× 11.9 for three packets, × 3.7 for five, × 1.85 for ten), less the hosts' own
-/// noise. The unbiased estimate, (n+1)/(n−1) × `seen`, is short half the time, and a start that
+/// `START_RISK` (× 11.9 for three packets, × 3.7 for five, × 1.85 for ten), the hosts' own noise
+/// taken off `seen` first. The unbiased estimate, (n+1)/(n−1) × `seen`, is short half the time, and a start that
 /// is short stalls in speech later.
 fn spread_bound(seen: f64, packets: u32) -> f64 {
     let n = f64::from(packets.max(2));
@@ -392,7 +411,7 @@ mod tests {
         assert_eq!(
             played[0],
             Playout::Silence,
-            "two frames 21 ms apart: not a start"
+            "two packets: too few to start on"
         );
     }
 
@@ -550,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn scattered_arrivals_raise_the_target_and_excess_delay_is_dropped() {
+    fn scattered_arrivals_raise_the_target() {
         let mut buffer = JitterBuffer::new(20);
         // Arrival times wobble by ±40 ms around the media clock.
         for seq in 0..200u16 {
@@ -713,5 +732,50 @@ mod tests {
             "never quiet: cut all the same, once"
         );
         assert!(played.iter().all(|p| matches!(p, Playout::Frame(_))));
+    }
+    /// A far end that pauses (an underrun stops playout) and talks again: its talkspurt plays
+    /// from its first frame, without waiting for three packets.
+    #[test]
+    fn a_talkspurt_after_a_pause_plays_from_its_first_frame() {
+        let mut buffer = buffer_with(&[(0, 0.0), (1, 20.0), (2, 40.0)]);
+        assert_eq!(buffer.pop(), frame(1));
+        assert_eq!(buffer.pop(), frame(2));
+        for _ in 0..MAX_UNDERRUN {
+            assert_eq!(buffer.pop(), Playout::Lost { next: None });
+        }
+        assert_eq!(buffer.pop(), Playout::Silence, "stopped");
+        let dropped = buffer.stats().dropped;
+        buffer.push(20, 400.0, 400.0, &[20]);
+        buffer.push(21, 420.0, 420.0, &[21]);
+        assert_eq!(buffer.pop(), frame(20), "the talkspurt's first word");
+        assert_eq!(buffer.pop(), frame(21));
+        assert_eq!(buffer.stats().dropped, dropped);
+    }
+
+    /// Duplicates do not count towards the start; a far end that restarts while playout waits
+    /// is a new stream then too (its old frames would otherwise be played first).
+    #[test]
+    fn the_start_counts_packets_once_and_follows_a_restart() {
+        let mut buffer = JitterBuffer::new(20);
+        buffer.push(1, 20.0, 20.0, &[1]);
+        buffer.push(1, 20.0, 20.0, &[1]);
+        buffer.push(2, 40.0, 40.0, &[2]);
+        assert_eq!(
+            buffer.pop(),
+            Playout::Silence,
+            "two packets, one of them twice"
+        );
+        let mut buffer = JitterBuffer::new(20);
+        buffer.push(30000, 0.0, 0.0, &[9]);
+        for seq in 100..103u16 {
+            buffer.push(
+                seq,
+                f64::from(seq) * 20.0,
+                f64::from(seq) * 20.0,
+                &[seq as u8],
+            );
+        }
+        assert_eq!(buffer.pop(), frame(101), "the new stream, two frames deep");
+        assert_eq!(buffer.pop(), frame(102));
     }
 }

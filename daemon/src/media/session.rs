@@ -440,14 +440,20 @@ async fn run(
                         quiet_frames = if quiet(&decoded) { quiet_frames + 1 } else { 0 };
                         if quiet_frames >= PAUSE_FRAMES && let Some(next) = jitter.trim() {
                             state.decode(&next, &mut decoded);
+                            quiet_frames = 0;
                         }
                         if decoded.is_empty() {
                             // Undecodable: its slot is concealed, so the timeline keeps its length.
                             state.conceal(frame_samples, None, &mut decoded);
                         }
                     }
-                    (true, Playout::Lost { next }) => state.conceal(frame_samples, next.as_deref(), &mut decoded),
+                    // Not a frame of the far end's: no pause counted through it.
+                    (true, Playout::Lost { next }) => {
+                        quiet_frames = 0;
+                        state.conceal(frame_samples, next.as_deref(), &mut decoded);
+                    }
                     _ => {
+                        quiet_frames = 0;
                         decoded.clear();
                         decoded.resize(frame_samples, 0);
                     }
