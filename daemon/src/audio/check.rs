@@ -86,15 +86,20 @@ fn read_level(
     counted: &mut usize,
 ) {
     source.read(frame);
-    *energy += frame
-        .iter()
-        .map(|s| (f64::from(*s) / 32768.0).powi(2))
-        .sum::<f64>();
+    *energy += energy_of(frame);
     *counted += frame.len();
 }
 
+/// The samples' energy at full scale 1: what [`dbfs`] takes, summed over as many frames as wanted.
+pub fn energy_of(samples: &[i16]) -> f64 {
+    samples
+        .iter()
+        .map(|s| (f64::from(*s) / 32768.0).powi(2))
+        .sum()
+}
+
 /// RMS level in dBFS (a full-scale square wave is 0), rounded to 0.1 dB.
-fn dbfs(energy: f64, samples: usize) -> f32 {
+pub fn dbfs(energy: f64, samples: usize) -> f32 {
     if samples == 0 || energy <= 0.0 {
         return SILENCE_DBFS;
     }

@@ -612,10 +612,11 @@ mod tests {
         assert_eq!(buffer.pop(), Playout::Frame(vec![11]));
         assert_eq!(buffer.stats().late, 0);
     }
+
     /// `frames` frames sent every 20 ms through uniform 0–`spread_ms` ms of delay (the quality
     /// bench's 40 ms of jitter is 0–80), played at ticks of a random phase: the frames concealed
     /// before the last one played, and the tick playout started at.
-    fn through_jitter(seed: u64, spread_ms: f64, frames: u64) -> (u64, u64) {
+    fn through_jitter(seed: u64, spread_ms: f64, frames: u16) -> (usize, usize) {
         // xorshift64: the same streams in every run.
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut random = move || {
@@ -625,28 +626,17 @@ mod tests {
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let phase = random() * 20.0;
-        let mut arrivals: Vec<(f64, u64)> = (0..frames)
-            .map(|k| (k as f64 * 20.0 + random() * spread_ms, k))
+        let arrivals: Vec<(u16, f64)> = (0..frames)
+            .map(|seq| (seq, f64::from(seq) * 20.0 + random() * spread_ms))
             .collect();
-        arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut arrivals = arrivals.into_iter().peekable();
-        let mut buffer = JitterBuffer::new(20);
-        let (mut concealed, mut started) = (0, None);
-        for tick in 0..frames + 20 {
-            let now = phase + tick as f64 * 20.0;
-            while let Some((at, k)) = arrivals.next_if(|(at, _)| *at <= now) {
-                buffer.push(k as u16, k as f64 * 20.0, at, &[0]);
-            }
-            match buffer.pop() {
-                Playout::Silence => {}
-                Playout::Frame(_) => concealed = buffer.stats().concealed,
-                Playout::Lost { .. } => {}
-            }
-            if buffer.playing && started.is_none() {
-                started = Some(tick);
-            }
-        }
-        (concealed, started.unwrap_or(u64::MAX))
+        let played = play(&arrivals, phase, usize::from(frames) + 20);
+        let started = played.iter().position(|p| *p != Playout::Silence);
+        let last = played.iter().rposition(|p| matches!(p, Playout::Frame(_)));
+        let concealed = played[..last.unwrap_or(0)]
+            .iter()
+            .filter(|p| matches!(p, Playout::Lost { .. }))
+            .count();
+        (concealed, started.unwrap_or(usize::MAX))
     }
 
     /// Through the quality bench's network (0–80 ms of delay, reordering), 1,000 seeded streams

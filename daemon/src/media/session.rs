@@ -16,6 +16,7 @@ use super::rtcp::{self, Reception, SenderInfo};
 use super::rtp::{DtmfReceiver, RtpPacket, dtmf_code, telephone_event};
 use super::source::SourceFilter;
 use super::srtp::SrtpSession;
+use crate::audio::check::{dbfs, energy_of};
 use crate::audio::{AudioSink, AudioSource, CallAudio};
 use crate::ids::ConversationId;
 
@@ -538,9 +539,7 @@ async fn run(
 
 /// Below −40 dBFS RMS: a pause in speech, where 20 ms can go unheard.
 fn quiet(samples: &[i16]) -> bool {
-    const LEVEL: f64 = 32768.0 * 0.01;
-    let energy: f64 = samples.iter().map(|s| f64::from(*s).powi(2)).sum();
-    !samples.is_empty() && energy < LEVEL * LEVEL * samples.len() as f64
+    !samples.is_empty() && dbfs(energy_of(samples), samples.len()) < -40.0
 }
 
 fn dropped(rtp: &Option<SourceFilter>, rtcp: &Option<SourceFilter>) -> u64 {
