@@ -14,6 +14,16 @@
 //!   source): the same plus baresip's receive and send paths (jitter buffer, decoder, player
 //!   buffer, source buffer, encoder). The difference is baresip's mouth-to-ear, both ways,
 //!   without sound-card buffers — the same thing the first figure is for us.
+//!
+//! Then **through audio devices**: this machine has no sound card, so a private PulseAudio
+//! ([`lab::sound_server`]) stands in for one — a clock-driven sink whose left channel is the
+//! agent's mouth (what the default microphone hears) and whose right channel is the agent's ear
+//! (where the default speaker plays). The click train is said into the mouth in real time, the
+//! room is recorded, and each click's delay from mouth to ear is measured on the room's clock,
+//! with sipp echoing RTP: our daemon on its cpal backend, then baresip on its ALSA module, both
+//! reaching the server through ALSA's default device, in the same run. This is the whole
+//! endpoint, both ways: the microphone's capture buffer, a frame's fill, the encoder, the jitter
+//! buffer, the decoder and the speaker's buffer.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -26,6 +36,7 @@ use std::time::Duration;
 
 use common::{CRM, Daemon};
 use lab::sipp::Sipp;
+use lab::sound_server::{self, SoundServer};
 use lab::{Baresip, Kamailio};
 use serde_json::json;
 
@@ -50,6 +61,13 @@ fn click_times_ms() -> Vec<u32> {
 }
 
 fn write_click_train(path: &Path) -> u32 {
+    let (total, samples) = click_train();
+    measure::write_wav(path, RATE, &samples);
+    total
+}
+
+/// The click train at [`RATE`], and its length in ms.
+fn click_train() -> (u32, Vec<i16>) {
     let clicks = click_times_ms();
     let total = clicks.last().copied().unwrap_or(0) + 2000;
     let mut samples = vec![0i16; (RATE * total / 1000) as usize];
@@ -63,13 +81,17 @@ fn write_click_train(path: &Path) -> u32 {
                 (16000.0 * window * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16;
         }
     }
-    measure::write_wav(path, RATE, &samples);
-    total
+    (total, samples)
 }
 
 /// Onsets (ms) of the clicks in a recording.
 fn onsets_ms(path: &Path) -> Vec<f64> {
     let (rate, samples) = lab::read_wav(path).expect("the speaker's file");
+    onsets_in(rate, &samples)
+}
+
+/// Onsets (ms) of the clicks in `samples` at `rate`.
+fn onsets_in(rate: u32, samples: &[i16]) -> Vec<f64> {
     let quiet_needed = rate as usize / 50;
     let (mut quiet, mut onsets) = (quiet_needed, Vec::new());
     for (i, s) in samples.iter().enumerate() {
@@ -86,11 +108,12 @@ fn onsets_ms(path: &Path) -> Vec<f64> {
 }
 
 /// Each click's delay: the first onset heard within 600 ms after it was played, skipping the
-/// first two seconds (the jitter buffer settling).
+/// clicks within a second of the first (the jitter buffer settling).
 fn delays_ms(played: &[f64], heard: &[f64]) -> Vec<f64> {
+    let settled = played.first().map_or(0.0, |first| first + 1000.0);
     played
         .iter()
-        .filter(|&&p| p >= 2000.0)
+        .filter(|&&p| p >= settled)
         .filter_map(|&p| {
             heard
                 .iter()
@@ -143,8 +166,99 @@ async fn call(server: u16, codec: &str, millis: u32) -> Vec<f64> {
     onsets_ms(&heard)
 }
 
+/// What the room recorded while `run` went on: each said click's delay to its echo in the ear.
+async fn through_the_room(
+    server: &SoundServer,
+    train: &[i16],
+    run: impl AsyncFnOnce(&mut dyn FnMut() -> std::process::Child),
+) -> Vec<f64> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("room.raw");
+    let mut recorder = server.record(&recording);
+    run(&mut || server.say(train)).await;
+    let _ = recorder.kill();
+    let _ = recorder.wait();
+    let (said, heard) = sound_server::channels(&recording);
+    delays_ms(
+        &onsets_in(sound_server::RATE, &said),
+        &onsets_in(sound_server::RATE, &heard),
+    )
+}
+
+/// Waits for a player (`say`) to end.
+async fn finished(mut player: std::process::Child) {
+    tokio::task::spawn_blocking(move || player.wait())
+        .await
+        .expect("join")
+        .expect("the player");
+}
+
+/// Our daemon on its cpal backend (the system's default devices) calling the echo at
+/// `sipp_port`.
+async fn ours_on_devices(server: &SoundServer, sipp_port: u16, codec: &str) -> Vec<f64> {
+    let (_, train) = click_train();
+    let env = server.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("tempdir"),
+        &format!(
+            "[account]\nserver = \"127.0.0.1:{sipp_port}\"\ntransport = \"udp\"\nusername = \"1001\"\npassword = \"secret1001\"\n\
+             [log]\nlevel = \"info\"\n[media]\ncodecs = [\"{codec}\"]\n[audio]\nbackend = \"cpal\"\n"
+        ),
+        &env,
+        true,
+    );
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let delays = through_the_room(server, &train, async |say| {
+        let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
+        let id = reply["result"]["conversationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("start_call: {reply}\n{}", daemon.log()))
+            .to_owned();
+        page.event("callAccepted").await;
+        finished(say()).await;
+        page.request("hangup", json!({"conversationId": id})).await;
+        page.event("callEnded").await;
+    })
+    .await;
+    // The periods the devices granted, for the figures' record.
+    for line in daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("audio devices open"))
+    {
+        eprintln!("  {codec}: {line}");
+    }
+    delays
+}
+
+/// baresip on its ALSA module (the system's default devices) calling the echo at `sipp_port`.
+async fn baresip_on_devices(
+    server: &SoundServer,
+    kamailio: &Kamailio,
+    sipp_port: u16,
+    codec: &str,
+) -> Vec<f64> {
+    let (_, train) = click_train();
+    let phone = Baresip::start_on_devices(kamailio, "1001", codec, &server.env());
+    through_the_room(server, &train, async |say| {
+        phone.command("dial", &format!("sip:echo@127.0.0.1:{sipp_port}"));
+        // sipp answers at once; the train's first second is not measured anyway.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        finished(say()).await;
+        phone.command("hangup", "");
+    })
+    .await
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // LATENCY_PARTS=devices: only the second table.
+    if std::env::var("LATENCY_PARTS").as_deref() == Ok("devices") {
+        devices().await;
+        return;
+    }
     // The played onset is where the burst first crosses the threshold, as for the heard one.
     let (length_ms, played) = {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -192,5 +306,45 @@ async fn main() {
             summary(&ours),
             summary(&through_baresip)
         );
+    }
+    drop(kamailio);
+    devices().await;
+}
+
+/// The second table: mouth to ear through (virtual) audio devices.
+async fn devices() {
+    let Some(server) = SoundServer::start() else {
+        println!("\nthrough audio devices: skipped (PulseAudio is not installed: ./dev setup)");
+        return;
+    };
+    let kamailio = Kamailio::start("MD5");
+    println!(
+        "\nmouth-to-ear through audio devices (a PulseAudio sink as the room, reached through ALSA's default device), sipp echoing RTP, {CLICKS} clicks per call"
+    );
+    println!("| codec | softphone-bridge (cpal) | baresip (alsa module) |");
+    println!("|---|---|---|");
+    for (codec, baresip_codec, pt, rtpmap) in [
+        ("pcmu", "PCMU", "0", "a=rtpmap:0 PCMU/8000"),
+        ("opus", "opus/48000/2", "111", "a=rtpmap:111 opus/48000/2"),
+    ] {
+        let echo = || {
+            let media_port = lab::free_port().to_string();
+            Sipp::start_with(
+                "sipp-soak.xml",
+                100,
+                &[(
+                    "RTP/AVP 0\na=rtpmap:0 PCMU/8000",
+                    format!("RTP/AVP {pt}\n{rtpmap}"),
+                )],
+                &["-rtp_echo", "-mp", &media_port, "-deadcall_wait", "100"],
+            )
+        };
+        let sipp = echo();
+        let ours = ours_on_devices(&server, sipp.port, codec).await;
+        drop(sipp);
+        let sipp = echo();
+        let theirs = baresip_on_devices(&server, &kamailio, sipp.port, baresip_codec).await;
+        drop(sipp);
+        println!("| {codec} | {} | {} |", summary(&ours), summary(&theirs));
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, Sample, SizedSample};
 
+use super::backlog::{self, Backlog};
 use super::resample::StreamResampler;
 use super::{AudioError, AudioSink, AudioSource, CallAudio, InUseReport};
 use crate::config::AudioConfig;
@@ -21,6 +22,12 @@ use crate::protocol::DevicesInUse;
 
 /// Upper bound on buffered audio in each direction.
 const MAX_BUFFER_SECONDS: f32 = 0.2;
+
+/// The device period asked for: 10 ms. A device left to its default may pick 100 ms or more,
+/// and the speaker's buffer is two periods and the microphone's at least one: mouth-to-ear
+/// grows by three periods. Desk softphones ask for 10–20 ms; 10 ms keeps the buffers under one
+/// codec frame.
+const PERIOD_SECONDS: f32 = 0.01;
 
 /// How often a call's audio thread looks for its chosen devices (unplugged: the system default;
 /// back: the chosen one again), and how often the device list is refreshed for pickers.
@@ -192,6 +199,7 @@ pub fn open(
             device_rate: input_rate,
             rate,
             captured: Vec::new(),
+            backlog: Backlog::new(rate),
             _stop: Arc::clone(&stop),
         }),
         sink: Box::new(DeviceSink {
@@ -201,6 +209,7 @@ pub fn open(
             device_rate: output_rate,
             rate,
             scratch: Vec::new(),
+            backlog: Backlog::new(output_rate),
             _stop: stop,
         }),
         unavailable: None,
@@ -288,6 +297,7 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
         device_rate,
         rate,
         scratch: Vec::new(),
+        backlog: Backlog::new(device_rate),
         _stop: Arc::new(stop_tx),
     }))
 }
@@ -398,15 +408,15 @@ fn start_found_streams(
     let input_rate = input_config.sample_rate();
     let output_rate = output_config.sample_rate();
     let input_stream = match input_config.sample_format() {
-        cpal::SampleFormat::F32 => {
-            capture_stream::<f32>(&input_device, &input_config.config(), capture, lost)
-        }
-        cpal::SampleFormat::I16 => {
-            capture_stream::<i16>(&input_device, &input_config.config(), capture, lost)
-        }
-        cpal::SampleFormat::I32 => {
-            capture_stream::<i32>(&input_device, &input_config.config(), capture, lost)
-        }
+        cpal::SampleFormat::F32 => with_small_period(&input_config, |config| {
+            capture_stream::<f32>(&input_device, config, capture, lost)
+        }),
+        cpal::SampleFormat::I16 => with_small_period(&input_config, |config| {
+            capture_stream::<i16>(&input_device, config, capture, lost)
+        }),
+        cpal::SampleFormat::I32 => with_small_period(&input_config, |config| {
+            capture_stream::<i32>(&input_device, config, capture, lost)
+        }),
         other => {
             return Err(AudioError::Device(format!(
                 "unsupported input sample format {other:?}"
@@ -414,15 +424,15 @@ fn start_found_streams(
         }
     }?;
     let output_stream = match output_config.sample_format() {
-        cpal::SampleFormat::F32 => {
-            playback_stream::<f32>(&output_device, &output_config.config(), playback, lost)
-        }
-        cpal::SampleFormat::I16 => {
-            playback_stream::<i16>(&output_device, &output_config.config(), playback, lost)
-        }
-        cpal::SampleFormat::I32 => {
-            playback_stream::<i32>(&output_device, &output_config.config(), playback, lost)
-        }
+        cpal::SampleFormat::F32 => with_small_period(&output_config, |config| {
+            playback_stream::<f32>(&output_device, config, playback, lost)
+        }),
+        cpal::SampleFormat::I16 => with_small_period(&output_config, |config| {
+            playback_stream::<i16>(&output_device, config, playback, lost)
+        }),
+        cpal::SampleFormat::I32 => with_small_period(&output_config, |config| {
+            playback_stream::<i32>(&output_device, config, playback, lost)
+        }),
         other => {
             return Err(AudioError::Device(format!(
                 "unsupported output sample format {other:?}"
@@ -439,11 +449,36 @@ fn start_found_streams(
         input: name(&input_device).unwrap_or_default(),
         output: name(&output_device).unwrap_or_default(),
     };
-    tracing::info!(input = %names.input, output = %names.output, input_rate, output_rate, "audio devices open");
+    // The periods the devices granted (frames per callback): what they add to mouth-to-ear.
+    let input_period = input_stream.buffer_size().ok();
+    let output_period = output_stream.buffer_size().ok();
+    tracing::info!(input = %names.input, output = %names.output, input_rate, output_rate, ?input_period, ?output_period, "audio devices open");
     Ok(Opened {
         streams: Some((input_stream, output_stream)),
         rates: (input_rate, output_rate),
         names,
+    })
+}
+
+/// Builds a stream with a [`PERIOD_SECONDS`] period where the device's range allows, else
+/// (a device that refuses it, a platform that cannot say) with the device's own default.
+fn with_small_period(
+    supported: &cpal::SupportedStreamConfig,
+    build: impl Fn(&cpal::StreamConfig) -> Result<cpal::Stream, AudioError>,
+) -> Result<cpal::Stream, AudioError> {
+    let default = supported.config();
+    let wanted = (supported.sample_rate() as f32 * PERIOD_SECONDS) as cpal::FrameCount;
+    let frames = match supported.buffer_size() {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max => wanted.clamp(*min, *max),
+        _ => return build(&default),
+    };
+    let small = cpal::StreamConfig {
+        buffer_size: cpal::BufferSize::Fixed(frames),
+        ..default
+    };
+    build(&small).or_else(|e| {
+        tracing::info!("a {frames}-frame period was refused ({e}); the device's default instead");
+        build(&default)
     })
 }
 
@@ -526,6 +561,8 @@ struct DeviceSource {
     device_rate: u32,
     rate: u32,
     captured: Vec<f32>,
+    /// What stands converted beyond a tick's need (a late start, a burst), let go of.
+    backlog: Backlog,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
@@ -544,8 +581,14 @@ impl AudioSource for DeviceSource {
             self.captured.extend(buffer.drain(..));
         }
         self.resampler.push(&self.captured);
-        // Keep at most a few frames converted: a device that delivers faster than we send must
-        // not build latency.
+        // What will still wait after this frame is sent, standing since a device burst or a
+        // late tick, is let go of in a pause; and never more than a few frames.
+        let waiting = self.resampler.available().saturating_sub(frame.len());
+        let resampler = &self.resampler;
+        let drop = self
+            .backlog
+            .observe(waiting, |n| backlog::all_quiet(resampler.oldest(n)));
+        self.resampler.drop_oldest(drop);
         self.resampler.trim(frame.len() * 3);
         let mut converted = vec![0.0; frame.len()];
         // Too little captured (start-up, a slow device): the rest of the frame is silence.
@@ -567,6 +610,8 @@ struct DeviceSink {
     device_rate: u32,
     rate: u32,
     scratch: Vec<f32>,
+    /// What stands unplayed beyond a tick's need (a device that started late), let go of.
+    backlog: Backlog,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
@@ -580,6 +625,7 @@ impl AudioSink for DeviceSink {
                     Err(e) => tracing::warn!("the new speaker's rate: {e}"),
                 }
                 self.device_rate = device_rate;
+                self.backlog = Backlog::new(device_rate);
             }
         }
         self.scratch.clear();
@@ -592,6 +638,11 @@ impl AudioSink for DeviceSink {
         let Ok(mut buffer) = self.buffer.lock() else {
             return;
         };
+        let waiting = buffer.len();
+        let drop = self
+            .backlog
+            .observe(waiting, |n| backlog::all_quiet(buffer.range(..n)));
+        buffer.drain(..drop);
         buffer.extend(&self.scratch[..n]);
         let excess = buffer.len().saturating_sub(limit);
         buffer.drain(..excess);

@@ -1,11 +1,14 @@
 //! Audio for calls: a source (the agent's microphone) and a sink (what the agent hears), at the
 //! codec's sample rate, mono 16-bit.
 //!
-//! Backends: `cpal` (the agent's devices, `device.rs`; feature `devices`, on by default) and
+//! Backends: `cpal` (the agent's devices, `device.rs`, whose queues `backlog.rs` keeps from
+//! holding delay they do not need; feature `devices`, on by default) and
 //! `file` (a WAV looped as the microphone, a WAV recording of the far end — tests and headless
 //! use). When no device can be opened the call still goes through, silent, with a warning.
 //! Between the backend and the call sits voice processing on the microphone (`voice.rs`).
 
+#[cfg(feature = "devices")]
+mod backlog;
 pub mod check;
 #[cfg(feature = "devices")]
 pub mod device;

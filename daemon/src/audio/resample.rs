@@ -27,8 +27,10 @@ impl StreamResampler {
         let sinc = if from == to {
             None
         } else {
-            // 20 ms chunks of input: the call's frame size, so latency stays one frame.
-            let chunk = (from / 50).max(1) as usize;
+            // 5 ms chunks of input: what waits for a whole chunk is latency (20 ms chunks, a
+            // frame, held the microphone's audio up to 20 ms more, by the chunks' phase
+            // against the call's ticks: the latency bench's device table, PCMU).
+            let chunk = (from / 200).max(1) as usize;
             let parameters = SincInterpolationParameters::new(128, WindowFunction::BlackmanHarris2)
                 .interpolation(SincInterpolationType::Linear);
             let sinc = Async::<f32>::new_sinc(
@@ -88,6 +90,16 @@ impl StreamResampler {
             *slot = sample;
         }
         n
+    }
+
+    /// The oldest `n` samples ready (fewer if fewer are).
+    pub fn oldest(&self, n: usize) -> impl Iterator<Item = &f32> {
+        self.ready.iter().take(n)
+    }
+
+    /// Drops the oldest `n` samples ready.
+    pub fn drop_oldest(&mut self, n: usize) {
+        self.ready.drain(..n.min(self.ready.len()));
     }
 
     /// Drops what is ready beyond `keep` samples (the device fell behind).

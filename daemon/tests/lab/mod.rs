@@ -12,6 +12,7 @@ use crate::common::eventually;
 
 pub mod pjsip;
 pub mod sipp;
+pub mod sound_server;
 pub mod webrtc;
 
 /// Runs `ip ARGS` (iproute2) in the test's network namespace.
@@ -767,6 +768,34 @@ impl Baresip {
                     format!("alsa,file:{}", playout.file().display()),
                 ),
                 // Its ring and beeps elsewhere, not into what is scored.
+                ("audio_alert", "alsa,null".to_owned()),
+            ],
+        };
+        Self::launch(
+            kamailio,
+            user,
+            Source::Tone(441.0),
+            codec,
+            "auto",
+            "",
+            extras,
+        )
+    }
+
+    /// On the default ALSA devices (its `alsa` module), in the environment `env` (a
+    /// [`sound_server::SoundServer`]'s). Answers at once.
+    pub fn start_on_devices(
+        kamailio: &Kamailio,
+        user: &str,
+        codec: &str,
+        env: &[(&'static str, String)],
+    ) -> Self {
+        let extras = Extras {
+            env: env.iter().map(|(k, v)| (*k, PathBuf::from(v))).collect(),
+            modules: vec!["alsa.so"],
+            settings: vec![
+                ("audio_source", "alsa,default".to_owned()),
+                ("audio_player", "alsa,default".to_owned()),
                 ("audio_alert", "alsa,null".to_owned()),
             ],
         };
