@@ -29,6 +29,9 @@ const START_RISK: f64 = 0.02;
 /// Transit times scatter this much on a clean network from the hosts' own scheduling (when each
 /// end's timer and task run): not the network's, so not scaled up.
 const HOST_NOISE_MS: f64 = 2.0;
+/// Kept on top of the transit times' spread (and the hosts' noise) when the start is placed
+/// against the playout tick: a frame due this close before a tick may still miss it.
+const START_GUARD_MS: f64 = 3.0;
 /// Packets heard before the start is decided.
 const START_PACKETS: u32 = 3;
 /// Underrun ticks before we stop and rebuffer (the far end paused or went on hold).
@@ -67,22 +70,29 @@ struct Waiting {
     slowest: f64,
     packets: u32,
     ticks: u32,
+    /// The newest frame heard (extended sequence number) and its media time (ms): when it was
+    /// due, against which the playout tick's phase is measured.
+    newest: (u64, f64),
 }
 
 impl Waiting {
-    fn new(transit: f64) -> Self {
+    fn new(transit: f64, extended: u64, rtp_ms: f64) -> Self {
         Self {
             fastest: transit,
             slowest: transit,
             packets: 0,
             ticks: 0,
+            newest: (extended, rtp_ms),
         }
     }
 
-    fn heard(&mut self, transit: f64) {
+    fn heard(&mut self, transit: f64, extended: u64, rtp_ms: f64) {
         self.fastest = self.fastest.min(transit);
         self.slowest = self.slowest.max(transit);
         self.packets = self.packets.saturating_add(1);
+        if extended > self.newest.0 {
+            self.newest = (extended, rtp_ms);
+        }
     }
 }
 
@@ -108,6 +118,8 @@ pub struct JitterBuffer {
     /// sends only while its agent talks): the network is known, and what is held is the start
     /// of a talkspurt, so playout resumes without waiting for `START_PACKETS` or skipping any.
     resumed: bool,
+    /// The latest arrival time pushed (ms): the tick's time for [`JitterBuffer::pop`].
+    latest_arrival: f64,
     stats: JitterStats,
 }
 
@@ -125,6 +137,7 @@ impl JitterBuffer {
             last_transit: None,
             waiting: None,
             resumed: false,
+            latest_arrival: f64::NEG_INFINITY,
             stats: JitterStats {
                 target_frames: MIN_TARGET,
                 ..JitterStats::default()
@@ -140,6 +153,7 @@ impl JitterBuffer {
     pub fn push(&mut self, sequence: u16, rtp_ms: f64, arrival_ms: f64, payload: &[u8]) {
         let extended = self.extend(sequence);
         let transit = arrival_ms - rtp_ms;
+        self.latest_arrival = self.latest_arrival.max(arrival_ms);
         if let Some(last) = self.last_transit {
             self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
         }
@@ -167,8 +181,8 @@ impl JitterBuffer {
         self.packets.insert(extended, payload.to_vec());
         if !self.playing {
             self.waiting
-                .get_or_insert_with(|| Waiting::new(transit))
-                .heard(transit);
+                .get_or_insert_with(|| Waiting::new(transit, extended, rtp_ms))
+                .heard(transit, extended, rtp_ms);
         }
     }
 
@@ -183,8 +197,15 @@ impl JitterBuffer {
         self.highest = Some(extended);
     }
 
-    /// The frame for this playout tick.
+    /// The frame for a playout tick that comes as the latest packet arrives (tests that do not
+    /// keep time).
+    #[cfg(test)]
     pub fn pop(&mut self) -> Playout {
+        self.pop_at(self.latest_arrival)
+    }
+
+    /// The frame for the playout tick at `now_ms` (the clock of the arrival times pushed).
+    pub fn pop_at(&mut self, now_ms: f64) -> Playout {
         if !self.playing {
             if self.packets.len() < self.stats.target_frames {
                 return Playout::Silence;
@@ -192,7 +213,7 @@ impl JitterBuffer {
             let Some(&lowest) = self.packets.keys().next() else {
                 return Playout::Silence;
             };
-            let start = match (self.start_at(), self.waiting.as_mut()) {
+            let start = match (self.start_at(now_ms), self.waiting.as_mut()) {
                 // Resuming: the held frames are a talkspurt's first words, none to skip.
                 (Some(_), _) if self.resumed => lowest,
                 (Some(start), _) => start,
@@ -288,13 +309,18 @@ impl JitterBuffer {
         Some(payload)
     }
 
-    /// The frame to start playout at, once the frames held span the spread of the transit times
-    /// seen while waiting (at most `MAX_TARGET` frames; a frame as late as the latest of them
-    /// still comes in time): the newest held less that depth. `None` while they do not, or
-    /// while fewer than `START_PACKETS` have come — two that came alike are as likely a
-    /// coincidence as a clean network. Older frames held are more delay than needed: not played
-    /// (on a clean network the first frame, so the start costs no delay for the wait).
-    fn start_at(&self) -> Option<u64> {
+    /// The frame to start playout at, in the tick at `now_ms`, once the frames held span the
+    /// spread of the transit times seen while waiting (at most `MAX_TARGET` frames; a frame as
+    /// late as the latest of them still comes in time): the newest held less that depth. On a
+    /// clean network (no spread beyond the hosts' noise) the depth counts from this tick: the
+    /// newest came `phase` ms before it at the earliest its transit allowed, so the next may be
+    /// that much later and still play in time — when packets land more than
+    /// `HOST_NOISE_MS + START_GUARD_MS` before the tick, the newest frame plays at once (20 ms
+    /// less mouth-to-ear than one frame held; a packet later than that after all is concealed
+    /// once and playout stretches to one frame held). `None` while the frames do not span it, or while
+    /// fewer than `START_PACKETS` have come — two that came alike are as likely a coincidence
+    /// as a clean network. Older frames held are more delay than needed: not played.
+    fn start_at(&self, now_ms: f64) -> Option<u64> {
         let (&lowest, _) = self.packets.first_key_value()?;
         let (&highest, _) = self.packets.last_key_value()?;
         let Some(waiting) = &self.waiting else {
@@ -305,8 +331,24 @@ impl JitterBuffer {
         }
         let spread = spread_bound(waiting.slowest - waiting.fastest, waiting.packets)
             .min(MAX_TARGET as f64 * self.frame_ms);
-        let depth = ((spread / self.frame_ms).ceil() as u64)
-            .max(self.stats.target_frames.saturating_sub(1) as u64);
+        let depth = if spread > 0.0 {
+            // A scattering network: depth for the spread from the newest's arrival, and at
+            // least the target less one (the phase's few ms are no match for the spread's
+            // risk; counting them left more streams short in the simulation below).
+            ((spread / self.frame_ms).ceil() as u64)
+                .max(self.stats.target_frames.saturating_sub(1) as u64)
+        } else {
+            let phase = match waiting.newest {
+                (newest, rtp_ms) if newest == highest => {
+                    (now_ms - rtp_ms - waiting.fastest).max(0.0)
+                }
+                // Not known for the newest held (it came before a restart): none counted.
+                _ => 0.0,
+            };
+            let needed = HOST_NOISE_MS + START_GUARD_MS;
+            (((needed - phase) / self.frame_ms).ceil().max(0.0) as u64)
+                .max(self.stats.target_frames.saturating_sub(MIN_TARGET) as u64)
+        };
         highest.checked_sub(depth).filter(|start| *start >= lowest)
     }
 
@@ -383,7 +425,7 @@ mod tests {
                 while let Some((seq, at)) = arrivals.next_if(|(_, at)| *at <= now) {
                     buffer.push(seq, f64::from(seq) * 20.0, at, &[seq as u8]);
                 }
-                buffer.pop()
+                buffer.pop_at(now)
             })
             .collect()
     }
@@ -462,6 +504,45 @@ mod tests {
         }
         assert_eq!(buffer.pop(), frame(1));
         assert_eq!(buffer.pop(), frame(2));
+    }
+
+    /// On a clean network the start is placed against the tick: packets that land well before
+    /// it play at once, with none held; packets that land just before it keep one frame held.
+    /// A packet late after all is concealed once and playout stretches to one frame held.
+    #[test]
+    fn a_clean_start_is_placed_against_the_tick() {
+        let clean: Vec<(u16, f64)> = (0..10)
+            .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
+            .collect();
+        // Landing 10 ms before each tick: the third packet (2) plays in the tick it came.
+        let played = play(&clean, 31.0, 5);
+        assert_eq!(
+            played,
+            [Playout::Silence, frame(2), frame(3), frame(4), frame(5)]
+        );
+        // 1 ms before: within the hosts' noise and the guard, so one frame is held.
+        let played = play(&clean, 22.0, 5);
+        assert_eq!(
+            played,
+            [Playout::Silence, frame(1), frame(2), frame(3), frame(4)]
+        );
+        // Started with none held, then 5 comes 15 ms late: concealed once, then one frame held.
+        let mut late = clean.clone();
+        late[5].1 += 15.0;
+        let played = play(&late, 31.0, 8);
+        assert_eq!(
+            played,
+            [
+                Playout::Silence,
+                frame(2),
+                frame(3),
+                frame(4),
+                Playout::Lost { next: None },
+                frame(5),
+                frame(6),
+                frame(7)
+            ]
+        );
     }
 
     #[test]

@@ -433,7 +433,8 @@ async fn run(
                 }
                 let flow = *controls.flow.borrow();
                 // Playout first: one frame to the sink per tick, whatever the network did.
-                match (flow.receive, jitter.pop()) {
+                let now_ms = receiving.started.elapsed().as_secs_f64() * 1000.0;
+                match (flow.receive, jitter.pop_at(now_ms)) {
                     (true, Playout::Frame(payload)) => {
                         state.decode(&payload, &mut decoded);
                         // A pause in the far end's speech: where delay no longer needed is cut
