@@ -185,12 +185,26 @@ async fn through_the_room(
     )
 }
 
-/// Waits for a player (`say`) to end.
+/// Waits for a player (`say`) to end: at most the train's length and ten seconds (a stalled
+/// sound server must not hang the bench).
 async fn finished(mut player: std::process::Child) {
-    tokio::task::spawn_blocking(move || player.wait())
-        .await
-        .expect("join")
-        .expect("the player");
+    let (length_ms, _) = click_train();
+    let deadline = std::time::Instant::now() + Duration::from_millis(u64::from(length_ms) + 10_000);
+    loop {
+        match player.try_wait() {
+            Ok(Some(status)) => {
+                assert!(status.success(), "the player (pacat) failed: {status}");
+                return;
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => {
+                let _ = player.kill();
+                panic!("the player (pacat) did not finish in time");
+            }
+        }
+    }
 }
 
 /// Our daemon on its cpal backend (the system's default devices) calling the echo at
@@ -226,7 +240,7 @@ async fn ours_on_devices(server: &SoundServer, sipp_port: u16, codec: &str) -> V
     for line in daemon
         .log()
         .lines()
-        .filter(|l| l.contains("audio devices open"))
+        .filter(|l| l.contains("audio devices open") || l.contains("holding more"))
     {
         eprintln!("  {codec}: {line}");
     }

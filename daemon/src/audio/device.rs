@@ -6,7 +6,7 @@
 //! band-limited resampler ([`super::resample`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -108,14 +108,16 @@ pub fn open(
 ) -> Result<CallAudio, AudioError> {
     let capture: Buffer = Arc::default();
     let playback: Buffer = Arc::default();
+    let short = Arc::new(AtomicUsize::new(0));
     let rates = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let chosen = (config.input.clone(), config.output.clone());
-    let (capture_cb, playback_cb, rates_cb) = (
+    let (capture_cb, playback_cb, rates_cb, short_cb) = (
         Arc::clone(&capture),
         Arc::clone(&playback),
         Arc::clone(&rates),
+        Arc::clone(&short),
     );
     std::thread::Builder::new()
         .name("audio".into())
@@ -123,7 +125,7 @@ pub fn open(
             let (input, output) = (chosen.0.as_deref(), chosen.1.as_deref());
             let lost = Arc::new(AtomicBool::new(false));
             let open = |lost: &Arc<AtomicBool>| {
-                start_streams(input, output, &capture_cb, &playback_cb, lost)
+                start_streams(input, output, &capture_cb, (&playback_cb, &short_cb), lost)
             };
             let mut current = match open(&lost) {
                 Ok(opened) => {
@@ -200,6 +202,8 @@ pub fn open(
             rate,
             captured: Vec::new(),
             backlog: Backlog::new(rate),
+            fed: false,
+            short: 0,
             _stop: Arc::clone(&stop),
         }),
         sink: Box::new(DeviceSink {
@@ -210,6 +214,7 @@ pub fn open(
             rate,
             scratch: Vec::new(),
             backlog: Backlog::new(output_rate),
+            short,
             _stop: stop,
         }),
         unavailable: None,
@@ -232,10 +237,11 @@ fn wanted(
 /// Opens an output device alone (the ringer): `name`, else the default output.
 pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, AudioError> {
     let playback: Buffer = Arc::default();
+    let short = Arc::new(AtomicUsize::new(0));
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let name = name.map(str::to_owned);
-    let buffer = Arc::clone(&playback);
+    let (buffer, short_cb) = (Arc::clone(&playback), Arc::clone(&short));
     std::thread::Builder::new()
         .name("ringer".into())
         .spawn(move || {
@@ -255,15 +261,24 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
                 // The ringer rings for a few seconds on whatever device it found.
                 let ringer_lost = Arc::new(AtomicBool::new(false));
                 let stream = match config.sample_format() {
-                    cpal::SampleFormat::F32 => {
-                        playback_stream::<f32>(&device, &config.config(), &buffer, &ringer_lost)
-                    }
-                    cpal::SampleFormat::I16 => {
-                        playback_stream::<i16>(&device, &config.config(), &buffer, &ringer_lost)
-                    }
-                    cpal::SampleFormat::I32 => {
-                        playback_stream::<i32>(&device, &config.config(), &buffer, &ringer_lost)
-                    }
+                    cpal::SampleFormat::F32 => playback_stream::<f32>(
+                        &device,
+                        &config.config(),
+                        (&buffer, &short_cb),
+                        &ringer_lost,
+                    ),
+                    cpal::SampleFormat::I16 => playback_stream::<i16>(
+                        &device,
+                        &config.config(),
+                        (&buffer, &short_cb),
+                        &ringer_lost,
+                    ),
+                    cpal::SampleFormat::I32 => playback_stream::<i32>(
+                        &device,
+                        &config.config(),
+                        (&buffer, &short_cb),
+                        &ringer_lost,
+                    ),
                     other => {
                         return Err(AudioError::Device(format!(
                             "unsupported output sample format {other:?}"
@@ -298,6 +313,7 @@ pub fn open_output(name: Option<&str>, rate: u32) -> Result<Box<dyn AudioSink>, 
         rate,
         scratch: Vec::new(),
         backlog: Backlog::new(device_rate),
+        short,
         _stop: Arc::new(stop_tx),
     }))
 }
@@ -330,11 +346,14 @@ struct Opened {
 
 /// Opens the chosen devices, or the system default for one not plugged in. `lost` is set when
 /// a stream reports its device gone.
+/// The speaker's queue, and the count of samples its device found missing.
+type Playback<'a> = (&'a Buffer, &'a Arc<AtomicUsize>);
+
 fn start_streams(
     input: Option<&str>,
     output: Option<&str>,
     capture: &Buffer,
-    playback: &Buffer,
+    playback: Playback<'_>,
     lost: &Arc<AtomicBool>,
 ) -> Result<Opened, AudioError> {
     let host = cpal::default_host();
@@ -367,7 +386,7 @@ fn start_found_streams(
     input: Option<&str>,
     output: Option<&str>,
     capture: &Buffer,
-    playback: &Buffer,
+    playback: Playback<'_>,
     lost: &Arc<AtomicBool>,
 ) -> Result<Opened, AudioError> {
     // The agent's chosen device when it is plugged in, else the system default (a headset
@@ -524,22 +543,31 @@ where
 fn playback_stream<T>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
-    buffer: &Buffer,
+    (buffer, short): Playback<'_>,
     lost: &Arc<AtomicBool>,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(config.channels.max(1));
-    let (buffer, lost) = (Arc::clone(buffer), Arc::clone(lost));
+    let (buffer, short, lost) = (Arc::clone(buffer), Arc::clone(short), Arc::clone(lost));
+    // Once fed, a sample missing is a shortfall the writer should hold more against (before,
+    // the call's audio has not begun).
+    let mut fed = false;
     device
         .build_output_stream::<T, _, _>(
             *config,
             move |data: &mut [T], _| {
                 let mut buffer = buffer.lock().ok();
+                let mut missing = 0;
                 for frame in data.chunks_mut(channels) {
-                    let value = buffer.as_mut().and_then(|b| b.pop_front()).unwrap_or(0.0);
-                    frame.fill(T::from_sample(value));
+                    let value = buffer.as_mut().and_then(|b| b.pop_front());
+                    fed |= value.is_some();
+                    missing += usize::from(fed && value.is_none());
+                    frame.fill(T::from_sample(value.unwrap_or(0.0)));
+                }
+                if missing > 0 {
+                    short.fetch_add(missing, Ordering::Relaxed);
                 }
             },
             move |e| {
@@ -563,6 +591,9 @@ struct DeviceSource {
     captured: Vec<f32>,
     /// What stands converted beyond a tick's need (a late start, a burst), let go of.
     backlog: Backlog,
+    /// Whether the microphone has delivered yet, and how much the last frame lacked since.
+    fed: bool,
+    short: usize,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
@@ -580,19 +611,31 @@ impl AudioSource for DeviceSource {
         if let Ok(mut buffer) = self.buffer.lock() {
             self.captured.extend(buffer.drain(..));
         }
+        self.fed |= !self.captured.is_empty();
         self.resampler.push(&self.captured);
-        // What will still wait after this frame is sent, standing since a device burst or a
-        // late tick, is let go of in a pause; and never more than a few frames.
+        // Never more than the cap (a device that delivered far ahead); within it, what will
+        // still wait after this frame is sent, standing since a device burst or a late start,
+        // is let go of in a pause.
+        self.resampler
+            .trim((self.rate as f32 * MAX_BUFFER_SECONDS) as usize);
         let waiting = self.resampler.available().saturating_sub(frame.len());
         let resampler = &self.resampler;
-        let drop = self
-            .backlog
-            .observe(waiting, |n| backlog::all_quiet(resampler.oldest(n)));
+        let margin = self.backlog.margin();
+        let drop = self.backlog.observe(waiting, self.short, |n| {
+            backlog::quiet_run(resampler.oldest(n))
+        });
+        if self.backlog.margin() > margin {
+            tracing::info!(
+                short = self.short,
+                margin_ms = self.backlog.margin() * 1000 / self.rate as usize,
+                "the microphone's frame came short; holding more against it"
+            );
+        }
         self.resampler.drop_oldest(drop);
-        self.resampler.trim(frame.len() * 3);
         let mut converted = vec![0.0; frame.len()];
         // Too little captured (start-up, a slow device): the rest of the frame is silence.
         let got = self.resampler.pull(&mut converted);
+        self.short = if self.fed { frame.len() - got } else { 0 };
         for (sample, value) in frame
             .iter_mut()
             .zip(converted[..got].iter().chain(std::iter::repeat(&0.0)))
@@ -612,6 +655,8 @@ struct DeviceSink {
     scratch: Vec<f32>,
     /// What stands unplayed beyond a tick's need (a device that started late), let go of.
     backlog: Backlog,
+    /// Samples the device found missing (counted by its callback).
+    short: Arc<AtomicUsize>,
     _stop: Arc<mpsc::Sender<()>>,
 }
 
@@ -639,9 +684,18 @@ impl AudioSink for DeviceSink {
             return;
         };
         let waiting = buffer.len();
+        let short = self.short.swap(0, Ordering::Relaxed);
+        let margin = self.backlog.margin();
         let drop = self
             .backlog
-            .observe(waiting, |n| backlog::all_quiet(buffer.range(..n)));
+            .observe(waiting, short, |n| backlog::quiet_run(buffer.range(..n)));
+        if self.backlog.margin() > margin {
+            tracing::info!(
+                short,
+                margin_ms = self.backlog.margin() * 1000 / self.device_rate.max(1) as usize,
+                "the speaker went short; holding more against it"
+            );
+        }
         buffer.drain(..drop);
         buffer.extend(&self.scratch[..n]);
         let excess = buffer.len().saturating_sub(limit);

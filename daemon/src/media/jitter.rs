@@ -120,6 +120,10 @@ pub struct JitterBuffer {
     resumed: bool,
     /// The latest arrival time pushed (ms): the tick's time for [`JitterBuffer::pop`].
     latest_arrival: f64,
+    /// The codec rebuilds a lost frame from the next one (Opus's in-band FEC): a loss met with
+    /// no frame held (a clean start plays as it comes) is concealed again from the next frame,
+    /// a stretch that leaves one frame held from then on, so later losses get the FEC.
+    fec: bool,
     stats: JitterStats,
 }
 
@@ -138,11 +142,18 @@ impl JitterBuffer {
             waiting: None,
             resumed: false,
             latest_arrival: f64::NEG_INFINITY,
+            fec: false,
             stats: JitterStats {
                 target_frames: MIN_TARGET,
                 ..JitterStats::default()
             },
         }
+    }
+
+    /// For a codec with in-band FEC (see the `fec` field).
+    pub fn with_fec(mut self) -> Self {
+        self.fec = true;
+        self
     }
 
     pub fn stats(&self) -> JitterStats {
@@ -250,7 +261,13 @@ impl JitterBuffer {
             return Playout::Silence;
         };
         let stall = self.stalled.take();
+        // A one-tick stall on a lost frame whose next is here: with FEC, the lost one is
+        // rebuilt from it below (its slot concealed twice: a stretch), not skipped.
+        let rebuild = self.fec
+            && stall.is_some_and(|(first, ticks)| first == next && ticks == 1)
+            && self.packets.contains_key(&(next + 1));
         if let Some((first, ticks)) = stall
+            && !rebuild
             && first == next
             && !self.packets.is_empty()
             && !self.packets.contains_key(&next)
@@ -541,6 +558,60 @@ mod tests {
                 frame(5),
                 frame(6),
                 frame(7)
+            ]
+        );
+    }
+
+    /// With FEC, a loss met with no frame held is concealed, then rebuilt from the next frame
+    /// in the next slot (one frame held from then on), so the next loss is rebuilt at once.
+    /// Without, playout skips to the next frame, as before.
+    #[test]
+    fn a_clean_start_with_fec_holds_a_frame_after_the_first_loss() {
+        let mut lossy: Vec<(u16, f64)> = (0..16)
+            .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
+            .collect();
+        lossy.retain(|(seq, _)| *seq != 5 && *seq != 9);
+        let mut buffer = JitterBuffer::new(20).with_fec();
+        let mut arrivals = lossy.clone().into_iter().peekable();
+        let played: Vec<Playout> = (0..12)
+            .map(|tick| {
+                let now = 31.0 + f64::from(tick) * 20.0;
+                while let Some((seq, at)) = arrivals.next_if(|(_, at)| *at <= now) {
+                    buffer.push(seq, f64::from(seq) * 20.0, at, &[seq as u8]);
+                }
+                buffer.pop_at(now)
+            })
+            .collect();
+        let lost = |next: Option<u8>| Playout::Lost {
+            next: next.map(|n| vec![n]),
+        };
+        assert_eq!(
+            played,
+            [
+                Playout::Silence,
+                frame(2),
+                frame(3),
+                frame(4),
+                lost(None),
+                lost(Some(6)),
+                frame(6),
+                frame(7),
+                frame(8),
+                lost(Some(10)),
+                frame(10),
+                frame(11)
+            ]
+        );
+        let played = play(&lossy, 31.0, 9);
+        assert_eq!(
+            played[3..],
+            [
+                frame(4),
+                lost(None),
+                frame(6),
+                frame(7),
+                frame(8),
+                lost(None)
             ]
         );
     }

@@ -319,7 +319,10 @@ async fn run(
         event_pt,
         dtmf: DtmfReceiver::default(),
     };
-    let mut jitter = JitterBuffer::new(20);
+    let mut jitter = match codec {
+        AudioCodec::Opus => JitterBuffer::new(20).with_fec(),
+        _ => JitterBuffer::new(20),
+    };
     let mut reception = Reception::default();
     let mut stats = MediaStats {
         codec: codec.name(),
