@@ -9,9 +9,11 @@
 //! runs slow builds the same, slowly.
 //!
 //! [`Backlog`] watches the lowest the queue got over each second: what it held even at its
-//! emptiest was never needed. All but a margin (10 ms, for a tick that comes late) is dropped
-//! where the audio is quiet, so no word is cut; a far end that never pauses has it dropped
-//! after five seconds anyway. Sans-IO: levels in, a count of samples to drop out.
+//! emptiest was never needed. All but a margin (10 ms for a tick or a delivery that comes late,
+//! more each time the device still went short, up to 40 ms) is dropped where the audio is
+//! quiet, so no word is cut; a far end that never pauses has it dropped after five seconds
+//! anyway, in 10 ms pieces. Sans-IO: levels and shortfalls in, a count of samples to drop out.
+//! Left for later: a margin that shrinks again after a long time without a shortfall.
 
 /// Ticks in a window (one second of 20 ms ticks).
 const WINDOW: u32 = 50;
@@ -65,7 +67,9 @@ impl Backlog {
         self.margin
     }
 
-    /// Once a tick, with what the queue holds then (`level` samples) and how many samples the
+    /// Once a tick, with what the queue holds beyond this tick's need then (`level` samples: the
+    /// speaker's queue before the tick's frame goes in, the microphone's after its frame is
+    /// taken out) and how many samples the
     /// device went without since the last tick (`short`: the speaker found the queue empty, the
     /// microphone's frame was not full). Returns how many of the oldest samples to drop now;
     /// `quiet(n)` says how many of the oldest `n` are quiet in a row.

@@ -4,9 +4,11 @@
 //! it holds more than it needs. The caller conceals what [`Playout::Lost`] reports.
 //!
 //! A stream's playout starts, once three packets are in, as deep as a bound on the spread of
-//! their transit times allows: on a clean network two frames (40 ms of mouth-to-ear less than a
-//! fixed deep start), on a scattering one as deep as the first packets show it may be; after a
-//! pause in the stream (an underrun) it resumes with what it held. Delay added at the start costs
+//! their transit times allows: on a clean network placed against the playout tick (none held
+//! when packets land more than 5 ms before it, else one), on a scattering one as deep as the
+//! first packets show it may be; after a pause in the stream (an underrun) it resumes with what
+//! it held. A codec with in-band FEC (Opus) has its first loss met with none held rebuilt from
+//! the next frame in a stretch, so one frame is held from then on and later losses are rebuilt. Delay added at the start costs
 //! nothing; delay changed later shifts all that follows, which a listener (and PESQ) hears in
 //! speech: a stall costs a concealed frame, and delay that is no longer needed is cut where the
 //! far end pauses — the caller, which decodes, offers [`JitterBuffer::trim`] its quiet frames.
@@ -479,7 +481,7 @@ mod tests {
     /// scatter later, and never later than `MAX_TARGET` ticks.
     #[test]
     fn the_start_is_as_deep_as_the_first_packets_scatter() {
-        // Clean: three packets heard; two frames of depth, as before the third came.
+        // Clean, landing 0.5 ms before the tick: three packets heard, one frame held.
         let clean: Vec<(u16, f64)> = (0..10)
             .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
             .collect();
@@ -794,7 +796,7 @@ mod tests {
     /// Through the quality bench's network (0–80 ms of delay, reordering), 1,000 seeded streams
     /// of 10 s: the start is deep enough in all but a few — the unbiased estimate of the spread,
     /// kept before, left 190 of them short, concealing 1,122 frames in speech. A clean network
-    /// starts once three packets are in, playing from the second (two frames of depth).
+    /// starts once three packets are in, placed against the tick (none or one frame held).
     #[test]
     fn a_scattering_network_is_met_by_a_deep_enough_start() {
         let (mut short, mut concealed) = (0, 0);
