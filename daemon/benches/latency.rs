@@ -49,6 +49,26 @@ const CLICKS: usize = 30;
 /// A sample louder than this (−24 dBFS) after 20 ms of quiet starts a click.
 const THRESHOLD: i16 = 2000;
 
+/// The codecs measured: ours, baresip's name for it, its payload type and rtpmap line.
+const CODECS: [(&str, &str, &str, &str); 2] = [
+    ("pcmu", "PCMU", "0", "a=rtpmap:0 PCMU/8000"),
+    ("opus", "opus/48000/2", "111", "a=rtpmap:111 opus/48000/2"),
+];
+
+/// sipp answering every call with `pt`/`rtpmap` and sending each RTP packet straight back.
+fn sipp_echo(pt: &str, rtpmap: &str) -> Sipp {
+    let media_port = lab::free_port().to_string();
+    Sipp::start_with(
+        "sipp-soak.xml",
+        100,
+        &[(
+            "RTP/AVP 0\na=rtpmap:0 PCMU/8000",
+            format!("RTP/AVP {pt}\n{rtpmap}"),
+        )],
+        &["-rtp_echo", "-mp", &media_port, "-deadcall_wait", "100"],
+    )
+}
+
 fn click_times_ms() -> Vec<u32> {
     let mut at = 1000;
     (0..CLICKS)
@@ -287,20 +307,8 @@ async fn main() {
         "| codec | round trip, sipp echoing RTP (= our path: send + receive) | round trip, baresip echoing its audio | baresip's path (difference of medians) |"
     );
     println!("|---|---|---|---|");
-    for (codec, baresip_codec, pt, rtpmap) in [
-        ("pcmu", "PCMU", "0", "a=rtpmap:0 PCMU/8000"),
-        ("opus", "opus/48000/2", "111", "a=rtpmap:111 opus/48000/2"),
-    ] {
-        let media_port = lab::free_port().to_string();
-        let sipp = Sipp::start_with(
-            "sipp-soak.xml",
-            100,
-            &[(
-                "RTP/AVP 0\na=rtpmap:0 PCMU/8000",
-                format!("RTP/AVP {pt}\n{rtpmap}"),
-            )],
-            &["-rtp_echo", "-mp", &media_port, "-deadcall_wait", "100"],
-        );
+    for (codec, baresip_codec, pt, rtpmap) in CODECS {
+        let sipp = sipp_echo(pt, rtpmap);
         let ours = delays_ms(&played, &call(sipp.port, codec, length_ms).await);
         drop(sipp);
         let echo = Baresip::start_echoing(&kamailio, "1002", baresip_codec);
@@ -337,26 +345,11 @@ async fn devices() {
     );
     println!("| codec | softphone-bridge (cpal) | baresip (alsa module) |");
     println!("|---|---|---|");
-    for (codec, baresip_codec, pt, rtpmap) in [
-        ("pcmu", "PCMU", "0", "a=rtpmap:0 PCMU/8000"),
-        ("opus", "opus/48000/2", "111", "a=rtpmap:111 opus/48000/2"),
-    ] {
-        let echo = || {
-            let media_port = lab::free_port().to_string();
-            Sipp::start_with(
-                "sipp-soak.xml",
-                100,
-                &[(
-                    "RTP/AVP 0\na=rtpmap:0 PCMU/8000",
-                    format!("RTP/AVP {pt}\n{rtpmap}"),
-                )],
-                &["-rtp_echo", "-mp", &media_port, "-deadcall_wait", "100"],
-            )
-        };
-        let sipp = echo();
+    for (codec, baresip_codec, pt, rtpmap) in CODECS {
+        let sipp = sipp_echo(pt, rtpmap);
         let ours = ours_on_devices(&server, sipp.port, codec).await;
         drop(sipp);
-        let sipp = echo();
+        let sipp = sipp_echo(pt, rtpmap);
         let theirs = baresip_on_devices(&server, &kamailio, sipp.port, baresip_codec).await;
         drop(sipp);
         println!("| {codec} | {} | {} |", summary(&ours), summary(&theirs));

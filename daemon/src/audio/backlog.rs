@@ -12,7 +12,7 @@
 //! emptiest was never needed. All but a margin (10 ms for a tick or a delivery that comes late,
 //! more each time the device still went short, up to 40 ms) is dropped where the audio is
 //! quiet, so no word is cut; a far end that never pauses has it dropped after five seconds
-//! anyway, in 10 ms pieces. Sans-IO: levels and shortfalls in, a count of samples to drop out.
+//! anyway, in 10 ms pieces every fifth tick. Sans-IO: levels and shortfalls in, a count of samples to drop out.
 //! Left for later: a margin that shrinks again after a long time without a shortfall.
 
 /// Ticks in a window (one second of 20 ms ticks).
@@ -23,10 +23,11 @@ const WINDOW: u32 = 50;
 /// is worse than a few ms more delay.
 const MARGIN_SECONDS: f32 = 0.01;
 const MAX_MARGIN_SECONDS: f32 = 0.04;
-/// Ticks an excess waits for quiet audio before it goes anyway (five seconds), 10 ms a tick.
+/// Ticks an excess waits for quiet audio before it goes anyway (five seconds), 10 ms every
+/// fifth tick.
 const PATIENCE: u32 = 250;
-/// A run of quiet samples shorter than this (5 ms) is a zero crossing in speech, not a pause:
-/// nothing is dropped there.
+/// A pause is quiet samples for twice this (10 ms; shorter is a zero crossing in speech, where
+/// nothing is dropped), and this much of it (5 ms) is kept where speech comes back within it.
 const SHORTEST_PAUSE_SECONDS: f32 = 0.005;
 /// A sample below this (−40 dBFS, of full scale 1.0) is quiet.
 pub const QUIET: f32 = 0.01;
@@ -81,7 +82,7 @@ impl Backlog {
     ) -> usize {
         if short > 0 {
             // Less was held than needed: more margin, and what was found standing is not.
-            self.margin = (self.margin + short).min(self.max_margin);
+            self.margin = self.margin.saturating_add(short).min(self.max_margin);
             self.excess = 0;
             self.seen = 0;
             self.lowest = usize::MAX;
@@ -109,15 +110,17 @@ impl Backlog {
             self.excess = 0;
             return 0;
         }
-        let n = if self.waited >= PATIENCE {
-            // A far end that never pauses: 10 ms pieces a tick, not one long cut in a word.
-            allowed.min(2 * self.shortest_pause)
-        } else {
-            // A pause, or its start: what of it is here goes now, the rest at the next.
-            match quiet(allowed).min(allowed) {
-                n if n >= self.shortest_pause.min(allowed) => n,
-                _ => 0,
+        // A pause, or its start: what of it is here goes now (5 ms of it kept where speech
+        // comes back within it), the rest at the next.
+        let n = match quiet(allowed).min(allowed) {
+            run if run == allowed => run,
+            run if run >= 2 * self.shortest_pause => run - self.shortest_pause,
+            // A far end that never pauses: a 10 ms piece every fifth tick, not one long cut
+            // in a word.
+            _ if self.waited >= PATIENCE && (self.waited - PATIENCE).is_multiple_of(5) => {
+                allowed.min(2 * self.shortest_pause)
             }
+            _ => 0,
         };
         self.waited += 1;
         if n == 0 {
@@ -262,14 +265,19 @@ mod tests {
     #[test]
     fn a_far_end_that_never_pauses_has_it_dropped_in_pieces_after_five_seconds() {
         let run = run(4800, 480, 400, |_| true, on_time);
+        // Every fifth tick from the sixth second on.
+        let cuts: Vec<usize> = (1..400)
+            .filter(|&t| run.levels[t] + 480 == run.levels[t - 1])
+            .collect();
+        assert!(cuts.windows(2).all(|w| w[1] - w[0] == 5), "{cuts:?}");
         let levels = &run.levels;
         assert!(
             levels[..290].iter().all(|&l| l >= 4800 - FRAME),
             "{levels:?}"
         );
-        // 10 ms a tick at most: no long cut in a word.
+        // 10 ms a cut at most: no long cut in a word.
         assert!(levels.windows(2).all(|w| w[0] <= w[1] + 480), "{levels:?}");
-        assert!(levels[320..].iter().all(|&l| l <= MARGIN), "{levels:?}");
+        assert!(levels[340..].iter().all(|&l| l <= MARGIN), "{levels:?}");
         assert_eq!(run.short, 0);
     }
 

@@ -611,13 +611,12 @@ impl AudioSource for DeviceSource {
         if let Ok(mut buffer) = self.buffer.lock() {
             self.captured.extend(buffer.drain(..));
         }
-        self.fed |= !self.captured.is_empty();
         self.resampler.push(&self.captured);
-        // Never more than the cap (a device that delivered far ahead); within it, what will
-        // still wait after this frame is sent, standing since a device burst or a late start,
-        // is let go of in a pause.
-        self.resampler
-            .trim((self.rate as f32 * MAX_BUFFER_SECONDS) as usize);
+        // Never more than three frames: a microphone not read for a while (on hold, while a
+        // DTMF digit is sent) must not send what it heard then. Within that, what will still
+        // wait after this frame is sent, standing since a device burst or a late start, is let
+        // go of in a pause.
+        self.resampler.trim(frame.len() * 3);
         let waiting = self.resampler.available().saturating_sub(frame.len());
         let resampler = &self.resampler;
         let margin = self.backlog.margin();
@@ -635,7 +634,9 @@ impl AudioSource for DeviceSource {
         let mut converted = vec![0.0; frame.len()];
         // Too little captured (start-up, a slow device): the rest of the frame is silence.
         let got = self.resampler.pull(&mut converted);
+        // Short only once the microphone has filled a frame: before, nothing was captured yet.
         self.short = if self.fed { frame.len() - got } else { 0 };
+        self.fed |= got == frame.len();
         for (sample, value) in frame
             .iter_mut()
             .zip(converted[..got].iter().chain(std::iter::repeat(&0.0)))

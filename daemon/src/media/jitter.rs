@@ -263,10 +263,12 @@ impl JitterBuffer {
             return Playout::Silence;
         };
         let stall = self.stalled.take();
-        // A one-tick stall on a lost frame whose next is here: with FEC, the lost one is
-        // rebuilt from it below (its slot concealed twice: a stretch), not skipped.
+        // A one-tick stall on a lost frame whose next is the one frame here (none was held):
+        // with FEC, the lost one is rebuilt from it below (its slot concealed twice: a stretch
+        // to one frame held), not skipped. Held deeper, a loss is rebuilt without a stall.
         let rebuild = self.fec
             && stall.is_some_and(|(first, ticks)| first == next && ticks == 1)
+            && self.packets.len() == 1
             && self.packets.contains_key(&(next + 1));
         if let Some((first, ticks)) = stall
             && !rebuild
@@ -427,6 +429,13 @@ mod tests {
         buffer
     }
 
+    /// Frames 0..`frames` arriving on their pace, each 1 ms after its media time.
+    fn on_pace(frames: u16) -> Vec<(u16, f64)> {
+        (0..frames)
+            .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
+            .collect()
+    }
+
     fn frame(seq: u16) -> Playout {
         Playout::Frame(vec![seq as u8])
     }
@@ -434,7 +443,16 @@ mod tests {
     /// Plays ticks every 20 ms from `first_tick` ms, pushing each arrival `(seq, arrival ms)` due
     /// by then (media time: seq × 20 ms): what each tick played.
     fn play(arrivals: &[(u16, f64)], first_tick: f64, ticks: usize) -> Vec<Playout> {
-        let mut buffer = JitterBuffer::new(20);
+        play_through(JitterBuffer::new(20), arrivals, first_tick, ticks)
+    }
+
+    /// [`play`] through `buffer` (one made for FEC, say).
+    fn play_through(
+        mut buffer: JitterBuffer,
+        arrivals: &[(u16, f64)],
+        first_tick: f64,
+        ticks: usize,
+    ) -> Vec<Playout> {
         let mut arrivals = arrivals.to_vec();
         arrivals.sort_by(|a, b| a.1.total_cmp(&b.1));
         let mut arrivals = arrivals.into_iter().peekable();
@@ -482,18 +500,14 @@ mod tests {
     #[test]
     fn the_start_is_as_deep_as_the_first_packets_scatter() {
         // Clean, landing 0.5 ms before the tick: three packets heard, one frame held.
-        let clean: Vec<(u16, f64)> = (0..10)
-            .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
-            .collect();
+        let clean = on_pace(10);
         let played = play(&clean, 21.5, 5);
         assert_eq!(played[..2], [Playout::Silence, frame(1)], "{played:?}");
         assert_eq!(played[2..], [frame(2), frame(3), frame(4)]);
         // 1 is 70 ms slower than 0 (the network stalled; 2 and 3 come right behind it):
         // playout waits until the frames held span the bound on the spread those few packets
         // allow, then plays from the depth it needs.
-        let mut scattered: Vec<(u16, f64)> = (0..30)
-            .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
-            .collect();
+        let mut scattered = on_pace(30);
         scattered[1].1 = 91.0;
         scattered[2].1 = 93.0;
         scattered[3].1 = 95.0;
@@ -530,9 +544,7 @@ mod tests {
     /// A packet late after all is concealed once and playout stretches to one frame held.
     #[test]
     fn a_clean_start_is_placed_against_the_tick() {
-        let clean: Vec<(u16, f64)> = (0..10)
-            .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
-            .collect();
+        let clean = on_pace(10);
         // Landing 10 ms before each tick: the third packet (2) plays in the tick it came.
         let played = play(&clean, 31.0, 5);
         assert_eq!(
@@ -569,21 +581,9 @@ mod tests {
     /// Without, playout skips to the next frame, as before.
     #[test]
     fn a_clean_start_with_fec_holds_a_frame_after_the_first_loss() {
-        let mut lossy: Vec<(u16, f64)> = (0..16)
-            .map(|seq| (seq, f64::from(seq) * 20.0 + 1.0))
-            .collect();
+        let mut lossy = on_pace(16);
         lossy.retain(|(seq, _)| *seq != 5 && *seq != 9);
-        let mut buffer = JitterBuffer::new(20).with_fec();
-        let mut arrivals = lossy.clone().into_iter().peekable();
-        let played: Vec<Playout> = (0..12)
-            .map(|tick| {
-                let now = 31.0 + f64::from(tick) * 20.0;
-                while let Some((seq, at)) = arrivals.next_if(|(_, at)| *at <= now) {
-                    buffer.push(seq, f64::from(seq) * 20.0, at, &[seq as u8]);
-                }
-                buffer.pop_at(now)
-            })
-            .collect();
+        let played = play_through(JitterBuffer::new(20).with_fec(), &lossy, 31.0, 12);
         let lost = |next: Option<u8>| Playout::Lost {
             next: next.map(|n| vec![n]),
         };
@@ -614,6 +614,28 @@ mod tests {
                 frame(7),
                 frame(8),
                 lost(None)
+            ]
+        );
+        // Held one frame already (landing 1 ms before the tick), a loss whose next comes late
+        // is not stretched again: playout goes on from the next, one frame held as before.
+        let mut late = on_pace(12);
+        late.retain(|(seq, _)| *seq != 5);
+        if let Some(six) = late.iter_mut().find(|(seq, _)| *seq == 6) {
+            six.1 += 15.0;
+        }
+        let played = play_through(JitterBuffer::new(20).with_fec(), &late, 22.0, 9);
+        assert_eq!(
+            played,
+            [
+                Playout::Silence,
+                frame(1),
+                frame(2),
+                frame(3),
+                frame(4),
+                lost(None),
+                frame(6),
+                frame(7),
+                frame(8)
             ]
         );
     }

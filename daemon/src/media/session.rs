@@ -419,7 +419,7 @@ async fn run(
                 stats.silent_ms = receiving.last_heard.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
                 report(MediaReport::Stats(stats.clone()));
             }
-            _ = tick.tick() => {
+            at = tick.tick() => {
                 // What has already arrived plays in this tick: the select may have taken the
                 // tick before a packet waiting on the socket, and the jitter buffer would
                 // conceal a frame that is here (then play it late: a frame inserted). Bounded,
@@ -436,7 +436,8 @@ async fn run(
                 }
                 let flow = *controls.flow.borrow();
                 // Playout first: one frame to the sink per tick, whatever the network did.
-                let now_ms = receiving.started.elapsed().as_secs_f64() * 1000.0;
+                // The tick's scheduled time, not when it ran: a late run must not count as phase.
+                let now_ms = at.into_std().saturating_duration_since(receiving.started).as_secs_f64() * 1000.0;
                 match (flow.receive, jitter.pop_at(now_ms)) {
                     (true, Playout::Frame(payload)) => {
                         state.decode(&payload, &mut decoded);
