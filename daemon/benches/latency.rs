@@ -172,11 +172,7 @@ async fn call(server: u16, codec: &str, millis: u32) -> Vec<f64> {
     ));
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
-    let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-    let id = reply["result"]["conversationId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("start_call: {reply}\n{}", daemon.log()))
-        .to_owned();
+    let id = page.start_call("1002").await;
     page.event("callAccepted").await;
     tokio::time::sleep(Duration::from_millis(u64::from(millis))).await;
     page.request("hangup", json!({"conversationId": id})).await;
@@ -245,11 +241,7 @@ async fn ours_on_devices(server: &SoundServer, sipp_port: u16, codec: &str) -> V
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
     let delays = through_the_room(server, &train, async |say| {
-        let (reply, _) = page.request("start_call", json!({"dialTo": "1002"})).await;
-        let id = reply["result"]["conversationId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("start_call: {reply}\n{}", daemon.log()))
-            .to_owned();
+        let id = page.start_call("1002").await;
         page.event("callAccepted").await;
         finished(say()).await;
         page.request("hangup", json!({"conversationId": id})).await;

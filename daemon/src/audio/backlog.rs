@@ -12,8 +12,8 @@
 //! emptiest was never needed. All but a margin (10 ms for a tick or a delivery that comes late,
 //! more each time the device still went short, up to 40 ms) is dropped where the audio is
 //! quiet, so no word is cut; a far end that never pauses has it dropped after five seconds
-//! anyway, in 10 ms pieces every fifth tick. Sans-IO: levels and shortfalls in, a count of samples to drop out.
-//! Left for later: a margin that shrinks again after a long time without a shortfall.
+//! anyway, in 10 ms pieces every fifth tick. Sans-IO: levels and shortfalls in, a count of
+//! samples to drop out. Left for later: a margin that shrinks again after a long time without a shortfall.
 
 /// Ticks in a window (one second of 20 ms ticks).
 const WINDOW: u32 = 50;
@@ -30,10 +30,11 @@ const PATIENCE: u32 = 250;
 /// nothing is dropped), and this much of it (5 ms) is kept where speech comes back within it.
 const SHORTEST_PAUSE_SECONDS: f32 = 0.005;
 /// A sample below this (−40 dBFS, of full scale 1.0) is quiet.
-pub const QUIET: f32 = 0.01;
+const QUIET: f32 = 0.01;
 
 #[derive(Debug)]
 pub struct Backlog {
+    rate: u32,
     margin: usize,
     max_margin: usize,
     shortest_pause: usize,
@@ -52,6 +53,7 @@ impl Backlog {
     pub fn new(rate: u32) -> Self {
         let samples = |seconds: f32| (rate as f32 * seconds) as usize;
         Self {
+            rate,
             margin: samples(MARGIN_SECONDS),
             max_margin: samples(MAX_MARGIN_SECONDS),
             shortest_pause: samples(SHORTEST_PAUSE_SECONDS).max(1),
@@ -68,11 +70,15 @@ impl Backlog {
         self.margin
     }
 
+    /// The same in milliseconds.
+    pub fn margin_ms(&self) -> usize {
+        self.margin * 1000 / self.rate.max(1) as usize
+    }
+
     /// Once a tick, with what the queue holds beyond this tick's need then (`level` samples: the
     /// speaker's queue before the tick's frame goes in, the microphone's after its frame is
-    /// taken out) and how many samples the
-    /// device went without since the last tick (`short`: the speaker found the queue empty, the
-    /// microphone's frame was not full). Returns how many of the oldest samples to drop now;
+    /// taken out) and how many samples the device went without since the last tick (`short`:
+    /// the speaker found the queue empty, the microphone's frame was not full). Returns how many of the oldest samples to drop now;
     /// `quiet(n)` says how many of the oldest `n` are quiet in a row.
     pub fn observe(
         &mut self,

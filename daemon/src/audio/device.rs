@@ -581,6 +581,28 @@ where
         .map_err(|e| AudioError::Device(e.to_string()))
 }
 
+/// [`Backlog::observe`], logging each time the `device`'s margin grows (for a helpdesk: a
+/// device that keeps going short).
+fn observe(
+    backlog: &mut Backlog,
+    device: &str,
+    level: usize,
+    short: usize,
+    quiet: impl FnOnce(usize) -> usize,
+) -> usize {
+    let before = backlog.margin();
+    let drop = backlog.observe(level, short, quiet);
+    if backlog.margin() > before {
+        tracing::info!(
+            device,
+            short,
+            margin_ms = backlog.margin_ms(),
+            "the device went short; holding more against it"
+        );
+    }
+    drop
+}
+
 struct DeviceSource {
     buffer: Buffer,
     resampler: StreamResampler,
@@ -619,17 +641,9 @@ impl AudioSource for DeviceSource {
         self.resampler.trim(frame.len() * 3);
         let waiting = self.resampler.available().saturating_sub(frame.len());
         let resampler = &self.resampler;
-        let margin = self.backlog.margin();
-        let drop = self.backlog.observe(waiting, self.short, |n| {
+        let drop = observe(&mut self.backlog, "microphone", waiting, self.short, |n| {
             backlog::quiet_run(resampler.oldest(n))
         });
-        if self.backlog.margin() > margin {
-            tracing::info!(
-                short = self.short,
-                margin_ms = self.backlog.margin() * 1000 / self.rate as usize,
-                "the microphone's frame came short; holding more against it"
-            );
-        }
         self.resampler.drop_oldest(drop);
         let mut converted = vec![0.0; frame.len()];
         // Too little captured (start-up, a slow device): the rest of the frame is silence.
@@ -686,17 +700,9 @@ impl AudioSink for DeviceSink {
         };
         let waiting = buffer.len();
         let short = self.short.swap(0, Ordering::Relaxed);
-        let margin = self.backlog.margin();
-        let drop = self
-            .backlog
-            .observe(waiting, short, |n| backlog::quiet_run(buffer.range(..n)));
-        if self.backlog.margin() > margin {
-            tracing::info!(
-                short,
-                margin_ms = self.backlog.margin() * 1000 / self.device_rate.max(1) as usize,
-                "the speaker went short; holding more against it"
-            );
-        }
+        let drop = observe(&mut self.backlog, "speaker", waiting, short, |n| {
+            backlog::quiet_run(buffer.range(..n))
+        });
         buffer.drain(..drop);
         buffer.extend(&self.scratch[..n]);
         let excess = buffer.len().saturating_sub(limit);

@@ -120,8 +120,6 @@ pub struct JitterBuffer {
     /// sends only while its agent talks): the network is known, and what is held is the start
     /// of a talkspurt, so playout resumes without waiting for `START_PACKETS` or skipping any.
     resumed: bool,
-    /// The latest arrival time pushed (ms): the tick's time for [`JitterBuffer::pop`].
-    latest_arrival: f64,
     /// The codec rebuilds a lost frame from the next one (Opus's in-band FEC): a loss met with
     /// no frame held (a clean start plays as it comes) is concealed again from the next frame,
     /// a stretch that leaves one frame held from then on, so later losses get the FEC.
@@ -143,7 +141,6 @@ impl JitterBuffer {
             last_transit: None,
             waiting: None,
             resumed: false,
-            latest_arrival: f64::NEG_INFINITY,
             fec: false,
             stats: JitterStats {
                 target_frames: MIN_TARGET,
@@ -166,7 +163,6 @@ impl JitterBuffer {
     pub fn push(&mut self, sequence: u16, rtp_ms: f64, arrival_ms: f64, payload: &[u8]) {
         let extended = self.extend(sequence);
         let transit = arrival_ms - rtp_ms;
-        self.latest_arrival = self.latest_arrival.max(arrival_ms);
         if let Some(last) = self.last_transit {
             self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
         }
@@ -210,11 +206,11 @@ impl JitterBuffer {
         self.highest = Some(extended);
     }
 
-    /// The frame for a playout tick that comes as the latest packet arrives (tests that do not
-    /// keep time).
+    /// The frame for a playout tick whose phase is not known (tests that do not keep time): as
+    /// if packets landed right at it, so a clean start holds one frame.
     #[cfg(test)]
     pub fn pop(&mut self) -> Playout {
-        self.pop_at(self.latest_arrival)
+        self.pop_at(f64::NEG_INFINITY)
     }
 
     /// The frame for the playout tick at `now_ms` (the clock of the arrival times pushed).

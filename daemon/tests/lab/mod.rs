@@ -759,27 +759,9 @@ impl Baresip {
         codec: &str,
         playout: &Playout,
     ) -> Self {
-        let extras = Extras {
-            env: vec![("LD_PRELOAD", playout.dir.path().join("paced_alsa.so"))],
-            modules: vec!["alsa.so"],
-            settings: vec![
-                (
-                    "audio_player",
-                    format!("alsa,file:{}", playout.file().display()),
-                ),
-                // Its ring and beeps elsewhere, not into what is scored.
-                ("audio_alert", "alsa,null".to_owned()),
-            ],
-        };
-        Self::launch(
-            kamailio,
-            user,
-            Source::Tone(441.0),
-            codec,
-            "auto",
-            "",
-            extras,
-        )
+        let env = vec![("LD_PRELOAD", playout.dir.path().join("paced_alsa.so"))];
+        let player = format!("alsa,file:{}", playout.file().display());
+        Self::launch_on_alsa(kamailio, user, codec, env, vec![("audio_player", player)])
     }
 
     /// On the default ALSA devices (its `alsa` module), in the environment `env` (a
@@ -790,14 +772,28 @@ impl Baresip {
         codec: &str,
         env: &[(&'static str, String)],
     ) -> Self {
+        let env = env.iter().map(|(k, v)| (*k, PathBuf::from(v))).collect();
+        let devices = vec![
+            ("audio_source", "alsa,default".to_owned()),
+            ("audio_player", "alsa,default".to_owned()),
+        ];
+        Self::launch_on_alsa(kamailio, user, codec, env, devices)
+    }
+
+    /// Answering at once, with its `alsa` module and `settings` (its ring and beeps elsewhere,
+    /// not into what is measured); a tone, unless `settings` name another source.
+    fn launch_on_alsa(
+        kamailio: &Kamailio,
+        user: &str,
+        codec: &str,
+        env: Vec<(&'static str, PathBuf)>,
+        mut settings: Vec<(&'static str, String)>,
+    ) -> Self {
+        settings.push(("audio_alert", "alsa,null".to_owned()));
         let extras = Extras {
-            env: env.iter().map(|(k, v)| (*k, PathBuf::from(v))).collect(),
+            env,
             modules: vec!["alsa.so"],
-            settings: vec![
-                ("audio_source", "alsa,default".to_owned()),
-                ("audio_player", "alsa,default".to_owned()),
-                ("audio_alert", "alsa,null".to_owned()),
-            ],
+            settings,
         };
         Self::launch(
             kamailio,
