@@ -12,6 +12,8 @@
 //! nothing; delay changed later shifts all that follows, which a listener (and PESQ) hears in
 //! speech: a stall costs a concealed frame, and delay that is no longer needed is cut where the
 //! far end pauses — the caller, which decodes, offers [`JitterBuffer::trim`] its quiet frames.
+//! A far end that restarts (a new sequence and timestamp base) starts a new stream; its media
+//! clock jumping (a restart, or the 32-bit timestamp wrapping) is not counted as jitter.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +42,10 @@ const START_PACKETS: u32 = 3;
 const MAX_UNDERRUN: u32 = 5;
 /// A sequence jump this large is a new stream (far end restarted), not loss.
 const RESET_GAP: u64 = 100;
+/// A transit time this far from the previous one is the far end's media clock moving (a
+/// restart with a new timestamp base, or its 32-bit timestamp wrapping: every 24.8 h at
+/// 48 kHz), not the network: five times what `MAX_TARGET` could absorb.
+const CLOCK_JUMP_MS: f64 = 1000.0;
 const CAPACITY: usize = 64;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -163,6 +169,22 @@ impl JitterBuffer {
     pub fn push(&mut self, sequence: u16, rtp_ms: f64, arrival_ms: f64, payload: &[u8]) {
         let extended = self.extend(sequence);
         let transit = arrival_ms - rtp_ms;
+        // Far from where playout is, or from what waits to play: the far end restarted.
+        let here = self.next.or_else(|| self.packets.keys().next().copied());
+        let restarted = here.is_some_and(|here| extended.abs_diff(here) > RESET_GAP);
+        if restarted {
+            self.new_stream(extended);
+        } else if self
+            .last_transit
+            .is_some_and(|last| (transit - last).abs() > CLOCK_JUMP_MS)
+        {
+            // The same stream on a new media clock: transit times before the jump say nothing
+            // about those after, neither to the jitter estimate nor to a start being decided.
+            self.last_transit = None;
+            if !self.playing {
+                self.waiting = None;
+            }
+        }
         if let Some(last) = self.last_transit {
             self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
         }
@@ -171,11 +193,7 @@ impl JitterBuffer {
             ((2.0 * self.stats.jitter_ms + self.frame_ms / 2.0) / self.frame_ms).ceil() as usize;
         self.stats.target_frames = wanted.clamp(MIN_TARGET, MAX_TARGET);
 
-        // Far from where playout is, or from what waits to play: the far end restarted.
-        let here = self.next.or_else(|| self.packets.keys().next().copied());
-        if here.is_some_and(|here| extended.abs_diff(here) > RESET_GAP) {
-            self.new_stream(extended);
-        } else if self.next.is_some_and(|next| extended < next) {
+        if !restarted && self.next.is_some_and(|next| extended < next) {
             self.stats.late += 1;
             return;
         }
@@ -195,9 +213,11 @@ impl JitterBuffer {
         }
     }
 
-    /// Forgets the old stream; `extended` is the new one's first packet.
+    /// Forgets the old stream; `extended` is the new one's first packet. The jitter estimate is
+    /// the network's and stays; the new stream's transit times start from its own first.
     fn new_stream(&mut self, extended: u64) {
         self.packets.clear();
+        self.last_transit = None;
         self.next = None;
         self.stalled = None;
         self.playing = false;
@@ -783,6 +803,39 @@ mod tests {
         }
         assert_eq!(buffer.pop(), Playout::Frame(vec![11]));
         assert_eq!(buffer.stats().late, 0);
+    }
+
+    /// A far end's media clock that jumps — it restarts with a new sequence and timestamp base,
+    /// or its 32-bit timestamp wraps mid-call — is not network jitter: the target stays at its
+    /// least and playout goes on without a concealed frame.
+    #[test]
+    fn a_far_end_clock_jump_is_not_jitter() {
+        let wrap_ms = f64::from(u32::MAX) / 48.0;
+        // (sequence, media time, arrival): 50 frames, a restart, 50 frames, a wrap, 50 frames.
+        let mut arrivals = Vec::new();
+        for n in 0..150u16 {
+            let at = f64::from(n) * 20.0;
+            let (seq, media) = match n {
+                0..50 => (n, at),
+                50..100 => (20_000 + n, at + 3.0e6),
+                _ => (20_000 + n, at + 3.0e6 - wrap_ms),
+            };
+            arrivals.push((seq, media, at));
+        }
+        let mut buffer = JitterBuffer::new(20);
+        let mut targets = Vec::new();
+        for &(seq, media, at) in &arrivals {
+            buffer.push(seq, media, at, &[seq as u8]);
+            let _ = buffer.pop_at(at + 10.0);
+            targets.push(buffer.stats().target_frames);
+        }
+        let stats = buffer.stats();
+        assert!(
+            targets.iter().all(|target| *target == MIN_TARGET),
+            "targets {targets:?}"
+        );
+        assert!(stats.jitter_ms < 1.0, "jitter estimate {}", stats.jitter_ms);
+        assert_eq!(stats.concealed, 0, "{stats:?}");
     }
 
     /// `frames` frames sent every 20 ms through uniform 0–`spread_ms` ms of delay (the quality
