@@ -35,6 +35,40 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 type Buffer = Arc<Mutex<VecDeque<f32>>>;
 
+/// What a call's audio thread tells both ends of the call's audio about the devices it opened:
+/// their rates, and how many times it has opened devices. After a switch each end starts its
+/// queue's bookkeeping afresh: what the old device held or went short says nothing of the new.
+#[derive(Default)]
+struct DevicesOpened {
+    input_rate: AtomicU32,
+    output_rate: AtomicU32,
+    times: AtomicU32,
+}
+
+impl DevicesOpened {
+    fn opened(&self, (input_rate, output_rate): (u32, u32)) {
+        self.input_rate.store(input_rate, Ordering::Relaxed);
+        self.output_rate.store(output_rate, Ordering::Relaxed);
+        self.times.fetch_add(1, Ordering::Release);
+    }
+
+    /// The output rate if devices were opened again since `seen` (which it updates).
+    fn output_since(&self, seen: &mut u32) -> Option<u32> {
+        self.since(seen)
+            .then(|| self.output_rate.load(Ordering::Relaxed))
+    }
+
+    fn input_since(&self, seen: &mut u32) -> Option<u32> {
+        self.since(seen)
+            .then(|| self.input_rate.load(Ordering::Relaxed))
+    }
+
+    fn since(&self, seen: &mut u32) -> bool {
+        let times = self.times.load(Ordering::Acquire);
+        std::mem::replace(seen, times) != times
+    }
+}
+
 /// Device names for `softphone-bridge devices` and `[audio] input`/`output`/`ringer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceList {
@@ -109,7 +143,7 @@ pub fn open(
     let capture: Buffer = Arc::default();
     let playback: Buffer = Arc::default();
     let short = Arc::new(AtomicUsize::new(0));
-    let rates = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
+    let rates = Arc::new(DevicesOpened::default());
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let chosen = (config.input.clone(), config.output.clone());
@@ -129,8 +163,7 @@ pub fn open(
             };
             let mut current = match open(&lost) {
                 Ok(opened) => {
-                    rates_cb.0.store(opened.rates.0, Ordering::Relaxed);
-                    rates_cb.1.store(opened.rates.1, Ordering::Relaxed);
+                    rates_cb.opened(opened.rates);
                     let _ = ready_tx.send(Ok(opened.rates));
                     if let Some(report) = report.as_mut() {
                         report(opened.names.clone(), false);
@@ -157,14 +190,14 @@ pub fn open(
                 lost.store(false, Ordering::Relaxed);
                 match open(&lost) {
                     Ok(opened) => {
-                        rates_cb.0.store(opened.rates.0, Ordering::Relaxed);
-                        rates_cb.1.store(opened.rates.1, Ordering::Relaxed);
                         // What the old devices left is at their rates: not worth a glitch.
                         for buffer in [&capture_cb, &playback_cb] {
                             if let Ok(mut buffer) = buffer.lock() {
                                 buffer.clear();
                             }
                         }
+                        short_cb.store(0, Ordering::Relaxed);
+                        rates_cb.opened(opened.rates);
                         tracing::info!(input = %opened.names.input, output = %opened.names.output, "the call's audio devices changed");
                         if opened.names != current.names
                             && let Some(report) = report.as_mut()
@@ -198,7 +231,7 @@ pub fn open(
             buffer: capture,
             resampler: StreamResampler::new(input_rate, rate)?,
             rates: Arc::clone(&rates),
-            device_rate: input_rate,
+            seen: 1,
             rate,
             captured: Vec::new(),
             backlog: Backlog::new(rate),
@@ -209,7 +242,7 @@ pub fn open(
         sink: Box::new(DeviceSink {
             buffer: playback,
             resampler: StreamResampler::new(rate, output_rate)?,
-            rates: Some(rates),
+            rates: Some((rates, 1)),
             device_rate: output_rate,
             rate,
             scratch: Vec::new(),
@@ -606,9 +639,9 @@ fn observe(
 struct DeviceSource {
     buffer: Buffer,
     resampler: StreamResampler,
-    /// The open devices' rates (input, output), which change when the call switches devices.
-    rates: Arc<(AtomicU32, AtomicU32)>,
-    device_rate: u32,
+    /// The devices the call has open, and how many times they had been opened when last read.
+    rates: Arc<DevicesOpened>,
+    seen: u32,
     rate: u32,
     captured: Vec<f32>,
     /// What stands converted beyond a tick's need (a late start, a burst), let go of.
@@ -621,13 +654,15 @@ struct DeviceSource {
 
 impl AudioSource for DeviceSource {
     fn read(&mut self, frame: &mut [i16]) {
-        let device_rate = self.rates.0.load(Ordering::Relaxed);
-        if device_rate != self.device_rate {
+        if let Some(device_rate) = self.rates.input_since(&mut self.seen) {
+            // A new microphone: nothing of the old one's is kept or counted.
             match StreamResampler::new(device_rate, self.rate) {
                 Ok(resampler) => self.resampler = resampler,
                 Err(e) => tracing::warn!("the new microphone's rate: {e}"),
             }
-            self.device_rate = device_rate;
+            self.backlog = Backlog::new(self.rate);
+            self.fed = false;
+            self.short = 0;
         }
         self.captured.clear();
         if let Ok(mut buffer) = self.buffer.lock() {
@@ -663,8 +698,9 @@ impl AudioSource for DeviceSource {
 struct DeviceSink {
     buffer: Buffer,
     resampler: StreamResampler,
-    /// A call's open devices' rates (the ringer's device does not change).
-    rates: Option<Arc<(AtomicU32, AtomicU32)>>,
+    /// A call's open devices, and how many times they had been opened when last read (the
+    /// ringer's device does not change).
+    rates: Option<(Arc<DevicesOpened>, u32)>,
     device_rate: u32,
     rate: u32,
     scratch: Vec<f32>,
@@ -677,16 +713,16 @@ struct DeviceSink {
 
 impl AudioSink for DeviceSink {
     fn write(&mut self, samples: &[i16]) {
-        if let Some(rates) = &self.rates {
-            let device_rate = rates.1.load(Ordering::Relaxed);
-            if device_rate != self.device_rate {
-                match StreamResampler::new(self.rate, device_rate) {
-                    Ok(resampler) => self.resampler = resampler,
-                    Err(e) => tracing::warn!("the new speaker's rate: {e}"),
-                }
-                self.device_rate = device_rate;
-                self.backlog = Backlog::new(device_rate);
+        if let Some((rates, seen)) = &mut self.rates
+            && let Some(device_rate) = rates.output_since(seen)
+        {
+            // A new speaker: nothing of the old one's is kept or counted.
+            match StreamResampler::new(self.rate, device_rate) {
+                Ok(resampler) => self.resampler = resampler,
+                Err(e) => tracing::warn!("the new speaker's rate: {e}"),
             }
+            self.device_rate = device_rate;
+            self.backlog = Backlog::new(device_rate);
         }
         self.scratch.clear();
         self.scratch
@@ -710,4 +746,27 @@ impl AudioSink for DeviceSink {
     }
 
     fn finish(self: Box<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A switch to a device at the same rate is a switch all the same: each end hears of it
+    /// once (to start its queue's bookkeeping afresh), and not again until the next.
+    #[test]
+    fn each_end_hears_of_every_opening_once() {
+        let opened = DevicesOpened::default();
+        opened.opened((48_000, 48_000));
+        let (mut microphone, mut speaker) = (1, 1);
+        assert_eq!(opened.input_since(&mut microphone), None);
+        assert_eq!(opened.output_since(&mut speaker), None);
+        opened.opened((48_000, 48_000));
+        assert_eq!(opened.input_since(&mut microphone), Some(48_000));
+        assert_eq!(opened.output_since(&mut speaker), Some(48_000));
+        assert_eq!(opened.input_since(&mut microphone), None);
+        opened.opened((16_000, 44_100));
+        assert_eq!(opened.output_since(&mut speaker), Some(44_100));
+        assert_eq!(opened.input_since(&mut microphone), Some(16_000));
+    }
 }
