@@ -143,6 +143,20 @@ fn delays_ms(played: &[f64], heard: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+fn median(delays: &[f64]) -> Option<f64> {
+    let mut sorted = delays.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
+}
+
+/// `a`'s median less `b`'s.
+fn difference(a: &[f64], b: &[f64]) -> String {
+    match (median(a), median(b)) {
+        (Some(a), Some(b)) => format!("{:.1} ms", a - b),
+        _ => "—".to_owned(),
+    }
+}
+
 fn summary(delays: &[f64]) -> String {
     if delays.is_empty() {
         return "no click came back".to_owned();
@@ -259,6 +273,18 @@ async fn ours_on_devices(server: &SoundServer, sipp_port: u16, codec: &str) -> V
     delays
 }
 
+/// The sound server's own mouth-to-ear: ALSA's recorder piped into its player between the
+/// default devices, 10 ms buffers. `None` without alsa-utils.
+async fn wire_on_devices(server: &SoundServer) -> Option<Vec<f64>> {
+    let (_, train) = click_train();
+    let wire = server.wire(10)?;
+    // Both its streams running before the first click.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delays = through_the_room(server, &train, async |say| finished(say()).await).await;
+    drop(wire);
+    Some(delays)
+}
+
 /// baresip on its ALSA module (the system's default devices) calling the echo at `sipp_port`.
 async fn baresip_on_devices(
     server: &SoundServer,
@@ -306,19 +332,11 @@ async fn main() {
         let echo = Baresip::start_echoing(&kamailio, "1002", baresip_codec);
         let through_baresip = delays_ms(&played, &call(kamailio.port, codec, length_ms).await);
         drop(echo);
-        let median = |d: &[f64]| {
-            let mut s = d.to_vec();
-            s.sort_by(f64::total_cmp);
-            s.get(s.len() / 2).copied()
-        };
-        let difference = match (median(&through_baresip), median(&ours)) {
-            (Some(b), Some(o)) => format!("{:.1} ms", b - o),
-            _ => "—".to_owned(),
-        };
         println!(
-            "| {codec} | {} | {} | {difference} |",
+            "| {codec} | {} | {} | {} |",
             summary(&ours),
-            summary(&through_baresip)
+            summary(&through_baresip),
+            difference(&through_baresip, &ours)
         );
     }
     drop(kamailio);
@@ -335,8 +353,20 @@ async fn devices() {
     println!(
         "\nmouth-to-ear through audio devices (a PulseAudio sink as the room, reached through ALSA's default device), sipp echoing RTP, {CLICKS} clicks per call"
     );
-    println!("| codec | softphone-bridge (cpal) | baresip (alsa module) |");
-    println!("|---|---|---|");
+    // The server's floor: what the same devices cost a program that only copies.
+    let floor = wire_on_devices(&server).await.unwrap_or_default();
+    println!(
+        "the sound server's floor, arecord | aplay copying the default microphone to the default speaker (10 ms buffers, 2.5 ms periods): {}",
+        if floor.is_empty() {
+            "not measured (alsa-utils is not installed: ./dev bench)".to_owned()
+        } else {
+            summary(&floor)
+        }
+    );
+    println!(
+        "| codec | softphone-bridge (cpal) | baresip (alsa module) | ours less the floor | baresip's less the floor |"
+    );
+    println!("|---|---|---|---|---|");
     for (codec, baresip_codec, pt, rtpmap) in CODECS {
         let sipp = sipp_echo(pt, rtpmap);
         let ours = ours_on_devices(&server, sipp.port, codec).await;
@@ -344,6 +374,12 @@ async fn devices() {
         let sipp = sipp_echo(pt, rtpmap);
         let theirs = baresip_on_devices(&server, &kamailio, sipp.port, baresip_codec).await;
         drop(sipp);
-        println!("| {codec} | {} | {} |", summary(&ours), summary(&theirs));
+        println!(
+            "| {codec} | {} | {} | {} | {} |",
+            summary(&ours),
+            summary(&theirs),
+            difference(&ours, &floor),
+            difference(&theirs, &floor)
+        );
     }
 }

@@ -133,8 +133,53 @@ impl SoundServer {
             .expect("pacat (pulseaudio-utils)")
     }
 
+    /// ALSA's own recorder piped into its own player (`arecord | aplay`, alsa-utils) from the
+    /// default microphone to the default speaker, each with a `buffer_ms` buffer in quarters:
+    /// what the server's devices cost a program that does nothing but copy. (`alsaloop` fails
+    /// on the pulse plugin: "playback delay failed".) `None` without alsa-utils (`./dev bench`
+    /// installs it).
+    pub fn wire(&self, buffer_ms: u32) -> Option<Wire> {
+        let alsa = |program: &str| {
+            let mut command = Command::new(program);
+            command
+                .envs(self.env())
+                .args([
+                    "-q", "-D", "default", "-f", "S16_LE", "-c", "1", "-t", "raw",
+                ])
+                .arg(format!("--rate={RATE}"))
+                .arg(format!("--buffer-time={}", buffer_ms * 1000))
+                .arg(format!("--period-time={}", buffer_ms * 250))
+                .stderr(Stdio::null());
+            command
+        };
+        let mut recorder = alsa("arecord").stdout(Stdio::piped()).spawn().ok()?;
+        let heard = recorder.stdout.take()?;
+        let player = alsa("aplay").stdin(heard).stdout(Stdio::null()).spawn();
+        let Ok(player) = player else {
+            let _ = recorder.kill();
+            let _ = recorder.wait();
+            return None;
+        };
+        Some(Wire { recorder, player })
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pulseaudio.log")).unwrap_or_default()
+    }
+}
+
+/// A running [`SoundServer::wire`]: stopped when dropped.
+pub struct Wire {
+    recorder: Child,
+    player: Child,
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        for child in [&mut self.recorder, &mut self.player] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
