@@ -11,7 +11,9 @@
 //! the next frame in a stretch, so one frame is held from then on and later losses are rebuilt. Delay added at the start costs
 //! nothing; delay changed later shifts all that follows, which a listener (and PESQ) hears in
 //! speech: a stall costs a concealed frame, and delay that is no longer needed is cut where the
-//! far end pauses — the caller, which decodes, offers [`JitterBuffer::trim`] its quiet frames.
+//! far end pauses — the caller, which decodes, offers [`JitterBuffer::trim`] its quiet frames:
+//! delay above the target, and on a clean network a frame that stood through five seconds (a
+//! start made deep by the hosts' scheduling as the call began).
 //! A far end that restarts (a new sequence and timestamp base) starts a new stream; its media
 //! clock jumping (a restart, or the 32-bit timestamp wrapping) is not counted as jitter.
 
@@ -27,6 +29,14 @@ const MAX_TARGET: usize = 10;
 const SLACK: usize = 2;
 const TRIM_AFTER: u32 = 25;
 const FORCE_TRIM_AFTER: u32 = 250;
+/// Frames played over which each one's slack is watched (five seconds): how long before its
+/// tick it had come. On a clean network (the jitter estimate within the hosts' noise), when even
+/// the tightest had a frame to spare and the clean start's guard beyond, one frame of delay was
+/// never needed — a start deeper than the network turned out to need (the hosts' scheduling
+/// scattered the first packets as the call began) — and is cut at the next pause. A scattering
+/// network's delay is left to the target (a simulation with rare 100 ms spikes concealed twice
+/// the frames when it was cut this way too).
+const STANDING_WINDOW: u32 = 250;
 /// The start's depth is the spread of the first packets' transit times scaled to a bound the
 /// whole spread is under but in this share of cases (see [`spread_bound`]).
 const START_RISK: f64 = 0.02;
@@ -104,10 +114,17 @@ impl Waiting {
     }
 }
 
+/// A frame held: when it arrived (ms, the clock of the arrival times pushed) and its payload.
+#[derive(Debug)]
+struct Held {
+    arrival_ms: f64,
+    payload: Vec<u8>,
+}
+
 #[derive(Debug)]
 pub struct JitterBuffer {
     frame_ms: f64,
-    packets: BTreeMap<u64, Vec<u8>>,
+    packets: BTreeMap<u64, Held>,
     /// Highest extended sequence number seen (RFC 3550 A.1 style unwrapping).
     highest: Option<u64>,
     next: Option<u64>,
@@ -115,6 +132,10 @@ pub struct JitterBuffer {
     underruns: u32,
     /// Ticks in a row with more than target + SLACK frames held.
     over: u32,
+    /// Frames played in this standing window, and the least slack among them (ms).
+    window: (u32, f64),
+    /// A frame of delay found standing at a window's end: cut at the next quiet frame.
+    standing: bool,
     /// A stall: the frame it waits for, and how many ticks it has filled with concealment
     /// while nothing later had come.
     stalled: Option<(u64, u64)>,
@@ -143,6 +164,8 @@ impl JitterBuffer {
             playing: false,
             underruns: 0,
             over: 0,
+            window: (0, f64::INFINITY),
+            standing: false,
             stalled: None,
             last_transit: None,
             waiting: None,
@@ -205,7 +228,13 @@ impl JitterBuffer {
             self.packets.pop_first();
             self.stats.dropped += 1;
         }
-        self.packets.insert(extended, payload.to_vec());
+        self.packets.insert(
+            extended,
+            Held {
+                arrival_ms,
+                payload: payload.to_vec(),
+            },
+        );
         if !self.playing {
             self.waiting
                 .get_or_insert_with(|| Waiting::new(transit, extended, rtp_ms))
@@ -262,6 +291,8 @@ impl JitterBuffer {
             self.resumed = false;
             self.underruns = 0;
             self.next = Some(start);
+            self.new_window();
+            self.standing = false;
         }
         if self.packets.len() > self.stats.target_frames + SLACK {
             self.over += 1;
@@ -300,10 +331,11 @@ impl JitterBuffer {
             next = earliest.min(first + ticks);
             self.next = Some(next);
         }
-        if let Some(payload) = self.packets.remove(&next) {
+        if let Some(held) = self.packets.remove(&next) {
             self.next = Some(next + 1);
             self.underruns = 0;
-            return Playout::Frame(payload);
+            self.watch_slack(now_ms - held.arrival_ms);
+            return Playout::Frame(held.payload);
         }
         self.stats.concealed += 1;
         if self.packets.is_empty() {
@@ -320,30 +352,58 @@ impl JitterBuffer {
                 Some((first, ticks)) if first == next => ticks + 1,
                 _ => 1,
             };
+            // A frame too late: no delay stood in this window after all.
+            self.new_window();
             self.stalled = Some((next, ticks));
             return Playout::Lost { next: None };
         }
         // A later frame is here, so this one is lost: conceal it and move on.
         self.next = Some(next + 1);
         Playout::Lost {
-            next: self.packets.get(&(next + 1)).cloned(),
+            next: self
+                .packets
+                .get(&(next + 1))
+                .map(|held| held.payload.clone()),
         }
     }
 
+    /// A frame played `slack_ms` after it arrived; at a window's end, whether a frame of delay
+    /// stood through it (see `STANDING_WINDOW`).
+    fn watch_slack(&mut self, slack_ms: f64) {
+        let (played, least) = &mut self.window;
+        *played += 1;
+        *least = least.min(slack_ms);
+        if *played < STANDING_WINDOW {
+            return;
+        }
+        // A clean network only: a scattering one's worst may be yet to come (a window without
+        // one of its rare spikes would cut what the next spike needs).
+        self.standing |= self.stats.jitter_ms <= HOST_NOISE_MS
+            && *least >= self.frame_ms + HOST_NOISE_MS + START_GUARD_MS;
+        self.new_window();
+    }
+
+    fn new_window(&mut self) {
+        self.window = (0, f64::INFINITY);
+    }
+
     /// The caller played a quiet frame (a pause in the far end's speech): when more delay than
-    /// needed has stayed for `TRIM_AFTER` ticks, the next frame is taken now, in this tick, and
-    /// the quiet one is not played — 20 ms less delay, cut where it is not heard. `None` when
-    /// there is nothing to cut or the next frame is not here.
+    /// needed has stayed for `TRIM_AFTER` ticks, or a frame of it stood through a window (see
+    /// `STANDING_WINDOW`), the next frame is taken now, in this tick, and the quiet one is not
+    /// played — 20 ms less delay, cut where it is not heard. `None` when there is nothing to
+    /// cut or the next frame is not here.
     pub fn trim(&mut self) -> Option<Vec<u8>> {
-        if !self.playing || self.over < TRIM_AFTER {
+        if !self.playing || (self.over < TRIM_AFTER && !self.standing) {
             return None;
         }
         let next = self.next?;
-        let payload = self.packets.remove(&next)?;
+        let held = self.packets.remove(&next)?;
         self.over = 0;
+        self.standing = false;
+        self.new_window();
         self.stats.dropped += 1;
         self.next = Some(next + 1);
-        Some(payload)
+        Some(held.payload)
     }
 
     /// The frame to start playout at, in the tick at `now_ms`, once the frames held span the
@@ -862,6 +922,68 @@ mod tests {
             .filter(|p| matches!(p, Playout::Lost { .. }))
             .count();
         (concealed, started.unwrap_or(usize::MAX))
+    }
+
+    /// Plays `arrivals` (seq, media ms, arrival ms) at ticks every 20 ms from `first_tick`,
+    /// offering a cut after every frame as if each were quiet: what each tick played, with the
+    /// frame cut in its place when one was.
+    fn play_cutting(arrivals: &[(u16, f64, f64)], first_tick: f64, ticks: usize) -> Vec<Playout> {
+        let mut buffer = JitterBuffer::new(20);
+        let mut arrivals = arrivals.to_vec();
+        arrivals.sort_by(|a, b| a.2.total_cmp(&b.2));
+        let mut arrivals = arrivals.into_iter().peekable();
+        (0..ticks)
+            .map(|tick| {
+                let now = first_tick + tick as f64 * 20.0;
+                while let Some((seq, media, at)) = arrivals.next_if(|a| a.2 <= now) {
+                    buffer.push(seq, media, at, &[seq as u8]);
+                }
+                match buffer.pop_at(now) {
+                    Playout::Frame(_) => buffer
+                        .trim()
+                        .map_or_else(|| Playout::Frame(vec![]), Playout::Frame),
+                    other => other,
+                }
+            })
+            .collect()
+    }
+
+    /// A start deeper than the network needs — the hosts' scheduling scattered the first
+    /// packets by 4 ms as the call began, so it held two frames — comes down a frame at a pause
+    /// each time one stood through a window, to none held (the packets land 10 ms before the
+    /// tick, more than the clean start's guard), with nothing concealed.
+    #[test]
+    fn a_start_deeper_than_needed_comes_down_at_pauses() {
+        let arrivals: Vec<(u16, f64, f64)> = (0..1000u16)
+            .map(|seq| {
+                let media = f64::from(seq) * 20.0;
+                let late = if seq == 1 { 5.0 } else { 1.0 };
+                (seq, media, media + late)
+            })
+            .collect();
+        let played = play_cutting(&arrivals, 11.0, 1000);
+        let cut: Vec<usize> = played
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p, Playout::Frame(f) if !f.is_empty()))
+            .map(|(tick, _)| tick)
+            .collect();
+        assert_eq!(cut.len(), 2, "a frame cut twice: {cut:?}");
+        assert!(cut[1] < 2 * STANDING_WINDOW as usize + 10, "{cut:?}");
+        assert!(
+            !played.iter().any(|p| matches!(p, Playout::Lost { .. })),
+            "nothing concealed"
+        );
+        // From then on the newest frame plays in the tick after it came: none held.
+        let mut buffer = JitterBuffer::new(20);
+        for &(seq, media, at) in &arrivals[..3] {
+            buffer.push(seq, media, at, &[seq as u8]);
+        }
+        assert_eq!(
+            buffer.pop_at(51.0),
+            frame(0),
+            "two frames held at the start"
+        );
     }
 
     /// Through the quality bench's network (0–80 ms of delay, reordering), 1,000 seeded streams
