@@ -185,8 +185,15 @@ pub fn open(
                 if !lost.load(Ordering::Relaxed) && wanted == current.names {
                     continue;
                 }
-                // The old streams go first: some devices open only once.
+                // The old streams go first: some devices open only once. What they left, and
+                // what they went short, is theirs.
                 drop(current.streams.take());
+                for buffer in [&capture_cb, &playback_cb] {
+                    if let Ok(mut buffer) = buffer.lock() {
+                        buffer.clear();
+                    }
+                }
+                short_cb.store(0, Ordering::Relaxed);
                 lost.store(false, Ordering::Relaxed);
                 match open(&lost) {
                     Ok(opened) => {
@@ -226,12 +233,13 @@ pub fn open(
         .recv()
         .map_err(|e| AudioError::Device(e.to_string()))??;
     let stop = Arc::new(stop_tx);
+    let seen = rates.times.load(Ordering::Acquire);
     Ok(CallAudio {
         source: Box::new(DeviceSource {
             buffer: capture,
             resampler: StreamResampler::new(input_rate, rate)?,
             rates: Arc::clone(&rates),
-            seen: 1,
+            seen,
             rate,
             captured: Vec::new(),
             backlog: Backlog::new(rate),
@@ -242,7 +250,7 @@ pub fn open(
         sink: Box::new(DeviceSink {
             buffer: playback,
             resampler: StreamResampler::new(rate, output_rate)?,
-            rates: Some((rates, 1)),
+            rates: Some((rates, seen)),
             device_rate: output_rate,
             rate,
             scratch: Vec::new(),
@@ -713,9 +721,11 @@ struct DeviceSink {
 
 impl AudioSink for DeviceSink {
     fn write(&mut self, samples: &[i16]) {
+        let mut switched = false;
         if let Some((rates, seen)) = &mut self.rates
             && let Some(device_rate) = rates.output_since(seen)
         {
+            switched = true;
             // A new speaker: nothing of the old one's is kept or counted.
             match StreamResampler::new(self.rate, device_rate) {
                 Ok(resampler) => self.resampler = resampler,
@@ -734,6 +744,12 @@ impl AudioSink for DeviceSink {
         let Ok(mut buffer) = self.buffer.lock() else {
             return;
         };
+        if switched {
+            // Written at the old rate between the thread's clearing and its telling: not the
+            // new device's to play or to count short against.
+            buffer.clear();
+            self.short.store(0, Ordering::Relaxed);
+        }
         let waiting = buffer.len();
         let short = self.short.swap(0, Ordering::Relaxed);
         let drop = observe(&mut self.backlog, "speaker", waiting, short, |n| {

@@ -13,7 +13,7 @@
 //! speech: a stall costs a concealed frame, and delay that is no longer needed is cut where the
 //! far end pauses — the caller, which decodes, offers [`JitterBuffer::trim`] its quiet frames:
 //! delay above the target, and on a clean network a frame that stood through five seconds (a
-//! start made deep by the hosts' scheduling as the call began).
+//! start made deep by the hosts' scheduling as the call began; never depth a stretch made).
 //! A far end that restarts (a new sequence and timestamp base) starts a new stream; its media
 //! clock jumping (a restart, or the 32-bit timestamp wrapping) is not counted as jitter.
 
@@ -54,7 +54,8 @@ const MAX_UNDERRUN: u32 = 5;
 const RESET_GAP: u64 = 100;
 /// A transit time this far from the previous one is the far end's media clock moving (a
 /// restart with a new timestamp base, or its 32-bit timestamp wrapping: every 24.8 h at
-/// 48 kHz), not the network: five times what `MAX_TARGET` could absorb.
+/// 48 kHz), not the network: five times what `MAX_TARGET` could absorb. (A network outage that
+/// long, a handover, is not counted either: no depth would have met it.)
 const CLOCK_JUMP_MS: f64 = 1000.0;
 const CAPACITY: usize = 64;
 
@@ -104,12 +105,43 @@ impl Waiting {
         }
     }
 
+    /// The far end's media clock jumped: what was heard says nothing of the transit times to
+    /// come. The ticks waited stay, so a clock that keeps jumping cannot hold the start off
+    /// past `MAX_TARGET` ticks.
+    fn forget_transits(&mut self) {
+        *self = Self {
+            ticks: self.ticks,
+            ..Self::new(0.0, 0, 0.0)
+        };
+        self.fastest = f64::INFINITY;
+        self.slowest = f64::NEG_INFINITY;
+    }
+
     fn heard(&mut self, transit: f64, extended: u64, rtp_ms: f64) {
         self.fastest = self.fastest.min(transit);
         self.slowest = self.slowest.max(transit);
         self.packets = self.packets.saturating_add(1);
         if extended > self.newest.0 {
             self.newest = (extended, rtp_ms);
+        }
+    }
+}
+
+/// Frames played in a standing window, the least slack among them (ms), and the highest the
+/// jitter estimate stood at meanwhile.
+#[derive(Debug)]
+struct Window {
+    played: u32,
+    least_slack: f64,
+    most_jitter: f64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            played: 0,
+            least_slack: f64::INFINITY,
+            most_jitter: 0.0,
         }
     }
 }
@@ -132,10 +164,13 @@ pub struct JitterBuffer {
     underruns: u32,
     /// Ticks in a row with more than target + SLACK frames held.
     over: u32,
-    /// Frames played in this standing window, and the least slack among them (ms).
-    window: (u32, f64),
-    /// A frame of delay found standing at a window's end: cut at the next quiet frame.
+    /// What this standing window has seen (see `STANDING_WINDOW`).
+    window: Window,
+    /// A frame of delay found standing at the last window's end: cut at the next quiet frame.
     standing: bool,
+    /// Playout stretched since it started (a frame came too late, or a loss was rebuilt from
+    /// FEC): the depth it stretched to was needed, and is not cut as standing.
+    stretched: bool,
     /// A stall: the frame it waits for, and how many ticks it has filled with concealment
     /// while nothing later had come.
     stalled: Option<(u64, u64)>,
@@ -164,8 +199,9 @@ impl JitterBuffer {
             playing: false,
             underruns: 0,
             over: 0,
-            window: (0, f64::INFINITY),
+            window: Window::default(),
             standing: false,
+            stretched: false,
             stalled: None,
             last_transit: None,
             waiting: None,
@@ -204,9 +240,11 @@ impl JitterBuffer {
             // The same stream on a new media clock: transit times before the jump say nothing
             // about those after, neither to the jitter estimate nor to a start being decided.
             self.last_transit = None;
-            if !self.playing {
-                self.waiting = None;
+            if let Some(waiting) = self.waiting.as_mut() {
+                waiting.forget_transits();
             }
+            // After a pause, a new clock is as good as a new stream: its start is decided anew.
+            self.resumed = false;
         }
         if let Some(last) = self.last_transit {
             self.stats.jitter_ms += ((transit - last).abs() - self.stats.jitter_ms) / 16.0;
@@ -217,6 +255,8 @@ impl JitterBuffer {
         self.stats.target_frames = wanted.clamp(MIN_TARGET, MAX_TARGET);
 
         if !restarted && self.next.is_some_and(|next| extended < next) {
+            // Its slot was concealed: no delay stood in this window after all.
+            self.new_window();
             self.stats.late += 1;
             return;
         }
@@ -256,7 +296,8 @@ impl JitterBuffer {
     }
 
     /// The frame for a playout tick whose phase is not known (tests that do not keep time): as
-    /// if packets landed right at it, so a clean start holds one frame.
+    /// if packets landed right at it, so a clean start holds one frame (and no frame's slack
+    /// counts: nothing is cut as standing).
     #[cfg(test)]
     pub fn pop(&mut self) -> Playout {
         self.pop_at(f64::NEG_INFINITY)
@@ -293,12 +334,15 @@ impl JitterBuffer {
             self.next = Some(start);
             self.new_window();
             self.standing = false;
+            self.stretched = false;
         }
         if self.packets.len() > self.stats.target_frames + SLACK {
             self.over += 1;
             if self.over >= FORCE_TRIM_AFTER {
                 // Too much delay has stayed through speech: skip the oldest frame.
                 self.over = 0;
+                self.standing = false;
+                self.new_window();
                 self.packets.pop_first();
                 self.stats.dropped += 1;
                 self.next = self.packets.keys().next().copied();
@@ -352,8 +396,11 @@ impl JitterBuffer {
                 Some((first, ticks)) if first == next => ticks + 1,
                 _ => 1,
             };
-            // A frame too late: no delay stood in this window after all.
+            // A frame too late: no delay stood in this window after all, and the stretch that
+            // follows is depth needed.
             self.new_window();
+            self.standing = false;
+            self.stretched = true;
             self.stalled = Some((next, ticks));
             return Playout::Lost { next: None };
         }
@@ -370,21 +417,23 @@ impl JitterBuffer {
     /// A frame played `slack_ms` after it arrived; at a window's end, whether a frame of delay
     /// stood through it (see `STANDING_WINDOW`).
     fn watch_slack(&mut self, slack_ms: f64) {
-        let (played, least) = &mut self.window;
-        *played += 1;
-        *least = least.min(slack_ms);
-        if *played < STANDING_WINDOW {
+        let window = &mut self.window;
+        window.played += 1;
+        window.least_slack = window.least_slack.min(slack_ms);
+        window.most_jitter = window.most_jitter.max(self.stats.jitter_ms);
+        if window.played < STANDING_WINDOW {
             return;
         }
-        // A clean network only: a scattering one's worst may be yet to come (a window without
-        // one of its rare spikes would cut what the next spike needs).
-        self.standing |= self.stats.jitter_ms <= HOST_NOISE_MS
-            && *least >= self.frame_ms + HOST_NOISE_MS + START_GUARD_MS;
+        // A clean network only, all through the window: a scattering one's worst may be yet to
+        // come (a window without one of its rare spikes would cut what the next spike needs).
+        self.standing = !self.stretched
+            && window.most_jitter <= HOST_NOISE_MS
+            && window.least_slack >= self.frame_ms + HOST_NOISE_MS + START_GUARD_MS;
         self.new_window();
     }
 
     fn new_window(&mut self) {
-        self.window = (0, f64::INFINITY);
+        self.window = Window::default();
     }
 
     /// The caller played a quiet frame (a pause in the far end's speech): when more delay than
@@ -898,6 +947,21 @@ mod tests {
         assert_eq!(stats.concealed, 0, "{stats:?}");
     }
 
+    /// A far end whose media clock jumps back and forth at every packet (broken, or hostile)
+    /// still gets played: the start is decided once `MAX_TARGET` ticks have waited.
+    #[test]
+    fn a_clock_that_keeps_jumping_cannot_hold_off_the_start() {
+        let mut buffer = JitterBuffer::new(20);
+        let mut played = 0;
+        for n in 0..40u16 {
+            let at = f64::from(n) * 20.0;
+            let jump = if n % 2 == 0 { 0.0 } else { 5000.0 };
+            buffer.push(n, at + jump, at, &[n as u8]);
+            played += usize::from(matches!(buffer.pop_at(at + 10.0), Playout::Frame(_)));
+        }
+        assert!(played >= 25, "{played} of 40 ticks played");
+    }
+
     /// `frames` frames sent every 20 ms through uniform 0–`spread_ms` ms of delay (the quality
     /// bench's 40 ms of jitter is 0–80), played at ticks of a random phase: the frames concealed
     /// before the last one played, and the tick playout started at.
@@ -927,8 +991,12 @@ mod tests {
     /// Plays `arrivals` (seq, media ms, arrival ms) at ticks every 20 ms from `first_tick`,
     /// offering a cut after every frame as if each were quiet: what each tick played, with the
     /// frame cut in its place when one was.
-    fn play_cutting(arrivals: &[(u16, f64, f64)], first_tick: f64, ticks: usize) -> Vec<Playout> {
-        let mut buffer = JitterBuffer::new(20);
+    fn play_cutting(
+        mut buffer: JitterBuffer,
+        arrivals: &[(u16, f64, f64)],
+        first_tick: f64,
+        ticks: usize,
+    ) -> Vec<Playout> {
         let mut arrivals = arrivals.to_vec();
         arrivals.sort_by(|a, b| a.2.total_cmp(&b.2));
         let mut arrivals = arrivals.into_iter().peekable();
@@ -961,7 +1029,7 @@ mod tests {
                 (seq, media, media + late)
             })
             .collect();
-        let played = play_cutting(&arrivals, 11.0, 1000);
+        let played = play_cutting(JitterBuffer::new(20), &arrivals, 11.0, 1000);
         let cut: Vec<usize> = played
             .iter()
             .enumerate()
@@ -974,7 +1042,7 @@ mod tests {
             !played.iter().any(|p| matches!(p, Playout::Lost { .. })),
             "nothing concealed"
         );
-        // From then on the newest frame plays in the tick after it came: none held.
+        // Two frames were held at the start, so the two cuts leave none.
         let mut buffer = JitterBuffer::new(20);
         for &(seq, media, at) in &arrivals[..3] {
             buffer.push(seq, media, at, &[seq as u8]);
@@ -984,6 +1052,68 @@ mod tests {
             frame(0),
             "two frames held at the start"
         );
+    }
+
+    /// The depth a stretch made is needed, and never cut as standing: with FEC on a clean
+    /// network a loss met with none held stretches to one frame held, and a loss later on is
+    /// rebuilt from the next frame at once however long the network stayed clean between.
+    #[test]
+    fn a_stretch_is_not_cut_as_standing() {
+        let arrivals: Vec<(u16, f64, f64)> = (0..1000u16)
+            .filter(|seq| *seq != 20 && *seq != 900)
+            .map(|seq| {
+                let media = f64::from(seq) * 20.0;
+                (seq, media, media + 1.0)
+            })
+            .collect();
+        let played = play_cutting(JitterBuffer::new(20).with_fec(), &arrivals, 11.0, 1000);
+        assert!(
+            !played
+                .iter()
+                .any(|p| matches!(p, Playout::Frame(f) if !f.is_empty())),
+            "nothing cut"
+        );
+        let lost: Vec<&Playout> = played
+            .iter()
+            .filter(|p| matches!(p, Playout::Lost { .. }))
+            .collect();
+        assert_eq!(
+            lost,
+            [
+                &Playout::Lost { next: None },
+                &Playout::Lost {
+                    next: Some(vec![21])
+                },
+                &Playout::Lost {
+                    next: Some(vec![133])
+                },
+            ],
+            "the first loss stretched, the second rebuilt at once"
+        );
+        // On a scattering network nothing stands either: its delay is the target's to cut.
+        let mut state = 7u64;
+        let arrivals: Vec<(u16, f64, f64)> = (0..1000u16)
+            .map(|seq| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let media = f64::from(seq) * 20.0;
+                (
+                    seq,
+                    media,
+                    media + (state >> 33) as f64 / (1u64 << 31) as f64 * 80.0,
+                )
+            })
+            .collect();
+        let mut buffer = JitterBuffer::new(20);
+        for tick in 0..1000 {
+            let now = 5.0 + f64::from(tick) * 20.0;
+            for &(seq, media, at) in arrivals.iter().filter(|a| a.2 > now - 20.0 && a.2 <= now) {
+                buffer.push(seq, media, at, &[0]);
+            }
+            let _ = buffer.pop_at(now);
+            assert!(!buffer.standing, "tick {tick}");
+        }
     }
 
     /// Through the quality bench's network (0–80 ms of delay, reordering), 1,000 seeded streams
