@@ -573,23 +573,16 @@ mod tests {
 
     /// [`play`] through `buffer` (one made for FEC, say).
     fn play_through(
-        mut buffer: JitterBuffer,
+        buffer: JitterBuffer,
         arrivals: &[(u16, f64)],
         first_tick: f64,
         ticks: usize,
     ) -> Vec<Playout> {
-        let mut arrivals = arrivals.to_vec();
-        arrivals.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let mut arrivals = arrivals.into_iter().peekable();
-        (0..ticks)
-            .map(|tick| {
-                let now = first_tick + tick as f64 * 20.0;
-                while let Some((seq, at)) = arrivals.next_if(|(_, at)| *at <= now) {
-                    buffer.push(seq, f64::from(seq) * 20.0, at, &[seq as u8]);
-                }
-                buffer.pop_at(now)
-            })
-            .collect()
+        let timed: Vec<(u16, f64, f64)> = arrivals
+            .iter()
+            .map(|&(seq, at)| (seq, f64::from(seq) * 20.0, at))
+            .collect();
+        play_timed(buffer, &timed, first_tick, ticks, false)
     }
 
     #[test]
@@ -988,14 +981,15 @@ mod tests {
         (concealed, started.unwrap_or(usize::MAX))
     }
 
-    /// Plays `arrivals` (seq, media ms, arrival ms) at ticks every 20 ms from `first_tick`,
-    /// offering a cut after every frame as if each were quiet: what each tick played, with the
-    /// frame cut in its place when one was.
-    fn play_cutting(
+    /// Plays `arrivals` (seq, media ms, arrival ms) at ticks every 20 ms from `first_tick`:
+    /// what each tick played. With `cut`, a cut is offered after every frame as if each were
+    /// quiet, and a tick that cut plays the frame cut in its place (a played frame is empty).
+    fn play_timed(
         mut buffer: JitterBuffer,
         arrivals: &[(u16, f64, f64)],
         first_tick: f64,
         ticks: usize,
+        cut: bool,
     ) -> Vec<Playout> {
         let mut arrivals = arrivals.to_vec();
         arrivals.sort_by(|a, b| a.2.total_cmp(&b.2));
@@ -1007,7 +1001,7 @@ mod tests {
                     buffer.push(seq, media, at, &[seq as u8]);
                 }
                 match buffer.pop_at(now) {
-                    Playout::Frame(_) => buffer
+                    Playout::Frame(_) if cut => buffer
                         .trim()
                         .map_or_else(|| Playout::Frame(vec![]), Playout::Frame),
                     other => other,
@@ -1029,7 +1023,7 @@ mod tests {
                 (seq, media, media + late)
             })
             .collect();
-        let played = play_cutting(JitterBuffer::new(20), &arrivals, 11.0, 1000);
+        let played = play_timed(JitterBuffer::new(20), &arrivals, 11.0, 1000, true);
         let cut: Vec<usize> = played
             .iter()
             .enumerate()
@@ -1066,7 +1060,13 @@ mod tests {
                 (seq, media, media + 1.0)
             })
             .collect();
-        let played = play_cutting(JitterBuffer::new(20).with_fec(), &arrivals, 11.0, 1000);
+        let played = play_timed(
+            JitterBuffer::new(20).with_fec(),
+            &arrivals,
+            11.0,
+            1000,
+            true,
+        );
         assert!(
             !played
                 .iter()
