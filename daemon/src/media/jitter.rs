@@ -34,8 +34,8 @@ const FORCE_TRIM_AFTER: u32 = 250;
 /// the tightest had a frame to spare and the clean start's guard beyond, one frame of delay was
 /// never needed — a start deeper than the network turned out to need (the hosts' scheduling
 /// scattered the first packets as the call began) — and is cut at the next pause. A scattering
-/// network's delay is left to the target (a simulation with rare 100 ms spikes concealed twice
-/// the frames when it was cut this way too).
+/// network's delay is left to the target (a simulation with rare 100 ms spikes concealed more
+/// frames when it was cut this way too: 2,361 against 1,718 over 300 streams at 0–80 ms).
 const STANDING_WINDOW: u32 = 250;
 /// The start's depth is the spread of the first packets' transit times scaled to a bound the
 /// whole spread is under but in this share of cases (see [`spread_bound`]).
