@@ -451,6 +451,25 @@ impl Client {
         }
     }
 
+    /// Like [`Client::next_event`], but `None` when nothing comes within `within` (a slow peer
+    /// is not a failure yet).
+    pub async fn next_event_within(&mut self, within: Duration) -> Option<Value> {
+        if let Some(message) = self.pending.pop_front() {
+            return Some(message);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?
+                .expect("connection open")
+                .expect("frame reads");
+            if let Message::Text(text) = frame {
+                return Some(serde_json::from_str(&text).expect("JSON frame"));
+            }
+        }
+    }
+
     /// The next event: one that came in while waiting for a reply first (the daemon sends what an
     /// action caused before its reply), else the next frame.
     pub async fn next_event(&mut self) -> Value {
