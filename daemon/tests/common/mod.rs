@@ -544,23 +544,12 @@ impl Client {
 
     /// The next event named `name` if one comes within `within` (other events are skipped).
     pub async fn event_within(&mut self, name: &str, within: Duration) -> Option<Value> {
-        while let Some(message) = self.pending.pop_front() {
-            if message["event"] == name {
-                return Some(message);
-            }
-        }
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()?
-                .expect("connection open")
-                .expect("frame reads");
-            if let Message::Text(text) = frame {
-                let message: Value = serde_json::from_str(&text).expect("JSON frame");
-                if message["event"] == name {
-                    return Some(message);
-                }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = self.next_event_within(left).await?;
+            if message["event"] == name {
+                return Some(message);
             }
         }
     }
