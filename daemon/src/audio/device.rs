@@ -197,13 +197,8 @@ pub fn open(
                 lost.store(false, Ordering::Relaxed);
                 match open(&lost) {
                     Ok(opened) => {
-                        // What the old devices left is at their rates: not worth a glitch.
-                        for buffer in [&capture_cb, &playback_cb] {
-                            if let Ok(mut buffer) = buffer.lock() {
-                                buffer.clear();
-                            }
-                        }
-                        short_cb.store(0, Ordering::Relaxed);
+                        // The queues were cleared before the opening; what the call writes
+                        // meanwhile, at the old rate, the speaker's end clears when it hears.
                         rates_cb.opened(opened.rates);
                         tracing::info!(input = %opened.names.input, output = %opened.names.output, "the call's audio devices changed");
                         if opened.names != current.names

@@ -106,15 +106,13 @@ impl Waiting {
     }
 
     /// The far end's media clock jumped: what was heard says nothing of the transit times to
-    /// come. The ticks waited stay, so a clock that keeps jumping cannot hold the start off
-    /// past `MAX_TARGET` ticks.
-    fn forget_transits(&mut self) {
+    /// come, which start again from this packet's. The ticks waited stay, so a clock that keeps
+    /// jumping cannot hold the start off past `MAX_TARGET` ticks.
+    fn restart_at(&mut self, transit: f64, extended: u64, rtp_ms: f64) {
         *self = Self {
             ticks: self.ticks,
-            ..Self::new(0.0, 0, 0.0)
+            ..Self::new(transit, extended, rtp_ms)
         };
-        self.fastest = f64::INFINITY;
-        self.slowest = f64::NEG_INFINITY;
     }
 
     fn heard(&mut self, transit: f64, extended: u64, rtp_ms: f64) {
@@ -241,7 +239,7 @@ impl JitterBuffer {
             // about those after, neither to the jitter estimate nor to a start being decided.
             self.last_transit = None;
             if let Some(waiting) = self.waiting.as_mut() {
-                waiting.forget_transits();
+                waiting.restart_at(transit, extended, rtp_ms);
             }
             // After a pause, a new clock is as good as a new stream: its start is decided anew.
             self.resumed = false;
