@@ -46,6 +46,9 @@ const HOST_NOISE_MS: f64 = 2.0;
 /// Kept on top of the transit times' spread (and the hosts' noise) when the start is placed
 /// against the playout tick: a frame due this close before a tick may still miss it.
 const START_GUARD_MS: f64 = 3.0;
+/// Beyond the hosts' noise and the guard where [`JitterBuffer::tick_wanted_at`] places the
+/// tick, so converting it to the caller's clock and back cannot tip the start into holding one.
+const TICK_MARGIN_MS: f64 = 1.0;
 /// Packets heard before the start is decided.
 const START_PACKETS: u32 = 3;
 /// Underrun ticks before we stop and rebuffer (the far end paused or went on hold).
@@ -299,6 +302,27 @@ impl JitterBuffer {
     #[cfg(test)]
     pub fn pop(&mut self) -> Playout {
         self.pop_at(f64::NEG_INFINITY)
+    }
+
+    /// Where the playout tick would best fall (ms, the clock of the arrival times pushed) while
+    /// playout waits to start on a clean network: just after the newest frame's earliest arrival,
+    /// by the hosts' noise and the guard, so that the start plays it at once, none held, and the
+    /// frames after it land in time — rather than wherever the call's start put the tick, up to
+    /// a frame later (mouth-to-ear). `None` while playing (moving the tick then would stretch or
+    /// squeeze what is heard), and while the packets scatter (the start's depth is then the
+    /// spread's, whatever the phase).
+    pub fn tick_wanted_at(&self) -> Option<f64> {
+        if self.playing {
+            return None;
+        }
+        let waiting = self.waiting.as_ref()?;
+        if waiting.slowest - waiting.fastest > HOST_NOISE_MS {
+            return None;
+        }
+        let (newest, rtp_ms) = waiting.newest;
+        let (&highest, _) = self.packets.last_key_value()?;
+        (newest == highest)
+            .then_some(rtp_ms + waiting.fastest + HOST_NOISE_MS + START_GUARD_MS + TICK_MARGIN_MS)
     }
 
     /// The frame for the playout tick at `now_ms` (the clock of the arrival times pushed).
@@ -658,6 +682,46 @@ mod tests {
     /// On a clean network the start is placed against the tick: packets that land well before
     /// it play at once, with none held; packets that land just before it keep one frame held.
     /// A packet late after all is concealed once and playout stretches to one frame held.
+    /// A tick placed where the buffer asks while it waits — however the call's start had it
+    /// against the packets — plays a clean start at once, none held, and every frame after it
+    /// in time though each lands up to the hosts' noise later than the fastest.
+    #[test]
+    fn a_tick_placed_where_asked_plays_a_clean_start_at_once() {
+        let noise = [0.0, 1.5, 0.5, 2.0, 1.0, 0.0, 1.8, 0.3, 1.2, 2.0];
+        let arrival = |seq: u16| f64::from(seq) * 20.0 + 1.0 + noise[usize::from(seq) % 10];
+        let mut buffer = JitterBuffer::new(20);
+        assert_eq!(buffer.tick_wanted_at(), None, "nothing heard, nothing asked");
+        for seq in 0..3 {
+            buffer.push(seq, f64::from(seq) * 20.0, arrival(seq), &[seq as u8]);
+        }
+        // The newest's media time, the fastest transit (1 ms), the noise and guard, a margin.
+        let wanted = buffer.tick_wanted_at().expect("clean: a tick is asked for");
+        assert!((wanted - (40.0 + 1.0 + 2.0 + 3.0 + 1.0)).abs() < 1e-9, "{wanted}");
+        let mut played = vec![];
+        for (tick, seq) in (0..12).zip(3..) {
+            let now = wanted + f64::from(tick) * 20.0;
+            played.push(buffer.pop_at(now));
+            assert_eq!(buffer.tick_wanted_at(), None, "playing: the tick stays");
+            assert!(arrival(seq) <= now + 20.0);
+            buffer.push(seq, f64::from(seq) * 20.0, arrival(seq), &[seq as u8]);
+        }
+        assert_eq!(played, (2..14).map(frame).collect::<Vec<_>>());
+        // Unplaced, 0.5 ms after the third packet: one frame held (the test below).
+        let unplaced = play(&(0..10).map(|seq| (seq, arrival(seq))).collect::<Vec<_>>(), 21.5, 3);
+        assert_eq!(unplaced[1..], [frame(1), frame(2)]);
+    }
+
+    /// A scattering network's start is as deep as its spread, wherever the tick falls: no tick
+    /// asked for.
+    #[test]
+    fn a_scattering_start_asks_for_no_tick() {
+        let mut buffer = JitterBuffer::new(20);
+        for (seq, at) in [(0u16, 1.0), (1, 31.0), (2, 42.0)] {
+            buffer.push(seq, f64::from(seq) * 20.0, at, &[seq as u8]);
+        }
+        assert_eq!(buffer.tick_wanted_at(), None);
+    }
+
     #[test]
     fn a_clean_start_is_placed_against_the_tick() {
         let clean = on_pace(10);

@@ -3,6 +3,7 @@
 //! every few seconds and the far end's come back as call statistics; received DTMF is reported.
 //! Symmetric RTP (RFC 4961): once the far end sends, we send back to where its packets come from.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,6 +22,11 @@ use crate::audio::{AudioSink, AudioSource, CallAudio};
 use crate::ids::ConversationId;
 
 const FRAME: Duration = Duration::from_millis(20);
+/// How much later than it was due a playout tick may be placed (see [`place_playout`]): well
+/// within the speaker queue's margin, so the device does not go short.
+const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(5);
+/// Far-end frames kept for a recording until the agent's frame of the same slot is read.
+const RECORDED_FAR_FRAMES: usize = 3;
 const FIRST_REPORT: Duration = Duration::from_secs(1);
 /// Packets read before a playout tick at most (a 20 ms frame is one packet; a burst after a
 /// hiccup a few).
@@ -333,10 +339,16 @@ async fn run(
     let (mut encoded, mut decoded, mut packet_bytes) =
         (Vec::new(), Vec::new(), Vec::with_capacity(256));
     let (mut buffer, mut rtcp_buffer) = (vec![0u8; 2048], vec![0u8; 2048]);
-    let mut tick = tokio::time::interval(FRAME);
-    // Burst: a late tick is caught up, so playout and sending keep 50 frames a second on average
-    // (Delay would lose a frame per hiccup, and the jitter buffer would have to drop one).
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // Sending and playout tick apart: sending on the call's own pace, playout where the far
+    // end's packets land (see `place_playout`). Burst: a late tick is caught up, so both keep
+    // 50 frames a second on average (Delay would lose a frame per hiccup, and the jitter buffer
+    // would have to drop one).
+    let mut sending = tokio::time::interval(FRAME);
+    sending.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut playout = PlayoutTick::new();
+    // The far end's frames played, waiting for the agent's frame of the same slot to be
+    // recorded with them (the two ticks fall apart).
+    let mut far_frames: VecDeque<Vec<i16>> = VecDeque::new();
     // One timer for the reports, reset when it fires: a `sleep_until` made in the loop would be
     // put into and taken out of the runtime's timer wheel at every packet and tick.
     let next_report = tokio::time::sleep(FIRST_REPORT);
@@ -377,6 +389,7 @@ async fn run(
             if let Some(source) = rtp_source.as_mut() {
                 source.confirm(from);
             }
+            playout.place(&jitter, receiving.started);
         }};
     }
     loop {
@@ -419,7 +432,7 @@ async fn run(
                 stats.silent_ms = receiving.last_heard.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
                 report(MediaReport::Stats(stats.clone()));
             }
-            at = tick.tick() => {
+            at = playout.tick() => {
                 // What has already arrived plays in this tick: the select may have taken the
                 // tick before a packet waiting on the socket, and the jitter buffer would
                 // conceal a frame that is here (then play it late: a frame inserted). Bounded,
@@ -431,12 +444,19 @@ async fn run(
                 if let Some(inbound) = packets_in.as_mut() {
                     for _ in 0..WAITING_PACKETS {
                         let Ok(packet) = inbound.try_recv() else { break };
-                        receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
+                        if receiving.on_rtp(&packet, &mut jitter, &mut reception, &report) {
+                            playout.place(&jitter, receiving.started);
+                        }
                     }
                 }
+                // A packet just in moved this tick a few ms on, for its start to play it at
+                // once: it plays then.
+                if !playout.fire(at) {
+                    continue;
+                }
                 let flow = *controls.flow.borrow();
-                // Playout first: one frame to the sink per tick, whatever the network did.
-                // The tick's scheduled time, not when it ran: a late run must not count as phase.
+                // One frame to the sink per tick, whatever the network did. The tick's
+                // scheduled time, not when it ran: a late run must not count as phase.
                 let now_ms = at.into_std().saturating_duration_since(receiving.started).as_secs_f64() * 1000.0;
                 match (flow.receive, jitter.pop_at(now_ms)) {
                     (true, Playout::Frame(payload)) => {
@@ -465,11 +485,24 @@ async fn run(
                     }
                 }
                 sink.write(&decoded);
+                if controls.recording.borrow().is_some() {
+                    if far_frames.len() == RECORDED_FAR_FRAMES {
+                        far_frames.pop_front();
+                    }
+                    far_frames.push_back(decoded.clone());
+                } else {
+                    far_frames.clear();
+                }
+            }
+            _ = sending.tick() => {
+                let flow = *controls.flow.borrow();
                 // The agent's side of a frame the microphone is not read for (hold, a DTMF
-                // tone) is silence in the recording.
+                // tone) is silence in the recording; the far end's, the frame played since the
+                // last (silence if none was).
+                let far = far_frames.pop_front();
                 let record = |agent: &[i16]| {
                     if let Some(tap) = controls.recording.borrow().as_ref() {
-                        tap.frame(agent, &decoded);
+                        tap.frame(agent, far.as_deref().unwrap_or(&silence));
                     }
                 };
                 if !flow.send {
@@ -520,7 +553,9 @@ async fn run(
                 on_datagram!(n, from);
             }
             Some(packet) = recv_packet(packets_in.as_mut()) => {
-                receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
+                if receiving.on_rtp(&packet, &mut jitter, &mut reception, &report) {
+                    playout.place(&jitter, receiving.started);
+                }
             }
             received = recv_udp(rtcp_socket.as_ref(), &mut rtcp_buffer) => {
                 if let Ok((n, from)) = received
@@ -540,6 +575,70 @@ async fn run(
     stats.foreign_packets_dropped = dropped(&rtp_source, &rtcp_source);
     report(MediaReport::Stats(stats));
     sink.finish();
+}
+
+/// The playout tick: every 20 ms, at a phase the jitter buffer moves while playout waits to
+/// start (on a clean network: just after the far end's packets land, so a frame plays in the
+/// tick after it arrives rather than up to 20 ms on, where the call's start happened to put
+/// the tick — the echo of our own sending tick, at worst).
+struct PlayoutTick {
+    interval: tokio::time::Interval,
+    /// When it fires next (or, between its firing and [`Self::fire`], the tick in hand).
+    next: tokio::time::Instant,
+}
+
+impl PlayoutTick {
+    fn new() -> Self {
+        let mut interval = tokio::time::interval(FRAME);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        Self {
+            interval,
+            next: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The next tick's scheduled time; [`Self::fire`] says whether it plays.
+    async fn tick(&mut self) -> tokio::time::Instant {
+        let at = self.interval.tick().await;
+        self.next = at;
+        at
+    }
+
+    /// Whether the tick at `at` plays now — not when a packet read in it moved it a few ms
+    /// on — and from here on the next is a frame later.
+    fn fire(&mut self, at: tokio::time::Instant) -> bool {
+        if self.next != at {
+            return false;
+        }
+        self.next = at + FRAME;
+        true
+    }
+
+    /// Moves the tick to where the jitter buffer asks for it (its clock counts from
+    /// `started`), if anywhere: earlier by up to a frame — the speaker's queue holds a frame
+    /// come early, and the backlog lets go of it where it is quiet — or later by at most
+    /// [`MAX_PLAYOUT_DELAY`], within the queue's margin; never into the past.
+    fn place(&mut self, jitter: &JitterBuffer, started: Instant) {
+        let Some(due_ms) = jitter.tick_wanted_at() else {
+            return;
+        };
+        let Ok(due) = Duration::try_from_secs_f64(due_ms / 1000.0) else {
+            return;
+        };
+        let due = tokio::time::Instant::from_std(started) + due;
+        let close = |a: tokio::time::Instant, b: tokio::time::Instant| {
+            a.max(b) - a.min(b) < Duration::from_micros(250)
+        };
+        // Packets of a clean stream all ask for the same phase.
+        if close(due, self.next)
+            || due < tokio::time::Instant::now()
+            || due > self.next + MAX_PLAYOUT_DELAY
+        {
+            return;
+        }
+        self.interval.reset_at(due);
+        self.next = due;
+    }
 }
 
 /// Below −40 dBFS RMS: a pause in speech, where 20 ms can go unheard.
