@@ -690,13 +690,20 @@ mod tests {
         let noise = [0.0, 1.5, 0.5, 2.0, 1.0, 0.0, 1.8, 0.3, 1.2, 2.0];
         let arrival = |seq: u16| f64::from(seq) * 20.0 + 1.0 + noise[usize::from(seq) % 10];
         let mut buffer = JitterBuffer::new(20);
-        assert_eq!(buffer.tick_wanted_at(), None, "nothing heard, nothing asked");
+        assert_eq!(
+            buffer.tick_wanted_at(),
+            None,
+            "nothing heard, nothing asked"
+        );
         for seq in 0..3 {
             buffer.push(seq, f64::from(seq) * 20.0, arrival(seq), &[seq as u8]);
         }
         // The newest's media time, the fastest transit (1 ms), the noise and guard, a margin.
         let wanted = buffer.tick_wanted_at().expect("clean: a tick is asked for");
-        assert!((wanted - (40.0 + 1.0 + 2.0 + 3.0 + 1.0)).abs() < 1e-9, "{wanted}");
+        assert!(
+            (wanted - (40.0 + 1.0 + 2.0 + 3.0 + 1.0)).abs() < 1e-9,
+            "{wanted}"
+        );
         let mut played = vec![];
         for (tick, seq) in (0..12).zip(3..) {
             let now = wanted + f64::from(tick) * 20.0;
@@ -707,7 +714,11 @@ mod tests {
         }
         assert_eq!(played, (2..14).map(frame).collect::<Vec<_>>());
         // Unplaced, 0.5 ms after the third packet: one frame held (the test below).
-        let unplaced = play(&(0..10).map(|seq| (seq, arrival(seq))).collect::<Vec<_>>(), 21.5, 3);
+        let unplaced = play(
+            &(0..10).map(|seq| (seq, arrival(seq))).collect::<Vec<_>>(),
+            21.5,
+            3,
+        );
         assert_eq!(unplaced[1..], [frame(1), frame(2)]);
     }
 

@@ -626,19 +626,24 @@ impl PlayoutTick {
             return;
         };
         let due = tokio::time::Instant::from_std(started) + due;
-        let close = |a: tokio::time::Instant, b: tokio::time::Instant| {
-            a.max(b) - a.min(b) < Duration::from_micros(250)
-        };
-        // Packets of a clean stream all ask for the same phase.
-        if close(due, self.next)
-            || due < tokio::time::Instant::now()
-            || due > self.next + MAX_PLAYOUT_DELAY
-        {
+        if !moves_to(due, self.next, tokio::time::Instant::now()) {
             return;
         }
         self.interval.reset_at(due);
         self.next = due;
     }
+}
+
+/// Whether a playout tick due `next` moves to `due`, at `now`: earlier by up to a frame (never
+/// into the past), later by at most [`MAX_PLAYOUT_DELAY`]; not for less than a quarter of a
+/// millisecond (the packets of a clean stream all ask for about the same phase).
+fn moves_to(
+    due: tokio::time::Instant,
+    next: tokio::time::Instant,
+    now: tokio::time::Instant,
+) -> bool {
+    let apart = due.max(next) - due.min(next);
+    apart >= Duration::from_micros(250) && due >= now && due <= next + MAX_PLAYOUT_DELAY
 }
 
 /// Below −40 dBFS RMS: a pause in speech, where 20 ms can go unheard.
@@ -835,7 +840,8 @@ async fn recv_packet(inbound: Option<&mut mpsc::Receiver<Vec<u8>>>) -> Option<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::quiet;
+    use super::{moves_to, quiet};
+    use std::time::Duration;
 
     #[test]
     fn quiet_is_below_minus_40_dbfs() {
@@ -847,5 +853,27 @@ mod tests {
             .collect();
         assert!(!quiet(&speech));
         assert!(!quiet(&[]), "nothing decoded is not a pause");
+    }
+
+    /// Earlier by up to a frame, later by at most 5 ms (within the speaker queue's margin),
+    /// never into the past, and not for a fraction of a millisecond.
+    #[test]
+    fn the_playout_tick_moves_earlier_freely_and_later_a_little() {
+        let zero = tokio::time::Instant::now();
+        let ms = |n: f64| zero + Duration::from_secs_f64((100.0 + n) / 1000.0);
+        let (now, next) = (ms(0.0), ms(20.0));
+        assert!(
+            moves_to(ms(6.0), next, now),
+            "a packet just in: 14 ms earlier"
+        );
+        assert!(moves_to(ms(0.0), next, now), "a whole frame earlier, now");
+        assert!(!moves_to(ms(-1.0), ms(19.0), ms(0.0)), "not into the past");
+        assert!(moves_to(ms(24.0), next, now), "4 ms later");
+        assert!(
+            !moves_to(ms(26.0), next, now),
+            "6 ms later: the speaker could go short"
+        );
+        assert!(!moves_to(ms(20.1), next, now), "the phase it has");
+        assert!(!moves_to(ms(19.9), next, now), "the phase it has");
     }
 }
