@@ -23,7 +23,8 @@
 //! with sipp echoing RTP: our daemon on its cpal backend, then baresip on its ALSA module, both
 //! reaching the server through ALSA's default device, in the same run. This is the whole
 //! endpoint, both ways: the microphone's capture buffer, a frame's fill, the encoder, the jitter
-//! buffer, the decoder and the speaker's buffer.
+//! buffer, the decoder and the speaker's buffer. Ours moves from call to call, so it is measured
+//! over several calls (`LATENCY_CALLS`, 3); `LATENCY_PARTS=devices` runs this table alone.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -363,20 +364,35 @@ async fn devices() {
             summary(&floor)
         }
     );
+    // Ours moves from call to call (where the devices' periods and the sound server's requests
+    // fall against the call's ticks, set as it starts): several calls, each call's median shown.
+    let calls: usize = std::env::var("LATENCY_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     println!(
-        "| codec | softphone-bridge (cpal) | baresip (alsa module) | ours less the floor | baresip's less the floor |"
+        "| codec | softphone-bridge (cpal), median of {calls} calls' medians (each call's) | baresip (alsa module) | ours less the floor | baresip's less the floor |"
     );
     println!("|---|---|---|---|---|");
     for (codec, baresip_codec, pt, rtpmap) in CODECS {
-        let sipp = sipp_echo(pt, rtpmap);
-        let ours = ours_on_devices(&server, sipp.port, codec).await;
-        drop(sipp);
+        let mut ours = vec![];
+        for _ in 0..calls {
+            let sipp = sipp_echo(pt, rtpmap);
+            ours.extend(median(&ours_on_devices(&server, sipp.port, codec).await));
+            drop(sipp);
+        }
         let sipp = sipp_echo(pt, rtpmap);
         let theirs = baresip_on_devices(&server, &kamailio, sipp.port, baresip_codec).await;
         drop(sipp);
+        let each: Vec<String> = ours.iter().map(|ms| format!("{ms:.1}")).collect();
         println!(
-            "| {codec} | {} | {} | {} | {} |",
-            summary(&ours),
+            "| {codec} | {} ({}) | {} | {} | {} |",
+            median(&ours).map_or_else(
+                || "no click came back".to_owned(),
+                |ms| format!("{ms:.1} ms")
+            ),
+            each.join(", "),
             summary(&theirs),
             difference(&ours, &floor),
             difference(&theirs, &floor)

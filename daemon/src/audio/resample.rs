@@ -32,8 +32,9 @@ impl StreamResampler {
             // against the call's ticks: the latency bench's device table, PCMU).
             let chunk = (from / 200).max(1) as usize;
             // The filter delays by half its length at the input rate: 128 taps are 1.3 ms at
-            // 48 kHz, but 8 ms at 8 kHz (PCMU to the speaker). From a narrowband or wideband
-            // codec, 64 taps of a plainer window: 4 ms at 8 kHz, still passing up to 3.5 kHz.
+            // 48 kHz, but 8 ms at 8 kHz (PCMU to the speaker). From below 32 kHz (a narrowband
+            // or wideband codec, or a 16 kHz headset's microphone), 64 taps of a plainer window:
+            // 4 ms at 8 kHz, still passing up to 3.5 kHz.
             let parameters = if from >= 32_000 {
                 SincInterpolationParameters::new(128, WindowFunction::BlackmanHarris2)
             } else {

@@ -5,7 +5,8 @@
 //!
 //! A stream's playout starts, once three packets are in, as deep as a bound on the spread of
 //! their transit times allows: on a clean network placed against the playout tick (none held
-//! when packets land more than 5 ms before it, else one), on a scattering one as deep as the
+//! when packets land more than 5 ms before it, else one — and the caller may move its tick to
+//! where [`JitterBuffer::tick_wanted_at`] asks, so none is), on a scattering one as deep as the
 //! first packets show it may be; after a pause in the stream (an underrun) it resumes with what
 //! it held. A codec with in-band FEC (Opus) has its first loss met with none held rebuilt from
 //! the next frame in a stretch, so one frame is held from then on and later losses are rebuilt. Delay added at the start costs
@@ -304,19 +305,23 @@ impl JitterBuffer {
         self.pop_at(f64::NEG_INFINITY)
     }
 
-    /// Where the playout tick would best fall (ms, the clock of the arrival times pushed) while
-    /// playout waits to start on a clean network: just after the newest frame's earliest arrival,
-    /// by the hosts' noise and the guard, so that the start plays it at once, none held, and the
-    /// frames after it land in time — rather than wherever the call's start put the tick, up to
-    /// a frame later (mouth-to-ear). `None` while playing (moving the tick then would stretch or
-    /// squeeze what is heard), and while the packets scatter (the start's depth is then the
-    /// spread's, whatever the phase).
+    /// Where the playout tick would best fall (ms, the clock of the arrival times pushed) when
+    /// playout is about to start on a clean network: just after the newest frame's earliest
+    /// arrival, by the hosts' noise and the guard, so that the start plays it at once, none held,
+    /// and the frames after it land in time — rather than wherever the call's start put the
+    /// tick, up to a frame later (mouth-to-ear). `None` while playing (moving the tick then would
+    /// stretch or squeeze what is heard), before the start's packets are in (`START_PACKETS`, or
+    /// any after a pause), and while they scatter: the start's depth is then the spread's,
+    /// whatever the phase, and a tick placed close behind the packets would have the depth cut
+    /// as standing — a jump in what is heard — where a tick where it fell mostly leaves it.
     pub fn tick_wanted_at(&self) -> Option<f64> {
         if self.playing {
             return None;
         }
         let waiting = self.waiting.as_ref()?;
-        if waiting.slowest - waiting.fastest > HOST_NOISE_MS {
+        if (waiting.packets < START_PACKETS && !self.resumed)
+            || waiting.slowest - waiting.fastest > HOST_NOISE_MS
+        {
             return None;
         }
         let (newest, rtp_ms) = waiting.newest;
@@ -679,9 +684,6 @@ mod tests {
         assert_eq!(buffer.pop(), frame(2));
     }
 
-    /// On a clean network the start is placed against the tick: packets that land well before
-    /// it play at once, with none held; packets that land just before it keep one frame held.
-    /// A packet late after all is concealed once and playout stretches to one frame held.
     /// A tick placed where the buffer asks while it waits — however the call's start had it
     /// against the packets — plays a clean start at once, none held, and every frame after it
     /// in time though each lands up to the hosts' noise later than the fastest.
@@ -696,6 +698,11 @@ mod tests {
             "nothing heard, nothing asked"
         );
         for seq in 0..3 {
+            assert_eq!(
+                buffer.tick_wanted_at(),
+                None,
+                "the start's packets are not in"
+            );
             buffer.push(seq, f64::from(seq) * 20.0, arrival(seq), &[seq as u8]);
         }
         // The newest's media time, the fastest transit (1 ms), the noise and guard, a margin.
@@ -733,6 +740,9 @@ mod tests {
         assert_eq!(buffer.tick_wanted_at(), None);
     }
 
+    /// On a clean network the start is placed against the tick: packets that land well before
+    /// it play at once, with none held; packets that land just before it keep one frame held.
+    /// A packet late after all is concealed once and playout stretches to one frame held.
     #[test]
     fn a_clean_start_is_placed_against_the_tick() {
         let clean = on_pace(10);

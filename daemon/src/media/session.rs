@@ -1,6 +1,9 @@
-//! One call's media as a task. Every 20 ms: a frame from the audio source goes out as RTP, and one
-//! frame from the jitter buffer (or its concealment) goes to the audio sink. RTCP reports go out
-//! every few seconds and the far end's come back as call statistics; received DTMF is reported.
+//! One call's media as a task. Every 20 ms a frame from the audio source goes out as RTP, and,
+//! on a tick of its own, one frame from the jitter buffer (or its concealment) goes to the audio
+//! sink: that tick is placed, while playout waits to start, just after a clean stream's packets
+//! land (see `PlayoutTick`), so a frame plays ~6 ms after it comes rather than up to 20.
+//! RTCP reports go out every few seconds and the far end's come back as call statistics;
+//! received DTMF is reported.
 //! Symmetric RTP (RFC 4961): once the far end sends, we send back to where its packets come from.
 
 use std::collections::VecDeque;
@@ -22,9 +25,15 @@ use crate::audio::{AudioSink, AudioSource, CallAudio};
 use crate::ids::ConversationId;
 
 const FRAME: Duration = Duration::from_millis(20);
-/// How much later than it was due a playout tick may be placed (see [`place_playout`]): well
-/// within the speaker queue's margin, so the device does not go short.
-const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(5);
+/// How much later than its regular time a playout tick may be placed (see
+/// [`PlayoutTick::place`]): as far as the jitter buffer asks behind a packet that came just
+/// before the tick (the hosts' noise, the guard and a millisecond: 6 ms), within the speaker
+/// queue's 10 ms margin, so the device does not go short.
+const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(6);
+/// The playout tick moves at most once in this long: a far end whose packets ask for a new
+/// phase at every one (restarting its stream each time, so playout never starts) cannot feed
+/// the speaker more or less than 50 frames a second, give or take one.
+const MOVE_EVERY: Duration = Duration::from_secs(1);
 /// Far-end frames kept for a recording until the agent's frame of the same slot is read.
 const RECORDED_FAR_FRAMES: usize = 3;
 const FIRST_REPORT: Duration = Duration::from_secs(1);
@@ -340,7 +349,7 @@ async fn run(
         (Vec::new(), Vec::new(), Vec::with_capacity(256));
     let (mut buffer, mut rtcp_buffer) = (vec![0u8; 2048], vec![0u8; 2048]);
     // Sending and playout tick apart: sending on the call's own pace, playout where the far
-    // end's packets land (see `place_playout`). Burst: a late tick is caught up, so both keep
+    // end's packets land (see `PlayoutTick`). Burst: a late tick is caught up, so both keep
     // 50 frames a second on average (Delay would lose a frame per hiccup, and the jitter buffer
     // would have to drop one).
     let mut sending = tokio::time::interval(FRAME);
@@ -394,8 +403,15 @@ async fn run(
     }
     loop {
         tokio::select! {
+            // In this order when several are ready: a playout tick due with a sending tick
+            // (the two fall together until playout is placed) plays first, as one tick did
+            // before — the echo canceller pairs the frame played with the next one heard.
+            biased;
             _ = &mut controls.stopped => break,
             Some((audio, back)) = controls.audio.recv() => {
+                // A conference's mix takes a frame on its own tick: a move would leave one
+                // standing in its queue, not take one off.
+                playout.placing = false;
                 let old = CallAudio {
                     source: std::mem::replace(&mut source, audio.source),
                     sink: std::mem::replace(&mut sink, audio.sink),
@@ -585,6 +601,11 @@ struct PlayoutTick {
     interval: tokio::time::Interval,
     /// When it fires next (or, between its firing and [`Self::fire`], the tick in hand).
     next: tokio::time::Instant,
+    /// When it last played, and when it was last moved.
+    fired: Option<tokio::time::Instant>,
+    moved: Option<tokio::time::Instant>,
+    /// Whether it is moved at all (not once the call's audio ends were swapped).
+    placing: bool,
 }
 
 impl PlayoutTick {
@@ -594,6 +615,9 @@ impl PlayoutTick {
         Self {
             interval,
             next: tokio::time::Instant::now(),
+            fired: None,
+            moved: None,
+            placing: true,
         }
     }
 
@@ -610,15 +634,17 @@ impl PlayoutTick {
         if self.next != at {
             return false;
         }
+        self.fired = Some(at);
         self.next = at + FRAME;
         true
     }
 
     /// Moves the tick to where the jitter buffer asks for it (its clock counts from
-    /// `started`), if anywhere: earlier by up to a frame — the speaker's queue holds a frame
-    /// come early, and the backlog lets go of it where it is quiet — or later by at most
-    /// [`MAX_PLAYOUT_DELAY`], within the queue's margin; never into the past.
+    /// `started`), if anywhere and if [`moves_to`] allows.
     fn place(&mut self, jitter: &JitterBuffer, started: Instant) {
+        if !self.placing {
+            return;
+        }
         let Some(due_ms) = jitter.tick_wanted_at() else {
             return;
         };
@@ -626,24 +652,35 @@ impl PlayoutTick {
             return;
         };
         let due = tokio::time::Instant::from_std(started) + due;
-        if !moves_to(due, self.next, tokio::time::Instant::now()) {
+        let now = tokio::time::Instant::now();
+        let regular = self.fired.map_or(self.next, |fired| fired + FRAME);
+        if !moves_to(due, self.next, regular, self.moved, now) {
             return;
         }
         self.interval.reset_at(due);
         self.next = due;
+        self.moved = Some(now);
     }
 }
 
-/// Whether a playout tick due `next` moves to `due`, at `now`: earlier by up to a frame (never
-/// into the past), later by at most [`MAX_PLAYOUT_DELAY`]; not for less than a quarter of a
-/// millisecond (the packets of a clean stream all ask for about the same phase).
+/// Whether a playout tick now due `next` (regularly, a frame after the last: `regular`) moves
+/// to `due`, at `now`, last moved at `moved`: earlier than its regular time by up to a frame
+/// (the speaker's queue holds the frame come early, and the backlog lets go of it where it is
+/// quiet; never into the past), later by at most [`MAX_PLAYOUT_DELAY`] (moves do not add up),
+/// at most once in [`MOVE_EVERY`], and not for less than a quarter of a millisecond (the packets
+/// of a clean stream all ask for about the phase it has).
 fn moves_to(
     due: tokio::time::Instant,
     next: tokio::time::Instant,
+    regular: tokio::time::Instant,
+    moved: Option<tokio::time::Instant>,
     now: tokio::time::Instant,
 ) -> bool {
     let apart = due.max(next) - due.min(next);
-    apart >= Duration::from_micros(250) && due >= now && due <= next + MAX_PLAYOUT_DELAY
+    apart >= Duration::from_micros(250)
+        && due >= now
+        && due <= regular + MAX_PLAYOUT_DELAY
+        && moved.is_none_or(|moved| now.saturating_duration_since(moved) >= MOVE_EVERY)
 }
 
 /// Below −40 dBFS RMS: a pause in speech, where 20 ms can go unheard.
@@ -855,25 +892,31 @@ mod tests {
         assert!(!quiet(&[]), "nothing decoded is not a pause");
     }
 
-    /// Earlier by up to a frame, later by at most 5 ms (within the speaker queue's margin),
-    /// never into the past, and not for a fraction of a millisecond.
+    /// Earlier by up to a frame, later by at most 6 ms than its regular time however often
+    /// asked (within the speaker queue's margin), never into the past, not for a fraction of a
+    /// millisecond, and once a second at most: a far end cannot pull playout about.
     #[test]
-    fn the_playout_tick_moves_earlier_freely_and_later_a_little() {
+    fn the_playout_tick_moves_earlier_freely_later_a_little_and_seldom() {
         let zero = tokio::time::Instant::now();
-        let ms = |n: f64| zero + Duration::from_secs_f64((100.0 + n) / 1000.0);
+        let ms = |n: f64| zero + Duration::from_secs_f64((2000.0 + n) / 1000.0);
         let (now, next) = (ms(0.0), ms(20.0));
+        let moves = |due: f64| moves_to(ms(due), next, next, None, now);
+        assert!(moves(6.0), "a packet just in: 14 ms earlier");
+        assert!(moves(0.0), "a whole frame earlier, now");
         assert!(
-            moves_to(ms(6.0), next, now),
-            "a packet just in: 14 ms earlier"
+            !moves_to(ms(-1.0), ms(19.0), ms(19.0), None, now),
+            "not into the past"
         );
-        assert!(moves_to(ms(0.0), next, now), "a whole frame earlier, now");
-        assert!(!moves_to(ms(-1.0), ms(19.0), ms(0.0)), "not into the past");
-        assert!(moves_to(ms(24.0), next, now), "4 ms later");
         assert!(
-            !moves_to(ms(26.0), next, now),
-            "6 ms later: the speaker could go short"
+            moves(26.0),
+            "6 ms later: behind a packet that came just before the tick"
         );
-        assert!(!moves_to(ms(20.1), next, now), "the phase it has");
-        assert!(!moves_to(ms(19.9), next, now), "the phase it has");
+        assert!(!moves(27.0), "7 ms later: the speaker could go short");
+        assert!(!moves(20.1) && !moves(19.9), "the phase it has");
+        // Already put off 4 ms: 4 more would be 8 past its regular time.
+        assert!(!moves_to(ms(28.0), ms(24.0), next, None, now));
+        // Moved 300 ms ago: not again yet; a second on, yes.
+        assert!(!moves_to(ms(6.0), next, next, Some(ms(-300.0)), now));
+        assert!(moves_to(ms(6.0), next, next, Some(ms(-1000.0)), now));
     }
 }
