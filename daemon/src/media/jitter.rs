@@ -310,18 +310,22 @@ impl JitterBuffer {
     /// arrival, by the hosts' noise and the guard, so that the start plays it at once, none held,
     /// and the frames after it land in time — rather than wherever the call's start put the
     /// tick, up to a frame later (mouth-to-ear). `None` while playing (moving the tick then would
-    /// stretch or squeeze what is heard), before the start's packets are in (`START_PACKETS`, or
-    /// any after a pause), and while they scatter: the start's depth is then the spread's,
-    /// whatever the phase, and a tick placed close behind the packets would have the depth cut
-    /// as standing — a jump in what is heard — where a tick where it fell mostly leaves it.
+    /// stretch or squeeze what is heard), before the start's packets are in (`START_PACKETS` and
+    /// the target; after a pause, the target on a network whose jitter is the hosts' noise), and
+    /// while they scatter: the start's depth is then the spread's, whatever the phase, and a
+    /// tick placed close behind the packets would have the depth cut as standing — a jump in
+    /// what is heard — where a tick where it fell mostly leaves it.
     pub fn tick_wanted_at(&self) -> Option<f64> {
-        if self.playing {
+        if self.playing || self.packets.len() < self.stats.target_frames {
             return None;
         }
         let waiting = self.waiting.as_ref()?;
-        if (waiting.packets < START_PACKETS && !self.resumed)
-            || waiting.slowest - waiting.fastest > HOST_NOISE_MS
-        {
+        let heard = if self.resumed {
+            self.stats.jitter_ms <= HOST_NOISE_MS
+        } else {
+            waiting.packets >= START_PACKETS
+        };
+        if !heard || waiting.slowest - waiting.fastest > HOST_NOISE_MS {
             return None;
         }
         let (newest, rtp_ms) = waiting.newest;
@@ -727,6 +731,37 @@ mod tests {
             3,
         );
         assert_eq!(unplaced[1..], [frame(1), frame(2)]);
+    }
+
+    /// After a pause on a clean network, the talkspurt's tick is asked for once the target's
+    /// frames are in, and a start then plays the first of them at once.
+    #[test]
+    fn a_talkspurt_after_a_pause_asks_for_its_tick_once_its_frames_are_in() {
+        let mut buffer = JitterBuffer::new(20);
+        for seq in 0..3 {
+            buffer.push(
+                seq,
+                f64::from(seq) * 20.0,
+                f64::from(seq) * 20.0 + 1.0,
+                &[seq as u8],
+            );
+        }
+        let mut now = 47.0;
+        while buffer.pop_at(now) != Playout::Silence || now < 200.0 {
+            now += 20.0;
+        }
+        // Paused: the next talkspurt starts at frame 50 (a second on).
+        buffer.push(50, 1000.0, 1001.0, &[50]);
+        assert_eq!(
+            buffer.tick_wanted_at(),
+            None,
+            "one frame, the target is two"
+        );
+        buffer.push(51, 1020.0, 1021.5, &[51]);
+        let wanted = buffer.tick_wanted_at().expect("clean: a tick is asked for");
+        assert!((wanted - (1020.0 + 1.0 + 6.0)).abs() < 1e-9, "{wanted}");
+        assert_eq!(buffer.pop_at(wanted), frame(50));
+        assert_eq!(buffer.tick_wanted_at(), None, "playing");
     }
 
     /// A scattering network's start is as deep as its spread, wherever the tick falls: no tick

@@ -30,9 +30,9 @@ const FRAME: Duration = Duration::from_millis(20);
 /// before the tick (the hosts' noise, the guard and a millisecond: 6 ms), within the speaker
 /// queue's 10 ms margin, so the device does not go short.
 const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(6);
-/// The playout tick moves at most once in this long: a far end whose packets ask for a new
-/// phase at every one (restarting its stream each time, so playout never starts) cannot feed
-/// the speaker more or less than 50 frames a second, give or take one.
+/// The playout tick moves earlier at most once in this long: a far end that keeps asking for a
+/// new phase (pausing or restarting its stream over and over) cannot feed the speaker more than
+/// 50 frames a second, give or take one.
 const MOVE_EVERY: Duration = Duration::from_secs(1);
 /// Far-end frames kept for a recording until the agent's frame of the same slot is read.
 const RECORDED_FAR_FRAMES: usize = 3;
@@ -348,13 +348,16 @@ async fn run(
     let (mut encoded, mut decoded, mut packet_bytes) =
         (Vec::new(), Vec::new(), Vec::with_capacity(256));
     let (mut buffer, mut rtcp_buffer) = (vec![0u8; 2048], vec![0u8; 2048]);
-    // Sending and playout tick apart: sending on the call's own pace, playout where the far
-    // end's packets land (see `PlayoutTick`). Burst: a late tick is caught up, so both keep
-    // 50 frames a second on average (Delay would lose a frame per hiccup, and the jitter buffer
-    // would have to drop one).
-    let mut sending = tokio::time::interval(FRAME);
-    sending.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut playout = PlayoutTick::new();
+    // Sending and playout tick apart, on one timer: sending on the call's own pace, playout
+    // where the far end's packets land (see `PlayoutTick`). Whichever is due first runs first,
+    // playout on a tie (as the one tick did: the echo canceller pairs each frame played with
+    // the microphone's next); a late wake-up catches up tick by tick in that order, so both
+    // keep 50 frames a second (a frame lost per hiccup, the jitter buffer would have to drop).
+    let begun = tokio::time::Instant::now();
+    let mut send_next = begun;
+    let mut playout = PlayoutTick::new(begun);
+    let ticker = tokio::time::sleep_until(begun);
+    tokio::pin!(ticker);
     // The far end's frames played, waiting for the agent's frame of the same slot to be
     // recorded with them (the two ticks fall apart).
     let mut far_frames: VecDeque<Vec<i16>> = VecDeque::new();
@@ -402,11 +405,11 @@ async fn run(
         }};
     }
     loop {
+        let due = playout.next.min(send_next);
+        if ticker.deadline() != due {
+            ticker.as_mut().reset(due);
+        }
         tokio::select! {
-            // In this order when several are ready: a playout tick due with a sending tick
-            // (the two fall together until playout is placed) plays first, as one tick did
-            // before — the echo canceller pairs the frame played with the next one heard.
-            biased;
             _ = &mut controls.stopped => break,
             Some((audio, back)) = controls.audio.recv() => {
                 // A conference's mix takes a frame on its own tick: a move would leave one
@@ -448,69 +451,72 @@ async fn run(
                 stats.silent_ms = receiving.last_heard.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
                 report(MediaReport::Stats(stats.clone()));
             }
-            at = playout.tick() => {
-                // What has already arrived plays in this tick: the select may have taken the
-                // tick before a packet waiting on the socket, and the jitter buffer would
-                // conceal a frame that is here (then play it late: a frame inserted). Bounded,
-                // so a flood cannot hold up playout and sending.
-                for _ in 0..WAITING_PACKETS {
-                    let Some(Ok((n, from))) = socket.as_ref().map(|s| s.try_recv_from(&mut buffer)) else { break };
-                    on_datagram!(n, from);
-                }
-                if let Some(inbound) = packets_in.as_mut() {
+            () = &mut ticker => {
+                let at = ticker.deadline();
+                if playout.next <= send_next {
+                    // What has already arrived plays in this tick: the select may have taken the
+                    // tick before a packet waiting on the socket, and the jitter buffer would
+                    // conceal a frame that is here (then play it late: a frame inserted). Bounded,
+                    // so a flood cannot hold up playout and sending.
                     for _ in 0..WAITING_PACKETS {
-                        let Ok(packet) = inbound.try_recv() else { break };
-                        if receiving.on_rtp(&packet, &mut jitter, &mut reception, &report) {
-                            playout.place(&jitter, receiving.started);
+                        let Some(Ok((n, from))) = socket.as_ref().map(|s| s.try_recv_from(&mut buffer)) else { break };
+                        on_datagram!(n, from);
+                    }
+                    if let Some(inbound) = packets_in.as_mut() {
+                        for _ in 0..WAITING_PACKETS {
+                            let Ok(packet) = inbound.try_recv() else { break };
+                            if receiving.on_rtp(&packet, &mut jitter, &mut reception, &report) {
+                                playout.place(&jitter, receiving.started);
+                            }
                         }
                     }
-                }
-                // A packet just in moved this tick a few ms on, for its start to play it at
-                // once: it plays then.
-                if !playout.fire(at) {
+                    // A packet just in moved this tick a few ms on, for its start to play it at
+                    // once: it plays then.
+                    if !playout.fire(at) {
+                        continue;
+                    }
+                    let flow = *controls.flow.borrow();
+                    // One frame to the sink per tick, whatever the network did. The tick's
+                    // scheduled time, not when it ran: a late run must not count as phase.
+                    let now_ms = at.into_std().saturating_duration_since(receiving.started).as_secs_f64() * 1000.0;
+                    match (flow.receive, jitter.pop_at(now_ms)) {
+                        (true, Playout::Frame(payload)) => {
+                            state.decode(&payload, &mut decoded);
+                            // A pause in the far end's speech: where delay no longer needed is cut
+                            // (`jitter.rs`), the next frame playing in this one's slot.
+                            quiet_frames = if quiet(&decoded) { quiet_frames + 1 } else { 0 };
+                            if quiet_frames >= PAUSE_FRAMES && let Some(next) = jitter.trim() {
+                                state.decode(&next, &mut decoded);
+                                quiet_frames = 0;
+                            }
+                            if decoded.is_empty() {
+                                // Undecodable: its slot is concealed, so the timeline keeps its length.
+                                state.conceal(frame_samples, None, &mut decoded);
+                            }
+                        }
+                        // Not a frame of the far end's: no pause counted through it.
+                        (true, Playout::Lost { next }) => {
+                            quiet_frames = 0;
+                            state.conceal(frame_samples, next.as_deref(), &mut decoded);
+                        }
+                        _ => {
+                            quiet_frames = 0;
+                            decoded.clear();
+                            decoded.resize(frame_samples, 0);
+                        }
+                    }
+                    sink.write(&decoded);
+                    if controls.recording.borrow().is_some() {
+                        if far_frames.len() == RECORDED_FAR_FRAMES {
+                            far_frames.pop_front();
+                        }
+                        far_frames.push_back(decoded.clone());
+                    } else {
+                        far_frames.clear();
+                    }
                     continue;
                 }
-                let flow = *controls.flow.borrow();
-                // One frame to the sink per tick, whatever the network did. The tick's
-                // scheduled time, not when it ran: a late run must not count as phase.
-                let now_ms = at.into_std().saturating_duration_since(receiving.started).as_secs_f64() * 1000.0;
-                match (flow.receive, jitter.pop_at(now_ms)) {
-                    (true, Playout::Frame(payload)) => {
-                        state.decode(&payload, &mut decoded);
-                        // A pause in the far end's speech: where delay no longer needed is cut
-                        // (`jitter.rs`), the next frame playing in this one's slot.
-                        quiet_frames = if quiet(&decoded) { quiet_frames + 1 } else { 0 };
-                        if quiet_frames >= PAUSE_FRAMES && let Some(next) = jitter.trim() {
-                            state.decode(&next, &mut decoded);
-                            quiet_frames = 0;
-                        }
-                        if decoded.is_empty() {
-                            // Undecodable: its slot is concealed, so the timeline keeps its length.
-                            state.conceal(frame_samples, None, &mut decoded);
-                        }
-                    }
-                    // Not a frame of the far end's: no pause counted through it.
-                    (true, Playout::Lost { next }) => {
-                        quiet_frames = 0;
-                        state.conceal(frame_samples, next.as_deref(), &mut decoded);
-                    }
-                    _ => {
-                        quiet_frames = 0;
-                        decoded.clear();
-                        decoded.resize(frame_samples, 0);
-                    }
-                }
-                sink.write(&decoded);
-                if controls.recording.borrow().is_some() {
-                    if far_frames.len() == RECORDED_FAR_FRAMES {
-                        far_frames.pop_front();
-                    }
-                    far_frames.push_back(decoded.clone());
-                } else {
-                    far_frames.clear();
-                }
-            }
-            _ = sending.tick() => {
+                send_next = at + FRAME;
                 let flow = *controls.flow.borrow();
                 // The agent's side of a frame the microphone is not read for (hold, a DTMF
                 // tone) is silence in the recording; the far end's, the frame played since the
@@ -593,13 +599,12 @@ async fn run(
     sink.finish();
 }
 
-/// The playout tick: every 20 ms, at a phase the jitter buffer moves while playout waits to
+/// The playout tick: every 20 ms, at a phase the jitter buffer moves when playout is about to
 /// start (on a clean network: just after the far end's packets land, so a frame plays in the
 /// tick after it arrives rather than up to 20 ms on, where the call's start happened to put
 /// the tick — the echo of our own sending tick, at worst).
 struct PlayoutTick {
-    interval: tokio::time::Interval,
-    /// When it fires next (or, between its firing and [`Self::fire`], the tick in hand).
+    /// When it is due next (or, between its firing and [`Self::fire`], the tick in hand).
     next: tokio::time::Instant,
     /// When it last played, and when it was last moved.
     fired: Option<tokio::time::Instant>,
@@ -609,23 +614,13 @@ struct PlayoutTick {
 }
 
 impl PlayoutTick {
-    fn new() -> Self {
-        let mut interval = tokio::time::interval(FRAME);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    fn new(first: tokio::time::Instant) -> Self {
         Self {
-            interval,
-            next: tokio::time::Instant::now(),
+            next: first,
             fired: None,
             moved: None,
             placing: true,
         }
-    }
-
-    /// The next tick's scheduled time; [`Self::fire`] says whether it plays.
-    async fn tick(&mut self) -> tokio::time::Instant {
-        let at = self.interval.tick().await;
-        self.next = at;
-        at
     }
 
     /// Whether the tick at `at` plays now — not when a packet read in it moved it a few ms
@@ -654,21 +649,20 @@ impl PlayoutTick {
         let due = tokio::time::Instant::from_std(started) + due;
         let now = tokio::time::Instant::now();
         let regular = self.fired.map_or(self.next, |fired| fired + FRAME);
-        if !moves_to(due, self.next, regular, self.moved, now) {
-            return;
+        if moves_to(due, self.next, regular, self.moved, now) {
+            self.next = due;
+            self.moved = Some(now);
         }
-        self.interval.reset_at(due);
-        self.next = due;
-        self.moved = Some(now);
     }
 }
 
 /// Whether a playout tick now due `next` (regularly, a frame after the last: `regular`) moves
 /// to `due`, at `now`, last moved at `moved`: earlier than its regular time by up to a frame
 /// (the speaker's queue holds the frame come early, and the backlog lets go of it where it is
-/// quiet; never into the past), later by at most [`MAX_PLAYOUT_DELAY`] (moves do not add up),
-/// at most once in [`MOVE_EVERY`], and not for less than a quarter of a millisecond (the packets
-/// of a clean stream all ask for about the phase it has).
+/// quiet; never into the past), at most once in [`MOVE_EVERY`]; later by at most
+/// [`MAX_PLAYOUT_DELAY`], and only as the call's first move (later moves, even one a second,
+/// would add up to a frame the speaker goes without); not for less than a quarter of a
+/// millisecond (the packets of a clean stream all ask for about the phase it has).
 fn moves_to(
     due: tokio::time::Instant,
     next: tokio::time::Instant,
@@ -677,10 +671,11 @@ fn moves_to(
     now: tokio::time::Instant,
 ) -> bool {
     let apart = due.max(next) - due.min(next);
-    apart >= Duration::from_micros(250)
-        && due >= now
-        && due <= regular + MAX_PLAYOUT_DELAY
-        && moved.is_none_or(|moved| now.saturating_duration_since(moved) >= MOVE_EVERY)
+    let within = match moved {
+        None => due <= regular + MAX_PLAYOUT_DELAY,
+        Some(moved) => due <= regular && now.saturating_duration_since(moved) >= MOVE_EVERY,
+    };
+    apart >= Duration::from_micros(250) && due >= now && within
 }
 
 /// Below −40 dBFS RMS: a pause in speech, where 20 ms can go unheard.
@@ -892,9 +887,9 @@ mod tests {
         assert!(!quiet(&[]), "nothing decoded is not a pause");
     }
 
-    /// Earlier by up to a frame, later by at most 6 ms than its regular time however often
-    /// asked (within the speaker queue's margin), never into the past, not for a fraction of a
-    /// millisecond, and once a second at most: a far end cannot pull playout about.
+    /// Earlier by up to a frame, once a second at most; later by at most 6 ms than its regular
+    /// time (within the speaker queue's margin), as the first move only; never into the past,
+    /// not for a fraction of a millisecond: a far end cannot pull playout about.
     #[test]
     fn the_playout_tick_moves_earlier_freely_later_a_little_and_seldom() {
         let zero = tokio::time::Instant::now();
@@ -915,8 +910,9 @@ mod tests {
         assert!(!moves(20.1) && !moves(19.9), "the phase it has");
         // Already put off 4 ms: 4 more would be 8 past its regular time.
         assert!(!moves_to(ms(28.0), ms(24.0), next, None, now));
-        // Moved 300 ms ago: not again yet; a second on, yes.
+        // Moved 300 ms ago: not again yet; a second on, yes — but never later again.
         assert!(!moves_to(ms(6.0), next, next, Some(ms(-300.0)), now));
         assert!(moves_to(ms(6.0), next, next, Some(ms(-1000.0)), now));
+        assert!(!moves_to(ms(24.0), next, next, Some(ms(-1000.0)), now));
     }
 }
