@@ -1,6 +1,6 @@
 //! One call's media as a task. Every 20 ms a frame from the audio source goes out as RTP, and,
 //! on a tick of its own, one frame from the jitter buffer (or its concealment) goes to the audio
-//! sink: that tick is placed, while playout waits to start, just after a clean stream's packets
+//! sink: that tick is placed, as playout is about to start, just after a clean stream's packets
 //! land (see `PlayoutTick`), so a frame plays ~6 ms after it comes rather than up to 20.
 //! RTCP reports go out every few seconds and the far end's come back as call statistics;
 //! received DTMF is reported.
