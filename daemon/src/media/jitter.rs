@@ -5,8 +5,7 @@
 //!
 //! A stream's playout starts, once three packets are in, as deep as a bound on the spread of
 //! their transit times allows: on a clean network placed against the playout tick (none held
-//! when packets land more than 5 ms before it, else one — and the caller may move its tick to
-//! where [`JitterBuffer::tick_wanted_at`] asks, so none is), on a scattering one as deep as the
+//! when packets land more than 5 ms before it, else one), on a scattering one as deep as the
 //! first packets show it may be; after a pause in the stream (an underrun) it resumes with what
 //! it held. A codec with in-band FEC (Opus) has its first loss met with none held rebuilt from
 //! the next frame in a stretch, so one frame is held from then on and later losses are rebuilt. Delay added at the start costs
@@ -47,9 +46,6 @@ const HOST_NOISE_MS: f64 = 2.0;
 /// Kept on top of the transit times' spread (and the hosts' noise) when the start is placed
 /// against the playout tick: a frame due this close before a tick may still miss it.
 const START_GUARD_MS: f64 = 3.0;
-/// Beyond the hosts' noise and the guard where [`JitterBuffer::tick_wanted_at`] places the
-/// tick, so converting it to the caller's clock and back cannot tip the start into holding one.
-const TICK_MARGIN_MS: f64 = 1.0;
 /// Packets heard before the start is decided.
 const START_PACKETS: u32 = 3;
 /// Underrun ticks before we stop and rebuffer (the far end paused or went on hold).
@@ -303,35 +299,6 @@ impl JitterBuffer {
     #[cfg(test)]
     pub fn pop(&mut self) -> Playout {
         self.pop_at(f64::NEG_INFINITY)
-    }
-
-    /// Where the playout tick would best fall (ms, the clock of the arrival times pushed) when
-    /// playout is about to start on a clean network: just after the newest frame's earliest
-    /// arrival, by the hosts' noise and the guard, so that the start plays it at once, none held,
-    /// and the frames after it land in time — rather than wherever the call's start put the
-    /// tick, up to a frame later (mouth-to-ear). `None` while playing (moving the tick then would
-    /// stretch or squeeze what is heard), before the start's packets are in (`START_PACKETS` and
-    /// the target; after a pause, the target on a network whose jitter is the hosts' noise), and
-    /// while they scatter: the start's depth is then the spread's, whatever the phase, and a
-    /// tick placed close behind the packets would have the depth cut as standing — a jump in
-    /// what is heard — where a tick where it fell mostly leaves it.
-    pub fn tick_wanted_at(&self) -> Option<f64> {
-        if self.playing || self.packets.len() < self.stats.target_frames {
-            return None;
-        }
-        let waiting = self.waiting.as_ref()?;
-        let heard = if self.resumed {
-            self.stats.jitter_ms <= HOST_NOISE_MS
-        } else {
-            waiting.packets >= START_PACKETS
-        };
-        if !heard || waiting.slowest - waiting.fastest > HOST_NOISE_MS {
-            return None;
-        }
-        let (newest, rtp_ms) = waiting.newest;
-        let (&highest, _) = self.packets.last_key_value()?;
-        (newest == highest)
-            .then_some(rtp_ms + waiting.fastest + HOST_NOISE_MS + START_GUARD_MS + TICK_MARGIN_MS)
     }
 
     /// The frame for the playout tick at `now_ms` (the clock of the arrival times pushed).
@@ -686,93 +653,6 @@ mod tests {
         }
         assert_eq!(buffer.pop(), frame(1));
         assert_eq!(buffer.pop(), frame(2));
-    }
-
-    /// A tick placed where the buffer asks while it waits — however the call's start had it
-    /// against the packets — plays a clean start at once, none held, and every frame after it
-    /// in time though each lands up to the hosts' noise later than the fastest.
-    #[test]
-    fn a_tick_placed_where_asked_plays_a_clean_start_at_once() {
-        let noise = [0.0, 1.5, 0.5, 2.0, 1.0, 0.0, 1.8, 0.3, 1.2, 2.0];
-        let arrival = |seq: u16| f64::from(seq) * 20.0 + 1.0 + noise[usize::from(seq) % 10];
-        let mut buffer = JitterBuffer::new(20);
-        assert_eq!(
-            buffer.tick_wanted_at(),
-            None,
-            "nothing heard, nothing asked"
-        );
-        for seq in 0..3 {
-            assert_eq!(
-                buffer.tick_wanted_at(),
-                None,
-                "the start's packets are not in"
-            );
-            buffer.push(seq, f64::from(seq) * 20.0, arrival(seq), &[seq as u8]);
-        }
-        // The newest's media time, the fastest transit (1 ms), the noise and guard, a margin.
-        let wanted = buffer.tick_wanted_at().expect("clean: a tick is asked for");
-        assert!(
-            (wanted - (40.0 + 1.0 + 2.0 + 3.0 + 1.0)).abs() < 1e-9,
-            "{wanted}"
-        );
-        let mut played = vec![];
-        for (tick, seq) in (0..12).zip(3..) {
-            let now = wanted + f64::from(tick) * 20.0;
-            played.push(buffer.pop_at(now));
-            assert_eq!(buffer.tick_wanted_at(), None, "playing: the tick stays");
-            assert!(arrival(seq) <= now + 20.0);
-            buffer.push(seq, f64::from(seq) * 20.0, arrival(seq), &[seq as u8]);
-        }
-        assert_eq!(played, (2..14).map(frame).collect::<Vec<_>>());
-        // Unplaced, 0.5 ms after the third packet: one frame held (the test below).
-        let unplaced = play(
-            &(0..10).map(|seq| (seq, arrival(seq))).collect::<Vec<_>>(),
-            21.5,
-            3,
-        );
-        assert_eq!(unplaced[1..], [frame(1), frame(2)]);
-    }
-
-    /// After a pause on a clean network, the talkspurt's tick is asked for once the target's
-    /// frames are in, and a start then plays the first of them at once.
-    #[test]
-    fn a_talkspurt_after_a_pause_asks_for_its_tick_once_its_frames_are_in() {
-        let mut buffer = JitterBuffer::new(20);
-        for seq in 0..3 {
-            buffer.push(
-                seq,
-                f64::from(seq) * 20.0,
-                f64::from(seq) * 20.0 + 1.0,
-                &[seq as u8],
-            );
-        }
-        let mut now = 47.0;
-        while buffer.pop_at(now) != Playout::Silence || now < 200.0 {
-            now += 20.0;
-        }
-        // Paused: the next talkspurt starts at frame 50 (a second on).
-        buffer.push(50, 1000.0, 1001.0, &[50]);
-        assert_eq!(
-            buffer.tick_wanted_at(),
-            None,
-            "one frame, the target is two"
-        );
-        buffer.push(51, 1020.0, 1021.5, &[51]);
-        let wanted = buffer.tick_wanted_at().expect("clean: a tick is asked for");
-        assert!((wanted - (1020.0 + 1.0 + 6.0)).abs() < 1e-9, "{wanted}");
-        assert_eq!(buffer.pop_at(wanted), frame(50));
-        assert_eq!(buffer.tick_wanted_at(), None, "playing");
-    }
-
-    /// A scattering network's start is as deep as its spread, wherever the tick falls: no tick
-    /// asked for.
-    #[test]
-    fn a_scattering_start_asks_for_no_tick() {
-        let mut buffer = JitterBuffer::new(20);
-        for (seq, at) in [(0u16, 1.0), (1, 31.0), (2, 42.0)] {
-            buffer.push(seq, f64::from(seq) * 20.0, at, &[seq as u8]);
-        }
-        assert_eq!(buffer.tick_wanted_at(), None);
     }
 
     /// On a clean network the start is placed against the tick: packets that land well before

@@ -1,12 +1,8 @@
-//! One call's media as a task. Every 20 ms a frame from the audio source goes out as RTP, and,
-//! on a tick of its own, one frame from the jitter buffer (or its concealment) goes to the audio
-//! sink: that tick is placed, as playout is about to start, just after a clean stream's packets
-//! land (see `PlayoutTick`), so a frame plays ~6 ms after it comes rather than up to 20.
-//! RTCP reports go out every few seconds and the far end's come back as call statistics;
-//! received DTMF is reported.
+//! One call's media as a task. Every 20 ms: a frame from the audio source goes out as RTP, and one
+//! frame from the jitter buffer (or its concealment) goes to the audio sink. RTCP reports go out
+//! every few seconds and the far end's come back as call statistics; received DTMF is reported.
 //! Symmetric RTP (RFC 4961): once the far end sends, we send back to where its packets come from.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,17 +21,6 @@ use crate::audio::{AudioSink, AudioSource, CallAudio};
 use crate::ids::ConversationId;
 
 const FRAME: Duration = Duration::from_millis(20);
-/// How much later than its regular time a playout tick may be placed (see
-/// [`PlayoutTick::place`]): as far as the jitter buffer asks behind a packet that came just
-/// before the tick (the hosts' noise, the guard and a millisecond: 6 ms), within the speaker
-/// queue's 10 ms margin, so the device does not go short.
-const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(6);
-/// The playout tick moves earlier at most once in this long: a far end that keeps asking for a
-/// new phase (pausing or restarting its stream over and over) cannot feed the speaker more than
-/// 50 frames a second, give or take one.
-const MOVE_EVERY: Duration = Duration::from_secs(1);
-/// Far-end frames kept for a recording until the agent's frame of the same slot is read.
-const RECORDED_FAR_FRAMES: usize = 3;
 const FIRST_REPORT: Duration = Duration::from_secs(1);
 /// Packets read before a playout tick at most (a 20 ms frame is one packet; a burst after a
 /// hiccup a few).
@@ -348,19 +333,10 @@ async fn run(
     let (mut encoded, mut decoded, mut packet_bytes) =
         (Vec::new(), Vec::new(), Vec::with_capacity(256));
     let (mut buffer, mut rtcp_buffer) = (vec![0u8; 2048], vec![0u8; 2048]);
-    // Sending and playout tick apart, on one timer: sending on the call's own pace, playout
-    // where the far end's packets land (see `PlayoutTick`). Whichever is due first runs first,
-    // playout on a tie (as the one tick did: the echo canceller pairs each frame played with
-    // the microphone's next); a late wake-up catches up tick by tick in that order, so both
-    // keep 50 frames a second (a frame lost per hiccup, the jitter buffer would have to drop).
-    let begun = tokio::time::Instant::now();
-    let mut send_next = begun;
-    let mut playout = PlayoutTick::new(begun);
-    let ticker = tokio::time::sleep_until(begun);
-    tokio::pin!(ticker);
-    // The far end's frames played, waiting for the agent's frame of the same slot to be
-    // recorded with them (the two ticks fall apart).
-    let mut far_frames: VecDeque<Vec<i16>> = VecDeque::new();
+    let mut tick = tokio::time::interval(FRAME);
+    // Burst: a late tick is caught up, so playout and sending keep 50 frames a second on average
+    // (Delay would lose a frame per hiccup, and the jitter buffer would have to drop one).
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     // One timer for the reports, reset when it fires: a `sleep_until` made in the loop would be
     // put into and taken out of the runtime's timer wheel at every packet and tick.
     let next_report = tokio::time::sleep(FIRST_REPORT);
@@ -401,20 +377,12 @@ async fn run(
             if let Some(source) = rtp_source.as_mut() {
                 source.confirm(from);
             }
-            playout.place(&jitter, receiving.started);
         }};
     }
     loop {
-        let due = playout.next.min(send_next);
-        if ticker.deadline() != due {
-            ticker.as_mut().reset(due);
-        }
         tokio::select! {
             _ = &mut controls.stopped => break,
             Some((audio, back)) = controls.audio.recv() => {
-                // A conference's mix takes a frame on its own tick: a move would leave one
-                // standing in its queue, not take one off.
-                playout.placing = false;
                 let old = CallAudio {
                     source: std::mem::replace(&mut source, audio.source),
                     sink: std::mem::replace(&mut sink, audio.sink),
@@ -451,80 +419,57 @@ async fn run(
                 stats.silent_ms = receiving.last_heard.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
                 report(MediaReport::Stats(stats.clone()));
             }
-            () = &mut ticker => {
-                let at = ticker.deadline();
-                if playout.next <= send_next {
-                    // What has already arrived plays in this tick: the select may have taken the
-                    // tick before a packet waiting on the socket, and the jitter buffer would
-                    // conceal a frame that is here (then play it late: a frame inserted). Bounded,
-                    // so a flood cannot hold up playout and sending.
-                    for _ in 0..WAITING_PACKETS {
-                        let Some(Ok((n, from))) = socket.as_ref().map(|s| s.try_recv_from(&mut buffer)) else { break };
-                        on_datagram!(n, from);
-                    }
-                    if let Some(inbound) = packets_in.as_mut() {
-                        for _ in 0..WAITING_PACKETS {
-                            let Ok(packet) = inbound.try_recv() else { break };
-                            if receiving.on_rtp(&packet, &mut jitter, &mut reception, &report) {
-                                playout.place(&jitter, receiving.started);
-                            }
-                        }
-                    }
-                    // A packet just in moved this tick a few ms on, for its start to play it at
-                    // once: it plays then.
-                    if !playout.fire(at) {
-                        continue;
-                    }
-                    let flow = *controls.flow.borrow();
-                    // One frame to the sink per tick, whatever the network did. The tick's
-                    // scheduled time, not when it ran: a late run must not count as phase.
-                    let now_ms = at.into_std().saturating_duration_since(receiving.started).as_secs_f64() * 1000.0;
-                    match (flow.receive, jitter.pop_at(now_ms)) {
-                        (true, Playout::Frame(payload)) => {
-                            state.decode(&payload, &mut decoded);
-                            // A pause in the far end's speech: where delay no longer needed is cut
-                            // (`jitter.rs`), the next frame playing in this one's slot.
-                            quiet_frames = if quiet(&decoded) { quiet_frames + 1 } else { 0 };
-                            if quiet_frames >= PAUSE_FRAMES && let Some(next) = jitter.trim() {
-                                state.decode(&next, &mut decoded);
-                                quiet_frames = 0;
-                            }
-                            if decoded.is_empty() {
-                                // Undecodable: its slot is concealed, so the timeline keeps its length.
-                                state.conceal(frame_samples, None, &mut decoded);
-                            }
-                        }
-                        // Not a frame of the far end's: no pause counted through it.
-                        (true, Playout::Lost { next }) => {
-                            quiet_frames = 0;
-                            state.conceal(frame_samples, next.as_deref(), &mut decoded);
-                        }
-                        _ => {
-                            quiet_frames = 0;
-                            decoded.clear();
-                            decoded.resize(frame_samples, 0);
-                        }
-                    }
-                    sink.write(&decoded);
-                    if controls.recording.borrow().is_some() {
-                        if far_frames.len() == RECORDED_FAR_FRAMES {
-                            far_frames.pop_front();
-                        }
-                        far_frames.push_back(decoded.clone());
-                    } else {
-                        far_frames.clear();
-                    }
-                    continue;
+            at = tick.tick() => {
+                // What has already arrived plays in this tick: the select may have taken the
+                // tick before a packet waiting on the socket, and the jitter buffer would
+                // conceal a frame that is here (then play it late: a frame inserted). Bounded,
+                // so a flood cannot hold up playout and sending.
+                for _ in 0..WAITING_PACKETS {
+                    let Some(Ok((n, from))) = socket.as_ref().map(|s| s.try_recv_from(&mut buffer)) else { break };
+                    on_datagram!(n, from);
                 }
-                send_next = at + FRAME;
+                if let Some(inbound) = packets_in.as_mut() {
+                    for _ in 0..WAITING_PACKETS {
+                        let Ok(packet) = inbound.try_recv() else { break };
+                        receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
+                    }
+                }
                 let flow = *controls.flow.borrow();
+                // Playout first: one frame to the sink per tick, whatever the network did.
+                // The tick's scheduled time, not when it ran: a late run must not count as phase.
+                let now_ms = at.into_std().saturating_duration_since(receiving.started).as_secs_f64() * 1000.0;
+                match (flow.receive, jitter.pop_at(now_ms)) {
+                    (true, Playout::Frame(payload)) => {
+                        state.decode(&payload, &mut decoded);
+                        // A pause in the far end's speech: where delay no longer needed is cut
+                        // (`jitter.rs`), the next frame playing in this one's slot.
+                        quiet_frames = if quiet(&decoded) { quiet_frames + 1 } else { 0 };
+                        if quiet_frames >= PAUSE_FRAMES && let Some(next) = jitter.trim() {
+                            state.decode(&next, &mut decoded);
+                            quiet_frames = 0;
+                        }
+                        if decoded.is_empty() {
+                            // Undecodable: its slot is concealed, so the timeline keeps its length.
+                            state.conceal(frame_samples, None, &mut decoded);
+                        }
+                    }
+                    // Not a frame of the far end's: no pause counted through it.
+                    (true, Playout::Lost { next }) => {
+                        quiet_frames = 0;
+                        state.conceal(frame_samples, next.as_deref(), &mut decoded);
+                    }
+                    _ => {
+                        quiet_frames = 0;
+                        decoded.clear();
+                        decoded.resize(frame_samples, 0);
+                    }
+                }
+                sink.write(&decoded);
                 // The agent's side of a frame the microphone is not read for (hold, a DTMF
-                // tone) is silence in the recording; the far end's, the frame played since the
-                // last (silence if none was).
-                let far = far_frames.pop_front();
+                // tone) is silence in the recording.
                 let record = |agent: &[i16]| {
                     if let Some(tap) = controls.recording.borrow().as_ref() {
-                        tap.frame(agent, far.as_deref().unwrap_or(&silence));
+                        tap.frame(agent, &decoded);
                     }
                 };
                 if !flow.send {
@@ -575,9 +520,7 @@ async fn run(
                 on_datagram!(n, from);
             }
             Some(packet) = recv_packet(packets_in.as_mut()) => {
-                if receiving.on_rtp(&packet, &mut jitter, &mut reception, &report) {
-                    playout.place(&jitter, receiving.started);
-                }
+                receiving.on_rtp(&packet, &mut jitter, &mut reception, &report);
             }
             received = recv_udp(rtcp_socket.as_ref(), &mut rtcp_buffer) => {
                 if let Ok((n, from)) = received
@@ -597,85 +540,6 @@ async fn run(
     stats.foreign_packets_dropped = dropped(&rtp_source, &rtcp_source);
     report(MediaReport::Stats(stats));
     sink.finish();
-}
-
-/// The playout tick: every 20 ms, at a phase the jitter buffer moves when playout is about to
-/// start (on a clean network: just after the far end's packets land, so a frame plays in the
-/// tick after it arrives rather than up to 20 ms on, where the call's start happened to put
-/// the tick — the echo of our own sending tick, at worst).
-struct PlayoutTick {
-    /// When it is due next (or, between its firing and [`Self::fire`], the tick in hand).
-    next: tokio::time::Instant,
-    /// When it last played, and when it was last moved.
-    fired: Option<tokio::time::Instant>,
-    moved: Option<tokio::time::Instant>,
-    /// Whether it is moved at all (not once the call's audio ends were swapped).
-    placing: bool,
-}
-
-impl PlayoutTick {
-    fn new(first: tokio::time::Instant) -> Self {
-        Self {
-            next: first,
-            fired: None,
-            moved: None,
-            placing: true,
-        }
-    }
-
-    /// Whether the tick at `at` plays now — not when a packet read in it moved it a few ms
-    /// on — and from here on the next is a frame later.
-    fn fire(&mut self, at: tokio::time::Instant) -> bool {
-        if self.next != at {
-            return false;
-        }
-        self.fired = Some(at);
-        self.next = at + FRAME;
-        true
-    }
-
-    /// Moves the tick to where the jitter buffer asks for it (its clock counts from
-    /// `started`), if anywhere and if [`moves_to`] allows.
-    fn place(&mut self, jitter: &JitterBuffer, started: Instant) {
-        if !self.placing {
-            return;
-        }
-        let Some(due_ms) = jitter.tick_wanted_at() else {
-            return;
-        };
-        let Ok(due) = Duration::try_from_secs_f64(due_ms / 1000.0) else {
-            return;
-        };
-        let due = tokio::time::Instant::from_std(started) + due;
-        let now = tokio::time::Instant::now();
-        let regular = self.fired.map_or(self.next, |fired| fired + FRAME);
-        if moves_to(due, self.next, regular, self.moved, now) {
-            self.next = due;
-            self.moved = Some(now);
-        }
-    }
-}
-
-/// Whether a playout tick now due `next` (regularly, a frame after the last: `regular`) moves
-/// to `due`, at `now`, last moved at `moved`: earlier than its regular time by up to a frame
-/// (the speaker's queue holds the frame come early, and the backlog lets go of it where it is
-/// quiet; never into the past), at most once in [`MOVE_EVERY`]; later by at most
-/// [`MAX_PLAYOUT_DELAY`], and only as the call's first move (later moves, even one a second,
-/// would add up to a frame the speaker goes without); not for less than a quarter of a
-/// millisecond (the packets of a clean stream all ask for about the phase it has).
-fn moves_to(
-    due: tokio::time::Instant,
-    next: tokio::time::Instant,
-    regular: tokio::time::Instant,
-    moved: Option<tokio::time::Instant>,
-    now: tokio::time::Instant,
-) -> bool {
-    let apart = due.max(next) - due.min(next);
-    let within = match moved {
-        None => due <= regular + MAX_PLAYOUT_DELAY,
-        Some(moved) => due <= regular && now.saturating_duration_since(moved) >= MOVE_EVERY,
-    };
-    apart >= Duration::from_micros(250) && due >= now && within
 }
 
 /// Below −40 dBFS RMS: a pause in speech, where 20 ms can go unheard.
@@ -872,8 +736,7 @@ async fn recv_packet(inbound: Option<&mut mpsc::Receiver<Vec<u8>>>) -> Option<Ve
 
 #[cfg(test)]
 mod tests {
-    use super::{moves_to, quiet};
-    use std::time::Duration;
+    use super::quiet;
 
     #[test]
     fn quiet_is_below_minus_40_dbfs() {
@@ -885,34 +748,5 @@ mod tests {
             .collect();
         assert!(!quiet(&speech));
         assert!(!quiet(&[]), "nothing decoded is not a pause");
-    }
-
-    /// Earlier by up to a frame, once a second at most; later by at most 6 ms than its regular
-    /// time (within the speaker queue's margin), as the first move only; never into the past,
-    /// not for a fraction of a millisecond: a far end cannot pull playout about.
-    #[test]
-    fn the_playout_tick_moves_earlier_freely_later_a_little_and_seldom() {
-        let zero = tokio::time::Instant::now();
-        let ms = |n: f64| zero + Duration::from_secs_f64((2000.0 + n) / 1000.0);
-        let (now, next) = (ms(0.0), ms(20.0));
-        let moves = |due: f64| moves_to(ms(due), next, next, None, now);
-        assert!(moves(6.0), "a packet just in: 14 ms earlier");
-        assert!(moves(0.0), "a whole frame earlier, now");
-        assert!(
-            !moves_to(ms(-1.0), ms(19.0), ms(19.0), None, now),
-            "not into the past"
-        );
-        assert!(
-            moves(26.0),
-            "6 ms later: behind a packet that came just before the tick"
-        );
-        assert!(!moves(27.0), "7 ms later: the speaker could go short");
-        assert!(!moves(20.1) && !moves(19.9), "the phase it has");
-        // Already put off 4 ms: 4 more would be 8 past its regular time.
-        assert!(!moves_to(ms(28.0), ms(24.0), next, None, now));
-        // Moved 300 ms ago: not again yet; a second on, yes — but never later again.
-        assert!(!moves_to(ms(6.0), next, next, Some(ms(-300.0)), now));
-        assert!(moves_to(ms(6.0), next, next, Some(ms(-1000.0)), now));
-        assert!(!moves_to(ms(24.0), next, next, Some(ms(-1000.0)), now));
     }
 }
