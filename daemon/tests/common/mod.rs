@@ -437,14 +437,24 @@ impl Client {
 
     /// The next JSON frame; fails the test after 5 s.
     pub async fn next_message(&mut self) -> Value {
+        self.message_within(READ_TIMEOUT)
+            .await
+            .expect("a frame within 5 s")
+    }
+
+    /// The next JSON frame if one comes within `within`.
+    async fn message_within(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            let frame = tokio::time::timeout(READ_TIMEOUT, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
-                .expect("a frame within 5 s")
+                .ok()?
                 .expect("connection open")
                 .expect("frame reads");
             match frame {
-                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("JSON frame"));
+                }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("unexpected frame {other:?}"),
             }
@@ -454,19 +464,9 @@ impl Client {
     /// Like [`Client::next_event`], but `None` when nothing comes within `within` (a slow peer
     /// is not a failure yet).
     pub async fn next_event_within(&mut self, within: Duration) -> Option<Value> {
-        if let Some(message) = self.pending.pop_front() {
-            return Some(message);
-        }
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()?
-                .expect("connection open")
-                .expect("frame reads");
-            if let Message::Text(text) = frame {
-                return Some(serde_json::from_str(&text).expect("JSON frame"));
-            }
+        match self.pending.pop_front() {
+            Some(message) => Some(message),
+            None => self.message_within(within).await,
         }
     }
 
@@ -613,13 +613,25 @@ const EVENT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Polls `check` until it holds, for at most `timeout`: waits on observable state, never a
 /// fixed sleep.
-pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    eventually_or(what, timeout, check, String::new)
+}
+
+/// [`eventually`], with `explain`'s clue (say, the daemon's log lines) in the failure.
+pub fn eventually_or<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
