@@ -118,12 +118,7 @@ async fn answering_a_second_call_holds_the_first_and_unhold_switches() {
         json!({"conversationId": first, "held": true, "by": "agent"}),
         "{held}"
     );
-    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    let calls = state["result"]["state"]["calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(calls.len(), 2, "{state}");
+    let (state, calls) = two_calls(&mut page).await;
     let held_call = calls
         .iter()
         .find(|c| c["conversationId"] == first.as_str())
@@ -167,6 +162,17 @@ async fn answering_a_second_call_holds_the_first_and_unhold_switches() {
     page.request("hangup", json!({"conversationId": first}))
         .await;
     page.event("callEnded").await;
+}
+
+/// `get_state`, and its calls: two of them.
+async fn two_calls(page: &mut common::Client) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
+    let calls = state["result"]["state"]["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(calls.len(), 2, "{state}");
+    (state, calls)
 }
 
 /// An event's name and a check of its payload.
@@ -538,12 +544,7 @@ async fn a_conference_mixes_every_party_and_split_takes_one_out() {
         json!({"conferenceId": conference, "conversationIds": [first, second]}),
         "{changed}"
     );
-    let (state, _) = page.request("get_state", serde_json::Value::Null).await;
-    let calls = state["result"]["state"]["calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(calls.len(), 2, "{state}");
+    let (state, calls) = two_calls(&mut page).await;
     for call in calls {
         assert_eq!(call["conferenceId"], conference.as_str(), "{state}");
         assert_eq!(call["state"], "active", "1002 came off hold: {state}");
