@@ -7,6 +7,7 @@ mod lab;
 use std::time::Duration;
 
 use common::{CRM, Daemon, eventually};
+use lab::sound_server::{self, SoundServer};
 use lab::{analyse, read_wav, write_tone};
 use serde_json::json;
 
@@ -97,6 +98,66 @@ async fn a_call_on_the_device_backend_opens_the_devices() {
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     assert!(!daemon.log().contains("has no audio"), "{}", daemon.log());
+}
+
+/// A call through a sound server's devices, as on an agent's Linux desktop: the default
+/// microphone and speaker of a private PulseAudio (`lab::sound_server`, reached through ALSA's
+/// `pulse` plugin as any ALSA program reaches it). A tone said into the microphone comes back
+/// from the echo on the speaker, at its pitch and near its level: the device path end to end
+/// with real sound, where the test above can check only that streams open. Voice processing is
+/// off, so what is checked is the devices' path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_a_sound_server_carries_the_voice_both_ways() {
+    let server = SoundServer::start().expect("PulseAudio (`./dev setup` installs it)");
+    let env = server.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let room = dir.path().join("room.raw");
+    let daemon = Daemon::launch(
+        tempfile::tempdir().expect("dir"),
+        "[demo]\nline = true\n[audio]\nbackend = \"cpal\"\necho_cancellation = \"off\"\nnoise_suppression = \"off\"\ngain_control = \"off\"\n",
+        &env,
+        true,
+    );
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+
+    let mut recorder = server.record(&room);
+    let id = page.start_call("echo").await;
+    page.event("callAccepted").await;
+    eventually("the devices to open", Duration::from_secs(10), || {
+        daemon.log().contains("audio devices open").then_some(())
+    });
+    // Three seconds of 1 kHz at −6 dBFS, once the streams have run a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rate = f64::from(sound_server::RATE);
+    let tone: Vec<i16> = (0..3 * sound_server::RATE)
+        .map(|i| {
+            ((2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / rate).sin() * 16384.0) as i16
+        })
+        .collect();
+    let mut mouth = server.say(&tone);
+    tokio::task::spawn_blocking(move || mouth.wait())
+        .await
+        .expect("join")
+        .expect("pacat");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    let _ = recorder.kill();
+    let _ = recorder.wait();
+
+    let (said, heard) = sound_server::channels(&room);
+    let start = said.iter().position(|s| s.unsigned_abs() > 8000);
+    let start = start.expect("the tone was said into the room");
+    let heard = &heard[start..(start + tone.len()).min(heard.len())];
+    let report = analyse(sound_server::RATE, heard, &[1000.0, 441.0]);
+    assert_eq!(report.peaks[0].0, 1000.0, "the tone comes back: {report:?}");
+    assert!(
+        report.peaks[0].1 > 0.8 && report.level_dbfs > -15.0,
+        "{report:?}\n{}",
+        daemon.log()
+    );
 }
 
 /// Muting is the agent's, not one page's: a second page (another tab, the tray) sees
