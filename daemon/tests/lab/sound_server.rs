@@ -22,7 +22,7 @@ pub struct SoundServer {
 pub const RATE: u32 = 48000;
 
 impl SoundServer {
-    /// `None` when PulseAudio is not installed (`./dev bench` installs it).
+    /// `None` when PulseAudio is not installed (`./dev setup` installs it).
     pub fn start() -> Option<Self> {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("native");
@@ -77,10 +77,19 @@ impl SoundServer {
                 "PULSE_SERVER",
                 format!("unix:{}", self.dir.path().join("native").display()),
             ),
-            // No autospawned server of its own, no cookie from a real home.
+            // No autospawned server of its own, no cookie from a real home: the one this server
+            // made in its own.
             (
                 "PULSE_CLIENTCONFIG",
                 self.client_config().display().to_string(),
+            ),
+            (
+                "PULSE_COOKIE",
+                self.dir
+                    .path()
+                    .join(".config/pulse/cookie")
+                    .display()
+                    .to_string(),
             ),
         ]
     }
