@@ -52,6 +52,43 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
     sipp.finished();
 }
 
+/// The agent holds and at once resumes, and the far end is slow to answer the hold: the resume
+/// is not lost behind the hold's re-INVITE in flight (RFC 3261 allows one at a time) but goes
+/// out once it is answered — sipp checks it offers `a=sendrecv` — and the call ends up active:
+/// held, then resumed, in that order. (A conference taking a call whose hold is unanswered is
+/// the same race; `phone::tests::a_conference_resumes_a_call_whose_hold_is_unanswered`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_asked_while_the_hold_is_unanswered_is_sent_once_it_is() {
+    let mut sipp = Sipp::start("sipp-slow-hold.xml", 1, &[("@SLOW@", "800".into())]);
+    let daemon = daemon(&sipp);
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = page.incoming_call().await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    let (hold, _) = page.request("hold", json!({"conversationId": id})).await;
+    assert_eq!(hold["ok"], true, "{hold}");
+    let (resume, _) = page.request("unhold", json!({"conversationId": id})).await;
+    assert_eq!(resume["ok"], true, "{resume}");
+    for held in [true, false] {
+        let changed = page.event("callHoldChanged").await;
+        assert_eq!(
+            changed["payload"],
+            json!({"conversationId": id, "held": held, "by": "agent"}),
+            "{}",
+            daemon.log()
+        );
+    }
+    let (state, _) = page.request("get_state", json!({})).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["state"], "active",
+        "{state}"
+    );
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    sipp.finished();
+}
+
 /// 401 then 200 (sipp verifies our digest), an INVITE retransmitted (one call, 180 again), and
 /// 2000 REGISTERs of fresh Call-IDs during the call: each gets 405, the call and the API stay
 /// up, an in-dialog OPTIONS is still answered, and sipp's BYE ends the call.

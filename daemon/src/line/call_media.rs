@@ -237,6 +237,12 @@ impl CallMedia {
         if let Path::WebRtc(webrtc) = &mut self.path {
             webrtc.restart_refused();
         }
+        self.hold_not_sent();
+    }
+
+    /// A hold change could not be sent (another re-INVITE, say an ICE restart, is in flight):
+    /// its direction goes back, and nothing else — the re-INVITE in flight is not ours to undo.
+    pub fn hold_not_sent(&mut self) {
         if self.requested_hold.take().is_some() {
             self.set_direction(self.held);
             self.apply_flow();
@@ -379,6 +385,11 @@ impl CallMedia {
         audio: crate::audio::CallAudio,
     ) -> Option<crate::audio::CallAudio> {
         self.session.as_ref()?.swap_audio(audio).await
+    }
+
+    /// A hold or resume of ours waits for the far end's answer.
+    pub fn hold_in_flight(&self) -> bool {
+        self.requested_hold.is_some()
     }
 
     /// The agent holds the call, or asked to and waits for the far end's answer.

@@ -626,8 +626,11 @@ impl Phone {
             )));
         }
         self.hold_all_but(&members);
+        // Every member off hold, not only those held now: one whose hold the far end has not
+        // answered yet would be held once it does. The line resumes what needs it and says
+        // nothing changed for the rest.
         for call in &self.calls {
-            if members.contains(&call.conversation_id) && call.held {
+            if members.contains(&call.conversation_id) {
                 self.commands.push_back(LineCommand::Hold {
                     conversation: call.conversation_id.clone(),
                     held: false,

@@ -988,6 +988,32 @@ fn shotgun_checks_every_number_and_names_the_winner() {
     assert_eq!(accepted.caller_ani, "1003");
 }
 
+/// A conference takes its calls off hold, one whose hold the far end has not answered yet
+/// included: placing `b` asked the line to hold `a`, and no answer has come. Asked only of the
+/// calls held by then, `a` would be held once the answer came, and sit in the conference
+/// unheard (the line keeps the resume until the hold's re-INVITE is over).
+#[test]
+fn a_conference_resumes_a_call_whose_hold_is_unanswered() {
+    let (mut phone, a, b) = two_calls();
+    assert!(
+        phone.snapshot().calls.iter().all(|c| c.state == "active"),
+        "the hold of `a` is not answered yet"
+    );
+    phone
+        .handle_action(Action::Conference(crate::protocol::ConferenceRequest {
+            conversation_ids: vec![a.to_string(), b.to_string()],
+        }))
+        .expect("asked");
+    let commands: Vec<LineCommand> = std::iter::from_fn(|| phone.poll_command()).collect();
+    assert!(
+        commands.contains(&LineCommand::Hold {
+            conversation: a.clone(),
+            held: false
+        }),
+        "{commands:?}"
+    );
+}
+
 /// Issue 10: a conference needs 2 to 4 distinct connected calls; `conferenceChanged` follows the
 /// line's report of who is mixed, the snapshot marks its calls, `split` asks for the rest and a
 /// hold, and an empty report ends it.

@@ -147,6 +147,7 @@ impl LineRuntime {
         let old = io.media.take();
         io.media_seen = None;
         io.waiting_restart = None;
+        io.waiting_hold = None;
         if let Some(old) = &old {
             media.set_muted(old.is_muted());
         }
@@ -401,14 +402,52 @@ impl LineRuntime {
         }
     }
 
-    /// A re-INVITE of `conversation` ended: an ICE restart waiting for it goes out now.
-    pub(super) fn send_waiting_restart(&mut self, conversation: &ConversationId, now: Instant) {
+    /// A re-INVITE of `conversation` ended: an ICE restart waiting for it goes out now, else a
+    /// hold change waiting for it (one re-INVITE at a time; the other waits for this one's end).
+    pub(super) fn send_waiting(&mut self, conversation: &ConversationId, now: Instant) {
         if let Some(gathered) = self
             .calls
             .get_mut(conversation)
             .and_then(|io| io.waiting_restart.take())
         {
             self.offer_ice_restart(conversation, &gathered, now);
+        }
+        if let Some(held) = self
+            .calls
+            .get_mut(conversation)
+            .and_then(|io| io.waiting_hold.take())
+        {
+            self.change_hold(conversation, held, now);
+        }
+    }
+
+    /// The agent holds or resumes `conversation`: a re-INVITE, or kept until the one in flight
+    /// ends; `CallHold` (not by the far end) follows the far end's answer, or comes at once when
+    /// the call is already so and nothing else is asked.
+    pub(super) fn change_hold(&mut self, conversation: &ConversationId, held: bool, now: Instant) {
+        let Some(io) = self.calls.get_mut(conversation) else {
+            return;
+        };
+        let (Some(media), Some(sip)) = (io.media.as_mut(), &mut self.sip) else {
+            return;
+        };
+        if media.hold_in_flight() {
+            io.waiting_hold = Some(held);
+        } else if media.held == held {
+            io.waiting_hold = None;
+            self.events.push_back(LineEvent::CallHold {
+                conversation: conversation.clone(),
+                held,
+                by_remote: false,
+            });
+        } else {
+            let offer = media.hold_offer(held);
+            if !sip.reoffer(conversation, offer, now, &mut self.entropy) {
+                // A refresh or an ICE restart is in flight (or the call is not up): our SDP
+                // goes back, and the change waits for that re-INVITE's end.
+                media.hold_not_sent();
+                io.waiting_hold = Some(held);
+            }
         }
     }
 }

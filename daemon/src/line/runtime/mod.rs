@@ -382,29 +382,7 @@ impl LineRuntime {
                 audio.output = devices.output;
                 audio.ringer = devices.ringer;
             }
-            LineCommand::Hold { conversation, held } => {
-                let (Some(media), Some(sip)) = (
-                    self.calls
-                        .get_mut(&conversation)
-                        .and_then(|io| io.media.as_mut()),
-                    &mut self.sip,
-                ) else {
-                    return;
-                };
-                if media.held == held {
-                    self.events.push_back(LineEvent::CallHold {
-                        conversation,
-                        held,
-                        by_remote: false,
-                    });
-                } else {
-                    let offer = media.hold_offer(held);
-                    if !sip.reoffer(&conversation, offer, now, &mut self.entropy) {
-                        tracing::warn!(%conversation, "cannot change hold now: another re-INVITE is in progress or the call is not up");
-                        media.reoffer_failed();
-                    }
-                }
-            }
+            LineCommand::Hold { conversation, held } => self.change_hold(&conversation, held, now),
         }
         self.process(now).await;
     }
@@ -517,7 +495,7 @@ impl LineRuntime {
                             by_remote: false,
                         });
                     }
-                    self.send_waiting_restart(&conversation, now);
+                    self.send_waiting(&conversation, now);
                 }
                 SipEvent::ReofferFailed {
                     conversation,
@@ -527,7 +505,7 @@ impl LineRuntime {
                     if let Some(media) = self.media_mut(&conversation) {
                         media.reoffer_failed();
                     }
-                    self.send_waiting_restart(&conversation, now);
+                    self.send_waiting(&conversation, now);
                 }
                 SipEvent::Line(LineEvent::CallEnded {
                     conversation,
