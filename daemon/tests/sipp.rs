@@ -59,7 +59,7 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
 /// the same race; `phone::tests::a_conference_resumes_a_call_whose_hold_is_unanswered`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_asked_while_the_hold_is_unanswered_is_sent_once_it_is() {
-    let mut sipp = Sipp::start("sipp-slow-hold.xml", 1, &[("@SLOW@", "800".into())]);
+    let mut sipp = Sipp::start("sipp-slow-hold.xml", 1, &[("@SLOW@", "2000".into())]);
     let daemon = daemon(&sipp);
     let mut page = daemon.connect(CRM).await;
     page.registered().await;

@@ -447,10 +447,19 @@ impl Call {
         self.end(EndReason::Declined);
     }
 
-    /// Sends a re-INVITE with a new offer (hold, resume). False when the call is not established
-    /// or another INVITE is still in progress (RFC 3261 §14.1: one at a time).
+    /// Whether [`Self::reoffer`] would send now: the call is established, no INVITE of ours is in
+    /// progress (RFC 3261 §14.1: one at a time), and the line's connection is not down (what
+    /// waits goes after the target refresh that [`Self::rebind`] sends).
+    pub fn can_reoffer(&self) -> bool {
+        self.state == CallState::Established
+            && self.invite_transaction.is_none()
+            && !self.disconnected
+    }
+
+    /// Sends a re-INVITE with a new offer (hold, resume). False when it cannot now
+    /// ([`Self::can_reoffer`]).
     pub fn reoffer(&mut self, sdp: String, now: Instant, entropy: &mut dyn Entropy) -> bool {
-        if self.state != CallState::Established || self.invite_transaction.is_some() {
+        if !self.can_reoffer() {
             return false;
         }
         // A newer offer replaces one waiting out a glare (and starts its own count).

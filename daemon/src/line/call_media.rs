@@ -49,6 +49,10 @@ pub struct CallMedia {
     remote_direction: Direction,
     /// The hold state our outstanding re-INVITE asks for.
     requested_hold: Option<bool>,
+    /// A hold change asked while a re-INVITE of the call was in flight (a hold not yet
+    /// answered, a refresh, an ICE restart): the latest asked, sent when that one ends. A hold
+    /// waiting stops our media at once, as a hold sent does.
+    waiting_hold: Option<bool>,
     /// The far end takes RFC 4733 telephone-events (a browser always does).
     telephone_event: bool,
 }
@@ -178,6 +182,7 @@ impl CallMedia {
             remote_hold: false,
             remote_direction: Direction::SendRecv,
             requested_hold: None,
+            waiting_hold: None,
             telephone_event: false,
         }
     }
@@ -274,7 +279,7 @@ impl CallMedia {
     }
 
     fn flow(&self) -> Flow {
-        if self.held || self.requested_hold == Some(true) {
+        if self.agent_holds() {
             return Flow {
                 send: false,
                 receive: false,
@@ -392,9 +397,28 @@ impl CallMedia {
         self.requested_hold.is_some()
     }
 
-    /// The agent holds the call, or asked to and waits for the far end's answer.
+    /// Keeps `held` to be asked once the re-INVITE in flight ends (the latest wins).
+    pub fn wait_to_hold(&mut self, held: bool) {
+        self.waiting_hold = Some(held);
+        self.apply_flow();
+    }
+
+    /// The hold change waiting, taken to be asked now (the asking applies the flow).
+    pub fn take_waiting_hold(&mut self) -> Option<bool> {
+        self.waiting_hold.take()
+    }
+
+    /// Nothing waits any more: the call is as asked.
+    pub fn clear_waiting_hold(&mut self) {
+        if self.waiting_hold.take().is_some() {
+            self.apply_flow();
+        }
+    }
+
+    /// The agent holds the call, or asked to and waits for the far end's answer (or for a
+    /// re-INVITE in flight to end before the hold can be asked).
     pub fn agent_holds(&self) -> bool {
-        self.held || self.requested_hold == Some(true)
+        self.held || self.requested_hold == Some(true) || self.waiting_hold == Some(true)
     }
 
     pub fn is_muted(&self) -> bool {

@@ -430,6 +430,15 @@ impl SipLine {
         });
     }
 
+    /// Whether the call could take a re-INVITE now ([`Call::can_reoffer`]).
+    pub fn can_reoffer(&self, conversation: &ConversationId) -> bool {
+        self.calls
+            .iter()
+            .find(|c| c.conversation == *conversation)
+            .and_then(|c| c.current_ref())
+            .is_some_and(|call| call.can_reoffer())
+    }
+
     /// Sends a re-INVITE with `sdp`; false when the call cannot take one now.
     pub fn reoffer(
         &mut self,

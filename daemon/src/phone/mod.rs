@@ -805,7 +805,10 @@ impl Phone {
         self.hold_all_but(&keep);
     }
 
-    /// Puts every call the agent talks on on hold, but those in `keep`.
+    /// Puts every connected call on hold, but those in `keep`: held ones too, as one whose
+    /// resume the far end has not answered yet would otherwise come back beside the call the
+    /// agent now talks on (the line asks nothing of a call already held, and says nothing
+    /// changed).
     fn hold_all_but(&mut self, keep: &[ConversationId]) {
         let talking: Vec<ConversationId> = self
             .calls
@@ -814,7 +817,6 @@ impl Phone {
             .filter(|c| {
                 !keep.contains(&c.conversation_id)
                     && c.state == CallState::Active
-                    && !c.held
                     && c.transferring_to.is_none()
             })
             .map(|c| c.conversation_id.clone())

@@ -699,8 +699,9 @@ fn logout_ends_the_line_for_call_actions() {
 }
 
 /// Issue 10, several calls: answering a second call holds the first; taking the first off hold
-/// holds the second (a switch); placing a third holds whichever the agent talks on. Only calls
-/// the agent talks on are held: a held one is not held again.
+/// holds the second (a switch); placing a third asks every other call to hold — the line asks
+/// nothing more of one held already (`a_switch_back_holds_the_call_whose_resume_is_unanswered`
+/// is why it is asked).
 #[test]
 fn one_conversation_at_a_time() {
     let mut phone = registered();
@@ -791,18 +792,24 @@ fn one_conversation_at_a_time() {
         },
         now,
     );
-    // A third, placed by the agent: only c1 (talking) is held, c2 is held already.
+    // A third, placed by the agent: c1 (talking) and c2 (held already) are asked to hold.
     phone.handle_action(start_call("1003")).expect("dials");
     let placed = commands(&mut phone);
     assert_eq!(
-        placed[0],
-        LineCommand::Hold {
-            conversation: "c1".into(),
-            held: true
-        }
+        placed[..2],
+        [
+            LineCommand::Hold {
+                conversation: "c1".into(),
+                held: true
+            },
+            LineCommand::Hold {
+                conversation: "c2".into(),
+                held: true
+            }
+        ]
     );
     assert!(
-        matches!(&placed[1..], [LineCommand::Dial { .. }]),
+        matches!(&placed[2..], [LineCommand::Dial { .. }]),
         "{placed:?}"
     );
     assert_eq!(
@@ -986,6 +993,41 @@ fn shotgun_checks_every_number_and_names_the_winner() {
         .expect("callAccepted");
     assert_eq!(accepted.dialled_to.as_deref(), Some("1003"));
     assert_eq!(accepted.caller_ani, "1003");
+}
+
+/// The agent switches from `b` to `a` and straight back, before either far end answers: `b`,
+/// whose resume is still unanswered (the phone still has it held), is asked to hold again, or
+/// it would come back beside `a` once its resume is answered — two callers hearing the agent.
+#[test]
+fn a_switch_back_holds_the_call_whose_resume_is_unanswered() {
+    let (mut phone, a, b) = two_calls();
+    let now = Instant::now();
+    // `a` held (placing `b` asked it, and the far end has answered).
+    phone.handle_line_event(
+        LineEvent::CallHold {
+            conversation: a.clone(),
+            held: true,
+            by_remote: false,
+        },
+        now,
+    );
+    let unhold = |id: &ConversationId| {
+        Action::Unhold(CallRef {
+            conversation_id: Some(id.to_string()),
+        })
+    };
+    phone.handle_action(unhold(&a)).expect("switches to a");
+    while phone.poll_command().is_some() {}
+    // Back to `b` at once: `a`'s resume is unanswered, `a` still held as far as the phone knows.
+    phone.handle_action(unhold(&b)).expect("switches back to b");
+    let commands: Vec<LineCommand> = std::iter::from_fn(|| phone.poll_command()).collect();
+    assert!(
+        commands.contains(&LineCommand::Hold {
+            conversation: a.clone(),
+            held: true
+        }),
+        "{commands:?}"
+    );
 }
 
 /// A conference takes its calls off hold, one whose hold the far end has not answered yet

@@ -27,11 +27,6 @@ pub(super) struct CallIo {
     /// An ICE restart's offer gathered while the call had a re-INVITE in flight: sent when it
     /// ends.
     pub waiting_restart: Option<String>,
-    /// A hold change the agent asked for while the call had a re-INVITE in flight (a hold
-    /// still unanswered, a refresh, an ICE restart): the latest wins, and it goes out when the
-    /// re-INVITE ends. Without it a quick hold-and-resume (or a conference taking a call that
-    /// is being held) ended on the first change.
-    pub waiting_hold: Option<bool>,
     /// The call's recording, while it runs (its file closes when this goes).
     pub recording: Option<super::recording::CallRecording>,
 }

@@ -147,7 +147,6 @@ impl LineRuntime {
         let old = io.media.take();
         io.media_seen = None;
         io.waiting_restart = None;
-        io.waiting_hold = None;
         if let Some(old) = &old {
             media.set_muted(old.is_muted());
         }
@@ -415,38 +414,44 @@ impl LineRuntime {
         if let Some(held) = self
             .calls
             .get_mut(conversation)
-            .and_then(|io| io.waiting_hold.take())
+            .and_then(|io| io.media.as_mut())
+            .and_then(CallMedia::take_waiting_hold)
         {
             self.change_hold(conversation, held, now);
         }
     }
 
     /// The agent holds or resumes `conversation`: a re-INVITE, or kept until the one in flight
-    /// ends; `CallHold` (not by the far end) follows the far end's answer, or comes at once when
-    /// the call is already so and nothing else is asked.
+    /// ends (a hold kept stops our media at once); `CallHold` (not by the far end) follows the
+    /// far end's answer, or comes at once when the call is already so and nothing is in flight.
     pub(super) fn change_hold(&mut self, conversation: &ConversationId, held: bool, now: Instant) {
-        let Some(io) = self.calls.get_mut(conversation) else {
-            return;
-        };
-        let (Some(media), Some(sip)) = (io.media.as_mut(), &mut self.sip) else {
+        let (Some(media), Some(sip)) = (
+            self.calls
+                .get_mut(conversation)
+                .and_then(|io| io.media.as_mut()),
+            &mut self.sip,
+        ) else {
             return;
         };
         if media.hold_in_flight() {
-            io.waiting_hold = Some(held);
+            tracing::debug!(%conversation, held, "the hold change waits for the hold in flight");
+            media.wait_to_hold(held);
         } else if media.held == held {
-            io.waiting_hold = None;
+            media.clear_waiting_hold();
             self.events.push_back(LineEvent::CallHold {
                 conversation: conversation.clone(),
                 held,
                 by_remote: false,
             });
+        } else if !sip.can_reoffer(conversation) {
+            // A refresh or an ICE restart is in flight, or the line's connection is down.
+            tracing::debug!(%conversation, held, "the hold change waits for the re-INVITE in flight");
+            media.wait_to_hold(held);
         } else {
             let offer = media.hold_offer(held);
             if !sip.reoffer(conversation, offer, now, &mut self.entropy) {
-                // A refresh or an ICE restart is in flight (or the call is not up): our SDP
-                // goes back, and the change waits for that re-INVITE's end.
                 media.hold_not_sent();
-                io.waiting_hold = Some(held);
+                media.wait_to_hold(held);
             }
         }
     }
