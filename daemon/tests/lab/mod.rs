@@ -311,7 +311,7 @@ impl Kamailio {
         let path = dir.path().join("kamailio.cfg");
         std::fs::write(&path, config).expect("write config");
         let child = Self::spawn(dir.path(), setup.netns.as_deref());
-        let kamailio = Self {
+        let mut kamailio = Self {
             port,
             tls_port,
             ws_ports,
@@ -343,7 +343,7 @@ impl Kamailio {
             .expect("kamailio is installed (./dev setup)")
     }
 
-    fn wait_started(&self) {
+    fn wait_started(&mut self) {
         // 15 s was once not enough for a Kamailio restarted mid-test while the other namespace
         // tests loaded both cores (its log showed a normal start, its RPC not yet answering).
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -353,6 +353,12 @@ impl Kamailio {
                 "kamailio did not start:\n{}",
                 self.log()
             );
+            // Started again on its ports a moment after it stopped, it once found one still
+            // taken ("Address already in use") and exited: it is started again until one frees.
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(500));
+                self.child = Self::spawn(self.dir.path(), self.netns.as_deref());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
