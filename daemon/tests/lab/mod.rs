@@ -147,6 +147,22 @@ pub struct Kamailio {
     child: Child,
 }
 
+/// The processes whose command line names `file` (a lab peer's config, unique to its instance).
+fn processes_running(file: &std::path::Path) -> Vec<u32> {
+    let needle = file.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
 impl Kamailio {
     /// `algorithm`: the digest algorithm Kamailio challenges with (`MD5`, `SHA-256`).
     pub fn start(algorithm: &str) -> Self {
@@ -409,12 +425,30 @@ impl Kamailio {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Its worker processes are told to stop by the main one, and once some outlived it,
+        // orphaned, holding its listening sockets: started again on the same ports, Kamailio
+        // could not bind ("Address already in use"). Whatever runs this instance's config goes.
+        let config = self.dir.path().join("kamailio.cfg");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = processes_running(&config);
+            if left.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            for pid in left {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs a kamcmd RPC; kamcmd exits 0 even on errors, so callers read the text.
