@@ -128,8 +128,7 @@ async fn a_call_through_a_sound_server_carries_the_voice_both_ways() {
     eventually("the devices to open", Duration::from_secs(10), || {
         daemon.log().contains("audio devices open").then_some(())
     });
-    // Three seconds of 1 kHz at −6 dBFS, once the streams have run a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Three seconds of 1 kHz at −6 dBFS; what is measured is the middle of what came back.
     let rate = f64::from(sound_server::RATE);
     let tone: Vec<i16> = (0..3 * sound_server::RATE)
         .map(|i| {
@@ -141,7 +140,12 @@ async fn a_call_through_a_sound_server_carries_the_voice_both_ways() {
         .await
         .expect("join")
         .expect("pacat");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What the speaker plays lags what was said: recorded until the tone's end has come back.
+    eventually("the tone's end heard", Duration::from_secs(10), || {
+        let (said, heard) = sound_server::channels(&room);
+        let start = said.iter().position(|s| s.unsigned_abs() > 8000)?;
+        (heard.len() > start + tone.len() + sound_server::RATE as usize / 5).then_some(())
+    });
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     let _ = recorder.kill();

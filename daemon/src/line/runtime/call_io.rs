@@ -3,10 +3,12 @@
 //! loop) and the clock of its no-media watch. One entry per conversation, gone when the call
 //! ends.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::LineRuntime;
 use crate::ids::ConversationId;
+use crate::line::SipLine;
 use crate::line::call_media::CallMedia;
 
 #[derive(Default)]
@@ -39,6 +41,17 @@ impl CallIo {
             media.stop().await;
         }
     }
+}
+
+/// A call's media and the SIP line, borrowed from the runtime's two fields apart (a re-INVITE
+/// built from the one, sent on the other) so that the caller keeps the rest of the runtime: its
+/// events, its entropy.
+pub(super) fn media_and_sip<'a>(
+    calls: &'a mut HashMap<ConversationId, CallIo>,
+    sip: &'a mut Option<SipLine>,
+    conversation: &ConversationId,
+) -> Option<(&'a mut CallMedia, &'a mut SipLine)> {
+    Some((calls.get_mut(conversation)?.media.as_mut()?, sip.as_mut()?))
 }
 
 impl LineRuntime {

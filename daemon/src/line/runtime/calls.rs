@@ -8,6 +8,7 @@ use std::time::Instant;
 use sip_core::call::EndReason;
 use sip_core::sdp::SessionDescription;
 
+use super::call_io::media_and_sip;
 use super::{LineRuntime, Prepared};
 use crate::ids::ConversationId;
 use crate::line::call_media::{CallMedia, Unacceptable};
@@ -385,12 +386,7 @@ impl LineRuntime {
 
     /// Sends an ICE restart's offer, or keeps it until the call's re-INVITE in flight ends.
     fn offer_ice_restart(&mut self, conversation: &ConversationId, gathered: &str, now: Instant) {
-        let (Some(media), Some(sip)) = (
-            self.calls
-                .get_mut(conversation)
-                .and_then(|io| io.media.as_mut()),
-            &mut self.sip,
-        ) else {
+        let Some((media, sip)) = media_and_sip(&mut self.calls, &mut self.sip, conversation) else {
             return;
         };
         let offer = media.ice_offer(gathered);
@@ -425,12 +421,7 @@ impl LineRuntime {
     /// ends (a hold kept stops our media at once); `CallHold` (not by the far end) follows the
     /// far end's answer, or comes at once when the call is already so and nothing is in flight.
     pub(super) fn change_hold(&mut self, conversation: &ConversationId, held: bool, now: Instant) {
-        let (Some(media), Some(sip)) = (
-            self.calls
-                .get_mut(conversation)
-                .and_then(|io| io.media.as_mut()),
-            &mut self.sip,
-        ) else {
+        let Some((media, sip)) = media_and_sip(&mut self.calls, &mut self.sip, conversation) else {
             return;
         };
         if media.hold_in_flight() {
