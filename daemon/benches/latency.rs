@@ -15,6 +15,14 @@
 //!   buffer, source buffer, encoder). The difference is baresip's mouth-to-ear, both ways,
 //!   without sound-card buffers — the same thing the first figure is for us.
 //!
+//! Then **WebRTC**, where no peer echoes SRTP: two of our daemons call each other over the
+//! WebRTC line (wss to Kamailio, ICE, DTLS-SRTP, Opus), each with the click train as its
+//! microphone and its speaker in a file. Each file starts when its own call's media does, so a
+//! direction's figure is off by the difference between the two starts — the same difference with
+//! the opposite sign the other way: the two directions' sum is exact, and each direction is our
+//! send plus our receive, as with sipp, so half the sum is our path over WebRTC. Run in a network
+//! namespace with only loopback up (as the WebRTC tests: root), so ICE gathers loopback alone.
+//!
 //! Then **through audio devices**: this machine has no sound card, so a private PulseAudio
 //! ([`lab::sound_server`]) stands in for one — a clock-driven sink whose left channel is the
 //! agent's mouth (what the default microphone hears) and whose right channel is the agent's ear
@@ -24,7 +32,7 @@
 //! reaching the server through ALSA's default device, in the same run. This is the whole
 //! endpoint, both ways: the microphone's capture buffer, a frame's fill, the encoder, the jitter
 //! buffer, the decoder and the speaker's buffer. Ours moves from call to call, so it is measured
-//! over several calls (`LATENCY_CALLS`, 3); `LATENCY_PARTS=devices` runs this table alone.
+//! over several calls (`LATENCY_CALLS`, 3); `LATENCY_PARTS=devices` runs this table alone, `LATENCY_PARTS=webrtc` the WebRTC row.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -38,6 +46,7 @@ use std::time::Duration;
 use common::{CRM, Daemon};
 use lab::sipp::Sipp;
 use lab::sound_server::{self, SoundServer};
+use lab::webrtc::{BrowserPhone, block_on_in_loopback_namespace};
 use lab::{Baresip, Kamailio};
 use serde_json::json;
 
@@ -144,6 +153,23 @@ fn delays_ms(played: &[f64], heard: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// As [`delays_ms`], for two files whose timelines may be apart by up to 300 ms either way: the
+/// onset heard nearest the click, within 300 ms of it.
+fn offset_delays_ms(played: &[f64], heard: &[f64]) -> Vec<f64> {
+    let settled = played.first().map_or(0.0, |first| first + 1000.0);
+    played
+        .iter()
+        .filter(|&&p| p >= settled)
+        .filter_map(|&p| {
+            heard
+                .iter()
+                .map(|&h| h - p)
+                .filter(|d| d.abs() < 300.0)
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        })
+        .collect()
+}
+
 fn median(delays: &[f64]) -> Option<f64> {
     let mut sorted = delays.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -193,6 +219,71 @@ async fn call(server: u16, codec: &str, millis: u32) -> Vec<f64> {
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
     // The speaker's file is complete once the call's media has stopped.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    onsets_ms(&heard)
+}
+
+/// A WebRTC call from our daemon 1001 to our daemon 1004 (answering by itself) through
+/// Kamailio's wss, Opus, each with the click train as its microphone; returns the onsets each
+/// heard (caller's, callee's).
+async fn webrtc_call(kamailio: &Kamailio, millis: u32) -> (Vec<f64>, Vec<f64>) {
+    let wss = kamailio.ws_ports.expect("Kamailio's WebSocket ports").1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let train = dir.path().join("train.wav");
+    write_click_train(&train);
+    let heard = |who: &str| dir.path().join(format!("{who}.wav"));
+    let config = |user: &str, extra: &str| {
+        format!(
+            "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"{user}\"\npassword = \"secret{user}\"\nca_file = \"{}\"\n{extra}             [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"opus\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+            kamailio.ca_file().display(),
+            train.display(),
+            heard(user).display()
+        )
+    };
+    let callee = Daemon::start(&config("1004", "auto_answer = \"always\"\n"));
+    callee.connect(CRM).await.registered().await;
+    let caller = Daemon::start(&config("1001", ""));
+    let mut page = caller.connect(CRM).await;
+    page.registered().await;
+    let id = page.start_call("1004").await;
+    page.event("callAccepted").await;
+    tokio::time::sleep(Duration::from_millis(u64::from(millis))).await;
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    // Both speakers' files are complete once both calls' media has stopped.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    (onsets_ms(&heard("1001")), onsets_ms(&heard("1004")))
+}
+
+/// A WebRTC call from our daemon to a JsSIP phone in Chromium that sends back what it hears;
+/// returns the onsets our daemon heard.
+async fn webrtc_through_browser(kamailio: &Kamailio, millis: u32) -> Vec<f64> {
+    let wss = kamailio.ws_ports.expect("Kamailio's WebSocket ports").1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (train, heard, silence) = (
+        dir.path().join("train.wav"),
+        dir.path().join("heard.wav"),
+        dir.path().join("silence.wav"),
+    );
+    write_click_train(&train);
+    // The browser's microphone until it echoes: nothing to mistake for a click.
+    measure::write_wav(&silence, RATE, &vec![0; RATE as usize]);
+    let mut browser = BrowserPhone::start_echoing(wss, "1002", &silence);
+    let daemon = Daemon::start(&format!(
+        "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"1001\"\npassword = \"secret1001\"\nca_file = \"{}\"\n\
+         [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"opus\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+        kamailio.ca_file().display(),
+        train.display(),
+        heard.display()
+    ));
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let id = page.start_call("1002").await;
+    page.event("callAccepted").await;
+    browser.wait("echoing");
+    tokio::time::sleep(Duration::from_millis(u64::from(millis))).await;
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     onsets_ms(&heard)
 }
@@ -305,10 +396,14 @@ async fn baresip_on_devices(
     .await
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    // LATENCY_PARTS=devices: only the second table.
-    if std::env::var("LATENCY_PARTS").as_deref() == Ok("devices") {
+fn main() {
+    block_on_in_loopback_namespace(run);
+}
+
+async fn run() {
+    // LATENCY_PARTS=devices: only the second table; =webrtc: only the WebRTC row.
+    let parts = std::env::var("LATENCY_PARTS").unwrap_or_default();
+    if parts == "devices" {
         devices().await;
         return;
     }
@@ -318,6 +413,10 @@ async fn main() {
         let path = dir.path().join("train.wav");
         (write_click_train(&path), onsets_ms(&path))
     };
+    if parts == "webrtc" {
+        webrtc(&played, length_ms).await;
+        return;
+    }
     let kamailio = Kamailio::start("MD5");
     println!(
         "mouth-to-ear through each endpoint: click train in, the speaker file out, {CLICKS} clicks per call (release daemon, file audio backend)"
@@ -341,7 +440,38 @@ async fn main() {
         );
     }
     drop(kamailio);
+    webrtc(&played, length_ms).await;
     devices().await;
+}
+
+/// The WebRTC row: our path, from two of our daemons calling each other, and the browser
+/// phone's, from a JsSIP phone echoing our daemon.
+async fn webrtc(played: &[f64], length_ms: u32) {
+    let kamailio = Kamailio::start_with_ws("MD5");
+    let (caller_heard, callee_heard) = webrtc_call(&kamailio, length_ms).await;
+    let through_browser = delays_ms(played, &webrtc_through_browser(&kamailio, length_ms).await);
+    let (to_caller, to_callee) = (
+        offset_delays_ms(played, &caller_heard),
+        offset_delays_ms(played, &callee_heard),
+    );
+    let ours = match (median(&to_caller), median(&to_callee)) {
+        (Some(back), Some(forth)) => Some((back + forth) / 2.0),
+        _ => None,
+    };
+    println!(
+        "| webrtc (Opus) | {} — daemon calling daemon, half the two directions' sum (each way, off by the files' starts: caller to callee {}; callee to caller {}) | JsSIP in Chromium echoing: {} | browser phone's path: {} |",
+        ours.map_or_else(
+            || "no click came back".to_owned(),
+            |ms| format!("**{ms:.1} ms**")
+        ),
+        summary(&to_callee),
+        summary(&to_caller),
+        summary(&through_browser),
+        match (median(&through_browser), ours) {
+            (Some(round), Some(ours)) => format!("{:.1} ms", round - ours),
+            _ => "—".to_owned(),
+        }
+    );
 }
 
 /// The second table: mouth to ear through (virtual) audio devices.

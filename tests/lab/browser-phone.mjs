@@ -7,6 +7,8 @@
 //   out: {"event":"registered"} | {"event":"incoming"} | {"event":"confirmed"} | {"event":"ended","cause":…}
 //        {"reply":"measure","peakHz":…,"levelDb":…,"probes":{…}} | {"error":"…"}
 // Usage: node browser-phone.mjs '{"wss":"wss://127.0.0.1:PORT","user":"1002","password":"…","tone":"/path/tone.wav","autoAnswer":false}'
+// With "echo":true the phone sends back what it hears once the call is up (the remote track in
+// place of the microphone's: decoded, played out, encoded again), for the latency bench.
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +50,10 @@ window.phone = (() => {
   });
   const track = (s) => {
     session = s;
-    s.on('confirmed', () => emit({ event: 'confirmed' }));
+    s.on('confirmed', () => {
+      emit({ event: 'confirmed' });
+      if (${config.echo ? 'true' : 'false'}) echo(s.connection);
+    });
     s.on('ended', (e) => emit({ event: 'ended', cause: e.cause }));
     s.on('failed', (e) => emit({ event: 'ended', cause: e.cause }));
     s.on('newDTMF', (e) => e.originator === 'remote' && emit({ event: 'dtmf', digit: e.dtmf.tone }));
@@ -62,6 +67,13 @@ window.phone = (() => {
     // Chromium only feeds a remote WebRTC stream to WebAudio once an element plays it.
     document.getElementById('remote').srcObject = remoteStream;
   });
+  const echo = async (pc) => {
+    const heard = pc.getReceivers().find((r) => r.track && r.track.kind === 'audio');
+    const said = pc.getSenders().find((s) => s.track && s.track.kind === 'audio');
+    if (!heard || !said) return emit({ error: 'no audio to echo' });
+    await said.replaceTrack(heard.track);
+    emit({ event: 'echoing' });
+  };
   ua.on('registered', () => emit({ event: 'registered' }));
   ua.on('registrationFailed', (e) => emit({ event: 'registrationFailed', cause: e.cause }));
   ua.on('newRTCSession', (e) => {

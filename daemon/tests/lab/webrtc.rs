@@ -157,13 +157,20 @@ impl BrowserPhone {
         tone: &Path,
     ) -> NodeScript {
         let wss = format!("wss://{address}:{wss_port}");
-        Self::launch(Some(&netns.path()), &wss, user, tone, false)
+        Self::launch(Some(&netns.path()), &wss, user, tone, false, false)
     }
 
     /// Optionally answering every call at once.
     pub fn start_with(wss_port: u16, user: &str, tone: &Path, auto_answer: bool) -> NodeScript {
         let wss = format!("wss://127.0.0.1:{wss_port}");
-        Self::launch(None, &wss, user, tone, auto_answer)
+        Self::launch(None, &wss, user, tone, auto_answer, false)
+    }
+
+    /// Answering every call at once and, once it is up, sending back what it hears (its remote
+    /// track in place of the microphone's, `tone` until then).
+    pub fn start_echoing(wss_port: u16, user: &str, tone: &Path) -> NodeScript {
+        let wss = format!("wss://127.0.0.1:{wss_port}");
+        Self::launch(None, &wss, user, tone, true, true)
     }
 
     fn launch(
@@ -172,6 +179,7 @@ impl BrowserPhone {
         user: &str,
         tone: &Path,
         auto_answer: bool,
+        echo: bool,
     ) -> NodeScript {
         let config = json!({
             "wss": wss,
@@ -179,6 +187,7 @@ impl BrowserPhone {
             "password": format!("secret{user}"),
             "tone": tone,
             "autoAnswer": auto_answer,
+            "echo": echo,
         });
         let mut phone = NodeScript::start_in(netns, "browser-phone.mjs", &config);
         phone.wait("registered");
