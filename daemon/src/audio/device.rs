@@ -1,8 +1,6 @@
 //! The `cpal` backend: the agent's real microphone and speaker/headset.
 //!
-//! On Linux a call's devices are opened through ALSA directly with small periods
-//! ([`super::alsa`]; cpal's own ALSA streams where that fails); cpal lists the devices and plays
-//! the ringer. cpal streams are not `Send` on every platform, so they live on their own thread. The data
+//! cpal streams are not `Send` on every platform, so they live on their own thread. The data
 //! callbacks and the call's media task meet in two small buffers (at most 200 ms each, so
 //! latency cannot pile up). Rates are converted between the device's and the codec's with a
 //! band-limited resampler ([`super::resample`]).
@@ -373,14 +371,7 @@ fn find(
         .find(|d| self::name(d).as_deref() == Some(name))
 }
 
-/// A call's open streams (microphone, speaker), kept alive; dropped, they stop.
-#[expect(dead_code, reason = "held only for their drop")]
-enum Streams {
-    Cpal(cpal::Stream, cpal::Stream),
-    /// Linux: our own small-period ALSA streams ([`super::alsa`]).
-    #[cfg(target_os = "linux")]
-    Alsa(super::alsa::Stream, super::alsa::Stream),
-}
+type Streams = (cpal::Stream, cpal::Stream);
 
 /// A call's open devices: the streams (kept alive here), their rates and names.
 struct Opened {
@@ -464,13 +455,6 @@ fn start_found_streams(
             .default_output_device()
             .ok_or_else(|| AudioError::Device("no default output device".into()))?,
     };
-    #[cfg(target_os = "linux")]
-    if host.id() == cpal::HostId::Alsa {
-        match alsa_streams(&input_device, &output_device, capture, playback, lost) {
-            Ok(opened) => return Ok(opened),
-            Err(e) => tracing::info!("small-period ALSA streams refused ({e}); cpal's instead"),
-        }
-    }
     let device_error = |e: cpal::Error| AudioError::Device(e.to_string());
     let input_config = input_device.default_input_config().map_err(device_error)?;
     let output_config = output_device
@@ -523,39 +507,10 @@ fn start_found_streams(
     // The periods the devices granted (frames per callback): what they add to mouth-to-ear.
     let input_period = input_stream.buffer_size().ok();
     let output_period = output_stream.buffer_size().ok();
-    tracing::info!(input = %names.input, output = %names.output, input_rate, output_rate, ?input_period, ?output_period, streams = "cpal", "audio devices open");
+    tracing::info!(input = %names.input, output = %names.output, input_rate, output_rate, ?input_period, ?output_period, "audio devices open");
     Ok(Opened {
-        streams: Some(Streams::Cpal(input_stream, output_stream)),
+        streams: Some((input_stream, output_stream)),
         rates: (input_rate, output_rate),
-        names,
-    })
-}
-
-/// Linux: the devices through our own ALSA streams, with small periods.
-#[cfg(target_os = "linux")]
-fn alsa_streams(
-    input: &cpal::Device,
-    output: &cpal::Device,
-    capture: &Buffer,
-    playback: Playback<'_>,
-    lost: &Arc<AtomicBool>,
-) -> Result<Opened, AudioError> {
-    let id = |device: &cpal::Device| {
-        device
-            .id()
-            .map(|id| id.id().to_owned())
-            .map_err(|e| AudioError::Device(e.to_string()))
-    };
-    let microphone = super::alsa::capture(&id(input)?, capture, MAX_BUFFER_SECONDS, lost)?;
-    let speaker = super::alsa::playback(&id(output)?, playback, lost)?;
-    let names = DevicesInUse {
-        input: name(input).unwrap_or_default(),
-        output: name(output).unwrap_or_default(),
-    };
-    tracing::info!(input = %names.input, output = %names.output, input_rate = microphone.rate, output_rate = speaker.rate, input_period = microphone.period, output_period = speaker.period, streams = "alsa", "audio devices open");
-    Ok(Opened {
-        rates: (microphone.rate, speaker.rate),
-        streams: Some(Streams::Alsa(microphone, speaker)),
         names,
     })
 }

@@ -7,8 +7,6 @@
 //! use). When no device can be opened the call still goes through, silent, with a warning.
 //! Between the backend and the call sits voice processing on the microphone (`voice.rs`).
 
-#[cfg(all(feature = "devices", target_os = "linux"))]
-mod alsa;
 #[cfg(feature = "devices")]
 mod backlog;
 pub mod check;
