@@ -6,7 +6,7 @@
 mod common;
 mod lab;
 
-use common::{CRM, Daemon};
+use common::{CRM, Daemon, eventually};
 use lab::sipp::Sipp;
 use serde_json::json;
 use std::time::Duration;
@@ -83,6 +83,50 @@ async fn a_resume_asked_while_the_hold_is_unanswered_is_sent_once_it_is() {
     assert_eq!(
         state["result"]["state"]["calls"][0]["state"], "active",
         "{state}"
+    );
+    page.request("hangup", json!({"conversationId": id})).await;
+    page.event("callEnded").await;
+    sipp.finished();
+}
+
+/// A far end that answers a hold's re-INVITE with 100 and never more (`sipp-stuck-hold.xml`)
+/// would keep every later hold or resume of the call waiting behind it, since one INVITE may
+/// be in progress at a time: 32 s (64·T1) on, the line CANCELs it, sipp answers 487, the hold
+/// is refused (the call stays active) — and the agent's next hold goes out and is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_the_far_end_never_answers_is_cancelled_and_the_next_goes() {
+    let mut sipp = Sipp::start("sipp-stuck-hold.xml", 1, &[]);
+    let daemon = daemon(&sipp);
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = page.incoming_call().await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    let (hold, _) = page.request("hold", json!({"conversationId": id})).await;
+    assert_eq!(hold["ok"], true, "{hold}");
+    eventually(
+        "the hold cancelled and refused",
+        Duration::from_secs(45),
+        || {
+            daemon
+                .log()
+                .contains("the far end refused our re-INVITE")
+                .then_some(())
+        },
+    );
+    let (state, _) = page.request("get_state", json!({})).await;
+    assert_eq!(
+        state["result"]["state"]["calls"][0]["state"], "active",
+        "{state}"
+    );
+    let (again, _) = page.request("hold", json!({"conversationId": id})).await;
+    assert_eq!(again["ok"], true, "{again}");
+    let changed = page.event("callHoldChanged").await;
+    assert_eq!(
+        changed["payload"],
+        json!({"conversationId": id, "held": true, "by": "agent"}),
+        "{}",
+        daemon.log()
     );
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;

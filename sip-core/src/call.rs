@@ -27,7 +27,7 @@ use crate::message::{
 };
 use crate::registration::Entropy;
 use crate::sdp::SessionDescription;
-use crate::transaction::{ClientTransaction, Timers, TransactionEvent};
+use crate::transaction::{self, ClientTransaction, Timers, TransactionEvent};
 
 /// SIP extensions (option tags) this UA always implements, for `Require` (RFC 3261 §8.2.2.3);
 /// `timer` too while session timers are on. `replaces`: an INVITE that takes a call's place
@@ -191,6 +191,8 @@ pub struct Call {
     refused_invite: Option<ClientTransaction>,
     /// Our re-INVITE met theirs (glare, 491): it goes again at this time (RFC 3261 §14.1).
     reoffer_again_at: Option<Instant>,
+    /// What happens to our re-INVITE if it is still unanswered then (see [`Unanswered`]).
+    reinvite_unanswered: Option<Unanswered>,
     /// Glares in a row for the current offer: after [`MAX_GLARES`] it is reported refused.
     glares: u32,
     /// We placed the call: we own its Call-ID, which decides how long glare waits.
@@ -402,6 +404,7 @@ impl Call {
             disconnected: false,
             refused_invite: None,
             reoffer_again_at: None,
+            reinvite_unanswered: None,
             glares: 0,
             we_called: state == CallState::Calling,
             transmits: VecDeque::new(),
@@ -486,6 +489,7 @@ impl Call {
             self.timers,
             now,
         ));
+        self.reinvite_unanswered = Some(Unanswered::CancelAt(now + 64 * self.timers.t1));
         self.drain_transactions(now, entropy);
         true
     }
@@ -549,6 +553,7 @@ impl Call {
     /// replaces it. Session timers wait for the line to return.
     pub fn connection_lost(&mut self) {
         self.disconnected = true;
+        self.reinvite_unanswered = None;
         if self.state == CallState::Established && self.invite_transaction.take().is_some() {
             self.events
                 .push_back(CallEvent::ReofferFailed { status: 503 });
@@ -621,6 +626,7 @@ impl Call {
                 Due::Expired => self.gone("the session timer expired", now, entropy),
             }
         }
+        self.check_unanswered_reinvite(now);
         if self.reoffer_again_at.is_some_and(|at| now >= at) {
             // `reoffer` clears the wait and keeps the glare count for this offer.
             let sdp = self.local_sdp.clone();
@@ -676,6 +682,7 @@ impl Call {
             .as_ref()
             .filter(|_| self.state == CallState::Established)
             .map(SessionTimer::due);
+        let unanswered = self.reinvite_unanswered.map(Unanswered::at);
         let transfer = self
             .transfer
             .as_ref()
@@ -693,6 +700,7 @@ impl Call {
             )
             .chain(self.ack_deadline)
             .chain(session)
+            .chain(unanswered.filter(|_| self.state == CallState::Established))
             .chain(transfer)
             .chain(referral)
             .chain(info)
@@ -892,6 +900,44 @@ impl Call {
         }
     }
 
+    /// Our re-INVITE got a provisional response and then nothing for 64·T1: a far end that
+    /// never answers it would keep every later one of ours (a hold, a resume, a refresh) waiting
+    /// for good, since only one may be in progress (RFC 3261 §14.1). It is cancelled (§9.1);
+    /// their 487 refuses it as any refusal would. If even that brings no final answer in 64·T1
+    /// more, it is given up (§9.1: the transaction is then destroyed) and reported refused — the
+    /// call goes on, its media as before the re-INVITE.
+    fn check_unanswered_reinvite(&mut self, now: Instant) {
+        let Some(due) = self.reinvite_unanswered.filter(|u| now >= u.at()) else {
+            return;
+        };
+        self.reinvite_unanswered = None;
+        let Some(reinvite) = self
+            .invite_transaction
+            .as_ref()
+            .filter(|_| self.state == CallState::Established)
+        else {
+            return;
+        };
+        match due {
+            // Without a provisional response Timer B ends it (and the call, §12.2.1.2).
+            Unanswered::CancelAt(_) if reinvite.state() == transaction::State::Proceeding => {
+                let cancel = cancel_for(reinvite.request());
+                // A BYE in flight ends the call anyway.
+                if self.other_transaction.is_none() {
+                    self.start_other(cancel, now);
+                }
+                self.reinvite_unanswered = Some(Unanswered::GiveUpAt(now + 64 * self.timers.t1));
+            }
+            Unanswered::CancelAt(_) => {}
+            Unanswered::GiveUpAt(_) => {
+                // Kept where a late refusal still gets its ACK.
+                self.refused_invite = self.invite_transaction.take();
+                self.events
+                    .push_back(CallEvent::ReofferFailed { status: 408 });
+            }
+        }
+    }
+
     /// The outcome of our re-INVITE in an established call.
     fn on_reinvite_event(
         &mut self,
@@ -899,6 +945,9 @@ impl Call {
         now: Instant,
         entropy: &mut dyn Entropy,
     ) {
+        if !matches!(event, TransactionEvent::Provisional(_)) {
+            self.reinvite_unanswered = None;
+        }
         match event {
             TransactionEvent::Provisional(_) => {}
             TransactionEvent::Final(response) if response.status < 300 => {
@@ -1076,29 +1125,7 @@ impl Call {
     }
 
     fn cancel_for_invite(&self) -> Request {
-        // CANCEL copies the INVITE's Request-URI, top Via (same branch), From, To, Call-ID and
-        // CSeq number, and its Route set (§9.1).
-        let mut headers = Headers::new();
-        if let Some(via) = self.invite.headers.all("Via").first() {
-            headers.push("Via", *via);
-        }
-        headers.push("Max-Forwards", "70");
-        for name in ["From", "To", "Call-ID"] {
-            if let Some(v) = self.invite.headers.get(name) {
-                headers.push(name, v);
-            }
-        }
-        let seq = self.invite.headers.cseq().map_or(1, |c| c.seq);
-        headers.push("CSeq", format!("{seq} CANCEL"));
-        for route in self.invite.headers.all("Route") {
-            headers.push("Route", route);
-        }
-        Request {
-            method: Method::Cancel,
-            uri: self.invite.uri.clone(),
-            headers,
-            body: Vec::new(),
-        }
+        cancel_for(&self.invite)
     }
 
     // ---------------------------------------------------------------- incoming
@@ -1353,6 +1380,49 @@ impl Call {
         if self.state != CallState::Ended {
             self.state = CallState::Ended;
             self.events.push_back(CallEvent::Ended(reason));
+        }
+    }
+}
+
+/// The CANCEL for an INVITE of ours (the first or a re-INVITE): its Request-URI, top Via (same
+/// branch), From, To, Call-ID and CSeq number, and its Route set (RFC 3261 §9.1).
+fn cancel_for(invite: &Request) -> Request {
+    let mut headers = Headers::new();
+    if let Some(via) = invite.headers.all("Via").first() {
+        headers.push("Via", *via);
+    }
+    headers.push("Max-Forwards", "70");
+    for name in ["From", "To", "Call-ID"] {
+        if let Some(v) = invite.headers.get(name) {
+            headers.push(name, v);
+        }
+    }
+    let seq = invite.headers.cseq().map_or(1, |c| c.seq);
+    headers.push("CSeq", format!("{seq} CANCEL"));
+    for route in invite.headers.all("Route") {
+        headers.push("Route", route);
+    }
+    Request {
+        method: Method::Cancel,
+        uri: invite.uri.clone(),
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// The next step for a re-INVITE of ours still without a final answer.
+#[derive(Debug, Clone, Copy)]
+enum Unanswered {
+    /// CANCEL it then, if it has had a provisional response (64·T1 after it went).
+    CancelAt(Instant),
+    /// Give it up then (64·T1 after the CANCEL).
+    GiveUpAt(Instant),
+}
+
+impl Unanswered {
+    fn at(self) -> Instant {
+        match self {
+            Self::CancelAt(at) | Self::GiveUpAt(at) => at,
         }
     }
 }

@@ -1685,3 +1685,106 @@ fn one_referral_at_a_time() {
     bob.notify_referral(200, "OK again", now, &mut e);
     assert_eq!(drain(&mut bob), [], "nothing after the final NOTIFY");
 }
+
+/// Our re-INVITE answered 100 and then never: by RFC 3261 it may stay in progress for good, and
+/// every later one (a resume after a hold, a refresh) with it. 64·T1 after it went it is
+/// cancelled; their 487 refuses it as any refusal is (ACKed), and the next may go at once.
+#[test]
+fn a_reinvite_left_at_a_provisional_answer_is_cancelled() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let (reinvite, cancel, due) = reinvite_cancelled(&mut alice, &mut e, now);
+    alice.handle_message(
+        Message::Response(Response::to_request(&cancel, 200, None)),
+        due,
+        &mut e,
+    );
+    alice.handle_message(
+        Message::Response(Response::to_request(&reinvite, 487, None)),
+        due,
+        &mut e,
+    );
+    let sent = drain(&mut alice);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Request(r) if r.method == Method::Ack)),
+        "{sent:?}"
+    );
+    assert_eq!(
+        events(&mut alice),
+        [CallEvent::ReofferFailed { status: 487 }]
+    );
+    assert_eq!(alice.state(), CallState::Established);
+    assert!(alice.reoffer("v=0 resumed".into(), due, &mut e));
+}
+
+/// The same far end ignoring the CANCEL as well: 64·T1 after it the re-INVITE is given up (RFC
+/// 3261 §9.1) and reported refused; the call stays up and the next re-INVITE goes.
+#[test]
+fn a_reinvite_unanswered_even_after_its_cancel_is_given_up() {
+    let (now, mut e) = (Instant::now(), Counter(0));
+    let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
+    let (_, _, due) = reinvite_cancelled(&mut alice, &mut e, now);
+    let mut at = due;
+    let give_up = due + 64 * Timers::default().t1;
+    while let Some(next) = alice.poll_timeout().filter(|next| *next <= give_up) {
+        at = next.max(at);
+        alice.handle_timeout(at, &mut e);
+        drain(&mut alice);
+        if at == give_up {
+            break;
+        }
+    }
+    assert_eq!(at, give_up);
+    assert_eq!(
+        events(&mut alice),
+        [CallEvent::ReofferFailed { status: 408 }]
+    );
+    assert_eq!(alice.state(), CallState::Established);
+    assert!(alice.can_reoffer());
+    assert!(alice.reoffer("v=0 resumed".into(), at, &mut e));
+}
+
+/// Alice's re-INVITE gets 100 and nothing more; returns it, the CANCEL she sends for it, and
+/// when (64·T1 after it went: nothing before, past Timer B's time too).
+fn reinvite_cancelled(
+    alice: &mut Call,
+    e: &mut Counter,
+    now: Instant,
+) -> (Request, Request, Instant) {
+    assert!(alice.reoffer("v=0 held".into(), now, e));
+    let Message::Request(reinvite) = drain(alice).remove(0) else {
+        panic!("re-INVITE")
+    };
+    alice.handle_message(
+        Message::Response(Response::to_request(&reinvite, 100, None)),
+        now,
+        e,
+    );
+    let due = now + 64 * Timers::default().t1;
+    alice.handle_timeout(due - Duration::from_millis(1), e);
+    assert!(drain(alice).is_empty());
+    assert!(!alice.can_reoffer(), "one INVITE at a time");
+    assert_eq!(alice.poll_timeout(), Some(due));
+    alice.handle_timeout(due, e);
+    let sent = drain(alice);
+    let [Message::Request(cancel)] = sent.as_slice() else {
+        panic!("a CANCEL: {sent:?}")
+    };
+    assert_eq!(cancel.method, Method::Cancel);
+    assert_eq!(cancel.uri, reinvite.uri);
+    for name in ["Via", "From", "To", "Call-ID", "Route"] {
+        assert_eq!(
+            cancel.headers.get(name),
+            reinvite.headers.get(name),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        cancel.headers.cseq().map(|c| c.seq),
+        reinvite.headers.cseq().map(|c| c.seq)
+    );
+    assert!(events(alice).is_empty());
+    assert_eq!(alice.state(), CallState::Established);
+    (reinvite, cancel.clone(), due)
+}
