@@ -43,7 +43,7 @@ mod measure;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{CRM, Daemon};
+use common::{CRM, Client, Daemon};
 use lab::sipp::Sipp;
 use lab::sound_server::{self, SoundServer};
 use lab::webrtc::{BrowserPhone, block_on_in_loopback_namespace};
@@ -213,11 +213,7 @@ async fn call(server: u16, codec: &str, millis: u32) -> Vec<f64> {
     ));
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
-    let id = page.start_call("1002").await;
-    page.event("callAccepted").await;
-    tokio::time::sleep(Duration::from_millis(u64::from(millis))).await;
-    page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
+    call_for(&mut page, "1002", millis).await;
     // The speaker's file is complete once the call's media has stopped.
     tokio::time::sleep(Duration::from_millis(500)).await;
     onsets_ms(&heard)
@@ -234,7 +230,8 @@ async fn webrtc_call(kamailio: &Kamailio, millis: u32) -> (Vec<f64>, Vec<f64>) {
     let heard = |who: &str| dir.path().join(format!("{who}.wav"));
     let config = |user: &str, extra: &str| {
         format!(
-            "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"{user}\"\npassword = \"secret{user}\"\nca_file = \"{}\"\n{extra}             [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"opus\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
+            "[account]\nserver = \"wss://127.0.0.1:{wss}\"\nusername = \"{user}\"\npassword = \"secret{user}\"\nca_file = \"{}\"\n{extra}\
+             [log]\nlevel = \"warn\"\n[media]\ncodecs = [\"opus\"]\n[audio]\nbackend = \"file\"\ninput_file = \"{}\"\noutput_file = \"{}\"\n",
             kamailio.ca_file().display(),
             train.display(),
             heard(user).display()
@@ -245,11 +242,7 @@ async fn webrtc_call(kamailio: &Kamailio, millis: u32) -> (Vec<f64>, Vec<f64>) {
     let caller = Daemon::start(&config("1001", ""));
     let mut page = caller.connect(CRM).await;
     page.registered().await;
-    let id = page.start_call("1004").await;
-    page.event("callAccepted").await;
-    tokio::time::sleep(Duration::from_millis(u64::from(millis))).await;
-    page.request("hangup", json!({"conversationId": id})).await;
-    page.event("callEnded").await;
+    call_for(&mut page, "1004", millis).await;
     // Both speakers' files are complete once both calls' media has stopped.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     (onsets_ms(&heard("1001")), onsets_ms(&heard("1004")))
@@ -278,14 +271,20 @@ async fn webrtc_through_browser(kamailio: &Kamailio, millis: u32) -> Vec<f64> {
     ));
     let mut page = daemon.connect(CRM).await;
     page.registered().await;
-    let id = page.start_call("1002").await;
-    page.event("callAccepted").await;
+    call_for(&mut page, "1002", millis).await;
+    // It echoed from the call's start (the first second of clicks is not measured).
     browser.wait("echoing");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    onsets_ms(&heard)
+}
+
+/// Calls `to` from `page`'s daemon, lets the call run `millis`, and hangs up.
+async fn call_for(page: &mut Client, to: &str, millis: u32) {
+    let id = page.start_call(to).await;
+    page.event("callAccepted").await;
     tokio::time::sleep(Duration::from_millis(u64::from(millis))).await;
     page.request("hangup", json!({"conversationId": id})).await;
     page.event("callEnded").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    onsets_ms(&heard)
 }
 
 /// What the room recorded while `run` went on: each said click's delay to its echo in the ear.

@@ -193,6 +193,12 @@ pub struct Call {
     reoffer_again_at: Option<Instant>,
     /// What happens to our re-INVITE if it is still unanswered then (see [`Unanswered`]).
     reinvite_unanswered: Option<Unanswered>,
+    /// A re-INVITE of ours given up unanswered, kept in case its answer comes after all (a 2xx
+    /// is ACKed, and our SDP offered again so the far end is back where we are).
+    abandoned_invite: Option<ClientTransaction>,
+    /// Our SDP before the re-INVITE in progress (or waiting out a glare): it stands again if
+    /// that is refused, so a later refresh does not offer a refused hold after all.
+    offer_before: Option<String>,
     /// Glares in a row for the current offer: after [`MAX_GLARES`] it is reported refused.
     glares: u32,
     /// We placed the call: we own its Call-ID, which decides how long glare waits.
@@ -405,6 +411,8 @@ impl Call {
             refused_invite: None,
             reoffer_again_at: None,
             reinvite_unanswered: None,
+            abandoned_invite: None,
+            offer_before: None,
             glares: 0,
             we_called: state == CallState::Calling,
             transmits: VecDeque::new(),
@@ -469,7 +477,8 @@ impl Call {
         if self.reoffer_again_at.take().is_none() {
             self.glares = 0;
         }
-        self.local_sdp = sdp;
+        let before = std::mem::replace(&mut self.local_sdp, sdp);
+        self.offer_before.get_or_insert(before);
         let mut request = self.in_dialog_request(Method::Invite, entropy);
         request
             .headers
@@ -555,6 +564,7 @@ impl Call {
         self.disconnected = true;
         self.reinvite_unanswered = None;
         if self.state == CallState::Established && self.invite_transaction.take().is_some() {
+            self.restore_offer();
             self.events
                 .push_back(CallEvent::ReofferFailed { status: 503 });
         }
@@ -632,6 +642,7 @@ impl Call {
             let sdp = self.local_sdp.clone();
             if !self.reoffer(sdp, now, entropy) {
                 self.reoffer_again_at = None;
+                self.restore_offer();
             }
         }
         if self.ack_deadline.is_some_and(|at| now >= at) {
@@ -668,6 +679,7 @@ impl Call {
             &self.invite_transaction,
             &self.other_transaction,
             &self.refused_invite,
+            &self.abandoned_invite,
         ]
         .into_iter()
         .flatten()
@@ -781,6 +793,10 @@ impl Call {
         let other_events = drain(&mut self.other_transaction, &mut self.transmits);
         // A refused re-INVITE lingers only to ACK their retransmitted refusals.
         drain(&mut self.refused_invite, &mut self.transmits);
+        let abandoned_events = drain(&mut self.abandoned_invite, &mut self.transmits);
+        for event in abandoned_events {
+            self.on_abandoned_event(event, now, entropy);
+        }
         for event in invite_events {
             self.on_invite_event(event, now, entropy);
         }
@@ -900,12 +916,13 @@ impl Call {
         }
     }
 
-    /// Our re-INVITE got a provisional response and then nothing for 64·T1: a far end that
-    /// never answers it would keep every later one of ours (a hold, a resume, a refresh) waiting
-    /// for good, since only one may be in progress (RFC 3261 §14.1). It is cancelled (§9.1);
-    /// their 487 refuses it as any refusal would. If even that brings no final answer in 64·T1
-    /// more, it is given up (§9.1: the transaction is then destroyed) and reported refused — the
-    /// call goes on, its media as before the re-INVITE.
+    /// Our re-INVITE got a provisional response and then nothing for 64·T1 (our choice: RFC
+    /// 3261 sets no limit once a 1xx came): a far end that never answers it would keep every
+    /// later one of ours (a hold, a resume, a refresh) waiting for good, since only one may be in
+    /// progress (§14.1). It is cancelled (§9.1); their 487 refuses it as any refusal would. If
+    /// even that brings no final answer in 64·T1 more, it is given up (§9.1) and reported
+    /// refused — the call goes on with our SDP as before it; a 2xx that still comes is ACKed
+    /// and that SDP offered again ([`Self::on_abandoned_event`]).
     fn check_unanswered_reinvite(&mut self, now: Instant) {
         let Some(due) = self.reinvite_unanswered.filter(|u| now >= u.at()) else {
             return;
@@ -920,22 +937,58 @@ impl Call {
         };
         match due {
             // Without a provisional response Timer B ends it (and the call, §12.2.1.2).
+            // The CANCEL of an earlier re-INVITE still holds the slot: a moment later.
+            Unanswered::CancelAt(_) if self.other_transaction.is_some() => {
+                self.reinvite_unanswered = Some(Unanswered::CancelAt(now + self.timers.t1));
+            }
             Unanswered::CancelAt(_) if reinvite.state() == transaction::State::Proceeding => {
                 let cancel = cancel_for(reinvite.request());
-                // A BYE in flight ends the call anyway.
-                if self.other_transaction.is_none() {
-                    self.start_other(cancel, now);
-                }
+                self.start_other(cancel, now);
                 self.reinvite_unanswered = Some(Unanswered::GiveUpAt(now + 64 * self.timers.t1));
             }
             Unanswered::CancelAt(_) => {}
             Unanswered::GiveUpAt(_) => {
-                // Kept where a late refusal still gets its ACK.
-                self.refused_invite = self.invite_transaction.take();
+                self.abandoned_invite = self.invite_transaction.take();
+                self.restore_offer();
                 self.events
                     .push_back(CallEvent::ReofferFailed { status: 408 });
             }
         }
+    }
+
+    /// Our SDP goes back to what it was before a re-INVITE that did not succeed.
+    fn restore_offer(&mut self) {
+        if let Some(before) = self.offer_before.take() {
+            self.local_sdp = before;
+        }
+    }
+
+    /// A re-INVITE we gave up was answered after all: a 2xx is ACKed (else the far end resends
+    /// it and then ends the call, §13.3.1.4), and since the far end now holds to the offer we
+    /// gave up, our SDP goes again to bring it back.
+    fn on_abandoned_event(
+        &mut self,
+        event: TransactionEvent,
+        now: Instant,
+        entropy: &mut dyn Entropy,
+    ) {
+        let TransactionEvent::Final(response) = event else {
+            return;
+        };
+        if !(200..300).contains(&response.status) || self.state != CallState::Established {
+            return;
+        }
+        let seq = response
+            .headers
+            .cseq()
+            .map_or(self.dialog.local_seq, |c| c.seq);
+        let ack = self.ack_for(seq, entropy);
+        self.transmits.push_back(ack.clone());
+        self.ack = Some((seq, ack));
+        // Not now (a newer re-INVITE of ours is in progress, or the connection is down): that
+        // one, or the refresh after the reconnect, carries this SDP anyway.
+        let sdp = self.local_sdp.clone();
+        let _sent = self.reoffer(sdp, now, entropy);
     }
 
     /// The outcome of our re-INVITE in an established call.
@@ -947,6 +1000,14 @@ impl Call {
     ) {
         if !matches!(event, TransactionEvent::Provisional(_)) {
             self.reinvite_unanswered = None;
+        }
+        // Answered, refused on a glare (offered again later), or refused.
+        match &event {
+            TransactionEvent::Final(response) if response.status < 300 => self.offer_before = None,
+            TransactionEvent::Final(response)
+                if response.status == 491 && self.glares < MAX_GLARES => {}
+            TransactionEvent::Provisional(_) => {}
+            _ => self.restore_offer(),
         }
         match event {
             TransactionEvent::Provisional(_) => {}
@@ -1040,6 +1101,7 @@ impl Call {
             &mut self.invite_transaction,
             &mut self.other_transaction,
             &mut self.refused_invite,
+            &mut self.abandoned_invite,
         ]
         .into_iter()
         .flatten()

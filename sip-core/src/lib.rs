@@ -1,7 +1,7 @@
 //! Sans-IO SIP (RFC 3261): message parsing (RFC 4475's torture tests pass) and serialization,
 //! the 400 for requests it refuses, the SDP of multipart bodies (RFC 5621), digest
 //! authentication (RFC 8760), client transactions with their timers, a registration state
-//! machine with SIP Outbound and GRUU (RFC 5626, 5627) and its flow keepalives, INVITE dialogs with session timers (RFC 4028), Replaces (RFC 3891), transfers both ways (REFER, RFC 3515: blind and attended of ours, the far end's followed) and glare resolution (and a re-INVITE left unanswered cancelled), SDP offer/answer
+//! machine with SIP Outbound and GRUU (RFC 5626, 5627) and its flow keepalives, INVITE dialogs with session timers (RFC 4028), Replaces (RFC 3891), transfers both ways (REFER, RFC 3515: blind and attended of ours, the far end's followed) and glare resolution (and a re-INVITE left at a provisional answer cancelled), SDP offer/answer
 //! (RFC 3264, SDES RFC 4568), and DNS messages for RFC 3263.
 //!
 //! # The run-loop contract

@@ -1688,7 +1688,8 @@ fn one_referral_at_a_time() {
 
 /// Our re-INVITE answered 100 and then never: by RFC 3261 it may stay in progress for good, and
 /// every later one (a resume after a hold, a refresh) with it. 64·T1 after it went it is
-/// cancelled; their 487 refuses it as any refusal is (ACKed), and the next may go at once.
+/// cancelled; their 487 refuses it as any refusal is (ACKed), and the next may go at once —
+/// with our SDP as before the refused offer (a refresh must not offer the refused hold).
 #[test]
 fn a_reinvite_left_at_a_provisional_answer_is_cancelled() {
     let (now, mut e) = (Instant::now(), Counter(0));
@@ -1715,16 +1716,36 @@ fn a_reinvite_left_at_a_provisional_answer_is_cancelled() {
         [CallEvent::ReofferFailed { status: 487 }]
     );
     assert_eq!(alice.state(), CallState::Established);
-    assert!(alice.reoffer("v=0 resumed".into(), due, &mut e));
+    assert!(alice.rebind(party("1001", 6061), None, due, &mut e));
+    assert_eq!(offered(&mut alice), "v=0 alice");
+}
+
+/// The body of the one re-INVITE `alice` sends now.
+fn offered(alice: &mut Call) -> String {
+    let sent = drain(alice);
+    let offers: Vec<String> = sent
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.method == Method::Invite => {
+                Some(String::from_utf8_lossy(&r.body).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    let [offer] = offers.as_slice() else {
+        panic!("one re-INVITE: {sent:?}")
+    };
+    offer.clone()
 }
 
 /// The same far end ignoring the CANCEL as well: 64·T1 after it the re-INVITE is given up (RFC
-/// 3261 §9.1) and reported refused; the call stays up and the next re-INVITE goes.
+/// 3261 §9.1) and reported refused; the call stays up. Its 200 coming after all is ACKed, and
+/// our SDP from before it offered again so the far end is back where we are.
 #[test]
 fn a_reinvite_unanswered_even_after_its_cancel_is_given_up() {
     let (now, mut e) = (Instant::now(), Counter(0));
     let (mut alice, _bob) = established_with_timers(&mut e, now, None, None);
-    let (_, _, due) = reinvite_cancelled(&mut alice, &mut e, now);
+    let (reinvite, _, due) = reinvite_cancelled(&mut alice, &mut e, now);
     let mut at = due;
     let give_up = due + 64 * Timers::default().t1;
     while let Some(next) = alice.poll_timeout().filter(|next| *next <= give_up) {
@@ -1742,7 +1763,26 @@ fn a_reinvite_unanswered_even_after_its_cancel_is_given_up() {
     );
     assert_eq!(alice.state(), CallState::Established);
     assert!(alice.can_reoffer());
-    assert!(alice.reoffer("v=0 resumed".into(), at, &mut e));
+    let mut late = Response::to_request(&reinvite, 200, None);
+    late.body = b"v=0 bob held".to_vec();
+    alice.handle_message(Message::Response(late), at, &mut e);
+    let sent = drain(&mut alice);
+    assert!(
+        sent.iter().any(
+            |m| matches!(m, Message::Request(r) if r.method == Method::Ack
+            && r.headers.cseq().map(|c| c.seq) == reinvite.headers.cseq().map(|c| c.seq))
+        ),
+        "{sent:?}"
+    );
+    let again: Vec<&Request> = sent
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.method == Method::Invite => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again.len(), 1, "{sent:?}");
+    assert_eq!(again[0].body, b"v=0 alice");
 }
 
 /// Alice's re-INVITE gets 100 and nothing more; returns it, the CANCEL she sends for it, and
