@@ -137,14 +137,17 @@ fn onsets_in(rate: u32, samples: &[i16]) -> Vec<f64> {
     onsets
 }
 
+/// The clicks from a second after the first on (before, the jitter buffer settles).
+fn settled(played: &[f64]) -> impl Iterator<Item = f64> + '_ {
+    let from = played.first().map_or(0.0, |first| first + 1000.0);
+    played.iter().copied().filter(move |&p| p >= from)
+}
+
 /// Each click's delay: the first onset heard within 600 ms after it was played, skipping the
 /// clicks within a second of the first (the jitter buffer settling).
 fn delays_ms(played: &[f64], heard: &[f64]) -> Vec<f64> {
-    let settled = played.first().map_or(0.0, |first| first + 1000.0);
-    played
-        .iter()
-        .filter(|&&p| p >= settled)
-        .filter_map(|&p| {
+    settled(played)
+        .filter_map(|p| {
             heard
                 .iter()
                 .find(|&&h| h >= p && h < p + 600.0)
@@ -156,11 +159,8 @@ fn delays_ms(played: &[f64], heard: &[f64]) -> Vec<f64> {
 /// As [`delays_ms`], for two files whose timelines may be apart by up to 300 ms either way: the
 /// onset heard nearest the click, within 300 ms of it.
 fn offset_delays_ms(played: &[f64], heard: &[f64]) -> Vec<f64> {
-    let settled = played.first().map_or(0.0, |first| first + 1000.0);
-    played
-        .iter()
-        .filter(|&&p| p >= settled)
-        .filter_map(|&p| {
+    settled(played)
+        .filter_map(|p| {
             heard
                 .iter()
                 .map(|&h| h - p)

@@ -978,6 +978,15 @@ impl Call {
         if !(200..300).contains(&response.status) || self.state != CallState::Established {
             return;
         }
+        self.ack_reinvite_answer(&response, entropy);
+        // Not now (a newer re-INVITE of ours is in progress, or the connection is down): that
+        // one, or the refresh after the reconnect, carries this SDP anyway.
+        let sdp = self.local_sdp.clone();
+        let _sent = self.reoffer(sdp, now, entropy);
+    }
+
+    /// ACKs a 2xx to a re-INVITE of ours, keeping the ACK for its retransmissions.
+    fn ack_reinvite_answer(&mut self, response: &Response, entropy: &mut dyn Entropy) {
         let seq = response
             .headers
             .cseq()
@@ -985,10 +994,6 @@ impl Call {
         let ack = self.ack_for(seq, entropy);
         self.transmits.push_back(ack.clone());
         self.ack = Some((seq, ack));
-        // Not now (a newer re-INVITE of ours is in progress, or the connection is down): that
-        // one, or the refresh after the reconnect, carries this SDP anyway.
-        let sdp = self.local_sdp.clone();
-        let _sent = self.reoffer(sdp, now, entropy);
     }
 
     /// The outcome of our re-INVITE in an established call.
@@ -1015,13 +1020,7 @@ impl Call {
                 if let Some(timer) = &mut self.session_timer {
                     timer.refreshed(now);
                 }
-                let seq = response
-                    .headers
-                    .cseq()
-                    .map_or(self.dialog.local_seq, |c| c.seq);
-                let ack = self.ack_for(seq, entropy);
-                self.transmits.push_back(ack.clone());
-                self.ack = Some((seq, ack));
+                self.ack_reinvite_answer(&response, entropy);
                 self.invite_transaction = None;
                 let sdp = answer_sdp(&response);
                 self.remote_sdp = Some(sdp.clone());
