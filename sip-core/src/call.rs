@@ -935,17 +935,18 @@ impl Call {
         else {
             return;
         };
+        let proceeding = reinvite.state() == transaction::State::Proceeding;
         match due {
-            // Without a provisional response Timer B ends it (and the call, §12.2.1.2).
             // The CANCEL of an earlier re-INVITE still holds the slot: a moment later.
-            Unanswered::CancelAt(_) if self.other_transaction.is_some() => {
+            Unanswered::CancelAt(_) if proceeding && self.other_transaction.is_some() => {
                 self.reinvite_unanswered = Some(Unanswered::CancelAt(now + self.timers.t1));
             }
-            Unanswered::CancelAt(_) if reinvite.state() == transaction::State::Proceeding => {
+            Unanswered::CancelAt(_) if proceeding => {
                 let cancel = cancel_for(reinvite.request());
                 self.start_other(cancel, now);
                 self.reinvite_unanswered = Some(Unanswered::GiveUpAt(now + 64 * self.timers.t1));
             }
+            // Without a provisional response Timer B ends it (and the call, §12.2.1.2).
             Unanswered::CancelAt(_) => {}
             Unanswered::GiveUpAt(_) => {
                 self.abandoned_invite = self.invite_transaction.take();
