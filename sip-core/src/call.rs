@@ -979,15 +979,16 @@ impl Call {
         if !(200..300).contains(&response.status) || self.state != CallState::Established {
             return;
         }
-        self.ack_reinvite_answer(&response, entropy);
+        self.ack_answer(&response, entropy);
         // Not now (a newer re-INVITE of ours is in progress, or the connection is down): that
         // one, or the refresh after the reconnect, carries this SDP anyway.
         let sdp = self.local_sdp.clone();
         let _sent = self.reoffer(sdp, now, entropy);
     }
 
-    /// ACKs a 2xx to a re-INVITE of ours, keeping the ACK for its retransmissions.
-    fn ack_reinvite_answer(&mut self, response: &Response, entropy: &mut dyn Entropy) {
+    /// ACKs a 2xx to an INVITE of ours (the first or a re-INVITE), keeping the ACK for its
+    /// retransmissions: a new in-dialog request carrying the INVITE's CSeq number (§13.2.2.4).
+    fn ack_answer(&mut self, response: &Response, entropy: &mut dyn Entropy) {
         let seq = response
             .headers
             .cseq()
@@ -1021,7 +1022,7 @@ impl Call {
                 if let Some(timer) = &mut self.session_timer {
                     timer.refreshed(now);
                 }
-                self.ack_reinvite_answer(&response, entropy);
+                self.ack_answer(&response, entropy);
                 self.invite_transaction = None;
                 let sdp = answer_sdp(&response);
                 self.remote_sdp = Some(sdp.clone());
@@ -1159,14 +1160,7 @@ impl Call {
             .rev()
             .map(str::to_owned)
             .collect();
-        // The ACK for a 2xx is a new in-dialog request carrying the INVITE's CSeq number (§13.2.2.4).
-        let seq = response
-            .headers
-            .cseq()
-            .map_or(self.dialog.local_seq, |c| c.seq);
-        let ack = self.ack_for(seq, entropy);
-        self.transmits.push_back(ack.clone());
-        self.ack = Some((seq, ack));
+        self.ack_answer(&response, entropy);
         // 2xx retransmissions are answered from `ack` above; the transaction would only block a
         // re-INVITE for 32 s (Timer M).
         self.invite_transaction = None;
