@@ -6,10 +6,21 @@
 mod common;
 mod lab;
 
-use common::{CRM, Daemon, eventually};
+use common::{CRM, Client, Daemon, eventually};
 use lab::sipp::Sipp;
 use serde_json::json;
 use std::time::Duration;
+
+/// A daemon registered with `sipp`, its page, and the call sipp places, answered by the page.
+async fn answered_call(sipp: &Sipp) -> (Daemon, Client, String) {
+    let daemon = daemon(sipp);
+    let mut page = daemon.connect(CRM).await;
+    page.registered().await;
+    let (id, _) = page.incoming_call().await;
+    page.request("answer", json!({"conversationId": id})).await;
+    page.event("callAccepted").await;
+    (daemon, page, id)
+}
 
 /// A daemon registered with `sipp` as its server.
 fn daemon(sipp: &Sipp) -> Daemon {
@@ -60,12 +71,7 @@ async fn pbx_call_survives_garbage_and_carries_the_contract_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_asked_while_the_hold_is_unanswered_is_sent_once_it_is() {
     let mut sipp = Sipp::start("sipp-slow-hold.xml", 1, &[("@SLOW@", "2000".into())]);
-    let daemon = daemon(&sipp);
-    let mut page = daemon.connect(CRM).await;
-    page.registered().await;
-    let (id, _) = page.incoming_call().await;
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
+    let (daemon, mut page, id) = answered_call(&sipp).await;
     let (hold, _) = page.request("hold", json!({"conversationId": id})).await;
     assert_eq!(hold["ok"], true, "{hold}");
     let (resume, _) = page.request("unhold", json!({"conversationId": id})).await;
@@ -96,12 +102,7 @@ async fn a_resume_asked_while_the_hold_is_unanswered_is_sent_once_it_is() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_the_far_end_never_answers_is_cancelled_and_the_next_goes() {
     let mut sipp = Sipp::start("sipp-stuck-hold.xml", 1, &[]);
-    let daemon = daemon(&sipp);
-    let mut page = daemon.connect(CRM).await;
-    page.registered().await;
-    let (id, _) = page.incoming_call().await;
-    page.request("answer", json!({"conversationId": id})).await;
-    page.event("callAccepted").await;
+    let (daemon, mut page, id) = answered_call(&sipp).await;
     let (hold, _) = page.request("hold", json!({"conversationId": id})).await;
     assert_eq!(hold["ok"], true, "{hold}");
     eventually(
