@@ -1440,30 +1440,9 @@ impl Call {
     }
 }
 
-/// The CANCEL for an INVITE of ours (the first or a re-INVITE): its Request-URI, top Via (same
-/// branch), From, To, Call-ID and CSeq number, and its Route set (RFC 3261 §9.1).
+/// The CANCEL for an INVITE of ours, the first or a re-INVITE (§9.1).
 fn cancel_for(invite: &Request) -> Request {
-    let mut headers = Headers::new();
-    if let Some(via) = invite.headers.all("Via").first() {
-        headers.push("Via", *via);
-    }
-    headers.push("Max-Forwards", "70");
-    for name in ["From", "To", "Call-ID"] {
-        if let Some(v) = invite.headers.get(name) {
-            headers.push(name, v);
-        }
-    }
-    let seq = invite.headers.cseq().map_or(1, |c| c.seq);
-    headers.push("CSeq", format!("{seq} CANCEL"));
-    for route in invite.headers.all("Route") {
-        headers.push("Route", route);
-    }
-    Request {
-        method: Method::Cancel,
-        uri: invite.uri.clone(),
-        headers,
-        body: Vec::new(),
-    }
+    transaction::same_transaction(invite, Method::Cancel, None)
 }
 
 /// The next step for a re-INVITE of ours still without a final answer.

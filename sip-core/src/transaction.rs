@@ -275,33 +275,37 @@ impl ClientTransaction {
     }
 }
 
-/// The ACK for a non-2xx final response (§17.1.1.3): same Request-URI, Call-ID, From, CSeq number
-/// and top Via as the INVITE; To from the response (with its tag); the INVITE's Route set.
+/// The ACK for a non-2xx final response (§17.1.1.3): To from the response (with its tag), the
+/// rest as [`same_transaction`].
 fn ack_for(invite: &Request, response: &Response) -> Request {
+    same_transaction(invite, Method::Ack, response.headers.get("To"))
+}
+
+/// A request that belongs to `invite`'s transaction — the ACK for a non-2xx answer (§17.1.1.3),
+/// a CANCEL (§9.1): `method` with the INVITE's Request-URI, top Via (same branch), From, To (or
+/// `to`), Call-ID and CSeq number, and its Route set.
+pub(crate) fn same_transaction(invite: &Request, method: Method, to: Option<&str>) -> Request {
     let mut headers = Headers::new();
     if let Some(via) = invite.headers.all("Via").first() {
         headers.push("Via", *via);
     }
     headers.push("Max-Forwards", "70");
-    for name in ["From", "Call-ID"] {
-        if let Some(value) = invite.headers.get(name) {
-            headers.push(name, value);
-        }
+    if let Some(from) = invite.headers.get("From") {
+        headers.push("From", from);
     }
-    if let Some(to) = response
-        .headers
-        .get("To")
-        .or_else(|| invite.headers.get("To"))
-    {
+    if let Some(to) = to.or_else(|| invite.headers.get("To")) {
         headers.push("To", to);
     }
+    if let Some(call_id) = invite.headers.get("Call-ID") {
+        headers.push("Call-ID", call_id);
+    }
     let seq = invite.headers.cseq().map_or(1, |c| c.seq);
-    headers.push("CSeq", format!("{seq} ACK"));
+    headers.push("CSeq", format!("{seq} {method}"));
     for route in invite.headers.all("Route") {
         headers.push("Route", route);
     }
     Request {
-        method: Method::Ack,
+        method,
         uri: invite.uri.clone(),
         headers,
         body: Vec::new(),
